@@ -1,0 +1,281 @@
+"""Molecules behind spectra: identity, representative structure, fingerprints, Tanimoto.
+
+The label of DESIGN.md section 2: Tanimoto (Jaccard) of RDKit path fingerprints
+(maxPath 7, 2048 bits), one fingerprint per molecule, computed from the molecule's
+representative SMILES. Molecule identity is the first block of the InChIKey.
+
+Fingerprints are kept as a dense 0/1 ``uint8`` matrix so that intersections of whole
+blocks of molecules are one matrix product; nothing here builds a spectra x spectra matrix.
+"""
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from kit.errors import UserError
+
+FP_SIZE = 2048
+MAX_PATH = 7
+INCHIKEY14 = 14
+LABEL_DEFINITION = (
+    f"Tanimoto (Jaccard) similarity of RDKit path fingerprints (maxPath {MAX_PATH}, {FP_SIZE} bits, "
+    "rdFingerprintGenerator.GetRDKitFPGenerator) of the two molecules' representative SMILES "
+    "(the most frequent SMILES among a molecule's spectra, ties to the first seen); "
+    "molecule identity is the first 14 characters of the InChIKey"
+)
+# Rows of molecules per block when a Tanimoto matrix is built piecewise (bounds memory).
+BLOCK_ROWS = 2048
+
+
+def _rdkit():
+    from rdkit import Chem, RDLogger
+
+    RDLogger.DisableLog("rdApp.*")
+    return Chem
+
+
+def _undefined(value):
+    return value is None or str(value).strip().lower() in ("", "n/a", "na", "none", "nan")
+
+
+def fingerprint_generator():
+    """The label's fingerprint generator (RDKit path fingerprint, maxPath 7, 2048 bits)."""
+    from rdkit.Chem import rdFingerprintGenerator
+
+    return rdFingerprintGenerator.GetRDKitFPGenerator(maxPath=MAX_PATH, fpSize=FP_SIZE)
+
+
+def fingerprints(smiles):
+    """0/1 fingerprint matrix (``uint8``, one row per SMILES) of the label's fingerprint.
+
+    Raises
+    ------
+    UserError
+        When a SMILES does not parse.
+
+    Examples
+    --------
+    >>> fingerprints(["CCO", "c1ccccc1"]).shape
+    (2, 2048)
+    """
+    chem = _rdkit()
+    gen = fingerprint_generator()
+    out = np.zeros((len(smiles), FP_SIZE), dtype=np.uint8)
+    for row, text in enumerate(smiles):
+        mol = chem.MolFromSmiles(text)
+        if mol is None:
+            raise UserError(f"SMILES {text!r} (row {row}) does not parse: expected a valid SMILES")
+        out[row] = gen.GetFingerprintAsNumPy(mol)
+    return out
+
+
+def tanimoto_counts(fps_a, fps_b):
+    """Intersection counts and union sizes of every pair (row of a, row of b).
+
+    Returns integer arrays, so that bins can be found without rounding: the Tanimoto of
+    a pair is ``inter / union`` (0 where both fingerprints are empty, as in RDKit).
+    """
+    a = np.asarray(fps_a, dtype=np.float32)
+    b = np.asarray(fps_b, dtype=np.float32)
+    # float32 holds counts up to 2**24 exactly; a 2048-bit product never comes close.
+    inter = (a @ b.T).astype(np.int32)
+    union = a.sum(axis=1, dtype=np.int32)[:, None] + b.sum(axis=1, dtype=np.int32)[None, :]
+    union -= inter
+    return inter, union
+
+
+def tanimoto_from_counts(inter, union):
+    """Tanimoto values (float64, exactly as RDKit divides) from counts."""
+    inter = np.asarray(inter, dtype=np.float64)
+    union = np.asarray(union, dtype=np.float64)
+    out = np.zeros(np.broadcast(inter, union).shape)
+    np.divide(inter, union, out=out, where=union > 0)
+    return out
+
+
+def bins_from_counts(inter, union, n_bins=10):
+    """Tanimoto bin (0..n_bins-1) of each pair, in exact integer arithmetic."""
+    top = np.asarray(inter, dtype=np.int64) * n_bins
+    safe = np.maximum(union, 1)
+    return np.minimum(top // safe, n_bins - 1)
+
+
+def tanimoto_matrix(fps_a, fps_b=None):
+    """Tanimoto of every row of ``fps_a`` with every row of ``fps_b`` (float64).
+
+    Built in blocks of rows; the result is ``len(a) x len(b)``, so call it on blocks of
+    molecules, never on all spectra.
+
+    Examples
+    --------
+    >>> fps = fingerprints(["CCO", "CCCO", "c1ccccc1"])
+    >>> m = tanimoto_matrix(fps)
+    >>> bool(m[0, 0] == 1.0), bool(m[0, 1] > m[0, 2])
+    (True, True)
+    """
+    fps_b = fps_a if fps_b is None else fps_b
+    out = np.empty((len(fps_a), len(fps_b)))
+    for start in range(0, len(fps_a), BLOCK_ROWS):
+        inter, union = tanimoto_counts(fps_a[start : start + BLOCK_ROWS], fps_b)
+        out[start : start + BLOCK_ROWS] = tanimoto_from_counts(inter, union)
+    return out
+
+
+def tanimoto_rows(fps_a, fps_b):
+    """Row-wise Tanimoto of two equally long fingerprint matrices (one value per row).
+
+    Examples
+    --------
+    >>> fps = fingerprints(["CCO", "CCCO"])
+    >>> tanimoto_rows(fps, fps).tolist()
+    [1.0, 1.0]
+    """
+    a = np.asarray(fps_a, dtype=np.int32)
+    b = np.asarray(fps_b, dtype=np.int32)
+    inter = np.einsum("ij,ij->i", a, b)
+    union = a.sum(axis=1) + b.sum(axis=1) - inter
+    return tanimoto_from_counts(inter, union)
+
+
+@dataclass
+class Molecules:
+    """Spectra grouped by molecule.
+
+    Attributes
+    ----------
+    keys : numpy.ndarray of str
+        InChIKey first blocks, one per molecule, in order of first appearance.
+    smiles : list of str
+        Representative SMILES of each molecule.
+    spectrum_molecule : numpy.ndarray of int
+        Molecule index of each spectrum (same order as the spectra given).
+    """
+
+    keys: np.ndarray
+    smiles: list
+    spectrum_molecule: np.ndarray
+
+    def __len__(self):
+        return len(self.keys)
+
+    def fingerprints(self):
+        """0/1 fingerprint matrix, one row per molecule."""
+        return fingerprints(self.smiles)
+
+    def spectra_of(self):
+        """List of spectrum index arrays, one per molecule."""
+        order = np.argsort(self.spectrum_molecule, kind="stable")
+        bounds = np.searchsorted(self.spectrum_molecule[order], np.arange(len(self.keys) + 1))
+        return [order[bounds[i] : bounds[i + 1]] for i in range(len(self.keys))]
+
+
+def inchikey14(inchikey):
+    """First block of an InChIKey, or None when it is not a well-formed InChIKey.
+
+    Examples
+    --------
+    >>> inchikey14("LFQSCWFLJHTTHZ-UHFFFAOYSA-N")
+    'LFQSCWFLJHTTHZ'
+    >>> inchikey14("not a key") is None
+    True
+    """
+    if _undefined(inchikey):
+        return None
+    text = str(inchikey).strip().upper()
+    parts = text.split("-")
+    if len(parts) != 3 or len(parts[0]) != INCHIKEY14 or not parts[0].isalpha():
+        return None
+    return parts[0]
+
+
+def structure_keys(spectra, report=None, progress=False):
+    """Molecule key (InChIKey first block) and SMILES of each spectrum with a usable structure.
+
+    A spectrum needs a SMILES that RDKit parses; its InChIKey is taken from the metadata
+    when well-formed, else derived from the SMILES. Each distinct SMILES is parsed once.
+
+    Returns
+    -------
+    kept : list of int
+        Indices of the spectra with a usable structure.
+    keys, smiles : list of str
+        Molecule key and SMILES of each kept spectrum.
+    """
+    from tqdm.auto import tqdm
+
+    chem = _rdkit()
+    parsed = {}  # SMILES -> derived InChIKey block, or None when it does not parse
+    kept, keys, smiles_out = [], [], []
+    for index, spectrum in enumerate(tqdm(spectra, desc="structures", unit=" spectra", disable=not progress)):
+        smiles = spectrum.get("smiles")
+        if _undefined(smiles):
+            _count(report, "no SMILES")
+            continue
+        smiles = str(smiles).strip()
+        if smiles not in parsed:
+            mol = chem.MolFromSmiles(smiles)
+            parsed[smiles] = None if mol is None else (inchikey14(chem.MolToInchiKey(mol)) or "")
+        derived = parsed[smiles]
+        if derived is None:
+            _count(report, "SMILES that RDKit cannot parse")
+            continue
+        key = inchikey14(spectrum.get("inchikey")) or derived
+        if not key:
+            _count(report, "no InChIKey and none derivable from the SMILES")
+            continue
+        kept.append(index)
+        keys.append(key)
+        smiles_out.append(smiles)
+    return kept, keys, smiles_out
+
+
+def _count(report, reason):
+    if report is not None:
+        report.dropped[reason] += 1
+
+
+def group_molecules(keys, smiles):
+    """Group spectra (given their molecule key and SMILES) into :class:`Molecules`.
+
+    The representative SMILES of a molecule is its most frequent SMILES, ties to the
+    first seen.
+
+    Examples
+    --------
+    >>> m = group_molecules(["A", "B", "A", "A"], ["C", "CC", "OC", "OC"])
+    >>> list(m.keys), m.smiles, m.spectrum_molecule.tolist()
+    (['A', 'B'], ['OC', 'CC'], [0, 1, 0, 0])
+    """
+    if len(keys) != len(smiles):
+        raise ValueError(f"expected as many keys as SMILES, found {len(keys)} and {len(smiles)}")
+    index = {}
+    counts = []
+    spectrum_molecule = np.empty(len(keys), dtype=np.int64)
+    for row, (key, smi) in enumerate(zip(keys, smiles)):
+        if key not in index:
+            index[key] = len(index)
+            counts.append(Counter())
+        mol = index[key]
+        spectrum_molecule[row] = mol
+        # Counter keeps insertion order, and most_common is stable: ties go to the first seen.
+        counts[mol][smi] += 1
+    representative = [c.most_common(1)[0][0] for c in counts]
+    return Molecules(keys=np.array(list(index), dtype=object), smiles=representative, spectrum_molecule=spectrum_molecule)
+
+
+def molecules_of(spectra, report=None, progress=False):
+    """Keep spectra with a usable structure and group them by molecule.
+
+    Returns
+    -------
+    spectra : list of matchms.Spectrum
+        The spectra kept (others are counted in ``report``).
+    molecules : Molecules
+    """
+    kept, keys, smiles = structure_keys(spectra, report=report, progress=progress)
+    if not kept:
+        raise UserError(
+            f"no spectrum with a usable structure among {len(spectra):,}: expected SMILES that RDKit "
+            "parses (and ideally an InChIKey) in each spectrum's metadata"
+        )
+    return [spectra[i] for i in kept], group_molecules(keys, smiles)

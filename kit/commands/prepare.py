@@ -1,0 +1,41 @@
+"""``kit prepare``: build a competition folder from a spectral library."""
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "prepare",
+        help="build a competition from a spectral library",
+        description="Build data/NAME/ (train.mgf, test.mgf, test_pairs.csv, sample_submission.csv, "
+        "competition.json, private/solution.csv) from a spectral library. Without --library, a "
+        "simulated practice library is generated offline.",
+    )
+    p.add_argument("--library", nargs="+", metavar="PATH|massbank",
+                   help="spectra files (.mgf .msp .mzML .json, .gz allowed) or 'massbank' to download MassBank")
+    p.add_argument("--name", help="competition name (default: practice, or the library's file name)")
+    p.add_argument("--out", metavar="DIR", help="folder holding competitions (default: ./data)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--test-fraction", type=float, default=0.1, metavar="F", help="share of molecules in the test set (default 0.1)")
+    p.add_argument("--pairs-per-bin", type=int, default=1000, metavar="K", help="test pairs per Tanimoto bin (default 1000)")
+    p.add_argument("--public-fraction", type=float, default=0.3, metavar="P", help="share of Public rows (default 0.3)")
+    p.add_argument("--ionmode", choices=["positive", "negative", "both"], default="both", help="ion mode to keep (default both)")
+    p.add_argument("--force", action="store_true", help="replace an existing competition folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=run)
+
+
+def run(args):
+    from kit.prepare import prepare_competition
+
+    prepare_competition(
+        library=args.library,
+        name=args.name,
+        out=args.out,
+        seed=args.seed,
+        test_fraction=args.test_fraction,
+        pairs_per_bin=args.pairs_per_bin,
+        public_fraction=args.public_fraction,
+        ionmode=args.ionmode,
+        force=args.force,
+        progress=not args.quiet,
+    )
+    return 0

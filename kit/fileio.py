@@ -1,0 +1,111 @@
+"""Writing files so that a reader never sees half of one: temporary name, then rename."""
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from kit.errors import UserError
+
+
+def ensure_writable_dir(path):
+    """Create ``path`` (and parents) or raise a one-line :class:`UserError`.
+
+    Examples
+    --------
+    >>> ensure_writable_dir("/tmp/kit-doc-example").is_dir()
+    True
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create folder {path}: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"folder {path} is not writable: expected a folder you can write to")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(target, suffix=""):
+    """Yield a temporary path beside ``target``; rename it onto ``target`` on success.
+
+    On any exception the temporary file is removed and ``target`` is untouched.
+
+    Examples
+    --------
+    >>> with atomic_path("/tmp/kit-doc-example/a.txt") as tmp:
+    ...     _ = tmp.write_text("hello")
+    """
+    target = Path(target)
+    ensure_writable_dir(target.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(target, text, encoding="utf-8"):
+    """Write ``text`` to ``target`` through a temporary file and a rename."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding=encoding)
+    return Path(target)
+
+
+def write_bytes_atomic(target, data):
+    """Write ``data`` to ``target`` through a temporary file and a rename."""
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+    return Path(target)
+
+
+@contextlib.contextmanager
+def atomic_dir(target, force=False):
+    """Yield a temporary folder beside ``target``; it becomes ``target`` on success.
+
+    An existing ``target`` is refused unless ``force``; with ``force`` it is replaced
+    only once the new folder is complete.
+    """
+    target = Path(target)
+    if target.exists() and not force:
+        raise UserError(f"{target} already exists: expected a new folder (use --force to replace it)")
+    ensure_writable_dir(target.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    # mkdtemp makes a private folder; the finished one should look like any other.
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)
+    try:
+        yield tmp
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def sha256_file(path, chunk_size=1 << 20):
+    """Hex sha256 of a file, read in chunks.
+
+    Examples
+    --------
+    >>> p = write_text_atomic("/tmp/kit-doc-example/b.txt", "abc")
+    >>> sha256_file(p)[:12]
+    'ba7816bf8f01'
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk_size), b""):
+            digest.update(block)
+    return digest.hexdigest()

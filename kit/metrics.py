@@ -1,0 +1,235 @@
+"""Metrics of a similarity prediction (DESIGN.md section 3).
+
+Functions ending in ``_error`` are lower-is-better, those ending in ``_score`` are
+higher-is-better. Each is registered as a :class:`Metric` that knows its direction, so
+ranking code sorts any of them the same way.
+
+Only NumPy is imported: ``kit score`` must start fast, and importing scikit-learn costs
+more than scoring a million rows. The tests check that :func:`root_mean_squared_error`
+equals :func:`sklearn.metrics.root_mean_squared_error` to 1e-12.
+"""
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from kit.bins import BIN_LABELS, N_BINS, bin_index
+from kit.errors import UserError
+
+MINIMIZE = "minimize"
+MAXIMIZE = "maximize"
+
+
+def _pair(y_true, y_pred):
+    """Both inputs as 1-D float arrays of one length (a :class:`ValueError` otherwise)."""
+    y_true = np.asarray(y_true, dtype=float).ravel()
+    y_pred = np.asarray(y_pred, dtype=float).ravel()
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"expected arrays of one length, found {y_true.size} truths and {y_pred.size} predictions")
+    return y_true, y_pred
+
+
+def root_mean_squared_error(y_true, y_pred):
+    """Root mean squared error, computed as scikit-learn and Kaggle compute it.
+
+    ``sqrt(mean((y_true - y_pred) ** 2))``; NaN for empty input.
+
+    Examples
+    --------
+    >>> root_mean_squared_error([0.0, 1.0], [0.0, 0.0])
+    0.7071067811865476
+    """
+    y_true, y_pred = _pair(y_true, y_pred)
+    if y_true.size == 0:
+        return math.nan
+    # Same order of operations as sklearn: mean of squared differences, then sqrt.
+    return float(np.sqrt(np.mean((y_true - y_pred) ** 2)))
+
+
+def mean_absolute_error(y_true, y_pred):
+    """Mean absolute error; NaN for empty input.
+
+    Examples
+    --------
+    >>> mean_absolute_error([0.0, 1.0], [0.5, 0.5])
+    0.5
+    """
+    y_true, y_pred = _pair(y_true, y_pred)
+    if y_true.size == 0:
+        return math.nan
+    return float(np.mean(np.abs(y_true - y_pred)))
+
+
+def pearson_score(y_true, y_pred):
+    """Pearson correlation of predictions and truths; NaN when either is constant.
+
+    Examples
+    --------
+    >>> round(pearson_score([0.1, 0.5, 0.9], [0.2, 0.4, 0.6]), 6)
+    1.0
+    >>> pearson_score([0.1, 0.5], [0.3, 0.3])
+    nan
+    """
+    y_true, y_pred = _pair(y_true, y_pred)
+    if y_true.size < 2:
+        return math.nan
+    dt = y_true - y_true.mean()
+    dp = y_pred - y_pred.mean()
+    denominator = math.sqrt(float(np.dot(dt, dt)) * float(np.dot(dp, dp)))
+    if denominator == 0.0:
+        return math.nan
+    # Clip: rounding can push a perfect correlation a hair past 1.
+    return float(min(1.0, max(-1.0, float(np.dot(dt, dp)) / denominator)))
+
+
+def per_bin_rmse(y_true, y_pred):
+    """RMSE within each Tanimoto bin of the TRUE similarity; NaN for an empty bin.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``N_BINS`` values, bin ``k`` covering ``[k/10, (k+1)/10)`` (the top bin includes 1).
+
+    Examples
+    --------
+    >>> per_bin_rmse([0.05, 0.95], [0.15, 0.95]).round(3).tolist()[::9]
+    [0.1, 0.0]
+    """
+    y_true, y_pred = _pair(y_true, y_pred)
+    bins = bin_index(y_true)
+    squared = (y_true - y_pred) ** 2
+    counts = np.bincount(bins, minlength=N_BINS)
+    sums = np.bincount(bins, weights=squared, minlength=N_BINS)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, np.sqrt(sums / np.maximum(counts, 1)), np.nan)
+
+
+def bin_counts(y_true):
+    """Number of rows in each Tanimoto bin of the true similarity."""
+    return np.bincount(bin_index(np.asarray(y_true, dtype=float).ravel()), minlength=N_BINS)
+
+
+def binned_root_mean_squared_error(y_true, y_pred):
+    """Unweighted mean of the per-bin RMSEs over non-empty bins (MS2DeepScore's summary).
+
+    A model that is good only where pairs are common (low similarity) scores badly here.
+
+    Examples
+    --------
+    >>> round(binned_root_mean_squared_error([0.05, 0.95], [0.15, 0.95]), 6)
+    0.05
+    """
+    values = per_bin_rmse(y_true, y_pred)
+    values = values[~np.isnan(values)]
+    return float(np.mean(values)) if values.size else math.nan
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named metric that knows whether lower or higher is better.
+
+    Examples
+    --------
+    >>> m = get_metric("rmse")
+    >>> m.is_better(0.1, 0.2), m.format(0.123456789)
+    (True, '0.12346')
+    """
+
+    name: str
+    function: Callable
+    direction: str
+    decimals: int = 5
+
+    def __call__(self, y_true, y_pred):
+        return self.function(y_true, y_pred)
+
+    @property
+    def lower_is_better(self):
+        return self.direction == MINIMIZE
+
+    def sort_key(self, value):
+        """A key that sorts the best value first; NaN sorts last."""
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return math.inf
+        value = round(float(value), self.decimals)
+        return value if self.lower_is_better else -value
+
+    def is_better(self, a, b):
+        """True when ``a`` beats ``b`` at the reported precision."""
+        return self.sort_key(a) < self.sort_key(b)
+
+    def format(self, value):
+        """The value as reported: ``decimals`` places, or ``-`` when missing."""
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "-"
+        return f"{float(value):.{self.decimals}f}"
+
+    def describe(self):
+        """``rmse, lower is better`` and the like."""
+        return f"{self.name}, {'lower' if self.lower_is_better else 'higher'} is better"
+
+
+METRICS = {
+    "rmse": Metric("rmse", root_mean_squared_error, MINIMIZE),
+    "binned_rmse": Metric("binned_rmse", binned_root_mean_squared_error, MINIMIZE),
+    "mae": Metric("mae", mean_absolute_error, MINIMIZE),
+    "pearson": Metric("pearson", pearson_score, MAXIMIZE, decimals=4),
+}
+
+
+def get_metric(spec="rmse"):
+    """The :class:`Metric` named by ``spec``: a name, or competition.json's ``metric`` object.
+
+    A ``decimals`` or ``direction`` in the object overrides the registered default.
+
+    Examples
+    --------
+    >>> get_metric({"name": "rmse", "decimals": 4}).decimals
+    4
+    """
+    if isinstance(spec, Metric):
+        return spec
+    options = dict(spec) if isinstance(spec, dict) else {"name": spec or "rmse"}
+    name = str(options.get("name", "rmse")).lower()
+    if name not in METRICS:
+        raise UserError(f"unknown metric {name!r}: expected one of {', '.join(sorted(METRICS))}")
+    metric = METRICS[name]
+    decimals = options.get("decimals", metric.decimals)
+    direction = options.get("direction", metric.direction)
+    if direction not in (MINIMIZE, MAXIMIZE) or not isinstance(decimals, int) or not 0 <= decimals <= 12:
+        raise UserError(f"metric {options!r}: expected direction minimize|maximize and decimals 0-12")
+    return Metric(metric.name, metric.function, direction, decimals)
+
+
+def diagnostics(y_true, y_pred):
+    """Every diagnostic of one set of rows, as plain Python values (NaN -> None).
+
+    Returns
+    -------
+    dict
+        ``rmse``, ``binned_rmse``, ``per_bin_rmse`` (bin label -> value), ``bin_rows``
+        (bin label -> count), ``mae``, ``pearson``, ``rows``.
+
+    Examples
+    --------
+    >>> d = diagnostics([0.05, 0.95], [0.15, 0.95])
+    >>> d["rows"], d["per_bin_rmse"]["0.9-1.0"], d["per_bin_rmse"]["0.5-0.6"]
+    (2, 0.0, None)
+    """
+    y_true, y_pred = _pair(y_true, y_pred)
+    bins = per_bin_rmse(y_true, y_pred)
+    return {
+        "rmse": _plain(root_mean_squared_error(y_true, y_pred)),
+        "binned_rmse": _plain(binned_root_mean_squared_error(y_true, y_pred)),
+        "per_bin_rmse": {label: _plain(value) for label, value in zip(BIN_LABELS, bins)},
+        "bin_rows": {label: int(n) for label, n in zip(BIN_LABELS, bin_counts(y_true))},
+        "mae": _plain(mean_absolute_error(y_true, y_pred)),
+        "pearson": _plain(pearson_score(y_true, y_pred)),
+        "rows": int(y_true.size),
+    }
+
+
+def _plain(value):
+    value = float(value)
+    return None if math.isnan(value) else value

@@ -1,0 +1,57 @@
+"""The baseline ladder, registered by name: ``mean``, ``cosine``, ``gbm``, ``siamese``.
+
+Examples
+--------
+>>> import kit.models
+>>> kit.models.available()
+['mean', 'cosine', 'gbm', 'siamese']
+>>> model = kit.models.get("mean")()   # doctest: +SKIP
+"""
+from importlib import import_module
+from pathlib import Path
+
+from kit.errors import UserError
+
+# name -> "module:Class"; modules import lazily (the siamese pulls in TensorFlow).
+REGISTRY = {
+    "mean": "kit.models.mean:MeanModel",
+    "cosine": "kit.models.cosine:CosineModel",
+    "gbm": "kit.models.gbm:GBMModel",
+    "siamese": "kit.models.siamese:SiameseModel",
+}
+
+
+def available():
+    """Names of the registered models, from the simplest rung up."""
+    return list(REGISTRY)
+
+
+def get(name):
+    """The model class registered under ``name``.
+
+    Raises
+    ------
+    UserError
+        For an unknown name, listing the known ones.
+    """
+    if name not in REGISTRY:
+        raise UserError(f"unknown model {name!r}: expected one of {', '.join(REGISTRY)}")
+    module, cls = REGISTRY[name].split(":")
+    return getattr(import_module(module), cls)
+
+
+def load(path):
+    """Load a model saved with ``model.save(path)`` or written by ``kit train``.
+
+    Raises
+    ------
+    UserError
+        When the folder is not a saved model, was made by another major kit version,
+        or for other binning settings than the model's.
+    """
+    from kit.models.base import read_manifest
+
+    path = Path(path)
+    manifest = read_manifest(path)
+    cls = get(manifest.get("model"))
+    return cls._load_state(path, manifest)

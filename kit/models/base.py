@@ -1,0 +1,201 @@
+"""What every rung of the ladder shares: the pair-model interface, pair lookup, save/load.
+
+A model follows scikit-learn's conventions: ``__init__`` only stores keyword parameters,
+``fit(train_spectra)`` validates, samples its own training pairs and returns ``self``,
+fitted state ends in ``_``. ``predict(spectra, pairs)`` returns one similarity per pair.
+"""
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from kit._version import __version__
+from kit.errors import UserError
+from kit.fileio import atomic_dir
+
+MANIFEST = "manifest.json"
+
+
+def spectrum_ids(spectra):
+    """``spectrum_id`` of each spectrum (a list of str).
+
+    Examples
+    --------
+    >>> from matchms import Spectrum
+    >>> s = Spectrum(np.array([100.0]), np.array([1.0]), metadata={"spectrum_id": "A1"})
+    >>> spectrum_ids([s])
+    ['A1']
+    """
+    return [str(s.get("spectrum_id")) for s in spectra]
+
+
+def pair_indices(spectra, pairs):
+    """Positions in ``spectra`` of each pair's two spectra.
+
+    Parameters
+    ----------
+    spectra : list of matchms.Spectrum
+    pairs : pandas.DataFrame with ``spectrum_id_a`` and ``spectrum_id_b``, or an (n, 2) array of ids
+
+    Raises
+    ------
+    UserError
+        When a pair names a spectrum id that is not among ``spectra``.
+    """
+    import pandas as pd
+
+    if isinstance(pairs, pd.DataFrame):
+        missing = {"spectrum_id_a", "spectrum_id_b"} - set(pairs.columns)
+        if missing:
+            raise UserError(f"pairs need columns spectrum_id_a and spectrum_id_b; missing {', '.join(sorted(missing))}")
+        a, b = pairs["spectrum_id_a"].astype(str).to_numpy(), pairs["spectrum_id_b"].astype(str).to_numpy()
+    else:
+        arr = np.asarray(pairs, dtype=str)
+        if arr.ndim != 2 or arr.shape[1] != 2:
+            raise UserError(f"pairs: expected two columns of spectrum ids, found shape {arr.shape}")
+        a, b = arr[:, 0], arr[:, 1]
+    index = pd.Index(spectrum_ids(spectra))
+    if not index.is_unique:
+        dupes = index[index.duplicated()].unique()[:3].tolist()
+        raise UserError(f"spectrum ids must be unique; found repeated ids such as {', '.join(dupes)}")
+    ia, ib = index.get_indexer(a), index.get_indexer(b)
+    bad = np.flatnonzero((ia < 0) | (ib < 0))
+    if len(bad):
+        row = bad[0]
+        unknown = a[row] if ia[row] < 0 else b[row]
+        raise UserError(
+            f"{len(bad):,} pairs name spectrum ids that are not among the {len(index):,} spectra given; "
+            f"first at row {row}: {unknown!r}"
+        )
+    return ia, ib
+
+
+def check_spectra(spectra, what="spectra"):
+    """Raise :class:`UserError` for an empty list or a spectrum without peaks."""
+    if spectra is None or len(spectra) == 0:
+        raise UserError(f"no {what} given: expected a non-empty list of matchms Spectrum objects")
+    for row, spectrum in enumerate(spectra):
+        if not hasattr(spectrum, "peaks"):
+            raise TypeError(f"{what}[{row}] is a {type(spectrum).__name__}: expected a matchms Spectrum")
+        if len(spectrum.peaks.mz) == 0:
+            raise UserError(
+                f"{what}: spectrum {spectrum.get('spectrum_id')!r} (row {row}) has no peaks left after cleaning; "
+                "expected at least one peak in m/z 10-1000"
+            )
+
+
+class PairModel(BaseEstimator):
+    """Base class of the ladder: predicts the Tanimoto similarity of pairs of spectra.
+
+    Subclasses set ``name``, implement ``fit`` and ``_predict_indices`` and, when their
+    fitted state is not a scikit-learn object, ``_save_state``/``_load_state``.
+    """
+
+    name = None
+
+    def fit(self, spectra, validation_spectra=None):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def _predict_indices(self, spectra, idx_a, idx_b):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def _check_fitted(self):
+        if not getattr(self, "fitted_", False):
+            raise UserError(f"this {self.name} model is not fitted yet: call fit(train_spectra) before predict")
+
+    def predict(self, spectra, pairs):
+        """One similarity per pair.
+
+        Parameters
+        ----------
+        spectra : list of matchms.Spectrum
+            Spectra the pairs refer to (by ``spectrum_id``).
+        pairs : pandas.DataFrame
+            Columns ``spectrum_id_a`` and ``spectrum_id_b``.
+
+        Returns
+        -------
+        numpy.ndarray of float, one per row of ``pairs``.
+        """
+        self._check_fitted()
+        check_spectra(spectra)
+        idx_a, idx_b = pair_indices(spectra, pairs)
+        return np.asarray(self._predict_indices(spectra, idx_a, idx_b), dtype=float)
+
+    # -- persistence ---------------------------------------------------------------
+    def manifest(self):
+        """What is written beside the saved model."""
+        return {
+            "model": self.name,
+            "kit_version": __version__,
+            "params": {k: _jsonable(v) for k, v in self.get_params().items()},
+            "fit_seconds": getattr(self, "fit_seconds_", None),
+            "validation_score": getattr(self, "validation_score_", None),
+            "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+
+    def save(self, path, extra=None):
+        """Save into the folder ``path`` (written completely or not at all); return it."""
+        self._check_fitted()
+        path = Path(path)
+        with atomic_dir(path, force=True) as tmp:
+            manifest = self.manifest() | (extra or {})
+            manifest |= self._save_state(tmp) or {}
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        return path
+
+    def _save_state(self, folder):
+        """Write the fitted model with skops (scikit-learn rungs); return manifest additions."""
+        import skops.io as sio
+
+        sio.dump(self, folder / "model.skops")
+        return {"format": "skops", "file": "model.skops"}
+
+    @classmethod
+    def _load_state(cls, folder, manifest):
+        import skops.io as sio
+
+        file = folder / manifest.get("file", "model.skops")
+        untrusted = sio.get_untrusted_types(file=file)
+        allowed = [t for t in untrusted if _trusted_type(t)]
+        rejected = sorted(set(untrusted) - set(allowed))
+        if rejected:
+            raise UserError(f"{file}: refusing to load types outside the kit and scikit-learn: {', '.join(rejected[:5])}")
+        return sio.load(file, trusted=allowed)
+
+
+def _trusted_type(name):
+    return name.split(".")[0] in ("kit", "sklearn", "numpy", "scipy", "collections", "builtins")
+
+
+def _jsonable(value):
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return repr(value)
+
+
+def read_manifest(path):
+    """The manifest of a saved model folder, or a :class:`UserError`."""
+    path = Path(path)
+    file = path / MANIFEST
+    if not file.is_file():
+        raise UserError(f"{path} is not a saved model: expected {file} (written by model.save or `kit train`)")
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{file}: unreadable model manifest ({exc})") from None
+    major = str(manifest.get("kit_version", "")).split(".")[0]
+    if major != __version__.split(".")[0]:
+        raise UserError(
+            f"{path} was saved by specsim-kit {manifest.get('kit_version')!r}; this is {__version__}: "
+            "expected the same major version (retrain the model)"
+        )
+    return manifest

@@ -1,0 +1,278 @@
+"""Pairs of spectra balanced over the ten Tanimoto bins, chosen by molecule.
+
+Two uses share these functions: the test pairs of a competition (every molecule pair of
+the test molecules is enumerated, then spectra are drawn) and the training pairs of the
+learned models (anchors are drawn, and their partners found block by block, so memory
+stays bounded by ``batch x molecules``).
+"""
+import numpy as np
+
+from kit.bins import N_BINS
+from kit.chemistry import bins_from_counts, tanimoto_counts, tanimoto_rows
+from kit.errors import UserError
+
+# Rows of molecules compared at once when enumerating molecule pairs.
+BLOCK = 1024
+
+
+def molecule_pairs_by_bin(fps, n_bins=N_BINS):
+    """All molecule pairs ``i < j`` of a set, grouped by Tanimoto bin.
+
+    Each molecule is also paired with itself in the top bin: two different spectra of
+    one molecule are a pair of Tanimoto 1.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One ``(n, 2)`` int array per bin, ordered by ``(i, j)``.
+
+    Examples
+    --------
+    >>> from kit.chemistry import fingerprints
+    >>> by_bin = molecule_pairs_by_bin(fingerprints(["CCO", "CCCO", "c1ccccc1"]))
+    >>> sum(len(p) for p in by_bin)   # 3 pairs + 3 self-pairs
+    6
+    """
+    fps = np.asarray(fps)
+    n = len(fps)
+    chunks = [[] for _ in range(n_bins)]
+    for start in range(0, n, BLOCK):
+        inter, union = tanimoto_counts(fps[start : start + BLOCK], fps)
+        bins = bins_from_counts(inter, union, n_bins)
+        rows, cols = np.nonzero(np.triu(np.ones(bins.shape, dtype=bool), k=start + 1))
+        pair_bins = bins[rows, cols]
+        for b in range(n_bins):
+            hit = pair_bins == b
+            chunks[b].append(np.column_stack([rows[hit] + start, cols[hit]]))
+    selves = np.repeat(np.arange(n), 2).reshape(-1, 2)
+    chunks[n_bins - 1].append(selves)
+    out = []
+    for parts in chunks:
+        pairs = np.concatenate(parts) if parts else np.empty((0, 2), dtype=np.int64)
+        out.append(pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))].astype(np.int64))
+    return out
+
+
+def sample_spectrum_pairs(molecule_pairs, spectra_of, k, rng):
+    """Up to ``k`` distinct spectrum pairs drawn from the given molecule pairs.
+
+    Molecule pairs are visited in a random order, one spectrum pair each per round, so
+    that many molecules are represented before any molecule pair is used twice.
+
+    Parameters
+    ----------
+    molecule_pairs : (n, 2) int array
+    spectra_of : list of int arrays
+        Spectrum indices of each molecule.
+    k : int
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    (m, 2) int array of spectrum indices, ``m <= k``.
+    """
+    if len(molecule_pairs) == 0 or k <= 0:
+        return np.empty((0, 2), dtype=np.int64)
+    sizes = np.array([len(s) for s in spectra_of])
+    a_mol, b_mol = molecule_pairs[:, 0], molecule_pairs[:, 1]
+    same = a_mol == b_mol
+    # A self-pair needs two different spectra of the molecule.
+    usable = ~same | (sizes[a_mol] > 1)
+    a_mol, b_mol, same = a_mol[usable], b_mol[usable], same[usable]
+    if len(a_mol) == 0:
+        return np.empty((0, 2), dtype=np.int64)
+    available = np.where(same, sizes[a_mol] * (sizes[a_mol] - 1) // 2, sizes[a_mol] * sizes[b_mol]).sum()
+    target = int(min(k, available))
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    flat = np.concatenate(spectra_of) if len(spectra_of) else np.empty(0, dtype=np.int64)
+    chosen, seen = [], set()
+    stale_rounds = 0
+    while len(chosen) < target and stale_rounds < 3:
+        order = rng.permutation(len(a_mol))
+        ia = rng.integers(0, sizes[a_mol[order]])
+        ib = rng.integers(0, sizes[b_mol[order]] - same[order])
+        # For a self-pair, skip over the first spectrum so the two differ.
+        ib = ib + (same[order] & (ib >= ia))
+        sa = flat[offsets[a_mol[order]] + ia]
+        sb = flat[offsets[b_mol[order]] + ib]
+        before = len(chosen)
+        for x, y in zip(sa.tolist(), sb.tolist()):
+            key = (x, y) if x < y else (y, x)
+            if key not in seen:
+                seen.add(key)
+                chosen.append((x, y))
+                if len(chosen) == target:
+                    break
+        stale_rounds = stale_rounds + 1 if len(chosen) == before else 0
+    return np.array(chosen, dtype=np.int64).reshape(-1, 2)
+
+
+def balanced_test_pairs(fps, spectra_of, pairs_per_bin, rng, n_bins=N_BINS):
+    """Spectrum pairs balanced over Tanimoto bins, with their exact Tanimoto.
+
+    Returns
+    -------
+    pairs : (n, 2) int array of spectrum indices
+    similarity : (n,) float64 Tanimoto of each pair's molecules
+    per_bin : list of int, pairs found in each bin
+    """
+    spectrum_molecule = np.empty(sum(len(s) for s in spectra_of), dtype=np.int64)
+    for mol, members in enumerate(spectra_of):
+        spectrum_molecule[members] = mol
+    picked, per_bin = [], []
+    for molecule_pairs in molecule_pairs_by_bin(fps, n_bins):
+        pairs = sample_spectrum_pairs(molecule_pairs, spectra_of, pairs_per_bin, rng)
+        picked.append(pairs)
+        per_bin.append(len(pairs))
+    pairs = np.concatenate(picked) if picked else np.empty((0, 2), dtype=np.int64)
+    mols = spectrum_molecule[pairs]
+    fps = np.asarray(fps)
+    return pairs, tanimoto_rows(fps[mols[:, 0]], fps[mols[:, 1]]), per_bin
+
+
+def split_molecules(keys, fraction, rng, option="fraction"):
+    """Boolean mask of held-out molecules: a seeded share, independent of file order.
+
+    Parameters
+    ----------
+    keys : sequence of str
+        One key (InChIKey first block) per molecule.
+    fraction : float
+        Share of molecules held out.
+    rng : numpy.random.Generator
+    option : str
+        Name of the option that set ``fraction``, for the error message.
+
+    Examples
+    --------
+    >>> mask = split_molecules(list("ABCDEFGHIJ"), 0.3, np.random.default_rng(0))
+    >>> int(mask.sum())
+    3
+    """
+    n = len(keys)
+    n_out = int(round(fraction * n))
+    if n_out < 2 or n - n_out < 2:
+        raise UserError(
+            f"too few molecules for the split: found {n:,} molecules with usable structures and "
+            f"{option} {fraction} puts {n_out} on the held-out side; expected at least 2 on each side"
+        )
+    order = np.argsort(np.asarray(keys, dtype=str), kind="stable")
+    held_out = np.zeros(n, dtype=bool)
+    held_out[order[rng.permutation(n)[:n_out]]] = True
+    return held_out
+
+
+class PairSampler:
+    """Training pairs balanced over Tanimoto bins, drawn by molecule, on demand.
+
+    Each call draws anchor molecules (a fresh permutation), gives each a target bin
+    (balanced), compares the anchors with all molecules in one block of matrix products,
+    and picks a random partner in the target bin; then one spectrum of each molecule.
+    Memory is bounded by ``batch x molecules``; no spectra x spectra matrix is built.
+
+    Parameters
+    ----------
+    spectrum_molecule : int array
+        Molecule index of each spectrum.
+    fps : (n_molecules, 2048) 0/1 array
+        Fingerprint of each molecule.
+    batch : int
+        Anchors compared per block.
+
+    Examples
+    --------
+    >>> from kit.chemistry import fingerprints
+    >>> fps = fingerprints(["CCO", "CCCO", "c1ccccc1", "c1ccccc1O"])
+    >>> sampler = PairSampler(np.array([0, 0, 1, 2, 3, 3]), fps)
+    >>> a, b, y = sampler.sample(20, np.random.default_rng(0))
+    >>> len(a) == len(b) == len(y)
+    True
+    """
+
+    def __init__(self, spectrum_molecule, fps, batch=1024, n_bins=N_BINS):
+        self.spectrum_molecule = np.asarray(spectrum_molecule, dtype=np.int64)
+        self.fps = np.asarray(fps, dtype=np.uint8)
+        self.batch = int(batch)
+        self.n_bins = int(n_bins)
+        order = np.argsort(self.spectrum_molecule, kind="stable")
+        self._order = order
+        n_mol = len(self.fps)
+        self._offsets = np.searchsorted(self.spectrum_molecule[order], np.arange(n_mol + 1))
+        self._sizes = np.diff(self._offsets)
+        if len(self.spectrum_molecule) and (self.spectrum_molecule.max() >= n_mol or self.spectrum_molecule.min() < 0):
+            raise ValueError("spectrum_molecule names a molecule without a fingerprint")
+
+    @classmethod
+    def from_spectra(cls, spectra, **kwargs):
+        """A sampler over spectra that carry structures (SMILES, InChIKey)."""
+        from kit.chemistry import molecules_of
+
+        kept, molecules = molecules_of(spectra)
+        if len(kept) != len(spectra):
+            raise UserError(
+                f"{len(spectra) - len(kept):,} of {len(spectra):,} training spectra have no usable structure: "
+                "expected SMILES that RDKit parses in every training spectrum"
+            )
+        return cls(molecules.spectrum_molecule, molecules.fingerprints(), **kwargs)
+
+    def molecule_pairs(self, n_pairs, rng):
+        """``n_pairs`` molecule pairs (as two arrays), balanced over bins where possible."""
+        n_mol = len(self.fps)
+        found_a, found_b = [], []
+        got = 0
+        attempts = 0
+        targets_left = np.bincount(np.arange(n_pairs) % self.n_bins, minlength=self.n_bins)
+        while got < n_pairs and attempts < 50:
+            attempts += 1
+            anchors = rng.permutation(n_mol)[: self.batch]
+            want = np.repeat(np.arange(self.n_bins), targets_left)
+            if len(want) == 0:
+                break
+            want = rng.permutation(want)[: len(anchors)]
+            anchors = anchors[: len(want)]
+            inter, union = tanimoto_counts(self.fps[anchors], self.fps)
+            bins = bins_from_counts(inter, union, self.n_bins)
+            ok = bins == want[:, None]
+            # A molecule is its own partner only when it has two spectra to pair.
+            ok[np.arange(len(anchors)), anchors] &= self._sizes[anchors] > 1
+            noise = rng.random(ok.shape)
+            noise[~ok] = -1.0
+            partner = noise.argmax(axis=1)
+            hit = ok[np.arange(len(anchors)), partner]
+            for b in range(self.n_bins):
+                take = np.flatnonzero(hit & (want == b))[: targets_left[b]]
+                targets_left[b] -= len(take)
+                found_a.append(anchors[take])
+                found_b.append(partner[take])
+                got += len(take)
+        a = np.concatenate(found_a) if found_a else np.empty(0, dtype=np.int64)
+        b = np.concatenate(found_b) if found_b else np.empty(0, dtype=np.int64)
+        if got < n_pairs and len(a):
+            # Bins with no molecule pairs at all: top up with what the other bins offer.
+            extra = rng.integers(0, len(a), n_pairs - got)
+            a, b = np.concatenate([a, a[extra]]), np.concatenate([b, b[extra]])
+        return a, b
+
+    def spectrum_of(self, molecules, rng, avoid=None):
+        """A random spectrum of each molecule, different from ``avoid`` where possible."""
+        sizes = self._sizes[molecules]
+        pick = rng.integers(0, np.maximum(sizes, 1))
+        chosen = self._order[self._offsets[molecules] + pick]
+        if avoid is not None:
+            clash = (chosen == avoid) & (sizes > 1)
+            pick[clash] = (pick[clash] + 1 + rng.integers(0, sizes[clash] - 1)) % sizes[clash]
+            chosen[clash] = self._order[self._offsets[molecules[clash]] + pick[clash]]
+        return chosen
+
+    def sample(self, n_pairs, rng):
+        """``n_pairs`` spectrum pairs and their Tanimoto labels.
+
+        Returns
+        -------
+        idx_a, idx_b : int arrays of spectrum indices
+        similarity : float64 array
+        """
+        mol_a, mol_b = self.molecule_pairs(int(n_pairs), rng)
+        spec_a = self.spectrum_of(mol_a, rng)
+        spec_b = self.spectrum_of(mol_b, rng, avoid=spec_a)
+        return spec_a, spec_b, tanimoto_rows(self.fps[mol_a], self.fps[mol_b])

@@ -1,0 +1,245 @@
+"""``kit prepare``: a spectral library becomes a competition folder (DESIGN.md section 2).
+
+The folder is built under a temporary name and renamed when complete, so it is written
+completely or not at all. Random steps draw from independent streams of one seed, so the
+same library, options and seed give byte-identical files.
+"""
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from kit import competition as files
+from kit._version import __version__
+from kit.bins import BIN_LABELS, N_BINS
+from kit.errors import UserError
+from kit.fileio import atomic_dir, ensure_writable_dir, sha256_file
+from kit.pairs import split_molecules
+from kit.paths import COMPETITION_FILE, DEFAULT_COMPETITION, data_dir
+
+# Fields a test spectrum keeps: nothing that names or draws the molecule.
+PUBLIC_FIELDS = (
+    "spectrum_id", "precursor_mz", "charge", "ionmode", "adduct",
+    "instrument_type", "fragmentation", "collision_energy", "license",
+)
+STRUCTURE_FIELDS = ("compound_name", "smiles", "inchi", "inchikey", "formula")
+IONMODES = ("both", "positive", "negative")
+MAX_DAILY_SUBMISSIONS = 5
+SIMULATED = "simulated"
+MASSBANK = "massbank"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_options(test_fraction, pairs_per_bin, public_fraction, ionmode, seed):
+    """Raise :class:`UserError` for an option outside its range."""
+    if not 0.0 < float(test_fraction) < 1.0:
+        raise UserError(f"--test-fraction must be between 0 and 1 (exclusive), found {test_fraction}")
+    if not 0.0 < float(public_fraction) < 1.0:
+        raise UserError(f"--public-fraction must be between 0 and 1 (exclusive), found {public_fraction}")
+    if int(pairs_per_bin) < 1:
+        raise UserError(f"--pairs-per-bin must be a positive whole number, found {pairs_per_bin}")
+    if ionmode not in IONMODES:
+        raise UserError(f"--ionmode must be one of {', '.join(IONMODES)}, found {ionmode!r}")
+    if int(seed) < 0:
+        raise UserError(f"--seed must be a non-negative whole number, found {seed}")
+
+
+def competition_name(name, libraries):
+    """The competition's name: given, else ``practice`` or the first library's file stem."""
+    if name is None:
+        if not libraries:
+            name = DEFAULT_COMPETITION
+        else:
+            first = str(libraries[0])
+            stem = Path(first).name.split(".")[0] if first != MASSBANK else MASSBANK
+            name = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-.") or "competition"
+    if not _NAME.match(name):
+        raise UserError(
+            f"competition name {name!r} is not allowed: expected letters, digits, '.', '_' or '-' "
+            "(up to 64, starting with a letter or digit)"
+        )
+    return name
+
+
+def load_library(libraries, ionmode, cache_dir, progress):
+    """Cleaned spectra of the given libraries (or the simulated one), with a report."""
+    from kit.spectra import CleaningReport, clean_spectra, default_filters, load_spectra
+
+    if not libraries:
+        from kit.simulate import simulate_library
+
+        report = CleaningReport(source=SIMULATED)
+        spectra = clean_spectra(
+            simulate_library(seed=0, progress=progress), default_filters(ionmode=ionmode), report=report, progress=progress
+        )
+        return spectra, report, [{"source": SIMULATED, "generator": "kit.simulate.simulate_library(seed=0)"}]
+    spectra, sources = [], []
+    report = CleaningReport(source=", ".join(str(x) for x in libraries))
+    for library in libraries:
+        if str(library) == MASSBANK:
+            from kit.download import fetch_massbank
+
+            library = fetch_massbank(cache_dir, progress=progress)
+        spectra += load_spectra(library, ionmode=ionmode, report=report, progress=progress)
+        sources.append({"source": Path(library).name, "sha256": sha256_file(library)})
+    if not spectra:
+        raise UserError(
+            f"no spectra left after cleaning {report.source} (read {report.read:,}): expected MS/MS "
+            f"spectra with a precursor m/z, ion mode {ionmode}, and at least 5 peaks in m/z 10-1000"
+        )
+    return spectra, report, sources
+
+
+def unique_ids(spectra):
+    """One unique, CSV-safe spectrum id per spectrum (``SPECTRUM_ID`` where present)."""
+    ids, seen = [], {}
+    for index, spectrum in enumerate(spectra):
+        raw = spectrum.get("spectrum_id")
+        base = re.sub(r"[\s,\"]+", "_", str(raw).strip()) if raw not in (None, "") else f"SPEC{index:07d}"
+        count = seen.get(base, 0)
+        seen[base] = count + 1
+        ids.append(base if count == 0 else f"{base}-{count + 1}")
+    return ids
+
+
+def public_usage(n_rows, public_fraction, rng):
+    """``Public``/``Private`` label per row: an exact, seeded share of Public rows."""
+    usage = np.full(n_rows, "Private", dtype=object)
+    usage[rng.permutation(n_rows)[: int(round(public_fraction * n_rows))]] = "Public"
+    return usage
+
+
+def strip_spectrum(spectrum, spectrum_id, keep):
+    """A copy of ``spectrum`` with only the metadata fields in ``keep``."""
+    from matchms import Spectrum
+
+    metadata = {"spectrum_id": spectrum_id}
+    for key in keep:
+        value = spectrum.get(key)
+        if key != "spectrum_id" and value not in (None, ""):
+            metadata[key] = value
+    return Spectrum(
+        mz=spectrum.peaks.mz, intensities=spectrum.peaks.intensities, metadata=metadata, metadata_harmonization=False
+    )
+
+
+def prepare_competition(
+    library=None,
+    name=None,
+    out=None,
+    seed=0,
+    test_fraction=0.1,
+    pairs_per_bin=1000,
+    public_fraction=0.3,
+    ionmode="both",
+    force=False,
+    progress=True,
+    echo=print,
+):
+    """Build a competition folder from a spectral library; return the :class:`Competition`.
+
+    Parameters
+    ----------
+    library : str, Path or list, optional
+        Spectra files (MGF, MSP, mzML, JSON; ``.gz`` allowed) or ``"massbank"``.
+        ``None`` builds the simulated practice library.
+    name : str, optional
+        Folder name under ``out`` (default ``practice`` or the library's file stem).
+    out : str or Path, optional
+        Folder holding competitions (default ``./data``).
+    seed, test_fraction, pairs_per_bin, public_fraction, ionmode, force :
+        As the options of ``kit prepare``.
+
+    Examples
+    --------
+    >>> comp = prepare_competition(name="practice", seed=0)   # doctest: +SKIP
+    >>> comp.test_pairs.shape                                  # doctest: +SKIP
+    """
+    check_options(test_fraction, pairs_per_bin, public_fraction, ionmode, seed)
+    libraries = [] if library is None else [library] if isinstance(library, (str, Path)) else list(library)
+    name = competition_name(name, libraries)
+    root = ensure_writable_dir(data_dir(out))
+    target = root / name
+    if target.exists() and not force:
+        raise UserError(f"{target} already exists: expected a new competition name (use --force to replace it)")
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(3)]
+    split_rng, pairs_rng, usage_rng = streams
+
+    spectra, report, sources = load_library(libraries, ionmode, root / "cache", progress)
+    from kit.chemistry import LABEL_DEFINITION, molecules_of
+
+    spectra, molecules = molecules_of(spectra, report=report, progress=progress)
+    report.kept = len(spectra)
+    ids = unique_ids(spectra)
+    is_test_molecule = split_molecules(molecules.keys, float(test_fraction), split_rng, option="--test-fraction")
+    is_test = is_test_molecule[molecules.spectrum_molecule]
+    test_idx, train_idx = np.flatnonzero(is_test), np.flatnonzero(~is_test)
+
+    # Test pairs over test molecules only; spectra re-indexed within the test set.
+    test_mols = np.flatnonzero(is_test_molecule)
+    local = np.full(len(molecules), -1)
+    local[test_mols] = np.arange(len(test_mols))
+    test_spectrum_mol = local[molecules.spectrum_molecule[test_idx]]
+    spectra_of = [np.flatnonzero(test_spectrum_mol == m) for m in range(len(test_mols))]
+    from kit.chemistry import fingerprints
+    from kit.pairs import balanced_test_pairs
+
+    if progress:
+        echo(f"fingerprints of {len(molecules):,} molecules; test pairs over {len(test_mols):,} test molecules")
+    fps = fingerprints([molecules.smiles[m] for m in test_mols])
+    pairs, similarity, per_bin = balanced_test_pairs(fps, spectra_of, int(pairs_per_bin), pairs_rng)
+    order = pairs_rng.permutation(len(pairs))
+    pairs, similarity = pairs[order], similarity[order]
+    swap = pairs_rng.random(len(pairs)) < 0.5
+    pairs[swap] = pairs[swap][:, ::-1]
+    test_ids = np.array([ids[i] for i in test_idx], dtype=object)
+    usage = public_usage(len(pairs), float(public_fraction), usage_rng)
+
+    import pandas as pd
+    from kit.spectra import save_spectra
+
+    meta = {
+        "name": name,
+        "kit_version": __version__,
+        "created_by": "kit prepare",
+        "seed": int(seed),
+        "metric": {"name": "rmse", "direction": "minimize", "decimals": 5, "target": "similarity"},
+        "label": {"definition": LABEL_DEFINITION, "fingerprint": "rdkit", "max_path": 7, "fp_size": 2048, "identity": "inchikey14"},
+        "library": {"sources": sources, "ionmode": ionmode, "cleaning": report.as_dict()},
+        "options": {
+            "test_fraction": float(test_fraction), "pairs_per_bin": int(pairs_per_bin),
+            "public_fraction": float(public_fraction), "ionmode": ionmode,
+        },
+        "split": {
+            "train_spectra": int(len(train_idx)), "test_spectra": int(len(test_idx)),
+            "train_molecules": int((~is_test_molecule).sum()), "test_molecules": int(is_test_molecule.sum()),
+        },
+        "pairs": {"bins": BIN_LABELS, "per_bin": [int(x) for x in per_bin], "total": int(len(pairs)), "n_bins": N_BINS},
+        "public_fraction": float(public_fraction),
+        "public_rows": int((usage == "Public").sum()),
+        "private_rows": int((usage == "Private").sum()),
+        "max_daily_submissions": MAX_DAILY_SUBMISSIONS,
+    }
+    with atomic_dir(target, force=force) as tmp:
+        (tmp / "private").mkdir()
+        save_spectra([strip_spectrum(spectra[i], ids[i], PUBLIC_FIELDS + STRUCTURE_FIELDS) for i in train_idx], tmp / files.TRAIN_FILE)
+        save_spectra([strip_spectrum(spectra[i], ids[i], PUBLIC_FIELDS) for i in test_idx], tmp / files.TEST_FILE)
+        ids_col = np.arange(len(pairs))
+        pd.DataFrame({"id": ids_col, "spectrum_id_a": test_ids[pairs[:, 0]], "spectrum_id_b": test_ids[pairs[:, 1]]}).to_csv(
+            tmp / files.PAIRS_FILE, index=False, lineterminator="\n"
+        )
+        pd.DataFrame({"id": ids_col, "similarity": 0.5}).to_csv(tmp / files.SAMPLE_FILE, index=False, lineterminator="\n")
+        pd.DataFrame({"id": ids_col, "similarity": similarity, "Usage": usage}).to_csv(
+            tmp / files.SOLUTION_FILE, index=False, lineterminator="\n"
+        )
+        meta["files"] = {f: sha256_file(tmp / f) for f in (*files.PUBLIC_FILES, files.SOLUTION_FILE)}
+        (tmp / COMPETITION_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    for line in report.lines():
+        echo(line)
+    echo(
+        f"wrote {target}: {len(train_idx):,} train / {len(test_idx):,} test spectra, "
+        f"{meta['split']['train_molecules']:,} / {meta['split']['test_molecules']:,} molecules, {len(pairs):,} test pairs"
+    )
+    echo("pairs per Tanimoto bin: " + ", ".join(f"{label} {n}" for label, n in zip(BIN_LABELS, per_bin)))
+    return files.load_competition(target)

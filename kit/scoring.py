@@ -1,0 +1,291 @@
+"""The local scorer: the leaderboard's metric on the Public and Private rows of a submission.
+
+Scoring reads ``private/solution.csv`` and never the spectra, and imports neither
+scikit-learn, TensorFlow, matchms nor the ``kaggle`` package, so ``kit score`` starts fast.
+"""
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kit.errors import UserError
+from kit.metrics import Metric, diagnostics, get_metric
+from kit.validation import read_submission
+
+PUBLIC = "Public"
+PRIVATE = "Private"
+
+
+@dataclass
+class ScoreResult:
+    """The score of one submission, with diagnostics for each Usage.
+
+    Attributes
+    ----------
+    competition : str
+        Competition name.
+    path : Path
+        The submission file.
+    sha256 : str
+        Hash of the submission's bytes.
+    rows : int
+        Rows in the submission.
+    metric : Metric
+        The competition's metric (knows its direction and decimals).
+    public, private : float
+        The metric on the Public and on the Private rows (``private`` is None when the
+        competition has no Private rows). Print Private only when it is revealed.
+    details : dict
+        ``{"Public": {...}, "Private": {...}}``, each from :func:`kit.metrics.diagnostics`
+        (rmse, binned_rmse, per_bin_rmse, bin_rows, mae, pearson, rows).
+    warnings : list of str
+        Problems that did not stop scoring (values outside [0, 1]).
+    model, validation : str, float or None
+        From the submission's ``.json`` manifest when it has one.
+    """
+
+    competition: str
+    path: Path
+    sha256: str
+    rows: int
+    metric: Metric
+    public: float
+    private: float
+    details: dict
+    warnings: list = field(default_factory=list)
+    model: str = None
+    validation: float = None
+    manifest: dict = field(default=None, repr=False)
+
+    @property
+    def per_bin_rmse(self):
+        """Public per-bin RMSE: bin label -> value (None for an empty bin)."""
+        return self.details[PUBLIC]["per_bin_rmse"]
+
+    @property
+    def binned_rmse(self):
+        return self.details[PUBLIC]["binned_rmse"]
+
+    @property
+    def mae(self):
+        return self.details[PUBLIC]["mae"]
+
+    @property
+    def pearson(self):
+        return self.details[PUBLIC]["pearson"]
+
+    def to_dict(self, private=False):
+        """The ``kit score --json`` object: Public score and diagnostics, Private when asked.
+
+        Examples
+        --------
+        >>> sorted(result.to_dict())  # doctest: +SKIP
+        ['binned_rmse', 'competition', 'direction', 'file', 'mae', 'metric', 'pearson',
+         'per_bin_rmse', 'public', 'public_rows', 'rows', 'sha256', 'warnings']
+        """
+        public = self.details[PUBLIC]
+        out = {
+            "competition": self.competition,
+            "file": str(self.path),
+            "sha256": self.sha256,
+            "metric": self.metric.name,
+            "direction": self.metric.direction,
+            "public": self.public,
+            "binned_rmse": public["binned_rmse"],
+            "per_bin_rmse": public["per_bin_rmse"],
+            "mae": public["mae"],
+            "pearson": public["pearson"],
+            "rows": self.rows,
+            "public_rows": public["rows"],
+            "warnings": list(self.warnings),
+        }
+        if private:
+            out["private"] = self.private
+            out["private_diagnostics"] = {k: v for k, v in self.details.get(PRIVATE, {}).items() if k != "bin_rows"}
+        return out
+
+    def format(self, private=False):
+        """A short human report: scores, then the diagnostics of each shown Usage."""
+        metric = self.metric
+        lines = [f"{self.path.name} on {self.competition} ({metric.describe()}), {self.rows:,} rows"]
+        usages = [PUBLIC] + ([PRIVATE] if private and PRIVATE in self.details else [])
+        for usage in usages:
+            d = self.details[usage]
+            score = self.public if usage == PUBLIC else self.private
+            lines.append(f"{usage} score: {metric.format(score)}  ({d['rows']:,} rows)")
+        for usage in usages:
+            d = self.details[usage]
+            pearson = "-" if d["pearson"] is None else f"{d['pearson']:.4f}"
+            lines.append(
+                f"  {usage}: binned RMSE {_fmt(d['binned_rmse'])}   MAE {_fmt(d['mae'])}   Pearson r {pearson}"
+            )
+        lines.append("  per-bin RMSE (bins of the true similarity):")
+        header = "    bin      " + "".join(f"{u:>18}" for u in usages)
+        lines.append(header)
+        for label in self.per_bin_rmse:
+            cells = "".join(
+                f"{_fmt(self.details[u]['per_bin_rmse'][label]):>10} ({self.details[u]['bin_rows'][label]:>4,})"
+                for u in usages
+            )
+            lines.append(f"    {label}  {cells}")
+        return "\n".join(lines)
+
+
+class Scorer:
+    """Scores submissions against one competition's solution, read once.
+
+    Examples
+    --------
+    >>> scorer = Scorer("data/practice")              # doctest: +SKIP
+    >>> scorer.score("submissions/practice/a.csv").public  # doctest: +SKIP
+    0.21345
+    """
+
+    def __init__(self, competition, data=None):
+        self.competition = _as_competition(competition, data)
+        self.metric = get_metric(self.competition.metadata.get("metric", "rmse"))
+        self.ids, self.truth, self.usage = _load_solution(self.competition)
+
+    @property
+    def expected_rows(self):
+        return int(self.ids.size)
+
+    def score(self, path):
+        """Validate ``path`` and score it; a :class:`~kit.errors.SubmissionError` if invalid."""
+        submission = read_submission(path, expected_ids=self.ids)
+        predicted = submission.aligned_values()
+        details, scores = {}, {}
+        for usage, mask in self.usage.items():
+            details[usage] = diagnostics(self.truth[mask], predicted[mask])
+            scores[usage] = self.metric(self.truth[mask], predicted[mask])
+        manifest = read_manifest(submission.path, submission.sha256)
+        return ScoreResult(
+            competition=self.competition.name,
+            path=submission.path,
+            sha256=submission.sha256,
+            rows=submission.rows,
+            metric=self.metric,
+            public=scores[PUBLIC],
+            private=scores.get(PRIVATE),
+            details=details,
+            warnings=submission.warnings,
+            model=(manifest or {}).get("model", {}).get("name"),
+            validation=_validation_value((manifest or {}).get("validation_score")),
+            manifest=manifest,
+        )
+
+
+def score_submission(path, competition=None, *, data=None, record=False, participant=None, leaderboard=None):
+    """Score a submission file exactly as the leaderboard does.
+
+    Parameters
+    ----------
+    path : str or Path
+        The submission CSV (``id,similarity``).
+    competition : Competition, str or Path, optional
+        The competition object, folder or name (default ``practice``). Its
+        ``private/solution.csv`` must be present.
+    data : str or Path, optional
+        Folder holding named competitions (default ``./data``).
+    record : bool
+        Also append the result to ``leaderboard/<competition>.csv``.
+    participant : str, optional
+        Who to record it for (default: the manifest's participant, else ``$USER``).
+    leaderboard : str or Path, optional
+        Leaderboard folder (default ``./leaderboard``).
+
+    Returns
+    -------
+    ScoreResult
+        ``.public``, ``.private``, ``.per_bin_rmse``, ``.binned_rmse``, ``.mae``, ``.pearson``.
+
+    Raises
+    ------
+    kit.SubmissionError
+        The file breaks a rule of the submission format (a ``ValueError``).
+
+    Examples
+    --------
+    >>> result = score_submission("submissions/practice/x.csv", "practice")  # doctest: +SKIP
+    >>> round(result.public, 5)                                               # doctest: +SKIP
+    0.21345
+    """
+    result = Scorer(competition, data=data).score(path)
+    if record:
+        from kit.leaderboard import record_result
+
+        record_result(result, participant=participant, leaderboard=leaderboard)
+    return result
+
+
+def read_manifest(path, sha256=None):
+    """The ``.json`` manifest written beside a submission, or None.
+
+    A manifest whose recorded hash differs from ``sha256`` describes another version of
+    the file and is ignored.
+    """
+    manifest_path = Path(path).with_suffix(".json")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("model"), dict):
+        return None
+    if sha256 is not None and manifest.get("sha256") not in (None, sha256):
+        return None
+    return manifest
+
+
+def _validation_value(score):
+    """A single number from a manifest's validation score (its rmse when it is a dict)."""
+    if isinstance(score, dict):
+        score = score.get("rmse")
+    try:
+        value = float(score)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _as_competition(competition, data=None):
+    from kit.competition import Competition, load_competition
+
+    if isinstance(competition, Competition):
+        return competition
+    return load_competition(competition, data=data)
+
+
+def _load_solution(competition):
+    """Solution ids, truths and a boolean mask per Usage; a :class:`UserError` if unusable."""
+    import pandas as pd
+
+    if not competition.has_solution:
+        competition.load_solution()  # raises the explanatory UserError
+    path = competition.solution_path
+    try:
+        frame = pd.read_csv(
+            path, dtype={"id": np.int64, "similarity": np.float64, "Usage": "category"}, engine="c"
+        )
+    except (OSError, ValueError, TypeError, OverflowError) as exc:
+        raise UserError(f"{path} is not a valid solution file: {' '.join(str(exc).split())}") from None
+    if list(frame.columns[:3]) != ["id", "similarity", "Usage"]:
+        raise UserError(f"{path}: expected columns id,similarity,Usage, found {','.join(map(str, frame.columns))}")
+    ids = frame["id"].to_numpy()
+    truth = frame["similarity"].to_numpy()
+    usage = frame["Usage"].astype(str).to_numpy() if frame["Usage"].dtype != "category" else frame["Usage"]
+    masks = {name: np.asarray(usage == name) for name in (PUBLIC, PRIVATE)}
+    other = ~(masks[PUBLIC] | masks[PRIVATE])
+    if other.any() or not masks[PUBLIC].any() or len(np.unique(ids)) != ids.size or not np.isfinite(truth).all():
+        raise UserError(
+            f"{path}: expected unique ids, finite similarities and Usage Public or Private "
+            "with at least one Public row; the solution file is damaged"
+        )
+    if not masks[PRIVATE].any():
+        del masks[PRIVATE]
+    return ids, truth, masks
+
+
+def _fmt(value):
+    return "-" if value is None else f"{value:.5f}"

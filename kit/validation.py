@@ -1,0 +1,451 @@
+"""Reading a submission file and checking it against the rules of DESIGN.md section 3.
+
+A valid submission has the header ``id,similarity``, one row per id of the competition,
+in any order, and a finite number in every row. Each broken rule is reported as one
+:class:`~kit.errors.SubmissionError` line: the rule, what was expected, what was found
+and the first offending lines.
+
+Speed: the file is read once as bytes (its size capped first), parsed by pandas' C
+reader with fixed dtypes, and checked with NumPy. Only when something is wrong does a
+slower line-by-line pass run, to find and quote the offending lines.
+"""
+import codecs
+import csv
+import io
+import math
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kit.errors import SubmissionError
+
+HEADER = ("id", "similarity")
+#: How many offending lines a message quotes.
+SHOWN = 5
+#: Generous bytes per row: ``123456,0.12345678901234567`` is 26; quotes and spaces fit.
+BYTES_PER_ROW = 100
+#: Size allowed whatever the row count (small competitions, hand-made files).
+BASE_BYTES = 1 << 20
+#: Cap when the expected rows are unknown (checking a file for Kaggle).
+UNKNOWN_ROWS_MAX_BYTES = 512 << 20
+
+_BOMS = (
+    (codecs.BOM_UTF8, "a UTF-8 byte-order mark (BOM)"),
+    (codecs.BOM_UTF32_LE, "a UTF-32 byte-order mark"),
+    (codecs.BOM_UTF32_BE, "a UTF-32 byte-order mark"),
+    (codecs.BOM_UTF16_LE, "a UTF-16 byte-order mark"),
+    (codecs.BOM_UTF16_BE, "a UTF-16 byte-order mark"),
+)
+_LINE_END = re.compile(r"\r\n|\n|\r")
+_INT_RE = re.compile(r"\s*[+-]?\d+\s*\Z")
+_INT64_MAX = np.iinfo(np.int64).max
+# Bytes that can only reach an id field through a float spelling such as 1.0 or 1e3.
+_FLOAT_ONLY = np.zeros(256, dtype=bool)
+_FLOAT_ONLY[[ord("."), ord("e"), ord("E")]] = True
+_DELIMITER = np.zeros(256, dtype=bool)
+_DELIMITER[[ord(","), ord("\n"), ord("\r")]] = True
+
+
+@dataclass
+class Submission:
+    """A parsed, valid submission.
+
+    Attributes
+    ----------
+    ids, values : numpy.ndarray
+        In file order (int64 and float64).
+    order : numpy.ndarray or None
+        When checked against expected ids: for each expected id, the row holding it.
+    sha256 : str
+        Hash of the file's bytes.
+    warnings : list of str
+        Problems that do not invalidate the file (values outside [0, 1]).
+    """
+
+    path: Path
+    ids: np.ndarray
+    values: np.ndarray
+    sha256: str
+    size: int
+    order: np.ndarray = None
+    warnings: list = field(default_factory=list)
+
+    @property
+    def rows(self):
+        return int(self.ids.size)
+
+    def aligned_values(self):
+        """Values in the order of the expected ids (requires ``order``)."""
+        return self.values[self.order]
+
+
+def max_bytes_for(n_rows):
+    """The largest submission accepted for ``n_rows`` expected rows.
+
+    Examples
+    --------
+    >>> max_bytes_for(1000) == (1 << 20) + 100_000
+    True
+    """
+    if n_rows is None:
+        return UNKNOWN_ROWS_MAX_BYTES
+    return BASE_BYTES + BYTES_PER_ROW * int(n_rows)
+
+
+def read_submission(path, expected_ids=None):
+    """Read and check a submission file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The CSV file.
+    expected_ids : array-like of int, optional
+        The ids of the competition (test_pairs.csv or the solution). Without them only
+        the file's shape is checked: header, whole-number unique ids, finite values.
+
+    Returns
+    -------
+    Submission
+
+    Raises
+    ------
+    SubmissionError
+        One line naming the rule broken and the first offending lines.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> _ = Path("/tmp/kit-doc-sub.csv").write_text("id,similarity\\n1,0.5\\n0,0.25\\n")
+    >>> sub = read_submission("/tmp/kit-doc-sub.csv", expected_ids=[0, 1])
+    >>> sub.aligned_values().tolist()
+    [0.25, 0.5]
+    """
+    path = Path(path)
+    expected = None if expected_ids is None else np.asarray(expected_ids, dtype=np.int64)
+    data = _read_bytes(path, max_bytes_for(None if expected is None else expected.size))
+    text = _check_text(path, data)
+    doc = _Document(path, data, text, _check_header(path, text))
+    ids, values = _parse(doc)
+    if ids.size == 0:
+        want = f"{expected.size:,} rows" if expected is not None else "one row per test pair"
+        raise SubmissionError(f"{path}: no rows: expected a header line then {want}, found the header only")
+    _check_id_spelling(doc)
+    _check_finite(doc, values)
+    import hashlib
+
+    submission = Submission(path=path, ids=ids, values=values, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    if expected is not None:
+        submission.order = _match_ids(doc, ids, expected)
+    else:
+        _check_unique(doc, ids)
+    submission.warnings.extend(_range_warnings(values))
+    return submission
+
+
+@dataclass
+class _Document:
+    """The file being checked: its bytes, its text and where the rows start."""
+
+    path: Path
+    data: bytes
+    text: str
+    header_end: int
+
+    def records(self):
+        """``(line number, fields)`` of each non-blank row, read the way pandas reads it."""
+        reader = csv.reader(io.StringIO(self.text[self.header_end :], newline=""), skipinitialspace=True)
+        for record in reader:
+            if not record or (len(record) == 1 and not record[0].strip()):
+                continue  # a blank line, which pandas skips too
+            yield 1 + reader.line_num, record
+
+
+# --- file level --------------------------------------------------------------------
+
+
+def _read_bytes(path, limit):
+    """The file's bytes, refusing what is not a regular, non-empty, plausibly sized file."""
+    try:
+        if path.is_dir():
+            raise SubmissionError(f"{path} is a folder: expected a CSV file")
+        if not path.exists():
+            raise SubmissionError(f"file not found: expected a CSV file at {path}")
+        if not path.is_file():
+            raise SubmissionError(f"{path} is not a regular file: expected a CSV file")
+        with open(path, "rb") as handle:
+            # Read one byte past the limit rather than trusting stat(): the file may grow.
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise SubmissionError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not data:
+        raise SubmissionError(f"{path} is empty: expected a header line `id,similarity` and one row per test pair")
+    if len(data) > limit:
+        raise SubmissionError(
+            f"{path} is too large: expected at most {limit:,} bytes for this competition, "
+            f"found more (a submission is one short line per test pair)"
+        )
+    return data
+
+
+def _check_text(path, data):
+    """The file decoded as UTF-8; a clear error for BOMs, binary data and other encodings."""
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            raise SubmissionError(
+                f"{path} starts with {name}: expected plain UTF-8 text without a BOM "
+                "(spreadsheets add one when saving as 'CSV UTF-8'; save as plain CSV, "
+                "or write the file with pandas' to_csv)"
+            )
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise SubmissionError(f"{path} is binary, not text: expected a CSV file, found a NUL byte on line {line}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise SubmissionError(
+            f"{path} is not UTF-8 text: expected a CSV of numbers, found byte 0x{data[exc.start]:02x} on line {line}"
+        ) from None
+
+
+def _check_header(path, text):
+    """Offset where the data starts; an error unless the first line is ``id,similarity``."""
+    match = _LINE_END.search(text)
+    first, header_end = (text, len(text)) if match is None else (text[: match.start()], match.end())
+    try:
+        fields = [f.strip() for f in next(csv.reader([first]), [])] if first.strip() else []
+    except csv.Error:
+        fields = [first]
+    if tuple(fields) == HEADER:
+        return header_end
+    shown = _show(first, 60)
+    for separator, name in ((";", "';'"), ("\t", "a tab")):
+        if separator in first and "," not in first:
+            raise SubmissionError(
+                f"{path} uses {name} as the separator: expected commas, header `id,similarity`, found {shown} "
+                "(write the file with pandas' to_csv, which uses commas)"
+            )
+    if not fields:
+        raise SubmissionError(f"{path}: first line is blank: expected the header `id,similarity`")
+    if _INT_RE.match(fields[0]):
+        raise SubmissionError(f"{path} has no header: expected first line `id,similarity`, found {shown}")
+    lowered = [f.lower() for f in fields]
+    if tuple(lowered) == HEADER:
+        detail = "column names are case-sensitive"
+    elif len(fields) > 2 and tuple(lowered[:2]) == HEADER:
+        detail = f"extra column(s) {', '.join(map(repr, fields[2:]))}; drop them (to_csv(index=False))"
+    elif "" in fields or "unnamed: 0" in lowered:
+        detail = "an unnamed column, usually a saved index; write with to_csv(index=False)"
+    else:
+        missing = [h for h in HEADER if h not in lowered]
+        detail = f"missing column(s) {', '.join(missing)}" if missing else "columns in the wrong order"
+    raise SubmissionError(f"{path}: wrong header: expected exactly `id,similarity`, found {shown} ({detail})")
+
+
+# --- rows ----------------------------------------------------------------------------
+
+
+def _parse(doc):
+    """ids and values with pandas' C reader; any failure is explained line by line."""
+    import pandas as pd
+
+    try:
+        with warnings.catch_warnings():
+            # pandas warns (and keeps going) when the first row has extra fields: refuse.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                io.BytesIO(doc.data),
+                names=list(HEADER),  # the header was checked; spaces around names are fine
+                header=0,
+                dtype={"id": np.int64, "similarity": np.float64},
+                index_col=False,
+                skipinitialspace=True,
+                engine="c",
+                encoding="utf-8",
+            )
+    except (ValueError, TypeError, OverflowError, pd.errors.ParserWarning):
+        # pandas.errors.ParserError is a ValueError; all of them mean "some line is wrong".
+        _explain_rows(doc)
+        raise SubmissionError(f"{doc.path}: cannot read the rows as `id,similarity` numbers") from None
+    return frame["id"].to_numpy(), frame["similarity"].to_numpy()
+
+
+def _check_id_spelling(doc):
+    """Refuse float spellings of ids (``1.0``, ``1e3``), which pandas quietly accepts.
+
+    A ``.``, ``e`` or ``E`` lies in an id field when the delimiter before it is a line
+    end rather than a comma. Vectorised: a million rows cost a few tens of milliseconds.
+    """
+    start = len(doc.text[: doc.header_end].encode("utf-8"))
+    buffer = np.frombuffer(doc.data, dtype=np.uint8)[start:]
+    suspects = np.flatnonzero(_FLOAT_ONLY[buffer])
+    if suspects.size == 0:
+        return
+    delimiters = np.flatnonzero(_DELIMITER[buffer])
+    before = np.searchsorted(delimiters, suspects) - 1
+    in_id = before < 0
+    in_id[~in_id] = buffer[delimiters[before[~in_id]]] != ord(",")
+    if in_id.any():
+        _explain_rows(doc)
+        raise SubmissionError(f"{doc.path}: ids must be whole numbers as in test_pairs.csv, found a decimal point or exponent")
+
+
+def _check_finite(doc, values):
+    if not np.isfinite(values).all():
+        _explain_rows(doc)
+        raise SubmissionError(f"{doc.path}: every similarity must be a finite number, found NaN or infinity")
+
+
+def _explain_rows(doc):
+    """Raise the message for the first broken per-line rule (field count, id, value).
+
+    Runs only when the fast path found a problem, so it may be slow; it stops scanning
+    once it has quoted enough lines.
+    """
+    rule, offenders, more = None, [], 0
+    records = doc.records()
+    try:
+        for line, record in records:
+            problem = _row_problem(record)
+            if problem is None or (rule is not None and problem[0] != rule):
+                continue
+            rule = problem[0]
+            if len(offenders) < SHOWN:
+                offenders.append(f"line {line}: {problem[1]}")
+            else:
+                more += 1
+                if more > 1000:
+                    break
+    except csv.Error as exc:
+        raise SubmissionError(f"{doc.path}: not a readable CSV: {_show(exc, 80)}") from None
+    if rule is not None:
+        raise SubmissionError(f"{doc.path}: {_RULES[rule]}: {_listing(offenders, more)}")
+
+
+_RULES = {
+    "fields": "every row must be `id,similarity` (2 fields)",
+    "id": "ids must be whole numbers as in test_pairs.csv",
+    "value": "every similarity must be a finite number",
+}
+
+
+def _row_problem(record):
+    """``(rule, description)`` for the first thing wrong with one CSV record, else None."""
+    if len(record) != 2:
+        return "fields", f"{len(record)} field{'s' if len(record) != 1 else ''} {_show(','.join(record))}"
+    id_text, value_text = record
+    if not _INT_RE.match(id_text):
+        return "id", f"id {_show(id_text)}"
+    if abs(int(id_text)) > _INT64_MAX:
+        return "id", f"id {_show(id_text)} is out of range"
+    try:
+        if "_" in value_text:
+            raise ValueError("Python reads 1_0 as 10; CSV readers do not")
+        value = float(value_text.strip())
+    except ValueError:
+        return "value", f"{_show(value_text)} is not a number" if value_text.strip() else "empty value"
+    if not math.isfinite(value):
+        return "value", f"{_show(value_text)}"
+    return None
+
+
+# --- ids -----------------------------------------------------------------------------
+
+
+def _match_ids(doc, ids, expected):
+    """For each expected id, the row holding it; errors for unknown, repeated or missing ids."""
+    n = expected.size
+    if n and expected[0] == 0 and expected[-1] == n - 1 and np.array_equal(expected, np.arange(n)):
+        # The usual case (ids 0..n-1): positions without building a hash table.
+        position = np.where((ids >= 0) & (ids < n), ids, -1)
+    else:
+        import pandas as pd
+
+        position = pd.Index(expected).get_indexer(ids)
+    unknown = np.flatnonzero(position < 0)
+    if unknown.size:
+        lines = _data_lines(doc, unknown[:SHOWN])
+        shown = [f"line {line}: id {ids[row]}" for row, line in zip(unknown[:SHOWN], lines)]
+        raise SubmissionError(
+            f"{doc.path}: unknown ids: expected only ids of test_pairs.csv, found {unknown.size:,} other(s): "
+            f"{_listing(shown, unknown.size - len(shown))}"
+        )
+    counts = np.bincount(position, minlength=n)
+    repeated = np.flatnonzero(counts > 1)
+    if repeated.size:
+        _raise_duplicates(doc, ids, position, repeated)
+    missing = np.flatnonzero(counts == 0)
+    if missing.size:
+        sample = ", ".join(str(expected[i]) for i in missing[:SHOWN])
+        raise SubmissionError(
+            f"{doc.path}: missing ids: expected one row per id of test_pairs.csv ({n:,} rows), "
+            f"found {ids.size:,} rows; {missing.size:,} id(s) missing, e.g. {sample}"
+        )
+    order = np.empty(n, dtype=np.int64)
+    order[position] = np.arange(ids.size)
+    return order
+
+
+def _check_unique(doc, ids):
+    unique, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
+    repeated = np.flatnonzero(counts > 1)
+    if repeated.size:
+        _raise_duplicates(doc, ids, inverse.ravel(), repeated)
+
+
+def _raise_duplicates(doc, ids, position, repeated):
+    """One line listing the first repeated ids and the lines they appear on."""
+    first = set(repeated[:SHOWN].tolist())
+    rows = [row for row in np.flatnonzero(np.isin(position, list(first)))[: 4 * SHOWN]]
+    lines = dict(zip(rows, _data_lines(doc, rows)))
+    by_id = {}
+    for row in rows:
+        by_id.setdefault(int(ids[row]), []).append(str(lines[row]))
+    shown = [f"id {i} on lines {' and '.join(ls)}" for i, ls in list(by_id.items())[:SHOWN]]
+    raise SubmissionError(
+        f"{doc.path}: duplicate ids: expected each id once, found {repeated.size:,} repeated: "
+        f"{_listing(shown, repeated.size - len(shown))}"
+    )
+
+
+def _data_lines(doc, rows):
+    """Physical line numbers (1 = header) of the given 0-based data rows."""
+    wanted = set(int(r) for r in rows)
+    found = {}
+    for index, (line, _) in enumerate(doc.records()):
+        if index in wanted:
+            found[index] = line
+            if len(found) == len(wanted):
+                break
+    return [found.get(int(r), int(r) + 2) for r in rows]
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def _range_warnings(values):
+    outside = (values < 0.0) | (values > 1.0)
+    count = int(outside.sum())
+    if not count:
+        return []
+    return [
+        f"{count:,} similarit{'y is' if count == 1 else 'ies are'} outside [0, 1] "
+        f"(min {values.min():.5g}, max {values.max():.5g}); scored as written, but Tanimoto lies in [0, 1]"
+    ]
+
+
+def _show(value, width=24):
+    """A short, one-line, quoted rendering of user text for a message."""
+    value = str(value)
+    if len(value) > width:
+        value = value[: width - 3] + "..."
+    return repr(value)
+
+
+def _listing(items, more):
+    text = "; ".join(items)
+    return f"{text}; and {more:,} more" if more > 0 else text
