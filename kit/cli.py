@@ -35,7 +35,11 @@ def build_parser():
 
 def main(argv=None):
     """Run the command line; return the exit code (0 ok, 2 user error, 1 internal failure)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_model_options", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     try:
         return args.run(args) or 0
     except UserError as exc:

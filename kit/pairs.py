@@ -83,11 +83,13 @@ def sample_spectrum_pairs(molecule_pairs, spectra_of, k, rng):
         return np.empty((0, 2), dtype=np.int64)
     available = np.where(same, sizes[a_mol] * (sizes[a_mol] - 1) // 2, sizes[a_mol] * sizes[b_mol]).sum()
     target = int(min(k, available))
+    if available <= k:
+        return _all_spectrum_pairs(a_mol, b_mol, spectra_of)
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     flat = np.concatenate(spectra_of) if len(spectra_of) else np.empty(0, dtype=np.int64)
     chosen, seen = [], set()
     stale_rounds = 0
-    while len(chosen) < target and stale_rounds < 3:
+    while len(chosen) < target and stale_rounds < 20:
         order = rng.permutation(len(a_mol))
         ia = rng.integers(0, sizes[a_mol[order]])
         ib = rng.integers(0, sizes[b_mol[order]] - same[order])
@@ -105,6 +107,18 @@ def sample_spectrum_pairs(molecule_pairs, spectra_of, k, rng):
                     break
         stale_rounds = stale_rounds + 1 if len(chosen) == before else 0
     return np.array(chosen, dtype=np.int64).reshape(-1, 2)
+
+
+def _all_spectrum_pairs(a_mol, b_mol, spectra_of):
+    out = []
+    for a, b in zip(a_mol.tolist(), b_mol.tolist()):
+        sa, sb = spectra_of[a], spectra_of[b]
+        if a == b:
+            i, j = np.triu_indices(len(sa), 1)
+            out.append(np.column_stack([sa[i], sa[j]]))
+        else:
+            out.append(np.column_stack([np.repeat(sa, len(sb)), np.tile(sb, len(sa))]))
+    return np.concatenate(out).astype(np.int64) if out else np.empty((0, 2), dtype=np.int64)
 
 
 def balanced_test_pairs(fps, spectra_of, pairs_per_bin, rng, n_bins=N_BINS):
@@ -216,42 +230,44 @@ class PairSampler:
         return cls(molecules.spectrum_molecule, molecules.fingerprints(), **kwargs)
 
     def molecule_pairs(self, n_pairs, rng):
-        """``n_pairs`` molecule pairs (as two arrays), balanced over bins where possible."""
+        """``n_pairs`` molecule pairs (as two arrays), balanced over bins where possible.
+
+        Per block of anchors and per bin, each anchor with a partner in that bin gives one
+        pair (a random partner), until the bin has its share. Bins that no molecule pair
+        can fill leave their share to the others.
+        """
         n_mol = len(self.fps)
+        left = np.bincount(np.arange(n_pairs) % self.n_bins, minlength=self.n_bins)
         found_a, found_b = [], []
-        got = 0
-        attempts = 0
-        targets_left = np.bincount(np.arange(n_pairs) % self.n_bins, minlength=self.n_bins)
-        while got < n_pairs and attempts < 50:
-            attempts += 1
-            anchors = rng.permutation(n_mol)[: self.batch]
-            want = np.repeat(np.arange(self.n_bins), targets_left)
-            if len(want) == 0:
+        for _ in range(max(50, 4 * n_pairs // max(1, min(self.batch, n_mol)))):
+            if left.sum() == 0:
                 break
-            want = rng.permutation(want)[: len(anchors)]
-            anchors = anchors[: len(want)]
+            anchors = rng.permutation(n_mol)[: self.batch]
             inter, union = tanimoto_counts(self.fps[anchors], self.fps)
             bins = bins_from_counts(inter, union, self.n_bins)
-            ok = bins == want[:, None]
             # A molecule is its own partner only when it has two spectra to pair.
-            ok[np.arange(len(anchors)), anchors] &= self._sizes[anchors] > 1
-            noise = rng.random(ok.shape)
-            noise[~ok] = -1.0
-            partner = noise.argmax(axis=1)
-            hit = ok[np.arange(len(anchors)), partner]
-            for b in range(self.n_bins):
-                take = np.flatnonzero(hit & (want == b))[: targets_left[b]]
-                targets_left[b] -= len(take)
-                found_a.append(anchors[take])
-                found_b.append(partner[take])
-                got += len(take)
+            lonely = self._sizes[anchors] < 2
+            bins[np.flatnonzero(lonely), anchors[lonely]] = -1
+            noise = rng.random(bins.shape)
+            for b in np.flatnonzero(left):
+                in_bin = bins == b
+                has = np.flatnonzero(in_bin.any(axis=1))[: left[b]]
+                if len(has) == 0:
+                    continue
+                partner = np.where(in_bin[has], noise[has], -1.0).argmax(axis=1)
+                found_a.append(anchors[has])
+                found_b.append(partner)
+                left[b] -= len(has)
+            if len(anchors) == n_mol and all(not (bins == b).any() for b in np.flatnonzero(left)):
+                break  # every molecule was an anchor: the bins still short are empty
         a = np.concatenate(found_a) if found_a else np.empty(0, dtype=np.int64)
         b = np.concatenate(found_b) if found_b else np.empty(0, dtype=np.int64)
-        if got < n_pairs and len(a):
-            # Bins with no molecule pairs at all: top up with what the other bins offer.
-            extra = rng.integers(0, len(a), n_pairs - got)
+        short = n_pairs - len(a)
+        if short > 0 and len(a):
+            extra = rng.integers(0, len(a), short)
             a, b = np.concatenate([a, a[extra]]), np.concatenate([b, b[extra]])
-        return a, b
+        order = rng.permutation(len(a))
+        return a[order], b[order]
 
     def spectrum_of(self, molecules, rng, avoid=None):
         """A random spectrum of each molecule, different from ``avoid`` where possible."""

@@ -122,11 +122,11 @@ class ScoreResult:
                 f"  {usage}: binned RMSE {_fmt(d['binned_rmse'])}   MAE {_fmt(d['mae'])}   Pearson r {pearson}"
             )
         lines.append("  per-bin RMSE (bins of the true similarity):")
-        header = "    bin      " + "".join(f"{u:>18}" for u in usages)
+        header = "    bin     " + "".join(f"{u + ' (rows)':>19}" for u in usages)
         lines.append(header)
         for label in self.per_bin_rmse:
             cells = "".join(
-                f"{_fmt(self.details[u]['per_bin_rmse'][label]):>10} ({self.details[u]['bin_rows'][label]:>4,})"
+                f"{_fmt(self.details[u]['per_bin_rmse'][label]):>11} ({self.details[u]['bin_rows'][label]:>5,})"
                 for u in usages
             )
             lines.append(f"    {label}  {cells}")

@@ -5,34 +5,42 @@ library, so the kit works offline and on a fresh machine. The molecules come fro
 RDKit's NCI sample (``RDConfig.RDDataDir/NCI/first_5K.smi``); their spectra come from a
 small in-silico fragmenter in this module:
 
-* every acyclic bond is cut once (both pieces may carry the charge), some pairs of
-  acyclic bonds are cut together (the middle piece), and pairs of bonds in one ring
-  are cut where that frees a piece (ring cleavage);
+* every acyclic single bond is cut once (either piece may keep the charge), pairs of
+  them are cut together (the piece between them), and pairs of bonds of one
+  ring are cut where that frees a piece (ring cleavage);
 * the precursor loses small neutral molecules (H2O, NH3, CO, CO2, HCOOH, CH3OH, HCl,
   HCN ...) when it holds the group they come from;
-* adducts ``[M+H]+``, ``[M+Na]+``, ``[M+NH4]+`` and ``[M-H]-``, several collision
-  energies per molecule, M+1 isotope peaks, a few noise peaks and intensity jitter.
+* adducts ``[M+H]+``, ``[M+Na]+``, ``[M+NH4]+`` and ``[M-H]-`` (about 80% positive),
+  several collision energies per molecule, 13C isotope peaks, a few noise peaks,
+  intensity jitter and m/z errors of a few ppm.
 
-Structure shows in the spectra because a fragment's base intensity and hydrogen shift
-are a hash of its canonical SMILES: the same substructure gives the same peak, with
-the same relative intensity, in every molecule that contains it. The collision energy
-moves intensity from the precursor and large fragments toward small fragments.
+Structure shows in the spectra because everything about a fragment is a function of its
+structure: its intensity is a hash of its canonical SMILES times a hash of the bonds cut
+to free it (their atoms and neighbours), and the hydrogen shift of its ion is a hash of
+those bonds. The same substructure gives the same peak, with the same relative intensity,
+in every molecule that holds it; an analogue that differs elsewhere keeps the peak, and
+one that differs inside the piece keeps the cut and so a similar peak, moved by the mass
+difference (which the modified cosine matches). The collision energy moves intensity
+from the precursor and large fragments toward small fragments.
 
-Every random step draws from :func:`numpy.random.default_rng` seeded with
-``(seed, stream, molecule line)``, so a molecule's spectra do not depend on which other
-molecules were chosen or in what order they were simulated.
+Molecules are chosen in groups of close analogues so that a competition built from the
+library has pairs in every Tanimoto bin. Every random step draws from
+:func:`numpy.random.default_rng` seeded with ``(seed, stream, line of the molecule in the
+NCI file)``, so a molecule's spectra do not depend on which other molecules were chosen
+or in what order they were simulated.
 """
 import hashlib
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
+__all__ = ["SIMULATED_LIBRARY_DESCRIPTION", "simulate_library", "simulated_library_description"]
+
 SIMULATED_LIBRARY_DESCRIPTION = (
     "SIMULATED library: these spectra come from the kit's own in-silico fragmenter "
     "(acyclic and ring bond cleavages, neutral losses, adducts, collision energies, "
-    "noise), applied to molecules from RDKit's NCI sample; they are not real "
+    "noise), applied to molecules of RDKit's NCI sample; they are not real "
     "measurements. Scores on it show how a method behaves, not how it does on real "
     "MS/MS data. For real spectra use `kit prepare --library massbank` (MassBank) or "
     "`kit prepare --library path/to/library.mgf` (MGF, MSP, mzML or JSON, gzip allowed)."
@@ -42,18 +50,21 @@ SIMULATED_LIBRARY_DESCRIPTION = (
 ELECTRON = 0.00054858
 PROTON = 1.00727646
 HYDROGEN = 1.00782503
+SODIUM = 22.98976928
 C13_SHIFT = 1.00335484
+C13_PER_CARBON = 0.0107 / (1.0 - 0.0107)  # M+1 / M intensity per carbon atom
 
 # name -> (ion mode, charge, m/z of the adduct ion minus the neutral mass M)
 ADDUCTS = {
     "[M+H]+": ("positive", 1, PROTON),
-    "[M+Na]+": ("positive", 1, 22.98976928 - ELECTRON),
+    "[M+Na]+": ("positive", 1, SODIUM - ELECTRON),
     "[M+NH4]+": ("positive", 1, 18.03437413 - ELECTRON),
     "[M-H]-": ("negative", -1, -PROTON),
 }
 POSITIVE_ADDUCT_WEIGHTS = {"[M+H]+": 0.7, "[M+Na]+": 0.2, "[M+NH4]+": 0.1}
 NEGATIVE_FRACTION = 0.2
 COLLISION_ENERGIES = (10, 15, 20, 30, 40, 50, 60)
+INSTRUMENT_TYPE = "LC-ESI-QTOF simulated"
 
 # name -> (SMARTS of the group that gives it off, neutral mass)
 NEUTRAL_LOSSES = {
@@ -72,27 +83,27 @@ NEUTRAL_LOSSES = {
     "SO2": ("[SX4](=O)(=O)", 63.96190041),
 }
 
-# Which molecules from the NCI file qualify.
-ALLOWED_ELEMENTS = frozenset({"C", "H", "N", "O", "S", "P", "F", "Cl", "Br", "I", "B", "Si", "Se"})
+# Which molecules of the NCI file qualify.
+ALLOWED_ELEMENTS = ("B", "C", "N", "O", "F", "Si", "P", "S", "Cl", "Se", "Br", "I")
 HEAVY_ATOM_RANGE = (5, 60)
 MASS_RANGE = (80.0, 900.0)
 
-# Library composition: analogue groups make pairs with high Tanimoto common enough.
-ANALOGUE_THRESHOLD = 0.55
-MAX_ANALOGUES = 6
+# Library composition: groups of analogues (Morgan radius 2, a cheap stand-in for the
+# label's path fingerprint) make pairs with high Tanimoto common enough.
+ANALOGUE_THRESHOLD = 0.45
+MAX_ANALOGUES = 15
 
 # Fragmenter limits keep the cost per molecule bounded.
-MAX_DOUBLE_CLEAVAGES = 30
-MAX_RING_CLEAVAGES = 24
+MAX_DOUBLE_CLEAVAGES = 24
+MAX_RING_CLEAVAGES = 16
 MIN_ION_MZ = 20.0
+MERGE_TOLERANCE = 0.01
 MAX_PEAKS = 120
 RELATIVE_THRESHOLD = 0.005
 
 # Random streams: (seed, stream, line) seeds one generator per purpose and molecule.
 _SELECTION_STREAM = 1
 _MOLECULE_STREAM = 2
-
-_HASH_SCALE = float(2**64)
 
 
 def simulated_library_description():
@@ -133,7 +144,7 @@ def nci_smiles_path():
 def read_smiles_records(path):
     """Read a ``.smi`` file into ``(line index, SMILES, name)`` tuples.
 
-    Lines that are blank or start with ``#`` are skipped; the line index still counts
+    Blank lines and lines that start with ``#`` are skipped; the line index still counts
     them, so a record keeps its index whatever else the file holds.
 
     Examples
@@ -155,19 +166,35 @@ def read_smiles_records(path):
     return records
 
 
-def prepare_molecule(smiles):
-    """Parse, keep the largest fragment, neutralise, and check the size limits.
+def _filter_patterns():
+    """SMARTS used by :func:`prepare_molecule`, compiled once per library."""
+    from rdkit import Chem
+    from rdkit.Chem import GetPeriodicTable
+
+    table = GetPeriodicTable()
+    allowed = ";".join(f"!#{table.GetAtomicNumber(symbol)}" for symbol in ALLOWED_ELEMENTS)
+    return {
+        "disallowed": Chem.MolFromSmarts(f"[{allowed};!#1]"),
+        "carbon": Chem.MolFromSmarts("[#6]"),
+        "charged": Chem.MolFromSmarts("[+,-]"),
+    }
+
+
+def prepare_molecule(smiles, patterns=None):
+    """Parse, keep the largest fragment, neutralise, and check elements and size.
 
     Parameters
     ----------
     smiles : str
+    patterns : dict, optional
+        Compiled filter patterns (built here when not given).
 
     Returns
     -------
     rdkit.Chem.Mol or None
-        The molecule re-read from its canonical SMILES, or None when it does not parse,
-        holds an element outside :data:`ALLOWED_ELEMENTS`, keeps a net charge, or falls
-        outside :data:`HEAVY_ATOM_RANGE` or :data:`MASS_RANGE`.
+        None when the SMILES does not parse, holds an element outside
+        :data:`ALLOWED_ELEMENTS` or no carbon, keeps a net charge, or falls outside
+        :data:`HEAVY_ATOM_RANGE` or :data:`MASS_RANGE`.
 
     Examples
     --------
@@ -181,23 +208,19 @@ def prepare_molecule(smiles):
     from rdkit.Chem import Descriptors
     from rdkit.Chem.MolStandardize import rdMolStandardize
 
+    patterns = patterns or _filter_patterns()
     with rdBase.BlockLogs():
         mol = Chem.MolFromSmiles(smiles)
         if mol is None:
             return None
-        pieces = Chem.GetMolFrags(mol, asMols=True)
-        mol = max(pieces, key=lambda piece: piece.GetNumHeavyAtoms())
-        if any(atom.GetFormalCharge() for atom in mol.GetAtoms()):
+        if "." in smiles:
+            pieces = Chem.GetMolFrags(mol, asMols=True)
+            mol = max(pieces, key=lambda piece: piece.GetNumHeavyAtoms())
+        if mol.HasSubstructMatch(patterns["charged"]):
             mol = rdMolStandardize.Uncharger().uncharge(mol)
-        if Chem.GetFormalCharge(mol) != 0:
-            return None
-        if any(atom.GetSymbol() not in ALLOWED_ELEMENTS for atom in mol.GetAtoms()):
-            return None
-        if not any(atom.GetAtomicNum() == 6 for atom in mol.GetAtoms()):
-            return None
-        # Re-reading the canonical SMILES makes every later step see what a user sees.
-        mol = Chem.MolFromSmiles(Chem.MolToSmiles(mol))
-    if mol is None:
+            if Chem.GetFormalCharge(mol) != 0:
+                return None
+    if mol.HasSubstructMatch(patterns["disallowed"]) or not mol.HasSubstructMatch(patterns["carbon"]):
         return None
     if not HEAVY_ATOM_RANGE[0] <= mol.GetNumHeavyAtoms() <= HEAVY_ATOM_RANGE[1]:
         return None
@@ -206,14 +229,22 @@ def prepare_molecule(smiles):
     return mol
 
 
+def _canonical_form(mol):
+    """``mol`` re-read from its canonical SMILES, so later steps see what a user sees."""
+    from rdkit import Chem, rdBase
+
+    with rdBase.BlockLogs():
+        return Chem.MolFromSmiles(Chem.MolToSmiles(mol))
+
+
 def structure_metadata(mol):
     """Canonical SMILES, InChI, InChIKey and formula of ``mol``.
 
     Examples
     --------
     >>> from rdkit import Chem
-    >>> structure_metadata(Chem.MolFromSmiles("OC(=O)c1ccccc1"))["formula"]
-    'C7H6O2'
+    >>> structure_metadata(Chem.MolFromSmiles("OC(=O)c1ccccc1"))["inchikey"]
+    'WPYMKLBDIGXBTP-UHFFFAOYSA-N'
     """
     from rdkit import Chem, rdBase
     from rdkit.Chem import rdMolDescriptors
@@ -228,115 +259,97 @@ def structure_metadata(mol):
     }
 
 
-def hash_unit(*parts):
-    """Map strings to a float in [0, 1), the same on every machine and Python run.
-
-    Examples
-    --------
-    >>> hash_unit("c1ccccc1") == hash_unit("c1ccccc1")
-    True
-    >>> 0.0 <= hash_unit("CCO", "positive") < 1.0
-    True
-    """
+def _hash_unit(*parts):
+    """Map strings to a float in [0, 1), the same on every machine and Python run."""
     digest = hashlib.blake2b("\x1f".join(parts).encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / _HASH_SCALE
+    return int.from_bytes(digest, "big") / 2.0**64
 
 
-def atom_masses(mol):
-    """Monoisotopic mass of each heavy atom plus its hydrogens (Da).
+def _hash_units(prefix, keys, ionmode=""):
+    return np.array([_hash_unit(prefix, key, ionmode) for key in keys], dtype=np.float64)
 
-    Their sum is the molecule's monoisotopic mass.
+
+def molecule_graph(mol):
+    """What the fragmenter needs to know about ``mol``, read from RDKit once.
+
+    Returns
+    -------
+    dict
+        ``mass`` (per heavy atom, with its hydrogens, monoisotopic, Da), ``neighbours``,
+        ``environment`` (per atom: element, aromaticity, hydrogens, ring, neighbours'
+        elements), ``bonds`` (begin, end, order, in ring), ``carbon_mask`` (bit mask).
 
     Examples
     --------
     >>> from rdkit import Chem
-    >>> round(float(atom_masses(Chem.MolFromSmiles("CO")).sum()), 4)
-    32.0262
+    >>> graph = molecule_graph(Chem.MolFromSmiles("CO"))
+    >>> round(float(graph["mass"].sum()), 4), graph["environment"]
+    (32.0262, ['C3(O)', 'O1(C)'])
     """
     from rdkit import Chem
 
     table = Chem.GetPeriodicTable()
-    masses = []
-    for atom in mol.GetAtoms():
+    atoms = list(mol.GetAtoms())
+    masses, symbols, environment = [], [], []
+    for atom in atoms:
         number, isotope = atom.GetAtomicNum(), atom.GetIsotope()
         mass = table.GetMassForIsotope(number, isotope) if isotope else table.GetMostCommonIsotopeMass(number)
         masses.append(mass + atom.GetTotalNumHs() * HYDROGEN)
-    return np.asarray(masses, dtype=np.float64)
+        symbols.append(atom.GetSymbol() + ("a" if atom.GetIsAromatic() else ""))
+    neighbours = [[other.GetIdx() for other in atom.GetNeighbors()] for atom in atoms]
+    for atom, symbol, near in zip(atoms, symbols, neighbours):
+        ring = "R" if atom.IsInRing() else ""
+        around = "".join(sorted(symbols[i] for i in near))
+        environment.append(f"{symbol}{atom.GetTotalNumHs()}{ring}({around})")
+    bonds = [
+        (bond.GetBeginAtomIdx(), bond.GetEndAtomIdx(), bond.GetBondTypeAsDouble(), bond.IsInRing())
+        for bond in mol.GetBonds()
+    ]
+    carbon_mask = sum(1 << atom.GetIdx() for atom in atoms if atom.GetAtomicNum() == 6)
+    return {
+        "mass": np.asarray(masses, dtype=np.float64),
+        "neighbours": neighbours,
+        "environment": environment,
+        "bonds": bonds,
+        "carbon_mask": carbon_mask,
+    }
 
 
-def _adjacency(mol):
-    return [[neighbour.GetIdx() for neighbour in atom.GetNeighbors()] for atom in mol.GetAtoms()]
-
-
-def _component(adjacency, start, cut_edges):
+def _component(neighbours, start, cut_edges):
     """Bit mask of the atoms reachable from ``start`` without crossing ``cut_edges``."""
     seen = 1 << start
     stack = [start]
     while stack:
         atom = stack.pop()
-        for neighbour in adjacency[atom]:
-            if seen >> neighbour & 1 or (atom, neighbour) in cut_edges:
+        for other in neighbours[atom]:
+            if seen >> other & 1 or (atom, other) in cut_edges:
                 continue
-            seen |= 1 << neighbour
-            stack.append(neighbour)
+            seen |= 1 << other
+            stack.append(other)
     return seen
 
 
-def _bond_lability(bond):
+def _bond_lability(graph, begin, end):
     """How readily a bond breaks in collision-induced dissociation (relative)."""
-    begin, end = bond.GetBeginAtom(), bond.GetEndAtom()
+    element_begin = graph["environment"][begin][:2]
+    element_end = graph["environment"][end][:2]
     factor = 1.0
-    if begin.GetAtomicNum() != 6 or end.GetAtomicNum() != 6:
-        factor *= 1.6  # C-N, C-O, C-S bonds (amides, esters, ethers) break first
-    if begin.GetIsAromatic() and end.GetIsAromatic():
+    if not element_begin.startswith("C") or not element_end.startswith("C") or "l" in element_begin + element_end:
+        factor *= 1.6  # bonds to heteroatoms (amides, esters, ethers) break first
+    if element_begin.endswith("a") and element_end.endswith("a"):
         factor *= 0.5  # biaryl bonds hold
-    if bond.GetBondTypeAsDouble() > 1.0:
-        factor *= 0.3
     return factor
 
 
-def cleavage_sides(mol):
-    """One side of every acyclic bond, with the bond's lability.
-
-    Returns
-    -------
-    list of (int, int, float)
-        ``(bond index, bit mask of the atoms on the begin atom's side, lability)``.
-    """
-    adjacency = _adjacency(mol)
+def _cleavage_sides(graph):
+    """``(bit mask of the begin atom's side, lability)`` of every acyclic single bond."""
     sides = []
-    for bond in mol.GetBonds():
-        if bond.IsInRing():
+    for begin, end, order, in_ring in graph["bonds"]:
+        if in_ring or order != 1.0:
             continue
-        begin, end = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
-        mask = _component(adjacency, begin, {(begin, end), (end, begin)})
-        sides.append((bond.GetIdx(), mask, _bond_lability(bond)))
+        mask = _component(graph["neighbours"], begin, {(begin, end), (end, begin)})
+        sides.append((mask, _bond_lability(graph, begin, end)))
     return sides
-
-
-def acyclic_fragments(mol):
-    """Pieces from cutting one acyclic bond (both sides) or two (the middle piece).
-
-    Returns
-    -------
-    list of (int, float)
-        ``(bit mask of the piece's atoms, weight)``; weights favour labile bonds and
-        single cuts.
-    """
-    full = (1 << mol.GetNumAtoms()) - 1
-    sides = cleavage_sides(mol)
-    pieces = []
-    for _, mask, lability in sides:
-        pieces.append((mask, lability))
-        pieces.append((full & ~mask, lability))
-    doubles = []
-    for i, (_, mask_i, lab_i) in enumerate(sides):
-        for _, mask_j, lab_j in sides[i + 1:]:
-            middle = _middle_piece(full, mask_i, mask_j)
-            if middle:
-                doubles.append((middle, 0.35 * lab_i * lab_j))
-    doubles.sort(key=lambda item: -item[1])
-    return pieces + doubles[:MAX_DOUBLE_CLEAVAGES]
 
 
 def _middle_piece(full, mask_i, mask_j):
@@ -353,29 +366,63 @@ def _middle_piece(full, mask_i, mask_j):
     return 0
 
 
-def ring_fragments(mol):
-    """Pieces freed by cutting two non-adjacent bonds of the same ring.
+def acyclic_pieces(graph):
+    """Pieces from cutting one acyclic single bond (both sides) or two (the piece between).
 
     Returns
     -------
     list of (int, float)
-        ``(bit mask of the piece's atoms, weight)``; the smaller piece of each split.
+        ``(bit mask of the piece's atoms, weight)``; weights favour labile bonds and
+        single cuts.
+
+    Examples
+    --------
+    >>> from rdkit import Chem
+    >>> pieces = acyclic_pieces(molecule_graph(Chem.MolFromSmiles("CCOC(=O)C")))
+    >>> sorted({bin(mask).count("1") for mask, _ in pieces})
+    [1, 2, 3, 4, 5]
     """
-    ring_bonds = mol.GetRingInfo().BondRings()
-    if not ring_bonds:
-        return []
-    adjacency = _adjacency(mol)
-    full = (1 << mol.GetNumAtoms()) - 1
-    ends = [(bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()) for bond in mol.GetBonds()]
+    full = (1 << len(graph["mass"])) - 1
+    sides = _cleavage_sides(graph)
+    pieces = []
+    for mask, lability in sides:
+        pieces += [(mask, lability), (full & ~mask, lability)]
+    doubles = []
+    for i, (mask_i, lability_i) in enumerate(sides):
+        for mask_j, lability_j in sides[i + 1:]:
+            doubles.append((_middle_piece(full, mask_i, mask_j), 0.35 * lability_i * lability_j))
+    # Most labile pairs first; the stable sort keeps ties in bond order.
+    doubles.sort(key=lambda item: -item[1])
+    return pieces + doubles[:MAX_DOUBLE_CLEAVAGES]
+
+
+def ring_pieces(graph, ring_bonds):
+    """Pieces freed by cutting two non-adjacent bonds of one ring (the smaller side).
+
+    Parameters
+    ----------
+    graph : dict
+        Output of :func:`molecule_graph`.
+    ring_bonds : sequence of sequence of int
+        Bond indices of each ring (``mol.GetRingInfo().BondRings()``).
+
+    Examples
+    --------
+    >>> from rdkit import Chem
+    >>> mol = Chem.MolFromSmiles("c1ccc2ccccc2c1")
+    >>> pieces = ring_pieces(molecule_graph(mol), mol.GetRingInfo().BondRings())
+    >>> sorted({bin(mask).count("1") for mask, _ in pieces})
+    [2, 3, 4]
+    """
+    full = (1 << len(graph["mass"])) - 1
     pieces, seen = [], set()
     for ring in ring_bonds:
         for i, bond_i in enumerate(ring):
             for bond_j in ring[i + 2:]:
-                (a, b), (c, d) = ends[bond_i], ends[bond_j]
+                (a, b), (c, d) = graph["bonds"][bond_i][:2], graph["bonds"][bond_j][:2]
                 if len({a, b, c, d}) < 4:
                     continue
-                cut = {(a, b), (b, a), (c, d), (d, c)}
-                part = _component(adjacency, a, cut)
+                part = _component(graph["neighbours"], a, {(a, b), (b, a), (c, d), (d, c)})
                 if part == full:
                     continue
                 piece = min(part, full & ~part, key=int.bit_count)
@@ -387,56 +434,68 @@ def ring_fragments(mol):
     return pieces
 
 
-def fragment_table(mol):
+def _cut_site(graph, mask):
+    """The bonds that free a piece, seen from inside it: atoms, bond orders, neighbours."""
+    cuts = []
+    for begin, end, order, _ in graph["bonds"]:
+        inside_begin, inside_end = mask >> begin & 1, mask >> end & 1
+        if inside_begin != inside_end:
+            inside, outside = (begin, end) if inside_begin else (end, begin)
+            cuts.append(f"{graph['environment'][inside]}~{order:g}~{graph['environment'][outside]}")
+    return ";".join(sorted(cuts))
+
+
+def fragment_table(mol, graph=None):
     """Every candidate fragment of ``mol`` once, with what its peaks need.
+
+    Parameters
+    ----------
+    mol : rdkit.Chem.Mol
+    graph : dict, optional
+        :func:`molecule_graph` of ``mol`` (computed here when not given).
 
     Returns
     -------
     dict
-        ``keys`` (canonical SMILES with explicit hydrogens, one per fragment), and
-        numpy arrays ``mass`` (neutral sum of the piece's atoms, Da), ``carbons``
-        and ``weight``. Pieces with fewer than two heavy atoms are left out.
+        ``keys`` (canonical SMILES with explicit hydrogens), ``sites`` (the cut bonds,
+        see :func:`_cut_site`), and numpy arrays ``mass`` (neutral sum of the piece's
+        atoms, Da), ``carbons`` and ``weight``. Pieces of one heavy atom are left out.
 
     Examples
     --------
     >>> from rdkit import Chem
     >>> table = fragment_table(Chem.MolFromSmiles("CCOC(=O)c1ccccc1"))
-    >>> "[cH]1[cH][cH]c([CH]=O)[cH][cH]1" in table["keys"] or len(table["keys"]) > 3
+    >>> "[O]=[C][c]1[cH][cH][cH][cH][cH]1" in table["keys"]   # benzoyl, C7H5O
     True
     """
     from rdkit import Chem
 
-    masses = atom_masses(mol)
-    n_atoms = mol.GetNumAtoms()
-    carbon_mask = sum(1 << atom.GetIdx() for atom in mol.GetAtoms() if atom.GetAtomicNum() == 6)
+    graph = graph or molecule_graph(mol)
+    n_atoms = len(graph["mass"])
     full = (1 << n_atoms) - 1
-    best = {}
-    for mask, weight in acyclic_fragments(mol) + ring_fragments(mol):
-        if mask.bit_count() < 2 or mask == full:
-            continue
-        if mask in best:
-            best[mask] = max(best[mask], weight)
-        else:
-            best[mask] = weight
-    keys, mass, carbons, weights, seen_keys = [], [], [], [], {}
-    for mask in sorted(best):
+    weights = {}
+    for mask, weight in acyclic_pieces(graph) + ring_pieces(graph, mol.GetRingInfo().BondRings()):
+        if mask.bit_count() >= 2 and mask != full:
+            weights[mask] = max(weight, weights.get(mask, 0.0))
+    rows, by_key = [], {}
+    for mask in sorted(weights):
         atoms = [i for i in range(n_atoms) if mask >> i & 1]
         key = Chem.MolFragmentToSmiles(mol, atomsToUse=atoms, canonical=True, allHsExplicit=True)
-        if key in seen_keys:
-            # Symmetric molecules give one fragment several times; it counts once.
-            position = seen_keys[key]
-            weights[position] = max(weights[position], best[mask])
+        if key in by_key:
+            # Symmetric molecules free one fragment several times; it counts once.
+            row = rows[by_key[key]]
+            row[4] = max(row[4], weights[mask])
             continue
-        seen_keys[key] = len(keys)
-        keys.append(key)
-        mass.append(float(masses[atoms].sum()))
-        carbons.append((mask & carbon_mask).bit_count())
-        weights.append(best[mask])
+        by_key[key] = len(rows)
+        carbons = (mask & graph["carbon_mask"]).bit_count()
+        rows.append([key, _cut_site(graph, mask), float(graph["mass"][atoms].sum()), carbons, weights[mask]])
+    columns = list(zip(*rows)) if rows else [(), (), (), (), ()]
     return {
-        "keys": keys,
-        "mass": np.asarray(mass, dtype=np.float64),
-        "carbons": np.asarray(carbons, dtype=np.float64),
-        "weight": np.asarray(weights, dtype=np.float64),
+        "keys": list(columns[0]),
+        "sites": list(columns[1]),
+        "mass": np.asarray(columns[2], dtype=np.float64),
+        "carbons": np.asarray(columns[3], dtype=np.float64),
+        "weight": np.asarray(columns[4], dtype=np.float64),
     }
 
 
@@ -459,65 +518,136 @@ def neutral_losses(mol, patterns):
     --------
     >>> from rdkit import Chem
     >>> names, _ = neutral_losses(Chem.MolFromSmiles("OCCc1ccccc1C(=O)O"), compile_loss_patterns())
-    >>> "H2O" in names and "CO2" in names and "H2O+CO" in names
+    >>> "H2O" in names and "CO2" in names and "H2O+H2O" in names
     True
     """
     single = [(name, mass) for name, (pattern, mass) in patterns.items() if mol.HasSubstructMatch(pattern)]
     pairs = [
-        (f"{a}+{b}", mass_a + mass_b)
-        for i, (a, mass_a) in enumerate(single)
-        for b, mass_b in single[i:]
-        if a != b or a == "H2O"
+        (f"{name_a}+{name_b}", mass_a + mass_b)
+        for i, (name_a, mass_a) in enumerate(single)
+        for name_b, mass_b in single[i:]
     ]
-    if any(name == "H2O" for name, _ in single) and any(name == "CO" for name, _ in single):
-        pairs.append(("H2O+CO", NEUTRAL_LOSSES["H2O"][1] + NEUTRAL_LOSSES["CO"][1]))
-    names = [name for name, _ in single + pairs]
-    return names, np.asarray([mass for _, mass in single + pairs], dtype=np.float64)
+    losses = single + pairs
+    return [name for name, _ in losses], np.asarray([mass for _, mass in losses], dtype=np.float64)
 
 
-def fragment_ion_mz(table, ionmode):
-    """m/z of each fragment as a singly charged ion, with a hashed hydrogen shift.
+def _ion_mz(table, ionmode):
+    """m/z of each fragment as a singly charged ion.
 
-    The shift (-1, 0 or +1 hydrogen) depends only on the fragment and the ion mode,
-    so a substructure gives the same peak in every molecule that holds it.
+    The hydrogen shift (-1, 0 or +1) is a hash of the cut bonds, so a piece freed by
+    the same kind of cut shifts the same way in every molecule.
     """
-    units = np.array([hash_unit("h", key, ionmode) for key in table["keys"]], dtype=np.float64)
+    units = _hash_units("h", table["sites"], ionmode)
     shift = np.where(units < 0.5, 0.0, np.where(units < 0.8, 1.0, -1.0))
     if ionmode == "positive":
         return table["mass"] + shift * HYDROGEN - ELECTRON
     return table["mass"] - shift * HYDROGEN + ELECTRON
 
 
-def base_intensities(keys, ionmode):
-    """Relative intensity of each fragment or loss, from a hash of its name.
+def _fragment_intensity(table, ionmode):
+    """Relative intensity of each fragment: how the cut goes times what the piece is.
 
     Skewed toward low values, as in real spectra where a few ions dominate.
     """
-    units = np.array([hash_unit("i", key, ionmode) for key in keys], dtype=np.float64)
-    return 0.03 + units**2
+    site = _hash_units("s", table["sites"], ionmode)
+    piece = _hash_units("i", table["keys"], ionmode)
+    return (0.03 + site**2) * (0.5 + piece) * table["weight"]
 
 
-def energy_profile(relative_mz, collision_energy):
+def describe_molecule(mol, loss_patterns):
+    """Everything the spectra of ``mol`` share: mass, fragment ions, neutral losses.
+
+    Examples
+    --------
+    >>> from rdkit import Chem
+    >>> info = describe_molecule(Chem.MolFromSmiles("CCOC(=O)c1ccccc1"), compile_loss_patterns())
+    >>> round(info["mass"], 4), info["ions"]["positive"]["mz"].size > 3
+    (150.0681, True)
+    """
+    graph = molecule_graph(mol)
+    table = fragment_table(mol, graph)
+    loss_names, loss_mass = neutral_losses(mol, loss_patterns)
+    ions = {}
+    for ionmode in ("positive", "negative"):
+        ions[ionmode] = {
+            "mz": _ion_mz(table, ionmode),
+            "intensity": _fragment_intensity(table, ionmode),
+            "loss_intensity": 0.4 * (0.03 + _hash_units("l", loss_names, ionmode) ** 2),
+        }
+    return {
+        "mass": float(graph["mass"].sum()),
+        "n_carbon": graph["carbon_mask"].bit_count(),
+        "carbons": table["carbons"],
+        # Whether the sodium of [M+Na]+ stays on the fragment depends on the cut.
+        "keeps_sodium": _hash_units("na", table["sites"]) < 0.5,
+        "ions": ions,
+        "loss_mass": loss_mass,
+    }
+
+
+def _energy_profile(relative_mz, collision_energy):
     """How strongly each ion shows at a collision energy, from its m/z over the precursor's.
 
     Low energies favour ions near the precursor, high energies small ions.
     """
-    centre = np.clip(1.0 - collision_energy / 60.0, 0.1, 0.9)
-    return np.exp(-0.5 * ((relative_mz - centre) / 0.3) ** 2)
+    centre = np.clip(1.0 - collision_energy / 70.0, 0.15, 0.9)
+    return np.exp(-0.5 * ((relative_mz - centre) / 0.4) ** 2)
 
 
-def precursor_share(collision_energy, adduct):
+def _precursor_share(collision_energy, adduct):
     """Intensity of the precursor relative to the strongest fragment."""
-    share = 2.5 * np.exp(-collision_energy / 12.0)
-    return share * (4.0 if adduct == "[M+Na]+" else 1.0)
+    share = 1.5 * np.exp(-collision_energy / 12.0)
+    return share * (2.0 if adduct == "[M+Na]+" else 1.0)
 
 
-def simulate_peaks(molecule, adduct, collision_energy, rng):
-    """Peaks of one spectrum of a prepared molecule.
+def _merge_close(mz, intensity, tolerance=MERGE_TOLERANCE):
+    """Ions closer than ``tolerance`` show as one peak (summed, weighted mean m/z)."""
+    order = np.argsort(mz, kind="stable")
+    mz, intensity = mz[order], intensity[order]
+    group = np.concatenate([[0], np.cumsum(np.diff(mz) > tolerance)])
+    total = np.bincount(group, weights=intensity)
+    centre = np.bincount(group, weights=mz * intensity) / np.where(total > 0, total, 1.0)
+    first = np.concatenate([[True], np.diff(group) > 0])
+    return np.where(total > 0, centre, mz[first]), total
+
+
+def _add_isotopes(mz, intensity, carbons):
+    """Append the M+1 (13C) peak of each monoisotopic ion."""
+    return (
+        np.concatenate([mz, mz + C13_SHIFT]),
+        np.concatenate([intensity, intensity * C13_PER_CARBON * carbons]),
+    )
+
+
+def _add_noise(mz, intensity, precursor_mz, rng):
+    """Jitter every intensity, move every m/z by a few ppm, and add a few noise peaks."""
+    intensity = intensity * rng.lognormal(0.0, 0.25, size=intensity.size)
+    mz = mz * (1.0 + rng.normal(0.0, 3e-6, size=mz.size))
+    n_noise = int(rng.integers(2, 9))
+    noise_mz = rng.uniform(max(MIN_ION_MZ, 0.1 * precursor_mz), precursor_mz, size=n_noise)
+    noise_intensity = intensity.max() * rng.uniform(0.005, 0.03, size=n_noise)
+    return np.concatenate([mz, noise_mz]), np.concatenate([intensity, noise_intensity])
+
+
+def _finish_peaks(mz, intensity):
+    """Scale to a maximum of 1000, drop weak and low peaks, keep the strongest, sort."""
+    intensity = intensity / intensity.max() * 1000.0
+    keep = (mz >= MIN_ION_MZ) & (intensity >= RELATIVE_THRESHOLD * 1000.0)
+    mz, intensity = mz[keep], intensity[keep]
+    if mz.size > MAX_PEAKS:
+        strongest = np.argsort(-intensity, kind="stable")[:MAX_PEAKS]
+        mz, intensity = mz[strongest], intensity[strongest]
+    # Rounding keeps saved files short; a noise peak that rounds onto an ion adds to it.
+    rounded, inverse = np.unique(np.round(mz, 5), return_inverse=True)
+    return rounded.astype(np.float64), np.round(np.bincount(inverse, weights=intensity), 2)
+
+
+def simulate_peaks(info, adduct, collision_energy, rng):
+    """Peaks of one spectrum of a molecule described by :func:`describe_molecule`.
 
     Parameters
     ----------
-    molecule : dict
+    info : dict
         Output of :func:`describe_molecule`.
     adduct : str
         A key of :data:`ADDUCTS`.
@@ -529,104 +659,43 @@ def simulate_peaks(molecule, adduct, collision_energy, rng):
     Returns
     -------
     mz, intensities : numpy.ndarray
-        float64, m/z ascending, intensities scaled to a maximum of 1000.
+        float64, m/z strictly ascending, intensities scaled to a maximum of 1000.
     precursor_mz : float
-    """
-    ionmode, _, shift = ADDUCTS[adduct]
-    precursor_mz = molecule["mass"] + shift
-    ions = molecule["ions"][ionmode]
-    frag_mz, frag_int = ions["mz"], ions["intensity"] * molecule["table"]["weight"]
-    if adduct == "[M+Na]+":
-        # Sodiated ions fragment poorly; the fragments that keep the sodium move with it.
-        keeps_sodium = ions["sodium"]
-        frag_mz = np.where(keeps_sodium, frag_mz + ADDUCTS["[M+Na]+"][2] - PROTON, frag_mz)
-        frag_int = frag_int * 0.35
-    loss_mz = precursor_mz - molecule["loss_mass"]
-    loss_int = molecule["loss_intensity"][ionmode]
-    mz = np.concatenate([frag_mz, loss_mz])
-    intensity = np.concatenate([frag_int, loss_int]) * energy_profile(mz / precursor_mz, collision_energy)
-    if adduct == "[M+NH4]+":
-        # Ammonium adducts shed NH3 first: the protonated molecule shows strongly.
-        mz = np.append(mz, molecule["mass"] + PROTON)
-        intensity = np.append(intensity, 0.8 * max(intensity.max(initial=0.0), 0.2))
-    carbons = np.concatenate([molecule["table"]["carbons"], molecule["loss_carbons"]])
-    mz, intensity = _add_isotopes(mz, intensity, carbons, len(frag_mz) + len(loss_mz))
-    top = intensity.max(initial=0.0) if intensity.size else 0.0
-    mz = np.append(mz, precursor_mz)
-    intensity = np.append(intensity, max(top, 0.1) * precursor_share(collision_energy, adduct))
-    mz, intensity = _add_noise(mz, intensity, precursor_mz, rng)
-    return _finish_peaks(mz, intensity), precursor_mz
-
-
-def _add_isotopes(mz, intensity, carbons, n_monoisotopic):
-    """Append the M+1 (13C) peak of each monoisotopic ion."""
-    ratio = 0.0107 * carbons[:n_monoisotopic] / (1.0 - 0.0107)
-    return (
-        np.concatenate([mz, mz[:n_monoisotopic] + C13_SHIFT]),
-        np.concatenate([intensity, intensity[:n_monoisotopic] * ratio]),
-    )
-
-
-def _add_noise(mz, intensity, precursor_mz, rng):
-    """Jitter every intensity, shift every m/z by a few ppm, and add a few noise peaks."""
-    intensity = intensity * rng.lognormal(0.0, 0.25, size=intensity.size)
-    mz = mz * (1.0 + rng.normal(0.0, 3e-6, size=mz.size))
-    n_noise = int(rng.integers(2, 9))
-    noise_mz = rng.uniform(max(MIN_ION_MZ, 0.1 * precursor_mz), precursor_mz, size=n_noise)
-    noise_int = intensity.max() * rng.uniform(0.005, 0.03, size=n_noise)
-    return np.concatenate([mz, noise_mz]), np.concatenate([intensity, noise_int])
-
-
-def _finish_peaks(mz, intensity):
-    """Drop weak and out-of-range peaks, merge equal m/z, keep the strongest, sort."""
-    keep = (mz >= MIN_ION_MZ) & (intensity > 0)
-    mz, intensity = mz[keep], intensity[keep]
-    # Ions that land on the same m/z (isomeric pieces) add up into one peak.
-    rounded, inverse = np.unique(np.round(mz, 4), return_inverse=True)
-    intensity = np.bincount(inverse, weights=intensity)
-    mz = rounded
-    intensity = intensity / intensity.max() * 1000.0
-    keep = intensity >= RELATIVE_THRESHOLD * 1000.0
-    mz, intensity = mz[keep], intensity[keep]
-    if mz.size > MAX_PEAKS:
-        strongest = np.sort(np.argsort(-intensity, kind="stable")[:MAX_PEAKS])
-        mz, intensity = mz[strongest], intensity[strongest]
-    return np.round(mz, 5).astype(np.float64), np.round(intensity, 2).astype(np.float64)
-
-
-def describe_molecule(mol, loss_patterns):
-    """Everything about ``mol`` that its spectra share: mass, fragments, ions, losses.
 
     Examples
     --------
     >>> from rdkit import Chem
     >>> info = describe_molecule(Chem.MolFromSmiles("CCOC(=O)c1ccccc1"), compile_loss_patterns())
-    >>> round(info["mass"], 4), len(info["table"]["keys"]) > 3
-    (150.0681, True)
+    >>> (mz, intensity), precursor = simulate_peaks(info, "[M+H]+", 20.0, np.random.default_rng(0))
+    >>> round(precursor, 4), bool(np.all(np.diff(mz) > 0)), float(intensity.max())
+    (151.0754, True, 1000.0)
     """
-    table = fragment_table(mol)
-    loss_names, loss_mass = neutral_losses(mol, loss_patterns)
-    ions = {}
-    loss_intensity = {}
-    for ionmode in ("positive", "negative"):
-        ions[ionmode] = {
-            "mz": fragment_ion_mz(table, ionmode),
-            "intensity": base_intensities(table["keys"], ionmode),
-            "sodium": np.array([hash_unit("na", key) < 0.5 for key in table["keys"]], dtype=bool),
-        }
-        loss_intensity[ionmode] = 0.6 * base_intensities(loss_names, ionmode)
-    mass = float(atom_masses(mol).sum())
-    n_carbon = sum(atom.GetAtomicNum() == 6 for atom in mol.GetAtoms())
-    # A loss keeps (nearly) all the carbons; the isotope peak follows the precursor's.
-    loss_carbons = np.full(len(loss_names), float(n_carbon))
-    return {
-        "mass": mass,
-        "table": table,
-        "ions": ions,
-        "loss_mass": loss_mass,
-        "loss_intensity": loss_intensity,
-        "loss_carbons": loss_carbons,
-    }
+    ionmode, _, adduct_shift = ADDUCTS[adduct]
+    precursor_mz = info["mass"] + adduct_shift
+    ions = info["ions"][ionmode]
+    fragment_mz, fragment_intensity = ions["mz"], ions["intensity"]
+    if adduct == "[M+Na]+":
+        # Sodiated ions fragment poorly; fragments that keep the sodium move with it.
+        fragment_mz = np.where(info["keeps_sodium"], fragment_mz + SODIUM - HYDROGEN, fragment_mz)
+        fragment_intensity = 0.6 * fragment_intensity
+    mz = np.concatenate([fragment_mz, precursor_mz - info["loss_mass"]])
+    intensity = np.concatenate([fragment_intensity, ions["loss_intensity"]])
+    carbons = np.concatenate([info["carbons"], np.full(info["loss_mass"].size, info["n_carbon"])])
+    intensity = intensity * _energy_profile(mz / precursor_mz, collision_energy)
+    strongest = max(intensity.max(initial=0.0), 0.05)
+    # The precursor, and for ammonium adducts the protonated molecule they turn into.
+    extra_mz = [precursor_mz]
+    extra_intensity = [strongest * _precursor_share(collision_energy, adduct)]
+    if adduct == "[M+NH4]+":
+        extra_mz.append(info["mass"] + PROTON)
+        extra_intensity.append(0.8 * strongest)
+    mz = np.concatenate([mz, extra_mz])
+    intensity = np.concatenate([intensity, extra_intensity])
+    carbons = np.concatenate([carbons, np.full(len(extra_mz), info["n_carbon"])])
+    mz, intensity = _add_isotopes(mz, intensity, carbons)
+    mz, intensity = _merge_close(mz, intensity)
+    mz, intensity = _add_noise(mz, intensity, precursor_mz, rng)
+    return _finish_peaks(mz, intensity), precursor_mz
 
 
 def choose_acquisitions(n_spectra, rng):
@@ -654,7 +723,18 @@ def choose_acquisitions(n_spectra, rng):
     return plan
 
 
-def simulate_molecule_spectra(mol, name, spectra_range, rng, loss_patterns):
+def molecule_rng(seed, line_index):
+    """The random generator of one molecule, independent of every other molecule's.
+
+    Examples
+    --------
+    >>> molecule_rng(0, 5).random() == molecule_rng(0, 5).random()
+    True
+    """
+    return np.random.default_rng((seed, _MOLECULE_STREAM, line_index))
+
+
+def simulate_molecule(mol, name, structure, spectra_range, rng, loss_patterns):
     """Peaks and metadata of every spectrum of one molecule (no ``spectrum_id`` yet).
 
     Returns
@@ -662,7 +742,6 @@ def simulate_molecule_spectra(mol, name, spectra_range, rng, loss_patterns):
     list of (numpy.ndarray, numpy.ndarray, dict)
     """
     info = describe_molecule(mol, loss_patterns)
-    structure = structure_metadata(mol)
     n_spectra = int(rng.integers(spectra_range[0], spectra_range[1] + 1))
     spectra = []
     for adduct, energy in choose_acquisitions(n_spectra, rng):
@@ -676,7 +755,7 @@ def simulate_molecule_spectra(mol, name, spectra_range, rng, loss_patterns):
             "ionmode": ionmode,
             "adduct": adduct,
             "collision_energy": energy,
-            "instrument_type": "LC-ESI-QTOF simulated",
+            "instrument_type": INSTRUMENT_TYPE,
             "license": "CC0",
             "comment": "simulated spectrum (in-silico fragmenter, not a measurement)",
         }
@@ -684,116 +763,125 @@ def simulate_molecule_spectra(mol, name, spectra_range, rng, loss_patterns):
     return spectra
 
 
-def molecule_rng(seed, line_index):
-    """The random generator of one molecule, independent of every other molecule's.
-
-    Examples
-    --------
-    >>> molecule_rng(0, 5).random() == molecule_rng(0, 5).random()
-    True
-    """
-    return np.random.default_rng((seed, _MOLECULE_STREAM, line_index))
-
-
 def usable_molecules(records, progress=False):
-    """Prepared molecules of ``records``, skipping those :func:`prepare_molecule` rejects.
+    """Molecules of ``records`` that :func:`prepare_molecule` accepts, in file order.
 
     Returns
     -------
     list of (int, str, rdkit.Chem.Mol)
-        ``(line index, name, molecule)`` in file order.
+        ``(line index, name, molecule)``.
     """
     from tqdm.auto import tqdm
 
+    patterns = _filter_patterns()
     usable = []
     for line_index, smiles, name in tqdm(
         records, desc="reading molecules", unit="mol", disable=not progress, file=sys.stderr, leave=False
     ):
-        mol = prepare_molecule(smiles)
+        mol = prepare_molecule(smiles, patterns)
         if mol is not None:
             usable.append((line_index, name, mol))
     return usable
 
 
-def select_molecules(mols, n_molecules, seed):
-    """Pick ``n_molecules`` indices into ``mols``, in groups of close analogues.
+def analogue_order(mols, seed):
+    """Indices of ``mols`` in the order the library takes them: groups of analogues.
 
     Seeds are drawn in a seeded random order; each brings up to :data:`MAX_ANALOGUES`
-    not yet chosen molecules with Tanimoto >= :data:`ANALOGUE_THRESHOLD` (RDKit path
-    fingerprint, as the competition's label). A plain random sample would hold too few
-    similar pairs for the upper Tanimoto bins.
+    molecules not yet taken with Tanimoto >= :data:`ANALOGUE_THRESHOLD` (Morgan radius
+    2), most similar first. A plain random sample would hold too few similar pairs for
+    the upper Tanimoto bins.
 
-    Returns
-    -------
-    list of int
-        Sorted indices.
+    Yields
+    ------
+    int
     """
     from rdkit import DataStructs
     from rdkit.Chem import rdFingerprintGenerator
 
-    generator = rdFingerprintGenerator.GetRDKitFPGenerator(maxPath=7, fpSize=2048)
+    generator = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
     fingerprints = [generator.GetFingerprint(mol) for mol in mols]
-    order = np.random.default_rng((seed, _SELECTION_STREAM)).permutation(len(mols))
-    chosen = np.zeros(len(mols), dtype=bool)
-    n_chosen = 0
-    for index in order:
-        if n_chosen >= n_molecules:
-            break
-        if chosen[index]:
+    taken = np.zeros(len(mols), dtype=bool)
+    for index in np.random.default_rng((seed, _SELECTION_STREAM)).permutation(len(mols)):
+        if taken[index]:
             continue
         similarity = np.asarray(DataStructs.BulkTanimotoSimilarity(fingerprints[index], fingerprints))
-        candidates = np.flatnonzero((similarity >= ANALOGUE_THRESHOLD) & ~chosen)
-        candidates = candidates[candidates != index]
-        # Most similar first; ties to the earlier line so the choice is reproducible.
-        candidates = candidates[np.lexsort((candidates, -similarity[candidates]))][:MAX_ANALOGUES]
-        group = np.concatenate([[index], candidates])[: n_molecules - n_chosen]
-        chosen[group] = True
-        n_chosen += len(group)
-    return np.flatnonzero(chosen).tolist()
+        similarity[index] = 2.0  # the seed itself comes first
+        group = np.flatnonzero((similarity >= ANALOGUE_THRESHOLD) & ~taken)
+        # Most similar first; ties to the earlier line so the order is reproducible.
+        group = group[np.lexsort((group, -similarity[group]))][: MAX_ANALOGUES + 1]
+        taken[group] = True
+        yield from group.tolist()
+
+
+def choose_molecules(usable, n_molecules, seed):
+    """Take ``n_molecules`` distinct molecules (first InChIKey block) in analogue order.
+
+    Returns
+    -------
+    list of (int, str, rdkit.Chem.Mol, dict)
+        ``(line index, name, canonical molecule, structure metadata)`` in file order.
+    """
+    chosen, blocks = [], set()
+    for index in analogue_order([mol for _, _, mol in usable], seed):
+        line_index, name, mol = usable[index]
+        mol = _canonical_form(mol)
+        if mol is None:
+            continue
+        structure = structure_metadata(mol)
+        block = structure["inchikey"][:14]
+        if not block or block in blocks:
+            continue  # stereoisomers and repeats are one molecule to the competition
+        blocks.add(block)
+        chosen.append((line_index, name, mol, structure))
+        if len(chosen) == n_molecules:
+            return sorted(chosen, key=lambda item: item[0])
+    raise ValueError(
+        f"n_molecules={n_molecules} exceeds the {len(chosen)} distinct usable molecules of "
+        f"RDKit's NCI sample; ask for at most {len(chosen)}, or use a real library "
+        "(`kit prepare --library massbank` or `--library path/to/library.mgf`)"
+    )
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _check_arguments(n_molecules, spectra_per_molecule, seed):
-    """Validate the arguments of :func:`simulate_library`; return ``(low, high)`` spectra."""
-    if isinstance(n_molecules, bool) or not isinstance(n_molecules, (int, np.integer)):
+    """Validate the arguments of :func:`simulate_library`; return ``(low, high)``."""
+    if not _is_int(n_molecules):
         raise TypeError(f"n_molecules must be an integer, got {type(n_molecules).__name__} {n_molecules!r}")
     if n_molecules <= 0:
         raise ValueError(f"n_molecules must be a positive integer, got {n_molecules}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+    if not _is_int(seed):
         raise TypeError(f"seed must be an integer, got {type(seed).__name__} {seed!r}")
     if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
-    spectra = spectra_per_molecule
-    if isinstance(spectra, (int, np.integer)) and not isinstance(spectra, bool):
-        spectra = (spectra, spectra)
-    if (
-        not isinstance(spectra, (tuple, list))
-        or len(spectra) != 2
-        or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in spectra)
-    ):
+        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+    spectra = (spectra_per_molecule,) * 2 if _is_int(spectra_per_molecule) else spectra_per_molecule
+    if not isinstance(spectra, (tuple, list)) or len(spectra) != 2 or not all(map(_is_int, spectra)):
         raise TypeError(
             "spectra_per_molecule must be an integer or a (low, high) pair of integers, "
             f"got {spectra_per_molecule!r}"
         )
     low, high = int(spectra[0]), int(spectra[1])
     if not 1 <= low <= high:
-        raise ValueError(
-            f"spectra_per_molecule must satisfy 1 <= low <= high, got ({low}, {high})"
-        )
+        raise ValueError(f"spectra_per_molecule must satisfy 1 <= low <= high, got ({low}, {high})")
     return low, high
 
 
 def simulate_library(n_molecules=2000, spectra_per_molecule=(2, 5), seed=0, progress=True):
     """Simulate the embedded default library: MS/MS spectra of RDKit's NCI molecules.
 
-    The spectra are SIMULATED (see :data:`SIMULATED_LIBRARY_DESCRIPTION`). Molecules are
-    drawn from RDKit's NCI sample in groups of close analogues, so that every Tanimoto
-    bin of a competition built from the library gets pairs.
+    The spectra are SIMULATED (see :data:`SIMULATED_LIBRARY_DESCRIPTION`): an in-silico
+    fragmenter, not measurements. Molecules are drawn from RDKit's NCI sample in groups
+    of close analogues, so that every Tanimoto bin of a competition built from the
+    library gets pairs.
 
     Parameters
     ----------
     n_molecules : int, default 2000
-        How many distinct molecules; at most the number of usable molecules in the NCI
-        sample (about 4,700).
+        How many distinct molecules (first InChIKey block); at most about 4,500, the
+        distinct usable molecules of the NCI sample.
     spectra_per_molecule : int or (int, int), default (2, 5)
         Spectra per molecule, drawn uniformly from ``low..high`` inclusive.
     seed : int, default 0
@@ -805,10 +893,10 @@ def simulate_library(n_molecules=2000, spectra_per_molecule=(2, 5), seed=0, prog
     Returns
     -------
     list of matchms.Spectrum
-        Ordered by molecule (NCI file order), ``spectrum_id`` ``SIM000001`` onwards. Each
-        has ``compound_name``, ``smiles``, ``inchi``, ``inchikey``, ``formula``,
-        ``precursor_mz``, ``charge``, ``ionmode``, ``adduct``, ``collision_energy``,
-        ``instrument_type``, ``license`` and ``comment``.
+        Grouped by molecule in NCI file order, ``spectrum_id`` ``SIM000001`` onwards.
+        Metadata: ``spectrum_id``, ``compound_name``, ``smiles``, ``inchi``,
+        ``inchikey``, ``formula``, ``precursor_mz``, ``charge``, ``ionmode``, ``adduct``,
+        ``collision_energy`` (eV), ``instrument_type``, ``license`` and ``comment``.
 
     Raises
     ------
@@ -823,30 +911,22 @@ def simulate_library(n_molecules=2000, spectra_per_molecule=(2, 5), seed=0, prog
     >>> spectra = simulate_library(n_molecules=20, seed=1, progress=False)
     >>> spectra[0].get("spectrum_id"), spectra[0].get("license")
     ('SIM000001', 'CC0')
-    >>> len({s.get("inchikey") for s in spectra})
+    >>> len({s.get("inchikey")[:14] for s in spectra})
     20
     """
     from matchms import Spectrum
     from tqdm.auto import tqdm
 
     spectra_range = _check_arguments(n_molecules, spectra_per_molecule, seed)
-    records = read_smiles_records(nci_smiles_path())
-    usable = usable_molecules(records, progress=progress)
-    if n_molecules > len(usable):
-        raise ValueError(
-            f"n_molecules={n_molecules} exceeds the {len(usable)} usable molecules of RDKit's NCI "
-            f"sample; ask for at most {len(usable)}, or use a real library "
-            "(`kit prepare --library massbank` or `--library path/to/library.mgf`)"
-        )
-    selected = select_molecules([mol for _, _, mol in usable], n_molecules, seed)
+    usable = usable_molecules(read_smiles_records(nci_smiles_path()), progress=progress)
+    chosen = choose_molecules(usable, n_molecules, seed)
     loss_patterns = compile_loss_patterns()
     spectra = []
-    for index in tqdm(
-        selected, desc="simulating spectra", unit="mol", disable=not progress, file=sys.stderr
+    for line_index, name, mol, structure in tqdm(
+        chosen, desc="simulating spectra", unit="mol", disable=not progress, file=sys.stderr
     ):
-        line_index, name, mol = usable[index]
         rng = molecule_rng(seed, line_index)
-        for mz, intensity, metadata in simulate_molecule_spectra(mol, name, spectra_range, rng, loss_patterns):
+        for mz, intensity, metadata in simulate_molecule(mol, name, structure, spectra_range, rng, loss_patterns):
             metadata = {"spectrum_id": f"SIM{len(spectra) + 1:06d}", **metadata}
             spectra.append(Spectrum(mz=mz, intensities=intensity, metadata=metadata))
     return spectra

@@ -1,0 +1,76 @@
+"""``kit kaggle``: download a Kaggle competition, submit to it, read its leaderboard."""
+import argparse
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "kaggle",
+        help="download, submit and read leaderboards on Kaggle",
+        description="Use Kaggle through the kaggle package. Credentials: set KAGGLE_API_TOKEN "
+        "(https://www.kaggle.com/settings/api) or save ~/.kaggle/kaggle.json.",
+    )
+    sub = p.add_subparsers(dest="kaggle_command", metavar="ACTION")
+    sub.required = True
+
+    d = sub.add_parser("download", help="download a competition's files",
+                       description="Download and unzip a Kaggle competition's files.")
+    d.add_argument("competition", metavar="COMPETITION", help="the competition's slug, as in its Kaggle address")
+    d.add_argument("-p", "--path", metavar="DIR", help="where to put the files (default: ./data/COMPETITION)")
+    d.add_argument("--keep-zip", action="store_true", help="keep the downloaded archive unextracted")
+
+    s = sub.add_parser("submit", help="check a submission locally, then submit it",
+                       description="Check FILE locally (against --local-competition's ids when given, or "
+                       "data/COMPETITION when it exists; else header, ids and values), then submit it.")
+    s.add_argument("file", metavar="FILE", help="the submission CSV")
+    s.add_argument("-m", "--message", required=True, help="submission description")
+    s.add_argument("-c", "--competition", required=True, metavar="COMPETITION", help="the competition's slug")
+    s.add_argument("--local-competition", metavar="NAME|DIR", help="local copy of the competition to check ids against")
+    s.add_argument("--data", metavar="DIR", help="folder holding competitions (default: ./data)")
+
+    lb = sub.add_parser("leaderboard", help="print a competition's Kaggle leaderboard")
+    lb.add_argument("competition", metavar="COMPETITION", help="the competition's slug")
+    p.set_defaults(run=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    actions = {"download": run_download, "submit": run_submit, "leaderboard": run_leaderboard}
+    return actions[args.kaggle_command](args)
+
+
+def run_download(args: argparse.Namespace) -> int:
+    from kit import kaggle_client
+
+    folder = kaggle_client.download(args.competition, args.path, unzip=not args.keep_zip)
+    print(f"Downloaded {args.competition} to {folder}")
+    return 0
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    from kit import kaggle_client
+
+    local = args.local_competition or _local_copy(args.competition, args.data)
+    # submit() checks the file before connecting: a bad file is refused without credentials.
+    submission, response = kaggle_client.submit(args.file, args.message, args.competition,
+                                                local_competition=local, data=args.data)
+    checked = "against " + str(local) if local else "for shape (pass --local-competition to check its ids)"
+    message = getattr(response, "message", None) or (response.get("message") if isinstance(response, dict) else None)
+    print(f"Checked {args.file} ({submission.rows:,} rows) {checked}.")
+    print(f"Submitted to {args.competition}" + (f": {message}" if message else "."))
+    return 0
+
+
+def run_leaderboard(args: argparse.Namespace) -> int:
+    from kit import kaggle_client
+
+    rows = kaggle_client.leaderboard(args.competition)
+    print(kaggle_client.format_leaderboard(args.competition, rows))
+    return 0
+
+
+def _local_copy(competition, data):
+    """The local competition folder of the same name, when there is one."""
+    from kit.paths import COMPETITION_FILE, data_dir
+
+    folder = data_dir(data) / competition
+    return folder if (folder / COMPETITION_FILE).is_file() else None

@@ -1,0 +1,393 @@
+"""The local leaderboard: an append-only CSV log and the ranking built from it.
+
+``leaderboard/<competition>.csv`` gets one line per scored submission. Appends hold a
+file lock and go out as one ``write`` followed by ``fsync``, so concurrent scorers never
+lose or interleave rows; readers skip a torn last line left by a killed writer.
+
+Ranking (DESIGN.md section 4): each participant's best Public score, ties to the
+earliest submission. With ``private=True`` the same chosen submissions are ranked on
+their Private score, as Kaggle does when nobody picks final submissions.
+"""
+import csv
+import io
+import json
+import math
+import os
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from kit.errors import UserError
+from kit.paths import leaderboard_dir
+
+LOG_COLUMNS = [
+    "time",
+    "participant",
+    "file",
+    "sha256",
+    "model",
+    "public",
+    "private",
+    "validation",
+    "rows",
+    "per_bin_public",
+    "per_bin_private",
+]
+_NUMERIC = ("public", "private", "validation")
+#: Longest participant name kept.
+MAX_NAME = 40
+#: Longest model or file name kept in the log.
+MAX_TEXT = 120
+
+
+# --- names ---------------------------------------------------------------------------
+
+
+def sanitize_participant(name):
+    """A participant name safe in paths, tables, HTML and plot legends.
+
+    Letters, digits, ``.``, ``_`` and ``-`` are kept, anything else becomes ``_``;
+    leading and trailing punctuation is dropped (no ``..``, no hidden names, no
+    matplotlib-hidden ``_labels``), at most 40 characters, ``anonymous`` when nothing is left.
+
+    Examples
+    --------
+    >>> sanitize_participant("../../etc/passwd")
+    'etc_passwd'
+    >>> sanitize_participant("<script>alert(1)</script>")
+    'script_alert_1_script'
+    >>> sanitize_participant("José Pérez")
+    'José_Pérez'
+    """
+    name = unicodedata.normalize("NFKC", str(name or ""))
+    name = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)
+    name = re.sub(r"_+", "_", name).strip("._-")[:MAX_NAME].strip("._-")
+    return name or "anonymous"
+
+
+def default_participant():
+    """``$USER`` (sanitised), else ``you``."""
+    return sanitize_participant(os.environ.get("USER") or os.environ.get("USERNAME") or "you")
+
+
+def _clean_text(value, limit=MAX_TEXT):
+    """One line of printable text for a log cell."""
+    text = "".join(ch if ch.isprintable() else " " for ch in str(value or ""))
+    return " ".join(text.split())[:limit]
+
+
+# --- the log -------------------------------------------------------------------------
+
+
+def log_path(competition, leaderboard=None):
+    """``leaderboard/<competition>.csv`` for a competition name (or object with ``.name``)."""
+    name = getattr(competition, "name", competition)
+    safe = sanitize_participant(name)
+    return leaderboard_dir(leaderboard) / f"{safe}.csv"
+
+
+def make_entry(result, participant=None, time=None, file=None):
+    """A log row (dict of strings) for a :class:`~kit.scoring.ScoreResult`.
+
+    Parameters
+    ----------
+    result : ScoreResult
+    participant : str, optional
+        Defaults to the manifest's participant, else ``$USER``, else ``you``.
+    time : datetime, optional
+        Submission time (default now, UTC).
+    file : str, optional
+        Name to record (default the submission's file name).
+    """
+    manifest = result.manifest or {}
+    participant = sanitize_participant(participant or manifest.get("participant") or default_participant())
+    time = (time or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    details = result.details
+    return {
+        "time": time.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "participant": participant,
+        "file": _clean_text(file or Path(result.path).name),
+        "sha256": result.sha256,
+        "model": _clean_text(result.model or ""),
+        "public": _number(result.public),
+        "private": _number(result.private),
+        "validation": _number(result.validation),
+        "rows": str(result.rows),
+        "per_bin_public": json.dumps(_bins(details.get("Public")), separators=(",", ":")),
+        "per_bin_private": json.dumps(_bins(details.get("Private")), separators=(",", ":")),
+    }
+
+
+def append_entry(path, entry):
+    """Append one row to the log: locked, one write, flushed and fsynced.
+
+    A previous writer killed mid-line leaves a line without its newline; this writer
+    ends that line first, so the damage stays on one line that readers skip.
+
+    Examples
+    --------
+    >>> append_entry("/tmp/kit-doc-lb/x.csv", {"participant": "ann", "public": "0.2"})  # doctest: +SKIP
+    """
+    from filelock import FileLock, Timeout
+
+    from kit.fileio import ensure_writable_dir
+
+    path = Path(path)
+    ensure_writable_dir(path.parent)
+    line = _csv_line([entry.get(column, "") for column in LOG_COLUMNS])
+    try:
+        with FileLock(str(path) + ".lock", timeout=60):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                size = os.fstat(fd).st_size
+                prefix = _csv_line(LOG_COLUMNS) if size == 0 else ""
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    prefix = "\n"
+                payload = (prefix + line).encode("utf-8")
+                written = os.write(fd, payload)
+                if written != len(payload):  # a full disk: say so instead of leaving half a row
+                    raise OSError(f"wrote {written} of {len(payload)} bytes")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    except Timeout:
+        raise UserError(f"{path} is locked by another program (lock file {path}.lock): try again") from None
+    except OSError as exc:
+        raise UserError(f"cannot append to {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def record_result(result, participant=None, leaderboard=None, time=None, file=None):
+    """Append a score to ``leaderboard/<competition>.csv``; return the log path."""
+    entry = make_entry(result, participant=participant, time=time, file=file)
+    return append_entry(log_path(result.competition, leaderboard), entry)
+
+
+def read_log(path):
+    """The log as a DataFrame; lines that do not parse are skipped (and counted).
+
+    The result has ``attrs["skipped_lines"]``. ``time`` is a UTC timestamp, scores are
+    floats (NaN when missing), ``per_bin_*`` are dicts.
+
+    Examples
+    --------
+    >>> read_log("/nonexistent/practice.csv").empty
+    True
+    """
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raw = b""
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    rows, skipped = [], 0
+    # Line by line, so that a torn row with an open quote cannot swallow the rows after it.
+    for number, line in enumerate(raw.decode("utf-8", errors="replace").splitlines()):
+        if not line.strip():
+            continue
+        row = _parse_line(line)
+        if row is None:
+            if not (number == 0 and line.startswith("time")):
+                skipped += 1
+            continue
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=LOG_COLUMNS + ["order"])
+    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    for column in _NUMERIC:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    frame["rows"] = pd.to_numeric(frame["rows"], errors="coerce").fillna(0).astype(int)
+    frame["order"] = range(len(frame))
+    frame.attrs["skipped_lines"] = skipped
+    return frame
+
+
+def _parse_line(line):
+    """One log row as a dict, or None when the line is a header or damaged."""
+    try:
+        fields = next(csv.reader([line], strict=True))
+    except (csv.Error, StopIteration):
+        return None
+    if len(fields) != len(LOG_COLUMNS) or fields == LOG_COLUMNS:
+        return None
+    row = dict(zip(LOG_COLUMNS, fields))
+    try:
+        datetime.fromisoformat(row["time"].replace("Z", "+00:00"))
+        float(row["public"])
+        row["per_bin_public"] = json.loads(row["per_bin_public"] or "{}")
+        row["per_bin_private"] = json.loads(row["per_bin_private"] or "{}")
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(row["per_bin_public"], dict) or not isinstance(row["per_bin_private"], dict):
+        return None
+    row["participant"] = sanitize_participant(row["participant"])
+    row["order"] = 0
+    return row
+
+
+# --- ranking -------------------------------------------------------------------------
+
+
+def rank(log, metric, private=False):
+    """Best submission per participant, ranked.
+
+    Each participant's submission with the best Public score is chosen (ties to the
+    earliest). Without ``private`` they are ranked on Public; with it, on the Private
+    score of that same submission, and ``public_rank`` shows where each stood before.
+
+    Parameters
+    ----------
+    log : DataFrame
+        From :func:`read_log`.
+    metric : kit.metrics.Metric
+        Knows the direction and the reported decimals; ties compare at those decimals.
+    private : bool
+
+    Returns
+    -------
+    DataFrame
+        ``rank, participant, public, private, public_rank, entries, time, model, file,
+        per_bin_public, per_bin_private``, best first.
+    """
+    import pandas as pd
+
+    columns = ["rank", "participant", "public", "private", "public_rank", "entries", "time", "model", "file",
+               "validation", "per_bin_public", "per_bin_private"]
+    if log.empty:
+        return pd.DataFrame(columns=columns)
+    log = log.assign(_key=log["public"].map(metric.sort_key))
+    log = log.sort_values(["_key", "time", "order"], kind="stable")
+    best = log.drop_duplicates("participant", keep="first").copy()
+    best["entries"] = best["participant"].map(log["participant"].value_counts()).astype(int)
+    best["public_rank"] = _competition_ranks(best["_key"])
+    if private:
+        best["_pkey"] = best["private"].map(metric.sort_key)
+        best = best.sort_values(["_pkey", "time", "order"], kind="stable")
+        best["rank"] = _competition_ranks(best["_pkey"])
+    else:
+        best["rank"] = best["public_rank"]
+    return best[columns].reset_index(drop=True)
+
+
+def _competition_ranks(keys):
+    """1, 2, 2, 4 ... ranks for keys sorted best first; equal keys share a rank.
+
+    The order among equals (earliest first) is kept by the caller's sort.
+    """
+    ranks, previous, rank_value = [], None, 0
+    for position, key in enumerate(keys, start=1):
+        if key != previous:
+            rank_value, previous = position, key
+        ranks.append(rank_value)
+    return ranks
+
+
+@dataclass
+class Standings:
+    """A rendered leaderboard: the ranking and where its pages were written."""
+
+    competition: str
+    metric: object
+    private: bool
+    ranking: object
+    log: object
+    text: str
+    markdown_path: Path = None
+    html_path: Path = None
+    rejected: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+
+def build_leaderboard(competition=None, *, data=None, leaderboard=None, private=False, write_pages=True,
+                      rejected=(), notes=()):
+    """Rank the log of a competition, render it, and write the ``.md`` and ``.html`` pages.
+
+    Parameters
+    ----------
+    competition : Competition, str or Path, optional
+        The competition (its name names the log); default ``practice``. When only the
+        log exists, the name is enough.
+    data, leaderboard : str or Path, optional
+        Folders overriding ``./data`` and ``./leaderboard``.
+    private : bool
+        Reveal Private scores and rank on them (the final standings).
+    write_pages : bool
+        Write ``leaderboard/<name>.md`` and ``.html`` (the HTML embeds its plots).
+    rejected : list of (str, str)
+        Files refused by classroom mode, with the reason, to list on the pages.
+
+    Returns
+    -------
+    Standings
+        ``.text`` is the terminal table; ``.ranking`` a DataFrame.
+
+    Examples
+    --------
+    >>> standings = build_leaderboard("practice")   # doctest: +SKIP
+    >>> print(standings.text)                        # doctest: +SKIP
+    """
+    from kit import leaderboard_pages as pages
+
+    name, metric, meta, error = _describe(competition, data)
+    path = log_path(name, leaderboard)
+    if error is not None and not path.is_file():
+        raise error
+    log = read_log(path)
+    ranking = rank(log, metric, private=private)
+    standings = Standings(name, metric, private, ranking, log, text="", rejected=list(rejected), notes=list(notes))
+    if log.attrs.get("skipped_lines"):
+        standings.notes.append(f"{log.attrs['skipped_lines']} damaged line(s) in {path} were skipped")
+    standings.text = pages.render_text(standings)
+    if write_pages:
+        base = path.with_suffix("")
+        from kit.fileio import write_text_atomic
+
+        standings.markdown_path = write_text_atomic(base.with_suffix(".md"), pages.render_markdown(standings))
+        standings.html_path = write_text_atomic(base.with_suffix(".html"), pages.render_html(standings, meta))
+    return standings
+
+
+def _describe(competition, data=None):
+    """(name, metric, metadata, error) of a competition.
+
+    When the competition folder is missing, a bare name still names its log; ``error``
+    is then the UserError to raise if there is no log either.
+    """
+    from kit.competition import Competition, load_competition
+    from kit.metrics import get_metric
+    from kit.paths import DEFAULT_COMPETITION
+
+    if isinstance(competition, Competition):
+        comp = competition
+    else:
+        try:
+            comp = load_competition(competition, data=data)
+        except UserError as exc:
+            name = str(competition or DEFAULT_COMPETITION)
+            if "/" in name or os.sep in name:
+                raise
+            return name, get_metric("rmse"), {"name": name}, exc
+    return comp.name, get_metric(comp.metadata.get("metric", "rmse")), comp.metadata, None
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def _csv_line(values):
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(values)
+    return buffer.getvalue()
+
+
+def _number(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return repr(float(value))
+
+
+def _bins(details):
+    return {} if not details else details["per_bin_rmse"]

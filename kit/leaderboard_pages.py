@@ -1,0 +1,313 @@
+"""Rendering a leaderboard: terminal table, Markdown page and a self-contained HTML page.
+
+Everything that came from a participant (names, file names, model names, rejection
+reasons quoting their files) is escaped for the format it goes into; the HTML page has
+no scripts and no external resources, its plots are embedded PNGs.
+"""
+import base64
+import html
+import io
+import math
+from datetime import datetime, timezone
+
+from kit._version import __version__
+from kit.bins import BIN_LABELS
+
+#: Participants drawn in colour on the plots; the rest are grey.
+MAX_PLOTTED = 10
+
+
+# --- shared --------------------------------------------------------------------------
+
+
+def _rows(standings):
+    """Table rows as lists of display strings, with their column titles."""
+    metric, private = standings.metric, standings.private
+    titles = ["#", "participant"]
+    titles += ["private", "public", "public #"] if private else ["public"]
+    titles += ["entries", "model", "submitted (UTC)"]
+    rows = []
+    for item in standings.ranking.itertuples(index=False):
+        cells = [str(item.rank), item.participant]
+        if private:
+            move = item.public_rank - item.rank
+            shift = f" ({'+' if move > 0 else ''}{move})" if move else ""
+            cells += [metric.format(item.private), metric.format(item.public), f"{item.public_rank}{shift}"]
+        else:
+            cells += [metric.format(item.public)]
+        cells += [str(item.entries), item.model or "-", _when(item.time)]
+        rows.append(cells)
+    return titles, rows
+
+
+def _title(standings):
+    return f"{standings.competition} leaderboard"
+
+
+def _subtitle(standings):
+    metric = standings.metric
+    if standings.private:
+        basis = "final standings on the Private rows (each participant's best Public submission)"
+    else:
+        basis = "best Public score per participant; Private scores hidden until revealed"
+    return f"{metric.describe()}; {basis}; ties go to the earlier submission"
+
+
+def _when(value):
+    try:
+        return value.strftime("%Y-%m-%d %H:%M")
+    except (AttributeError, ValueError):
+        return "-"
+
+
+def _summary(standings):
+    log = standings.log
+    if log.empty:
+        return "No scored submissions yet: run `kit score FILE` (or `kit leaderboard --inbox DIR`)."
+    return f"{len(standings.ranking)} participant(s), {len(log)} scored submission(s)."
+
+
+# --- terminal ------------------------------------------------------------------------
+
+
+def render_text(standings):
+    """The leaderboard as an aligned plain-text table."""
+    titles, rows = _rows(standings)
+    lines = [_title(standings), _subtitle(standings), _summary(standings)]
+    if rows:
+        widths = [max(len(t), *(len(r[i]) for r in rows)) for i, t in enumerate(titles)]
+        numeric = {0, 2, 3, 4, 5} if standings.private else {0, 2, 3}
+
+        def fmt(cells):
+            return "  ".join(c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+        lines += ["", fmt(titles).rstrip(), "  ".join("-" * w for w in widths)]
+        lines += [fmt(r).rstrip() for r in rows]
+    if standings.rejected:
+        lines += ["", f"Rejected ({len(standings.rejected)}):"]
+        lines += [f"  {name}: {reason}" for name, reason in standings.rejected]
+    lines += [f"note: {note}" for note in standings.notes]
+    return "\n".join(lines)
+
+
+# --- Markdown ------------------------------------------------------------------------
+
+
+def _md(text):
+    """Text safe in a Markdown table cell: no raw HTML, no column breaks, no code spans."""
+    text = html.escape(str(text), quote=False)
+    for char in "\\|`*_[]":
+        text = text.replace(char, "\\" + char)
+    return " ".join(text.split())
+
+
+def render_markdown(standings):
+    """The leaderboard as a Markdown page."""
+    titles, rows = _rows(standings)
+    lines = [f"# {_md(_title(standings))}", "", _md(_subtitle(standings)) + ".", "", _md(_summary(standings)), ""]
+    if rows:
+        lines.append("| " + " | ".join(_md(t) for t in titles) + " |")
+        lines.append("|" + "|".join("---:" if t in ("#", "public", "private", "entries") else "---" for t in titles) + "|")
+        lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
+        lines.append("")
+    if standings.rejected:
+        lines += [f"## Rejected files ({len(standings.rejected)})", ""]
+        lines += [f"- {_md(name)}: {_md(reason)}" for name, reason in standings.rejected]
+        lines.append("")
+    lines += [f"_{_md(note)}_" for note in standings.notes]
+    lines.append(f"Generated {_now()} by specsim-kit {__version__}.")
+    return "\n".join(lines) + "\n"
+
+
+# --- HTML ----------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;
+background:#f6f7f9;color:#1d2330}
+main{max-width:1000px;margin:0 auto;padding:28px 24px 40px}
+h1{font-size:26px;margin:0 0 4px}h2{font-size:18px;margin:32px 0 10px}
+p.sub{color:#556;margin:0 0 18px;font-size:14px}
+table{border-collapse:collapse;width:100%;background:#fff;box-shadow:0 1px 3px rgba(0,0,0,.08);font-size:14px}
+th,td{padding:8px 12px;text-align:left;border-bottom:1px solid #e6e8ec;white-space:nowrap}
+th{background:#2c3e57;color:#fff;font-weight:600}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+tr:nth-child(even) td{background:#fafbfc}
+tr.top1 td{background:#fff6d5}tr.top2 td{background:#f2f4f7}tr.top3 td{background:#fbefe6}
+td.model,td.file{max-width:220px;overflow:hidden;text-overflow:ellipsis}
+figure{margin:0;background:#fff;padding:12px;box-shadow:0 1px 3px rgba(0,0,0,.08)}
+figure img{width:100%;height:auto;display:block}
+figcaption{color:#556;font-size:13px;margin-top:6px}
+.plots{display:grid;grid-template-columns:1fr;gap:18px}
+ul.rejected{background:#fff;padding:12px 12px 12px 32px;box-shadow:0 1px 3px rgba(0,0,0,.08);font-size:14px}
+ul.rejected li{margin:4px 0;word-break:break-word}
+footer{color:#889;font-size:12px;margin-top:28px}
+.empty{background:#fff;padding:24px;text-align:center;color:#556}
+"""
+
+
+def render_html(standings, metadata=None):
+    """A self-contained HTML page: table, plots (embedded PNG) and rejected files."""
+    esc = html.escape
+    titles, rows = _rows(standings)
+    numeric = {"#", "public", "private", "public #", "entries"}
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{esc(_title(standings))}</title><style>{_CSS}</style></head><body><main>",
+        f"<h1>{esc(_title(standings))}</h1>",
+        f'<p class="sub">{esc(_subtitle(standings))}. {esc(_summary(standings))}</p>',
+    ]
+    if rows:
+        head = "".join(f'<th class="num">{esc(t)}</th>' if t in numeric else f"<th>{esc(t)}</th>" for t in titles)
+        body = []
+        for row in rows:
+            cls = f' class="top{row[0]}"' if row[0] in ("1", "2", "3") else ""
+            cells = "".join(
+                f'<td class="num">{esc(c)}</td>' if t in numeric else f'<td class="{_css_class(t)}">{esc(c)}</td>'
+                for t, c in zip(titles, row)
+            )
+            body.append(f"<tr{cls}>{cells}</tr>")
+        parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+        parts.append('<h2>Plots</h2><div class="plots">')
+        for title, caption, png in _plots(standings):
+            parts.append(
+                f'<figure><img alt="{esc(title)}" src="data:image/png;base64,{png}">'
+                f"<figcaption>{esc(caption)}</figcaption></figure>"
+            )
+        parts.append("</div>")
+    else:
+        parts.append(f'<div class="empty">{esc(_summary(standings))}</div>')
+    if standings.rejected:
+        parts.append(f"<h2>Rejected files ({len(standings.rejected)})</h2><ul class=\"rejected\">")
+        parts += [f"<li><b>{esc(name)}</b>: {esc(reason)}</li>" for name, reason in standings.rejected]
+        parts.append("</ul>")
+    for note in standings.notes:
+        parts.append(f'<p class="sub">{esc(note)}</p>')
+    parts.append(f"<footer>Generated {esc(_now())} by specsim-kit {esc(__version__)}.</footer>")
+    parts.append("</main></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _css_class(title):
+    return {"model": "model", "participant": "who"}.get(title, "")
+
+
+# --- plots ---------------------------------------------------------------------------
+
+
+def _plots(standings):
+    """``(title, caption, base64 PNG)`` for each plot."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    with plt.rc_context(_STYLE):
+        return [_history_plot(plt, standings), _bins_plot(plt, standings)]
+
+
+_STYLE = {
+    "font.size": 10,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.color": "#e3e6ea",
+    "grid.linewidth": 0.8,
+    "axes.titlesize": 12,
+    "axes.titleweight": "bold",
+    "legend.frameon": False,
+    "savefig.dpi": 110,
+}
+
+
+def _colours(standings):
+    """A colour for each of the top participants (by the shown ranking)."""
+    import matplotlib
+
+    palette = matplotlib.colormaps["tab10"].colors
+    top = list(standings.ranking["participant"])[:MAX_PLOTTED]
+    return {name: palette[i % len(palette)] for i, name in enumerate(top)}
+
+
+def _history_plot(plt, standings):
+    metric, log = standings.metric, standings.log.sort_values(["time", "order"])
+    colours = _colours(standings)
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    others = [p for p in log["participant"].unique() if p not in colours]
+    for name in others + list(colours):
+        own = log[log["participant"] == name]
+        colour = colours.get(name, "#b8bec6")
+        best = own["public"].map(metric.sort_key).cummin()
+        best = best.map(lambda k: math.nan if k == math.inf else (k if metric.lower_is_better else -k))
+        ax.plot(own["time"], best, drawstyle="steps-post", color=colour, linewidth=2 if name in colours else 1,
+                label=name if name in colours else None, zorder=3 if name in colours else 2)
+        ax.scatter(own["time"], own["public"], color=colour, s=22, alpha=0.55, zorder=4 if name in colours else 2,
+                   edgecolors="none")
+    ax.set_title("Public score over time")
+    ax.set_ylabel(f"Public {metric.name} ({'lower' if metric.lower_is_better else 'higher'} is better)")
+    _time_axis(ax, log["time"])
+    _legend(ax, len(others))
+    caption = "Dots: every submission. Line: each participant's best so far."
+    return "Public score over time", caption, _png(plt, fig)
+
+
+def _bins_plot(plt, standings):
+    metric, ranking = standings.metric, standings.ranking
+    column = "per_bin_private" if standings.private else "per_bin_public"
+    usage = "Private" if standings.private else "Public"
+    colours = _colours(standings)
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    x = list(range(len(BIN_LABELS)))
+    for item in ranking.itertuples(index=False):
+        if item.participant not in colours:
+            continue
+        bins = getattr(item, column) or {}
+        y = [math.nan if bins.get(label) is None else bins[label] for label in BIN_LABELS]
+        ax.plot(x, y, marker="o", markersize=4, linewidth=1.8, color=colours[item.participant],
+                label=f"{item.participant} ({metric.format(item.private if standings.private else item.public)})")
+    ax.set_xticks(x)
+    ax.set_xticklabels(BIN_LABELS, rotation=0, fontsize=8.5)
+    ax.set_xlabel("true Tanimoto similarity bin")
+    ax.set_ylabel(f"RMSE on {usage} rows")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"Per-bin RMSE of each participant's best ({usage} rows)")
+    _legend(ax, max(0, len(ranking) - len(colours)))
+    caption = "A flat, low line is a model that is good across the whole similarity range."
+    return "Per-bin RMSE", caption, _png(plt, fig)
+
+
+def _time_axis(ax, times):
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    if len(times) and times.min() == times.max():
+        # One instant: give the axis some width so the point is not on the frame.
+        centre = times.min()
+        import pandas as pd
+
+        ax.set_xlim(centre - pd.Timedelta(hours=1), centre + pd.Timedelta(hours=1))
+    ax.set_xlabel("submission time (UTC)")
+
+
+def _legend(ax, hidden):
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return
+    title = f"+{hidden} more in grey" if hidden else None
+    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, title=title,
+              title_fontsize=8.5)
+
+
+def _png(plt, fig):
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _now():
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -1,0 +1,72 @@
+"""Shared fixtures: where the MassBank files are, and small spectrum builders."""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+MASSBANK = SHARED / "data" / "massbank"
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def massbank_file(mode):
+    """Path to ``massbank_<mode>.mgf.gz`` beside the repository, or skip the test."""
+    path = MASSBANK / f"massbank_{mode}.mgf.gz"
+    if not path.is_file():
+        pytest.skip(f"{path} not found: the MassBank data lives in ../shared/data/massbank beside the repository (CI has it)")
+    return path
+
+
+# Small real molecules: enough variety for every Tanimoto bin.
+SMILES = [
+    "CCO", "CCCO", "CCCCO", "CC(=O)O", "CCC(=O)O", "c1ccccc1", "c1ccccc1O", "c1ccccc1N",
+    "Cc1ccccc1", "c1ccc2ccccc2c1", "OC(=O)c1ccccc1", "CC(=O)Nc1ccc(O)cc1", "CN1CCC[C@H]1c1cccnc1",
+    "CC(C)Cc1ccc(C(C)C(=O)O)cc1", "COc1ccc2[nH]cc(CCN)c2c1", "NCCc1ccc(O)c(O)c1", "OCC1OC(O)C(O)C(O)C1O",
+    "CCN(CC)CC", "C1CCCCC1", "O=C(O)CCC(=O)O",
+]
+
+
+def make_spectrum(mz, intensities, **metadata):
+    """A matchms Spectrum from lists, metadata as keyword arguments."""
+    from matchms import Spectrum
+
+    return Spectrum(
+        mz=np.asarray(mz, dtype=float), intensities=np.asarray(intensities, dtype=float),
+        metadata=metadata, metadata_harmonization=False,
+    )
+
+
+def structure_spectra(smiles=SMILES, per_molecule=3, seed=0, n_peaks=8):
+    """Spectra with real structures (SMILES, InChIKey) and seeded synthetic peaks."""
+    from rdkit import Chem
+    from rdkit.Chem.Descriptors import ExactMolWt
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for m, smi in enumerate(smiles):
+        mol = Chem.MolFromSmiles(smi)
+        precursor = ExactMolWt(mol) + 1.007276
+        base = np.sort(rng.uniform(20, max(precursor - 5, 40), n_peaks))
+        for k in range(per_molecule):
+            mz = np.sort(base + rng.normal(0, 0.002, n_peaks))
+            out.append(make_spectrum(
+                mz, rng.uniform(0.05, 1.0, n_peaks), spectrum_id=f"T{m:03d}-{k}", smiles=smi,
+                inchikey=Chem.MolToInchiKey(mol), compound_name=f"compound {m}", precursor_mz=precursor,
+                ionmode="positive", charge=1, adduct="[M+H]+",
+            ))
+    return out
+
+
+@pytest.fixture
+def spectra():
+    return structure_spectra()
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A fresh working folder: data/, models/, submissions/ and leaderboard/ land in it."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+from conftest import SMILES
+
+from kit.bins import N_BINS, bin_index
+from kit.chemistry import fingerprints, tanimoto_matrix
+from kit.errors import UserError
+from kit.pairs import PairSampler, balanced_test_pairs, molecule_pairs_by_bin, sample_spectrum_pairs, split_molecules
+
+
+@pytest.fixture(scope="module")
+def fps():
+    return fingerprints(SMILES)
+
+
+def test_molecule_pairs_cover_every_pair_once_in_its_bin(fps):
+    by_bin = molecule_pairs_by_bin(fps)
+    full = tanimoto_matrix(fps)
+    n = len(SMILES)
+    assert sum(len(p) for p in by_bin) == n * (n - 1) // 2 + n
+    for b, pairs in enumerate(by_bin):
+        assert (bin_index(full[pairs[:, 0], pairs[:, 1]]) == b).all()
+        assert (pairs[:, 0] <= pairs[:, 1]).all()
+
+
+def test_sample_spectrum_pairs_distinct_and_capped():
+    spectra_of = [np.array([0, 1, 2]), np.array([3]), np.array([4, 5])]
+    pairs = np.array([[0, 1], [0, 0], [1, 1], [1, 2]])  # (1, 1) has one spectrum: unusable
+    out = sample_spectrum_pairs(pairs, spectra_of, 100, np.random.default_rng(0))
+    keys = {tuple(sorted(p)) for p in out.tolist()}
+    assert len(keys) == len(out) == 3 + 3 + 2  # all that exist
+    assert all(a != b for a, b in out.tolist())
+
+
+@pytest.mark.parametrize("k", [1, 5, 20])
+def test_balanced_test_pairs(fps, k):
+    spectra_of = [np.arange(3 * m, 3 * m + 3) for m in range(len(SMILES))]
+    pairs, sim, per_bin = balanced_test_pairs(fps, spectra_of, k, np.random.default_rng(1))
+    assert len(pairs) == sum(per_bin) and max(per_bin) <= k
+    mol = pairs // 3
+    np.testing.assert_array_equal(sim, tanimoto_matrix(fps)[mol[:, 0], mol[:, 1]])
+    assert np.bincount(bin_index(sim), minlength=N_BINS).tolist() == per_bin
+
+
+def test_split_molecules_is_seeded_and_order_free():
+    keys = [f"K{i:03d}" for i in range(50)]
+    a = split_molecules(keys, 0.2, np.random.default_rng(3))
+    b = split_molecules(keys[::-1], 0.2, np.random.default_rng(3))[::-1]
+    assert a.sum() == 10 and (a == b).all()
+    assert not (a == split_molecules(keys, 0.2, np.random.default_rng(4))).all()
+
+
+@pytest.mark.parametrize("n, fraction", [(3, 0.1), (4, 0.9), (10, 0.05)])
+def test_split_too_few_molecules(n, fraction):
+    with pytest.raises(UserError, match="too few molecules"):
+        split_molecules([str(i) for i in range(n)], fraction, np.random.default_rng(0))
+
+
+def test_sampler_is_balanced_seeded_and_pairs_are_real(fps):
+    spectrum_molecule = np.repeat(np.arange(len(SMILES)), 2)
+    sampler = PairSampler(spectrum_molecule, fps, batch=64)
+    a, b, y = sampler.sample(500, np.random.default_rng(0))
+    counts = np.bincount(bin_index(y), minlength=N_BINS)
+    full = tanimoto_matrix(fps)
+    np.testing.assert_array_equal(y, full[spectrum_molecule[a], spectrum_molecule[b]])
+    assert (a != b).all()
+    # Every bin this molecule set can fill gets its equal share.
+    possible = np.unique(bin_index(full[np.triu_indices(len(SMILES))]))
+    assert set(np.flatnonzero(counts)) == set(possible)
+    assert counts[possible].min() >= 500 // N_BINS
+    a2, b2, y2 = sampler.sample(500, np.random.default_rng(0))
+    assert (a == a2).all() and (b == b2).all()
+    a3, _, _ = sampler.sample(500, np.random.default_rng(1))
+    assert not (a == a3).all()
