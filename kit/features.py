@@ -116,7 +116,8 @@ def metadata_codes(spectra, key):
     Examples
     --------
     >>> from matchms import Spectrum
-    >>> s = [Spectrum(np.array([50.0]), np.array([1.0]), metadata={"adduct": a}, metadata_harmonization=False) for a in ("[M-H]-", "[M+Cl]-", "[M-H]-")]
+    >>> s = [Spectrum(np.array([50.0]), np.array([1.0]), metadata={"adduct": a}, metadata_harmonization=False)
+    ...      for a in ("[M-H]-", "[M+Cl]-", "[M-H]-")]
     >>> metadata_codes(s, "adduct").tolist()
     [0, 1, 0]
     """
@@ -170,7 +171,9 @@ def binned_matrix(mz_rows, intensity_rows, bin_width=BIN_WIDTH, mz_range=MZ_RANG
     )
     matrix.sum_duplicates()
     norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-    return sparse.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ matrix
+    matrix = (sparse.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ matrix).tocsr()
+    matrix.sort_indices()
+    return matrix
 
 
 def peak_matrix(spectra, bin_width=BIN_WIDTH, mz_range=MZ_RANGE, intensity_power=INTENSITY_POWER):
@@ -198,7 +201,7 @@ def neutral_loss_matrix(spectra, precursors, bin_width=BIN_WIDTH, mz_range=(0.0,
     >>> from matchms import Spectrum
     >>> s = Spectrum(np.array([50.0, 82.0, 100.0]), np.array([1.0, 1.0, 1.0]), metadata_harmonization=False)
     >>> m = neutral_loss_matrix([s], np.array([100.0]))
-    >>> m.nonzero()[1].tolist()   # losses 50 and 18
+    >>> m.indices.tolist()   # losses 18 and 50
     [18, 50]
     """
     losses, weights = [], []

@@ -156,7 +156,7 @@ def render_html(standings, metadata=None):
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{esc(_title(standings))}</title><style>{_CSS}</style></head><body><main>",
         f"<h1>{esc(_title(standings))}</h1>",
-        f'<p class="sub">{esc(_subtitle(standings))}. {esc(_summary(standings))}</p>',
+        f'<p class="sub">{esc(_subtitle(standings))}.<br>{esc(_summary(standings))}</p>',
     ]
     if rows:
         head = "".join(f'<th class="num">{esc(t)}</th>' if t in numeric else f"<th>{esc(t)}</th>" for t in titles)
@@ -233,15 +233,19 @@ def _colours(standings):
 def _history_plot(plt, standings):
     metric, log = standings.metric, standings.log.sort_values(["time", "order"])
     colours = _colours(standings)
-    fig, ax = plt.subplots(figsize=(9, 4.2))
+    fig, ax = _figure(plt)
     others = [p for p in log["participant"].unique() if p not in colours]
+    end = log["time"].max()
     for name in others + list(colours):
         own = log[log["participant"] == name]
         colour = colours.get(name, "#b8bec6")
         best = own["public"].map(metric.sort_key).cummin()
-        best = best.map(lambda k: math.nan if k == math.inf else (k if metric.lower_is_better else -k))
-        ax.plot(own["time"], best, drawstyle="steps-post", color=colour, linewidth=2 if name in colours else 1,
-                label=name if name in colours else None, zorder=3 if name in colours else 2)
+        best = best.map(lambda k: math.nan if k == math.inf else (k if metric.lower_is_better else -k)).tolist()
+        # Carry each best to the latest submission of anyone: the line reads "best so far".
+        times = own["time"].tolist() + [end]
+        ax.plot(times, best + best[-1:], drawstyle="steps-post", color=colour,
+                linewidth=2 if name in colours else 1, label=name if name in colours else None,
+                zorder=3 if name in colours else 2)
         ax.scatter(own["time"], own["public"], color=colour, s=22, alpha=0.55, zorder=4 if name in colours else 2,
                    edgecolors="none")
     ax.set_title("Public score over time")
@@ -257,7 +261,7 @@ def _bins_plot(plt, standings):
     column = "per_bin_private" if standings.private else "per_bin_public"
     usage = "Private" if standings.private else "Public"
     colours = _colours(standings)
-    fig, ax = plt.subplots(figsize=(9, 4.2))
+    fig, ax = _figure(plt)
     x = list(range(len(BIN_LABELS)))
     for item in ranking.itertuples(index=False):
         if item.participant not in colours:
@@ -275,6 +279,13 @@ def _bins_plot(plt, standings):
     _legend(ax, max(0, len(ranking) - len(colours)))
     caption = "A flat, low line is a model that is good across the whole similarity range."
     return "Per-bin RMSE", caption, _png(plt, fig)
+
+
+def _figure(plt):
+    """One size and one set of margins for every plot, so they line up on the page."""
+    fig, ax = plt.subplots(figsize=(10, 4.4))
+    fig.subplots_adjust(left=0.08, right=0.76, top=0.9, bottom=0.14)
+    return fig, ax
 
 
 def _time_axis(ax, times):
@@ -303,8 +314,7 @@ def _legend(ax, hidden):
 
 def _png(plt, fig):
     buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(buffer, format="png", metadata={"Software": None})
     plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 

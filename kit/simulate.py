@@ -259,14 +259,27 @@ def structure_metadata(mol):
     }
 
 
-def _hash_unit(*parts):
-    """Map strings to a float in [0, 1), the same on every machine and Python run."""
-    digest = hashlib.blake2b("\x1f".join(parts).encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2.0**64
+def hash_units(texts, n_values):
+    """``n_values`` numbers in [0, 1) per text, the same on every machine and Python run.
 
+    Each text's values are independent of each other and of every other text's, so
+    one hash serves several purposes (hydrogen shift, intensity, ...).
 
-def _hash_units(prefix, keys, ionmode=""):
-    return np.array([_hash_unit(prefix, key, ionmode) for key in keys], dtype=np.float64)
+    Examples
+    --------
+    >>> units = hash_units(["c1ccccc1", "CCO", "c1ccccc1"], 2)
+    >>> units.shape, bool(np.all(units[0] == units[2])), bool(np.all((0 <= units) & (units < 1)))
+    ((3, 2), True, True)
+    """
+    if n_values > 8:
+        raise ValueError(f"hash_units gives at most 8 values per text, got n_values={n_values}")
+    digests = b"".join(
+        hashlib.blake2b(text.encode("utf-8"), digest_size=8 * n_values, person=b"specsim-kit").digest()
+        for text in texts
+    )
+    words = np.frombuffer(digests, dtype=">u8").reshape(len(texts), n_values)
+    # The top 53 bits fill a float64 mantissa exactly, so values stay below 1.
+    return (words >> np.uint64(11)).astype(np.float64) / 2.0**53
 
 
 def molecule_graph(mol):
@@ -531,31 +544,28 @@ def neutral_losses(mol, patterns):
     return [name for name, _ in losses], np.asarray([mass for _, mass in losses], dtype=np.float64)
 
 
-def _ion_mz(table, ionmode):
+def _ion_mz(mass, shift_unit, ionmode):
     """m/z of each fragment as a singly charged ion.
 
-    The hydrogen shift (-1, 0 or +1) is a hash of the cut bonds, so a piece freed by
-    the same kind of cut shifts the same way in every molecule.
+    The hydrogen shift (0, +1 or -1) comes from a hash of the cut bonds, so a piece
+    freed by the same kind of cut shifts the same way in every molecule.
     """
-    units = _hash_units("h", table["sites"], ionmode)
-    shift = np.where(units < 0.5, 0.0, np.where(units < 0.8, 1.0, -1.0))
+    shift = np.where(shift_unit < 0.5, 0.0, np.where(shift_unit < 0.8, 1.0, -1.0))
     if ionmode == "positive":
-        return table["mass"] + shift * HYDROGEN - ELECTRON
-    return table["mass"] - shift * HYDROGEN + ELECTRON
+        return mass + shift * HYDROGEN - ELECTRON
+    return mass - shift * HYDROGEN + ELECTRON
 
 
-def _fragment_intensity(table, ionmode):
-    """Relative intensity of each fragment: how the cut goes times what the piece is.
-
-    Skewed toward low values, as in real spectra where a few ions dominate.
-    """
-    site = _hash_units("s", table["sites"], ionmode)
-    piece = _hash_units("i", table["keys"], ionmode)
-    return (0.03 + site**2) * (0.5 + piece) * table["weight"]
+def _skewed(unit):
+    """Relative intensity from a uniform hash value: a few strong ions, many weak ones."""
+    return 0.03 + unit**2
 
 
 def describe_molecule(mol, loss_patterns):
     """Everything the spectra of ``mol`` share: mass, fragment ions, neutral losses.
+
+    A fragment's intensity is (how the cut goes) x (what the piece is) x (how labile
+    the cut bonds are): hashes of its cut site and of its SMILES, per ion mode.
 
     Examples
     --------
@@ -567,19 +577,23 @@ def describe_molecule(mol, loss_patterns):
     graph = molecule_graph(mol)
     table = fragment_table(mol, graph)
     loss_names, loss_mass = neutral_losses(mol, loss_patterns)
+    # Columns: shift +, shift -, cut intensity +, cut intensity -, keeps sodium.
+    site = hash_units(table["sites"], 5)
+    piece = hash_units(table["keys"], 2)
+    loss = hash_units(loss_names, 2)
     ions = {}
-    for ionmode in ("positive", "negative"):
+    for column, ionmode in enumerate(("positive", "negative")):
         ions[ionmode] = {
-            "mz": _ion_mz(table, ionmode),
-            "intensity": _fragment_intensity(table, ionmode),
-            "loss_intensity": 0.4 * (0.03 + _hash_units("l", loss_names, ionmode) ** 2),
+            "mz": _ion_mz(table["mass"], site[:, column], ionmode),
+            "intensity": _skewed(site[:, 2 + column]) * (0.5 + piece[:, column]) * table["weight"],
+            "loss_intensity": 0.4 * _skewed(loss[:, column]),
         }
     return {
         "mass": float(graph["mass"].sum()),
         "n_carbon": graph["carbon_mask"].bit_count(),
         "carbons": table["carbons"],
         # Whether the sodium of [M+Na]+ stays on the fragment depends on the cut.
-        "keeps_sodium": _hash_units("na", table["sites"]) < 0.5,
+        "keeps_sodium": site[:, 4] < 0.5,
         "ions": ions,
         "loss_mass": loss_mass,
     }
@@ -919,6 +933,12 @@ def simulate_library(n_molecules=2000, spectra_per_molecule=(2, 5), seed=0, prog
 
     spectra_range = _check_arguments(n_molecules, spectra_per_molecule, seed)
     usable = usable_molecules(read_smiles_records(nci_smiles_path()), progress=progress)
+    if n_molecules > len(usable):
+        raise ValueError(
+            f"n_molecules={n_molecules} exceeds the {len(usable)} usable molecules of RDKit's NCI "
+            f"sample; ask for fewer, or use a real library "
+            "(`kit prepare --library massbank` or `--library path/to/library.mgf`)"
+        )
     chosen = choose_molecules(usable, n_molecules, seed)
     loss_patterns = compile_loss_patterns()
     spectra = []
@@ -928,5 +948,7 @@ def simulate_library(n_molecules=2000, spectra_per_molecule=(2, 5), seed=0, prog
         rng = molecule_rng(seed, line_index)
         for mz, intensity, metadata in simulate_molecule(mol, name, structure, spectra_range, rng, loss_patterns):
             metadata = {"spectrum_id": f"SIM{len(spectra) + 1:06d}", **metadata}
-            spectra.append(Spectrum(mz=mz, intensities=intensity, metadata=metadata))
+            # Keys and values are already in matchms' harmonised form; skipping its
+            # harmonisation gives the same spectrum in a fraction of the time.
+            spectra.append(Spectrum(mz=mz, intensities=intensity, metadata=metadata, metadata_harmonization=False))
     return spectra

@@ -127,16 +127,19 @@ def read_submission(path, expected_ids=None):
     expected = None if expected_ids is None else np.asarray(expected_ids, dtype=np.int64)
     data = _read_bytes(path, max_bytes_for(None if expected is None else expected.size))
     text = _check_text(path, data)
-    doc = _Document(path, data, text, _check_header(path, text))
+    header_end = _check_header(path, text)
+    digest = _sha256(data)
+    if b"\t" in data:
+        # A tab is whitespace like a space; pandas only skips spaces before a quoted field.
+        data, text = data.replace(b"\t", b" "), text.replace("\t", " ")
+    doc = _Document(path, data, text, header_end)
     ids, values = _parse(doc)
     if ids.size == 0:
         want = f"{expected.size:,} rows" if expected is not None else "one row per test pair"
         raise SubmissionError(f"{path}: no rows: expected a header line then {want}, found the header only")
     _check_id_spelling(doc)
     _check_finite(doc, values)
-    import hashlib
-
-    submission = Submission(path=path, ids=ids, values=values, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    submission = Submission(path=path, ids=ids, values=values, sha256=digest, size=len(data))
     if expected is not None:
         submission.order = _match_ids(doc, ids, expected)
     else:
@@ -157,10 +160,13 @@ class _Document:
     def records(self):
         """``(line number, fields)`` of each non-blank row, read the way pandas reads it."""
         reader = csv.reader(io.StringIO(self.text[self.header_end :], newline=""), skipinitialspace=True)
+        previous = 0
         for record in reader:
+            # A record may span lines (an open quote): report the line where it starts.
+            start, previous = previous + 1, reader.line_num
             if not record or (len(record) == 1 and not record[0].strip()):
                 continue  # a blank line, which pandas skips too
-            yield 1 + reader.line_num, record
+            yield 1 + start, record  # line 1 is the header
 
 
 # --- file level --------------------------------------------------------------------
@@ -194,11 +200,12 @@ def _check_text(path, data):
     """The file decoded as UTF-8; a clear error for BOMs, binary data and other encodings."""
     for bom, name in _BOMS:
         if data.startswith(bom):
-            raise SubmissionError(
-                f"{path} starts with {name}: expected plain UTF-8 text without a BOM "
-                "(spreadsheets add one when saving as 'CSV UTF-8'; save as plain CSV, "
-                "or write the file with pandas' to_csv)"
+            hint = (
+                "spreadsheets add one when saving as 'CSV UTF-8'; save as plain CSV, or write the file with pandas' to_csv"
+                if bom == codecs.BOM_UTF8
+                else "save the file as UTF-8"
             )
+            raise SubmissionError(f"{path} starts with {name}: expected plain UTF-8 text without a BOM ({hint})")
     nul = data.find(b"\x00")
     if nul >= 0:
         line = data.count(b"\n", 0, nul) + 1
@@ -237,7 +244,7 @@ def _check_header(path, text):
     if tuple(lowered) == HEADER:
         detail = "column names are case-sensitive"
     elif len(fields) > 2 and tuple(lowered[:2]) == HEADER:
-        detail = f"extra column(s) {', '.join(map(repr, fields[2:]))}; drop them (to_csv(index=False))"
+        detail = f"extra column(s) {', '.join(map(repr, fields[2:]))}; keep only id and similarity"
     elif "" in fields or "unnamed: 0" in lowered:
         detail = "an unnamed column, usually a saved index; write with to_csv(index=False)"
     else:
@@ -327,6 +334,7 @@ def _explain_rows(doc):
 
 
 _RULES = {
+    "quote": "quotes must close on the line they open",
     "fields": "every row must be `id,similarity` (2 fields)",
     "id": "ids must be whole numbers as in test_pairs.csv",
     "value": "every similarity must be a finite number",
@@ -335,8 +343,14 @@ _RULES = {
 
 def _row_problem(record):
     """``(rule, description)`` for the first thing wrong with one CSV record, else None."""
+    for text in record:
+        if "\n" in text or "\r" in text:
+            return "quote", f"a quote opens before {_show(_LINE_END.split(text, 1)[0])} and is not closed"
     if len(record) != 2:
-        return "fields", f"{len(record)} field{'s' if len(record) != 1 else ''} {_show(','.join(record))}"
+        shown = f"{len(record)} field{'s' if len(record) != 1 else ''} {_show(','.join(record))}"
+        if len(record) == 3 and all(_INT_RE.match(f) for f in record):
+            shown += " (a decimal comma? write 0.25, not 0,25)"
+        return "fields", shown
     id_text, value_text = record
     if not _INT_RE.match(id_text):
         return "id", f"id {_show(id_text)}"
@@ -425,6 +439,12 @@ def _data_lines(doc, rows):
 
 
 # --- helpers -------------------------------------------------------------------------
+
+
+def _sha256(data):
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
 
 
 def _range_warnings(values):

@@ -1,0 +1,76 @@
+"""``kit demo``: the whole pipeline in one command, from a library to a leaderboard.
+
+prepare -> train each rung -> predict -> score -> leaderboard, printing as it goes.
+"""
+import time
+
+from kit.errors import UserError
+
+LADDER = ("mean", "cosine", "gbm", "siamese")
+# The siamese's defaults are sized for MassBank; the demo keeps it to a few minutes on a laptop.
+DEMO_PARAMS = {"siamese": {"epochs": 8, "pairs_per_epoch": 8192}}
+
+
+def run_demo(library=None, name=None, seed=0, models=LADDER, fresh=False, data=None, echo=print):
+    """Run the whole pipeline; return the leaderboard standings.
+
+    Parameters
+    ----------
+    library : str or list, optional
+        Spectra files or ``"massbank"``; default: the simulated practice library.
+    name : str, optional
+        Competition name (default ``practice`` or the library's file stem).
+    seed : int
+    models : sequence of str
+        Rungs to train, in order.
+    fresh : bool
+        Prepare the competition again even when its folder exists.
+
+    Examples
+    --------
+    >>> standings = run_demo(models=("mean", "gbm"))   # doctest: +SKIP
+    """
+    import kit.models
+    from kit.competition import load_competition
+    from kit.leaderboard import build_leaderboard
+    from kit.paths import data_dir
+    from kit.prepare import competition_name, prepare_competition
+    from kit.scoring import score_submission
+    from kit.training import predict_competition, train_model
+
+    for model in models:
+        kit.models.get(model)  # unknown names fail before any work
+    libraries = [] if library is None else [library] if isinstance(library, str) else list(library)
+    name = competition_name(name, libraries)
+    started = time.perf_counter()
+    echo(f"== 1/4 prepare: competition {name!r}")
+    if (data_dir(data) / name).exists() and not fresh:
+        comp = load_competition(name, data=data)
+        echo(f"using the existing {comp.path} (pass --fresh to prepare it again)")
+    else:
+        comp = prepare_competition(library=libraries or None, name=name, out=data, seed=seed, force=fresh, echo=echo)
+    for step, model in enumerate(models, 1):
+        echo(f"== 2/4 train {model} ({step}/{len(models)})")
+        _, folder = train_model(model, comp, seed=seed, params=DEMO_PARAMS.get(model), echo=echo)
+        echo(f"== 3/4 predict and score {model}")
+        path = predict_competition(folder, comp.path, echo=echo)
+        result = score_submission(path, comp, record=True, participant=f"demo-{model}")
+        echo(f"{model}: Public RMSE {result.metric.format(result.public)}")
+    echo("== 4/4 leaderboard")
+    standings = build_leaderboard(comp)
+    echo(standings.text)
+    echo(f"pages: {standings.markdown_path} and {standings.html_path}")
+    echo(f"demo finished in {time.perf_counter() - started:.0f} s")
+    return standings
+
+
+def check_models(names):
+    """Split a comma-separated list of rungs and check each name."""
+    import kit.models
+
+    out = tuple(n.strip() for n in names.split(",") if n.strip())
+    if not out:
+        raise UserError(f"--models: expected a comma-separated list of {', '.join(kit.models.available())}")
+    for name in out:
+        kit.models.get(name)
+    return out

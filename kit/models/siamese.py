@@ -1,0 +1,673 @@
+"""The ``siamese`` rung: an MS2DeepScore-style siamese network in Keras 3 (TensorFlow).
+
+Each spectrum is binned (:mod:`kit.binning`), one shared embedding network maps it to a
+vector, and the cosine of two vectors predicts the Tanimoto similarity of the two
+molecules (Huber et al. 2021, J Cheminform 13:84). The reference architecture is
+MS2DeepScore v1::
+
+    binned spectrum (9,900) - Dense 500 - BatchNorm - Dense 500 - BatchNorm - Dropout 0.2
+    - Dense 200 (the embedding)
+
+with ReLU activations (the embedding too, so cosines lie in [0, 1]), MSE loss and Adam.
+Training pairs are balanced over the ten Tanimoto bins, redrawn every epoch and
+augmented; a validation split by molecule drives early stopping. Inference embeds
+every spectrum once and scores pairs by dot products of unit vectors.
+
+Examples
+--------
+>>> from kit.models.siamese import SiameseModel
+>>> model = SiameseModel(epochs=20, seed=0).fit(comp.train_spectra)        # doctest: +SKIP
+>>> similarity = model.predict(comp.test_spectra, comp.test_pairs)        # doctest: +SKIP
+>>> vectors = model.predict_embeddings(comp.test_spectra)                 # doctest: +SKIP
+"""
+import math
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from kit import binning  # noqa: E402
+from kit.errors import UserError  # noqa: E402
+from kit.models.base import PairModel, check_spectra, pair_indices  # noqa: E402
+
+MODEL_FILE = "model.keras"
+# Spectra embedded per forward pass at inference; pairs scored per chunk (bounds memory).
+EMBED_BATCH = 1024
+SCORE_CHUNK = 1 << 15
+# Metadata inputs (``use_metadata=True``): precursor m/z / 1000 and ion mode (+1, -1, 0).
+METADATA_FEATURES = ("precursor_mz/1000", "ionmode")
+# L1 and L2 weight penalties of the dense layers, as in MS2DeepScore v1.
+WEIGHT_PENALTY = 1e-6
+
+
+# -- the networks --------------------------------------------------------------------
+def build_embedding_network(input_dim, hidden_units=(500, 500), embedding_dim=200, dropout=0.2, n_metadata=0,
+                            mc_dropout=False, seed=None):
+    """The network shared by both sides of the siamese: one spectrum in, one vector out.
+
+    Each hidden block is Dense (ReLU) then BatchNormalization; Dropout follows every
+    block but the first, and always the last, so the default is MS2DeepScore v1's
+    ``Dense 500 - BN - Dense 500 - BN - Dropout 0.2 - Dense 200``.
+
+    Parameters
+    ----------
+    input_dim : int
+        Number of bins.
+    hidden_units : sequence of int
+        Width of each hidden block.
+    embedding_dim : int
+        Length of the embedding (ReLU, so every component is >= 0).
+    dropout : float
+        Dropout rate.
+    n_metadata : int
+        Extra inputs joined to the bins (precursor m/z, ion mode); 0 for spectra only.
+    mc_dropout : bool
+        Keep Dropout on at inference (Monte Carlo dropout) while BatchNormalization
+        stays in inference mode.
+    seed : int, optional
+        Seeds the dropout masks of a Monte Carlo network.
+
+    Returns
+    -------
+    keras.Model named ``embedding_network``.
+
+    Examples
+    --------
+    >>> net = build_embedding_network(9900)
+    >>> net.output_shape, net.count_params()
+    ((None, 200), 5305200)
+    """
+    peaks = keras.Input(shape=(int(input_dim),), name="peaks")
+    inputs = [peaks]
+    x = peaks
+    if n_metadata:
+        metadata = keras.Input(shape=(int(n_metadata),), name="metadata")
+        inputs.append(metadata)
+        x = keras.layers.Concatenate(name="peaks_and_metadata")([peaks, metadata])
+    last = len(hidden_units) - 1
+    for i, units in enumerate(hidden_units):
+        x = keras.layers.Dense(
+            int(units), activation="relu", name=f"dense{i + 1}",
+            kernel_regularizer=keras.regularizers.L1L2(l1=WEIGHT_PENALTY, l2=WEIGHT_PENALTY),
+        )(x)
+        x = keras.layers.BatchNormalization(name=f"normalization{i + 1}")(x)
+        if dropout and (i > 0 or i == last):
+            layer_seed = None if seed is None else int(seed) + i
+            layer = keras.layers.Dropout(float(dropout), seed=layer_seed, name=f"dropout{i + 1}")
+            # training=True pins this call on; BatchNormalization follows the model's mode.
+            x = layer(x, training=True) if mc_dropout else layer(x)
+    embedding = keras.layers.Dense(int(embedding_dim), activation="relu", name="embedding")(x)
+    return keras.Model(inputs if n_metadata else peaks, embedding, name="embedding_network")
+
+
+def build_siamese(embedding_network):
+    """Two spectra in, the cosine of their embeddings out (one shared network).
+
+    Examples
+    --------
+    >>> siamese = build_siamese(build_embedding_network(100, hidden_units=(8,), embedding_dim=4))
+    >>> [t.shape for t in siamese.inputs], siamese.output_shape
+    ([(None, 100), (None, 100)], (None, 1))
+    """
+    sides = []
+    for side in ("a", "b"):
+        side_inputs = [keras.Input(shape=t.shape[1:], name=f"{t.name.split(':')[0]}_{side}") for t in embedding_network.inputs]
+        sides.append(side_inputs)
+    embed_a = embedding_network(sides[0] if len(sides[0]) > 1 else sides[0][0])
+    embed_b = embedding_network(sides[1] if len(sides[1]) > 1 else sides[1][0])
+    cosine = keras.layers.Dot(axes=1, normalize=True, name="cosine")([embed_a, embed_b])
+    return keras.Model([*sides[0], *sides[1]], cosine, name="siamese")
+
+
+def metadata_features(spectra):
+    """Metadata inputs of each spectrum: precursor m/z / 1000 and ion mode (+1, -1, 0).
+
+    Missing values give 0.
+
+    Examples
+    --------
+    >>> from matchms import Spectrum
+    >>> s = Spectrum(np.array([50.0]), np.array([1.0]), {"precursor_mz": 250.0, "ionmode": "negative"},
+    ...              metadata_harmonization=False)
+    >>> metadata_features([s]).tolist()
+    [[0.25, -1.0]]
+    """
+    out = np.zeros((len(spectra), len(METADATA_FEATURES)), dtype=np.float32)
+    for row, spectrum in enumerate(spectra):
+        try:
+            mz = float(spectrum.get("precursor_mz") or 0.0)
+        except (TypeError, ValueError):
+            mz = 0.0
+        out[row, 0] = mz / 1000.0 if math.isfinite(mz) else 0.0
+        out[row, 1] = {"positive": 1.0, "negative": -1.0}.get(str(spectrum.get("ionmode") or "").lower(), 0.0)
+    return out
+
+
+# -- augmentation and batches ---------------------------------------------------------
+def augment_batch(rows, matrix, rng, removal_max=0.3, removal_intensity=0.2, intensity=0.4, noise_max=10,
+                  noise_intensity=0.01):
+    """Dense ``float32`` batch of binned spectra, each augmented as in MS2DeepScore v1.
+
+    Per spectrum: a share drawn from ``U(0, removal_max)`` of the peaks below
+    ``removal_intensity`` is removed; every intensity is multiplied by ``U(1 - intensity,
+    1 + intensity)``; up to ``noise_max`` noise peaks of intensity ``U(0,
+    noise_intensity)`` are added in random bins (a real peak wins over noise in its bin).
+    Works on the sparse peaks only, so a batch costs its peaks, not its bins.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> m = sp.csr_matrix(np.array([[0, 1.0, 0.1, 0]], dtype=np.float32))
+    >>> x = augment_batch(np.array([0]), m, np.random.default_rng(0), noise_max=0, intensity=0)
+    >>> x.shape, float(x[0, 1])
+    ((1, 4), 1.0)
+    """
+    sub = matrix[np.asarray(rows)]
+    n, width = sub.shape
+    row_of = np.repeat(np.arange(n), np.diff(sub.indptr))
+    values, cols = sub.data.astype(np.float32), sub.indices
+    keep = np.ones(len(values), dtype=bool)
+    if removal_max > 0:
+        share = rng.uniform(0.0, removal_max, n)
+        keep = ~((values < removal_intensity) & (rng.random(len(values)) < share[row_of]))
+    if intensity > 0:
+        values = values * rng.uniform(1.0 - intensity, 1.0 + intensity, len(values)).astype(np.float32)
+    out = np.zeros((n, width), dtype=np.float32)
+    if noise_max > 0:
+        counts = rng.integers(0, int(noise_max) + 1, n)
+        total = int(counts.sum())
+        out[np.repeat(np.arange(n), counts), rng.integers(0, width, total)] = rng.uniform(0.0, noise_intensity, total)
+    out[row_of[keep], cols[keep]] = values[keep]
+    return out
+
+
+class PairBatches(keras.utils.PyDataset):
+    """Batches ``((spectrum a, spectrum b), similarity)`` for ``keras.Model.fit``.
+
+    With a ``sampler`` the pairs are redrawn at the start of every epoch (seeded by
+    ``seed`` and the epoch number) and augmented; with fixed ``pairs`` (validation) they
+    are used as given, unaugmented.
+
+    Parameters
+    ----------
+    matrix : scipy.sparse.csr_matrix
+        Binned spectra.
+    metadata : numpy.ndarray or None
+        Metadata inputs of each spectrum.
+    batch_size : int
+    sampler : kit.pairs.PairSampler, optional
+    n_pairs : int, optional
+        Pairs per epoch (with ``sampler``).
+    pairs : (idx_a, idx_b, similarity), optional
+        Fixed pairs (without ``sampler``).
+    augmentation : dict, optional
+        Keyword arguments of :func:`augment_batch`; ``None`` turns augmentation off.
+    seed : int
+    """
+
+    def __init__(self, matrix, metadata, batch_size, sampler=None, n_pairs=None, pairs=None, augmentation=None,
+                 seed=0):
+        super().__init__()
+        self.matrix, self.metadata, self.batch_size = matrix, metadata, int(batch_size)
+        self.sampler, self.n_pairs, self.augmentation, self.seed = sampler, n_pairs, augmentation, int(seed)
+        self.epoch = 0
+        self._drawn_for = None
+        if sampler is None:
+            self.idx_a, self.idx_b, self.similarity = (np.asarray(p) for p in pairs)
+        else:
+            self._draw()
+
+    def _draw(self):
+        if self.sampler is None or self._drawn_for == self.epoch:
+            return
+        rng = np.random.default_rng([self.seed, self.epoch])
+        a, b, y = self.sampler.sample(self.n_pairs, rng)
+        # The sampler groups pairs by bin; batches need a mix of them.
+        order = rng.permutation(len(a))
+        self.idx_a, self.idx_b, self.similarity = a[order], b[order], y[order]
+        self._drawn_for = self.epoch
+
+    def on_epoch_begin(self):
+        self._draw()
+
+    def on_epoch_end(self):
+        if self.sampler is not None:
+            self.epoch += 1
+
+    def __len__(self):
+        return math.ceil(len(self.idx_a) / self.batch_size)
+
+    def __getitem__(self, index):
+        part = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        a, b = self.idx_a[part], self.idx_b[part]
+        if self.augmentation is None:
+            rows = binning.densify(self.matrix, np.concatenate([a, b]))
+        else:
+            # One stream per (epoch, batch): the same batch looks the same whenever it is built.
+            rng = np.random.default_rng([self.seed, self.epoch, index, 1])
+            rows = augment_batch(np.concatenate([a, b]), self.matrix, rng, **self.augmentation)
+        xa, xb = rows[: len(a)], rows[len(a):]
+        y = self.similarity[part].astype(np.float32)
+        if self.metadata is None:
+            return (xa, xb), y
+        return (xa, self.metadata[a], xb, self.metadata[b]), y
+
+
+# -- the model ------------------------------------------------------------------------
+class SiameseModel(PairModel):
+    """MS2DeepScore-style siamese network: cosine of learned spectrum embeddings.
+
+    Parameters
+    ----------
+    hidden_units : tuple of int, default (500, 500)
+        Hidden blocks of the embedding network (ms2deepscore 2.x uses ``(10000,)``).
+    embedding_dim : int, default 200
+    dropout : float, default 0.2
+    learning_rate : float, default 1e-3
+        Adam's learning rate.
+    epochs : int, default 30
+        Most epochs; early stopping usually ends training sooner.
+    batch_size : int, default 64
+        Pairs per gradient step.
+    pairs_per_epoch : int, default 20000
+        Training pairs drawn (balanced over Tanimoto bins) for each epoch.
+    validation_pairs : int, default 5000
+        Fixed validation pairs (balanced), drawn once.
+    patience : int, default 5
+        Epochs without a better validation RMSE before training stops (the best
+        weights are restored).
+    validation_fraction : float, default 0.1
+        Share of training molecules held out when ``fit`` gets no validation spectra.
+    bin_width, mz_range, intensity_power :
+        Binning (see :mod:`kit.binning`): 0.1 Da over m/z 10-1000, square roots.
+    augment_removal_max, augment_removal_intensity, augment_intensity, augment_noise_max, augment_noise_intensity :
+        Augmentation of training spectra (see :func:`augment_batch`); zeros turn it off.
+    use_metadata : bool, default False
+        Also feed precursor m/z and ion mode to the embedding network.
+    seed : int, default 0
+        Seeds weights, dropout, the validation split, pairs and augmentation.
+    verbose : int or "auto", default "auto"
+        Keras progress output while fitting (0 silences it).
+
+    Attributes
+    ----------
+    embedding_network_ : keras.Model
+    siamese_ : keras.Model
+    history_ : dict of lists
+        Per-epoch ``loss``, ``rmse``, ``val_loss`` and ``val_rmse``.
+    validation_score_ : float
+        Validation RMSE of the restored (best) epoch.
+    best_epoch_ : int
+        1-based epoch whose weights were kept.
+
+    Examples
+    --------
+    >>> model = SiameseModel(epochs=5, seed=0).fit(train_spectra)              # doctest: +SKIP
+    >>> model.predict(test_spectra, pairs)                                     # doctest: +SKIP
+    >>> mean, std = model.predict(test_spectra, pairs, return_std=True)        # doctest: +SKIP
+    """
+
+    name = "siamese"
+
+    def __init__(self, hidden_units=(500, 500), embedding_dim=200, dropout=0.2, learning_rate=1e-3, epochs=30,
+                 batch_size=64, pairs_per_epoch=20000, validation_pairs=5000, patience=5, validation_fraction=0.1,
+                 bin_width=binning.BIN_WIDTH, mz_range=binning.MZ_RANGE, intensity_power=binning.INTENSITY_POWER,
+                 augment_removal_max=0.3, augment_removal_intensity=0.2, augment_intensity=0.4, augment_noise_max=10,
+                 augment_noise_intensity=0.01, use_metadata=False, seed=0, verbose="auto"):
+        self.hidden_units = hidden_units
+        self.embedding_dim = embedding_dim
+        self.dropout = dropout
+        self.learning_rate = learning_rate
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.pairs_per_epoch = pairs_per_epoch
+        self.validation_pairs = validation_pairs
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.bin_width = bin_width
+        self.mz_range = mz_range
+        self.intensity_power = intensity_power
+        self.augment_removal_max = augment_removal_max
+        self.augment_removal_intensity = augment_removal_intensity
+        self.augment_intensity = augment_intensity
+        self.augment_noise_max = augment_noise_max
+        self.augment_noise_intensity = augment_noise_intensity
+        self.use_metadata = use_metadata
+        self.seed = seed
+        self.verbose = verbose
+
+    # -- settings ------------------------------------------------------------------
+    def binning_settings(self):
+        """The checked binning settings (a dict, as saved in the manifest)."""
+        return binning.binning_settings(self.bin_width, self.mz_range, self.intensity_power)
+
+    def _augmentation(self):
+        return {
+            "removal_max": float(self.augment_removal_max),
+            "removal_intensity": float(self.augment_removal_intensity),
+            "intensity": float(self.augment_intensity),
+            "noise_max": int(self.augment_noise_max),
+            "noise_intensity": float(self.augment_noise_intensity),
+        }
+
+    def _check_params(self):
+        def positive_int(name, value):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"{name} must be an int, found {type(value).__name__} {value!r}")
+            if value < 1:
+                raise UserError(f"{name} must be at least 1, found {value}")
+
+        units = self.hidden_units
+        if isinstance(units, (int, np.integer)) and not isinstance(units, bool):
+            units = (units,)
+        if not isinstance(units, (list, tuple)) or not units:
+            raise TypeError(f"hidden_units must be a tuple of ints such as (500, 500), found {self.hidden_units!r}")
+        for value in units:
+            positive_int("each of hidden_units", value)
+        for name in ("embedding_dim", "epochs", "batch_size", "pairs_per_epoch", "validation_pairs"):
+            positive_int(name, getattr(self, name))
+        if isinstance(self.patience, bool) or not isinstance(self.patience, (int, np.integer)) or self.patience < 0:
+            raise UserError(f"patience must be an int >= 0, found {self.patience!r}")
+        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or self.seed < 0:
+            raise UserError(f"seed must be an int >= 0, found {self.seed!r}")
+        for name, low, high in (("dropout", 0.0, 0.95), ("validation_fraction", 0.0, 0.9),
+                                ("augment_removal_max", 0.0, 1.0), ("augment_intensity", 0.0, 1.0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not low <= value <= high:
+                raise UserError(f"{name} must be a number in [{low}, {high}], found {value!r}")
+        if not (isinstance(self.learning_rate, (int, float, np.number)) and self.learning_rate > 0):
+            raise UserError(f"learning_rate must be a positive number, found {self.learning_rate!r}")
+        if self.augment_noise_max < 0 or self.augment_noise_intensity < 0 or self.augment_removal_intensity < 0:
+            raise UserError("augment_noise_max, augment_noise_intensity and augment_removal_intensity must be >= 0")
+        self.binning_settings()
+        return tuple(int(u) for u in units)
+
+    def _new_network(self, input_dim, mc_dropout=False, seed=None):
+        return build_embedding_network(
+            input_dim, hidden_units=self._check_params(), embedding_dim=int(self.embedding_dim),
+            dropout=float(self.dropout), n_metadata=len(METADATA_FEATURES) if self.use_metadata else 0,
+            mc_dropout=mc_dropout, seed=seed,
+        )
+
+    # -- features ------------------------------------------------------------------
+    def _features(self, spectra):
+        """Binned spectra (CSR) and metadata inputs (or None); empty rows are refused."""
+        settings = self.binning_settings()
+        matrix = binning.bin_spectra(spectra, **settings)
+        binning.check_nonempty(matrix, spectra, settings)
+        return matrix, (metadata_features(spectra) if self.use_metadata else None)
+
+    # -- training ------------------------------------------------------------------
+    def fit(self, spectra, validation_spectra=None):
+        """Train on spectra with structures; return ``self``.
+
+        Parameters
+        ----------
+        spectra : list of matchms.Spectrum
+            Training spectra with SMILES (and ideally InChIKeys).
+        validation_spectra : list of matchms.Spectrum, optional
+            Spectra with structures for early stopping; when omitted,
+            ``validation_fraction`` of the training molecules is held out.
+
+        Returns
+        -------
+        self
+        """
+        from kit.pairs import split_molecules
+
+        self._check_params()
+        check_spectra(spectra, "training spectra")
+        started = time.perf_counter()
+        keras.utils.set_random_seed(int(self.seed))
+        split_seed, val_seed, train_seed = np.random.SeedSequence(int(self.seed)).spawn(3)
+        if validation_spectra is None:
+            kept, molecules = _molecules(spectra, "training spectra")
+            held = split_molecules(molecules.keys, float(self.validation_fraction), np.random.default_rng(split_seed),
+                                   option="validation_fraction")
+            fps = molecules.fingerprints()
+            train_part, train_sampler = _subset_sampler(kept, molecules, fps, ~held)
+            val_part, val_sampler = _subset_sampler(kept, molecules, fps, held)
+        else:
+            check_spectra(validation_spectra, "validation spectra")
+            train_part, train_sampler = _sampler_of(spectra, "training spectra")
+            val_part, val_sampler = _sampler_of(validation_spectra, "validation spectra")
+        train_x, train_meta = self._features(train_part)
+        val_x, val_meta = self._features(val_part)
+        val_pairs = val_sampler.sample(int(self.validation_pairs), np.random.default_rng(val_seed))
+
+        network = self._new_network(train_x.shape[1])
+        siamese = build_siamese(network)
+        siamese.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=float(self.learning_rate)),
+            loss="mse",
+            metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
+        )
+        train_data = PairBatches(
+            train_x, train_meta, self.batch_size, sampler=train_sampler, n_pairs=int(self.pairs_per_epoch),
+            augmentation=self._augmentation(), seed=int(train_seed.generate_state(1)[0]),
+        )
+        val_data = PairBatches(val_x, val_meta, max(int(self.batch_size), 512), pairs=val_pairs)
+        # val_rmse leaves out the weight penalties that val_loss includes.
+        stop = keras.callbacks.EarlyStopping(monitor="val_rmse", mode="min", patience=int(self.patience),
+                                             restore_best_weights=True)
+        history = siamese.fit(train_data, validation_data=val_data, epochs=int(self.epochs), callbacks=[stop],
+                              verbose=self.verbose)
+        self.history_ = {k: [float(v) for v in values] for k, values in history.history.items()}
+        val_rmse = self.history_.get("val_rmse", [])
+        self.best_epoch_ = int(np.argmin(val_rmse)) + 1 if val_rmse else len(self.history_.get("loss", []))
+        self.validation_score_ = float(min(val_rmse)) if val_rmse else None
+        self.embedding_network_, self.siamese_ = network, siamese
+        self.n_train_spectra_, self.n_validation_spectra_ = len(train_part), len(val_part)
+        self.fit_seconds_ = time.perf_counter() - started
+        self.fitted_ = True
+        return self
+
+    # -- inference -----------------------------------------------------------------
+    def _embed(self, matrix, metadata, network, batch_size=EMBED_BATCH):
+        """Unit-length embeddings (float32) of binned spectra, batch by batch."""
+        out = np.empty((matrix.shape[0], int(network.output_shape[-1])), dtype=np.float32)
+        for start in range(0, matrix.shape[0], batch_size):
+            rows = np.arange(start, min(start + batch_size, matrix.shape[0]))
+            x = binning.densify(matrix, rows)
+            inputs = x if metadata is None else [x, metadata[rows]]
+            out[rows] = keras.ops.convert_to_numpy(network(inputs, training=False))
+        return normalize_rows(out)
+
+    def predict_embeddings(self, spectra, batch_size=EMBED_BATCH):
+        """Unit-length embedding of each spectrum (``float32``, one row per spectrum).
+
+        The dot product of two rows is the model's predicted similarity, so a library
+        search is one matrix product. A spectrum whose embedding is all zeros (every
+        ReLU off) keeps a zero row and scores 0 against everything.
+
+        Raises
+        ------
+        UserError
+            Before ``fit``, or for a spectrum with no peak inside ``mz_range``.
+
+        Examples
+        --------
+        >>> library = model.predict_embeddings(library_spectra)              # doctest: +SKIP
+        >>> scores = model.predict_embeddings(queries) @ library.T           # doctest: +SKIP
+        """
+        self._check_fitted()
+        check_spectra(spectra)
+        matrix, metadata = self._features(spectra)
+        return self._embed(matrix, metadata, self.embedding_network_, batch_size)
+
+    def _predict_indices(self, spectra, idx_a, idx_b):
+        used, (a, b) = _distinct(idx_a, idx_b)
+        subset = [spectra[i] for i in used]
+        matrix, metadata = self._features(subset)
+        vectors = self._embed(matrix, metadata, self.embedding_network_)
+        return score_pairs(vectors, a, b)
+
+    def predict(self, spectra, pairs, return_std=False, n_passes=10):
+        """One similarity per pair in [0, 1]; with ``return_std``, also its spread.
+
+        Parameters
+        ----------
+        spectra : list of matchms.Spectrum
+            Spectra the pairs refer to (by ``spectrum_id``).
+        pairs : pandas.DataFrame
+            Columns ``spectrum_id_a`` and ``spectrum_id_b``.
+        return_std : bool, default False
+            Also return the spread of ``n_passes`` Monte Carlo dropout predictions.
+        n_passes : int, default 10
+            Forward passes with dropout on (only with ``return_std``).
+
+        Returns
+        -------
+        numpy.ndarray, or (mean, std) with ``return_std``
+            Without ``return_std``: the deterministic prediction (dropout off). With it:
+            the mean and standard deviation over passes with random dropout masks
+            (BatchNormalization stays in inference mode). The spread is the model's own
+            uncertainty: a large one flags spectra unlike the training data. It is not a
+            calibrated error bar: the true Tanimoto often lies further away.
+
+        Examples
+        --------
+        >>> mean, std = model.predict(comp.test_spectra, comp.test_pairs, return_std=True)  # doctest: +SKIP
+        """
+        if not return_std:
+            return super().predict(spectra, pairs)
+        if isinstance(n_passes, bool) or not isinstance(n_passes, (int, np.integer)) or n_passes < 2:
+            raise UserError(f"n_passes must be an int >= 2 to measure a spread, found {n_passes!r}")
+        self._check_fitted()
+        check_spectra(spectra)
+        idx_a, idx_b = pair_indices(spectra, pairs)
+        used, (a, b) = _distinct(idx_a, idx_b)
+        matrix, metadata = self._features([spectra[i] for i in used])
+        network = self._new_network(matrix.shape[1], mc_dropout=True, seed=int(self.seed))
+        network.set_weights(self.embedding_network_.get_weights())
+        total = np.zeros(len(a))
+        total_sq = np.zeros(len(a))
+        for _ in range(int(n_passes)):
+            score = score_pairs(self._embed(matrix, metadata, network), a, b).astype(np.float64)
+            total += score
+            total_sq += score * score
+        mean = total / n_passes
+        std = np.sqrt(np.maximum(total_sq / n_passes - mean * mean, 0.0))
+        return mean, std
+
+    # -- persistence ---------------------------------------------------------------
+    def _save_state(self, folder):
+        self.siamese_.save(folder / MODEL_FILE)
+        return {
+            "format": "keras",
+            "file": MODEL_FILE,
+            "binning": self.binning_settings(),
+            "metadata_features": list(METADATA_FEATURES) if self.use_metadata else [],
+            "history": self.history_,
+            "best_epoch": self.best_epoch_,
+            "n_train_spectra": self.n_train_spectra_,
+            "n_validation_spectra": self.n_validation_spectra_,
+        }
+
+    @classmethod
+    def _load_state(cls, folder, manifest):
+        names = cls._get_param_names()
+        params = {k: v for k, v in (manifest.get("params") or {}).items() if k in names}
+        for key in ("hidden_units", "mz_range"):
+            if isinstance(params.get(key), list):
+                params[key] = tuple(params[key])
+        model = cls(**params)
+        settings = manifest.get("binning")
+        if not isinstance(settings, dict):
+            raise UserError(f"{folder}: the manifest has no binning settings: expected a model saved by the siamese rung")
+        file = folder / manifest.get("file", MODEL_FILE)
+        if not file.is_file():
+            raise UserError(f"{folder}: expected the network in {file.name}, found no such file")
+        try:
+            siamese = keras.saving.load_model(file, compile=False, safe_mode=True)
+            network = siamese.get_layer("embedding_network")
+        except (OSError, ValueError, KeyError) as exc:
+            raise UserError(f"{file}: not a readable siamese network ({type(exc).__name__}: {_first_line(exc)})") from None
+        n_metadata = len(manifest.get("metadata_features") or [])
+        binning.check_binning(settings, int(network.inputs[0].shape[-1]), where=str(folder))
+        checked = binning.binning_settings(**settings)
+        model.bin_width, model.mz_range = checked["bin_width"], tuple(checked["mz_range"])
+        model.intensity_power, model.use_metadata = checked["intensity_power"], bool(n_metadata)
+        model.embedding_network_, model.siamese_ = network, siamese
+        model.history_ = manifest.get("history") or {}
+        model.best_epoch_ = manifest.get("best_epoch")
+        model.validation_score_ = manifest.get("validation_score")
+        model.fit_seconds_ = manifest.get("fit_seconds")
+        model.n_train_spectra_ = manifest.get("n_train_spectra")
+        model.n_validation_spectra_ = manifest.get("n_validation_spectra")
+        model.fitted_ = True
+        return model
+
+
+# -- helpers --------------------------------------------------------------------------
+def normalize_rows(vectors):
+    """Rows scaled to unit length; all-zero rows stay zero.
+
+    Examples
+    --------
+    >>> normalize_rows(np.array([[3.0, 4.0], [0.0, 0.0]], dtype=np.float32)).tolist()
+    [[0.6000000238418579, 0.800000011920929], [0.0, 0.0]]
+    """
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+
+
+def score_pairs(vectors, idx_a, idx_b, chunk=SCORE_CHUNK):
+    """Row-wise dot products of unit vectors, clipped to [0, 1], chunk by chunk.
+
+    ReLU embeddings have no negative components, so cosines are already >= 0; the clip
+    only trims rounding just above 1.
+
+    Examples
+    --------
+    >>> v = np.array([[1.0, 0.0], [0.6, 0.8]], dtype=np.float32)
+    >>> [round(float(x), 3) for x in score_pairs(v, np.array([0, 0]), np.array([0, 1]))]
+    [1.0, 0.6]
+    """
+    out = np.empty(len(idx_a), dtype=np.float32)
+    for start in range(0, len(idx_a), chunk):
+        part = slice(start, start + chunk)
+        out[part] = np.einsum("ij,ij->i", vectors[idx_a[part]], vectors[idx_b[part]])
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def _distinct(idx_a, idx_b):
+    """Distinct spectra used by the pairs, and each pair's positions among them."""
+    used, inverse = np.unique(np.concatenate([idx_a, idx_b]), return_inverse=True)
+    return used, (inverse[: len(idx_a)], inverse[len(idx_a):])
+
+
+def _molecules(spectra, what):
+    from kit.chemistry import molecules_of
+
+    kept, molecules = molecules_of(spectra)
+    if len(kept) != len(spectra):
+        raise UserError(
+            f"{len(spectra) - len(kept):,} of {len(spectra):,} {what} have no usable structure: "
+            "expected SMILES that RDKit parses in every spectrum"
+        )
+    return kept, molecules
+
+
+def _subset_sampler(spectra, molecules, fps, molecule_mask):
+    """Spectra of the chosen molecules and a pair sampler over them."""
+    from kit.pairs import PairSampler
+
+    rows = np.flatnonzero(molecule_mask[molecules.spectrum_molecule])
+    local = np.cumsum(molecule_mask) - 1
+    sampler = PairSampler(local[molecules.spectrum_molecule[rows]], fps[molecule_mask])
+    return [spectra[i] for i in rows], sampler
+
+
+def _sampler_of(spectra, what):
+    kept, molecules = _molecules(spectra, what)
+    return _subset_sampler(kept, molecules, molecules.fingerprints(), np.ones(len(molecules), dtype=bool))
+
+
+def _first_line(exc):
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else "no details"

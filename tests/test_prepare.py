@@ -1,0 +1,271 @@
+import gzip
+import hashlib
+import http.server
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import SMILES, massbank_file, structure_spectra
+
+from kit.competition import load_competition
+from kit.errors import UserError
+from kit.prepare import prepare_competition
+from kit.spectra import save_spectra
+
+STRUCTURE_KEYS = ("SMILES=", "INCHI=", "INCHIKEY=", "FORMULA=", "NAME=", "COMPOUND_NAME=", "TITLE=")
+
+
+def kit_cli(*args, cwd, env=None):
+    """Run the real ``kit`` command; return the completed process."""
+    return subprocess.run([sys.executable, "-m", "kit", *map(str, args)], cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
+
+
+def assert_user_error(proc, *fragments):
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.fixture
+def library(tmp_path):
+    return save_spectra(structure_spectra(per_molecule=3), tmp_path / "lib.mgf")
+
+
+def test_prepare_writes_the_contract(workdir, library):
+    comp = prepare_competition(library, name="tiny", seed=1, test_fraction=0.25, pairs_per_bin=5, progress=False)
+    folder = workdir / "data" / "tiny"
+    names = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    assert names == ["competition.json", "private/solution.csv", "sample_submission.csv", "test.mgf", "test_pairs.csv", "train.mgf"]
+    meta = json.loads((folder / "competition.json").read_text())
+    for f, digest in meta["files"].items():
+        assert hashlib.sha256((folder / f).read_bytes()).hexdigest() == digest
+    assert meta["split"]["test_molecules"] == 5 and meta["seed"] == 1
+    pairs, solution = comp.test_pairs, comp.load_solution()
+    assert list(pairs.columns) == ["id", "spectrum_id_a", "spectrum_id_b"]
+    assert list(solution.columns) == ["id", "similarity", "Usage"]
+    assert list(comp.sample_submission.columns) == ["id", "similarity"]
+    assert (solution.id == pairs.id).all() and len(pairs) == meta["pairs"]["total"] == sum(meta["pairs"]["per_bin"])
+    assert max(meta["pairs"]["per_bin"]) <= 5
+    assert (solution.Usage == "Public").sum() == round(0.3 * len(solution))
+    test_ids = {s.get("spectrum_id") for s in comp.test_spectra}
+    assert set(pairs.spectrum_id_a) | set(pairs.spectrum_id_b) <= test_ids
+    text = (folder / "test.mgf").read_text()
+    assert not any(key in text for key in STRUCTURE_KEYS)
+
+
+def test_prepare_is_byte_identical_for_a_seed_and_differs_for_another(workdir, library):
+    hashes = []
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        prepare_competition(library, name=name, seed=seed, test_fraction=0.25, pairs_per_bin=5, progress=False)
+        files = json.loads((workdir / "data" / name / "competition.json").read_text())["files"]
+        hashes.append(files)
+    assert hashes[0] == hashes[1]
+    assert hashes[0] != hashes[2]
+
+
+def test_existing_folder_needs_force(workdir, library):
+    prepare_competition(library, name="x", test_fraction=0.25, pairs_per_bin=2, progress=False)
+    with pytest.raises(UserError, match="already exists"):
+        prepare_competition(library, name="x", test_fraction=0.25, pairs_per_bin=2, progress=False)
+    before = (workdir / "data" / "x" / "test_pairs.csv").read_bytes()
+    prepare_competition(library, name="x", seed=9, test_fraction=0.25, pairs_per_bin=2, force=True, progress=False)
+    assert (workdir / "data" / "x" / "test_pairs.csv").read_bytes() != before
+    assert sorted(p.name for p in (workdir / "data").iterdir()) == ["x"]  # no temporary leftovers
+
+
+def test_invalid_smiles_are_dropped_and_counted(workdir, tmp_path):
+    spectra = structure_spectra(per_molecule=2)
+    for s in spectra[:4]:
+        s.set("smiles", "C1CC(bad")
+        s.set("inchikey", None)
+    lib = save_spectra(spectra, tmp_path / "some_bad.mgf")
+    comp = prepare_competition(lib, name="bad", test_fraction=0.25, pairs_per_bin=2, progress=False)
+    cleaning = comp.metadata["library"]["cleaning"]
+    assert cleaning["dropped"] == {"SMILES that RDKit cannot parse": 4}
+    assert cleaning["kept"] == len(spectra) - 4
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--library", "missing.mgf"], ["not found", "missing.mgf"]),
+        (["--library", "lib.txt"], ["unknown spectra format", ".txt"]),
+        (["--library", "corrupt.mgf.gz"], ["corrupt gzip"]),
+        (["--library", "nostructure.mgf"], ["no spectrum with a usable structure"]),
+        (["--library", "lib.mgf", "--test-fraction", "0"], ["--test-fraction", "between 0 and 1", "found 0.0"]),
+        (["--library", "lib.mgf", "--test-fraction", "1.5"], ["--test-fraction", "found 1.5"]),
+        (["--library", "lib.mgf", "--test-fraction", "0.01"], ["too few molecules", "found 20 molecules"]),
+        (["--library", "lib.mgf", "--public-fraction", "2"], ["--public-fraction"]),
+        (["--library", "lib.mgf", "--pairs-per-bin", "0"], ["--pairs-per-bin"]),
+        (["--library", "lib.mgf", "--out", "afile/sub"], ["cannot create folder"]),
+        (["--library", "lib.mgf", "--out", "/proc/kit-data"], ["cannot create folder"]),
+        (["--library", "lib.mgf", "--name", "../escape"], ["not allowed"]),
+        (["--library", "lib.mgf", "--test-fraction", "abc"], ["invalid float value"]),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, args, fragments):
+    save_spectra(structure_spectra(per_molecule=2), tmp_path / "lib.mgf")
+    (tmp_path / "lib.txt").write_text("hello")
+    (tmp_path / "afile").write_text("in the way")
+    good = gzip.compress((tmp_path / "lib.mgf").read_bytes())
+    (tmp_path / "corrupt.mgf.gz").write_bytes(good[: len(good) // 2])
+    bare = structure_spectra(per_molecule=1)
+    for s in bare:
+        s.set("smiles", None)
+        s.set("inchikey", None)
+    save_spectra(bare, tmp_path / "nostructure.mgf")
+    proc = kit_cli("prepare", *args, "--quiet", cwd=tmp_path)
+    assert_user_error(proc, *fragments)
+    data = tmp_path / "data"
+    assert not data.exists() or not any(p.name != "cache" for p in data.iterdir())
+
+
+def test_cli_prepare_and_load(tmp_path, library):
+    proc = kit_cli("prepare", "--library", library, "--name", "cli", "--test-fraction", "0.25", "--pairs-per-bin", "3", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote" in proc.stdout and "pairs per Tanimoto bin" in proc.stdout
+    comp = load_competition(tmp_path / "data" / "cli")
+    assert comp.name == "cli" and len(comp.train_spectra) + len(comp.test_spectra) == 3 * len(SMILES)
+
+
+class _OneFile(http.server.BaseHTTPRequestHandler):
+    payload = b""
+
+    def do_GET(self):  # noqa: N802 - the http.server API
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.payload)))
+        self.end_headers()
+        self.wfile.write(self.payload)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_massbank_download_from_a_local_server(tmp_path, library):
+    from matchms.exporting import save_as_msp
+
+    msp = tmp_path / "served.msp"
+    save_as_msp(structure_spectra(per_molecule=2), str(msp))
+    handler = type("Handler", (_OneFile,), {"payload": msp.read_bytes()})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        env = {**__import__("os").environ, "SPECSIM_MASSBANK_URL": f"http://127.0.0.1:{server.server_port}/MassBank_NISTformat.msp"}
+        proc = kit_cli("prepare", "--library", "massbank", "--test-fraction", "0.25", "--pairs-per-bin", "3", cwd=tmp_path, env=env)
+    finally:
+        server.shutdown()
+    assert proc.returncode == 0, proc.stderr
+    cached = tmp_path / "data" / "cache" / "MassBank_NISTformat.msp"
+    assert cached.read_bytes() == msp.read_bytes()
+    assert "downloading MassBank_NISTformat.msp" in proc.stderr  # the progress bar
+    comp = load_competition(tmp_path / "data" / "massbank")
+    assert comp.metadata["library"]["sources"][0]["source"] == "MassBank_NISTformat.msp"
+
+
+def test_download_failure_is_a_user_error_and_leaves_nothing(tmp_path):
+    from kit.download import download
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OneFile)
+    port = server.server_port
+    server.server_close()  # nobody listens there now
+    with pytest.raises(UserError, match="could not download"):
+        download(f"http://127.0.0.1:{port}/x.msp", tmp_path / "cache" / "x.msp", progress=False)
+    assert not (tmp_path / "cache").exists() or list((tmp_path / "cache").iterdir()) == []
+
+
+class _Truncated(_OneFile):
+    def do_GET(self):  # noqa: N802 - the http.server API
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        self.wfile.write(b"only part of it")
+
+
+def test_truncated_download_leaves_no_file(tmp_path):
+    from kit.download import download
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Truncated)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(UserError, match="could not download|stopped early"):
+            download(f"http://127.0.0.1:{server.server_port}/x.msp", tmp_path / "cache" / "x.msp", progress=False)
+    finally:
+        server.shutdown()
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def _rdkit_label(smiles_a, smiles_b):
+    from rdkit import Chem, DataStructs
+    from rdkit.Chem import rdFingerprintGenerator
+
+    gen = rdFingerprintGenerator.GetRDKitFPGenerator(maxPath=7, fpSize=2048)
+    return DataStructs.TanimotoSimilarity(gen.GetFingerprint(Chem.MolFromSmiles(smiles_a)), gen.GetFingerprint(Chem.MolFromSmiles(smiles_b)))
+
+
+@pytest.mark.slow
+@pytest.mark.massbank
+def test_massbank_negative_competition_contract(tmp_path):
+    """The whole contract of DESIGN.md section 2 on real data, checked independently."""
+    source = massbank_file("negative")
+    for name in ("one", "two"):
+        proc = kit_cli("prepare", "--library", source, "--name", name, "--seed", "7", "--pairs-per-bin", "300", "--quiet", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    one, two = tmp_path / "data" / "one", tmp_path / "data" / "two"
+    for f in ("train.mgf", "test.mgf", "test_pairs.csv", "sample_submission.csv", "private/solution.csv"):
+        assert (one / f).read_bytes() == (two / f).read_bytes(), f
+
+    # The library as written by MassBank: spectrum id -> (InChIKey block, SMILES).
+    library = {}
+    with gzip.open(source, "rt") as handle:
+        record = {}
+        for line in handle:
+            if line.startswith("SPECTRUM_ID="):
+                record["id"] = line.strip().split("=", 1)[1]
+            elif line.startswith("INCHIKEY="):
+                record["key"] = line.strip().split("=", 1)[1][:14]
+            elif line.startswith("SMILES="):
+                record["smiles"] = line.strip().split("=", 1)[1]
+            elif line.startswith("END IONS"):
+                library[record["id"]] = record
+                record = {}
+    comp = load_competition(one)
+    train_ids = [s.get("spectrum_id") for s in comp.train_spectra]
+    test_ids = [s.get("spectrum_id") for s in comp.test_spectra]
+    train_keys = {library[i]["key"] for i in train_ids}
+    test_keys = {library[i]["key"] for i in test_ids}
+    assert not train_keys & test_keys, "a molecule is on both sides"
+    assert 0.08 < len(test_keys) / (len(test_keys) + len(train_keys)) < 0.12
+
+    text = (one / "test.mgf").read_text()
+    assert not any(key in text for key in STRUCTURE_KEYS)
+
+    # Labels recomputed with RDKit from each molecule's representative SMILES.
+    representative = {}
+    for sid in sorted(test_ids, key=test_ids.index):
+        representative.setdefault(library[sid]["key"], []).append(library[sid]["smiles"])
+    rep = {k: pd.Series(v).value_counts(sort=True).index[0] if len(set(v)) > 1 else v[0] for k, v in representative.items()}
+    for k, v in representative.items():  # ties go to the first seen
+        counts = pd.Series(v).value_counts()
+        best = counts[counts == counts.max()].index
+        rep[k] = next(s for s in v if s in best)
+    pairs, solution = comp.test_pairs, comp.load_solution()
+    expected = [
+        _rdkit_label(rep[library[a]["key"]], rep[library[b]["key"]]) for a, b in zip(pairs.spectrum_id_a, pairs.spectrum_id_b)
+    ]
+    np.testing.assert_array_equal(solution.similarity.to_numpy(), np.array(expected))
+
+    per_bin = np.bincount(np.clip((np.round(solution.similarity * 10, 9)).astype(int), 0, 9), minlength=10)
+    assert per_bin.tolist() == comp.metadata["pairs"]["per_bin"]
+    assert (per_bin == 300).sum() >= 8, per_bin  # balanced: most bins full
+    assert (pairs.spectrum_id_a != pairs.spectrum_id_b).all()
+    public = (solution.Usage == "Public").mean()
+    assert abs(public - 0.3) < 1e-3
