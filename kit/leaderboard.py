@@ -218,8 +218,9 @@ def _parse_line(line):
     try:
         datetime.fromisoformat(row["time"].replace("Z", "+00:00"))
         float(row["public"])
-        row["per_bin_public"] = json.loads(row["per_bin_public"] or "{}")
-        row["per_bin_private"] = json.loads(row["per_bin_private"] or "{}")
+        # Always written as JSON objects: an empty last field means the line was cut short.
+        row["per_bin_public"] = json.loads(row["per_bin_public"])
+        row["per_bin_private"] = json.loads(row["per_bin_private"])
     except (ValueError, TypeError):
         return None
     if not isinstance(row["per_bin_public"], dict) or not isinstance(row["per_bin_private"], dict):

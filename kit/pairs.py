@@ -24,7 +24,7 @@ def molecule_pairs_by_bin(fps, n_bins=N_BINS):
     Returns
     -------
     list of numpy.ndarray
-        One ``(n, 2)`` int array per bin, ordered by ``(i, j)``.
+        One ``(n, 2)`` int array per bin, ordered by ``(i, j)`` (self-pairs last).
 
     Examples
     --------
@@ -37,19 +37,24 @@ def molecule_pairs_by_bin(fps, n_bins=N_BINS):
     n = len(fps)
     chunks = [[] for _ in range(n_bins)]
     for start in range(0, n, BLOCK):
-        inter, union = tanimoto_counts(fps[start : start + BLOCK], fps)
+        # Only columns from the block's first row on: each pair is compared once.
+        inter, union = tanimoto_counts(fps[start : start + BLOCK], fps[start:])
         bins = bins_from_counts(inter, union, n_bins)
-        rows, cols = np.nonzero(np.triu(np.ones(bins.shape, dtype=bool), k=start + 1))
-        pair_bins = bins[rows, cols]
+        # The diagonal and below were compared already (or are self-pairs): no bin.
+        lower = np.tril_indices(bins.shape[0], 0, bins.shape[1])
+        bins[lower] = -1
         for b in range(n_bins):
-            hit = pair_bins == b
-            chunks[b].append(np.column_stack([rows[hit] + start, cols[hit]]))
+            rows, cols = np.nonzero(bins == b)
+            pairs = np.empty((len(rows), 2), dtype=np.int64)
+            np.add(rows, start, out=pairs[:, 0])
+            np.add(cols, start, out=pairs[:, 1])
+            chunks[b].append(pairs)
     selves = np.repeat(np.arange(n), 2).reshape(-1, 2)
     chunks[n_bins - 1].append(selves)
     out = []
     for parts in chunks:
         pairs = np.concatenate(parts) if parts else np.empty((0, 2), dtype=np.int64)
-        out.append(pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))].astype(np.int64))
+        out.append(pairs.astype(np.int64, copy=False))
     return out
 
 

@@ -94,8 +94,8 @@ ANALOGUE_THRESHOLD = 0.45
 MAX_ANALOGUES = 15
 
 # Fragmenter limits keep the cost per molecule bounded.
-MAX_DOUBLE_CLEAVAGES = 24
-MAX_RING_CLEAVAGES = 16
+MAX_DOUBLE_CLEAVAGES = 16
+MAX_RING_CLEAVAGES = 12
 MIN_ION_MZ = 20.0
 MERGE_TOLERANCE = 0.01
 MAX_PEAKS = 120
@@ -288,9 +288,10 @@ def molecule_graph(mol):
     Returns
     -------
     dict
-        ``mass`` (per heavy atom, with its hydrogens, monoisotopic, Da), ``neighbours``,
-        ``environment`` (per atom: element, aromaticity, hydrogens, ring, neighbours'
-        elements), ``bonds`` (begin, end, order, in ring), ``carbon_mask`` (bit mask).
+        Per atom: ``mass`` (with its hydrogens, monoisotopic, Da), ``atomic_number``,
+        ``aromatic``, ``neighbours`` and ``environment`` (element, aromaticity,
+        hydrogens, ring, neighbours' elements); ``bonds`` (begin, end, order, in ring);
+        ``carbon_mask`` (bit mask of the carbon atoms).
 
     Examples
     --------
@@ -318,13 +319,15 @@ def molecule_graph(mol):
         (bond.GetBeginAtomIdx(), bond.GetEndAtomIdx(), bond.GetBondTypeAsDouble(), bond.IsInRing())
         for bond in mol.GetBonds()
     ]
-    carbon_mask = sum(1 << atom.GetIdx() for atom in atoms if atom.GetAtomicNum() == 6)
+    atomic_number = [atom.GetAtomicNum() for atom in atoms]
     return {
         "mass": np.asarray(masses, dtype=np.float64),
+        "atomic_number": atomic_number,
+        "aromatic": [atom.GetIsAromatic() for atom in atoms],
         "neighbours": neighbours,
         "environment": environment,
         "bonds": bonds,
-        "carbon_mask": carbon_mask,
+        "carbon_mask": sum(1 << i for i, number in enumerate(atomic_number) if number == 6),
     }
 
 
@@ -344,12 +347,10 @@ def _component(neighbours, start, cut_edges):
 
 def _bond_lability(graph, begin, end):
     """How readily a bond breaks in collision-induced dissociation (relative)."""
-    element_begin = graph["environment"][begin][:2]
-    element_end = graph["environment"][end][:2]
     factor = 1.0
-    if not element_begin.startswith("C") or not element_end.startswith("C") or "l" in element_begin + element_end:
+    if graph["atomic_number"][begin] != 6 or graph["atomic_number"][end] != 6:
         factor *= 1.6  # bonds to heteroatoms (amides, esters, ethers) break first
-    if element_begin.endswith("a") and element_end.endswith("a"):
+    if graph["aromatic"][begin] and graph["aromatic"][end]:
         factor *= 0.5  # biaryl bonds hold
     return factor
 
@@ -513,10 +514,15 @@ def fragment_table(mol, graph=None):
 
 
 def compile_loss_patterns():
-    """SMARTS of :data:`NEUTRAL_LOSSES`, compiled once per library."""
+    """SMARTS of :data:`NEUTRAL_LOSSES`, compiled once per library.
+
+    Losses from the same group share one compiled pattern, which is how
+    :func:`neutral_losses` tells that they come from the same group.
+    """
     from rdkit import Chem
 
-    return {name: (Chem.MolFromSmarts(smarts), mass) for name, (smarts, mass) in NEUTRAL_LOSSES.items()}
+    compiled = {smarts: Chem.MolFromSmarts(smarts) for smarts, _ in NEUTRAL_LOSSES.values()}
+    return {name: (compiled[smarts], mass) for name, (smarts, mass) in NEUTRAL_LOSSES.items()}
 
 
 def neutral_losses(mol, patterns):
@@ -531,16 +537,26 @@ def neutral_losses(mol, patterns):
     --------
     >>> from rdkit import Chem
     >>> names, _ = neutral_losses(Chem.MolFromSmiles("OCCc1ccccc1C(=O)O"), compile_loss_patterns())
-    >>> "H2O" in names and "CO2" in names and "H2O+H2O" in names
+    >>> "H2O" in names and "CO2" in names and "H2O+H2O" in names   # two OH groups
     True
+    >>> names, _ = neutral_losses(Chem.MolFromSmiles("CCc1ccccc1C(=O)O"), compile_loss_patterns())
+    >>> "H2O+H2O" in names, "CO2+HCOOH" in names, "H2O+CO2" in names
+    (False, False, True)
     """
-    single = [(name, mass) for name, (pattern, mass) in patterns.items() if mol.HasSubstructMatch(pattern)]
-    pairs = [
-        (f"{name_a}+{name_b}", mass_a + mass_b)
-        for i, (name_a, mass_a) in enumerate(single)
-        for name_b, mass_b in single[i:]
-    ]
-    losses = single + pairs
+    found = {}  # name -> (mass, SMARTS pattern, number of groups)
+    for name, (pattern, mass) in patterns.items():
+        groups = len(mol.GetSubstructMatches(pattern, maxMatches=2))
+        if groups:
+            found[name] = (mass, pattern, groups)
+    names = list(found)
+    losses = [(name, found[name][0]) for name in names]
+    for i, name_a in enumerate(names):
+        for name_b in names[i:]:
+            (mass_a, pattern_a, groups_a), (mass_b, pattern_b, _) = found[name_a], found[name_b]
+            # Two losses from one group (H2O twice from one OH, CO2 and HCOOH from one
+            # acid) need a second such group.
+            if pattern_a is not pattern_b or groups_a > 1:
+                losses.append((f"{name_a}+{name_b}", mass_a + mass_b))
     return [name for name, _ in losses], np.asarray([mass for _, mass in losses], dtype=np.float64)
 
 

@@ -45,6 +45,18 @@ WEIGHT_PENALTY = 1e-6
 
 
 # -- the networks --------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package="kit")
+class MonteCarloDropout(keras.layers.Dropout):
+    """Dropout that stays on at inference (Monte Carlo dropout).
+
+    Only the dropout masks are random: the rest of the network, BatchNormalization
+    included, runs in inference mode.
+    """
+
+    def call(self, inputs, training=None):
+        return super().call(inputs, training=True)
+
+
 def build_embedding_network(input_dim, hidden_units=(500, 500), embedding_dim=200, dropout=0.2, n_metadata=0,
                             mc_dropout=False, seed=None):
     """The network shared by both sides of the siamese: one spectrum in, one vector out.
@@ -97,9 +109,8 @@ def build_embedding_network(input_dim, hidden_units=(500, 500), embedding_dim=20
         x = keras.layers.BatchNormalization(name=f"normalization{i + 1}")(x)
         if dropout and (i > 0 or i == last):
             layer_seed = None if seed is None else int(seed) + i
-            layer = keras.layers.Dropout(float(dropout), seed=layer_seed, name=f"dropout{i + 1}")
-            # training=True pins this call on; BatchNormalization follows the model's mode.
-            x = layer(x, training=True) if mc_dropout else layer(x)
+            kind = MonteCarloDropout if mc_dropout else keras.layers.Dropout
+            x = kind(float(dropout), seed=layer_seed, name=f"dropout{i + 1}")(x)
     embedding = keras.layers.Dense(int(embedding_dim), activation="relu", name="embedding")(x)
     return keras.Model(inputs if n_metadata else peaks, embedding, name="embedding_network")
 

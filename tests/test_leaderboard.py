@@ -1,0 +1,307 @@
+"""kit.leaderboard: a log that never loses a row, ranking, and the rendered pages."""
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+from builders import make_competition, perfect_submission
+
+import kit
+from kit.leaderboard import (
+    LOG_COLUMNS,
+    append_entry,
+    build_leaderboard,
+    make_entry,
+    rank,
+    read_log,
+    record_result,
+    sanitize_participant,
+)
+from kit.metrics import get_metric
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def entry(participant, public, private=None, minutes=0, model="gbm", file="s.csv"):
+    bins = {"0.0-0.1": public, "0.9-1.0": public * 2}
+    return {
+        "time": (T0 + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z"),
+        "participant": participant,
+        "file": file,
+        "sha256": f"{hash((participant, public, minutes)) & 0xFFFFFFFF:064x}",
+        "model": model,
+        "public": repr(public),
+        "private": "" if private is None else repr(private),
+        "validation": "",
+        "rows": "100",
+        "per_bin_public": json.dumps(bins),
+        "per_bin_private": json.dumps(bins if private is not None else {}),
+    }
+
+
+@pytest.fixture(scope="module")
+def comp_dir(tmp_path_factory):
+    return make_competition(tmp_path_factory.mktemp("data"), n_pairs=60, seed=5)
+
+
+def kit_cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "kit", *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=120)
+
+
+# --- the log -------------------------------------------------------------------------
+
+
+def test_append_and_read_round_trip(tmp_path):
+    log = tmp_path / "lb" / "practice.csv"
+    append_entry(log, entry("ann", 0.2, 0.21))
+    append_entry(log, entry("bob", 0.3, minutes=5))
+    lines = log.read_text().splitlines()
+    assert lines[0] == ",".join(LOG_COLUMNS) and len(lines) == 3
+    frame = read_log(log)
+    assert frame["participant"].tolist() == ["ann", "bob"]
+    assert frame["public"].tolist() == [0.2, 0.3]
+    assert frame["private"].iloc[0] == 0.21 and math.isnan(frame["private"].iloc[1])
+    assert frame["per_bin_public"].iloc[0]["0.0-0.1"] == 0.2
+    assert str(frame["time"].dt.tz) == "UTC"
+
+
+def test_missing_log_reads_as_empty(tmp_path):
+    assert read_log(tmp_path / "nothing.csv").empty
+
+
+def test_torn_line_at_every_byte_is_skipped_and_next_row_is_intact(tmp_path):
+    first, torn, after = entry("ann", 0.2), entry("bob", 0.3), entry("cy", 0.4)
+    header = ",".join(LOG_COLUMNS) + "\n"
+    from kit.leaderboard import _csv_line
+
+    full = _csv_line([first[c] for c in LOG_COLUMNS])
+    partial = _csv_line([torn[c] for c in LOG_COLUMNS])
+    for cut in range(len(partial)):
+        log = tmp_path / f"cut{cut}.csv"
+        log.write_text(header + full + partial[:cut])  # a writer killed after `cut` bytes
+        append_entry(log, after)
+        frame = read_log(log)
+        # Cut just before its newline, the row is complete: keeping it loses nothing.
+        expected = ["ann", "bob", "cy"] if cut == len(partial) - 1 else ["ann", "cy"]
+        assert frame["participant"].tolist() == expected, cut
+        assert frame.attrs["skipped_lines"] <= 1
+
+
+def test_torn_header_of_a_new_log(tmp_path):
+    log = tmp_path / "new.csv"
+    log.write_text(",".join(LOG_COLUMNS)[:7])
+    append_entry(log, entry("ann", 0.2))
+    assert read_log(log)["participant"].tolist() == ["ann"]
+
+
+WRITER = """
+import sys, itertools
+sys.path.insert(0, {tests!r})
+from test_leaderboard import entry
+from kit.leaderboard import append_entry
+for k in itertools.count():
+    append_entry({log!r}, entry("w" + str(k % 7), 0.1 + k * 1e-6, 0.2, minutes=k))
+"""
+
+
+def test_writers_killed_at_random_moments_leave_a_parseable_log(tmp_path):
+    log = tmp_path / "killed.csv"
+    code = WRITER.format(tests=os.path.dirname(__file__), log=str(log))
+    rng = np.random.default_rng(0)
+    kills = 6
+    for _ in range(kills):
+        proc = subprocess.Popen([sys.executable, "-c", code])
+        deadline = time.monotonic() + 20
+        while (not log.exists() or log.stat().st_size < 2000) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(float(rng.uniform(0, 0.05)))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    frame = read_log(log)
+    assert len(frame) > 10
+    assert frame.attrs["skipped_lines"] <= kills
+    assert frame["public"].notna().all() and (frame["private"] == 0.2).all()
+    assert frame["participant"].str.fullmatch(r"w\d").all()
+
+
+@pytest.mark.slow
+def test_sixteen_concurrent_scorers_add_sixteen_intact_rows(tmp_path, comp_dir):
+    subs = [perfect_submission(comp_dir, tmp_path / f"s{k}.csv", noise=0.01 * (k + 1), seed=k) for k in range(16)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "kit", "score", str(s), "--competition", str(comp_dir), "--participant", f"p{k}",
+             "--json"],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for k, s in enumerate(subs)
+    ]
+    outputs = [p.communicate(timeout=180) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outputs]
+    log = tmp_path / "leaderboard" / "practice.csv"
+    lines = log.read_text().splitlines()
+    assert lines[0] == ",".join(LOG_COLUMNS) and len(lines) == 17
+    frame = read_log(log)
+    assert frame.attrs["skipped_lines"] == 0
+    assert sorted(frame["participant"]) == sorted(f"p{k}" for k in range(16))
+    scores = {json.loads(out)["public"] for out, _ in outputs}
+    assert set(frame["public"]) == scores
+
+
+# --- ranking -------------------------------------------------------------------------
+
+
+def _frame(tmp_path, entries):
+    log = tmp_path / "r.csv"
+    for e in entries:
+        append_entry(log, e)
+    return read_log(log)
+
+
+def test_best_public_per_participant_ties_to_earliest(tmp_path):
+    log = _frame(tmp_path, [
+        entry("ann", 0.30, 0.30, minutes=0),
+        entry("bob", 0.20, 0.40, minutes=1),
+        entry("ann", 0.20, 0.10, minutes=2),   # ties bob, but later
+        entry("cy", 0.25, 0.20, minutes=3),
+        entry("bob", 0.200001, 0.05, minutes=4),  # same at 5 decimals: not better
+    ])
+    ranking = rank(log, get_metric("rmse"))
+    assert ranking["participant"].tolist() == ["bob", "ann", "cy"]
+    assert ranking["rank"].tolist() == [1, 1, 3]
+    assert ranking["entries"].tolist() == [2, 2, 1]
+    assert ranking["public"].tolist() == [0.20, 0.20, 0.25]
+
+
+def test_private_ranking_uses_each_best_public_submission(tmp_path):
+    log = _frame(tmp_path, [
+        entry("ann", 0.20, 0.30, minutes=0),
+        entry("bob", 0.25, 0.22, minutes=1),
+        entry("bob", 0.40, 0.01, minutes=2),  # best Private, but not bob's best Public
+    ])
+    final = rank(log, get_metric("rmse"), private=True)
+    assert final["participant"].tolist() == ["bob", "ann"]
+    assert final["private"].tolist() == [0.22, 0.30]
+    assert final["public_rank"].tolist() == [2, 1]
+
+
+def test_higher_is_better_metrics_rank_the_other_way(tmp_path):
+    log = _frame(tmp_path, [entry("ann", 0.5), entry("bob", 0.9, minutes=1)])
+    assert rank(log, get_metric("pearson"))["participant"].tolist() == ["bob", "ann"]
+
+
+def test_sanitize_participant():
+    assert sanitize_participant("../..") == "anonymous"
+    assert sanitize_participant("a/b\\c") == "a_b_c"
+    assert sanitize_participant("$\\frac{1}{0}$") == "frac_1_0"
+    assert sanitize_participant("x" * 100) == "x" * 40
+    assert sanitize_participant("_hidden") == "hidden"
+
+
+# --- recording and rendering --------------------------------------------------------------
+
+
+def test_record_result_uses_manifest_model_and_participant(tmp_path, comp_dir):
+    comp = kit.load_competition(comp_dir)
+    ids = comp.test_pairs["id"].to_numpy()
+    path = kit.write_submission(comp, np.full(ids.size, 0.5), model="mean", participant="dee", out_dir=tmp_path)
+    result = kit.score_submission(path, comp, record=True, leaderboard=tmp_path / "lb")
+    row = read_log(tmp_path / "lb" / "practice.csv").iloc[0]
+    assert row["participant"] == "dee" and row["model"] == "mean" and row["file"] == path.name
+    assert row["public"] == result.public and row["private"] == result.private
+    assert row["sha256"] == result.sha256 and row["rows"] == ids.size
+
+
+def test_make_entry_defaults_to_user(monkeypatch, tmp_path, comp_dir):
+    monkeypatch.setenv("USER", "<b>eve</b>")
+    result = kit.score_submission(perfect_submission(comp_dir, tmp_path / "p.csv"), comp_dir)
+    assert make_entry(result)["participant"] == "b_eve_b"
+    monkeypatch.delenv("USER")
+    monkeypatch.delenv("USERNAME", raising=False)
+    assert make_entry(result)["participant"] == "you"
+
+
+def _filled(tmp_path, comp_dir):
+    lb = tmp_path / "lb"
+    for k, (who, noise) in enumerate([("ann", 0.1), ("bob", 0.2), ("ann", 0.05), ("cy", 0.3)]):
+        sub = perfect_submission(comp_dir, tmp_path / f"{who}{k}.csv", noise=noise, seed=k)
+        record_result(kit.score_submission(sub, comp_dir), participant=who, leaderboard=lb,
+                      time=T0 + timedelta(hours=k))
+    return lb
+
+
+def test_pages_hide_private_until_revealed(tmp_path, comp_dir):
+    lb = _filled(tmp_path, comp_dir)
+    log = read_log(lb / "practice.csv")
+    metric = get_metric("rmse")
+    hidden = build_leaderboard(comp_dir, leaderboard=lb)
+    assert hidden.ranking["participant"].tolist() == ["ann", "bob", "cy"]
+    secret = {metric.format(v) for v in log["private"]} - {metric.format(v) for v in log["public"]}
+    assert secret
+    for text in (hidden.text, hidden.markdown_path.read_text(), hidden.html_path.read_text()):
+        assert not any(value in text for value in secret)
+    revealed = build_leaderboard(comp_dir, leaderboard=lb, private=True)
+    assert all(p in revealed.text for p in {metric.format(v) for v in revealed.ranking["private"]})
+
+
+def test_html_is_self_contained_with_two_plots(tmp_path, comp_dir):
+    lb = _filled(tmp_path, comp_dir)
+    page = build_leaderboard(comp_dir, leaderboard=lb).html_path.read_text()
+    assert page.count('src="data:image/png;base64,') == 2
+    assert "<script" not in page and "http://" not in page and "https://" not in page
+    import base64
+
+    png = page.split('src="data:image/png;base64,')[1].split('"')[0]
+    assert base64.b64decode(png)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_model_and_file_names_are_escaped(tmp_path):
+    lb = tmp_path / "lb"
+    evil = "<script>alert('x')</script>|`**"
+    append_entry(lb / "practice.csv", entry("ann", 0.2, model=evil, file=evil + ".csv"))
+    standings = build_leaderboard("practice", leaderboard=lb)
+    for page in (standings.markdown_path.read_text(), standings.html_path.read_text()):
+        assert "<script" not in page
+    assert "&lt;script&gt;" in standings.html_path.read_text()
+
+
+def test_empty_leaderboard_is_not_an_error(tmp_path, comp_dir):
+    standings = build_leaderboard(comp_dir, leaderboard=tmp_path / "lb")
+    assert "No scored submissions yet" in standings.text
+    assert standings.html_path.is_file()
+
+
+def test_kit_leaderboard_command(tmp_path, comp_dir):
+    _filled(tmp_path, comp_dir)
+    done = kit_cli("leaderboard", "--competition", comp_dir, "--leaderboard", "lb", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    table = done.stdout
+    assert table.index("ann") < table.index("bob") < table.index("cy")
+    assert "private" not in table.split("\n\n")[1].splitlines()[0]
+    assert (tmp_path / "lb" / "practice.md").is_file() and (tmp_path / "lb" / "practice.html").is_file()
+    done = kit_cli("leaderboard", "--competition", comp_dir, "--leaderboard", "lb", "--private", "--no-pages",
+                   cwd=tmp_path)
+    assert done.returncode == 0 and "private" in done.stdout
+
+
+def test_kit_leaderboard_unknown_competition_is_exit_2(tmp_path):
+    done = kit_cli("leaderboard", "--competition", "nope", cwd=tmp_path)
+    assert done.returncode == 2 and "not found" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_read_log_skips_garbage_lines(tmp_path):
+    log = tmp_path / "g.csv"
+    append_entry(log, entry("ann", 0.2))
+    with open(log, "a") as handle:
+        handle.write('garbage,"unclosed\n\x00\x01,2,3\n')
+    append_entry(log, entry("bob", 0.3))
+    frame = read_log(log)
+    assert frame["participant"].tolist() == ["ann", "bob"] and frame.attrs["skipped_lines"] == 2
+    assert isinstance(frame, pd.DataFrame)

@@ -1,0 +1,329 @@
+"""The embedded default library (kit.simulate): determinism, metadata, peaks, and that
+molecular structure shows in the simulated spectra."""
+import collections
+import re
+
+import numpy as np
+import pytest
+from rdkit import Chem, DataStructs
+from rdkit.Chem import Descriptors, rdFingerprintGenerator, rdMolDescriptors
+
+from kit import simulate
+
+REQUIRED_KEYS = (
+    "spectrum_id", "compound_name", "smiles", "inchi", "inchikey", "formula", "precursor_mz",
+    "charge", "ionmode", "adduct", "collision_energy", "instrument_type", "license",
+)
+
+
+def _library(**kwargs):
+    return simulate.simulate_library(progress=False, **kwargs)
+
+
+def _by_molecule(spectra):
+    groups = collections.defaultdict(list)
+    for spectrum in spectra:
+        groups[spectrum.get("inchikey")].append(spectrum)
+    return groups
+
+
+def _without_id(spectrum):
+    metadata = dict(spectrum.metadata)
+    metadata.pop("spectrum_id")
+    return metadata
+
+
+@pytest.fixture(scope="module")
+def small():
+    return _library(n_molecules=40, seed=0)
+
+
+@pytest.fixture(scope="module")
+def small_again():
+    return _library(n_molecules=40, seed=0)
+
+
+# --- determinism -------------------------------------------------------------------------
+
+def test_same_seed_gives_identical_spectra(small, small_again):
+    assert len(small) == len(small_again)
+    for a, b in zip(small, small_again):
+        assert a.metadata == b.metadata
+        np.testing.assert_array_equal(a.peaks.mz, b.peaks.mz)
+        np.testing.assert_array_equal(a.peaks.intensities, b.peaks.intensities)
+
+
+def test_same_seed_gives_byte_identical_mgf(small, small_again, tmp_path):
+    from matchms.exporting import save_as_mgf
+
+    save_as_mgf(small, str(tmp_path / "a.mgf"))
+    save_as_mgf(small_again, str(tmp_path / "b.mgf"))
+    assert (tmp_path / "a.mgf").read_bytes() == (tmp_path / "b.mgf").read_bytes()
+
+
+def test_different_seed_gives_different_library(small):
+    other = _library(n_molecules=40, seed=1)
+    assert [s.get("smiles") for s in other] != [s.get("smiles") for s in small]
+    shared = set(_by_molecule(small)) & set(_by_molecule(other))
+    first = {s.get("inchikey"): s for s in reversed(small)}
+    for key in shared:
+        mine, theirs = first[key], _by_molecule(other)[key][0]
+        assert not np.array_equal(mine.peaks.intensities, theirs.peaks.intensities)
+
+
+def test_spectra_of_a_molecule_do_not_depend_on_the_rest_of_the_library(small):
+    # The first 40 molecules taken are among the first 80; their spectra must not change.
+    larger = _by_molecule(_library(n_molecules=80, seed=0))
+    for key, spectra in _by_molecule(small).items():
+        assert key in larger
+        assert [_without_id(s) for s in spectra] == [_without_id(s) for s in larger[key]]
+        for a, b in zip(spectra, larger[key]):
+            np.testing.assert_array_equal(a.peaks.to_numpy, b.peaks.to_numpy)
+
+
+# --- metadata ----------------------------------------------------------------------------
+
+def test_metadata_fields_present(small):
+    for spectrum in small:
+        missing = [key for key in REQUIRED_KEYS if spectrum.get(key) in (None, "")]
+        assert not missing, f"{spectrum.get('spectrum_id')} lacks {missing}"
+
+
+def test_spectrum_ids_unique_and_sequential(small):
+    ids = [s.get("spectrum_id") for s in small]
+    assert ids == [f"SIM{i:06d}" for i in range(1, len(small) + 1)]
+
+
+def test_structures_agree_with_rdkit(small):
+    for spectrum in small:
+        mol = Chem.MolFromSmiles(spectrum.get("smiles"))
+        assert mol is not None
+        assert Chem.MolToSmiles(mol) == spectrum.get("smiles"), "SMILES is not canonical"
+        assert Chem.MolToInchiKey(mol) == spectrum.get("inchikey")
+        assert Chem.InchiToInchiKey(spectrum.get("inchi")) == spectrum.get("inchikey")
+        assert rdMolDescriptors.CalcMolFormula(mol) == spectrum.get("formula")
+        assert re.fullmatch(r"NCI \S+", spectrum.get("compound_name"))
+
+
+def test_precursor_mz_matches_adduct(small):
+    for spectrum in small:
+        mass = Descriptors.ExactMolWt(Chem.MolFromSmiles(spectrum.get("smiles")))
+        ionmode, charge, shift = simulate.ADDUCTS[spectrum.get("adduct")]
+        assert spectrum.get("precursor_mz") == pytest.approx(mass + shift, abs=1e-3)
+        assert spectrum.get("ionmode") == ionmode
+        assert spectrum.get("charge") == charge and isinstance(spectrum.get("charge"), int)
+
+
+def test_acquisition_fields_valid(small):
+    for spectrum in small:
+        assert spectrum.get("collision_energy") in simulate.COLLISION_ENERGIES
+        assert spectrum.get("license") == "CC0"
+        assert "simulated" in spectrum.get("instrument_type")
+
+
+def test_mostly_positive_mode():
+    plans = [simulate.choose_acquisitions(4, simulate.molecule_rng(0, line)) for line in range(500)]
+    positive = np.mean([simulate.ADDUCTS[adduct][0] == "positive" for plan in plans for adduct, _ in plan])
+    assert 0.75 < positive < 0.85
+
+
+def test_molecules_are_distinct(small):
+    blocks = {s.get("inchikey")[:14] for s in small}
+    assert len(blocks) == 40
+    assert len({s.get("smiles") for s in small}) == 40
+
+
+# --- peaks -------------------------------------------------------------------------------
+
+def test_peaks_sorted_float64_in_range(small):
+    for spectrum in small:
+        mz, intensities = spectrum.peaks.mz, spectrum.peaks.intensities
+        assert mz.dtype == np.float64 and intensities.dtype == np.float64
+        assert np.all(np.diff(mz) > 0)
+        assert np.all(intensities > 0)
+        assert intensities.max() == pytest.approx(1000.0)
+        assert mz.min() >= 10.0 and mz.max() <= 1000.0
+        assert len(mz) >= 3
+
+
+def test_precursor_peak_usually_present(small):
+    present = [np.any(np.abs(s.peaks.mz - s.get("precursor_mz")) < 0.01) for s in small]
+    assert np.mean(present) > 0.8
+
+
+def test_collision_energy_moves_intensity_to_small_ions():
+    mol = Chem.MolFromSmiles("CCOC(=O)c1ccc(NC(=O)CCl)cc1")
+    info = simulate.describe_molecule(mol, simulate.compile_loss_patterns())
+
+    def mean_relative_mz(energy):
+        (mz, intensity), precursor = simulate.simulate_peaks(info, "[M+H]+", energy, np.random.default_rng(0))
+        return np.average(mz / precursor, weights=intensity)
+
+    assert mean_relative_mz(60.0) < mean_relative_mz(10.0) - 0.2
+
+
+@pytest.mark.parametrize("spectra_per_molecule, low, high", [((2, 5), 2, 5), (3, 3, 3), ((1, 1), 1, 1)])
+def test_spectra_per_molecule(spectra_per_molecule, low, high, small):
+    spectra = small if spectra_per_molecule == (2, 5) else _library(
+        n_molecules=10, seed=0, spectra_per_molecule=spectra_per_molecule
+    )
+    counts = [len(group) for group in _by_molecule(spectra).values()]
+    assert min(counts) >= low and max(counts) <= high
+    if low < high:
+        assert len(set(counts)) > 1
+
+
+# --- the fragmenter ----------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "smiles, expected",
+    [
+        ("[Na+].CCCCC(=O)[O-]", "CCCCC(=O)O"),       # largest fragment, neutralised
+        ("c1ccccc1CCN", "NCCc1ccccc1"),
+        ("CCO", None),                                # too few heavy atoms
+        ("not a smiles", None),
+        ("CC[Sn](CC)(CC)CC", None),                   # element outside the list
+        ("C" * 70, None),                             # too many heavy atoms
+        ("C[N+](C)(C)CCCCC", None),                   # permanent charge
+    ],
+)
+def test_prepare_molecule(smiles, expected):
+    mol = simulate.prepare_molecule(smiles)
+    assert (None if mol is None else Chem.MolToSmiles(mol)) == expected
+
+
+def test_same_substructure_same_peak_across_molecules():
+    # Ethyl and propyl benzoate share the benzoyl ion, freed by the same cut.
+    patterns = simulate.compile_loss_patterns()
+    infos = [
+        (simulate.fragment_table(Chem.MolFromSmiles(smiles)), simulate.describe_molecule(Chem.MolFromSmiles(smiles), patterns))
+        for smiles in ("CCOC(=O)c1ccccc1", "CCCOC(=O)c1ccccc1")
+    ]
+    benzoyl = "[O]=[C][c]1[cH][cH][cH][cH][cH]1"
+    peaks = []
+    for table, info in infos:
+        row = table["keys"].index(benzoyl)
+        ions = info["ions"]["positive"]
+        peaks.append((ions["mz"][row], ions["intensity"][row]))
+    assert peaks[0] == pytest.approx(peaks[1])
+    assert peaks[0][0] == pytest.approx(105.034, abs=1.1)
+
+
+def _connected(mol, atoms):
+    atoms = set(atoms)
+    seen, stack = {min(atoms)}, [min(atoms)]
+    while stack:
+        for neighbour in mol.GetAtomWithIdx(stack.pop()).GetNeighbors():
+            if neighbour.GetIdx() in atoms and neighbour.GetIdx() not in seen:
+                seen.add(neighbour.GetIdx())
+                stack.append(neighbour.GetIdx())
+    return seen == atoms
+
+
+def test_pieces_are_connected_and_masses_add_up():
+    mol = Chem.MolFromSmiles("CC(=O)Nc1ccc(OCC)cc1")
+    graph = simulate.molecule_graph(mol)
+    n_atoms, full = mol.GetNumAtoms(), (1 << mol.GetNumAtoms()) - 1
+    assert graph["mass"].sum() == pytest.approx(Descriptors.ExactMolWt(mol), abs=1e-6)
+    pieces = simulate.acyclic_pieces(graph)
+    assert pieces
+    for mask, weight in pieces:
+        assert 0 < mask < full and weight > 0
+        assert _connected(mol, [i for i in range(n_atoms) if mask >> i & 1])
+    # Single cuts come first, as (one side, other side) pairs.
+    n_single = sum(1 for b in mol.GetBonds() if not b.IsInRing() and b.GetBondTypeAsDouble() == 1.0)
+    for (side, _), (other, _) in zip(pieces[0:2 * n_single:2], pieces[1:2 * n_single:2]):
+        assert side | other == full and side & other == 0
+
+
+def test_ring_cleavage_for_molecules_without_acyclic_bonds():
+    table = simulate.fragment_table(Chem.MolFromSmiles("c1ccc2ccccc2c1"))  # naphthalene
+    assert len(table["keys"]) >= 2
+
+
+def test_neutral_losses_follow_groups():
+    patterns = simulate.compile_loss_patterns()
+    names, masses = simulate.neutral_losses(Chem.MolFromSmiles("OC(=O)CCN"), patterns)
+    assert {"H2O", "NH3", "CO2"} <= set(names)
+    assert masses[names.index("H2O")] == pytest.approx(18.0106, abs=1e-4)
+    names, _ = simulate.neutral_losses(Chem.MolFromSmiles("c1ccccc1C"), patterns)
+    assert "H2O" not in names
+
+
+def test_hash_units_stable():
+    units = simulate.hash_units(["c1ccccc1", "CCO"], 3)
+    assert units.shape == (2, 3)
+    np.testing.assert_array_equal(units, simulate.hash_units(["c1ccccc1", "CCO"], 3))
+    assert not np.array_equal(units[0], units[1])
+    assert simulate.hash_units([], 2).shape == (0, 2)
+
+
+# --- structure shows in the spectra ------------------------------------------------------
+
+def test_modified_cosine_follows_tanimoto():
+    from matchms.similarity import ModifiedCosineGreedy
+
+    spectra = _library(n_molecules=150, seed=0)
+    generator = rdFingerprintGenerator.GetRDKitFPGenerator(maxPath=7, fpSize=2048)
+    fingerprints = {
+        smiles: generator.GetFingerprint(Chem.MolFromSmiles(smiles)) for smiles in {s.get("smiles") for s in spectra}
+    }
+    high, low = [], []
+    for i, a in enumerate(spectra):
+        for b in spectra[i + 1:]:
+            if a.get("smiles") == b.get("smiles"):
+                continue
+            tanimoto = DataStructs.TanimotoSimilarity(fingerprints[a.get("smiles")], fingerprints[b.get("smiles")])
+            if tanimoto > 0.7:
+                high.append((a, b))
+            elif tanimoto < 0.2:
+                low.append((a, b))
+    rng = np.random.default_rng(0)
+    high = [high[k] for k in rng.choice(len(high), size=min(len(high), 600), replace=False)]
+    low = [low[k] for k in rng.choice(len(low), size=min(len(low), 600), replace=False)]
+    assert len(high) >= 100 and len(low) >= 100
+
+    cosine = ModifiedCosineGreedy(tolerance=0.1)
+    mean_high = np.mean([cosine.pair(a, b)["score"] for a, b in high])
+    mean_low = np.mean([cosine.pair(a, b)["score"] for a, b in low])
+    print(f"modified cosine: Tanimoto > 0.7 mean {mean_high:.3f} (n={len(high)}), "
+          f"Tanimoto < 0.2 mean {mean_low:.3f} (n={len(low)})")
+    assert mean_high > mean_low + 0.15
+
+
+# --- arguments and messages --------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"n_molecules": 0}, ValueError, "n_molecules must be a positive integer"),
+        ({"n_molecules": -3}, ValueError, "n_molecules must be a positive integer"),
+        ({"n_molecules": 1.5}, TypeError, "n_molecules must be an integer"),
+        ({"n_molecules": True}, TypeError, "n_molecules must be an integer"),
+        ({"n_molecules": 10**6}, ValueError, "exceeds"),
+        ({"spectra_per_molecule": (0, 2)}, ValueError, "1 <= low <= high"),
+        ({"spectra_per_molecule": (4, 2)}, ValueError, "1 <= low <= high"),
+        ({"spectra_per_molecule": 0}, ValueError, "1 <= low <= high"),
+        ({"spectra_per_molecule": (1,)}, TypeError, "spectra_per_molecule"),
+        ({"spectra_per_molecule": (1.0, 2)}, TypeError, "spectra_per_molecule"),
+        ({"spectra_per_molecule": "2-5"}, TypeError, "spectra_per_molecule"),
+        ({"seed": -1}, ValueError, "seed"),
+        ({"seed": "0"}, TypeError, "seed"),
+    ],
+)
+def test_bad_arguments(kwargs, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        _library(**{"n_molecules": 5, **kwargs})
+
+
+def test_progress_bar_on_stderr(capsys):
+    _library(n_molecules=3, seed=0)
+    assert capsys.readouterr().err == ""
+    simulate.simulate_library(n_molecules=3, seed=0, progress=True)
+    assert "simulating spectra" in capsys.readouterr().err
+
+
+def test_description_says_simulated_and_how_to_use_real_data():
+    text = simulate.simulated_library_description()
+    assert "SIMULATED" in text and "not real" in text
+    assert "--library massbank" in text and "--library path/to/library.mgf" in text
