@@ -27,8 +27,10 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# Long runs against peers and targets; numbers go to bench/README.md.
 bench: setup
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/bench_prepare.py
+	$(BIN)/python bench/bench_ladder.py
 
 # The peers' environment (ms2deepscore on PyTorch) stays apart from TensorFlow.
 bench-env: $(VENV)-bench/.installed

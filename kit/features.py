@@ -70,7 +70,7 @@ def precursor_mz(spectra):
     if len(bad):
         row = bad[0]
         raise UserError(
-            f"{len(bad):,} spectra have no usable precursor_mz; first: spectrum "
+            f"{len(bad):,} of {len(values):,} spectra have no usable precursor_mz; first: spectrum "
             f"{spectra[row].get('spectrum_id')!r} (row {row}) has {spectra[row].get('precursor_mz')!r}: "
             "expected a positive number (kit.load_spectra cleans spectra so that they have one)"
         )

@@ -277,7 +277,7 @@ def _load_solution(competition):
     usage = frame["Usage"].astype(str).to_numpy() if frame["Usage"].dtype != "category" else frame["Usage"]
     masks = {name: np.asarray(usage == name) for name in (PUBLIC, PRIVATE)}
     other = ~(masks[PUBLIC] | masks[PRIVATE])
-    if other.any() or not masks[PUBLIC].any() or len(np.unique(ids)) != ids.size or not np.isfinite(truth).all():
+    if other.any() or not masks[PUBLIC].any() or not _unique(ids) or not np.isfinite(truth).all():
         raise UserError(
             f"{path}: expected unique ids, finite similarities and Usage Public or Private "
             "with at least one Public row; the solution file is damaged"
@@ -285,6 +285,15 @@ def _load_solution(competition):
     if not masks[PRIVATE].any():
         del masks[PRIVATE]
     return ids, truth, masks
+
+
+def _unique(ids):
+    """True when no id repeats; instant for the usual sorted ids."""
+    if ids.size < 2 or bool((ids[1:] > ids[:-1]).all()):
+        return True
+    import pandas as pd
+
+    return bool(pd.Index(ids).is_unique)
 
 
 def _fmt(value):

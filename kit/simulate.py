@@ -784,7 +784,7 @@ def simulate_molecule(mol, name, structure, spectra_range, rng, loss_patterns):
             "charge": charge,
             "ionmode": ionmode,
             "adduct": adduct,
-            "collision_energy": energy,
+            "collision_energy": f"{energy:g} eV",  # as MassBank writes it; survives a save
             "instrument_type": INSTRUMENT_TYPE,
             "license": "CC0",
             "comment": "simulated spectrum (in-silico fragmenter, not a measurement)",
@@ -926,7 +926,8 @@ def simulate_library(n_molecules=2000, spectra_per_molecule=(2, 5), seed=0, prog
         Grouped by molecule in NCI file order, ``spectrum_id`` ``SIM000001`` onwards.
         Metadata: ``spectrum_id``, ``compound_name``, ``smiles``, ``inchi``,
         ``inchikey``, ``formula``, ``precursor_mz``, ``charge``, ``ionmode``, ``adduct``,
-        ``collision_energy`` (eV), ``instrument_type``, ``license`` and ``comment``.
+        ``collision_energy`` (text such as ``"20 eV"``, as in MassBank),
+        ``instrument_type``, ``license`` and ``comment``.
 
     Raises
     ------

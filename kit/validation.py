@@ -16,6 +16,7 @@ import math
 import re
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,9 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "a UTF-16 byte-order mark"),
 )
 _LINE_END = re.compile(r"\r\n|\n|\r")
+_LINE_END_BYTES = re.compile(rb"\r\n|\n|\r")
+#: 10, 100, ... 10**18: digits of an id = 1 + how many of these it reaches.
+_POWERS_OF_TEN = 10 ** np.arange(1, 19, dtype=np.int64)
 _INT_RE = re.compile(r"\s*[+-]?\d+\s*\Z")
 _INT64_MAX = np.iinfo(np.int64).max
 # Bytes that can only reach an id field through a float spelling such as 1.0 or 1e3.
@@ -126,18 +130,18 @@ def read_submission(path, expected_ids=None):
     path = Path(path)
     expected = None if expected_ids is None else np.asarray(expected_ids, dtype=np.int64)
     data = _read_bytes(path, max_bytes_for(None if expected is None else expected.size))
-    text = _check_text(path, data)
-    header_end = _check_header(path, text)
+    _check_text(path, data)
+    header_end = _check_header(path, data)
     digest = _sha256(data)
     if b"\t" in data:
         # A tab is whitespace like a space; pandas only skips spaces before a quoted field.
-        data, text = data.replace(b"\t", b" "), text.replace("\t", " ")
-    doc = _Document(path, data, text, header_end)
+        data = data.replace(b"\t", b" ")
+    doc = _Document(path, data, header_end)
     ids, values = _parse(doc)
     if ids.size == 0:
         want = f"{expected.size:,} rows" if expected is not None else "one row per test pair"
         raise SubmissionError(f"{path}: no rows: expected a header line then {want}, found the header only")
-    _check_id_spelling(doc)
+    _check_id_spelling(doc, ids)
     _check_finite(doc, values)
     submission = Submission(path=path, ids=ids, values=values, sha256=digest, size=len(data))
     if expected is not None:
@@ -150,16 +154,20 @@ def read_submission(path, expected_ids=None):
 
 @dataclass
 class _Document:
-    """The file being checked: its bytes, its text and where the rows start."""
+    """The file being checked: its bytes and the byte offset where the rows start."""
 
     path: Path
     data: bytes
-    text: str
     header_end: int
+
+    @cached_property
+    def rows_text(self):
+        """The rows as text, decoded only when a message needs to quote them."""
+        return self.data[self.header_end :].decode("utf-8", errors="replace")
 
     def records(self):
         """``(line number, fields)`` of each non-blank row, read the way pandas reads it."""
-        reader = csv.reader(io.StringIO(self.text[self.header_end :], newline=""), skipinitialspace=True)
+        reader = csv.reader(io.StringIO(self.rows_text, newline=""), skipinitialspace=True)
         previous = 0
         for record in reader:
             # A record may span lines (an open quote): report the line where it starts.
@@ -197,7 +205,7 @@ def _read_bytes(path, limit):
 
 
 def _check_text(path, data):
-    """The file decoded as UTF-8; a clear error for BOMs, binary data and other encodings."""
+    """A clear error for BOMs, binary data and encodings other than UTF-8."""
     for bom, name in _BOMS:
         if data.startswith(bom):
             hint = (
@@ -210,8 +218,10 @@ def _check_text(path, data):
     if nul >= 0:
         line = data.count(b"\n", 0, nul) + 1
         raise SubmissionError(f"{path} is binary, not text: expected a CSV file, found a NUL byte on line {line}")
+    if data.isascii():  # the usual case, checked without decoding a copy
+        return
     try:
-        return data.decode("utf-8")
+        data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise SubmissionError(
@@ -219,10 +229,12 @@ def _check_text(path, data):
         ) from None
 
 
-def _check_header(path, text):
-    """Offset where the data starts; an error unless the first line is ``id,similarity``."""
-    match = _LINE_END.search(text)
-    first, header_end = (text, len(text)) if match is None else (text[: match.start()], match.end())
+def _check_header(path, data):
+    """Byte offset where the rows start; an error unless the first line is ``id,similarity``."""
+    match = _LINE_END_BYTES.search(data, 0, 4096)
+    end = match.start() if match else min(len(data), 4096)
+    header_end = match.end() if match else len(data)
+    first = data[:end].decode("utf-8", errors="replace")
     try:
         fields = [f.strip() for f in next(csv.reader([first]), [])] if first.strip() else []
     except csv.Error:
@@ -281,17 +293,16 @@ def _parse(doc):
     return frame["id"].to_numpy(), frame["similarity"].to_numpy()
 
 
-def _check_id_spelling(doc):
-    """Refuse float spellings of ids (``1.0``, ``1e3``), which pandas quietly accepts.
-
-    A ``.``, ``e`` or ``E`` lies in an id field when the delimiter before it is a line
-    end rather than a comma. Vectorised: a million rows cost a few tens of milliseconds.
-    """
-    start = len(doc.text[: doc.header_end].encode("utf-8"))
-    buffer = np.frombuffer(doc.data, dtype=np.uint8)[start:]
+def _check_id_spelling(doc, ids):
+    """Refuse float spellings of ids (``1.0``, ``1e3``), which pandas quietly accepts."""
+    if _ids_written_plainly(doc, ids):
+        return
+    # Spaces, quotes, blank lines or a real problem: look at every id field.
+    buffer = np.frombuffer(doc.data, dtype=np.uint8)[doc.header_end :]
     suspects = np.flatnonzero(_FLOAT_ONLY[buffer])
     if suspects.size == 0:
         return
+    # A ".", "e" or "E" lies in an id field when the delimiter before it ends a line.
     delimiters = np.flatnonzero(_DELIMITER[buffer])
     before = np.searchsorted(delimiters, suspects) - 1
     in_id = before < 0
@@ -299,6 +310,27 @@ def _check_id_spelling(doc):
     if in_id.any():
         _explain_rows(doc)
         raise SubmissionError(f"{doc.path}: ids must be whole numbers as in test_pairs.csv, found a decimal point or exponent")
+
+
+def _ids_written_plainly(doc, ids):
+    """True when every line is ``<id as plain digits>,...``: the fast check for usual files.
+
+    Each line's id field must be exactly as long as the id's decimal digits and end in its
+    last digit; that rules out ``1.0``, ``1e2``, ``+7``, ``007``, quotes and spaces. Files
+    that fail (for example ones with spaces) get the slower, exact check.
+    """
+    if ids.size == 0 or ids.min() < 0:
+        return False
+    buffer = np.frombuffer(doc.data, dtype=np.uint8)
+    ends = np.flatnonzero(buffer[doc.header_end :] == ord("\n")) + doc.header_end
+    starts = np.concatenate(([doc.header_end], ends + 1))
+    starts = starts[starts < buffer.size]
+    if starts.size != ids.size:  # blank lines or lone carriage returns
+        return False
+    commas = starts + 1 + np.searchsorted(_POWERS_OF_TEN, ids, side="right")
+    if commas.max() >= buffer.size:
+        return False
+    return bool((buffer[commas] == ord(",")).all() and (buffer[commas - 1] == ord("0") + ids % 10).all())
 
 
 def _check_finite(doc, values):

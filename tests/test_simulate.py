@@ -61,6 +61,17 @@ def test_same_seed_gives_byte_identical_mgf(small, small_again, tmp_path):
     assert (tmp_path / "a.mgf").read_bytes() == (tmp_path / "b.mgf").read_bytes()
 
 
+def test_metadata_survives_mgf_round_trip(small, tmp_path):
+    from matchms.exporting import save_as_mgf
+    from matchms.importing import load_from_mgf
+
+    save_as_mgf(small[:10], str(tmp_path / "lib.mgf"))
+    back = list(load_from_mgf(str(tmp_path / "lib.mgf")))
+    assert [s.metadata for s in back] == [s.metadata for s in small[:10]]
+    for a, b in zip(small, back):
+        np.testing.assert_allclose(a.peaks.to_numpy, b.peaks.to_numpy)
+
+
 def test_different_seed_gives_different_library(small):
     other = _library(n_molecules=40, seed=1)
     assert [s.get("smiles") for s in other] != [s.get("smiles") for s in small]
@@ -116,7 +127,8 @@ def test_precursor_mz_matches_adduct(small):
 
 def test_acquisition_fields_valid(small):
     for spectrum in small:
-        assert spectrum.get("collision_energy") in simulate.COLLISION_ENERGIES
+        energy = re.fullmatch(r"(\d+) eV", spectrum.get("collision_energy"))
+        assert energy and int(energy.group(1)) in simulate.COLLISION_ENERGIES
         assert spectrum.get("license") == "CC0"
         assert "simulated" in spectrum.get("instrument_type")
 
