@@ -11,9 +11,10 @@ its own; scores are computed against private/solution.csv. Prints a Markdown tab
 """
 import argparse
 import json
-import resource
+import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,16 +23,19 @@ DEFAULT_LIBRARY = REPO.parent / "shared" / "data" / "massbank" / "massbank_posit
 
 
 def run(args, cwd):
-    """Run a ``kit`` command; return (seconds, peak RSS of that child in GiB)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "kit", *args], cwd=cwd, text=True, capture_output=True)
-    seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        sys.exit(f"kit {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
-    # ru_maxrss of children is the largest child so far: run the rungs from small to large.
-    peak = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 2**20
-    return seconds, peak, proc.stdout
+    """Run a ``kit`` command; return (seconds, its own peak RSS in GiB, stdout)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "kit", *args], cwd=cwd, text=True, stdout=out, stderr=err)
+        # wait4 reports this child's own resource use, not the largest child's so far.
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            sys.exit(f"kit {' '.join(args)} failed:\n{err.read()[-3000:]}")
+        return seconds, usage.ru_maxrss / 2**20, out.read()
 
 
 def overrides(pairs):

@@ -10,7 +10,7 @@ RMSE, MAE, Pearson r) for both Usages.
 
 Each contender runs in its own fresh process; wall time is the best of ``--repeat`` runs,
 peak memory is the growth of the process's peak RSS during the first run (imports done
-before). The command-line rows time whole processes, Python start-up and imports included.
+before, pandas included). The command-line rows time whole processes, Python start-up and imports included.
 """
 import argparse
 import json
@@ -27,8 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 SETUP = {
     "baseline": "import pandas as pd\nfrom sklearn.metrics import root_mean_squared_error\n",
-    "kit": "import kit.scoring\n",
-    "kit_garbage": "import kit.scoring\nfrom kit.errors import SubmissionError\n",
+    # pandas is imported up front by every contender, so that memory counts work, not imports.
+    "kit": "import pandas as pd\nimport kit.scoring\n",
+    "kit_garbage": "import pandas as pd\nimport kit.scoring\nfrom kit.errors import SubmissionError\n",
 }
 RUN = {
     "baseline": (
@@ -110,7 +111,8 @@ def command_seconds(argv, repeat, cwd):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per process (best kept)")
+    parser.add_argument("--rounds", type=int, default=3, help="fresh processes per contender, alternated")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="kit-bench-") as tmp:
@@ -118,8 +120,16 @@ def main(argv=None):
         comp, sub, garbage = make_inputs(tmp, args.rows)
         print(f"rows: {args.rows:,}; submission {sub.stat().st_size / 2**20:.1f} MiB; "
               f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}")
-        base = measure("baseline", comp, sub, garbage, args.repeat)
-        ours = measure("kit", comp, sub, garbage, args.repeat)
+        # Alternate the contenders over a few rounds and keep each one's best: other load on
+        # the machine then hits both alike.
+        base, ours = None, None
+        for _ in range(args.rounds):
+            b = measure("baseline", comp, sub, garbage, args.repeat)
+            o = measure("kit", comp, sub, garbage, args.repeat)
+            base = b if base is None else {**b, "seconds": min(base["seconds"], b["seconds"]),
+                                           "peak_mib": min(base["peak_mib"], b["peak_mib"])}
+            ours = o if ours is None else {**o, "seconds": min(ours["seconds"], o["seconds"]),
+                                           "peak_mib": min(ours["peak_mib"], o["peak_mib"])}
         for usage in ("Public", "Private"):
             assert abs(base["result"][usage] - ours["result"][usage]) <= 1e-12, (base, ours)
         bad = measure("kit_garbage", comp, sub, garbage, 1)
@@ -127,15 +137,15 @@ def main(argv=None):
         baseline_script = tmp / "baseline.py"
         baseline_script.write_text(SETUP["baseline"] + f"SUB, SOL = {str(sub)!r}, {str(comp / 'private' / 'solution.csv')!r}\n"
                                    + RUN["baseline"] + "print(out)\n")
-        cli_base = command_seconds([sys.executable, str(baseline_script)], args.repeat, tmp)
+        cli_base = command_seconds([sys.executable, str(baseline_script)], args.rounds * args.repeat, tmp)
         cli_kit = command_seconds([sys.executable, "-m", "kit", "score", str(sub), "--competition", str(comp),
-                                   "--no-log", "--json"], args.repeat, ROOT)
+                                   "--no-log", "--json"], args.rounds * args.repeat, ROOT)
 
     rows = [
         ("pandas read + merge + sklearn RMSE", base["seconds"], base["peak_mib"]),
         ("kit.score_submission (validate + score + diagnostics)", ours["seconds"], ours["peak_mib"]),
     ]
-    print(f"\n{'in-process, best of ' + str(args.repeat):<56} {'wall s':>8} {'peak MiB':>9}")
+    print(f"\n{f'in-process, best of {args.rounds}x{args.repeat}':<56} {'wall s':>8} {'peak MiB':>9}")
     for label, seconds, mib in rows:
         print(f"{label:<56} {seconds:>8.3f} {mib:>9.1f}")
     print(f"{'ratio kit / baseline':<56} {ours['seconds'] / base['seconds']:>8.2f} "
@@ -144,8 +154,8 @@ def main(argv=None):
     print(f"{'python baseline.py (pandas + sklearn)':<56} {cli_base:>8.3f}")
     print(f"{'kit score --json --no-log':<56} {cli_kit:>8.3f}")
     print(f"{'ratio':<56} {cli_kit / cli_base:>8.2f}")
-    print(f"\n50 MiB of random bytes refused in {bad['seconds']:.3f} s, peak +{bad['peak_mib']:.1f} MiB: "
-          f"...{bad['result']}")
+    print(f"\n50 MiB of random bytes refused in {bad['seconds']:.3f} s, peak +{bad['peak_mib']:.1f} MiB "
+          f"(the 1M-row solution is read first): ...{bad['result']}")
     print(f"Public/Private scores agree to 1e-12: {ours['result']}")
 
 

@@ -43,7 +43,7 @@ class InboxReport:
 
     def summary(self):
         return (
-            f"inbox {self.inbox}: {len(self.scored)} new file(s) scored, "
+            f"Inbox {self.inbox}: {len(self.scored)} new file(s) scored, "
             f"{len(self.already_scored)} already scored, {len(self.rejected)} rejected"
         )
 

@@ -190,7 +190,9 @@ def peak_matrix(spectra, bin_width=BIN_WIDTH, mz_range=MZ_RANGE, intensity_power
     )
 
 
-def neutral_loss_matrix(spectra, precursors, bin_width=BIN_WIDTH, mz_range=(0.0, MZ_RANGE[1]), intensity_power=INTENSITY_POWER):
+def neutral_loss_matrix(
+    spectra, precursors, bin_width=BIN_WIDTH, mz_range=(0.0, MZ_RANGE[1]), intensity_power=INTENSITY_POWER
+):
     """Binned neutral losses (precursor m/z minus peak m/z) of each spectrum.
 
     Peaks at or above the precursor are left out: they lose nothing. Spectra of related

@@ -82,11 +82,10 @@ def download(competition, path=None, *, api=None, unzip=True):
     Path
         The folder holding the files.
     """
-    folder = Path(path) if path else Path.cwd() / "data" / competition
     from kit.fileio import ensure_writable_dir
 
-    ensure_writable_dir(folder)
-    api = api or connect()
+    api = api or connect()  # first: without credentials, nothing is created
+    folder = ensure_writable_dir(Path(path) if path else Path.cwd() / "data" / competition)
     with _kaggle_errors(f"download {competition}", competition):
         api.competition_download_files(competition, path=str(folder))
     archive = folder / f"{competition}.zip"

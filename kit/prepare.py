@@ -67,13 +67,14 @@ def load_library(libraries, ionmode, cache_dir, progress):
     from kit.spectra import CleaningReport, clean_spectra, default_filters, load_spectra
 
     if not libraries:
-        from kit.simulate import simulate_library
+        from kit.simulate import SIMULATED_LIBRARY_DESCRIPTION, simulate_library
 
         report = CleaningReport(source=SIMULATED)
         spectra = clean_spectra(
             simulate_library(seed=0, progress=progress), default_filters(ionmode=ionmode), report=report, progress=progress
         )
-        return spectra, report, [{"source": SIMULATED, "generator": "kit.simulate.simulate_library(seed=0)"}]
+        source = {"source": SIMULATED, "generator": "kit.simulate.simulate_library(seed=0)", "note": SIMULATED_LIBRARY_DESCRIPTION}
+        return spectra, report, [source]
     spectra, sources = [], []
     report = CleaningReport(source=", ".join(str(x) for x in libraries))
     for library in libraries:

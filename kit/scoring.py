@@ -158,8 +158,10 @@ class Scorer:
         predicted = submission.aligned_values()
         details, scores = {}, {}
         for usage, mask in self.usage.items():
-            details[usage] = diagnostics(self.truth[mask], predicted[mask])
-            scores[usage] = self.metric(self.truth[mask], predicted[mask])
+            truth, guess = self.truth[mask], predicted[mask]
+            details[usage] = diagnostics(truth, guess)
+            # The diagnostics already hold the RMSE; other metrics are computed here.
+            scores[usage] = details[usage]["rmse"] if self.metric.name == "rmse" else self.metric(truth, guess)
         manifest = read_manifest(submission.path, submission.sha256)
         return ScoreResult(
             competition=self.competition.name,

@@ -6,8 +6,8 @@ RDKit's NCI sample (``RDConfig.RDDataDir/NCI/first_5K.smi``); their spectra come
 small in-silico fragmenter in this module:
 
 * every acyclic single bond is cut once (either piece may keep the charge), pairs of
-  them are cut together (the piece between them), and pairs of bonds of one
-  ring are cut where that frees a piece (ring cleavage);
+  them are cut together (the piece between them), and pairs of bonds of one ring are
+  cut where that frees a piece (ring cleavage);
 * the precursor loses small neutral molecules (H2O, NH3, CO, CO2, HCOOH, CH3OH, HCl,
   HCN ...) when it holds the group they come from;
 * adducts ``[M+H]+``, ``[M+Na]+``, ``[M+NH4]+`` and ``[M-H]-`` (about 80% positive),
@@ -25,13 +25,15 @@ from the precursor and large fragments toward small fragments.
 
 Molecules are chosen in groups of close analogues so that a competition built from the
 library has pairs in every Tanimoto bin. Every random step draws from
-:func:`numpy.random.default_rng` seeded with ``(seed, stream, line of the molecule in the
+:func:`numpy.random.default_rng`: the choice of molecules from one seeded with
+``(seed, 1)``, each molecule's spectra from one seeded with ``(seed, 2, its line in the
 NCI file)``, so a molecule's spectra do not depend on which other molecules were chosen
 or in what order they were simulated.
 """
 import hashlib
 import sys
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 
@@ -55,19 +57,19 @@ C13_SHIFT = 1.00335484
 C13_PER_CARBON = 0.0107 / (1.0 - 0.0107)  # M+1 / M intensity per carbon atom
 
 # name -> (ion mode, charge, m/z of the adduct ion minus the neutral mass M)
-ADDUCTS = {
+ADDUCTS = MappingProxyType({
     "[M+H]+": ("positive", 1, PROTON),
     "[M+Na]+": ("positive", 1, SODIUM - ELECTRON),
     "[M+NH4]+": ("positive", 1, 18.03437413 - ELECTRON),
     "[M-H]-": ("negative", -1, -PROTON),
-}
-POSITIVE_ADDUCT_WEIGHTS = {"[M+H]+": 0.7, "[M+Na]+": 0.2, "[M+NH4]+": 0.1}
+})
+POSITIVE_ADDUCT_WEIGHTS = MappingProxyType({"[M+H]+": 0.7, "[M+Na]+": 0.2, "[M+NH4]+": 0.1})
 NEGATIVE_FRACTION = 0.2
 COLLISION_ENERGIES = (10, 15, 20, 30, 40, 50, 60)
 INSTRUMENT_TYPE = "LC-ESI-QTOF simulated"
 
 # name -> (SMARTS of the group that gives it off, neutral mass)
-NEUTRAL_LOSSES = {
+NEUTRAL_LOSSES = MappingProxyType({
     "H2O": ("[OX2H1]", 18.01056468),
     "NH3": ("[NX3;H2;!$(NC=O)]", 17.02654911),
     "CO": ("[#6][CX3](=O)[#6,#1]", 27.99491462),
@@ -81,7 +83,7 @@ NEUTRAL_LOSSES = {
     "C2H4": ("[CH2][CH3]", 28.03130013),
     "NO2": ("[N+](=O)[O-]", 45.99290356),
     "SO2": ("[SX4](=O)(=O)", 63.96190041),
-}
+})
 
 # Which molecules of the NCI file qualify.
 ALLOWED_ELEMENTS = ("B", "C", "N", "O", "F", "Si", "P", "S", "Cl", "Se", "Br", "I")
@@ -307,7 +309,10 @@ def molecule_graph(mol):
     masses, symbols, environment = [], [], []
     for atom in atoms:
         number, isotope = atom.GetAtomicNum(), atom.GetIsotope()
-        mass = table.GetMassForIsotope(number, isotope) if isotope else table.GetMostCommonIsotopeMass(number)
+        if isotope:
+            mass = table.GetMassForIsotope(number, isotope)
+        else:
+            mass = table.GetMostCommonIsotopeMass(number)
         masses.append(mass + atom.GetTotalNumHs() * HYDROGEN)
         symbols.append(atom.GetSymbol() + ("a" if atom.GetIsAromatic() else ""))
     neighbours = [[other.GetIdx() for other in atom.GetNeighbors()] for atom in atoms]
@@ -502,7 +507,8 @@ def fragment_table(mol, graph=None):
             continue
         by_key[key] = len(rows)
         carbons = (mask & graph["carbon_mask"]).bit_count()
-        rows.append([key, _cut_site(graph, mask), float(graph["mass"][atoms].sum()), carbons, weights[mask]])
+        mass = float(graph["mass"][atoms].sum())
+        rows.append([key, _cut_site(graph, mask), mass, carbons, weights[mask]])
     columns = list(zip(*rows)) if rows else [(), (), (), (), ()]
     return {
         "keys": list(columns[0]),
@@ -740,7 +746,8 @@ def choose_acquisitions(n_spectra, rng):
     >>> len(plan), all(adduct in ADDUCTS for adduct, _ in plan)
     (3, True)
     """
-    energies = rng.choice(COLLISION_ENERGIES, size=n_spectra, replace=n_spectra > len(COLLISION_ENERGIES))
+    repeat = n_spectra > len(COLLISION_ENERGIES)
+    energies = rng.choice(COLLISION_ENERGIES, size=n_spectra, replace=repeat)
     positive = list(POSITIVE_ADDUCT_WEIGHTS)
     weights = np.array(list(POSITIVE_ADDUCT_WEIGHTS.values()))
     plan = []
@@ -880,7 +887,9 @@ def _is_int(value):
 def _check_arguments(n_molecules, spectra_per_molecule, seed):
     """Validate the arguments of :func:`simulate_library`; return ``(low, high)``."""
     if not _is_int(n_molecules):
-        raise TypeError(f"n_molecules must be an integer, got {type(n_molecules).__name__} {n_molecules!r}")
+        raise TypeError(
+            f"n_molecules must be an integer, got {type(n_molecules).__name__} {n_molecules!r}"
+        )
     if n_molecules <= 0:
         raise ValueError(f"n_molecules must be a positive integer, got {n_molecules}")
     if not _is_int(seed):
@@ -963,9 +972,12 @@ def simulate_library(n_molecules=2000, spectra_per_molecule=(2, 5), seed=0, prog
         chosen, desc="simulating spectra", unit="mol", disable=not progress, file=sys.stderr
     ):
         rng = molecule_rng(seed, line_index)
-        for mz, intensity, metadata in simulate_molecule(mol, name, structure, spectra_range, rng, loss_patterns):
+        peaks = simulate_molecule(mol, name, structure, spectra_range, rng, loss_patterns)
+        for mz, intensity, metadata in peaks:
             metadata = {"spectrum_id": f"SIM{len(spectra) + 1:06d}", **metadata}
             # Keys and values are already in matchms' harmonised form; skipping its
             # harmonisation gives the same spectrum in a fraction of the time.
-            spectra.append(Spectrum(mz=mz, intensities=intensity, metadata=metadata, metadata_harmonization=False))
+            spectra.append(
+                Spectrum(mz=mz, intensities=intensity, metadata=metadata, metadata_harmonization=False)
+            )
     return spectra

@@ -149,12 +149,12 @@ def test_kit_leaderboard_inbox_and_final_ranking(tmp_path, comp_dir):
     drop(comp_dir, inbox, "alice__1.csv", 0.1, 1)
     drop(comp_dir, inbox, "bob__1.csv", 0.05, 2, DAY1 + HOUR)
     (inbox / "carol__1.csv").write_bytes(b"\xef\xbb\xbfid,similarity\n0,0.5\n")
-    done = kit_cli("leaderboard", "--competition", comp_dir, "--inbox", inbox, cwd=tmp_path)
+    done = kit_cli("leaderboard", "--competition", comp_dir, "--inbox", inbox, "--no-pages", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "2 new file(s) scored" in done.stdout and "1 rejected" in done.stdout
     assert "carol__1.csv: starts with a UTF-8 byte-order mark" in done.stdout
     assert done.stdout.index("bob") < done.stdout.index("alice")
-    final = kit_cli("leaderboard", "--competition", comp_dir, "--inbox", inbox, "--private", cwd=tmp_path)
+    final = kit_cli("leaderboard", "--competition", comp_dir, "--inbox", inbox, "--private", "--no-pages", cwd=tmp_path)
     assert final.returncode == 0, final.stderr
     assert "0 new file(s) scored, 2 already scored" in final.stdout
     assert "final standings on the Private rows" in final.stdout

@@ -178,11 +178,13 @@ def test_cli_refuses_a_bad_file_before_connecting(tmp_path, monkeypatch, capsys)
     assert "';' as the separator" in capsys.readouterr().err
 
 
-def test_without_credentials_one_line_and_exit_2(tmp_path):
+@pytest.mark.parametrize("action", [["leaderboard", "some-competition"], ["download", "some-competition"]])
+def test_without_credentials_one_line_and_exit_2(tmp_path, action):
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
     env.update(HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / ".config"))
-    done = subprocess.run([sys.executable, "-m", "kit", "kaggle", "leaderboard", "some-competition"], cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-m", "kit", "kaggle", *action], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=120)
+    assert not (tmp_path / "data").exists()
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "KAGGLE_API_TOKEN" in lines[0] and "kaggle.json" in lines[0]

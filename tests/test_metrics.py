@@ -109,3 +109,16 @@ def test_metric_names_follow_the_error_score_convention():
 def test_bad_metric_specs_are_user_errors(spec):
     with pytest.raises(UserError):
         get_metric(spec)
+
+
+@settings(max_examples=30, deadline=None)
+@given(pairs)
+def test_diagnostics_agree_with_the_single_metrics(data):
+    y_true, y_pred = np.clip(data[0], 0, 1), data[1]
+    d = diagnostics(y_true, y_pred)
+    assert d["rmse"] == root_mean_squared_error(y_true, y_pred)
+    assert d["mae"] == pytest.approx(skm.mean_absolute_error(y_true, y_pred), abs=1e-12)
+    expected_bins = per_bin_rmse(y_true, y_pred)
+    got_bins = np.array([np.nan if v is None else v for v in d["per_bin_rmse"].values()])
+    np.testing.assert_allclose(got_bins, expected_bins, rtol=0, atol=1e-12)
+    assert d["binned_rmse"] == pytest.approx(binned_root_mean_squared_error(y_true, y_pred), abs=1e-12)

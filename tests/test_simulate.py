@@ -135,7 +135,8 @@ def test_acquisition_fields_valid(small):
 
 def test_mostly_positive_mode():
     plans = [simulate.choose_acquisitions(4, simulate.molecule_rng(0, line)) for line in range(500)]
-    positive = np.mean([simulate.ADDUCTS[adduct][0] == "positive" for plan in plans for adduct, _ in plan])
+    modes = [simulate.ADDUCTS[adduct][0] for plan in plans for adduct, _ in plan]
+    positive = np.mean([mode == "positive" for mode in modes])
     assert 0.75 < positive < 0.85
 
 
@@ -168,7 +169,8 @@ def test_collision_energy_moves_intensity_to_small_ions():
     info = simulate.describe_molecule(mol, simulate.compile_loss_patterns())
 
     def mean_relative_mz(energy):
-        (mz, intensity), precursor = simulate.simulate_peaks(info, "[M+H]+", energy, np.random.default_rng(0))
+        rng = np.random.default_rng(0)
+        (mz, intensity), precursor = simulate.simulate_peaks(info, "[M+H]+", energy, rng)
         return np.average(mz / precursor, weights=intensity)
 
     assert mean_relative_mz(60.0) < mean_relative_mz(10.0) - 0.2
@@ -207,10 +209,8 @@ def test_prepare_molecule(smiles, expected):
 def test_same_substructure_same_peak_across_molecules():
     # Ethyl and propyl benzoate share the benzoyl ion, freed by the same cut.
     patterns = simulate.compile_loss_patterns()
-    infos = [
-        (simulate.fragment_table(Chem.MolFromSmiles(smiles)), simulate.describe_molecule(Chem.MolFromSmiles(smiles), patterns))
-        for smiles in ("CCOC(=O)c1ccccc1", "CCCOC(=O)c1ccccc1")
-    ]
+    mols = [Chem.MolFromSmiles(smiles) for smiles in ("CCOC(=O)c1ccccc1", "CCCOC(=O)c1ccccc1")]
+    infos = [(simulate.fragment_table(mol), simulate.describe_molecule(mol, patterns)) for mol in mols]
     benzoyl = "[O]=[C][c]1[cH][cH][cH][cH][cH]1"
     peaks = []
     for table, info in infos:
@@ -278,14 +278,16 @@ def test_modified_cosine_follows_tanimoto():
     spectra = _library(n_molecules=150, seed=0)
     generator = rdFingerprintGenerator.GetRDKitFPGenerator(maxPath=7, fpSize=2048)
     fingerprints = {
-        smiles: generator.GetFingerprint(Chem.MolFromSmiles(smiles)) for smiles in {s.get("smiles") for s in spectra}
+        smiles: generator.GetFingerprint(Chem.MolFromSmiles(smiles))
+        for smiles in {s.get("smiles") for s in spectra}
     }
     high, low = [], []
     for i, a in enumerate(spectra):
         for b in spectra[i + 1:]:
             if a.get("smiles") == b.get("smiles"):
                 continue
-            tanimoto = DataStructs.TanimotoSimilarity(fingerprints[a.get("smiles")], fingerprints[b.get("smiles")])
+            fingerprint_a, fingerprint_b = fingerprints[a.get("smiles")], fingerprints[b.get("smiles")]
+            tanimoto = DataStructs.TanimotoSimilarity(fingerprint_a, fingerprint_b)
             if tanimoto > 0.7:
                 high.append((a, b))
             elif tanimoto < 0.2:

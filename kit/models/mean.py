@@ -81,6 +81,12 @@ def training_pairs(spectra, n_pairs, rng, what="training spectra"):
     ------
     UserError
         When the spectra offer no pair at all (one molecule with a single spectrum).
+
+    Examples
+    --------
+    >>> idx_a, idx_b, y = training_pairs(train_spectra, 1000, np.random.default_rng(0))   # doctest: +SKIP
+    >>> len(y)                                                                             # doctest: +SKIP
+    1000
     """
     from kit.pairs import PairSampler
 

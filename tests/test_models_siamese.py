@@ -1,0 +1,259 @@
+"""The siamese rung (kit.models.siamese) on tiny data with a tiny network."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from matchms import Spectrum
+
+import kit.models
+from kit.errors import UserError
+
+siamese = pytest.importorskip("kit.models.siamese")
+SiameseModel = siamese.SiameseModel
+
+# Small real molecules; their spectra below are synthetic.
+SMILES = [
+    "CCO", "CCCO", "CCCCO", "CC(C)O", "c1ccccc1", "Oc1ccccc1", "Cc1ccccc1", "Nc1ccccc1", "OC(=O)c1ccccc1",
+    "CC(=O)Oc1ccccc1C(=O)O", "CC(=O)Nc1ccc(O)cc1", "CN1C=NC2=C1C(=O)N(C(=O)N2C)C", "NCC(=O)O", "CC(N)C(=O)O",
+    "OCC(N)C(=O)O", "CC(C)Cc1ccc(cc1)C(C)C(=O)O",
+]
+TINY = dict(hidden_units=(32,), embedding_dim=16, pairs_per_epoch=256, validation_pairs=128, epochs=2, batch_size=32,
+            validation_fraction=0.25, verbose=0, seed=0)
+
+
+def make_spectra(smiles=SMILES, per_molecule=3, seed=0, prefix="T"):
+    """A few spectra per molecule: shared fragment peaks per molecule, jittered per spectrum."""
+    from rdkit import Chem
+    from rdkit.Chem.Descriptors import ExactMolWt
+
+    rng = np.random.default_rng(seed)
+    spectra = []
+    for m, smi in enumerate(smiles):
+        mol = Chem.MolFromSmiles(smi)
+        precursor = ExactMolWt(mol) + 1.00728
+        fragments = np.sort(rng.uniform(15, precursor, 12))
+        weights = rng.uniform(0.05, 1.0, 12)
+        for k in range(per_molecule):
+            keep = rng.random(12) < 0.8
+            mz = np.append(fragments[keep] + rng.normal(0, 0.002, keep.sum()), precursor)
+            intensity = np.append(weights[keep] * rng.uniform(0.7, 1.3, keep.sum()), 1.0)
+            order = np.argsort(mz)
+            spectra.append(Spectrum(
+                mz=mz[order], intensities=intensity[order],
+                metadata={"spectrum_id": f"{prefix}{len(spectra):03d}", "smiles": smi,
+                          "inchikey": Chem.MolToInchiKey(mol), "precursor_mz": precursor, "ionmode": "positive"},
+                metadata_harmonization=False,
+            ))
+    return spectra
+
+
+def random_pairs(spectra, n=60, seed=1):
+    ids = [s.get("spectrum_id") for s in spectra]
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"spectrum_id_a": rng.choice(ids, n), "spectrum_id_b": rng.choice(ids, n)})
+
+
+@pytest.fixture(scope="module")
+def spectra():
+    return make_spectra()
+
+
+@pytest.fixture(scope="module")
+def model(spectra):
+    return SiameseModel(**TINY).fit(spectra)
+
+
+def test_default_network_is_ms2deepscore_v1():
+    net = siamese.build_embedding_network(9900)
+    dense = {layer.name: layer.units for layer in net.layers if layer.__class__.__name__ == "Dense"}
+    assert dense == {"dense1": 500, "dense2": 500, "embedding": 200}
+    assert [layer.name for layer in net.layers if "Dropout" in layer.__class__.__name__] == ["dropout2"]
+    assert net.get_layer("dropout2").rate == 0.2
+    assert net.get_layer("embedding").activation.__name__ == "relu"
+    # 9,900*500 + 500*500 + 500*200 weights, their biases, and 4*500 per BatchNormalization.
+    assert net.count_params() == 9900 * 500 + 500 + 500 * 500 + 500 + 500 * 200 + 200 + 2 * 4 * 500
+    pair = siamese.build_siamese(net)
+    assert len(pair.inputs) == 2 and pair.output_shape == (None, 1)
+    assert SiameseModel().get_params()["hidden_units"] == (500, 500)
+
+
+def test_fit_records_history_and_validation_score(model, spectra):
+    assert set(model.history_) >= {"loss", "val_loss", "rmse", "val_rmse"}
+    assert 1 <= len(model.history_["loss"]) <= TINY["epochs"]
+    assert model.validation_score_ == pytest.approx(min(model.history_["val_rmse"]))
+    assert model.n_train_spectra_ + model.n_validation_spectra_ == len(spectra)
+
+
+def test_predictions_are_dot_products_of_unit_embeddings(model, spectra):
+    pairs = random_pairs(spectra)
+    pred = model.predict(spectra, pairs)
+    assert pred.shape == (len(pairs),) and np.isfinite(pred).all()
+    # ReLU embeddings: cosines cannot be negative; the clip trims rounding above 1.
+    assert pred.min() >= 0.0 and pred.max() <= 1.0
+    vectors = model.predict_embeddings(spectra)
+    assert vectors.dtype == np.float32 and vectors.shape == (len(spectra), TINY["embedding_dim"])
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    index = {s.get("spectrum_id"): i for i, s in enumerate(spectra)}
+    a, b = pairs["spectrum_id_a"].map(index).to_numpy(), pairs["spectrum_id_b"].map(index).to_numpy()
+    np.testing.assert_allclose(pred, np.clip(np.einsum("ij,ij->i", vectors[a], vectors[b]), 0, 1), atol=1e-5)
+
+
+def test_predict_accepts_an_array_of_id_pairs_and_only_the_spectra_it_needs(model, spectra):
+    pairs = random_pairs(spectra, n=10)
+    expected = model.predict(spectra, pairs)
+    np.testing.assert_allclose(model.predict(spectra, pairs.to_numpy()), expected, atol=1e-6)
+
+
+def test_monte_carlo_dropout_spread(model, spectra):
+    pairs = random_pairs(spectra)
+    plain = model.predict(spectra, pairs)
+    mean, std = model.predict(spectra, pairs, return_std=True, n_passes=8)
+    assert mean.shape == std.shape == plain.shape
+    assert (std >= 0).all() and std.max() > 0
+    assert np.abs(mean - plain).mean() < 0.1
+    again_mean, again_std = model.predict(spectra, pairs, return_std=True, n_passes=8)
+    np.testing.assert_allclose(again_mean, mean, atol=1e-6)
+    np.testing.assert_allclose(again_std, std, atol=1e-6)
+
+
+def test_fit_returns_self_and_same_seed_gives_same_predictions(model, spectra):
+    pairs = random_pairs(spectra)
+    again = SiameseModel(**TINY)
+    assert again.fit(spectra) is again
+    np.testing.assert_allclose(again.predict(spectra, pairs), model.predict(spectra, pairs), atol=1e-6)
+    for key, values in model.history_.items():
+        np.testing.assert_allclose(again.history_[key], values, rtol=1e-6)
+
+
+def test_save_load_round_trip(model, spectra, tmp_path):
+    pairs = random_pairs(spectra)
+    path = model.save(tmp_path / "siamese")
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["format"] == "keras" and (path / manifest["file"]).is_file()
+    assert manifest["binning"] == {"bin_width": 0.1, "mz_range": [10.0, 1000.0], "intensity_power": 0.5}
+    assert manifest["history"] == model.history_
+    loaded = kit.models.load(path)
+    assert isinstance(loaded, SiameseModel) and loaded.get_params() == model.get_params()
+    np.testing.assert_array_equal(loaded.predict(spectra, pairs), model.predict(spectra, pairs))
+    assert loaded.history_ == model.history_ and loaded.validation_score_ == model.validation_score_
+
+
+@pytest.mark.parametrize("change", [{"bin_width": 0.2}, {"mz_range": [0.0, 1000.0]}, None])
+def test_load_refuses_binning_that_disagrees_with_the_network(model, tmp_path, change):
+    path = model.save(tmp_path / "siamese")
+    manifest = json.loads((path / "manifest.json").read_text())
+    if change is None:
+        del manifest["binning"]
+    else:
+        manifest["binning"].update(change)
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="binning"):
+        kit.models.load(path)
+
+
+def test_load_refuses_another_major_version(model, tmp_path):
+    path = model.save(tmp_path / "siamese")
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["kit_version"] = "99.0.0"
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="major version"):
+        kit.models.load(path)
+
+
+def test_predict_before_fit_is_refused(spectra):
+    with pytest.raises(UserError, match="not fitted"):
+        SiameseModel().predict(spectra, random_pairs(spectra))
+    with pytest.raises(UserError, match="not fitted"):
+        SiameseModel().predict_embeddings(spectra)
+
+
+def test_unknown_spectrum_ids_are_refused(model, spectra):
+    pairs = pd.DataFrame({"spectrum_id_a": ["T000"], "spectrum_id_b": ["nope"]})
+    with pytest.raises(UserError, match="'nope'"):
+        model.predict(spectra, pairs)
+
+
+def test_spectrum_without_peaks_in_range_is_refused(model, spectra):
+    far = Spectrum(np.array([1500.0, 1600.0]), np.array([1.0, 1.0]), {"spectrum_id": "far"},
+                   metadata_harmonization=False)
+    pairs = pd.DataFrame({"spectrum_id_a": ["T000"], "spectrum_id_b": ["far"]})
+    with pytest.raises(UserError, match="'far'"):
+        model.predict([*spectra, far], pairs)
+    with pytest.raises(UserError, match="'far'"):
+        model.predict_embeddings([far])
+
+
+@pytest.mark.parametrize(
+    "params, error",
+    [({"hidden_units": ()}, TypeError), ({"hidden_units": (0,)}, UserError), ({"epochs": 0}, UserError),
+     ({"dropout": 1.5}, UserError), ({"learning_rate": -1}, UserError), ({"bin_width": 0}, UserError),
+     ({"batch_size": 2.5}, TypeError), ({"validation_fraction": 0.95}, UserError)],
+)
+def test_bad_parameters_are_refused_before_training(spectra, params, error):
+    with pytest.raises(error):
+        SiameseModel(**{**TINY, **params}).fit(spectra)
+
+
+def test_spectra_without_structures_are_refused(spectra):
+    bare = [Spectrum(s.peaks.mz, s.peaks.intensities, {"spectrum_id": s.get("spectrum_id")},
+                     metadata_harmonization=False) for s in spectra]
+    with pytest.raises(UserError, match="no usable structure|no spectrum with a usable structure"):
+        SiameseModel(**TINY).fit(bare)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "params",
+    [{"use_metadata": True}, {"hidden_units": (16, 16), "dropout": 0.1, "embedding_dim": 8},
+     {"bin_width": 1.0, "mz_range": (10, 1010), "intensity_power": 1.0}],
+)
+def test_options_train_predict_and_round_trip(spectra, tmp_path, params):
+    validation = make_spectra(SMILES[:8], per_molecule=2, seed=5, prefix="V")
+    model = SiameseModel(**{**TINY, "epochs": 1, **params}).fit(spectra, validation_spectra=validation)
+    assert model.n_validation_spectra_ == len(validation)
+    pairs = random_pairs(spectra)
+    pred = model.predict(spectra, pairs)
+    assert ((0 <= pred) & (pred <= 1)).all()
+    loaded = kit.models.load(model.save(tmp_path / "m"))
+    np.testing.assert_array_equal(loaded.predict(spectra, pairs), pred)
+
+
+def test_training_pairs_are_redrawn_each_epoch_and_seeded(spectra):
+    from kit.pairs import PairSampler
+
+    sampler = PairSampler.from_spectra(spectra)
+    matrix = siamese.binning.bin_spectra(spectra)
+
+    def batches():
+        return siamese.PairBatches(matrix, None, 16, sampler=sampler, n_pairs=64, augmentation={}, seed=3)
+
+    data = batches()
+    first = (data.idx_a.copy(), data.idx_b.copy())
+    (xa, xb), y = data[0]
+    assert xa.shape == xb.shape == (16, 9900) and xa.dtype == np.float32 and y.shape == (16,)
+    data.on_epoch_end()
+    data.on_epoch_begin()
+    assert not (np.array_equal(data.idx_a, first[0]) and np.array_equal(data.idx_b, first[1]))
+    again = batches()
+    np.testing.assert_array_equal(again.idx_a, first[0])
+    np.testing.assert_array_equal(again[0][0][0], xa)
+
+
+def test_augmentation_removes_only_low_peaks_jitters_and_adds_faint_noise():
+    import scipy.sparse as sp
+
+    values = np.array([[1.0, 0.5, 0.1, 0.05] + [0.0] * 96] * 50, dtype=np.float32)
+    matrix = sp.csr_matrix(values)
+    rng = np.random.default_rng(0)
+    rows = np.arange(50)
+    plain = siamese.augment_batch(rows, matrix, rng, removal_max=0, intensity=0, noise_max=0)
+    np.testing.assert_array_equal(plain, values)
+    removed = siamese.augment_batch(rows, matrix, rng, removal_max=1.0, removal_intensity=0.2, intensity=0, noise_max=0)
+    assert (removed[:, :2] == values[:, :2]).all() and (removed[:, 2:4] == 0).any()
+    jittered = siamese.augment_batch(rows, matrix, rng, removal_max=0, intensity=0.4, noise_max=0)
+    ratio = jittered[:, :4] / values[:, :4]
+    assert ratio.min() >= 0.6 - 1e-6 and ratio.max() <= 1.4 + 1e-6 and ratio.std() > 0
+    noisy = siamese.augment_batch(rows, matrix, rng, removal_max=0, intensity=0, noise_max=10, noise_intensity=0.01)
+    extra = noisy[:, 4:]
+    assert (extra > 0).any() and extra.max() <= 0.01 and ((extra > 0).sum(axis=1) <= 10).all()
