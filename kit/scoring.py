@@ -276,8 +276,13 @@ def _load_solution(competition):
         raise UserError(f"{path}: expected columns id,similarity,Usage, found {','.join(map(str, frame.columns))}")
     ids = frame["id"].to_numpy()
     truth = frame["similarity"].to_numpy()
-    usage = frame["Usage"].astype(str).to_numpy() if frame["Usage"].dtype != "category" else frame["Usage"]
-    masks = {name: np.asarray(usage == name) for name in (PUBLIC, PRIVATE)}
+    # Compare category codes, not a million strings.
+    categories = [str(c) for c in frame["Usage"].cat.categories]
+    codes = frame["Usage"].cat.codes.to_numpy()
+    masks = {
+        name: codes == categories.index(name) if name in categories else np.zeros(ids.size, dtype=bool)
+        for name in (PUBLIC, PRIVATE)
+    }
     other = ~(masks[PUBLIC] | masks[PRIVATE])
     if other.any() or not masks[PUBLIC].any() or not _unique(ids) or not np.isfinite(truth).all():
         raise UserError(

@@ -5,6 +5,7 @@ A model follows scikit-learn's conventions: ``__init__`` only stores keyword par
 fitted state ends in ``_``. ``predict(spectra, pairs)`` returns one similarity per pair.
 """
 import json
+import numbers
 import time
 from pathlib import Path
 
@@ -84,6 +85,79 @@ def check_spectra(spectra, what="spectra"):
                 f"{what}: spectrum {spectrum.get('spectrum_id')!r} (row {row}) has no peaks left after cleaning; "
                 "expected at least one peak in m/z 10-1000"
             )
+
+
+def check_int(value, name, minimum=1):
+    """``value`` as an int, or a TypeError / UserError naming the parameter.
+
+    Examples
+    --------
+    >>> check_int(20000, "n_pairs")
+    20000
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise UserError(f"{name} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def check_float(value, name, minimum=0.0, inclusive=False):
+    """``value`` as a float, or a TypeError / UserError naming the parameter.
+
+    Examples
+    --------
+    >>> check_float(0.1, "tolerance")
+    0.1
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not np.isfinite(value) or value < minimum or (value == minimum and not inclusive):
+        bound = f">= {minimum}" if inclusive else f"> {minimum}"
+        raise UserError(f"{name} must be a finite number {bound}, got {value}")
+    return value
+
+
+def seeded_rng(seed):
+    """A numpy generator for a model's ``seed`` parameter (checked).
+
+    Examples
+    --------
+    >>> float(seeded_rng(0).random()) == float(seeded_rng(0).random())
+    True
+    """
+    return np.random.default_rng(check_int(seed, "seed", minimum=0))
+
+
+def training_pairs(spectra, n_pairs, rng, what="training spectra"):
+    """Bin-balanced spectrum pairs of ``spectra`` (which carry structures) and their Tanimoto.
+
+    Returns
+    -------
+    idx_a, idx_b : int arrays of positions in ``spectra``
+    similarity : float64 array
+
+    Raises
+    ------
+    UserError
+        When the spectra offer no pair at all (one molecule with a single spectrum).
+
+    Examples
+    --------
+    >>> idx_a, idx_b, y = training_pairs(train_spectra, 1000, np.random.default_rng(0))   # doctest: +SKIP
+    >>> len(y)                                                                             # doctest: +SKIP
+    1000
+    """
+    from kit.pairs import PairSampler
+
+    idx_a, idx_b, similarity = PairSampler.from_spectra(spectra).sample(n_pairs, rng)
+    if len(idx_a) == 0:
+        raise UserError(
+            f"no pairs can be drawn from the {len(spectra):,} {what}: expected at least two molecules, "
+            "or two spectra of one molecule"
+        )
+    return idx_a, idx_b, similarity
 
 
 class PairModel(BaseEstimator):

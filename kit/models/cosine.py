@@ -18,8 +18,7 @@ import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
 from kit.features import TOLERANCE, modified_cosine_scores
-from kit.models.base import PairModel, check_spectra
-from kit.models.mean import check_float, check_int, seed_streams, training_pairs, validation_rmse
+from kit.models.base import PairModel, check_float, check_int, check_spectra, seeded_rng, training_pairs
 
 
 class CosineModel(PairModel):
@@ -41,8 +40,6 @@ class CosineModel(PairModel):
     calibration_ : sklearn.isotonic.IsotonicRegression
         Modified cosine -> Tanimoto, non-decreasing, clipped to [0, 1].
     n_train_pairs_ : int
-    validation_score_ : float or None
-        RMSE on pairs of ``validation_spectra`` when given to :meth:`fit`.
     fit_seconds_ : float
 
     Examples
@@ -72,15 +69,12 @@ class CosineModel(PairModel):
         n_pairs = check_int(self.n_pairs, "n_pairs")
         check_float(self.tolerance, "tolerance")
         check_spectra(spectra, "training spectra")
-        train_rng, valid_rng = seed_streams(self.seed)
+        train_rng = seeded_rng(self.seed)
         idx_a, idx_b, similarity = training_pairs(spectra, n_pairs, train_rng)
         calibration = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
         self.calibration_ = calibration.fit(self.scores(spectra, idx_a, idx_b), similarity)
         self.n_train_pairs_ = int(len(similarity))
         self.fitted_ = True
-        self.validation_score_ = (
-            None if validation_spectra is None else validation_rmse(self, validation_spectra, n_pairs, valid_rng)
-        )
         self.fit_seconds_ = time.perf_counter() - start
         return self
 

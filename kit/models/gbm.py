@@ -18,8 +18,7 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from kit.features import BIN_WIDTH, TOLERANCE, pair_features
-from kit.models.base import PairModel, check_spectra
-from kit.models.mean import check_float, check_int, seed_streams, training_pairs, validation_rmse
+from kit.models.base import PairModel, check_float, check_int, check_spectra, seeded_rng, training_pairs
 
 
 class GBMModel(PairModel):
@@ -52,8 +51,6 @@ class GBMModel(PairModel):
     regressor_ : sklearn.ensemble.HistGradientBoostingRegressor
     feature_names_ : list of str
     n_train_pairs_ : int
-    validation_score_ : float or None
-        RMSE on pairs of ``validation_spectra`` when given to :meth:`fit`.
     fit_seconds_ : float
 
     Examples
@@ -117,7 +114,7 @@ class GBMModel(PairModel):
         """Fit the boosted trees on features of training pairs of ``spectra``; return self."""
         start = time.perf_counter()
         n_pairs = check_int(self.n_pairs, "n_pairs")
-        train_rng, valid_rng = seed_streams(self.seed)
+        train_rng = seeded_rng(self.seed)
         regressor = self._regressor(int(self.seed))
         check_spectra(spectra, "training spectra")
         idx_a, idx_b, similarity = training_pairs(spectra, n_pairs, train_rng)
@@ -126,9 +123,6 @@ class GBMModel(PairModel):
         self.feature_names_ = list(x.columns)
         self.n_train_pairs_ = int(len(similarity))
         self.fitted_ = True
-        self.validation_score_ = (
-            None if validation_spectra is None else validation_rmse(self, validation_spectra, n_pairs, valid_rng)
-        )
         self.fit_seconds_ = time.perf_counter() - start
         return self
 

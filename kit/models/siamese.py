@@ -40,8 +40,6 @@ EMBED_BATCH = 1024
 SCORE_CHUNK = 1 << 15
 # Metadata inputs (``use_metadata=True``): precursor m/z / 1000 and ion mode (+1, -1, 0).
 METADATA_FEATURES = ("precursor_mz/1000", "ionmode")
-# L1 and L2 weight penalties of the dense layers, as in MS2DeepScore v1.
-WEIGHT_PENALTY = 1e-6
 
 
 # -- the networks --------------------------------------------------------------------
@@ -58,7 +56,7 @@ class MonteCarloDropout(keras.layers.Dropout):
 
 
 def build_embedding_network(input_dim, hidden_units=(500, 500), embedding_dim=200, dropout=0.2, n_metadata=0,
-                            mc_dropout=False, seed=None):
+                            weight_penalty=1e-6, mc_dropout=False, seed=None):
     """The network shared by both sides of the siamese: one spectrum in, one vector out.
 
     Each hidden block is Dense (ReLU) then BatchNormalization; Dropout follows every
@@ -77,6 +75,8 @@ def build_embedding_network(input_dim, hidden_units=(500, 500), embedding_dim=20
         Dropout rate.
     n_metadata : int
         Extra inputs joined to the bins (precursor m/z, ion mode); 0 for spectra only.
+    weight_penalty : float
+        L1 and L2 penalty on the hidden kernels (MS2DeepScore v1: 1e-6 each).
     mc_dropout : bool
         Keep Dropout on at inference (Monte Carlo dropout) while BatchNormalization
         stays in inference mode.
@@ -104,7 +104,7 @@ def build_embedding_network(input_dim, hidden_units=(500, 500), embedding_dim=20
     for i, units in enumerate(hidden_units):
         x = keras.layers.Dense(
             int(units), activation="relu", name=f"dense{i + 1}",
-            kernel_regularizer=keras.regularizers.L1L2(l1=WEIGHT_PENALTY, l2=WEIGHT_PENALTY),
+            kernel_regularizer=keras.regularizers.L1L2(l1=weight_penalty, l2=weight_penalty) if weight_penalty else None,
         )(x)
         x = keras.layers.BatchNormalization(name=f"normalization{i + 1}")(x)
         if dropout and (i > 0 or i == last):
@@ -278,6 +278,8 @@ class SiameseModel(PairModel):
         Hidden blocks of the embedding network (ms2deepscore 2.x uses ``(10000,)``).
     embedding_dim : int, default 200
     dropout : float, default 0.2
+    weight_penalty : float, default 1e-6
+        L1 and L2 penalty on the hidden kernels (as MS2DeepScore v1); 0 turns it off.
     learning_rate : float, default 1e-3
         Adam's learning rate.
     epochs : int, default 30
@@ -324,14 +326,15 @@ class SiameseModel(PairModel):
 
     name = "siamese"
 
-    def __init__(self, hidden_units=(500, 500), embedding_dim=200, dropout=0.2, learning_rate=1e-3, epochs=30,
-                 batch_size=64, pairs_per_epoch=20000, validation_pairs=5000, patience=5, validation_fraction=0.1,
+    def __init__(self, hidden_units=(500, 500), embedding_dim=200, dropout=0.2, weight_penalty=1e-6, learning_rate=1e-3,
+                 epochs=30, batch_size=64, pairs_per_epoch=20000, validation_pairs=5000, patience=5, validation_fraction=0.1,
                  bin_width=binning.BIN_WIDTH, mz_range=binning.MZ_RANGE, intensity_power=binning.INTENSITY_POWER,
                  augment_removal_max=0.3, augment_removal_intensity=0.2, augment_intensity=0.4, augment_noise_max=10,
                  augment_noise_intensity=0.01, use_metadata=False, seed=0, verbose="auto"):
         self.hidden_units = hidden_units
         self.embedding_dim = embedding_dim
         self.dropout = dropout
+        self.weight_penalty = weight_penalty
         self.learning_rate = learning_rate
         self.epochs = epochs
         self.batch_size = batch_size
@@ -392,6 +395,8 @@ class SiameseModel(PairModel):
                 raise UserError(f"{name} must be a number in [{low}, {high}], found {value!r}")
         if not (isinstance(self.learning_rate, (int, float, np.number)) and self.learning_rate > 0):
             raise UserError(f"learning_rate must be a positive number, found {self.learning_rate!r}")
+        if not (isinstance(self.weight_penalty, (int, float, np.number)) and self.weight_penalty >= 0):
+            raise UserError(f"weight_penalty must be a number >= 0, found {self.weight_penalty!r}")
         if self.augment_noise_max < 0 or self.augment_noise_intensity < 0 or self.augment_removal_intensity < 0:
             raise UserError("augment_noise_max, augment_noise_intensity and augment_removal_intensity must be >= 0")
         self.binning_settings()
@@ -401,6 +406,7 @@ class SiameseModel(PairModel):
         return build_embedding_network(
             input_dim, hidden_units=self._check_params(), embedding_dim=int(self.embedding_dim),
             dropout=float(self.dropout), n_metadata=len(METADATA_FEATURES) if self.use_metadata else 0,
+            weight_penalty=float(self.weight_penalty),
             mc_dropout=mc_dropout, seed=seed,
         )
 

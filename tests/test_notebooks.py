@@ -1,0 +1,145 @@
+"""The learner notebooks: stored without outputs, and they run from top to bottom.
+
+Each notebook runs in a fresh temporary working folder (its ``data/``, ``models/``,
+``submissions/`` and ``leaderboard/`` land there) on a kernel that is this test's own
+Python, so the notebook sees the same ``kit`` as the tests. Sizes come from the
+notebooks' ``KIT_NOTEBOOK_*`` environment variables, set small here.
+"""
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, structure_spectra
+
+NOTEBOOKS = REPO / "notebooks"
+KERNEL = "specsim-kit-test"
+# Small sizes: the whole of notebook 01 in a couple of minutes on two cores.
+SMALL = {
+    "KIT_NOTEBOOK_EPOCHS": "2",
+    "KIT_NOTEBOOK_PAIRS": "1000",
+    "KIT_NOTEBOOK_GBM_PAIRS": "2000",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "MPLBACKEND": "Agg",
+}
+TIMEOUT_PER_CELL = 300
+
+
+def stored_notebooks():
+    return sorted(NOTEBOOKS.glob("*.ipynb"))
+
+
+def test_the_tutorials_exist():
+    names = [path.name for path in stored_notebooks()]
+    assert "01_getting_started.ipynb" in names and "02_massbank.ipynb" in names
+
+
+@pytest.mark.parametrize("path", stored_notebooks(), ids=lambda p: p.name)
+def test_stored_notebooks_have_no_outputs(path):
+    """Outputs are made by running a notebook, never stored: diffs stay readable."""
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    dirty = [
+        index for index, cell in enumerate(notebook["cells"])
+        if cell["cell_type"] == "code" and (cell.get("outputs") or cell.get("execution_count") is not None)
+    ]
+    assert not dirty, (
+        f"{path.name}: code cells {dirty} have stored outputs or execution counts; "
+        "clear them before committing (jupyter nbconvert --clear-output --inplace)"
+    )
+
+
+@pytest.fixture
+def kernel(tmp_path_factory, monkeypatch):
+    """A kernelspec whose interpreter is this Python (the project's .venv under `make test`)."""
+    from ipykernel.kernelspec import write_kernel_spec
+
+    root = tmp_path_factory.mktemp("jupyter")
+    spec = Path(write_kernel_spec(str(root / "kernels" / KERNEL)))
+    info = json.loads((spec / "kernel.json").read_text())
+    info["argv"][0] = sys.executable
+    (spec / "kernel.json").write_text(json.dumps(info))
+    # JUPYTER_PATH comes before the user's and the system's kernel folders.
+    monkeypatch.setenv("JUPYTER_PATH", str(root) + os.pathsep + os.environ.get("JUPYTER_PATH", ""))
+    return KERNEL
+
+
+def run_notebook(path, workdir, kernel_name, stop_before=None):
+    """Execute a notebook in ``workdir``; with ``stop_before``, only the cells before that heading.
+
+    Returns the executed notebook. Raises ``nbclient.exceptions.CellExecutionError`` on
+    the first failing cell, naming the cell and showing the traceback.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(path, as_version=4)
+    if stop_before is not None:
+        marks = [i for i, cell in enumerate(notebook.cells)
+                 if cell.cell_type == "markdown" and cell.source.splitlines()[:1] == [stop_before]]
+        assert marks, f"{path.name}: no markdown cell starting with {stop_before!r}"
+        notebook.cells = notebook.cells[: marks[0]]
+    client = NotebookClient(notebook, kernel_name=kernel_name, timeout=TIMEOUT_PER_CELL,
+                            resources={"metadata": {"path": str(workdir)}})
+    client.execute()
+    return notebook
+
+
+def outputs_text(notebook):
+    """All stream and text outputs of a notebook, joined."""
+    parts = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            parts.append(output.get("text", ""))
+            parts.append(output.get("data", {}).get("text/plain", ""))
+    return "\n".join(parts)
+
+
+@pytest.mark.slow
+def test_getting_started_runs_top_to_bottom(tmp_path, kernel, monkeypatch):
+    for key, value in SMALL.items():
+        monkeypatch.setenv(key, value)
+    started = time.perf_counter()
+    notebook = run_notebook(NOTEBOOKS / "01_getting_started.ipynb", tmp_path, kernel)
+    seconds = time.perf_counter() - started
+
+    text = outputs_text(notebook)
+    assert str(tmp_path) in text, "the notebook should work in the folder it is run from"
+    assert (tmp_path / "data" / "practice" / "competition.json").is_file()
+    assert list((tmp_path / "submissions" / "practice").glob("*.csv"))
+    assert (tmp_path / "leaderboard" / "practice.html").is_file()
+    assert any((tmp_path / "models" / "practice").glob("*-notebook/manifest.json"))
+    assert "same predictions after reloading: True" in text
+    assert seconds < 300, f"notebook 01 took {seconds:.0f} s with the test sizes: expected under 5 minutes"
+
+
+@pytest.mark.slow
+def test_kernel_is_this_python(tmp_path, kernel):
+    """The notebooks run on the interpreter that runs the tests, not some other Python."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("import sys, kit; print(sys.executable); print(kit.__file__)")]
+    path = tmp_path / "which.ipynb"
+    nbformat.write(notebook, path)
+    text = outputs_text(run_notebook(path, tmp_path, kernel))
+    assert Path(text.split()[0]).resolve() == Path(sys.executable).resolve()
+    assert Path(text.split()[1]).resolve().is_relative_to(REPO)
+
+
+@pytest.mark.slow
+def test_massbank_notebook_prepares_a_library(tmp_path, kernel, monkeypatch):
+    """Notebook 02 up to its "## Train" section, on a tiny library with real structures."""
+    from kit.spectra import save_spectra
+
+    library = save_spectra(structure_spectra(per_molecule=4), tmp_path / "tiny_library.mgf")
+    for key, value in SMALL.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("KIT_LIBRARY", str(library))
+    notebook = run_notebook(NOTEBOOKS / "02_massbank.ipynb", tmp_path, kernel, stop_before="## Train")
+
+    comp = json.loads((tmp_path / "data" / "tiny_library" / "competition.json").read_text())
+    assert comp["split"]["test_molecules"] >= 1
+    assert "GPU" in outputs_text(notebook)
