@@ -369,38 +369,26 @@ class SiameseModel(PairModel):
         }
 
     def _check_params(self):
-        def positive_int(name, value):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"{name} must be an int, found {type(value).__name__} {value!r}")
-            if value < 1:
-                raise UserError(f"{name} must be at least 1, found {value}")
-
+        """Refuse bad parameters before any work; return ``hidden_units`` as a tuple of int."""
         units = self.hidden_units
         if isinstance(units, (int, np.integer)) and not isinstance(units, bool):
             units = (units,)
         if not isinstance(units, (list, tuple)) or not units:
             raise TypeError(f"hidden_units must be a tuple of ints such as (500, 500), found {self.hidden_units!r}")
-        for value in units:
-            positive_int("each of hidden_units", value)
+        units = tuple(_int_param("each of hidden_units", u) for u in units)
         for name in ("embedding_dim", "epochs", "batch_size", "pairs_per_epoch", "validation_pairs"):
-            positive_int(name, getattr(self, name))
-        if isinstance(self.patience, bool) or not isinstance(self.patience, (int, np.integer)) or self.patience < 0:
-            raise UserError(f"patience must be an int >= 0, found {self.patience!r}")
-        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or self.seed < 0:
-            raise UserError(f"seed must be an int >= 0, found {self.seed!r}")
+            _int_param(name, getattr(self, name))
+        for name in ("patience", "seed", "augment_noise_max"):
+            _int_param(name, getattr(self, name), minimum=0)
         for name, low, high in (("dropout", 0.0, 0.95), ("validation_fraction", 0.0, 0.9),
-                                ("augment_removal_max", 0.0, 1.0), ("augment_intensity", 0.0, 1.0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not low <= value <= high:
-                raise UserError(f"{name} must be a number in [{low}, {high}], found {value!r}")
-        if not (isinstance(self.learning_rate, (int, float, np.number)) and self.learning_rate > 0):
-            raise UserError(f"learning_rate must be a positive number, found {self.learning_rate!r}")
-        if not (isinstance(self.weight_penalty, (int, float, np.number)) and self.weight_penalty >= 0):
-            raise UserError(f"weight_penalty must be a number >= 0, found {self.weight_penalty!r}")
-        if self.augment_noise_max < 0 or self.augment_noise_intensity < 0 or self.augment_removal_intensity < 0:
-            raise UserError("augment_noise_max, augment_noise_intensity and augment_removal_intensity must be >= 0")
+                                ("augment_removal_max", 0.0, 1.0), ("augment_intensity", 0.0, 1.0),
+                                ("weight_penalty", 0.0, 1.0), ("augment_removal_intensity", 0.0, 1.0),
+                                ("augment_noise_intensity", 0.0, 1.0)):
+            _number_param(name, getattr(self, name), low, high)
+        if _number_param("learning_rate", self.learning_rate, 0.0, 1.0) == 0:
+            raise UserError("learning_rate must be positive, found 0")
         self.binning_settings()
-        return tuple(int(u) for u in units)
+        return units
 
     def _new_network(self, input_dim, mc_dropout=False, seed=None):
         return build_embedding_network(
@@ -455,6 +443,11 @@ class SiameseModel(PairModel):
         train_x, train_meta = self._features(train_part)
         val_x, val_meta = self._features(val_part)
         val_pairs = val_sampler.sample(int(self.validation_pairs), np.random.default_rng(val_seed))
+        if len(val_pairs[0]) == 0:
+            raise UserError(
+                f"no validation pairs among {len(val_part):,} validation spectra: expected molecules with at least "
+                "two spectra between them (more molecules, or a larger validation_fraction)"
+            )
 
         network = self._new_network(train_x.shape[1])
         siamese = build_siamese(network)
@@ -621,6 +614,22 @@ class SiameseModel(PairModel):
 
 
 # -- helpers --------------------------------------------------------------------------
+def _int_param(name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, found {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise UserError(f"{name} must be an int >= {minimum}, found {value}")
+    return int(value)
+
+
+def _number_param(name, value, low, high):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, found {type(value).__name__} {value!r}")
+    if not (math.isfinite(value) and low <= value <= high):
+        raise UserError(f"{name} must be a number in [{low:g}, {high:g}], found {value!r}")
+    return float(value)
+
+
 def normalize_rows(vectors):
     """Rows scaled to unit length; all-zero rows stay zero.
 
