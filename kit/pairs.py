@@ -15,16 +15,66 @@ from kit.errors import UserError
 BLOCK = 1024
 
 
-def molecule_pairs_by_bin(fps, n_bins=N_BINS):
-    """All molecule pairs ``i < j`` of a set, grouped by Tanimoto bin.
+def condensed_bins(fps, n_bins=N_BINS):
+    """Tanimoto bin of every molecule pair ``i < j``, in condensed order.
+
+    The order is that of ``scipy.spatial.distance.pdist``: (0, 1), (0, 2), ..., (1, 2), ...
+    One byte per pair, computed block by block over the upper triangle only.
+
+    Examples
+    --------
+    >>> from kit.chemistry import fingerprints
+    >>> condensed_bins(fingerprints(["CCO", "CCCO", "c1ccccc1"])).tolist()
+    [6, 0, 0]
+    """
+    fps = np.asarray(fps)
+    n = len(fps)
+    out = np.empty(n * (n - 1) // 2, dtype=np.int8)
+    pos = 0
+    for start in range(0, n, BLOCK):
+        inter, union = tanimoto_counts(fps[start : start + BLOCK], fps[start:])
+        bins = bins_from_counts(inter, union, n_bins)
+        # Row-major boolean indexing keeps each row's j > i run in order: condensed order.
+        upper = bins[np.triu(np.ones(bins.shape, dtype=bool), k=1)]
+        out[pos : pos + len(upper)] = upper
+        pos += len(upper)
+    return out
+
+
+def condensed_to_pairs(index, n):
+    """``(i, j)`` rows of condensed pair indices (see :func:`condensed_bins`).
+
+    Examples
+    --------
+    >>> condensed_to_pairs(np.array([0, 1, 2]), 3).tolist()
+    [[0, 1], [0, 2], [1, 2]]
+    """
+    index = np.asarray(index, dtype=np.int64)
+    rows = np.arange(n, dtype=np.int64)
+    row_start = rows * n - rows * (rows + 1) // 2
+    i = np.searchsorted(row_start, index, side="right") - 1
+    return np.column_stack([i, index - row_start[i] + i + 1])
+
+
+def molecule_pairs_by_bin(fps, n_bins=N_BINS, limit=None, rng=None):
+    """Molecule pairs ``i < j`` of a set, grouped by Tanimoto bin.
 
     Each molecule is also paired with itself in the top bin: two different spectra of
     one molecule are a pair of Tanimoto 1.
 
+    Parameters
+    ----------
+    fps : (n, 2048) 0/1 array
+    limit : int, optional
+        Keep at most this many pairs per bin, a uniform random subset (needs ``rng``).
+        Large bins are then sampled without listing all their pairs.
+    rng : numpy.random.Generator, optional
+
     Returns
     -------
     list of numpy.ndarray
-        One ``(n, 2)`` int array per bin, ordered by ``(i, j)`` (self-pairs last).
+        One ``(m, 2)`` int array per bin (all pairs in condensed order, self-pairs last,
+        or with ``limit`` a random subset in random order).
 
     Examples
     --------
@@ -33,29 +83,45 @@ def molecule_pairs_by_bin(fps, n_bins=N_BINS):
     >>> sum(len(p) for p in by_bin)   # 3 pairs + 3 self-pairs
     6
     """
-    fps = np.asarray(fps)
     n = len(fps)
-    chunks = [[] for _ in range(n_bins)]
-    for start in range(0, n, BLOCK):
-        # Only columns from the block's first row on: each pair is compared once.
-        inter, union = tanimoto_counts(fps[start : start + BLOCK], fps[start:])
-        bins = bins_from_counts(inter, union, n_bins)
-        # The diagonal and below were compared already (or are self-pairs): no bin.
-        lower = np.tril_indices(bins.shape[0], 0, bins.shape[1])
-        bins[lower] = -1
-        for b in range(n_bins):
-            rows, cols = np.nonzero(bins == b)
-            pairs = np.empty((len(rows), 2), dtype=np.int64)
-            np.add(rows, start, out=pairs[:, 0])
-            np.add(cols, start, out=pairs[:, 1])
-            chunks[b].append(pairs)
-    selves = np.repeat(np.arange(n), 2).reshape(-1, 2)
-    chunks[n_bins - 1].append(selves)
+    condensed = condensed_bins(fps, n_bins)
     out = []
-    for parts in chunks:
-        pairs = np.concatenate(parts) if parts else np.empty((0, 2), dtype=np.int64)
-        out.append(pairs.astype(np.int64, copy=False))
+    for b in range(n_bins):
+        selves = n if b == n_bins - 1 else 0
+        hits = condensed == b
+        count = int(np.count_nonzero(hits)) + selves
+        if limit is None or count <= 20 * limit:
+            index = np.concatenate([np.flatnonzero(hits), len(condensed) + np.arange(selves)])
+            if limit is not None and count > limit:
+                index = rng.choice(index, size=limit, replace=False)
+        else:
+            index = _sample_where(condensed, b, selves, limit, count, rng)
+        out.append(_pairs_of(index, condensed, n))
     return out
+
+
+def _sample_where(condensed, b, selves, k, count, rng):
+    """``k`` distinct random positions of bin ``b`` (positions past the end are self-pairs)."""
+    total = len(condensed) + selves
+    chosen = np.empty(0, dtype=np.int64)
+    while len(chosen) < k:
+        draw = rng.integers(0, total, size=int(2 * (k - len(chosen)) * total / count) + 16)
+        inside = draw < len(condensed)
+        keep = np.where(inside, condensed[np.minimum(draw, len(condensed) - 1)] == b, True)
+        # Keep the order of first appearance: the subset stays uniformly random.
+        merged = np.concatenate([chosen, draw[keep]])
+        _, first = np.unique(merged, return_index=True)
+        chosen = merged[np.sort(first)]
+    return chosen[:k]
+
+
+def _pairs_of(index, condensed, n):
+    index = np.asarray(index, dtype=np.int64)
+    self_pair = index >= len(condensed)
+    pairs = np.empty((len(index), 2), dtype=np.int64)
+    pairs[~self_pair] = condensed_to_pairs(index[~self_pair], n)
+    pairs[self_pair] = (index[self_pair] - len(condensed))[:, None]
+    return pairs
 
 
 def sample_spectrum_pairs(molecule_pairs, spectra_of, k, rng):
@@ -139,7 +205,7 @@ def balanced_test_pairs(fps, spectra_of, pairs_per_bin, rng, n_bins=N_BINS):
     for mol, members in enumerate(spectra_of):
         spectrum_molecule[members] = mol
     picked, per_bin = [], []
-    for molecule_pairs in molecule_pairs_by_bin(fps, n_bins):
+    for molecule_pairs in molecule_pairs_by_bin(fps, n_bins, limit=pairs_per_bin, rng=rng):
         pairs = sample_spectrum_pairs(molecule_pairs, spectra_of, pairs_per_bin, rng)
         picked.append(pairs)
         per_bin.append(len(pairs))

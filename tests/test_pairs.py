@@ -72,3 +72,27 @@ def test_sampler_is_balanced_seeded_and_pairs_are_real(fps):
     assert (a == a2).all() and (b == b2).all()
     a3, _, _ = sampler.sample(500, np.random.default_rng(1))
     assert not (a == a3).all()
+
+
+def test_condensed_order_matches_triu_indices(fps):
+    from kit.pairs import condensed_bins, condensed_to_pairs
+
+    n = len(SMILES)
+    rows, cols = np.triu_indices(n, 1)
+    np.testing.assert_array_equal(condensed_to_pairs(np.arange(n * (n - 1) // 2), n), np.column_stack([rows, cols]))
+    np.testing.assert_array_equal(condensed_bins(fps), bin_index(tanimoto_matrix(fps)[rows, cols]))
+
+
+@pytest.mark.parametrize("limit", [1, 3, 8])
+def test_limited_pairs_are_a_random_subset_of_their_bin(limit):
+    rng = np.random.default_rng(0)
+    many = (rng.random((300, 2048)) < 0.2).astype(np.uint8)  # random bits: big low bins
+    full = molecule_pairs_by_bin(many)
+    limited = molecule_pairs_by_bin(many, limit=limit, rng=np.random.default_rng(1))
+    for everything, some in zip(full, limited):
+        assert len(some) == min(limit, len(everything))
+        known = {tuple(p) for p in everything.tolist()}
+        assert {tuple(p) for p in some.tolist()} <= known
+        assert len({tuple(p) for p in some.tolist()}) == len(some)
+    again = molecule_pairs_by_bin(many, limit=limit, rng=np.random.default_rng(1))
+    assert all(np.array_equal(a, b) for a, b in zip(limited, again))

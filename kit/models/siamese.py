@@ -293,6 +293,9 @@ class SiameseModel(PairModel):
     patience : int, default 5
         Epochs without a better validation RMSE before training stops (the best
         weights are restored).
+    lr_patience : int, optional
+        Epochs without a better validation RMSE before the learning rate is divided by
+        3 (down to 1/100 of ``learning_rate``); ``None`` keeps it constant.
     validation_fraction : float, default 0.1
         Share of training molecules held out when ``fit`` gets no validation spectra.
     bin_width, mz_range, intensity_power :
@@ -327,7 +330,8 @@ class SiameseModel(PairModel):
     name = "siamese"
 
     def __init__(self, hidden_units=(500, 500), embedding_dim=200, dropout=0.2, weight_penalty=1e-6, learning_rate=1e-3,
-                 epochs=30, batch_size=64, pairs_per_epoch=20000, validation_pairs=5000, patience=5, validation_fraction=0.1,
+                 epochs=30, batch_size=64, pairs_per_epoch=20000, validation_pairs=5000, patience=5, lr_patience=None,
+                 validation_fraction=0.1,
                  bin_width=binning.BIN_WIDTH, mz_range=binning.MZ_RANGE, intensity_power=binning.INTENSITY_POWER,
                  augment_removal_max=0.3, augment_removal_intensity=0.2, augment_intensity=0.4, augment_noise_max=10,
                  augment_noise_intensity=0.01, use_metadata=False, seed=0, verbose="auto"):
@@ -341,6 +345,7 @@ class SiameseModel(PairModel):
         self.pairs_per_epoch = pairs_per_epoch
         self.validation_pairs = validation_pairs
         self.patience = patience
+        self.lr_patience = lr_patience
         self.validation_fraction = validation_fraction
         self.bin_width = bin_width
         self.mz_range = mz_range
@@ -380,6 +385,8 @@ class SiameseModel(PairModel):
             _int_param(name, getattr(self, name))
         for name in ("patience", "seed", "augment_noise_max"):
             _int_param(name, getattr(self, name), minimum=0)
+        if self.lr_patience is not None:
+            _int_param("lr_patience", self.lr_patience, minimum=0)
         for name, low, high in (("dropout", 0.0, 0.95), ("validation_fraction", 0.0, 0.9),
                                 ("augment_removal_max", 0.0, 1.0), ("augment_intensity", 0.0, 1.0),
                                 ("weight_penalty", 0.0, 1.0), ("augment_removal_intensity", 0.0, 1.0),
@@ -422,24 +429,12 @@ class SiameseModel(PairModel):
         -------
         self
         """
-        from kit.pairs import split_molecules
-
         self._check_params()
         check_spectra(spectra, "training spectra")
         started = time.perf_counter()
         keras.utils.set_random_seed(int(self.seed))
         split_seed, val_seed, train_seed = np.random.SeedSequence(int(self.seed)).spawn(3)
-        if validation_spectra is None:
-            kept, molecules = _molecules(spectra, "training spectra")
-            held = split_molecules(molecules.keys, float(self.validation_fraction), np.random.default_rng(split_seed),
-                                   option="validation_fraction")
-            fps = molecules.fingerprints()
-            train_part, train_sampler = _subset_sampler(kept, molecules, fps, ~held)
-            val_part, val_sampler = _subset_sampler(kept, molecules, fps, held)
-        else:
-            check_spectra(validation_spectra, "validation spectra")
-            train_part, train_sampler = _sampler_of(spectra, "training spectra")
-            val_part, val_sampler = _sampler_of(validation_spectra, "validation spectra")
+        train_part, train_sampler, val_part, val_sampler = self._split(spectra, validation_spectra, split_seed)
         train_x, train_meta = self._features(train_part)
         val_x, val_meta = self._features(val_part)
         val_pairs = val_sampler.sample(int(self.validation_pairs), np.random.default_rng(val_seed))
@@ -448,7 +443,6 @@ class SiameseModel(PairModel):
                 f"no validation pairs among {len(val_part):,} validation spectra: expected molecules with at least "
                 "two spectra between them (more molecules, or a larger validation_fraction)"
             )
-
         network = self._new_network(train_x.shape[1])
         siamese = build_siamese(network)
         siamese.compile(
@@ -461,11 +455,8 @@ class SiameseModel(PairModel):
             augmentation=self._augmentation(), seed=int(train_seed.generate_state(1)[0]),
         )
         val_data = PairBatches(val_x, val_meta, max(int(self.batch_size), 512), pairs=val_pairs)
-        # val_rmse leaves out the weight penalties that val_loss includes.
-        stop = keras.callbacks.EarlyStopping(monitor="val_rmse", mode="min", patience=int(self.patience),
-                                             restore_best_weights=True)
-        history = siamese.fit(train_data, validation_data=val_data, epochs=int(self.epochs), callbacks=[stop],
-                              verbose=self.verbose)
+        history = siamese.fit(train_data, validation_data=val_data, epochs=int(self.epochs),
+                              callbacks=self._callbacks(), verbose=self.verbose)
         self.history_ = {k: [float(v) for v in values] for k, values in history.history.items()}
         val_rmse = self.history_.get("val_rmse", [])
         self.best_epoch_ = int(np.argmin(val_rmse)) + 1 if val_rmse else len(self.history_.get("loss", []))
@@ -475,6 +466,30 @@ class SiameseModel(PairModel):
         self.fit_seconds_ = time.perf_counter() - started
         self.fitted_ = True
         return self
+
+    def _split(self, spectra, validation_spectra, split_seed):
+        """Training and validation spectra, each with a pair sampler over its molecules."""
+        from kit.pairs import split_molecules
+
+        if validation_spectra is not None:
+            check_spectra(validation_spectra, "validation spectra")
+            return (*_sampler_of(spectra, "training spectra"), *_sampler_of(validation_spectra, "validation spectra"))
+        kept, molecules = _molecules(spectra, "training spectra")
+        held = split_molecules(molecules.keys, float(self.validation_fraction), np.random.default_rng(split_seed),
+                               option="validation_fraction")
+        fps = molecules.fingerprints()
+        return (*_subset_sampler(kept, molecules, fps, ~held), *_subset_sampler(kept, molecules, fps, held))
+
+    def _callbacks(self):
+        # val_rmse leaves out the weight penalties that val_loss includes.
+        callbacks = [keras.callbacks.EarlyStopping(monitor="val_rmse", mode="min", patience=int(self.patience),
+                                                   restore_best_weights=True)]
+        if self.lr_patience is not None:
+            callbacks.append(keras.callbacks.ReduceLROnPlateau(
+                monitor="val_rmse", mode="min", factor=1 / 3, patience=int(self.lr_patience),
+                min_lr=float(self.learning_rate) / 100, verbose=0,
+            ))
+        return callbacks
 
     # -- inference -----------------------------------------------------------------
     def _embed(self, matrix, metadata, network, batch_size=EMBED_BATCH):
