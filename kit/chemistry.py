@@ -209,7 +209,7 @@ def structure_keys(spectra, report=None, progress=False):
     keys, smiles : list of str
         Molecule key and SMILES of each kept spectrum.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     chem = _rdkit()
     parsed = {}  # SMILES -> derived InChIKey block, or None when it does not parse

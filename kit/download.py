@@ -27,7 +27,7 @@ def download(url, target, progress=True, timeout=60):
     --------
     >>> download(massbank_url(), "data/cache/MassBank_NISTformat.msp")   # doctest: +SKIP
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     target = Path(target)
     if target.is_file() and target.stat().st_size > 0:

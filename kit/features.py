@@ -319,7 +319,7 @@ def similarity_scores(similarity, spectra, idx_a, idx_b, progress=False, desc=No
     >>> round(float(scores[0]), 6), int(matches[0])
     (1.0, 2)
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     idx_a, idx_b = np.asarray(idx_a), np.asarray(idx_b)
     scores = np.zeros(len(idx_a))

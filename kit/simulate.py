@@ -808,7 +808,7 @@ def usable_molecules(records, progress=False):
     list of (int, str, rdkit.Chem.Mol)
         ``(line index, name, molecule)``.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     patterns = _filter_patterns()
     usable = []
@@ -955,7 +955,7 @@ def simulate_library(n_molecules=2000, spectra_per_molecule=(2, 5), seed=0, prog
     20
     """
     from matchms import Spectrum
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     spectra_range = _check_arguments(n_molecules, spectra_per_molecule, seed)
     usable = usable_molecules(read_smiles_records(nci_smiles_path()), progress=progress)

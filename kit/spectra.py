@@ -135,7 +135,7 @@ def clean_spectra(spectra, filters=None, report=None, progress=False):
     >>> len(clean_spectra([s]))
     1
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     filters = default_filters() if filters is None else filters
     report = report if report is not None else CleaningReport(source="spectra")

@@ -23,7 +23,6 @@ SMALL = {
     "KIT_NOTEBOOK_PAIRS": "1000",
     "KIT_NOTEBOOK_GBM_PAIRS": "2000",
     "TF_CPP_MIN_LOG_LEVEL": "2",
-    "MPLBACKEND": "Agg",
 }
 TIMEOUT_PER_CELL = 300
 
@@ -97,6 +96,11 @@ def outputs_text(notebook):
     return "\n".join(parts)
 
 
+def images(notebook):
+    """Number of PNG images among a notebook's outputs (plots and molecule drawings)."""
+    return sum("image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
+
+
 @pytest.mark.slow
 def test_getting_started_runs_top_to_bottom(tmp_path, kernel, monkeypatch):
     for key, value in SMALL.items():
@@ -112,10 +116,10 @@ def test_getting_started_runs_top_to_bottom(tmp_path, kernel, monkeypatch):
     assert (tmp_path / "leaderboard" / "practice.html").is_file()
     assert any((tmp_path / "models" / "practice").glob("*-notebook/manifest.json"))
     assert "same predictions after reloading: True" in text
+    assert images(notebook) >= 6, "every plot of the notebook should render inline"
     assert seconds < 300, f"notebook 01 took {seconds:.0f} s with the test sizes: expected under 5 minutes"
 
 
-@pytest.mark.slow
 def test_kernel_is_this_python(tmp_path, kernel):
     """The notebooks run on the interpreter that runs the tests, not some other Python."""
     import nbformat
