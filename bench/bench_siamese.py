@@ -38,10 +38,10 @@ def synthetic_spectra(n, seed=0, peaks=(5, 80)):
 def untrained_model():
     """A default-size siamese with untrained weights, marked fitted (speed only)."""
     from kit.binning import n_bins
-    from kit.models.siamese import SiameseModel, build_embedding_network
+    from kit.models.siamese import SiameseModel
 
     model = SiameseModel()
-    model.embedding_network_ = build_embedding_network(n_bins(model.bin_width, model.mz_range))
+    model.embedding_network_ = model._new_network(n_bins(model.bin_width, model.mz_range))
     model.fitted_ = True
     return model
 

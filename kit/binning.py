@@ -93,7 +93,8 @@ def peak_table(spectra):
     Examples
     --------
     >>> from matchms import Spectrum
-    >>> rows, mz, inten = peak_table([Spectrum(np.array([50.0, 60.0]), np.array([1.0, 2.0]), metadata_harmonization=False)])
+    >>> s = Spectrum(np.array([50.0, 60.0]), np.array([1.0, 2.0]), metadata_harmonization=False)
+    >>> rows, mz, inten = peak_table([s])
     >>> rows.tolist(), mz.tolist()
     ([0, 0], [50.0, 60.0])
     """

@@ -66,7 +66,9 @@ def test_peaks_outside_the_range_are_dropped_and_do_not_set_the_scale():
     np.testing.assert_allclose(matrix.data, [1.0])
 
 
-@pytest.mark.parametrize("width, mz_range, power", [(0.1, (10, 1000), 0.5), (1.0, (0, 500), 1.0), (0.25, (50, 300), 0.33)])
+@pytest.mark.parametrize(
+    "width, mz_range, power", [(0.1, (10, 1000), 0.5), (1.0, (0, 500), 1.0), (0.25, (50, 300), 0.33)]
+)
 def test_vectorised_binning_matches_peak_by_peak_reference(width, mz_range, power):
     rng = np.random.default_rng(0)
     spectra = []
@@ -93,8 +95,10 @@ def test_spectrum_without_peaks_in_range_is_refused_by_name():
         binning.check_nonempty(matrix, spectra)
 
 
-@pytest.mark.parametrize("width, mz_range, expected", [(0.1, (10, 1000), 9900), (1.0, (0, 100), 100), (0.3, (10, 1000), 3300),
-                                                       (0.07, (10, 1000), 14143)])
+@pytest.mark.parametrize(
+    "width, mz_range, expected",
+    [(0.1, (10, 1000), 9900), (1.0, (0, 100), 100), (0.3, (10, 1000), 3300), (0.07, (10, 1000), 14143)],
+)
 def test_number_of_bins(width, mz_range, expected):
     assert binning.n_bins(width, mz_range) == expected
 

@@ -19,7 +19,7 @@ SMILES = [
     "OCC(N)C(=O)O", "CC(C)Cc1ccc(cc1)C(C)C(=O)O",
 ]
 TINY = dict(hidden_units=(32,), embedding_dim=16, pairs_per_epoch=256, validation_pairs=128, epochs=2, batch_size=32,
-            validation_fraction=0.25, verbose=0, seed=0)
+            validation_fraction=0.25, use_metadata=True, lr_patience=1, verbose=0, seed=0)
 
 
 def make_spectra(smiles=SMILES, per_molecule=3, seed=0, prefix="T"):
@@ -184,11 +184,19 @@ def test_spectrum_without_peaks_in_range_is_refused(model, spectra):
         model.predict_embeddings([far])
 
 
+def test_missing_precursor_mz_warns_when_metadata_is_used(model, spectra):
+    bare = [Spectrum(s.peaks.mz, s.peaks.intensities, {"spectrum_id": s.get("spectrum_id")},
+                     metadata_harmonization=False) for s in spectra[:4]]
+    with pytest.warns(UserWarning, match="4 of 4 spectra have no precursor m/z"):
+        model.predict_embeddings(bare)
+
+
 @pytest.mark.parametrize(
     "params, error",
     [({"hidden_units": ()}, TypeError), ({"hidden_units": (0,)}, UserError), ({"epochs": 0}, UserError),
      ({"dropout": 1.5}, UserError), ({"learning_rate": -1}, UserError), ({"bin_width": 0}, UserError),
-     ({"batch_size": 2.5}, TypeError), ({"validation_fraction": 0.95}, UserError)],
+     ({"batch_size": 2.5}, TypeError), ({"validation_fraction": 0.95}, UserError), ({"lr_patience": -1}, UserError),
+     ({"weight_penalty": "none"}, TypeError)],
 )
 def test_bad_parameters_are_refused_before_training(spectra, params, error):
     with pytest.raises(error):
@@ -205,7 +213,7 @@ def test_spectra_without_structures_are_refused(spectra):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "params",
-    [{"use_metadata": True}, {"hidden_units": (16, 16), "dropout": 0.1, "embedding_dim": 8},
+    [{"use_metadata": False, "lr_patience": None}, {"hidden_units": (16, 16), "dropout": 0.1, "embedding_dim": 8},
      {"bin_width": 1.0, "mz_range": (10, 1010), "intensity_power": 1.0}],
 )
 def test_options_train_predict_and_round_trip(spectra, tmp_path, params):
