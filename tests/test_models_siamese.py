@@ -81,7 +81,7 @@ def test_default_network_is_ms2deepscore_v1():
 def test_fit_records_history_and_validation_score(model, spectra):
     assert set(model.history_) >= {"loss", "val_loss", "rmse", "val_rmse"}
     assert 1 <= len(model.history_["loss"]) <= TINY["epochs"]
-    assert model.validation_score_ == pytest.approx(min(model.history_["val_rmse"]))
+    assert model.best_val_rmse_ == pytest.approx(min(model.history_["val_rmse"]))
     assert model.n_train_spectra_ + model.n_validation_spectra_ == len(spectra)
 
 
@@ -136,7 +136,7 @@ def test_save_load_round_trip(model, spectra, tmp_path):
     loaded = kit.models.load(path)
     assert isinstance(loaded, SiameseModel) and loaded.get_params() == model.get_params()
     np.testing.assert_array_equal(loaded.predict(spectra, pairs), model.predict(spectra, pairs))
-    assert loaded.history_ == model.history_ and loaded.validation_score_ == model.validation_score_
+    assert loaded.history_ == model.history_ and loaded.best_val_rmse_ == model.best_val_rmse_
 
 
 @pytest.mark.parametrize("change", [{"bin_width": 0.2}, {"mz_range": [0.0, 1000.0]}, None])

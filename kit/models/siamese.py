@@ -321,8 +321,10 @@ class SiameseModel(PairModel):
     history_ : dict of lists
         Per-epoch ``loss`` (MSE plus weight penalties), ``rmse``, ``val_loss``,
         ``val_rmse`` and, with ``lr_patience``, ``learning_rate``.
-    validation_score_ : float
-        Validation RMSE of the restored (best) epoch.
+    best_val_rmse_ : float
+        Validation RMSE of the restored (best) epoch, on the pairs early stopping watched.
+        (``kit train`` adds ``validation_score_``: every diagnostic on its own held-out
+        molecules, the same for every rung.)
     best_epoch_ : int
         1-based epoch whose weights were kept.
 
@@ -475,7 +477,7 @@ class SiameseModel(PairModel):
         self.history_ = {k: [float(v) for v in values] for k, values in history.history.items()}
         val_rmse = self.history_.get("val_rmse", [])
         self.best_epoch_ = int(np.argmin(val_rmse)) + 1 if val_rmse else len(self.history_.get("loss", []))
-        self.validation_score_ = float(min(val_rmse)) if val_rmse else None
+        self.best_val_rmse_ = float(min(val_rmse)) if val_rmse else None
         self.embedding_network_, self.siamese_ = network, siamese
         self.n_train_spectra_, self.n_validation_spectra_ = len(train_part), len(val_part)
         self.fit_seconds_ = time.perf_counter() - started
@@ -604,6 +606,7 @@ class SiameseModel(PairModel):
             "metadata_features": list(METADATA_FEATURES) if self.use_metadata else [],
             "history": self.history_,
             "best_epoch": self.best_epoch_,
+            "best_val_rmse": self.best_val_rmse_,
             "n_train_spectra": self.n_train_spectra_,
             "n_validation_spectra": self.n_validation_spectra_,
         }
@@ -639,7 +642,9 @@ class SiameseModel(PairModel):
         model.embedding_network_, model.siamese_ = network, siamese
         model.history_ = manifest.get("history") or {}
         model.best_epoch_ = manifest.get("best_epoch")
-        model.validation_score_ = manifest.get("validation_score")
+        model.best_val_rmse_ = manifest.get("best_val_rmse")
+        if manifest.get("validation_score") is not None:
+            model.validation_score_ = manifest["validation_score"]
         model.fit_seconds_ = manifest.get("fit_seconds")
         model.n_train_spectra_ = manifest.get("n_train_spectra")
         model.n_validation_spectra_ = manifest.get("n_validation_spectra")
