@@ -8,7 +8,7 @@ from kit.errors import UserError
 
 LADDER = ("mean", "cosine", "gbm", "siamese")
 # The siamese's defaults are sized for MassBank; the demo keeps it to a few minutes on a laptop.
-DEMO_PARAMS = {"siamese": {"epochs": 8, "pairs_per_epoch": 8192}}
+DEMO_PARAMS = {"gbm": {"n_pairs": 10000}, "siamese": {"epochs": 8, "pairs_per_epoch": 8192}}
 
 
 def run_demo(library=None, name=None, seed=0, models=LADDER, fresh=False, data=None, echo=print):
