@@ -32,14 +32,19 @@ bench: setup
 	$(BIN)/python bench/bench_prepare.py
 	$(BIN)/python bench/bench_ladder.py
 
-# The peers' environment (ms2deepscore on PyTorch) stays apart from TensorFlow.
-bench-env: $(VENV)-bench/.installed
+# The peers' environment (ms2deepscore on PyTorch) stays apart from TensorFlow: both in one
+# process can crash. Not part of `setup`. PyTorch goes in first, alone, so the CPU build
+# pinned in requirements-peers.txt is what ms2deepscore finds (no CUDA build is pulled).
+BENCH_VENV := $(VENV)-bench
 
-$(VENV)-bench/.installed: bench/requirements-peers.txt
-	test -x $(VENV)-bench/bin/python || $(PYTHON) -m venv $(VENV)-bench
-	$(VENV)-bench/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)-bench/bin/python -m pip install --quiet -r bench/requirements-peers.txt
-	$(VENV)-bench/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+bench-env: $(BENCH_VENV)/.installed
+
+$(BENCH_VENV)/.installed: bench/requirements-peers.txt pyproject.toml
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet "$$(grep -E '^torch==' bench/requirements-peers.txt)"
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r bench/requirements-peers.txt
+	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 clean:
