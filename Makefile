@@ -27,10 +27,13 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# Long runs against peers and targets; numbers go to bench/README.md.
+# Long runs against peers and targets; numbers go to bench/README.md and bench/RESULTS.md.
+# bench/peers.py trains the whole ladder (and the peers, once `make bench-env` has run).
 bench: setup
 	$(BIN)/python bench/bench_prepare.py
-	$(BIN)/python bench/bench_ladder.py
+	$(BIN)/python bench/bench_score.py
+	$(BIN)/python bench/bench_siamese.py --spectra ../shared/data/massbank/massbank_positive.mgf.gz
+	$(BIN)/python bench/peers.py
 
 # The peers' environment (ms2deepscore on PyTorch) stays apart from TensorFlow: both in one
 # process can crash. Not part of `setup`. PyTorch goes in first, alone, so the CPU build
