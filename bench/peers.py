@@ -776,6 +776,14 @@ def _count(value):
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
+def cores_busy(row):
+    """CPU time of a row's training process over its wall time (None when not measured)."""
+    wall = (row.details or {}).get("train_wall_seconds")
+    if not row.train_cpu_seconds or not wall:
+        return None
+    return row.train_cpu_seconds / wall
+
+
 def goal_lines(rows):
     """The two goals, checked on this run's numbers against each ms2deepscore row.
 
@@ -802,6 +810,15 @@ def goal_lines(rows):
             f"training {ours.train_seconds:.0f} s vs {peer.train_seconds:.0f} s "
             f"(budget {peer.details.get('budget_seconds', 0):.0f} s, stopped by "
             f"{peer.details.get('stopped_by', '?')} after {peer.details.get('epochs_run', '?')} epoch(s)).")
+        ours_busy, peer_busy = cores_busy(ours), cores_busy(peer)
+        if ours_busy and peer_busy and peer_busy < 0.8 * ours_busy:
+            lines.append(
+                f"  - Caveat: other jobs shared the machine while {peer.label} trained ({peer_busy:.2f} cores busy "
+                f"vs {ours_busy:.2f} for the siamese), so its budget bought fewer epochs than on a quiet machine.")
+        elif ours_busy and peer_busy and ours_busy < 0.8 * peer_busy:
+            lines.append(
+                f"  - Caveat: other jobs shared the machine while the siamese trained ({ours_busy:.2f} cores busy "
+                f"vs {peer_busy:.2f} for {peer.label}).")
         a = (ours.timing or {}).get("embed_spectra_per_s")
         b = (peer.timing or {}).get("embed_spectra_per_s")
         if a and b:
@@ -846,20 +863,23 @@ def render_markdown(rows, meta, plot_name):
             "distinct spectra and by the pairs. *embed spectra/s*: the embedding step alone (binning included) "
             "of the embedding models; *score pairs/s*: cosines from embeddings. *training s* is the wall time of "
             "fitting; *train CPU s* the CPU time (all threads) of the whole training process, data loading "
-            "included, which other jobs on the machine disturb less. Peak RSS is each process's own."
+            "included, which other jobs on the machine disturb less; *cores busy* that CPU time over the "
+            "process's wall time: the networks train on both cores, so a value well under the other network's "
+            "means other jobs took cores while it trained. Peak RSS is each process's own."
             + (f" The embedding models are timed {meta['timing_rounds']} more times after all rows, interleaved "
                "(order reversed every other round) so that each meets the same machine load; their columns keep "
                "the best of all rounds (each round's embed spectra/s is listed under Rows)."
                if meta.get("timing_rounds") else ""), "",
-            "| row | training s | train CPU s | predict s | spectra/s | pairs/s | embed spectra/s | score pairs/s | "
-            "peak RSS train GiB | peak RSS predict GiB | load avg (start, end) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+            "| row | training s | train CPU s | cores busy | predict s | spectra/s | pairs/s | embed spectra/s | "
+            "score pairs/s | peak RSS train GiB | peak RSS predict GiB | load avg (start, end) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         t = r.timing or {}
         load = "-" if not r.load or r.load[1] is None else f"{r.load[0]:.1f}, {r.load[1]:.1f}"
         train = "-" if r.train_seconds is None else ("0 (none)" if r.train_seconds == 0 else f"{r.train_seconds:,.0f}")
         cpu = "-" if r.train_cpu_seconds is None else f"{r.train_cpu_seconds:,.0f}"
-        out.append(f"| {r.label} | {train} | {cpu} | {_num(t.get('predict_seconds'), 2)} | {_count(t.get('spectra_per_s'))} | "
+        busy = _num(cores_busy(r), 2)
+        out.append(f"| {r.label} | {train} | {cpu} | {busy} | {_num(t.get('predict_seconds'), 2)} | {_count(t.get('spectra_per_s'))} | "
                    f"{_count(t.get('pairs_per_s'))} | {_count(t.get('embed_spectra_per_s'))} | "
                    f"{_count(t.get('score_pairs_per_s'))} | {_num(r.peak_train_gib, 2)} | "
                    f"{_num(r.peak_predict_gib, 2)} | {load} |")
@@ -901,8 +921,11 @@ def _row_note(row):
     elif row.name == "siamese" and row.status == "ok":
         notes.append(f" Parameters: {json.dumps(d.get('params'))}; {d.get('epochs_run')} epochs, best epoch "
                      f"{d.get('best_epoch')}.")
-    if d.get("validation"):
-        notes.append(f" Validation RMSE {_num(d['validation'].get('rmse'))}.")
+    validation = d.get("validation")
+    if isinstance(validation, dict):
+        validation = validation.get("rmse")
+    if isinstance(validation, (int, float)):
+        notes.append(f" Validation RMSE {_num(float(validation))}.")
     if len(d.get("embed_rounds") or []) > 1:
         notes.append(" Embed spectra/s per timing round: " + ", ".join(f"{v:,.0f}" for v in d["embed_rounds"]) + ".")
     if d.get("retime_failures"):
