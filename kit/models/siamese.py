@@ -510,13 +510,25 @@ class SiameseModel(PairModel):
 
     # -- inference -----------------------------------------------------------------
     def _embed(self, matrix, metadata, network, batch_size=EMBED_BATCH):
-        """Unit-length embeddings (float32) of binned spectra, batch by batch."""
+        """Unit-length embeddings (float32) of binned spectra, batch by batch.
+
+        The first layer runs as a sparse product: a spectrum fills a few dozen of the
+        thousands of bins, so multiplying the CSR rows by the first kernel skips the zeros
+        a dense batch would multiply. The other layers run in Keras, in inference mode.
+        """
+        first, rest = _split_first_dense(network)
+        kernel, bias = (keras.ops.convert_to_numpy(w) for w in first.weights[:2])
+        n_bins = matrix.shape[1]
         out = np.empty((matrix.shape[0], int(network.output_shape[-1])), dtype=np.float32)
         for start in range(0, matrix.shape[0], batch_size):
-            rows = np.arange(start, min(start + batch_size, matrix.shape[0]))
-            x = binning.densify(matrix, rows)
-            inputs = x if metadata is None else [x, metadata[rows]]
-            out[rows] = keras.ops.convert_to_numpy(network(inputs, training=False))
+            stop = min(start + batch_size, matrix.shape[0])
+            hidden = np.asarray(matrix[start:stop] @ kernel[:n_bins]) + bias
+            if metadata is not None:
+                hidden += metadata[start:stop] @ kernel[n_bins:]
+            x = np.maximum(hidden, 0.0).astype(np.float32)
+            for layer in rest:
+                x = layer(x, training=False)
+            out[start:stop] = keras.ops.convert_to_numpy(x)
         return normalize_rows(out)
 
     def predict_embeddings(self, spectra, batch_size=EMBED_BATCH):
@@ -653,6 +665,19 @@ class SiameseModel(PairModel):
 
 
 # -- helpers --------------------------------------------------------------------------
+def _split_first_dense(network):
+    """The first Dense layer of an embedding network, and the layers after it, in order.
+
+    The network is a chain (inputs, an optional Concatenate, then one layer after
+    another), so the layers after the first Dense can be applied one by one.
+    """
+    layers = [layer for layer in network.layers if not isinstance(layer, (keras.layers.InputLayer, keras.layers.Concatenate))]
+    first = layers[0]
+    if not isinstance(first, keras.layers.Dense) or first.activation is not keras.activations.relu:
+        raise TypeError(f"expected the embedding network to start with a ReLU Dense layer, found {first.name}")
+    return first, layers[1:]
+
+
 def _int_param(name, value, minimum=1):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, found {type(value).__name__} {value!r}")
