@@ -172,9 +172,21 @@ class Molecules:
 
     def spectra_of(self):
         """List of spectrum index arrays, one per molecule."""
-        order = np.argsort(self.spectrum_molecule, kind="stable")
-        bounds = np.searchsorted(self.spectrum_molecule[order], np.arange(len(self.keys) + 1))
-        return [order[bounds[i] : bounds[i + 1]] for i in range(len(self.keys))]
+        return group_indices(self.spectrum_molecule, len(self.keys))
+
+
+def group_indices(labels, n_groups):
+    """Positions of each label ``0 .. n_groups - 1``, in order, with one sort.
+
+    Examples
+    --------
+    >>> [g.tolist() for g in group_indices(np.array([1, 0, 1]), 3)]
+    [[1], [0, 2], []]
+    """
+    labels = np.asarray(labels)
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(n_groups + 1))
+    return [order[bounds[i] : bounds[i + 1]] for i in range(n_groups)]
 
 
 def inchikey14(inchikey):

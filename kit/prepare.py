@@ -182,12 +182,13 @@ def prepare_competition(
     local = np.full(len(molecules), -1)
     local[test_mols] = np.arange(len(test_mols))
     test_spectrum_mol = local[molecules.spectrum_molecule[test_idx]]
-    spectra_of = [np.flatnonzero(test_spectrum_mol == m) for m in range(len(test_mols))]
-    from kit.chemistry import fingerprints
+    from kit.chemistry import fingerprints, group_indices
+
+    spectra_of = group_indices(test_spectrum_mol, len(test_mols))
     from kit.pairs import balanced_test_pairs
 
     if progress:
-        echo(f"fingerprints of {len(molecules):,} molecules; test pairs over {len(test_mols):,} test molecules")
+        echo(f"{len(molecules):,} molecules; fingerprints and test pairs of the {len(test_mols):,} test molecules")
     fps = fingerprints([molecules.smiles[m] for m in test_mols])
     pairs, similarity, per_bin = balanced_test_pairs(fps, spectra_of, int(pairs_per_bin), pairs_rng)
     order = pairs_rng.permutation(len(pairs))
