@@ -165,6 +165,20 @@ def record_result(result, participant=None, leaderboard=None, time=None, file=No
     return append_entry(log_path(result.competition, leaderboard), entry)
 
 
+def logged_entry(log, sha256, participant):
+    """The earliest row of ``log`` for this file content and participant, or None.
+
+    A file scored twice for the same participant is one submission, not two.
+
+    Examples
+    --------
+    >>> logged_entry(read_log("/nonexistent/practice.csv"), "ab12", "ann") is None
+    True
+    """
+    same = (log["sha256"] == sha256) & (log["participant"] == sanitize_participant(participant))
+    return None if not same.any() else log[same].iloc[0]
+
+
 def read_log(path):
     """The log as a DataFrame; lines that do not parse are skipped (and counted).
 
