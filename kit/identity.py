@@ -1,0 +1,268 @@
+"""Participant identity: the one place that decides what a name is and who it belongs to.
+
+Two functions, used by every way a name enters the kit (inbox file names, the classroom
+server's accounts, ``--participant`` on the command line):
+
+- :func:`check_participant_name` accepts or refuses a name and returns its display form
+  (Unicode NFKC, spaces tidied, otherwise as first written).
+- :func:`participant_key` turns a name into its identity key: two names with the same key
+  are the same person (``Bob``, ``BOB``, fullwidth ``ｂｏｂ`` and Cyrillic ``Вов``).
+
+Why the ``confusable-homoglyphs`` package and not only :mod:`unicodedata`: the standard
+library knows categories and normal forms but neither the Unicode *Script* property
+(needed to see that ``Bоb`` mixes Latin and Cyrillic) nor the Unicode confusables table
+(needed to see that Cyrillic ``о`` *looks like* Latin ``o``). The package ships both as
+data from the Unicode consortium (``Scripts.txt`` and UTS #39 ``confusables.txt``), with
+no dependencies. :mod:`unicodedata` still does the normal forms and general categories.
+
+Rules (UTS #39 "highly restrictive" profile, narrowed to what a name in a class needs):
+
+- letters, combining marks on a letter, decimal digits, space, ``.``, ``_``, ``-`` only;
+  it starts and ends with a letter or digit (no ``..``, hidden ``.name``, ``-option``);
+- no control, format (zero-width, bidi override), private-use, unassigned or filler
+  characters anywhere in what was written, even where NFKC would remove them;
+- at most :data:`MAX_NAME_LENGTH` characters after NFKC: longer names are refused, never
+  cut (cutting would turn two long names into one person);
+- one script, or one of Unicode's CJK combinations (Latin with Han + Hiragana + Katakana,
+  Han + Bopomofo or Han + Hangul); ``Bоb`` with a Cyrillic ``о`` is refused.
+
+Examples
+--------
+>>> check_participant_name("  José  Pérez ")
+'José Pérez'
+>>> check_participant_name("ｂｏｂ")
+'bob'
+>>> participant_key("Bob") == participant_key("BOB") == participant_key("ｂｏｂ")
+True
+>>> participant_key("Bob") == participant_key("ВОВ")   # all-Cyrillic look-alike
+True
+>>> check_participant_name("B\\u043eb")
+Traceback (most recent call last):
+...
+kit.errors.UserError: participant name 'Bоb' mixes Latin and Cyrillic letters (look-alike 'о' U+043E); write it in one script
+"""
+import functools
+import unicodedata
+
+from kit.errors import UserError
+
+#: Longest participant name accepted (characters, after NFKC).
+MAX_NAME_LENGTH = 40
+#: Punctuation allowed inside a name.
+NAME_PUNCTUATION = "._-"
+
+# Letters (category Lo) that render as nothing: Hangul and halfwidth fillers, and the
+# Braille blank (So) that some use as an "invisible" name.
+_INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u2800\u180e")
+# General categories refused anywhere in the raw text: controls, format characters
+# (zero-width joiners, bidi overrides, tags), surrogates, private use, unassigned,
+# line and paragraph separators.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+# Scripts that may share a name (UTS #39 highly restrictive); any single script is fine.
+_ALLOWED_MIXES = (
+    frozenset({"LATIN", "HAN", "HIRAGANA", "KATAKANA"}),
+    frozenset({"LATIN", "HAN", "BOPOMOFO"}),
+    frozenset({"LATIN", "HAN", "HANGUL"}),
+)
+# Combining marks allowed in a row on one letter (several accents are real, zalgo is not).
+_MAX_MARKS = 3
+
+
+def _show(text, limit=60):
+    """A name as it can safely appear inside an error message: one line, escaped."""
+    text = str(text)
+    shown = text[:limit].encode("unicode_escape").decode("ascii") if not text[:limit].isprintable() else text[:limit]
+    return repr(shown) + ("..." if len(text) > limit else "")
+
+
+def _script(ch):
+    """Unicode script of one character (``COMMON`` for punctuation and digits 0-9)."""
+    from confusable_homoglyphs import categories
+
+    try:
+        return categories.alias(ch)
+    except Exception:  # the package's data is older than this Python's: unknown script
+        return "UNKNOWN"
+
+
+def _describe_char(ch):
+    name = unicodedata.name(ch, "unnamed character")
+    return f"U+{ord(ch):04X} {name}"
+
+
+def check_participant_name(name):
+    """Check a participant name and return its display form.
+
+    Parameters
+    ----------
+    name : str
+        The name as written (a file name prefix, an account name, a ``--participant``).
+
+    Returns
+    -------
+    str
+        The name after Unicode NFKC, with outer spaces stripped and inner runs of spaces
+        made one; otherwise as first written (case kept).
+
+    Raises
+    ------
+    kit.errors.UserError
+        With one line saying what is wrong: empty, over-long, a control, invisible or
+        bidi character, a character outside letters, digits, space, ``.``, ``_``, ``-``,
+        punctuation at either end, or letters from scripts that may not be mixed.
+
+    Examples
+    --------
+    >>> check_participant_name("Ana_M.")
+    Traceback (most recent call last):
+    ...
+    kit.errors.UserError: participant name 'Ana_M.' must start and end with a letter or digit, found '.' at the end
+    >>> check_participant_name("ﬁona")
+    'fiona'
+    >>> check_participant_name("x" * 41)
+    Traceback (most recent call last):
+    ...
+    kit.errors.UserError: participant name 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' has 41 characters; at most 40 are allowed (it is refused, not shortened)
+    """
+    if not isinstance(name, str):
+        raise UserError(f"participant name must be text, found {type(name).__name__}")
+    if len(name) > 8 * MAX_NAME_LENGTH:  # before any normalisation work on hostile input
+        raise UserError(
+            f"participant name {_show(name)} has {len(name)} characters; at most "
+            f"{MAX_NAME_LENGTH} are allowed (it is refused, not shortened)"
+        )
+    for ch in name:
+        if unicodedata.category(ch) in _REFUSED_CATEGORIES or ch in _INVISIBLE:
+            raise UserError(
+                f"participant name {_show(name)} contains an invisible or control character "
+                f"({_describe_char(ch)}); use letters, digits, space, '.', '_' or '-'"
+            )
+    text = " ".join(unicodedata.normalize("NFKC", name).split(" "))
+    text = " ".join(part for part in text.split(" ") if part)
+    if not text:
+        raise UserError("participant name is empty; expected letters or digits")
+    if len(text) > MAX_NAME_LENGTH:
+        raise UserError(
+            f"participant name {_show(text)} has {len(text)} characters; at most "
+            f"{MAX_NAME_LENGTH} are allowed (it is refused, not shortened)"
+        )
+    marks = 0
+    previous_letter = False
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category in ("Mn", "Mc"):
+            marks += 1
+            if not previous_letter or marks > _MAX_MARKS:
+                raise UserError(
+                    f"participant name {_show(text)} has a combining mark that is not on a "
+                    f"letter ({_describe_char(ch)})"
+                )
+            continue
+        marks = 0
+        previous_letter = category.startswith("L")
+        if previous_letter or category == "Nd" or ch == " " or ch in NAME_PUNCTUATION:
+            if ch in _INVISIBLE or unicodedata.category(ch) in _REFUSED_CATEGORIES:
+                raise UserError(
+                    f"participant name {_show(text)} contains an invisible character "
+                    f"({_describe_char(ch)})"
+                )
+            continue
+        raise UserError(
+            f"participant name {_show(text)} contains {ch!r} ({_describe_char(ch)}); "
+            f"use letters, digits, space, '.', '_' or '-'"
+        )
+    for where, ch in (("start", text[0]), ("end", text[-1])):
+        if not (unicodedata.category(ch).startswith(("L", "M")) or unicodedata.category(ch) == "Nd"):
+            raise UserError(
+                f"participant name {_show(text)} must start and end with a letter or digit, "
+                f"found {ch!r} at the {where}"
+            )
+    _check_scripts(text)
+    return text
+
+
+def _check_scripts(text):
+    scripts = {}
+    for ch in text:
+        if unicodedata.category(ch).startswith("L") or unicodedata.category(ch) == "Nd":
+            script = _script(ch)
+            if script not in ("COMMON", "INHERITED"):
+                scripts.setdefault(script, ch)
+    if len(scripts) <= 1 or any(set(scripts) <= mix for mix in _ALLOWED_MIXES):
+        return
+    from confusable_homoglyphs import confusables
+
+    names = " and ".join(s.title() for s in sorted(scripts, key=lambda s: text.index(scripts[s])))
+    main = _script(next(ch for ch in text if _script(ch) in scripts))
+    found = confusables.is_confusable(text, preferred_aliases=[main, "COMMON", "INHERITED"])
+    hint = ""
+    if found:
+        ch = found[0]["character"]
+        hint = f" (look-alike {ch!r} U+{ord(ch):04X})"
+    raise UserError(
+        f"participant name {_show(text)} mixes {names} letters{hint}; write it in one script"
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _skeleton_table():
+    """Character -> prototype string from the UTS #39 confusables data.
+
+    The package stores each non-prototype character with exactly one entry, its
+    prototype, and each prototype with the list of its sources. Where two characters
+    list only each other the direction is unknown, so both map to the smaller one.
+    """
+    from confusable_homoglyphs import confusables
+
+    data = confusables.confusables_data
+    table = {}
+    for char, glyphs in data.items():
+        if len(char) != 1 or len(glyphs) != 1:
+            continue
+        target = glyphs[0]["c"].replace("\u200e", "").replace("\u200f", "")
+        back = data.get(target, [])
+        if len(back) == 1 and back[0]["c"].replace("\u200e", "") == char:
+            target = min(char, target)
+        if target != char:
+            table[ord(char)] = target
+    return table
+
+
+def participant_key(name):
+    """The identity key of a name: same key, same person.
+
+    NFKC, then the UTS #39 confusable skeleton of the upper-case and of the case-folded
+    form, repeated until nothing changes, then spaces and ``_``/``-`` treated alike. The key is for comparing and
+    indexing only; show :func:`check_participant_name`'s display form to people.
+
+    Parameters
+    ----------
+    name : str
+        A name (normally one that :func:`check_participant_name` accepted).
+
+    Returns
+    -------
+    str
+        The key. Equal keys mean the same participant.
+
+    Examples
+    --------
+    >>> participant_key("Bob") == participant_key("ｂｏｂ") == participant_key("bob")
+    True
+    >>> participant_key("AIice") == participant_key("Alice")   # capital I for small l
+    True
+    >>> participant_key("Ana") == participant_key("Anna")
+    False
+    """
+    text = unicodedata.normalize("NFKC", str(name)).strip()
+    table = _skeleton_table()
+    for _ in range(4):  # reaches a fixed point in two rounds for real names
+        before = text
+        # Upper case first: capitals are where scripts look most alike (Cyrillic ВОВ,
+        # Greek ΒΟΒ, and capital I that looks like small l).
+        text = unicodedata.normalize("NFKC", unicodedata.normalize("NFD", text.upper()).translate(table))
+        text = unicodedata.normalize("NFKC", unicodedata.normalize("NFD", text.casefold()).translate(table))
+        text = text.casefold()
+        if text == before:
+            break
+    return "_".join(part for part in text.replace("-", " ").replace("_", " ").split())
