@@ -1,5 +1,9 @@
 """``kit score``: validate a submission, score it like the leaderboard, log the result."""
 import argparse
+import re
+
+# What `kit prepare` accepts as a competition name; a manifest naming anything else is not trusted.
+_COMPETITION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def add_parser(subparsers):
@@ -8,11 +12,15 @@ def add_parser(subparsers):
         help="score a submission file locally (exactly the leaderboard's metric)",
         description="Check SUBMISSION (header id,similarity; one row per test pair; finite numbers), "
         "print its Public score with diagnostics (per-bin RMSE, binned RMSE, MAE, Pearson r) and "
-        "append a row to leaderboard/<competition>.csv. An invalid file gets one line naming the "
-        "rule it breaks, exit code 2, and is not logged.",
+        "append a row to leaderboard/<competition>.csv. The competition is the one named in the "
+        "submission's .json manifest unless --competition is given. A file already logged for the same "
+        "participant is not logged again. An invalid file gets one line naming the rule it breaks, "
+        "exit code 2, and is not logged.",
     )
     p.add_argument("submission", metavar="SUBMISSION", help="the CSV file to score")
-    p.add_argument("--competition", metavar="NAME|DIR", help="competition name under --data, or its folder (default: practice)")
+    p.add_argument("--competition", metavar="NAME|DIR",
+                   help="competition name under --data, or its folder (default: the one in the submission's "
+                   ".json manifest, else practice)")
     p.add_argument("--data", metavar="DIR", help="folder holding competitions (default: ./data)")
     p.add_argument("--participant", metavar="WHO", help="name on the leaderboard (default: the submission's manifest, else $USER)")
     p.add_argument("--private", action="store_true", help="also print the Private score (hidden on a real leaderboard)")
@@ -23,24 +31,105 @@ def add_parser(subparsers):
     return p
 
 
+def choose_competition(submission, competition=None, data=None):
+    """The competition to score ``submission`` against, and a note for the user (or None).
+
+    Without ``competition``, the one named in the submission's ``.json`` manifest (written
+    by ``kit predict``), else the default (``practice``). With it, that one, and a note
+    when the manifest names another.
+
+    Parameters
+    ----------
+    submission : str or Path
+        The submission CSV.
+    competition : Competition, str or Path, optional
+        What ``--competition`` gave.
+    data : str or Path, optional
+        Folder holding named competitions.
+
+    Returns
+    -------
+    competition : Competition
+    note : str or None
+
+    Examples
+    --------
+    >>> comp, note = choose_competition("submissions/practice/x.csv")  # doctest: +SKIP
+    >>> note                                                          # doctest: +SKIP
+    "competition 'practice' from x.json"
+    """
+    from pathlib import Path
+
+    from kit.competition import Competition, load_competition
+    from kit.errors import UserError
+    from kit.scoring import read_manifest
+
+    manifest = read_manifest(submission) or {}
+    named = manifest.get("competition")
+    if not (isinstance(named, str) and _COMPETITION_NAME.match(named)):
+        named = None
+    source = Path(submission).with_suffix(".json").name
+    if competition is None and named is not None:
+        try:
+            return load_competition(named, data=data), f"competition {named!r} from {source}"
+        except UserError as exc:
+            raise UserError(f"{source} names competition {named!r}, which is not here ({exc}); "
+                            "pass --competition NAME|DIR") from None
+    comp = competition if isinstance(competition, Competition) else load_competition(competition, data=data)
+    if named is not None and named != comp.name:
+        return comp, f"{source} says competition {named!r}; scoring against {comp.name!r} as --competition asks"
+    return comp, None
+
+
+def record_once(result, participant=None, leaderboard=None):
+    """Append ``result`` to its competition's log unless the same file is there for the same participant.
+
+    Returns
+    -------
+    path : Path
+        The log file.
+    earlier : pandas.Series or None
+        The row logged before for this file and participant (then nothing is appended).
+
+    Examples
+    --------
+    >>> path, earlier = record_once(result, participant="ann")  # doctest: +SKIP
+    """
+    from kit.leaderboard import append_entry, log_path, logged_entry, make_entry, read_log
+
+    entry = make_entry(result, participant=participant)
+    path = log_path(result.competition, leaderboard)
+    earlier = logged_entry(read_log(path), entry["sha256"], entry["participant"])
+    if earlier is None:
+        append_entry(path, entry)
+    return path, earlier
+
+
 def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from kit.scoring import score_submission
+    from kit.scoring import Scorer
 
-    result = score_submission(args.submission, args.competition, data=args.data)
+    competition, note = choose_competition(args.submission, args.competition, data=args.data)
+    if note:
+        print(f"kit score: {note}", file=sys.stderr)
+    result = Scorer(competition).score(args.submission)
     for warning in result.warnings:
         print(f"kit score: warning: {warning}", file=sys.stderr)
-    logged = None
+    logged = earlier = None
     if args.log:
-        from kit.leaderboard import record_result
-
-        logged = record_result(result, participant=args.participant, leaderboard=args.leaderboard)
+        logged, earlier = record_once(result, participant=args.participant, leaderboard=args.leaderboard)
     if args.json:
-        print(json.dumps(result.to_dict(private=args.private)))
-    else:
-        print(result.format(private=args.private))
-        if logged is not None:
-            print(f"Logged to {logged}; see `kit leaderboard`.")
+        out = result.to_dict(private=args.private)
+        if args.log:
+            out["logged"] = earlier is None
+        print(json.dumps(out))
+        return 0
+    print(result.format(private=args.private))
+    if earlier is not None:
+        print(f"Already scored for {earlier['participant']} on {earlier['time']:%Y-%m-%d %H:%M} UTC "
+              f"as {earlier['file']}; not logged again (see `kit leaderboard`).")
+    elif logged is not None:
+        print(f"Logged to {logged}; see `kit leaderboard`.")
     return 0

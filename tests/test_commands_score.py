@@ -1,0 +1,114 @@
+"""``kit score``: the competition from the manifest, and a file scored twice is logged once."""
+import json
+
+import pytest
+from builders import make_competition, perfect_submission
+
+from kit.cli import main
+from kit.commands.score import choose_competition
+from kit.leaderboard import read_log
+
+
+@pytest.fixture
+def data(tmp_path, monkeypatch):
+    """``data/`` with two competitions whose test ids differ, and the working folder set to its parent."""
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "data"
+    make_competition(root, n_pairs=40, seed=1, name="practice")
+    make_competition(root, n_pairs=30, seed=2, name="other", ids=range(1000, 1030))
+    return root
+
+
+def _submission(data, name, manifest=None, participant=None):
+    path = perfect_submission(data / name, data.parent / "subs" / f"{name}.csv", noise=0.1)
+    if manifest is not False:
+        info = {"competition": name, "model": {"name": "gbm"}, "participant": participant}
+        info.update(manifest or {})
+        path.with_suffix(".json").write_text(json.dumps(info))
+    return path
+
+
+def _log(tmp_path, name):
+    return read_log(tmp_path / "leaderboard" / f"{name}.csv")
+
+
+def test_competition_comes_from_the_manifest(data, capsys):
+    path = _submission(data, "other")
+    assert main(["score", str(path), "--participant", "ann"]) == 0
+    captured = capsys.readouterr()
+    assert "on other" in captured.out and "competition 'other' from other.json" in captured.err
+    assert len(_log(data.parent, "other")) == 1 and not (data.parent / "leaderboard" / "practice.csv").exists()
+
+
+def test_given_competition_wins_and_a_disagreement_is_said(data, capsys):
+    path = _submission(data, "practice", manifest={"competition": "other"})
+    assert main(["score", str(path), "--competition", "practice", "--no-log"]) == 0
+    err = capsys.readouterr().err
+    assert "says competition 'other'" in err and "scoring against 'practice'" in err
+
+
+def test_agreeing_competition_says_nothing(data, capsys):
+    path = _submission(data, "practice")
+    assert main(["score", str(path), "--competition", str(data / "practice"), "--no-log"]) == 0
+    assert "competition" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("named", [None, 3, ["practice"], "../practice", "/etc", "", ".hidden", "a b"])
+def test_a_manifest_without_a_usable_name_falls_back_to_the_default(data, named, capsys):
+    path = _submission(data, "practice", manifest={"competition": named})
+    comp, note = choose_competition(path, data=data)
+    assert comp.name == "practice" and note is None
+
+
+@pytest.mark.parametrize("manifest_text", ["", "{", "[]", "null", '{"competition": "other"}', "\xff\xfe"])
+def test_unreadable_or_modelless_manifests_are_ignored(data, manifest_text):
+    path = _submission(data, "practice", manifest=False)
+    path.with_suffix(".json").write_bytes(manifest_text.encode("latin-1"))
+    comp, note = choose_competition(path, data=data)
+    assert comp.name == "practice" and note is None
+
+
+def test_a_manifest_naming_a_missing_competition_is_one_line(data, capsys):
+    path = _submission(data, "practice", manifest={"competition": "gone"})
+    assert main(["score", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "practice.json names competition 'gone'" in err and "--competition" in err
+
+
+def test_without_manifest_the_default_competition_is_used(data, capsys):
+    path = _submission(data, "practice", manifest=False)
+    assert main(["score", str(path), "--no-log"]) == 0
+    assert "on practice" in capsys.readouterr().out
+
+
+def test_the_same_file_is_logged_once_per_participant(data, capsys):
+    path = _submission(data, "practice")
+    assert main(["score", str(path), "--participant", "ann"]) == 0
+    assert "Logged to" in capsys.readouterr().out
+    assert main(["score", str(path), "--participant", "ann"]) == 0
+    out = capsys.readouterr().out
+    assert "Already scored for ann" in out and "not logged again" in out
+    # The same name as the log spells it, and another participant is another submission.
+    assert main(["score", str(path), "--participant", "a n n"]) == 0
+    assert main(["score", str(path), "--participant", "bob", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["logged"] is True
+    assert main(["score", str(path), "--participant", "bob", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["logged"] is False
+    log = _log(data.parent, "practice")
+    assert sorted(log["participant"]) == ["a_n_n", "ann", "bob"]
+
+
+def test_a_changed_file_is_a_new_submission(data):
+    path = _submission(data, "practice", manifest=False)
+    assert main(["score", str(path), "--participant", "ann"]) == 0
+    perfect_submission(data / "practice", path, noise=0.2)
+    assert main(["score", str(path), "--participant", "ann"]) == 0
+    assert len(_log(data.parent, "practice")) == 2
+
+
+def test_the_manifest_participant_counts_for_the_duplicate_check(data, capsys):
+    path = _submission(data, "practice", participant="carol")
+    assert main(["score", str(path)]) == 0
+    assert main(["score", str(path), "--participant", "carol"]) == 0
+    assert "Already scored for carol" in capsys.readouterr().out
+    assert list(_log(data.parent, "practice")["participant"]) == ["carol"]
