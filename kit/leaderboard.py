@@ -165,6 +165,28 @@ def record_result(result, participant=None, leaderboard=None, time=None, file=No
     return append_entry(log_path(result.competition, leaderboard), entry)
 
 
+def write_log(path, entries):
+    """Replace the log with ``entries`` (dicts keyed by :data:`LOG_COLUMNS`) in one rename.
+
+    For a log that is an export of another record, such as the classroom server's
+    database: readers see the old log or the new one, never a mix. Holds the same lock as
+    :func:`append_entry`.
+    """
+    from filelock import FileLock, Timeout
+
+    from kit.fileio import ensure_writable_dir, write_text_atomic
+
+    path = Path(path)
+    ensure_writable_dir(path.parent)
+    text = _csv_line(LOG_COLUMNS) + "".join(_csv_line([e.get(c, "") for c in LOG_COLUMNS]) for e in entries)
+    try:
+        with FileLock(str(path) + ".lock", timeout=60):
+            write_text_atomic(path, text)
+    except Timeout:
+        raise UserError(f"{path} is locked by another program (lock file {path}.lock): try again") from None
+    return path
+
+
 def logged_entry(log, sha256, participant):
     """The earliest row of ``log`` for this file content and participant, or None.
 
