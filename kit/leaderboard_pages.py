@@ -321,3 +321,29 @@ def _png(plt, fig):
 
 def _now():
     return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+# --- public pieces (the classroom server builds its live page from them) --------------
+
+#: The HTML page's stylesheet.
+STYLESHEET = _CSS
+
+
+def table(standings):
+    """``(titles, rows)`` of the leaderboard table, every cell a display string (not escaped).
+
+    Examples
+    --------
+    >>> titles, rows = table(build_leaderboard("practice", write_pages=False))  # doctest: +SKIP
+    """
+    return _rows(standings)
+
+
+def headings(standings):
+    """``(title, subtitle, summary)`` lines shown above the table (not escaped)."""
+    return _title(standings), _subtitle(standings), _summary(standings)
+
+
+def plot_images(standings):
+    """``(title, caption, base64 PNG)`` for each plot of the HTML page (matplotlib; not thread-safe)."""
+    return _plots(standings)
