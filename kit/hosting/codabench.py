@@ -1,0 +1,307 @@
+"""``kit export codabench``: a competition as a Codabench v2 bundle.
+
+What Codabench's v2 unpacker (``src/apps/competitions/unpackers/v2.py``) and its compute
+worker expect, and how the bundle meets it:
+
+- ``competition.yaml`` at the zip's root with ``version: 2``, a ``title``, an ``image``
+  (the logo, required), a ``terms`` page that is not empty, ``pages``, ``tasks``, ``phases``
+  and ``leaderboards`` (plural; phases use the first one);
+- two tasks, each a scoring program and reference data: *Public* scores the Public rows,
+  *Private* the Private rows, as Kaggle's final ranking does;
+- two phases in date order (the second starts after the first ends); the final one has
+  ``auto_migrate_to_this_phase: true``: when it opens, every submission on the leaderboard
+  moves to it and is scored on the Private rows. The leaderboard's ``submission_rule`` is
+  ``Force_Best``, so the submission on it is each participant's best Public one;
+- leaderboard column keys (at most 36 characters) equal the keys of ``scores.json``; ``rmse``
+  is the primary column, sorted ascending (Codabench sorts descending by default);
+- the scoring program is ``metadata.yaml`` (``command: python3 scoring.py``) and a
+  ``scoring.py`` that reads ``/app/input/ref`` and ``/app/input/res`` and writes
+  ``/app/output/scores.json``. It runs on the scoring image's Python with NumPy alone:
+  :func:`scoring_program_source` inlines the kit's own validation and metric modules.
+
+Zip members have fixed times and order: the same competition and options give the same
+bytes.
+"""
+import ast
+import datetime as dt
+import importlib
+import inspect
+import io
+import zipfile
+from pathlib import Path
+
+from kit.errors import UserError
+from kit.fileio import atomic_path
+
+#: Modules inlined, in this order, into the scoring program.
+INLINED_MODULES = ("kit.errors", "kit.bins", "kit.metrics", "kit.validation", "kit.hosting.codabench_scorer")
+DOCKER_IMAGE = "codalab/codalab-legacy:py312"
+#: Codabench's limit on leaderboard and column keys and column titles.
+MAX_KEY = 36
+DEFAULT_WEEKS = 8
+TASKS = (("Public", "reference_data/public"), ("Private", "reference_data/private"))
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+_DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S")
+
+
+def export_codabench(competition, out, *, start=None, end=None, title=None, data=None, today=None):
+    """Write a Codabench v2 competition bundle (a zip) for a prepared competition.
+
+    Parameters
+    ----------
+    competition : Competition, str or Path
+        The competition (its ``private/solution.csv`` must be present).
+    out : str or Path
+        The zip to write (replaced atomically).
+    start, end : str, optional
+        First and last day of the Public phase (``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM``, UTC).
+        Default: today, and competition.json's ``deadline`` or eight weeks later. The
+        Private phase opens one minute after ``end``.
+    title : str, optional
+        Title on Codabench (default ``Spectral similarity: <name>``).
+    today : datetime.date, optional
+        Stands in for today's date (tests).
+
+    Returns
+    -------
+    Path
+        The bundle.
+
+    Examples
+    --------
+    >>> export_codabench("data/practice", "practice-codabench.zip", start="2026-01-05")  # doctest: +SKIP
+    PosixPath('practice-codabench.zip')
+    """
+    from kit.hosting import public_files
+    from kit.hosting.pages import build_pages, default_title
+    from kit.scoring import _as_competition
+
+    competition = _as_competition(competition, data)
+    out = Path(out)
+    if out.suffix.lower() != ".zip":
+        raise UserError(f"--out {out}: expected a file name ending in .zip")
+    title = _title(title or default_title(competition))
+    phase_dates = _phase_dates(competition, start, end, today)
+    files = public_files(competition)
+    solution = _read_solution(competition)
+    pages = build_pages(competition, files, title=title)
+    members = {
+        "competition.yaml": competition_yaml(competition, title, phase_dates, pages).encode(),
+        "logo.png": logo_png(),
+        "scoring_program/metadata.yaml": b"command: python3 scoring.py\n",
+        "scoring_program/scoring.py": scoring_program_source().encode(),
+    }
+    for key, (_, text) in pages.items():
+        members[f"pages/{key}.md"] = text.encode()
+    expected = "id\n" + "".join(f"{row[0]}\n" for row in solution)
+    for usage, folder in TASKS:
+        rows = [row for row in solution if row[2] == usage]
+        members[f"{folder}/solution.csv"] = ("id,similarity,Usage\n" + "".join(",".join(r) + "\n" for r in rows)).encode()
+        members[f"{folder}/expected_ids.csv"] = expected.encode()
+    with atomic_path(out, suffix=".zip") as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+            for name in sorted(members):
+                bundle.writestr(_member(name), members[name])
+            for name, path in files:
+                _write_file(bundle, f"public_data/{name}", path)
+    return out
+
+
+def competition_yaml(competition, title, phase_dates, pages):
+    """The bundle's ``competition.yaml`` text."""
+    import yaml
+
+    from kit.hosting.codabench_scorer import leaderboard_columns
+    from kit.hosting.pages import brief_description, daily_limit
+
+    (public_start, public_end), final_start = phase_dates
+    limit = daily_limit(competition)
+    tasks = [
+        {"index": i, "name": f"{usage} rows", "description": f"Scores a submission on the {usage} rows of the test pairs.",
+         "scoring_program": "scoring_program/", "reference_data": f"{folder}/"}
+        for i, (usage, folder) in enumerate(TASKS)
+    ]
+    phases = [
+        {"index": 0, "name": "Public", "start": _when(public_start), "end": _when(public_end),
+         "description": f"Submit a zip holding one `id,similarity` CSV; scored on the Public rows. "
+                        f"At most {limit} a day; your best submission stays on the leaderboard.",
+         "max_submissions_per_day": limit, "tasks": [0], "public_data": "public_data/"},
+        {"index": 1, "name": "Private (final)", "start": _when(final_start),
+         "description": "The final ranking: each participant's best Public submission moves here when the "
+                        "phase opens and is scored on the Private rows. Nothing to do in this phase.",
+         "auto_migrate_to_this_phase": True, "max_submissions_per_day": 1, "max_submissions": 1,
+         "tasks": [1], "public_data": "public_data/"},
+    ]
+    columns = [{"title": t, "key": k, "index": i, "sorting": s, "precision": 5}
+               for i, (k, t, s) in enumerate(leaderboard_columns())]
+    document = {
+        "version": 2,
+        "title": title,
+        "description": brief_description(),
+        "image": "logo.png",
+        "registration_auto_approve": True,
+        "docker_image": DOCKER_IMAGE,
+        "enable_detailed_results": False,
+        "terms": "pages/terms.md",
+        "pages": [{"title": t, "file": f"pages/{key}.md"} for key, (t, _) in pages.items() if key != "terms"],
+        "tasks": tasks,
+        "phases": phases,
+        "leaderboards": [{"title": "Results", "key": "main", "submission_rule": "Force_Best", "primary_index": 0,
+                          "columns": columns}],
+    }
+    header = (f"# Codabench v2 bundle written by `kit export codabench` for competition {competition.name!r}.\n"
+              "# Upload it at https://www.codabench.org/competitions/upload/ . Dates are UTC.\n")
+    return header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
+
+
+def scoring_program_source():
+    """The standalone ``scoring.py``: the kit's validation and metric modules, inlined.
+
+    Each module of :data:`INLINED_MODULES` is copied in order without its ``from kit...
+    import`` lines, which must name only what an earlier module defined. A module that
+    imports the kit any other way (``import kit``, an import inside a function), or two
+    modules that define the same name, stop the export: the program would not run, or
+    would run other code than ``kit score``.
+
+    Examples
+    --------
+    >>> "def read_submission(" in scoring_program_source()
+    True
+    """
+    defined, parts = {}, []
+    for module_name in INLINED_MODULES:
+        source = inspect.getsource(importlib.import_module(module_name))
+        tree = ast.parse(source)
+        lines = source.splitlines(keepends=True)
+        drop = set()
+        for node in ast.walk(tree):
+            kit_from = isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "kit"
+            kit_import = isinstance(node, ast.Import) and any(a.name.split(".")[0] == "kit" for a in node.names)
+            if not (kit_from or kit_import):
+                continue
+            if kit_import or node not in tree.body or node.level:
+                raise RuntimeError(f"{module_name} line {node.lineno}: only top-level `from kit.x import y` can be inlined")
+            for alias in node.names:
+                if alias.asname or defined.get(alias.name) != node.module:
+                    raise RuntimeError(f"{module_name} imports {alias.name} from {node.module}, which is not inlined before it")
+            drop.update(range(node.lineno - 1, node.end_lineno))
+        for name in _top_level_names(tree):
+            if name in defined:
+                raise RuntimeError(f"{module_name} defines {name}, already defined by {defined[name]}")
+            defined[name] = module_name
+        body = "".join(line for i, line in enumerate(lines) if i not in drop)
+        parts.append(f"# {'-' * 20} {module_name} {'-' * (60 - len(module_name))}\n{body}")
+    header = (
+        '"""Codabench scoring program for a specsim-kit competition (written by `kit export codabench`).\n\n'
+        "Usage: python3 scoring.py [INPUT_DIR OUTPUT_DIR]   (default /app/input /app/output)\n"
+        "Reads INPUT_DIR/ref (solution.csv, expected_ids.csv) and the one CSV under INPUT_DIR/res;\n"
+        "writes OUTPUT_DIR/scores.json. Needs Python 3.9+ and NumPy. Generated: edit the kit's\n"
+        'modules, not this file.\n"""\n'
+    )
+    program = header + "\n\n".join(parts)
+    compile(program, "scoring.py", "exec")
+    return program
+
+
+def logo_png():
+    """A small PNG logo: the ten similarity bins as bars (same bytes every time)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(2, 2), dpi=64)
+    axes = figure.add_axes((0.08, 0.08, 0.84, 0.84))
+    heights = [0.3, 0.45, 0.55, 0.62, 0.7, 0.76, 0.82, 0.88, 0.94, 1.0]
+    axes.bar(range(10), heights, color=[(0.1, 0.3 + 0.06 * i, 0.6) for i in range(10)], width=0.8)
+    axes.set_axis_off()
+    figure.patch.set_facecolor("white")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def parse_when(text, option):
+    """A naive UTC datetime from ``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM[:SS]``.
+
+    Examples
+    --------
+    >>> parse_when("2026-01-05", "--start")
+    datetime.datetime(2026, 1, 5, 0, 0)
+    """
+    text = str(text).strip().removesuffix("Z")
+    for fmt in _DATE_FORMATS:
+        try:
+            return dt.datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    raise UserError(f"{option} {text!r}: expected a UTC date YYYY-MM-DD or YYYY-MM-DDTHH:MM")
+
+
+def _phase_dates(competition, start, end, today):
+    """``((public start, public end), private start)`` checked to be in order."""
+    today = today or dt.datetime.now(dt.timezone.utc).date()
+    begin = parse_when(start, "--start") if start else dt.datetime.combine(today, dt.time())
+    deadline = competition.metadata.get("deadline")
+    if end:
+        finish = parse_when(end, "--end")
+    elif deadline:
+        finish = parse_when(deadline, "competition.json deadline")
+    else:
+        finish = begin + dt.timedelta(weeks=DEFAULT_WEEKS)
+    if finish.time() == dt.time():  # a day: the phase runs through its last minute
+        finish += dt.timedelta(days=1, minutes=-1)
+    if finish <= begin:
+        raise UserError(f"the Public phase would end ({_when(finish)}) before it starts ({_when(begin)}): "
+                        "expected --end after --start")
+    return (begin, finish), finish + dt.timedelta(minutes=1)
+
+
+def _when(moment):
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def _title(text):
+    text = " ".join(str(text).split())
+    if not text or len(text) > 100:
+        raise UserError(f"--title {text!r}: expected 1 to 100 characters")
+    return text
+
+
+def _read_solution(competition):
+    """Rows ``(id, similarity, Usage)`` as text, in the solution's order, checked like ``kit score``."""
+    from kit.scoring import PRIVATE, PUBLIC, _load_solution
+
+    ids, truth, masks = _load_solution(competition)
+    if PRIVATE not in masks:
+        raise UserError(f"{competition.solution_path}: no Private rows: expected a Public/Private split "
+                        "(prepare the competition with --public-fraction below 1)")
+    usage = ["Public" if public else "Private" for public in masks[PUBLIC]]
+    # repr keeps every bit of each truth: the program reads back the numbers `kit score` uses.
+    return [(str(i), repr(float(t)), u) for i, t, u in zip(ids.tolist(), truth.tolist(), usage)]
+
+
+def _top_level_names(tree):
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+    return names
+
+
+def _member(name):
+    info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    return info
+
+
+def _write_file(bundle, name, path):
+    """Stream one file into the zip (public files may be hundreds of megabytes)."""
+    with open(path, "rb") as source, bundle.open(_member(name), "w", force_zip64=True) as target:
+        while block := source.read(1 << 20):
+            target.write(block)

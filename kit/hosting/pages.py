@@ -1,0 +1,241 @@
+"""The competition's pages (overview, evaluation, data, terms) written from ``competition.json``.
+
+The same Markdown goes to Codabench (bundle pages) and to Kaggle (competition pages).
+Names a participant could set (competition name, library file names, licence strings)
+are written as code spans, so Markdown in them is shown, not interpreted.
+"""
+import re
+from collections import Counter
+
+from kit.bins import BIN_LABELS
+
+REFERENCE = (
+    "Huber F, van der Burg S, van der Hooft JJJ, Ridder L (2021). MS2DeepScore: a novel deep learning "
+    "similarity measure to compare tandem mass spectra. *J Cheminform* 13:84. "
+    "https://doi.org/10.1186/s13321-021-00558-4"
+)
+MASSBANK = "MassBank (https://massbank.eu, https://github.com/MassBank/MassBank-data)"
+#: Lines of an MGF record that name the record's licence.
+_LICENCE_LINE = re.compile(rb"^(?:LICENSE|LICENCE)=(.*?)\s*$", re.IGNORECASE | re.MULTILINE)
+_NON_COMMERCIAL = re.compile(r"\bNC\b|non-?commercial", re.IGNORECASE)
+
+
+def code(text, limit=120):
+    """``text`` as a Markdown code span, shortened and without backticks or line breaks.
+
+    Examples
+    --------
+    >>> code("a`b")
+    '`a\\'b`'
+    """
+    text = " ".join(str(text).split()).replace("`", "'")
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"`{text}`"
+
+
+def licence_counts(files):
+    """How many records of each licence the MGF files hold (``LICENSE=`` lines).
+
+    Parameters
+    ----------
+    files : iterable of (str, Path)
+        The public files (only ``.mgf`` ones are read).
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> _ = Path("/tmp/kit-doc-lic.mgf").write_text("BEGIN IONS\\nLICENSE=CC BY\\nEND IONS\\n")
+    >>> licence_counts([("x.mgf", Path("/tmp/kit-doc-lic.mgf"))])
+    Counter({'CC BY': 1})
+    """
+    counts = Counter()
+    for name, path in files:
+        if name.lower().endswith(".mgf"):
+            counts.update(m.decode("utf-8", "replace") or "(empty)" for m in _LICENCE_LINE.findall(path.read_bytes()))
+    return counts
+
+
+def build_pages(competition, files, title=None):
+    """The four pages as ``{"overview"|"evaluation"|"data"|"terms": (title, markdown)}``.
+
+    Parameters
+    ----------
+    competition : Competition
+        The competition (its ``competition.json`` supplies sizes, label and limits).
+    files : list of (str, Path)
+        The public files (:func:`kit.hosting.public_files`).
+    title : str, optional
+        The competition's title on the platform.
+    """
+    meta = competition.metadata
+    title = title or default_title(competition)
+    return {
+        "overview": ("Overview", _overview(meta, title)),
+        "evaluation": ("Evaluation", _evaluation(meta)),
+        "data": ("Data", _data(meta, files)),
+        "terms": ("Terms", _terms(meta, files)),
+    }
+
+
+def default_title(competition):
+    """A title from the competition's name: ``Spectral similarity: <name>``."""
+    return f"Spectral similarity: {competition.name}"[:60]
+
+
+def brief_description():
+    """One line describing the task (Kaggle's brief description, Codabench's description)."""
+    return "Predict how similar two molecules are (fingerprint Tanimoto) from their MS/MS spectra alone."
+
+
+def daily_limit(competition):
+    """``max_daily_submissions`` from competition.json as a positive int (default 5)."""
+    value = competition.metadata.get("max_daily_submissions", 5)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        from kit.errors import UserError
+
+        raise UserError(
+            f"{competition.path / 'competition.json'}: max_daily_submissions must be a whole number >= 1, "
+            f"found {value!r}"
+        )
+    return value
+
+
+def _overview(meta, title):
+    split = meta.get("split", {})
+    return f"""# {title}
+
+{brief_description()}
+
+Each row of `test_pairs.csv` names two test spectra. Predict the structural similarity of the
+two molecules behind them: the Tanimoto score of their fingerprints, a number in [0, 1].
+The test spectra carry no structure (no SMILES, InChI, InChIKey, formula or name), and no
+test molecule appears in the training data, so the model has to learn similarity from the
+fragmentation patterns themselves.
+
+This is the problem of MS2DeepScore, where a siamese neural network maps each spectrum to
+an embedding and the cosine of two embeddings predicts the Tanimoto score:
+
+> {REFERENCE}
+
+- competition: {code(meta.get("name", "-"))}
+- training spectra: {_count(split.get("train_spectra"))} of {_count(split.get("train_molecules"))} molecules
+- test spectra: {_count(split.get("test_spectra"))} of {_count(split.get("test_molecules"))} molecules
+- test pairs: {_count(meta.get("pairs", {}).get("total"))}, balanced over ten similarity bins
+
+The starter kit (`specsim-kit`) trains baselines from a mean predictor to a siamese network
+and writes valid submissions: `kit train siamese`, then `kit predict`.
+"""
+
+
+def _evaluation(meta):
+    public = meta.get("public_fraction", 0.3)
+    per_bin = meta.get("pairs", {}).get("per_bin") or []
+    return f"""# Evaluation
+
+Submissions are scored by the **root mean squared error** (lower is better) between the
+predicted and the true similarity:
+
+    RMSE = sqrt(mean((similarity - truth)^2))
+
+exactly as `sklearn.metrics.root_mean_squared_error` and Kaggle compute it, reported to 5
+decimals. Diagnostics come with every score: the RMSE within each bin of the true
+similarity ({", ".join(BIN_LABELS)}), their unweighted mean ("binned RMSE", as MS2DeepScore
+reports it; a model good only on the common low-similarity pairs scores badly on it), the
+mean absolute error and Pearson's r.
+
+## Public and Private
+
+The test pairs are split at random, once, into Public rows ({public:.0%}) and Private rows
+({1 - public:.0%}). During the competition the leaderboard shows the RMSE on the Public rows.
+The final ranking uses the Private rows, which nobody has seen a score for: each
+participant's best Public submission is scored on them when the final phase opens.
+
+## Submission file
+
+A CSV with the header `id,similarity` and one row per `id` of `test_pairs.csv`, in any
+order, each similarity a finite number (values outside [0, 1] are scored as written):
+
+    id,similarity
+    0,0.4211
+    1,0.0873
+
+A file that breaks a rule is refused with one line that names the rule and the first
+offending lines; it does not count as a score. At most {meta.get("max_daily_submissions", 5)}
+submissions a day. Pairs per bin: {", ".join(str(n) for n in per_bin) or "-"}.
+"""
+
+
+def _data(meta, files):
+    label = meta.get("label", {})
+    rows = "\n".join(f"| `{name}` | {path.stat().st_size:,} | {_FILE_NOTES.get(name, '')} |" for name, path in files)
+    return f"""# Data
+
+| file | bytes | what it holds |
+|---|---:|---|
+{rows}
+
+## Label
+
+{label.get("definition", "Tanimoto similarity of the two molecules' fingerprints")}.
+
+The split is by molecule: no molecule is on both sides. Two different spectra of the same
+molecule count as similarity 1 (the top bin). Test spectra keep their peaks, precursor m/z,
+charge, ion mode, adduct and instrument, and get neutral ids (`test_000001`, ...) in
+shuffled order.
+"""
+
+
+_FILE_NOTES = {
+    "train.mgf": "training spectra with their structures (SMILES, InChI, InChIKey)",
+    "test.mgf": "test spectra, every structure-revealing field removed",
+    "test_pairs.csv": "`id,spectrum_id_a,spectrum_id_b`: the pairs to predict",
+    "sample_submission.csv": "a valid submission (every similarity 0.5)",
+    "competition.json": "how the competition was made: sizes, label, metric, limits, hashes",
+}
+
+
+def _terms(meta, files):
+    counts = licence_counts(files)
+    sources = meta.get("library", {}).get("sources", [])
+    names = ", ".join(code(s.get("source", "?"), 60) for s in sources if isinstance(s, dict)) or "-"
+    if counts:
+        listing = "\n".join(f"- {code(name, 60)}: {n:,} records" for name, n in counts.most_common())
+        licences = f"""The spectra come from {MASSBANK}. Each record keeps the licence its contributor
+chose:
+
+{listing}
+
+Use and share them under those licences: name MassBank and the contributors (attribution
+is required by every CC BY and dl-de/by licence){_nc_note(counts)}."""
+    else:
+        licences = ("The spectra carry no licence field. When they were generated by the kit's simulator "
+                    "(`kit prepare` without a library) they are free to use; otherwise check the licence "
+                    "of the library they came from before sharing them.")
+    return f"""# Terms
+
+By taking part you agree to:
+
+1. submit only predictions made by your own code, one account per person;
+2. not try to recover the answers from public spectral libraries or structure databases:
+   the point is to predict similarity from spectra alone;
+3. share nothing of the test set's structures you might find, and report any leak to the
+   organisers;
+4. accept that the final ranking is the one on the Private rows.
+
+## Data licences
+
+Library: {names}.
+
+{licences}
+"""
+
+
+def _nc_note(counts):
+    if any(_NON_COMMERCIAL.search(name) for name in counts):
+        return "; records under an NC licence are for non-commercial use only"
+    return ""
+
+
+def _count(value):
+    return f"{value:,}" if isinstance(value, int) else "-"
