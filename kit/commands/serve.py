@@ -1,0 +1,109 @@
+"""``kit serve``: the classroom submission site for one competition."""
+import argparse
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "serve",
+        help="run the classroom submission site (accounts, server time, live leaderboard)",
+        description="Serve one competition over HTTP: students submit from the /submit page or with "
+        "`kit submit`; / is the live leaderboard; the API is described at /docs. The database "
+        "<competition>/private/classroom.sqlite records everything; the leaderboard log and pages are "
+        "exported after each accepted submission. Listens on 127.0.0.1 unless --host says otherwise "
+        "(--host 0.0.0.0 for the classroom network; put a reverse proxy in front for HTTPS). "
+        "Add participants with `kit participants add`. Ctrl-C stops it.",
+    )
+    p.add_argument("--competition", metavar="NAME|DIR", help="competition name under --data, or its folder (default: practice)")
+    p.add_argument("--data", metavar="DIR", help="folder holding competitions (default: ./data)")
+    p.add_argument("--leaderboard", metavar="DIR", help="where the log and pages are exported (default: ./leaderboard)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this computer only)")
+    p.add_argument("--port", type=_port, default=8000, help="port to listen on (default: 8000; 0 picks a free one)")
+    p.add_argument("--timezone", default="UTC", metavar="TZ",
+                   help="time zone whose days the daily limit counts, e.g. Europe/Paris (default: UTC)")
+    p.add_argument("--deadline", metavar="ISO", help="close submissions at this time, e.g. 2026-06-30T23:59:00Z "
+                   "(default: competition.json's deadline; a time without zone is in --timezone)")
+    p.add_argument("--max-upload-mb", type=float, metavar="N", help="largest accepted file in MB (default: 50)")
+    p.set_defaults(run=run)
+    return p
+
+
+def _port(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, found {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, found {value}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    import signal
+
+    import uvicorn
+
+    from kit.competition import load_competition
+    from kit.server.app import create_app
+    from kit.server.db import TEACHER_TOKEN_FILE, ensure_teacher_token
+
+    competition = load_competition(args.competition, data=args.data)
+    token, created = ensure_teacher_token(competition.path / "private")
+    app = create_app(competition, leaderboard=args.leaderboard, timezone_name=args.timezone,
+                     deadline=args.deadline, max_upload_mb=args.max_upload_mb)
+    sock = listen(args.host, args.port)
+    host, port = sock.getsockname()[:2]
+    if created:
+        print(f"Teacher token (shown once; kept in {competition.path / 'private' / TEACHER_TOKEN_FILE}): {token}")
+    state = app.state.kit
+    print(f"Serving {competition.name} at {url(host, port)}  (API: {url(host, port)}docs; Ctrl-C stops)", flush=True)
+    if host in ("0.0.0.0", "::"):
+        print(f"Listening on every network interface: students open http://<this computer's address>:{port}/")
+    if state.deadline is not None:
+        print(f"Deadline: {state.deadline.isoformat()}")
+    config = uvicorn.Config(app, log_level="info", server_header=False, timeout_graceful_shutdown=10)
+    server = uvicorn.Server(config)
+    # uvicorn shuts down gracefully on SIGINT and SIGTERM, then raises the signal again:
+    # end quietly with 0 for SIGTERM (a service manager stopping us) and 130 for Ctrl-C.
+    previous = signal.signal(signal.SIGTERM, _exit_quietly)
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        print("Stopped.")
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        sock.close()
+    print("Stopped.")
+    return 0
+
+
+def _exit_quietly(signum, frame):
+    print("Stopped.")
+    raise SystemExit(0)
+
+
+def listen(host, port):
+    """A listening TCP socket on ``host:port``; a one-line UserError when that is impossible."""
+    import socket
+
+    from kit.errors import UserError
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UserError(f"cannot listen on {host!r}: unknown address ({exc}); expected an address such as 127.0.0.1") from None
+    try:
+        sock = socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        hint = " (another program, maybe another `kit serve`, uses it: choose --port)" if port else ""
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def url(host, port):
+    """The address to open in a browser."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/"

@@ -1,0 +1,111 @@
+"""``kit submit``: send a submission to a classroom server (``kit serve``)."""
+import argparse
+
+#: Environment variable holding the participant token when --token is not given.
+TOKEN_ENV = "KIT_TOKEN"
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "submit",
+        help="submit a file to a classroom server (kit serve)",
+        description="Upload FILE to a `kit serve` site and print its Public score, or the server's reason "
+        f"for refusing it (exit code 2). The token comes from --token or ${TOKEN_ENV}; prefer the variable, "
+        "so it stays out of your shell history and notebooks.",
+    )
+    p.add_argument("file", metavar="FILE", help="the submission CSV")
+    p.add_argument("--server", required=True, metavar="URL", help="the site's address, e.g. http://192.168.1.10:8000")
+    p.add_argument("--token", metavar="T", help=f"your participant token (default: ${TOKEN_ENV})")
+    p.add_argument("--description", "-m", metavar="TEXT", default="", help="a note shown with the submission (the model, say)")
+    p.add_argument("--timeout", type=float, default=300.0, metavar="S", help="seconds to wait for the score (default: 300)")
+    p.add_argument("--json", action="store_true", help="print the server's JSON answer instead of a sentence")
+    p.set_defaults(run=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import os
+    import sys
+    from pathlib import Path
+
+    from kit.errors import UserError
+    from kit.safetext import printable
+
+    token = (args.token or os.environ.get(TOKEN_ENV) or "").strip()
+    if not token:
+        raise UserError(f"no token: expected --token T or the environment variable {TOKEN_ENV}")
+    path = Path(args.file)
+    if not path.is_file():
+        raise UserError(f"{path} is not a file: expected the submission CSV to upload")
+    answer = post_submission(args.server, path, token, description=args.description, timeout=args.timeout)
+    if args.json:
+        print(json.dumps(answer))
+        return 0
+    for warning in answer.get("warnings") or []:
+        print(f"kit submit: warning: {printable(warning, 300)}", file=sys.stderr)
+    left = answer.get("remaining_today")
+    left = "" if left is None else f"; {left} left today"
+    public = answer.get("public")
+    shown = f"{public:.5f}" if isinstance(public, (int, float)) else printable(public, 40)
+    print(f"Scored {printable(path.name, 120)}: Public score {shown} "
+          f"(submission #{answer.get('id')} by {printable(answer.get('participant'), 60)} at "
+          f"{printable(answer.get('submitted_at'), 40)}{left})")
+    return 0
+
+
+def post_submission(server, path, token, description="", timeout=300.0):
+    """POST ``path`` to ``server``'s ``/api/submissions``; the 201 JSON answer.
+
+    Raises
+    ------
+    kit.errors.UserError
+        The server refused the file (with its message), could not be reached, or did
+        not answer like a ``kit serve`` site.
+
+    Examples
+    --------
+    >>> post_submission("http://127.0.0.1:8000", "submissions/practice/a.csv", token)  # doctest: +SKIP
+    {'id': 3, 'participant': 'Ada', 'public': 0.21345, ...}
+    """
+    from urllib.parse import urlsplit
+
+    import httpx
+
+    from kit.errors import UserError
+    from kit.safetext import printable
+
+    server = str(server).strip()
+    parts = urlsplit(server)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UserError(f"server {printable(server, 80)!r}: expected an address such as http://127.0.0.1:8000")
+    endpoint = server.rstrip("/") + "/api/submissions"
+    try:
+        with open(path, "rb") as handle:
+            response = httpx.post(
+                endpoint,
+                headers={"Authorization": f"Bearer {token}"},
+                files={"file": (path.name, handle, "text/csv")},
+                data={"description": description or ""},
+                timeout=httpx.Timeout(timeout, connect=15.0),
+            )
+    except httpx.WriteError:
+        raise UserError(f"{endpoint} closed the connection during the upload: the file may be over the "
+                        "server's size cap") from None
+    except httpx.HTTPError as exc:
+        raise UserError(f"cannot reach {endpoint}: {printable(exc, 200) or type(exc).__name__} "
+                        "(is `kit serve` running, and is the address right?)") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeEncodeError:
+        raise UserError("the token has characters a token never has: copy it again from your teacher") from None
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise UserError(f"{endpoint} answered {response.status_code} without JSON: is this a `kit serve` site?")
+    if response.status_code != 201:
+        message = printable(answer.get("error") or "no reason given", 1000)
+        raise UserError(f"the server refused the submission ({response.status_code}): {message}")
+    return answer

@@ -1,0 +1,413 @@
+"""The classroom database: participants, submissions and settings in one SQLite file.
+
+``<competition>/private/classroom.sqlite`` is the system of record of ``kit serve``
+(DESIGN.md section 8); the CSV leaderboard log and the pages are exports of it.
+
+- WAL journal and ``synchronous=FULL``: a submission acknowledged with 201 was committed
+  and fsynced first, so a killed server (``kill -9``) or a power cut loses none of them.
+- One connection per :class:`Database`, used under a lock: writes are serialised in this
+  process, and ``BEGIN IMMEDIATE`` with a busy timeout serialises them against other
+  processes (``kit participants add`` while the server runs).
+- The schema is versioned with ``PRAGMA user_version``; opening an older file upgrades
+  it step by step, a newer one is refused.
+- Tokens are random (``secrets``); only their sha256 is stored. The teacher token is the
+  one secret kept in clear, in ``private/teacher_token``, readable by its owner only.
+"""
+import hashlib
+import hmac
+import os
+import secrets
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from kit.errors import UserError
+
+DB_NAME = "classroom.sqlite"
+TEACHER_TOKEN_FILE = "teacher_token"
+SUBMISSIONS_FOLDER = "submissions"
+#: Statuses a stored submission can have: scored, or an internal failure while scoring.
+SCORED, ERROR = "scored", "error"
+
+# Each entry upgrades the schema from version i to i + 1. Never edit a released step:
+# add a new one, so that every existing database can follow.
+_MIGRATIONS = [
+    """
+    CREATE TABLE participants (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,                 -- display form, as first written (NFKC)
+        key TEXT NOT NULL UNIQUE,           -- identity key: same key, same person
+        token_sha256 TEXT NOT NULL UNIQUE,  -- the token itself is never stored
+        created_at TEXT NOT NULL,           -- server UTC time, ISO 8601
+        revoked_at TEXT
+    );
+    CREATE TABLE submissions (
+        id INTEGER PRIMARY KEY,
+        participant_id INTEGER NOT NULL REFERENCES participants(id),
+        submitted_at TEXT NOT NULL,         -- server UTC time the upload arrived
+        sha256 TEXT NOT NULL,
+        stored_path TEXT NOT NULL,          -- relative to the competition's private/ folder
+        file_name TEXT NOT NULL,            -- the uploaded name, cleaned, never used as a path
+        size INTEGER NOT NULL,
+        rows INTEGER,
+        public REAL,
+        private REAL,
+        per_bin_public TEXT,                -- JSON object, bin label -> RMSE
+        per_bin_private TEXT,
+        status TEXT NOT NULL CHECK (status IN ('scored', 'error')),
+        error TEXT,
+        description TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX submissions_by_participant ON submissions (participant_id, submitted_at);
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+]
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+class LimitReached(Exception):
+    """The participant already has the day's allowed number of scored submissions."""
+
+
+@dataclass(frozen=True)
+class Participant:
+    """One row of ``participants``."""
+
+    id: int
+    name: str
+    key: str
+    created_at: str
+    revoked_at: str = None
+
+    @property
+    def active(self):
+        return self.revoked_at is None
+
+
+def utc_iso(moment):
+    """A UTC time as fixed-width ISO 8601 text (microseconds, ``Z``): sorts as it reads.
+
+    Examples
+    --------
+    >>> utc_iso(datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc))
+    '2026-03-01T12:00:00.000000Z'
+    """
+    if moment.tzinfo is None:
+        raise ValueError(f"expected a time with a time zone, found {moment!r}")
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_utc(text):
+    """The aware UTC datetime of text written by :func:`utc_iso`."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def new_token():
+    """A fresh random token (32 URL-safe characters, 192 bits)."""
+    return secrets.token_urlsafe(24)
+
+
+def hash_token(token):
+    """The sha256 (hex) of a token: what the database keeps instead of the token."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def ensure_teacher_token(private_dir):
+    """The teacher token of a competition, created on first use.
+
+    Parameters
+    ----------
+    private_dir : Path
+        The competition's ``private/`` folder.
+
+    Returns
+    -------
+    (str, bool)
+        The token and whether it was created by this call (then print it once).
+
+    Examples
+    --------
+    >>> token, created = ensure_teacher_token(Path("/tmp/kit-doc-comp/private"))  # doctest: +SKIP
+    """
+    from kit.fileio import ensure_writable_dir
+
+    path = ensure_writable_dir(private_dir) / TEACHER_TOKEN_FILE
+    token = new_token()
+    try:
+        # O_EXCL: two first calls at once cannot both create (and print) a token.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return read_teacher_token(path), False
+    except OSError as exc:
+        raise UserError(f"cannot create {path}: {exc.strerror or exc}") from None
+    try:
+        os.write(fd, (token + "\n").encode("ascii"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return token, True
+
+
+def read_teacher_token(path):
+    """The token kept in ``private/teacher_token``; a :class:`UserError` when unusable."""
+    try:
+        token = Path(path).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read the teacher token {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if len(token) < 16 or not token.isprintable() or " " in token:
+        raise UserError(f"{path} does not hold a teacher token: delete it and run `kit participants list` to make a new one")
+    return token
+
+
+def same_token(given, expected_hash):
+    """Constant-time comparison of a presented token with a stored hash."""
+    return hmac.compare_digest(hash_token(given), expected_hash)
+
+
+class Database:
+    """The classroom database of one competition.
+
+    Parameters
+    ----------
+    path : str or Path
+        The SQLite file (created with its folder when missing).
+
+    Examples
+    --------
+    >>> db = Database("/tmp/kit-doc-db/classroom.sqlite")          # doctest: +SKIP
+    >>> name, token = db.add_participant("Ada", now)               # doctest: +SKIP
+    """
+
+    def __init__(self, path):
+        from kit.fileio import ensure_writable_dir
+
+        self.path = Path(path)
+        ensure_writable_dir(self.path.parent)
+        self._lock = threading.RLock()
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise UserError(f"{self.path} is not a usable classroom database: {exc}") from None
+
+    def close(self):
+        with self._lock:
+            self._conn.close()
+
+    # --- schema ------------------------------------------------------------------------
+
+    def _migrate(self):
+        with self._write() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise UserError(
+                    f"{self.path} has schema version {version}, newer than this kit's {SCHEMA_VERSION}: "
+                    "upgrade specsim-kit to open it"
+                )
+            for step in range(version, SCHEMA_VERSION):
+                for statement in _statements(_MIGRATIONS[step]):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {step + 1}")
+
+    @property
+    def schema_version(self):
+        with self._lock:
+            return self._conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def integrity_check(self):
+        """``PRAGMA integrity_check``: ``"ok"`` for a sound file."""
+        with self._lock:
+            return "; ".join(row[0] for row in self._conn.execute("PRAGMA integrity_check"))
+
+    class _Transaction:
+        def __init__(self, db):
+            self.db = db
+
+        def __enter__(self):
+            self.db._lock.acquire()
+            try:
+                self.db._conn.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                self.db._lock.release()
+                raise
+            return self.db._conn
+
+        def __exit__(self, kind, value, tb):
+            try:
+                self.db._conn.execute("COMMIT" if kind is None else "ROLLBACK")
+            finally:
+                self.db._lock.release()
+            return False
+
+    def _write(self):
+        """A write transaction: this process's lock, then SQLite's (``BEGIN IMMEDIATE``)."""
+        return Database._Transaction(self)
+
+    def _read(self, sql, params=()):
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    # --- participants --------------------------------------------------------------------
+
+    def add_participant(self, name, now):
+        """Register one participant; return ``(display name, token)``. See :meth:`add_participants`."""
+        return self.add_participants([name], now)[0]
+
+    def add_participants(self, names, now):
+        """Register participants, all or none; return ``[(display name, token), ...]``.
+
+        Names go through :func:`kit.identity.check_participant_name`; two names with the
+        same :func:`kit.identity.participant_key` are one person. A name whose key belongs
+        to an active participant (or to another name of the same call) is refused; one
+        whose key belongs to a revoked participant gets a new token, history kept.
+
+        Raises
+        ------
+        UserError
+            A name is refused or collides; nobody is added then.
+        """
+        from kit.identity import check_participant_name, participant_key
+
+        wanted, seen = [], {}
+        for name in names:
+            display = check_participant_name(name)
+            key = participant_key(display)
+            if key in seen:
+                raise UserError(f"participant {display!r} is the same person as {seen[key]!r} in this list "
+                                "(names are compared ignoring case and look-alike letters)")
+            seen[key] = display
+            wanted.append((display, key))
+        added = []
+        with self._write() as conn:
+            for display, key in wanted:
+                token = new_token()
+                row = conn.execute("SELECT name, revoked_at FROM participants WHERE key = ?", (key,)).fetchone()
+                if row is not None and row["revoked_at"] is None:
+                    same = "is already registered" if row["name"] == display else f"is the same person as {row['name']!r}"
+                    raise UserError(
+                        f"participant {display!r} {same} (names are compared ignoring case and look-alike "
+                        "letters); nobody was added. To give them a new token, `kit participants revoke` the old one"
+                    )
+                if row is not None:
+                    conn.execute("UPDATE participants SET token_sha256 = ?, revoked_at = NULL WHERE key = ?",
+                                 (hash_token(token), key))
+                    display = row["name"]
+                else:
+                    conn.execute("INSERT INTO participants (name, key, token_sha256, created_at) VALUES (?, ?, ?, ?)",
+                                 (display, key, hash_token(token), utc_iso(now)))
+                added.append((display, token))
+        return added
+
+    def revoke_participant(self, name, now):
+        """Revoke a participant's token; return their display name. Submissions stay."""
+        from kit.identity import participant_key
+
+        key = participant_key(str(name))
+        with self._write() as conn:
+            row = conn.execute("SELECT name, revoked_at FROM participants WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                raise UserError(f"no participant named {str(name)[:60]!r}: see `kit participants list`")
+            if row["revoked_at"] is not None:
+                raise UserError(f"participant {row['name']!r} was already revoked on {row['revoked_at']}")
+            conn.execute("UPDATE participants SET revoked_at = ? WHERE key = ?", (utc_iso(now), key))
+        return row["name"]
+
+    def participants(self):
+        """Every participant with their number of scored submissions, in order of registration."""
+        rows = self._read(
+            "SELECT p.*, (SELECT COUNT(*) FROM submissions s WHERE s.participant_id = p.id AND s.status = ?) "
+            "AS entries FROM participants p ORDER BY p.id", (SCORED,))
+        return [dict(row) for row in rows]
+
+    def participant_for_token(self, token):
+        """The :class:`Participant` holding ``token`` (revoked ones too), or None."""
+        rows = self._read("SELECT id, name, key, created_at, revoked_at FROM participants WHERE token_sha256 = ?",
+                          (hash_token(token),))
+        return Participant(**dict(rows[0])) if rows else None
+
+    # --- submissions -----------------------------------------------------------------------
+
+    def count_scored(self, participant_id, start, end):
+        """Scored submissions of a participant with ``start <= submitted_at < end`` (aware times)."""
+        rows = self._read(
+            "SELECT COUNT(*) FROM submissions WHERE participant_id = ? AND status = ? "
+            "AND submitted_at >= ? AND submitted_at < ?", (participant_id, SCORED, utc_iso(start), utc_iso(end)))
+        return rows[0][0]
+
+    def add_submission(self, record, limit=None, window=None):
+        """Store a submission; return its id.
+
+        Parameters
+        ----------
+        record : dict
+            Column values (``participant_id``, ``submitted_at`` as an aware datetime, ...).
+        limit : int, optional
+            Refuse with :class:`LimitReached` when the participant already has this many
+            scored submissions in ``window``; checked in the same transaction as the
+            insert, so concurrent uploads cannot both take the last slot.
+        window : (datetime, datetime), optional
+            The day being counted.
+        """
+        values = dict(record)
+        values["submitted_at"] = utc_iso(values["submitted_at"])
+        columns = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        with self._write() as conn:
+            if limit is not None and values.get("status") == SCORED:
+                used = conn.execute(
+                    "SELECT COUNT(*) FROM submissions WHERE participant_id = ? AND status = ? "
+                    "AND submitted_at >= ? AND submitted_at < ?",
+                    (values["participant_id"], SCORED, utc_iso(window[0]), utc_iso(window[1]))).fetchone()[0]
+                if used >= limit:
+                    raise LimitReached(used)
+            cursor = conn.execute(f"INSERT INTO submissions ({columns}) VALUES ({marks})", tuple(values.values()))
+            return cursor.lastrowid
+
+    def submissions(self, participant_id=None, status=None):
+        """Submissions (dicts, with ``participant`` = display name) in order of arrival."""
+        where, params = [], []
+        if participant_id is not None:
+            where.append("s.participant_id = ?")
+            params.append(participant_id)
+        if status is not None:
+            where.append("s.status = ?")
+            params.append(status)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._read(
+            f"SELECT s.*, p.name AS participant FROM submissions s JOIN participants p ON p.id = s.participant_id "
+            f"{clause} ORDER BY s.submitted_at, s.id", tuple(params))
+        return [dict(row) for row in rows]
+
+    def version(self):
+        """A value that changes whenever the leaderboard may have changed."""
+        rows = self._read("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM submissions")
+        return (rows[0][0], rows[0][1], self.revealed)
+
+    # --- settings ----------------------------------------------------------------------------
+
+    @property
+    def revealed(self):
+        rows = self._read("SELECT value FROM settings WHERE key = 'revealed'")
+        return bool(rows) and rows[0][0] == "1"
+
+    def set_revealed(self, value=True):
+        with self._write() as conn:
+            conn.execute("INSERT INTO settings (key, value) VALUES ('revealed', ?) "
+                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value", ("1" if value else "0",))
+
+
+def _statements(script):
+    """The statements of a migration script (no semicolons inside them, comments included)."""
+    parts = [part.strip() for part in script.split(";") if part.strip()]
+    if not all(sqlite3.complete_statement(part + ";") for part in parts):
+        raise RuntimeError("a migration statement is incomplete: a ';' inside a comment or string?")
+    return parts
