@@ -8,6 +8,33 @@ from pathlib import Path
 
 from kit.errors import UserError
 
+#: Modes of new files and folders before the umask, as ``open`` and ``mkdir`` use them.
+FILE_MODE = 0o666
+DIR_MODE = 0o777
+
+
+def current_umask():
+    """The process umask, read without changing it where the system allows.
+
+    ``os.umask`` can only be read by setting it, which races with other threads creating
+    files; Linux shows it in ``/proc/self/status``.
+
+    Examples
+    --------
+    >>> 0 <= current_umask() <= 0o777
+    True
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o077)
+    os.umask(umask)
+    return umask
+
 
 def ensure_writable_dir(path):
     """Create ``path`` (and parents) or raise a one-line :class:`UserError`.
@@ -45,6 +72,10 @@ def atomic_path(target, suffix=""):
     tmp = Path(name)
     try:
         yield tmp
+        # mkstemp makes the file private (0600) while it is written; the finished file is
+        # as readable as any other the user creates. Done last: a writer may have replaced it.
+        if tmp.is_file() and not tmp.is_symlink():
+            tmp.chmod(FILE_MODE & ~current_umask())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -78,9 +109,7 @@ def atomic_dir(target, force=False):
     ensure_writable_dir(target.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     # mkdtemp makes a private folder; the finished one should look like any other.
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)
+    tmp.chmod(DIR_MODE & ~current_umask())
     try:
         yield tmp
         if target.exists():

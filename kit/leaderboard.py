@@ -21,6 +21,7 @@ from pathlib import Path
 
 from kit.errors import UserError
 from kit.paths import leaderboard_dir
+from kit.safetext import from_spreadsheet_cell, spreadsheet_cell
 
 LOG_COLUMNS = [
     "time",
@@ -36,6 +37,8 @@ LOG_COLUMNS = [
     "per_bin_private",
 ]
 _NUMERIC = ("public", "private", "validation")
+#: Columns holding text a participant chose: neutralised for spreadsheets in the file.
+_TEXT = ("participant", "file", "model")
 #: Longest participant name kept.
 MAX_NAME = 40
 #: Longest model or file name kept in the log.
@@ -135,11 +138,11 @@ def append_entry(path, entry):
     from kit.fileio import ensure_writable_dir
 
     path = Path(path)
+    line = _log_line(entry)
     ensure_writable_dir(path.parent)
-    line = _csv_line([entry.get(column, "") for column in LOG_COLUMNS])
     try:
         with FileLock(str(path) + ".lock", timeout=60):
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)  # less the umask
             try:
                 size = os.fstat(fd).st_size
                 prefix = _csv_line(LOG_COLUMNS) if size == 0 else ""
@@ -178,7 +181,7 @@ def write_log(path, entries):
 
     path = Path(path)
     ensure_writable_dir(path.parent)
-    text = _csv_line(LOG_COLUMNS) + "".join(_csv_line([e.get(c, "") for c in LOG_COLUMNS]) for e in entries)
+    text = _csv_line(LOG_COLUMNS) + "".join(_log_line(e) for e in entries)
     try:
         with FileLock(str(path) + ".lock", timeout=60):
             write_text_atomic(path, text)
@@ -204,8 +207,10 @@ def logged_entry(log, sha256, participant):
 def read_log(path):
     """The log as a DataFrame; lines that do not parse are skipped (and counted).
 
-    The result has ``attrs["skipped_lines"]``. ``time`` is a UTC timestamp, scores are
-    floats (NaN when missing), ``per_bin_*`` are dicts.
+    The result has ``attrs["skipped_lines"]`` (damaged lines) and
+    ``attrs["skipped_nonfinite"]`` (rows whose scores are NaN or infinite, which only a
+    hand edit can leave: they would rank first or break the plots). ``time`` is a UTC
+    timestamp, scores are floats (NaN when missing), ``per_bin_*`` are dicts.
 
     Examples
     --------
@@ -221,12 +226,15 @@ def read_log(path):
         raw = b""
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
-    rows, skipped = [], 0
+    rows, skipped, nonfinite = [], 0, 0
     # Line by line, so that a torn row with an open quote cannot swallow the rows after it.
     for number, line in enumerate(raw.decode("utf-8", errors="replace").splitlines()):
         if not line.strip():
             continue
         row = _parse_line(line)
+        if row is _NONFINITE:
+            nonfinite += 1
+            continue
         if row is None:
             if not (number == 0 and line.startswith("time")):
                 skipped += 1
@@ -239,7 +247,12 @@ def read_log(path):
     frame["rows"] = pd.to_numeric(frame["rows"], errors="coerce").fillna(0).astype(int)
     frame["order"] = range(len(frame))
     frame.attrs["skipped_lines"] = skipped
+    frame.attrs["skipped_nonfinite"] = nonfinite
     return frame
+
+
+#: What :func:`_parse_line` returns for a well-formed row with a NaN or infinite score.
+_NONFINITE = object()
 
 
 def _parse_line(line):
@@ -261,6 +274,10 @@ def _parse_line(line):
         return None
     if not isinstance(row["per_bin_public"], dict) or not isinstance(row["per_bin_private"], dict):
         return None
+    if not _finite_scores(row):
+        return _NONFINITE
+    for column in _TEXT:
+        row[column] = from_spreadsheet_cell(row[column])
     row["participant"] = sanitize_participant(row["participant"])
     row["order"] = 0
     return row
@@ -378,6 +395,11 @@ def build_leaderboard(competition=None, *, data=None, leaderboard=None, private=
     standings = Standings(name, metric, private, ranking, log, text="", rejected=list(rejected), notes=list(notes))
     if log.attrs.get("skipped_lines"):
         standings.notes.append(f"{log.attrs['skipped_lines']} damaged line(s) in {path} were skipped")
+    if log.attrs.get("skipped_nonfinite"):
+        standings.notes.append(
+            f"{log.attrs['skipped_nonfinite']} row(s) of {path} with a NaN or infinite score were skipped "
+            "(scores are finite numbers; the log was edited by hand)"
+        )
     standings.text = pages.render_text(standings)
     if write_pages:
         base = path.with_suffix("")
@@ -421,9 +443,57 @@ def _csv_line(values):
 
 
 def _number(value):
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    """A score for the log: its repr, or empty when missing or not finite."""
+    if value is None or not math.isfinite(float(value)):
         return ""
     return repr(float(value))
+
+
+def _log_line(entry):
+    """One CSV line of the log for ``entry``; a UserError when a score is not finite.
+
+    Text a participant chose is neutralised for spreadsheets (:mod:`kit.safetext`);
+    numbers are not, so a negative score stays a number.
+    """
+    _check_scores(entry)
+    return _csv_line([
+        spreadsheet_cell(entry.get(column, "")) if column in _TEXT else entry.get(column, "") for column in LOG_COLUMNS
+    ])
+
+
+def _check_scores(entry):
+    """Refuse a row whose score columns are not finite numbers (empty is allowed, except Public)."""
+    for column in _NUMERIC:
+        value = entry.get(column, "")
+        if value in ("", None) and column != "public":
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number):
+            raise UserError(
+                f"refusing to log a {column} score of {value!r}: expected a finite number "
+                "(the submission could not be scored finitely)"
+            )
+
+
+def _finite_scores(row):
+    """True when the row's scores and per-bin values are finite (or absent, except Public)."""
+    for column in _NUMERIC:
+        text = row[column].strip()
+        if not text and column != "public":
+            continue
+        try:
+            if not math.isfinite(float(text)):
+                return False
+        except ValueError:
+            return column != "public"  # not a number at all: read later as missing
+    for column in ("per_bin_public", "per_bin_private"):
+        for value in row[column].values():
+            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
+                return False
+    return True
 
 
 def _bins(details):

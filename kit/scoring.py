@@ -12,6 +12,7 @@ import numpy as np
 
 from kit.errors import UserError
 from kit.metrics import Metric, diagnostics, get_metric
+from kit.safetext import printable
 from kit.validation import read_submission
 
 PUBLIC = "Public"
@@ -109,7 +110,8 @@ class ScoreResult:
     def format(self, private=False):
         """A short human report: scores, then the diagnostics of each shown Usage."""
         metric = self.metric
-        lines = [f"{self.path.name} on {self.competition} ({metric.describe()}), {self.rows:,} rows"]
+        name = printable(self.path.name)  # chosen by the participant: no control characters
+        lines = [f"{name} on {printable(self.competition)} ({metric.describe()}), {self.rows:,} rows"]
         usages = [PUBLIC] + ([PRIVATE] if private and PRIVATE in self.details else [])
         for usage in usages:
             d = self.details[usage]
@@ -162,6 +164,7 @@ class Scorer:
             details[usage] = diagnostics(truth, guess)
             # The diagnostics already hold the RMSE; other metrics are computed here.
             scores[usage] = details[usage]["rmse"] if self.metric.name == "rmse" else self.metric(truth, guess)
+        _check_finite_scores(submission.path, scores)
         manifest = read_manifest(submission.path, submission.sha256)
         return ScoreResult(
             competition=self.competition.name,
@@ -238,6 +241,20 @@ def read_manifest(path, sha256=None):
     if sha256 is not None and manifest.get("sha256") not in (None, sha256):
         return None
     return manifest
+
+
+def _check_finite_scores(path, scores):
+    """Refuse a score that is not finite: it would rank first or last and break the pages.
+
+    The submission rules (values within ``kit.validation.MAX_ABS_VALUE``) keep every
+    metric finite; this guards the leaderboard should a metric still overflow.
+    """
+    for usage, score in scores.items():
+        if score is None or not math.isfinite(score):
+            raise UserError(
+                f"{printable(path)}: the {usage} score is {score}, not a finite number: "
+                "expected similarities near [0, 1]; nothing was logged"
+            )
 
 
 def _validation_value(score):

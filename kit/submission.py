@@ -20,6 +20,7 @@ from kit._version import __version__
 from kit.errors import SubmissionError
 from kit.fileio import ensure_writable_dir, write_text_atomic
 from kit.paths import submissions_dir
+from kit.validation import MAX_ABS_VALUE, VALUE_RANGE
 
 
 def write_submission(competition, predictions, model=None, *, participant=None, out_dir=None, seed=None,
@@ -132,6 +133,14 @@ def _aligned_predictions(predictions, ids):
     if bad.size:
         shown = ", ".join(f"row {i} (id {ids[i]}): {values[i]}" for i in bad[:5])
         raise SubmissionError(f"predictions: expected finite numbers, found {bad.size:,} NaN or infinite: {shown}")
+    # The scorer refuses these (their squared error overflows); refuse them before writing.
+    huge = np.flatnonzero(np.abs(values) > MAX_ABS_VALUE)
+    if huge.size:
+        shown = ", ".join(f"row {i} (id {ids[i]}): {values[i]!r}" for i in huge[:5])
+        raise SubmissionError(
+            f"predictions: expected similarities in {VALUE_RANGE} "
+            f"(Tanimoto lies in [0, 1]), found {huge.size:,} beyond: {shown}"
+        )
     outside = int(((values < 0) | (values > 1)).sum())
     if outside:
         warnings.warn(f"{outside:,} predictions are outside [0, 1]; written as they are", UserWarning, stacklevel=3)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from kit.errors import SubmissionError
+from kit.safetext import printable
 
 HEADER = ("id", "similarity")
 #: How many offending lines a message quotes.
@@ -32,6 +33,12 @@ BYTES_PER_ROW = 100
 BASE_BYTES = 1 << 20
 #: Cap when the expected rows are unknown (checking a file for Kaggle).
 UNKNOWN_ROWS_MAX_BYTES = 512 << 20
+#: Largest similarity accepted, in absolute value. Tanimoto lies in [0, 1]; values a
+#: little outside are scored as written (with a warning), but 1e308 is no similarity and
+#: its squared error overflows to infinity. Below 1e6 every diagnostic stays finite for
+#: any number of rows a competition can have (squares below 1e13 per row).
+MAX_ABS_VALUE = 1e6
+VALUE_RANGE = "[-{0}, {0}]".format(f"{MAX_ABS_VALUE:.0e}".replace("e+0", "e"))
 
 _BOMS = (
     (codecs.BOM_UTF8, "a UTF-8 byte-order mark (BOM)"),
@@ -127,7 +134,15 @@ def read_submission(path, expected_ids=None):
     >>> sub.aligned_values().tolist()
     [0.25, 0.5]
     """
-    path = Path(path)
+    try:
+        return _read_submission(Path(path), expected_ids)
+    except SubmissionError as exc:
+        # The path and quoted lines come from the participant: one printable line, so
+        # that no control character (ANSI escape, bidi override, newline) reaches a terminal.
+        raise SubmissionError(printable(exc)) from None
+
+
+def _read_submission(path, expected_ids):
     expected = None if expected_ids is None else np.asarray(expected_ids, dtype=np.int64)
     data = _read_bytes(path, max_bytes_for(None if expected is None else expected.size))
     _check_text(path, data)
@@ -141,8 +156,9 @@ def read_submission(path, expected_ids=None):
     if ids.size == 0:
         want = f"{expected.size:,} rows" if expected is not None else "one row per test pair"
         raise SubmissionError(f"{path}: no rows: expected a header line then {want}, found the header only")
+    _check_field_count(doc, ids)
     _check_id_spelling(doc, ids)
-    _check_finite(doc, values)
+    _check_values(doc, values)
     submission = Submission(path=path, ids=ids, values=values, sha256=digest, size=len(data))
     if expected is not None:
         submission.order = _match_ids(doc, ids, expected)
@@ -355,10 +371,25 @@ def _ids_written_plainly(doc, ids):
     return bool((buffer[commas] == ord(",")).all() and (buffer[commas - 1] == ord("0") + ids % 10).all())
 
 
-def _check_finite(doc, values):
-    if not np.isfinite(values).all():
+def _check_field_count(doc, ids):
+    """Refuse extra fields that pandas drops quietly, such as the empty one in ``1,0.5,``.
+
+    A valid row has exactly one comma (a quoted comma cannot be part of a number), so
+    the rows hold as many commas as there are ids.
+    """
+    if doc.data.count(b",", doc.header_end) != ids.size:
         _explain_rows(doc)
-        raise SubmissionError(f"{doc.path}: every similarity must be a finite number, found NaN or infinity")
+        raise SubmissionError(f"{doc.path}: every row must be `id,similarity` (2 fields), found extra commas")
+
+
+def _check_values(doc, values):
+    """Every value finite and within :data:`MAX_ABS_VALUE` (NaN fails the comparison too)."""
+    if not (np.abs(values) <= MAX_ABS_VALUE).all():
+        _explain_rows(doc)
+        raise SubmissionError(
+            f"{doc.path}: every similarity must be a finite number in {VALUE_RANGE}, "
+            "found NaN, infinity or a larger value"
+        )
 
 
 def _explain_rows(doc):
@@ -392,6 +423,10 @@ _RULES = {
     "fields": "every row must be `id,similarity` (2 fields)",
     "id": "ids must be whole numbers as in test_pairs.csv",
     "value": "every similarity must be a finite number",
+    "range": (
+        f"every similarity must lie in {VALUE_RANGE} (Tanimoto lies in [0, 1]; "
+        "larger values are no similarity and overflow the metric)"
+    ),
 }
 
 
@@ -418,6 +453,8 @@ def _row_problem(record):
         return "value", f"{_show(value_text)} is not a number" if value_text.strip() else "empty value"
     if not math.isfinite(value):
         return "value", f"{_show(value_text)}"
+    if abs(value) > MAX_ABS_VALUE:
+        return "range", f"{_show(value_text)}"
     return None
 
 
