@@ -43,7 +43,10 @@ def main(argv=None):
     try:
         return args.run(args) or 0
     except UserError as exc:
-        message = " ".join(str(exc).split("\n")).strip()
+        # One line, and nothing a file name or a quoted line could make a terminal run.
+        from kit.safetext import printable
+
+        message = printable(" ".join(str(exc).split("\n")).strip())
         print(f"kit {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,8 +1,10 @@
 """Rendering a leaderboard: terminal table, Markdown page and a self-contained HTML page.
 
 Everything that came from a participant (names, file names, model names, rejection
-reasons quoting their files) is escaped for the format it goes into; the HTML page has
-no scripts and no external resources, its plots are embedded PNGs.
+reasons quoting their files) is escaped for the format it goes into, after its control
+characters are made visible (:func:`kit.safetext.printable`: no ANSI escape reaches a
+terminal, no bidi override or newline a page); the HTML page has no scripts and no
+external resources, its plots are embedded PNGs.
 """
 import base64
 import html
@@ -12,6 +14,7 @@ from datetime import datetime, timezone
 
 from kit._version import __version__
 from kit.bins import BIN_LABELS
+from kit.safetext import printable
 
 #: Participants drawn in colour on the plots; the rest are grey.
 MAX_PLOTTED = 10
@@ -28,14 +31,14 @@ def _rows(standings):
     titles += ["entries", "model", "submitted (UTC)"]
     rows = []
     for item in standings.ranking.itertuples(index=False):
-        cells = [str(item.rank), item.participant]
+        cells = [str(item.rank), printable(item.participant)]
         if private:
             move = item.public_rank - item.rank
             shift = f" ({'+' if move > 0 else ''}{move})" if move else ""
             cells += [metric.format(item.private), metric.format(item.public), f"{item.public_rank}{shift}"]
         else:
             cells += [metric.format(item.public)]
-        cells += [str(item.entries), item.model or "-", _when(item.time)]
+        cells += [str(item.entries), printable(item.model or "-"), _when(item.time)]
         rows.append(cells)
     return titles, rows
 
@@ -85,8 +88,8 @@ def render_text(standings):
         lines += [fmt(r).rstrip() for r in rows]
     if standings.rejected:
         lines += ["", f"Rejected ({len(standings.rejected)}):"]
-        lines += [f"  {name}: {reason}" for name, reason in standings.rejected]
-    lines += [f"note: {note}" for note in standings.notes]
+        lines += [f"  {printable(name)}: {printable(reason)}" for name, reason in standings.rejected]
+    lines += [f"note: {printable(note)}" for note in standings.notes]
     return "\n".join(lines)
 
 
@@ -95,7 +98,7 @@ def render_text(standings):
 
 def _md(text):
     """Text safe in a Markdown table cell: no raw HTML, no column breaks, no code spans."""
-    text = html.escape(str(text), quote=False)
+    text = html.escape(printable(text), quote=False)
     for char in "\\|`*_[]":
         text = text.replace(char, "\\" + char)
     return " ".join(text.split())
@@ -147,7 +150,9 @@ footer{color:#889;font-size:12px;margin-top:28px}
 
 def render_html(standings, metadata=None):
     """A self-contained HTML page: table, plots (embedded PNG) and rejected files."""
-    esc = html.escape
+    def esc(text):
+        return html.escape(printable(text))
+
     titles, rows = _rows(standings)
     numeric = {"#", "public", "private", "public #", "entries"}
     parts = [
