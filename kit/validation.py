@@ -51,7 +51,7 @@ _LINE_END = re.compile(r"\r\n|\n|\r")
 _LINE_END_BYTES = re.compile(rb"\r\n|\n|\r")
 #: 10, 100, ... 10**18: digits of an id = 1 + how many of these it reaches.
 _POWERS_OF_TEN = 10 ** np.arange(1, 19, dtype=np.int64)
-_INT_RE = re.compile(r"\s*[+-]?\d+\s*\Z")
+_INT_RE = re.compile(r"\s*[+-]?\d+\s*\Z", re.ASCII)  # pandas reads ASCII digits only
 _INT64_MAX = np.iinfo(np.int64).max
 # Bytes that can only reach an id field through a float spelling such as 1.0 or 1e3.
 _FLOAT_ONLY = np.zeros(256, dtype=bool)
@@ -446,8 +446,8 @@ def _row_problem(record):
     if abs(int(id_text)) > _INT64_MAX:
         return "id", f"id {_show(id_text)} is out of range"
     try:
-        if "_" in value_text:
-            raise ValueError("Python reads 1_0 as 10; CSV readers do not")
+        if "_" in value_text or not value_text.isascii():
+            raise ValueError("Python reads 1_0 as 10 and other scripts' digits as numbers; CSV readers do not")
         value = float(value_text.strip())
     except ValueError:
         return "value", f"{_show(value_text)} is not a number" if value_text.strip() else "empty value"

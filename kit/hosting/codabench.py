@@ -33,8 +33,9 @@ from pathlib import Path
 from kit.errors import UserError
 from kit.fileio import atomic_path
 
-#: Modules inlined, in this order, into the scoring program.
-INLINED_MODULES = ("kit.errors", "kit.bins", "kit.metrics", "kit.validation", "kit.hosting.codabench_scorer")
+#: The scoring program's own module: it and every kit module it imports, recursively,
+#: are inlined (imported modules first) into ``scoring.py``.
+PROGRAM_MODULE = "kit.hosting.codabench_scorer"
 DOCKER_IMAGE = "codalab/codalab-legacy:py312"
 #: Codabench's limit on leaderboard and column keys and column titles.
 MAX_KEY = 36
@@ -157,11 +158,12 @@ def competition_yaml(competition, title, phase_dates, pages):
 def scoring_program_source():
     """The standalone ``scoring.py``: the kit's validation and metric modules, inlined.
 
-    Each module of :data:`INLINED_MODULES` is copied in order without its ``from kit...
-    import`` lines, which must name only what an earlier module defined. A module that
-    imports the kit any other way (``import kit``, an import inside a function), or two
-    modules that define the same name, stop the export: the program would not run, or
-    would run other code than ``kit score``.
+    :data:`PROGRAM_MODULE` and the kit modules it imports (``kit.validation``,
+    ``kit.metrics``, ``kit.bins``, ``kit.errors``, and what they import) are copied, each
+    after the modules it imports, without their ``from kit... import`` lines. A module that
+    imports the kit any other way (``import kit``, an import inside a function, an alias),
+    or two modules that define the same name, stop the export: the program would not run,
+    or would run other code than ``kit score``.
 
     Examples
     --------
@@ -169,9 +171,7 @@ def scoring_program_source():
     True
     """
     defined, parts = {}, []
-    for module_name in INLINED_MODULES:
-        source = inspect.getsource(importlib.import_module(module_name))
-        tree = ast.parse(source)
+    for module_name, tree, source in _inline_order(PROGRAM_MODULE):
         lines = source.splitlines(keepends=True)
         drop = set()
         for node in ast.walk(tree):
@@ -243,14 +243,13 @@ def _phase_dates(competition, start, end, today):
     today = today or dt.datetime.now(dt.timezone.utc).date()
     begin = parse_when(start, "--start") if start else dt.datetime.combine(today, dt.time())
     deadline = competition.metadata.get("deadline")
-    if end:
-        finish = parse_when(end, "--end")
-    elif deadline:
-        finish = parse_when(deadline, "competition.json deadline")
+    if end or deadline:
+        text, option = (end, "--end") if end else (deadline, "competition.json deadline")
+        finish = parse_when(text, option)
+        if len(str(text).strip()) == len("YYYY-MM-DD"):  # a day: the phase runs through its last minute
+            finish += dt.timedelta(days=1, minutes=-1)
     else:
         finish = begin + dt.timedelta(weeks=DEFAULT_WEEKS)
-    if finish.time() == dt.time():  # a day: the phase runs through its last minute
-        finish += dt.timedelta(days=1, minutes=-1)
     if finish <= begin:
         raise UserError(f"the Public phase would end ({_when(finish)}) before it starts ({_when(begin)}): "
                         "expected --end after --start")
@@ -279,6 +278,29 @@ def _read_solution(competition):
     usage = ["Public" if public else "Private" for public in masks[PUBLIC]]
     # repr keeps every bit of each truth: the program reads back the numbers `kit score` uses.
     return [(str(i), repr(float(t)), u) for i, t, u in zip(ids.tolist(), truth.tolist(), usage)]
+
+
+def _inline_order(root):
+    """``(name, syntax tree, source)`` of ``root`` and the kit modules it imports, imports first."""
+    order, visiting, done = [], set(), set()
+
+    def visit(name):
+        if name in done:
+            return
+        if name in visiting:
+            raise RuntimeError(f"circular import through {name}")
+        visiting.add(name)
+        source = inspect.getsource(importlib.import_module(name))
+        tree = ast.parse(source)
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "kit" and not node.level:
+                visit(node.module)
+        visiting.discard(name)
+        done.add(name)
+        order.append((name, tree, source))
+
+    visit(root)
+    return order
 
 
 def _top_level_names(tree):

@@ -1,0 +1,465 @@
+"""kit export codabench: the bundle passes the v2 unpacker's checks, and its scoring program
+(run as Codabench's compute worker runs it, on NumPy alone) gives `kit score`'s numbers and messages."""
+import ast
+import datetime as dt
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from builders import make_competition, perfect_submission, write_submission_file
+from test_scoring import BAD, _valid_lines
+
+from kit import validation
+from kit.cli import main
+from kit.competition import load_competition
+from kit.errors import SubmissionError, UserError
+from kit.hosting import codabench_scorer, public_files
+from kit.hosting.codabench import MAX_KEY, export_codabench, parse_when, scoring_program_source
+from kit.scoring import Scorer
+
+# Leaderboard.SUBMISSION_RULES in Codabench's src/apps/leaderboards/models.py
+SUBMISSION_RULES = {"Add", "Add_And_Delete", "Add_And_Delete_Multiple", "Force_Last", "Force_Latest_Multiple",
+                    "Force_Best"}
+
+# Runs the scoring program like the compute worker (cwd = the program folder), once per case
+# folder, with every import but the standard library and NumPy refused; reports what it loaded.
+RUNNER = r'''
+import contextlib, importlib.abc, io, json, runpy, sys
+BLOCKED = {"pandas", "kit", "scipy", "sklearn", "matchms", "yaml", "matplotlib", "rdkit"}
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"{name} is not available in the scoring image")
+        return None
+sys.meta_path.insert(0, Refuse())
+before = set(sys.modules)
+program, cases = sys.argv[1], sys.argv[2:]
+results = {}
+for case in cases:
+    sys.argv = [program, case + "/input", case + "/output"]
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        try:
+            runpy.run_path(program, run_name="__main__")
+            code = 0
+        except SystemExit as exc:
+            code = exc.code
+    results[case] = {"code": code, "stderr": err.getvalue(), "stdout": out.getvalue()}
+loaded = {m.split(".")[0] for m in set(sys.modules) - before}
+third_party = sorted(m for m in loaded - set(sys.stdlib_module_names) if not m.startswith("_"))
+print(json.dumps({"results": results, "third_party": third_party}))
+'''
+
+
+@pytest.fixture(scope="module")
+def comp_dir(tmp_path_factory):
+    folder = make_competition(tmp_path_factory.mktemp("data"), n_pairs=50, seed=3, max_daily_submissions=3)
+    # A licence line, as MassBank records carry, for the terms page.
+    (folder / "train.mgf").write_text("BEGIN IONS\nSPECTRUM_ID=a\nLICENSE=CC BY-NC\n100.0 1.0\nEND IONS\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def bundle(comp_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bundle") / "practice.zip"
+    export_codabench(comp_dir, out, start="2026-01-05", end="2026-03-01", title="Spectral similarity (class)")
+    folder = out.parent / "unpacked"
+    with zipfile.ZipFile(out) as archive:
+        archive.extractall(folder)
+    return out, folder
+
+
+# --- the bundle, checked as Codabench's v2 unpacker checks it --------------------------
+
+
+def _nonempty(folder, relative):
+    path = folder / relative
+    assert path.exists(), f"{relative} missing from the bundle"
+    if path.is_dir():
+        assert any(p.is_file() and p.stat().st_size for p in path.rglob("*")), f"{relative} is empty"
+    else:
+        assert path.stat().st_size > 0, f"{relative} is empty"
+    return path
+
+
+def _when(text):
+    return dt.datetime.strptime(text, "%Y-%m-%d %H:%M")
+
+
+def check_v2_bundle(folder):
+    """The unpacker's checks (tasks/phases/leaderboards/pages/terms/image) and the serializers'."""
+    spec = yaml.safe_load((folder / "competition.yaml").read_text())
+    assert str(spec["version"]) == "2" and spec["title"]
+    assert _nonempty(folder, spec["image"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    _nonempty(folder, spec["terms"])
+    for page in spec["pages"]:
+        assert page["title"]
+        _nonempty(folder, page["file"])
+    task_indexes = [task["index"] for task in spec["tasks"]]
+    assert len(set(task_indexes)) == len(task_indexes)
+    for task in spec["tasks"]:
+        _nonempty(folder, task["scoring_program"])
+        _nonempty(folder, task["reference_data"])
+    phases = sorted(spec["phases"], key=lambda p: p.get("index", 0))
+    assert len({p["index"] for p in phases}) == len(phases)
+    for phase in phases:
+        assert phase["tasks"] and set(phase["tasks"]) <= set(task_indexes)
+        _nonempty(folder, phase["public_data"])
+    for first, second in zip(phases, phases[1:]):
+        assert first.get("end"), "a phase followed by another needs an end"
+        assert _when(second["start"]) > _when(first["end"]) > _when(first["start"])
+    assert spec["leaderboards"], "leaderboards (plural) required"
+    for board in spec["leaderboards"]:
+        assert len(board["key"]) <= MAX_KEY and len(board["title"]) <= 64
+        assert board["submission_rule"] in SUBMISSION_RULES
+        columns = board["columns"]
+        assert columns and len({c["index"] for c in columns}) == len(columns)
+        assert len({c["key"] for c in columns}) == len(columns)
+        for column in columns:
+            assert len(column["key"]) <= MAX_KEY and len(column["title"]) <= MAX_KEY
+            assert column["sorting"] in ("asc", "desc")
+    return spec
+
+
+def test_bundle_passes_the_v2_unpacker_checks(bundle, comp_dir):
+    spec = check_v2_bundle(bundle[1])
+    assert spec["title"] == "Spectral similarity (class)"
+    public, final = sorted(spec["phases"], key=lambda p: p["index"])
+    assert final["auto_migrate_to_this_phase"] is True and not public.get("auto_migrate_to_this_phase")
+    assert public["start"] == "2026-01-05 00:00" and public["end"] == "2026-03-01 23:59"
+    assert final["start"] == "2026-03-02 00:00"
+    assert public["max_submissions_per_day"] == 3  # from competition.json
+    board = spec["leaderboards"][0]
+    assert board["submission_rule"] == "Force_Best"  # each participant's best moves to the final phase
+    primary = board["columns"][board.get("primary_index", 0)]
+    assert (primary["key"], primary["sorting"]) == ("rmse", "asc")
+    assert [c["key"] for c in board["columns"]] == [k for k, _, _ in codabench_scorer.leaderboard_columns()]
+    assert (bundle[1] / "scoring_program" / "metadata.yaml").read_text() == "command: python3 scoring.py\n"
+
+
+def test_tasks_hold_the_public_and_the_private_rows(bundle, comp_dir):
+    spec = yaml.safe_load((bundle[1] / "competition.yaml").read_text())
+    solution = (comp_dir / "private" / "solution.csv").read_text().splitlines()[1:]
+    usage_of_task = {}
+    for task in spec["tasks"]:
+        ref = bundle[1] / task["reference_data"]
+        rows = (ref / "solution.csv").read_text().splitlines()
+        assert rows[0] == "id,similarity,Usage"
+        usages = {r.rsplit(",", 1)[1] for r in rows[1:]}
+        assert len(usages) == 1
+        usage_of_task[task["index"]] = usages.pop()
+        expected = [r.split(",")[0] for r in solution if r.endswith("," + usage_of_task[task["index"]])]
+        assert [r.split(",")[0] for r in rows[1:]] == expected
+        assert (ref / "expected_ids.csv").read_text().split() == ["id"] + [r.split(",")[0] for r in solution]
+    phases = sorted(spec["phases"], key=lambda p: p["index"])
+    assert [usage_of_task[p["tasks"][0]] for p in phases] == ["Public", "Private"]
+
+
+def test_participant_data_is_every_public_file_and_nothing_private(bundle, comp_dir):
+    with zipfile.ZipFile(bundle[0]) as archive:
+        names = archive.namelist()
+    shared = sorted(n.removeprefix("public_data/") for n in names if n.startswith("public_data/"))
+    assert shared == [name for name, _ in public_files(load_competition(comp_dir))]
+    assert "competition.json" in shared and not any("private" in n or "solution" in n for n in shared)
+    for name in shared:
+        assert (bundle[1] / "public_data" / name).read_bytes() == (comp_dir / name).read_bytes()
+
+
+def test_pages_say_what_participants_need(bundle):
+    pages = {p.stem: p.read_text() for p in (bundle[1] / "pages").glob("*.md")}
+    assert set(pages) == {"overview", "evaluation", "data", "terms"}
+    assert "MS2DeepScore" in pages["overview"] and "13:84" in pages["overview"]
+    assert "Private" in pages["evaluation"] and "id,similarity" in pages["evaluation"] and "3" in pages["evaluation"]
+    assert "test_pairs.csv" in pages["data"] and "Tanimoto" in pages["data"]
+    assert "CC BY-NC" in pages["terms"] and "non-commercial" in pages["terms"]
+
+
+def test_same_competition_same_bytes(comp_dir, tmp_path, bundle):
+    again = export_codabench(comp_dir, tmp_path / "again.zip", start="2026-01-05", end="2026-03-01",
+                             title="Spectral similarity (class)")
+    assert again.read_bytes() == bundle[0].read_bytes()
+
+
+# --- the scoring program ------------------------------------------------------------
+
+
+def test_program_is_the_kits_own_modules_without_kit_imports():
+    source = scoring_program_source()
+    tree = ast.parse(source)
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            imported.add((node.module or "").split(".")[0])
+    assert "kit" not in imported
+    assert imported - set(sys.stdlib_module_names) == {"numpy", "pandas"}  # pandas only inside try/except
+    for module in (validation, codabench_scorer):
+        body = Path(module.__file__).read_text()
+        assert "\n".join(l for l in body.splitlines() if not l.startswith("from kit")) in source
+
+
+def _layout(root, reference, submission_bytes=None, extra=None):
+    """A folder laid out as the compute worker lays out /app: input/{ref,res}, output."""
+    (root / "input" / "res").mkdir(parents=True)
+    (root / "output").mkdir()
+    ref = root / "input" / "ref"
+    ref.mkdir()
+    for path in reference.iterdir():
+        (ref / path.name).write_bytes(path.read_bytes())
+    if submission_bytes is not None:
+        (root / "input" / "res" / "submission.csv").write_bytes(submission_bytes)
+    for name, data in (extra or {}).items():
+        target = root / "input" / "res" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return root
+
+
+def _run_program(bundle_folder, cases):
+    runner = bundle_folder.parent / "runner.py"
+    runner.write_text(RUNNER)
+    program = bundle_folder / "scoring_program"
+    done = subprocess.run([sys.executable, "-I", str(runner), "scoring.py", *map(str, cases)], cwd=program,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["third_party"] == ["numpy"], report["third_party"]
+    return report["results"]
+
+
+def test_program_scores_like_kit_score_on_public_and_private_rows(bundle, comp_dir, tmp_path):
+    submission = perfect_submission(comp_dir, tmp_path / "s.csv", noise=0.2, seed=5)
+    cases = [_layout(tmp_path / usage, bundle[1] / "reference_data" / usage, submission.read_bytes())
+             for usage in ("public", "private")]
+    results = _run_program(bundle[1], cases)
+    expected = Scorer(comp_dir).score(submission).details
+    for case, usage in zip(cases, ("Public", "Private")):
+        assert results[str(case)]["code"] == 0, results[str(case)]["stderr"]
+        assert results[str(case)]["stdout"].startswith(f"{usage} RMSE")
+        scores = json.loads((case / "output" / "scores.json").read_text())
+        want = codabench_scorer.scores_for(expected[usage])
+        assert set(scores) == set(want) and {"rmse", "binned_rmse", "mae", "pearson"} <= set(scores)
+        for key, value in want.items():
+            assert abs(scores[key] - value) <= 1e-12, key
+        assert scores["rmse"] == (Scorer(comp_dir).score(submission).public if usage == "Public"
+                                  else Scorer(comp_dir).score(submission).private)
+
+
+def test_program_refuses_every_bad_file_with_kit_scores_message(bundle, comp_dir, tmp_path):
+    solution = _solution(comp_dir)
+    lines = _valid_lines(solution)
+    cases, messages = [], {}
+    for k, (name, (build, _)) in enumerate(BAD.items()):
+        data = build(lines)
+        case = _layout(tmp_path / f"case{k}", bundle[1] / "reference_data" / "public", data)
+        path = case / "input" / "res" / "submission.csv"
+        with pytest.raises(SubmissionError) as info:
+            Scorer(comp_dir).score(path)
+        cases.append(case)
+        messages[str(case)] = (name, str(info.value))
+    results = _run_program(bundle[1], cases)
+    for case, (name, message) in messages.items():
+        got = results[case]
+        assert got["code"] == 2, name
+        assert got["stderr"].strip().splitlines() == [f"scoring.py: error: {message}"], name
+        assert not (Path(case) / "output" / "scores.json").exists(), name
+
+
+@pytest.mark.parametrize("extra, words", [
+    ({}, "no CSV file in the submission"),
+    ({"a.csv": b"id,similarity\n", "b/c.csv": b"id,similarity\n"}, "2 CSV files in the submission"),
+    ({"notes.txt": b"hello"}, "found 1 other file"),
+])
+def test_program_needs_exactly_one_csv(bundle, tmp_path, extra, words, capsys):
+    case = _layout(tmp_path / "case", bundle[1] / "reference_data" / "public", extra=extra)
+    assert codabench_scorer.main([str(case / "input"), str(case / "output")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0]
+
+
+def test_program_finds_the_csv_in_a_subfolder_and_ignores_archive_clutter(bundle, comp_dir, tmp_path, capsys):
+    data = perfect_submission(comp_dir, tmp_path / "s.csv").read_bytes()
+    case = _layout(tmp_path / "case", bundle[1] / "reference_data" / "private",
+                   extra={"predictions/final.csv": data, "__MACOSX/predictions/._final.csv": b"\x00",
+                          ".hidden.csv": b"x"})
+    assert codabench_scorer.main([str(case / "input"), str(case / "output")]) == 0
+    assert json.loads((case / "output" / "scores.json").read_text())["rmse"] == 0.0
+    assert capsys.readouterr().out.startswith("Private RMSE 0.00000")
+
+
+@pytest.mark.parametrize("damage", ["no expected ids", "mixed usage", "unknown id", "text truth"])
+def test_damaged_reference_data_is_one_line(bundle, comp_dir, tmp_path, damage, capsys):
+    case = _layout(tmp_path / "case", bundle[1] / "reference_data" / "public",
+                   perfect_submission(comp_dir, tmp_path / "s.csv").read_bytes())
+    ref = case / "input" / "ref"
+    rows = (ref / "solution.csv").read_text().splitlines()
+    if damage == "no expected ids":
+        (ref / "expected_ids.csv").unlink()
+    elif damage == "mixed usage":
+        (ref / "solution.csv").write_text("\n".join(rows + [rows[1].replace("Public", "Private")]) + "\n")
+    elif damage == "unknown id":
+        (ref / "solution.csv").write_text("\n".join(rows + ["99999,0.5,Public"]) + "\n")
+    else:
+        (ref / "solution.csv").write_text("\n".join(rows + ["1,high,Public"]) + "\n")
+    assert codabench_scorer.main([str(case / "input"), str(case / "output")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "reference data" in err[0]
+
+
+def test_program_usage_line(capsys):
+    assert codabench_scorer.main(["only-one"]) == 2
+    assert "usage: python3 scoring.py" in capsys.readouterr().err
+
+
+# --- the reader without pandas gives what the reader with pandas gives -------------------
+
+READER_CASES = [
+    "id,similarity\n0,0.5\n1,0.25\n",
+    "id,similarity\r\n0,0.5\r\n1,0.25\r\n",
+    "id,similarity\r0,0.5\r1,0.25\r",
+    " id , similarity \n 0 , 0.5 \n1,\t0.25\n",
+    'id,similarity\n"0","0.5"\n1,0.25\n',
+    "id,similarity\n\n0,0.5\n\n1,0.25\n\n",
+    "id,similarity\n+0,.5\n001,2.5e-1\n",
+    "id,similarity\n0,1_0\n1,0.25\n",
+    "id,similarity\n0,NA\n1,0.25\n",
+    "id,similarity\n0,0x10\n1,0.25\n",
+    "id,similarity\n0,1e400\n1,0.25\n",
+    "id,similarity\n0,-0\n1,-1e-400\n",
+    "id,similarity\n0,\u0663\n1,0.25\n",
+    "id,similarity\n\u0660,0.5\n1,0.25\n",
+    "id,similarity\n0,0.5\u3000\n1,0.25\n",
+    "id,similarity\n99999999999999999999,0.5\n1,0.25\n",
+    "id,similarity\n0,0.5,\n1,0.25,\n",
+    "id,similarity\n0,0.5\n1,0.25\n1,0.3\n",
+    "id,similarity\n0,\"0.5\n1,0.25\n",
+    "id,similarity\n0;0.5\n1,0.25\n",
+    "id,similarity\n0,0.1234567890123456789012345\n1,0.30000000000000004441\n",
+    "id,similarity\n0,1e308\n1,0.25\n",
+]
+
+
+def _read(path, without_pandas, monkeypatch):
+    with monkeypatch.context() as patch:
+        if without_pandas:
+            patch.setitem(sys.modules, "pandas", None)  # `import pandas` raises ImportError
+        try:
+            sub = validation.read_submission(path, expected_ids=[0, 1])
+        except SubmissionError as exc:
+            return str(exc)
+        return sub.aligned_values().tolist()
+
+
+@pytest.mark.parametrize("text", READER_CASES)
+def test_reader_without_pandas_matches(tmp_path, text, monkeypatch):
+    path = tmp_path / "s.csv"
+    path.write_bytes(text.encode())
+    with_pandas = _read(path, False, monkeypatch)
+    without = _read(path, True, monkeypatch)
+    if isinstance(with_pandas, list) and isinstance(without, list):
+        np.testing.assert_allclose(without, with_pandas, rtol=1e-15, atol=0)
+    else:
+        assert without == with_pandas
+
+
+def test_id_lookup_without_pandas(tmp_path, monkeypatch):
+    path = write_submission_file(tmp_path / "s.csv", [30, 10, 20], [0.3, 0.1, 0.2])
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    assert validation.read_submission(path, expected_ids=[10, 20, 30]).aligned_values().tolist() == [0.1, 0.2, 0.3]
+    with pytest.raises(SubmissionError, match="unknown ids"):
+        validation.read_submission(path, expected_ids=[10, 20, 31])
+
+
+# --- command line and options -----------------------------------------------------------
+
+
+def test_cli_writes_the_bundle(comp_dir, tmp_path, capsys):
+    out = tmp_path / "b.zip"
+    assert main(["export", "codabench", "--competition", str(comp_dir), "--out", str(out)]) == 0
+    assert "codabench.org" in capsys.readouterr().out
+    spec = check_v2_bundle(_unzip(out, tmp_path / "u"))
+    public = spec["phases"][0]
+    start = _when(public["start"])
+    assert start.date() == dt.datetime.now(dt.timezone.utc).date()
+    assert (_when(public["end"]) - start).days == 8 * 7
+
+
+def test_deadline_from_competition_json_ends_the_public_phase(comp_dir, tmp_path):
+    copy = tmp_path / "c"
+    copy.mkdir()
+    for name, path in public_files(load_competition(comp_dir)):
+        (copy / name).write_bytes(path.read_bytes())
+    (copy / "private").mkdir()
+    (copy / "private" / "solution.csv").write_bytes((comp_dir / "private" / "solution.csv").read_bytes())
+    meta = json.loads((copy / "competition.json").read_text())
+    (copy / "competition.json").write_text(json.dumps(dict(meta, deadline="2026-06-30T12:00")))
+    out = export_codabench(copy, tmp_path / "b.zip", start="2026-06-01")
+    spec = check_v2_bundle(_unzip(out, tmp_path / "u"))
+    assert spec["phases"][0]["end"] == "2026-06-30 12:00" and spec["phases"][1]["start"] == "2026-06-30 12:01"
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--start", "2026-05-01", "--end", "2026-04-01"], "before it starts"),
+    (["--start", "2026-05-01", "--end", "2026-05-01T00:00"], "before it starts"),
+    (["--start", "May 1st"], "expected a UTC date"),
+    (["--end", "2026-13-01"], "expected a UTC date"),
+    (["--title", " "], "1 to 100 characters"),
+    (["--title", "x" * 101], "1 to 100 characters"),
+])
+def test_bad_options_are_one_line(comp_dir, tmp_path, argv, words, capsys):
+    out = tmp_path / "b.zip"
+    assert main(["export", "codabench", "--competition", str(comp_dir), "--out", str(out), *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("kit export: error:") and words in err[0]
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_out_must_be_a_zip(comp_dir, tmp_path):
+    with pytest.raises(UserError, match="ending in .zip"):
+        export_codabench(comp_dir, tmp_path / "bundle.tar")
+
+
+def test_without_the_answers_nothing_is_written(comp_dir, tmp_path):
+    copy = tmp_path / "c"
+    copy.mkdir()
+    for name, path in public_files(load_competition(comp_dir)):
+        (copy / name).write_bytes(path.read_bytes())
+    with pytest.raises(UserError, match="private"):
+        export_codabench(copy, tmp_path / "b.zip")
+    assert not (tmp_path / "b.zip").exists()
+
+
+def test_a_link_in_the_competition_folder_is_refused(comp_dir, tmp_path):
+    copy = tmp_path / "c"
+    copy.mkdir()
+    for name, path in public_files(load_competition(comp_dir)):
+        (copy / name).write_bytes(path.read_bytes())
+    (copy / "private").mkdir()
+    (copy / "private" / "solution.csv").write_bytes((comp_dir / "private" / "solution.csv").read_bytes())
+    (copy / "answers.csv").symlink_to(copy / "private" / "solution.csv")
+    with pytest.raises(UserError, match="symbolic link"):
+        export_codabench(copy, tmp_path / "b.zip")
+    assert not (tmp_path / "b.zip").exists()
+
+
+def test_parse_when():
+    assert parse_when("2026-01-05T10:30Z", "--start") == dt.datetime(2026, 1, 5, 10, 30)
+
+
+def _unzip(path, folder):
+    with zipfile.ZipFile(path) as archive:
+        archive.extractall(folder)
+    return folder
+
+
+def _solution(comp_dir):
+    import pandas as pd
+
+    frame = pd.read_csv(comp_dir / "private" / "solution.csv")
+    return frame["id"].to_numpy(), frame["similarity"].to_numpy(), frame["Usage"].to_numpy()
