@@ -17,33 +17,58 @@ VALIDATION_FRACTION = 0.1
 VALIDATION_PAIRS_PER_BIN = 200
 
 
-def model_params(cls, options):
+def model_params(cls, options, others=()):
     """Turn ``{"learning_rate": "1e-4", ...}`` into typed parameters of ``cls``.
 
-    Types follow each parameter's default: numbers, booleans, and comma-separated tuples.
+    Types follow each parameter's default: numbers, booleans, and comma-separated tuples;
+    ``none`` where the docstring allows None. An unknown name is refused with the closest
+    known ones.
+
+    Parameters
+    ----------
+    cls : type
+        A model class (scikit-learn conventions: every parameter has a default).
+    options : dict
+        Option name (``-`` or ``_``) -> text, or an already typed value.
+    others : sequence of str
+        Other option names the caller accepts, offered as suggestions for a misspelling.
 
     Examples
     --------
     >>> from kit.models.mean import MeanModel
     >>> model_params(MeanModel, {"seed": "3"})
     {'seed': 3}
+    >>> model_params(MeanModel, {"n_pair": "3"})
+    Traceback (most recent call last):
+    kit.errors.UserError: model 'mean' has no option --n-pair (did you mean --n-pairs?); see `kit train mean --help`
     """
+    from difflib import get_close_matches
+
     defaults = cls().get_params()
+    docs = parameter_docs(cls)
     params = {}
     for key, text in options.items():
-        name = key.replace("-", "_")
+        name = str(key).replace("-", "_")
         if name not in defaults:
-            raise UserError(
-                f"model {cls.name!r} has no option --{key.replace('_', '-')}; "
-                f"expected one of: {', '.join('--' + k.replace('_', '-') for k in sorted(defaults))}"
-            )
-        params[name] = _coerce(text, defaults[name], name)
+            flag = "--" + name.replace("_", "-")
+            known = sorted({"--" + k.replace("_", "-") for k in [*defaults, *others]})
+            close = get_close_matches(flag.lower(), known, n=2, cutoff=0.75)
+            hint = f" (did you mean {' or '.join(close)}?)" if close else f"; expected one of: {', '.join(known)}"
+            raise UserError(f"model {cls.name!r} has no option {flag}{hint}; see `kit train {cls.name} --help`")
+        params[name] = _coerce(text, defaults[name], name, allow_none="None" in docs.get(name, ("", ""))[0])
     return params
 
 
-def _coerce(text, default, name):
+_KINDS = {bool: "true or false", int: "an integer", float: "a number"}
+
+
+def _coerce(text, default, name, allow_none=False):
+    """``text`` typed like ``default``; a UserError naming the option when it does not fit."""
     if not isinstance(text, str):
         return text
+    if allow_none and text.strip().lower() in ("none", "null"):
+        return None
+    kind = type(default)
     try:
         if isinstance(default, bool):
             if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
@@ -54,15 +79,130 @@ def _coerce(text, default, name):
         if isinstance(default, float):
             return float(text)
         if isinstance(default, (tuple, list)):
-            items = [x for x in text.split(",") if x.strip()]
             kind = type(default[0]) if len(default) else float
+            items = [x for x in text.split(",") if x.strip()]
+            if not items:
+                raise ValueError(text)
             return tuple(kind(x) for x in items)
         if default is None:
             return json.loads(text)
+        if isinstance(default, str):
+            # A text default may stand for a number too (Keras's verbose="auto" or 0, 1, 2).
+            try:
+                return int(text)
+            except ValueError:
+                return text
     except (ValueError, json.JSONDecodeError):
-        shown = type(default).__name__ if default is not None else "JSON value"
-        raise UserError(f"option --{name.replace('_', '-')}: expected a {shown}, found {text!r}") from None
+        if isinstance(default, (tuple, list)):
+            shown = f"comma-separated {_KINDS.get(kind, kind.__name__).removeprefix('an ').removeprefix('a ')}s"
+        else:
+            shown = _KINDS.get(kind, "a JSON value" if default is None else kind.__name__)
+        raise UserError(f"option --{name.replace('_', '-')}: expected {shown}, found {text!r}") from None
     return text
+
+
+def parameter_docs(cls):
+    """``{name: (type, meaning)}`` from the numpydoc ``Parameters`` section of ``cls``.
+
+    The section is read from ``cls.__init__``'s docstring when it has one, else from the
+    class docstring (scikit-learn's convention). Names listed together
+    (``a, b : float``) share their type and meaning.
+
+    Examples
+    --------
+    >>> from kit.models.mean import MeanModel
+    >>> parameter_docs(MeanModel)["n_pairs"]
+    ('int, default 20000', 'Training pairs drawn (bin-balanced, by molecule).')
+    """
+    import inspect
+
+    init_doc = cls.__init__.__doc__ if "__init__" in vars(cls) else None
+    doc = init_doc if init_doc and "Parameters" in init_doc else cls.__doc__
+    lines = inspect.cleandoc(doc or "").splitlines()
+    out, names = {}, []
+    inside = False
+    for k, line in enumerate(lines):
+        underline = k + 1 < len(lines) and set(lines[k + 1].strip()) == {"-"} and line.strip()
+        if underline and not line.startswith(" "):
+            inside = line.strip() == "Parameters"
+            names = []
+            continue
+        if not inside or set(line.strip()) == {"-"} or not line.strip():
+            continue
+        if not line.startswith(" "):
+            head, _, kind = line.partition(":")
+            names = [n.strip() for n in head.split(",") if n.strip()]
+            for name in names:
+                out[name] = (kind.strip(), "")
+        else:
+            for name in names:
+                kind, meaning = out[name]
+                out[name] = (kind, f"{meaning} {line.strip()}".strip())
+    return out
+
+
+def rung_options(cls, skip=()):
+    """The options of ``kit train <rung>``: a list of ``(flag, metavar, help)`` in signature order.
+
+    Meanings come from :func:`parameter_docs`, defaults from ``cls()``, written the way
+    they are typed on the command line.
+
+    Examples
+    --------
+    >>> from kit.models.mean import MeanModel
+    >>> rung_options(MeanModel, skip=["seed"])
+    [('--n-pairs', 'N', 'Training pairs drawn (bin-balanced, by molecule). (default: 20000)')]
+    """
+    import inspect
+
+    defaults = cls().get_params()
+    docs = parameter_docs(cls)
+    names = [n for n in inspect.signature(cls.__init__).parameters if n in defaults and n not in skip]
+    options = []
+    for name in names:
+        default = defaults[name]
+        kind, meaning = docs.get(name, ("", ""))
+        kind = kind.split(", default")[0].strip()
+        meaning = _plain(meaning) or name.replace("_", " ")
+        metavar = _metavar(default) + ("|none" if "None" in kind and default is not None else "")
+        options.append(("--" + name.replace("_", "-"), metavar, f"{meaning} (default: {_as_typed(default)})"))
+    return options
+
+
+def _plain(text):
+    """Docstring markup as plain text: ``code`` and :role:`target` lose their marks.
+
+    Examples
+    --------
+    >>> _plain("see :mod:`kit.binning`; ``None`` keeps it")
+    'see kit.binning; None keeps it'
+    """
+    import re
+
+    return re.sub(r"(?::\w+:)?`+([^`]*)`+", r"\1", text)
+
+
+def _metavar(default):
+    if isinstance(default, bool):
+        return "true|false"
+    if isinstance(default, int):
+        return "N"
+    if isinstance(default, float):
+        return "X"
+    if isinstance(default, (tuple, list)):
+        return "A,B,..."
+    return "VALUE"
+
+
+def _as_typed(value):
+    """A default as it would be typed on the command line."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "none"
+    if isinstance(value, (tuple, list)):
+        return ",".join(_as_typed(v) for v in value)
+    return str(value)
 
 
 def split_for_validation(spectra, fraction, seed):
@@ -143,34 +283,83 @@ def train_model(
     model.save(folder, extra=extra)
     history = getattr(model, "history_", None)
     if history:
-        plot_history(history, folder / "training_curve.png", title=f"{name} on {comp.name}")
+        curve = plot_history(history, folder / "training_curve.png", title=f"{name} on {comp.name}")
+        echo(f"training curve: {curve}")
     echo(f"saved {folder}")
     return model, folder
 
 
-def plot_history(history, path, title=None):
-    """Training curve (loss per epoch, and validation loss when present) as a PNG."""
-    import matplotlib
+# Keras history keys -> what they measure, for the legend of the training curve.
+HISTORY_LABELS = {
+    "loss": "training loss (MSE + weight penalty)",
+    "val_loss": "validation loss (MSE + weight penalty)",
+    "rmse": "training RMSE",
+    "val_rmse": "validation RMSE (pairs watched by early stopping)",
+}
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def plot_history(history, path, title=None):
+    """Training curve as a PNG: loss and RMSE per epoch, training and validation.
+
+    Drawn on a :class:`matplotlib.figure.Figure`, so neither pyplot's state nor the
+    matplotlib backend of the caller (a notebook, say) is touched.
+
+    Parameters
+    ----------
+    history : dict of lists
+        Per-epoch values, as Keras's ``History.history``; keys with ``loss`` or ``rmse``
+        are drawn.
+    path : str or Path
+        The PNG to write (atomically).
+    title : str, optional
+
+    Examples
+    --------
+    >>> plot_history({"loss": [0.1, 0.05]}, "/tmp/curve.png").name  # doctest: +SKIP
+    'curve.png'
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     from kit.fileio import atomic_path
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
     for key, values in history.items():
         if "loss" in key or "rmse" in key:
-            ax.plot(np.arange(1, len(values) + 1), values, marker="o", label=key)
+            ax.plot(np.arange(1, len(values) + 1), values, marker="o", label=HISTORY_LABELS.get(key, key))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (MSE)")
+    ax.set_ylabel("MSE loss / RMSE of the similarity")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title or "training curve")
     ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
+    if ax.lines:
+        ax.legend()
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
     return Path(path)
+
+
+def _training_mismatch(manifest, comp):
+    """What differs between a model's training data and the competition it predicts, or None.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> comp = SimpleNamespace(name="mine", file_hashes={"train.mgf": "b"})
+    >>> _training_mismatch({"competition": "practice", "competition_files": {"train.mgf": "a"}}, comp)
+    "was trained on competition 'practice', not on 'mine'"
+    >>> _training_mismatch({"competition": "mine", "competition_files": {"train.mgf": "a"}}, comp)
+    "was trained on another version of the training data of 'mine'"
+    """
+    trained_name = manifest.get("competition")
+    if isinstance(trained_name, str) and trained_name != comp.name:
+        return f"was trained on competition {trained_name!r}, not on {comp.name!r}"
+    trained_on = manifest.get("competition_files")
+    trained_hash = trained_on.get("train.mgf") if isinstance(trained_on, dict) else None
+    if trained_hash not in (None, comp.file_hashes.get("train.mgf")):
+        return f"was trained on another version of the training data of {comp.name!r}"
+    return None
 
 
 def predict_competition(model_dir, competition=None, data=None, submissions=None, echo=print):
@@ -190,9 +379,9 @@ def predict_competition(model_dir, competition=None, data=None, submissions=None
     manifest = read_manifest(model_dir)
     model = kit.models.load(model_dir)
     comp = load_competition(competition or manifest.get("competition"), data=data)
-    trained_on = manifest.get("competition_files", {})
-    if trained_on and trained_on.get("train.mgf") not in (None, comp.file_hashes.get("train.mgf")):
-        echo(f"warning: {model_dir} was trained on another version of {comp.name!r}'s training data")
+    mismatch = _training_mismatch(manifest, comp)
+    if mismatch:
+        echo(f"warning: {model_dir} {mismatch}")
     echo(f"predicting {len(comp.test_pairs):,} pairs of {comp.name} with {model_dir}")
     predictions = model.predict(comp.test_spectra, comp.test_pairs)
     out_dir = Path(submissions) / comp.name if submissions else None

@@ -12,7 +12,9 @@ from kit.errors import UserError
 from kit.models.gbm import GBMModel
 from kit.prepare import prepare_competition
 from kit.spectra import save_spectra
-from kit.training import model_params, plot_history, split_for_validation, train_model
+from kit.cli import main
+from kit.training import (model_params, parameter_docs, plot_history, predict_competition, rung_options,
+                          split_for_validation, train_model)
 
 
 def kit_cli(*args, cwd):
@@ -26,6 +28,14 @@ def one_line_error(proc, *fragments):
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     for fragment in fragments:
         assert fragment in line, line
+
+
+def exit_code(argv):
+    """``kit.cli.main(argv)``'s exit code, also when argparse itself refuses the line."""
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return exc.code
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +72,18 @@ def test_model_params_are_typed_by_defaults():
 
 @pytest.mark.parametrize(
     "options, message",
-    [({"epochs": "3"}, "has no option --epochs"), ({"n_pairs": "many"}, "expected a int"), ({"early_stopping": "maybe"}, "expected a bool")],
+    [
+        ({"epochs": "3"}, "has no option --epochs"),
+        ({"n_pairs": "many"}, "--n-pairs: expected an integer, found 'many'"),
+        ({"n_pairs": "5.5"}, "expected an integer"),
+        ({"n_pairs": ""}, "expected an integer"),
+        ({"learning_rate": "fast"}, "--learning-rate: expected a number"),
+        ({"early_stopping": "maybe"}, "expected true or false"),
+        ({"n_pairs": "none"}, "expected an integer"),
+        ({"max_iters": "3"}, r"did you mean --max-iter\?"),
+        ({"N_PAIRS": "3"}, "did you mean --n-pairs"),
+        ({"zzz": "3"}, "expected one of: --bin-width"),
+    ],
 )
 def test_model_params_errors(options, message):
     with pytest.raises(UserError, match=message):
@@ -78,6 +99,7 @@ def test_validation_split_is_by_molecule_and_seeded():
     assert [s.get("spectrum_id") for s in again] == [s.get("spectrum_id") for s in train]
 
 
+@pytest.mark.slow
 def test_train_model_saves_a_loadable_model_with_its_validation_score(tiny, monkeypatch):
     monkeypatch.chdir(tiny)
     model, folder = train_model("gbm", "tiny", seed=0, params={"n_pairs": "300", "max_iter": "20", "progress": "false"}, echo=lambda *_: None)
@@ -90,6 +112,7 @@ def test_train_model_saves_a_loadable_model_with_its_validation_score(tiny, monk
     np.testing.assert_array_equal(loaded.predict(comp.test_spectra, comp.test_pairs), model.predict(comp.test_spectra, comp.test_pairs))
 
 
+@pytest.mark.slow
 def test_cli_train_predict_score_end_to_end(tiny):
     proc = kit_cli("train", "mean", "--competition", "tiny", "--n-pairs", "200", cwd=tiny)
     assert proc.returncode == 0, proc.stderr
@@ -109,15 +132,203 @@ def test_cli_train_predict_score_end_to_end(tiny):
     "args, fragments",
     [
         (["train", "nope", "--competition", "tiny"], ["unknown model 'nope'", "mean, cosine, gbm, siamese"]),
+        (["train", "nope", "--help"], ["unknown model 'nope'"]),
+        (["train"], ["expected MODEL, one of mean, cosine, gbm, siamese"]),
         (["train", "mean", "--competition", "missing"], ["competition 'missing' not found"]),
         (["train", "mean", "--competition", "tiny", "--epochs", "3"], ["has no option --epochs"]),
-        (["train", "mean", "--competition", "tiny", "--n-pairs", "x"], ["--n-pairs", "expected a int"]),
+        (["train", "mean", "--competition", "tiny", "--n-pairs", "x"], ["--n-pairs", "expected an integer"]),
+        (["train", "mean", "--competiton", "tiny"], ["no option --competiton", "did you mean --competition?"]),
+        (["train", "mean", "--n-pairs", "3", "--n-pairs", "4"], ["--n-pairs is given twice"]),
+        (["train", "mean", "--n-pairs", "3", "4"], ["unexpected argument '4'"]),
+        (["train", "mean", "--=3"], ["--=3"]),
         (["predict", "not-a-model", "--competition", "tiny"], ["not a saved model"]),
         (["prepare", "--bogus"], ["unrecognized arguments: --bogus"]),
     ],
 )
-def test_cli_errors_are_one_line(tiny, args, fragments):
-    one_line_error(kit_cli(*args, cwd=tiny), *fragments)
+def test_cli_errors_are_one_line(tiny, args, fragments, monkeypatch, capsys):
+    monkeypatch.chdir(tiny)
+    assert exit_code(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+@pytest.mark.parametrize(
+    "options, fragment",
+    [
+        (["--epoch", "5"], "has no option --epoch"),
+        (["--n-pairs", "five"], "expected an integer"),
+        (["--progress", "sometimes"], "expected true or false"),
+        (["--tolerance", "0.1", "--toleranse", "0.2"], "did you mean --tolerance?"),
+    ],
+)
+def test_train_options_are_refused_before_any_data_is_read(tiny, monkeypatch, capsys, options, fragment):
+    import kit.training
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("spectra were read before the options were checked")
+
+    monkeypatch.chdir(tiny)
+    monkeypatch.setattr(kit.training, "split_for_validation", no_reading)
+    # The missing competition would be reported only after the options.
+    assert main(["train", "cosine", "--competition", "missing", *options]) == 2
+    assert fragment in capsys.readouterr().err
+
+
+def test_train_help_lists_the_rung_options_with_defaults_and_meanings(capsys):
+    assert main(["train", "gbm", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "gbm options" in out and "--competition NAME|DIR" in out
+    assert "--n-pairs N" in out and "(default: 20000)" in out and "Training pairs drawn" in out
+    assert "--early-stopping true|false" in out and "10% of the training" in out
+    # --seed is the command's own option: listed once.
+    assert out.count("--seed S") == 2 and "--seed N" not in out  # usage line and options
+    assert main(["train", "--help", "mean"]) == 0
+    assert "mean options" in capsys.readouterr().out
+    assert main(["train", "-h"]) == 0
+    out = capsys.readouterr().out
+    assert "MODEL" in out and "options (" not in out
+
+
+class _Documented:
+    """A model class with a numpydoc Parameters section of every shape.
+
+    Parameters
+    ----------
+    size : int, default 3
+        How many.
+        Two lines of meaning.
+    ratio, scale : float
+        Shared by ``ratio`` and :func:`scale`.
+    undocumented_type
+    patience : int or None, default 2
+    layers : tuple of int, default (4, 2)
+        Layer widths; 50% of them.
+
+    Attributes
+    ----------
+    size_ : int
+        Not a parameter.
+    """
+
+    name = "documented"
+
+    def __init__(self, size=3, ratio=0.5, scale=1.0, undocumented_type=True, patience=2, layers=(4, 2), seed=0,
+                 mode="auto"):
+        self.size, self.ratio, self.scale, self.undocumented_type = size, ratio, scale, undocumented_type
+        self.patience, self.layers, self.seed, self.mode = patience, layers, seed, mode
+
+    def get_params(self):
+        return dict(vars(self))
+
+
+def test_parameter_docs_reads_every_shape_of_entry():
+    docs = parameter_docs(_Documented)
+    assert docs["size"] == ("int, default 3", "How many. Two lines of meaning.")
+    assert docs["ratio"] == docs["scale"] == ("float", "Shared by ``ratio`` and :func:`scale`.")
+    assert docs["undocumented_type"] == ("", "")
+    assert "size_" not in docs and "seed" not in docs
+
+
+def test_parameter_docs_prefers_the_init_docstring():
+    class InitDoc(_Documented):
+        def __init__(self, size=3):
+            """Parameters
+            ----------
+            size : int
+                From __init__.
+            """
+            super().__init__(size=size)
+
+    assert parameter_docs(InitDoc) == {"size": ("int", "From __init__.")}
+
+
+def test_parameter_docs_of_an_undocumented_class_is_empty():
+    class Bare:
+        def __init__(self, a=1):
+            self.a = a
+
+    assert parameter_docs(Bare) == {}
+
+
+def test_rung_options_in_signature_order_with_typed_defaults():
+    options = rung_options(_Documented, skip=["seed"])
+    assert [flag for flag, _, _ in options] == [
+        "--size", "--ratio", "--scale", "--undocumented-type", "--patience", "--layers", "--mode"]
+    by_flag = {flag: (metavar, text) for flag, metavar, text in options}
+    assert by_flag["--size"] == ("N", "How many. Two lines of meaning. (default: 3)")
+    assert by_flag["--scale"] == ("X", "Shared by ratio and scale. (default: 1.0)")
+    assert by_flag["--undocumented-type"] == ("true|false", "undocumented type (default: true)")
+    assert by_flag["--patience"][0] == "N|none"
+    assert by_flag["--layers"] == ("A,B,...", "Layer widths; 50% of them. (default: 4,2)")
+
+
+@pytest.mark.parametrize(
+    "options, expected",
+    [
+        ({"patience": "none"}, {"patience": None}),
+        ({"patience": "NULL"}, {"patience": None}),
+        ({"layers": "8, 4,2"}, {"layers": (8, 4, 2)}),
+        ({"mode": "0"}, {"mode": 0}),
+        ({"mode": "fast"}, {"mode": "fast"}),
+        ({"size": 7}, {"size": 7}),
+    ],
+)
+def test_model_params_types(options, expected):
+    assert model_params(_Documented, options) == expected
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"size": "none"}, "--size: expected an integer"),
+        ({"layers": ""}, "--layers: expected comma-separated integers"),
+        ({"layers": "4,x"}, "--layers: expected comma-separated integers"),
+        ({"sizes": "4"}, "did you mean --size?"),
+    ],
+)
+def test_model_params_refusals(options, message):
+    with pytest.raises(UserError, match=message):
+        model_params(_Documented, options)
+
+
+def test_predict_names_the_competition_the_model_was_trained_on(tiny, monkeypatch):
+    import shutil
+
+    monkeypatch.chdir(tiny)
+    _, folder = train_model("mean", "tiny", params={"n_pairs": 100}, echo=lambda *_: None)
+    other = tiny / "data" / "other"
+    if not other.exists():
+        shutil.copytree(tiny / "data" / "tiny", other)
+        meta = json.loads((other / "competition.json").read_text())
+        (other / "competition.json").write_text(json.dumps({**meta, "name": "other"}))
+    said = []
+    predict_competition(folder, "other", submissions=tiny / "subs", echo=said.append)
+    assert said[0] == f"warning: {folder} was trained on competition 'tiny', not on 'other'"
+    said.clear()
+    predict_competition(folder, submissions=tiny / "subs", echo=said.append)
+    assert not any("warning" in line for line in said)
+
+
+@pytest.mark.parametrize(
+    "manifest, expected",
+    [
+        ({}, None),
+        ({"competition": "c", "competition_files": {"train.mgf": "h"}}, None),
+        ({"competition": "c", "competition_files": None}, None),
+        ({"competition": "c", "competition_files": ["x"]}, None),
+        ({"competition": "d"}, "was trained on competition 'd', not on 'c'"),
+        ({"competition": "c", "competition_files": {"train.mgf": "g"}}, "another version of the training data of 'c'"),
+    ],
+)
+def test_training_mismatch(manifest, expected):
+    from types import SimpleNamespace
+
+    from kit.training import _training_mismatch
+
+    got = _training_mismatch(manifest, SimpleNamespace(name="c", file_hashes={"train.mgf": "h"}))
+    assert got == expected or (expected and expected in got)
 
 
 def test_model_from_another_major_version_is_refused(tiny, monkeypatch):
@@ -131,6 +342,12 @@ def test_model_from_another_major_version_is_refused(tiny, monkeypatch):
         kit.models.load(folder)
 
 
-def test_plot_history_writes_a_png(tmp_path):
-    path = plot_history({"loss": [0.1, 0.05, 0.04], "val_loss": [0.12, 0.08, 0.09]}, tmp_path / "curve.png")
+def test_plot_history_writes_a_png_without_touching_global_matplotlib_state(tmp_path):
+    import matplotlib
+
+    backend = matplotlib.get_backend()
+    history = {"loss": [0.1, 0.05, 0.04], "val_loss": [0.12, 0.08, 0.09], "learning_rate": [1e-3] * 3}
+    path = plot_history(history, tmp_path / "curve.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert matplotlib.get_backend() == backend
+    assert plot_history({"accuracy": [1.0]}, tmp_path / "empty.png").is_file()
