@@ -1,26 +1,50 @@
 """Classroom mode: score an inbox folder of ``<participant>__<anything>.csv`` files.
 
-Each file is scored once: a file whose content (sha256) is already in the log for that
-participant is skipped. A file's submission time is its modification time (UTC), so a
-teacher may collect files during the day and score them in the evening; the daily limit
-(``max_daily_submissions`` in competition.json) counts valid submissions per participant
-per UTC day, in order of submission time. Invalid files do not use up the limit, and are
-listed with their reason every time the inbox is processed until they are removed.
+This is the offline fallback to ``kit serve``: a shared folder where a file's name says
+who submitted it. Nothing a student controls decides *when* a file was submitted:
 
-Only plain files directly inside the inbox are read: links and folders are refused, so a
-file cannot point the scorer (and the quoted lines of its error message) elsewhere.
+- **Submission time is the time the kit first saw the file**, never its modification
+  time (``touch -d`` can set that to any date). Each file content is recorded once in
+  ``leaderboard/<competition>.inbox-seen.jsonl`` as (file name, size, sha256, first
+  seen, UTC); the record survives restarts. Replacing a file's content under the same
+  name is a new submission seen now; deleting and re-adding the same bytes under the same
+  name keeps the first time; a rename is seen anew, so copying a classmate's file under
+  another name is always later than theirs. Run ``kit leaderboard --inbox DIR --watch``
+  during the competition so first-seen times are close to the real ones: files that
+  arrive between two polls are ordered by file name.
+- **The daily limit** (``max_daily_submissions`` in competition.json) counts valid
+  submissions per participant per UTC day of their first-seen time. Invalid files do not
+  use it up, and are listed with their reason every time until they are removed.
+- **Identity** comes from :mod:`kit.identity`: ``Bob``, ``BOB`` and ``ＢＯＢ`` are one
+  participant (shown as first written); names with look-alikes from another script,
+  invisible characters or more than 40 characters are refused (never cut short).
+- **Only the file's bytes are read**: a copy is scored, so a ``.json`` beside it (a
+  model name, a validation score) is never trusted, and a file changed while it is read
+  is read again at the next poll. Its size is checked against the competition's cap
+  before anything is hashed, and links, folders, pipes and devices are refused unread.
 """
+import hashlib
+import json
+import math
 import os
 import stat
+import tempfile
+import time as _time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 from kit.errors import SubmissionError, UserError
+from kit.identity import check_participant_name, participant_key
 from kit.leaderboard import log_path, read_log, record_result, sanitize_participant
 
 SEPARATOR = "__"
 DEFAULT_DAILY_LIMIT = 5
+#: Seconds between two polls of ``--watch`` by default.
+DEFAULT_INTERVAL = 5.0
+#: Suffix of the first-seen record beside ``leaderboard/<competition>.csv``.
+SEEN_SUFFIX = ".inbox-seen.jsonl"
+_CHUNK = 1 << 20
 
 
 @dataclass
@@ -33,6 +57,7 @@ class InboxReport:
     already_scored : list of file names whose content was scored before
     rejected : list of (file, reason)
     notes : list of str (for example identical files from different participants)
+    first_seen : dict of file name -> datetime (UTC) for the files read this time
     """
 
     inbox: Path
@@ -40,6 +65,7 @@ class InboxReport:
     already_scored: list = field(default_factory=list)
     rejected: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    first_seen: dict = field(default_factory=dict)
 
     def summary(self):
         return (
@@ -49,21 +75,24 @@ class InboxReport:
 
 
 def participant_from_filename(name):
-    """The sanitised participant of ``<participant>__<anything>.csv``, or None.
+    """The participant of ``<participant>__<anything>.csv`` as first written, or None.
+
+    None when the name does not follow the pattern; a :class:`~kit.errors.UserError`
+    when it does but the participant name is refused by
+    :func:`kit.identity.check_participant_name`.
 
     Examples
     --------
     >>> participant_from_filename("alice__try3.csv")
     'alice'
+    >>> participant_from_filename("ＢＯＢ__1.csv")
+    'BOB'
     >>> participant_from_filename("notes.txt") is None
     True
     """
     if not name.lower().endswith(".csv") or SEPARATOR not in name:
         return None
-    raw = name.split(SEPARATOR, 1)[0]
-    if not raw.strip():
-        return None
-    return sanitize_participant(raw)
+    return check_participant_name(name.split(SEPARATOR, 1)[0])
 
 
 def daily_limit(metadata):
@@ -76,7 +105,77 @@ def daily_limit(metadata):
     return value
 
 
-def process_inbox(competition, inbox, *, data=None, leaderboard=None):
+def seen_path(log):
+    """``leaderboard/<competition>.inbox-seen.jsonl`` beside the log ``leaderboard/<competition>.csv``."""
+    log = Path(log)
+    return log.with_name(log.stem + SEEN_SUFFIX)
+
+
+class FirstSeen:
+    """The durable record of when each inbox file content was first seen.
+
+    One JSON line per (file name, size, sha256): appended with ``fsync`` before the file
+    is scored, so a crash never leaves a scored file without its time. A torn or
+    hand-damaged line is skipped; the earliest time wins when a key appears twice.
+
+    Examples
+    --------
+    >>> seen = FirstSeen("/tmp/kit-doc-seen/practice.inbox-seen.jsonl")   # doctest: +SKIP
+    >>> seen.get("ann__1.csv", 120, "ab12") is None                       # doctest: +SKIP
+    True
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.times = {}
+        self.skipped = 0
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            raw = b""
+        except OSError as exc:
+            raise UserError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+        for line in raw.decode("utf-8", errors="replace").splitlines():
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                key = (str(row["file"]), int(row["size"]), str(row["sha256"]))
+                when = _parse_time(row["first_seen"])
+            except (ValueError, TypeError, KeyError, OverflowError):
+                self.skipped += 1
+                continue
+            if key not in self.times or when < self.times[key]:
+                self.times[key] = when
+
+    def get(self, name, size, sha256):
+        return self.times.get((name, size, sha256))
+
+    def record(self, name, size, sha256, when):
+        """Append one record (locked by the caller) and return its time."""
+        line = json.dumps(
+            {"first_seen": _format_time(when), "file": name, "size": size, "sha256": sha256},
+            ensure_ascii=True, separators=(",", ":"),
+        ) + "\n"
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                end = os.fstat(fd).st_size
+                if end and os.pread(fd, 1, end - 1) != b"\n":
+                    line = "\n" + line  # a torn last line stays on its own line
+                payload = line.encode("ascii")
+                if os.write(fd, payload) != len(payload):
+                    raise OSError("short write (is the disk full?)")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise UserError(f"cannot append to {self.path}: {exc.strerror or exc}") from None
+        self.times[(name, size, sha256)] = when
+        return when
+
+
+def process_inbox(competition, inbox, *, data=None, leaderboard=None, now=None, _hashes=None):
     """Score every new file of ``inbox`` into the competition's leaderboard log.
 
     Parameters
@@ -87,6 +186,9 @@ def process_inbox(competition, inbox, *, data=None, leaderboard=None):
         Folder of ``<participant>__<anything>.csv`` files.
     data, leaderboard : str or Path, optional
         Folders overriding ``./data`` and ``./leaderboard``.
+    now : datetime, optional
+        The time of this look at the inbox (default: the clock, UTC); files not seen
+        before are recorded as first seen at this time.
 
     Returns
     -------
@@ -99,68 +201,160 @@ def process_inbox(competition, inbox, *, data=None, leaderboard=None):
     """
     from filelock import FileLock, Timeout
 
-    from kit.fileio import ensure_writable_dir, sha256_file
+    from kit.fileio import ensure_writable_dir
     from kit.scoring import Scorer
+    from kit.validation import max_bytes_for
 
     inbox = Path(inbox)
     if not inbox.is_dir():
         raise UserError(f"inbox {inbox} not found: expected a folder of <participant>__<anything>.csv files")
     scorer = Scorer(competition, data=data)
     limit = daily_limit(scorer.competition.metadata)
+    cap = max_bytes_for(scorer.expected_rows)
     path = log_path(scorer.competition.name, leaderboard)
     ensure_writable_dir(path.parent)
     report = InboxReport(inbox=inbox)
     try:
         # One teacher at a time: two runs over the same inbox would score files twice.
         with FileLock(str(path) + ".inbox.lock", timeout=600):
+            now = _utc(now) if now is not None else datetime.now(timezone.utc).replace(microsecond=0)
+            seen = FirstSeen(seen_path(path))
             log = read_log(path)
-            seen = {(p, h): f for p, h, f in zip(log["participant"], log["sha256"], log["file"])}
-            owners = {h: p for p, h in zip(log["participant"], log["sha256"])}
+            keys = [participant_key(p) for p in log["participant"]]
+            shown = {}
+            for k, p in zip(keys, log["participant"]):
+                shown.setdefault(k, p)
+            scored = {(k, h) for k, h in zip(keys, log["sha256"])}
+            owners = {}
+            for k, h in zip(keys, log["sha256"]):
+                owners.setdefault(h, k)
             per_day = {}
-            for p, t in zip(log["participant"], log["time"]):
-                per_day[(p, t.date())] = per_day.get((p, t.date()), 0) + 1
-            for entry, when in _candidates(inbox, report):
-                participant = participant_from_filename(entry.name)
-                if participant is None:
-                    report.rejected.append((entry.name, "file name: expected <participant>__<anything>.csv"))
+            for k, t in zip(keys, log["time"]):
+                day = _day(t)
+                per_day[(k, day)] = per_day.get((k, day), 0) + 1
+            candidates = []
+            for entry, info in _plain_files(inbox, report):
+                candidate = _examine(entry, info, cap, report, _hashes)
+                if candidate is None:
                     continue
-                digest = sha256_file(entry.path)
-                if (participant, digest) in seen:
-                    report.already_scored.append(entry.name)
-                    continue
-                try:
-                    result = scorer.score(entry.path)
-                except SubmissionError as exc:
-                    report.rejected.append((entry.name, _reason(exc, entry.path)))
-                    continue
-                day = when.date()
-                if limit is not None and per_day.get((participant, day), 0) >= limit:
-                    report.rejected.append((
-                        entry.name,
-                        f"daily limit: {participant} already has {limit} scored submission(s) on {day} (UTC); "
-                        f"max_daily_submissions is {limit}",
-                    ))
-                    continue
-                if digest in owners and owners[digest] != participant:
-                    report.notes.append(f"{entry.name} ({participant}) is identical to a submission of {owners[digest]}")
-                record_result(result, participant=participant, leaderboard=leaderboard, time=when, file=entry.name)
-                seen[(participant, digest)] = entry.name
-                owners.setdefault(digest, participant)
-                per_day[(participant, day)] = per_day.get((participant, day), 0) + 1
-                report.scored.append((entry.name, participant, result.public))
+                name, participant, size, digest = candidate
+                when = seen.get(name, size, digest) or seen.record(name, size, digest, now)
+                report.first_seen[name] = when
+                candidates.append((when, name, entry, participant, size, digest))
+            candidates.sort(key=lambda item: (item[0], item[1]))
+            with tempfile.TemporaryDirectory(prefix="kit-inbox-") as scratch:
+                for when, name, entry, participant, size, digest in candidates:
+                    key = participant_key(participant)
+                    participant = shown.setdefault(key, sanitize_participant(participant))
+                    if (key, digest) in scored:
+                        report.already_scored.append(name)
+                        continue
+                    copy = _snapshot(entry, cap, size, digest, Path(scratch), report)
+                    if copy is None:
+                        continue
+                    try:
+                        result = scorer.score(copy)
+                    except SubmissionError as exc:
+                        report.rejected.append((name, _reason(exc, copy)))
+                        continue
+                    day = _day(when)
+                    if limit is not None and per_day.get((key, day), 0) >= limit:
+                        report.rejected.append((
+                            name,
+                            f"daily limit: {participant} already has {limit} scored submission(s) on {day} "
+                            f"(UTC, by the time each file was first seen); max_daily_submissions is {limit}",
+                        ))
+                        continue
+                    if digest in owners and owners[digest] != key:
+                        report.notes.append(
+                            f"{name} ({participant}) is identical to a submission of {shown[owners[digest]]} "
+                            f"seen earlier"
+                        )
+                    record_result(result, participant=participant, leaderboard=leaderboard, time=when, file=name)
+                    scored.add((key, digest))
+                    owners.setdefault(digest, key)
+                    per_day[(key, day)] = per_day.get((key, day), 0) + 1
+                    report.scored.append((name, participant, result.public))
+            if seen.skipped:
+                report.notes.append(f"{seen.skipped} damaged line(s) in {seen.path} were skipped")
     except Timeout:
         raise UserError(f"another `kit leaderboard --inbox` is running on {path} (lock {path}.inbox.lock)") from None
+    _displayable(report)
     return report
 
 
-def _candidates(inbox, report):
-    """Plain files of the inbox (hidden files ignored) in submission order, with their time.
+def watch_inbox(competition, inbox, *, data=None, leaderboard=None, interval=DEFAULT_INTERVAL, polls=None,
+                on_poll=None, sleep=_time.sleep):
+    """Process the inbox every ``interval`` seconds so first-seen times stay close to real ones.
 
-    Links, folders and other special files are added to ``report.rejected``.
+    Parameters
+    ----------
+    competition, inbox, data, leaderboard
+        As for :func:`process_inbox`.
+    interval : float
+        Seconds between the start of two polls (a finite number > 0).
+    polls : int, optional
+        Stop after this many polls (default: until interrupted with Ctrl-C).
+    on_poll : callable, optional
+        Called with each :class:`InboxReport`.
+    sleep : callable
+        Waits a number of seconds (tests pass a fake clock).
+
+    Returns
+    -------
+    int
+        The number of polls made. Ctrl-C between or during polls stops the watch; a poll
+        interrupted half way records nothing half-written (each append is one write).
+
+    Examples
+    --------
+    >>> watch_inbox("practice", "inbox/", interval=2, polls=3, on_poll=print)   # doctest: +SKIP
     """
-    found = []
+    interval = check_interval(interval)
+    if polls is not None and (not isinstance(polls, int) or isinstance(polls, bool) or polls < 1):
+        raise UserError(f"expected the number of polls to be a whole number >= 1, found {polls!r}")
+    competition = _as_competition(competition, data)
+    hashes = {}
+    done = 0
     try:
-        entries = list(os.scandir(inbox))
+        while polls is None or done < polls:
+            started = _time.monotonic()
+            report = process_inbox(competition, inbox, data=data, leaderboard=leaderboard, _hashes=hashes)
+            done += 1
+            if on_poll is not None:
+                on_poll(report)
+            if polls is not None and done >= polls:
+                break
+            sleep(max(0.0, interval - (_time.monotonic() - started)))
+    except KeyboardInterrupt:
+        pass
+    return done
+
+
+def check_interval(value):
+    """A polling interval in seconds: a finite number > 0 (at most a day)."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"--interval: expected a number of seconds, found {value!r}") from None
+    if not math.isfinite(seconds) or seconds <= 0 or seconds > 86400:
+        raise UserError(f"--interval: expected seconds between 0 and 86400, found {value!r}")
+    return seconds
+
+
+def _as_competition(competition, data):
+    from kit.competition import Competition, load_competition
+
+    return competition if isinstance(competition, Competition) else load_competition(competition, data=data)
+
+
+def _plain_files(inbox, report):
+    """Plain files of the inbox (hidden files ignored) with their ``lstat``.
+
+    Links, folders and other special files are added to ``report.rejected`` unread.
+    """
+    try:
+        entries = sorted(os.scandir(inbox), key=lambda e: e.name)
     except OSError as exc:
         raise UserError(f"cannot list inbox {inbox}: {exc.strerror or exc}") from None
     for entry in entries:
@@ -178,9 +372,102 @@ def _candidates(inbox, report):
         elif not stat.S_ISREG(info.st_mode):
             report.rejected.append((entry.name, "is not a regular file"))
         else:
-            found.append((datetime.fromtimestamp(info.st_mtime, tz=timezone.utc), entry.name, entry))
-    found.sort(key=lambda item: (item[0], item[1]))
-    return [(entry, when) for when, _, entry in found]
+            yield entry, info
+
+
+def _examine(entry, info, cap, report, hashes):
+    """(name, participant, size, sha256) of an inbox file, or None after noting why not.
+
+    The name is checked first and the size second, so nothing is read from a file
+    that would be refused anyway.
+    """
+    name = entry.name
+    if name.lower().endswith(".json"):
+        report.rejected.append((name, "a .json beside a submission is not read in classroom mode "
+                                      "(model names and scores come from the scorer only)"))
+        return None
+    try:
+        participant = participant_from_filename(name)
+    except UserError as exc:
+        report.rejected.append((name, f"file name: {exc}"))
+        return None
+    if participant is None:
+        report.rejected.append((name, "file name: expected <participant>__<anything>.csv"))
+        return None
+    if info.st_size > cap:
+        report.rejected.append((name, f"is {info.st_size:,} bytes; submissions for this competition are at "
+                                      f"most {cap:,} bytes"))
+        return None
+    memo = (name, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev)
+    if hashes is not None and memo in hashes:
+        return name, participant, info.st_size, hashes[memo]
+    content = _read_capped(entry.path, cap, report, name)
+    if content is None:
+        return None
+    digest = hashlib.sha256(content).hexdigest()
+    if hashes is not None:
+        # ctime changes with every write and cannot be set by a user: a safe cache key.
+        hashes[memo] = digest
+    return name, participant, len(content), digest
+
+
+def _read_capped(path, cap, report, name):
+    """The bytes of a plain file, or None (noted) if it is not one or grew past ``cap``.
+
+    Opened without following links and without blocking (a file swapped for a pipe
+    after the listing cannot hang the scorer), and never read past ``cap + 1`` bytes.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        report.rejected.append((name, f"cannot read: {exc.strerror or exc}"))
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            report.rejected.append((name, "is not a regular file"))
+            return None
+        chunks, total = [], 0
+        while total <= cap:
+            block = os.read(fd, min(_CHUNK, cap + 1 - total))
+            if not block:
+                break
+            chunks.append(block)
+            total += len(block)
+    except OSError as exc:
+        report.rejected.append((name, f"cannot read: {exc.strerror or exc}"))
+        return None
+    finally:
+        os.close(fd)
+    if total > cap:
+        report.rejected.append((name, f"is more than {cap:,} bytes; submissions for this competition are at "
+                                      f"most {cap:,} bytes"))
+        return None
+    return b"".join(chunks)
+
+
+def _snapshot(entry, cap, size, digest, scratch, report):
+    """A private copy of the file with the bytes that were hashed, or None if it changed."""
+    content = _read_capped(entry.path, cap, report, entry.name)
+    if content is None:
+        return None
+    if len(content) != size or hashlib.sha256(content).hexdigest() != digest:
+        report.notes.append(f"{entry.name} changed while it was read; it will be read again at the next poll")
+        return None
+    copy = scratch / "submission.csv"
+    copy.write_bytes(content)
+    return copy
+
+
+def _displayable(report):
+    """File names in the report that can be printed: bytes that are not UTF-8 as ``\\xff``."""
+    def show(name):
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+    report.scored = [(show(n), p, v) for n, p, v in report.scored]
+    report.already_scored = [show(n) for n in report.already_scored]
+    report.rejected = [(show(n), r) for n, r in report.rejected]
+    report.first_seen = {show(n): t for n, t in report.first_seen.items()}
 
 
 def _reason(exc, path):
@@ -190,3 +477,31 @@ def _reason(exc, path):
         if message.startswith(prefix):
             return message[len(prefix):]
     return message.replace(str(path), Path(path).name)
+
+
+def _utc(when):
+    if when.tzinfo is None:
+        return when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc)
+
+
+def _day(when):
+    """The UTC date of a log or first-seen time; None when there is none (NaT)."""
+    if when is None or when != when:  # NaT from a damaged log time
+        return None
+    try:
+        day = when.date()
+    except (AttributeError, ValueError, OverflowError):
+        return None
+    return day if isinstance(day, date) else None
+
+
+def _format_time(when):
+    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _parse_time(text):
+    when = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        raise ValueError("time without a zone")
+    return when.astimezone(timezone.utc)

@@ -69,10 +69,13 @@ _MAX_MARKS = 3
 
 
 def _show(text, limit=60):
-    """A name as it can safely appear inside an error message: one line, escaped."""
+    """A name as it can safely appear in a one-line message: quoted, invisible characters escaped."""
     text = str(text)
-    shown = text[:limit].encode("unicode_escape").decode("ascii") if not text[:limit].isprintable() else text[:limit]
-    return repr(shown) + ("..." if len(text) > limit else "")
+    shown = "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
+        for ch in text[:limit]
+    )
+    return "'" + shown.replace("'", "\\'") + "'" + ("..." if len(text) > limit else "")
 
 
 def _script(ch):
@@ -86,7 +89,7 @@ def _script(ch):
 
 
 def _describe_char(ch):
-    name = unicodedata.name(ch, "unnamed character")
+    name = unicodedata.name(ch, "control character" if unicodedata.category(ch) == "Cc" else "unnamed character")
     return f"U+{ord(ch):04X} {name}"
 
 

@@ -9,6 +9,7 @@ earliest submission. With ``private=True`` the same chosen submissions are ranke
 their Private score, as Kaggle does when nobody picks final submissions.
 """
 import csv
+import hashlib
 import io
 import json
 import math
@@ -20,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from kit.errors import UserError
+from kit.identity import MAX_NAME_LENGTH
 from kit.paths import leaderboard_dir
 from kit.safetext import from_spreadsheet_cell, spreadsheet_cell
 
@@ -39,8 +41,8 @@ LOG_COLUMNS = [
 _NUMERIC = ("public", "private", "validation")
 #: Columns holding text a participant chose: neutralised for spreadsheets in the file.
 _TEXT = ("participant", "file", "model")
-#: Longest participant name kept.
-MAX_NAME = 40
+#: Longest participant name kept (kit.identity's limit).
+MAX_NAME = MAX_NAME_LENGTH
 #: Longest model or file name kept in the log.
 MAX_TEXT = 120
 
@@ -51,9 +53,14 @@ MAX_TEXT = 120
 def sanitize_participant(name):
     """A participant name safe in paths, tables, HTML and plot legends.
 
-    Letters, digits, ``.``, ``_`` and ``-`` are kept, anything else becomes ``_``;
-    leading and trailing punctuation is dropped (no ``..``, no hidden names, no
-    matplotlib-hidden ``_labels``), at most 40 characters, ``anonymous`` when nothing is left.
+    For names that cannot be refused (``$USER``, rows of an existing log). The result is
+    always accepted by :func:`kit.identity.check_participant_name`, and its
+    :func:`kit.identity.participant_key` decides who it is. Letters, digits, ``.``,
+    ``_`` and ``-`` are kept, anything else becomes ``_``; leading and trailing
+    punctuation is dropped (no ``..``, no hidden names, no matplotlib-hidden ``_labels``);
+    ``anonymous`` when nothing is left. A name that is still refused (over
+    :data:`MAX_NAME` characters, mixed scripts) is never cut into another person's name:
+    it keeps a readable start and gets 8 characters of its sha256.
 
     Examples
     --------
@@ -63,11 +70,44 @@ def sanitize_participant(name):
     'script_alert_1_script'
     >>> sanitize_participant("José Pérez")
     'José_Pérez'
+    >>> sanitize_participant("x" * 50)
+    'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx-77cf1206'
     """
+    from kit.identity import check_participant_name
+
     name = unicodedata.normalize("NFKC", str(name or ""))
     name = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)
-    name = re.sub(r"_+", "_", name).strip("._-")[:MAX_NAME].strip("._-")
-    return name or "anonymous"
+    name = re.sub(r"_+", "_", name).strip("._-")
+    if not name:
+        return "anonymous"
+    try:
+        return check_participant_name(name)
+    except UserError:
+        pass
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    for start in (name[: MAX_NAME - 9].rstrip("._-"), "".join(ch for ch in name if ch.isascii())[: MAX_NAME - 9]):
+        try:
+            return check_participant_name(f"{start.strip('._-')}-{digest}".lstrip("-"))
+        except UserError:
+            continue
+    return f"participant-{digest}"
+
+
+def canonical_participants(names):
+    """Each name replaced by the first-written name of the same person.
+
+    Names with one :func:`kit.identity.participant_key` (``Bob``, ``BOB``, ``ＢＯＢ``)
+    are one participant in the ranking, shown as they first appear.
+
+    Examples
+    --------
+    >>> canonical_participants(["Bob", "ann", "BOB", "Ann"])
+    ['Bob', 'ann', 'Bob', 'ann']
+    """
+    from kit.identity import participant_key
+
+    first = {}
+    return [first.setdefault(participant_key(name), name) for name in names]
 
 
 def default_participant():
@@ -241,7 +281,8 @@ def read_log(path):
             continue
         rows.append(row)
     frame = pd.DataFrame(rows, columns=LOG_COLUMNS + ["order"])
-    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    frame["participant"] = canonical_participants(frame["participant"])  # Bob and BOB are one person
+    frame["time"] = _log_times(frame["time"])
     for column in _NUMERIC:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     frame["rows"] = pd.to_numeric(frame["rows"], errors="coerce").fillna(0).astype(int)
@@ -253,6 +294,20 @@ def read_log(path):
 
 #: What :func:`_parse_line` returns for a well-formed row with a NaN or infinite score.
 _NONFINITE = object()
+
+
+def _log_times(values):
+    """UTC times of log rows; NaT for a time the kit cannot have written.
+
+    Only a hand edit or a broken clock gives a time before 2000 or from 2200 on (year 1,
+    year 9999): such a row keeps its scores, shows no time and loses ties, so it can
+    neither win a tie nor break the ranking, the pages or their time axis.
+    """
+    import pandas as pd
+
+    times = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
+    plausible = (times >= pd.Timestamp("2000-01-01", tz="UTC")) & (times < pd.Timestamp("2200-01-01", tz="UTC"))
+    return times.where(plausible)
 
 
 def _parse_line(line):

@@ -237,12 +237,15 @@ def _colours(standings):
 
 def _history_plot(plt, standings):
     metric, log = standings.metric, standings.log.sort_values(["time", "order"])
+    log = log[log["time"].notna()]  # a row whose time is impossible (year 1, 9999) has no place on the axis
     colours = _colours(standings)
     fig, ax = _figure(plt)
     others = [p for p in log["participant"].unique() if p not in colours]
     end = log["time"].max()
     for name in others + list(colours):
         own = log[log["participant"] == name]
+        if own.empty:
+            continue
         colour = colours.get(name, "#b8bec6")
         best = own["public"].map(metric.sort_key).cummin()
         best = best.map(lambda k: math.nan if k == math.inf else (k if metric.lower_is_better else -k)).tolist()

@@ -1,19 +1,35 @@
-"""kit.classroom and ``kit leaderboard --inbox``: score each file once, limits, safe names."""
+"""kit.classroom and ``kit leaderboard --inbox``: first-seen time, identity, limits, hostile files."""
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from builders import make_competition, perfect_submission
 
-from kit.classroom import daily_limit, participant_from_filename, process_inbox
+import kit.classroom as classroom
+from kit.classroom import (
+    FirstSeen,
+    check_interval,
+    daily_limit,
+    participant_from_filename,
+    process_inbox,
+    seen_path,
+    watch_inbox,
+)
+from kit.cli import main
 from kit.errors import UserError
-from kit.leaderboard import build_leaderboard, read_log
+from kit.leaderboard import LOG_COLUMNS, build_leaderboard, read_log
+from kit.validation import max_bytes_for
 
-DAY1 = datetime(2025, 3, 3, 9, 0, tzinfo=timezone.utc).timestamp()
-HOUR = 3600
+T1 = datetime(2025, 3, 3, 9, 0, tzinfo=timezone.utc)
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+# Modification times a student can set with `touch -d`, or a broken clock can leave.
+HOSTILE_MTIMES = [-62135596800, -1, 0, 253402300799, 2**40, 1e-9]
 
 
 @pytest.fixture
@@ -21,56 +37,328 @@ def comp_dir(tmp_path):
     return make_competition(tmp_path / "data", n_pairs=50, seed=2, max_daily_submissions=2)
 
 
-def drop(comp_dir, inbox, name, noise=0.1, seed=0, when=DAY1):
-    """Put a valid submission into the inbox with a given submission (modification) time."""
+@pytest.fixture
+def inbox(tmp_path):
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    return folder
+
+
+def drop(comp_dir, inbox, name, noise=0.1, seed=0, mtime=None):
+    """Put a valid submission into the inbox; ``mtime`` backdates or postdates it."""
     path = perfect_submission(comp_dir, inbox / name, noise=noise, seed=seed)
-    os.utime(path, (when, when))
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
     return path
 
 
-def kit_cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "kit", *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
+def run(comp_dir, inbox, tmp_path, now=T1):
+    return process_inbox(comp_dir, inbox, leaderboard=tmp_path / "lb", now=now)
 
 
-def test_participant_from_filename():
-    assert participant_from_filename("alice__v2__final.csv") == "alice"
-    assert participant_from_filename("Bob Smith__1.CSV") == "Bob_Smith"
-    assert participant_from_filename("..__x.csv") == "anonymous"
-    assert participant_from_filename("__x.csv") is None
-    assert participant_from_filename("alice.csv") is None
-    assert participant_from_filename("alice__x.txt") is None
+def log_of(tmp_path):
+    return read_log(tmp_path / "lb" / "practice.csv")
 
 
-def test_each_file_is_scored_once_by_content(tmp_path, comp_dir):
-    inbox = tmp_path / "inbox"
+# --- names ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, participant", [
+    ("alice__v2__final.csv", "alice"),
+    ("Bob Smith__1.CSV", "Bob Smith"),
+    ("ＢＯＢ__1.csv", "BOB"),
+    ("ﬁona__1.csv", "fiona"),
+    ("José__1.csv", "José"),
+    ("alice.csv", None),
+    ("alice__x.txt", None),
+    ("notes.txt", None),
+    (".csv", None),
+])
+def test_participant_from_filename(name, participant):
+    assert participant_from_filename(name) == participant
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("__x.csv", "empty"),
+    ("____.csv", "empty"),
+    ("__.csv", "empty"),
+    (" __x.csv", "empty"),
+    ("..__x.csv", "start and end"),
+    ("\u2024\u2024__x.csv", "start and end"),        # NFKC makes it '..'
+    ("\uff0e\uff0e__x.csv", "start and end"),
+    ("-rf__x.csv", "start and end"),
+    ("a\nb__x.csv", "U+000A"),
+    ("\x1b[2Jbob__x.csv", "U+001B"),
+    ("bo\u200bb__x.csv", "ZERO WIDTH SPACE"),
+    ("\u202ebob__x.csv", "RIGHT-TO-LEFT OVERRIDE"),
+    ("B\u043eb__x.csv", "mixes Latin and Cyrillic"),
+    ("x" * 41 + "__x.csv", "at most 40"),
+    ("bob😀__x.csv", "GRINNING FACE"),
+    ("bob<b>__x.csv", "'<'"),
+])
+def test_participant_from_filename_refuses(name, reason):
+    with pytest.raises(UserError, match=re.escape(reason)):
+        participant_from_filename(name)
+
+
+# --- first-seen time -----------------------------------------------------------------
+
+
+def test_each_file_is_scored_once_by_content(tmp_path, comp_dir, inbox):
     drop(comp_dir, inbox, "alice__a.csv", 0.1, 1)
-    drop(comp_dir, inbox, "bob__1.csv", 0.2, 2, DAY1 + HOUR)
+    drop(comp_dir, inbox, "bob__1.csv", 0.2, 2)
     shutil.copy(inbox / "alice__a.csv", inbox / "alice__copy.csv")  # same content, same person
-    lb = tmp_path / "lb"
-
-    first = process_inbox(comp_dir, inbox, leaderboard=lb)
+    first = run(comp_dir, inbox, tmp_path)
     assert sorted(f for f, _, _ in first.scored) == ["alice__a.csv", "bob__1.csv"]
     assert first.already_scored == ["alice__copy.csv"]
 
-    drop(comp_dir, inbox, "bob__2.csv", 0.05, 3, DAY1 + 2 * HOUR)
-    second = process_inbox(comp_dir, inbox, leaderboard=lb)
+    drop(comp_dir, inbox, "bob__2.csv", 0.05, 3)
+    second = run(comp_dir, inbox, tmp_path, now=T1 + HOUR)
     assert [f for f, _, _ in second.scored] == ["bob__2.csv"]
     assert sorted(second.already_scored) == ["alice__a.csv", "alice__copy.csv", "bob__1.csv"]
-    log = read_log(lb / "practice.csv")
+    log = log_of(tmp_path)
     assert len(log) == 3
-    assert log["time"].iloc[0] == datetime.fromtimestamp(DAY1, tz=timezone.utc)  # submission time = file time
+    assert dict(zip(log["file"], log["time"])) == {"alice__a.csv": T1, "bob__1.csv": T1, "bob__2.csv": T1 + HOUR}
 
 
-def test_rejected_files_are_listed_with_reasons(tmp_path, comp_dir):
-    inbox = tmp_path / "inbox"
+@pytest.mark.parametrize("mtime", HOSTILE_MTIMES)
+def test_modification_time_is_ignored(tmp_path, comp_dir, inbox, mtime):
+    try:
+        drop(comp_dir, inbox, "alice__a.csv", mtime=mtime)
+    except (OSError, OverflowError, ValueError):
+        pytest.skip(f"this file system cannot store mtime {mtime}")
+    report = run(comp_dir, inbox, tmp_path)
+    assert [f for f, _, _ in report.scored] == ["alice__a.csv"]
+    assert report.first_seen == {"alice__a.csv": T1}
+    assert log_of(tmp_path)["time"].tolist() == [T1]
+    assert main(["leaderboard", "--competition", str(comp_dir), "--leaderboard", str(tmp_path / "lb")]) == 0
+
+
+def test_backdating_does_not_get_around_the_daily_limit(tmp_path, comp_dir, inbox):
+    # Three files "from three different days" by their mtimes, all first seen on one day.
+    for k in range(3):
+        drop(comp_dir, inbox, f"alice__{k}.csv", 0.1 + k / 100, k, mtime=(T1 - k * DAY).timestamp())
+    report = run(comp_dir, inbox, tmp_path)
+    assert len(report.scored) == 2
+    reasons = dict(report.rejected)
+    assert reasons["alice__2.csv"].startswith("daily limit") and "2025-03-03" in reasons["alice__2.csv"]
+    # The next day the rejected file is still a submission of its first-seen day ...
+    assert "alice__2.csv" in dict(run(comp_dir, inbox, tmp_path, now=T1 + DAY).rejected)
+    # ... while a new file that day is scored.
+    drop(comp_dir, inbox, "alice__3.csv", 0.3, 9)
+    assert [f for f, _, _ in run(comp_dir, inbox, tmp_path, now=T1 + DAY).scored] == ["alice__3.csv"]
+
+
+def test_daily_limit_counts_valid_submissions_per_utc_day(tmp_path, comp_dir, inbox):
+    for k in range(2):
+        drop(comp_dir, inbox, f"alice__{k}.csv", 0.1 + k / 100, k)
+    (inbox / "alice__bad.csv").write_text("id,similarity\n")  # invalid: does not use up the limit
+    drop(comp_dir, inbox, "bob__0.csv", 0.3, 10)
+    report = run(comp_dir, inbox, tmp_path)
+    assert sorted(f for f, _, _ in report.scored) == ["alice__0.csv", "alice__1.csv", "bob__0.csv"]
+    assert dict(report.rejected)["alice__bad.csv"].startswith("no rows")
+    drop(comp_dir, inbox, "alice__late.csv", 0.2, 11)
+    late = run(comp_dir, inbox, tmp_path, now=T1 + 14 * HOUR)       # 23:00 UTC, same day
+    assert "daily limit" in dict(late.rejected)["alice__late.csv"]
+    drop(comp_dir, inbox, "alice__next.csv", 0.2, 12)
+    assert [f for f, _, _ in run(comp_dir, inbox, tmp_path, now=T1 + 15 * HOUR).scored] == ["alice__next.csv"]
+
+
+def test_first_seen_survives_replace_delete_and_rename(tmp_path, comp_dir, inbox):
+    first = drop(comp_dir, inbox, "alice__a.csv", 0.1, 1)
+    run(comp_dir, inbox, tmp_path)
+    original = first.read_bytes()
+    # Same name, new content: a new submission, seen now.
+    drop(comp_dir, inbox, "alice__a.csv", 0.05, 2, mtime=(T1 - DAY).timestamp())
+    report = run(comp_dir, inbox, tmp_path, now=T1 + HOUR)
+    assert report.first_seen["alice__a.csv"] == T1 + HOUR and len(report.scored) == 1
+    # Deleted and added again with the first content: still its first time, already scored.
+    first.write_bytes(original)
+    report = run(comp_dir, inbox, tmp_path, now=T1 + 2 * HOUR)
+    assert report.first_seen["alice__a.csv"] == T1 and report.already_scored == ["alice__a.csv"]
+    # Renamed: seen anew; the same person's same content is still one submission.
+    first.rename(inbox / "alice__renamed.csv")
+    report = run(comp_dir, inbox, tmp_path, now=T1 + 3 * HOUR)
+    assert report.first_seen == {"alice__renamed.csv": T1 + 3 * HOUR}
+    assert report.already_scored == ["alice__renamed.csv"]
+    assert len(log_of(tmp_path)) == 2
+    records = [json.loads(line) for line in seen_path(tmp_path / "lb" / "practice.csv").read_text().splitlines()]
+    assert [r["file"] for r in records] == ["alice__a.csv", "alice__a.csv", "alice__renamed.csv"]
+
+
+def test_copying_a_classmates_file_loses_the_tie(tmp_path, comp_dir, inbox):
+    drop(comp_dir, inbox, "alice__mine.csv", 0.1, 1)
+    run(comp_dir, inbox, tmp_path)
+    # Mallory copies it under her name and backdates it to long before.
+    shutil.copy(inbox / "alice__mine.csv", inbox / "mallory__mine.csv")
+    os.utime(inbox / "mallory__mine.csv", (0, 0))
+    report = run(comp_dir, inbox, tmp_path, now=T1 + HOUR)
+    assert [p for _, p, _ in report.scored] == ["mallory"]
+    assert any("identical to a submission of alice" in note for note in report.notes)
+    ranking = build_leaderboard(comp_dir, leaderboard=tmp_path / "lb", write_pages=False).ranking
+    assert ranking["participant"].tolist() == ["alice", "mallory"]
+    assert ranking["rank"].tolist() == [1, 1]
+
+
+def test_first_seen_record_is_durable_and_damage_tolerant(tmp_path, comp_dir, inbox):
+    drop(comp_dir, inbox, "alice__a.csv")
+    run(comp_dir, inbox, tmp_path)
+    record = seen_path(tmp_path / "lb" / "practice.csv")
+    with open(record, "a") as handle:
+        handle.write('{"first_seen": "0001-01-01T00:00:00Z", "file": "x__y.csv", "size": 1, "sha256": "ab"}\n')
+        handle.write('{"first_seen": "9999-12-31T23:59:59Z", "file": "x__z.csv", "size": 1, "sha256": "cd"}\n')
+        handle.write('{"first_seen": "NaN", "file": "x__w.csv", "size": 1, "sha256": "ef"}\n')
+        handle.write('{"first_seen": "2025-01-01T00:00:00", "file": "x__v.csv", "size": 1, "sha256": "ef"}\n')
+        handle.write('["not", "a", "record"]\n{"torn": ')
+    seen = FirstSeen(record)
+    assert seen.get("x__y.csv", 1, "ab").year == 1 and seen.get("x__z.csv", 1, "cd").year == 9999
+    assert seen.skipped == 4
+    drop(comp_dir, inbox, "bob__b.csv", 0.2, 3)
+    report = run(comp_dir, inbox, tmp_path, now=T1 + HOUR)
+    assert [f for f, _, _ in report.scored] == ["bob__b.csv"]
+    assert any("4 damaged line(s)" in note for note in report.notes)
+    assert FirstSeen(record).get("bob__b.csv", (inbox / "bob__b.csv").stat().st_size,
+                                 log_of(tmp_path)["sha256"].iloc[-1]) == T1 + HOUR
+
+
+# --- identity ------------------------------------------------------------------------
+
+
+def test_case_and_look_alike_names_are_one_participant(tmp_path, comp_dir, inbox):
+    drop(comp_dir, inbox, "Bob__1.csv", 0.1, 1)
+    drop(comp_dir, inbox, "BOB__2.csv", 0.09, 2)
+    drop(comp_dir, inbox, "ｂｏｂ__3.csv", 0.08, 3)          # fullwidth
+    drop(comp_dir, inbox, "ВОВ__4.csv", 0.07, 4)           # all Cyrillic capitals
+    drop(comp_dir, inbox, "B\u043eb__5.csv", 0.01, 5)     # mixed script: refused
+    report = run(comp_dir, inbox, tmp_path)
+    assert {p for _, p, _ in report.scored} == {"BOB"}      # shown as first seen (files in name order)
+    assert len(report.scored) == 2                          # the daily limit counts them together
+    reasons = dict(report.rejected)
+    assert sum(r.startswith("daily limit: BOB") for r in reasons.values()) == 2
+    assert "mixes Latin and Cyrillic" in reasons["B\u043eb__5.csv"]
+    ranking = build_leaderboard(comp_dir, leaderboard=tmp_path / "lb", write_pages=False).ranking
+    assert ranking["participant"].tolist() == ["BOB"] and ranking["entries"].tolist() == [2]
+
+
+def test_long_names_are_refused_not_cut(tmp_path, comp_dir, inbox):
+    drop(comp_dir, inbox, "a" * 40 + "__1.csv", 0.1, 1)
+    drop(comp_dir, inbox, "a" * 40 + "x__1.csv", 0.1, 2)
+    drop(comp_dir, inbox, "a" * 40 + "y__1.csv", 0.1, 3)
+    report = run(comp_dir, inbox, tmp_path)
+    assert [p for _, p, _ in report.scored] == ["a" * 40]
+    reasons = dict(report.rejected)
+    for suffix in "xy":
+        assert "at most 40" in reasons["a" * 40 + suffix + "__1.csv"]
+
+
+@pytest.mark.parametrize("name", [
+    "\n__x.csv", "a\rb__x.csv", "\x1b[31mred__x.csv", "__.csv", "____.csv", "\u2024\u2024__x.csv",
+    "a\u200db__x.csv", "\u202egnp.exe__x.csv", "\x7f__x.csv", "x" * 200 + "__x.csv",
+])
+def test_hostile_file_names_are_listed_not_scored(tmp_path, comp_dir, inbox, name):
+    drop(comp_dir, inbox, name)
+    report = run(comp_dir, inbox, tmp_path)
+    assert report.scored == [] and [n for n, _ in report.rejected] == [name]
+    assert dict(report.rejected)[name].startswith("file name:")
+    assert not seen_path(tmp_path / "lb" / "practice.csv").exists()   # never read, never hashed
+
+
+def test_undecodable_file_name(tmp_path, comp_dir, inbox):
+    raw = os.fsencode(inbox) + b"/\xff\xfe__x.csv"
+    try:
+        fd = os.open(raw, os.O_WRONLY | os.O_CREAT, 0o644)
+    except OSError:
+        pytest.skip("this file system refuses names that are not UTF-8")
+    os.close(fd)
+    report = run(comp_dir, inbox, tmp_path)
+    assert report.scored == [] and len(report.rejected) == 1
+    assert main(["leaderboard", "--competition", str(comp_dir), "--inbox", str(inbox),
+                 "--leaderboard", str(tmp_path / "lb")]) == 0
+
+
+# --- what is read --------------------------------------------------------------------
+
+
+def test_sidecar_json_is_never_trusted(tmp_path, comp_dir, inbox):
+    drop(comp_dir, inbox, "alice__a.csv", 0.3, 1)
+    from kit.fileio import sha256_file
+
+    sidecar = {"model": {"name": "PERFECT-MODEL"}, "validation_score": 0.0, "participant": "teacher",
+               "sha256": sha256_file(inbox / "alice__a.csv")}
+    (inbox / "alice__a.json").write_text(json.dumps(sidecar))
+    report = run(comp_dir, inbox, tmp_path)
+    assert [p for _, p, _ in report.scored] == ["alice"]
+    assert "not read in classroom mode" in dict(report.rejected)["alice__a.json"]
+    log = log_of(tmp_path)
+    assert log["model"].tolist() == [""] and log["validation"].isna().all()
+    assert log["participant"].tolist() == ["alice"]
+
+
+def test_pipes_and_a_json_pipe_never_block(tmp_path, comp_dir, inbox):
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no named pipes on this system")
+    drop(comp_dir, inbox, "alice__a.csv")
+    os.mkfifo(inbox / "alice__a.json")
+    os.mkfifo(inbox / "bob__b.csv")
+    report = run(comp_dir, inbox, tmp_path)   # would hang if either pipe were opened for reading
+    reasons = dict(report.rejected)
+    assert "not a regular file" in reasons["bob__b.csv"] and "alice__a.json" in reasons
+    assert [f for f, _, _ in report.scored] == ["alice__a.csv"]
+
+
+def test_size_is_checked_before_hashing(tmp_path, comp_dir, inbox, monkeypatch):
+    cap = max_bytes_for(50)
+    big = inbox / "alice__big.csv"
+    with open(big, "wb") as handle:   # sparse: no disk space used
+        handle.truncate(cap + 1)
+    opened = []
+    real = classroom._read_capped
+    monkeypatch.setattr(classroom, "_read_capped", lambda path, *a: opened.append(path) or real(path, *a))
+    report = run(comp_dir, inbox, tmp_path)
+    assert opened == []
+    assert f"at most {cap:,} bytes" in dict(report.rejected)["alice__big.csv"]
+
+
+def test_file_growing_past_the_cap_after_listing(tmp_path, comp_dir, inbox, monkeypatch):
+    path = drop(comp_dir, inbox, "alice__a.csv")
+    cap = max_bytes_for(50)
+    real = classroom._read_capped
+
+    def grow(target, *args):
+        with open(target, "ab") as handle:   # grows past the cap after the size was checked
+            handle.truncate(cap + 10)
+        return real(target, *args)
+
+    monkeypatch.setattr(classroom, "_read_capped", grow)
+    report = run(comp_dir, inbox, tmp_path)
+    assert f"is more than {cap:,} bytes" in dict(report.rejected)["alice__a.csv"]
+    assert path.stat().st_size == cap + 10
+
+
+def test_a_file_changed_while_it_is_read_waits_for_the_next_poll(tmp_path, comp_dir, inbox, monkeypatch):
+    path = drop(comp_dir, inbox, "alice__a.csv", 0.1, 1)
+    real = classroom._snapshot
+
+    def swap(entry, *args):
+        perfect_submission(comp_dir, path, noise=0.0, seed=5)   # a perfect file swapped in
+        return real(entry, *args)
+
+    monkeypatch.setattr(classroom, "_snapshot", swap)
+    report = run(comp_dir, inbox, tmp_path)
+    assert report.scored == [] and any("changed while it was read" in n for n in report.notes)
+    monkeypatch.setattr(classroom, "_snapshot", real)
+    report = run(comp_dir, inbox, tmp_path, now=T1 + HOUR)
+    assert report.scored[0][2] == 0.0 and report.first_seen["alice__a.csv"] == T1 + HOUR
+
+
+def test_rejected_files_are_listed_with_reasons(tmp_path, comp_dir, inbox):
     good = drop(comp_dir, inbox, "alice__a.csv")
     (inbox / "carol__dup.csv").write_text(good.read_text() + good.read_text().splitlines()[1] + "\n")
     (inbox / "notes.txt").write_text("hello")
     (inbox / "dave.csv").write_text(good.read_text())
     (inbox / "sub").mkdir()
     (inbox / ".DS_Store").write_text("")
-    report = process_inbox(comp_dir, inbox, leaderboard=tmp_path / "lb")
+    report = run(comp_dir, inbox, tmp_path)
     reasons = dict(report.rejected)
     assert set(reasons) == {"carol__dup.csv", "notes.txt", "dave.csv", "sub"}
     assert reasons["carol__dup.csv"].startswith("duplicate ids")
@@ -79,22 +367,42 @@ def test_rejected_files_are_listed_with_reasons(tmp_path, comp_dir):
     assert [f for f, _, _ in report.scored] == ["alice__a.csv"]
 
 
-def test_daily_limit_counts_valid_submissions_per_utc_day(tmp_path, comp_dir):
-    inbox = tmp_path / "inbox"
-    for k in range(3):
-        drop(comp_dir, inbox, f"alice__{k}.csv", 0.1 + k / 100, k, DAY1 + k * HOUR)
-    (inbox / "alice__bad.csv").write_text("id,similarity\n")  # invalid: does not use up the limit
-    os.utime(inbox / "alice__bad.csv", (DAY1 - HOUR, DAY1 - HOUR))
-    drop(comp_dir, inbox, "alice__next_day.csv", 0.3, 9, DAY1 + 24 * HOUR)
-    drop(comp_dir, inbox, "bob__0.csv", 0.3, 10, DAY1 + 5 * HOUR)
-    report = process_inbox(comp_dir, inbox, leaderboard=tmp_path / "lb")
-    scored = [f for f, _, _ in report.scored]
-    assert scored == ["alice__0.csv", "alice__1.csv", "bob__0.csv", "alice__next_day.csv"]
+def test_links_are_refused_and_never_read(tmp_path, comp_dir, inbox):
+    secret = tmp_path / "secret.csv"
+    secret.write_text("id,similarity\nTOPSECRET,1\n")
+    (inbox / "mallory__s.csv").symlink_to(secret)
+    (inbox / "mallory__d.csv").symlink_to(tmp_path, target_is_directory=True)
+    report = run(comp_dir, inbox, tmp_path)
     reasons = dict(report.rejected)
-    assert reasons["alice__2.csv"].startswith("daily limit") and "2025-03-03" in reasons["alice__2.csv"]
-    assert reasons["alice__bad.csv"].startswith("no rows")
-    again = process_inbox(comp_dir, inbox, leaderboard=tmp_path / "lb")  # still over the limit
-    assert again.scored == [] and "alice__2.csv" in dict(again.rejected)
+    assert "link" in reasons["mallory__s.csv"] and "link" in reasons["mallory__d.csv"]
+    standings = build_leaderboard(comp_dir, leaderboard=tmp_path / "lb", rejected=report.rejected)
+    for page in (standings.text, standings.markdown_path.read_text(), standings.html_path.read_text()):
+        assert "TOPSECRET" not in page
+
+
+def test_names_cannot_escape_or_inject(tmp_path, comp_dir, inbox):
+    evil = "<img src=x onerror=alert(1)><script>alert(2)<\\script>"
+    (inbox / "x").mkdir()
+    drop(comp_dir, inbox / "x", "a.csv")
+    os.rename(inbox / "x" / "a.csv", inbox / (evil.replace("/", "") + "__a.csv"))
+    os.rmdir(inbox / "x")
+    drop(comp_dir, inbox, "ok__b.csv", 0.2, 1)
+    bad = inbox / "ok__bad.csv"
+    bad.write_text("id,similarity\n<script>alert(3)</script>,1\n")
+    lb = tmp_path / "lb"
+    report = run(comp_dir, inbox, tmp_path)
+    assert {p for _, p, _ in report.scored} == {"ok"}
+    standings = build_leaderboard(comp_dir, leaderboard=lb, rejected=report.rejected)
+    for page in (standings.markdown_path.read_text(), standings.html_path.read_text()):
+        assert "<script" not in page and "<img src=x" not in page
+    assert "&lt;script&gt;" in standings.html_path.read_text()  # the rejected files are listed, escaped
+    assert sorted(p.name for p in lb.iterdir() if not p.name.endswith(".lock")) == [
+        "practice.csv", "practice.html", "practice.inbox-seen.jsonl", "practice.md"]
+
+
+def test_missing_inbox_is_a_user_error(tmp_path, comp_dir):
+    with pytest.raises(UserError, match="inbox"):
+        process_inbox(comp_dir, tmp_path / "nope", leaderboard=tmp_path / "lb")
 
 
 def test_daily_limit_setting():
@@ -105,57 +413,149 @@ def test_daily_limit_setting():
         daily_limit({"max_daily_submissions": "many"})
 
 
-def test_links_are_refused_and_never_read(tmp_path, comp_dir):
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    secret = tmp_path / "secret.csv"
-    secret.write_text("id,similarity\nTOPSECRET,1\n")
-    (inbox / "mallory__s.csv").symlink_to(secret)
-    (inbox / "mallory__d.csv").symlink_to(tmp_path, target_is_directory=True)
-    report = process_inbox(comp_dir, inbox, leaderboard=tmp_path / "lb")
-    reasons = dict(report.rejected)
-    assert "link" in reasons["mallory__s.csv"] and "link" in reasons["mallory__d.csv"]
-    standings = build_leaderboard(comp_dir, leaderboard=tmp_path / "lb", rejected=report.rejected)
-    for page in (standings.text, standings.markdown_path.read_text(), standings.html_path.read_text()):
-        assert "TOPSECRET" not in page
+# --- timestamps in the log -----------------------------------------------------------
 
 
-def test_names_cannot_escape_or_inject(tmp_path, comp_dir):
-    inbox = tmp_path / "inbox"
-    evil = "<img src=x onerror=alert(1)><script>alert(2)<\\script>"
-    drop(comp_dir, inbox, f"{evil}__a.csv", 0.1)
-    drop(comp_dir, inbox, " ..__b.csv", 0.2, 1)
-    bad = inbox / f"{evil}__bad.csv"
-    bad.write_text("id,similarity\n<script>alert(3)</script>,1\n")
+@pytest.mark.parametrize("times", [
+    ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"],
+    ["1969-12-31T23:59:59Z", "2262-04-12T00:00:00Z"],     # around the nanosecond range
+    ["2999-01-01T00:00:00+14:00", "1900-01-01T00:00:00-12:00"],
+    ["NaN", "2025-03-03T09:00:00Z"],
+    ["", "inf"],
+])
+def test_any_log_time_leaves_the_leaderboard_working(tmp_path, comp_dir, inbox, times, capsys):
     lb = tmp_path / "lb"
-    report = process_inbox(comp_dir, inbox, leaderboard=lb)
-    assert {p for _, p, _ in report.scored} == {"img_src_x_onerror_alert_1_script_alert_2", "anonymous"}
-    assert sorted(p.name for p in lb.iterdir() if not p.name.endswith(".lock")) == ["practice.csv"]
-    standings = build_leaderboard(comp_dir, leaderboard=lb, rejected=report.rejected)
-    for page in (standings.markdown_path.read_text(), standings.html_path.read_text()):
-        assert "<script" not in page and "<img src=x" not in page
-    assert "&lt;script&gt;" in standings.html_path.read_text()  # the rejected file is listed, escaped
-    assert sorted(p.name for p in lb.iterdir() if not p.name.endswith(".lock")) == [
-        "practice.csv", "practice.html", "practice.md"]
+    lb.mkdir()
+    rows = []
+    for k, when in enumerate(times):
+        row = {c: "" for c in LOG_COLUMNS}
+        row.update(time=when, participant=f"p{k}", file="f.csv", sha256=f"{k:064x}", model="m",
+                   public=str(0.1 + k / 10), private="0.2", rows="50", per_bin_public="{}", per_bin_private="{}")
+        rows.append(",".join(row[c] for c in LOG_COLUMNS))
+    (lb / "practice.csv").write_text(",".join(LOG_COLUMNS) + "\n" + "\n".join(rows) + "\n")
+    common = ["--competition", str(comp_dir), "--leaderboard", str(lb)]
+    assert main(["leaderboard", *common]) == 0
+    assert main(["leaderboard", *common, "--private"]) == 0
+    drop(comp_dir, inbox, "alice__a.csv")
+    assert main(["leaderboard", *common, "--inbox", str(inbox)]) == 0
+    assert "1 new file(s) scored" in capsys.readouterr().out
+    assert (lb / "practice.html").stat().st_size > 0
 
 
-def test_missing_inbox_is_a_user_error(tmp_path, comp_dir):
-    with pytest.raises(UserError, match="inbox"):
-        process_inbox(comp_dir, tmp_path / "nope", leaderboard=tmp_path / "lb")
+# --- watching ------------------------------------------------------------------------
 
 
-def test_kit_leaderboard_inbox_and_final_ranking(tmp_path, comp_dir):
-    inbox = tmp_path / "inbox"
+def test_watch_polls_and_records_times_close_to_arrival(tmp_path, comp_dir, inbox, monkeypatch):
+    clock = [T1]
+    monkeypatch.setattr(classroom, "datetime", _FakeDatetime(clock))
+    arrivals = {1: ("alice__a.csv", 0.1), 2: ("bob__b.csv", 0.2)}
+    reports = []
+
+    def sleep(seconds):
+        clock[0] += timedelta(seconds=30)
+        name = arrivals.get(len(reports))
+        if name:
+            drop(comp_dir, inbox, name[0], name[1], len(reports), mtime=0)
+
+    polls = watch_inbox(comp_dir, inbox, leaderboard=tmp_path / "lb", interval=30, polls=4,
+                        on_poll=reports.append, sleep=sleep)
+    assert polls == 4 and [len(r.scored) for r in reports] == [0, 1, 1, 0]
+    log = log_of(tmp_path)
+    assert log["time"].tolist() == [T1 + timedelta(seconds=30), T1 + timedelta(seconds=60)]
+
+
+def test_watch_stops_cleanly_on_ctrl_c(tmp_path, comp_dir, inbox):
+    def sleep(seconds):
+        raise KeyboardInterrupt
+
+    assert watch_inbox(comp_dir, inbox, leaderboard=tmp_path / "lb", interval=1, sleep=sleep) == 1
+
+
+def test_watch_does_not_hash_unchanged_files_again(tmp_path, comp_dir, inbox, monkeypatch):
+    drop(comp_dir, inbox, "alice__a.csv")
+    opened = []
+    real = classroom._read_capped
+    monkeypatch.setattr(classroom, "_read_capped", lambda path, *a: opened.append(path) or real(path, *a))
+    watch_inbox(comp_dir, inbox, leaderboard=tmp_path / "lb", interval=1, polls=3, sleep=lambda s: None)
+    assert len(opened) == 2          # hashed once, snapshot once; the later polls use the cache
+
+
+def test_kit_leaderboard_watch(tmp_path, comp_dir, inbox, capsys):
+    drop(comp_dir, inbox, "alice__a.csv")
+    (inbox / "B\u043eb__1.csv").write_text("id,similarity\n")
+    argv = ["leaderboard", "--competition", str(comp_dir), "--leaderboard", str(tmp_path / "lb"),
+            "--inbox", str(inbox), "--watch", "--interval", "0.01", "--polls", "3"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.count("scored alice__a.csv for alice") == 1
+    assert out.count("rejected B\u043eb__1.csv") == 1         # told once, not at every poll
+    assert "Stopped watching" in out and "after 3 look(s)" in out
+    assert (tmp_path / "lb" / "practice.html").is_file()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--interval", "nan"], "--interval"),
+    (["--interval", "-1"], "--interval"),
+    (["--interval", "0"], "--interval"),
+    (["--interval", "inf"], "--interval"),
+    (["--interval", "soon"], "--interval"),
+    (["--interval", "1e9"], "--interval"),
+    (["--polls", "0"], "--polls"),
+])
+def test_kit_leaderboard_watch_options_are_checked(tmp_path, comp_dir, inbox, capsys, extra, message):
+    argv = ["leaderboard", "--competition", str(comp_dir), "--leaderboard", str(tmp_path / "lb"),
+            "--inbox", str(inbox), "--watch", *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--watch"], "need --inbox"),
+    (["--interval", "5"], "need --inbox"),
+    (["--inbox", "{inbox}", "--interval", "5"], "--interval needs --watch"),
+])
+def test_watch_flags_need_an_inbox(tmp_path, comp_dir, inbox, capsys, argv, message):
+    argv = [a.replace("{inbox}", str(inbox)) for a in argv]
+    assert main(["leaderboard", "--competition", str(comp_dir), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["0.5", 2, 86400])
+def test_check_interval_accepts(value):
+    assert check_interval(value) == float(value)
+
+
+def test_kit_leaderboard_inbox_and_final_ranking(tmp_path, comp_dir, inbox):
     drop(comp_dir, inbox, "alice__1.csv", 0.1, 1)
-    drop(comp_dir, inbox, "bob__1.csv", 0.05, 2, DAY1 + HOUR)
+    drop(comp_dir, inbox, "bob__1.csv", 0.05, 2)
     (inbox / "carol__1.csv").write_bytes(b"\xef\xbb\xbfid,similarity\n0,0.5\n")
-    done = kit_cli("leaderboard", "--competition", comp_dir, "--inbox", inbox, "--no-pages", cwd=tmp_path)
+    done = _kit_cli("leaderboard", "--competition", comp_dir, "--inbox", inbox, "--no-pages", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "2 new file(s) scored" in done.stdout and "1 rejected" in done.stdout
     assert "carol__1.csv: starts with a UTF-8 byte-order mark" in done.stdout
     assert done.stdout.index("bob") < done.stdout.index("alice")
-    final = kit_cli("leaderboard", "--competition", comp_dir, "--inbox", inbox, "--private", "--no-pages", cwd=tmp_path)
+    final = _kit_cli("leaderboard", "--competition", comp_dir, "--inbox", inbox, "--private", "--no-pages",
+                     cwd=tmp_path)
     assert final.returncode == 0, final.stderr
     assert "0 new file(s) scored, 2 already scored" in final.stdout
     assert "final standings on the Private rows" in final.stdout
     assert len(read_log(tmp_path / "leaderboard" / "practice.csv")) == 2
+
+
+def _kit_cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "kit", *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=120)
+
+
+class _FakeDatetime:
+    """Stands in for ``datetime`` in kit.classroom: ``now`` reads a list the test advances."""
+
+    def __init__(self, clock):
+        self.clock = clock
+
+    def now(self, tz=None):
+        return self.clock[0]
+
+    def __getattr__(self, name):
+        return getattr(datetime, name)

@@ -201,7 +201,9 @@ def test_sanitize_participant():
     assert sanitize_participant("../..") == "anonymous"
     assert sanitize_participant("a/b\\c") == "a_b_c"
     assert sanitize_participant("$\\frac{1}{0}$") == "frac_1_0"
-    assert sanitize_participant("x" * 100) == "x" * 40
+    # Over-long names are never cut into another name: a readable start and a hash.
+    long_a, long_b = sanitize_participant("x" * 100), sanitize_participant("x" * 99 + "y")
+    assert len(long_a) == 40 and long_a.startswith("x" * 31 + "-") and long_a != long_b
     assert sanitize_participant("_hidden") == "hidden"
 
 

@@ -9,21 +9,35 @@ def add_parser(subparsers):
         description="Rank leaderboard/<competition>.csv (best Public score per participant, ties to the "
         "earliest), print it and write leaderboard/<competition>.md and .html. With --inbox DIR, first "
         "score each new <participant>__<anything>.csv file in DIR once, enforcing the competition's "
-        "max_daily_submissions per participant (UTC days).",
+        "max_daily_submissions per participant (UTC days). A file's submission time is when the kit "
+        "first saw it, not its modification time: use --watch to look at the inbox every few seconds.",
     )
     p.add_argument("--competition", metavar="NAME|DIR", help="competition name under --data, or its folder (default: practice)")
     p.add_argument("--data", metavar="DIR", help="folder holding competitions (default: ./data)")
     p.add_argument("--leaderboard", metavar="DIR", help="leaderboard folder (default: ./leaderboard)")
     p.add_argument("--private", action="store_true", help="reveal Private scores: the final ranking")
     p.add_argument("--inbox", metavar="DIR", help="classroom mode: score the new files in DIR first")
+    p.add_argument("--watch", action="store_true",
+                   help="with --inbox: keep looking at the inbox (scoring new files, rewriting the pages) "
+                   "until Ctrl-C")
+    p.add_argument("--interval", metavar="S", default=None,
+                   help="with --watch: seconds between two looks at the inbox (default: 5)")
+    # Tests and scripts: stop --watch after N looks at the inbox.
+    p.add_argument("--polls", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--no-pages", dest="pages", action="store_false", help="print the table only; do not write .md/.html")
     p.set_defaults(run=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from kit.leaderboard import build_leaderboard
+    from kit.errors import UserError
 
+    if (args.watch or args.interval is not None or args.polls is not None) and not args.inbox:
+        raise UserError("--watch, --interval and --polls need --inbox DIR (the folder to watch)")
+    if args.interval is not None and not args.watch:
+        raise UserError("--interval needs --watch")
+    if args.watch:
+        return _watch(args)
     competition, rejected, notes = args.competition, [], []
     if args.inbox:
         from kit.classroom import process_inbox
@@ -33,9 +47,70 @@ def run(args: argparse.Namespace) -> int:
         report = process_inbox(competition, args.inbox, data=args.data, leaderboard=args.leaderboard)
         print(report.summary())
         rejected, notes = report.rejected, report.notes
+    _show(args, competition, rejected, notes)
+    return 0
+
+
+def _show(args, competition, rejected, notes):
+    from kit.leaderboard import build_leaderboard
+
     standings = build_leaderboard(competition, data=args.data, leaderboard=args.leaderboard, private=args.private,
                                   write_pages=args.pages, rejected=rejected, notes=notes)
     print(standings.text)
     if args.pages:
         print(f"\nWrote {standings.markdown_path} and {standings.html_path}")
+    return standings
+
+
+def _watch(args):
+    """Poll the inbox until Ctrl-C (or SIGTERM); print and re-render only what changed."""
+    import signal
+
+    from kit.classroom import DEFAULT_INTERVAL, check_interval, watch_inbox
+    from kit.competition import load_competition
+    from kit.errors import UserError
+
+    interval = check_interval(DEFAULT_INTERVAL if args.interval is None else args.interval)
+    if args.polls is not None and args.polls < 1:
+        raise UserError(f"--polls: expected a whole number >= 1, found {args.polls}")
+    competition = load_competition(args.competition, data=args.data)
+    told, rendered = set(), []
+
+    def on_poll(report):
+        fresh = [(name, reason) for name, reason in report.rejected if (name, reason) not in told]
+        told.update(fresh)
+        for name, participant, score in report.scored:
+            print(f"scored {_safe(name)} for {participant}: Public {score:.5f}")
+        for name, reason in fresh:
+            print(f"rejected {_safe(name)}: {_safe(reason)}")
+        if report.scored or fresh or not rendered:
+            _show(args, competition, report.rejected, report.notes)
+            print(f"{report.summary()}; looking again every {interval:g} s (Ctrl-C to stop)", flush=True)
+            rendered.append(True)
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (an embedding program): Ctrl-C only
+        previous = None
+    try:
+        polls = watch_inbox(competition, args.inbox, data=args.data, leaderboard=args.leaderboard,
+                            interval=interval, polls=args.polls, on_poll=on_poll)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    print(f"Stopped watching {args.inbox} after {polls} look(s).")
     return 0
+
+
+def _safe(text):
+    """A file name for the terminal: control and bidi characters shown escaped."""
+    import unicodedata
+
+    return "".join(
+        ch if ch.isprintable() and unicodedata.category(ch) not in ("Cf", "Cs", "Co")
+        else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
+        for ch in str(text)
+    )
