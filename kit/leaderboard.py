@@ -240,7 +240,10 @@ def logged_entry(log, sha256, participant):
     >>> logged_entry(read_log("/nonexistent/practice.csv"), "ab12", "ann") is None
     True
     """
-    same = (log["sha256"] == sha256) & (log["participant"] == sanitize_participant(participant))
+    from kit.identity import participant_key
+
+    key = participant_key(sanitize_participant(participant))  # Bob and BOB are one person
+    same = (log["sha256"] == sha256) & (log["participant"].map(participant_key) == key)
     return None if not same.any() else log[same].iloc[0]
 
 

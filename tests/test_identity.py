@@ -167,3 +167,34 @@ def test_long_names_are_never_cut_into_one_person():
         with pytest.raises(UserError, match="refused, not shortened"):
             check_participant_name(name)
     assert participant_key(a) != participant_key(b)
+
+
+# --- the leaderboard's names agree with kit.identity --------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from kit.leaderboard import canonical_participants, logged_entry, sanitize_participant  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=120))
+def test_sanitized_names_are_always_accepted(text):
+    name = sanitize_participant(text)
+    assert check_participant_name(name) == name
+    assert participant_key(text) == participant_key(text)   # never raises, deterministic
+
+
+@pytest.mark.parametrize("a, b", [("x" * 41, "x" * 42), ("a" * 40 + "1", "a" * 40 + "2"),
+                                  ("B\u043eb" * 20, "Bob" * 20)])
+def test_sanitize_never_cuts_two_names_into_one(a, b):
+    assert sanitize_participant(a) != sanitize_participant(b)
+
+
+def test_log_rows_of_one_person_are_one_participant():
+    import pandas as pd
+
+    assert canonical_participants(["Bob", "ann", "BOB", "ｂｏｂ", "Ann"]) == ["Bob", "ann", "Bob", "Bob", "ann"]
+    log = pd.DataFrame({"sha256": ["h1", "h2"], "participant": ["Bob", "ann"]})
+    assert logged_entry(log, "h1", "BOB") is not None
+    assert logged_entry(log, "h1", "ann") is None
