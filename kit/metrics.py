@@ -64,15 +64,21 @@ def mean_absolute_error(y_true, y_pred):
 def pearson_score(y_true, y_pred):
     """Pearson correlation of predictions and truths; NaN when either is constant.
 
+    Constant means a spread (max - min) within a few rounding errors of the values'
+    size: the float mean of equal values can differ from them in the last bit, and
+    centring on it would turn that rounding into a spurious correlation.
+
     Examples
     --------
     >>> round(pearson_score([0.1, 0.5, 0.9], [0.2, 0.4, 0.6]), 6)
     1.0
     >>> pearson_score([0.1, 0.5], [0.3, 0.3])
     nan
+    >>> pearson_score([0.1, 0.5, 0.9], [0.1, 0.1, 0.1])
+    nan
     """
     y_true, y_pred = _pair(y_true, y_pred)
-    if y_true.size < 2:
+    if y_true.size < 2 or _is_constant(y_true) or _is_constant(y_pred):
         return math.nan
     dt = y_true - y_true.mean()
     dp = y_pred - y_pred.mean()
@@ -82,6 +88,18 @@ def pearson_score(y_true, y_pred):
         return math.nan
     # Clip: rounding can push a perfect correlation a hair past 1.
     return float(min(1.0, max(-1.0, float((dt * dp).sum()) / denominator)))
+
+
+def _is_constant(values):
+    """True when the spread of ``values`` is within rounding error of their size.
+
+    Examples
+    --------
+    >>> _is_constant(np.full(3, 0.1)), _is_constant(np.array([0.1, 0.1 + 1e-9]))
+    (True, False)
+    """
+    spread = float(np.ptp(values))
+    return bool(spread <= 4 * np.finfo(np.float64).eps * float(np.max(np.abs(values))))
 
 
 def per_bin_rmse(y_true, y_pred):

@@ -4,12 +4,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 MASSBANK = SHARED / "data" / "massbank"
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Property tests in CI draw the same examples on every run (derandomize), so a red build
+# is a real failure, not an unlucky draw; locally they keep exploring new examples.
+settings.register_profile("ci", derandomize=True, deadline=None, database=None, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def massbank_file(mode):

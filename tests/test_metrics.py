@@ -10,6 +10,7 @@ from sklearn import metrics as skm
 from kit.errors import UserError
 from kit.metrics import (
     METRICS,
+    _is_constant,
     binned_root_mean_squared_error,
     diagnostics,
     get_metric,
@@ -40,13 +41,37 @@ def test_rmse_and_mae_equal_sklearn(data):
 def test_pearson_matches_numpy(data):
     y_true, y_pred = map(np.asarray, data)
     ours = pearson_score(y_true, y_pred)
-    if len(y_true) < 2 or np.ptp(y_true) == 0 or np.ptp(y_pred) == 0:
+    if len(y_true) < 2 or _is_constant(y_true) or _is_constant(y_pred):
         assert math.isnan(ours)
     else:
         with np.errstate(all="ignore"):
             reference = np.corrcoef(y_true, y_pred)[0, 1]
         if np.isfinite(reference):
             assert ours == pytest.approx(reference, abs=1e-9)
+
+
+@pytest.mark.parametrize("value", [0.1, 0.3, 1 / 3, 0.7, 0.123456, 1e-300, -2.5, 0.0])
+@pytest.mark.parametrize("n", [2, 3, 7, 10, 100, 1000])
+def test_pearson_of_constant_predictions_is_nan(value, n):
+    # The float mean of n equal values can be off in the last bit; the spread cannot.
+    truth = np.linspace(0, 1, n)
+    assert math.isnan(pearson_score(truth, np.full(n, value)))
+    assert math.isnan(pearson_score(np.full(n, value), truth))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False), st.integers(min_value=2, max_value=500),
+       st.integers(min_value=0, max_value=2**32 - 1))
+def test_pearson_of_any_constant_is_nan(value, n, seed):
+    truth = np.random.default_rng(seed).random(n)
+    assert math.isnan(pearson_score(truth, np.full(n, value)))
+
+
+@pytest.mark.parametrize("step", [1e-9, 1e-6, 0.5])
+def test_pearson_of_small_but_real_spread_is_defined(step):
+    truth = np.linspace(0, 1, 50)
+    assert pearson_score(truth, 0.5 + step * truth) == pytest.approx(1.0)
+    assert pearson_score(truth, 0.5 - step * truth) == pytest.approx(-1.0)
 
 
 def test_per_bin_rmse_uses_true_similarity_bins():
