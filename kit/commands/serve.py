@@ -22,6 +22,8 @@ def add_parser(subparsers):
                    help="time zone whose days the daily limit counts, e.g. Europe/Paris (default: UTC)")
     p.add_argument("--deadline", metavar="ISO", help="close submissions at this time, e.g. 2026-06-30T23:59:00Z "
                    "(default: competition.json's deadline; a time without zone is in --timezone)")
+    p.add_argument("--refresh", type=float, default=10.0, metavar="S",
+                   help="seconds between the live leaderboard page's checks for news (default: 10)")
     p.add_argument("--max-upload-mb", type=float, metavar="N", help="largest accepted file in MB (default: 50)")
     p.set_defaults(run=run)
     return p
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     competition = load_competition(args.competition, data=args.data)
     token, created = ensure_teacher_token(competition.path / "private")
     app = create_app(competition, leaderboard=args.leaderboard, timezone_name=args.timezone,
-                     deadline=args.deadline, max_upload_mb=args.max_upload_mb)
+                     deadline=args.deadline, max_upload_mb=args.max_upload_mb, refresh_seconds=args.refresh)
     sock = listen(args.host, args.port)
     host, port = sock.getsockname()[:2]
     if created:

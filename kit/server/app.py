@@ -36,8 +36,6 @@ MAX_DESCRIPTION = 200
 MAX_FILE_NAME = 120
 #: Longest bearer token looked at (real ones have 32 characters).
 MAX_TOKEN = 256
-#: How the live page checks for news (milliseconds); also read by live.js.
-REFRESH_MS = 10_000
 
 _HERE = Path(__file__).resolve().parent
 _CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -73,6 +71,7 @@ class ServerState:
     max_upload_bytes: int
     clock: Callable
     leaderboard: object
+    refresh_ms: int = 10_000
     exporter: object = None
     plots: dict = field(default_factory=dict)
 
@@ -123,7 +122,7 @@ def load_timezone(name):
 
 
 def create_app(competition, *, data=None, leaderboard=None, timezone_name="UTC", deadline=None, max_upload_mb=None,
-               clock=None, export_interval=2.0):
+               clock=None, export_interval=2.0, refresh_seconds=10.0):
     """The FastAPI app serving one competition.
 
     Parameters
@@ -144,6 +143,8 @@ def create_app(competition, *, data=None, leaderboard=None, timezone_name="UTC",
         Returns the current aware datetime (tests pass a fake one).
     export_interval : float
         Least seconds between two exports of the log and pages.
+    refresh_seconds : float
+        How often the live leaderboard page asks for news.
 
     Returns
     -------
@@ -173,6 +174,12 @@ def create_app(competition, *, data=None, leaderboard=None, timezone_name="UTC",
         cap = -1
     if cap <= 0:
         raise UserError(f"upload cap {cap_mb!r} MB: expected a positive number of megabytes")
+    try:
+        refresh_ms = int(float(refresh_seconds) * 1000)
+    except (TypeError, ValueError, OverflowError):
+        refresh_ms = -1
+    if refresh_ms <= 0:
+        raise UserError(f"refresh every {refresh_seconds!r} seconds: expected a positive number of seconds")
     state = ServerState(
         competition=comp,
         scorer=scorer,
@@ -184,6 +191,7 @@ def create_app(competition, *, data=None, leaderboard=None, timezone_name="UTC",
         max_upload_bytes=cap,
         clock=clock or (lambda: datetime.now(timezone.utc)),
         leaderboard=leaderboard,
+        refresh_ms=max(500, refresh_ms),
     )
     for folder in (private / SUBMISSIONS_FOLDER, private / SUBMISSIONS_FOLDER / ".incoming"):
         folder.mkdir(parents=True, exist_ok=True)
@@ -322,7 +330,7 @@ def _build(state):
         title, subtitle, _ = pages.headings(current)
         return page(request, "leaderboard.html", title=title, subtitle=subtitle, titles=titles, rows=rows,
                     revealed=current.private, entries=len(current.log), decimals=metric.decimals,
-                    refresh_ms=REFRESH_MS, version=_version_tag(current))
+                    refresh_ms=state.refresh_ms, version=_version_tag(current))
 
     @app.get("/style.css", include_in_schema=False)
     async def stylesheet():

@@ -1,0 +1,590 @@
+"""The classroom server's HTTP API and pages (FastAPI TestClient, in process)."""
+import json
+import os
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+# Starlette would like httpx2 for its test client; httpx works the same here.
+warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from builders import make_competition, perfect_submission, read_solution, write_submission_file  # noqa: E402
+from server_builders import START, Clock  # noqa: E402
+
+from kit.errors import UserError  # noqa: E402
+from kit.server.app import create_app  # noqa: E402
+from kit.server.db import SCHEMA_VERSION, Database  # noqa: E402
+
+
+@pytest.fixture
+def comp(tmp_path):
+    return make_competition(tmp_path / "data")
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def make_server(comp, tmp_path, clock):
+    """Build an app (options as keywords), register Ada and Bob, and open a TestClient."""
+    opened = []
+
+    def build(**options):
+        options.setdefault("leaderboard", tmp_path / "lb")
+        options.setdefault("clock", clock)
+        options.setdefault("export_interval", 0)
+        app = create_app(comp, **options)
+        client = TestClient(app)
+        client.__enter__()
+        opened.append(client)
+        state = app.state.kit
+        if not state.db.participants():
+            client.tokens = dict(state.db.add_participants(["Ada", "Bob"], clock()))
+        client.state = state
+        return client
+
+    yield build
+    for client in opened:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def server(make_server):
+    return make_server()
+
+
+@pytest.fixture
+def good(comp, tmp_path):
+    return perfect_submission(comp, tmp_path / "good.csv", noise=0.1)
+
+
+def auth(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def post(client, token, path=None, content=None, name="pred.csv", description=None, headers=None):
+    data = {} if description is None else {"description": description}
+    body = content if content is not None else Path(path).read_bytes()
+    return client.post("/api/submissions", headers={**auth(token), **(headers or {})},
+                       files={"file": (name, body, "text/csv")}, data=data)
+
+
+def recorded(client):
+    return client.state.db.submissions()
+
+
+# --- 201 -------------------------------------------------------------------------------
+
+
+def test_accepted_submission_is_scored_stored_and_ranked(server, good, comp):
+    from kit.scoring import Scorer
+
+    response = post(server, server.tokens["Ada"], good, description="gbm v1")
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert set(body) >= {"id", "participant", "public", "submitted_at", "remaining_today"}
+    assert body["participant"] == "Ada"
+    assert body["public"] == pytest.approx(Scorer(comp).score(good).public)
+    assert body["submitted_at"] == "2026-03-01T12:00:00.000000Z"  # the server's clock, not the file's
+    assert body["remaining_today"] == 4
+    (row,) = recorded(server)
+    stored = comp / "private" / row["stored_path"]
+    assert stored.read_bytes() == good.read_bytes()
+    assert stored.parent == comp / "private" / "submissions" and stored.name == f"{row['sha256']}.csv"
+    assert row["status"] == "scored" and row["description"] == "gbm v1" and row["private"] is not None
+    board = server.get("/api/leaderboard").json()
+    assert board["competition"] == "practice" and board["revealed"] is False
+    (entry,) = board["rows"]
+    assert entry["participant"] == "Ada" and entry["rank"] == 1 and entry["entries"] == 1
+    assert entry["last_submitted_at"] == body["submitted_at"]
+    assert "private" not in entry  # hidden until revealed
+    assert not list((comp / "private" / "submissions" / ".incoming").iterdir())
+
+
+def test_best_public_per_participant_and_ties_to_the_earlier_server_time(server, comp, tmp_path, clock):
+    better = perfect_submission(comp, tmp_path / "better.csv", noise=0.01)
+    worse = perfect_submission(comp, tmp_path / "worse.csv", noise=0.2)
+    assert post(server, server.tokens["Bob"], better).status_code == 201
+    clock.advance(minutes=1)
+    # Ada sends the very same file later: same score, so Bob (earlier) stays first.
+    assert post(server, server.tokens["Ada"], better).status_code == 201
+    clock.advance(minutes=1)
+    assert post(server, server.tokens["Ada"], worse).status_code == 201
+    rows = server.get("/api/leaderboard").json()["rows"]
+    assert [r["participant"] for r in rows] == ["Bob", "Ada"]
+    assert rows[1]["entries"] == 2 and rows[1]["public"] == rows[0]["public"]
+    assert rows[1]["last_submitted_at"] > rows[1]["best_submitted_at"]
+
+
+# --- 401 -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("headers", [
+    {},
+    {"Authorization": ""},
+    {"Authorization": "Bearer"},
+    {"Authorization": "Bearer    "},
+    {"Authorization": "Basic QWxhZGRpbjpvcGVu"},
+    {"Authorization": "Bearer not-a-real-token"},
+    {"Authorization": "Bearer " + "x" * 5000},
+    {"Authorization": "Bearer ' OR 1=1 --"},
+    {"Authorization": "Bearer \u00e9\u00e9\u00e9".encode("utf-8")},
+    {"Authorization": b"Bearer \x7f\x01"},
+    {"Authorization": b"Bearer \xff\xfe"},
+])
+def test_missing_or_garbage_token_is_401_and_nothing_recorded(server, good, headers):
+    response = server.post("/api/submissions", headers=headers, files={"file": ("a.csv", good.read_bytes(), "text/csv")})
+    assert response.status_code == 401
+    assert set(response.json()) == {"error"}
+    assert recorded(server) == []
+    assert server.get("/api/me", headers=headers).status_code == 401
+
+
+def test_revoked_token_is_401_and_its_submissions_stay(server, good, clock):
+    assert post(server, server.tokens["Ada"], good).status_code == 201
+    server.state.db.revoke_participant("ada", clock())
+    response = post(server, server.tokens["Ada"], good)
+    assert response.status_code == 401 and "revoked" in response.json()["error"]
+    assert [r["participant"] for r in server.get("/api/leaderboard").json()["rows"]] == ["Ada"]
+    # Added again: a new token works, the old one still does not.
+    _, token = server.state.db.add_participant("Ada", clock())
+    assert post(server, token, good).status_code == 201
+    assert post(server, server.tokens["Ada"], good).status_code == 401
+
+
+def test_teacher_token_is_not_a_participant(server, good, comp):
+    teacher = (comp / "private" / "teacher_token").read_text().strip()
+    assert post(server, teacher, good).status_code == 401
+
+
+def test_a_token_only_sees_and_submits_as_its_owner(server, good):
+    assert post(server, server.tokens["Ada"], good, description="ada's").status_code == 201
+    response = post(server, server.tokens["Bob"], good)
+    assert response.json()["participant"] == "Bob"
+    mine = server.get("/api/me", headers=auth(server.tokens["Bob"])).json()
+    assert mine["participant"] == "Bob"
+    assert [s["description"] for s in mine["submissions"]] == [""]
+    # A participant name in the form cannot choose who is credited.
+    response = server.post("/api/submissions", headers=auth(server.tokens["Bob"]),
+                           files={"file": ("a.csv", good.read_bytes(), "text/csv")},
+                           data={"participant": "Ada", "description": "x"})
+    assert response.json()["participant"] == "Bob"
+
+
+# --- 413 -------------------------------------------------------------------------------
+
+
+def test_file_over_the_cap_is_413_with_content_length(make_server, good, comp):
+    server = make_server(max_upload_mb=0.001)  # about 1 kB
+    big = good.read_bytes() + b"\n" * 5000
+    response = post(server, server.tokens["Ada"], content=big)
+    assert response.status_code == 413
+    assert "at most" in response.json()["error"]
+    assert recorded(server) == []
+    assert not list((comp / "private" / "submissions" / ".incoming").iterdir())
+
+
+def test_streamed_upload_without_length_is_refused_while_streaming(make_server):
+    """At the ASGI level, counting what the app reads: it stops soon after the cap."""
+    import asyncio
+
+    server = make_server(max_upload_mb=1)
+    boundary = "kitboundary"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.csv\"\r\n"
+            "Content-Type: text/csv\r\n\r\nid,similarity\r\n").encode()
+    chunks = iter([head] + [b"0,0.5\n" * 10_000] * 10_000)  # 600 MB if read to the end
+    read, sent = [], []
+
+    async def receive():
+        chunk = next(chunks, None)
+        read.append(chunk)
+        return {"type": "http.request", "body": chunk or b"", "more_body": chunk is not None}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/api/submissions", "raw_path": b"/api/submissions", "query_string": b"", "root_path": "",
+             "headers": [(b"authorization", f"Bearer {server.tokens['Ada']}".encode()),
+                         (b"content-type", f"multipart/form-data; boundary={boundary}".encode())],
+             "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000)}
+    asyncio.run(server.app(scope, receive, send))
+    assert sent[0]["status"] == 413
+    assert len(read) < 30  # about 1 MB read of 600 MB
+    assert recorded(server) == []
+
+
+def test_huge_content_length_is_refused_before_reading(server):
+    response = server.post("/api/submissions", content=b"x",
+                           headers={**auth(server.tokens["Ada"]), "Content-Type": "multipart/form-data; boundary=b",
+                                    "Content-Length": str(10 ** 12)})
+    assert response.status_code == 413
+
+
+# --- 415 / 422 ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"json": {"file": "id,similarity\n0,0.5\n"}},
+    {"data": {"file": "id,similarity"}},
+    {"content": b"id,similarity\n0,0.5\n", "headers": {"Content-Type": "text/csv"}},
+    {"content": b"id,similarity\n0,0.5\n"},
+])
+def test_body_that_is_not_multipart_is_415(server, kwargs):
+    headers = {**auth(server.tokens["Ada"]), **kwargs.pop("headers", {})}
+    response = server.post("/api/submissions", headers=headers, **kwargs)
+    assert response.status_code == 415
+    assert "multipart/form-data" in response.json()["error"]
+    assert recorded(server) == []
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"", "empty"),
+    (b"id,sim\n0,0.5\n", "header"),
+    (b"id,similarity\n0,0.5\n", "missing"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", ""),
+    (b"id,similarity\n" + b"0,nan\n", ""),
+    ("id,similarity\n0,=cmd|' /C calc'!A0\n".encode(), ""),
+])
+def test_invalid_file_is_422_with_the_scorers_message_and_not_recorded(server, content, expected, comp):
+    response = post(server, server.tokens["Ada"], content=content, name="mine.csv")
+    assert response.status_code == 422
+    message = response.json()["error"]
+    assert expected in message and "\n" not in message
+    # The message names the participant's file, never the server's folders.
+    assert str(comp) not in message and ".incoming" not in message and ".upload" not in message
+    assert recorded(server) == []
+    assert server.get("/api/me", headers=auth(server.tokens["Ada"])).json()["remaining_today"] == 5
+
+
+def test_missing_or_misplaced_file_field_is_422(server, good):
+    token = server.tokens["Ada"]
+    huge_name = post(server, token, good, name="x" * 100_000)
+    assert huge_name.status_code == 422 and "malformed form" in huge_name.json()["error"]
+    only_text = server.post("/api/submissions", headers=auth(token),
+                            files={"description": (None, "hello")})
+    assert only_text.status_code == 422 and "'file'" in only_text.json()["error"]
+    wrong_name = server.post("/api/submissions", headers=auth(token),
+                             files={"upload": ("a.csv", good.read_bytes(), "text/csv")})
+    assert wrong_name.status_code == 422
+    description_as_file = server.post("/api/submissions", headers=auth(token),
+                                      files=[("file", ("a.csv", good.read_bytes(), "text/csv")),
+                                             ("description", ("d.txt", b"x", "text/plain"))])
+    assert description_as_file.status_code == 422
+    two_files = server.post("/api/submissions", headers=auth(token),
+                            files=[("file", ("a.csv", good.read_bytes(), "text/csv")),
+                                   ("file", ("b.csv", good.read_bytes(), "text/csv"))])
+    assert two_files.status_code == 422
+    broken = server.post("/api/submissions", content=b"--x\r\ngarbage",
+                         headers={**auth(token), "Content-Type": "multipart/form-data"})
+    assert broken.status_code == 422
+    assert recorded(server) == []
+
+
+@pytest.mark.parametrize("name", ["../../../../etc/passwd", "..\\..\\evil.csv", "/abs/path.csv", "a\x00b.csv",
+                                  "\u202egnp.csv", "x" * 300, " ", "CON", ".", "..", "ok<script>.csv"])
+def test_hostile_file_names_never_choose_where_the_file_goes(server, good, comp, name):
+    response = post(server, server.tokens["Ada"], good, name=name)
+    assert response.status_code == 201
+    (row,) = recorded(server)
+    assert row["stored_path"] == f"submissions/{row['sha256']}.csv"
+    assert "/" not in row["file_name"] and "\\" not in row["file_name"] and row["file_name"].isprintable()
+    assert 0 < len(row["file_name"]) <= 120
+    files = sorted(p.relative_to(comp) for p in comp.rglob("*") if p.is_file())
+    assert Path("private/submissions") / f"{row['sha256']}.csv" in files
+    assert not any("passwd" in str(p) or "evil" in str(p) for p in comp.parent.parent.rglob("*"))
+
+
+# --- 429 -------------------------------------------------------------------------------
+
+
+def test_daily_limit_counts_server_utc_days(server, good, clock, comp, tmp_path):
+    clock.now = datetime(2026, 3, 1, 23, 58, tzinfo=timezone.utc)
+    token = server.tokens["Ada"]
+    for left in (4, 3, 2, 1, 0):
+        response = post(server, token, good)
+        assert response.status_code == 201 and response.json()["remaining_today"] == left
+    refused = post(server, token, good)
+    assert refused.status_code == 429 and "daily limit" in refused.json()["error"]
+    # Invalid files and other participants are not affected.
+    assert post(server, server.tokens["Bob"], good).status_code == 201
+    clock.advance(minutes=1, seconds=59, microseconds=999_999)  # 23:59:59.999999: same day
+    assert post(server, token, good).status_code == 429
+    clock.advance(microseconds=1)  # midnight UTC: a new day
+    accepted = post(server, token, good)
+    assert accepted.status_code == 201 and accepted.json()["remaining_today"] == 4
+    assert len([r for r in recorded(server) if r["participant"] == "Ada"]) == 6
+
+
+def test_daily_limit_counts_days_of_the_given_time_zone(make_server, good, clock):
+    # Auckland is UTC+13 in March: its midnight is 11:00 UTC.
+    server = make_server(timezone_name="Pacific/Auckland")
+    clock.now = datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc)
+    token = server.tokens["Ada"]
+    for _ in range(5):
+        assert post(server, token, good).status_code == 201
+    assert post(server, token, good).status_code == 429
+    clock.now = datetime(2026, 3, 1, 11, 0, tzinfo=timezone.utc)
+    assert post(server, token, good).status_code == 201
+
+
+def test_no_daily_limit_when_the_competition_has_none(tmp_path, good, clock):
+    comp = make_competition(tmp_path / "other", max_daily_submissions=None)
+    app = create_app(comp, leaderboard=tmp_path / "lb2", clock=clock, export_interval=0)
+    (_, token), = app.state.kit.db.add_participants(["Ann"], clock())
+    with TestClient(app) as client:
+        for _ in range(7):
+            response = post(client, token, good)
+            assert response.status_code == 201 and response.json()["remaining_today"] is None
+
+
+# --- 403 -------------------------------------------------------------------------------
+
+
+def test_deadline_closes_submissions(make_server, good, clock):
+    server = make_server(deadline="2026-03-01T12:30:00Z")
+    assert post(server, server.tokens["Ada"], good).status_code == 201
+    clock.advance(minutes=30)
+    response = post(server, server.tokens["Ada"], good)
+    assert response.status_code == 403 and "deadline" in response.json()["error"]
+    assert server.get("/api/info").json()["deadline"].startswith("2026-03-01T12:30:00")
+    page = server.post("/submit", data={"token": server.tokens["Ada"]},
+                       files={"file": ("a.csv", good.read_bytes(), "text/csv")})
+    assert page.status_code == 403 and "deadline" in page.text
+
+
+def test_deadline_from_competition_json_in_the_server_time_zone(tmp_path, good, clock):
+    comp = make_competition(tmp_path / "d")
+    meta = json.loads((comp / "competition.json").read_text())
+    meta["deadline"] = "2026-03-01T13:00:00"  # no zone: Paris time, 12:00 UTC
+    (comp / "competition.json").write_text(json.dumps(meta))
+    app = create_app(comp, leaderboard=tmp_path / "lb3", clock=clock, timezone_name="Europe/Paris", export_interval=0)
+    (_, token), = app.state.kit.db.add_participants(["Ann"], clock())
+    with TestClient(app) as client:
+        assert post(client, token, good).status_code == 403  # 12:00 UTC is the deadline itself
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"deadline": "next friday"}, "deadline"),
+    ({"timezone_name": "Mars/Olympus"}, "time zone"),
+    ({"timezone_name": "../../etc/passwd"}, "time zone"),
+    ({"max_upload_mb": 0}, "upload cap"),
+    ({"max_upload_mb": float("nan")}, "upload cap"),
+    ({"refresh_seconds": -1}, "refresh"),
+])
+def test_bad_server_options_are_one_line_user_errors(comp, options, message):
+    with pytest.raises(UserError, match=message):
+        create_app(comp, **options)
+
+
+def test_competition_without_its_answers_cannot_be_served(comp):
+    (comp / "private" / "solution.csv").unlink()
+    with pytest.raises(UserError, match="no answers"):
+        create_app(comp)
+
+
+# --- reveal ----------------------------------------------------------------------------
+
+
+def test_reveal_needs_the_teacher_token_and_ranks_on_private(server, comp, tmp_path, clock):
+    ids, truth, usage = read_solution(comp)
+    # Ada is perfect on Public and poor on Private; Bob is the other way round.
+    public = usage == "Public"
+    ada = write_submission_file(tmp_path / "ada.csv", ids, [float(v) for v in truth + (~public) * 0.4])
+    bob = write_submission_file(tmp_path / "bob.csv", ids, [float(v) for v in truth + public * 0.05])
+    assert post(server, server.tokens["Ada"], ada).status_code == 201
+    assert post(server, server.tokens["Bob"], bob).status_code == 201
+    assert [r["participant"] for r in server.get("/api/leaderboard").json()["rows"]] == ["Ada", "Bob"]
+    assert "private" not in server.get("/api/me", headers=auth(server.tokens["Ada"])).json()["submissions"][0]
+
+    assert server.post("/api/reveal").status_code == 401
+    assert server.post("/api/reveal", headers=auth("nonsense")).status_code == 401
+    student = server.post("/api/reveal", headers=auth(server.tokens["Bob"]))
+    assert student.status_code == 403 and "teacher" in student.json()["error"]
+    assert server.get("/api/leaderboard").json()["revealed"] is False
+
+    teacher = (comp / "private" / "teacher_token").read_text().strip()
+    assert server.post("/api/reveal", headers=auth(teacher)).json() == {"revealed": True}
+    board = server.get("/api/leaderboard").json()
+    assert board["revealed"] is True
+    assert [r["participant"] for r in board["rows"]] == ["Bob", "Ada"]
+    assert all(r["private"] is not None for r in board["rows"])
+    assert board["rows"][0]["public_rank"] == 2
+    assert "private" in server.get("/api/me", headers=auth(server.tokens["Ada"])).json()["submissions"][0]
+    assert "private" in server.get("/").text
+
+
+# --- pages ------------------------------------------------------------------------------
+
+
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+@pytest.mark.filterwarnings("ignore:Glyph .* missing from font")
+def test_pages_escape_everything_a_participant_wrote(server, good, clock):
+    name, token = server.state.db.add_participant("Zoë 李雷", clock())
+    assert post(server, token, good, description=HOSTILE, name='"><svg onload=alert(1)>.csv').status_code == 201
+    for path in ("/",):
+        html = server.get(path).text
+        assert "<script>alert" not in html and "<img src=x" not in html and "<svg" not in html
+        assert "&lt;script&gt;" in html and "Zoë 李雷" in html
+    me = server.post("/me", data={"token": token}).text
+    assert "<script>alert" not in me and "<svg" not in me and "&lt;script&gt;" in me
+    # The API returns the text as data (JSON, nosniff); the live page inserts it as text.
+    assert server.get("/api/leaderboard").json()["rows"][0]["model"] == HOSTILE
+    js = server.get("/static/live.js").text
+    assert "innerHTML" not in js and "textContent" in js
+
+
+def test_description_is_one_short_printable_line(server, good):
+    post(server, server.tokens["Ada"], good, description="a\nb\x1b[31m\u202e" + "z" * 500)
+    (row,) = recorded(server)
+    assert row["description"].isprintable() and "\n" not in row["description"]
+    assert len(row["description"]) <= 200
+
+
+def test_submit_page_works_without_javascript(server, good, comp):
+    form = server.get("/submit")
+    assert form.status_code == 200
+    assert 'enctype="multipart/form-data"' in form.text and 'name="token"' in form.text
+    response = server.post("/submit", data={"token": server.tokens["Ada"], "description": "from the page"},
+                           files={"file": ("mine.csv", good.read_bytes(), "text/csv")})
+    assert response.status_code == 201
+    from kit.scoring import Scorer
+
+    assert f'id="score">{Scorer(comp).score(good).public:.5f}<' in response.text
+    bad = server.post("/submit", data={"token": server.tokens["Ada"]},
+                      files={"file": ("mine.csv", b"id,similarity\n0,<b>bold</b>\n", "text/csv")})
+    assert bad.status_code == 422 and 'id="message"' in bad.text
+    assert "<b>bold</b>" not in bad.text and "&lt;b&gt;bold&lt;/b&gt;" in bad.text
+    nobody = server.post("/submit", data={"token": "wrong"}, files={"file": ("m.csv", good.read_bytes(), "text/csv")})
+    assert nobody.status_code == 401 and "unknown token" in nobody.text
+    assert len(recorded(server)) == 1
+
+
+def test_me_page_takes_the_token_from_a_form_never_the_address(server, good):
+    post(server, server.tokens["Ada"], good, description="first try")
+    assert "first try" not in server.get(f"/me?token={server.tokens['Ada']}").text
+    page = server.post("/me", data={"token": server.tokens["Ada"]})
+    assert page.status_code == 200 and "first try" in page.text
+    assert 'method="post"' in server.get("/me").text
+    assert server.post("/me", data={"token": "nope"}).status_code == 401
+    assert server.post("/me", files={"token": ("t.txt", b"x", "text/plain")}).status_code in (401, 422)
+
+
+def test_leaderboard_page_table_and_plots(server, good):
+    empty = server.get("/")
+    assert empty.status_code == 200 and "No scored submissions yet" in empty.text
+    assert server.get("/plots/history.png").status_code == 404
+    post(server, server.tokens["Ada"], good)
+    html = server.get("/").text
+    assert "<td>Ada</td>" in html and 'src="/static/live.js"' in html
+    for name in ("history", "bins"):
+        image = server.get(f"/plots/{name}.png")
+        assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
+    assert server.get("/plots/../../etc/passwd.png").status_code == 404
+    assert server.get("/style.css").headers["content-type"].startswith("text/css")
+
+
+@pytest.mark.parametrize("path", ["/", "/submit", "/me", "/api/leaderboard", "/api/info", "/no/such/page"])
+def test_security_headers_on_every_response(server, path):
+    response = server.get(path)
+    csp = response.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+
+
+def test_errors_are_json_objects(server):
+    missing = server.get("/no/such/page")
+    assert missing.status_code == 404 and set(missing.json()) == {"error"}
+    wrong_method = server.delete("/api/leaderboard")
+    assert wrong_method.status_code == 405 and set(wrong_method.json()) == {"error"}
+
+
+def test_api_is_documented(server):
+    schema = server.get("/openapi.json").json()
+    assert {"/api/submissions", "/api/leaderboard", "/api/me", "/api/reveal"} <= set(schema["paths"])
+    responses = schema["paths"]["/api/submissions"]["post"]["responses"]
+    assert {"201", "401", "403", "413", "422", "429"} <= set(responses)
+    assert server.get("/docs").status_code == 200
+
+
+# --- failures, restarts, exports --------------------------------------------------------
+
+
+def test_internal_scoring_failure_is_500_recorded_and_not_ranked(server, good, monkeypatch):
+    def broken(path):
+        raise RuntimeError("scorer bug")
+
+    monkeypatch.setattr(server.state.scorer, "score", broken)
+    client = TestClient(server.app, raise_server_exceptions=False)
+    response = post(client, server.tokens["Ada"], good)
+    assert response.status_code == 500 and set(response.json()) == {"error"}
+    assert "scorer bug" not in response.text
+    (row,) = recorded(server)
+    assert row["status"] == "error" and "scorer bug" in row["error"]
+    assert server.get("/api/leaderboard").json()["rows"] == []
+    assert server.get("/api/me", headers=auth(server.tokens["Ada"])).json()["remaining_today"] == 5
+
+
+def test_a_restart_loses_nothing(comp, tmp_path, good, clock):
+    app = create_app(comp, leaderboard=tmp_path / "lb", clock=clock, export_interval=0)
+    (_, token), = app.state.kit.db.add_participants(["Ann"], clock())
+    with TestClient(app) as client:
+        first = post(client, token, good).json()
+        before = client.get("/api/leaderboard").json()
+    app.state.kit.db.close()
+    again = create_app(comp, leaderboard=tmp_path / "lb", clock=clock, export_interval=0)
+    with TestClient(again) as client:
+        assert client.get("/api/leaderboard").json() == before
+        mine = client.get("/api/me", headers=auth(token)).json()
+        assert [s["id"] for s in mine["submissions"]] == [first["id"]]
+        assert mine["remaining_today"] == 4
+    assert again.state.kit.db.schema_version == SCHEMA_VERSION
+    assert again.state.kit.db.integrity_check() == "ok"
+
+
+def test_exports_the_log_and_pages_for_kit_leaderboard(server, good, tmp_path, comp, capsys, clock):
+    from kit.cli import main
+    from kit.leaderboard import read_log
+
+    post(server, server.tokens["Ada"], good, description="=HYPERLINK(\"http://x\")")
+    clock.advance(seconds=1)
+    post(server, server.tokens["Bob"], good)
+    assert server.state.exporter.flush(60)
+    log = read_log(tmp_path / "lb" / "practice.csv")
+    assert list(log["participant"]) == ["Ada", "Bob"]
+    assert log.attrs["skipped_lines"] == 0
+    assert (tmp_path / "lb" / "practice.html").is_file() and (tmp_path / "lb" / "practice.md").is_file()
+    capsys.readouterr()
+    assert main(["leaderboard", "--competition", str(comp), "--leaderboard", str(tmp_path / "lb"), "--no-pages"]) == 0
+    out = capsys.readouterr().out
+    assert "Ada" in out and "Bob" in out
+
+
+def test_info_says_the_rules(make_server):
+    info = make_server(max_upload_mb=2).get("/api/info").json()
+    assert info["max_daily_submissions"] == 5 and info["timezone"] == "UTC" and info["rows"] == 60
+    assert info["max_upload_bytes"] == 2 << 20 and info["deadline"] is None
+
+
+@pytest.mark.filterwarnings("ignore:Glyph .* missing from font")
+def test_unicode_participants_on_the_board(server, good, clock):
+    for name in ("José Pérez", "李雷", "Ελένη"):
+        _, token = server.state.db.add_participant(name, clock())
+        assert post(server, token, good).json()["participant"] == name
+    names = {r["participant"] for r in server.get("/api/leaderboard").json()["rows"]}
+    assert {"José Pérez", "李雷", "Ελένη"} <= names
+
+
+def test_database_file_is_in_private(server, comp):
+    assert (comp / "private" / "classroom.sqlite").is_file()
+    mode = os.stat(comp / "private" / "teacher_token").st_mode & 0o777
+    assert mode == 0o600
