@@ -18,8 +18,8 @@ from kit import validation
 from kit.cli import main
 from kit.competition import load_competition
 from kit.errors import SubmissionError, UserError
-from kit.hosting import codabench_scorer, public_files
-from kit.hosting.codabench import MAX_KEY, export_codabench, parse_when, scoring_program_source
+from kit.hosting import codabench_scorer, parse_when, public_files
+from kit.hosting.codabench import MAX_KEY, export_codabench, scoring_program_source
 from kit.scoring import Scorer
 
 # Leaderboard.SUBMISSION_RULES in Codabench's src/apps/leaderboards/models.py

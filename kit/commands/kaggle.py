@@ -1,4 +1,4 @@
-"""``kit kaggle``: download a Kaggle competition, submit to it, read its leaderboard."""
+"""``kit kaggle``: download a Kaggle competition, submit to it, read its leaderboard, host one."""
 import argparse
 
 
@@ -29,12 +29,28 @@ def add_parser(subparsers):
 
     lb = sub.add_parser("leaderboard", help="print a competition's Kaggle leaderboard")
     lb.add_argument("competition", metavar="COMPETITION", help="the competition's slug")
+
+    h = sub.add_parser("host", help="create a Kaggle competition from a local one (kaggle 2.2+)",
+                       description="Create a Kaggle competition from a prepared one with KaggleApi 2.x: upload "
+                       "the public files (everything but private/), the solution with its Usage column "
+                       "(Kaggle's Public/Private split), the overview, evaluation, data and rules pages, and "
+                       "the settings the API takes; --launch opens it. The metric (RMSE) and the daily limit "
+                       "are set on Kaggle's host page: the API has no field for them. --dry-run prints every "
+                       "call and touches nothing.")
+    h.add_argument("--competition", metavar="NAME|DIR", help="competition name under --data, or its folder (default: practice)")
+    h.add_argument("--data", metavar="DIR", help="folder holding competitions (default: ./data)")
+    h.add_argument("--slug", required=True, metavar="SLUG", help="its address on Kaggle: kaggle.com/competitions/SLUG")
+    h.add_argument("--title", metavar="T", help="title on Kaggle (default: 'Spectral similarity: NAME')")
+    h.add_argument("--privacy", choices=["public", "limited", "private"], default="public",
+                   help="who can see it (limited: only people with the link; default: public)")
+    h.add_argument("--launch", action="store_true", help="launch it once everything is uploaded (default: a draft)")
+    h.add_argument("--dry-run", action="store_true", help="print the calls with their arguments; send nothing")
     p.set_defaults(run=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    actions = {"download": run_download, "submit": run_submit, "leaderboard": run_leaderboard}
+    actions = {"download": run_download, "submit": run_submit, "leaderboard": run_leaderboard, "host": run_host}
     return actions[args.kaggle_command](args)
 
 
@@ -65,6 +81,17 @@ def run_leaderboard(args: argparse.Namespace) -> int:
 
     rows = kaggle_client.leaderboard(args.competition)
     print(kaggle_client.format_leaderboard(args.competition, rows))
+    return 0
+
+
+def run_host(args: argparse.Namespace) -> int:
+    from kit import kaggle_client
+
+    plan = kaggle_client.host(args.competition or None, args.slug, title=args.title, launch=args.launch,
+                              privacy=args.privacy, dry_run=args.dry_run, data=args.data)
+    if not args.dry_run:
+        state = "launched" if args.launch else "a draft (launch it with --launch or on its host page)"
+        print(f"Hosted {plan.url}: {state}.")
     return 0
 
 

@@ -4,11 +4,13 @@ Both platforms get the same things: the public files (everything in the competit
 folder but ``private/``), the answers with their Public/Private split, and pages written
 from ``competition.json`` (:mod:`kit.hosting.pages`).
 """
+import datetime as dt
 from pathlib import Path
 
 from kit.errors import UserError
 
 PRIVATE_FOLDER = "private"
+_DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S")
 
 
 def public_files(competition):
@@ -61,3 +63,34 @@ def public_files(competition):
     if not found:
         raise UserError(f"{root}: no public files found: expected train.mgf, test.mgf and test_pairs.csv")
     return sorted(found)
+
+
+def parse_when(text, option):
+    """A naive UTC datetime from ``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM[:SS]`` (a final Z allowed).
+
+    Examples
+    --------
+    >>> parse_when("2026-01-05", "--start")
+    datetime.datetime(2026, 1, 5, 0, 0)
+    """
+    text = str(text).strip().removesuffix("Z")
+    for fmt in _DATE_FORMATS:
+        try:
+            return dt.datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    raise UserError(f"{option} {text!r}: expected a UTC date YYYY-MM-DD or YYYY-MM-DDTHH:MM")
+
+
+def parse_end(text, option):
+    """Like :func:`parse_when`, but a day alone means its last minute (23:59).
+
+    Examples
+    --------
+    >>> parse_end("2026-06-30", "--end")
+    datetime.datetime(2026, 6, 30, 23, 59)
+    """
+    moment = parse_when(text, option)
+    if len(str(text).strip()) == len("YYYY-MM-DD"):
+        moment += dt.timedelta(days=1, minutes=-1)
+    return moment

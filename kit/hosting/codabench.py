@@ -32,6 +32,7 @@ from pathlib import Path
 
 from kit.errors import UserError
 from kit.fileio import atomic_path
+from kit.hosting import parse_end, parse_when
 
 #: The scoring program's own module: it and every kit module it imports, recursively,
 #: are inlined (imported modules first) into ``scoring.py``.
@@ -42,7 +43,6 @@ MAX_KEY = 36
 DEFAULT_WEEKS = 8
 TASKS = (("Public", "reference_data/public"), ("Private", "reference_data/private"))
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
-_DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S")
 
 
 def export_codabench(competition, out, *, start=None, end=None, title=None, data=None, today=None):
@@ -74,14 +74,14 @@ def export_codabench(competition, out, *, start=None, end=None, title=None, data
     PosixPath('practice-codabench.zip')
     """
     from kit.hosting import public_files
-    from kit.hosting.pages import build_pages, default_title
+    from kit.hosting.pages import build_pages, check_title, default_title
     from kit.scoring import _as_competition
 
     competition = _as_competition(competition, data)
     out = Path(out)
     if out.suffix.lower() != ".zip":
         raise UserError(f"--out {out}: expected a file name ending in .zip")
-    title = _title(title or default_title(competition))
+    title = check_title(title or default_title(competition))
     phase_dates = _phase_dates(competition, start, end, today)
     files = public_files(competition)
     solution = _read_solution(competition)
@@ -221,33 +221,13 @@ def logo_png():
     return buffer.getvalue()
 
 
-def parse_when(text, option):
-    """A naive UTC datetime from ``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM[:SS]``.
-
-    Examples
-    --------
-    >>> parse_when("2026-01-05", "--start")
-    datetime.datetime(2026, 1, 5, 0, 0)
-    """
-    text = str(text).strip().removesuffix("Z")
-    for fmt in _DATE_FORMATS:
-        try:
-            return dt.datetime.strptime(text, fmt)
-        except ValueError:
-            continue
-    raise UserError(f"{option} {text!r}: expected a UTC date YYYY-MM-DD or YYYY-MM-DDTHH:MM")
-
-
 def _phase_dates(competition, start, end, today):
     """``((public start, public end), private start)`` checked to be in order."""
     today = today or dt.datetime.now(dt.timezone.utc).date()
     begin = parse_when(start, "--start") if start else dt.datetime.combine(today, dt.time())
     deadline = competition.metadata.get("deadline")
     if end or deadline:
-        text, option = (end, "--end") if end else (deadline, "competition.json deadline")
-        finish = parse_when(text, option)
-        if len(str(text).strip()) == len("YYYY-MM-DD"):  # a day: the phase runs through its last minute
-            finish += dt.timedelta(days=1, minutes=-1)
+        finish = parse_end(*((end, "--end") if end else (deadline, "competition.json deadline")))
     else:
         finish = begin + dt.timedelta(weeks=DEFAULT_WEEKS)
     if finish <= begin:
@@ -258,13 +238,6 @@ def _phase_dates(competition, start, end, today):
 
 def _when(moment):
     return moment.strftime("%Y-%m-%d %H:%M")
-
-
-def _title(text):
-    text = " ".join(str(text).split())
-    if not text or len(text) > 100:
-        raise UserError(f"--title {text!r}: expected 1 to 100 characters")
-    return text
 
 
 def _read_solution(competition):

@@ -8,6 +8,7 @@ import re
 from collections import Counter
 
 from kit.bins import BIN_LABELS
+from kit.errors import UserError
 
 REFERENCE = (
     "Huber F, van der Burg S, van der Hooft JJJ, Ridder L (2021). MS2DeepScore: a novel deep learning "
@@ -25,8 +26,8 @@ def code(text, limit=120):
 
     Examples
     --------
-    >>> code("a`b")
-    '`a\\'b`'
+    >>> print(code("a`b"))
+    `a'b`
     """
     text = " ".join(str(text).split()).replace("`", "'")
     if len(text) > limit:
@@ -83,6 +84,20 @@ def default_title(competition):
     return f"Spectral similarity: {competition.name}"[:60]
 
 
+def check_title(text):
+    """``text`` on one line, 1 to 100 characters; a :class:`UserError` otherwise.
+
+    Examples
+    --------
+    >>> check_title("  Spectral   similarity ")
+    'Spectral similarity'
+    """
+    text = " ".join(str(text).split())
+    if not text or len(text) > 100:
+        raise UserError(f"--title {text!r}: expected 1 to 100 characters")
+    return text
+
+
 def brief_description():
     """One line describing the task (Kaggle's brief description, Codabench's description)."""
     return "Predict how similar two molecules are (fingerprint Tanimoto) from their MS/MS spectra alone."
@@ -92,8 +107,6 @@ def daily_limit(competition):
     """``max_daily_submissions`` from competition.json as a positive int (default 5)."""
     value = competition.metadata.get("max_daily_submissions", 5)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        from kit.errors import UserError
-
         raise UserError(
             f"{competition.path / 'competition.json'}: max_daily_submissions must be a whole number >= 1, "
             f"found {value!r}"
