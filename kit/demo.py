@@ -11,7 +11,7 @@ LADDER = ("mean", "cosine", "gbm", "siamese")
 DEMO_PARAMS = {"gbm": {"n_pairs": 10000}, "siamese": {"epochs": 8, "pairs_per_epoch": 8192}}
 
 
-def run_demo(library=None, name=None, seed=0, models=LADDER, fresh=False, data=None, echo=print):
+def run_demo(library=None, name=None, seed=0, rungs=LADDER, fresh=False, data=None, echo=print):
     """Run the whole pipeline; return the leaderboard standings.
 
     Parameters
@@ -21,24 +21,24 @@ def run_demo(library=None, name=None, seed=0, models=LADDER, fresh=False, data=N
     name : str, optional
         Competition name (default ``practice`` or the library's file stem).
     seed : int
-    models : sequence of str
+    rungs : sequence of str
         Rungs to train, in order.
     fresh : bool
         Prepare the competition again even when its folder exists.
 
     Examples
     --------
-    >>> standings = run_demo(models=("mean", "gbm"))   # doctest: +SKIP
+    >>> standings = run_demo(rungs=("mean", "gbm"))   # doctest: +SKIP
     """
     import kit.models
     from kit.competition import load_competition
-    from kit.leaderboard import build_leaderboard
+    from kit.leaderboard import build_leaderboard, record_result
     from kit.paths import data_dir
     from kit.prepare import competition_name, prepare_competition
     from kit.scoring import score_submission
     from kit.training import predict_competition, train_model
 
-    for model in models:
+    for model in rungs:
         kit.models.get(model)  # unknown names fail before any work
     libraries = [] if library is None else [library] if isinstance(library, str) else list(library)
     name = competition_name(name, libraries)
@@ -49,12 +49,13 @@ def run_demo(library=None, name=None, seed=0, models=LADDER, fresh=False, data=N
         echo(f"using the existing {comp.path} (pass --fresh to prepare it again)")
     else:
         comp = prepare_competition(library=libraries or None, name=name, out=data, seed=seed, force=fresh, echo=echo)
-    for step, model in enumerate(models, 1):
-        echo(f"== 2/4 train {model} ({step}/{len(models)})")
+    for step, model in enumerate(rungs, 1):
+        echo(f"== 2/4 train {model} ({step}/{len(rungs)})")
         _, folder = train_model(model, comp, seed=seed, params=DEMO_PARAMS.get(model), echo=echo)
         echo(f"== 3/4 predict and score {model}")
         path = predict_competition(folder, comp.path, echo=echo)
-        result = score_submission(path, comp, record=True, participant=f"demo-{model}")
+        result = score_submission(path, comp)
+        record_result(result, participant=f"demo-{model}")
         echo(f"{model}: Public RMSE {result.metric.format(result.public)}")
     echo("== 4/4 leaderboard")
     standings = build_leaderboard(comp)
@@ -64,13 +65,19 @@ def run_demo(library=None, name=None, seed=0, models=LADDER, fresh=False, data=N
     return standings
 
 
-def check_models(names):
-    """Split a comma-separated list of rungs and check each name."""
+def check_rungs(names):
+    """Split a comma-separated list of rungs and check each name.
+
+    Examples
+    --------
+    >>> check_rungs("mean, gbm")
+    ('mean', 'gbm')
+    """
     import kit.models
 
     out = tuple(n.strip() for n in names.split(",") if n.strip())
     if not out:
-        raise UserError(f"--models: expected a comma-separated list of {', '.join(kit.models.available())}")
+        raise UserError(f"--rungs: expected a comma-separated list of {', '.join(kit.models.available())}, found {names!r}")
     for name in out:
         kit.models.get(name)
     return out

@@ -4,22 +4,69 @@ import sys
 import pytest
 from conftest import structure_spectra
 
-from kit.demo import check_models
+import kit.demo
+from kit.cli import main
+from kit.demo import LADDER, check_rungs
 from kit.errors import UserError
 from kit.spectra import save_spectra
 
 
-def test_check_models():
-    assert check_models("mean, gbm") == ("mean", "gbm")
+def test_check_rungs():
+    assert check_rungs("mean, gbm") == ("mean", "gbm")
     with pytest.raises(UserError, match="unknown model 'svm'"):
-        check_models("mean,svm")
-    with pytest.raises(UserError, match="comma-separated"):
-        check_models(" , ")
+        check_rungs("mean,svm")
+    with pytest.raises(UserError, match="--rungs: expected a comma-separated"):
+        check_rungs(" , ")
 
 
+@pytest.fixture
+def demo_calls(monkeypatch):
+    """The arguments `kit demo` passes to run_demo, without running it."""
+    calls = []
+    monkeypatch.setattr(kit.demo, "run_demo", lambda **kwargs: calls.append(kwargs))
+    return calls
+
+
+@pytest.mark.parametrize(
+    "argv, rungs",
+    [([], LADDER), (["--rungs", "mean"], ("mean",)), (["--rungs", "gbm, mean"], ("gbm", "mean"))],
+)
+def test_demo_rungs(demo_calls, argv, rungs, capsys):
+    assert main(["demo", *argv]) == 0
+    assert demo_calls[-1]["rungs"] == rungs
+    assert capsys.readouterr().err == ""
+
+
+def test_demo_models_is_a_deprecated_name_of_rungs(demo_calls, capsys):
+    assert main(["demo", "--models", "mean"]) == 0
+    assert demo_calls[-1]["rungs"] == ("mean",)
+    assert "--models is now --rungs" in capsys.readouterr().err
+    assert main(["demo", "--models", "mean", "--rungs", "gbm"]) == 2
+    assert "expected one of them, found both" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [(["--rungs", ","], "--rungs: expected a comma-separated list"), (["--rungs", "mean,svm"], "unknown model 'svm'"),
+     (["--rungs", ""], "--rungs: expected")],
+)
+def test_demo_bad_rungs_are_one_line(demo_calls, argv, fragment, capsys):
+    assert main(["demo", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err and len(err.splitlines()) == 1 and not demo_calls
+
+
+def test_demo_help_names_rungs_not_models(capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    out = capsys.readouterr().out
+    assert "--rungs" in out and "--models" not in out and "--data DIR" in out
+
+
+@pytest.mark.slow
 def test_demo_runs_the_whole_pipeline_and_prints_the_leaderboard(tmp_path):
     save_spectra(structure_spectra(per_molecule=4), tmp_path / "lib.mgf")
-    args = [sys.executable, "-m", "kit", "demo", "--library", "lib.mgf", "--models", "mean"]
+    args = [sys.executable, "-m", "kit", "demo", "--library", "lib.mgf", "--rungs", "mean"]
     proc = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     for step in ("1/4 prepare", "2/4 train mean", "3/4 predict and score mean", "4/4 leaderboard"):

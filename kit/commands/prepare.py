@@ -1,4 +1,5 @@
 """``kit prepare``: build a competition folder from a spectral library."""
+import argparse
 
 
 def add_parser(subparsers):
@@ -12,7 +13,9 @@ def add_parser(subparsers):
     p.add_argument("--library", nargs="+", metavar="PATH|massbank",
                    help="spectra files (.mgf .msp .mzML .json, .gz allowed) or 'massbank' to download MassBank")
     p.add_argument("--name", help="competition name (default: practice, or the library's file name)")
-    p.add_argument("--out", metavar="DIR", help="folder holding competitions (default: ./data)")
+    p.add_argument("--data", metavar="DIR", help="folder holding competitions, where data/NAME/ is written (default: ./data)")
+    # The earlier name of --data, kept so that existing scripts still run.
+    p.add_argument("--out", dest="data", metavar="DIR", help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--test-fraction", type=float, default=0.1, metavar="F", help="share of molecules in the test set (default 0.1)")
     p.add_argument("--pairs-per-bin", type=int, default=1000, metavar="K", help="test pairs per Tanimoto bin (default 1000)")
@@ -29,7 +32,7 @@ def run(args):
     prepare_competition(
         library=args.library,
         name=args.name,
-        out=args.out,
+        out=args.data,
         seed=args.seed,
         test_fraction=args.test_fraction,
         pairs_per_bin=args.pairs_per_bin,
