@@ -21,7 +21,8 @@ who submitted it. Nothing a student controls decides *when* a file was submitted
 - **Only the file's bytes are read**: a copy is scored, so a ``.json`` beside it (a
   model name, a validation score) is never trusted, and a file changed while it is read
   is read again at the next poll. Its size is checked against the competition's cap
-  before anything is hashed, and links, folders, pipes and devices are refused unread.
+  before anything is hashed, and links (symbolic or hard), folders, pipes and devices
+  are refused unread.
 """
 import hashlib
 import json
@@ -158,7 +159,7 @@ class FirstSeen:
             ensure_ascii=True, separators=(",", ":"),
         ) + "\n"
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)  # less the umask
             try:
                 end = os.fstat(fd).st_size
                 if end and os.pread(fd, 1, end - 1) != b"\n":
@@ -371,6 +372,10 @@ def _plain_files(inbox, report):
             report.rejected.append((entry.name, "is a folder: expected <participant>__<anything>.csv files"))
         elif not stat.S_ISREG(info.st_mode):
             report.rejected.append((entry.name, "is not a regular file"))
+        elif info.st_nlink > 1:
+            # A hard link could be another name of any file its maker can read (the
+            # solution itself), and error messages quote lines of the file.
+            report.rejected.append((entry.name, "is a hard link (the file has other names): copy the file instead"))
         else:
             yield entry, info
 
@@ -424,8 +429,9 @@ def _read_capped(path, cap, report, name):
         report.rejected.append((name, f"cannot read: {exc.strerror or exc}"))
         return None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            report.rejected.append((name, "is not a regular file"))
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
+            report.rejected.append((name, "is not a regular file with one name"))
             return None
         chunks, total = [], 0
         while total <= cap:

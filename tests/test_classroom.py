@@ -380,6 +380,31 @@ def test_links_are_refused_and_never_read(tmp_path, comp_dir, inbox):
         assert "TOPSECRET" not in page
 
 
+def test_hard_links_are_refused_and_never_read(tmp_path, comp_dir, inbox):
+    solution = comp_dir / "private" / "solution.csv"
+    try:
+        os.link(solution, inbox / "mallory__s.csv")
+    except OSError as exc:
+        pytest.skip(f"cannot make a hard link here: {exc}")
+    report = run(comp_dir, inbox, tmp_path)
+    assert "hard link" in dict(report.rejected)["mallory__s.csv"]
+    assert not seen_path(tmp_path / "lb" / "practice.csv").exists()
+
+
+def test_same_content_under_two_spellings_of_one_name_is_one_submission(tmp_path, comp_dir, inbox):
+    drop(comp_dir, inbox, "Bob__1.csv")
+    shutil.copy(inbox / "Bob__1.csv", inbox / "ｂｏｂ__copy.csv")
+    report = run(comp_dir, inbox, tmp_path)
+    assert [f for f, _, _ in report.scored] == ["Bob__1.csv"] and report.already_scored == ["ｂｏｂ__copy.csv"]
+
+
+def test_macos_decomposed_names_are_the_same_person(tmp_path, comp_dir, inbox):
+    drop(comp_dir, inbox, "Jos\u00e9__1.csv", 0.1, 1)
+    drop(comp_dir, inbox, "Jose\u0301__2.csv", 0.2, 2)
+    report = run(comp_dir, inbox, tmp_path)
+    assert {p for _, p, _ in report.scored} == {"Jos\u00e9"}
+
+
 def test_names_cannot_escape_or_inject(tmp_path, comp_dir, inbox):
     evil = "<img src=x onerror=alert(1)><script>alert(2)<\\script>"
     (inbox / "x").mkdir()
