@@ -60,7 +60,7 @@ SEED = 0
 MS2DS_MISSING = "ms2deepscore not installed (make bench-env)"
 # The siamese rung's network, given to ms2deepscore so that both have the same size.
 MS2DS_NETWORK = {"base_dims": (500, 500), "embedding_dim": 200}
-# The competition's label (DESIGN.md section 2), in ms2deepscore's words.
+# The competition's label (README, "A competition on disk"), in ms2deepscore's words.
 MS2DS_LABEL = {"fingerprint_type": "rdkit_binary", "fingerprint_nbits": 2048}
 # Used when the siamese row does not run in the same invocation and no budget is given.
 DEFAULT_MS2DS_BUDGET = 600.0

@@ -1,6 +1,6 @@
 """Spectra as fixed-length vectors: peaks binned on an m/z grid, one sparse row per spectrum.
 
-The siamese rung (DESIGN.md section 5) reads spectra the way MS2DeepScore v1 does: bins
+The siamese rung (README, "The baseline ladder") reads spectra the way MS2DeepScore v1 does: bins
 of 0.1 Da over m/z 10-1000 (9,900 bins), each bin holding the largest peak that falls in
 it, intensities scaled to a maximum of 1 per spectrum and raised to the power 0.5.
 

@@ -1,6 +1,6 @@
 """Molecules behind spectra: identity, representative structure, fingerprints, Tanimoto.
 
-The label of DESIGN.md section 2: Tanimoto (Jaccard) of RDKit path fingerprints
+The competition's label (README, "A competition on disk"): Tanimoto (Jaccard) of RDKit path fingerprints
 (maxPath 7, 2048 bits), one fingerprint per molecule, computed from the molecule's
 representative SMILES. Molecule identity is the first block of the InChIKey.
 

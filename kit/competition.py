@@ -1,4 +1,4 @@
-"""A competition on disk (DESIGN.md section 2) as a Python object.
+"""A competition on disk (README, "A competition on disk") as a Python object.
 
 Only ``competition.json`` is read up front; spectra and tables load on first use so that
 scoring never pays for parsing spectra.

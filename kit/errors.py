@@ -10,4 +10,4 @@ class UserError(ValueError):
 
 
 class SubmissionError(UserError):
-    """A submission file that breaks a rule of DESIGN.md section 3."""
+    """A submission file that breaks a rule of the format (``id,similarity``, one row per test pair, finite numbers)."""

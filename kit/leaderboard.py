@@ -4,7 +4,7 @@
 file lock and go out as one ``write`` followed by ``fsync``, so concurrent scorers never
 lose or interleave rows; readers skip a torn last line left by a killed writer.
 
-Ranking (DESIGN.md section 4): each participant's best Public score, ties to the
+Ranking (as on Kaggle): each participant's best Public score, ties to the
 earliest submission. With ``private=True`` the same chosen submissions are ranked on
 their Private score, as Kaggle does when nobody picks final submissions.
 """

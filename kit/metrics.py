@@ -1,4 +1,4 @@
-"""Metrics of a similarity prediction (DESIGN.md section 3).
+"""Metrics of a similarity prediction (README, "A competition on disk": the metric).
 
 Functions ending in ``_error`` are lower-is-better, those ending in ``_score`` are
 higher-is-better. Each is registered as a :class:`Metric` that knows its direction, so

@@ -1,4 +1,4 @@
-"""``kit prepare``: a spectral library becomes a competition folder (DESIGN.md section 2).
+"""``kit prepare``: a spectral library becomes a competition folder (README, "A competition on disk").
 
 The folder is built under a temporary name and renamed when complete, so it is written
 completely or not at all. Random steps draw from independent streams of one seed, so the

@@ -1,6 +1,6 @@
 """Writing a submission: ``submissions/<competition>/<UTC stamp>_<model>.csv`` and its manifest.
 
-The manifest (``.json`` beside the CSV, DESIGN.md section 4) records what produced the
+The manifest (``.json`` beside the CSV, read by ``kit score``) records what produced the
 predictions: model name and parameters, seed, validation score, training time, kit
 version, git commit and the sha256 of the competition files. Predictions are checked
 before anything is written, and both files are written to a temporary name then renamed.

@@ -1,4 +1,4 @@
-"""Reading a submission file and checking it against the rules of DESIGN.md section 3.
+"""Reading a submission file and checking it against the rules of the format.
 
 A valid submission has the header ``id,similarity``, one row per id of the competition,
 in any order, and a finite number in every row. Each broken rule is reported as one

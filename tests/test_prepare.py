@@ -213,7 +213,7 @@ def _rdkit_label(smiles_a, smiles_b):
 @pytest.mark.slow
 @pytest.mark.massbank
 def test_massbank_negative_competition_contract(tmp_path):
-    """The whole contract of DESIGN.md section 2 on real data, checked independently."""
+    """The whole contract of a competition folder (README, "A competition on disk") on real data, checked independently."""
     source = massbank_file("negative")
     for name in ("one", "two"):
         proc = kit_cli("prepare", "--library", source, "--name", name, "--seed", "7", "--pairs-per-bin", "300", "--quiet", cwd=tmp_path)
