@@ -588,3 +588,43 @@ def test_database_file_is_in_private(server, comp):
     assert (comp / "private" / "classroom.sqlite").is_file()
     mode = os.stat(comp / "private" / "teacher_token").st_mode & 0o777
     assert mode == 0o600
+
+
+# --- kit serve's command line (errors in process; the browser test runs it for real) ---
+
+
+def test_serve_refuses_a_port_in_use(capsys, comp):
+    from kit.cli import main
+    from kit.commands.serve import listen
+
+    taken = listen("127.0.0.1", 0)
+    try:
+        code = main(["serve", "--competition", str(comp), "--port", str(taken.getsockname()[1])])
+    finally:
+        taken.close()
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot listen" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--timezone", "Nowhere/City"], "unknown time zone"),
+    (["--deadline", "soon"], "deadline"),
+    (["--host", "no such host.invalid"], "cannot listen"),
+    (["--max-upload-mb", "-5"], "upload cap"),
+])
+def test_serve_option_errors(capsys, comp, argv, expected):
+    from kit.cli import main
+
+    code = main(["serve", "--competition", str(comp), "--port", "0", *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and expected in err
+
+
+def test_serve_unknown_competition_and_bad_port(capsys, tmp_path):
+    from kit.cli import main
+
+    assert main(["serve", "--competition", str(tmp_path / "none")]) == 2
+    assert "not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--port", "70000"])
+    assert exit_info.value.code == 2

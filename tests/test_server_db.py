@@ -1,0 +1,174 @@
+"""The classroom database: schema, tokens, participants and the daily limit under concurrency."""
+import os
+import sqlite3
+import threading
+from datetime import timedelta
+
+import pytest
+
+from server_builders import START
+
+from kit.errors import UserError
+from kit.server.db import (SCHEMA_VERSION, Database, LimitReached, ensure_teacher_token, hash_token, parse_utc,
+                           read_teacher_token, utc_iso)
+
+
+@pytest.fixture
+def db(tmp_path):
+    database = Database(tmp_path / "private" / "classroom.sqlite")
+    yield database
+    database.close()
+
+
+def record(participant_id, when, status="scored", public=0.2):
+    return {"participant_id": participant_id, "submitted_at": when, "sha256": "0" * 64,
+            "stored_path": "submissions/x.csv", "file_name": "x.csv", "size": 10, "rows": 1, "public": public,
+            "private": public, "per_bin_public": "{}", "per_bin_private": "{}", "status": status}
+
+
+def test_new_database_is_wal_versioned_and_sound(db):
+    assert db.schema_version == SCHEMA_VERSION
+    assert db.integrity_check() == "ok"
+    with sqlite3.connect(db.path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"participants", "submissions", "settings"} <= tables
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "classroom.sqlite"
+    Database(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(UserError, match="newer than this kit"):
+        Database(path)
+
+
+@pytest.mark.parametrize("content", [b"not a database at all" * 100, b"SQLite format 3\x00" + b"\xff" * 4000])
+def test_garbage_file_is_a_user_error(tmp_path, content):
+    path = tmp_path / "classroom.sqlite"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match="not a usable classroom database"):
+        Database(path)
+
+
+def test_only_token_hashes_are_stored(db, tmp_path):
+    name, token = db.add_participant("Ada", START)
+    assert name == "Ada" and len(token) >= 32
+    raw = b"".join(p.read_bytes() for p in tmp_path.rglob("classroom.sqlite*"))
+    assert token.encode() not in raw
+    assert hash_token(token).encode() in raw or db.participant_for_token(token).name == "Ada"
+    assert db.participant_for_token(token + "x") is None
+
+
+def test_tokens_are_unique_and_random(db):
+    tokens = [token for _, token in db.add_participants([f"p{i}" for i in range(50)], START)]
+    assert len(set(tokens)) == 50
+
+
+@pytest.mark.parametrize("first, second", [
+    ("Bob", "BOB"), ("Bob", "ｂｏｂ"), ("Bob", " bob "), ("Ann Lee", "ann_lee"), ("Alice", "AIice"),
+    ("Bob", "ВОВ"),
+])
+def test_names_that_are_one_person_collide(db, first, second):
+    db.add_participant(first, START)
+    with pytest.raises(UserError, match="same person|already registered"):
+        db.add_participant(second, START)
+    assert len(db.participants()) == 1
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "a\x00b", "x" * 41, "Bоb", "<script>", "../etc", "a\u202eb", "-rf"])
+def test_refused_names_add_nobody(db, bad):
+    with pytest.raises(UserError):
+        db.add_participants(["Fine", bad], START)
+    assert db.participants() == []
+
+
+def test_duplicate_in_one_batch_adds_nobody(db):
+    with pytest.raises(UserError, match="same person"):
+        db.add_participants(["Ann", "Bob", "ANN"], START)
+    assert db.participants() == []
+
+
+def test_name_is_shown_as_first_written(db):
+    name, _ = db.add_participant("  José   Pérez ", START)
+    assert name == "José Pérez"
+    db.revoke_participant("josé pérez", START)
+    again, _ = db.add_participant("JOSÉ PÉREZ", START)
+    assert again == "José Pérez"  # the same person keeps their first spelling
+
+
+def test_revoke_unknown_or_twice(db):
+    with pytest.raises(UserError, match="no participant"):
+        db.revoke_participant("nobody", START)
+    db.add_participant("Ada", START)
+    db.revoke_participant("Ada", START)
+    with pytest.raises(UserError, match="already revoked"):
+        db.revoke_participant("ADA", START)
+
+
+def test_daily_limit_holds_under_concurrent_uploads(tmp_path):
+    path = tmp_path / "classroom.sqlite"
+    db = Database(path)
+    (_, token), = db.add_participants(["Ada"], START)
+    pid = db.participant_for_token(token).id
+    window = (START.replace(hour=0), START.replace(hour=0) + timedelta(days=1))
+    outcomes, barrier = [], threading.Barrier(12)
+
+    def upload(k):
+        # Half the writers use their own connection, as a second process would.
+        mine = db if k % 2 else Database(path)
+        barrier.wait()
+        try:
+            outcomes.append(mine.add_submission(record(pid, START + timedelta(seconds=k)), limit=5, window=window))
+        except LimitReached:
+            outcomes.append("limit")
+
+    threads = [threading.Thread(target=upload, args=(k,)) for k in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(1 for o in outcomes if o != "limit") == 5
+    assert db.count_scored(pid, *window) == 5
+
+
+def test_errors_do_not_count_toward_the_limit(db):
+    (_, token), = db.add_participants(["Ada"], START)
+    pid = db.participant_for_token(token).id
+    window = (START - timedelta(hours=1), START + timedelta(hours=1))
+    db.add_submission(record(pid, START, status="error", public=None), limit=1, window=window)
+    db.add_submission(record(pid, START), limit=1, window=window)
+    with pytest.raises(LimitReached):
+        db.add_submission(record(pid, START), limit=1, window=window)
+
+
+def test_reveal_flag_persists(tmp_path):
+    path = tmp_path / "classroom.sqlite"
+    db = Database(path)
+    assert db.revealed is False
+    db.set_revealed(True)
+    db.close()
+    assert Database(path).revealed is True
+
+
+def test_times_are_fixed_width_utc():
+    text = utc_iso(START)
+    assert text == "2026-03-01T12:00:00.000000Z" and parse_utc(text) == START
+    with pytest.raises(ValueError):
+        utc_iso(START.replace(tzinfo=None))
+
+
+def test_teacher_token_created_once_owner_only(tmp_path):
+    token, created = ensure_teacher_token(tmp_path / "private")
+    again, created_again = ensure_teacher_token(tmp_path / "private")
+    assert created and not created_again and token == again
+    assert os.stat(tmp_path / "private" / "teacher_token").st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("content", [b"", b"short", b"\xff\xfe" * 20, b"has a space in it and more text"])
+def test_damaged_teacher_token_is_a_user_error(tmp_path, content):
+    path = tmp_path / "teacher_token"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match="teacher token"):
+        read_teacher_token(path)
