@@ -76,7 +76,15 @@ def sanitize_participant(name):
     from kit.identity import check_participant_name
 
     name = unicodedata.normalize("NFKC", str(name or ""))
-    name = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)
+    kept = []
+    for ch in name:
+        if unicodedata.category(ch)[0] == "M":
+            # A combining mark stays on a letter (Devanagari and Thai vowel signs, accents).
+            if kept and unicodedata.category(kept[-1])[0] in "LM":
+                kept.append(ch)
+        else:
+            kept.append(ch if ch.isalnum() or ch in "._-" else "_")
+    name = "".join(kept)
     name = re.sub(r"_+", "_", name).strip("._-")
     if not name:
         return "anonymous"
