@@ -21,11 +21,12 @@ $(STAMP): requirements.txt pyproject.toml
 demo: setup
 	$(BIN)/kit demo
 
+# The tests, and the examples in the package's docstrings (doctests).
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --doctest-modules kit tests
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" --doctest-modules kit tests
 
 # Long runs against peers and targets; numbers go to bench/README.md and bench/RESULTS.md.
 # bench/peers.py trains the whole ladder (and the peers, once `make bench-env` has run).
