@@ -73,6 +73,18 @@ def spectra():
 
 
 @pytest.fixture
+def calls_to(monkeypatch):
+    """``calls_to(module, "name")``: replace ``module.name`` by a recorder; return its list of keyword arguments."""
+
+    def replace(module, name):
+        calls = []
+        monkeypatch.setattr(module, name, lambda **kwargs: calls.append(kwargs))
+        return calls
+
+    return replace
+
+
+@pytest.fixture
 def workdir(tmp_path, monkeypatch):
     """A fresh working folder: data/, models/, submissions/ and leaderboard/ land in it."""
     monkeypatch.chdir(tmp_path)

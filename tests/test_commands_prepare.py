@@ -7,11 +7,9 @@ from kit.cli import main
 
 
 @pytest.fixture
-def prepare_calls(monkeypatch):
+def prepare_calls(calls_to):
     """The arguments `kit prepare` passes to prepare_competition, without preparing."""
-    calls = []
-    monkeypatch.setattr(kit.prepare, "prepare_competition", lambda **kwargs: calls.append(kwargs))
-    return calls
+    return calls_to(kit.prepare, "prepare_competition")
 
 
 @pytest.mark.parametrize(

@@ -20,11 +20,9 @@ def test_check_rungs():
 
 
 @pytest.fixture
-def demo_calls(monkeypatch):
+def demo_calls(calls_to):
     """The arguments `kit demo` passes to run_demo, without running it."""
-    calls = []
-    monkeypatch.setattr(kit.demo, "run_demo", lambda **kwargs: calls.append(kwargs))
-    return calls
+    return calls_to(kit.demo, "run_demo")
 
 
 @pytest.mark.parametrize(
