@@ -2,6 +2,10 @@
 
 Only ``competition.json`` is read up front; spectra and tables load on first use so that
 scoring never pays for parsing spectra.
+
+``competition.json`` is handed out and holds only what participants need; the seed, the
+library's sha256, every hash of a private file and the map from neutral test ids to the
+library's ids live in ``private/``, which stays with whoever prepared the competition.
 """
 import json
 from dataclasses import dataclass, field
@@ -16,7 +20,11 @@ TEST_FILE = "test.mgf"
 PAIRS_FILE = "test_pairs.csv"
 SAMPLE_FILE = "sample_submission.csv"
 SOLUTION_FILE = "private/solution.csv"
+TEST_IDS_FILE = "private/test_ids.csv"
+MANIFEST_FILE = "private/manifest.json"
+PRIVATE_DIR = "private"
 PUBLIC_FILES = (TRAIN_FILE, TEST_FILE, PAIRS_FILE, SAMPLE_FILE)
+PRIVATE_FILES = (SOLUTION_FILE, TEST_IDS_FILE)
 
 
 @dataclass
@@ -40,7 +48,29 @@ class Competition:
 
     @property
     def seed(self):
-        return self.metadata.get("seed", 0)
+        """The seed ``kit prepare`` used: from the private manifest, else None.
+
+        Competitions prepared before the seed moved to ``private/`` recorded it in
+        ``competition.json``; it is read from there when no private manifest exists.
+        """
+        manifest = self.private_manifest
+        if "seed" in manifest:
+            return manifest["seed"]
+        return self.metadata.get("seed")
+
+    @cached_property
+    def private_manifest(self):
+        """``private/manifest.json`` (seed, library sha256, hashes of every file), or ``{}`` when withheld."""
+        path = self.path / MANIFEST_FILE
+        if not path.is_file():
+            return {}
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UserError(f"{path} is not a readable private manifest: {exc}") from None
+        if not isinstance(manifest, dict):
+            raise UserError(f"{path}: expected a JSON object, found {type(manifest).__name__}")
+        return manifest
 
     @property
     def solution_path(self):
@@ -52,8 +82,21 @@ class Competition:
 
     @property
     def file_hashes(self):
-        """sha256 of every file, as recorded when the competition was prepared."""
-        return dict(self.metadata.get("files", {}))
+        """sha256 of the public files, as recorded in ``competition.json``.
+
+        Hashes of private files are left out even where an older ``competition.json``
+        still lists them: they travel into submission and model manifests.
+        """
+        files = self.metadata.get("files")
+        if not isinstance(files, dict):
+            return {}
+        return {name: digest for name, digest in files.items() if not str(name).startswith(PRIVATE_DIR + "/")}
+
+    @property
+    def private_file_hashes(self):
+        """sha256 of every file, public and private, from the private manifest (``{}`` when withheld)."""
+        files = self.private_manifest.get("files")
+        return dict(files) if isinstance(files, dict) else {}
 
     @cached_property
     def train_spectra(self):
@@ -92,6 +135,22 @@ class Competition:
                 "(the private/ folder stays with whoever prepared the competition)"
             )
         return pd.read_csv(self.solution_path, dtype={"id": "int64", "similarity": float, "Usage": str})
+
+
+    def load_test_ids(self):
+        """The teacher's map from neutral test ids to the library's: ``spectrum_id, source_spectrum_id``.
+
+        A :class:`UserError` when ``private/`` is withheld.
+        """
+        import pandas as pd
+
+        path = self.path / TEST_IDS_FILE
+        if not path.is_file():
+            raise UserError(
+                f"no test id map for competition {self.name!r}: expected {path} "
+                "(the private/ folder stays with whoever prepared the competition)"
+            )
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 
 def load_competition(path=None, data=None):

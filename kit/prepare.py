@@ -2,7 +2,11 @@
 
 The folder is built under a temporary name and renamed when complete, so it is written
 completely or not at all. Random steps draw from independent streams of one seed, so the
-same library, options and seed give byte-identical files.
+same library, options and seed give byte-identical files, private ones included.
+
+Nothing handed out names a library record: test spectra get neutral ids (``test_000001``
+...) in a shuffled order, and the map back to the library's ids, the seed and the
+library's sha256 stay in ``private/``.
 """
 import json
 import re
@@ -18,12 +22,16 @@ from kit.fileio import atomic_dir, ensure_writable_dir, sha256_file
 from kit.pairs import split_molecules
 from kit.paths import COMPETITION_FILE, DEFAULT_COMPETITION, data_dir
 
-# Fields a test spectrum keeps: nothing that names or draws the molecule.
+# Fields a test spectrum keeps: measurement conditions a model may use, nothing that names
+# or draws the molecule. The licence stays with the training spectra and is counted in
+# competition.json: on a test spectrum it only narrows down which contributor's record it is.
 PUBLIC_FIELDS = (
     "spectrum_id", "precursor_mz", "charge", "ionmode", "adduct",
-    "instrument_type", "fragmentation", "collision_energy", "license",
+    "instrument_type", "fragmentation", "collision_energy",
 )
 STRUCTURE_FIELDS = ("compound_name", "smiles", "inchi", "inchikey", "formula")
+TRAIN_FIELDS = PUBLIC_FIELDS + ("license",) + STRUCTURE_FIELDS
+TEST_ID_PREFIX = "test_"
 IONMODES = ("both", "positive", "negative")
 MAX_DAILY_SUBMISSIONS = 5
 SIMULATED = "simulated"
@@ -32,17 +40,75 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def check_options(test_fraction, pairs_per_bin, public_fraction, ionmode, seed):
-    """Raise :class:`UserError` for an option outside its range."""
-    if not 0.0 < float(test_fraction) < 1.0:
-        raise UserError(f"--test-fraction must be between 0 and 1 (exclusive), found {test_fraction}")
-    if not 0.0 < float(public_fraction) < 1.0:
-        raise UserError(f"--public-fraction must be between 0 and 1 (exclusive), found {public_fraction}")
-    if int(pairs_per_bin) < 1:
+    """Raise :class:`UserError` for an option outside its range.
+
+    The Public/Private split is checked against the most test pairs the options allow
+    (``pairs_per_bin`` in each of the ten bins), so a fraction that cannot give both a
+    Public and a Private row is refused before the library is read.
+    """
+    for option, value in (("--test-fraction", test_fraction), ("--public-fraction", public_fraction)):
+        if not 0.0 < _float(option, value) < 1.0:
+            raise UserError(f"{option} must be between 0 and 1 (exclusive), found {value}")
+    if _int("--pairs-per-bin", pairs_per_bin) < 1:
         raise UserError(f"--pairs-per-bin must be a positive whole number, found {pairs_per_bin}")
     if ionmode not in IONMODES:
         raise UserError(f"--ionmode must be one of {', '.join(IONMODES)}, found {ionmode!r}")
-    if int(seed) < 0:
+    if _int("--seed", seed) < 0:
         raise UserError(f"--seed must be a non-negative whole number, found {seed}")
+    check_public_rows(int(pairs_per_bin) * N_BINS, float(public_fraction), at_most=True)
+
+
+def _float(option, value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{option} must be a number, found {value!r}") from None
+
+
+def _int(option, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise UserError(f"{option} must be a whole number, found {value!r}")
+    return int(value)
+
+
+def public_count(n_rows, public_fraction):
+    """How many of ``n_rows`` rows are Public for ``public_fraction`` (rounded).
+
+    Examples
+    --------
+    >>> public_count(10, 0.3), public_count(3, 0.1)
+    (3, 0)
+    """
+    return int(round(float(public_fraction) * int(n_rows)))
+
+
+def check_public_rows(n_rows, public_fraction, at_most=False):
+    """Raise :class:`UserError` unless ``public_fraction`` of ``n_rows`` leaves both usages.
+
+    ``at_most`` says that ``n_rows`` is an upper bound (before the pairs are drawn).
+
+    Examples
+    --------
+    >>> check_public_rows(100, 0.3)
+    >>> check_public_rows(10, 0.01)
+    Traceback (most recent call last):
+    ...
+    kit.errors.UserError: --public-fraction 0.01 leaves no Public row among 10 test pairs: expected a fraction between 0.1 and 0.9 for 10 pairs (or more pairs: raise --pairs-per-bin)
+    """
+    count = f"{'at most ' if at_most else ''}{n_rows:,} test pairs"
+    if n_rows < 2:
+        raise UserError(
+            f"only {count}: expected at least 2 to have both a Public and a Private row "
+            "(raise --pairs-per-bin, or use a library with more molecules)"
+        )
+    n_public = public_count(n_rows, public_fraction)
+    if 0 < n_public < n_rows:
+        return
+    missing = "Public" if n_public == 0 else "Private"
+    raise UserError(
+        f"--public-fraction {public_fraction:g} leaves no {missing} row among {count}: expected a fraction "
+        f"between {1 / n_rows:.3g} and {1 - 1 / n_rows:.3g} for {n_rows:,} pairs (or more pairs: raise --pairs-per-bin)"
+    )
 
 
 def competition_name(name, libraries):
@@ -63,7 +129,11 @@ def competition_name(name, libraries):
 
 
 def load_library(libraries, ionmode, cache_dir, progress):
-    """Cleaned spectra of the given libraries (or the simulated one), with a report."""
+    """Cleaned spectra of the given libraries (or the simulated one), with a report.
+
+    Returns the spectra, the :class:`~kit.spectra.CleaningReport` and one entry per
+    source: its file name, which may be handed out, and its sha256, which stays private.
+    """
     from kit.spectra import CleaningReport, clean_spectra, default_filters, load_spectra
 
     if not libraries:
@@ -76,13 +146,25 @@ def load_library(libraries, ionmode, cache_dir, progress):
         source = {"source": SIMULATED, "generator": "kit.simulate.simulate_library(seed=0)", "note": SIMULATED_LIBRARY_DESCRIPTION}
         return spectra, report, [source]
     spectra, sources = [], []
-    report = CleaningReport(source=", ".join(str(x) for x in libraries))
+    # File names only: the report is handed out, and a path would tell where the teacher keeps the library.
+    report = CleaningReport(source=", ".join(MASSBANK if str(x) == MASSBANK else Path(x).name for x in libraries))
     for library in libraries:
-        if str(library) == MASSBANK:
+        cached = str(library) == MASSBANK
+        if cached:
             from kit.download import fetch_massbank
 
             library = fetch_massbank(cache_dir, progress=progress)
-        spectra += load_spectra(library, ionmode=ionmode, report=report, progress=progress)
+        before = report.read
+        try:
+            spectra += load_spectra(library, ionmode=ionmode, report=report, progress=progress)
+            if report.read == before:
+                raise UserError(f"{library}: no spectra found: expected a spectral library in the format its name says")
+        except UserError as exc:
+            if not cached:
+                raise
+            from kit.download import clear_hint
+
+            raise UserError(f"{exc} ({clear_hint(library)})") from None
         sources.append({"source": Path(library).name, "sha256": sha256_file(library)})
     if not spectra:
         raise UserError(
@@ -107,8 +189,28 @@ def unique_ids(spectra):
 def public_usage(n_rows, public_fraction, rng):
     """``Public``/``Private`` label per row: an exact, seeded share of Public rows."""
     usage = np.full(n_rows, "Private", dtype=object)
-    usage[rng.permutation(n_rows)[: int(round(public_fraction * n_rows))]] = "Public"
+    usage[rng.permutation(n_rows)[: public_count(n_rows, public_fraction)]] = "Public"
     return usage
+
+
+def neutral_ids(n, prefix=TEST_ID_PREFIX):
+    """``n`` ids that say nothing about the spectra: ``test_000001`` onwards.
+
+    Examples
+    --------
+    >>> neutral_ids(2)
+    ['test_000001', 'test_000002']
+    """
+    width = max(6, len(str(n)))
+    return [f"{prefix}{k:0{width}d}" for k in range(1, n + 1)]
+
+
+def license_counts(spectra):
+    """How many spectra carry each licence (``unknown`` where none is given), most frequent first."""
+    from collections import Counter
+
+    counts = Counter(str(s.get("license") or "unknown") for s in spectra)
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
 def strip_spectrum(spectrum, spectrum_id, keep):
@@ -164,8 +266,9 @@ def prepare_competition(
     target = root / name
     if target.exists() and not force:
         raise UserError(f"{target} already exists: expected a new competition name (use --force to replace it)")
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(3)]
-    split_rng, pairs_rng, usage_rng = streams
+    # Streams 0-2 are those of earlier versions, so a seed still gives the same split, pairs and rows.
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(4)]
+    split_rng, pairs_rng, usage_rng, order_rng = streams
 
     spectra, report, sources = load_library(libraries, ionmode, root / "cache", progress)
     from kit.chemistry import LABEL_DEFINITION, molecules_of
@@ -191,12 +294,19 @@ def prepare_competition(
         echo(f"{len(molecules):,} molecules; fingerprints and test pairs of the {len(test_mols):,} test molecules")
     fps = fingerprints([molecules.smiles[m] for m in test_mols])
     pairs, similarity, per_bin = balanced_test_pairs(fps, spectra_of, int(pairs_per_bin), pairs_rng)
+    check_public_rows(len(pairs), float(public_fraction))
     order = pairs_rng.permutation(len(pairs))
     pairs, similarity = pairs[order], similarity[order]
     swap = pairs_rng.random(len(pairs)) < 0.5
     pairs[swap] = pairs[swap][:, ::-1]
-    test_ids = np.array([ids[i] for i in test_idx], dtype=object)
     usage = public_usage(len(pairs), float(public_fraction), usage_rng)
+
+    # Neutral test ids in a shuffled order: neither an id nor a position in test.mgf
+    # leads back to a library record or to the library's order.
+    shuffled = order_rng.permutation(len(test_idx))
+    neutral = np.array(neutral_ids(len(test_idx)), dtype=object)
+    test_ids = np.empty(len(test_idx), dtype=object)
+    test_ids[shuffled] = neutral
 
     import pandas as pd
     from kit.spectra import save_spectra
@@ -205,10 +315,12 @@ def prepare_competition(
         "name": name,
         "kit_version": __version__,
         "created_by": "kit prepare",
-        "seed": int(seed),
         "metric": {"name": "rmse", "direction": "minimize", "decimals": 5, "target": "similarity"},
         "label": {"definition": LABEL_DEFINITION, "fingerprint": "rdkit", "max_path": 7, "fp_size": 2048, "identity": "inchikey14"},
-        "library": {"sources": sources, "ionmode": ionmode, "cleaning": report.as_dict()},
+        "library": {
+            "sources": [{k: v for k, v in source.items() if k != "sha256"} for source in sources],
+            "ionmode": ionmode, "cleaning": report.as_dict(), "licenses": license_counts(spectra),
+        },
         "options": {
             "test_fraction": float(test_fraction), "pairs_per_bin": int(pairs_per_bin),
             "public_fraction": float(public_fraction), "ionmode": ionmode,
@@ -217,6 +329,7 @@ def prepare_competition(
             "train_spectra": int(len(train_idx)), "test_spectra": int(len(test_idx)),
             "train_molecules": int((~is_test_molecule).sum()), "test_molecules": int(is_test_molecule.sum()),
         },
+        "test_ids": f"neutral ({neutral[0] if len(neutral) else TEST_ID_PREFIX + '...'} onwards), in a shuffled order",
         "pairs": {"bins": BIN_LABELS, "per_bin": [int(x) for x in per_bin], "total": int(len(pairs)), "n_bins": N_BINS},
         "public_fraction": float(public_fraction),
         "public_rows": int((usage == "Public").sum()),
@@ -225,8 +338,10 @@ def prepare_competition(
     }
     with atomic_dir(target, force=force) as tmp:
         (tmp / "private").mkdir()
-        save_spectra([strip_spectrum(spectra[i], ids[i], PUBLIC_FIELDS + STRUCTURE_FIELDS) for i in train_idx], tmp / files.TRAIN_FILE)
-        save_spectra([strip_spectrum(spectra[i], ids[i], PUBLIC_FIELDS) for i in test_idx], tmp / files.TEST_FILE)
+        save_spectra([strip_spectrum(spectra[i], ids[i], TRAIN_FIELDS) for i in train_idx], tmp / files.TRAIN_FILE)
+        save_spectra(
+            [strip_spectrum(spectra[test_idx[k]], neutral[p], PUBLIC_FIELDS) for p, k in enumerate(shuffled)], tmp / files.TEST_FILE
+        )
         ids_col = np.arange(len(pairs))
         pd.DataFrame({"id": ids_col, "spectrum_id_a": test_ids[pairs[:, 0]], "spectrum_id_b": test_ids[pairs[:, 1]]}).to_csv(
             tmp / files.PAIRS_FILE, index=False, lineterminator="\n"
@@ -235,8 +350,19 @@ def prepare_competition(
         pd.DataFrame({"id": ids_col, "similarity": similarity, "Usage": usage}).to_csv(
             tmp / files.SOLUTION_FILE, index=False, lineterminator="\n"
         )
-        meta["files"] = {f: sha256_file(tmp / f) for f in (*files.PUBLIC_FILES, files.SOLUTION_FILE)}
+        pd.DataFrame({"spectrum_id": neutral, "source_spectrum_id": [ids[test_idx[k]] for k in shuffled]}).to_csv(
+            tmp / files.TEST_IDS_FILE, index=False, lineterminator="\n"
+        )
+        meta["files"] = {f: sha256_file(tmp / f) for f in files.PUBLIC_FILES}
         (tmp / COMPETITION_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        private = {
+            "name": name,
+            "kit_version": __version__,
+            "seed": int(seed),
+            "library": {"sources": sources},
+            "files": {f: sha256_file(tmp / f) for f in (*files.PUBLIC_FILES, COMPETITION_FILE, *files.PRIVATE_FILES)},
+        }
+        (tmp / files.MANIFEST_FILE).write_text(json.dumps(private, indent=2) + "\n", encoding="utf-8")
     for line in report.lines():
         echo(line)
     echo(

@@ -6,6 +6,7 @@ import gzip
 import inspect
 import logging
 import os
+import re
 import shutil
 import tempfile
 import zlib
@@ -13,12 +14,23 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from kit.errors import UserError
 from kit.fileio import atomic_path
 
 FORMATS = ("mgf", "msp", "mzml", "json")
 MZ_RANGE = (10.0, 1000.0)
 MIN_PEAKS = 5
+# The cleaning step (and report line) for NaN or infinite values, whether the reader or the filter finds them.
+NON_FINITE = "require_finite_values"
+# What each reader expects, for the message when a file does not parse.
+EXPECTED = {
+    "mgf": "BEGIN IONS ... END IONS records with one 'm/z intensity' pair per peak line",
+    "msp": "records of 'Name:' and other 'key: value' lines, 'Num Peaks: N', then N 'm/z intensity' lines",
+    "mzml": "an mzML (XML) document with MS2 spectra",
+    "json": "a JSON list of spectrum objects with a 'peaks_json' list of [m/z, intensity] pairs",
+}
 
 
 def spectrum_format(path):
@@ -63,6 +75,7 @@ def default_filters(mz_range=MZ_RANGE, min_peaks=MIN_PEAKS, ionmode="both"):
         mf.add_compound_name,
         mf.interpret_pepmass,
         mf.add_precursor_mz,
+        require_finite_values,
         mf.derive_ionmode,
         mf.harmonize_undefined_inchikey,
         mf.harmonize_undefined_inchi,
@@ -81,6 +94,43 @@ def default_filters(mz_range=MZ_RANGE, min_peaks=MIN_PEAKS, ionmode="both"):
             kwargs = {**kwargs, "clone": False}
         named.append((func.__name__, _bind(func, kwargs)))
     return named
+
+
+def finite_peaks(mz, intensities):
+    """True when every m/z and intensity is a finite number and no intensity is negative.
+
+    Examples
+    --------
+    >>> finite_peaks([50.0, 60.0], [1.0, 0.5]), finite_peaks([50.0, float("nan")], [1.0, 0.5])
+    (True, False)
+    """
+    mz, intensities = np.asarray(mz, dtype=float), np.asarray(intensities, dtype=float)
+    return bool(np.isfinite(mz).all() and np.isfinite(intensities).all() and (intensities >= 0).all())
+
+
+def require_finite_values(spectrum):
+    """``spectrum`` unless a peak or its precursor m/z is NaN or infinite, or an intensity is negative.
+
+    Broken values would otherwise reach the written files or turn into NaN when the
+    intensities are normalised.
+
+    Examples
+    --------
+    >>> from matchms import Spectrum
+    >>> s = Spectrum(np.array([50.0, 60.0]), np.array([1.0, np.inf]), metadata={"precursor_mz": 100.0})
+    >>> require_finite_values(s) is None
+    True
+    """
+    if spectrum is None:
+        return None
+    precursor = spectrum.get("precursor_mz")
+    if precursor is not None:
+        try:
+            if not np.isfinite(float(precursor)):
+                return None
+        except (TypeError, ValueError):
+            return None
+    return spectrum if finite_peaks(spectrum.peaks.mz, spectrum.peaks.intensities) else None
 
 
 def _bind(func, kwargs):
@@ -153,11 +203,17 @@ def clean_spectra(spectra, filters=None, report=None, progress=False):
     return kept
 
 
-def read_spectra(path):
+def read_spectra(path, report=None):
     """Read every spectrum of a file with matchms, without cleaning (a generator).
 
     Gzip files are decompressed on the fly (MGF) or to a temporary file (other formats,
-    whose matchms readers take a path). Unreadable files raise :class:`UserError`.
+    whose readers take a path). Records whose peaks hold NaN or infinite values are
+    skipped and counted in ``report`` (matchms cannot hold them). A file that does not
+    parse raises :class:`UserError` naming it.
+
+    Examples
+    --------
+    >>> spectra = list(read_spectra("library.mgf"))   # doctest: +SKIP
     """
     path = Path(path)
     if path.is_dir():
@@ -165,13 +221,19 @@ def read_spectra(path):
     if not path.is_file():
         raise UserError(f"spectra file not found: {path}")
     fmt = spectrum_format(path)
+    report = report if report is not None else CleaningReport(source=str(path))
     try:
-        yield from _read(path, fmt)
+        yield from _read(path, fmt, report)
     except UserError:
         raise
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError, ValueError, KeyError) as exc:
-        kind = "corrupt gzip file" if isinstance(exc, (gzip.BadGzipFile, EOFError, zlib.error)) else f"unreadable {fmt} file"
-        raise UserError(f"{path}: {kind} ({type(exc).__name__}: {_first_line(exc)})") from None
+    except MemoryError:
+        raise
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise UserError(f"{path}: corrupt gzip file ({type(exc).__name__}: {_first_line(exc)})") from None
+    except Exception as exc:  # noqa: BLE001 - the file is untrusted: whatever a reader trips on is a bad file
+        raise UserError(
+            f"{path}: unreadable {fmt} file ({type(exc).__name__}: {_first_line(exc)}); expected {EXPECTED[fmt]}"
+        ) from None
 
 
 def _first_line(exc):
@@ -179,27 +241,148 @@ def _first_line(exc):
     return text[0][:200] if text else "no details"
 
 
-def _read(path, fmt):
-    from matchms import importing
-
+def _read(path, fmt, report):
     logging.getLogger("matchms").setLevel(logging.ERROR)
-    gz = path.name.lower().endswith(".gz")
-    if fmt == "mgf":
-        if gz:
+    if path.name.lower().endswith(".gz"):
+        if fmt == "mgf":
             with gzip.open(path, "rt", encoding="utf-8", errors="replace") as handle:
-                yield from importing.load_from_mgf(handle)
-        else:
-            yield from importing.load_from_mgf(str(path))
+                yield from _READERS[fmt](handle, report)
+            return
+        with tempfile.TemporaryDirectory(prefix="kit-") as tmp:
+            plain = Path(tmp) / path.name[:-3]
+            with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            yield from _READERS[fmt](str(plain), report)
         return
-    loader = {"msp": importing.load_from_msp, "mzml": importing.load_from_mzml, "json": importing.load_from_json}[fmt]
-    if not gz:
-        yield from loader(str(path))
-        return
-    with tempfile.TemporaryDirectory(prefix="kit-") as tmp:
-        plain = Path(tmp) / path.name[:-3]
-        with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-        yield from loader(str(plain))
+    yield from _READERS[fmt](str(path), report)
+
+
+def _kept(mz, intensities, report):
+    """Whether a record's peaks can become a Spectrum; broken ones are counted as read and dropped."""
+    try:
+        ok = finite_peaks(mz, intensities)
+    except (TypeError, ValueError):
+        return True  # not numbers at all: the reader's own error names the problem
+    if not ok:
+        report.read += 1
+        report.dropped[NON_FINITE] += 1
+    return ok
+
+
+def _read_mgf(source, report):
+    from matchms.importing.parsing_utils import parse_spectrum_dict
+    from pyteomics.mgf import MGF
+
+    with MGF(source, convert_arrays=1, encoding="utf-8") as reader:
+        for number, record in enumerate(reader, 1):
+            if record is None:  # pyteomics' answer to a record that never reaches END IONS
+                raise ValueError(f"record {number:,} has no END IONS line (is the file cut short?)")
+            if _kept(record["m/z array"], record["intensity array"], report):
+                yield parse_spectrum_dict(spectrum=record, metadata_harmonization=True)
+
+
+# A number in a peak line, NaN and infinities included (so that they can be counted and
+# dropped rather than silently skipped), signs kept (so that negative intensities are seen).
+_PEAK_NUMBER = re.compile(r"[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf(?:inity)?)", re.IGNORECASE)
+
+
+def _parse_msp(source):
+    """MSP records as matchms' MSP reader makes them, with line numbers in every error.
+
+    matchms' own loop skips a peak it cannot read as a plain number, drops minus signs
+    and ends a file silently in the middle of a record; here each of those is either
+    kept for cleaning to judge or refused with the line where it happened.
+    """
+    from matchms.importing.load_from_msp import contains_metadata, get_peak_comment, parse_metadata
+
+    params, masses, intensities, comments, expected = {}, [], [], {}, None
+    with open(source, encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, 1):
+            text = line.rstrip()
+            if not text:
+                continue
+            if expected is None or contains_metadata(text):
+                if not contains_metadata(text):
+                    raise ValueError(f"line {number:,}: a peak line before 'Num Peaks:' ({text[:60]!r})")
+                parse_metadata(text, params)
+                if "num peaks" in params and expected is None:
+                    try:
+                        expected = int(params["num peaks"])
+                    except (TypeError, ValueError):
+                        raise ValueError(f"line {number:,}: 'Num Peaks' is {params['num peaks']!r}, not a whole number") from None
+                    if expected <= 0:
+                        yield {"params": params, "m/z array": np.array([]), "intensity array": np.array([]), "peak comments": {}}
+                        params, expected = {}, None
+                continue
+            comment, values = get_peak_comment(text)
+            tokens = _PEAK_NUMBER.findall(values)
+            if not tokens or len(tokens) % 2:
+                raise ValueError(f"line {number:,}: expected 'm/z intensity' pairs, found {text[:60]!r}")
+            masses += [float(t) for t in tokens[0::2]]
+            intensities += [float(t) for t in tokens[1::2]]
+            if comment is not None:
+                comments[masses[-1]] = comment
+            if len(masses) >= expected:
+                yield {
+                    "params": params, "m/z array": np.array(masses), "intensity array": np.array(intensities),
+                    "peak comments": comments,
+                }
+                params, masses, intensities, comments, expected = {}, [], [], {}, None
+    if expected is not None:
+        raise ValueError(f"the last record ends after {len(masses):,} of its {expected:,} peaks (is the file cut short?)")
+
+
+def _read_msp(source, report):
+    from matchms.importing.parsing_utils import parse_spectrum_dict
+
+    for record in _parse_msp(source):
+        if _kept(record["m/z array"], record["intensity array"], report):
+            yield parse_spectrum_dict(spectrum=record, metadata_harmonization=True, spectrum_type="own")
+
+
+def _read_mzml(source, report):
+    from matchms import Spectrum
+    from matchms.importing.parsing_utils import parse_mzml_mzxml_metadata, sort_by_mz
+    from pyteomics.mzml import read
+
+    with read(source, dtype=dict) as reader:
+        for record in reader:
+            if record.get("ms level") != 2:
+                continue
+            mz = np.asarray(record["m/z array"], dtype=float)
+            intensities = np.asarray(record["intensity array"], dtype=float)
+            if _kept(mz, intensities, report):
+                mz, intensities = sort_by_mz(mz=mz, intensities=intensities)
+                yield Spectrum(mz=mz, intensities=intensities, metadata=parse_mzml_mzxml_metadata(record))
+
+
+def _read_json(source, report):
+    import ast
+    import json
+
+    from matchms.importing.load_from_json import as_spectrum
+
+    with open(source, "rb") as handle:
+        records = json.load(handle)
+    if not isinstance(records, list):
+        raise ValueError(f"found a JSON {type(records).__name__}, not a list")
+    for record in records:
+        if not isinstance(record, dict):
+            raise ValueError(f"found a list item of type {type(record).__name__}, not an object")
+        peaks = record.get("peaks_json")
+        peaks = ast.literal_eval(peaks) if isinstance(peaks, str) else peaks
+        if isinstance(peaks, list) and peaks:
+            array = np.asarray(peaks, dtype=float)
+            if array.ndim != 2 or array.shape[1] != 2:
+                raise ValueError(f"found peaks of shape {array.shape}, not [m/z, intensity] pairs")
+            if not _kept(array[:, 0], array[:, 1], report):
+                continue
+        spectrum = as_spectrum(record)
+        if spectrum is not None:
+            yield spectrum
+
+
+_READERS = {"mgf": _read_mgf, "msp": _read_msp, "mzml": _read_mzml, "json": _read_json}
 
 
 def load_spectra(path, clean=True, ionmode="both", mz_range=MZ_RANGE, min_peaks=MIN_PEAKS, report=None, progress=False):
@@ -228,10 +411,11 @@ def load_spectra(path, clean=True, ionmode="both", mz_range=MZ_RANGE, min_peaks=
     >>> spectra = load_spectra("library.mgf.gz")   # doctest: +SKIP
     """
     report = report if report is not None else CleaningReport(source=str(path))
-    spectra = read_spectra(path)
+    spectra = read_spectra(path, report=report)
     if not clean:
         out = list(spectra)
-        report.read = report.kept = len(out)
+        report.read += len(out)
+        report.kept += len(out)
         return out
     return clean_spectra(spectra, default_filters(mz_range, min_peaks, ionmode), report=report, progress=progress)
 

@@ -2,6 +2,7 @@ import gzip
 import hashlib
 import http.server
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -42,11 +43,18 @@ def test_prepare_writes_the_contract(workdir, library):
     comp = prepare_competition(library, name="tiny", seed=1, test_fraction=0.25, pairs_per_bin=5, progress=False)
     folder = workdir / "data" / "tiny"
     names = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
-    assert names == ["competition.json", "private/solution.csv", "sample_submission.csv", "test.mgf", "test_pairs.csv", "train.mgf"]
+    assert names == [
+        "competition.json", "private/manifest.json", "private/solution.csv", "private/test_ids.csv",
+        "sample_submission.csv", "test.mgf", "test_pairs.csv", "train.mgf",
+    ]
     meta = json.loads((folder / "competition.json").read_text())
-    for f, digest in meta["files"].items():
+    assert sorted(meta["files"]) == ["sample_submission.csv", "test.mgf", "test_pairs.csv", "train.mgf"]
+    private = json.loads((folder / "private" / "manifest.json").read_text())
+    assert set(private["files"]) == set(meta["files"]) | {"competition.json", "private/solution.csv", "private/test_ids.csv"}
+    for f, digest in [*meta["files"].items(), *private["files"].items()]:
         assert hashlib.sha256((folder / f).read_bytes()).hexdigest() == digest
-    assert meta["split"]["test_molecules"] == 5 and meta["seed"] == 1
+    assert meta["split"]["test_molecules"] == 5 and "seed" not in meta and private["seed"] == comp.seed == 1
+    assert comp.file_hashes == meta["files"] and comp.private_file_hashes == private["files"]
     pairs, solution = comp.test_pairs, comp.load_solution()
     assert list(pairs.columns) == ["id", "spectrum_id_a", "spectrum_id_b"]
     assert list(solution.columns) == ["id", "similarity", "Usage"]
@@ -60,14 +68,102 @@ def test_prepare_writes_the_contract(workdir, library):
     assert not any(key in text for key in STRUCTURE_KEYS)
 
 
+def _all_files(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def test_prepare_is_byte_identical_for_a_seed_and_differs_for_another(workdir, library):
-    hashes = []
-    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
-        prepare_competition(library, name=name, seed=seed, test_fraction=0.25, pairs_per_bin=5, progress=False)
-        files = json.loads((workdir / "data" / name / "competition.json").read_text())["files"]
-        hashes.append(files)
-    assert hashes[0] == hashes[1]
-    assert hashes[0] != hashes[2]
+    contents = []
+    for out, seed in (("a", 3), ("b", 3), ("c", 4)):
+        comp = prepare_competition(library, name="same", out=workdir / out, seed=seed, test_fraction=0.25, pairs_per_bin=5, progress=False)
+        contents.append(_all_files(comp.path))
+    assert "private/test_ids.csv" in contents[0] and "private/manifest.json" in contents[0]
+    assert contents[0] == contents[1]
+    for f in ("test.mgf", "test_pairs.csv", "private/solution.csv", "private/test_ids.csv", "private/manifest.json"):
+        assert contents[0][f] != contents[2][f], f
+
+
+SECRET_SEED = 73914628
+
+
+@pytest.fixture
+def licensed(tmp_path):
+    """A library whose spectra carry licences, as MassBank's do."""
+    spectra = structure_spectra(per_molecule=3)
+    for k, s in enumerate(spectra):
+        s.set("license", "CC BY 4.0" if k % 3 else "CC BY-NC")
+    return save_spectra(spectra, tmp_path / "licensed.mgf")
+
+
+@pytest.fixture
+def handed_out(workdir, licensed):
+    """A competition prepared with a secret seed: (competition, library ids, test id map)."""
+    comp = prepare_competition(licensed, name="graded", seed=SECRET_SEED, test_fraction=0.25, pairs_per_bin=5, progress=False)
+    library_ids = [s.get("spectrum_id") for s in structure_spectra(per_molecule=3)]
+    return comp, library_ids, comp.load_test_ids()
+
+
+def test_test_ids_are_neutral_shuffled_and_mapped_in_private(handed_out):
+    comp, library_ids, id_map = handed_out
+    test_ids = [s.get("spectrum_id") for s in comp.test_spectra]
+    assert test_ids == [f"test_{k:06d}" for k in range(1, len(test_ids) + 1)]
+    assert not set(test_ids) & set(library_ids)
+    assert id_map.spectrum_id.tolist() == test_ids
+    sources = id_map.source_spectrum_id.tolist()
+    assert set(sources) <= set(library_ids) and len(set(sources)) == len(sources)
+    assert sources != sorted(sources, key=library_ids.index), "test.mgf keeps the library's order"
+    # The map is right: each neutral id carries its source spectrum's peaks.
+    by_id = {s.get("spectrum_id"): s for s in structure_spectra(per_molecule=3)}
+    for spectrum, source in zip(comp.test_spectra, sources):
+        np.testing.assert_allclose(spectrum.peaks.mz, by_id[source].peaks.mz)
+    pairs = comp.test_pairs
+    assert set(pairs.spectrum_id_a) | set(pairs.spectrum_id_b) <= set(test_ids)
+
+
+def test_no_public_file_names_a_test_record_the_seed_or_the_library_hash(handed_out, licensed):
+    library = licensed
+    comp, _, id_map = handed_out
+    secrets = [*id_map.source_spectrum_id, str(SECRET_SEED), hashlib.sha256(library.read_bytes()).hexdigest(), str(library.parent)]
+    secrets += list(comp.private_file_hashes.values())
+    public = {name: data.decode() for name, data in _all_files(comp.path).items() if not name.startswith("private/")}
+    assert sorted(public) == ["competition.json", "sample_submission.csv", "test.mgf", "test_pairs.csv", "train.mgf"]
+    for name, text in public.items():
+        found = [secret for secret in secrets if secret in text and not (name == "competition.json" and secret in comp.file_hashes.values())]
+        assert not found, f"{name} reveals {found}"
+    assert "LICENSE=" not in public["test.mgf"] and "LICENSE=" in public["train.mgf"]
+    meta = json.loads(public["competition.json"])
+    assert "seed" not in meta and "sha256" not in json.dumps(meta["library"])
+    assert meta["library"]["licenses"] == {"CC BY 4.0": 40, "CC BY-NC": 20}
+    private = json.loads((comp.path / "private" / "manifest.json").read_text())
+    assert private["seed"] == SECRET_SEED and private["library"]["sources"][0]["sha256"] == hashlib.sha256(library.read_bytes()).hexdigest()
+
+
+def test_the_handed_out_folder_cannot_rebuild_the_answers(handed_out, licensed, workdir):
+    library = licensed
+    comp, _, _ = handed_out
+    public = workdir / "public"
+    shutil.copytree(comp.path, public, ignore=shutil.ignore_patterns("private"))
+    participant = load_competition(public)
+    assert participant.seed is None and participant.private_manifest == {} and not participant.has_solution
+    assert participant.file_hashes == comp.file_hashes
+    with pytest.raises(UserError, match="no test id map"):
+        participant.load_test_ids()
+    # Re-running prepare with everything public (library, options) but a guessed seed gives other answers.
+    guess = prepare_competition(library, name="guess", test_fraction=0.25, pairs_per_bin=5, progress=False)
+    assert guess.file_hashes["train.mgf"] != comp.file_hashes["train.mgf"]
+    assert (guess.path / "private" / "solution.csv").read_bytes() != (comp.path / "private" / "solution.csv").read_bytes()
+
+
+def test_competition_from_an_older_kit_keeps_working(workdir, library):
+    comp = prepare_competition(library, name="old", seed=5, test_fraction=0.25, pairs_per_bin=5, progress=False)
+    meta = dict(comp.metadata, seed=5, files={**comp.file_hashes, "private/solution.csv": "0" * 64})
+    (comp.path / "competition.json").write_text(json.dumps(meta))
+    (comp.path / "private" / "manifest.json").unlink()
+    old = load_competition(comp.path)
+    assert old.seed == 5 and "private/solution.csv" not in old.file_hashes and old.private_file_hashes == {}
+    (comp.path / "private" / "manifest.json").write_text("{broken")
+    with pytest.raises(UserError, match="private manifest"):
+        load_competition(comp.path).seed
 
 
 def test_existing_folder_needs_force(workdir, library):
@@ -219,7 +315,7 @@ def test_massbank_negative_competition_contract(tmp_path):
         proc = kit_cli("prepare", "--library", source, "--name", name, "--seed", "7", "--pairs-per-bin", "300", "--quiet", cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
     one, two = tmp_path / "data" / "one", tmp_path / "data" / "two"
-    for f in ("train.mgf", "test.mgf", "test_pairs.csv", "sample_submission.csv", "private/solution.csv"):
+    for f in ("train.mgf", "test.mgf", "test_pairs.csv", "sample_submission.csv", "private/solution.csv", "private/test_ids.csv"):
         assert (one / f).read_bytes() == (two / f).read_bytes(), f
 
     # The library as written by MassBank: spectrum id -> (InChIKey block, SMILES).
@@ -238,7 +334,10 @@ def test_massbank_negative_competition_contract(tmp_path):
                 record = {}
     comp = load_competition(one)
     train_ids = [s.get("spectrum_id") for s in comp.train_spectra]
-    test_ids = [s.get("spectrum_id") for s in comp.test_spectra]
+    source_of = dict(comp.load_test_ids().itertuples(index=False))
+    neutral = [s.get("spectrum_id") for s in comp.test_spectra]
+    assert all(i.startswith("test_") and i not in library for i in neutral)
+    test_ids = [source_of[i] for i in neutral]
     train_keys = {library[i]["key"] for i in train_ids}
     test_keys = {library[i]["key"] for i in test_ids}
     assert not train_keys & test_keys, "a molecule is on both sides"
@@ -249,7 +348,8 @@ def test_massbank_negative_competition_contract(tmp_path):
 
     # Labels recomputed with RDKit from each molecule's representative SMILES.
     representative = {}
-    for sid in sorted(test_ids, key=test_ids.index):
+    in_test = set(test_ids)
+    for sid in (i for i in library if i in in_test):  # the library's order: ties go to the first seen
         representative.setdefault(library[sid]["key"], []).append(library[sid]["smiles"])
     rep = {k: pd.Series(v).value_counts(sort=True).index[0] if len(set(v)) > 1 else v[0] for k, v in representative.items()}
     for k, v in representative.items():  # ties go to the first seen
@@ -258,7 +358,8 @@ def test_massbank_negative_competition_contract(tmp_path):
         rep[k] = next(s for s in v if s in best)
     pairs, solution = comp.test_pairs, comp.load_solution()
     expected = [
-        _rdkit_label(rep[library[a]["key"]], rep[library[b]["key"]]) for a, b in zip(pairs.spectrum_id_a, pairs.spectrum_id_b)
+        _rdkit_label(rep[library[source_of[a]]["key"]], rep[library[source_of[b]]["key"]])
+        for a, b in zip(pairs.spectrum_id_a, pairs.spectrum_id_b)
     ]
     np.testing.assert_array_equal(solution.similarity.to_numpy(), np.array(expected))
 

@@ -115,3 +115,176 @@ def test_save_is_atomic_and_round_trips(tmp_path):
     assert len(load_spectra(path, clean=False)) == 1
     with pytest.raises(UserError, match="expected a .mgf"):
         save_spectra(spectra, tmp_path / "out.msp")
+
+
+GOOD_PEAKS = "50 1\n60 2\n70 3\n80 4\n90 5\n"
+
+
+def mgf_record(peaks=GOOD_PEAKS, pepmass="100.0", spectrum_id="x"):
+    return f"BEGIN IONS\nPEPMASS={pepmass}\nIONMODE=positive\nSPECTRUM_ID={spectrum_id}\n{peaks}END IONS\n"
+
+
+BAD_FILES = {
+    "text peak line": ("lib.mgf", mgf_record(peaks="abc def\n" + GOOD_PEAKS)),
+    "text intensity": ("lib.mgf", mgf_record(peaks="50 1\n60 x\n")),
+    "one column of peaks": ("lib.mgf", mgf_record(peaks="50\n60\n70\n80\n90\n")),
+    "missing END IONS at the end": ("lib.mgf", mgf_record() + mgf_record().replace("END IONS\n", "")),
+    "missing END IONS in the middle": ("lib.mgf", mgf_record().replace("END IONS\n", "") + mgf_record()),
+    "text precursor": ("lib.mgf", mgf_record(pepmass="abc")),
+    "text charge": ("lib.mgf", mgf_record().replace("IONMODE", "CHARGE=zz\nIONMODE")),
+    "binary mgf": ("lib.mgf", bytes(range(256)) * 8),
+    "binary msp": ("lib.msp", bytes(range(256)) * 8),
+    "msp without Num Peaks": ("lib.msp", "Name: x\nPrecursorMZ: 100\n50 1\n"),
+    "msp with a broken peak": ("lib.msp", "Name: x\nNum Peaks: 2\n50 1\n60\n\n"),
+    "html as msp": ("lib.msp", "<!DOCTYPE html><html><body>404 Not Found</body></html>\n"),
+    "msp cut inside a record": ("lib.msp", "Name: a\nNum Peaks: 2\n50 1\n60 2\n\nName: b\nNum Peaks: 3\n50 1\n60 2\n"),
+    "msp Num Peaks not a number": ("lib.msp", "Name: a\nNum Peaks: many\n50 1\n"),
+    "msp text peak line": ("lib.msp", "Name: a\nNum Peaks: 2\n50 1\nabc def\n"),
+    "junk mzML": ("lib.mzML", "<mzML>garbage"),
+    "text as mzML": ("lib.mzML", "hello world"),
+    "empty mzML": ("lib.mzML", ""),
+    "binary mzML": ("lib.mzML", bytes(range(256)) * 8),
+    "junk JSON": ("lib.json", "{not json"),
+    "empty JSON": ("lib.json", ""),
+    "JSON object, not a list": ("lib.json", '{"peaks_json": [[50, 1]]}'),
+    "JSON list of numbers": ("lib.json", "[1, 2, 3]"),
+    "JSON text intensity": ("lib.json", '[{"precursor_mz": 100, "peaks_json": [[50, "a"]]}]'),
+    "JSON peaks not pairs": ("lib.json", '[{"precursor_mz": 100, "peaks_json": [[50, 1, 2]]}]'),
+    "JSON peaks string of junk": ("lib.json", '[{"precursor_mz": 100, "peaks_json": "x"}]'),
+    "binary JSON": ("lib.json", bytes(range(256)) * 8),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_a_file_that_does_not_parse_is_one_user_error_naming_it(tmp_path, case):
+    name, content = BAD_FILES[case]
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(UserError) as info:
+        load_spectra(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: unreadable ") and "expected" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("name", ["lib.mgf.gz", "lib.msp.gz", "lib.json.gz", "lib.mzML.gz"])
+@pytest.mark.parametrize("cut", [10, 0.5, -9])
+def test_truncated_gzip_of_every_format(tmp_path, name, cut):
+    path = write_library(tmp_path / name, structure_spectra(per_molecule=1)[:3])
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * cut) if isinstance(cut, float) else cut])
+    with pytest.raises(UserError, match=f"^{path}: corrupt gzip file"):
+        load_spectra(path)
+
+
+@pytest.mark.parametrize("name", ["lib.mgf", "lib.msp"])
+def test_an_empty_file_reads_as_no_spectra(tmp_path, name):
+    (tmp_path / name).write_text("")
+    assert load_spectra(tmp_path / name) == []
+
+
+BROKEN_VALUES = {
+    "NaN m/z": ("nan", "1"), "infinite m/z": ("inf", "1"), "negative infinite m/z": ("-inf", "1"),
+    "NaN intensity": ("60", "nan"), "infinite intensity": ("60", "inf"), "negative intensity": ("60", "-2"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_VALUES))
+def test_broken_peaks_are_dropped_and_counted_in_mgf(tmp_path, case):
+    mz, intensity = BROKEN_VALUES[case]
+    broken = mgf_record(peaks=f"50 1\n{mz} {intensity}\n70 3\n80 4\n90 5\n", spectrum_id="broken")
+    path = tmp_path / "lib.mgf"
+    path.write_text(mgf_record(spectrum_id="good") + broken + mgf_record(spectrum_id="good2"))
+    report = CleaningReport(source="lib")
+    kept = load_spectra(path, report=report)
+    assert [s.get("spectrum_id") for s in kept] == ["good", "good2"]
+    assert report.read == 3 and report.kept == 2 and report.dropped == {"require_finite_values": 1}
+
+
+@pytest.mark.parametrize("pepmass", ["nan", "inf", "-inf", "NaN", "Infinity"])
+def test_broken_precursor_mz_is_dropped_and_counted(tmp_path, pepmass):
+    path = tmp_path / "lib.mgf"
+    path.write_text(mgf_record(spectrum_id="good") + mgf_record(pepmass=pepmass, spectrum_id="broken"))
+    report = CleaningReport(source="lib")
+    assert [s.get("spectrum_id") for s in load_spectra(path, report=report)] == ["good"]
+    assert report.read == 2 and sum(report.dropped.values()) == 1
+
+
+@pytest.mark.parametrize("name", ["lib.msp", "lib.json", "lib.msp.gz", "lib.json.gz", "lib.mgf.gz"])
+@pytest.mark.parametrize("value", ["nan", "inf"])
+@pytest.mark.parametrize("where", ["mz", "intensity", "precursor"])
+def test_broken_values_are_dropped_and_counted_in_every_format(tmp_path, name, value, where):
+    # matchms cannot hold a NaN m/z, so a placeholder is written and then replaced in the text.
+    placeholder = {"mz": 987.654321, "intensity": 0.123456789, "precursor": 876.54321}[where]
+    spectra = structure_spectra(per_molecule=1)[:4]
+    broken = spectra[1]
+    mz, intensities = broken.peaks.mz.copy(), broken.peaks.intensities.copy()
+    if where == "mz":
+        mz[-1] = placeholder
+    elif where == "intensity":
+        intensities[2] = placeholder
+    spectra[1] = make_spectrum(mz, intensities, **{**broken.metadata, **({"precursor_mz": placeholder} if where == "precursor" else {})})
+    plain = write_library(tmp_path / name.removesuffix(".gz"), spectra)
+    text = plain.read_text()
+    assert str(placeholder) in text
+    token = {"nan": "NaN", "inf": "Infinity"}[value] if name.startswith("lib.json") else value
+    plain.write_text(text.replace(str(placeholder), token))
+    path = tmp_path / name
+    if name.endswith(".gz"):
+        path.write_bytes(gzip.compress(plain.read_bytes()))
+    report = CleaningReport(source="lib")
+    kept = load_spectra(path, report=report)
+    assert len(kept) == 3 and report.read == 4
+    assert report.dropped == {"require_finite_values": 1}
+    for s in kept:
+        assert np.isfinite(s.peaks.mz).all() and np.isfinite(s.peaks.intensities).all() and np.isfinite(s.get("precursor_mz"))
+
+
+def test_require_finite_values_keeps_good_spectra():
+    from kit.spectra import require_finite_values
+
+    good = make_spectrum([50, 60], [1, 2], precursor_mz=100.0)
+    assert require_finite_values(good) is good
+    assert require_finite_values(make_spectrum([50, 60], [1, 2])) is not None  # no precursor: a later step decides
+    assert require_finite_values(make_spectrum([50, 60], [1, 2], precursor_mz="abc")) is None
+    assert require_finite_values(None) is None
+
+
+MSP_TEXT = """Name: first
+PrecursorMZ: 181.07
+Ion_mode: P
+Comments: "SMILES=CCO" "computed"
+Num Peaks: 5
+50.1 10 "frag a"
+60.2 20
+70.3\t30
+80.4 40; 90.5 50
+
+Name: second
+PRECURSORMZ: 200.1
+Num Peaks: 3
+51 1e2
+61 2E1
+71.5 3
+"""
+
+
+def test_msp_reads_as_matchms_reads_it(tmp_path):
+    from matchms.importing import load_from_msp
+
+    path = tmp_path / "lib.msp"
+    path.write_text(MSP_TEXT)
+    ours, theirs = load_spectra(path, clean=False), list(load_from_msp(str(path)))
+    assert len(ours) == len(theirs) == 2
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a.peaks.mz, b.peaks.mz)
+        np.testing.assert_array_equal(a.peaks.intensities, b.peaks.intensities)
+        assert a.metadata == b.metadata
+
+
+def test_msp_negative_and_non_numeric_peaks_are_counted_not_misread(tmp_path):
+    path = tmp_path / "lib.msp"
+    good = "Name: g\nPrecursorMZ: 181.07\nIonmode: positive\nNum Peaks: 5\n50 1\n60 2\n70 3\n80 4\n90 5\n\n"
+    path.write_text(good + good.replace("60 2", "60 -2") + good.replace("70 3", "nan 3") + good.replace("80 4", "80 Infinity"))
+    report = CleaningReport(source="lib")
+    assert len(load_spectra(path, report=report)) == 1
+    assert report.read == 4 and report.dropped == {"require_finite_values": 3}
