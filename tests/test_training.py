@@ -121,8 +121,10 @@ def test_cli_train_predict_score_end_to_end(tiny):
     assert proc.returncode == 0, proc.stderr
     submission = proc.stdout.strip().splitlines()[-1].removeprefix("wrote ")
     assert submission.endswith("_mean.csv")
-    proc = kit_cli("score", submission, "--competition", "tiny", "--json", cwd=tiny)
+    # The competition comes from the submission's manifest.
+    proc = kit_cli("score", submission, "--json", cwd=tiny)
     assert proc.returncode == 0, proc.stderr
+    assert "competition 'tiny' from" in proc.stderr
     result = json.loads(proc.stdout)
     assert 0 < result["public"] < 1 and result["rows"] > 0
     assert (tiny / "leaderboard" / "tiny.csv").is_file()
