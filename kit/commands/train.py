@@ -44,23 +44,18 @@ def help_text(parser, model=None):
     import kit.models
     from kit.training import rung_options
 
+    text = parser.format_help()
     if model is None:
-        return parser.format_help()
+        return text
     cls = kit.models.get(model)
     own = command_options(parser)
-    # A formatter of its own, so that the command's parser is left as it was.
-    rung = argparse.ArgumentParser(prog=parser.prog, usage=USAGE, add_help=False, description=parser.description)
-    for group in parser._action_groups:
-        copy = rung.add_argument_group(group.title)
-        for action in group._group_actions:
-            copy._add_action(action)
-    group = rung.add_argument_group(
-        f"{model} options ({cls.__module__}.{cls.__name__}; --seed above sets its seed)"
-        if "seed" in own else f"{model} options"
-    )
-    for flag, metavar, text in rung_options(cls, skip=own):
-        group.add_argument(flag, metavar=metavar, help=text.replace("%", "%%"))
-    return rung.format_help()
+    # A parser of its own only formats the rung's options; the command's parser stays as it was.
+    rung = argparse.ArgumentParser(usage=argparse.SUPPRESS, add_help=False)
+    group = rung.add_argument_group(f"{model} options ({cls.__module__}.{cls.__name__}"
+                                    + ("; --seed above sets its seed)" if "seed" in own else ")"))
+    for flag, metavar, meaning in rung_options(cls, skip=own):
+        group.add_argument(flag, metavar=metavar, help=meaning.replace("%", "%%"))
+    return f"{text}\n{rung.format_help()}"
 
 
 def model_options(extra):
