@@ -176,7 +176,7 @@ class FirstSeen:
         return when
 
 
-def process_inbox(competition, inbox, *, data=None, leaderboard=None, now=None, _hashes=None):
+def process_inbox(competition, inbox, *, data=None, leaderboard=None, now=None, _memo=None):
     """Score every new file of ``inbox`` into the competition's leaderboard log.
 
     Parameters
@@ -190,6 +190,9 @@ def process_inbox(competition, inbox, *, data=None, leaderboard=None, now=None, 
     now : datetime, optional
         The time of this look at the inbox (default: the clock, UTC); files not seen
         before are recorded as first seen at this time.
+    _memo : dict, optional
+        Kept by :func:`watch_inbox` from one poll to the next: the scorer, the hashes of
+        unchanged files and the verdicts on contents already judged.
 
     Returns
     -------
@@ -209,7 +212,11 @@ def process_inbox(competition, inbox, *, data=None, leaderboard=None, now=None, 
     inbox = Path(inbox)
     if not inbox.is_dir():
         raise UserError(f"inbox {inbox} not found: expected a folder of <participant>__<anything>.csv files")
-    scorer = Scorer(competition, data=data)
+    memo = {} if _memo is None else _memo
+    if "scorer" not in memo:
+        memo["scorer"] = Scorer(competition, data=data)
+    scorer = memo["scorer"]
+    hashes, verdicts = memo.setdefault("hashes", {}), memo.setdefault("verdicts", {})
     limit = daily_limit(scorer.competition.metadata)
     cap = max_bytes_for(scorer.expected_rows)
     path = log_path(scorer.competition.name, leaderboard)
@@ -235,7 +242,7 @@ def process_inbox(competition, inbox, *, data=None, leaderboard=None, now=None, 
                 per_day[(k, day)] = per_day.get((k, day), 0) + 1
             candidates = []
             for entry, info in _plain_files(inbox, report):
-                candidate = _examine(entry, info, cap, report, _hashes)
+                candidate = _examine(entry, info, cap, report, hashes)
                 if candidate is None:
                     continue
                 name, participant, size, digest = candidate
@@ -250,16 +257,24 @@ def process_inbox(competition, inbox, *, data=None, leaderboard=None, now=None, 
                     if (key, digest) in scored:
                         report.already_scored.append(name)
                         continue
-                    copy = _snapshot(entry, cap, size, digest, Path(scratch), report)
-                    if copy is None:
-                        continue
-                    try:
-                        result = scorer.score(copy)
-                    except SubmissionError as exc:
-                        report.rejected.append((name, _reason(exc, copy)))
-                        continue
                     day = _day(when)
-                    if limit is not None and per_day.get((key, day), 0) >= limit:
+                    over_limit = limit is not None and per_day.get((key, day), 0) >= limit
+                    verdict = verdicts.get(digest)  # the same bytes always get the same verdict
+                    if isinstance(verdict, str):
+                        report.rejected.append((name, verdict))
+                        continue
+                    if verdict is None or not over_limit:
+                        copy = _snapshot(entry, cap, size, digest, Path(scratch), report)
+                        if copy is None:
+                            continue
+                        try:
+                            result = scorer.score(copy)
+                        except SubmissionError as exc:
+                            verdicts[digest] = _reason(exc, copy)
+                            report.rejected.append((name, verdicts[digest]))
+                            continue
+                        verdicts[digest] = True
+                    if over_limit:
                         report.rejected.append((
                             name,
                             f"daily limit: {participant} already has {limit} scored submission(s) on {day} "
@@ -315,12 +330,12 @@ def watch_inbox(competition, inbox, *, data=None, leaderboard=None, interval=DEF
     if polls is not None and (not isinstance(polls, int) or isinstance(polls, bool) or polls < 1):
         raise UserError(f"expected the number of polls to be a whole number >= 1, found {polls!r}")
     competition = _as_competition(competition, data)
-    hashes = {}
+    memo = {}
     done = 0
     try:
         while polls is None or done < polls:
             started = _time.monotonic()
-            report = process_inbox(competition, inbox, data=data, leaderboard=leaderboard, _hashes=hashes)
+            report = process_inbox(competition, inbox, data=data, leaderboard=leaderboard, _memo=memo)
             done += 1
             if on_poll is not None:
                 on_poll(report)

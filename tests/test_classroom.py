@@ -505,6 +505,23 @@ def test_watch_does_not_hash_unchanged_files_again(tmp_path, comp_dir, inbox, mo
     assert len(opened) == 2          # hashed once, snapshot once; the later polls use the cache
 
 
+def test_watch_judges_each_content_once(tmp_path, comp_dir, inbox, monkeypatch):
+    import kit.scoring
+
+    for k in range(3):                                           # the third is over the daily limit of 2
+        drop(comp_dir, inbox, f"alice__{k}.csv", 0.1 + k / 100, k)
+    (inbox / "alice__bad.csv").write_text("id,similarity\n")     # invalid
+    calls = []
+    real = kit.scoring.Scorer.score
+    monkeypatch.setattr(kit.scoring.Scorer, "score", lambda self, path: calls.append(path) or real(self, path))
+    reports = []
+    watch_inbox(comp_dir, inbox, leaderboard=tmp_path / "lb", interval=1, polls=4, on_poll=reports.append,
+                sleep=lambda s: None)
+    assert len(calls) == 4                                       # each content once, not once per poll
+    assert [len(r.scored) for r in reports] == [2, 0, 0, 0]
+    assert all(len(r.rejected) == 2 for r in reports)            # still listed at every poll
+
+
 def test_kit_leaderboard_watch(tmp_path, comp_dir, inbox, capsys):
     drop(comp_dir, inbox, "alice__a.csv")
     (inbox / "B\u043eb__1.csv").write_text("id,similarity\n")
