@@ -1,9 +1,12 @@
 """Where things live: data/, models/, submissions/, leaderboard/ resolve against the working folder."""
+import re
 from pathlib import Path
 
 from kit.errors import UserError
 
 DEFAULT_COMPETITION = "practice"
+#: What a competition may be called: a folder name that is safe everywhere it appears.
+COMPETITION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 COMPETITION_FILE = "competition.json"
 
 

@@ -20,7 +20,7 @@ from kit.bins import BIN_LABELS, N_BINS
 from kit.errors import UserError
 from kit.fileio import atomic_dir, ensure_writable_dir, sha256_file
 from kit.pairs import split_molecules
-from kit.paths import COMPETITION_FILE, DEFAULT_COMPETITION, data_dir
+from kit.paths import COMPETITION_FILE, COMPETITION_NAME, DEFAULT_COMPETITION, data_dir
 
 # Fields a test spectrum keeps: measurement conditions a model may use, nothing that names
 # or draws the molecule. The licence stays with the training spectra and is counted in
@@ -36,7 +36,7 @@ IONMODES = ("both", "positive", "negative")
 MAX_DAILY_SUBMISSIONS = 5
 SIMULATED = "simulated"
 MASSBANK = "massbank"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME = COMPETITION_NAME
 
 
 def check_options(test_fraction, pairs_per_bin, public_fraction, ionmode, seed):

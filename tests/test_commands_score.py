@@ -53,7 +53,7 @@ def test_agreeing_competition_says_nothing(data, capsys):
     assert "competition" not in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("named", [None, 3, ["practice"], "../practice", "/etc", "", ".hidden", "a b"])
+@pytest.mark.parametrize("named", [None, 3, ["practice"], "../practice", "/etc", "", ".hidden", "a b", "other\n", "o" * 65])
 def test_a_manifest_without_a_usable_name_falls_back_to_the_default(data, named, capsys):
     path = _submission(data, "practice", manifest={"competition": named})
     comp, note = choose_competition(path, data=data)

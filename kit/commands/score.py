@@ -1,9 +1,5 @@
 """``kit score``: validate a submission, score it like the leaderboard, log the result."""
 import argparse
-import re
-
-# What `kit prepare` accepts as a competition name; a manifest naming anything else is not trusted.
-_COMPETITION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def add_parser(subparsers):
@@ -62,11 +58,13 @@ def choose_competition(submission, competition=None, data=None):
 
     from kit.competition import Competition, load_competition
     from kit.errors import UserError
+    from kit.paths import COMPETITION_NAME
     from kit.scoring import read_manifest
 
     manifest = read_manifest(submission) or {}
     named = manifest.get("competition")
-    if not (isinstance(named, str) and _COMPETITION_NAME.match(named)):
+    # Only a name `kit prepare` could have given: never a path to somewhere else.
+    if not (isinstance(named, str) and COMPETITION_NAME.match(named)):
         named = None
     source = Path(submission).with_suffix(".json").name
     if competition is None and named is not None:
