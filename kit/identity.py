@@ -235,8 +235,13 @@ def participant_key(name):
     """The identity key of a name: same key, same person.
 
     NFKC, then the UTS #39 confusable skeleton of the upper-case and of the case-folded
-    form, repeated until nothing changes, then spaces and ``_``/``-`` treated alike. The key is for comparing and
-    indexing only; show :func:`check_participant_name`'s display form to people.
+    form, repeated until nothing changes; spaces, ``_`` and ``-`` count as one separator.
+    Like any skeleton it is deliberately coarse: ``I``/``l``/``1``, ``O``/``0`` and
+    ``m``/``rn`` fold together, so ``Ian`` and ``lan`` are one person (a class can live
+    with that; an impostor is worse). The key is for comparing and indexing only; show
+    :func:`check_participant_name`'s display form to people. It follows the confusables
+    data of the ``confusable-homoglyphs`` release installed: a stored key should be
+    recomputed from the stored name when that package is upgraded.
 
     Parameters
     ----------
