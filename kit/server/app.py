@@ -609,6 +609,11 @@ def _keep(state, staged, digest):
     with open(staged, "rb") as handle:
         os.fsync(handle.fileno())  # on disk before the database says it is
     os.replace(staged, state.private_dir / relative)
+    folder = os.open(state.private_dir / SUBMISSIONS_FOLDER, os.O_RDONLY)
+    try:
+        os.fsync(folder)  # the rename too, so that a power cut cannot lose the file behind a committed row
+    finally:
+        os.close(folder)
     return relative
 
 
