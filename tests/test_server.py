@@ -519,6 +519,20 @@ def test_api_is_documented(server):
 # --- failures, restarts, exports --------------------------------------------------------
 
 
+def test_a_score_that_is_not_finite_is_422(server, good, monkeypatch):
+    real = server.state.scorer.score
+
+    def overflowing(path):
+        result = real(path)
+        result.public = float("inf")
+        return result
+
+    monkeypatch.setattr(server.state.scorer, "score", overflowing)
+    response = post(server, server.tokens["Ada"], good)
+    assert response.status_code == 422 and "finite" in response.json()["error"]
+    assert recorded(server) == []
+
+
 def test_internal_scoring_failure_is_500_recorded_and_not_ranked(server, good, monkeypatch):
     def broken(path):
         raise RuntimeError("scorer bug")
@@ -561,6 +575,9 @@ def test_exports_the_log_and_pages_for_kit_leaderboard(server, good, tmp_path, c
     assert server.state.exporter.flush(60)
     log = read_log(tmp_path / "lb" / "practice.csv")
     assert list(log["participant"]) == ["Ada", "Bob"]
+    # A spreadsheet opening the log shows the description instead of running it.
+    assert "'=HYPERLINK" in (tmp_path / "lb" / "practice.csv").read_text()
+    assert log["model"].iloc[0] == '=HYPERLINK("http://x")'
     assert log.attrs["skipped_lines"] == 0
     assert (tmp_path / "lb" / "practice.html").is_file() and (tmp_path / "lb" / "practice.md").is_file()
     capsys.readouterr()

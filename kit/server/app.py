@@ -11,6 +11,7 @@ script. Times are the server's clock in UTC; the daily limit counts days in the 
 time zone (UTC unless ``--timezone``).
 """
 import logging
+import math
 import os
 import threading
 import uuid
@@ -520,6 +521,8 @@ async def _accept(state, participant, upload, description):
                 "file_name": name, "size": size, "status": ERROR, "error": _clean(repr(exc), 500),
                 "description": _clean(description or "", MAX_DESCRIPTION)})
             raise
+        if not all(math.isfinite(v) for v in (result.public, result.private) if v is not None):
+            raise ApiError(422, f"{name}: the score is not a finite number: expected similarities the metric can use")
         stored = await run_in_threadpool(_keep, state, staged, digest)
     finally:
         staged.unlink(missing_ok=True)
