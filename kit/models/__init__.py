@@ -34,8 +34,10 @@ def get(name):
     UserError
         For an unknown name, listing the known ones.
     """
-    if name not in REGISTRY:
-        raise UserError(f"unknown model {name!r}: expected one of {', '.join(REGISTRY)}")
+    if not isinstance(name, str) or name not in REGISTRY:
+        from kit.safetext import printable
+
+        raise UserError(f"unknown model {printable(repr(name), 80)}: expected one of {', '.join(REGISTRY)}")
     module, cls = REGISTRY[name].split(":")
     return getattr(import_module(module), cls)
 
@@ -43,15 +45,19 @@ def get(name):
 def load(path):
     """Load a model saved with ``model.save(path)`` or written by ``kit train``.
 
+    A model folder is untrusted input: loading one never runs code from it
+    (:mod:`kit.models.untrusted`).
+
     Raises
     ------
     UserError
         When the folder is not a saved model, was made by another major kit version,
-        or for other binning settings than the model's.
+        names files outside itself, holds a damaged, oversized or forged model file, or
+        for other binning settings than the model's.
     """
     from kit.models.base import read_manifest
 
     path = Path(path)
     manifest = read_manifest(path)
-    cls = get(manifest.get("model"))
+    cls = get(manifest["model"])
     return cls._load_state(path, manifest)

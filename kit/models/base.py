@@ -168,6 +168,10 @@ class PairModel(BaseEstimator):
     """
 
     name = None
+    #: How the fitted state is saved (``skops`` or ``keras``); a manifest must agree.
+    save_format = "skops"
+    #: Fitted attributes and the type each must have once loaded (checked on load).
+    state_types = {}
 
     def fit(self, spectra, validation_spectra=None):  # pragma: no cover - interface
         raise NotImplementedError
@@ -217,31 +221,64 @@ class PairModel(BaseEstimator):
         with atomic_dir(path, force=True) as tmp:
             manifest = self.manifest() | (extra or {})
             manifest |= self._save_state(tmp) or {}
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+            # Strict JSON: a NaN (a diverged epoch) is written as null, which load accepts.
+            (tmp / MANIFEST).write_text(json.dumps(_finite(manifest), indent=2, allow_nan=False) + "\n", encoding="utf-8")
         return path
 
     def _save_state(self, folder):
         """Write the fitted model with skops (scikit-learn rungs); return manifest additions."""
         import skops.io as sio
 
-        sio.dump(self, folder / "model.skops")
-        return {"format": "skops", "file": "model.skops"}
+        sio.dump(self, folder / SKOPS_FILE)
+        return {"format": "skops", "file": SKOPS_FILE}
 
     @classmethod
     def _load_state(cls, folder, manifest):
-        import skops.io as sio
+        """Load the skops file named by the manifest, trusting only the types this rung saves."""
+        from kit.models.untrusted import file_inside, load_skops
 
-        file = folder / manifest.get("file", "model.skops")
-        untrusted = sio.get_untrusted_types(file=file)
-        allowed = [t for t in untrusted if _trusted_type(t)]
-        rejected = sorted(set(untrusted) - set(allowed))
-        if rejected:
-            raise UserError(f"{file}: refusing to load types outside the kit and scikit-learn: {', '.join(rejected[:5])}")
-        return sio.load(file, trusted=allowed)
+        return load_skops(file_inside(folder, manifest.get("file", SKOPS_FILE)), cls)
+
+    def check_loaded_state(self, where):
+        """Raise a UserError unless a loaded model has its fitted attributes, of the right types."""
+        if getattr(self, "fitted_", False) is not True:
+            raise UserError(f"{where}: the saved {self.name} model is not fitted: expected a model saved after fit")
+        for attribute, kind in self.state_types.items():
+            value = getattr(self, attribute, None)
+            if not isinstance(value, kind):
+                raise UserError(
+                    f"{where}: the saved {self.name} model's {attribute} is a {type(value).__name__}, "
+                    f"expected a {kind.__name__}"
+                )
 
 
-def _trusted_type(name):
-    return name.split(".")[0] in ("kit", "sklearn", "numpy", "scipy", "collections", "builtins")
+SKOPS_FILE = "model.skops"
+#: Fields every manifest may have and their JSON types (``!``: required); see
+#: :func:`kit.models.untrusted.check_fields`.
+MANIFEST_FIELDS = {
+    "model": "str!",
+    "kit_version": "str!",
+    "format": "str",
+    "file": "str",
+    "params": "dict",
+    "fit_seconds": "number|null",
+    "validation_score": "number|dict|null",
+    "saved": "str|null",
+    "competition": "str|null",
+    "competition_files": "dict|null",
+    "seed": "int|null",
+}
+
+
+def _finite(value):
+    """``value`` with every NaN or infinite float (at any depth) replaced by None."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _jsonable(value):
@@ -257,19 +294,48 @@ def _jsonable(value):
 
 
 def read_manifest(path):
-    """The manifest of a saved model folder, or a :class:`UserError`."""
+    """The manifest of a saved model folder, checked; a :class:`UserError` when unusable.
+
+    A model folder is untrusted input: the manifest must be a JSON object of bounded
+    size whose fields have the types the kit writes, name a registered rung saved in
+    that rung's format by the same major kit version, and name only files inside the
+    folder (:mod:`kit.models.untrusted`).
+
+    Examples
+    --------
+    >>> read_manifest("models/practice/gbm-1")["model"]   # doctest: +SKIP
+    'gbm'
+    """
+    from kit.models import get
+    from kit.models.untrusted import check_fields, file_inside, plain_name, read_json_object
+    from kit.safetext import printable
+
     path = Path(path)
-    file = path / MANIFEST
-    if not file.is_file():
-        raise UserError(f"{path} is not a saved model: expected {file} (written by model.save or `kit train`)")
-    try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{file}: unreadable model manifest ({exc})") from None
-    major = str(manifest.get("kit_version", "")).split(".")[0]
+    where = printable(path)
+    if not path.is_dir():
+        found = "no such folder" if not path.exists() else "a file"
+        raise UserError(f"{where} is not a saved model: expected a folder written by model.save or `kit train`, found {found}")
+    if not (path / MANIFEST).exists() and not (path / MANIFEST).is_symlink():
+        raise UserError(
+            f"{where} is not a saved model: expected {printable(path / MANIFEST)} (written by model.save or `kit train`)"
+        )
+    manifest = read_json_object(file_inside(path, MANIFEST, "manifest"), "model manifest")
+    check_fields(manifest, MANIFEST_FIELDS, where)
+    major = manifest["kit_version"].split(".")[0]
     if major != __version__.split(".")[0]:
         raise UserError(
-            f"{path} was saved by specsim-kit {manifest.get('kit_version')!r}; this is {__version__}: "
+            f"{where} was saved by specsim-kit {printable(repr(manifest['kit_version']), 40)}; this is {__version__}: "
             "expected the same major version (retrain the model)"
         )
+    cls = get(manifest["model"])
+    if manifest.get("format", cls.save_format) != cls.save_format:
+        raise UserError(
+            f"{where}: manifest format {printable(repr(manifest['format']), 40)} does not match the {cls.name} rung, "
+            f"which saves {cls.save_format!r}"
+        )
+    if manifest.get("competition") is not None:
+        plain_name(manifest["competition"], "competition", where)
+    files = manifest.get("competition_files") or {}
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        raise UserError(f"{where}: manifest field 'competition_files' must map file names to sha256 strings")
     return manifest

@@ -50,6 +50,7 @@ class CosineModel(PairModel):
     """
 
     name = "cosine"
+    state_types = {"calibration_": IsotonicRegression, "n_train_pairs_": int}
 
     def __init__(self, n_pairs=20000, tolerance=TOLERANCE, seed=0, progress=True):
         self.n_pairs = n_pairs

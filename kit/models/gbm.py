@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from kit.features import BIN_WIDTH, TOLERANCE, pair_features
+from kit.errors import UserError
 from kit.models.base import PairModel, check_float, check_int, check_spectra, seeded_rng, training_pairs
 
 
@@ -61,6 +62,7 @@ class GBMModel(PairModel):
     """
 
     name = "gbm"
+    state_types = {"regressor_": HistGradientBoostingRegressor, "feature_names_": list, "n_train_pairs_": int}
 
     def __init__(
         self,
@@ -125,6 +127,17 @@ class GBMModel(PairModel):
         self.fitted_ = True
         self.fit_seconds_ = time.perf_counter() - start
         return self
+
+    def check_loaded_state(self, where):
+        """Also refuse features the kit does not compute (a forged or damaged file)."""
+        super().check_loaded_state(where)
+        from kit.features import FEATURE_NAMES
+
+        names = self.feature_names_
+        if not names or not all(isinstance(n, str) and n in FEATURE_NAMES for n in names) or len(set(names)) != len(names):
+            raise UserError(f"{where}: the saved gbm model's feature names are not the kit's pair features")
+        if getattr(self.regressor_, "n_features_in_", None) != len(names):
+            raise UserError(f"{where}: the saved gbm model's regressor does not read its {len(names)} features")
 
     def _predict_indices(self, spectra, idx_a, idx_b):
         x = self.features(spectra, idx_a, idx_b)

@@ -41,6 +41,7 @@ class MeanModel(PairModel):
     """
 
     name = "mean"
+    state_types = {"regressor_": DummyRegressor, "n_train_pairs_": int}
 
     def __init__(self, n_pairs=20000, seed=0):
         self.n_pairs = n_pairs

@@ -1,0 +1,604 @@
+"""Saved model folders are untrusted input (kit.models.untrusted, kit.models.base.read_manifest).
+
+Every hostile or broken folder must end in one UserError line (exit 2 from
+``kit predict``), never run code, never read outside the folder, never inflate a bomb.
+"""
+import io
+import json
+import os
+import shutil
+import struct
+import zipfile
+import zlib
+
+import numpy as np
+import pytest
+
+import kit.cli
+import kit.models
+from kit.errors import UserError
+from kit.models import untrusted
+
+SMALL = {
+    "mean": {"n_pairs": 300},
+    "cosine": {"n_pairs": 300, "progress": False},
+    "gbm": {"n_pairs": 300, "max_iter": 20, "progress": False},
+}
+
+
+@pytest.fixture(scope="module")
+def spectra():
+    from conftest import structure_spectra
+
+    return structure_spectra()
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory, spectra):
+    """One saved folder per classical rung (read-only: copy before changing)."""
+    root = tmp_path_factory.mktemp("saved")
+    return {name: kit.models.get(name)(**params).fit(spectra).save(root / name) for name, params in SMALL.items()}
+
+
+@pytest.fixture
+def mean_dir(saved, tmp_path):
+    folder = tmp_path / "mean"
+    shutil.copytree(saved["mean"], folder)
+    return folder
+
+
+def manifest_of(folder):
+    return json.loads((folder / "manifest.json").read_text())
+
+
+def write_manifest(folder, manifest):
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def refused(folder, match=None, capsys=None):
+    """Assert that loading ``folder`` is a UserError, and that `kit predict` exits 2 with one line."""
+    with pytest.raises(UserError, match=match) as info:
+        kit.models.load(folder)
+    message = str(info.value)
+    assert "\n" not in message and message.isprintable()
+    if capsys is not None:
+        capsys.readouterr()
+        assert kit.cli.main(["predict", str(folder)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err and "error:" in err
+    return message
+
+
+# --- the pinned allow-lists ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_pinned_skops_types_are_exactly_what_each_rung_saves(saved, name):
+    import skops.io as sio
+
+    assert set(sio.get_untrusted_types(file=saved[name] / "model.skops")) == set(untrusted.SKOPS_TYPES[name])
+    assert not any(t.startswith("builtins.") for t in untrusted.SKOPS_TYPES[name])
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_saved_models_load_and_predict_the_same(saved, spectra, name):
+    from model_builders import all_pairs
+
+    pairs = all_pairs(spectra, limit=50)
+    model = kit.models.load(saved[name])
+    assert type(model).__name__ == type(kit.models.get(name)()).__name__
+    assert np.isfinite(model.predict(spectra, pairs)).all()
+
+
+def test_saved_files_are_readable_by_others_under_the_umask(saved):
+    for path in saved["mean"].iterdir():
+        assert path.stat().st_mode & 0o044 == 0o044 & ~untrusted_umask()
+
+
+def untrusted_umask():
+    from kit.fileio import current_umask
+
+    return current_umask()
+
+
+# --- the manifest ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, match", [
+    ("[]", "JSON object, found a JSON array"),
+    ("3", "found a JSON number"),
+    ('"mean"', "found a JSON string"),
+    ("null", "found a JSON null"),
+    ("{", "not valid JSON"),
+    ("", "not valid JSON"),
+    ("[" * 100_000, "nested too deeply|not valid JSON"),
+    ('{"model": "mean", "kit_version": "0.1.0", "x": "' + "a" * (2 << 20) + '"}', "larger than"),
+])
+def test_manifest_that_is_not_a_small_json_object(mean_dir, text, match, capsys):
+    (mean_dir / "manifest.json").write_text(text)
+    refused(mean_dir, match, capsys)
+
+
+def test_manifest_that_is_not_utf8(mean_dir):
+    (mean_dir / "manifest.json").write_bytes(b'{"model": "\xff"}')
+    refused(mean_dir, "not UTF-8")
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("model", ["mean"], "'model' must be a string"),
+    ("model", 3, "'model' must be a string"),
+    ("model", None, "'model' must be a string"),
+    ("model", "os.system", "unknown model"),
+    ("model", "__import__('os').system('id')", "unknown model"),
+    ("model", "siamese", "format 'skops' does not match the siamese rung"),
+    ("kit_version", 1, "'kit_version' must be a string"),
+    ("kit_version", "99.0.0", "same major version"),
+    ("params", [], "'params' must be an object"),
+    ("file", 5, "'file' must be a string"),
+    ("fit_seconds", "fast", "'fit_seconds' must be a finite number"),
+    ("validation_score", [0.1], "'validation_score'"),
+    ("format", "pickle", "format 'pickle' does not match"),
+    ("competition", "../../etc", "must be a plain name"),
+    ("competition", "/etc", "must be a plain name"),
+    ("competition", 7, "'competition' must be a string"),
+    ("competition_files", [], "'competition_files' must be an object"),
+    ("competition_files", {"train.mgf": 1}, "competition_files"),
+])
+def test_manifest_fields_of_the_wrong_type(mean_dir, field, value, match, capsys):
+    manifest = manifest_of(mean_dir)
+    manifest[field] = value
+    write_manifest(mean_dir, manifest)
+    refused(mean_dir, match, capsys)
+
+
+@pytest.mark.parametrize("field", ["model", "kit_version"])
+def test_manifest_without_a_required_field(mean_dir, field):
+    manifest = manifest_of(mean_dir)
+    del manifest[field]
+    write_manifest(mean_dir, manifest)
+    refused(mean_dir, f"no '{field}' field")
+
+
+def test_not_a_model_folder(tmp_path, capsys):
+    refused(tmp_path / "missing", "no such folder", capsys)
+    (tmp_path / "file").write_text("x")
+    refused(tmp_path / "file", "found a file")
+    refused(tmp_path, "not a saved model")
+
+
+def test_manifest_symlink_leading_out_is_refused(mean_dir, tmp_path):
+    outside = tmp_path / "outside.json"
+    shutil.copy(mean_dir / "manifest.json", outside)
+    (mean_dir / "manifest.json").unlink()
+    (mean_dir / "manifest.json").symlink_to(outside)
+    refused(mean_dir, "outside the model folder")
+
+
+# --- the model file's path ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, match", [
+    ("/etc/passwd", "inside the model folder"),
+    ("../mean/model.skops", "no absolute path, no '..'"),
+    ("sub/../../model.skops", "no absolute path, no '..'"),
+    ("..\\model.skops", "no absolute path, no '..'"),
+    ("C:\\Windows\\model.skops", "no absolute path"),
+    ("\\\\server\\share\\model.skops", "no absolute path"),
+    ("", "must be a file name"),
+    ("model\x00.skops", "must be a file name"),
+    ("missing.skops", "found no such file"),
+    (".", "not a regular file"),
+])
+def test_manifest_file_must_stay_inside_the_folder(mean_dir, name, match, capsys):
+    manifest = manifest_of(mean_dir)
+    manifest["file"] = name
+    write_manifest(mean_dir, manifest)
+    refused(mean_dir, match, capsys)
+
+
+def test_model_file_symlink_leading_out_is_refused(mean_dir, tmp_path):
+    outside = tmp_path / "elsewhere.skops"
+    shutil.move(mean_dir / "model.skops", outside)
+    (mean_dir / "model.skops").symlink_to(outside)
+    refused(mean_dir, "outside the model folder")
+
+
+def test_model_file_symlink_inside_the_folder_is_fine(mean_dir):
+    (mean_dir / "real.skops").write_bytes((mean_dir / "model.skops").read_bytes())
+    (mean_dir / "model.skops").unlink()
+    (mean_dir / "model.skops").symlink_to("real.skops")
+    assert kit.models.load(mean_dir).name == "mean"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_model_file_that_is_a_device_is_refused(mean_dir):
+    (mean_dir / "model.skops").unlink()
+    (mean_dir / "model.skops").symlink_to("/dev/zero")
+    refused(mean_dir, "outside the model folder|not a regular file")
+
+
+# --- the skops file's content ---------------------------------------------------------
+
+
+def _schema(folder):
+    with zipfile.ZipFile(folder / "model.skops") as archive:
+        return json.loads(archive.read("schema.json")), {n: archive.read(n) for n in archive.namelist()}
+
+
+def _rewrite(folder, schema=None, replace=None, compression=zipfile.ZIP_STORED):
+    old_schema, members = _schema(folder)
+    members["schema.json"] = json.dumps(schema if schema is not None else old_schema).encode()
+    members.update(replace or {})
+    with zipfile.ZipFile(folder / "model.skops", "w", compression=compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"", "not a readable"),
+    (b"not a zip at all\n", "not a readable"),
+    (b"PK\x03\x04" + os.urandom(200), "not a readable"),
+])
+def test_garbage_model_file(mean_dir, content, match, capsys):
+    (mean_dir / "model.skops").write_bytes(content)
+    refused(mean_dir, match, capsys)
+
+
+@pytest.mark.parametrize("keep", [0.1, 0.5, 0.9, 0.999])
+def test_truncated_model_file(saved, mean_dir, keep):
+    data = (saved["gbm"] / "model.skops").read_bytes()
+    shutil.rmtree(mean_dir)
+    shutil.copytree(saved["gbm"], mean_dir)
+    (mean_dir / "model.skops").write_bytes(data[: int(len(data) * keep)])
+    refused(mean_dir, "not a readable")
+
+
+def test_corrupted_bytes_inside_a_valid_zip(saved, tmp_path):
+    folder = tmp_path / "gbm"
+    shutil.copytree(saved["gbm"], folder)
+    data = bytearray((folder / "model.skops").read_bytes())
+    middle = len(data) // 2
+    data[middle: middle + 64] = os.urandom(64)
+    (folder / "model.skops").write_bytes(bytes(data))
+    try:
+        model = kit.models.load(folder)
+    except UserError as exc:
+        assert "\n" not in str(exc)
+    else:  # the bytes hit unused padding: the model still loads as the kit's own type
+        assert model.name == "gbm"
+
+
+def test_npz_named_skops(mean_dir, capsys):
+    with open(mean_dir / "model.skops", "wb") as handle:
+        np.savez(handle, a=np.arange(3))
+    refused(mean_dir, "not a readable skops model", capsys)
+
+
+def test_keras_file_named_skops(mean_dir, siamese_dir):
+    shutil.copy(siamese_dir / "model.keras", mean_dir / "model.skops")
+    refused(mean_dir, "not a readable skops model")
+
+
+def test_another_rungs_file_under_this_rungs_name(saved, tmp_path, capsys):
+    folder = tmp_path / "forged"
+    shutil.copytree(saved["gbm"], folder)
+    manifest = manifest_of(folder)
+    manifest["model"] = "mean"
+    write_manifest(folder, manifest)
+    refused(folder, "types a mean model does not save", capsys)
+
+
+def test_mean_file_under_the_cosine_name(saved, tmp_path):
+    folder = tmp_path / "forged"
+    shutil.copytree(saved["mean"], folder)
+    manifest = manifest_of(folder)
+    manifest["model"] = "cosine"
+    write_manifest(folder, manifest)
+    refused(folder, "does not save: kit.models.mean.MeanModel")
+
+
+@pytest.mark.parametrize("module, cls", [
+    ("os", "system"),
+    ("builtins", "eval"),
+    ("subprocess", "Popen"),
+    ("kit.models.siamese", "SiameseModel"),
+    ("collections", "OrderedDict"),
+])
+def test_schema_naming_other_classes_is_refused(mean_dir, module, cls, capsys):
+    schema, _ = _schema(mean_dir)
+    schema["__module__"], schema["__class__"] = module, cls
+    _rewrite(mean_dir, schema)
+    refused(mean_dir, f"does not save: {module}.{cls}", capsys)
+
+
+@pytest.mark.parametrize("module, function", [("builtins", "eval"), ("os", "system"), ("builtins", "exec")])
+def test_schema_with_a_function_is_refused(mean_dir, module, function):
+    schema, _ = _schema(mean_dir)
+    schema["content"]["content"]["n_pairs"] = {
+        "__class__": function, "__module__": module, "__loader__": "FunctionNode", "__id__": 1,
+    }
+    _rewrite(mean_dir, schema)
+    refused(mean_dir, f"{module}.{function}")
+
+
+class _Payload:
+    """Pickles to a call of os.mkdir: unpickling it would create a folder."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.path,))
+
+
+def test_pickle_inside_the_skops_zip_is_never_unpickled(mean_dir, tmp_path):
+    marker = tmp_path / "pwned"
+    schema, members = _schema(mean_dir)
+    npy = next(name for name in members if name.endswith(".npy"))
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([_Payload(marker)], dtype=object), allow_pickle=True)
+    _rewrite(mean_dir, schema, replace={npy: buffer.getvalue(), "payload.pkl": buffer.getvalue()})
+    with pytest.raises(UserError, match="not a readable skops model"):
+        kit.models.load(mean_dir)
+    assert not marker.exists()
+
+
+def test_skops_file_with_wrong_state_types(spectra, tmp_path):
+    model = kit.models.get("mean")(n_pairs=300).fit(spectra)
+    model.regressor_ = "not a regressor"
+    folder = model.save(tmp_path / "m")
+    refused(folder, "regressor_ is a str, expected a DummyRegressor")
+    model.regressor_, model.fitted_ = None, "yes"
+    import skops.io as sio
+
+    sio.dump(model, folder / "model.skops")
+    refused(folder, "not fitted")
+
+
+def test_gbm_with_forged_feature_names(saved, tmp_path):
+    import skops.io as sio
+
+    model = kit.models.load(saved["gbm"])
+    model.feature_names_ = ["__class__"] * len(model.feature_names_)
+    folder = tmp_path / "gbm"
+    shutil.copytree(saved["gbm"], folder)
+    sio.dump(model, folder / "model.skops")
+    refused(folder, "feature names are not the kit's pair features")
+
+
+def test_deeply_nested_schema(mean_dir):
+    schema, members = _schema(mean_dir)
+    opening = '{"__class__": "list", "__module__": "builtins", "__loader__": "ListNode", "__id__": 1, "content": ['
+    text = opening * 5000 + json.dumps(schema) + "]}" * 5000
+    _rewrite(mean_dir, replace={"schema.json": text.encode()})
+    refused(mean_dir)
+
+
+# --- zip bombs and odd archives -------------------------------------------------------
+
+
+def write_zip_bomb(path, member, unpacked_gib):
+    """A real zip whose ``member`` inflates to ``unpacked_gib`` GiB of zeros.
+
+    Built from one deflate block of 1 MiB of zeros, repeated (each block ends with a full
+    flush, so copies can follow each other), then a final empty block: a few MB on disk
+    and in memory, ``unpacked_gib`` GiB when inflated. The CRC is the real one.
+    """
+    chunk = bytes(1 << 20)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = compressor.compress(chunk) + compressor.flush(zlib.Z_FULL_FLUSH)
+    count = int(unpacked_gib * 1024)
+    crc = 0
+    for _ in range(count):
+        crc = zlib.crc32(chunk, crc)
+    final = zlib.compressobj(9, zlib.DEFLATED, -15).flush()
+    size, packed, name = count << 20, len(block) * count + len(final), member.encode()
+    with open(path, "wb") as handle:
+        handle.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, crc, packed, size, len(name), 0) + name)
+        for _ in range(count):
+            handle.write(block)
+        handle.write(final)
+        directory = handle.tell()
+        central = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0x21, crc, packed, size, len(name),
+                              0, 0, 0, 0, 0, 0) + name
+        handle.write(central)
+        handle.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), directory, 0))
+
+
+def test_zip_bomb_builder_is_a_real_zip(tmp_path):
+    path = tmp_path / "small.zip"
+    write_zip_bomb(path, "schema.json", 1 / 256)  # 4 MiB: small enough to inflate here
+    with zipfile.ZipFile(path) as archive:
+        assert archive.testzip() is None
+        assert archive.getinfo("schema.json").file_size == 4 << 20
+
+
+def test_zip_bomb_of_gigabytes_is_refused_before_inflating(mean_dir, capsys):
+    write_zip_bomb(mean_dir / "model.skops", "schema.json", 3)
+    assert (mean_dir / "model.skops").stat().st_size < 5 << 20
+    message = refused(mean_dir, "unpacks to more than", capsys)
+    assert "zip bomb" in message
+
+
+def test_small_zip_bomb_is_refused_by_its_ratio(mean_dir, siamese_dir, tmp_path):
+    write_zip_bomb(mean_dir / "model.skops", "schema.json", 1 / 16)  # 64 MiB from 64 KiB
+    refused(mean_dir, "times larger than it is stored")
+    folder = tmp_path / "siamese"
+    shutil.copytree(siamese_dir, folder)
+    write_zip_bomb(folder / "model.keras", "config.json", 1 / 16)
+    refused(folder, "times larger than it is stored")
+
+
+def test_too_many_entries(saved, tmp_path, monkeypatch):
+    monkeypatch.setattr(untrusted, "MAX_ENTRIES", 10)
+    folder = tmp_path / "gbm"
+    shutil.copytree(saved["gbm"], folder)
+    refused(folder, "entries is too many")
+
+
+def test_model_file_too_large_on_disk(mean_dir, monkeypatch):
+    monkeypatch.setattr(untrusted, "MAX_UNPACKED_BYTES", 100)
+    refused(mean_dir, "too large")
+
+
+def test_other_compression_methods_are_refused(mean_dir):
+    _rewrite(mean_dir, compression=zipfile.ZIP_BZIP2)
+    refused(mean_dir, "compression method 12")
+
+
+def test_entry_paths_outside_the_archive_are_refused(mean_dir):
+    _rewrite(mean_dir, replace={"../../evil.npy": b"x"})
+    refused(mean_dir, "path outside the archive")
+
+
+# --- the siamese rung's Keras file -----------------------------------------------------
+
+siamese = pytest.importorskip("kit.models.siamese")
+TINY = dict(hidden_units=(16,), embedding_dim=8, pairs_per_epoch=128, validation_pairs=64, epochs=1, batch_size=32,
+            validation_fraction=0.25, lr_patience=1, verbose=0, seed=0)
+
+
+@pytest.fixture(scope="module")
+def siamese_saved(tmp_path_factory):
+    from test_models_siamese import make_spectra
+
+    root = tmp_path_factory.mktemp("siamese")
+    spectra = make_spectra()
+    with_metadata = siamese.SiameseModel(**TINY).fit(spectra).save(root / "with")
+    without = siamese.SiameseModel(**(TINY | {"use_metadata": False, "hidden_units": (8, 8)})).fit(spectra)
+    return with_metadata, without.save(root / "without"), spectra
+
+
+@pytest.fixture
+def siamese_dir(siamese_saved, tmp_path):
+    folder = tmp_path / "siamese-copy"
+    shutil.copytree(siamese_saved[0], folder)
+    return folder
+
+
+def test_keras_config_classes_are_pinned(siamese_saved):
+    for folder in siamese_saved[:2]:
+        config = untrusted.read_archive_json(folder / "model.keras", "config.json", "network")
+        found = {(m, c) for m, c, _ in untrusted._keras_classes(config, 0, "x")}
+        assert found <= untrusted.KERAS_CLASSES
+        assert kit.models.load(folder).name == "siamese"
+
+
+def _rewrite_keras(folder, config=None, replace=None):
+    with zipfile.ZipFile(folder / "model.keras") as archive:
+        members = {n: archive.read(n) for n in archive.namelist()}
+    if config is not None:
+        members["config.json"] = json.dumps(config).encode()
+    members.update(replace or {})
+    with zipfile.ZipFile(folder / "model.keras", "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def test_lambda_layer_is_refused_and_keras_safe_mode_agrees(tmp_path):
+    import keras
+
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Lambda(lambda x: x * 2, name="embedding_network")(inputs)
+    network = keras.Model(inputs, outputs)
+    path = tmp_path / "lambda.keras"
+    network.save(path)
+    with pytest.raises(ValueError, match="safe_mode"):
+        keras.saving.load_model(path, safe_mode=True)
+    folder = tmp_path / "m"
+    folder.mkdir()
+    shutil.copy(path, folder / "model.keras")
+    write_manifest(folder, {"model": "siamese", "kit_version": kit.__version__, "format": "keras",
+                            "file": "model.keras", "binning": {"bin_width": 0.1, "mz_range": [10, 1000],
+                                                               "intensity_power": 0.5}})
+    refused(folder, "Lambda layer runs code")
+
+
+def test_custom_objects_are_refused(tmp_path):
+    import keras
+
+    @keras.saving.register_keras_serializable(package="evil")
+    class Boom(keras.layers.Layer):
+        def call(self, x):
+            return x
+
+    inputs = keras.Input((4,))
+    network = keras.Model(inputs, Boom()(inputs))
+    folder = tmp_path / "m"
+    folder.mkdir()
+    network.save(folder / "model.keras")
+    write_manifest(folder, {"model": "siamese", "kit_version": kit.__version__, "format": "keras",
+                            "binning": {"bin_width": 0.1, "mz_range": [10, 1000], "intensity_power": 0.5}})
+    refused(folder, "refusing to load")
+
+
+@pytest.mark.parametrize("change", [
+    lambda c: c.update(module="os", class_name="system"),
+    lambda c: c.update(registered_name="evil>Layer"),
+    lambda c: c["config"]["layers"].append({"module": "keras.layers", "class_name": "Lambda", "config": {}}),
+    lambda c: c["config"]["layers"].append({"module": ["x"], "class_name": {"a": 1}}),
+])
+def test_forged_keras_configs_are_refused(siamese_dir, change, capsys):
+    config = untrusted.read_archive_json(siamese_dir / "model.keras", "config.json", "network")
+    change(config)
+    _rewrite_keras(siamese_dir, config)
+    refused(siamese_dir, "refusing to load", capsys)
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage", b"PK\x03\x04truncated"])
+def test_garbage_keras_file(siamese_dir, content, capsys):
+    (siamese_dir / "model.keras").write_bytes(content)
+    refused(siamese_dir, "not a readable", capsys)
+
+
+def test_truncated_and_swapped_keras_files(siamese_dir, saved):
+    data = (siamese_dir / "model.keras").read_bytes()
+    (siamese_dir / "model.keras").write_bytes(data[: len(data) // 2])
+    refused(siamese_dir, "not a readable")
+    shutil.copy(saved["mean"] / "model.skops", siamese_dir / "model.keras")
+    refused(siamese_dir, "no config.json inside")
+
+
+def test_damaged_weights_inside_the_keras_file(siamese_dir):
+    _rewrite_keras(siamese_dir, replace={"model.weights.h5": b"not hdf5"})
+    refused(siamese_dir, "not a readable siamese network")
+
+
+def test_keras_config_that_is_not_an_object(siamese_dir):
+    _rewrite_keras(siamese_dir, replace={"config.json": b"[1, 2]"})
+    refused(siamese_dir, "not an object")
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("binning", None, "no 'binning' field"),
+    ("binning", [0.1], "'binning' must be an object"),
+    ("binning", {"bin_width": "wide"}, "unusable binning"),
+    ("binning", {"bin_width": 0.1, "mz_range": [10, 1000], "intensity_power": 0.5, "evil": 1}, "unusable binning"),
+    ("metadata_features", ["os.system"], "metadata_features must be"),
+    ("metadata_features", [], "input"),
+    ("history", [], "'history' must be an object"),
+    ("history", {"loss": "x"}, "history must map"),
+    ("best_epoch", "3", "'best_epoch' must be an integer"),
+    ("params", {"hidden_units": "many"}, "unusable parameters"),
+    ("params", {"dropout": 7}, "unusable parameters"),
+    ("file", "../with/model.keras", "no absolute path"),
+    ("format", "skops", "does not match the siamese rung"),
+])
+def test_siamese_manifest_fields(siamese_dir, field, value, match, capsys):
+    manifest = manifest_of(siamese_dir)
+    if value is None:
+        del manifest[field]
+    else:
+        manifest[field] = value
+    write_manifest(siamese_dir, manifest)
+    refused(siamese_dir, match, capsys)
+
+
+def test_siamese_save_writes_strict_json_even_after_a_nan_epoch(siamese_saved, tmp_path):
+    model = kit.models.load(siamese_saved[0])
+    model.history_ = {"val_rmse": [float("nan"), 0.3]}
+    model.best_val_rmse_ = float("inf")
+    folder = model.save(tmp_path / "nan")
+    text = (folder / "manifest.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert kit.models.load(folder).history_ == {"val_rmse": [None, 0.3]}
