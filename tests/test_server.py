@@ -586,6 +586,16 @@ def test_exports_the_log_and_pages_for_kit_leaderboard(server, good, tmp_path, c
     assert "Ada" in out and "Bob" in out
 
 
+def test_participants_added_or_revoked_while_serving_take_effect_at_once(server, good, comp, capsys):
+    from kit.cli import main
+
+    assert main(["participants", "add", "--competition", str(comp), "Late Comer"]) == 0
+    token = capsys.readouterr().out.splitlines()[1].split(",")[1]
+    assert post(server, token, good).json()["participant"] == "Late Comer"
+    assert main(["participants", "revoke", "--competition", str(comp), "late comer"]) == 0
+    assert post(server, token, good).status_code == 401
+
+
 def test_info_says_the_rules(make_server):
     info = make_server(max_upload_mb=2).get("/api/info").json()
     assert info["max_daily_submissions"] == 5 and info["timezone"] == "UTC" and info["rows"] == 60

@@ -694,9 +694,10 @@ def _file_name(name):
 
 
 def _clean(text, limit):
-    """One line of printable text, at most ``limit`` characters."""
-    text = "".join(ch if ch.isprintable() else " " for ch in str(text))
-    return " ".join(text.split())[:limit]
+    """One line of printable text, at most ``limit`` characters (as the log keeps its text cells)."""
+    from kit.leaderboard import _clean_text
+
+    return _clean_text(text, limit)
 
 
 def _templates():
