@@ -107,7 +107,7 @@ def check_public_rows(n_rows, public_fraction, at_most=False):
     missing = "Public" if n_public == 0 else "Private"
     raise UserError(
         f"--public-fraction {public_fraction:g} leaves no {missing} row among {count}: expected a fraction "
-        f"between {1 / n_rows:.3g} and {1 - 1 / n_rows:.3g} for {n_rows:,} pairs (or more pairs: raise --pairs-per-bin)"
+        f"between {1 / n_rows:.3g} and {1 - 1 / n_rows:.{len(str(n_rows))}g} for {n_rows:,} pairs (or more pairs: raise --pairs-per-bin)"
     )
 
 
@@ -353,6 +353,12 @@ def prepare_competition(
         pd.DataFrame({"spectrum_id": neutral, "source_spectrum_id": [ids[test_idx[k]] for k in shuffled]}).to_csv(
             tmp / files.TEST_IDS_FILE, index=False, lineterminator="\n"
         )
+        # Same-molecule pairs share their precursor m/z, which the metric alone hides: the scorer
+        # reports them apart. Private, and beside solution.csv, whose columns stay those Codabench reads.
+        same = test_spectrum_mol[pairs[:, 0]] == test_spectrum_mol[pairs[:, 1]]
+        pd.DataFrame({"id": ids_col, "same_molecule": same.astype(np.int64)}).to_csv(
+            tmp / files.PAIR_DETAILS_FILE, index=False, lineterminator="\n"
+        )
         meta["files"] = {f: sha256_file(tmp / f) for f in files.PUBLIC_FILES}
         (tmp / COMPETITION_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         private = {
@@ -360,7 +366,10 @@ def prepare_competition(
             "kit_version": __version__,
             "seed": int(seed),
             "library": {"sources": sources},
-            "files": {f: sha256_file(tmp / f) for f in (*files.PUBLIC_FILES, COMPETITION_FILE, *files.PRIVATE_FILES)},
+            "files": {
+                f: sha256_file(tmp / f)
+                for f in (*files.PUBLIC_FILES, COMPETITION_FILE, *files.PRIVATE_FILES, files.PAIR_DETAILS_FILE)
+            },
         }
         (tmp / files.MANIFEST_FILE).write_text(json.dumps(private, indent=2) + "\n", encoding="utf-8")
     for line in report.lines():

@@ -203,13 +203,14 @@ def clean_spectra(spectra, filters=None, report=None, progress=False):
     return kept
 
 
-def read_spectra(path, report=None):
+def read_spectra(path, report=None, fmt=None):
     """Read every spectrum of a file with matchms, without cleaning (a generator).
 
     Gzip files are decompressed on the fly (MGF) or to a temporary file (other formats,
     whose readers take a path). Records whose peaks hold NaN or infinite values are
     skipped and counted in ``report`` (matchms cannot hold them). A file that does not
-    parse raises :class:`UserError` naming it.
+    parse raises :class:`UserError` naming it. ``fmt`` gives the format of a file whose
+    name does not say it (a download under a temporary name).
 
     Examples
     --------
@@ -220,7 +221,9 @@ def read_spectra(path, report=None):
         raise UserError(f"{path} is a folder: expected a spectra file ({', '.join(FORMATS)})")
     if not path.is_file():
         raise UserError(f"spectra file not found: {path}")
-    fmt = spectrum_format(path)
+    fmt = spectrum_format(path) if fmt is None else fmt
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt must be one of {', '.join(FORMATS)}, found {fmt!r}")
     report = report if report is not None else CleaningReport(source=str(path))
     try:
         yield from _read(path, fmt, report)

@@ -223,6 +223,77 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, args, fragments)
     assert not data.exists() or not any(p.name != "cache" for p in data.iterdir())
 
 
+BROKEN_LIBRARIES = {
+    "empty.mgf": "",
+    "empty.msp": "",
+    "endless.mgf": "BEGIN IONS\nPEPMASS=100\n50 1\n",
+    "textpeak.mgf": "BEGIN IONS\nPEPMASS=100\nabc def\nEND IONS\n",
+    "junk.mzML": "<mzML>garbage",
+    "junk.json": "{not json",
+    "page.msp": "<!DOCTYPE html><html><body>404</body></html>",
+}
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--library", "empty.mgf"], ["empty.mgf: no spectra found"]),
+        (["--library", "empty.msp"], ["empty.msp: no spectra found"]),
+        (["--library", "endless.mgf"], ["endless.mgf: unreadable mgf file", "no END IONS"]),
+        (["--library", "textpeak.mgf"], ["textpeak.mgf: unreadable mgf file", "abc def"]),
+        (["--library", "junk.mzML"], ["junk.mzML: unreadable mzml file"]),
+        (["--library", "junk.json"], ["junk.json: unreadable json file"]),
+        (["--library", "page.msp"], ["page.msp: unreadable msp file", "line 1"]),
+        (["--library", "lib.mgf", "empty.mgf"], ["empty.mgf: no spectra found"]),
+        (["--public-fraction", "0.00001"], ["--public-fraction 1e-05 leaves no Public row among at most 10,000 test pairs",
+                                            "between 0.0001 and 0.9999 for 10,000 pairs"]),
+        (["--public-fraction", "0.99999"], ["leaves no Private row among at most 10,000"]),
+        (["--public-fraction", "0.01", "--pairs-per-bin", "2"], ["leaves no Public row among at most 20 test pairs",
+                                                                 "between 0.05 and 0.95"]),
+        (["--public-fraction", "nan"], ["--public-fraction must be between 0 and 1", "found nan"]),
+        (["--public-fraction", "inf"], ["--public-fraction must be between 0 and 1"]),
+        (["--test-fraction", "nan"], ["--test-fraction must be between 0 and 1"]),
+        # Known only once the pairs are drawn: 20 pairs at most, then fewer.
+        (["--library", "lib.mgf", "--test-fraction", "0.25", "--pairs-per-bin", "2", "--public-fraction", "0.04"],
+         ["--public-fraction 0.04 leaves no Public row among", "test pairs"]),
+    ],
+)
+def test_broken_libraries_and_public_fractions_are_one_line_exit_2(workdir, library, capsys, args, fragments):
+    from kit.cli import main
+
+    assert library == workdir / "lib.mgf"  # workdir is tmp_path, where the library fixture writes
+    for name, text in BROKEN_LIBRARIES.items():
+        (workdir / name).write_text(text)
+    assert main(["prepare", *args, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in err, err
+    data = workdir / "data"
+    assert not data.exists() or not any(p.name != "cache" for p in data.iterdir())
+
+
+def test_broken_values_never_reach_the_competition_files(workdir, tmp_path):
+    spectra = structure_spectra(per_molecule=3)
+    text = save_spectra(spectra, tmp_path / "clean.mgf").read_text()
+    records = text.split("END IONS\n")
+    broken = [
+        records[0].replace("PRECURSOR_MZ=", "PRECURSOR_MZ=nan\nX=", 1),
+        records[1].rsplit("\n", 2)[0] + "\nnan 1.0\n",
+        records[2].rsplit("\n", 2)[0] + "\n99.5 inf\n",
+        records[3].rsplit("\n", 2)[0] + "\n99.5 -1\n",
+    ]
+    (tmp_path / "broken.mgf").write_text("END IONS\n".join(broken + records[4:]))
+    comp = prepare_competition(tmp_path / "broken.mgf", name="broken", test_fraction=0.25, pairs_per_bin=5, progress=False)
+    cleaning = comp.metadata["library"]["cleaning"]
+    assert cleaning["dropped"] == {"require_finite_values": 4} and cleaning["kept"] == len(spectra) - 4
+    for f in ("train.mgf", "test.mgf"):
+        written = (comp.path / f).read_text().lower()
+        assert "nan" not in written and "inf" not in written and " -" not in written, f
+    for s in comp.train_spectra + comp.test_spectra:
+        assert np.isfinite(s.peaks.mz).all() and (s.peaks.intensities >= 0).all() and np.isfinite(s.get("precursor_mz"))
+
+
 def test_cli_prepare_and_load(tmp_path, library):
     proc = kit_cli("prepare", "--library", library, "--name", "cli", "--test-fraction", "0.25", "--pairs-per-bin", "3", "--quiet", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -264,38 +335,6 @@ def test_massbank_download_from_a_local_server(tmp_path, library):
     assert "downloading MassBank_NISTformat.msp" in proc.stderr  # the progress bar
     comp = load_competition(tmp_path / "data" / "massbank")
     assert comp.metadata["library"]["sources"][0]["source"] == "MassBank_NISTformat.msp"
-
-
-def test_download_failure_is_a_user_error_and_leaves_nothing(tmp_path):
-    from kit.download import download
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OneFile)
-    port = server.server_port
-    server.server_close()  # nobody listens there now
-    with pytest.raises(UserError, match="could not download"):
-        download(f"http://127.0.0.1:{port}/x.msp", tmp_path / "cache" / "x.msp", progress=False)
-    assert not (tmp_path / "cache").exists() or list((tmp_path / "cache").iterdir()) == []
-
-
-class _Truncated(_OneFile):
-    def do_GET(self):  # noqa: N802 - the http.server API
-        self.send_response(200)
-        self.send_header("Content-Length", "1000")
-        self.end_headers()
-        self.wfile.write(b"only part of it")
-
-
-def test_truncated_download_leaves_no_file(tmp_path):
-    from kit.download import download
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Truncated)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        with pytest.raises(UserError, match="could not download|stopped early"):
-            download(f"http://127.0.0.1:{server.server_port}/x.msp", tmp_path / "cache" / "x.msp", progress=False)
-    finally:
-        server.shutdown()
-    assert list((tmp_path / "cache").iterdir()) == []
 
 
 def _rdkit_label(smiles_a, smiles_b):
