@@ -418,6 +418,14 @@ def test_reveal_needs_the_teacher_token_and_ranks_on_private(server, comp, tmp_p
     assert board["rows"][0]["public_rank"] == 2
     assert "private" in server.get("/api/me", headers=auth(server.tokens["Ada"])).json()["submissions"][0]
     assert "private" in server.get("/").text
+    # A reveal by mistake can be taken back; anything else in the body is refused.
+    assert server.post("/api/reveal", headers=auth(teacher), json={"revealed": "no"}).status_code == 422
+    assert server.post("/api/reveal", headers=auth(teacher), json=[1]).status_code == 422
+    assert server.post("/api/reveal", headers={**auth(teacher), "Content-Type": "application/json"},
+                       content=b"{not json").status_code == 422
+    assert server.post("/api/reveal", headers=auth(teacher), json={"revealed": False}).json() == {"revealed": False}
+    board = server.get("/api/leaderboard").json()
+    assert board["revealed"] is False and "private" not in board["rows"][0]
 
 
 # --- pages ------------------------------------------------------------------------------

@@ -35,6 +35,8 @@ FORM_OVERHEAD = 64 * 1024
 MAX_DESCRIPTION = 200
 #: Longest uploaded file name kept for display.
 MAX_FILE_NAME = 120
+#: Files scored at the same time (more wait their turn).
+SCORING_SLOTS = max(2, min(8, os.cpu_count() or 2))
 #: Longest bearer token looked at (real ones have 32 characters).
 MAX_TOKEN = 256
 
@@ -75,6 +77,8 @@ class ServerState:
     refresh_ms: int = 10_000
     exporter: object = None
     plots: dict = field(default_factory=dict)
+    standings: tuple = None
+    scoring_slots: object = None
 
     @property
     def private_dir(self):
@@ -224,6 +228,9 @@ def _build(state):
 
     @asynccontextmanager
     async def lifespan(app):
+        import anyio
+
+        state.scoring_slots = anyio.CapacityLimiter(SCORING_SLOTS)
         # The exports follow the database: bring them up to date after a restart.
         state.exporter.request()
         yield
@@ -300,7 +307,7 @@ def _build(state):
         participant = await _participant(state, _bearer(request))
         return await run_in_threadpool(_history, state, participant)
 
-    @app.post("/api/reveal", summary="Teacher: rank on the Private scores")
+    @app.post("/api/reveal", summary="Teacher: rank on the Private scores (JSON {\"revealed\": false} hides them again)")
     async def post_reveal(request: Request):
         token = _bearer(request)
         if not same_token(token[:MAX_TOKEN], state.teacher_hash):
@@ -308,9 +315,18 @@ def _build(state):
             if known is not None:
                 raise ApiError(403, "revealing the Private ranking needs the teacher token, not a participant's")
             raise ApiError(401, "unknown token: expected the teacher token (private/teacher_token)")
-        await run_in_threadpool(state.db.set_revealed, True)
+        revealed = True
+        if request.headers.get("content-type", "").lower().startswith("application/json"):
+            try:
+                body = await request.json()
+            except ValueError:
+                body = None
+            if not isinstance(body, dict) or not isinstance(body.get("revealed", True), bool):
+                raise ApiError(422, 'expected no body, or the JSON object {"revealed": true} or {"revealed": false}')
+            revealed = body.get("revealed", True)
+        await run_in_threadpool(state.db.set_revealed, revealed)
         state.exporter.request()
-        return {"revealed": True}
+        return {"revealed": revealed}
 
     @app.get("/api/info", summary="The competition's rules: metric, limits, deadline")
     async def get_info():
@@ -494,6 +510,7 @@ def _too_large(cap):
 
 async def _accept(state, participant, upload, description):
     """Score an upload and record it; the 201 body, or an :class:`ApiError`."""
+    import anyio.to_thread
     from fastapi.concurrency import run_in_threadpool
     from starlette.datastructures import UploadFile
 
@@ -511,7 +528,9 @@ async def _accept(state, participant, upload, description):
     staged, digest, size = await run_in_threadpool(_stage, state, upload)
     try:
         try:
-            result = await run_in_threadpool(state.scorer.score, staged)
+            # At most a few files are scored at once: each holds its file and arrays in
+            # memory, and on a small machine more threads only share the same cores.
+            result = await anyio.to_thread.run_sync(state.scorer.score, staged, limiter=state.scoring_slots)
         except UserError as exc:
             raise ApiError(422, _clean(str(exc).replace(str(staged), name), 1000)) from None
         except Exception as exc:  # noqa: BLE001 - recorded for the teacher, then reported as ours
@@ -642,30 +661,34 @@ def _history(state, participant):
 
 
 def _standings(state):
-    """``(standings, latest submission time per participant)`` from the database."""
+    """``(standings, latest submission time per participant)`` from the database, kept per version."""
     from kit.server.standings import latest_times, standings
 
-    current = standings(state.db, state.competition, state.scorer.metric)
-    return current, latest_times(current.log)
+    version = state.db.version()
+    cached = state.standings
+    if cached is None or cached[0] != version:
+        current = standings(state.db, state.competition, state.scorer.metric)
+        cached = state.standings = (version, current, latest_times(current.log))
+    return cached[1], cached[2]
 
 
 def _plot_images(state):
-    """``{"history": png bytes, "bins": png bytes}`` for the live page, cached per leaderboard version."""
+    """``{"history": png bytes, "bins": png bytes}`` for the live page, drawn once per leaderboard version."""
     import base64
 
     from kit import leaderboard_pages as pages
 
     version = state.db.version()
-    cached = state.plots
-    if cached.get("version") != version:
-        current, _ = _standings(state)
-        images = {}
-        if len(current.ranking):
-            with _PLOT_LOCK:
-                drawn = pages.plot_images(current)
-            images = {key: base64.b64decode(png) for key, (_, _, png) in zip(("history", "bins"), drawn)}
-        state.plots = cached = {"version": version, "images": images}
-    return cached["images"]
+    if state.plots.get("version") != version:
+        with _PLOT_LOCK:  # many pages asking at once: one draws, the others find it drawn
+            if state.plots.get("version") != version:
+                current, _ = _standings(state)
+                images = {}
+                if len(current.ranking):
+                    drawn = pages.plot_images(current)
+                    images = {key: base64.b64decode(png) for key, (_, _, png) in zip(("history", "bins"), drawn)}
+                state.plots = {"version": version, "images": images}
+    return state.plots["images"]
 
 
 def _version_tag(current):
