@@ -7,8 +7,10 @@ def add_parser(subparsers):
         "prepare",
         help="build a competition from a spectral library",
         description="Build data/NAME/ (train.mgf, test.mgf, test_pairs.csv, sample_submission.csv, "
-        "competition.json, private/solution.csv) from a spectral library. Without --library, a "
-        "simulated practice library is generated offline.",
+        "competition.json; private/solution.csv, private/test_ids.csv, private/manifest.json) from a "
+        "spectral library. Test spectra get neutral ids (test_000001 ...) in a shuffled order; the seed "
+        "and the map to the library's ids stay in private/. Without --library, a simulated practice "
+        "library is generated offline.",
     )
     p.add_argument("--library", nargs="+", metavar="PATH|massbank",
                    help="spectra files (.mgf .msp .mzML .json, .gz allowed) or 'massbank' to download MassBank")
@@ -16,7 +18,9 @@ def add_parser(subparsers):
     p.add_argument("--data", metavar="DIR", help="folder holding competitions, where data/NAME/ is written (default: ./data)")
     # The earlier name of --data, kept so that existing scripts still run.
     p.add_argument("--out", dest="data", metavar="DIR", help=argparse.SUPPRESS)
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed (default 0); for a graded challenge pick a large secret one: "
+                   "it is kept in private/manifest.json only")
     p.add_argument("--test-fraction", type=float, default=0.1, metavar="F", help="share of molecules in the test set (default 0.1)")
     p.add_argument("--pairs-per-bin", type=int, default=1000, metavar="K", help="test pairs per Tanimoto bin (default 1000)")
     p.add_argument("--public-fraction", type=float, default=0.3, metavar="P", help="share of Public rows (default 0.3)")
