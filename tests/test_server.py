@@ -13,11 +13,11 @@ warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testcli
 from fastapi.testclient import TestClient  # noqa: E402
 
 from builders import make_competition, perfect_submission, read_solution, write_submission_file  # noqa: E402
-from server_builders import START, Clock  # noqa: E402
+from server_builders import Clock  # noqa: E402
 
 from kit.errors import UserError  # noqa: E402
 from kit.server.app import create_app  # noqa: E402
-from kit.server.db import SCHEMA_VERSION, Database  # noqa: E402
+from kit.server.db import SCHEMA_VERSION  # noqa: E402
 
 
 @pytest.fixture
@@ -557,7 +557,15 @@ def test_internal_scoring_failure_is_500_recorded_and_not_ranked(server, good, m
 
 
 def test_a_restart_loses_nothing(comp, tmp_path, good, clock):
+    incoming = comp / "private" / "submissions" / ".incoming"
+    incoming.mkdir(parents=True)
+    stale, fresh = incoming / "old.upload", incoming / "new.upload"  # left by a killed server
+    stale.write_bytes(b"x")
+    fresh.write_bytes(b"x")
+    os.utime(stale, (1, 1))
     app = create_app(comp, leaderboard=tmp_path / "lb", clock=clock, export_interval=0)
+    assert not stale.exists() and fresh.exists()  # a young one may be another server's
+    fresh.unlink()
     (_, token), = app.state.kit.db.add_participants(["Ann"], clock())
     with TestClient(app) as client:
         first = post(client, token, good).json()

@@ -200,6 +200,7 @@ def create_app(competition, *, data=None, leaderboard=None, timezone_name="UTC",
     )
     for folder in (private / SUBMISSIONS_FOLDER, private / SUBMISSIONS_FOLDER / ".incoming"):
         folder.mkdir(parents=True, exist_ok=True)
+    _remove_stale_uploads(private / SUBMISSIONS_FOLDER / ".incoming")
 
     def export_job():
         with _PLOT_LOCK:
@@ -207,6 +208,21 @@ def create_app(competition, *, data=None, leaderboard=None, timezone_name="UTC",
 
     state.exporter = Exporter(export_job, interval=export_interval)
     return _build(state)
+
+
+def _remove_stale_uploads(folder, age=3600):
+    """Delete uploads left half-way by a server that was killed (older than ``age`` seconds).
+
+    Young ones may belong to another server running on the same competition.
+    """
+    import time
+
+    for path in folder.glob("*.upload"):
+        try:
+            if time.time() - path.stat().st_mtime > age:
+                path.unlink()
+        except OSError:
+            pass
 
 
 # --- the app -------------------------------------------------------------------------
