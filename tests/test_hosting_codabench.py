@@ -400,12 +400,7 @@ def test_cli_writes_the_bundle(comp_dir, tmp_path, capsys):
 
 
 def test_deadline_from_competition_json_ends_the_public_phase(comp_dir, tmp_path):
-    copy = tmp_path / "c"
-    copy.mkdir()
-    for name, path in public_files(load_competition(comp_dir)):
-        (copy / name).write_bytes(path.read_bytes())
-    (copy / "private").mkdir()
-    (copy / "private" / "solution.csv").write_bytes((comp_dir / "private" / "solution.csv").read_bytes())
+    copy = _copy_competition(comp_dir, tmp_path / "c")
     meta = json.loads((copy / "competition.json").read_text())
     (copy / "competition.json").write_text(json.dumps(dict(meta, deadline="2026-06-30T12:00")))
     out = export_codabench(copy, tmp_path / "b.zip", start="2026-06-01")
@@ -435,22 +430,14 @@ def test_out_must_be_a_zip(comp_dir, tmp_path):
 
 
 def test_without_the_answers_nothing_is_written(comp_dir, tmp_path):
-    copy = tmp_path / "c"
-    copy.mkdir()
-    for name, path in public_files(load_competition(comp_dir)):
-        (copy / name).write_bytes(path.read_bytes())
+    copy = _copy_competition(comp_dir, tmp_path / "c", answers=False)
     with pytest.raises(UserError, match="private"):
         export_codabench(copy, tmp_path / "b.zip")
     assert not (tmp_path / "b.zip").exists()
 
 
 def test_a_link_in_the_competition_folder_is_refused(comp_dir, tmp_path):
-    copy = tmp_path / "c"
-    copy.mkdir()
-    for name, path in public_files(load_competition(comp_dir)):
-        (copy / name).write_bytes(path.read_bytes())
-    (copy / "private").mkdir()
-    (copy / "private" / "solution.csv").write_bytes((comp_dir / "private" / "solution.csv").read_bytes())
+    copy = _copy_competition(comp_dir, tmp_path / "c")
     (copy / "answers.csv").symlink_to(copy / "private" / "solution.csv")
     with pytest.raises(UserError, match="symbolic link"):
         export_codabench(copy, tmp_path / "b.zip")
@@ -459,6 +446,17 @@ def test_a_link_in_the_competition_folder_is_refused(comp_dir, tmp_path):
 
 def test_parse_when():
     assert parse_when("2026-01-05T10:30Z", "--start") == dt.datetime(2026, 1, 5, 10, 30)
+
+
+def _copy_competition(comp_dir, folder, answers=True):
+    """A copy of the competition's public files, with ``private/solution.csv`` when ``answers``."""
+    folder.mkdir()
+    for name, path in public_files(load_competition(comp_dir)):
+        (folder / name).write_bytes(path.read_bytes())
+    if answers:
+        (folder / "private").mkdir()
+        (folder / "private" / "solution.csv").write_bytes((comp_dir / "private" / "solution.csv").read_bytes())
+    return folder
 
 
 def _unzip(path, folder):
@@ -489,3 +487,31 @@ def test_reader_without_pandas_matches_on_random_rows(tmp_path_factory, monkeypa
         np.testing.assert_allclose(without, with_pandas, rtol=1e-15, atol=0)
     else:
         assert without == with_pandas
+
+
+@pytest.mark.parametrize("source, licence_line, words", [
+    ("simulated", "LICENSE=CC0", "not measurements"),
+    ("massbank_positive.mgf.gz", "LICENSE=CC BY", "MassBank"),
+    ("my_library.msp", "", "no licence field"),
+])
+def test_terms_name_where_the_spectra_come_from(comp_dir, tmp_path, source, licence_line, words):
+    from kit.hosting.pages import build_pages
+
+    copy = _copy_competition(comp_dir, tmp_path / "c")
+    (copy / "train.mgf").write_text(f"BEGIN IONS\n{licence_line}\nEND IONS\n")
+    meta = json.loads((copy / "competition.json").read_text())
+    (copy / "competition.json").write_text(json.dumps(dict(meta, library={"sources": [{"source": source}]})))
+    comp = load_competition(copy)
+    terms = build_pages(comp, public_files(comp))["terms"][1]
+    assert words in terms and f"`{source}`" in terms
+
+
+def test_names_from_the_competition_cannot_write_markdown(comp_dir, tmp_path):
+    from kit.hosting.pages import build_pages
+
+    copy = _copy_competition(comp_dir, tmp_path / "c")
+    meta = json.loads((copy / "competition.json").read_text())
+    (copy / "competition.json").write_text(json.dumps(dict(meta, name="x`\n# Free answers <script>")))
+    comp = load_competition(copy)
+    overview = build_pages(comp, public_files(comp), title="T")["overview"][1]
+    assert "\n# Free answers" not in overview and "`x' # Free answers <script>`" in overview
