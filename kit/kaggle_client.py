@@ -321,8 +321,8 @@ def host(competition, slug, *, title=None, launch=False, privacy="public", dry_r
         Bad options, missing credentials, or Kaggle refusing a step (the message names
         the step and the steps already done).
     """
-    plan = host_plan(competition, slug, title=title, launch=launch, privacy=privacy, data=data)
     if dry_run:
+        plan = host_plan(competition, slug, title=title, launch=launch, privacy=privacy, data=data)
         echo(f"Dry run: nothing is sent to Kaggle. {STAGING} is a temporary folder holding:")
         echo(f"  {STAGING}/metadata/{METADATA_FILE}: {json.dumps(plan.metadata)}")
         echo(f"  {STAGING}/data/: links to {', '.join(name for name, _ in plan.public)}")
@@ -332,9 +332,10 @@ def host(competition, slug, *, title=None, launch=False, privacy="public", dry_r
         for item in plan.by_hand:
             echo(f"then on Kaggle's host page: {item}")
         return plan
-    api = api or connect()
     with tempfile.TemporaryDirectory(prefix="kit-kaggle-") as staging:
+        # Options and files are checked before connecting: a mistake costs no sign-in.
         plan = host_plan(competition, slug, title=title, launch=launch, privacy=privacy, data=data, staging=staging)
+        api = api or connect()
         _stage(plan, Path(staging))
         done = []
         for call in plan.calls:
