@@ -23,7 +23,7 @@ from pathlib import Path
 from kit.errors import UserError
 from kit.identity import MAX_NAME_LENGTH
 from kit.paths import leaderboard_dir
-from kit.safetext import from_spreadsheet_cell, spreadsheet_cell
+from kit.safetext import from_spreadsheet_cell, printable, spreadsheet_cell
 
 LOG_COLUMNS = [
     "time",
@@ -518,12 +518,14 @@ def _number(value):
 def _log_line(entry):
     """One CSV line of the log for ``entry``; a UserError when a score is not finite.
 
-    Text a participant chose is neutralised for spreadsheets (:mod:`kit.safetext`);
-    numbers are not, so a negative score stays a number.
+    Text a participant chose has its control characters shown as escapes (a raw CR
+    would split the row for line readers) and is neutralised for spreadsheets
+    (:mod:`kit.safetext`); numbers are not, so a negative score stays a number.
     """
     _check_scores(entry)
     return _csv_line([
-        spreadsheet_cell(entry.get(column, "")) if column in _TEXT else entry.get(column, "") for column in LOG_COLUMNS
+        spreadsheet_cell(printable(entry.get(column, ""))) if column in _TEXT else entry.get(column, "")
+        for column in LOG_COLUMNS
     ])
 
 

@@ -307,3 +307,122 @@ def test_read_log_skips_garbage_lines(tmp_path):
     frame = read_log(log)
     assert frame["participant"].tolist() == ["ann", "bob"] and frame.attrs["skipped_lines"] == 2
     assert isinstance(frame, pd.DataFrame)
+
+
+# --- hostile text and non-finite scores ---------------------------------------------------
+
+
+@pytest.mark.parametrize("column, value", [
+    ("public", "nan"), ("public", "inf"), ("public", "-inf"), ("public", "1e999"), ("public", ""),
+    ("public", "abc"), ("private", "nan"), ("private", "Infinity"), ("validation", "-1e999"),
+])
+def test_non_finite_scores_never_enter_the_log(tmp_path, column, value):
+    row = entry("ann", 0.2, private=0.3)
+    row[column] = value
+    with pytest.raises(kit.UserError, match="finite number"):
+        append_entry(tmp_path / "x.csv", row)
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_make_entry_leaves_a_non_finite_validation_score_empty():
+    from kit.leaderboard import _number
+
+    assert _number(math.inf) == "" and _number(math.nan) == "" and _number(None) == "" and _number(-0.5) == "-0.5"
+
+
+@pytest.mark.parametrize("column, value", [
+    ("public", "nan"), ("public", "inf"), ("public", "1e999"), ("public", "-inf"), ("private", "NaN"),
+    ("private", "1e999"), ("validation", "inf"), ("per_bin_public", '{"0.0-0.1": NaN}'),
+    ("per_bin_private", '{"0.0-0.1": 1e999}'), ("per_bin_public", '{"0.0-0.1": Infinity}'),
+])
+def test_hand_edited_non_finite_rows_are_skipped_with_a_note(tmp_path, comp_dir, column, value):
+    from kit.leaderboard import _csv_line
+
+    log = tmp_path / "lb" / "practice.csv"
+    append_entry(log, entry("ann", 0.2, private=0.25))
+    forged = entry("mallory", 0.01, private=0.01, minutes=1)
+    forged[column] = value
+    with open(log, "a") as handle:
+        handle.write(_csv_line([forged[c] for c in LOG_COLUMNS]))
+    frame = read_log(log)
+    assert frame["participant"].tolist() == ["ann"]
+    assert frame.attrs["skipped_nonfinite"] == 1 and frame.attrs["skipped_lines"] == 0
+    standings = build_leaderboard(comp_dir, leaderboard=tmp_path / "lb", private=True)
+    assert any("NaN or infinite" in note for note in standings.notes)
+    assert "NaN or infinite" in standings.text
+    assert "NaN or infinite" in standings.markdown_path.read_text()
+    assert "NaN or infinite" in standings.html_path.read_text()
+
+
+FORMULAS = ["=HYPERLINK(\"http://evil\",\"x\")", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)", "\t=1", "\r=1",
+            " =1", "'=1"]
+
+
+@pytest.mark.parametrize("text", FORMULAS)
+def test_log_text_cells_are_neutralised_for_spreadsheets_and_read_back(tmp_path, text):
+    import csv as csv_module
+
+    from kit.safetext import printable, spreadsheet_cell
+
+    log = tmp_path / "x.csv"
+    row = entry("ann", 0.2, model=text, file=text)
+    row["validation"] = "-0.25"  # a number, not text: never quoted
+    append_entry(log, row)
+    with open(log, newline="") as handle:
+        cells = list(csv_module.DictReader(handle))[0]
+    safe = spreadsheet_cell(printable(text))
+    assert cells["model"] == safe and cells["file"] == safe
+    assert not safe.lstrip(" ")[:1] in set("=+-@\t\r") or safe.startswith("'")
+    assert cells["validation"] == "-0.25" and cells["public"] == "0.2"
+    frame = read_log(log)
+    shown = printable(text)  # a tab or CR is kept as a visible escape
+    assert frame["model"].iloc[0] == shown and frame["file"].iloc[0] == shown
+    assert frame["validation"].iloc[0] == -0.25
+
+
+def test_exported_log_is_neutralised_too(tmp_path):
+    from kit.leaderboard import write_log
+
+    log = write_log(tmp_path / "e.csv", [entry("ann", 0.2, model="=1+1"), entry("bob", 0.3, file="@x")])
+    text = log.read_text()
+    assert ",'=1+1," in text and ",'@x," in text
+    assert read_log(log)["model"].tolist() == ["=1+1", "gbm"]
+    with pytest.raises(kit.UserError, match="finite"):
+        write_log(tmp_path / "f.csv", [entry("ann", math.inf)])
+
+
+HOSTILE = ["\x1b[2J\x1b[31mred", "evil\u202eVSC.csv", "two\nlines", "nul\x00x", "bell\x07", "<b>x</b>|`y`"]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_control_characters_never_reach_the_terminal_or_pages(tmp_path, comp_dir, text):
+    from kit.leaderboard import _csv_line
+
+    log = tmp_path / "lb" / "practice.csv"
+    log.parent.mkdir()
+    row = entry("ann", 0.2, model=text, file=text)
+    # Hand-written, as a careless edit or another tool would: no cleaning on the way in.
+    log.write_text(_csv_line(LOG_COLUMNS) + _csv_line([row[c] for c in LOG_COLUMNS]))
+    standings = build_leaderboard(comp_dir, leaderboard=tmp_path / "lb", rejected=[(text + ".csv", f"bad {text}")])
+    for page in (standings.text, standings.markdown_path.read_text(), standings.html_path.read_text()):
+        for char in ("\x1b", "\u202e", "\x00", "\x07"):
+            assert char not in page
+        body = page.split("\n")
+        assert not any(line.startswith("lines") for line in body)  # the newline did not split a row
+    if "<b>" in text:
+        assert "&lt;b&gt;x&lt;/b&gt;" in standings.html_path.read_text()
+        assert "&lt;b&gt;x&lt;/b&gt;\\|\\`y\\`" in standings.markdown_path.read_text()
+
+
+def test_pages_and_log_are_readable_by_others_under_the_umask(tmp_path, comp_dir):
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        record = tmp_path / "lb" / "practice.csv"
+        append_entry(record, entry("ann", 0.2))
+        standings = build_leaderboard(comp_dir, leaderboard=tmp_path / "lb")
+    finally:
+        os.umask(old)
+    for path in (record, standings.markdown_path, standings.html_path):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path

@@ -327,3 +327,37 @@ def test_scoring_does_not_import_heavy_packages(tmp_path, comp_dir):
                           env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     assert done.returncode == 0, done.stderr
     assert "HEAVY []" in done.stdout
+
+
+# --- finite scores ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values", [("1e308",), ("-1e308",), ("1.7e308", "-1.7e308"), ("1e308", "1e308", "-1e308")])
+def test_overflowing_values_are_refused_and_nothing_is_logged(tmp_path, comp_dir, solution, values, capsys):
+    lines = _valid_lines(solution)
+    for k, value in enumerate(values):
+        row_id = lines[k + 1].split(",")[0]
+        lines[k + 1] = f"{row_id},{value}"
+    path = tmp_path / "huge.csv"
+    path.write_bytes(_text(lines))
+    capsys.readouterr()
+    assert _run_cli(["score", path, "--competition", comp_dir, "--leaderboard", tmp_path / "lb"]) == 2
+    err = capsys.readouterr().err
+    assert "[-1e6, 1e6]" in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "lb" / "practice.csv").exists()
+
+
+def test_a_non_finite_score_is_never_returned(monkeypatch, tmp_path, comp_dir):
+    from kit import scoring
+
+    path = perfect_submission(comp_dir, tmp_path / "p.csv", noise=0.1)
+    monkeypatch.setattr(scoring, "diagnostics", lambda truth, guess: {"rmse": math.inf})
+    with pytest.raises(kit.UserError, match="not a finite number"):
+        score_submission(path, comp_dir, record=True, leaderboard=tmp_path / "lb")
+    assert not (tmp_path / "lb").exists()
+
+
+def test_report_shows_control_characters_in_the_file_name_as_escapes(tmp_path, comp_dir):
+    path = perfect_submission(comp_dir, tmp_path / "evil\x1b[2J\u202e.csv", noise=0.1)
+    report = score_submission(path, comp_dir).format()
+    assert "\x1b" not in report and "\u202e" not in report and "\\x1b[2J\\u202e" in report

@@ -142,3 +142,25 @@ def test_describe_model_handles_names_and_odd_params():
 
 def test_git_commit_outside_a_repository_is_none(tmp_path):
     assert git_commit(tmp_path) is None
+
+
+@pytest.mark.parametrize("value", [1e308, -1e308, 1.7e308, 2e6])
+def test_values_that_would_overflow_the_metric_are_not_written(tmp_path, comp, value):
+    predictions = np.full(40, 0.5)
+    predictions[3] = value
+    with pytest.raises(kit.SubmissionError, match=r"\[-1e6, 1e6\].*row 3"):
+        kit.write_submission(comp, predictions, model="m", out_dir=tmp_path / "s")
+    assert not (tmp_path / "s").exists() or not list((tmp_path / "s").iterdir())
+
+
+def test_written_files_are_readable_by_others_under_the_umask(tmp_path, comp):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = kit.write_submission(comp, np.full(40, 0.5), model="m", out_dir=tmp_path / "s")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert stat.S_IMODE(path.with_suffix(".json").stat().st_mode) == 0o644
