@@ -50,7 +50,7 @@ def check_library(path, fmt, full=True):
     --------
     >>> check_library("data/cache/MassBank_NISTformat.msp", "msp")   # doctest: +SKIP
     """
-    from kit.spectra import read_spectra
+    from kit.spectra import count_records, read_spectra
 
     path = Path(path)
     with open(path, "rb") as handle:
@@ -60,13 +60,12 @@ def check_library(path, fmt, full=True):
         raise UserError(f"{path}: a web page or XML document, not a {fmt} library (the server may have sent an error page)")
     if b"\0" in head:
         raise UserError(f"{path}: binary data, not a {fmt} library")
-    spectra = read_spectra(path, fmt=fmt)
-    found = 0
-    for _ in spectra:
-        found += 1
-        if not full:
-            spectra.close()
-            break
+    if full:
+        found = count_records(path, fmt=fmt)
+    else:
+        spectra = read_spectra(path, fmt=fmt)
+        found = int(next(spectra, None) is not None)
+        spectra.close()
     if not found:
         raise UserError(f"{path}: no spectra found: expected a {fmt} library with at least one spectrum")
     return found

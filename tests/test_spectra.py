@@ -288,3 +288,15 @@ def test_msp_negative_and_non_numeric_peaks_are_counted_not_misread(tmp_path):
     report = CleaningReport(source="lib")
     assert len(load_spectra(path, report=report)) == 1
     assert report.read == 4 and report.dropped == {"require_finite_values": 3}
+
+
+@pytest.mark.parametrize("name", ["lib.msp", "lib.msp.gz", "lib.mgf", "lib.json"])
+def test_count_records_parses_every_record(tmp_path, name):
+    from kit.spectra import count_records
+
+    path = write_library(tmp_path / name, structure_spectra(per_molecule=1)[:7])
+    assert count_records(path) == 7
+    broken = tmp_path / ("broken." + name.split(".", 1)[1].removesuffix(".gz"))
+    broken.write_text("Name: x\nNum Peaks: 2\n50 1\nabc\n" if "msp" in name else "BEGIN IONS\n50 1\n" if "mgf" in name else "[{")
+    with pytest.raises(UserError, match=f"^{broken}: unreadable"):
+        count_records(broken)
