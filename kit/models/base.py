@@ -327,7 +327,10 @@ def read_manifest(path):
             f"{where} was saved by specsim-kit {printable(repr(manifest['kit_version']), 40)}; this is {__version__}: "
             "expected the same major version (retrain the model)"
         )
-    cls = get(manifest["model"])
+    try:
+        cls = get(manifest["model"])
+    except UserError as exc:
+        raise UserError(f"{where}: the manifest names an {exc}") from None
     if manifest.get("format", cls.save_format) != cls.save_format:
         raise UserError(
             f"{where}: manifest format {printable(repr(manifest['format']), 40)} does not match the {cls.name} rung, "
