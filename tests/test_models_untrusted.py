@@ -343,6 +343,16 @@ def test_pickle_inside_the_skops_zip_is_never_unpickled(mean_dir, tmp_path):
     assert not marker.exists()
 
 
+def test_array_header_claiming_terabytes_is_refused(mean_dir):
+    schema, members = _schema(mean_dir)
+    npy = next(name for name in members if name.endswith(".npy"))
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": "<f8", "fortran_order": False, "shape": (1 << 40,)})
+    buffer.write(bytes(64))
+    _rewrite(mean_dir, schema, replace={npy: buffer.getvalue()})
+    refused(mean_dir, "not a readable skops model")
+
+
 def test_skops_file_with_wrong_state_types(spectra, tmp_path):
     model = kit.models.get("mean")(n_pairs=300).fit(spectra)
     model.regressor_ = "not a regressor"
