@@ -36,6 +36,7 @@ IONMODES = ("both", "positive", "negative")
 MAX_DAILY_SUBMISSIONS = 5
 SIMULATED = "simulated"
 MASSBANK = "massbank"
+_NEUTRAL_ID = re.compile(rf"{TEST_ID_PREFIX}\d+", re.IGNORECASE)
 _NAME = COMPETITION_NAME
 
 
@@ -175,14 +176,34 @@ def load_library(libraries, ionmode, cache_dir, progress):
 
 
 def unique_ids(spectra):
-    """One unique, CSV-safe spectrum id per spectrum (``SPECTRUM_ID`` where present)."""
-    ids, seen = [], {}
+    """One unique, CSV-safe spectrum id per spectrum (``SPECTRUM_ID`` where present).
+
+    Repeated ids get ``-2``, ``-3`` ... (never an id already taken). An id shaped like a
+    neutral test id gets a ``library_`` prefix, so that no training spectrum can share
+    an id with a test spectrum.
+
+    Examples
+    --------
+    >>> from matchms import Spectrum
+    >>> import numpy as np
+    >>> make = lambda i: Spectrum(np.array([50.0]), np.array([1.0]), {"spectrum_id": i}, metadata_harmonization=False)
+    >>> unique_ids([make("A"), make("A"), make("A-2"), make("test_000001"), make(None)])
+    ['A', 'A-2', 'A-2-2', 'library_test_000001', 'SPEC0000004']
+    """
+    ids, used, next_suffix = [], set(), {}
     for index, spectrum in enumerate(spectra):
         raw = spectrum.get("spectrum_id")
         base = re.sub(r"[\s,\"]+", "_", str(raw).strip()) if raw not in (None, "") else f"SPEC{index:07d}"
-        count = seen.get(base, 0)
-        seen[base] = count + 1
-        ids.append(base if count == 0 else f"{base}-{count + 1}")
+        if _NEUTRAL_ID.fullmatch(base):
+            base = f"library_{base}"
+        k = next_suffix.get(base, 1)
+        candidate = base if k == 1 else f"{base}-{k}"
+        while candidate in used:
+            k += 1
+            candidate = f"{base}-{k}"
+        next_suffix[base] = k + 1
+        used.add(candidate)
+        ids.append(candidate)
     return ids
 
 

@@ -44,13 +44,14 @@ def test_prepare_writes_the_contract(workdir, library):
     folder = workdir / "data" / "tiny"
     names = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
     assert names == [
-        "competition.json", "private/manifest.json", "private/solution.csv", "private/test_ids.csv",
+        "competition.json", "private/manifest.json", "private/pair_details.csv", "private/solution.csv", "private/test_ids.csv",
         "sample_submission.csv", "test.mgf", "test_pairs.csv", "train.mgf",
     ]
     meta = json.loads((folder / "competition.json").read_text())
     assert sorted(meta["files"]) == ["sample_submission.csv", "test.mgf", "test_pairs.csv", "train.mgf"]
     private = json.loads((folder / "private" / "manifest.json").read_text())
-    assert set(private["files"]) == set(meta["files"]) | {"competition.json", "private/solution.csv", "private/test_ids.csv"}
+    assert set(private["files"]) == set(meta["files"]) | {
+        "competition.json", "private/pair_details.csv", "private/solution.csv", "private/test_ids.csv"}
     for f, digest in [*meta["files"].items(), *private["files"].items()]:
         assert hashlib.sha256((folder / f).read_bytes()).hexdigest() == digest
     assert meta["split"]["test_molecules"] == 5 and "seed" not in meta and private["seed"] == comp.seed == 1
@@ -152,6 +153,20 @@ def test_the_handed_out_folder_cannot_rebuild_the_answers(handed_out, licensed, 
     guess = prepare_competition(library, name="guess", test_fraction=0.25, pairs_per_bin=5, progress=False)
     assert guess.file_hashes["train.mgf"] != comp.file_hashes["train.mgf"]
     assert (guess.path / "private" / "solution.csv").read_bytes() != (comp.path / "private" / "solution.csv").read_bytes()
+
+
+def test_library_ids_shaped_like_test_ids_or_repeated_stay_apart(workdir, tmp_path):
+    spectra = structure_spectra(per_molecule=3)
+    for k, s in enumerate(spectra):
+        s.set("spectrum_id", f"test_{k + 1:06d}" if k % 2 else "same")
+    comp = prepare_competition(save_spectra(spectra, tmp_path / "tricky.mgf"), name="tricky", test_fraction=0.25, pairs_per_bin=5,
+                               progress=False)
+    train_ids = [s.get("spectrum_id") for s in comp.train_spectra]
+    test_ids = [s.get("spectrum_id") for s in comp.test_spectra]
+    assert len(set(train_ids)) == len(train_ids) and not set(train_ids) & set(test_ids)
+    assert all(i.startswith("library_test_") or i.startswith("same") for i in train_ids)
+    sources = comp.load_test_ids().source_spectrum_id
+    assert sources.is_unique and set(sources).isdisjoint(train_ids)
 
 
 def test_competition_from_an_older_kit_keeps_working(workdir, library):
