@@ -22,6 +22,9 @@ SAMPLE_FILE = "sample_submission.csv"
 SOLUTION_FILE = "private/solution.csv"
 TEST_IDS_FILE = "private/test_ids.csv"
 MANIFEST_FILE = "private/manifest.json"
+#: Which test pairs are two spectra of one molecule (``id,same_molecule``): scoring's
+#: same-molecule diagnostic. Competitions prepared before it have none.
+PAIR_DETAILS_FILE = "private/pair_details.csv"
 PRIVATE_DIR = "private"
 PUBLIC_FILES = (TRAIN_FILE, TEST_FILE, PAIRS_FILE, SAMPLE_FILE)
 PRIVATE_FILES = (SOLUTION_FILE, TEST_IDS_FILE)
@@ -136,6 +139,30 @@ class Competition:
             )
         return pd.read_csv(self.solution_path, dtype={"id": "int64", "similarity": float, "Usage": str})
 
+
+    def load_pair_details(self):
+        """``id, same_molecule`` of each test pair, or None when the competition has no such file.
+
+        Competitions prepared before the file existed (or whose ``private/`` is withheld)
+        have none; scoring then leaves the same-molecule diagnostic out.
+
+        Raises
+        ------
+        UserError
+            When the file exists but is damaged.
+        """
+        import pandas as pd
+
+        path = self.path / PAIR_DETAILS_FILE
+        if not path.is_file():
+            return None
+        try:
+            frame = pd.read_csv(path, dtype={"id": "int64", "same_molecule": "int64"})
+        except (OSError, ValueError, TypeError, OverflowError) as exc:
+            raise UserError(f"{path} is not a valid pair details file: {' '.join(str(exc).split())}") from None
+        if list(frame.columns) != ["id", "same_molecule"] or not frame["same_molecule"].isin([0, 1]).all():
+            raise UserError(f"{path}: expected columns id,same_molecule with values 0 or 1; the file is damaged")
+        return frame
 
     def load_test_ids(self):
         """The teacher's map from neutral test ids to the library's: ``spectrum_id, source_spectrum_id``.

@@ -6,9 +6,14 @@ import time
 
 from kit.errors import UserError
 
-LADDER = ("mean", "cosine", "gbm", "siamese")
+LADDER = ("mean", "cosine", "gbm", "siamese", "blend")
 # The siamese's defaults are sized for MassBank; the demo keeps it to a few minutes on a laptop.
-DEMO_PARAMS = {"gbm": {"n_pairs": 10000}, "siamese": {"epochs": 8, "pairs_per_epoch": 8192}}
+# The blend's booster and siamese get the same budgets as the gbm and siamese rungs.
+DEMO_PARAMS = {
+    "gbm": {"n_pairs": 10000},
+    "siamese": {"epochs": 8, "pairs_per_epoch": 8192},
+    "blend": {"n_pairs": 10000, "siamese_epochs": 8, "siamese_pairs_per_epoch": 8192},
+}
 
 
 def run_demo(library=None, name=None, seed=0, rungs=LADDER, fresh=False, data=None, echo=print):

@@ -7,12 +7,12 @@ def add_parser(subparsers):
         "demo",
         help="run the whole pipeline: prepare, train the ladder, predict, score, leaderboard",
         description="Prepare a competition (default: the simulated practice library), train mean, cosine, "
-        "gbm and siamese, write and score a submission for each, and print the leaderboard.",
+        "gbm, siamese and blend, write and score a submission for each, and print the leaderboard.",
     )
     p.add_argument("--library", nargs="+", metavar="PATH|massbank", help="spectra files or 'massbank' (default: simulated practice library)")
     p.add_argument("--name", help="competition name")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--rungs", metavar="R1,R2", help="comma-separated rungs to train (default: mean,cosine,gbm,siamese)")
+    p.add_argument("--rungs", metavar="R1,R2", help="comma-separated rungs to train (default: mean,cosine,gbm,siamese,blend)")
     # The earlier name of --rungs (`kit train --models` is a folder); still accepted, with a warning.
     p.add_argument("--models", dest="old_rungs", help=argparse.SUPPRESS)
     p.add_argument("--fresh", action="store_true", help="prepare the competition again even if it exists")

@@ -1,10 +1,10 @@
-"""The baseline ladder, registered by name: ``mean``, ``cosine``, ``gbm``, ``siamese``.
+"""The baseline ladder, registered by name: ``mean``, ``cosine``, ``gbm``, ``siamese``, ``blend``.
 
 Examples
 --------
 >>> import kit.models
 >>> kit.models.available()
-['mean', 'cosine', 'gbm', 'siamese']
+['mean', 'cosine', 'gbm', 'siamese', 'blend']
 >>> model = kit.models.get("mean")()   # doctest: +SKIP
 """
 from importlib import import_module
@@ -18,6 +18,7 @@ REGISTRY = {
     "cosine": "kit.models.cosine:CosineModel",
     "gbm": "kit.models.gbm:GBMModel",
     "siamese": "kit.models.siamese:SiameseModel",
+    "blend": "kit.models.blend:BlendModel",
 }
 
 
