@@ -260,6 +260,9 @@ BROKEN_LIBRARIES = {
         (["--library", "junk.json"], ["junk.json: unreadable json file"]),
         (["--library", "page.msp"], ["page.msp: unreadable msp file", "line 1"]),
         (["--library", "lib.mgf", "empty.mgf"], ["empty.mgf: no spectra found"]),
+        (["--library", "noise.mgf.gz"], ["noise.mgf.gz: no spectra found"]),
+        (["--library", "utf16.mgf"], ["utf16.mgf: unreadable mgf file", "UnicodeDecodeError"]),
+        (["--library", "cut.msp.gz"], ["cut.msp.gz: corrupt gzip file"]),
         (["--public-fraction", "0.00001"], ["--public-fraction 1e-05 leaves no Public row among at most 10,000 test pairs",
                                             "between 0.0001 and 0.9999 for 10,000 pairs"]),
         (["--public-fraction", "0.99999"], ["leaves no Private row among at most 10,000"]),
@@ -279,6 +282,9 @@ def test_broken_libraries_and_public_fractions_are_one_line_exit_2(workdir, libr
     assert library == workdir / "lib.mgf"  # workdir is tmp_path, where the library fixture writes
     for name, text in BROKEN_LIBRARIES.items():
         (workdir / name).write_text(text)
+    (workdir / "noise.mgf.gz").write_bytes(gzip.compress(np.random.default_rng(0).bytes(5000)))
+    (workdir / "utf16.mgf").write_text("BEGIN IONS\nPEPMASS=100\n50 1\nEND IONS\n", encoding="utf-16")
+    (workdir / "cut.msp.gz").write_bytes(gzip.compress(b"Name: a\nNum Peaks: 1\n50 1\n" * 50)[:-30])
     assert main(["prepare", *args, "--quiet"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
