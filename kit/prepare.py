@@ -400,4 +400,9 @@ def prepare_competition(
         f"{meta['split']['train_molecules']:,} / {meta['split']['test_molecules']:,} molecules, {len(pairs):,} test pairs"
     )
     echo("pairs per Tanimoto bin: " + ", ".join(f"{label} {n}" for label, n in zip(BIN_LABELS, per_bin)))
+    if any(str(x) == MASSBANK for x in libraries):
+        echo(
+            "note: MassBank is public: participants can find the test spectra in it by spectral search; "
+            "fine for practice, see 'Integrity' in docs/teachers.md before grading on it"
+        )
     return files.load_competition(target)

@@ -354,6 +354,7 @@ def test_massbank_download_from_a_local_server(tmp_path, library):
     cached = tmp_path / "data" / "cache" / "MassBank_NISTformat.msp"
     assert cached.read_bytes() == msp.read_bytes()
     assert "downloading MassBank_NISTformat.msp" in proc.stderr  # the progress bar
+    assert "MassBank is public" in proc.stdout
     comp = load_competition(tmp_path / "data" / "massbank")
     assert comp.metadata["library"]["sources"][0]["source"] == "MassBank_NISTformat.msp"
 
