@@ -58,7 +58,7 @@ def server():
     handler = type("Handler", (_Handler,), {"routes": {}})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def serve(path, body=b"", status=200, headers=None, trickle=None):
         handler.routes[path] = (status, headers or {}, body, trickle)
