@@ -424,19 +424,28 @@ def test_zip_bomb_builder_is_a_real_zip(tmp_path):
 
 
 def test_zip_bomb_of_gigabytes_is_refused_before_inflating(mean_dir, capsys):
-    write_zip_bomb(mean_dir / "model.skops", "schema.json", 3)
+    write_zip_bomb(mean_dir / "model.skops", "0.npy", 3)
     assert (mean_dir / "model.skops").stat().st_size < 5 << 20
     message = refused(mean_dir, "unpacks to more than", capsys)
     assert "zip bomb" in message
+    write_zip_bomb(mean_dir / "model.skops", "schema.json", 3)
+    refused(mean_dir, "entry 'schema.json' unpacks to 3,221,225,472 bytes")
 
 
 def test_small_zip_bomb_is_refused_by_its_ratio(mean_dir, siamese_dir, tmp_path):
-    write_zip_bomb(mean_dir / "model.skops", "schema.json", 1 / 16)  # 64 MiB from 64 KiB
+    write_zip_bomb(mean_dir / "model.skops", "0.npy", 1 / 16)  # 64 MiB from 64 KiB
     refused(mean_dir, "times larger than it is stored")
     folder = tmp_path / "siamese"
     shutil.copytree(siamese_dir, folder)
-    write_zip_bomb(folder / "model.keras", "config.json", 1 / 16)
+    write_zip_bomb(folder / "model.keras", "model.weights.h5", 1 / 16)
     refused(folder, "times larger than it is stored")
+
+
+def test_oversized_json_parts_are_refused(mean_dir, siamese_dir, monkeypatch):
+    monkeypatch.setitem(untrusted.MAX_JSON_MEMBER_BYTES, "schema.json", 1000)
+    refused(mean_dir, "entry 'schema.json' unpacks to")
+    monkeypatch.setitem(untrusted.MAX_JSON_MEMBER_BYTES, "config.json", 1000)
+    refused(siamese_dir, "entry 'config.json' unpacks to")
 
 
 def test_too_many_entries(saved, tmp_path, monkeypatch):

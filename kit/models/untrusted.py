@@ -35,6 +35,9 @@ MAX_ENTRIES = 100_000
 #: files uncompressed; weights and trees deflate by 2x at most, a zip bomb by 1,000x.
 MAX_RATIO = 50
 _RATIO_FROM = 1 << 20
+#: Most bytes of the JSON parts, parsed whole into memory: skops' schema (about 4 KB per
+#: boosting iteration, so some 15,000 iterations) and Keras' config (about 10 KB).
+MAX_JSON_MEMBER_BYTES = {"schema.json": 64 << 20, "config.json": 16 << 20, "metadata.json": 1 << 20}
 _NESTING = 64
 
 #: Types a rung's skops file may hold beyond skops' audited defaults, by rung name:
@@ -254,6 +257,9 @@ def check_archive(file, what):
         posix = PurePosixPath(info.filename)
         if posix.is_absolute() or ".." in posix.parts or "\x00" in info.filename:
             raise UserError(f"{where}: entry {name} has a path outside the archive")
+        limit = MAX_JSON_MEMBER_BYTES.get(info.filename)
+        if limit is not None and info.file_size > limit:
+            raise UserError(f"{where}: entry {name} unpacks to {info.file_size:,} bytes, more than the {limit:,} expected")
         total += info.file_size
         if total > MAX_UNPACKED_BYTES:
             raise UserError(
