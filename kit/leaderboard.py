@@ -565,4 +565,5 @@ def _finite_scores(row):
 
 
 def _bins(details):
-    return {} if not details else details["per_bin_rmse"]
+    """Per-bin RMSE for the log, with the top bin's same- and different-molecule halves when scored."""
+    return {} if not details else {**details["per_bin_rmse"], **details.get("top_bin_split", {})}

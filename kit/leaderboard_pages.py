@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 from kit._version import __version__
 from kit.bins import BIN_LABELS
+from kit.metrics import DIFFERENT_MOLECULE_BIN, SAME_MOLECULE_BIN
 from kit.safetext import printable
 
 #: Participants drawn in colour on the plots; the rest are grey.
@@ -270,22 +271,31 @@ def _bins_plot(plt, standings):
     usage = "Private" if standings.private else "Public"
     colours = _colours(standings)
     fig, ax = _figure(plt)
-    x = list(range(len(BIN_LABELS)))
+    shown = [getattr(item, column) or {} for item in ranking.itertuples(index=False) if item.participant in colours]
+    # Where the scorer knew which pairs are of one molecule, the top bin is drawn as its two halves.
+    split = any(SAME_MOLECULE_BIN in bins for bins in shown)
+    labels = BIN_LABELS[:-1] + [SAME_MOLECULE_BIN, DIFFERENT_MOLECULE_BIN] if split else BIN_LABELS
+    x = list(range(len(labels)))
     for item in ranking.itertuples(index=False):
         if item.participant not in colours:
             continue
         bins = getattr(item, column) or {}
-        y = [math.nan if bins.get(label) is None else bins[label] for label in BIN_LABELS]
+        y = [math.nan if bins.get(label) is None else bins[label] for label in labels]
         ax.plot(x, y, marker="o", markersize=4, linewidth=1.8, color=colours[item.participant],
                 label=f"{item.participant} ({metric.format(item.private if standings.private else item.public)})")
     ax.set_xticks(x)
-    ax.set_xticklabels(BIN_LABELS, rotation=0, fontsize=8.5)
+    ax.set_xticklabels([label.replace(" ", "\n", 1) for label in labels], rotation=0, fontsize=8.5)
     ax.set_xlabel("true Tanimoto similarity bin")
     ax.set_ylabel(f"RMSE on {usage} rows")
     ax.set_ylim(bottom=0)
     ax.set_title(f"Per-bin RMSE of each participant's best ({usage} rows)")
     _legend(ax, max(0, len(ranking) - len(colours)))
     caption = "A flat, low line is a model that is good across the whole similarity range."
+    if split:
+        caption += (
+            " The top bin is split: pairs of two spectra of one molecule (which share their precursor m/z) "
+            "and pairs of different molecules."
+        )
     return "Per-bin RMSE", caption, _png(plt, fig)
 
 

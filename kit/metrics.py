@@ -260,3 +260,55 @@ def diagnostics(y_true, y_pred):
 def _plain(value):
     value = float(value)
     return None if math.isnan(value) else value
+
+
+#: Keys of the top bin's two halves in :func:`molecule_diagnostics`' ``top_bin_split``.
+SAME_MOLECULE_BIN = f"{BIN_LABELS[-1]} same molecule"
+DIFFERENT_MOLECULE_BIN = f"{BIN_LABELS[-1]} different molecules"
+
+
+def molecule_diagnostics(y_true, y_pred, same_molecule):
+    """RMSE on pairs of two spectra of one molecule and on pairs of different molecules.
+
+    The metric hides this split: two spectra of one molecule share their precursor m/z,
+    so a model that reads it scores the top bin well without judging structures at all.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of float
+    same_molecule : array-like of bool
+        True where a pair's two spectra are of one molecule.
+
+    Returns
+    -------
+    dict
+        ``same_molecule_rmse``, ``different_molecule_rmse`` (None when no such row),
+        ``same_molecule_rows``, ``different_molecule_rows`` and ``top_bin_split``: the top
+        bin's RMSE on each kind of pair (keys :data:`SAME_MOLECULE_BIN` and
+        :data:`DIFFERENT_MOLECULE_BIN`).
+
+    Examples
+    --------
+    >>> d = molecule_diagnostics([1.0, 1.0, 0.2], [0.9, 1.0, 0.2], [True, False, False])
+    >>> round(d["same_molecule_rmse"], 3), d["different_molecule_rmse"], d["different_molecule_rows"]
+    (0.1, 0.0, 2)
+    >>> d["top_bin_split"][DIFFERENT_MOLECULE_BIN]
+    0.0
+    """
+    y_true, y_pred = _pair(y_true, y_pred)
+    same = np.asarray(same_molecule, dtype=bool).ravel()
+    if same.shape != y_true.shape:
+        raise ValueError(f"expected one same_molecule flag per row, found {same.size} flags for {y_true.size} rows")
+    squared = (y_true - y_pred) ** 2
+    top = bin_index(y_true) == N_BINS - 1
+
+    def rmse(mask):
+        return _plain(np.sqrt(squared[mask].mean())) if mask.any() else None
+
+    return {
+        "same_molecule_rmse": rmse(same),
+        "different_molecule_rmse": rmse(~same),
+        "same_molecule_rows": int(same.sum()),
+        "different_molecule_rows": int((~same).sum()),
+        "top_bin_split": {SAME_MOLECULE_BIN: rmse(top & same), DIFFERENT_MOLECULE_BIN: rmse(top & ~same)},
+    }

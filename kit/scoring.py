@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from kit.bins import BIN_LABELS
 from kit.errors import UserError
-from kit.metrics import Metric, diagnostics, get_metric
+from kit.metrics import Metric, diagnostics, get_metric, molecule_diagnostics
 from kit.safetext import printable
 from kit.validation import read_submission
 
@@ -40,7 +41,10 @@ class ScoreResult:
         competition has no Private rows). Print Private only when it is revealed.
     details : dict
         ``{"Public": {...}, "Private": {...}}``, each from :func:`kit.metrics.diagnostics`
-        (rmse, binned_rmse, per_bin_rmse, bin_rows, mae, pearson, rows).
+        (rmse, binned_rmse, per_bin_rmse, bin_rows, mae, pearson, rows); where the
+        competition records which pairs are of one molecule (``private/pair_details.csv``),
+        also those of :func:`kit.metrics.molecule_diagnostics` (same_molecule_rmse,
+        different_molecule_rmse, their rows, top_bin_split).
     warnings : list of str
         Problems that did not stop scoring (values outside [0, 1]).
     model, validation : str, float or None
@@ -102,6 +106,9 @@ class ScoreResult:
             "public_rows": public["rows"],
             "warnings": list(self.warnings),
         }
+        if "same_molecule_rmse" in public:
+            for key in ("same_molecule_rmse", "different_molecule_rmse", "same_molecule_rows", "different_molecule_rows"):
+                out[key] = public[key]
         if private:
             out["private"] = self.private
             out["private_diagnostics"] = {k: v for k, v in self.details.get(PRIVATE, {}).items() if k != "bin_rows"}
@@ -123,6 +130,11 @@ class ScoreResult:
             lines.append(
                 f"  {usage}: binned RMSE {_fmt(d['binned_rmse'])}   MAE {_fmt(d['mae'])}   Pearson r {pearson}"
             )
+            if "same_molecule_rmse" in d:
+                lines.append(
+                    f"  {usage}: same-molecule RMSE {_fmt(d['same_molecule_rmse'])} ({d['same_molecule_rows']:,} rows)   "
+                    f"different-molecule RMSE {_fmt(d['different_molecule_rmse'])} ({d['different_molecule_rows']:,} rows)"
+                )
         lines.append("  per-bin RMSE (bins of the true similarity):")
         header = "    bin     " + "".join(f"{u + ' (rows)':>19}" for u in usages)
         lines.append(header)
@@ -132,6 +144,12 @@ class ScoreResult:
                 for u in usages
             )
             lines.append(f"    {label}  {cells}")
+        split = [u for u in usages if "top_bin_split" in self.details[u]]
+        if split:
+            for key in self.details[split[0]]["top_bin_split"]:
+                half = key.removeprefix(BIN_LABELS[-1]).strip()
+                lines.append(f"      {half}: " + "   ".join(
+                    f"{u} {_fmt(self.details[u]['top_bin_split'][key])}" for u in split))
         return "\n".join(lines)
 
 
@@ -149,6 +167,7 @@ class Scorer:
         self.competition = _as_competition(competition, data)
         self.metric = get_metric(self.competition.metadata.get("metric", "rmse"))
         self.ids, self.truth, self.usage = _load_solution(self.competition)
+        self.same_molecule = _load_same_molecule(self.competition, self.ids)
 
     @property
     def expected_rows(self):
@@ -162,6 +181,8 @@ class Scorer:
         for usage, mask in self.usage.items():
             truth, guess = self.truth[mask], predicted[mask]
             details[usage] = diagnostics(truth, guess)
+            if self.same_molecule is not None:
+                details[usage] |= molecule_diagnostics(truth, guess, self.same_molecule[mask])
             # The diagnostics already hold the RMSE; other metrics are computed here.
             scores[usage] = details[usage]["rmse"] if self.metric.name == "rmse" else self.metric(truth, guess)
         _check_finite_scores(submission.path, scores)
@@ -309,6 +330,28 @@ def _load_solution(competition):
     if not masks[PRIVATE].any():
         del masks[PRIVATE]
     return ids, truth, masks
+
+
+def _load_same_molecule(competition, ids):
+    """Whether each solution row is a pair of one molecule (bool array), or None.
+
+    None for competitions prepared before ``private/pair_details.csv`` existed: scoring
+    then leaves the same-molecule diagnostic out. A file that does not cover exactly
+    the solution's ids is damaged: a :class:`UserError`.
+    """
+    import pandas as pd
+
+    frame = competition.load_pair_details()
+    if frame is None:
+        return None
+    flags = pd.Series(frame["same_molecule"].to_numpy(dtype=bool), index=frame["id"].to_numpy())
+    if len(flags) != ids.size or not flags.index.is_unique or not flags.index.isin(ids).all():
+        from kit.competition import PAIR_DETAILS_FILE
+
+        raise UserError(
+            f"{competition.path / PAIR_DETAILS_FILE}: expected one row per id of the solution file; the file is damaged"
+        )
+    return flags.reindex(ids).to_numpy()
 
 
 def _unique(ids):
