@@ -13,6 +13,9 @@ from kit.errors import UserError
 
 # Rows of molecules compared at once when enumerating molecule pairs.
 BLOCK = 1024
+# A PairSampler over at most this many molecules keeps the Tanimoto bin of every molecule
+# pair (one byte each: 64 MiB at the limit) instead of recomputing blocks every epoch.
+CACHE_MOLECULES = 8192
 
 
 def condensed_bins(fps, n_bins=N_BINS):
@@ -254,6 +257,8 @@ class PairSampler:
     (balanced), compares the anchors with all molecules in one block of matrix products,
     and picks a random partner in the target bin; then one spectrum of each molecule.
     Memory is bounded by ``batch x molecules``; no spectra x spectra matrix is built.
+    Up to :data:`CACHE_MOLECULES` molecules, the bins of all molecule pairs are computed
+    once (at the first call) and kept, so later epochs skip the matrix products.
 
     Parameters
     ----------
@@ -284,6 +289,7 @@ class PairSampler:
         n_mol = len(self.fps)
         self._offsets = np.searchsorted(self.spectrum_molecule[order], np.arange(n_mol + 1))
         self._sizes = np.diff(self._offsets)
+        self._bins = None
         if len(self.spectrum_molecule) and (self.spectrum_molecule.max() >= n_mol or self.spectrum_molecule.min() < 0):
             raise ValueError("spectrum_molecule names a molecule without a fingerprint")
 
@@ -304,8 +310,8 @@ class PairSampler:
         """``n_pairs`` molecule pairs (as two arrays), balanced over bins where possible.
 
         Per block of anchors and per bin, each anchor with a partner in that bin gives one
-        pair (a random partner), until the bin has its share. Bins that no molecule pair
-        can fill leave their share to the others.
+        pair (a partner drawn uniformly among them), until the bin has its share. Bins
+        that no molecule pair can fill leave their share to the others.
         """
         n_mol = len(self.fps)
         left = np.bincount(np.arange(n_pairs) % self.n_bins, minlength=self.n_bins)
@@ -314,22 +320,24 @@ class PairSampler:
             if left.sum() == 0:
                 break
             anchors = rng.permutation(n_mol)[: self.batch]
-            inter, union = tanimoto_counts(self.fps[anchors], self.fps)
-            bins = bins_from_counts(inter, union, self.n_bins)
+            bins = self._bins_of(anchors)
             # A molecule is its own partner only when it has two spectra to pair.
             lonely = self._sizes[anchors] < 2
             bins[np.flatnonzero(lonely), anchors[lonely]] = -1
-            noise = rng.random(bins.shape)
+            # Each row's molecules grouped by bin (in index order), and where each bin starts:
+            # a uniform partner in bin b is one random position inside b's run.
+            order = np.argsort(bins, axis=1, kind="stable")
+            counts = np.stack([np.count_nonzero(bins == b, axis=1) for b in range(-1, self.n_bins)], axis=1)
+            starts = np.cumsum(counts, axis=1) - counts
             for b in np.flatnonzero(left):
-                in_bin = bins == b
-                has = np.flatnonzero(in_bin.any(axis=1))[: left[b]]
+                has = np.flatnonzero(counts[:, b + 1])[: left[b]]
                 if len(has) == 0:
                     continue
-                partner = np.where(in_bin[has], noise[has], -1.0).argmax(axis=1)
+                pick = starts[has, b + 1] + rng.integers(0, counts[has, b + 1])
                 found_a.append(anchors[has])
-                found_b.append(partner)
+                found_b.append(order[has, pick])
                 left[b] -= len(has)
-            if len(anchors) == n_mol and all(not (bins == b).any() for b in np.flatnonzero(left)):
+            if len(anchors) == n_mol and not counts[:, np.flatnonzero(left) + 1].any():
                 break  # every molecule was an anchor: the bins still short are empty
         a = np.concatenate(found_a) if found_a else np.empty(0, dtype=np.int64)
         b = np.concatenate(found_b) if found_b else np.empty(0, dtype=np.int64)
@@ -339,6 +347,19 @@ class PairSampler:
             a, b = np.concatenate([a, a[extra]]), np.concatenate([b, b[extra]])
         order = rng.permutation(len(a))
         return a[order], b[order]
+
+    def _bins_of(self, anchors):
+        """Tanimoto bins of the anchors against every molecule (a fresh int8 array)."""
+        n_mol = len(self.fps)
+        if n_mol > CACHE_MOLECULES:
+            inter, union = tanimoto_counts(self.fps[anchors], self.fps)
+            return bins_from_counts(inter, union, self.n_bins)
+        if self._bins is None:
+            self._bins = np.empty((n_mol, n_mol), dtype=np.int8)
+            for start in range(0, n_mol, BLOCK):
+                inter, union = tanimoto_counts(self.fps[start : start + BLOCK], self.fps)
+                self._bins[start : start + BLOCK] = bins_from_counts(inter, union, self.n_bins)
+        return self._bins[anchors]
 
     def spectrum_of(self, molecules, rng, avoid=None):
         """A random spectrum of each molecule, different from ``avoid`` where possible."""

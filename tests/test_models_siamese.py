@@ -196,7 +196,8 @@ def test_missing_precursor_mz_warns_when_metadata_is_used(model, spectra):
     [({"hidden_units": ()}, TypeError), ({"hidden_units": (0,)}, UserError), ({"epochs": 0}, UserError),
      ({"dropout": 1.5}, UserError), ({"learning_rate": -1}, UserError), ({"bin_width": 0}, UserError),
      ({"batch_size": 2.5}, TypeError), ({"validation_fraction": 0.95}, UserError), ({"lr_patience": -1}, UserError),
-     ({"weight_penalty": "none"}, TypeError)],
+     ({"weight_penalty": "none"}, TypeError), ({"sparse_training": "yes"}, TypeError),
+     ({"sparse_training": 1}, TypeError)],
 )
 def test_bad_parameters_are_refused_before_training(spectra, params, error):
     with pytest.raises(error):
@@ -265,3 +266,167 @@ def test_augmentation_removes_only_low_peaks_jitters_and_adds_faint_noise():
     noisy = siamese.augment_batch(rows, matrix, rng, removal_max=0, intensity=0, noise_max=10, noise_intensity=0.01)
     extra = noisy[:, 4:]
     assert (extra > 0).any() and extra.max() <= 0.01 and ((extra > 0).sum(axis=1) <= 10).all()
+
+
+# -- sparse training ------------------------------------------------------------------
+def random_csr(n_rows=6, width=40, seed=0):
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    dense = np.where(rng.random((n_rows, width)) < 0.2, rng.uniform(0.01, 1.0, (n_rows, width)), 0.0)
+    dense[:, 0] = 1.0  # every row has a peak
+    return sp.csr_matrix(dense.astype(np.float32))
+
+
+@pytest.mark.parametrize("augmentation", [{}, {"noise_max": 30, "noise_intensity": 0.5}, {"removal_max": 0, "intensity": 0}])
+def test_augment_peaks_are_the_dense_batch_as_entries(augmentation):
+    matrix = random_csr()
+    rows = np.array([0, 3, 3, 5])
+    row, col, value = siamese.augment_peaks(rows, matrix, np.random.default_rng(7), **augmentation)
+    dense = siamese.augment_batch(rows, matrix, np.random.default_rng(7), **augmentation)
+    rebuilt = np.zeros_like(dense)
+    rebuilt[row, col] = value
+    np.testing.assert_array_equal(rebuilt, dense)
+    key = row.astype(np.int64) * matrix.shape[1] + col
+    assert (np.diff(key) > 0).all()  # sorted by row then column, each position once
+    assert row.dtype == col.dtype == np.int32 and value.dtype == np.float32
+
+
+def test_a_real_peak_wins_over_noise_in_its_bin():
+    import scipy.sparse as sp
+
+    matrix = sp.csr_matrix(np.ones((1, 3), dtype=np.float32))
+    row, col, value = siamese.augment_peaks(np.array([0]), matrix, np.random.default_rng(0), removal_max=0,
+                                            intensity=0, noise_max=50, noise_intensity=0.01)
+    assert col.tolist() == [0, 1, 2] and value.tolist() == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("with_metadata", [True, False])
+@pytest.mark.parametrize("augmentation", [None, {}])
+def test_sparse_batches_hold_the_dense_batches(spectra, with_metadata, augmentation):
+    from kit.pairs import PairSampler
+
+    matrix = siamese.binning.bin_spectra(spectra)
+    metadata = siamese.metadata_features(spectra) if with_metadata else None
+    sampler = PairSampler.from_spectra(spectra)
+    kwargs = dict(sampler=sampler, n_pairs=40, augmentation=augmentation, seed=4)
+    dense = siamese.PairBatches(matrix, metadata, 16, **kwargs)
+    sparse = siamese.PairBatches(matrix, metadata, 16, sparse=True, **kwargs)
+    for index in range(len(dense)):
+        x, y = dense[index]
+        (row, col, value, n_spectra), y_sparse = sparse[index]
+        np.testing.assert_array_equal(y_sparse, y)
+        assert n_spectra == 2 * len(y)
+        rebuilt = np.zeros((n_spectra, matrix.shape[1] + (2 if with_metadata else 0)), dtype=np.float32)
+        rebuilt[row, col] = value
+        halves = [np.hstack([x[0], x[1]]), np.hstack([x[2], x[3]])] if with_metadata else list(x)
+        np.testing.assert_array_equal(rebuilt, np.vstack(halves))
+
+
+def test_sparse_dataset_redraws_pairs_every_pass(spectra):
+    from kit.pairs import PairSampler
+
+    matrix = siamese.binning.bin_spectra(spectra)
+    data = siamese.PairBatches(matrix, None, 16, sampler=PairSampler.from_spectra(spectra), n_pairs=40,
+                               augmentation={}, seed=1, sparse=True)
+    passes = [[y.numpy() for _, y in data.dataset()] for _ in range(2)]
+    assert [len(p) for p in passes] == [3, 3] and [len(y) for y in passes[0]] == [16, 16, 8]
+    assert not all(np.array_equal(a, b) for a, b in zip(*passes))
+    with pytest.raises(ValueError, match="sparse=True"):
+        siamese.PairBatches(matrix, None, 16, pairs=(data.idx_a, data.idx_b, data.similarity)).dataset()
+
+
+@pytest.fixture(scope="module")
+def sparse_setup(spectra):
+    """A tiny network, its sparse trainer and dense siamese, and one sparse batch of real spectra."""
+    import tensorflow as tf
+
+    from kit.pairs import PairSampler
+
+    matrix = siamese.binning.bin_spectra(spectra)
+    metadata = siamese.metadata_features(spectra)
+    data = siamese.PairBatches(matrix, metadata, 8, sampler=PairSampler.from_spectra(spectra), n_pairs=8,
+                               augmentation={}, seed=0, sparse=True)
+    network = siamese.build_embedding_network(matrix.shape[1], hidden_units=(16, 8), embedding_dim=4, n_metadata=2,
+                                              penalize_first=False, seed=0)
+    entries, y = data[0]
+    return network, tuple(tf.constant(x) for x in entries), y
+
+
+def test_sparse_trainer_predicts_what_the_saved_siamese_predicts(sparse_setup):
+    network, (row, col, value, n_spectra), _ = sparse_setup
+    trainer = siamese.SparsePairTrainer(network, 1e-6)
+    sparse = trainer((row, col, value, n_spectra), training=False).numpy()
+    dense = np.zeros((int(n_spectra), network.inputs[0].shape[-1] + 2), dtype=np.float32)
+    dense[row.numpy(), col.numpy()] = value.numpy()
+    half = int(n_spectra) // 2
+    expected = siamese.build_siamese(network).predict(
+        [dense[:half, :-2], dense[:half, -2:], dense[half:, :-2], dense[half:, -2:]], verbose=0)[:, 0]
+    np.testing.assert_allclose(sparse, expected, atol=1e-5)
+
+
+def test_sparse_trainer_gradient_is_the_dense_gradient_on_the_rows_gathered(sparse_setup):
+    import tensorflow as tf
+
+    network, inputs, y = sparse_setup
+    trainer = siamese.SparsePairTrainer(network, 0.0)
+    row, col, value, n_spectra = (x.numpy() for x in inputs)
+    dense = np.zeros((int(n_spectra), network.inputs[0].shape[-1] + 2), dtype=np.float32)
+    dense[row, col] = value
+    pair = siamese.build_siamese(network)
+    kernel = network.get_layer("dense1").kernel
+    half = int(n_spectra) // 2
+    with tf.GradientTape(persistent=True) as tape:
+        # Dropout off on both sides so both losses see the same network.
+        sparse_loss = tf.reduce_mean(tf.square(trainer(inputs, training=False) - y))
+        dense_pred = pair([dense[:half, :-2], dense[:half, -2:], dense[half:, :-2], dense[half:, -2:]], training=False)
+        dense_loss = tf.reduce_mean(tf.square(dense_pred[:, 0] - y))
+    sparse_grad = tape.gradient(sparse_loss, kernel)
+    dense_grad = tape.gradient(dense_loss, kernel).numpy()
+    assert isinstance(sparse_grad, tf.IndexedSlices)
+    rebuilt = tf.convert_to_tensor(sparse_grad).numpy()
+    np.testing.assert_allclose(rebuilt, dense_grad, rtol=1e-4, atol=1e-5)
+    touched = np.unique(col)
+    assert set(np.flatnonzero(np.abs(dense_grad).sum(axis=1))) <= set(touched)
+
+
+def test_lazy_adam_updates_only_touched_rows_and_is_adam_on_them():
+    import keras
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=(6, 3)).astype(np.float32)
+    grads = [rng.normal(size=(6, 3)).astype(np.float32) for _ in range(3)]
+    lazy_var, adam_var = keras.Variable(start), keras.Variable(start)
+    lazy, adam = siamese.LazyAdam(learning_rate=0.1), keras.optimizers.Adam(learning_rate=0.1)
+    for g in grads:
+        # Rows 1 and 4 touched, row 4 given as two halves (repeated indices are summed).
+        sparse = tf.IndexedSlices(tf.constant(np.stack([g[1], g[4] / 2, g[4] / 2])), tf.constant([1, 4, 4]))
+        lazy.apply([sparse], [lazy_var])
+        masked = np.zeros_like(g)
+        masked[[1, 4]] = g[[1, 4]]
+        adam.apply([tf.constant(masked)], [adam_var])
+    lazy_w, adam_w = lazy_var.numpy(), adam_var.numpy()
+    np.testing.assert_array_equal(lazy_w[[0, 2, 3, 5]], start[[0, 2, 3, 5]])
+    # Only the touched rows moved, and exactly as Adam moves them when every step touches them.
+    np.testing.assert_allclose(lazy_w[[1, 4]], adam_w[[1, 4]], rtol=1e-5, atol=1e-6)
+    dense_var, reference = keras.Variable(start), keras.Variable(start)
+    siamese.LazyAdam(learning_rate=0.1).apply([tf.constant(grads[0])], [dense_var])
+    keras.optimizers.Adam(learning_rate=0.1).apply([tf.constant(grads[0])], [reference])
+    np.testing.assert_array_equal(dense_var.numpy(), reference.numpy())
+
+
+def test_sparse_and_dense_training_both_give_standard_networks(spectra, tmp_path):
+    dense = SiameseModel(**{**TINY, "epochs": 1, "sparse_training": False}).fit(spectra)
+    assert dense.embedding_network_.get_layer("dense1").kernel_regularizer is not None
+    sparse = SiameseModel(**{**TINY, "epochs": 1}).fit(spectra)
+    assert sparse.embedding_network_.get_layer("dense1").kernel_regularizer is None
+    pairs = random_pairs(spectra)
+    for model in (dense, sparse):
+        assert set(model.history_) >= {"loss", "rmse", "val_loss", "val_rmse"}
+        path = model.save(tmp_path / f"m{model.sparse_training}")
+        import zipfile
+
+        config = zipfile.ZipFile(path / "model.keras").read("config.json").decode()
+        assert "LazyAdam" not in config and "SparsePairTrainer" not in config
+        np.testing.assert_array_equal(kit.models.load(path).predict(spectra, pairs), model.predict(spectra, pairs))

@@ -15,7 +15,11 @@ every spectrum once and scores pairs by dot products of unit vectors.
 
 Two defaults go beyond v1 because they won on validation (MassBank positive mode): the
 precursor m/z and ion mode join the binned peaks (as in ms2deepscore 2.x), and the
-learning rate drops by a factor 3 when validation RMSE stalls for 2 epochs.
+learning rate drops by a factor 3 when validation RMSE stalls for 2 epochs. Training
+runs on sparse batches of 256 pairs (:class:`SparsePairTrainer`, :class:`LazyAdam`),
+several times more pairs per second on a CPU than v1's dense batches of 64.
+MS2DeepScore v1 exactly is ``SiameseModel(use_metadata=False, lr_patience=None,
+sparse_training=False, batch_size=64, learning_rate=1e-3)``.
 
 Examples
 --------
@@ -62,7 +66,7 @@ class MonteCarloDropout(keras.layers.Dropout):
 
 
 def build_embedding_network(input_dim, hidden_units=(500, 500), embedding_dim=200, dropout=0.2, n_metadata=0,
-                            weight_penalty=1e-6, mc_dropout=False, seed=None):
+                            weight_penalty=1e-6, mc_dropout=False, seed=None, penalize_first=True):
     """The network shared by both sides of the siamese: one spectrum in, one vector out.
 
     Each hidden block is Dense (ReLU) then BatchNormalization; Dropout follows every
@@ -88,6 +92,9 @@ def build_embedding_network(input_dim, hidden_units=(500, 500), embedding_dim=20
         stays in inference mode.
     seed : int, optional
         Seeds the dropout masks of a Monte Carlo network.
+    penalize_first : bool, default True
+        Give the first kernel its L1/L2 regularizer; ``False`` leaves it out, for
+        :class:`SparsePairTrainer`, which penalises the rows it gathers instead.
 
     Returns
     -------
@@ -108,9 +115,10 @@ def build_embedding_network(input_dim, hidden_units=(500, 500), embedding_dim=20
         x = keras.layers.Concatenate(name="peaks_and_metadata")([peaks, metadata])
     last = len(hidden_units) - 1
     for i, units in enumerate(hidden_units):
+        penalized = weight_penalty and (i > 0 or penalize_first)
         x = keras.layers.Dense(
             int(units), activation="relu", name=f"dense{i + 1}",
-            kernel_regularizer=keras.regularizers.L1L2(weight_penalty, weight_penalty) if weight_penalty else None,
+            kernel_regularizer=keras.regularizers.L1L2(weight_penalty, weight_penalty) if penalized else None,
         )(x)
         x = keras.layers.BatchNormalization(name=f"normalization{i + 1}")(x)
         if dropout and (i > 0 or i == last):
@@ -135,6 +143,140 @@ def build_siamese(embedding_network):
     embeddings = [embedding_network(inputs if len(inputs) > 1 else inputs[0]) for inputs in sides]
     cosine = keras.layers.Dot(axes=1, normalize=True, name="cosine")(embeddings)
     return keras.Model([*sides[0], *sides[1]], cosine, name="siamese")
+
+
+@keras.saving.register_keras_serializable(package="kit")
+class LazyAdam(keras.optimizers.Adam):
+    """Adam that updates only the rows a sparse gradient touches (as TF Addons' LazyAdam).
+
+    A dense gradient gets Keras' Adam unchanged. A sparse one (``tf.IndexedSlices``, from
+    a first layer that gathers the rows of the bins a batch fills) updates the moments and
+    weights of those rows only, so a step costs the rows a batch touches, not the
+    whole 9,900 x 500 kernel. Untouched rows keep their moments instead of decaying them:
+    the usual approximation for sparse inputs (embeddings, bag-of-words models).
+
+    Examples
+    --------
+    >>> trainer.compile(optimizer=LazyAdam(learning_rate=2e-3), loss="mse")        # doctest: +SKIP
+    """
+
+    def update_step(self, gradient, variable, learning_rate):
+        import tensorflow as tf
+
+        if not isinstance(gradient, tf.IndexedSlices):
+            return super().update_step(gradient, variable, learning_rate)
+        dtype = variable.dtype
+        step = tf.cast(self.iterations + 1, dtype)
+        lr = tf.cast(learning_rate, dtype)
+        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        alpha = lr * tf.sqrt(1 - tf.pow(beta_2, step)) / (1 - tf.pow(beta_1, step))
+        # Repeated rows (several replicas, or a caller's gather) are summed first; rows
+        # that are already distinct come back from tf.unique in the same order.
+        rows, position = tf.unique(gradient.indices)
+        values = tf.cast(gradient.values, dtype)
+        grad = tf.cond(
+            tf.equal(tf.size(rows), tf.size(gradient.indices)),
+            lambda: values,
+            lambda: tf.math.unsorted_segment_sum(values, position, tf.shape(rows)[0]),
+        )
+        m = self._momentums[self._get_variable_index(variable)]
+        v = self._velocities[self._get_variable_index(variable)]
+        m_rows = beta_1 * _rows_of(m, rows) + (1 - beta_1) * grad
+        v_rows = beta_2 * _rows_of(v, rows) + (1 - beta_2) * tf.square(grad)
+        self.assign(m, tf.IndexedSlices(m_rows, rows))
+        self.assign(v, tf.IndexedSlices(v_rows, rows))
+        self.assign_sub(variable, tf.IndexedSlices(alpha * m_rows / (tf.sqrt(v_rows) + self.epsilon), rows))
+
+
+def sparse_product(indices, values, dense_shape, dense):
+    """Sparse matrix (entries sorted by row) times a dense matrix, differentiable in ``dense``.
+
+    A CSR product: on a CPU it runs several times faster than
+    ``tf.sparse.sparse_dense_matmul``, forward and backward. The gradient is taken for
+    ``dense`` only (TensorFlow's own gradient of the CSR product also differentiates the
+    sparse values, and needs static shapes to do so).
+
+    Examples
+    --------
+    >>> import tensorflow as tf
+    >>> sparse_product(tf.constant([[0, 1]], tf.int64), tf.constant([2.0]), tf.constant([1, 2], tf.int64),
+    ...                tf.constant([[1.0], [3.0]])).numpy().tolist()
+    [[6.0]]
+    """
+    import tensorflow as tf
+
+    matrix = tf.raw_ops.SparseTensorToCSRSparseMatrix(indices=indices, values=values, dense_shape=dense_shape)
+
+    @tf.custom_gradient
+    def product(dense):
+        def gradient(upstream):
+            # The transpose built as its own CSR matrix: a plain product is faster than
+            # the transposed one.
+            order = tf.argsort(indices[:, 1], stable=True)
+            transposed = tf.raw_ops.SparseTensorToCSRSparseMatrix(
+                indices=tf.reverse(tf.gather(indices, order), axis=[1]), values=tf.gather(values, order),
+                dense_shape=tf.reverse(dense_shape, axis=[0]),
+            )
+            return tf.raw_ops.SparseMatrixMatMul(a=transposed, b=upstream)
+
+        return tf.raw_ops.SparseMatrixMatMul(a=matrix, b=dense), gradient
+
+    return product(dense)
+
+
+def _rows_of(variable, rows):
+    """Rows of a variable read in place (a plain ``tf.gather`` would copy it whole first)."""
+    value = getattr(variable, "value", variable)
+    return value.sparse_read(rows)
+
+
+class SparsePairTrainer(keras.Model):
+    """Trains an embedding network on sparse pair batches; only the network is kept.
+
+    The first Dense layer reads only the bins a batch fills: the kernel rows of those bins
+    are gathered and multiplied by the sparse batch, so the step skips the 9,900 x 500
+    dense product and the gradient is sparse (``tf.IndexedSlices``): with
+    :class:`LazyAdam` and the weight penalty taken on the rows gathered, a step costs the
+    rows the batch touches. The network itself is unchanged (a plain Dense layer), so the
+    model saved after training is the same siamese as with dense batches.
+
+    Input: ``(row, column, value, n_spectra)`` from :class:`PairBatches` with
+    ``sparse=True``; output: the cosine of each pair's embeddings. Used only for
+    training and never saved.
+
+    Parameters
+    ----------
+    network : keras.Model
+        Embedding network from :func:`build_embedding_network`; its first Dense layer
+        should carry no kernel regularizer (the penalty is taken here instead).
+    weight_penalty : float
+        L1 and L2 penalty on the gathered rows of the first kernel.
+    """
+
+    def __init__(self, network, weight_penalty=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.network = network
+        self.first, self.rest = _split_first_dense(network)
+        self.weight_penalty = float(weight_penalty)
+
+    def call(self, inputs, training=False):
+        import tensorflow as tf
+
+        row, column, value, n_spectra = inputs
+        kernel = self.first.kernel
+        bins, position = tf.unique(column)
+        # Gathering from the variable itself makes its gradient sparse (IndexedSlices).
+        rows = tf.gather(getattr(kernel, "value", kernel), bins)
+        batch = (tf.cast(tf.stack([row, position], axis=1), tf.int64), value,
+                 tf.cast(tf.stack([n_spectra, tf.shape(bins)[0]]), tf.int64))
+        x = self.first.activation(sparse_product(*batch, rows) + self.first.bias)
+        for layer in self.rest:
+            x = layer(x, training=training)
+        if training and self.weight_penalty:
+            self.add_loss(self.weight_penalty * (tf.reduce_sum(tf.abs(rows)) + tf.reduce_sum(tf.square(rows))))
+        x = tf.math.l2_normalize(x, axis=1)
+        half = n_spectra // 2
+        return tf.reduce_sum(x[:half] * x[half:], axis=1)
 
 
 def metadata_features(spectra):
@@ -162,23 +304,30 @@ def metadata_features(spectra):
 
 
 # -- augmentation and batches ---------------------------------------------------------
-def augment_batch(rows, matrix, rng, removal_max=0.3, removal_intensity=0.2, intensity=0.4, noise_max=10,
+def augment_peaks(rows, matrix, rng, removal_max=0.3, removal_intensity=0.2, intensity=0.4, noise_max=10,
                   noise_intensity=0.01):
-    """Dense ``float32`` batch of binned spectra, each augmented as in MS2DeepScore v1.
+    """Augmented peaks of a batch of binned spectra, as sparse entries.
 
-    Per spectrum: a share drawn from ``U(0, removal_max)`` of the peaks below
-    ``removal_intensity`` is removed; every intensity is multiplied by ``U(1 - intensity,
-    1 + intensity)``; up to ``noise_max`` noise peaks of intensity ``U(0,
-    noise_intensity)`` are added in random bins (a real peak wins over noise in its bin).
-    Works on the sparse peaks only, so a batch costs its peaks, not its bins.
+    Per spectrum, as in MS2DeepScore v1: a share drawn from ``U(0, removal_max)`` of the
+    peaks below ``removal_intensity`` is removed; every intensity is multiplied by
+    ``U(1 - intensity, 1 + intensity)``; up to ``noise_max`` noise peaks of intensity
+    ``U(0, noise_intensity)`` are added in random bins (a real peak wins over noise in its
+    bin). Works on the peaks only, so a batch costs its peaks, not its bins.
+
+    Returns
+    -------
+    row, column : int32 arrays
+        Position of each entry in the batch (row ``i`` is ``rows[i]``), sorted by row then
+        column, each position once.
+    value : float32 array
 
     Examples
     --------
     >>> import scipy.sparse as sp
     >>> m = sp.csr_matrix(np.array([[0, 1.0, 0.1, 0]], dtype=np.float32))
-    >>> x = augment_batch(np.array([0]), m, np.random.default_rng(0), noise_max=0, intensity=0)
-    >>> x.shape, float(x[0, 1])
-    ((1, 4), 1.0)
+    >>> r, c, v = augment_peaks(np.array([0]), m, np.random.default_rng(0), removal_max=0, noise_max=0, intensity=0)
+    >>> r.tolist(), c.tolist(), v.tolist()
+    ([0, 0], [1, 2], [1.0, 0.10000000149011612])
     """
     sub = matrix[np.asarray(rows)]
     n, width = sub.shape
@@ -190,12 +339,37 @@ def augment_batch(rows, matrix, rng, removal_max=0.3, removal_intensity=0.2, int
         keep = ~((values < removal_intensity) & (rng.random(len(values)) < share[row_of]))
     if intensity > 0:
         values = values * rng.uniform(1.0 - intensity, 1.0 + intensity, len(values)).astype(np.float32)
-    out = np.zeros((n, width), dtype=np.float32)
+    row_of, cols, values = row_of[keep], cols[keep], values[keep]
     if noise_max > 0:
         counts = rng.integers(0, int(noise_max) + 1, n)
         total = int(counts.sum())
-        out[np.repeat(np.arange(n), counts), rng.integers(0, width, total)] = rng.uniform(0.0, noise_intensity, total)
-    out[row_of[keep], cols[keep]] = values[keep]
+        noise_cols = rng.integers(0, width, total)
+        noise_values = rng.uniform(0.0, noise_intensity, total).astype(np.float32)
+        # Noise first, peaks after: where a position repeats, the last entry wins.
+        row_of = np.concatenate([np.repeat(np.arange(n), counts), row_of])
+        cols = np.concatenate([noise_cols, cols])
+        values = np.concatenate([noise_values, values])
+        key = row_of.astype(np.int64) * width + cols
+        _, last = np.unique(key[::-1], return_index=True)
+        pick = len(key) - 1 - last
+        row_of, cols, values = row_of[pick], cols[pick], values[pick]
+    return row_of.astype(np.int32), cols.astype(np.int32), values.astype(np.float32)
+
+
+def augment_batch(rows, matrix, rng, **augmentation):
+    """Dense ``float32`` batch of binned spectra, each augmented by :func:`augment_peaks`.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> m = sp.csr_matrix(np.array([[0, 1.0, 0.1, 0]], dtype=np.float32))
+    >>> x = augment_batch(np.array([0]), m, np.random.default_rng(0), noise_max=0, intensity=0)
+    >>> x.shape, float(x[0, 1])
+    ((1, 4), 1.0)
+    """
+    row_of, cols, values = augment_peaks(rows, matrix, rng, **augmentation)
+    out = np.zeros((len(rows), matrix.shape[1]), dtype=np.float32)
+    out[row_of, cols] = values
     return out
 
 
@@ -219,31 +393,60 @@ class PairBatches(keras.utils.PyDataset):
     pairs : (idx_a, idx_b, similarity), optional
         Fixed pairs (without ``sampler``).
     augmentation : dict, optional
-        Keyword arguments of :func:`augment_batch`; ``None`` turns augmentation off.
+        Keyword arguments of :func:`augment_peaks`; ``None`` turns augmentation off.
     seed : int
+    sparse : bool, default False
+        Give each batch as sparse entries ``(row, column, value, n_spectra)`` instead of
+        dense arrays: rows ``0..n-1`` are the spectra a, rows ``n..2n-1`` the spectra b,
+        and metadata inputs are the columns after the bins (the input of
+        :class:`SparsePairTrainer`). The same seed gives the same values either way.
     """
 
     def __init__(self, matrix, metadata, batch_size, sampler=None, n_pairs=None, pairs=None, augmentation=None,
-                 seed=0):
+                 seed=0, sparse=False):
         super().__init__()
         self.matrix, self.metadata, self.batch_size = matrix, metadata, int(batch_size)
         self.sampler, self.n_pairs, self.augmentation, self.seed = sampler, n_pairs, augmentation, int(seed)
+        self.sparse = bool(sparse)
         self.epoch = 0
         self._drawn_for = None
+        self._ahead = None  # (epoch, future) of pairs drawn in the background
+        self._executor = None
         if sampler is None:
             self.idx_a, self.idx_b, self.similarity = (np.asarray(p) for p in pairs)
         else:
             self._draw()
 
-    def _draw(self):
+    def _draw(self, ahead=False):
         if self.sampler is None or self._drawn_for == self.epoch:
             return
-        rng = np.random.default_rng([self.seed, self.epoch])
+        if self._ahead is not None and self._ahead[0] == self.epoch:
+            self.idx_a, self.idx_b, self.similarity = self._ahead[1].result()
+        else:
+            self.idx_a, self.idx_b, self.similarity = self._pairs(self.epoch)
+        self._drawn_for = self.epoch
+        if ahead:
+            # The next epoch's pairs are drawn in a thread while this epoch trains
+            # (NumPy and TensorFlow both release the GIL in their heavy parts).
+            from concurrent.futures import ThreadPoolExecutor
+
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kit-pairs")
+            self._ahead = (self.epoch + 1, self._executor.submit(self._pairs, self.epoch + 1))
+
+    def _pairs(self, epoch):
+        """The pairs of one epoch, shuffled (the same for a given seed and epoch, in any thread)."""
+        rng = np.random.default_rng([self.seed, epoch])
         a, b, y = self.sampler.sample(self.n_pairs, rng)
         # The sampler groups pairs by bin; batches need a mix of them.
         order = rng.permutation(len(a))
-        self.idx_a, self.idx_b, self.similarity = a[order], b[order], y[order]
-        self._drawn_for = self.epoch
+        return a[order], b[order], y[order]
+
+    def close(self):
+        """Stop drawing pairs ahead (a draw under way finishes in its thread)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor, self._ahead = None, None
 
     def on_epoch_begin(self):
         self._draw()
@@ -258,17 +461,63 @@ class PairBatches(keras.utils.PyDataset):
     def __getitem__(self, index):
         part = slice(index * self.batch_size, (index + 1) * self.batch_size)
         a, b = self.idx_a[part], self.idx_b[part]
-        if self.augmentation is None:
-            rows = binning.densify(self.matrix, np.concatenate([a, b]))
-        else:
-            # One stream per (epoch, batch): the same batch looks the same whenever it is built.
-            rng = np.random.default_rng([self.seed, self.epoch, index, 1])
-            rows = augment_batch(np.concatenate([a, b]), self.matrix, rng, **self.augmentation)
-        xa, xb = rows[: len(a)], rows[len(a):]
+        both = np.concatenate([a, b])
         y = self.similarity[part].astype(np.float32)
+        if self.sparse:
+            return self._entries(both, index), y
+        if self.augmentation is None:
+            rows = binning.densify(self.matrix, both)
+        else:
+            rows = augment_batch(both, self.matrix, self._rng(index), **self.augmentation)
+        xa, xb = rows[: len(a)], rows[len(a):]
         if self.metadata is None:
             return (xa, xb), y
         return (xa, self.metadata[a], xb, self.metadata[b]), y
+
+    def _rng(self, index):
+        # One stream per (epoch, batch): the same batch looks the same whenever it is built.
+        return np.random.default_rng([self.seed, self.epoch, index, 1])
+
+    def _entries(self, spectra, index):
+        if self.augmentation is None:
+            sub = self.matrix[spectra]
+            row = np.repeat(np.arange(len(spectra), dtype=np.int32), np.diff(sub.indptr))
+            col, value = sub.indices.astype(np.int32), sub.data.astype(np.float32)
+        else:
+            row, col, value = augment_peaks(spectra, self.matrix, self._rng(index), **self.augmentation)
+        if self.metadata is not None:
+            width = self.metadata.shape[1]
+            row = np.concatenate([row, np.repeat(np.arange(len(spectra), dtype=np.int32), width)])
+            col = np.concatenate([col, np.tile(np.arange(width, dtype=np.int32) + self.matrix.shape[1], len(spectra))])
+            value = np.concatenate([value, self.metadata[spectra].ravel()])
+            # Sorted by row (then column), as a CSR matrix is built.
+            order = np.argsort(row, kind="stable")
+            row, col, value = row[order], col[order], value[order]
+        return row, col, value.astype(np.float32), np.int32(len(spectra))
+
+    def dataset(self):
+        """The batches as a ``tf.data.Dataset`` (``sparse=True``), built one batch ahead.
+
+        Each pass over the dataset is one epoch (pairs redrawn with a sampler); the next
+        batch is prepared in a ``tf.data`` thread while the current one trains, and the
+        next epoch's pairs in another thread. Call :meth:`close` when done.
+        """
+        import tensorflow as tf
+
+        if not self.sparse:
+            raise ValueError("PairBatches.dataset() needs sparse=True")
+
+        def epoch():
+            self._draw(ahead=True)
+            for index in range(len(self)):
+                yield self[index]
+            self.on_epoch_end()
+
+        entries = tf.TensorSpec([None], tf.int32)
+        signature = ((entries, entries, tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.int32)),
+                     tf.TensorSpec([None], tf.float32))
+        data = tf.data.Dataset.from_generator(epoch, output_signature=signature)
+        return data.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(2)
 
 
 # -- the model ------------------------------------------------------------------------
@@ -283,12 +532,15 @@ class SiameseModel(PairModel):
     dropout : float, default 0.2
     weight_penalty : float, default 1e-6
         L1 and L2 penalty on the hidden kernels (as MS2DeepScore v1); 0 turns it off.
-    learning_rate : float, default 1e-3
-        Adam's learning rate.
+    learning_rate : float, default 2e-3
+        Adam's learning rate. MS2DeepScore v1 uses 1e-3 with batches of 64; the default
+        follows the square-root rule for 4x larger batches (rate x sqrt(batch / 64)).
     epochs : int, default 30
         Most epochs; early stopping usually ends training sooner.
-    batch_size : int, default 64
-        Pairs per gradient step.
+    batch_size : int, default 256
+        Pairs per gradient step (MS2DeepScore v1: 64). A sparse step costs about the
+        rows its batch touches, which grow slower than the batch, so larger batches move
+        more pairs per second.
     pairs_per_epoch : int, default 20000
         Training pairs drawn (balanced over Tanimoto bins) for each epoch.
     validation_pairs : int, default 5000
@@ -308,6 +560,13 @@ class SiameseModel(PairModel):
     use_metadata : bool, default True
         Also feed precursor m/z and ion mode to the embedding network (as ms2deepscore
         2.x does); ``False`` reads peaks only, as MS2DeepScore v1.
+    sparse_training : bool, default True
+        Train on sparse batches (:class:`SparsePairTrainer`): the first layer reads only
+        the bins each batch fills, and Adam (:class:`LazyAdam`) and the weight penalty
+        work on those rows of the first kernel only, several times faster on a CPU.
+        ``False`` trains on dense batches with Keras' Adam and the penalty on every
+        weight at every step, as MS2DeepScore v1. The trained network and what it
+        predicts mean the same either way.
     seed : int, default 0
         Seeds weights, dropout, the validation split, pairs and augmentation.
     verbose : int or "auto", default "auto"
@@ -337,12 +596,12 @@ class SiameseModel(PairModel):
     name = "siamese"
     save_format = "keras"
 
-    def __init__(self, hidden_units=(500, 500), embedding_dim=200, dropout=0.2, weight_penalty=1e-6, learning_rate=1e-3,
-                 epochs=30, batch_size=64, pairs_per_epoch=20000, validation_pairs=5000, patience=6, lr_patience=2,
+    def __init__(self, hidden_units=(500, 500), embedding_dim=200, dropout=0.2, weight_penalty=1e-6, learning_rate=2e-3,
+                 epochs=30, batch_size=256, pairs_per_epoch=20000, validation_pairs=5000, patience=6, lr_patience=2,
                  validation_fraction=0.1,
                  bin_width=binning.BIN_WIDTH, mz_range=binning.MZ_RANGE, intensity_power=binning.INTENSITY_POWER,
                  augment_removal_max=0.3, augment_removal_intensity=0.2, augment_intensity=0.4, augment_noise_max=10,
-                 augment_noise_intensity=0.01, use_metadata=True, seed=0, verbose="auto"):
+                 augment_noise_intensity=0.01, use_metadata=True, sparse_training=True, seed=0, verbose="auto"):
         self.hidden_units = hidden_units
         self.embedding_dim = embedding_dim
         self.dropout = dropout
@@ -364,6 +623,7 @@ class SiameseModel(PairModel):
         self.augment_noise_max = augment_noise_max
         self.augment_noise_intensity = augment_noise_intensity
         self.use_metadata = use_metadata
+        self.sparse_training = sparse_training
         self.seed = seed
         self.verbose = verbose
 
@@ -395,6 +655,8 @@ class SiameseModel(PairModel):
             _int_param(name, getattr(self, name), minimum=0)
         if self.lr_patience is not None:
             _int_param("lr_patience", self.lr_patience, minimum=0)
+        if not isinstance(self.sparse_training, (bool, np.bool_)):
+            raise TypeError(f"sparse_training must be True or False, found {self.sparse_training!r}")
         for name, low, high in (("dropout", 0.0, 0.95), ("validation_fraction", 0.0, 0.9),
                                 ("augment_removal_max", 0.0, 1.0), ("augment_intensity", 0.0, 1.0),
                                 ("weight_penalty", 0.0, 1.0), ("augment_removal_intensity", 0.0, 1.0),
@@ -405,12 +667,12 @@ class SiameseModel(PairModel):
         self.binning_settings()
         return units
 
-    def _new_network(self, input_dim, mc_dropout=False, seed=None):
+    def _new_network(self, input_dim, mc_dropout=False, seed=None, penalize_first=True):
         return build_embedding_network(
             input_dim, hidden_units=self._check_params(), embedding_dim=int(self.embedding_dim),
             dropout=float(self.dropout), n_metadata=len(METADATA_FEATURES) if self.use_metadata else 0,
             weight_penalty=float(self.weight_penalty),
-            mc_dropout=mc_dropout, seed=seed,
+            mc_dropout=mc_dropout, seed=seed, penalize_first=penalize_first,
         )
 
     # -- features ------------------------------------------------------------------
@@ -460,20 +722,29 @@ class SiameseModel(PairModel):
                 f"no validation pairs among {len(val_part):,} validation spectra: expected molecules with at least "
                 "two spectra between them (more molecules, or a larger validation_fraction)"
             )
-        network = self._new_network(train_x.shape[1])
+        sparse = bool(self.sparse_training)
+        network = self._new_network(train_x.shape[1], penalize_first=not sparse)
         siamese = build_siamese(network)
-        siamese.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=float(self.learning_rate)),
+        trainer = SparsePairTrainer(network, float(self.weight_penalty)) if sparse else siamese
+        trainer.compile(
+            optimizer=(LazyAdam if sparse else keras.optimizers.Adam)(learning_rate=float(self.learning_rate)),
             loss="mse",
             metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
+            jit_compile=False,
         )
         train_data = PairBatches(
             train_x, train_meta, self.batch_size, sampler=train_sampler, n_pairs=int(self.pairs_per_epoch),
-            augmentation=self._augmentation(), seed=int(train_seed.generate_state(1)[0]),
+            augmentation=self._augmentation(), seed=int(train_seed.generate_state(1)[0]), sparse=sparse,
         )
-        val_data = PairBatches(val_x, val_meta, max(int(self.batch_size), 512), pairs=val_pairs)
-        history = siamese.fit(train_data, validation_data=val_data, epochs=int(self.epochs),
-                              callbacks=self._callbacks(), verbose=self.verbose)
+        val_data = PairBatches(val_x, val_meta, max(int(self.batch_size), 512), pairs=val_pairs, sparse=sparse)
+        # The sparse pipeline's pairs are already shuffled (and a tf.data dataset cannot be).
+        try:
+            history = trainer.fit(train_data.dataset() if sparse else train_data,
+                                  validation_data=val_data.dataset() if sparse else val_data,
+                                  epochs=int(self.epochs), callbacks=self._callbacks(), verbose=self.verbose,
+                                  shuffle=not sparse)
+        finally:
+            train_data.close()
         self.history_ = {k: [float(v) for v in values] for k, values in history.history.items()}
         val_rmse = self.history_.get("val_rmse", [])
         self.best_epoch_ = int(np.argmin(val_rmse)) + 1 if val_rmse else len(self.history_.get("loss", []))
