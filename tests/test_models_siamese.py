@@ -330,8 +330,15 @@ def test_sparse_dataset_redraws_pairs_every_pass(spectra):
     data = siamese.PairBatches(matrix, None, 16, sampler=PairSampler.from_spectra(spectra), n_pairs=40,
                                augmentation={}, seed=1, sparse=True)
     passes = [[y.numpy() for _, y in data.dataset()] for _ in range(2)]
+    data.close()
     assert [len(p) for p in passes] == [3, 3] and [len(y) for y in passes[0]] == [16, 16, 8]
     assert not all(np.array_equal(a, b) for a, b in zip(*passes))
+    # The second pass's pairs, drawn ahead in a thread, are those of epoch 1 drawn in place.
+    plain = siamese.PairBatches(matrix, None, 16, sampler=PairSampler.from_spectra(spectra), n_pairs=40,
+                                augmentation={}, seed=1)
+    plain.on_epoch_end()
+    plain.on_epoch_begin()
+    np.testing.assert_array_equal(np.concatenate(passes[1]), plain.similarity.astype(np.float32))
     with pytest.raises(ValueError, match="sparse=True"):
         siamese.PairBatches(matrix, None, 16, pairs=(data.idx_a, data.idx_b, data.similarity)).dataset()
 

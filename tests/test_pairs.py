@@ -96,3 +96,28 @@ def test_limited_pairs_are_a_random_subset_of_their_bin(limit):
         assert len({tuple(p) for p in some.tolist()}) == len(some)
     again = molecule_pairs_by_bin(many, limit=limit, rng=np.random.default_rng(1))
     assert all(np.array_equal(a, b) for a, b in zip(limited, again))
+
+
+def test_sampler_gives_the_same_pairs_with_and_without_the_bins_cache(fps, monkeypatch):
+    import kit.pairs
+
+    spectrum_molecule = np.repeat(np.arange(len(SMILES)), 2)
+    cached = PairSampler(spectrum_molecule, fps, batch=8).sample(300, np.random.default_rng(3))
+    monkeypatch.setattr(kit.pairs, "CACHE_MOLECULES", 0)
+    uncached = PairSampler(spectrum_molecule, fps, batch=8).sample(300, np.random.default_rng(3))
+    for x, y in zip(cached, uncached):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_sampler_partners_are_spread_over_their_bin(fps):
+    # Every molecule pair of a bin shows up when many pairs are drawn: the partner is
+    # drawn uniformly among the molecules in the anchor's target bin.
+    spectrum_molecule = np.repeat(np.arange(len(SMILES)), 2)
+    sampler = PairSampler(spectrum_molecule, fps, batch=len(SMILES))
+    a, b, _ = sampler.sample(20000, np.random.default_rng(0))
+    drawn = set(zip(spectrum_molecule[a].tolist(), spectrum_molecule[b].tolist()))
+    full = tanimoto_matrix(fps)
+    low = bin_index(full) == 0
+    np.fill_diagonal(low, False)
+    expected = set(zip(*np.nonzero(low)))
+    assert len(expected & drawn) >= 0.95 * len(expected)
