@@ -47,6 +47,8 @@ SKOPS_TYPES = {
     "mean": ("kit.models.mean.MeanModel",),
     "cosine": ("kit.models.cosine.CosineModel",),
     "gbm": ("kit.models.gbm.GBMModel", "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"),
+    # The blend's skops file holds its booster only; its siamese is a Keras file beside it.
+    "blend": ("kit.models.blend.BlendModel", "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"),
 }
 
 #: ``(module, class_name)`` of every object in the config of a network the siamese rung
