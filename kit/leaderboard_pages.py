@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 from kit._version import __version__
 from kit.bins import BIN_LABELS
-from kit.metrics import DIFFERENT_MOLECULE_BIN, SAME_MOLECULE_BIN
+from kit.metrics import DIFFERENT_MOLECULE_BIN, SAME_MOLECULE_BIN, bin_tick
 from kit.safetext import printable
 
 #: Participants drawn in colour on the plots; the rest are grey.
@@ -284,7 +284,9 @@ def _bins_plot(plt, standings):
         ax.plot(x, y, marker="o", markersize=4, linewidth=1.8, color=colours[item.participant],
                 label=f"{item.participant} ({metric.format(item.private if standings.private else item.public)})")
     ax.set_xticks(x)
-    ax.set_xticklabels([label.replace(" ", "\n", 1) for label in labels], rotation=0, fontsize=8.5)
+    ax.set_xticklabels([bin_tick(label) for label in labels], rotation=0, fontsize=8.5)
+    if split:
+        fig.subplots_adjust(bottom=0.2)  # room for the three-line ticks of the top bin's halves
     ax.set_xlabel("true Tanimoto similarity bin")
     ax.set_ylabel(f"RMSE on {usage} rows")
     ax.set_ylim(bottom=0)
