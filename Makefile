@@ -34,6 +34,7 @@ bench: setup
 	$(BIN)/python bench/bench_prepare.py
 	$(BIN)/python bench/bench_score.py
 	$(BIN)/python bench/bench_siamese.py --spectra ../shared/data/massbank/massbank_positive.mgf.gz
+	$(BIN)/python bench/bench_scale.py --scales 1,3,10
 	$(BIN)/python bench/peers.py
 
 # The peers' environment (ms2deepscore on PyTorch) stays apart from TensorFlow: both in one
