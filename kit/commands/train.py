@@ -15,7 +15,7 @@ def add_parser(subparsers):
         "given as an option, e.g. `kit train siamese --epochs 5 --learning-rate 0.0005`; "
         "`kit train MODEL --help` lists them with their defaults.",
     )
-    p.add_argument("model", metavar="MODEL", nargs="?", help="mean, cosine, gbm or siamese")
+    p.add_argument("model", metavar="MODEL", nargs="?", help="mean, cosine, gbm, siamese or blend")
     p.add_argument("-h", "--help", action="store_true", help="show this help (with MODEL: also its options) and exit")
     p.add_argument("--competition", metavar="NAME|DIR", help="competition (default: practice)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
