@@ -197,7 +197,8 @@ def test_missing_precursor_mz_warns_when_metadata_is_used(model, spectra):
      ({"dropout": 1.5}, UserError), ({"learning_rate": -1}, UserError), ({"bin_width": 0}, UserError),
      ({"batch_size": 2.5}, TypeError), ({"validation_fraction": 0.95}, UserError), ({"lr_patience": -1}, UserError),
      ({"weight_penalty": "none"}, TypeError), ({"sparse_training": "yes"}, TypeError),
-     ({"sparse_training": 1}, TypeError)],
+     ({"sparse_training": 1}, TypeError), ({"batchnorm_momentum": 1.5}, UserError),
+     ({"batchnorm_momentum": None}, TypeError)],
 )
 def test_bad_parameters_are_refused_before_training(spectra, params, error):
     with pytest.raises(error):
@@ -428,6 +429,8 @@ def test_sparse_and_dense_training_both_give_standard_networks(spectra, tmp_path
     assert dense.embedding_network_.get_layer("dense1").kernel_regularizer is not None
     sparse = SiameseModel(**{**TINY, "epochs": 1}).fit(spectra)
     assert sparse.embedding_network_.get_layer("dense1").kernel_regularizer is None
+    assert sparse.embedding_network_.get_layer("normalization1").momentum == 0.9
+    assert dense.get_params()["batchnorm_momentum"] == 0.9
     pairs = random_pairs(spectra)
     for model in (dense, sparse):
         assert set(model.history_) >= {"loss", "rmse", "val_loss", "val_rmse"}
