@@ -177,7 +177,11 @@ class Competition:
                 f"no test id map for competition {self.name!r}: expected {path} "
                 "(the private/ folder stays with whoever prepared the competition)"
             )
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
+        from kit.safetext import from_spreadsheet_cell
+
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame["source_spectrum_id"] = frame["source_spectrum_id"].map(from_spreadsheet_cell)
+        return frame
 
 
 def load_competition(path=None, data=None):

@@ -21,6 +21,7 @@ from kit.errors import UserError
 from kit.fileio import atomic_dir, ensure_writable_dir, sha256_file
 from kit.pairs import split_molecules
 from kit.paths import COMPETITION_FILE, COMPETITION_NAME, DEFAULT_COMPETITION, data_dir
+from kit.safetext import spreadsheet_cell
 
 # Fields a test spectrum keeps: measurement conditions a model may use, nothing that names
 # or draws the molecule. The licence stays with the training spectra and is counted in
@@ -371,7 +372,9 @@ def prepare_competition(
         pd.DataFrame({"id": ids_col, "similarity": similarity, "Usage": usage}).to_csv(
             tmp / files.SOLUTION_FILE, index=False, lineterminator="\n"
         )
-        pd.DataFrame({"spectrum_id": neutral, "source_spectrum_id": [ids[test_idx[k]] for k in shuffled]}).to_csv(
+        # Library ids are the library author's text: a teacher opens this file in a spreadsheet.
+        source_ids = [spreadsheet_cell(ids[test_idx[k]]) for k in shuffled]
+        pd.DataFrame({"spectrum_id": neutral, "source_spectrum_id": source_ids}).to_csv(
             tmp / files.TEST_IDS_FILE, index=False, lineterminator="\n"
         )
         # Same-molecule pairs share their precursor m/z, which the metric alone hides: the scorer

@@ -430,3 +430,16 @@ def test_massbank_negative_competition_contract(tmp_path):
     assert (pairs.spectrum_id_a != pairs.spectrum_id_b).all()
     public = (solution.Usage == "Public").mean()
     assert abs(public - 0.3) < 1e-3
+
+
+@pytest.mark.parametrize("prefix", ["=", "+", "-", "@"])
+def test_test_id_map_is_safe_to_open_in_a_spreadsheet(workdir, tmp_path, prefix):
+    # The library's ids are its author's text: a formula must not run in the teacher's spreadsheet.
+    spectra = structure_spectra(per_molecule=3)
+    for k, s in enumerate(spectra):
+        s.set("spectrum_id", f"{prefix}HYPERLINK(x{k})")
+    comp = prepare_competition(save_spectra(spectra, tmp_path / "formulas.mgf"), name="formulas", test_fraction=0.25,
+                               pairs_per_bin=5, progress=False)
+    raw = (comp.path / "private" / "test_ids.csv").read_text(encoding="utf-8").splitlines()[1:]
+    assert raw and all(line.split(",", 1)[1].startswith("'" + prefix) for line in raw)
+    assert all(s.startswith(prefix + "HYPERLINK(") for s in comp.load_test_ids().source_spectrum_id)
