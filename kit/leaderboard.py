@@ -166,8 +166,8 @@ def make_entry(result, participant=None, time=None, file=None):
         "private": _number(result.private),
         "validation": _number(result.validation),
         "rows": str(result.rows),
-        "per_bin_public": json.dumps(_bins(details.get("Public")), separators=(",", ":")),
-        "per_bin_private": json.dumps(_bins(details.get("Private")), separators=(",", ":")),
+        "per_bin_public": json.dumps(per_bin_for_log(details.get("Public")), separators=(",", ":")),
+        "per_bin_private": json.dumps(per_bin_for_log(details.get("Private")), separators=(",", ":")),
     }
 
 
@@ -564,6 +564,14 @@ def _finite_scores(row):
     return True
 
 
-def _bins(details):
-    """Per-bin RMSE for the log, with the top bin's same- and different-molecule halves when scored."""
+def per_bin_for_log(details):
+    """Per-bin RMSE for the log, with the top bin's same- and different-molecule halves when scored.
+
+    Examples
+    --------
+    >>> per_bin_for_log(None)
+    {}
+    >>> per_bin_for_log({"per_bin_rmse": {"0.0-0.1": 0.2}})
+    {'0.0-0.1': 0.2}
+    """
     return {} if not details else {**details["per_bin_rmse"], **details.get("top_bin_split", {})}

@@ -671,3 +671,16 @@ def test_serve_unknown_competition_and_bad_port(capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main(["serve", "--port", "70000"])
     assert exit_info.value.code == 2
+
+
+def test_recorded_per_bin_rmse_splits_the_top_bin_like_the_log(make_server, good, comp):
+    # With the private same-molecule flags, the server records what `kit score` logs.
+    from kit.competition import PAIR_DETAILS_FILE
+    from kit.metrics import DIFFERENT_MOLECULE_BIN, SAME_MOLECULE_BIN
+
+    ids, _, _ = read_solution(comp)
+    (comp / PAIR_DETAILS_FILE).write_text("id,same_molecule\n" + "".join(f"{i},{i % 2}\n" for i in ids))
+    server = make_server()
+    assert post(server, server.tokens["Ada"], good).status_code == 201
+    (row,) = recorded(server)
+    assert {SAME_MOLECULE_BIN, DIFFERENT_MOLECULE_BIN} <= set(json.loads(row["per_bin_public"]))

@@ -47,7 +47,7 @@ _CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 
 _DOCS_CSP = ("default-src 'self'; img-src 'self' data: https://fastapi.tiangolo.com; "
              "style-src 'self' https://cdn.jsdelivr.net; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
              "frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
-# Only one thread draws with matplotlib's pyplot at a time (its state is global).
+# Only one thread draws the plots at a time (matplotlib's rc settings are global while it draws).
 _PLOT_LOCK = threading.Lock()
 
 
@@ -586,6 +586,8 @@ async def _accept(state, participant, upload, description):
 def _record(participant, now, digest, stored, name, size, result, description):
     import json
 
+    from kit.leaderboard import per_bin_for_log
+
     private = result.details.get("Private")
     return {
         "participant_id": participant.id,
@@ -597,8 +599,8 @@ def _record(participant, now, digest, stored, name, size, result, description):
         "rows": result.rows,
         "public": result.public,
         "private": result.private,
-        "per_bin_public": json.dumps(result.details["Public"]["per_bin_rmse"], separators=(",", ":")),
-        "per_bin_private": json.dumps(private["per_bin_rmse"] if private else {}, separators=(",", ":")),
+        "per_bin_public": json.dumps(per_bin_for_log(result.details["Public"]), separators=(",", ":")),
+        "per_bin_private": json.dumps(per_bin_for_log(private), separators=(",", ":")),
         "status": SCORED,
         "error": None,
         "description": _clean(description or "", MAX_DESCRIPTION),
