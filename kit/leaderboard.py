@@ -355,9 +355,11 @@ def _parse_line(line):
 def rank(log, metric, private=False):
     """Best submission per participant, ranked.
 
-    Each participant's submission with the best Public score is chosen (ties to the
-    earliest). Without ``private`` they are ranked on Public; with it, on the Private
-    score of that same submission, and ``public_rank`` shows where each stood before.
+    Each participant's submission with the best Public score is chosen (of equal
+    scores, the earliest). Without ``private`` they are ranked on Public; with it, on the
+    Private score of that same submission, and ``public_rank`` shows where each stood
+    before. Equal scores (at the metric's decimals) share a rank (1, 2, 2, 4), the
+    earlier submission listed first; a time the log cannot vouch for sorts last.
 
     Parameters
     ----------
@@ -383,27 +385,14 @@ def rank(log, metric, private=False):
     log = log.sort_values(["_key", "time", "order"], kind="stable")
     best = log.drop_duplicates("participant", keep="first").copy()
     best["entries"] = best["participant"].map(log["participant"].value_counts()).astype(int)
-    best["public_rank"] = _competition_ranks(best["_key"])
+    best["public_rank"] = best["_key"].rank(method="min").astype(int)
     if private:
         best["_pkey"] = best["private"].map(metric.sort_key)
         best = best.sort_values(["_pkey", "time", "order"], kind="stable")
-        best["rank"] = _competition_ranks(best["_pkey"])
+        best["rank"] = best["_pkey"].rank(method="min").astype(int)
     else:
         best["rank"] = best["public_rank"]
     return best[columns].reset_index(drop=True)
-
-
-def _competition_ranks(keys):
-    """1, 2, 2, 4 ... ranks for keys sorted best first; equal keys share a rank.
-
-    The order among equals (earliest first) is kept by the caller's sort.
-    """
-    ranks, previous, rank_value = [], None, 0
-    for position, key in enumerate(keys, start=1):
-        if key != previous:
-            rank_value, previous = position, key
-        ranks.append(rank_value)
-    return ranks
 
 
 @dataclass

@@ -19,6 +19,10 @@ from kit.safetext import printable
 
 #: Participants drawn in colour on the plots; the rest are grey.
 MAX_PLOTTED = 10
+#: The colour of the participants past :data:`MAX_PLOTTED` on the plots.
+GREY = "#b8bec6"
+#: Longest name shown whole in a plot legend; longer ones end in an ellipsis.
+LEGEND_CHARS = 24
 
 
 # --- shared --------------------------------------------------------------------------
@@ -44,7 +48,34 @@ def _rows(standings):
     return titles, rows
 
 
+def _submission_rows(standings):
+    """The "all submissions" table: every scored file, by participant (in ranking order), newest first.
+
+    A participant sees each of their files here, a worse new score too (the ranking
+    keeps only their best).
+    """
+    metric, private, log = standings.metric, standings.private, standings.log
+    titles = ["participant", "submitted (UTC)", "file", "model", "public"] + (["private"] if private else [])
+    if log.empty:
+        return titles, []
+    order = {name: i for i, name in enumerate(standings.ranking["participant"])}
+    log = log.assign(_who=log["participant"].map(order).fillna(len(order)))
+    # Newest first; a row whose time the log cannot vouch for (NaT) goes last, in log order.
+    log = log.sort_values(["_who", "participant", "time", "order"], ascending=[True, True, False, False],
+                          na_position="last", kind="stable")
+    rows = []
+    for item in log.itertuples(index=False):
+        cells = [printable(item.participant), _when(item.time), printable(item.file or "-"), printable(item.model or "-"),
+                 metric.format(item.public)]
+        if private:
+            cells.append(metric.format(item.private))
+        rows.append(cells)
+    return titles, rows
+
+
 def _title(standings):
+    if standings.private:
+        return f"{standings.competition} leaderboard: Final standings"
     return f"{standings.competition} leaderboard"
 
 
@@ -54,7 +85,7 @@ def _subtitle(standings):
         basis = "final standings on the Private rows (each participant's best Public submission)"
     else:
         basis = "best Public score per participant; Private scores hidden until revealed"
-    return f"{metric.describe()}; {basis}; ties go to the earlier submission"
+    return f"{metric.describe()}; {basis}; equal scores share a rank, the earlier submission listed first"
 
 
 def _when(value):
@@ -114,6 +145,12 @@ def render_markdown(standings):
         lines.append("|" + "|".join("---:" if t in ("#", "public", "private", "entries") else "---" for t in titles) + "|")
         lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
         lines.append("")
+        titles, rows = _submission_rows(standings)
+        lines += [f"## All submissions ({len(rows)})", "", "Each participant's files, newest first.", ""]
+        lines.append("| " + " | ".join(_md(t) for t in titles) + " |")
+        lines.append("|" + "|".join("---:" if t in ("public", "private") else "---" for t in titles) + "|")
+        lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
+        lines.append("")
     if standings.rejected:
         lines += [f"## Rejected files ({len(standings.rejected)})", ""]
         lines += [f"- {_md(name)}: {_md(reason)}" for name, reason in standings.rejected]
@@ -129,14 +166,16 @@ _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;
 background:#f6f7f9;color:#1d2330}
 main{max-width:1000px;margin:0 auto;padding:28px 24px 40px}
-h1{font-size:26px;margin:0 0 4px}h2{font-size:18px;margin:32px 0 10px}
-p.sub{color:#556;margin:0 0 18px;font-size:14px}
-table{border-collapse:collapse;width:100%;background:#fff;box-shadow:0 1px 3px rgba(0,0,0,.08);font-size:14px}
+h1{font-size:26px;margin:0 0 4px;overflow-wrap:anywhere}h2{font-size:18px;margin:32px 0 10px}
+p.sub{color:#556;margin:0 0 18px;font-size:14px;overflow-wrap:anywhere}
+.scroll{overflow-x:auto;-webkit-overflow-scrolling:touch;max-width:100%;box-shadow:0 1px 3px rgba(0,0,0,.08)}
+table{border-collapse:collapse;width:100%;background:#fff;font-size:14px}
 th,td{padding:8px 12px;text-align:left;border-bottom:1px solid #e6e8ec;white-space:nowrap}
 th{background:#2c3e57;color:#fff;font-weight:600}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 tr:nth-child(even) td{background:#fafbfc}
 tr.top1 td{background:#fff6d5}tr.top2 td{background:#f2f4f7}tr.top3 td{background:#fbefe6}
+td.who{white-space:normal;overflow-wrap:anywhere;min-width:8em;max-width:16em}
 td.model,td.file{max-width:220px;overflow:hidden;text-overflow:ellipsis}
 figure{margin:0;background:#fff;padding:12px;box-shadow:0 1px 3px rgba(0,0,0,.08)}
 figure img{width:100%;height:auto;display:block}
@@ -146,6 +185,11 @@ ul.rejected{background:#fff;padding:12px 12px 12px 32px;box-shadow:0 1px 3px rgb
 ul.rejected li{margin:4px 0;word-break:break-word}
 footer{color:#889;font-size:12px;margin-top:28px}
 .empty{background:#fff;padding:24px;text-align:center;color:#556}
+@media (max-width:600px){
+main{padding:16px 10px 28px}h1{font-size:21px}
+table{font-size:13px}th,td{padding:6px 7px}
+td.model,td.file{max-width:120px}td.who{min-width:6em}
+}
 """
 
 
@@ -165,16 +209,7 @@ def render_html(standings, metadata=None):
         f'<p class="sub">{esc(_subtitle(standings))}.<br>{esc(_summary(standings))}</p>',
     ]
     if rows:
-        head = "".join(f'<th class="num">{esc(t)}</th>' if t in numeric else f"<th>{esc(t)}</th>" for t in titles)
-        body = []
-        for row in rows:
-            cls = f' class="top{row[0]}"' if row[0] in ("1", "2", "3") else ""
-            cells = "".join(
-                f'<td class="num">{esc(c)}</td>' if t in numeric else f'<td class="{_css_class(t)}">{esc(c)}</td>'
-                for t, c in zip(titles, row)
-            )
-            body.append(f"<tr{cls}>{cells}</tr>")
-        parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+        parts.append(_html_table(titles, rows, numeric, top=True))
         parts.append('<h2>Plots</h2><div class="plots">')
         for title, caption, png in _plots(standings):
             parts.append(
@@ -182,6 +217,11 @@ def render_html(standings, metadata=None):
                 f"<figcaption>{esc(caption)}</figcaption></figure>"
             )
         parts.append("</div>")
+        titles, rows = _submission_rows(standings)
+        parts.append(f"<h2>All submissions ({len(rows)})</h2>"
+                     '<p class="sub">Each participant\'s files, newest first: a new score that is worse than '
+                     "their best shows here, not in the ranking.</p>")
+        parts.append(_html_table(titles, rows, numeric))
     else:
         parts.append(f'<div class="empty">{esc(_summary(standings))}</div>')
     if standings.rejected:
@@ -195,22 +235,48 @@ def render_html(standings, metadata=None):
     return "\n".join(parts) + "\n"
 
 
+def _html_table(titles, rows, numeric, top=False):
+    """A table in its own scrolling box (a phone scrolls the table, not the page).
+
+    Names that may be cut short on screen (model, file) carry their whole text in a
+    ``title`` attribute; participant names wrap.
+    """
+    def esc(text):
+        return html.escape(printable(text))
+
+    head = "".join(f'<th class="num">{esc(t)}</th>' if t in numeric else f"<th>{esc(t)}</th>" for t in titles)
+    body = []
+    for row in rows:
+        cls = f' class="top{row[0]}"' if top and row[0] in ("1", "2", "3") else ""
+        cells = []
+        for t, c in zip(titles, row):
+            if t in numeric:
+                cells.append(f'<td class="num">{esc(c)}</td>')
+            elif _css_class(t) in ("model", "file"):
+                cells.append(f'<td class="{_css_class(t)}" title="{esc(c)}">{esc(c)}</td>')
+            else:
+                cells.append(f'<td class="{_css_class(t)}">{esc(c)}</td>')
+        body.append(f"<tr{cls}>{''.join(cells)}</tr>")
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
 def _css_class(title):
-    return {"model": "model", "participant": "who"}.get(title, "")
+    return {"model": "model", "file": "file", "participant": "who"}.get(title, "")
 
 
 # --- plots ---------------------------------------------------------------------------
 
 
 def _plots(standings):
-    """``(title, caption, base64 PNG)`` for each plot."""
+    """``(title, caption, base64 PNG)`` for each plot.
+
+    Drawn on :class:`matplotlib.figure.Figure` objects: the global backend (a notebook's
+    inline plots) and pyplot's figure list are left alone.
+    """
     import matplotlib
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    with plt.rc_context(_STYLE):
-        return [_history_plot(plt, standings), _bins_plot(plt, standings)]
+    with matplotlib.rc_context(_STYLE):
+        return [_history_plot(standings), _bins_plot(standings)]
 
 
 _STYLE = {
@@ -236,24 +302,24 @@ def _colours(standings):
     return {name: palette[i % len(palette)] for i, name in enumerate(top)}
 
 
-def _history_plot(plt, standings):
+def _history_plot(standings):
     metric, log = standings.metric, standings.log.sort_values(["time", "order"])
     log = log[log["time"].notna()]  # a row whose time is impossible (year 1, 9999) has no place on the axis
     colours = _colours(standings)
-    fig, ax = _figure(plt)
+    fig, ax = _figure()
     others = [p for p in log["participant"].unique() if p not in colours]
     end = log["time"].max()
     for name in others + list(colours):
         own = log[log["participant"] == name]
         if own.empty:
             continue
-        colour = colours.get(name, "#b8bec6")
+        colour = colours.get(name, GREY)
         best = own["public"].map(metric.sort_key).cummin()
         best = best.map(lambda k: math.nan if k == math.inf else (k if metric.lower_is_better else -k)).tolist()
         # Carry each best to the latest submission of anyone: the line reads "best so far".
         times = own["time"].tolist() + [end]
         ax.plot(times, best + best[-1:], drawstyle="steps-post", color=colour,
-                linewidth=2 if name in colours else 1, label=name if name in colours else None,
+                linewidth=2 if name in colours else 1, label=_short(name) if name in colours else None,
                 zorder=3 if name in colours else 2)
         ax.scatter(own["time"], own["public"], color=colour, s=22, alpha=0.55, zorder=4 if name in colours else 2,
                    edgecolors="none")
@@ -262,27 +328,31 @@ def _history_plot(plt, standings):
     _time_axis(ax, log["time"])
     _legend(ax, len(others))
     caption = "Dots: every submission. Line: each participant's best so far."
-    return "Public score over time", caption, _png(plt, fig)
+    return "Public score over time", caption, _png(fig)
 
 
-def _bins_plot(plt, standings):
+def _bins_plot(standings):
     metric, ranking = standings.metric, standings.ranking
     column = "per_bin_private" if standings.private else "per_bin_public"
     usage = "Private" if standings.private else "Public"
     colours = _colours(standings)
-    fig, ax = _figure(plt)
+    fig, ax = _figure()
     shown = [getattr(item, column) or {} for item in ranking.itertuples(index=False) if item.participant in colours]
     # Where the scorer knew which pairs are of one molecule, the top bin is drawn as its two halves.
     split = any(SAME_MOLECULE_BIN in bins for bins in shown)
     labels = BIN_LABELS[:-1] + [SAME_MOLECULE_BIN, DIFFERENT_MOLECULE_BIN] if split else BIN_LABELS
     x = list(range(len(labels)))
-    for item in ranking.itertuples(index=False):
-        if item.participant not in colours:
-            continue
+    # The participants past the coloured ones first, thin and grey, under the coloured lines.
+    items = sorted(ranking.itertuples(index=False), key=lambda item: item.participant in colours)
+    for item in items:
         bins = getattr(item, column) or {}
         y = [math.nan if bins.get(label) is None else bins[label] for label in labels]
-        ax.plot(x, y, marker="o", markersize=4, linewidth=1.8, color=colours[item.participant],
-                label=f"{item.participant} ({metric.format(item.private if standings.private else item.public)})")
+        if item.participant not in colours:
+            ax.plot(x, y, linewidth=1, color=GREY, zorder=2)
+            continue
+        score = metric.format(item.private if standings.private else item.public)
+        ax.plot(x, y, marker="o", markersize=4, linewidth=1.8, color=colours[item.participant], zorder=3,
+                label=f"{_short(item.participant)} ({score})")
     ax.set_xticks(x)
     ax.set_xticklabels([bin_tick(label) for label in labels], rotation=0, fontsize=8.5)
     if split:
@@ -298,12 +368,15 @@ def _bins_plot(plt, standings):
             " The top bin is split: pairs of two spectra of one molecule (which share their precursor m/z) "
             "and pairs of different molecules."
         )
-    return "Per-bin RMSE", caption, _png(plt, fig)
+    return "Per-bin RMSE", caption, _png(fig)
 
 
-def _figure(plt):
+def _figure():
     """One size and one set of margins for every plot, so they line up on the page."""
-    fig, ax = plt.subplots(figsize=(10, 4.4))
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4.4))
+    ax = fig.add_subplot()
     fig.subplots_adjust(left=0.08, right=0.76, top=0.9, bottom=0.14)
     return fig, ax
 
@@ -332,11 +405,24 @@ def _legend(ax, hidden):
               title_fontsize=8.5)
 
 
-def _png(plt, fig):
+def _png(fig):
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", metadata={"Software": None})
-    plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _short(name, limit=LEGEND_CHARS):
+    """A name for a plot legend: whole, or cut with a visible ellipsis (the table has it whole).
+
+    Examples
+    --------
+    >>> _short("ada")
+    'ada'
+    >>> _short("a-very-long-participant-name-indeed", 12)
+    'a-very-long…'
+    """
+    name = printable(name)
+    return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
 def _now():

@@ -576,12 +576,16 @@ def test_kit_leaderboard_inbox_and_final_ranking(tmp_path, comp_dir, inbox):
     assert done.returncode == 0, done.stderr
     assert "2 new file(s) scored" in done.stdout and "1 rejected" in done.stdout
     assert "carol__1.csv: starts with a UTF-8 byte-order mark" in done.stdout
-    assert done.stdout.index("bob") < done.stdout.index("alice")
+    assert "scored alice__1.csv for alice: Public " in done.stdout  # each new file's score
+    assert "scored bob__1.csv for bob: Public " in done.stdout
+    table = done.stdout[done.stdout.index("new file(s) scored"):]
+    assert table.index("bob") < table.index("alice")
     final = _kit_cli("leaderboard", "--competition", comp_dir, "--inbox", inbox, "--private", "--no-pages",
                      cwd=tmp_path)
     assert final.returncode == 0, final.stderr
     assert "0 new file(s) scored, 2 already scored" in final.stdout
     assert "final standings on the Private rows" in final.stdout
+    assert "leaderboard: Final standings" in final.stdout
     assert len(read_log(tmp_path / "leaderboard" / "practice.csv")) == 2
 
 

@@ -426,3 +426,95 @@ def test_pages_and_log_are_readable_by_others_under_the_umask(tmp_path, comp_dir
         os.umask(old)
     for path in (record, standings.markdown_path, standings.html_path):
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+
+
+# --- what the pages show -------------------------------------------------------------
+
+
+def test_equal_scores_share_a_rank_the_earlier_listed_first(tmp_path):
+    log_file = tmp_path / "practice.csv"
+    for row in (entry("cy", 0.3, minutes=0), entry("bob", 0.2, minutes=5), entry("ann", 0.2, minutes=1),
+                entry("dee", 0.1, minutes=9)):
+        append_entry(log_file, row)
+    ranking = rank(read_log(log_file), get_metric("rmse"))
+    assert ranking["participant"].tolist() == ["dee", "ann", "bob", "cy"]
+    assert ranking["rank"].tolist() == [1, 2, 2, 4]
+    standings = build_leaderboard("practice", leaderboard=tmp_path, write_pages=False)
+    assert "equal scores share a rank, the earlier submission listed first" in standings.text
+
+
+def test_all_submissions_table_shows_a_worse_new_score_newest_first(tmp_path):
+    lb = tmp_path / "lb"
+    for row in (entry("ann", 0.20, minutes=0, file="first.csv"), entry("ann", 0.35, minutes=10, file="worse.csv"),
+                entry("bob", 0.30, minutes=5, file="b.csv")):
+        append_entry(lb / "practice.csv", row)
+    standings = build_leaderboard("practice", leaderboard=lb)
+    assert "0.35000" not in standings.text  # the ranking keeps ann's best
+    for page in (standings.markdown_path.read_text(), standings.html_path.read_text()):
+        section = page[page.index("All submissions (3)"):]
+        assert "0.35000" in section
+        assert section.index("worse.csv") < section.index("first.csv") < section.index("b.csv")
+
+
+def test_final_page_says_so_and_keeps_the_rejected_files(tmp_path):
+    lb = tmp_path / "lb"
+    append_entry(lb / "practice.csv", entry("ann", 0.2, 0.25))
+    final = build_leaderboard("practice", leaderboard=lb, private=True, rejected=[("x__1.csv", "bad header")])
+    page = final.html_path.read_text()
+    assert "<title>practice leaderboard: Final standings</title>" in page
+    assert "Rejected files (1)" in page and "bad header" in page
+    assert "Rejected files (1)" in final.markdown_path.read_text()
+    assert final.text.splitlines()[0] == "practice leaderboard: Final standings"
+
+
+def test_long_names_are_kept_whole_in_the_table(tmp_path):
+    lb = tmp_path / "lb"
+    model = "siamese-with-a-very-long-descriptive-model-name-v12"
+    append_entry(lb / "practice.csv", entry("a" * 40, 0.2, model=model))
+    page = build_leaderboard("practice", leaderboard=lb).html_path.read_text()
+    assert f'title="{model}"' in page
+    assert "a" * 40 in page
+    assert '<div class="scroll"><table>' in page and "@media (max-width:600px)" in page
+
+
+def test_plot_legends_cut_long_names_visibly():
+    from kit.leaderboard_pages import LEGEND_CHARS, _short
+
+    assert _short("b" * 40) == "b" * (LEGEND_CHARS - 1) + "…"
+    assert _short("ann") == "ann"
+
+
+def test_participants_past_the_coloured_ones_are_drawn_in_grey(tmp_path, monkeypatch):
+    from kit import leaderboard_pages as pages
+
+    lb = tmp_path / "lb"
+    n = pages.MAX_PLOTTED + 3
+    for i in range(n):
+        append_entry(lb / "practice.csv", entry(f"p{i:02d}", 0.1 + i / 100, minutes=i))
+    figures = []
+    monkeypatch.setattr(pages, "_png", lambda fig: figures.append(fig) or "")
+    pages._plots(build_leaderboard("practice", leaderboard=lb, write_pages=False))
+    bins_axes = figures[1].axes[0]
+    grey = [line for line in bins_axes.get_lines() if line.get_color() == pages.GREY]
+    assert len(grey) == 3 and len(bins_axes.get_lines()) == n
+    assert bins_axes.get_legend().get_title().get_text() == "+3 more in grey"
+
+
+def test_building_pages_leaves_the_matplotlib_backend_alone(tmp_path):
+    import matplotlib
+
+    before = matplotlib.get_backend()
+    append_entry(tmp_path / "practice.csv", entry("ann", 0.2))
+    build_leaderboard("practice", leaderboard=tmp_path)
+    assert matplotlib.get_backend() == before
+
+
+def test_importing_the_kit_leaves_the_backend_and_warning_filters_alone():
+    code = (
+        "import warnings, matplotlib; filters = list(warnings.filters); backend = matplotlib.get_backend()\n"
+        "import kit, kit.leaderboard_pages, kit.hosting.codabench, kit.spectra\n"
+        "assert warnings.filters == filters, 'warning filters changed'\n"
+        "assert matplotlib.get_backend() == backend, 'backend changed'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -45,10 +45,28 @@ def run(args: argparse.Namespace) -> int:
 
         competition = load_competition(args.competition, data=args.data)
         report = process_inbox(competition, args.inbox, data=args.data, leaderboard=args.leaderboard)
+        _print_report(report, set())
         print(report.summary())
         rejected, notes = report.rejected, report.notes
     _show(args, competition, rejected, notes)
     return 0
+
+
+def _print_report(report, told):
+    """One line per newly scored file (with its Public score) and per newly rejected file.
+
+    ``told`` holds the rejections already printed (a watch prints each once); it is updated.
+    Returns the rejections printed now.
+    """
+    from kit.safetext import printable
+
+    fresh = [(name, reason) for name, reason in report.rejected if (name, reason) not in told]
+    told.update(fresh)
+    for name, participant, score in report.scored:
+        print(f"scored {printable(name)} for {participant}: Public {score:.5f}")
+    for name, reason in fresh:
+        print(f"rejected {printable(name)}: {printable(reason)}")
+    return fresh
 
 
 def _show(args, competition, rejected, notes):
@@ -77,12 +95,7 @@ def _watch(args):
     told, rendered = set(), []
 
     def on_poll(report):
-        fresh = [(name, reason) for name, reason in report.rejected if (name, reason) not in told]
-        told.update(fresh)
-        for name, participant, score in report.scored:
-            print(f"scored {_safe(name)} for {participant}: Public {score:.5f}")
-        for name, reason in fresh:
-            print(f"rejected {_safe(name)}: {_safe(reason)}")
+        fresh = _print_report(report, told)
         if report.scored or fresh or not rendered:
             _show(args, competition, report.rejected, report.notes)
             print(f"{report.summary()}; looking again every {interval:g} s (Ctrl-C to stop)", flush=True)
@@ -103,14 +116,3 @@ def _watch(args):
             signal.signal(signal.SIGTERM, previous)
     print(f"Stopped watching {args.inbox} after {polls} look(s).")
     return 0
-
-
-def _safe(text):
-    """A file name for the terminal: control and bidi characters shown escaped."""
-    import unicodedata
-
-    return "".join(
-        ch if ch.isprintable() and unicodedata.category(ch) not in ("Cf", "Cs", "Co")
-        else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
-        for ch in str(text)
-    )
