@@ -9,14 +9,10 @@ Examples
 >>> comp = kit.load_competition("data/practice")            # doctest: +SKIP
 >>> model = kit.models.get("mean")().fit(comp.train_spectra)  # doctest: +SKIP
 """
-import warnings
 from importlib import import_module
 
 from kit._version import __version__
 from kit.errors import SubmissionError, UserError
-
-# matchms imports psims, which warns about an optional HDF5 codec the kit never uses.
-warnings.filterwarnings("ignore", message="hdf5plugin is missing")
 
 # public name -> module that defines it
 _LAZY = {

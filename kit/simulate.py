@@ -954,6 +954,9 @@ def simulate_library(n_molecules=2000, spectra_per_molecule=(2, 5), seed=0, prog
     >>> len({s.get("inchikey")[:14] for s in spectra})
     20
     """
+    from kit.thirdparty import import_matchms
+
+    import_matchms()
     from matchms import Spectrum
     from tqdm import tqdm
 

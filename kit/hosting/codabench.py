@@ -204,10 +204,10 @@ def scoring_program_source():
 
 
 def logo_png():
-    """A small PNG logo: the ten similarity bins as bars (same bytes every time)."""
-    import matplotlib
+    """A small PNG logo: the ten similarity bins as bars (same bytes every time).
 
-    matplotlib.use("Agg", force=False)
+    Drawn on a :class:`matplotlib.figure.Figure`: the caller's backend is left alone.
+    """
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(2, 2), dpi=64)
