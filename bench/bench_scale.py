@@ -152,7 +152,7 @@ def epoch_child(args):
     """In a child process: one siamese epoch on a prepared competition; print a JSON line."""
     started = time.perf_counter()
     import kit
-    from kit import binning
+    from kit import mz_binning as binning
 
     comp = kit.load_competition(args.competition)
     train = comp.train_spectra

@@ -48,7 +48,7 @@ def synthetic_spectra(n, seed=0, peaks=(5, 80)):
 
 def untrained_model():
     """A default-size siamese with untrained weights, marked fitted (speed only)."""
-    from kit.binning import n_bins
+    from kit.mz_binning import n_bins
     from kit.models.siamese import SiameseModel
 
     model = SiameseModel()
@@ -109,7 +109,7 @@ def train_benchmark(args):
     """The kit's default fit and plain Keras v1, same pairs budget; pairs/s and validation RMSE."""
     import os
 
-    from kit import binning
+    from kit import mz_binning as binning
     from kit.competition import load_competition
     from kit.models.siamese import PairBatches, SiameseModel
     from kit.pairs import PairSampler
@@ -219,7 +219,7 @@ def profile_step(args):
 
     import tensorflow as tf
 
-    from kit import binning
+    from kit import mz_binning as binning
     from kit.competition import load_competition
     from kit.models.siamese import LazyAdam, PairBatches, SiameseModel, SparsePairTrainer, metadata_features
     from kit.pairs import PairSampler

@@ -7,7 +7,7 @@ stays bounded by ``batch x molecules``).
 """
 import numpy as np
 
-from kit.bins import N_BINS
+from kit.tanimoto_bins import N_BINS
 from kit.chemistry import bins_from_counts, tanimoto_counts, tanimoto_rows
 from kit.errors import UserError
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from kit import competition as files
 from kit._version import __version__
-from kit.bins import BIN_LABELS, N_BINS
+from kit.tanimoto_bins import BIN_LABELS, N_BINS
 from kit.errors import UserError
 from kit.fileio import atomic_dir, ensure_writable_dir, sha256_file
 from kit.pairs import split_molecules

@@ -524,6 +524,20 @@ def test_api_is_documented(server):
     assert server.get("/docs").status_code == 200
 
 
+def test_api_docs_page_works_offline(server):
+    # Every script and style /docs loads is served by the kit itself: no CDN on a classroom network.
+    import re
+
+    page = server.get("/docs")
+    assert page.status_code == 200 and "cdn." not in page.text and "https://" not in page.text
+    assets = re.findall(r'(?:src|href)="(/docs/assets/[^"]+)"', page.text)
+    assert len(assets) >= 2
+    for asset in assets:
+        assert server.get(asset).status_code == 200
+    assert "https:" not in page.headers["content-security-policy"]
+    assert server.get("/redoc").status_code == 404
+
+
 # --- failures, restarts, exports --------------------------------------------------------
 
 

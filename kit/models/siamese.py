@@ -1,6 +1,6 @@
 """The ``siamese`` rung: an MS2DeepScore-style siamese network in Keras 3 (TensorFlow).
 
-Each spectrum is binned (:mod:`kit.binning`), one shared embedding network maps it to a
+Each spectrum is binned (:mod:`kit.mz_binning`), one shared embedding network maps it to a
 vector, and the cosine of two vectors predicts the Tanimoto similarity of the two
 molecules (Huber et al. 2021, J Cheminform 13:84). The reference architecture is
 MS2DeepScore v1::
@@ -39,7 +39,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from kit import binning  # noqa: E402
+from kit import mz_binning as binning  # noqa: E402
 from kit.errors import UserError  # noqa: E402
 from kit.models.base import PairModel, check_spectra, pair_indices  # noqa: E402
 
@@ -558,7 +558,7 @@ class SiameseModel(PairModel):
     validation_fraction : float, default 0.1
         Share of training molecules held out when ``fit`` gets no validation spectra.
     bin_width, mz_range, intensity_power :
-        Binning (see :mod:`kit.binning`): 0.1 Da over m/z 10-1000, square roots.
+        Binning (see :mod:`kit.mz_binning`): 0.1 Da over m/z 10-1000, square roots.
     augment_removal_max, augment_removal_intensity, augment_intensity, augment_noise_max, augment_noise_intensity :
         Augmentation of training spectra (see :func:`augment_batch`); zeros turn it off.
     use_metadata : bool, default True

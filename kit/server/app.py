@@ -43,12 +43,29 @@ MAX_TOKEN = 256
 _HERE = Path(__file__).resolve().parent
 _CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
         "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'")
-# FastAPI's /docs page loads Swagger UI from its CDN with an inline start-up script.
-_DOCS_CSP = ("default-src 'self'; img-src 'self' data: https://fastapi.tiangolo.com; "
-             "style-src 'self' https://cdn.jsdelivr.net; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+# /docs serves Swagger UI from the installed swagger-ui-py package (a classroom network may
+# have no internet); FastAPI's page starts it with an inline script.
+_DOCS_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self' 'unsafe-inline'; "
              "frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+DOCS_ASSETS = "/docs/assets"
 # Only one thread draws the plots at a time (matplotlib's rc settings are global while it draws).
 _PLOT_LOCK = threading.Lock()
+
+
+def swagger_ui_assets():
+    """The folder of Swagger UI's files shipped by the swagger-ui-py package (found without importing it).
+
+    Examples
+    --------
+    >>> (swagger_ui_assets() / "swagger-ui-bundle.js").is_file()
+    True
+    """
+    from importlib.util import find_spec
+
+    spec = find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("the swagger-ui-py package is missing: expected it installed with specsim-kit (pip install -r requirements.txt)")
+    return Path(next(iter(spec.submodule_search_locations))) / "static"
 
 
 class ApiError(Exception):
@@ -258,10 +275,23 @@ def _build(state):
         "(your participant token). Errors are JSON objects `{\"error\": \"...\"}`.",
         version=_version(),
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.kit = state
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
+    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_assets()), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def api_docs():
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url, title=f"{app.title}: API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js", swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )
 
     # --- errors as {"error": ...} ----------------------------------------------------
 
