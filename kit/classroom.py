@@ -207,7 +207,7 @@ def process_inbox(competition, inbox, *, data=None, leaderboard=None, now=None, 
 
     from kit.fileio import ensure_writable_dir
     from kit.scoring import Scorer
-    from kit.validation import max_bytes_for
+    from kit.submission_format import max_bytes_for
 
     inbox = Path(inbox)
     if not inbox.is_dir():

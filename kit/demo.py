@@ -41,7 +41,8 @@ def run_demo(library=None, name=None, seed=0, rungs=LADDER, fresh=False, data=No
     from kit.paths import data_dir
     from kit.prepare import competition_name, prepare_competition
     from kit.scoring import score_submission
-    from kit.training import predict_competition, train_model
+    from kit.prediction import predict_competition
+    from kit.training import train_model
 
     for model in rungs:
         kit.models.get(model)  # unknown names fail before any work

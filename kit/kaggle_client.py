@@ -128,7 +128,7 @@ def submit(file, message, competition, *, api=None, local_competition=None, data
     kit.SubmissionError
         The file is invalid; nothing is sent.
     """
-    from kit.validation import read_submission
+    from kit.submission_format import read_submission
 
     expected = None
     if local_competition is not None:

@@ -13,7 +13,7 @@ import math
 from datetime import datetime, timezone
 
 from kit._version import __version__
-from kit.bins import BIN_LABELS
+from kit.tanimoto_bins import BIN_LABELS
 from kit.metrics import DIFFERENT_MOLECULE_BIN, SAME_MOLECULE_BIN, bin_tick
 from kit.safetext import printable
 

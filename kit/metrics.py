@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from kit.bins import BIN_LABELS, N_BINS, bin_index
+from kit.tanimoto_bins import BIN_LABELS, N_BINS, bin_index
 from kit.errors import UserError
 
 MINIMIZE = "minimize"

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from kit.bins import BIN_LABELS
+from kit.tanimoto_bins import BIN_LABELS
 from kit.errors import UserError
 from kit.metrics import Metric, diagnostics, get_metric, molecule_diagnostics
 from kit.safetext import printable
-from kit.validation import read_submission
+from kit.submission_format import read_submission
 
 PUBLIC = "Public"
 PRIVATE = "Private"
@@ -267,7 +267,7 @@ def read_manifest(path, sha256=None):
 def _check_finite_scores(path, scores):
     """Refuse a score that is not finite: it would rank first or last and break the pages.
 
-    The submission rules (values within ``kit.validation.MAX_ABS_VALUE``) keep every
+    The submission rules (values within ``kit.submission_format.MAX_ABS_VALUE``) keep every
     metric finite; this guards the leaderboard should a metric still overflow.
     """
     for usage, score in scores.items():

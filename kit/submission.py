@@ -20,7 +20,7 @@ from kit._version import __version__
 from kit.errors import SubmissionError
 from kit.fileio import ensure_writable_dir, write_text_atomic
 from kit.paths import submissions_dir
-from kit.validation import MAX_ABS_VALUE, VALUE_RANGE
+from kit.submission_format import MAX_ABS_VALUE, VALUE_RANGE
 
 
 def write_submission(competition, predictions, model=None, *, participant=None, out_dir=None, seed=None,

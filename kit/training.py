@@ -1,4 +1,4 @@
-"""``kit train`` and ``kit predict``: fit a rung, score it on a validation split, save it.
+"""``kit train``: fit a rung, score it on a validation split, save it.
 
 The validation split is by molecule (no validation molecule is trained on), its pairs
 are balanced over Tanimoto bins like the test pairs, and it is scored with the
@@ -338,53 +338,3 @@ def plot_history(history, path, title=None):
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     return Path(path)
-
-
-def _training_mismatch(manifest, comp):
-    """What differs between a model's training data and the competition it predicts, or None.
-
-    Examples
-    --------
-    >>> from types import SimpleNamespace
-    >>> comp = SimpleNamespace(name="mine", file_hashes={"train.mgf": "b"})
-    >>> _training_mismatch({"competition": "practice", "competition_files": {"train.mgf": "a"}}, comp)
-    "was trained on competition 'practice', not on 'mine'"
-    >>> _training_mismatch({"competition": "mine", "competition_files": {"train.mgf": "a"}}, comp)
-    "was trained on another version of the training data of 'mine'"
-    """
-    trained_name = manifest.get("competition")
-    if isinstance(trained_name, str) and trained_name != comp.name:
-        return f"was trained on competition {trained_name!r}, not on {comp.name!r}"
-    trained_on = manifest.get("competition_files")
-    trained_hash = trained_on.get("train.mgf") if isinstance(trained_on, dict) else None
-    if trained_hash not in (None, comp.file_hashes.get("train.mgf")):
-        return f"was trained on another version of the training data of {comp.name!r}"
-    return None
-
-
-def predict_competition(model_dir, competition=None, data=None, submissions=None, echo=print):
-    """Predict a competition's test pairs with a saved model; write a submission.
-
-    The competition defaults to the one the model was trained on.
-
-    Returns
-    -------
-    Path of the submission CSV (its ``.json`` manifest lies beside it).
-    """
-    import kit.models
-    from kit.competition import load_competition
-    from kit.models.base import read_manifest
-    from kit.submission import write_submission
-
-    manifest = read_manifest(model_dir)
-    model = kit.models.load(model_dir)
-    comp = load_competition(competition or manifest.get("competition"), data=data)
-    mismatch = _training_mismatch(manifest, comp)
-    if mismatch:
-        echo(f"warning: {model_dir} {mismatch}")
-    echo(f"predicting {len(comp.test_pairs):,} pairs of {comp.name} with {model_dir}")
-    predictions = model.predict(comp.test_spectra, comp.test_pairs)
-    out_dir = Path(submissions) / comp.name if submissions else None
-    path = write_submission(comp, predictions, model=model, out_dir=out_dir)
-    echo(f"wrote {path}")
-    return path

@@ -89,3 +89,15 @@ def workdir(tmp_path, monkeypatch):
     """A fresh working folder: data/, models/, submissions/ and leaderboard/ land in it."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A work folder with a tiny competition, ``data/tiny`` (kit.training, kit.prediction)."""
+    from kit.prepare import prepare_competition
+    from kit.spectra import save_spectra
+
+    work = tmp_path_factory.mktemp("work")
+    library = save_spectra(structure_spectra(per_molecule=4), work / "lib.mgf")
+    prepare_competition(library, name="tiny", out=work / "data", test_fraction=0.25, pairs_per_bin=20, progress=False)
+    return work

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from conftest import SMILES, make_spectrum
 
-from kit.bins import bin_index
+from kit.tanimoto_bins import bin_index
 from kit.chemistry import (
     bins_from_counts,
     fingerprints,

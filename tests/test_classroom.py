@@ -23,7 +23,7 @@ from kit.classroom import (
 from kit.cli import main
 from kit.errors import UserError
 from kit.leaderboard import LOG_COLUMNS, build_leaderboard, read_log
-from kit.validation import max_bytes_for
+from kit.submission_format import max_bytes_for
 
 T1 = datetime(2025, 3, 3, 9, 0, tzinfo=timezone.utc)
 HOUR = timedelta(hours=1)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from builders import make_competition, perfect_submission, write_submission_file
 from test_scoring import BAD, _valid_lines
 
-from kit import validation
+from kit import submission_format
 from kit.cli import main
 from kit.competition import load_competition
 from kit.errors import SubmissionError, UserError
@@ -201,7 +201,7 @@ def test_program_is_the_kits_own_modules_without_kit_imports():
             imported.add((node.module or "").split(".")[0])
     assert "kit" not in imported
     assert imported - set(sys.stdlib_module_names) == {"numpy", "pandas"}  # pandas only inside try/except
-    for module in (validation, codabench_scorer):
+    for module in (submission_format, codabench_scorer):
         body = Path(module.__file__).read_text()
         assert "\n".join(l for l in body.splitlines() if not l.startswith("from kit")) in source
 
@@ -359,7 +359,7 @@ def _read(path, without_pandas, monkeypatch):
         if without_pandas:
             patch.setitem(sys.modules, "pandas", None)  # `import pandas` raises ImportError
         try:
-            sub = validation.read_submission(path, expected_ids=[0, 1])
+            sub = submission_format.read_submission(path, expected_ids=[0, 1])
         except SubmissionError as exc:
             return str(exc)
         return sub.aligned_values().tolist()
@@ -380,9 +380,9 @@ def test_reader_without_pandas_matches(tmp_path, text, monkeypatch):
 def test_id_lookup_without_pandas(tmp_path, monkeypatch):
     path = write_submission_file(tmp_path / "s.csv", [30, 10, 20], [0.3, 0.1, 0.2])
     monkeypatch.setitem(sys.modules, "pandas", None)
-    assert validation.read_submission(path, expected_ids=[10, 20, 30]).aligned_values().tolist() == [0.1, 0.2, 0.3]
+    assert submission_format.read_submission(path, expected_ids=[10, 20, 30]).aligned_values().tolist() == [0.1, 0.2, 0.3]
     with pytest.raises(SubmissionError, match="unknown ids"):
-        validation.read_submission(path, expected_ids=[10, 20, 31])
+        submission_format.read_submission(path, expected_ids=[10, 20, 31])
 
 
 # --- command line and options -----------------------------------------------------------

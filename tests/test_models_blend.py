@@ -206,7 +206,7 @@ def test_train_help_lists_the_blend_options(capsys):
 def test_kit_train_and_predict_blend(tmp_path, monkeypatch):
     from kit.prepare import prepare_competition
     from kit.spectra import save_spectra
-    from kit.training import predict_competition
+    from kit.prediction import predict_competition
 
     monkeypatch.chdir(tmp_path)
     library = save_spectra(structure_spectra(per_molecule=4), tmp_path / "lib.mgf")

@@ -1,4 +1,4 @@
-"""Binning spectra into sparse vectors (kit.binning)."""
+"""Binning spectra into sparse vectors (kit.mz_binning)."""
 import subprocess
 import sys
 
@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 from matchms import Spectrum
 
-from kit import binning
+from kit import mz_binning as binning
 from kit.errors import UserError
 
 
@@ -129,6 +129,6 @@ def test_densify_returns_float32_rows_in_order():
 
 
 def test_binning_does_not_import_tensorflow():
-    code = "import sys, kit.binning; print('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    code = "import sys, kit.mz_binning; print('tensorflow' in sys.modules or 'keras' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

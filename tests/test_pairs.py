@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from conftest import SMILES
 
-from kit.bins import N_BINS, bin_index
+from kit.tanimoto_bins import N_BINS, bin_index
 from kit.chemistry import fingerprints, tanimoto_matrix
 from kit.errors import UserError
 from kit.pairs import PairSampler, balanced_test_pairs, molecule_pairs_by_bin, sample_spectrum_pairs, split_molecules

@@ -1,4 +1,4 @@
-"""kit.scoring, kit.validation and ``kit score``: the leaderboard's metric, and bad files never hurt."""
+"""kit.scoring, kit.submission_format and ``kit score``: the leaderboard's metric, and bad files never hurt."""
 import hashlib
 import json
 import math
@@ -18,7 +18,8 @@ from kit.cli import main
 from kit.errors import SubmissionError
 from kit.leaderboard import read_log
 from kit.scoring import score_submission
-from kit.validation import read_submission
+from kit.submission_format import read_submission
+from kit.tanimoto_bins import BIN_LABELS
 
 N = 50
 
@@ -83,7 +84,7 @@ def test_result_object_and_json(tmp_path, comp_dir, solution):
     path = perfect_submission(comp_dir, tmp_path / "p.csv", noise=0.05)
     result = kit.score_submission(path, comp_dir)
     assert result.public > 0 and result.private > 0
-    assert set(result.per_bin_rmse) == set(kit.bins.BIN_LABELS) if hasattr(kit, "bins") else True
+    assert set(result.per_bin_rmse) == set(BIN_LABELS)
     assert len(result.per_bin_rmse) == 10
     assert result.binned_rmse > 0 and result.mae > 0 and 0 < result.pearson <= 1
     public = result.to_dict()

@@ -1,10 +1,10 @@
-"""kit.validation: rules added for hostile submissions (extra empty fields, overflowing values,
+"""kit.submission_format: rules added for hostile submissions (extra empty fields, overflowing values,
 control characters in names and lines). The main format rules are tested in test_scoring.py."""
 import numpy as np
 import pytest
 
 from kit.errors import SubmissionError
-from kit.validation import MAX_ABS_VALUE, read_submission
+from kit.submission_format import MAX_ABS_VALUE, read_submission
 
 IDS = [0, 1, 2]
 

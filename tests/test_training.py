@@ -10,11 +10,9 @@ import kit.models
 from kit.commands.train import model_options
 from kit.errors import UserError
 from kit.models.gbm import GBMModel
-from kit.prepare import prepare_competition
-from kit.spectra import save_spectra
 from kit.cli import main
-from kit.training import (model_params, parameter_docs, plot_history, predict_competition, rung_options,
-                          split_for_validation, train_model)
+from kit.training import (model_params, parameter_docs, plot_history, rung_options, split_for_validation,
+                          train_model)
 
 
 def kit_cli(*args, cwd):
@@ -36,15 +34,6 @@ def exit_code(argv):
         return main(argv)
     except SystemExit as exc:
         return exc.code
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """A tiny competition folder (work dir with data/tiny)."""
-    work = tmp_path_factory.mktemp("work")
-    library = save_spectra(structure_spectra(per_molecule=4), work / "lib.mgf")
-    prepare_competition(library, name="tiny", out=work / "data", test_fraction=0.25, pairs_per_bin=20, progress=False)
-    return work
 
 
 @pytest.mark.parametrize(
@@ -293,44 +282,6 @@ def test_model_params_types(options, expected):
 def test_model_params_refusals(options, message):
     with pytest.raises(UserError, match=message):
         model_params(_Documented, options)
-
-
-def test_predict_names_the_competition_the_model_was_trained_on(tiny, monkeypatch):
-    import shutil
-
-    monkeypatch.chdir(tiny)
-    _, folder = train_model("mean", "tiny", params={"n_pairs": 100}, echo=lambda *_: None)
-    other = tiny / "data" / "other"
-    if not other.exists():
-        shutil.copytree(tiny / "data" / "tiny", other)
-        meta = json.loads((other / "competition.json").read_text())
-        (other / "competition.json").write_text(json.dumps({**meta, "name": "other"}))
-    said = []
-    predict_competition(folder, "other", submissions=tiny / "subs", echo=said.append)
-    assert said[0] == f"warning: {folder} was trained on competition 'tiny', not on 'other'"
-    said.clear()
-    predict_competition(folder, submissions=tiny / "subs", echo=said.append)
-    assert not any("warning" in line for line in said)
-
-
-@pytest.mark.parametrize(
-    "manifest, expected",
-    [
-        ({}, None),
-        ({"competition": "c", "competition_files": {"train.mgf": "h"}}, None),
-        ({"competition": "c", "competition_files": None}, None),
-        ({"competition": "c", "competition_files": ["x"]}, None),
-        ({"competition": "d"}, "was trained on competition 'd', not on 'c'"),
-        ({"competition": "c", "competition_files": {"train.mgf": "g"}}, "another version of the training data of 'c'"),
-    ],
-)
-def test_training_mismatch(manifest, expected):
-    from types import SimpleNamespace
-
-    from kit.training import _training_mismatch
-
-    got = _training_mismatch(manifest, SimpleNamespace(name="c", file_hashes={"train.mgf": "h"}))
-    assert got == expected or (expected and expected in got)
 
 
 def test_model_from_another_major_version_is_refused(tiny, monkeypatch):

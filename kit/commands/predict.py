@@ -16,7 +16,7 @@ def add_parser(subparsers):
 
 
 def run(args):
-    from kit.training import predict_competition
+    from kit.prediction import predict_competition
 
     predict_competition(args.model_dir, competition=args.competition, data=args.data, submissions=args.submissions)
     return 0

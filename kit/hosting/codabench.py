@@ -158,8 +158,8 @@ def competition_yaml(competition, title, phase_dates, pages):
 def scoring_program_source():
     """The standalone ``scoring.py``: the kit's validation and metric modules, inlined.
 
-    :data:`PROGRAM_MODULE` and the kit modules it imports (``kit.validation``,
-    ``kit.metrics``, ``kit.bins``, ``kit.errors``, and what they import) are copied, each
+    :data:`PROGRAM_MODULE` and the kit modules it imports (``kit.submission_format``,
+    ``kit.metrics``, ``kit.tanimoto_bins``, ``kit.errors``, and what they import) are copied, each
     after the modules it imports, without their ``from kit... import`` lines. A module that
     imports the kit any other way (``import kit``, an import inside a function, an alias),
     or two modules that define the same name, stop the export: the program would not run,

@@ -4,7 +4,7 @@ Codabench runs the program in its scoring image with the reference data in
 ``/app/input/ref``, the participant's unzipped submission in ``/app/input/res`` and
 ``/app/output`` for ``scores.json``. That image has NumPy but not the kit, so
 :func:`kit.hosting.codabench.scoring_program_source` writes one ``scoring.py`` holding
-:mod:`kit.errors`, :mod:`kit.bins`, :mod:`kit.metrics`, :mod:`kit.validation` and this
+:mod:`kit.errors`, :mod:`kit.tanimoto_bins`, :mod:`kit.metrics`, :mod:`kit.submission_format` and this
 module, in that order, with the ``from kit...`` lines dropped: the program checks files with
 the same code, and so the same rules and messages, as ``kit score``, and scores them with
 the same metric code.
@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kit.bins import BIN_LABELS
+from kit.tanimoto_bins import BIN_LABELS
 from kit.errors import UserError
 from kit.metrics import diagnostics
-from kit.validation import read_submission
+from kit.submission_format import read_submission
 
 SOLUTION_NAME = "solution.csv"
 EXPECTED_IDS_NAME = "expected_ids.csv"

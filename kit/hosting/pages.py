@@ -7,7 +7,7 @@ are written as code spans, so Markdown in them is shown, not interpreted.
 import re
 from collections import Counter
 
-from kit.bins import BIN_LABELS
+from kit.tanimoto_bins import BIN_LABELS
 from kit.errors import UserError
 
 REFERENCE = (
