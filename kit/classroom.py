@@ -329,7 +329,9 @@ def watch_inbox(competition, inbox, *, data=None, leaderboard=None, interval=DEF
     interval = check_interval(interval)
     if polls is not None and (not isinstance(polls, int) or isinstance(polls, bool) or polls < 1):
         raise UserError(f"expected the number of polls to be a whole number >= 1, found {polls!r}")
-    competition = _as_competition(competition, data)
+    from kit.competition import as_competition
+
+    competition = as_competition(competition, data)
     memo = {}
     done = 0
     try:
@@ -356,12 +358,6 @@ def check_interval(value):
     if not math.isfinite(seconds) or seconds <= 0 or seconds > 86400:
         raise UserError(f"--interval: expected seconds between 0 and 86400, found {value!r}")
     return seconds
-
-
-def _as_competition(competition, data):
-    from kit.competition import Competition, load_competition
-
-    return competition if isinstance(competition, Competition) else load_competition(competition, data=data)
 
 
 def _plain_files(inbox, report):

@@ -209,3 +209,19 @@ def load_competition(path=None, data=None):
     if not isinstance(metadata, dict) or "name" not in metadata:
         raise UserError(f"{meta_path}: expected a JSON object with a 'name', found something else")
     return Competition(path=folder, metadata=metadata)
+
+
+def as_competition(competition=None, data=None):
+    """A :class:`Competition`: returned as is, or opened by :func:`load_competition`.
+
+    For functions that take a competition object, folder or name alike.
+
+    Examples
+    --------
+    >>> comp = as_competition("practice")      # doctest: +SKIP
+    >>> as_competition(comp) is comp           # doctest: +SKIP
+    True
+    """
+    if isinstance(competition, Competition):
+        return competition
+    return load_competition(competition, data=data)

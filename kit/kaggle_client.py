@@ -132,9 +132,9 @@ def submit(file, message, competition, *, api=None, local_competition=None, data
 
     expected = None
     if local_competition is not None:
-        from kit.scoring import _as_competition
+        from kit.competition import as_competition
 
-        expected = _as_competition(local_competition, data).test_pairs["id"].to_numpy()
+        expected = as_competition(local_competition, data).test_pairs["id"].to_numpy()
     submission = read_submission(file, expected_ids=expected)
     if not str(message or "").strip():
         raise UserError("empty submission message: expected -m 'what changed'")
@@ -250,7 +250,8 @@ def host_plan(competition, slug, *, title=None, launch=False, privacy="public", 
     from kit import __version__
     from kit.hosting import public_files
     from kit.hosting.pages import brief_description, build_pages, check_title, daily_limit, default_title
-    from kit.scoring import PRIVATE, _as_competition, _load_solution
+    from kit.competition import as_competition
+    from kit.scoring import PRIVATE, load_solution_masks
 
     slug = str(slug)
     if not _SLUG.match(slug):
@@ -258,9 +259,9 @@ def host_plan(competition, slug, *, title=None, launch=False, privacy="public", 
                         "as in kaggle.com/competitions/<slug>")
     if privacy not in PRIVACY:
         raise UserError(f"--privacy {privacy!r}: expected one of {', '.join(PRIVACY)}")
-    competition = _as_competition(competition, data)
+    competition = as_competition(competition, data)
     title = check_title(title or default_title(competition))
-    if PRIVATE not in _load_solution(competition)[2]:
+    if PRIVATE not in load_solution_masks(competition)[2]:
         raise UserError(f"{competition.solution_path}: no Private rows: expected a Public/Private split")
     files = public_files(competition)
     pages = build_pages(competition, files, title=title)

@@ -23,7 +23,7 @@ from pathlib import Path
 from kit.errors import UserError
 from kit.identity import MAX_NAME_LENGTH
 from kit.paths import leaderboard_dir
-from kit.safetext import from_spreadsheet_cell, printable, spreadsheet_cell
+from kit.safetext import from_spreadsheet_cell, one_line, printable, spreadsheet_cell
 
 LOG_COLUMNS = [
     "time",
@@ -123,12 +123,6 @@ def default_participant():
     return sanitize_participant(os.environ.get("USER") or os.environ.get("USERNAME") or "you")
 
 
-def _clean_text(value, limit=MAX_TEXT):
-    """One line of printable text for a log cell."""
-    text = "".join(ch if ch.isprintable() else " " for ch in str(value or ""))
-    return " ".join(text.split())[:limit]
-
-
 # --- the log -------------------------------------------------------------------------
 
 
@@ -159,9 +153,9 @@ def make_entry(result, participant=None, time=None, file=None):
     return {
         "time": time.isoformat(timespec="seconds").replace("+00:00", "Z"),
         "participant": participant,
-        "file": _clean_text(file or Path(result.path).name),
+        "file": one_line(file or Path(result.path).name, MAX_TEXT),
         "sha256": result.sha256,
-        "model": _clean_text(result.model or ""),
+        "model": one_line(result.model, MAX_TEXT),
         "public": _number(result.public),
         "private": _number(result.private),
         "validation": _number(result.validation),

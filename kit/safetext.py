@@ -52,6 +52,30 @@ def printable(text, limit=None):
     return text
 
 
+def one_line(text, limit=None):
+    """``text`` as one line: non-printable characters become spaces, runs of space one space.
+
+    For short labels a participant chose (a model or file name in the leaderboard log):
+    unlike :func:`printable`, nothing is escaped, so the label reads as written.
+
+    Parameters
+    ----------
+    text : object
+        Converted with ``str``; None is empty.
+    limit : int, optional
+        Keep at most this many characters.
+
+    Examples
+    --------
+    >>> one_line("my\tmodel\n v2")
+    'my model v2'
+    >>> one_line("abcdef", 3)
+    'abc'
+    """
+    text = "".join(ch if ch.isprintable() else " " for ch in str(text or ""))
+    return " ".join(text.split())[:limit]
+
+
 def spreadsheet_cell(text):
     """A CSV text cell that a spreadsheet shows instead of running.
 

@@ -164,9 +164,11 @@ class Scorer:
     """
 
     def __init__(self, competition, data=None):
-        self.competition = _as_competition(competition, data)
+        from kit.competition import as_competition
+
+        self.competition = as_competition(competition, data)
         self.metric = get_metric(self.competition.metadata.get("metric", "rmse"))
-        self.ids, self.truth, self.usage = _load_solution(self.competition)
+        self.ids, self.truth, self.usage = load_solution_masks(self.competition)
         self.same_molecule = _load_same_molecule(self.competition, self.ids)
 
     @property
@@ -203,8 +205,11 @@ class Scorer:
         )
 
 
-def score_submission(path, competition=None, *, data=None, record=False, participant=None, leaderboard=None):
+def score_submission(path, competition=None, *, data=None):
     """Score a submission file exactly as the leaderboard does.
+
+    Scoring writes nothing: :func:`kit.leaderboard.record_result` appends a result to
+    the leaderboard log (``kit score`` and the classroom modes do).
 
     Parameters
     ----------
@@ -215,12 +220,6 @@ def score_submission(path, competition=None, *, data=None, record=False, partici
         ``private/solution.csv`` must be present.
     data : str or Path, optional
         Folder holding named competitions (default ``./data``).
-    record : bool
-        Also append the result to ``leaderboard/<competition>.csv``.
-    participant : str, optional
-        Who to record it for (default: the manifest's participant, else ``$USER``).
-    leaderboard : str or Path, optional
-        Leaderboard folder (default ``./leaderboard``).
 
     Returns
     -------
@@ -237,13 +236,10 @@ def score_submission(path, competition=None, *, data=None, record=False, partici
     >>> result = score_submission("submissions/practice/x.csv", "practice")  # doctest: +SKIP
     >>> round(result.public, 5)                                               # doctest: +SKIP
     0.21345
+    >>> from kit.leaderboard import record_result                             # doctest: +SKIP
+    >>> record_result(result, participant="ann")                              # doctest: +SKIP
     """
-    result = Scorer(competition, data=data).score(path)
-    if record:
-        from kit.leaderboard import record_result
-
-        record_result(result, participant=participant, leaderboard=leaderboard)
-    return result
+    return Scorer(competition, data=data).score(path)
 
 
 def read_manifest(path, sha256=None):
@@ -289,15 +285,7 @@ def _validation_value(score):
     return value if math.isfinite(value) else None
 
 
-def _as_competition(competition, data=None):
-    from kit.competition import Competition, load_competition
-
-    if isinstance(competition, Competition):
-        return competition
-    return load_competition(competition, data=data)
-
-
-def _load_solution(competition):
+def load_solution_masks(competition):
     """Solution ids, truths and a boolean mask per Usage; a :class:`UserError` if unusable."""
     import pandas as pd
 

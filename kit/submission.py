@@ -66,9 +66,9 @@ def write_submission(competition, predictions, model=None, *, participant=None, 
     >>> path.name                                             # doctest: +SKIP
     '20250102T101112Z_gbm.csv'
     """
-    from kit.scoring import _as_competition
+    from kit.competition import as_competition
 
-    comp = _as_competition(competition, data)
+    comp = as_competition(competition, data)
     ids = comp.test_pairs["id"].to_numpy(dtype=np.int64)
     values = _aligned_predictions(predictions, ids)
     info = describe_model(model)

@@ -64,3 +64,13 @@ def test_the_test_id_map_is_private(folder):
     (folder / TEST_IDS_FILE).write_text("spectrum_id,source_spectrum_id\ntest_000001,NA\ntest_000002,MSBNK-1\n")
     frame = load_competition(folder).load_test_ids()
     assert frame.source_spectrum_id.tolist() == ["NA", "MSBNK-1"]  # ids are text, never parsed as missing
+
+
+def test_as_competition_takes_an_object_a_folder_or_a_name(folder):
+    from kit.competition import as_competition
+
+    comp = as_competition(folder)
+    assert as_competition(comp) is comp
+    assert as_competition(folder.name, data=folder.parent).name == comp.name
+    with pytest.raises(UserError):
+        as_competition("no-such-competition", data=folder.parent)

@@ -214,7 +214,8 @@ def test_record_result_uses_manifest_model_and_participant(tmp_path, comp_dir):
     comp = kit.load_competition(comp_dir)
     ids = comp.test_pairs["id"].to_numpy()
     path = kit.write_submission(comp, np.full(ids.size, 0.5), model="mean", participant="dee", out_dir=tmp_path)
-    result = kit.score_submission(path, comp, record=True, leaderboard=tmp_path / "lb")
+    result = kit.score_submission(path, comp)
+    record_result(result, leaderboard=tmp_path / "lb")
     row = read_log(tmp_path / "lb" / "practice.csv").iloc[0]
     assert row["participant"] == "dee" and row["model"] == "mean" and row["file"] == path.name
     assert row["public"] == result.public and row["private"] == result.private

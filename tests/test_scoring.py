@@ -359,8 +359,16 @@ def test_a_non_finite_score_is_never_returned(monkeypatch, tmp_path, comp_dir):
     path = perfect_submission(comp_dir, tmp_path / "p.csv", noise=0.1)
     monkeypatch.setattr(scoring, "diagnostics", lambda truth, guess: {"rmse": math.inf})
     with pytest.raises(kit.UserError, match="not a finite number"):
-        score_submission(path, comp_dir, record=True, leaderboard=tmp_path / "lb")
-    assert not (tmp_path / "lb").exists()
+        score_submission(path, comp_dir)
+
+
+def test_scoring_writes_no_leaderboard(tmp_path, comp_dir, monkeypatch):
+    import inspect
+
+    monkeypatch.chdir(tmp_path)
+    assert "record" not in inspect.signature(score_submission).parameters
+    score_submission(perfect_submission(comp_dir, tmp_path / "p.csv", noise=0.1), comp_dir)
+    assert not (tmp_path / "leaderboard").exists()
 
 
 def test_report_shows_control_characters_in_the_file_name_as_escapes(tmp_path, comp_dir):

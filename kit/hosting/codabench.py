@@ -75,9 +75,9 @@ def export_codabench(competition, out, *, start=None, end=None, title=None, data
     """
     from kit.hosting import public_files
     from kit.hosting.pages import build_pages, check_title, default_title
-    from kit.scoring import _as_competition
+    from kit.competition import as_competition
 
-    competition = _as_competition(competition, data)
+    competition = as_competition(competition, data)
     out = Path(out)
     if out.suffix.lower() != ".zip":
         raise UserError(f"--out {out}: expected a file name ending in .zip")
@@ -242,9 +242,9 @@ def _when(moment):
 
 def _read_solution(competition):
     """Rows ``(id, similarity, Usage)`` as text, in the solution's order, checked like ``kit score``."""
-    from kit.scoring import PRIVATE, PUBLIC, _load_solution
+    from kit.scoring import PRIVATE, PUBLIC, load_solution_masks
 
-    ids, truth, masks = _load_solution(competition)
+    ids, truth, masks = load_solution_masks(competition)
     if PRIVATE not in masks:
         raise UserError(f"{competition.solution_path}: no Private rows: expected a Public/Private split "
                         "(prepare the competition with --public-fraction below 1)")

@@ -766,9 +766,9 @@ def _file_name(name):
 
 def _clean(text, limit):
     """One line of printable text, at most ``limit`` characters (as the log keeps its text cells)."""
-    from kit.leaderboard import _clean_text
+    from kit.safetext import one_line
 
-    return _clean_text(text, limit)
+    return one_line(text, limit)
 
 
 def _templates():
