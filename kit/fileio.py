@@ -89,13 +89,6 @@ def write_text_atomic(target, text, encoding="utf-8"):
     return Path(target)
 
 
-def write_bytes_atomic(target, data):
-    """Write ``data`` to ``target`` through a temporary file and a rename."""
-    with atomic_path(target) as tmp:
-        tmp.write_bytes(data)
-    return Path(target)
-
-
 @contextlib.contextmanager
 def atomic_dir(target, force=False):
     """Yield a temporary folder beside ``target``; it becomes ``target`` on success.
@@ -138,3 +131,37 @@ def sha256_file(path, chunk_size=1 << 20):
         for block in iter(lambda: handle.read(chunk_size), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def jsonable(value):
+    """A JSON-friendly copy of ``value`` for the manifests the kit writes.
+
+    NaN and infinite floats become None (JSON has no such numbers), numpy scalars and
+    small arrays become Python numbers and lists, paths strings, keys strings; anything
+    else its ``repr`` (at most 200 characters).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> jsonable({"lr": np.float32(0.5), "score": float("nan"), 3: (1, np.int64(2))})
+    {'lr': 0.5, 'score': None, '3': [1, 2]}
+    """
+    import math
+
+    import numpy as np
+
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray) and value.size <= 100:
+        return jsonable(value.tolist())
+    if isinstance(value, Path):
+        return str(value)
+    return repr(value)[:200]

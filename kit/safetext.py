@@ -67,7 +67,7 @@ def one_line(text, limit=None):
 
     Examples
     --------
-    >>> one_line("my\tmodel\n v2")
+    >>> one_line("my\\tmodel\\n v2")
     'my model v2'
     >>> one_line("abcdef", 3)
     'abc'

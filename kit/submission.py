@@ -18,7 +18,7 @@ import numpy as np
 
 from kit._version import __version__
 from kit.errors import SubmissionError
-from kit.fileio import ensure_writable_dir, write_text_atomic
+from kit.fileio import ensure_writable_dir, jsonable, write_text_atomic
 from kit.paths import submissions_dir
 from kit.submission_format import MAX_ABS_VALUE, VALUE_RANGE
 
@@ -75,7 +75,7 @@ def write_submission(competition, predictions, model=None, *, participant=None, 
     if seed is not None:
         info["seed"] = seed
     if validation_score is not None:
-        info["validation_score"] = _jsonable(validation_score)
+        info["validation_score"] = jsonable(validation_score)
     if fit_seconds is not None:
         info["training_seconds"] = float(fit_seconds)
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
@@ -176,7 +176,7 @@ def describe_model(model):
         params = model.get_params() if hasattr(model, "get_params") else {}
     except Exception:  # noqa: BLE001 - a third-party get_params must not stop the write
         params = {}
-    params = {str(k): _jsonable(v) for k, v in dict(params).items()}
+    params = {str(k): jsonable(v) for k, v in dict(params).items()}
     cls = type(model)
     return {
         "model": {
@@ -184,9 +184,9 @@ def describe_model(model):
             "class": f"{cls.__module__}.{cls.__qualname__}",
             "params": params,
         },
-        "seed": _jsonable(params.get("seed", getattr(model, "seed", None))),
-        "validation_score": _jsonable(getattr(model, "validation_score_", None)),
-        "training_seconds": _jsonable(getattr(model, "fit_seconds_", None)),
+        "seed": jsonable(params.get("seed", getattr(model, "seed", None))),
+        "validation_score": jsonable(getattr(model, "validation_score_", None)),
+        "training_seconds": jsonable(getattr(model, "fit_seconds_", None)),
     }
 
 
@@ -204,25 +204,6 @@ def git_commit(folder=None):
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{commit}+dirty" if dirty else commit or None
-
-
-def _jsonable(value):
-    """A JSON-friendly version of a parameter value (NaN becomes None)."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray) and value.size <= 100:
-        return _jsonable(value.tolist())
-    if isinstance(value, Path):
-        return str(value)
-    return repr(value)[:200]
 
 
 def _slug(name):

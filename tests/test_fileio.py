@@ -4,7 +4,7 @@ import stat
 
 import pytest
 
-from kit.fileio import atomic_dir, atomic_path, current_umask, write_bytes_atomic, write_text_atomic
+from kit.fileio import atomic_dir, atomic_path, current_umask, write_text_atomic
 
 
 @pytest.fixture(params=[0o022, 0o077, 0o002, 0o027, 0o000])
@@ -25,7 +25,9 @@ def test_current_umask_reads_without_changing_it(umask):
 
 def test_atomic_files_get_the_umask_mode_not_mkstemps_0600(tmp_path, umask):
     assert mode(write_text_atomic(tmp_path / "a.txt", "x")) == 0o666 & ~umask
-    assert mode(write_bytes_atomic(tmp_path / "b.bin", b"x")) == 0o666 & ~umask
+    with atomic_path(tmp_path / "b.bin") as tmp:
+        tmp.write_bytes(b"x")
+    assert mode(tmp_path / "b.bin") == 0o666 & ~umask
 
 
 def test_a_writer_that_replaces_the_temporary_file_still_gets_the_umask_mode(tmp_path, umask):

@@ -14,7 +14,7 @@ from sklearn.base import BaseEstimator
 
 from kit._version import __version__
 from kit.errors import UserError
-from kit.fileio import atomic_dir
+from kit.fileio import atomic_dir, jsonable
 
 MANIFEST = "manifest.json"
 
@@ -88,34 +88,57 @@ def check_spectra(spectra, what="spectra"):
 
 
 def check_int(value, name, minimum=1):
-    """``value`` as an int, or a TypeError / UserError naming the parameter.
+    """``value`` as an int >= ``minimum``: scikit-learn's ``check_scalar``, no booleans.
+
+    Raises a TypeError for a value that is not an integer (``True`` included) and a
+    :class:`~kit.errors.UserError` (a ValueError) naming the parameter when it is too small.
 
     Examples
     --------
     >>> check_int(20000, "n_pairs")
     20000
+    >>> check_int(0, "n_pairs")
+    Traceback (most recent call last):
+    ...
+    kit.errors.UserError: n_pairs == 0, must be >= 1.
     """
+    from sklearn.utils import check_scalar
+
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise UserError(f"{name} must be at least {minimum}, got {value}")
-    return int(value)
+    try:
+        return int(check_scalar(value, name, numbers.Integral, min_val=minimum))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def check_float(value, name, minimum=0.0, inclusive=False):
-    """``value`` as a float, or a TypeError / UserError naming the parameter.
+    """``value`` as a finite float above ``minimum`` (or at it, when ``inclusive``).
+
+    scikit-learn's ``check_scalar``, plus what it lets through: booleans and NaN or
+    infinite values are refused. TypeError for a value that is not a number,
+    :class:`~kit.errors.UserError` naming the parameter for one out of range.
 
     Examples
     --------
     >>> check_float(0.1, "tolerance")
     0.1
+    >>> check_float(0.0, "tolerance")
+    Traceback (most recent call last):
+    ...
+    kit.errors.UserError: tolerance == 0.0, must be > 0.0.
     """
+    from sklearn.utils import check_scalar
+
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    value = float(value)
-    if not np.isfinite(value) or value < minimum or (value == minimum and not inclusive):
-        bound = f">= {minimum}" if inclusive else f"> {minimum}"
-        raise UserError(f"{name} must be a finite number {bound}, got {value}")
+    if not np.isfinite(value):
+        raise UserError(f"{name} must be a finite number, got {value}")
+    try:
+        value = check_scalar(float(value), name, numbers.Real, min_val=minimum,
+                             include_boundaries="left" if inclusive else "neither")
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     return value
 
 
@@ -208,7 +231,7 @@ class PairModel(BaseEstimator):
         return {
             "model": self.name,
             "kit_version": __version__,
-            "params": {k: _jsonable(v) for k, v in self.get_params().items()},
+            "params": {k: jsonable(v) for k, v in self.get_params().items()},
             "fit_seconds": getattr(self, "fit_seconds_", None),
             "validation_score": getattr(self, "validation_score_", None),
             "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -222,7 +245,7 @@ class PairModel(BaseEstimator):
             manifest = self.manifest() | (extra or {})
             manifest |= self._save_state(tmp) or {}
             # Strict JSON: a NaN (a diverged epoch) is written as null, which load accepts.
-            (tmp / MANIFEST).write_text(json.dumps(_finite(manifest), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+            (tmp / MANIFEST).write_text(json.dumps(jsonable(manifest), indent=2, allow_nan=False) + "\n", encoding="utf-8")
         return path
 
     def _save_state(self, folder):
@@ -268,29 +291,6 @@ MANIFEST_FIELDS = {
     "competition_files": "dict|null",
     "seed": "int|null",
 }
-
-
-def _finite(value):
-    """``value`` with every NaN or infinite float (at any depth) replaced by None."""
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _jsonable(value):
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, np.generic):
-        return value.item()
-    return repr(value)
 
 
 def read_manifest(path):
