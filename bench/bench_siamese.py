@@ -235,10 +235,7 @@ def profile_step(args):
     sampler.sample(args.pairs_per_epoch, np.random.default_rng(1))
     result["pair sampling, ms per 64 pairs"] = round((time.perf_counter() - start) * 1000 * 64 / args.pairs_per_epoch, 1)
     dense = PairBatches(matrix, None, 64, sampler=sampler, n_pairs=6400, augmentation=augmentation, seed=0)
-    sparse = PairBatches(matrix, metadata, 64, sampler=sampler, n_pairs=6400, augmentation=augmentation, seed=0,
-                         sparse=True)
-    result["batch preparation, dense v1"] = round(best_ms(lambda: dense[0]), 2)
-    result["batch preparation, sparse kit"] = round(best_ms(lambda: sparse[0]), 2)
+    result["batch preparation, dense v1 (64 pairs)"] = round(best_ms(lambda: dense[0]), 2)
 
     network, siamese = v1_siamese(matrix.shape[1])
     (xa, xb), y = dense[0]
@@ -250,15 +247,19 @@ def profile_step(args):
     )
 
     model = SiameseModel()
-    net = model._new_network(matrix.shape[1], penalize_first=False)
-    trainer = SparsePairTrainer(net, model.weight_penalty)
-    trainer.compile(optimizer=LazyAdam(1e-3), loss="mse", jit_compile=False)
-    entries, y = sparse[0]
-    inputs = tuple(tf.constant(x) for x in entries)
-    trainer.optimizer.build(trainer.trainable_variables)
-    # The penalties the last call added (the gathered rows of the first kernel, dense2's kernel).
-    result["kit (sparse first layer, lazy Adam, penalty on rows gathered)"] = step_parts(
-        trainer, trainer.optimizer, inputs, tf.constant(y), lambda: tf.add_n(trainer.losses))
+    for batch in (64, model.batch_size):
+        sparse = PairBatches(matrix, metadata, batch, sampler=sampler, n_pairs=10 * batch, augmentation=augmentation,
+                             seed=0, sparse=True)
+        result[f"batch preparation, sparse kit ({batch} pairs)"] = round(best_ms(lambda: sparse[0]), 2)
+        net = model._new_network(matrix.shape[1], penalize_first=False)
+        trainer = SparsePairTrainer(net, model.weight_penalty)
+        trainer.compile(optimizer=LazyAdam(model.learning_rate), loss="mse", jit_compile=False)
+        entries, y = sparse[0]
+        inputs = tuple(tf.constant(x) for x in entries)
+        trainer.optimizer.build(trainer.trainable_variables)
+        # The penalties the last call added (the gathered rows of the first kernel, dense2's kernel).
+        result[f"kit, {batch} pairs (sparse first layer, lazy Adam, penalty on rows gathered)"] = step_parts(
+            trainer, trainer.optimizer, inputs, tf.constant(y), lambda: tf.add_n(trainer.losses))
     print(json.dumps(result, indent=2))
     return result
 
