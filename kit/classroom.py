@@ -40,6 +40,8 @@ from kit.identity import check_participant_name, participant_key
 from kit.leaderboard import log_path, read_log, record_result, sanitize_participant
 
 SEPARATOR = "__"
+#: Valid submissions a participant may make per UTC day when competition.json does not say
+#: (``max_daily_submissions``); the one default of every mode (inbox, server, hosted pages).
 DEFAULT_DAILY_LIMIT = 5
 #: Seconds between two polls of ``--watch`` by default.
 DEFAULT_INTERVAL = 5.0

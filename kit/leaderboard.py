@@ -24,6 +24,7 @@ from kit.errors import UserError
 from kit.identity import MAX_NAME_LENGTH
 from kit.paths import leaderboard_dir
 from kit.safetext import from_spreadsheet_cell, one_line, printable, spreadsheet_cell
+from kit.scoring import PRIVATE, PUBLIC
 
 LOG_COLUMNS = [
     "time",
@@ -160,8 +161,8 @@ def make_entry(result, participant=None, time=None, file=None):
         "private": _number(result.private),
         "validation": _number(result.validation),
         "rows": str(result.rows),
-        "per_bin_public": json.dumps(per_bin_for_log(details.get("Public")), separators=(",", ":")),
-        "per_bin_private": json.dumps(per_bin_for_log(details.get("Private")), separators=(",", ":")),
+        "per_bin_public": json.dumps(per_bin_for_log(details.get(PUBLIC)), separators=(",", ":")),
+        "per_bin_private": json.dumps(per_bin_for_log(details.get(PRIVATE)), separators=(",", ":")),
     }
 
 

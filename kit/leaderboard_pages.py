@@ -16,6 +16,7 @@ from kit._version import __version__
 from kit.tanimoto_bins import BIN_LABELS
 from kit.metrics import DIFFERENT_MOLECULE_BIN, SAME_MOLECULE_BIN, bin_tick
 from kit.safetext import printable
+from kit.scoring import PRIVATE, PUBLIC
 
 #: Participants drawn in colour on the plots; the rest are grey.
 MAX_PLOTTED = 10
@@ -334,7 +335,7 @@ def _history_plot(standings):
 def _bins_plot(standings):
     metric, ranking = standings.metric, standings.ranking
     column = "per_bin_private" if standings.private else "per_bin_public"
-    usage = "Private" if standings.private else "Public"
+    usage = PRIVATE if standings.private else PUBLIC
     colours = _colours(standings)
     fig, ax = _figure()
     shown = [getattr(item, column) or {} for item in ranking.itertuples(index=False) if item.participant in colours]

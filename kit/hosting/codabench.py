@@ -32,6 +32,7 @@ from pathlib import Path
 
 from kit.errors import UserError
 from kit.fileio import atomic_path
+from kit.scoring import PRIVATE, PUBLIC
 from kit.hosting import parse_end, parse_when
 
 #: The scoring program's own module: it and every kit module it imports, recursively,
@@ -41,7 +42,7 @@ DOCKER_IMAGE = "codalab/codalab-legacy:py312"
 #: Codabench's limit on leaderboard and column keys and column titles.
 MAX_KEY = 36
 DEFAULT_WEEKS = 8
-TASKS = (("Public", "reference_data/public"), ("Private", "reference_data/private"))
+TASKS = ((PUBLIC, "reference_data/public"), (PRIVATE, "reference_data/private"))
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
@@ -123,7 +124,7 @@ def competition_yaml(competition, title, phase_dates, pages):
         for i, (usage, folder) in enumerate(TASKS)
     ]
     phases = [
-        {"index": 0, "name": "Public", "start": _when(public_start), "end": _when(public_end),
+        {"index": 0, "name": PUBLIC, "start": _when(public_start), "end": _when(public_end),
          "description": f"Submit a zip holding one `id,similarity` CSV; scored on the Public rows. "
                         f"At most {limit} a day; your best submission stays on the leaderboard.",
          "max_submissions_per_day": limit, "tasks": [0], "public_data": "public_data/"},
@@ -242,13 +243,13 @@ def _when(moment):
 
 def _read_solution(competition):
     """Rows ``(id, similarity, Usage)`` as text, in the solution's order, checked like ``kit score``."""
-    from kit.scoring import PRIVATE, PUBLIC, load_solution_masks
+    from kit.scoring import load_solution_masks
 
     ids, truth, masks = load_solution_masks(competition)
     if PRIVATE not in masks:
         raise UserError(f"{competition.solution_path}: no Private rows: expected a Public/Private split "
                         "(prepare the competition with --public-fraction below 1)")
-    usage = ["Public" if public else "Private" for public in masks[PUBLIC]]
+    usage = [PUBLIC if public else PRIVATE for public in masks[PUBLIC]]
     # repr keeps every bit of each truth: the program reads back the numbers `kit score` uses.
     return [(str(i), repr(float(t)), u) for i, t, u in zip(ids.tolist(), truth.tolist(), usage)]
 

@@ -7,8 +7,9 @@ are written as code spans, so Markdown in them is shown, not interpreted.
 import re
 from collections import Counter
 
-from kit.tanimoto_bins import BIN_LABELS
+from kit.classroom import DEFAULT_DAILY_LIMIT
 from kit.errors import UserError
+from kit.tanimoto_bins import BIN_LABELS
 
 REFERENCE = (
     "Huber F, van der Burg S, van der Hooft JJJ, Ridder L (2021). MS2DeepScore: a novel deep learning "
@@ -104,8 +105,12 @@ def brief_description():
 
 
 def daily_limit(competition):
-    """``max_daily_submissions`` from competition.json as a positive int (default 5)."""
-    value = competition.metadata.get("max_daily_submissions", 5)
+    """``max_daily_submissions`` from competition.json as a positive int (a host needs one).
+
+    The default is the classroom modes' (:data:`kit.classroom.DEFAULT_DAILY_LIMIT`);
+    "no limit" (0 or null), which a host cannot express, is refused.
+    """
+    value = competition.metadata.get("max_daily_submissions", DEFAULT_DAILY_LIMIT)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise UserError(
             f"{competition.path / 'competition.json'}: max_daily_submissions must be a whole number >= 1, "
@@ -174,7 +179,7 @@ order, each similarity a finite number (values outside [0, 1] are scored as writ
     1,0.0873
 
 A file that breaks a rule is refused with one line that names the rule and the first
-offending lines; it does not count as a score. At most {meta.get("max_daily_submissions", 5)}
+offending lines; it does not count as a score. At most {meta.get("max_daily_submissions", DEFAULT_DAILY_LIMIT)}
 submissions a day. Pairs per bin: {", ".join(str(n) for n in per_bin) or "-"}.
 """
 
