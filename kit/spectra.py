@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kit.errors import UserError
+from kit.errors import UserError, first_line
 from kit.fileio import atomic_path
 
 FORMATS = ("mgf", "msp", "mzml", "json")
@@ -259,16 +259,11 @@ def _reading(path, fmt, records):
     except (UserError, MemoryError):
         raise
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        raise UserError(f"{path}: corrupt gzip file ({type(exc).__name__}: {_first_line(exc)})") from None
+        raise UserError(f"{path}: corrupt gzip file ({type(exc).__name__}: {first_line(exc)})") from None
     except Exception as exc:  # noqa: BLE001 - the file is untrusted: whatever a reader trips on is a bad file
         raise UserError(
-            f"{path}: unreadable {fmt} file ({type(exc).__name__}: {_first_line(exc)}); expected {EXPECTED[fmt]}"
+            f"{path}: unreadable {fmt} file ({type(exc).__name__}: {first_line(exc)}); expected {EXPECTED[fmt]}"
         ) from None
-
-
-def _first_line(exc):
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else "no details"
 
 
 def _read(path, fmt, report):

@@ -40,7 +40,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from kit import mz_binning as binning  # noqa: E402
-from kit.errors import UserError  # noqa: E402
+from kit.errors import UserError, first_line  # noqa: E402
 from kit.models.base import PairModel, check_spectra, pair_indices  # noqa: E402
 
 MODEL_FILE = "model.keras"
@@ -947,7 +947,7 @@ class SiameseModel(PairModel):
             n_inputs = len(network.inputs)
         except Exception as exc:  # noqa: BLE001 - Keras raises many types for a damaged or forged file
             raise UserError(
-                f"{printable(file)}: not a readable siamese network ({type(exc).__name__}: {_first_line(exc)})"
+                f"{printable(file)}: not a readable siamese network ({type(exc).__name__}: {first_line(exc)})"
             ) from None
         if n_inputs != 1 + bool(metadata):
             raise UserError(
@@ -1079,8 +1079,3 @@ def _subset_sampler(spectra, molecules, fps, molecule_mask):
 def _sampler_of(spectra, what):
     kept, molecules = _molecules(spectra, what)
     return _subset_sampler(kept, molecules, molecules.fingerprints(), np.ones(len(molecules), dtype=bool))
-
-
-def _first_line(exc):
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else "no details"
