@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from kit.errors import UserError
+from kit.spectra import MZ_RANGE
 
-MZ_RANGE = (10.0, 1000.0)
 TOLERANCE = 0.1
 BIN_WIDTH = 1.0
 # Square roots keep a few intense peaks from deciding the binned cosines alone

@@ -23,9 +23,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from kit.errors import UserError
+# The m/z range kept by spectrum cleaning is the range binned: one definition.
+from kit.spectra import MZ_RANGE  # noqa: F401 - part of this module's interface
 
 BIN_WIDTH = 0.1
-MZ_RANGE = (10.0, 1000.0)
 INTENSITY_POWER = 0.5
 # Decimals kept before flooring, so that 100.0 / 0.1 lands in bin 1000, not 999.
 _DECIMALS = 9

@@ -203,8 +203,13 @@ class PairModel(BaseEstimator):
         raise NotImplementedError
 
     def _check_fitted(self):
-        if not getattr(self, "fitted_", False):
-            raise UserError(f"this {self.name} model is not fitted yet: call fit(train_spectra) before predict")
+        from sklearn.exceptions import NotFittedError
+        from sklearn.utils.validation import check_is_fitted
+
+        try:
+            check_is_fitted(self, "fitted_")
+        except NotFittedError:
+            raise UserError(f"this {self.name} model is not fitted yet: call fit(train_spectra) before predict") from None
 
     def predict(self, spectra, pairs):
         """One similarity per pair.
