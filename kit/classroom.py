@@ -208,16 +208,13 @@ def process_inbox(competition, inbox, *, data=None, leaderboard=None, now=None, 
     from filelock import FileLock, Timeout
 
     from kit.fileio import ensure_writable_dir
-    from kit.scoring import Scorer
     from kit.submission_format import max_bytes_for
 
     inbox = Path(inbox)
     if not inbox.is_dir():
         raise UserError(f"inbox {inbox} not found: expected a folder of <participant>__<anything>.csv files")
     memo = {} if _memo is None else _memo
-    if "scorer" not in memo:
-        memo["scorer"] = Scorer(competition, data=data)
-    scorer = memo["scorer"]
+    scorer = _scorer(memo, competition, data)
     hashes, verdicts = memo.setdefault("hashes", {}), memo.setdefault("verdicts", {})
     limit = daily_limit(scorer.competition.metadata)
     cap = max_bytes_for(scorer.expected_rows)
@@ -229,76 +226,149 @@ def process_inbox(competition, inbox, *, data=None, leaderboard=None, now=None, 
         with FileLock(str(path) + ".inbox.lock", timeout=600):
             now = _utc(now) if now is not None else datetime.now(timezone.utc).replace(microsecond=0)
             seen = FirstSeen(seen_path(path))
-            log = read_log(path)
-            keys = [participant_key(p) for p in log["participant"]]
-            shown = {}
-            for k, p in zip(keys, log["participant"]):
-                shown.setdefault(k, p)
-            scored = {(k, h) for k, h in zip(keys, log["sha256"])}
-            owners = {}
-            for k, h in zip(keys, log["sha256"]):
-                owners.setdefault(h, k)
-            per_day = {}
-            for k, t in zip(keys, log["time"]):
-                day = _day(t)
-                per_day[(k, day)] = per_day.get((k, day), 0) + 1
-            candidates = []
-            for entry, info in _plain_files(inbox, report):
-                candidate = _examine(entry, info, cap, report, hashes)
-                if candidate is None:
-                    continue
-                name, participant, size, digest = candidate
-                when = seen.get(name, size, digest) or seen.record(name, size, digest, now)
-                report.first_seen[name] = when
-                candidates.append((when, name, entry, participant, size, digest))
-            candidates.sort(key=lambda item: (item[0], item[1]))
+            logged = _Logged(read_log(path))
+            candidates = _candidates(inbox, cap, report, hashes, seen, now)
             with tempfile.TemporaryDirectory(prefix="kit-inbox-") as scratch:
-                for when, name, entry, participant, size, digest in candidates:
-                    key = participant_key(participant)
-                    participant = shown.setdefault(key, sanitize_participant(participant))
-                    if (key, digest) in scored:
-                        report.already_scored.append(name)
-                        continue
-                    day = _day(when)
-                    over_limit = limit is not None and per_day.get((key, day), 0) >= limit
-                    verdict = verdicts.get(digest)  # the same bytes always get the same verdict
-                    if isinstance(verdict, str):
-                        report.rejected.append((name, verdict))
-                        continue
-                    if verdict is None or not over_limit:
-                        copy = _snapshot(entry, cap, size, digest, Path(scratch), report)
-                        if copy is None:
-                            continue
-                        try:
-                            result = scorer.score(copy)
-                        except SubmissionError as exc:
-                            verdicts[digest] = _reason(exc, copy)
-                            report.rejected.append((name, verdicts[digest]))
-                            continue
-                        verdicts[digest] = True
-                    if over_limit:
-                        report.rejected.append((
-                            name,
-                            f"daily limit: {participant} already has {limit} scored submission(s) on {day} "
-                            f"(UTC, by the time each file was first seen); max_daily_submissions is {limit}",
-                        ))
-                        continue
-                    if digest in owners and owners[digest] != key:
-                        report.notes.append(
-                            f"{name} ({participant}) is identical to a submission of {shown[owners[digest]]} "
-                            f"seen earlier"
-                        )
-                    record_result(result, participant=participant, leaderboard=leaderboard, time=when, file=name)
-                    scored.add((key, digest))
-                    owners.setdefault(digest, key)
-                    per_day[(key, day)] = per_day.get((key, day), 0) + 1
-                    report.scored.append((name, participant, result.public))
+                judge = _Judge(scorer, verdicts, cap, Path(scratch), report)
+                for candidate in candidates:
+                    _take(candidate, logged, judge, limit, leaderboard, report)
             if seen.skipped:
                 report.notes.append(f"{seen.skipped} damaged line(s) in {seen.path} were skipped")
     except Timeout:
         raise UserError(f"another `kit leaderboard --inbox` is running on {path} (lock {path}.inbox.lock)") from None
     _displayable(report)
     return report
+
+
+def _scorer(memo, competition, data):
+    """The competition's scorer, built once per watch (its solution is read once)."""
+    from kit.scoring import Scorer
+
+    if "scorer" not in memo:
+        memo["scorer"] = Scorer(competition, data=data)
+    return memo["scorer"]
+
+
+@dataclass
+class _Candidate:
+    """An inbox file that passed the checks made before scoring, with its first-seen time."""
+
+    when: datetime
+    name: str
+    entry: object
+    participant: str
+    size: int
+    digest: str
+
+
+def _candidates(inbox, cap, report, hashes, seen, now):
+    """The inbox's well-named plain files, each first seen now unless recorded; oldest first.
+
+    Files seen at the same time are ordered by name.
+    """
+    candidates = []
+    for entry, info in _plain_files(inbox, report):
+        examined = _examine(entry, info, cap, report, hashes)
+        if examined is None:
+            continue
+        name, participant, size, digest = examined
+        when = seen.get(name, size, digest) or seen.record(name, size, digest, now)
+        report.first_seen[name] = when
+        candidates.append(_Candidate(when, name, entry, participant, size, digest))
+    candidates.sort(key=lambda c: (c.when, c.name))
+    return candidates
+
+
+class _Logged:
+    """What the log already holds, by participant key: who, what content, how many a day."""
+
+    def __init__(self, log):
+        keys = [participant_key(p) for p in log["participant"]]
+        self.shown = {}  # key -> the name as first written
+        for key, name in zip(keys, log["participant"]):
+            self.shown.setdefault(key, name)
+        self.scored = set(zip(keys, log["sha256"]))
+        self.owners = {}  # content -> the first participant who sent it
+        for key, digest in zip(keys, log["sha256"]):
+            self.owners.setdefault(digest, key)
+        self.per_day = {}
+        for key, when in zip(keys, log["time"]):
+            self.count(key, _day(when))
+
+    def count(self, key, day):
+        self.per_day[(key, day)] = self.per_day.get((key, day), 0) + 1
+
+    def add(self, key, digest, day):
+        self.scored.add((key, digest))
+        self.owners.setdefault(digest, key)
+        self.count(key, day)
+
+
+class _Judge:
+    """Scores an inbox file content once: the same bytes always get the same verdict.
+
+    A verdict is True (scored) or the reason the file was refused; ``verdicts`` is kept
+    across the polls of a watch.
+    """
+
+    def __init__(self, scorer, verdicts, cap, scratch, report):
+        self.scorer, self.verdicts, self.cap, self.scratch, self.report = scorer, verdicts, cap, scratch, report
+
+    def known_refusal(self, digest):
+        verdict = self.verdicts.get(digest)
+        return verdict if isinstance(verdict, str) else None
+
+    def score(self, candidate):
+        """``(result, reason)``: the ScoreResult, or None and the reason (None when unreadable now)."""
+        copy = _snapshot(candidate.entry, self.cap, candidate.size, candidate.digest, self.scratch, self.report)
+        if copy is None:
+            return None, None
+        try:
+            result = self.scorer.score(copy)
+        except SubmissionError as exc:
+            self.verdicts[candidate.digest] = _reason(exc, copy)
+            return None, self.verdicts[candidate.digest]
+        self.verdicts[candidate.digest] = True
+        return result, None
+
+
+def _take(candidate, logged, judge, limit, leaderboard, report):
+    """Score one candidate and log it, or note why not (already scored, refused, over the limit)."""
+    name, digest = candidate.name, candidate.digest
+    key = participant_key(candidate.participant)
+    participant = logged.shown.setdefault(key, sanitize_participant(candidate.participant))
+    if (key, digest) in logged.scored:
+        report.already_scored.append(name)
+        return
+    day = _day(candidate.when)
+    over_limit = limit is not None and logged.per_day.get((key, day), 0) >= limit
+    refusal = judge.known_refusal(digest)
+    if refusal is not None:
+        report.rejected.append((name, refusal))
+        return
+    result = None
+    if digest not in judge.verdicts or not over_limit:
+        # Over the limit, a content never judged is still checked: a broken file says what is wrong.
+        result, reason = judge.score(candidate)
+        if result is None:
+            if reason is not None:
+                report.rejected.append((name, reason))
+            return
+    if over_limit:
+        report.rejected.append((
+            name,
+            f"daily limit: {participant} already has {limit} scored submission(s) on {day} "
+            f"(UTC, by the time each file was first seen); max_daily_submissions is {limit}",
+        ))
+        return
+    if digest in logged.owners and logged.owners[digest] != key:
+        report.notes.append(
+            f"{name} ({participant}) is identical to a submission of {logged.shown[logged.owners[digest]]} "
+            "seen earlier"
+        )
+    record_result(result, participant=participant, leaderboard=leaderboard, time=candidate.when, file=name)
+    logged.add(key, digest, day)
+    report.scored.append((name, participant, result.public))
 
 
 def watch_inbox(competition, inbox, *, data=None, leaderboard=None, interval=DEFAULT_INTERVAL, polls=None,
