@@ -18,6 +18,7 @@ import numpy as np
 
 from kit.errors import UserError, first_line
 from kit.fileio import atomic_path
+from kit.thirdparty import import_matchms
 
 FORMATS = ("mgf", "msp", "mzml", "json")
 MZ_RANGE = (10.0, 1000.0)
@@ -68,6 +69,7 @@ def default_filters(mz_range=MZ_RANGE, min_peaks=MIN_PEAKS, ionmode="both"):
     >>> [name for name, _ in default_filters()][:3]
     ['make_charge_int', 'add_compound_name', 'interpret_pepmass']
     """
+    import_matchms()
     from matchms import filtering as mf
 
     steps = [
@@ -295,6 +297,7 @@ def _kept(mz, intensities, report):
 
 
 def _read_mgf(source, report):
+    import_matchms()
     from matchms.importing.parsing_utils import parse_spectrum_dict
     from pyteomics.mgf import MGF
 
@@ -318,6 +321,7 @@ def _parse_msp(source):
     and ends a file silently in the middle of a record; here each of those is either
     kept for cleaning to judge or refused with the line where it happened.
     """
+    import_matchms()
     from matchms.importing.load_from_msp import contains_metadata, get_peak_comment, parse_metadata
 
     params, masses, intensities, comments, expected = {}, [], [], {}, None
@@ -358,6 +362,7 @@ def _parse_msp(source):
 
 
 def _read_msp(source, report):
+    import_matchms()
     from matchms.importing.parsing_utils import parse_spectrum_dict
 
     for record in _parse_msp(source):
@@ -366,6 +371,7 @@ def _read_msp(source, report):
 
 
 def _read_mzml(source, report):
+    import_matchms()
     from matchms import Spectrum
     from matchms.importing.parsing_utils import parse_mzml_mzxml_metadata, sort_by_mz
     from pyteomics.mzml import read
@@ -385,6 +391,7 @@ def _read_json(source, report):
     import ast
     import json
 
+    import_matchms()
     from matchms.importing.load_from_json import as_spectrum
 
     with open(source, "rb") as handle:
@@ -452,6 +459,7 @@ def save_spectra(spectra, path):
     --------
     >>> save_spectra([], "/tmp/kit-doc-example/empty.mgf")   # doctest: +SKIP
     """
+    import_matchms()
     from matchms.exporting import save_as_mgf
 
     path = Path(path)
