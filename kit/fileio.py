@@ -11,6 +11,10 @@ from kit.errors import UserError
 #: Modes of new files and folders before the umask, as ``open`` and ``mkdir`` use them.
 FILE_MODE = 0o666
 DIR_MODE = 0o777
+#: Modes of the files and folders that hold answers, tokens and scores (``private/``):
+#: owner only, whatever the umask.
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
 
 
 def current_umask():
@@ -54,11 +58,34 @@ def ensure_writable_dir(path):
     return path
 
 
+def create_private_file(path):
+    """Create ``path`` readable and writable by its owner only (0600), whatever the umask.
+
+    An existing file is left as it is, except for its mode. Returns ``path``.
+
+    Examples
+    --------
+    >>> oct(create_private_file("/tmp/kit-doc-example/secret.db").stat().st_mode & 0o777)
+    '0o600'
+    """
+    path = Path(path)
+    try:
+        # Created owner-only from the start (no moment when others could open it); the chmod
+        # also covers a file that existed before with a wider mode.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), PRIVATE_FILE_MODE))
+        path.chmod(PRIVATE_FILE_MODE)
+    except OSError as exc:
+        raise UserError(f"cannot create {path}: {exc.strerror or exc}") from None
+    return path
+
+
 @contextlib.contextmanager
-def atomic_path(target, suffix=""):
+def atomic_path(target, suffix="", private=False):
     """Yield a temporary path beside ``target``; rename it onto ``target`` on success.
 
-    On any exception the temporary file is removed and ``target`` is untouched.
+    On any exception the temporary file is removed and ``target`` is untouched. The
+    finished file gets the mode any new file of the user gets (``0666`` less the umask),
+    or ``0600`` with ``private=True`` whatever the umask.
 
     Examples
     --------
@@ -73,18 +100,19 @@ def atomic_path(target, suffix=""):
     try:
         yield tmp
         # mkstemp makes the file private (0600) while it is written; the finished file is
-        # as readable as any other the user creates. Done last: a writer may have replaced it.
+        # as readable as any other the user creates, unless private. Done last: a writer
+        # may have replaced it.
         if tmp.is_file() and not tmp.is_symlink():
-            tmp.chmod(FILE_MODE & ~current_umask())
+            tmp.chmod(PRIVATE_FILE_MODE if private else FILE_MODE & ~current_umask())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def write_text_atomic(target, text, encoding="utf-8"):
-    """Write ``text`` to ``target`` through a temporary file and a rename."""
-    with atomic_path(target) as tmp:
+def write_text_atomic(target, text, encoding="utf-8", private=False):
+    """Write ``text`` to ``target`` through a temporary file and a rename (``0600`` if ``private``)."""
+    with atomic_path(target, private=private) as tmp:
         tmp.write_text(text, encoding=encoding)
     return Path(target)
 

@@ -18,7 +18,7 @@ from kit import competition as files
 from kit._version import __version__
 from kit.tanimoto_bins import BIN_LABELS, N_BINS
 from kit.errors import UserError
-from kit.fileio import atomic_dir, ensure_writable_dir, sha256_file
+from kit.fileio import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, atomic_dir, ensure_writable_dir, sha256_file
 from kit.pairs import split_molecules
 from kit.paths import COMPETITION_FILE, COMPETITION_NAME, DEFAULT_COMPETITION, data_dir
 from kit.safetext import spreadsheet_cell
@@ -37,6 +37,13 @@ IONMODES = ("both", "positive", "negative")
 MAX_DAILY_SUBMISSIONS = 5
 SIMULATED = "simulated"
 MASSBANK = "massbank"
+# Keys of a library source that stay in private/manifest.json: a library file's hash, and
+# the seed of the simulated library (either rebuilds the library, and with it the answers).
+PRIVATE_SOURCE_KEYS = ("sha256", "simulation_seed")
+SEED_ZERO_WARNING = (
+    "note: seed 0 is the default: anyone can rebuild this competition's answers; "
+    "use a secret --seed for a graded challenge"
+)
 _NEUTRAL_ID = re.compile(rf"{TEST_ID_PREFIX}\d+", re.IGNORECASE)
 _NAME = COMPETITION_NAME
 
@@ -130,11 +137,16 @@ def competition_name(name, libraries):
     return name
 
 
-def load_library(libraries, ionmode, cache_dir, progress):
+def load_library(libraries, ionmode, cache_dir, progress, simulation_seed=0):
     """Cleaned spectra of the given libraries (or the simulated one), with a report.
 
     Returns the spectra, the :class:`~kit.spectra.CleaningReport` and one entry per
-    source: its file name, which may be handed out, and its sha256, which stays private.
+    source: its file name, which may be handed out, and its sha256 (or, for the simulated
+    library, the seed it was simulated with), which stay private.
+
+    ``simulation_seed`` seeds the simulated library. The kit ships the simulator, so
+    anyone can rebuild a library from a known seed and look every test spectrum up by its
+    peaks: :func:`prepare_competition` derives it from the competition's secret seed.
     """
     from kit.spectra import CleaningReport, clean_spectra, default_filters, load_spectra
 
@@ -143,9 +155,15 @@ def load_library(libraries, ionmode, cache_dir, progress):
 
         report = CleaningReport(source=SIMULATED)
         spectra = clean_spectra(
-            simulate_library(seed=0, progress=progress), default_filters(ionmode=ionmode), report=report, progress=progress
+            simulate_library(seed=int(simulation_seed), progress=progress), default_filters(ionmode=ionmode),
+            report=report, progress=progress,
         )
-        source = {"source": SIMULATED, "generator": "kit.simulate.simulate_library(seed=0)", "note": SIMULATED_LIBRARY_DESCRIPTION}
+        source = {
+            "source": SIMULATED,
+            "generator": "kit.simulate.simulate_library, seeded from the competition's secret seed",
+            "note": SIMULATED_LIBRARY_DESCRIPTION,
+            "simulation_seed": int(simulation_seed),
+        }
         return spectra, report, [source]
     spectra, sources = [], []
     # File names only: the report is handed out, and a path would tell where the teacher keeps the library.
@@ -174,6 +192,22 @@ def load_library(libraries, ionmode, cache_dir, progress):
             f"spectra with a precursor m/z, ion mode {ionmode}, and at least 5 peaks in m/z 10-1000"
         )
     return spectra, report, sources
+
+
+def simulation_seed_of(seed_sequence):
+    """The simulated library's seed, drawn from its own stream of the competition's seed.
+
+    A 63-bit whole number: knowing it rebuilds the library, so it stays private; without
+    it, the library the kit ships cannot be regenerated to look test spectra up.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> child = np.random.SeedSequence(1).spawn(5)[4]
+    >>> simulation_seed_of(child) == simulation_seed_of(child) > 0
+    True
+    """
+    return int(seed_sequence.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
 def unique_ids(spectra):
@@ -288,11 +322,13 @@ def prepare_competition(
     target = root / name
     if target.exists() and not force:
         raise UserError(f"{target} already exists: expected a new competition name (use --force to replace it)")
-    # Streams 0-2 are those of earlier versions, so a seed still gives the same split, pairs and rows.
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(4)]
-    split_rng, pairs_rng, usage_rng, order_rng = streams
+    # Streams 0-3 are those of earlier versions, so a seed still gives the same split, pairs,
+    # rows and test ids (spawn(n)'s first children do not depend on n).
+    children = np.random.SeedSequence(int(seed)).spawn(5)
+    split_rng, pairs_rng, usage_rng, order_rng = (np.random.default_rng(c) for c in children[:4])
+    simulation_seed = simulation_seed_of(children[4])
 
-    spectra, report, sources = load_library(libraries, ionmode, root / "cache", progress)
+    spectra, report, sources = load_library(libraries, ionmode, root / "cache", progress, simulation_seed)
     from kit.chemistry import LABEL_DEFINITION, molecules_of
 
     spectra, molecules = molecules_of(spectra, report=report, progress=progress)
@@ -340,7 +376,7 @@ def prepare_competition(
         "metric": {"name": "rmse", "direction": "minimize", "decimals": 5, "target": "similarity"},
         "label": {"definition": LABEL_DEFINITION, "fingerprint": "rdkit", "max_path": 7, "fp_size": 2048, "identity": "inchikey14"},
         "library": {
-            "sources": [{k: v for k, v in source.items() if k != "sha256"} for source in sources],
+            "sources": [{k: v for k, v in source.items() if k not in PRIVATE_SOURCE_KEYS} for source in sources],
             "ionmode": ionmode, "cleaning": report.as_dict(), "licenses": license_counts(spectra),
         },
         "options": {
@@ -359,7 +395,10 @@ def prepare_competition(
         "max_daily_submissions": MAX_DAILY_SUBMISSIONS,
     }
     with atomic_dir(target, force=force) as tmp:
-        (tmp / "private").mkdir()
+        # Owner only whatever the umask: the answers must not be readable by other users of a shared machine.
+        private_dir = tmp / files.PRIVATE_DIR
+        private_dir.mkdir(mode=PRIVATE_DIR_MODE)
+        private_dir.chmod(PRIVATE_DIR_MODE)
         save_spectra([strip_spectrum(spectra[i], ids[i], TRAIN_FIELDS) for i in train_idx], tmp / files.TRAIN_FILE)
         save_spectra(
             [strip_spectrum(spectra[test_idx[k]], neutral[p], PUBLIC_FIELDS) for p, k in enumerate(shuffled)], tmp / files.TEST_FILE
@@ -396,6 +435,8 @@ def prepare_competition(
             },
         }
         (tmp / files.MANIFEST_FILE).write_text(json.dumps(private, indent=2) + "\n", encoding="utf-8")
+        for path in private_dir.rglob("*"):
+            path.chmod(PRIVATE_DIR_MODE if path.is_dir() else PRIVATE_FILE_MODE)
     for line in report.lines():
         echo(line)
     echo(
@@ -403,6 +444,8 @@ def prepare_competition(
         f"{meta['split']['train_molecules']:,} / {meta['split']['test_molecules']:,} molecules, {len(pairs):,} test pairs"
     )
     echo("pairs per Tanimoto bin: " + ", ".join(f"{label} {n}" for label, n in zip(BIN_LABELS, per_bin)))
+    if int(seed) == 0:
+        echo(SEED_ZERO_WARNING)
     if any(str(x) == MASSBANK for x in libraries):
         echo(
             "note: MassBank is public: participants can find the test spectra in it by spectral search; "

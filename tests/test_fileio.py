@@ -60,3 +60,39 @@ def test_failed_write_leaves_nothing(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("stop")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_private_atomic_files_are_0600_whatever_the_umask(tmp_path, umask):
+    assert mode(write_text_atomic(tmp_path / "secret.txt", "x", private=True)) == 0o600
+    with atomic_path(tmp_path / "secret.bin", private=True) as tmp:
+        tmp.unlink()  # a writer that replaces the temporary file (pandas, matchms) still ends private
+        tmp.write_bytes(b"x")
+    assert mode(tmp_path / "secret.bin") == 0o600
+    # Replacing a readable file with a private one narrows its mode.
+    write_text_atomic(tmp_path / "was-public.txt", "x")
+    assert mode(write_text_atomic(tmp_path / "was-public.txt", "y", private=True)) == 0o600
+
+
+def test_create_private_file_is_0600_new_or_existing(tmp_path, umask):
+    from kit.fileio import create_private_file
+
+    assert mode(create_private_file(tmp_path / "new.db")) == 0o600
+    existing = tmp_path / "old.db"
+    existing.write_bytes(b"keep")
+    existing.chmod(0o666)
+    assert mode(create_private_file(existing)) == 0o600 and existing.read_bytes() == b"keep"
+
+
+def test_create_private_file_refuses_a_symlink_or_a_missing_folder(tmp_path):
+    from kit.errors import UserError
+    from kit.fileio import create_private_file
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("x")
+    victim.chmod(0o644)
+    (tmp_path / "link.db").symlink_to(victim)
+    with pytest.raises(UserError, match="cannot create .*link.db"):
+        create_private_file(tmp_path / "link.db")
+    assert mode(victim) == 0o644
+    with pytest.raises(UserError, match="cannot create"):
+        create_private_file(tmp_path / "missing" / "x.db")

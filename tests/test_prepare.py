@@ -443,3 +443,97 @@ def test_test_id_map_is_safe_to_open_in_a_spreadsheet(workdir, tmp_path, prefix)
     raw = (comp.path / "private" / "test_ids.csv").read_text(encoding="utf-8").splitlines()[1:]
     assert raw and all(line.split(",", 1)[1].startswith("'" + prefix) for line in raw)
     assert all(s.startswith(prefix + "HYPERLINK(") for s in comp.load_test_ids().source_spectrum_id)
+
+
+SIMULATED_MOLECULES = 60  # a small simulated library: the contract is the same at 2,000
+
+
+@pytest.fixture
+def simulated_seeds(monkeypatch):
+    """Make the simulated library small; return the list of seeds it was simulated with."""
+    import kit.simulate
+
+    real, seeds = kit.simulate.simulate_library, []
+
+    def small(seed=0, progress=False, **kwargs):
+        seeds.append(seed)
+        return real(n_molecules=SIMULATED_MOLECULES, seed=seed, progress=False)
+
+    monkeypatch.setattr(kit.simulate, "simulate_library", small)
+    return seeds
+
+
+def _peak_keys(spectra):
+    return {(round(float(s.get("precursor_mz")), 4), tuple(np.round(s.peaks.mz, 4))) for s in spectra}
+
+
+def test_simulated_library_cannot_be_rebuilt_from_the_kit(workdir, simulated_seeds):
+    """The simulator ships with the kit: a library seeded with a known seed would give every answer away."""
+    from kit.simulate import simulate_library
+
+    comp = prepare_competition(None, name="sim", seed=SECRET_SEED, test_fraction=0.25, pairs_per_bin=5, progress=False)
+    (used,) = simulated_seeds
+    assert used not in (0, SECRET_SEED) and used > 2**32
+    # The student's attack: simulate with the default seed (or the competition's, once known), look the peaks up.
+    for guess in (0, 1, SECRET_SEED):
+        rebuilt = _peak_keys(simulated_seeds.clear() or simulate_library(seed=guess))
+        assert not rebuilt & _peak_keys(comp.test_spectra), guess
+        assert not rebuilt & _peak_keys(comp.train_spectra), guess
+    text = (comp.path / "competition.json").read_text()
+    source = json.loads(text)["library"]["sources"][0]
+    assert source["source"] == "simulated" and "secret seed" in source["generator"]
+    assert "simulation_seed" not in source and "seed=" not in text and str(used) not in text
+    assert not any(str(used) in (comp.path / f).read_text() for f in ("test.mgf", "train.mgf", "test_pairs.csv"))
+    private = json.loads((comp.path / "private" / "manifest.json").read_text())
+    assert private["library"]["sources"][0]["simulation_seed"] == used and private["seed"] == SECRET_SEED
+
+
+def test_simulated_competition_is_byte_identical_for_a_seed(workdir, simulated_seeds):
+    runs = [prepare_competition(None, name="sim", out=workdir / out, seed=seed, test_fraction=0.25, pairs_per_bin=5, progress=False)
+            for out, seed in (("a", 5), ("b", 5), ("c", 6))]
+    assert simulated_seeds[0] == simulated_seeds[1] != simulated_seeds[2]
+    first, second, other = (_all_files(comp.path) for comp in runs)
+    assert first == second
+    assert first["test.mgf"] != other["test.mgf"]
+
+
+def test_seed_streams_of_earlier_versions_are_kept(workdir, library):
+    """The simulated library's stream was added after the others: a seed keeps its split, pairs and rows."""
+    children = np.random.SeedSequence(SECRET_SEED).spawn(5)
+    earlier = np.random.SeedSequence(SECRET_SEED).spawn(4)
+    for new, old in zip(children, earlier):
+        assert np.random.default_rng(new).integers(2**62) == np.random.default_rng(old).integers(2**62)
+
+
+@pytest.mark.parametrize(("seed", "warned"), [(0, True), (SECRET_SEED, False)])
+def test_default_seed_is_warned_about(workdir, library, seed, warned):
+    lines = []
+    prepare_competition(library, name="warn", seed=seed, test_fraction=0.25, pairs_per_bin=5, progress=False, echo=lines.append)
+    expected = ("note: seed 0 is the default: anyone can rebuild this competition's answers; "
+                "use a secret --seed for a graded challenge")
+    assert (expected in lines) is warned
+    assert not any("MassBank" in line for line in lines)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o000, 0o002, 0o077])
+def test_private_folder_is_owner_only_whatever_the_umask(workdir, library, umask):
+    import os
+    import stat
+
+    old = os.umask(umask)
+    try:
+        comp = prepare_competition(library, name="perm", seed=2, test_fraction=0.25, pairs_per_bin=5, progress=False)
+        # --force rebuilds the folder: still private.
+        comp = prepare_competition(library, name="perm", seed=2, test_fraction=0.25, pairs_per_bin=5, progress=False, force=True)
+    finally:
+        os.umask(old)
+    private = comp.path / "private"
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700
+    inside = list(private.rglob("*"))
+    assert len(inside) == 4
+    for path in inside:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    # The handed-out files stay as readable as the umask allows.
+    for name in ("competition.json", "test.mgf", "train.mgf", "test_pairs.csv", "sample_submission.csv"):
+        assert stat.S_IMODE((comp.path / name).stat().st_mode) == 0o666 & ~umask, name
+    assert stat.S_IMODE(comp.path.stat().st_mode) == 0o777 & ~umask
