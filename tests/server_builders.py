@@ -23,14 +23,17 @@ class Clock:
 class LiveServer:
     """An app served by uvicorn in a thread on a free port of 127.0.0.1; ``stop()`` ends it."""
 
-    def __init__(self, app):
+    def __init__(self, app, **limits):
         import uvicorn
 
         from kit.commands.serve import listen
+        from kit.server.limits import uvicorn_config
 
         self.sock = listen("127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        # The same protocol and limits as `kit serve` (max_connections=..., header_timeout=...).
+        self.server = uvicorn.Server(uvicorn_config(app, log_level="warning", **limits))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 20
@@ -49,3 +52,56 @@ class LiveServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+BOUNDARY = "kitboundary"
+
+
+def form_part(name, value, filename=None, boundary=BOUNDARY):
+    """One multipart/form-data part (header and value, without the closing boundary)."""
+    disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+    kind = "Content-Type: text/csv\r\n" if filename else ""
+    value = value if isinstance(value, bytes) else value.encode()
+    return f"--{boundary}\r\nContent-Disposition: {disposition}\r\n{kind}\r\n".encode() + value + b"\r\n"
+
+
+def form_end(boundary=BOUNDARY):
+    return f"--{boundary}--\r\n".encode()
+
+
+def call_asgi(app, path, steps, headers=(), method="POST", boundary=BOUNDARY):
+    """Run one request through ``app`` at the ASGI level; ``(status, body text, chunks read)``.
+
+    ``steps`` are body chunks (bytes), actions to run before the next chunk is handed
+    over (callables: move the clock, reveal, ...) or pauses (numbers of seconds). The app
+    sees the body arrive piece by piece, as from a slow client; ``chunks read`` counts the
+    chunks it asked for, so a test can tell it stopped reading early.
+    """
+    import asyncio
+
+    pending = iter(steps)
+    read, sent = [0], []
+
+    async def receive():
+        for step in pending:
+            if callable(step):
+                step()
+            elif isinstance(step, (int, float)):
+                await asyncio.sleep(step)
+            else:
+                read[0] += 1
+                return {"type": "http.request", "body": step, "more_body": True}
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+             "headers": [(b"content-type", f"multipart/form-data; boundary={boundary}".encode()),
+                         *[(k.lower().encode(), v.encode()) for k, v in headers]],
+             "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000)}
+    asyncio.run(app(scope, receive, send))
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, body.decode("utf-8", "replace"), read[0]

@@ -13,7 +13,7 @@ warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testcli
 from fastapi.testclient import TestClient  # noqa: E402
 
 from builders import make_competition, perfect_submission, read_solution, write_submission_file  # noqa: E402
-from server_builders import Clock  # noqa: E402
+from server_builders import Clock, LiveServer, call_asgi, form_end, form_part  # noqa: E402
 
 from kit.errors import UserError  # noqa: E402
 from kit.server.app import create_app  # noqa: E402
@@ -377,6 +377,9 @@ def test_deadline_from_competition_json_in_the_server_time_zone(tmp_path, good, 
     ({"max_upload_mb": 0}, "upload cap"),
     ({"max_upload_mb": float("nan")}, "upload cap"),
     ({"refresh_seconds": -1}, "refresh"),
+    ({"upload_timeout": 0}, "upload timeout"),
+    ({"upload_timeout": "soon"}, "upload timeout"),
+    ({"request_timeout": float("nan")}, "request timeout"),
 ])
 def test_bad_server_options_are_one_line_user_errors(comp, options, message):
     with pytest.raises(UserError, match=message):
@@ -668,6 +671,10 @@ def test_serve_refuses_a_port_in_use(capsys, comp):
     (["--deadline", "soon"], "deadline"),
     (["--host", "no such host.invalid"], "cannot listen"),
     (["--max-upload-mb", "-5"], "upload cap"),
+    (["--upload-timeout", "0"], "upload timeout"),
+    (["--upload-timeout", "nan"], "upload timeout"),
+    (["--request-timeout", "-1"], "request timeout"),
+    (["--request-timeout", "inf"], "request timeout"),
 ])
 def test_serve_option_errors(capsys, comp, argv, expected):
     from kit.cli import main
@@ -675,6 +682,15 @@ def test_serve_option_errors(capsys, comp, argv, expected):
     code = main(["serve", "--competition", str(comp), "--port", "0", *argv])
     err = capsys.readouterr().err
     assert code == 2 and expected in err
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many", "2.5"])
+def test_serve_max_connections_must_be_a_positive_whole_number(capsys, comp, value):
+    from kit.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--competition", str(comp), "--max-connections", value])
+    assert exit_info.value.code == 2 and "positive whole number" in capsys.readouterr().err
 
 
 def test_serve_unknown_competition_and_bad_port(capsys, tmp_path):
@@ -698,3 +714,173 @@ def test_recorded_per_bin_rmse_splits_the_top_bin_like_the_log(make_server, good
     assert post(server, server.tokens["Ada"], good).status_code == 201
     (row,) = recorded(server)
     assert {SAME_MOLECULE_BIN, DIFFERENT_MOLECULE_BIN} <= set(json.loads(row["per_bin_public"]))
+
+
+# --- closing: deadline and reveal, re-checked when the upload is recorded ------------------
+
+
+def teacher_of(comp):
+    return (comp / "private" / "teacher_token").read_text().strip()
+
+
+def slow_upload(server, good, middle, path="/api/submissions", token=None):
+    """An upload whose body arrives in two pieces with ``middle`` (an action) in between."""
+    token = token or server.tokens["Ada"]
+    body = form_part("file", good.read_bytes(), filename="late.csv") + form_end()
+    if path == "/submit":
+        body = form_part("token", token) + body
+    headers = [("authorization", f"Bearer {token}")] if path == "/api/submissions" else []
+    return call_asgi(server.app, path, [body[:40], middle, body[40:]], headers=headers)
+
+
+@pytest.mark.parametrize("path", ["/api/submissions", "/submit"])
+def test_an_upload_finishing_after_the_deadline_is_refused(make_server, good, clock, path):
+    """Open before the deadline, finish after it: refused, nothing recorded (the server time is when it arrived)."""
+    server = make_server(deadline="2026-03-01T12:30:00Z")
+    status, body, _ = slow_upload(server, good, lambda: clock.advance(minutes=31), path=path)
+    assert status == 403 and "deadline" in body
+    assert recorded(server) == []
+    assert not list((server.state.private_dir / "submissions" / ".incoming").iterdir())
+
+
+@pytest.mark.parametrize("path", ["/api/submissions", "/submit"])
+def test_an_upload_finishing_after_the_reveal_is_refused(server, good, comp, path):
+    status, body, _ = slow_upload(server, good, lambda: server.state.db.set_revealed(True), path=path)
+    assert status == 403 and "the final ranking is revealed; submissions are closed" in body
+    assert recorded(server) == []
+
+
+def test_a_reveal_while_the_upload_is_scored_is_caught_when_it_is_recorded(server, good, comp, monkeypatch):
+    """The reveal lands between the checks before scoring and the insert: the insert's transaction refuses."""
+    real = server.state.scorer.score
+
+    def reveal_meanwhile(path):
+        result = real(path)
+        assert server.post("/api/reveal", headers=auth(teacher_of(comp))).json() == {"revealed": True}
+        return result
+
+    monkeypatch.setattr(server.state.scorer, "score", reveal_meanwhile)
+    response = post(server, server.tokens["Ada"], good)
+    assert response.status_code == 403 and "revealed" in response.json()["error"]
+    assert recorded(server) == []
+    assert not list((server.state.private_dir / "submissions" / ".incoming").iterdir())
+
+
+def test_accepted_times_are_never_after_the_deadline(make_server, good, clock, monkeypatch):
+    """The time recorded is the one checked: an upload that arrived in time keeps its time even if
+    scoring ends after the deadline; a later one is refused."""
+    server = make_server(deadline="2026-03-01T12:30:00Z")
+    real = server.state.scorer.score
+
+    def slow_scorer(path):
+        clock.advance(minutes=40)  # the deadline passes while it is scored
+        return real(path)
+
+    clock.advance(minutes=29, seconds=59)
+    monkeypatch.setattr(server.state.scorer, "score", slow_scorer)
+    response = post(server, server.tokens["Ada"], good)
+    assert response.status_code == 201
+    assert response.json()["submitted_at"] == "2026-03-01T12:29:59.000000Z"
+    assert [row["submitted_at"] for row in recorded(server)] == ["2026-03-01T12:29:59.000000Z"]
+    assert post(server, server.tokens["Ada"], good).status_code == 403
+    assert all(row["submitted_at"] < "2026-03-01T12:30:00" for row in recorded(server))
+
+
+def test_reveal_closes_submissions_and_hiding_again_reopens_them(server, good, comp):
+    teacher = teacher_of(comp)
+    assert post(server, server.tokens["Ada"], good).status_code == 201
+    assert server.post("/api/reveal", headers=auth(teacher)).json() == {"revealed": True}
+    response = post(server, server.tokens["Bob"], good)
+    assert response.status_code == 403
+    assert response.json() == {"error": "the final ranking is revealed; submissions are closed"}
+    page = server.post("/submit", data={"token": server.tokens["Bob"]},
+                       files={"file": ("a.csv", good.read_bytes(), "text/csv")})
+    assert page.status_code == 403 and "revealed" in page.text
+    assert len(recorded(server)) == 1
+    assert server.post("/api/reveal", headers=auth(teacher), json={"revealed": False}).json() == {"revealed": False}
+    assert post(server, server.tokens["Bob"], good).status_code == 201
+    assert len(recorded(server)) == 2
+
+
+def test_hiding_the_ranking_does_not_reopen_after_the_deadline(make_server, good, clock, comp):
+    server = make_server(deadline="2026-03-01T12:30:00Z")
+    teacher = teacher_of(comp)
+    clock.advance(hours=1)
+    server.post("/api/reveal", headers=auth(teacher))
+    server.post("/api/reveal", headers=auth(teacher), json={"revealed": False})
+    response = post(server, server.tokens["Ada"], good)
+    assert response.status_code == 403 and "deadline" in response.json()["error"]
+
+
+def test_a_live_upload_held_open_across_the_deadline_and_reveal_is_refused(comp, tmp_path, good, clock):
+    """The red-team case over a real socket: headers and part of the file before the deadline,
+    the rest after the deadline and the reveal."""
+    import socket
+    import time
+
+    app = create_app(comp, leaderboard=tmp_path / "lb", clock=clock, export_interval=0,
+                     deadline="2026-03-01T12:30:00Z")
+    (_, token), = app.state.kit.db.add_participants(["Mallory"], clock())
+    body = form_part("file", good.read_bytes(), filename="late.csv") + form_end()
+    with LiveServer(app) as live, socket.create_connection(("127.0.0.1", live.port), timeout=20) as sock:
+        sock.sendall((f"POST /api/submissions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+                      f"Content-Type: multipart/form-data; boundary=kitboundary\r\n"
+                      f"Content-Length: {len(body)}\r\n\r\n").encode() + body[:40])
+        time.sleep(0.3)
+        clock.advance(hours=1)
+        app.state.kit.db.set_revealed(True)
+        sock.sendall(body[40:])
+        answer = sock.recv(4096).decode()
+    assert answer.startswith("HTTP/1.1 403")
+    assert app.state.kit.db.submissions() == []
+
+
+# --- slow clients and anonymous forms ---------------------------------------------------
+
+
+def test_an_upload_slower_than_the_upload_timeout_is_408(make_server, good):
+    server = make_server(upload_timeout=0.2)
+    status, body, _ = slow_upload(server, good, 0.6)
+    assert status == 408 and json.loads(body)["error"].startswith("upload too slow")
+    assert recorded(server) == []
+    assert not list((server.state.private_dir / "submissions" / ".incoming").iterdir())
+
+
+def test_any_request_slower_than_the_request_timeout_is_408(make_server):
+    server = make_server(request_timeout=0.2)
+    status, body, _ = call_asgi(server.app, "/me", [form_part("token", "abc"), 0.6, form_end()])
+    assert status == 408 and set(json.loads(body)) == {"error"}
+
+
+@pytest.mark.parametrize("steps, expected", [
+    pytest.param(lambda tokens: [form_part("token", "not-a-token")], "unknown token", id="unknown token"),
+    pytest.param(lambda tokens: [form_part("token", "")], "missing token", id="empty token"),
+    pytest.param(lambda tokens: [form_part("token", "x" * 5000)], "unknown token", id="huge token"),
+    pytest.param(lambda tokens: [form_part("description", "hi")], "missing token", id="no token"),
+    pytest.param(lambda tokens: [form_part("token", tokens["Ada"], filename="t.txt")], "malformed form",
+                 id="token as a file"),
+    pytest.param(lambda tokens: [], "missing token", id="file first, token after"),
+])
+def test_anonymous_form_upload_is_refused_before_the_file_is_taken(server, steps, expected):
+    """A 64 MB file behind a bad or missing token: 401 after at most a chunk or two, nothing stored."""
+    head = steps(server.tokens)
+    file_head = form_part("file", b"", filename="big.csv")[:-2]  # the file part, left open
+    chunks = [b"".join(head) + file_head] + [b"0,0.5\n" * 10_000] * 1000
+    status, body, read = call_asgi(server.app, "/submit", chunks)
+    assert status == (422 if expected == "malformed form" else 401) and expected in body
+    assert read <= 2
+    assert recorded(server) == []
+    assert not list((server.state.private_dir / "submissions" / ".incoming").iterdir())
+
+
+def test_revoked_token_on_the_form_is_refused_before_the_file(server, clock):
+    server.state.db.revoke_participant("Bob", clock())
+    chunks = [form_part("token", server.tokens["Bob"]) + form_part("file", b"", filename="b.csv")[:-2]]
+    status, body, read = call_asgi(server.app, "/submit", chunks + [b"0,0.5\n" * 10_000] * 1000)
+    assert status == 401 and "revoked" in body and read <= 2
+
+
+def test_form_with_the_token_after_a_large_description_is_refused(server):
+    chunks = [form_part("description", "d" * 100)] + [b"x" * 70_000] * 100
+    status, body, read = call_asgi(server.app, "/submit", chunks)
+    assert status in (401, 422) and read <= 3

@@ -9,8 +9,8 @@ import pytest
 from server_builders import START
 
 from kit.errors import UserError
-from kit.server.db import (SCHEMA_VERSION, Database, LimitReached, ensure_teacher_token, hash_token, parse_utc,
-                           read_teacher_token, utc_iso)
+from kit.server.db import (SCHEMA_VERSION, Database, LimitReached, SubmissionsClosed, ensure_teacher_token, hash_token,
+                           parse_utc, read_teacher_token, utc_iso)
 
 
 @pytest.fixture
@@ -141,6 +141,33 @@ def test_errors_do_not_count_toward_the_limit(db):
     db.add_submission(record(pid, START), limit=1, window=window)
     with pytest.raises(LimitReached):
         db.add_submission(record(pid, START), limit=1, window=window)
+
+
+@pytest.mark.parametrize("offset, accepted", [(timedelta(microseconds=-1), True), (timedelta(0), False),
+                                              (timedelta(seconds=1), False)])
+def test_a_submission_at_or_after_its_deadline_is_refused_in_the_insert(db, offset, accepted):
+    (_, token), = db.add_participants(["Ada"], START)
+    pid = db.participant_for_token(token).id
+    if accepted:
+        db.add_submission(record(pid, START + offset), closes_at=START)
+    else:
+        with pytest.raises(SubmissionsClosed) as closed:
+            db.add_submission(record(pid, START + offset), closes_at=START)
+        assert closed.value.reason == "deadline"
+    assert len(db.submissions()) == int(accepted)
+
+
+def test_a_submission_after_the_reveal_is_refused_in_the_insert(db):
+    (_, token), = db.add_participants(["Ada"], START)
+    pid = db.participant_for_token(token).id
+    db.set_revealed(True)
+    with pytest.raises(SubmissionsClosed) as closed:
+        db.add_submission(record(pid, START), while_hidden=True)
+    assert closed.value.reason == "revealed" and db.submissions() == []
+    db.add_submission(record(pid, START))  # without the check (the scorer's own records) it goes in
+    db.set_revealed(False)
+    db.add_submission(record(pid, START), while_hidden=True)
+    assert len(db.submissions()) == 2
 
 
 def test_reveal_flag_persists(tmp_path):

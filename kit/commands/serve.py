@@ -1,6 +1,9 @@
 """``kit serve``: the classroom submission site for one competition."""
 import argparse
 
+from kit.server.app import DEFAULT_UPLOAD_TIMEOUT
+from kit.server.limits import DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT
+
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
@@ -25,8 +28,25 @@ def add_parser(subparsers):
     p.add_argument("--refresh", type=float, default=10.0, metavar="S",
                    help="seconds between the live leaderboard page's checks for news (default: 10)")
     p.add_argument("--max-upload-mb", type=float, metavar="N", help="largest accepted file in MB (default: 50)")
+    p.add_argument("--max-connections", type=_positive_int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
+                   help="connections open at once; past it the oldest one still sending its request headers is "
+                   f"dropped (default: {DEFAULT_MAX_CONNECTIONS})")
+    p.add_argument("--upload-timeout", type=float, default=DEFAULT_UPLOAD_TIMEOUT, metavar="S",
+                   help=f"seconds an upload may take to arrive, else 408 (default: {DEFAULT_UPLOAD_TIMEOUT:g})")
+    p.add_argument("--request-timeout", type=float, default=DEFAULT_REQUEST_TIMEOUT, metavar="S",
+                   help=f"seconds any request may take in total (default: {DEFAULT_REQUEST_TIMEOUT:g})")
     p.set_defaults(run=run)
     return p
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, found {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, found {value}")
+    return value
 
 
 def _port(text):
@@ -47,11 +67,19 @@ def run(args: argparse.Namespace) -> int:
     from kit.competition import load_competition
     from kit.server.app import create_app
     from kit.server.db import TEACHER_TOKEN_FILE, ensure_teacher_token
+    from kit.server.limits import SPARE_FILES, quiet_accept_errors, raise_open_files_limit, uvicorn_config
 
     competition = load_competition(args.competition, data=args.data)
     token, created = ensure_teacher_token(competition.path / "private")
     app = create_app(competition, leaderboard=args.leaderboard, timezone_name=args.timezone,
-                     deadline=args.deadline, max_upload_mb=args.max_upload_mb, refresh_seconds=args.refresh)
+                     deadline=args.deadline, max_upload_mb=args.max_upload_mb, refresh_seconds=args.refresh,
+                     upload_timeout=args.upload_timeout, request_timeout=args.request_timeout)
+    max_connections = args.max_connections
+    open_files = raise_open_files_limit()
+    if open_files is not None and open_files < max_connections + SPARE_FILES:
+        max_connections = max(1, open_files - SPARE_FILES)
+        print(f"Only {open_files} open files are allowed: serving at most {max_connections} connections at once")
+    quiet_accept_errors()
     sock = listen(args.host, args.port)
     host, port = sock.getsockname()[:2]
     if created:
@@ -62,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"Listening on every network interface: students open http://<this computer's address>:{port}/")
     if state.deadline is not None:
         print(f"Deadline: {state.deadline.isoformat()}")
-    config = uvicorn.Config(app, log_level="info", server_header=False, timeout_graceful_shutdown=10)
+    config = uvicorn_config(app, max_connections=max_connections, log_level="info", timeout_graceful_shutdown=10)
     server = uvicorn.Server(config)
     # uvicorn shuts down gracefully on SIGINT and SIGTERM, then raises the signal again:
     # end quietly with 0 for SIGTERM (a service manager stopping us) and 130 for Ctrl-C.

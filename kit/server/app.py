@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Callable
 
 from kit.errors import UserError
-from kit.server.db import (DB_NAME, ERROR, SCORED, SUBMISSIONS_FOLDER, Database, LimitReached, ensure_teacher_token,
-                           hash_token, same_token, utc_iso)
+from kit.server.db import (DB_NAME, ERROR, SCORED, SUBMISSIONS_FOLDER, Database, LimitReached, SubmissionsClosed,
+                           ensure_teacher_token, hash_token, same_token, utc_iso)
+from kit.server.limits import DEFAULT_REQUEST_TIMEOUT, RequestTimeLimit
 
 log = logging.getLogger("kit.serve")
 
@@ -39,6 +40,10 @@ MAX_FILE_NAME = 120
 SCORING_SLOTS = max(2, min(8, os.cpu_count() or 2))
 #: Longest bearer token looked at (real ones have 32 characters).
 MAX_TOKEN = 256
+#: Seconds an upload's body may take to arrive (``kit serve --upload-timeout``).
+DEFAULT_UPLOAD_TIMEOUT = 120.0
+#: What a refused upload is told once the Private ranking is revealed.
+REVEALED_CLOSED = "the final ranking is revealed; submissions are closed"
 
 _HERE = Path(__file__).resolve().parent
 _CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -92,6 +97,8 @@ class ServerState:
     clock: Callable
     leaderboard: object
     refresh_ms: int = 10_000
+    upload_timeout: float = DEFAULT_UPLOAD_TIMEOUT
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     exporter: object = None
     plots: dict = field(default_factory=dict)
     standings: tuple = None
@@ -144,7 +151,8 @@ def load_timezone(name):
 
 
 def create_app(competition, *, data=None, leaderboard=None, timezone_name="UTC", deadline=None, max_upload_mb=None,
-               clock=None, export_interval=2.0, refresh_seconds=10.0):
+               clock=None, export_interval=2.0, refresh_seconds=10.0, upload_timeout=DEFAULT_UPLOAD_TIMEOUT,
+               request_timeout=DEFAULT_REQUEST_TIMEOUT):
     """The FastAPI app serving one competition.
 
     Parameters
@@ -167,6 +175,10 @@ def create_app(competition, *, data=None, leaderboard=None, timezone_name="UTC",
         Least seconds between two exports of the log and pages.
     refresh_seconds : float
         How often the live leaderboard page asks for news.
+    upload_timeout : float
+        Seconds an upload's body may take to arrive; a slower one is refused with 408.
+    request_timeout : float
+        Seconds any request may take in total (408, or the connection closed).
 
     Returns
     -------
@@ -202,6 +214,8 @@ def create_app(competition, *, data=None, leaderboard=None, timezone_name="UTC",
         refresh_ms = -1
     if refresh_ms <= 0:
         raise UserError(f"refresh every {refresh_seconds!r} seconds: expected a positive number of seconds")
+    upload_timeout = _positive_seconds(upload_timeout, "upload timeout")
+    request_timeout = _positive_seconds(request_timeout, "request timeout")
     state = ServerState(
         competition=comp,
         scorer=scorer,
@@ -214,6 +228,8 @@ def create_app(competition, *, data=None, leaderboard=None, timezone_name="UTC",
         clock=clock or (lambda: datetime.now(timezone.utc)),
         leaderboard=leaderboard,
         refresh_ms=max(500, refresh_ms),
+        upload_timeout=upload_timeout,
+        request_timeout=request_timeout,
     )
     for folder in (private / SUBMISSIONS_FOLDER, private / SUBMISSIONS_FOLDER / ".incoming"):
         folder.mkdir(parents=True, exist_ok=True)
@@ -225,6 +241,16 @@ def create_app(competition, *, data=None, leaderboard=None, timezone_name="UTC",
 
     state.exporter = Exporter(export_job, interval=export_interval)
     return _build(state)
+
+
+def _positive_seconds(value, what):
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError, OverflowError):
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise UserError(f"{what} {value!r}: expected a positive number of seconds")
+    return seconds
 
 
 def _remove_stale_uploads(folder, age=3600):
@@ -279,6 +305,8 @@ def _build(state):
         redoc_url=None,
     )
     app.state.kit = state
+    # Added first, so it runs inside SecurityHeaders: its 408 carries the headers too.
+    app.add_middleware(RequestTimeLimit, seconds=state.request_timeout)
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
     app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_assets()), name="docs-assets")
@@ -327,15 +355,17 @@ def _build(state):
                 "file": {"type": "string", "format": "binary", "description": "the submission CSV (id,similarity)"},
                 "description": {"type": "string", "description": f"optional note, at most {MAX_DESCRIPTION} characters"},
             }}}}}},
-        responses={401: {"description": "no, unknown or revoked token"}, 403: {"description": "after the deadline"},
+        responses={401: {"description": "no, unknown or revoked token"},
+                   403: {"description": "after the deadline, or once the Private ranking is revealed"},
+                   408: {"description": "the file took too long to arrive"},
                    413: {"description": "file over the size cap"}, 415: {"description": "not multipart/form-data"},
                    422: {"description": "invalid file (the scorer's message); nothing recorded"},
                    429: {"description": "daily limit reached (server-time day)"}},
     )
     async def post_submission(request: Request):
         participant = await _participant(state, _bearer(request))
-        _check_open(state)
-        form = await _read_form(request, state.max_upload_bytes)
+        await _check_open(state, state.clock())
+        form = await _read_form(request, state)
         try:
             return await _accept(state, participant, form.get("file"), form.get("description"))
         finally:
@@ -353,7 +383,8 @@ def _build(state):
         participant = await _participant(state, _bearer(request))
         return await run_in_threadpool(_history, state, participant)
 
-    @app.post("/api/reveal", summary="Teacher: rank on the Private scores (JSON {\"revealed\": false} hides them again)")
+    @app.post("/api/reveal", summary="Teacher: rank on the Private scores and close submissions "
+              "(JSON {\"revealed\": false} hides them again and re-opens submissions until the deadline)")
     async def post_reveal(request: Request):
         token = _bearer(request)
         if not same_token(token[:MAX_TOKEN], state.teacher_hash):
@@ -414,12 +445,19 @@ def _build(state):
 
     @app.post("/submit", include_in_schema=False)
     async def submit_page(request: Request):
-        form = None
+        form, holder = None, []
+
+        async def authorize(token):
+            holder.append(await _participant(state, token.strip()))
+            await _check_open(state, state.clock())
+
         try:
-            form = await _read_form(request, state.max_upload_bytes)
-            participant = await _participant(state, str(form.get("token") or "").strip())
-            _check_open(state)
-            result = await _accept(state, participant, form.get("file"), form.get("description"))
+            # The token is checked as soon as its field has arrived, before the file's bytes
+            # are taken: an anonymous post cannot make the server store a large file.
+            form = await _read_form(request, state, authorize=authorize)
+            if not holder:
+                await authorize(str(form.get("token") or ""))
+            result = await _accept(state, holder[0], form.get("file"), form.get("description"))
         except ApiError as exc:
             return page(request, "submit.html", status=exc.status, error=exc.message)
         finally:
@@ -508,18 +546,65 @@ async def _participant(state, token):
     return participant
 
 
-def _check_open(state):
-    if state.deadline is not None and state.clock() >= state.deadline:
-        raise ApiError(403, f"submissions closed at the deadline, {utc_iso(state.deadline)[:19]}Z (UTC)")
+async def _check_open(state, now):
+    """403 when submissions are closed at ``now``: past the deadline, or the Private ranking revealed.
+
+    A quick refusal before any work; :func:`_accept` checks again in the transaction that
+    records the submission.
+    """
+    from fastapi.concurrency import run_in_threadpool
+
+    if state.deadline is not None and now >= state.deadline:
+        raise ApiError(403, _closed_message(state, "deadline"))
+    if await run_in_threadpool(lambda: state.db.revealed):
+        raise ApiError(403, _closed_message(state, "revealed"))
+
+
+def _closed_message(state, reason):
+    if reason == "revealed":
+        return REVEALED_CLOSED
+    return f"submissions closed at the deadline, {utc_iso(state.deadline)[:19]}Z (UTC)"
 
 
 class _TooLarge(Exception):
     pass
 
 
-async def _read_form(request, cap):
-    """The multipart form, read under a cap: 413 as soon as the body passes it."""
-    from starlette.formparsers import MultiPartException, MultiPartParser
+def _token_first_parser():
+    """Starlette's multipart parser, noting when the first file part begins."""
+    from starlette.formparsers import MultiPartParser
+
+    class TokenFirstParser(MultiPartParser):
+        file_started = False
+
+        def on_headers_finished(self):
+            super().on_headers_finished()
+            if self._current_part.file is not None:
+                self.file_started = True
+
+    return TokenFirstParser
+
+
+async def _read_form(request, state, authorize=None):
+    """The multipart form, read under a size cap (413) and a time limit (408).
+
+    With ``authorize`` (an async callable taking the ``token`` field, raising ApiError),
+    the token is checked before any chunk after the one where it, or the file, appeared:
+    the form must put the token field before the file, and an unauthorised post is
+    refused having sent at most one chunk of its file (kept in memory, never on disk).
+    """
+    import anyio
+
+    try:
+        with anyio.fail_after(state.upload_timeout):
+            return await _parse_form(request, state.max_upload_bytes, authorize)
+    except TimeoutError:
+        raise ApiError(408, f"upload too slow: the form did not arrive within {state.upload_timeout:g} s; "
+                            "try again on a better connection") from None
+
+
+async def _parse_form(request, cap, authorize):
+    from starlette.formparsers import MultiPartException
 
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
@@ -533,15 +618,28 @@ async def _read_form(request, cap):
         if int(length) > limit:
             raise ApiError(413, _too_large(cap))
 
+    pending = [authorize] if authorize is not None else []
+
+    async def gate():
+        fields = {name: value for name, value in parser.items if isinstance(value, str)}
+        if "token" in fields:
+            await pending.pop()(fields["token"])
+        elif parser.file_started or seen > FORM_OVERHEAD:
+            raise ApiError(401, "missing token: the form's token field must come before its file")
+
     async def limited():
-        seen = 0
+        nonlocal seen
         async for chunk in request.stream():
+            if pending:
+                await gate()
             seen += len(chunk)
             if seen > limit:
                 raise _TooLarge()
             yield chunk
 
-    parser = MultiPartParser(request.headers, limited(), max_files=1, max_fields=8, max_part_size=FORM_OVERHEAD)
+    seen = 0
+    parser = _token_first_parser()(request.headers, limited(), max_files=1, max_fields=8,
+                                   max_part_size=FORM_OVERHEAD)
     try:
         return await parser.parse()
     except _TooLarge:
@@ -564,7 +662,10 @@ async def _accept(state, participant, upload, description):
         raise ApiError(422, "expected the submission file in the multipart field 'file'")
     if description is not None and not isinstance(description, str):
         raise ApiError(422, "expected 'description' to be text, found a file")
+    # The upload's time is when its body had arrived; the same time is checked against the
+    # deadline and recorded, in the transaction that inserts it (below).
     now = state.clock()
+    await _check_open(state, now)
     window = state.day_window(now)
     if state.limit is not None:
         used = await run_in_threadpool(state.db.count_scored, participant.id, *window)
@@ -588,18 +689,25 @@ async def _accept(state, participant, upload, description):
             raise
         if not all(math.isfinite(v) for v in (result.public, result.private) if v is not None):
             raise ApiError(422, f"{name}: the score is not a finite number: expected similarities the metric can use")
-        stored = await run_in_threadpool(_keep, state, staged, digest)
+        # Shielded from the request's time limit: a submission is recorded and counted
+        # whole, or not at all.
+        with anyio.CancelScope(shield=True):
+            stored = await run_in_threadpool(_keep, state, staged, digest)
+            record = _record(participant, now, digest, stored, name, size, result, description)
+            try:
+                submission_id = await run_in_threadpool(state.db.add_submission, record, state.limit, window,
+                                                        state.deadline, True)
+            except LimitReached:
+                raise ApiError(429, _limit_message(state, window)) from None
+            except SubmissionsClosed as exc:
+                raise ApiError(403, _closed_message(state, exc.reason)) from None
+            remaining = None
+            if state.limit is not None:
+                remaining = max(0, state.limit - await run_in_threadpool(state.db.count_scored, participant.id,
+                                                                         *window))
     finally:
         staged.unlink(missing_ok=True)
-    record = _record(participant, now, digest, stored, name, size, result, description)
-    try:
-        submission_id = await run_in_threadpool(state.db.add_submission, record, state.limit, window)
-    except LimitReached:
-        raise ApiError(429, _limit_message(state, window)) from None
     state.exporter.request()
-    remaining = None
-    if state.limit is not None:
-        remaining = max(0, state.limit - await run_in_threadpool(state.db.count_scored, participant.id, *window))
     return {
         "id": submission_id,
         "participant": participant.name,

@@ -74,6 +74,14 @@ class LimitReached(Exception):
     """The participant already has the day's allowed number of scored submissions."""
 
 
+class SubmissionsClosed(Exception):
+    """Submissions are closed: ``reason`` is ``"deadline"`` or ``"revealed"``."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class Participant:
     """One row of ``participants``."""
@@ -343,7 +351,7 @@ class Database:
             "AND submitted_at >= ? AND submitted_at < ?", (participant_id, SCORED, utc_iso(start), utc_iso(end)))
         return rows[0][0]
 
-    def add_submission(self, record, limit=None, window=None):
+    def add_submission(self, record, limit=None, window=None, closes_at=None, while_hidden=False):
         """Store a submission; return its id.
 
         Parameters
@@ -356,12 +364,26 @@ class Database:
             insert, so concurrent uploads cannot both take the last slot.
         window : (datetime, datetime), optional
             The day being counted.
+        closes_at : datetime, optional
+            Refuse with :class:`SubmissionsClosed` when ``submitted_at`` is at or after it.
+        while_hidden : bool
+            Refuse with :class:`SubmissionsClosed` when the Private ranking is revealed.
+            Both are checked in the insert's transaction: a reveal cannot slip in between.
+
+        Examples
+        --------
+        >>> db.add_submission(record, closes_at=deadline, while_hidden=True)  # doctest: +SKIP
+        12
         """
         values = dict(record)
+        if closes_at is not None and values["submitted_at"] >= closes_at:
+            raise SubmissionsClosed("deadline")
         values["submitted_at"] = utc_iso(values["submitted_at"])
         columns = ", ".join(values)
         marks = ", ".join("?" for _ in values)
         with self._write() as conn:
+            if while_hidden and self._revealed(conn):
+                raise SubmissionsClosed("revealed")
             if limit is not None and values.get("status") == SCORED:
                 used = conn.execute(
                     "SELECT COUNT(*) FROM submissions WHERE participant_id = ? AND status = ? "
@@ -396,8 +418,13 @@ class Database:
 
     @property
     def revealed(self):
-        rows = self._read("SELECT value FROM settings WHERE key = 'revealed'")
-        return bool(rows) and rows[0][0] == "1"
+        with self._lock:
+            return self._revealed(self._conn)
+
+    @staticmethod
+    def _revealed(conn):
+        row = conn.execute("SELECT value FROM settings WHERE key = 'revealed'").fetchone()
+        return row is not None and row[0] == "1"
 
     def set_revealed(self, value=True):
         with self._write() as conn:

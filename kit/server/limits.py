@@ -1,0 +1,245 @@
+"""Bounds on what one client can hold: connections, time per request, open files.
+
+A classroom server on ``--host 0.0.0.0`` faces clients that open connections and then
+send nothing, or send a byte a minute. Without bounds each of them holds a file
+descriptor and a task for ever, and a few hundred stop the server answering anyone.
+
+- :func:`guarded_http` is uvicorn's own h11 protocol with two additions: a connection
+  must finish its request headers within ``header_timeout`` seconds of opening (or of its
+  previous response), and at most ``max_connections`` are open at once; when one more
+  arrives, the oldest connection still waiting for its headers is dropped to make room
+  (a real browser sends its headers at once, so it is never the oldest for long).
+- :class:`RequestTimeLimit` is an ASGI middleware ending any request that takes longer
+  than its limit in total (a slow body, a client that does not read its answer).
+- :func:`raise_open_files_limit` lifts the soft limit on open files to the hard one.
+- :func:`uvicorn_config` puts them together for ``kit serve`` and the tests.
+"""
+import logging
+import time
+
+#: Connections open at once (``kit serve --max-connections``).
+DEFAULT_MAX_CONNECTIONS = 200
+#: Seconds a connection may take to send its request headers.
+HEADER_TIMEOUT = 10.0
+#: Seconds an idle keep-alive connection stays open.
+KEEP_ALIVE = 5
+#: Seconds one request may take in total (``kit serve --request-timeout``).
+DEFAULT_REQUEST_TIMEOUT = 300.0
+#: Open files kept for the database, the scorer and the log, on top of the connections.
+SPARE_FILES = 64
+
+
+def guarded_http(max_connections=DEFAULT_MAX_CONNECTIONS, header_timeout=HEADER_TIMEOUT):
+    """uvicorn's h11 protocol class with a header deadline and a cap on open connections.
+
+    Parameters
+    ----------
+    max_connections : int
+        Connections open at once; one more drops the oldest still waiting for headers
+        (or is itself closed when every open one is busy with a request).
+    header_timeout : float
+        Seconds a connection may wait, from opening or from its last response, before
+        its next request's headers are complete; then it is closed.
+
+    Returns
+    -------
+    type
+        A subclass of ``uvicorn.protocols.http.h11_impl.H11Protocol`` for ``uvicorn.Config(http=...)``.
+
+    Examples
+    --------
+    >>> import uvicorn
+    >>> config = uvicorn.Config(lambda *a: None, http=guarded_http(100, 5.0))
+    """
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    waiting = {}  # connections waiting for request headers, oldest first (dicts keep order)
+
+    class GuardedH11Protocol(H11Protocol):
+        _timer = None
+        _waiting_cycle = None
+
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            if len(self.connections) > max_connections:
+                oldest = next(iter(waiting), None)
+                if oldest is None:  # every open connection is busy with a request: refuse this one
+                    self.transport.close()
+                    return
+                oldest._drop()
+            self._await_request()
+
+        def handle_events(self):
+            super().handle_events()
+            if self.cycle is not self._waiting_cycle:
+                self._stop_waiting()  # a request's headers are complete
+
+        def on_response_complete(self):
+            # Armed before the base class looks at pipelined data, which may start the next request.
+            self._await_request()
+            super().on_response_complete()
+
+        def connection_lost(self, exc):
+            self._stop_waiting()
+            super().connection_lost(exc)
+
+        def _await_request(self):
+            self._stop_waiting()
+            waiting[self] = None
+            self._waiting_cycle = self.cycle
+            self._timer = self.loop.call_later(header_timeout, self._drop)
+
+        def _stop_waiting(self):
+            waiting.pop(self, None)
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+        def _drop(self):
+            self._stop_waiting()
+            if not self.transport.is_closing():
+                self.transport.close()
+
+    return GuardedH11Protocol
+
+
+class RequestTimeLimit:
+    """ASGI middleware: a request taking more than ``seconds`` in total is ended.
+
+    When nothing was answered yet, the client gets 408 ``{"error": ...}``; otherwise the
+    connection is closed (uvicorn closes a connection whose response is unfinished).
+
+    Examples
+    --------
+    >>> from fastapi import FastAPI
+    >>> app = FastAPI()
+    >>> app.add_middleware(RequestTimeLimit, seconds=60)
+    """
+
+    def __init__(self, app, seconds=DEFAULT_REQUEST_TIMEOUT):
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope, receive, send):
+        import json
+
+        import anyio
+
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        with anyio.move_on_after(self.seconds) as limit:
+            await self.app(scope, receive, tracking_send)
+        if limit.cancelled_caught and not started:
+            body = json.dumps({"error": f"request took longer than {self.seconds:g} s: try again "
+                                        "(on a slow connection, send a smaller file)"}).encode()
+            await send({"type": "http.response.start", "status": 408,
+                        "headers": [(b"content-type", b"application/json"), (b"connection", b"close"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+
+
+def raise_open_files_limit():
+    """Lift the soft limit on open files to the hard limit (best effort); the soft limit after.
+
+    Returns None where the platform has no such limit (Windows).
+
+    Examples
+    --------
+    >>> raise_open_files_limit() >= 256  # doctest: +SKIP
+    True
+    """
+    try:
+        import resource
+    except ImportError:
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+class OncePerInterval(logging.Filter):
+    """A logging filter letting a message containing ``text`` through at most once per ``seconds``.
+
+    asyncio reports every failed ``accept()`` (out of file descriptors) on its logger;
+    under a flood of connections that would fill the log.
+
+    Examples
+    --------
+    >>> logging.getLogger("asyncio").addFilter(OncePerInterval("socket.accept() out of system resource"))
+    """
+
+    def __init__(self, text, seconds=60.0, clock=time.monotonic):
+        super().__init__()
+        self.text = text
+        self.seconds = seconds
+        self.clock = clock
+        self.last = None
+        self.dropped = 0
+
+    def filter(self, record):
+        if self.text not in record.getMessage():
+            return True
+        now = self.clock()
+        if self.last is not None and now - self.last < self.seconds:
+            self.dropped += 1
+            return False
+        if self.dropped:
+            record.msg = f"{record.getMessage()} (and {self.dropped} more like it since the last report)"
+            record.args = None
+        self.last, self.dropped = now, 0
+        return True
+
+
+#: The log line asyncio writes when ``accept()`` fails for want of file descriptors.
+ACCEPT_ERROR = "socket.accept() out of system resource"
+
+
+def quiet_accept_errors():
+    """Report failed ``accept()`` calls at most once a minute (installed once per process)."""
+    logger = logging.getLogger("asyncio")
+    if not any(isinstance(f, OncePerInterval) and f.text == ACCEPT_ERROR for f in logger.filters):
+        logger.addFilter(OncePerInterval(ACCEPT_ERROR))
+
+
+def uvicorn_config(app, *, max_connections=DEFAULT_MAX_CONNECTIONS, header_timeout=HEADER_TIMEOUT, **options):
+    """A ``uvicorn.Config`` for ``app`` with the bounds of this module.
+
+    Parameters
+    ----------
+    app : ASGI app
+    max_connections : int
+        See :func:`guarded_http`; also uvicorn's ``limit_concurrency`` (503 past it).
+    header_timeout : float
+        See :func:`guarded_http`.
+    **options
+        Passed to ``uvicorn.Config`` (``log_level``, ...).
+
+    Examples
+    --------
+    >>> config = uvicorn_config(lambda *a: None, max_connections=50, log_level="warning")
+    >>> config.limit_concurrency
+    51
+    """
+    import uvicorn
+
+    if isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 1:
+        raise ValueError(f"max_connections: expected a positive whole number, found {max_connections!r}")
+    options.setdefault("server_header", False)
+    options.setdefault("timeout_keep_alive", KEEP_ALIVE)
+    # The guard keeps the connections at max_connections; uvicorn's own check (503) is the
+    # backstop for requests, one above so that a full but honest house is still served.
+    return uvicorn.Config(app, http=guarded_http(max_connections, header_timeout),
+                          limit_concurrency=max_connections + 1, **options)
