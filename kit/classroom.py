@@ -37,7 +37,7 @@ from pathlib import Path
 
 from kit.errors import SubmissionError, UserError
 from kit.identity import check_participant_name, participant_key
-from kit.leaderboard import log_path, read_log, record_result, sanitize_participant
+from kit.leaderboard import log_path, read_log, record_result, sanitize_participant, write_rejected
 
 SEPARATOR = "__"
 #: Valid submissions a participant may make per UTC day when competition.json does not say
@@ -234,9 +234,10 @@ def process_inbox(competition, inbox, *, data=None, leaderboard=None, now=None, 
                     _take(candidate, logged, judge, limit, leaderboard, report)
             if seen.skipped:
                 report.notes.append(f"{seen.skipped} damaged line(s) in {seen.path} were skipped")
+            _displayable(report)
+            write_rejected(path, report.rejected)  # the pages built later (the final one) list them too
     except Timeout:
         raise UserError(f"another `kit leaderboard --inbox` is running on {path} (lock {path}.inbox.lock)") from None
-    _displayable(report)
     return report
 
 

@@ -211,6 +211,44 @@ def record_result(result, participant=None, leaderboard=None, time=None, file=No
     return append_entry(log_path(result.competition, leaderboard), entry)
 
 
+#: Suffix of the list of files the last inbox run refused, beside ``leaderboard/<competition>.csv``.
+REJECTED_SUFFIX = ".inbox-rejected.json"
+#: Most refused files kept in that list.
+MAX_REJECTED = 1000
+
+
+def rejected_path(log):
+    """``leaderboard/<competition>.inbox-rejected.json`` beside the log."""
+    log = Path(log)
+    return log.with_name(log.stem + REJECTED_SUFFIX)
+
+
+def write_rejected(log, rejected):
+    """Keep the files the last inbox run refused, so later pages (the final one) still list them."""
+    from kit.fileio import write_text_atomic
+
+    rows = [[str(name), str(reason)] for name, reason in list(rejected)[:MAX_REJECTED]]
+    return write_text_atomic(rejected_path(log), json.dumps(rows, ensure_ascii=True) + "\n")
+
+
+def read_rejected(log):
+    """The refused files kept by :func:`write_rejected`: a list of ``(file, reason)``; empty when none or damaged.
+
+    Examples
+    --------
+    >>> read_rejected("/nonexistent/practice.csv")
+    []
+    """
+    try:
+        rows = json.loads(rejected_path(log).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return []
+    if not isinstance(rows, list):
+        return []
+    return [(row[0], row[1]) for row in rows[:MAX_REJECTED]
+            if isinstance(row, list) and len(row) == 2 and all(isinstance(x, str) for x in row)]
+
+
 def write_log(path, entries):
     """Replace the log with ``entries`` (dicts keyed by :data:`LOG_COLUMNS`) in one rename.
 
@@ -407,7 +445,7 @@ class Standings:
 
 
 def build_leaderboard(competition=None, *, data=None, leaderboard=None, private=False, write_pages=True,
-                      rejected=(), notes=()):
+                      rejected=None, notes=()):
     """Rank the log of a competition, render it, and write the ``.md`` and ``.html`` pages.
 
     Parameters
@@ -421,8 +459,9 @@ def build_leaderboard(competition=None, *, data=None, leaderboard=None, private=
         Reveal Private scores and rank on them (the final standings).
     write_pages : bool
         Write ``leaderboard/<name>.md`` and ``.html`` (the HTML embeds its plots).
-    rejected : list of (str, str)
-        Files refused by classroom mode, with the reason, to list on the pages.
+    rejected : list of (str, str), optional
+        Files refused by classroom mode, with the reason, to list on the pages. Default:
+        those the last inbox run refused (:func:`read_rejected`), so the final page keeps them.
 
     Returns
     -------
@@ -441,6 +480,8 @@ def build_leaderboard(competition=None, *, data=None, leaderboard=None, private=
     if error is not None and not path.is_file():
         raise error
     log = read_log(path)
+    if rejected is None:
+        rejected = read_rejected(path)
     ranking = rank(log, metric, private=private)
     standings = Standings(name, metric, private, ranking, log, text="", rejected=list(rejected), notes=list(notes))
     if log.attrs.get("skipped_lines"):

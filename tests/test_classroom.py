@@ -422,7 +422,7 @@ def test_names_cannot_escape_or_inject(tmp_path, comp_dir, inbox):
         assert "<script" not in page and "<img src=x" not in page
     assert "&lt;script&gt;" in standings.html_path.read_text()  # the rejected files are listed, escaped
     assert sorted(p.name for p in lb.iterdir() if not p.name.endswith(".lock")) == [
-        "practice.csv", "practice.html", "practice.inbox-seen.jsonl", "practice.md"]
+        "practice.csv", "practice.html", "practice.inbox-rejected.json", "practice.inbox-seen.jsonl", "practice.md"]
 
 
 def test_missing_inbox_is_a_user_error(tmp_path, comp_dir):
@@ -605,3 +605,28 @@ class _FakeDatetime:
 
     def __getattr__(self, name):
         return getattr(datetime, name)
+
+
+def test_the_final_page_keeps_the_files_the_inbox_refused(tmp_path, comp_dir, inbox):
+    from kit.leaderboard import build_leaderboard, read_rejected
+
+    drop(comp_dir, inbox, "alice__1.csv", 0.1, 1)
+    (inbox / "bob__bad.csv").write_text("id,prediction\n0,0.5\n")
+    lb = tmp_path / "lb"
+    assert main(["leaderboard", "--competition", str(comp_dir), "--inbox", str(inbox), "--leaderboard", str(lb),
+                 "--no-pages"]) == 0
+    log = lb / "practice.csv"
+    assert [name for name, _ in read_rejected(log)] == ["bob__bad.csv"]
+    final = build_leaderboard(comp_dir, leaderboard=lb, private=True)  # no --inbox: the stored list
+    page = final.html_path.read_text()
+    assert "Final standings" in page and "Rejected files (1)" in page and "bob__bad.csv" in page
+    assert build_leaderboard(comp_dir, leaderboard=lb, rejected=[], write_pages=False).rejected == []
+
+
+@pytest.mark.parametrize("content", ["", "not json", "{}", '[["a"]]', '[[1, 2]]', '[["a", "b", "c"]]'])
+def test_a_damaged_rejected_list_reads_as_empty(tmp_path, content):
+    from kit.leaderboard import read_rejected, rejected_path
+
+    log = tmp_path / "practice.csv"
+    rejected_path(log).write_text(content)
+    assert read_rejected(log) == []

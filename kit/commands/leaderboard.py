@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--interval needs --watch")
     if args.watch:
         return _watch(args)
-    competition, rejected, notes = args.competition, [], []
+    competition, rejected, notes = args.competition, None, []  # None: the last inbox run's refusals
     if args.inbox:
         from kit.classroom import process_inbox
         from kit.competition import load_competition
