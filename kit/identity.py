@@ -19,8 +19,9 @@ Rules (UTS #39 "highly restrictive" profile, narrowed to what a name in a class 
 
 - letters, combining marks on a letter, decimal digits, space, ``.``, ``_``, ``-`` only;
   it starts and ends with a letter or digit (no ``..``, hidden ``.name``, ``-option``);
-- no control, format (zero-width, bidi override), private-use, unassigned or filler
-  characters anywhere in what was written, even where NFKC would remove them;
+- no control, format (zero-width, bidi override), private-use, unassigned, filler or
+  other default-ignorable characters (combining grapheme joiner, variation selectors,
+  soft hyphen, tags) anywhere in what was written, even where NFKC would remove them;
 - at most :data:`MAX_NAME_LENGTH` characters after NFKC: longer names are refused, never
   cut (cutting would turn two long names into one person);
 - one script, or one of Unicode's CJK combinations (Latin with Han + Hiragana + Katakana,
@@ -45,15 +46,29 @@ import functools
 import unicodedata
 
 from kit.errors import UserError
+from kit.safetext import is_default_ignorable, printable
 
 #: Longest participant name accepted (characters, after NFKC).
 MAX_NAME_LENGTH = 40
 #: Punctuation allowed inside a name.
 NAME_PUNCTUATION = "._-"
 
-# Letters (category Lo) that render as nothing: Hangul and halfwidth fillers, and the
-# Braille blank (So) that some use as an "invisible" name.
-_INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u2800\u180e")
+# Characters that render as nothing besides Unicode's default-ignorable ones (Hangul
+# fillers, the combining grapheme joiner, variation selectors, tags, the soft hyphen...:
+# kit.safetext.is_default_ignorable): the Braille blank (So), which some use as an
+# "invisible" name.
+_INVISIBLE = frozenset("\u2800")
+# Latin letters that look like others but are missing from the UTS #39 confusables data:
+# small capitals read as the capital (then folded to lower case like any capital), and
+# dotless j and fishhook r as j and r.
+_EXTRA_SKELETON = {
+    ord(small): letter for small, letter in zip("ᴀʙᴅᴇɢʜʟᴊɴᴘʀᴛȷɾ", "ABDEGHLJNPRTjr")
+}
+# Canonical combining classes of marks that stay in the identity key: 0 (vowel signs and
+# other marks that write another syllable in Brahmic and other scripts) and 9 (viramas).
+# Every other mark is a diacritic on a letter (accents, dots, rings, overlays) and is
+# dropped, so an accent nobody sees at a glance does not make another person.
+_KEPT_MARK_CLASSES = (0, 9)
 # General categories refused anywhere in the raw text: controls, format characters
 # (zero-width joiners, bidi overrides, tags), surrogates, private use, unassigned,
 # line and paragraph separators.
@@ -71,11 +86,14 @@ _MAX_MARKS = 3
 def _show(text, limit=60):
     """A name as it can safely appear in a one-line message: quoted, invisible characters escaped."""
     text = str(text)
-    shown = "".join(
-        ch if ch.isprintable() else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
-        for ch in text[:limit]
-    )
+    shown = printable(text[:limit])
     return "'" + shown.replace("'", "\\'") + "'" + ("..." if len(text) > limit else "")
+
+
+def _invisible(ch):
+    """Whether ``ch`` is refused anywhere in a name: control, format, unassigned, private
+    use, separator, or a character that renders as nothing (default-ignorable)."""
+    return unicodedata.category(ch) in _REFUSED_CATEGORIES or ch in _INVISIBLE or is_default_ignorable(ch)
 
 
 def _script(ch):
@@ -135,7 +153,7 @@ def check_participant_name(name):
             f"{MAX_NAME_LENGTH} are allowed (it is refused, not shortened)"
         )
     for ch in name:
-        if unicodedata.category(ch) in _REFUSED_CATEGORIES or ch in _INVISIBLE:
+        if _invisible(ch):
             raise UserError(
                 f"participant name {_show(name)} contains an invisible or control character "
                 f"({_describe_char(ch)}); use letters, digits, space, '.', '_' or '-'"
@@ -153,6 +171,8 @@ def check_participant_name(name):
     previous_letter = False
     for ch in text:
         category = unicodedata.category(ch)
+        if _invisible(ch):  # NFKC never makes one, but what is shown is what is checked
+            raise UserError(f"participant name {_show(text)} contains an invisible character ({_describe_char(ch)})")
         if category in ("Mn", "Mc"):
             marks += 1
             if not previous_letter or marks > _MAX_MARKS:
@@ -164,7 +184,7 @@ def check_participant_name(name):
         marks = 0
         previous_letter = category.startswith("L")
         if previous_letter or category == "Nd" or ch == " " or ch in NAME_PUNCTUATION:
-            if ch in _INVISIBLE or unicodedata.category(ch) in _REFUSED_CATEGORIES:
+            if _invisible(ch):
                 raise UserError(
                     f"participant name {_show(text)} contains an invisible character "
                     f"({_describe_char(ch)})"
@@ -187,7 +207,9 @@ def check_participant_name(name):
 def _check_scripts(text):
     scripts = {}
     for ch in text:
-        if unicodedata.category(ch).startswith("L") or unicodedata.category(ch) == "Nd":
+        # Marks count too: a Devanagari vowel sign on a Latin letter is a mix (generic
+        # accents are of the Inherited script and fit any letter).
+        if unicodedata.category(ch)[0] in "LM" or unicodedata.category(ch) == "Nd":
             script = _script(ch)
             if script not in ("COMMON", "INHERITED"):
                 scripts.setdefault(script, ch)
@@ -228,14 +250,24 @@ def _skeleton_table():
             target = min(char, target)
         if target != char:
             table[ord(char)] = target
+    for code, letter in _EXTRA_SKELETON.items():
+        table.setdefault(code, letter)
     return table
+
+
+def _without_diacritics(text):
+    """``text`` in NFD without the marks that only decorate a letter (see ``_KEPT_MARK_CLASSES``)."""
+    return "".join(ch for ch in unicodedata.normalize("NFD", text) if unicodedata.combining(ch) in _KEPT_MARK_CLASSES)
 
 
 def participant_key(name):
     """The identity key of a name: same key, same person.
 
     NFKC, then the UTS #39 confusable skeleton of the upper-case and of the case-folded
-    form, repeated until nothing changes; spaces, ``_`` and ``-`` count as one separator.
+    form, without diacritics (``Zoé`` is ``Zoe``; vowel signs and viramas, which write
+    another syllable, are kept), repeated until nothing changes; spaces, ``_`` and ``-``
+    count as one separator. Latin look-alikes missing from the confusables data (small
+    capitals such as ``ᴀ``) are added.
     Like any skeleton it is deliberately coarse: ``I``/``l``/``1``, ``O``/``0`` and
     ``m``/``rn`` fold together, so ``Ian`` and ``lan`` are one person (a class can live
     with that; an impostor is worse). The key is for comparing and indexing only; show
@@ -259,6 +291,8 @@ def participant_key(name):
     True
     >>> participant_key("AIice") == participant_key("Alice")   # capital I for small l
     True
+    >>> participant_key("Zoé") == participant_key("Zoe") == participant_key("zoe\u0308")
+    True
     >>> participant_key("Ana") == participant_key("Anna")
     False
     """
@@ -268,8 +302,8 @@ def participant_key(name):
         before = text
         # Upper case first: capitals are where scripts look most alike (Cyrillic ВОВ,
         # Greek ΒΟΒ, and capital I that looks like small l).
-        text = unicodedata.normalize("NFKC", unicodedata.normalize("NFD", text.upper()).translate(table))
-        text = unicodedata.normalize("NFKC", unicodedata.normalize("NFD", text.casefold()).translate(table))
+        text = unicodedata.normalize("NFKC", _without_diacritics(text.upper()).translate(table))
+        text = unicodedata.normalize("NFKC", _without_diacritics(text.casefold()).translate(table))
         text = text.casefold()
         if text == before:
             break

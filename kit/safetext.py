@@ -20,13 +20,66 @@ kit reads its own CSV back. Numbers are not text: a negative score stays ``-0.5`
 FORMULA_STARTS = frozenset("=+-@\t\r\n'\uff1d\uff0b\uff0d\uff20")
 NEUTRAL_PREFIX = "'"
 
+#: Unicode's Default_Ignorable_Code_Point ranges (inclusive), from DerivedCoreProperties.txt
+#: of the Unicode Character Database (unchanged from Unicode 14 to 16): characters a
+#: renderer shows as nothing when it has no glyph for them (soft hyphen, combining grapheme
+#: joiner, zero-width space and joiners, bidi marks and overrides, word joiner and invisible
+#: operators, Hangul fillers, variation selectors, the BOM, tags). Written out because
+#: :mod:`unicodedata` lacks the property; several of them are letters or combining marks
+#: (categories Lo and Mn), so a check by category alone lets them through.
+DEFAULT_IGNORABLE_RANGES = (
+    (0x00AD, 0x00AD),    # SOFT HYPHEN
+    (0x034F, 0x034F),    # COMBINING GRAPHEME JOINER
+    (0x061C, 0x061C),    # ARABIC LETTER MARK
+    (0x115F, 0x1160),    # HANGUL CHOSEONG FILLER, HANGUL JUNGSEONG FILLER
+    (0x17B4, 0x17B5),    # KHMER VOWEL INHERENT AQ, AA
+    (0x180B, 0x180F),    # MONGOLIAN FREE VARIATION SELECTORS ONE-THREE, VOWEL SEPARATOR, FVS FOUR
+    (0x200B, 0x200F),    # ZERO WIDTH SPACE, ZWNJ, ZWJ, LEFT-TO-RIGHT MARK, RIGHT-TO-LEFT MARK
+    (0x202A, 0x202E),    # bidi embeddings and overrides
+    (0x2060, 0x206F),    # WORD JOINER, invisible operators, bidi isolates, deprecated format characters
+    (0x3164, 0x3164),    # HANGUL FILLER
+    (0xFE00, 0xFE0F),    # VARIATION SELECTOR-1..16
+    (0xFEFF, 0xFEFF),    # ZERO WIDTH NO-BREAK SPACE (byte order mark)
+    (0xFFA0, 0xFFA0),    # HALFWIDTH HANGUL FILLER
+    (0xFFF0, 0xFFF8),    # reserved
+    (0x1BCA0, 0x1BCA3),  # SHORTHAND FORMAT CONTROLS
+    (0x1D173, 0x1D17A),  # MUSICAL SYMBOL BEGIN BEAM..END PHRASE
+    (0xE0000, 0xE0FFF),  # tags (E0000-E007F), VARIATION SELECTOR-17..256 (E0100-E01EF), reserved
+)
+
+
+def is_default_ignorable(ch):
+    """Whether the character ``ch`` is a Unicode Default_Ignorable_Code_Point (invisible).
+
+    Examples
+    --------
+    >>> is_default_ignorable("\u034f"), is_default_ignorable("\ufe0f"), is_default_ignorable("e")
+    (True, True, False)
+    """
+    code = ord(ch)
+    return any(low <= code <= high for low, high in DEFAULT_IGNORABLE_RANGES)
+
+
+def _visible(ch):
+    return ch.isprintable() and not is_default_ignorable(ch)
+
+
+def _escape(ch):
+    """``ch`` as Python writes it in a string literal: ``\\x1b``, ``\\u034f``, ``\\U000e0100``."""
+    if not ch.isprintable():
+        return repr(ch)[1:-1]
+    code = ord(ch)  # repr shows a printable but invisible character as itself
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
 
 def printable(text, limit=None):
     """``text`` on one line with every non-printable character shown as an escape.
 
     Control characters (C0, C1, DEL), format characters (bidi overrides and isolates,
-    zero-width joiners), line and paragraph separators and unusual spaces become
-    ``\\x1b``, ``\\u202e`` ... as Python's ``repr`` writes them; everything else is kept.
+    zero-width joiners), line and paragraph separators, unusual spaces and every
+    default-ignorable character (the combining grapheme joiner, variation selectors, the
+    soft hyphen, Hangul fillers: they look like nothing) become ``\\x1b``, ``\\u202e``,
+    ``\\u034f`` ... as Python's ``repr`` writes them; everything else is kept.
 
     Parameters
     ----------
@@ -41,12 +94,14 @@ def printable(text, limit=None):
     'evil\\\\u202eVSC.csv'
     >>> printable("a\\x1b[31mred\\nline")
     'a\\\\x1b[31mred\\\\nline'
+    >>> printable("zoe\\u034f"), printable("zoe\\U000e0100")
+    ('zoe\\\\u034f', 'zoe\\\\U000e0100')
     >>> printable("José Pérez")
     'José Pérez'
     """
     text = str(text)
-    if not text.isprintable():
-        text = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+    if not all(map(_visible, text)):
+        text = "".join(ch if _visible(ch) else _escape(ch) for ch in text)
     if limit is not None and len(text) > limit:
         text = text[: max(0, limit - 3)] + "..."
     return text
@@ -56,7 +111,8 @@ def one_line(text, limit=None):
     """``text`` as one line: non-printable characters become spaces, runs of space one space.
 
     For short labels a participant chose (a model or file name in the leaderboard log):
-    unlike :func:`printable`, nothing is escaped, so the label reads as written.
+    unlike :func:`printable`, nothing is escaped, so the label reads as written, and
+    default-ignorable characters (which look like nothing) are dropped.
 
     Parameters
     ----------
@@ -72,7 +128,9 @@ def one_line(text, limit=None):
     >>> one_line("abcdef", 3)
     'abc'
     """
-    text = "".join(ch if ch.isprintable() else " " for ch in str(text or ""))
+    # Default-ignorable characters render as nothing: dropped, so that an invisible joiner
+    # or variation selector cannot make two labels that look the same differ.
+    text = "".join(" " if not ch.isprintable() else ch for ch in str(text or "") if not is_default_ignorable(ch))
     return " ".join(text.split())[:limit]
 
 

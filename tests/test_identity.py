@@ -129,6 +129,13 @@ def test_same_person(variant):
     ("alice", "ALICE"),
     ("fiona", "ﬁona"),
     ("José", "Jose\u0301"),
+    ("José", "Jose"),            # an accent is easily missed at a glance: one person, not two
+    ("Zoë", "zoe"),
+    ("zoe\u0335", "zoe"),        # overlay stroke
+    ("ɑlice", "alice"),          # Latin alpha
+    ("ᴀlice", "alice"),          # small capitals
+    ("ʙoʙ", "bob"),
+    ("ȷane", "jane"),            # dotless j
     ("Straße", "STRASSE"),
     ("bob smith", "bob_smith"),
     ("bob smith", "Bob-Smith"),
@@ -144,10 +151,12 @@ def test_same_key(a, b):
 @pytest.mark.parametrize("a, b", [
     ("Ana", "Anna"),
     ("bob", "bobby"),
-    ("José", "Jose"),            # an accent is a different letter, not a look-alike
     ("bob.smith", "bob_smith"),
     ("山田", "田山"),
     ("Иван", "Ivan"),
+    ("रेखा", "रखा"),              # a vowel sign writes another syllable: kept
+    ("राम", "रम"),
+    ("क्षमा", "कषमा"),            # so does a virama
 ])
 def test_different_people(a, b):
     assert participant_key(a) != participant_key(b)
@@ -204,3 +213,60 @@ def test_log_rows_of_one_person_are_one_participant():
     log = pd.DataFrame({"sha256": ["h1", "h2"], "participant": ["Bob", "ann"]})
     assert logged_entry(log, "h1", "BOB") is not None
     assert logged_entry(log, "h1", "ann") is None
+
+
+# Characters that render as nothing (Unicode Default_Ignorable_Code_Point): refused wherever
+# they are, even those that are combining marks on a letter or letters (Hangul fillers).
+DEFAULT_IGNORABLE = [
+    "\u034f",                                              # COMBINING GRAPHEME JOINER (Mn)
+    "\ufe00", "\ufe0e", "\ufe0f", "\U000e0100", "\U000e01ef",  # variation selectors (Mn)
+    "\u180b", "\u180c", "\u180d", "\u180f",                # Mongolian free variation selectors (Mn)
+    "\u180e",                                              # MONGOLIAN VOWEL SEPARATOR
+    "\u200b", "\u200c", "\u200d", "\u200e", "\u200f",
+    "\u2060", "\u2061", "\u2062", "\u2063", "\u2064",
+    "\ufeff", "\u00ad", "\u061c",
+    "\u115f", "\u1160", "\u3164", "\uffa0",                # Hangul fillers (Lo)
+    "\u17b4", "\u17b5",                                    # Khmer inherent vowels (Mn)
+    "\U000e0000", "\U000e0001", "\U000e0020", "\U000e0041", "\U000e007f",  # tags
+    "\U0001bca0", "\U0001d173",
+]
+
+
+@pytest.mark.parametrize("ch", DEFAULT_IGNORABLE)
+@pytest.mark.parametrize("where", ["end", "middle", "start"])
+def test_default_ignorable_characters_are_refused(ch, where):
+    name = {"end": f"zoe{ch}", "middle": f"zo{ch}e", "start": f"{ch}zoe"}[where]
+    with pytest.raises(UserError, match="invisible") as err:
+        check_participant_name(name)
+    message = str(err.value)
+    assert ch not in message and f"U+{ord(ch):04X}" in message
+
+
+@pytest.mark.parametrize("ch", ["\u034f", "\ufe0f", "\U000e0100", "\u180b"])
+def test_invisible_marks_after_an_accent_are_refused(ch):
+    with pytest.raises(UserError, match="invisible"):
+        check_participant_name(f"zoe\u0301{ch}")
+
+
+@pytest.mark.parametrize("name", ["zoe\u0941", "bob\u093e", "anna\u0e34"])
+def test_marks_of_another_script_on_a_latin_letter_are_refused(name):
+    with pytest.raises(UserError, match="mixes"):
+        check_participant_name(name)
+
+
+@pytest.mark.parametrize("name", ["अनिल", "क्षमा", "สมชาย", "Zoë", "Nguyễn", "Åsa"])
+def test_marks_of_the_letters_own_script_or_accents_are_fine(name):
+    assert check_participant_name(name)
+
+
+def test_inbox_style_look_alikes_of_one_name_are_one_person_or_refused():
+    """The names a student tried, to get more daily submissions: each is refused or is zoe."""
+    names = ["zoe", "zoe\u034f", "zoe\ufe00", "zoe\ufe0f", "zoe\U000e0100", "zoe\u180b", "zoe\u180c", "zoe\u180d",
+             "zoé", "ZOE", "zoe\u0308", "ᴢoe", "zᴏe"]
+    keys = set()
+    for name in names:
+        try:
+            keys.add(participant_key(check_participant_name(name)))
+        except UserError:
+            continue
+    assert keys == {participant_key("zoe")}

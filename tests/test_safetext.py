@@ -56,3 +56,42 @@ def test_neutralising_round_trips_and_never_starts_a_formula(text):
     out = spreadsheet_cell(text)
     assert from_spreadsheet_cell(out) == text
     assert out.lstrip(" ")[:1] not in set("=+-@\t\r\n") or out.startswith("'")
+
+
+# Characters that render as nothing (Unicode Default_Ignorable_Code_Point), several of them
+# letters or combining marks that str.isprintable() accepts.
+INVISIBLE = [
+    "\u00ad", "\u034f", "\u061c", "\u115f", "\u1160", "\u17b4", "\u180b", "\u180c", "\u180d", "\u180e", "\u180f",
+    "\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\u2060", "\u2061", "\u2062", "\u2063", "\u2064", "\u2065",
+    "\u3164", "\ufe00", "\ufe0f", "\ufeff", "\uffa0", "\U0001bca0", "\U0001d173",
+    "\U000e0000", "\U000e0001", "\U000e0041", "\U000e007f", "\U000e0100", "\U000e01ef", "\U000e0fff",
+]
+
+
+@pytest.mark.parametrize("ch", INVISIBLE)
+def test_printable_shows_default_ignorable_characters_as_escapes(ch):
+    from kit.safetext import is_default_ignorable, one_line
+
+    assert is_default_ignorable(ch)
+    shown = printable(f"zoe{ch}")
+    code = ord(ch)
+    assert shown == "zoe" + (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+    assert ch not in shown and shown.isascii()
+    assert one_line(f"zo{ch}e") == "zoe"
+
+
+@pytest.mark.parametrize("ch", ["e", "\u0301", "\u00e9", "\u0251", " ", "\u1100", "\ufe10", "\U000e1000", "\u2800"])
+def test_visible_characters_are_not_default_ignorable(ch):
+    from kit.safetext import is_default_ignorable
+
+    assert not is_default_ignorable(ch)
+
+
+def test_default_ignorable_ranges_match_the_unicode_property():
+    """Checked against the third-party ``regex`` module's property tables where it is installed."""
+    regex = pytest.importorskip("regex", reason="regex (for its Unicode property tables) is not installed")
+    from kit.safetext import is_default_ignorable
+
+    pattern = regex.compile(r"\p{Default_Ignorable_Code_Point}")
+    differ = [hex(c) for c in range(0x110000) if is_default_ignorable(chr(c)) != bool(pattern.match(chr(c)))]
+    assert not differ
