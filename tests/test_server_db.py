@@ -199,3 +199,25 @@ def test_damaged_teacher_token_is_a_user_error(tmp_path, content):
     path.write_bytes(content)
     with pytest.raises(UserError, match="teacher token"):
         read_teacher_token(path)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o000])
+def test_database_files_are_owner_only_whatever_the_umask(tmp_path, umask):
+    import os
+    import stat
+
+    path = tmp_path / "private" / "classroom.sqlite"
+    path.parent.mkdir()
+    path.touch(mode=0o666)  # left readable by an earlier kit
+    old = os.umask(umask)
+    try:
+        path.chmod(0o666)
+        db = Database(path)
+        db.add_participant("Ada", START)
+        files = [p for p in path.parent.iterdir() if p.name.startswith("classroom.sqlite")]
+        assert {p.name for p in files} >= {"classroom.sqlite", "classroom.sqlite-wal"}
+        for p in files:
+            assert stat.S_IMODE(p.stat().st_mode) == 0o600, p.name
+        db.close()
+    finally:
+        os.umask(old)

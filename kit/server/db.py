@@ -192,10 +192,13 @@ class Database:
     """
 
     def __init__(self, path):
-        from kit.fileio import ensure_writable_dir
+        from kit.fileio import create_private_file, ensure_writable_dir
 
         self.path = Path(path)
         ensure_writable_dir(self.path.parent)
+        # Owner only whatever the umask (it holds token hashes and Private scores); SQLite
+        # gives its -wal and -shm files the database file's mode.
+        create_private_file(self.path)
         self._lock = threading.RLock()
         try:
             self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
