@@ -136,7 +136,10 @@ def build_library(sources, out, scale, seed=0):
 
 # -- measurements ---------------------------------------------------------------------
 def measure(cmd, log):
-    """Run ``cmd`` in a child process; return (exit code, wall s, that child's peak RSS in GiB)."""
+    """Run ``cmd`` in a child process; return (exit code, wall s, peak RSS GiB, CPU s) of that child.
+
+    CPU seconds (user + system) are steadier than wall time when other jobs share the machine.
+    """
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     with open(log, "w") as out:
         started = time.perf_counter()
@@ -145,7 +148,7 @@ def measure(cmd, log):
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, wall, usage.ru_maxrss * 1024 / GIB
+    return proc.returncode, wall, usage.ru_maxrss * 1024 / GIB, usage.ru_utime + usage.ru_stime
 
 
 def epoch_child(args):
@@ -173,25 +176,25 @@ def run_scale(scale, args):
     library, n_spectra = build_library(args.sources, out, scale, args.seed)
     data = out / "data"
     name = f"massbank_x{scale}"
-    code, wall, rss = measure(
+    code, wall, rss, cpu = measure(
         [sys.executable, "-m", "kit", "prepare", "--library", str(library), "--out", str(data), "--name", name,
          "--seed", str(args.seed), "--force", "--quiet"], out / f"prepare_x{scale}.log")
     if code != 0:
         sys.exit(f"kit prepare failed at {scale}x (exit {code}): see {out / f'prepare_x{scale}.log'}")
-    result = {"scale": scale, "spectra": n_spectra, "prepare_s": wall, "prepare_gib": rss}
+    result = {"scale": scale, "spectra": n_spectra, "prepare_s": wall, "prepare_gib": rss, "prepare_cpu_s": cpu}
     summary = json.loads((data / name / "competition.json").read_text())
     result["train_spectra"] = summary["split"]["train_spectra"]
     result["molecules"] = summary["split"]["train_molecules"] + summary["split"]["test_molecules"]
-    print(f"  {scale}x prepare: {wall:.0f} s, peak RSS {rss:.2f} GiB", flush=True)
+    print(f"  {scale}x prepare: {wall:.0f} s ({cpu:.0f} CPU s), peak RSS {rss:.2f} GiB", flush=True)
     if args.epoch_pairs:
         log = out / f"epoch_x{scale}.log"
-        code, wall, rss = measure(
+        code, wall, rss, cpu = measure(
             [sys.executable, str(Path(__file__).resolve()), "epoch", "--competition", str(data / name),
              "--epoch-pairs", str(args.epoch_pairs), "--seed", str(args.seed)], log)
         if code != 0:
             sys.exit(f"siamese epoch failed at {scale}x (exit {code}): see {log}")
         child = json.loads(log.read_text().strip().splitlines()[-1])
-        result.update(epoch_s=wall, epoch_gib=rss, **{f"epoch_{k}": v for k, v in child.items()})
+        result.update(epoch_s=wall, epoch_gib=rss, epoch_cpu_s=cpu, **{f"epoch_{k}": v for k, v in child.items()})
         print(f"  {scale}x epoch: {wall:.0f} s (load {child['load_s']:.0f} s, fit {child['fit_s']:.0f} s), "
               f"peak RSS {rss:.2f} GiB", flush=True)
     return result
@@ -200,31 +203,46 @@ def run_scale(scale, args):
 def table(results, epoch_pairs):
     """Markdown table of the results, with time per spectrum and memory relative to the first scale."""
     base = results[0]
+
+    def seconds(r, step):
+        cpu = r.get(f"{step}_cpu_s")
+        return f"{r[f'{step}_s']:.0f} s" + (f" ({cpu:.0f} CPU s)" if cpu is not None else "")
+
+    def per_spectrum(r, step):
+        """Wall (and CPU) seconds per spectrum relative to the first scale."""
+        per = r["spectra"] / base["spectra"]
+        if f"{step}_s" not in r or f"{step}_s" not in base:
+            return "-"
+        text = f"{r[f'{step}_s'] / base[f'{step}_s'] / per:.2f}"
+        if r.get(f"{step}_cpu_s") and base.get(f"{step}_cpu_s"):
+            text += f" (CPU {r[f'{step}_cpu_s'] / base[f'{step}_cpu_s'] / per:.2f})"
+        return text
+
     lines = [
         "| scale | spectra | train spectra | prepare wall | prepare peak RSS | epoch wall (load + fit) | epoch peak RSS "
-        "| prepare s/spectrum vs 1x | epoch s/spectrum vs 1x | binned peaks (sparse) | dense spectra x bins |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| prepare s/spectrum vs {base['scale']}x | epoch s/spectrum vs {base['scale']}x | binned peaks (sparse) "
+        "| dense spectra x bins | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        per = r["spectra"] / base["spectra"]
-        row = [f"{r['scale']}x", f"{r['spectra']:,}", f"{r['train_spectra']:,}", f"{r['prepare_s']:.0f} s",
+        row = [f"{r['scale']}x", f"{r['spectra']:,}", f"{r['train_spectra']:,}", seconds(r, "prepare"),
                f"{r['prepare_gib']:.2f} GiB"]
         if "epoch_s" in r:
-            row += [f"{r['epoch_s']:.0f} s ({r['epoch_load_s']:.0f} + {r['epoch_fit_s']:.0f})", f"{r['epoch_gib']:.2f} GiB"]
+            row += [f"{seconds(r, 'epoch')}: {r['epoch_load_s']:.0f} + {r['epoch_fit_s']:.0f}", f"{r['epoch_gib']:.2f} GiB"]
         else:
             row += ["-", "-"]
-        row.append(f"{r['prepare_s'] / base['prepare_s'] / per:.2f}")
-        row.append(f"{r['epoch_s'] / base['epoch_s'] / per:.2f}" if "epoch_s" in r and "epoch_s" in base else "-")
+        row += [per_spectrum(r, "prepare"), per_spectrum(r, "epoch")]
         if "epoch_binned_nnz" in r:
             row += [f"{r['epoch_binned_nnz'] / 1e6:.1f} M ({r['epoch_sparse_gib']:.2f} GiB)", f"{r['epoch_dense_gib']:.1f} GiB"]
         else:
             row += ["-", "-"]
+        row.append(f"{r.get('load_average', float('nan')):.1f}")
         lines.append("| " + " | ".join(row) + " |")
     top = results[-1]
     notes = [
         "",
         f"Epoch: {epoch_pairs:,} training pairs, the siamese's defaults otherwise (its validation included).",
-        f"Load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
+        f"Load: the 1-minute load average after each scale, on {os.cpu_count()} CPUs "
         "(other jobs share the machine: wall times are noisy, the ratios are the point).",
         f"Targets at {top['scale']}x: prepare under {PREPARE_TARGET_S // 60} min "
         f"({'met' if top['prepare_s'] < PREPARE_TARGET_S else 'MISSED'}) and under {PREPARE_TARGET_GIB:.0f} GiB "
@@ -246,6 +264,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sources", nargs="+", type=Path, default=list(SOURCES), help="MGF files making 1x")
     parser.add_argument("--markdown", type=Path, help="append the table to this file")
+    parser.add_argument("--reuse", action="store_true",
+                        help="take a scale's numbers from an earlier run in --out (same seed, pairs and sources)")
     args = parser.parse_args(argv)
     if args.command == "epoch":
         return epoch_child(args)
@@ -260,8 +280,16 @@ def main(argv=None):
         sys.exit(f"library not found: {', '.join(missing)} (the MassBank files live in ../shared/data/massbank)")
     results = []
     for scale in scales:
+        saved = Path(args.out) / f"result_x{scale}.json"
+        settings = {"epoch_pairs": args.epoch_pairs, "seed": args.seed, "sources": [str(s) for s in args.sources]}
+        if args.reuse and saved.is_file() and json.loads(saved.read_text()).get("settings") == settings:
+            results.append(json.loads(saved.read_text())["result"])
+            print(f"{scale}x MassBank: measured earlier, from {saved}", flush=True)
+            continue
         print(f"{scale}x MassBank (load average {os.getloadavg()[0]:.1f})", flush=True)
         results.append(run_scale(scale, args))
+        results[-1]["load_average"] = round(os.getloadavg()[0], 1)
+        saved.write_text(json.dumps({"settings": settings, "result": results[-1]}, indent=2) + "\n")
         print(table(results, args.epoch_pairs), flush=True)
     if args.markdown:
         with open(args.markdown, "a", encoding="utf-8") as handle:
