@@ -464,6 +464,7 @@ def test_submit_page_works_without_javascript(server, good, comp):
     form = server.get("/submit")
     assert form.status_code == 200
     assert 'enctype="multipart/form-data"' in form.text and 'name="token"' in form.text
+    assert form.text.index('name="token"') < form.text.index('name="file"')  # checked before the file arrives
     response = server.post("/submit", data={"token": server.tokens["Ada"], "description": "from the page"},
                            files={"file": ("mine.csv", good.read_bytes(), "text/csv")})
     assert response.status_code == 201

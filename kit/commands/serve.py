@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from kit.competition import load_competition
     from kit.server.app import create_app
     from kit.server.db import TEACHER_TOKEN_FILE, ensure_teacher_token
-    from kit.server.limits import SPARE_FILES, quiet_accept_errors, raise_open_files_limit, uvicorn_config
+    from kit.server.limits import files_needed, quiet_accept_errors, raise_open_files_limit, uvicorn_config
 
     competition = load_competition(args.competition, data=args.data)
     token, created = ensure_teacher_token(competition.path / "private")
@@ -76,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
                      upload_timeout=args.upload_timeout, request_timeout=args.request_timeout)
     max_connections = args.max_connections
     open_files = raise_open_files_limit()
-    if open_files is not None and open_files < max_connections + SPARE_FILES:
-        max_connections = max(1, open_files - SPARE_FILES)
+    if open_files is not None and open_files < files_needed(max_connections):
+        max_connections = max(1, max_connections - (files_needed(max_connections) - open_files))
         print(f"Only {open_files} open files are allowed: serving at most {max_connections} connections at once")
     quiet_accept_errors()
     sock = listen(args.host, args.port)

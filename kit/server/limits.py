@@ -25,8 +25,17 @@ HEADER_TIMEOUT = 10.0
 KEEP_ALIVE = 5
 #: Seconds one request may take in total (``kit serve --request-timeout``).
 DEFAULT_REQUEST_TIMEOUT = 300.0
+#: Connections taken from the listening socket in one turn of the event loop (its backlog).
+#: asyncio accepts this many before any is looked at, so a burst briefly holds this many
+#: more descriptors; the rest wait in the kernel's queue, holding none of ours.
+ACCEPT_BATCH = 128
 #: Open files kept for the database, the scorer and the log, on top of the connections.
 SPARE_FILES = 64
+
+
+def files_needed(max_connections):
+    """Open files a server with ``max_connections`` may need at once (connections, bursts, its own files)."""
+    return max_connections + 2 * ACCEPT_BATCH + SPARE_FILES
 
 
 def guarded_http(max_connections=DEFAULT_MAX_CONNECTIONS, header_timeout=HEADER_TIMEOUT):
@@ -239,6 +248,8 @@ def uvicorn_config(app, *, max_connections=DEFAULT_MAX_CONNECTIONS, header_timeo
         raise ValueError(f"max_connections: expected a positive whole number, found {max_connections!r}")
     options.setdefault("server_header", False)
     options.setdefault("timeout_keep_alive", KEEP_ALIVE)
+    options.setdefault("backlog", ACCEPT_BATCH)
+    options.setdefault("ws", "none")  # no WebSocket routes; an upgraded connection would escape the guard
     # The guard keeps the connections at max_connections; uvicorn's own check (503) is the
     # backstop for requests, one above so that a full but honest house is still served.
     return uvicorn.Config(app, http=guarded_http(max_connections, header_timeout),
