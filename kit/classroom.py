@@ -8,10 +8,11 @@ who submitted it. Nothing a student controls decides *when* a file was submitted
   ``leaderboard/<competition>.inbox-seen.jsonl`` as (file name, size, sha256, first
   seen, UTC); the record survives restarts. Replacing a file's content under the same
   name is a new submission seen now; deleting and re-adding the same bytes under the same
-  name keeps the first time; a rename is seen anew, so copying a classmate's file under
-  another name is always later than theirs. Run ``kit leaderboard --inbox DIR --watch``
-  during the competition so first-seen times are close to the real ones: files that
-  arrive between two polls are ordered by file name.
+  name keeps the first time; a rename is seen anew, so a copy of a classmate's file under
+  another name is later than theirs, unless both arrive between the same two polls: then
+  they share their first-seen time, neither is ahead (whatever their names), and a note
+  says so. Run ``kit leaderboard --inbox DIR --watch`` during the competition so
+  first-seen times are close to the real ones.
 - **The daily limit** (``max_daily_submissions`` in competition.json) counts valid
   submissions per participant per UTC day of their first-seen time. Invalid files do not
   use it up, and are listed with their reason every time until they are removed.
@@ -265,7 +266,8 @@ class _Candidate:
 def _candidates(inbox, cap, report, hashes, seen, now):
     """The inbox's well-named plain files, each first seen now unless recorded; oldest first.
 
-    Files seen at the same time are ordered by name.
+    Files seen at the same time are read in name order (for a stable output); they keep
+    one time, which is all the ranking looks at.
     """
     candidates = []
     for entry, info in _plain_files(inbox, report):
@@ -289,9 +291,9 @@ class _Logged:
         for key, name in zip(keys, log["participant"]):
             self.shown.setdefault(key, name)
         self.scored = set(zip(keys, log["sha256"]))
-        self.owners = {}  # content -> the first participant who sent it
-        for key, digest in zip(keys, log["sha256"]):
-            self.owners.setdefault(digest, key)
+        self.owners = {}  # content -> (the first participant who sent it, its first-seen time)
+        for key, digest, when in zip(keys, log["sha256"], log["time"]):
+            self.owners.setdefault(digest, (key, when))
         self.per_day = {}
         for key, when in zip(keys, log["time"]):
             self.count(key, _day(when))
@@ -299,10 +301,10 @@ class _Logged:
     def count(self, key, day):
         self.per_day[(key, day)] = self.per_day.get((key, day), 0) + 1
 
-    def add(self, key, digest, day):
+    def add(self, key, digest, when):
         self.scored.add((key, digest))
-        self.owners.setdefault(digest, key)
-        self.count(key, day)
+        self.owners.setdefault(digest, (key, when))
+        self.count(key, _day(when))
 
 
 class _Judge:
@@ -362,13 +364,21 @@ def _take(candidate, logged, judge, limit, leaderboard, report):
             f"(UTC, by the time each file was first seen); max_daily_submissions is {limit}",
         ))
         return
-    if digest in logged.owners and logged.owners[digest] != key:
-        report.notes.append(
-            f"{name} ({participant}) is identical to a submission of {logged.shown[logged.owners[digest]]} "
-            "seen earlier"
-        )
+    owner, owned_since = logged.owners.get(digest, (key, None))
+    if owner != key:
+        other = logged.shown[owner]
+        if owned_since == candidate.when:
+            # First seen by the same poll: which arrived first is unknown, and the order the
+            # files are read in (their names) must not blame one. Both keep this time, so the
+            # ranking shows them tied.
+            first, second = sorted((other, participant), key=lambda n: (n.casefold(), n))
+            report.notes.append(
+                f"identical files from {first} and {second} first seen together; neither is ranked ahead by time ({name})"
+            )
+        else:
+            report.notes.append(f"{name} ({participant}) is identical to a submission of {other} seen earlier")
     record_result(result, participant=participant, leaderboard=leaderboard, time=candidate.when, file=name)
-    logged.add(key, digest, day)
+    logged.add(key, digest, candidate.when)
     report.scored.append((name, participant, result.public))
 
 

@@ -200,6 +200,33 @@ def test_copying_a_classmates_file_loses_the_tie(tmp_path, comp_dir, inbox):
     assert ranking["rank"].tolist() == [1, 1]
 
 
+@pytest.mark.parametrize("victim, copier", [("zoe__real.csv", "adam__copy.csv"), ("adam__real.csv", "zoe__copy.csv"),
+                                             ("bob__x.csv", "BOB2__x.csv")])
+def test_identical_files_first_seen_together_name_no_winner(tmp_path, comp_dir, inbox, victim, copier):
+    """Both arrive between two polls: the file names (which sorts first) must not decide who copied."""
+    drop(comp_dir, inbox, victim, 0.1, 1)
+    shutil.copy(inbox / victim, inbox / copier)
+    os.utime(inbox / copier, (0, 0))  # a backdated copy changes nothing either
+    report = run(comp_dir, inbox, tmp_path)
+    people = sorted((classroom.participant_from_filename(f) for f in (victim, copier)), key=str.casefold)
+    assert sorted(p for _, p, _ in report.scored) == sorted(people)
+    assert report.first_seen[victim] == report.first_seen[copier] == T1
+    notes = [n for n in report.notes if "identical" in n]
+    assert len(notes) == 1, report.notes
+    assert notes[0].startswith(f"identical files from {people[0]} and {people[1]} first seen together; "
+                               "neither is ranked ahead by time")
+    assert "seen earlier" not in notes[0]
+    ranking = build_leaderboard(comp_dir, leaderboard=tmp_path / "lb", write_pages=False).ranking
+    assert ranking["rank"].tolist() == [1, 1]
+    assert ranking["time"].nunique() == 1
+    # A third copy in a later poll is later than both.
+    shutil.copy(inbox / victim, inbox / "carol__late.csv")
+    later = run(comp_dir, inbox, tmp_path, now=T1 + HOUR)
+    assert [p for _, p, _ in later.scored] == ["carol"]
+    assert any(n.startswith("carol__late.csv (carol) is identical to a submission of") and n.endswith("seen earlier")
+               for n in later.notes)
+
+
 def test_first_seen_record_is_durable_and_damage_tolerant(tmp_path, comp_dir, inbox):
     drop(comp_dir, inbox, "alice__a.csv")
     run(comp_dir, inbox, tmp_path)
