@@ -6,7 +6,9 @@ same library, options and seed give byte-identical files, private ones included.
 
 Nothing handed out names a library record: test spectra get neutral ids (``test_000001``
 ...) in a shuffled order, and the map back to the library's ids, the seed and the
-library's sha256 stay in ``private/``.
+library's sha256 stay in ``private/``, which is readable by its owner only. The simulated
+practice library is simulated with a seed drawn from the competition's seed (the simulator
+ships with the kit: a fixed seed would let anyone rebuild it and look the answers up).
 """
 import json
 import re
