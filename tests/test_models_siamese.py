@@ -83,6 +83,8 @@ def test_fit_records_history_and_validation_score(model, spectra):
     assert 1 <= len(model.history_["loss"]) <= TINY["epochs"]
     assert model.best_val_rmse_ == pytest.approx(min(model.history_["val_rmse"]))
     assert model.n_train_spectra_ + model.n_validation_spectra_ == len(spectra)
+    # distribute="auto" without several GPUs: one device, as without a strategy.
+    assert model.n_replicas_ == 1 and model.get_params()["distribute"] == "auto"
 
 
 def test_predictions_are_dot_products_of_unit_embeddings(model, spectra):
@@ -137,6 +139,7 @@ def test_save_load_round_trip(model, spectra, tmp_path):
     assert isinstance(loaded, SiameseModel) and loaded.get_params() == model.get_params()
     np.testing.assert_array_equal(loaded.predict(spectra, pairs), model.predict(spectra, pairs))
     assert loaded.history_ == model.history_ and loaded.best_val_rmse_ == model.best_val_rmse_
+    assert loaded.n_replicas_ == 1
 
 
 @pytest.mark.parametrize("change", [{"bin_width": 0.2}, {"mz_range": [0.0, 1000.0]}, None])
@@ -198,7 +201,8 @@ def test_missing_precursor_mz_warns_when_metadata_is_used(model, spectra):
      ({"batch_size": 2.5}, TypeError), ({"validation_fraction": 0.95}, UserError), ({"lr_patience": -1}, UserError),
      ({"weight_penalty": "none"}, TypeError), ({"sparse_training": "yes"}, TypeError),
      ({"sparse_training": 1}, TypeError), ({"batchnorm_momentum": 1.5}, UserError),
-     ({"batchnorm_momentum": None}, TypeError)],
+     ({"batchnorm_momentum": None}, TypeError), ({"mixed_precision": "yes"}, TypeError),
+     ({"mixed_precision": 1}, TypeError), ({"distribute": "gpu"}, UserError), ({"distribute": None}, UserError)],
 )
 def test_bad_parameters_are_refused_before_training(spectra, params, error):
     with pytest.raises(error):
@@ -340,8 +344,23 @@ def test_sparse_dataset_redraws_pairs_every_pass(spectra):
     plain.on_epoch_end()
     plain.on_epoch_begin()
     np.testing.assert_array_equal(np.concatenate(passes[1]), plain.similarity.astype(np.float32))
-    with pytest.raises(ValueError, match="sparse=True"):
-        siamese.PairBatches(matrix, None, 16, pairs=(data.idx_a, data.idx_b, data.similarity)).dataset()
+
+
+@pytest.mark.parametrize("with_metadata", [True, False])
+def test_dense_dataset_holds_the_dense_batches(spectra, with_metadata):
+    matrix = siamese.binning.bin_spectra(spectra)
+    metadata = siamese.metadata_features(spectra) if with_metadata else None
+    rng = np.random.default_rng(0)
+    pairs = (rng.integers(0, len(spectra), 40), rng.integers(0, len(spectra), 40), rng.random(40))
+    data = siamese.PairBatches(matrix, metadata, 16, pairs=pairs)
+    batches = list(data.dataset())
+    assert len(batches) == len(data) == 3
+    for index, (x, y) in enumerate(batches):
+        x_plain, y_plain = data[index]
+        assert len(x) == len(x_plain) == (4 if with_metadata else 2)
+        for got, expected in zip(x, x_plain):
+            np.testing.assert_array_equal(got.numpy(), expected)
+        np.testing.assert_array_equal(y.numpy(), y_plain)
 
 
 @pytest.fixture(scope="module")
@@ -440,3 +459,27 @@ def test_sparse_and_dense_training_both_give_standard_networks(spectra, tmp_path
         config = zipfile.ZipFile(path / "model.keras").read("config.json").decode()
         assert "LazyAdam" not in config and "SparsePairTrainer" not in config
         np.testing.assert_array_equal(kit.models.load(path).predict(spectra, pairs), model.predict(spectra, pairs))
+
+
+@pytest.mark.parametrize("sparse_training", [True, False])
+def test_mixed_precision_on_a_cpu_warns_trains_and_saves_a_float32_network(spectra, tmp_path, sparse_training):
+    import zipfile
+
+    params = {**TINY, "epochs": 1, "mixed_precision": True, "sparse_training": sparse_training}
+    with pytest.warns(UserWarning, match="without a visible GPU"):
+        model = SiameseModel(**params).fit(spectra)
+    assert all(np.isfinite(v).all() for v in model.history_.values())
+    assert {w.dtype for w in model.embedding_network_.weights} == {"float32"}
+    assert model.embedding_network_.get_layer("dense1").dtype_policy.name == "float32"
+    path = model.save(tmp_path / "mixed")
+    config = zipfile.ZipFile(path / "model.keras").read("config.json").decode()
+    assert "float16" not in config and "LossScale" not in config
+    pairs = random_pairs(spectra)
+    np.testing.assert_array_equal(kit.models.load(path).predict(spectra, pairs), model.predict(spectra, pairs))
+
+
+def test_mixed_precision_network_keeps_the_cosine_in_float32():
+    network = siamese.build_embedding_network(20, hidden_units=(8,), embedding_dim=4, dtype="mixed_float16")
+    assert network.get_layer("dense1").compute_dtype == "float16"
+    pair = siamese.build_siamese(network)
+    assert pair.get_layer("cosine").compute_dtype == "float32" and pair.output.dtype == "float32"

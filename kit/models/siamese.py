@@ -50,6 +50,8 @@ EMBED_BATCH = 1024
 SCORE_CHUNK = 4096
 # Metadata inputs (``use_metadata=True``): precursor m/z / 1000 and ion mode (+1, -1, 0).
 METADATA_FEATURES = ("precursor_mz/1000", "ionmode")
+# Values of SiameseModel(distribute=...).
+DISTRIBUTE = ("auto", "none", "mirrored", "multiworker")
 
 
 # -- the networks --------------------------------------------------------------------
@@ -67,7 +69,7 @@ class MonteCarloDropout(keras.layers.Dropout):
 
 def build_embedding_network(input_dim, hidden_units=(500, 500), embedding_dim=200, dropout=0.2, n_metadata=0,
                             weight_penalty=1e-6, mc_dropout=False, seed=None, penalize_first=True,
-                            batchnorm_momentum=0.99):
+                            batchnorm_momentum=0.99, dtype=None, synchronized=False):
     """The network shared by both sides of the siamese: one spectrum in, one vector out.
 
     Each hidden block is Dense (ReLU) then BatchNormalization; Dropout follows every
@@ -99,6 +101,13 @@ def build_embedding_network(input_dim, hidden_units=(500, 500), embedding_dim=20
     batchnorm_momentum : float, default 0.99
         Momentum of the BatchNormalization moving statistics (Keras' default, as in
         MS2DeepScore v1).
+    dtype : str, optional
+        Keras dtype policy of the layers, e.g. ``"mixed_float16"`` (float16 compute,
+        float32 weights); ``None`` keeps float32.
+    synchronized : bool, default False
+        BatchNormalization takes its batch statistics over all replicas of a
+        ``tf.distribute`` strategy (the global batch), so every worker keeps the same
+        moving statistics.
 
     Returns
     -------
@@ -123,13 +132,15 @@ def build_embedding_network(input_dim, hidden_units=(500, 500), embedding_dim=20
         x = keras.layers.Dense(
             int(units), activation="relu", name=f"dense{i + 1}",
             kernel_regularizer=keras.regularizers.L1L2(weight_penalty, weight_penalty) if penalized else None,
+            dtype=dtype,
         )(x)
-        x = keras.layers.BatchNormalization(momentum=float(batchnorm_momentum), name=f"normalization{i + 1}")(x)
+        x = keras.layers.BatchNormalization(momentum=float(batchnorm_momentum), name=f"normalization{i + 1}",
+                                            synchronized=bool(synchronized), dtype=dtype)(x)
         if dropout and (i > 0 or i == last):
             layer_seed = None if seed is None else int(seed) + i
             kind = MonteCarloDropout if mc_dropout else keras.layers.Dropout
-            x = kind(float(dropout), seed=layer_seed, name=f"dropout{i + 1}")(x)
-    embedding = keras.layers.Dense(int(embedding_dim), activation="relu", name="embedding")(x)
+            x = kind(float(dropout), seed=layer_seed, name=f"dropout{i + 1}", dtype=dtype)(x)
+    embedding = keras.layers.Dense(int(embedding_dim), activation="relu", name="embedding", dtype=dtype)(x)
     return keras.Model(inputs if n_metadata else peaks, embedding, name="embedding_network")
 
 
@@ -145,7 +156,8 @@ def build_siamese(embedding_network):
     sides = [[keras.Input(shape=t.shape[1:], name=f"{t.name}_{side}") for t in embedding_network.inputs]
              for side in ("a", "b")]
     embeddings = [embedding_network(inputs if len(inputs) > 1 else inputs[0]) for inputs in sides]
-    cosine = keras.layers.Dot(axes=1, normalize=True, name="cosine")(embeddings)
+    # The cosine runs in float32 whatever the network's dtype policy (mixed precision).
+    cosine = keras.layers.Dot(axes=1, normalize=True, name="cosine", dtype="float32")(embeddings)
     return keras.Model([*sides[0], *sides[1]], cosine, name="siamese")
 
 
@@ -278,7 +290,8 @@ class SparsePairTrainer(keras.Model):
             x = layer(x, training=training)
         if training and self.weight_penalty:
             self.add_loss(self.weight_penalty * (tf.reduce_sum(tf.abs(rows)) + tf.reduce_sum(tf.square(rows))))
-        x = tf.math.l2_normalize(x, axis=1)
+        # The cosine in float32 whatever the network's dtype policy (mixed precision).
+        x = tf.math.l2_normalize(tf.cast(x, tf.float32), axis=1)
         half = n_spectra // 2
         return tf.reduce_sum(x[:half] * x[half:], axis=1)
 
@@ -500,16 +513,16 @@ class PairBatches(keras.utils.PyDataset):
         return row, col, value.astype(np.float32), np.int32(len(spectra))
 
     def dataset(self):
-        """The batches as a ``tf.data.Dataset`` (``sparse=True``), built one batch ahead.
+        """The batches as a ``tf.data.Dataset``, built one batch ahead.
 
         Each pass over the dataset is one epoch (pairs redrawn with a sampler); the next
         batch is prepared in a ``tf.data`` thread while the current one trains, and the
-        next epoch's pairs in another thread. Call :meth:`close` when done.
+        next epoch's pairs in another thread. Call :meth:`close` when done. Dense
+        batches (``sparse=False``) can be split between the replicas of a
+        ``tf.distribute`` strategy: each worker builds the same batches (same seed) and
+        keeps its share of each.
         """
         import tensorflow as tf
-
-        if not self.sparse:
-            raise ValueError("PairBatches.dataset() needs sparse=True")
 
         def epoch():
             self._draw(ahead=True)
@@ -517,10 +530,20 @@ class PairBatches(keras.utils.PyDataset):
                 yield self[index]
             self.on_epoch_end()
 
-        entries = tf.TensorSpec([None], tf.int32)
-        signature = ((entries, entries, tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.int32)),
-                     tf.TensorSpec([None], tf.float32))
+        target = tf.TensorSpec([None], tf.float32)
+        if self.sparse:
+            entries = tf.TensorSpec([None], tf.int32)
+            signature = ((entries, entries, tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.int32)), target)
+        else:
+            spectra = tf.TensorSpec([None, self.matrix.shape[1]], tf.float32)
+            side = (spectra,) if self.metadata is None else (spectra, tf.TensorSpec([None, self.metadata.shape[1]],
+                                                                                     tf.float32))
+            signature = (side + side, target)
         data = tf.data.Dataset.from_generator(epoch, output_signature=signature)
+        options = tf.data.Options()
+        # A generator has no files to split between workers: each keeps its share of every batch.
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        data = data.with_options(options)
         return data.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(2)
 
 
@@ -537,12 +560,15 @@ class SiameseModel(PairModel):
     weight_penalty : float, default 1e-6
         L1 and L2 penalty on the hidden kernels (as MS2DeepScore v1); 0 turns it off.
     learning_rate : float, default 2.8e-3
-        Adam's learning rate. MS2DeepScore v1 uses 1e-3 with batches of 64; the default
-        follows the square-root rule for batches of 512 (1e-3 x sqrt(512 / 64)).
+        Adam's learning rate for one batch of ``batch_size`` pairs. MS2DeepScore v1 uses
+        1e-3 with batches of 64; the default follows the square-root rule for batches of
+        512 (1e-3 x sqrt(512 / 64)). The same rule is applied to the global batch: with
+        ``R`` replicas (``distribute``) a step takes ``batch_size x R`` pairs and Adam
+        runs at ``learning_rate x sqrt(R)``.
     epochs : int, default 30
         Most epochs; early stopping usually ends training sooner.
     batch_size : int, default 512
-        Pairs per gradient step (MS2DeepScore v1: 64). A sparse step costs about the
+        Pairs per gradient step and replica (MS2DeepScore v1: 64). A sparse step costs about the
         rows its batch touches, which grow slower than the batch, so larger batches move
         more pairs per second.
     pairs_per_epoch : int, default 20000
@@ -576,6 +602,19 @@ class SiameseModel(PairModel):
         ``False`` trains on dense batches with Keras' Adam and the penalty on every
         weight at every step, as MS2DeepScore v1. The trained network and what it
         predicts mean the same either way.
+    distribute : {"auto", "none", "mirrored", "multiworker"}, default "auto"
+        How training is spread over devices (``tf.distribute``): "auto" mirrors over
+        the GPUs when more than one is visible and runs on one device otherwise;
+        "none" runs on one device; "mirrored" mirrors over the visible GPUs, else over
+        the logical CPU devices; "multiworker" trains with the workers that the
+        ``TF_CONFIG`` environment variable lists (MultiWorkerMirroredStrategy; only the
+        chief saves, the other workers' ``save`` writes to a temporary folder). Under
+        a strategy with several replicas, training feeds dense batches (the sparse
+        batches of ``sparse_training`` cannot be split between replicas).
+    mixed_precision : bool, default False
+        Train in ``mixed_float16`` (float16 compute, float32 weights, loss scaling; the
+        cosine and the loss stay float32), for GPUs with tensor cores. Accepted on a
+        CPU with a warning (slower there). The saved network is float32 either way.
     seed : int, default 0
         Seeds weights, dropout, the validation split, pairs and augmentation.
     verbose : int or "auto", default "auto"
@@ -594,6 +633,8 @@ class SiameseModel(PairModel):
         molecules, the same for every rung.)
     best_epoch_ : int
         1-based epoch whose weights were kept.
+    n_replicas_ : int
+        Replicas that trained together (1 without a strategy).
 
     Examples
     --------
@@ -610,8 +651,8 @@ class SiameseModel(PairModel):
                  validation_fraction=0.1,
                  bin_width=binning.BIN_WIDTH, mz_range=binning.MZ_RANGE, intensity_power=binning.INTENSITY_POWER,
                  augment_removal_max=0.3, augment_removal_intensity=0.2, augment_intensity=0.4, augment_noise_max=10,
-                 augment_noise_intensity=0.01, use_metadata=True, batchnorm_momentum=0.9, sparse_training=True, seed=0,
-                 verbose="auto"):
+                 augment_noise_intensity=0.01, use_metadata=True, batchnorm_momentum=0.9, sparse_training=True,
+                 distribute="auto", mixed_precision=False, seed=0, verbose="auto"):
         self.hidden_units = hidden_units
         self.embedding_dim = embedding_dim
         self.dropout = dropout
@@ -635,6 +676,8 @@ class SiameseModel(PairModel):
         self.use_metadata = use_metadata
         self.batchnorm_momentum = batchnorm_momentum
         self.sparse_training = sparse_training
+        self.distribute = distribute
+        self.mixed_precision = mixed_precision
         self.seed = seed
         self.verbose = verbose
 
@@ -666,8 +709,11 @@ class SiameseModel(PairModel):
             _int_param(name, getattr(self, name), minimum=0)
         if self.lr_patience is not None:
             _int_param("lr_patience", self.lr_patience, minimum=0)
-        if not isinstance(self.sparse_training, (bool, np.bool_)):
-            raise TypeError(f"sparse_training must be True or False, found {self.sparse_training!r}")
+        for name in ("sparse_training", "mixed_precision"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False, found {getattr(self, name)!r}")
+        if not isinstance(self.distribute, str) or self.distribute not in DISTRIBUTE:
+            raise UserError(f"distribute must be one of {', '.join(DISTRIBUTE)}, found {self.distribute!r}")
         for name, low, high in (("dropout", 0.0, 0.95), ("validation_fraction", 0.0, 0.9),
                                 ("augment_removal_max", 0.0, 1.0), ("augment_intensity", 0.0, 1.0),
                                 ("weight_penalty", 0.0, 1.0), ("augment_removal_intensity", 0.0, 1.0),
@@ -678,13 +724,14 @@ class SiameseModel(PairModel):
         self.binning_settings()
         return units
 
-    def _new_network(self, input_dim, mc_dropout=False, seed=None, penalize_first=True):
+    def _new_network(self, input_dim, mc_dropout=False, seed=None, penalize_first=True, dtype=None,
+                     synchronized=False):
         return build_embedding_network(
             input_dim, hidden_units=self._check_params(), embedding_dim=int(self.embedding_dim),
             dropout=float(self.dropout), n_metadata=len(METADATA_FEATURES) if self.use_metadata else 0,
             weight_penalty=float(self.weight_penalty),
             mc_dropout=mc_dropout, seed=seed, penalize_first=penalize_first,
-            batchnorm_momentum=float(self.batchnorm_momentum),
+            batchnorm_momentum=float(self.batchnorm_momentum), dtype=dtype, synchronized=synchronized,
         )
 
     # -- features ------------------------------------------------------------------
@@ -723,6 +770,13 @@ class SiameseModel(PairModel):
         self._check_params()
         check_spectra(spectra, "training spectra")
         started = time.perf_counter()
+        # First, before other TensorFlow work: a multi-worker strategy needs it so.
+        strategy, distributed, chief = distribution_strategy(self.distribute)
+        n_replicas = int(strategy.num_replicas_in_sync)
+        mixed = bool(self.mixed_precision)
+        if mixed and not _gpus():
+            warnings.warn("mixed_precision=True without a visible GPU: float16 runs slower than float32 on a CPU",
+                          UserWarning, stacklevel=2)
         keras.utils.set_random_seed(int(self.seed))
         split_seed, val_seed, train_seed = np.random.SeedSequence(int(self.seed)).spawn(3)
         train_part, train_sampler, val_part, val_sampler = self._split(spectra, validation_spectra, split_seed)
@@ -734,35 +788,51 @@ class SiameseModel(PairModel):
                 f"no validation pairs among {len(val_part):,} validation spectra: expected molecules with at least "
                 "two spectra between them (more molecules, or a larger validation_fraction)"
             )
-        sparse = bool(self.sparse_training)
-        network = self._new_network(train_x.shape[1], penalize_first=not sparse)
-        siamese = build_siamese(network)
-        trainer = SparsePairTrainer(network, float(self.weight_penalty)) if sparse else siamese
-        trainer.compile(
-            optimizer=(LazyAdam if sparse else keras.optimizers.Adam)(learning_rate=float(self.learning_rate)),
-            loss="mse",
-            metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
-            jit_compile=False,
-        )
+        # Sparse batches cannot be split between replicas: a strategy gets dense ones.
+        sparse = bool(self.sparse_training) and not distributed
+        global_batch = int(self.batch_size) * n_replicas
+        # The square-root rule, applied to the global batch.
+        learning_rate = float(self.learning_rate) * math.sqrt(n_replicas)
+        with strategy.scope():
+            network = self._new_network(train_x.shape[1], penalize_first=not sparse,
+                                        dtype="mixed_float16" if mixed else None, synchronized=distributed)
+            siamese = build_siamese(network)
+            trainer = SparsePairTrainer(network, float(self.weight_penalty)) if sparse else siamese
+            optimizer = (LazyAdam if sparse else keras.optimizers.Adam)(learning_rate=learning_rate)
+            trainer.compile(
+                optimizer=keras.optimizers.LossScaleOptimizer(optimizer) if mixed else optimizer,
+                loss="mse",
+                metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
+                jit_compile=False,
+            )
         train_data = PairBatches(
-            train_x, train_meta, self.batch_size, sampler=train_sampler, n_pairs=int(self.pairs_per_epoch),
+            train_x, train_meta, global_batch, sampler=train_sampler, n_pairs=int(self.pairs_per_epoch),
             augmentation=self._augmentation(), seed=int(train_seed.generate_state(1)[0]), sparse=sparse,
         )
-        val_data = PairBatches(val_x, val_meta, max(int(self.batch_size), 512), pairs=val_pairs, sparse=sparse)
-        # The sparse pipeline's pairs are already shuffled (and a tf.data dataset cannot be).
+        val_data = PairBatches(val_x, val_meta, max(global_batch, 512), pairs=val_pairs, sparse=sparse)
+        # The tf.data pipeline's pairs are already shuffled (and a tf.data dataset cannot be).
+        feed = sparse or distributed
+        train_feed, val_feed = (train_data.dataset(), val_data.dataset()) if feed else (train_data, val_data)
+        if _multi_worker(strategy):
+            _fit_across_workers(trainer, train_feed.element_spec)
         try:
-            history = trainer.fit(train_data.dataset() if sparse else train_data,
-                                  validation_data=val_data.dataset() if sparse else val_data,
-                                  epochs=int(self.epochs), callbacks=self._callbacks(), verbose=self.verbose,
-                                  shuffle=not sparse)
+            history = trainer.fit(train_feed, validation_data=val_feed, epochs=int(self.epochs),
+                                  callbacks=self._callbacks(learning_rate), verbose=self.verbose, shuffle=not feed)
         finally:
             train_data.close()
+        if distributed or mixed:
+            # What is kept is a plain float32 network outside any strategy, so the saved
+            # model loads and predicts the same anywhere.
+            plain = self._new_network(train_x.shape[1], penalize_first=not sparse)
+            plain.set_weights([keras.ops.convert_to_numpy(w) for w in network.weights])
+            network, siamese = plain, build_siamese(plain)
         self.history_ = {k: [float(v) for v in values] for k, values in history.history.items()}
         val_rmse = self.history_.get("val_rmse", [])
         self.best_epoch_ = int(np.argmin(val_rmse)) + 1 if val_rmse else len(self.history_.get("loss", []))
         self.best_val_rmse_ = float(min(val_rmse)) if val_rmse else None
         self.embedding_network_, self.siamese_ = network, siamese
         self.n_train_spectra_, self.n_validation_spectra_ = len(train_part), len(val_part)
+        self.n_replicas_, self.is_chief_ = n_replicas, chief
         self.fit_seconds_ = time.perf_counter() - started
         self.fitted_ = True
         return self
@@ -780,14 +850,14 @@ class SiameseModel(PairModel):
         fps = molecules.fingerprints()
         return (*_subset_sampler(kept, molecules, fps, ~held), *_subset_sampler(kept, molecules, fps, held))
 
-    def _callbacks(self):
+    def _callbacks(self, learning_rate):
         # val_rmse leaves out the weight penalties that val_loss includes.
         callbacks = [keras.callbacks.EarlyStopping(monitor="val_rmse", mode="min", patience=int(self.patience),
                                                    restore_best_weights=True)]
         if self.lr_patience is not None:
             callbacks.append(keras.callbacks.ReduceLROnPlateau(
                 monitor="val_rmse", mode="min", factor=1 / 3, patience=int(self.lr_patience),
-                min_lr=float(self.learning_rate) / 100, verbose=0,
+                min_lr=learning_rate / 100, verbose=0,
             ))
         return callbacks
 
@@ -892,6 +962,19 @@ class SiameseModel(PairModel):
         return mean, std
 
     # -- persistence ---------------------------------------------------------------
+    def save(self, path, extra=None):
+        """Save into the folder ``path``; a multi-worker non-chief writes to a temporary folder.
+
+        Every worker of ``distribute="multiworker"`` holds the same weights; only the
+        chief's copy lands in ``path``, and the others return where theirs went.
+        """
+        if getattr(self, "is_chief_", True) is False:
+            import tempfile
+            from pathlib import Path
+
+            path = Path(tempfile.mkdtemp(prefix="kit-siamese-worker-")) / Path(path).name
+        return super().save(path, extra)
+
     def _save_state(self, folder):
         self.siamese_.save(folder / MODEL_FILE)
         return {
@@ -904,6 +987,7 @@ class SiameseModel(PairModel):
             "best_val_rmse": self.best_val_rmse_,
             "n_train_spectra": self.n_train_spectra_,
             "n_validation_spectra": self.n_validation_spectra_,
+            "n_replicas": getattr(self, "n_replicas_", 1),
         }
 
     @classmethod
@@ -967,6 +1051,7 @@ class SiameseModel(PairModel):
         model.fit_seconds_ = manifest.get("fit_seconds")
         model.n_train_spectra_ = manifest.get("n_train_spectra")
         model.n_validation_spectra_ = manifest.get("n_validation_spectra")
+        model.n_replicas_ = manifest.get("n_replicas") or 1
         model.fitted_ = True
         return model
 
@@ -980,11 +1065,118 @@ _MANIFEST_FIELDS = {
     "best_val_rmse": "number|null",
     "n_train_spectra": "int|null",
     "n_validation_spectra": "int|null",
+    "n_replicas": "int|null",
 }
 
 
 def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# -- distribution ---------------------------------------------------------------------
+_MULTI_WORKER = []  # the process's one MultiWorkerMirroredStrategy, once made
+
+
+def _gpus():
+    import tensorflow as tf
+
+    return tf.config.list_logical_devices("GPU")
+
+
+def distribution_strategy(distribute="auto"):
+    """The ``tf.distribute`` strategy for ``SiameseModel(distribute=...)``.
+
+    Returns
+    -------
+    strategy : tf.distribute.Strategy
+        ``MirroredStrategy`` ("mirrored", or "auto" with several GPUs),
+        ``MultiWorkerMirroredStrategy`` ("multiworker", cluster from ``TF_CONFIG``) or
+        the default strategy (one device).
+    distributed : bool
+        Whether the strategy is not the default one.
+    chief : bool
+        Whether this process saves (False only for a multi-worker non-chief).
+
+    Examples
+    --------
+    >>> strategy, distributed, chief = distribution_strategy("none")
+    >>> strategy.num_replicas_in_sync, distributed, chief
+    (1, False, True)
+    """
+    import tensorflow as tf
+
+    if distribute not in DISTRIBUTE:
+        raise UserError(f"distribute must be one of {', '.join(DISTRIBUTE)}, found {distribute!r}")
+    if distribute == "multiworker":
+        return _multi_worker_strategy()
+    gpus = _gpus()
+    if distribute == "mirrored":
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices), True, True
+    if distribute == "auto" and len(gpus) > 1:
+        return tf.distribute.MirroredStrategy([d.name for d in gpus]), True, True
+    return tf.distribute.get_strategy(), False, True
+
+
+def _multi_worker(strategy):
+    import tensorflow as tf
+
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def _fit_across_workers(trainer, spec):
+    """Let Keras' ``fit`` run under a MultiWorkerMirroredStrategy (keras-team/keras#20585).
+
+    Keras 3 (TensorFlow backend) reduces across workers in two ways that a multi-worker
+    strategy refuses: it builds the model from a first batch averaged over replicas with
+    ``strategy.reduce`` (a nest, which that strategy cannot reduce), and it averages each
+    step's scalar logs over replicas along an axis 0 they do not have. Here the build
+    reads the dataset's element spec (the shapes and dtypes it needs) and each step's
+    logs get that axis.
+    """
+    import tensorflow as tf
+
+    build, train_step, test_step = trainer._maybe_symbolic_build, trainer.train_step, trainer.test_step
+
+    def from_spec(iterator=None, data_batch=None):
+        return build(data_batch=spec)
+
+    def with_axis(logs):
+        return {k: tf.reshape(v, [1]) for k, v in logs.items()}
+
+    trainer._maybe_symbolic_build = from_spec
+    trainer.train_step = lambda data: with_axis(train_step(data))
+    trainer.test_step = lambda data: with_axis(test_step(data))
+
+
+def _multi_worker_strategy():
+    import json
+
+    import tensorflow as tf
+
+    text = os.environ.get("TF_CONFIG", "")
+    try:
+        config = json.loads(text) if text.strip() else None
+    except ValueError:
+        config = None
+    task = config.get("task") if isinstance(config, dict) else None
+    cluster = config.get("cluster") if isinstance(config, dict) else None
+    if not (isinstance(cluster, dict) and cluster and isinstance(task, dict)
+            and task.get("type") in cluster and isinstance(task.get("index"), int)
+            and all(isinstance(v, list) and v for v in cluster.values())):
+        raise UserError(
+            'distribute="multiworker" needs TF_CONFIG: expected JSON such as {"cluster": {"worker": '
+            '["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}, found '
+            f"{text[:80]!r}"
+        )
+    if not _MULTI_WORKER:
+        try:
+            _MULTI_WORKER.append(tf.distribute.MultiWorkerMirroredStrategy())
+        except (RuntimeError, ValueError) as exc:
+            raise UserError(f'distribute="multiworker" could not start ({first_line(exc)}): it must be the first '
+                            "TensorFlow work of its process") from None
+    chief = task["type"] == "chief" or (task["type"] == "worker" and task["index"] == 0 and "chief" not in cluster)
+    return _MULTI_WORKER[0], True, chief
 
 
 # -- helpers --------------------------------------------------------------------------
