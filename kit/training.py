@@ -280,7 +280,8 @@ def train_model(
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     folder = models_dir(models) / comp.name / f"{name}-{stamp}"
     extra = {"competition": comp.name, "competition_files": comp.file_hashes, "seed": seed}
-    model.save(folder, extra=extra)
+    # Where the model went: a multi-worker siamese's non-chief saves to a temporary folder.
+    folder = model.save(folder, extra=extra)
     history = getattr(model, "history_", None)
     if history:
         curve = plot_history(history, folder / "training_curve.png", title=f"{name} on {comp.name}")
