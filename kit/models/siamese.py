@@ -21,6 +21,13 @@ several times more pairs per second on a CPU than v1's dense batches of 64.
 MS2DeepScore v1 exactly is ``SiameseModel(use_metadata=False, lr_patience=None,
 sparse_training=False, batch_size=64, learning_rate=1e-3, batchnorm_momentum=0.99)``.
 
+Beyond one device, training runs on TensorFlow's own engine (``distribute``):
+``tf.distribute.MirroredStrategy`` over several GPUs (or logical CPUs), or
+``MultiWorkerMirroredStrategy`` over the workers of ``TF_CONFIG``, fed by ``tf.data``
+with dense batches split between replicas (global batch ``batch_size`` x replicas,
+learning rate x sqrt(replicas)); ``mixed_precision`` trains in ``mixed_float16``. The
+saved network is a plain float32 Keras model either way.
+
 Examples
 --------
 >>> from kit.models.siamese import SiameseModel
