@@ -221,12 +221,12 @@ def structure_keys(spectra, report=None, progress=False):
     keys, smiles : list of str
         Molecule key and SMILES of each kept spectrum.
     """
-    from tqdm import tqdm
+    from kit.progress import progress as progress_bar
 
     chem = _rdkit()
     parsed = {}  # SMILES -> derived InChIKey block, or None when it does not parse
     kept, keys, smiles_out = [], [], []
-    for index, spectrum in enumerate(tqdm(spectra, desc="structures", unit=" spectra", disable=not progress)):
+    for index, spectrum in enumerate(progress_bar(spectra, desc="structures", unit=" spectra", disable=not progress)):
         smiles = spectrum.get("smiles")
         if _undefined(smiles):
             _count(report, "no SMILES")

@@ -319,14 +319,14 @@ def similarity_scores(similarity, spectra, idx_a, idx_b, progress=False, desc=No
     >>> round(float(scores[0]), 6), int(matches[0])
     (1.0, 2)
     """
-    from tqdm import tqdm
+    from kit.progress import progress as progress_bar
 
     idx_a, idx_b = np.asarray(idx_a), np.asarray(idx_b)
     scores = np.zeros(len(idx_a))
     matches = np.zeros(len(idx_a), dtype=np.int64)
     label = desc or type(similarity).__name__
-    bar = tqdm(zip(idx_a.tolist(), idx_b.tolist()), total=len(idx_a), desc=label, unit=" pairs",
-               disable=not progress, mininterval=0.5)
+    bar = progress_bar(zip(idx_a.tolist(), idx_b.tolist()), total=len(idx_a), desc=label, unit=" pairs",
+                       disable=not progress)
     for k, (i, j) in enumerate(bar):
         result = similarity.pair(spectra[i], spectra[j])
         scores[k], matches[k] = float(result["score"]), int(result["matches"])

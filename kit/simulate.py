@@ -808,11 +808,11 @@ def usable_molecules(records, progress=False):
     list of (int, str, rdkit.Chem.Mol)
         ``(line index, name, molecule)``.
     """
-    from tqdm import tqdm
+    from kit.progress import progress as progress_bar
 
     patterns = _filter_patterns()
     usable = []
-    for line_index, smiles, name in tqdm(
+    for line_index, smiles, name in progress_bar(
         records, desc="reading molecules", unit="mol", disable=not progress, file=sys.stderr, leave=False
     ):
         mol = prepare_molecule(smiles, patterns)
@@ -958,7 +958,7 @@ def simulate_library(n_molecules=2000, spectra_per_molecule=(2, 5), seed=0, prog
 
     import_matchms()
     from matchms import Spectrum
-    from tqdm import tqdm
+    from kit.progress import progress as progress_bar
 
     spectra_range = _check_arguments(n_molecules, spectra_per_molecule, seed)
     usable = usable_molecules(read_smiles_records(nci_smiles_path()), progress=progress)
@@ -971,7 +971,7 @@ def simulate_library(n_molecules=2000, spectra_per_molecule=(2, 5), seed=0, prog
     chosen = choose_molecules(usable, n_molecules, seed)
     loss_patterns = compile_loss_patterns()
     spectra = []
-    for line_index, name, mol, structure in tqdm(
+    for line_index, name, mol, structure in progress_bar(
         chosen, desc="simulating spectra", unit="mol", disable=not progress, file=sys.stderr
     ):
         rng = molecule_rng(seed, line_index)

@@ -187,12 +187,12 @@ def clean_spectra(spectra, filters=None, report=None, progress=False):
     >>> len(clean_spectra([s]))
     1
     """
-    from tqdm import tqdm
+    from kit.progress import progress as progress_bar
 
     filters = default_filters() if filters is None else filters
     report = report if report is not None else CleaningReport(source="spectra")
     kept = []
-    for spectrum in tqdm(spectra, desc="cleaning", unit=" spectra", disable=not progress, mininterval=0.5):
+    for spectrum in progress_bar(spectra, desc="cleaning", unit=" spectra", disable=not progress):
         report.read += 1
         for name, step in filters:
             spectrum = step(spectrum)

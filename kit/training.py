@@ -273,10 +273,13 @@ def train_model(
     pairs, truth = validation_pairs(val, validation_pairs_per_bin, seed)
     model.validation_score_ = diagnostics(truth, model.predict(val, pairs))
     echo(
-        f"{name}: validation RMSE {model.validation_score_['rmse']:.5f} "
+        f"{name}: held-out validation RMSE {model.validation_score_['rmse']:.5f} "
         f"(binned {model.validation_score_['binned_rmse']:.5f}) on {len(pairs):,} pairs; "
         f"fitted in {model.fit_seconds_:.1f} s"
     )
+    if getattr(model, "best_val_rmse_", None) is not None:
+        # Keras's per-epoch val_rmse: the pairs early stopping watched, drawn by the fit itself, not those scored above.
+        echo(f"{name}: early-stopping pairs RMSE {model.best_val_rmse_:.5f} (Keras's val_rmse, epoch {model.best_epoch_} kept)")
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     folder = models_dir(models) / comp.name / f"{name}-{stamp}"
     extra = {"competition": comp.name, "competition_files": comp.file_hashes, "seed": seed}
@@ -293,9 +296,9 @@ def train_model(
 # Keras history keys -> what they measure, for the legend of the training curve.
 HISTORY_LABELS = {
     "loss": "training loss (MSE + weight penalty)",
-    "val_loss": "validation loss (MSE + weight penalty)",
+    "val_loss": "early-stopping pairs loss (MSE + weight penalty)",
     "rmse": "training RMSE",
-    "val_rmse": "validation RMSE (pairs watched by early stopping)",
+    "val_rmse": "early-stopping pairs RMSE",
 }
 
 

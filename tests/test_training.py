@@ -304,3 +304,25 @@ def test_plot_history_writes_a_png_without_touching_global_matplotlib_state(tmp_
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert matplotlib.get_backend() == backend
     assert plot_history({"accuracy": [1.0]}, tmp_path / "empty.png").is_file()
+
+
+def test_train_model_names_its_two_validation_scores_apart(tiny, monkeypatch):
+    """The held-out score of `kit train` and Keras's per-epoch val_rmse are printed under different names."""
+    from kit.models.mean import MeanModel
+
+    fit = MeanModel.fit
+
+    def fit_with_history(self, spectra, validation_spectra=None):
+        fit(self, spectra, validation_spectra=validation_spectra)
+        self.history_ = {"loss": [0.05, 0.04], "val_rmse": [0.3, 0.25]}
+        self.best_val_rmse_, self.best_epoch_ = 0.25, 2
+        return self
+
+    monkeypatch.setattr(MeanModel, "fit", fit_with_history)
+    monkeypatch.chdir(tiny)
+    lines = []
+    _, folder = train_model("mean", "tiny", seed=0, params={"n_pairs": "200"}, echo=lines.append)
+    text = "\n".join(lines)
+    assert "mean: held-out validation RMSE 0." in text
+    assert "mean: early-stopping pairs RMSE 0.25000 (Keras's val_rmse, epoch 2 kept)" in text
+    assert f"training curve: {folder / 'training_curve.png'}" in text and (folder / "training_curve.png").is_file()
