@@ -12,18 +12,25 @@ ships with the kit: a fixed seed would let anyone rebuild it and look the answer
 """
 import json
 import re
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from kit import competition as files
 from kit._version import __version__
-from kit.tanimoto_bins import BIN_LABELS, N_BINS
+from kit.chemistry import FP_SIZE, LABEL_DEFINITION, MAX_PATH, fingerprints, group_indices, molecules_of
+from kit.classroom import DEFAULT_DAILY_LIMIT
 from kit.errors import UserError
 from kit.fileio import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, atomic_dir, ensure_writable_dir, sha256_file
-from kit.pairs import split_molecules
+from kit.pairs import balanced_test_pairs, split_molecules
 from kit.paths import COMPETITION_FILE, COMPETITION_NAME, DEFAULT_COMPETITION, data_dir
 from kit.safetext import spreadsheet_cell
+from kit.scoring import PRIVATE, PUBLIC
+from kit.spectra import save_spectra
+from kit.tanimoto_bins import BIN_LABELS, N_BINS
 
 # Fields a test spectrum keeps: measurement conditions a model may use, nothing that names
 # or draws the molecule. The licence stays with the training spectra and is counted in
@@ -36,7 +43,7 @@ STRUCTURE_FIELDS = ("compound_name", "smiles", "inchi", "inchikey", "formula")
 TRAIN_FIELDS = PUBLIC_FIELDS + ("license",) + STRUCTURE_FIELDS
 TEST_ID_PREFIX = "test_"
 IONMODES = ("both", "positive", "negative")
-MAX_DAILY_SUBMISSIONS = 5
+MAX_DAILY_SUBMISSIONS = DEFAULT_DAILY_LIMIT
 SIMULATED = "simulated"
 MASSBANK = "massbank"
 # Keys of a library source that stay in private/manifest.json: a library file's hash, and
@@ -246,8 +253,8 @@ def unique_ids(spectra):
 
 def public_usage(n_rows, public_fraction, rng):
     """``Public``/``Private`` label per row: an exact, seeded share of Public rows."""
-    usage = np.full(n_rows, "Private", dtype=object)
-    usage[rng.permutation(n_rows)[: public_count(n_rows, public_fraction)]] = "Public"
+    usage = np.full(n_rows, PRIVATE, dtype=object)
+    usage[rng.permutation(n_rows)[: public_count(n_rows, public_fraction)]] = PUBLIC
     return usage
 
 
@@ -265,8 +272,6 @@ def neutral_ids(n, prefix=TEST_ID_PREFIX):
 
 def license_counts(spectra):
     """How many spectra carry each licence (``unknown`` where none is given), most frequent first."""
-    from collections import Counter
-
     counts = Counter(str(s.get("license") or "unknown") for s in spectra)
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
@@ -324,128 +329,205 @@ def prepare_competition(
     target = root / name
     if target.exists() and not force:
         raise UserError(f"{target} already exists: expected a new competition name (use --force to replace it)")
-    # Streams 0-3 are those of earlier versions, so a seed still gives the same split, pairs,
-    # rows and test ids (spawn(n)'s first children do not depend on n).
-    children = np.random.SeedSequence(int(seed)).spawn(5)
-    split_rng, pairs_rng, usage_rng, order_rng = (np.random.default_rng(c) for c in children[:4])
-    simulation_seed = simulation_seed_of(children[4])
-
-    spectra, report, sources = load_library(libraries, ionmode, root / "cache", progress, simulation_seed)
-    from kit.chemistry import LABEL_DEFINITION, molecules_of
-
+    streams = _Streams.from_seed(seed)
+    spectra, report, sources = load_library(libraries, ionmode, root / "cache", progress, streams.simulation_seed)
     spectra, molecules = molecules_of(spectra, report=report, progress=progress)
     report.kept = len(spectra)
-    ids = unique_ids(spectra)
-    is_test_molecule = split_molecules(molecules.keys, float(test_fraction), split_rng, option="--test-fraction")
+    split = _split(molecules, test_fraction, streams.split)
+    pairs = _test_pairs(molecules, split, pairs_per_bin, public_fraction, streams, progress, echo)
+    test_ids = _TestIds.draw(len(split.test_idx), streams.order)
+    options = {
+        "test_fraction": float(test_fraction), "pairs_per_bin": int(pairs_per_bin),
+        "public_fraction": float(public_fraction), "ionmode": ionmode,
+    }
+    meta = _metadata(name, options, sources, report, spectra, split, pairs, test_ids)
+    with atomic_dir(target, force=force) as tmp:
+        _write_competition(tmp, spectra, unique_ids(spectra), split, pairs, test_ids, meta)
+        _write_private_manifest(tmp, name, seed, sources)
+    _tell(echo, report, target, split, pairs, seed, libraries)
+    return files.load_competition(target)
+
+
+@dataclass(frozen=True)
+class _Streams:
+    """The independent random streams of one seed, one per random step.
+
+    Streams 0-3 are those of earlier versions, so a seed still gives the same split,
+    pairs, rows and test ids (``spawn(n)``'s first children do not depend on ``n``).
+    """
+
+    split: np.random.Generator
+    pairs: np.random.Generator
+    usage: np.random.Generator
+    order: np.random.Generator
+    simulation_seed: int
+
+    @classmethod
+    def from_seed(cls, seed):
+        children = np.random.SeedSequence(int(seed)).spawn(5)
+        return cls(*(np.random.default_rng(c) for c in children[:4]), simulation_seed_of(children[4]))
+
+
+@dataclass(frozen=True)
+class _Split:
+    """Which molecules and spectra are test, and the test spectra's molecules re-indexed among the test ones."""
+
+    is_test_molecule: np.ndarray
+    test_idx: np.ndarray
+    train_idx: np.ndarray
+    test_mols: np.ndarray
+    test_spectrum_mol: np.ndarray
+
+
+def _split(molecules, test_fraction, rng):
+    """Split by molecule: every spectrum of a molecule on the same side."""
+    is_test_molecule = split_molecules(molecules.keys, float(test_fraction), rng, option="--test-fraction")
     is_test = is_test_molecule[molecules.spectrum_molecule]
     test_idx, train_idx = np.flatnonzero(is_test), np.flatnonzero(~is_test)
-
-    # Test pairs over test molecules only; spectra re-indexed within the test set.
     test_mols = np.flatnonzero(is_test_molecule)
     local = np.full(len(molecules), -1)
     local[test_mols] = np.arange(len(test_mols))
-    test_spectrum_mol = local[molecules.spectrum_molecule[test_idx]]
-    from kit.chemistry import fingerprints, group_indices
+    return _Split(is_test_molecule, test_idx, train_idx, test_mols, local[molecules.spectrum_molecule[test_idx]])
 
-    spectra_of = group_indices(test_spectrum_mol, len(test_mols))
-    from kit.pairs import balanced_test_pairs
 
+@dataclass(frozen=True)
+class _Pairs:
+    """The test pairs (positions in the test set), in their shuffled order, with truth and Usage."""
+
+    pairs: np.ndarray
+    similarity: np.ndarray
+    per_bin: np.ndarray
+    usage: np.ndarray
+
+
+def _test_pairs(molecules, split, pairs_per_bin, public_fraction, streams, progress, echo):
+    """Pairs of test spectra balanced over the Tanimoto bins, shuffled, each pair's order a coin flip."""
     if progress:
-        echo(f"{len(molecules):,} molecules; fingerprints and test pairs of the {len(test_mols):,} test molecules")
-    fps = fingerprints([molecules.smiles[m] for m in test_mols])
-    pairs, similarity, per_bin = balanced_test_pairs(fps, spectra_of, int(pairs_per_bin), pairs_rng)
+        echo(f"{len(molecules):,} molecules; fingerprints and test pairs of the {len(split.test_mols):,} "
+             "test molecules")
+    fps = fingerprints([molecules.smiles[m] for m in split.test_mols])
+    spectra_of = group_indices(split.test_spectrum_mol, len(split.test_mols))
+    pairs, similarity, per_bin = balanced_test_pairs(fps, spectra_of, int(pairs_per_bin), streams.pairs)
     check_public_rows(len(pairs), float(public_fraction))
-    order = pairs_rng.permutation(len(pairs))
+    order = streams.pairs.permutation(len(pairs))
     pairs, similarity = pairs[order], similarity[order]
-    swap = pairs_rng.random(len(pairs)) < 0.5
+    swap = streams.pairs.random(len(pairs)) < 0.5
     pairs[swap] = pairs[swap][:, ::-1]
-    usage = public_usage(len(pairs), float(public_fraction), usage_rng)
+    return _Pairs(pairs, similarity, per_bin, public_usage(len(pairs), float(public_fraction), streams.usage))
 
-    # Neutral test ids in a shuffled order: neither an id nor a position in test.mgf
-    # leads back to a library record or to the library's order.
-    shuffled = order_rng.permutation(len(test_idx))
-    neutral = np.array(neutral_ids(len(test_idx)), dtype=object)
-    test_ids = np.empty(len(test_idx), dtype=object)
-    test_ids[shuffled] = neutral
 
-    import pandas as pd
-    from kit.spectra import save_spectra
+@dataclass(frozen=True)
+class _TestIds:
+    """Neutral test ids in a shuffled order: neither an id nor a position in test.mgf
+    leads back to a library record or to the library's order.
 
-    meta = {
+    ``neutral[p]`` is the id of the spectrum written at position ``p`` of test.mgf, which
+    is test spectrum ``shuffled[p]``; ``of_test[k]`` is the id of test spectrum ``k``.
+    """
+
+    shuffled: np.ndarray
+    neutral: np.ndarray
+    of_test: np.ndarray
+
+    @classmethod
+    def draw(cls, n, rng):
+        order = rng.permutation(n)
+        neutral = np.array(neutral_ids(n), dtype=object)
+        of_test = np.empty(n, dtype=object)
+        of_test[order] = neutral
+        return cls(order, neutral, of_test)
+
+
+def _metadata(name, options, sources, report, spectra, split, pairs, test_ids):
+    """competition.json without its file hashes (what participants may read)."""
+    first = test_ids.neutral[0] if len(test_ids.neutral) else TEST_ID_PREFIX + "..."
+    return {
         "name": name,
         "kit_version": __version__,
         "created_by": "kit prepare",
         "metric": {"name": "rmse", "direction": "minimize", "decimals": 5, "target": "similarity"},
-        "label": {"definition": LABEL_DEFINITION, "fingerprint": "rdkit", "max_path": 7, "fp_size": 2048, "identity": "inchikey14"},
+        "label": {"definition": LABEL_DEFINITION, "fingerprint": "rdkit", "max_path": MAX_PATH, "fp_size": FP_SIZE,
+                  "identity": "inchikey14"},
         "library": {
             "sources": [{k: v for k, v in source.items() if k not in PRIVATE_SOURCE_KEYS} for source in sources],
-            "ionmode": ionmode, "cleaning": report.as_dict(), "licenses": license_counts(spectra),
+            "ionmode": options["ionmode"], "cleaning": report.as_dict(), "licenses": license_counts(spectra),
         },
-        "options": {
-            "test_fraction": float(test_fraction), "pairs_per_bin": int(pairs_per_bin),
-            "public_fraction": float(public_fraction), "ionmode": ionmode,
-        },
+        "options": options,
         "split": {
-            "train_spectra": int(len(train_idx)), "test_spectra": int(len(test_idx)),
-            "train_molecules": int((~is_test_molecule).sum()), "test_molecules": int(is_test_molecule.sum()),
+            "train_spectra": int(len(split.train_idx)), "test_spectra": int(len(split.test_idx)),
+            "train_molecules": int((~split.is_test_molecule).sum()),
+            "test_molecules": int(split.is_test_molecule.sum()),
         },
-        "test_ids": f"neutral ({neutral[0] if len(neutral) else TEST_ID_PREFIX + '...'} onwards), in a shuffled order",
-        "pairs": {"bins": BIN_LABELS, "per_bin": [int(x) for x in per_bin], "total": int(len(pairs)), "n_bins": N_BINS},
-        "public_fraction": float(public_fraction),
-        "public_rows": int((usage == "Public").sum()),
-        "private_rows": int((usage == "Private").sum()),
+        "test_ids": f"neutral ({first} onwards), in a shuffled order",
+        "pairs": {"bins": BIN_LABELS, "per_bin": [int(x) for x in pairs.per_bin], "total": int(len(pairs.pairs)),
+                  "n_bins": N_BINS},
+        "public_fraction": options["public_fraction"],
+        "public_rows": int((pairs.usage == PUBLIC).sum()),
+        "private_rows": int((pairs.usage == PRIVATE).sum()),
         "max_daily_submissions": MAX_DAILY_SUBMISSIONS,
     }
-    with atomic_dir(target, force=force) as tmp:
-        # Owner only whatever the umask: the answers must not be readable by other users of a shared machine.
-        private_dir = tmp / files.PRIVATE_DIR
-        private_dir.mkdir(mode=PRIVATE_DIR_MODE)
-        private_dir.chmod(PRIVATE_DIR_MODE)
-        save_spectra([strip_spectrum(spectra[i], ids[i], TRAIN_FIELDS) for i in train_idx], tmp / files.TRAIN_FILE)
-        save_spectra(
-            [strip_spectrum(spectra[test_idx[k]], neutral[p], PUBLIC_FIELDS) for p, k in enumerate(shuffled)], tmp / files.TEST_FILE
-        )
-        ids_col = np.arange(len(pairs))
-        pd.DataFrame({"id": ids_col, "spectrum_id_a": test_ids[pairs[:, 0]], "spectrum_id_b": test_ids[pairs[:, 1]]}).to_csv(
-            tmp / files.PAIRS_FILE, index=False, lineterminator="\n"
-        )
-        pd.DataFrame({"id": ids_col, "similarity": 0.5}).to_csv(tmp / files.SAMPLE_FILE, index=False, lineterminator="\n")
-        pd.DataFrame({"id": ids_col, "similarity": similarity, "Usage": usage}).to_csv(
-            tmp / files.SOLUTION_FILE, index=False, lineterminator="\n"
-        )
-        # Library ids are the library author's text: a teacher opens this file in a spreadsheet.
-        source_ids = [spreadsheet_cell(ids[test_idx[k]]) for k in shuffled]
-        pd.DataFrame({"spectrum_id": neutral, "source_spectrum_id": source_ids}).to_csv(
-            tmp / files.TEST_IDS_FILE, index=False, lineterminator="\n"
-        )
-        # Same-molecule pairs share their precursor m/z, which the metric alone hides: the scorer
-        # reports them apart. Private, and beside solution.csv, whose columns stay those Codabench reads.
-        same = test_spectrum_mol[pairs[:, 0]] == test_spectrum_mol[pairs[:, 1]]
-        pd.DataFrame({"id": ids_col, "same_molecule": same.astype(np.int64)}).to_csv(
-            tmp / files.PAIR_DETAILS_FILE, index=False, lineterminator="\n"
-        )
-        meta["files"] = {f: sha256_file(tmp / f) for f in files.PUBLIC_FILES}
-        (tmp / COMPETITION_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        private = {
-            "name": name,
-            "kit_version": __version__,
-            "seed": int(seed),
-            "library": {"sources": sources},
-            "files": {
-                f: sha256_file(tmp / f)
-                for f in (*files.PUBLIC_FILES, COMPETITION_FILE, *files.PRIVATE_FILES, files.PAIR_DETAILS_FILE)
-            },
-        }
-        (tmp / files.MANIFEST_FILE).write_text(json.dumps(private, indent=2) + "\n", encoding="utf-8")
-        for path in private_dir.rglob("*"):
-            path.chmod(PRIVATE_DIR_MODE if path.is_dir() else PRIVATE_FILE_MODE)
+
+
+def _write_competition(tmp, spectra, ids, split, pairs, test_ids, meta):
+    """Every file of the competition folder ``tmp`` but the private manifest; adds the hashes to ``meta``."""
+    # Owner only whatever the umask: the answers must not be readable by other users of a shared machine.
+    private_dir = tmp / files.PRIVATE_DIR
+    private_dir.mkdir(mode=PRIVATE_DIR_MODE)
+    private_dir.chmod(PRIVATE_DIR_MODE)
+    save_spectra([strip_spectrum(spectra[i], ids[i], TRAIN_FIELDS) for i in split.train_idx], tmp / files.TRAIN_FILE)
+    save_spectra(
+        [strip_spectrum(spectra[split.test_idx[k]], test_ids.neutral[p], PUBLIC_FIELDS)
+         for p, k in enumerate(test_ids.shuffled)],
+        tmp / files.TEST_FILE,
+    )
+    rows = np.arange(len(pairs.pairs))
+    _csv(tmp / files.PAIRS_FILE, {"id": rows, "spectrum_id_a": test_ids.of_test[pairs.pairs[:, 0]],
+                                  "spectrum_id_b": test_ids.of_test[pairs.pairs[:, 1]]})
+    _csv(tmp / files.SAMPLE_FILE, {"id": rows, "similarity": 0.5})
+    _csv(tmp / files.SOLUTION_FILE, {"id": rows, "similarity": pairs.similarity, "Usage": pairs.usage})
+    # Library ids are the library author's text: a teacher opens this file in a spreadsheet.
+    source_ids = [spreadsheet_cell(ids[split.test_idx[k]]) for k in test_ids.shuffled]
+    _csv(tmp / files.TEST_IDS_FILE, {"spectrum_id": test_ids.neutral, "source_spectrum_id": source_ids})
+    # Same-molecule pairs share their precursor m/z, which the metric alone hides: the scorer
+    # reports them apart. Private, and beside solution.csv, whose columns stay those Codabench reads.
+    mol = split.test_spectrum_mol
+    same = mol[pairs.pairs[:, 0]] == mol[pairs.pairs[:, 1]]
+    _csv(tmp / files.PAIR_DETAILS_FILE, {"id": rows, "same_molecule": same.astype(np.int64)})
+    meta["files"] = {f: sha256_file(tmp / f) for f in files.PUBLIC_FILES}
+    (tmp / COMPETITION_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def _csv(path, columns):
+    pd.DataFrame(columns).to_csv(path, index=False, lineterminator="\n")
+
+
+def _write_private_manifest(tmp, name, seed, sources):
+    """private/manifest.json: the seed, the library's hashes and every file's; then owner-only modes."""
+    private = {
+        "name": name,
+        "kit_version": __version__,
+        "seed": int(seed),
+        "library": {"sources": sources},
+        "files": {
+            f: sha256_file(tmp / f)
+            for f in (*files.PUBLIC_FILES, COMPETITION_FILE, *files.PRIVATE_FILES, files.PAIR_DETAILS_FILE)
+        },
+    }
+    (tmp / files.MANIFEST_FILE).write_text(json.dumps(private, indent=2) + "\n", encoding="utf-8")
+    for path in (tmp / files.PRIVATE_DIR).rglob("*"):
+        path.chmod(PRIVATE_DIR_MODE if path.is_dir() else PRIVATE_FILE_MODE)
+
+
+def _tell(echo, report, target, split, pairs, seed, libraries):
+    """What was built, and the notes a teacher needs (seed 0, MassBank is public)."""
     for line in report.lines():
         echo(line)
     echo(
-        f"wrote {target}: {len(train_idx):,} train / {len(test_idx):,} test spectra, "
-        f"{meta['split']['train_molecules']:,} / {meta['split']['test_molecules']:,} molecules, {len(pairs):,} test pairs"
+        f"wrote {target}: {len(split.train_idx):,} train / {len(split.test_idx):,} test spectra, "
+        f"{int((~split.is_test_molecule).sum()):,} / {int(split.is_test_molecule.sum()):,} molecules, "
+        f"{len(pairs.pairs):,} test pairs"
     )
-    echo("pairs per Tanimoto bin: " + ", ".join(f"{label} {n}" for label, n in zip(BIN_LABELS, per_bin)))
+    echo("pairs per Tanimoto bin: " + ", ".join(f"{label} {n}" for label, n in zip(BIN_LABELS, pairs.per_bin)))
     if int(seed) == 0:
         echo(SEED_ZERO_WARNING)
     if any(str(x) == MASSBANK for x in libraries):
@@ -453,4 +535,3 @@ def prepare_competition(
             "note: MassBank is public: participants can find the test spectra in it by spectral search; "
             "fine for practice, see 'Integrity' in docs/teachers.md before grading on it"
         )
-    return files.load_competition(target)
