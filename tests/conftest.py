@@ -1,5 +1,10 @@
-"""Shared fixtures: where the MassBank files are, and small spectrum builders."""
+"""Shared fixtures: where the MassBank files are, the ``kit`` command run in-process, and small spectrum builders."""
+import contextlib
+import io
 import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +22,52 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 settings.register_profile("ci", derandomize=True, deadline=None, database=None, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+@dataclass(frozen=True)
+class CliRun:
+    """What a ``kit`` run left: exit code, standard output and standard error (as ``CompletedProcess``)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def kit_cli(*args, cwd=None, env=None):
+    """Run ``kit ARGS`` in this process through :func:`kit.cli.main`; return a :class:`CliRun`.
+
+    ``cwd`` is the working folder for the run; ``env`` overrides environment variables for
+    the run (``None`` as a value removes one). Both are restored afterwards. argparse's
+    own refusals (``SystemExit``) count as the exit code, as they would in a shell.
+    """
+    from kit.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    before_cwd, before_env = os.getcwd(), dict(os.environ)
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        for key, value in (env or {}).items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = str(value)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main([str(arg) for arg in args])
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        os.chdir(before_cwd)
+        os.environ.clear()
+        os.environ.update(before_env)
+    return CliRun(int(code or 0), out.getvalue(), err.getvalue())
+
+
+def kit_cli_subprocess(*args, cwd, env=None, timeout=600):
+    """Run the installed command, ``python -m kit ARGS``, in a child process (smoke tests only)."""
+    return subprocess.run([sys.executable, "-m", "kit", *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          env=env, timeout=timeout)
 
 
 def massbank_file(mode):

@@ -3,12 +3,11 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from builders import make_competition, perfect_submission
+from conftest import kit_cli
 
 import kit.classroom as classroom
 from kit.classroom import (
@@ -599,7 +598,7 @@ def test_kit_leaderboard_inbox_and_final_ranking(tmp_path, comp_dir, inbox):
     drop(comp_dir, inbox, "alice__1.csv", 0.1, 1)
     drop(comp_dir, inbox, "bob__1.csv", 0.05, 2)
     (inbox / "carol__1.csv").write_bytes(b"\xef\xbb\xbfid,similarity\n0,0.5\n")
-    done = _kit_cli("leaderboard", "--competition", comp_dir, "--inbox", inbox, "--no-pages", cwd=tmp_path)
+    done = kit_cli("leaderboard", "--competition", comp_dir, "--inbox", inbox, "--no-pages", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "2 new file(s) scored" in done.stdout and "1 rejected" in done.stdout
     assert "carol__1.csv: starts with a UTF-8 byte-order mark" in done.stdout
@@ -607,18 +606,13 @@ def test_kit_leaderboard_inbox_and_final_ranking(tmp_path, comp_dir, inbox):
     assert "scored bob__1.csv for bob: Public " in done.stdout
     table = done.stdout[done.stdout.index("new file(s) scored"):]
     assert table.index("bob") < table.index("alice")
-    final = _kit_cli("leaderboard", "--competition", comp_dir, "--inbox", inbox, "--private", "--no-pages",
-                     cwd=tmp_path)
+    final = kit_cli("leaderboard", "--competition", comp_dir, "--inbox", inbox, "--private", "--no-pages",
+                    cwd=tmp_path)
     assert final.returncode == 0, final.stderr
     assert "0 new file(s) scored, 2 already scored" in final.stdout
     assert "final standings on the Private rows" in final.stdout
     assert "leaderboard: Final standings" in final.stdout
     assert len(read_log(tmp_path / "leaderboard" / "practice.csv")) == 2
-
-
-def _kit_cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "kit", *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
 
 
 class _FakeDatetime:

@@ -4,8 +4,6 @@ import importlib.util
 import inspect
 import json
 import os
-import subprocess
-import sys
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 from builders import make_competition, perfect_submission
+from conftest import kit_cli
 
 from kit import kaggle_client
 from kit.cli import main
@@ -180,12 +179,15 @@ def test_cli_refuses_a_bad_file_before_connecting(tmp_path, monkeypatch, capsys)
     assert "';' as the separator" in capsys.readouterr().err
 
 
+def _no_credentials(home):
+    """Environment overrides for a run with no Kaggle credentials anywhere: no KAGGLE_*, an empty home."""
+    return {**{key: None for key in os.environ if key.startswith("KAGGLE_")},
+            "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+
+
 @pytest.mark.parametrize("action", [["leaderboard", "some-competition"], ["download", "some-competition"]])
 def test_without_credentials_one_line_and_exit_2(tmp_path, action):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
-    env.update(HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / ".config"))
-    done = subprocess.run([sys.executable, "-m", "kit", "kaggle", *action], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=120)
+    done = kit_cli("kaggle", *action, cwd=tmp_path, env=_no_credentials(tmp_path))
     assert not (tmp_path / "data").exists()
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
@@ -385,11 +387,8 @@ def test_host_needs_the_answers(comp_dir, tmp_path, monkeypatch, capsys):
 
 
 def test_host_without_credentials_one_line_and_exit_2(tmp_path, comp_dir):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
-    env.update(HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / ".config"))
-    done = subprocess.run([sys.executable, "-m", "kit", "kaggle", "host", "--competition", str(comp_dir),
-                           "--slug", "specsim-class"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = kit_cli("kaggle", "host", "--competition", comp_dir, "--slug", "specsim-class", cwd=tmp_path,
+                   env=_no_credentials(tmp_path))
     assert done.returncode == 2 and done.stdout == ""
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "KAGGLE_API_TOKEN" in lines[0]

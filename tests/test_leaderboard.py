@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from builders import make_competition, perfect_submission
+from conftest import kit_cli, kit_cli_subprocess
 
 import kit
 from kit.leaderboard import (
@@ -49,11 +50,6 @@ def entry(participant, public, private=None, minutes=0, model="gbm", file="s.csv
 @pytest.fixture(scope="module")
 def comp_dir(tmp_path_factory):
     return make_competition(tmp_path_factory.mktemp("data"), n_pairs=60, seed=5)
-
-
-def kit_cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "kit", *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
 
 
 # --- the log -------------------------------------------------------------------------
@@ -283,7 +279,8 @@ def test_empty_leaderboard_is_not_an_error(tmp_path, comp_dir):
 
 def test_kit_leaderboard_command(tmp_path, comp_dir):
     _filled(tmp_path, comp_dir)
-    done = kit_cli("leaderboard", "--competition", comp_dir, "--leaderboard", "lb", cwd=tmp_path)
+    # The command's one run in a child process (the installed entry point); the rest run in-process.
+    done = kit_cli_subprocess("leaderboard", "--competition", comp_dir, "--leaderboard", "lb", cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     table = done.stdout
     assert table.index("ann") < table.index("bob") < table.index("cy")

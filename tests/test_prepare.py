@@ -3,14 +3,12 @@ import hashlib
 import http.server
 import json
 import shutil
-import subprocess
-import sys
 import threading
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SMILES, massbank_file, structure_spectra
+from conftest import SMILES, kit_cli, kit_cli_subprocess, massbank_file, structure_spectra
 
 from kit.competition import load_competition
 from kit.errors import UserError
@@ -18,11 +16,6 @@ from kit.prepare import prepare_competition
 from kit.spectra import save_spectra
 
 STRUCTURE_KEYS = ("SMILES=", "INCHI=", "INCHIKEY=", "FORMULA=", "NAME=", "COMPOUND_NAME=", "TITLE=")
-
-
-def kit_cli(*args, cwd, env=None):
-    """Run the real ``kit`` command; return the completed process."""
-    return subprocess.run([sys.executable, "-m", "kit", *map(str, args)], cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
 
 
 def assert_user_error(proc, *fragments):
@@ -316,7 +309,8 @@ def test_broken_values_never_reach_the_competition_files(workdir, tmp_path):
 
 
 def test_cli_prepare_and_load(tmp_path, library):
-    proc = kit_cli("prepare", "--library", library, "--name", "cli", "--test-fraction", "0.25", "--pairs-per-bin", "3", "--quiet", cwd=tmp_path)
+    # The command's one run in a child process (the installed entry point); the rest run in-process.
+    proc = kit_cli_subprocess("prepare", "--library", library, "--name", "cli", "--test-fraction", "0.25", "--pairs-per-bin", "3", "--quiet", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "wrote" in proc.stdout and "pairs per Tanimoto bin" in proc.stdout
     comp = load_competition(tmp_path / "data" / "cli")
@@ -346,7 +340,7 @@ def test_massbank_download_from_a_local_server(tmp_path, library):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        env = {**__import__("os").environ, "SPECSIM_MASSBANK_URL": f"http://127.0.0.1:{server.server_port}/MassBank_NISTformat.msp"}
+        env = {"SPECSIM_MASSBANK_URL": f"http://127.0.0.1:{server.server_port}/MassBank_NISTformat.msp"}
         proc = kit_cli("prepare", "--library", "massbank", "--test-fraction", "0.25", "--pairs-per-bin", "3", cwd=tmp_path, env=env)
     finally:
         server.shutdown()

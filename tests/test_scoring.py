@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 from builders import make_competition, perfect_submission, read_solution, write_submission_file
+from conftest import kit_cli, kit_cli_subprocess
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import root_mean_squared_error
@@ -32,12 +33,6 @@ def comp_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def solution(comp_dir):
     return read_solution(comp_dir)
-
-
-def kit_cli(*args, cwd):
-    """Run the real ``kit`` command."""
-    return subprocess.run([sys.executable, "-m", "kit", *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
 
 
 # --- the metric is exactly the leaderboard's -----------------------------------------------
@@ -292,7 +287,8 @@ def test_fuzz_mutated_valid_files(tmp_path, comp_dir, solution, mutations):
 
 def test_kit_score_prints_public_and_logs_one_row(tmp_path, comp_dir):
     path = perfect_submission(comp_dir, tmp_path / "p.csv", noise=0.1)
-    done = kit_cli("score", path, "--competition", comp_dir, "--participant", "ann", cwd=tmp_path)
+    # The command's one run in a child process (the installed entry point); the rest run in-process.
+    done = kit_cli_subprocess("score", path, "--competition", comp_dir, "--participant", "ann", cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "Public score:" in done.stdout and "Private" not in done.stdout
     assert "binned RMSE" in done.stdout and "Pearson r" in done.stdout and "0.9-1.0" in done.stdout

@@ -1,10 +1,8 @@
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import structure_spectra
+from conftest import kit_cli, kit_cli_subprocess, structure_spectra
 
 import kit.models
 from kit.commands.train import model_options
@@ -13,27 +11,6 @@ from kit.models.gbm import GBMModel
 from kit.cli import main
 from kit.training import (model_params, parameter_docs, plot_history, rung_options, split_for_validation,
                           train_model)
-
-
-def kit_cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "kit", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=600)
-
-
-def one_line_error(proc, *fragments):
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr
-    line = proc.stderr.strip().splitlines()[-1]
-    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    for fragment in fragments:
-        assert fragment in line, line
-
-
-def exit_code(argv):
-    """``kit.cli.main(argv)``'s exit code, also when argparse itself refuses the line."""
-    try:
-        return main(argv)
-    except SystemExit as exc:
-        return exc.code
 
 
 @pytest.mark.parametrize(
@@ -103,10 +80,11 @@ def test_train_model_saves_a_loadable_model_with_its_validation_score(tiny, monk
 
 @pytest.mark.slow
 def test_cli_train_predict_score_end_to_end(tiny):
-    proc = kit_cli("train", "mean", "--competition", "tiny", "--n-pairs", "200", cwd=tiny)
+    # The train and predict commands' one run each in a child process (the installed entry point).
+    proc = kit_cli_subprocess("train", "mean", "--competition", "tiny", "--n-pairs", "200", cwd=tiny)
     assert proc.returncode == 0, proc.stderr
     folder = proc.stdout.strip().splitlines()[-1].removeprefix("saved ")
-    proc = kit_cli("predict", folder, cwd=tiny)
+    proc = kit_cli_subprocess("predict", folder, cwd=tiny)
     assert proc.returncode == 0, proc.stderr
     submission = proc.stdout.strip().splitlines()[-1].removeprefix("wrote ")
     assert submission.endswith("_mean.csv")
@@ -136,10 +114,10 @@ def test_cli_train_predict_score_end_to_end(tiny):
         (["prepare", "--bogus"], ["unrecognized arguments: --bogus"]),
     ],
 )
-def test_cli_errors_are_one_line(tiny, args, fragments, monkeypatch, capsys):
-    monkeypatch.chdir(tiny)
-    assert exit_code(args) == 2
-    err = capsys.readouterr().err.strip()
+def test_cli_errors_are_one_line(tiny, args, fragments):
+    done = kit_cli(*args, cwd=tiny)
+    assert done.returncode == 2, done.stderr
+    err = done.stderr.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     for fragment in fragments:
         assert fragment in err, err
@@ -154,17 +132,16 @@ def test_cli_errors_are_one_line(tiny, args, fragments, monkeypatch, capsys):
         (["--tolerance", "0.1", "--toleranse", "0.2"], "did you mean --tolerance?"),
     ],
 )
-def test_train_options_are_refused_before_any_data_is_read(tiny, monkeypatch, capsys, options, fragment):
+def test_train_options_are_refused_before_any_data_is_read(tiny, monkeypatch, options, fragment):
     import kit.training
 
     def no_reading(*args, **kwargs):
         raise AssertionError("spectra were read before the options were checked")
 
-    monkeypatch.chdir(tiny)
     monkeypatch.setattr(kit.training, "split_for_validation", no_reading)
     # The missing competition would be reported only after the options.
-    assert main(["train", "cosine", "--competition", "missing", *options]) == 2
-    assert fragment in capsys.readouterr().err
+    done = kit_cli("train", "cosine", "--competition", "missing", *options, cwd=tiny)
+    assert done.returncode == 2 and fragment in done.stderr, done.stderr
 
 
 def test_train_help_lists_the_rung_options_with_defaults_and_meanings(capsys):
