@@ -391,8 +391,10 @@ def rank(log, metric, private=False):
     Each participant's submission with the best Public score is chosen (of equal
     scores, the earliest). Without ``private`` they are ranked on Public; with it, on the
     Private score of that same submission, and ``public_rank`` shows where each stood
-    before. Equal scores (at the metric's decimals) share a rank (1, 2, 2, 4), the
-    earlier submission listed first; a time the log cannot vouch for sorts last.
+    before. Ties (equal scores at the metric's decimals) go to the earlier submission,
+    as on Kaggle; only submissions with equal scores and equal times share a rank (for
+    example identical inbox files first seen together). A time the log cannot vouch
+    for sorts last.
 
     Parameters
     ----------
@@ -418,14 +420,25 @@ def rank(log, metric, private=False):
     log = log.sort_values(["_key", "time", "order"], kind="stable")
     best = log.drop_duplicates("participant", keep="first").copy()
     best["entries"] = best["participant"].map(log["participant"].value_counts()).astype(int)
-    best["public_rank"] = best["_key"].rank(method="min").astype(int)
+    best["public_rank"] = _tie_ranks(best, "_key")
     if private:
         best["_pkey"] = best["private"].map(metric.sort_key)
         best = best.sort_values(["_pkey", "time", "order"], kind="stable")
-        best["rank"] = best["_pkey"].rank(method="min").astype(int)
+        best["rank"] = _tie_ranks(best, "_pkey")
     else:
         best["rank"] = best["public_rank"]
     return best[columns].reset_index(drop=True)
+
+
+def _tie_ranks(best, key):
+    """Ranks of rows sorted by ``(key, time)``: 1, 2, 3 ..., shared only where key and time are both equal."""
+    import pandas as pd
+
+    times = best["time"]
+    same_time = times.eq(times.shift()) | (times.isna() & times.shift().isna())
+    tied = best[key].eq(best[key].shift()) & same_time
+    positions = pd.Series(range(1, len(best) + 1), index=best.index, dtype="float64")
+    return positions.mask(tied).ffill().astype(int)
 
 
 @dataclass

@@ -86,7 +86,7 @@ def _subtitle(standings):
         basis = "final standings on the Private rows (each participant's best Public submission)"
     else:
         basis = "best Public score per participant; Private scores hidden until revealed"
-    return f"{metric.describe()}; {basis}; equal scores share a rank, the earlier submission listed first"
+    return f"{metric.describe()}; {basis}; ties go to the earlier submission"
 
 
 def _when(value):

@@ -196,7 +196,7 @@ def test_copying_a_classmates_file_loses_the_tie(tmp_path, comp_dir, inbox):
     assert any("identical to a submission of alice" in note for note in report.notes)
     ranking = build_leaderboard(comp_dir, leaderboard=tmp_path / "lb", write_pages=False).ranking
     assert ranking["participant"].tolist() == ["alice", "mallory"]
-    assert ranking["rank"].tolist() == [1, 1]
+    assert ranking["rank"].tolist() == [1, 2]
 
 
 @pytest.mark.parametrize("victim, copier", [("zoe__real.csv", "adam__copy.csv"), ("adam__real.csv", "zoe__copy.csv"),

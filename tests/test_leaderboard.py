@@ -171,7 +171,7 @@ def test_best_public_per_participant_ties_to_earliest(tmp_path):
     ])
     ranking = rank(log, get_metric("rmse"))
     assert ranking["participant"].tolist() == ["bob", "ann", "cy"]
-    assert ranking["rank"].tolist() == [1, 1, 3]
+    assert ranking["rank"].tolist() == [1, 2, 3]
     assert ranking["entries"].tolist() == [2, 2, 1]
     assert ranking["public"].tolist() == [0.20, 0.20, 0.25]
 
@@ -429,16 +429,18 @@ def test_pages_and_log_are_readable_by_others_under_the_umask(tmp_path, comp_dir
 # --- what the pages show -------------------------------------------------------------
 
 
-def test_equal_scores_share_a_rank_the_earlier_listed_first(tmp_path):
+def test_ties_go_to_the_earlier_submission_and_only_equal_times_share_a_rank(tmp_path):
     log_file = tmp_path / "practice.csv"
     for row in (entry("cy", 0.3, minutes=0), entry("bob", 0.2, minutes=5), entry("ann", 0.2, minutes=1),
-                entry("dee", 0.1, minutes=9)):
+                entry("dee", 0.1, minutes=9), entry("eve", 0.3, minutes=0)):
         append_entry(log_file, row)
     ranking = rank(read_log(log_file), get_metric("rmse"))
-    assert ranking["participant"].tolist() == ["dee", "ann", "bob", "cy"]
-    assert ranking["rank"].tolist() == [1, 2, 2, 4]
+    assert ranking["participant"].tolist() == ["dee", "ann", "bob", "cy", "eve"]
+    assert ranking["rank"].tolist() == [1, 2, 3, 4, 4]
+    private = rank(read_log(log_file), get_metric("rmse"), private=True)
+    assert private["rank"].is_monotonic_increasing and private["rank"].iloc[0] == 1
     standings = build_leaderboard("practice", leaderboard=tmp_path, write_pages=False)
-    assert "equal scores share a rank, the earlier submission listed first" in standings.text
+    assert "ties go to the earlier submission" in standings.text
 
 
 def test_all_submissions_table_shows_a_worse_new_score_newest_first(tmp_path):
