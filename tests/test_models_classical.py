@@ -160,6 +160,7 @@ def test_cosine_calibration_is_monotone(data):
     assert curve[-1] > curve[0]
 
 
+@pytest.mark.slow
 def test_models_beat_the_mean_on_held_out_molecules():
     train, test = (list(part) for part in simulated_split())
     idx_a, idx_b, truth = training_pairs(test, 600, np.random.default_rng(1))
