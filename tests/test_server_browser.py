@@ -84,6 +84,16 @@ def _wait_until_up(url):
     raise AssertionError(f"{url} did not answer")
 
 
+def _row_texts(browser):
+    """The live table's rows as text, read in one step (a refresh cannot leave a stale handle)."""
+    return browser.execute_script(
+        "return Array.from(document.querySelectorAll('#rows tr'), function (r) { return r.innerText; });")
+
+
+def _main_text(browser):
+    return browser.execute_script("var m = document.querySelector('main'); return m ? m.innerText : '';")
+
+
 def test_upload_through_the_form_and_read_the_score(site, tmp_path):
     import httpx
     from selenium.webdriver.common.by import By
@@ -118,17 +128,18 @@ def test_upload_through_the_form_and_read_the_score(site, tmp_path):
 
         # The leaderboard shows the score, and updates by itself when Bob submits.
         browser.get(url)
-        rows = browser.find_elements(By.CSS_SELECTOR, "#rows tr")
-        assert len(rows) == 1 and "Zoë" in rows[0].text and expected in rows[0].text
-        assert "<img src=x" in rows[0].text  # shown as text, not run
+        # The live table is rebuilt every 0.5 s: read its rows in one script call, never through
+        # element handles that a refresh may replace between two calls.
+        rows = wait.until(lambda b: _row_texts(b) or None)
+        assert len(rows) == 1 and "Zoë" in rows[0] and expected in rows[0]
+        assert "<img src=x" in rows[0]  # shown as text, not run
         better = perfect_submission(comp, tmp_path / "bob.csv", noise=0.01)
         with open(better, "rb") as handle:
             answer = httpx.post(url + "api/submissions", headers={"Authorization": f"Bearer {tokens['Bob']}"},
                                 files={"file": ("bob.csv", handle, "text/csv")}, timeout=60)
         assert answer.status_code == 201
-        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#rows tr")) == 2)
-        first = browser.find_elements(By.CSS_SELECTOR, "#rows tr")[0].text
-        assert "Bob" in first
+        rows = wait.until(lambda b: (lambda texts: texts if len(texts) == 2 else None)(_row_texts(b)))
+        assert "Bob" in rows[0]
         wait.until(lambda b: b.execute_script(
             "var i = document.getElementById('plot-history'); return i.complete && i.naturalWidth > 0"))
 
@@ -136,9 +147,9 @@ def test_upload_through_the_form_and_read_the_score(site, tmp_path):
         browser.get(url + "me")
         browser.find_element(By.ID, "token").send_keys(tokens["Zoë"])
         browser.find_element(By.CSS_SELECTOR, "form button").click()
-        wait.until(lambda b: "submission(s)" in b.find_element(By.TAG_NAME, "main").text)
+        main = wait.until(lambda b: (lambda text: text if "submission(s)" in text else None)(_main_text(b)))
         assert "token=" not in browser.current_url
-        assert "my predictions.csv" in browser.find_element(By.TAG_NAME, "main").text
+        assert "my predictions.csv" in main
 
         # Nothing the pages load breaks their Content-Security-Policy or fails.
         # (The refused upload above answered 422 on purpose: the browser logs that one.)
