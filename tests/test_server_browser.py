@@ -147,7 +147,8 @@ def test_upload_through_the_form_and_read_the_score(site, tmp_path):
         browser.get(url + "me")
         browser.find_element(By.ID, "token").send_keys(tokens["Zoë"])
         browser.find_element(By.CSS_SELECTOR, "form button").click()
-        main = wait.until(lambda b: (lambda text: text if "submission(s)" in text else None)(_main_text(b)))
+        # The form page itself mentions "submission(s)": wait for the history line of the answer.
+        main = wait.until(lambda b: (lambda text: text if "Zoë: " in text else None)(_main_text(b)))
         assert "token=" not in browser.current_url
         assert "my predictions.csv" in main
 
