@@ -1224,8 +1224,9 @@ def normalize_rows(vectors):
     >>> normalize_rows(np.array([[3.0, 4.0], [0.0, 0.0]], dtype=np.float32)).tolist()
     [[0.6000000238418579, 0.800000011920929], [0.0, 0.0]]
     """
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    from sklearn.preprocessing import normalize
+
+    return normalize(vectors, norm="l2")
 
 
 def score_pairs(vectors, idx_a, idx_b, chunk=SCORE_CHUNK):
