@@ -186,15 +186,13 @@ def run_process(argv, cwd, log=None, env=None):
 
 
 def shown(argv):
-    """A command line as a reader would type it: paths inside the repository made relative."""
+    """A command line as a reader would type it: paths inside the repository, or beside it
+    (``../shared``), made relative to the repository."""
     out = []
     for arg in map(str, argv):
         path = Path(arg)
-        if path.is_absolute():
-            try:
-                arg = str(path.relative_to(REPO))
-            except ValueError:
-                pass
+        if path.is_absolute() and path.is_relative_to(REPO.parent):
+            arg = os.path.relpath(path, REPO)
         out.append(arg)
     if out and out[0].endswith("python") and out[1:3] == ["-m", "kit"]:
         out = ["kit", *out[3:]]
