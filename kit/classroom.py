@@ -37,6 +37,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from kit.errors import SubmissionError, UserError
+from kit.fileio import append_line
 from kit.identity import check_participant_name, participant_key
 from kit.leaderboard import log_path, read_log, record_result, sanitize_participant, write_rejected
 
@@ -162,17 +163,7 @@ class FirstSeen:
             ensure_ascii=True, separators=(",", ":"),
         ) + "\n"
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)  # less the umask
-            try:
-                end = os.fstat(fd).st_size
-                if end and os.pread(fd, 1, end - 1) != b"\n":
-                    line = "\n" + line  # a torn last line stays on its own line
-                payload = line.encode("ascii")
-                if os.write(fd, payload) != len(payload):
-                    raise OSError("short write (is the disk full?)")
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            append_line(self.path, line)
         except OSError as exc:
             raise UserError(f"cannot append to {self.path}: {exc.strerror or exc}") from None
         self.times[(name, size, sha256)] = when

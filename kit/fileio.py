@@ -193,3 +193,37 @@ def jsonable(value):
     if isinstance(value, Path):
         return str(value)
     return repr(value)[:200]
+
+
+def append_line(path, line, header=""):
+    """Append one line to a text file in one ``write``, then ``fsync`` (locking is the caller's).
+
+    A writer killed mid-line leaves a line without its newline; this one ends that line
+    first, so the damage stays on one line that readers skip. ``header`` is written
+    first when the file is new or empty. The file gets 0o666 less the umask.
+
+    Raises
+    ------
+    OSError
+        When the file cannot be opened or the disk takes only part of the line.
+
+    Examples
+    --------
+    >>> path = Path(tempfile.mkdtemp()) / "log.csv"
+    >>> append_line(path, "1,a\\n", header="id,name\\n"); append_line(path, "2,b\\n")
+    >>> path.read_text()
+    'id,name\\n1,a\\n2,b\\n'
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
+    try:
+        size = os.fstat(fd).st_size
+        prefix = header if size == 0 else ""
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            prefix = "\n"
+        payload = (prefix + line).encode("utf-8")
+        written = os.write(fd, payload)
+        if written != len(payload):  # a full disk: say so instead of leaving half a line
+            raise OSError(f"wrote {written} of {len(payload)} bytes (is the disk full?)")
+        os.fsync(fd)
+    finally:
+        os.close(fd)

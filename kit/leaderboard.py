@@ -178,26 +178,14 @@ def append_entry(path, entry):
     """
     from filelock import FileLock, Timeout
 
-    from kit.fileio import ensure_writable_dir
+    from kit.fileio import append_line, ensure_writable_dir
 
     path = Path(path)
     line = _log_line(entry)
     ensure_writable_dir(path.parent)
     try:
         with FileLock(str(path) + ".lock", timeout=60):
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)  # less the umask
-            try:
-                size = os.fstat(fd).st_size
-                prefix = _csv_line(LOG_COLUMNS) if size == 0 else ""
-                if size and os.pread(fd, 1, size - 1) != b"\n":
-                    prefix = "\n"
-                payload = (prefix + line).encode("utf-8")
-                written = os.write(fd, payload)
-                if written != len(payload):  # a full disk: say so instead of leaving half a row
-                    raise OSError(f"wrote {written} of {len(payload)} bytes")
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            append_line(path, line, header=_csv_line(LOG_COLUMNS))
     except Timeout:
         raise UserError(f"{path} is locked by another program (lock file {path}.lock): try again") from None
     except OSError as exc:
