@@ -6,35 +6,53 @@ Rows (``--rows``, in this order by default):
     The classic method: matchms ``CosineGreedy`` and ``ModifiedCosineGreedy`` (tolerance
     0.1 Da) on each test pair, the raw score taken as the predicted Tanimoto (no
     calibration, no training).
-``mean``, ``cosine``, ``gbm``, ``siamese``
-    The kit's ladder: ``kit train RUNG`` then ``kit predict MODEL_DIR``, each in its own
-    process in the kit's environment (TensorFlow).
-``ms2deepscore``, ``ms2deepscore-metadata``
+``mean``, ``cosine``, ``gbm``, ``siamese``, ``blend``
+    The kit's ladder, every rung: ``kit train RUNG`` then ``kit predict MODEL_DIR``, each
+    in its own process in the kit's environment (TensorFlow). A rung's training seconds
+    are its own fit (``fit_seconds`` of its manifest): the blend's are its whole
+    ``kit train blend`` fit, the siamese it trains inside included, not the siamese row's.
+    The siamese's inference is the kit's own: ``kit predict`` and the timing worker go
+    through ``SiameseModel.predict`` / ``predict_embeddings``, whose first dense layer
+    runs as a sparse product of the binned spectra (``SiameseModel._embed``).
+``ms2deepscore``, ``ms2deepscore-metadata``, ``ms2deepscore-default``
     The published method, ms2deepscore 2.x on PyTorch, in the peers' environment
     (``make bench-env`` builds ``.venv-bench``): trained on the same training and
     validation spectra as ``kit train`` uses (the same split by molecule), with the same
-    label (RDKit path fingerprints, 2048 bits), the same network size as the siamese rung
-    (Dense 500 - 500 - 200) and the siamese rung's training time as its time budget.
-    The first row feeds it binned peaks only (its library defaults); the second adds
-    precursor m/z and ion mode, as ms2deepscore's README trains it and as the siamese
-    rung does by default.
+    label (RDKit path fingerprints, 2048 bits) and the siamese rung's training time as its
+    time budget. The first two have the siamese rung's network size (Dense 500 - 500 -
+    200); the first feeds it binned peaks only (its library defaults), the second adds
+    precursor m/z and ion mode, as ms2deepscore's README trains it and as the siamese rung
+    does by default. The third is the second at ms2deepscore's own default size (its
+    ``SettingsMS2Deepscore`` ``base_dims`` and ``embedding_dim``: (10000,) and 500 in 2.11).
 
-Every row is scored against ``private/solution.csv`` by :func:`kit.scoring.score_submission`,
-and timed: training seconds, inference spectra/s and pairs/s (in-process, best of up to
-three runs, model already loaded), peak RSS of each process (``os.wait4``). The script
-writes ``bench/RESULTS.md`` and ``bench/results_per_bin.png`` itself, after every row, so
-an interrupted run still leaves the rows that finished.
+Every row is scored against ``private/solution.csv`` by :func:`kit.scoring.score_submission`
+(Private RMSE, binned RMSE, MAE, Pearson r, and, where the competition has
+``private/pair_details.csv``, RMSE on same-molecule pairs and on pairs of different
+molecules), and timed: training seconds, inference spectra/s and pairs/s (in-process,
+best of up to three runs, model already loaded), peak RSS of each process
+(``os.wait4``). Against each ms2deepscore row the report checks the two goals and says
+which model is better per unit of training time. The script writes ``bench/RESULTS.md``
+and ``bench/results_per_bin.png`` itself, after every row, so an interrupted run still
+leaves the rows that finished.
 
 TensorFlow and PyTorch never share a process (together they can crash): each row runs in
 subprocesses with the interpreter of the environment it needs, so either interpreter
 drives the whole run::
 
     .venv-bench/bin/python bench/peers.py [--library ../shared/data/massbank/massbank_positive.mgf.gz]
-        [--competition DIR] [--rows matchms-cosine,...,ms2deepscore-metadata] [--work bench/out/peers]
+        [--competition DIR] [--rows matchms-cosine,...,ms2deepscore-default] [--work bench/out/peers]
         [--set siamese.epochs=30 ms2deepscore.batch_size=32 ...] [--ms2deepscore-budget SECONDS]
         [--results bench/RESULTS.md] [--plot bench/results_per_bin.png]
 
 ``peers.py worker ...`` is the entry point of those subprocesses, not meant to be typed.
+
+Examples
+--------
+A quick check of the harness on a small competition (results outside ``bench/``)::
+
+    .venv-bench/bin/python bench/peers.py --competition /tmp/data/tiny --rows mean,siamese,blend,ms2deepscore \\
+        --set siamese.epochs=1 blend.siamese_epochs=1 --ms2deepscore-budget 20 \\
+        --results /tmp/peers/RESULTS.md --plot /tmp/peers/per_bin.png --work /tmp/peers/work
 """
 import argparse
 import json
@@ -60,6 +78,8 @@ SEED = 0
 MS2DS_MISSING = "ms2deepscore not installed (make bench-env)"
 # The siamese rung's network, given to ms2deepscore so that both have the same size.
 MS2DS_NETWORK = {"base_dims": (500, 500), "embedding_dim": 200}
+# The worker's --network choices: the siamese's size, or ms2deepscore's own defaults.
+MS2DS_SIZES = ("siamese", "ms2deepscore")
 # The competition's label (README, "A competition on disk"), in ms2deepscore's words.
 MS2DS_LABEL = {"fingerprint_type": "rdkit_binary", "fingerprint_nbits": 2048}
 # Used when the siamese row does not run in the same invocation and no budget is given.
@@ -92,7 +112,13 @@ ROWS = {
     "cosine": RowSpec("cosine", "kit cosine", "kit", "rung",
                       "modified cosine (tolerance 0.1) calibrated to Tanimoto by isotonic regression"),
     "gbm": RowSpec("gbm", "kit gbm", "kit", "rung", "gradient boosting on pair features"),
-    "siamese": RowSpec("siamese", "kit siamese", "kit", "rung", "the kit's siamese network (Keras on TensorFlow)"),
+    "siamese": RowSpec("siamese", "kit siamese", "kit", "rung",
+                       "the kit's siamese network (Keras on TensorFlow); inference as `kit predict` runs it, the first "
+                       "dense layer as a sparse product of the binned spectra"),
+    "blend": RowSpec("blend", "kit blend", "kit", "rung",
+                     "gradient boosting over the gbm's pair features plus a siamese's cosine and Monte Carlo dropout "
+                     "spread (the siamese trained inside the blend, on part of the training molecules); its training "
+                     "time is its own whole fit, that siamese included"),
     "ms2deepscore": RowSpec(
         "ms2deepscore", "ms2deepscore (peaks)", "bench", "worker",
         "ms2deepscore 2.x (PyTorch) with its library defaults, binned peaks as the only input; network "
@@ -101,8 +127,12 @@ ROWS = {
         "ms2deepscore-metadata", "ms2deepscore (peaks + metadata)", "bench", "worker",
         "as ms2deepscore (peaks), plus precursor m/z / 1000 and ion mode as inputs, exactly as the training "
         "example of ms2deepscore's README; the same two inputs the siamese rung's `use_metadata` adds"),
+    "ms2deepscore-default": RowSpec(
+        "ms2deepscore-default", "ms2deepscore (default size, peaks + metadata)", "bench", "worker",
+        "as ms2deepscore (peaks + metadata), at ms2deepscore's own default network size (the base_dims and "
+        "embedding_dim of its SettingsMS2Deepscore) instead of the siamese's; same label, split and budget"),
 }
-MS2DS_ROWS = ("ms2deepscore", "ms2deepscore-metadata")
+MS2DS_ROWS = ("ms2deepscore", "ms2deepscore-metadata", "ms2deepscore-default")
 # ms2deepscore's README trains with these extra inputs; the siamese rung's metadata
 # features are the same two (precursor m/z / 1000, ion mode).
 MS2DS_METADATA = [
@@ -110,7 +140,10 @@ MS2DS_METADATA = [
                              "entries_becoming_zero": "negative"}],
     ["StandardScaler", {"metadata_field": "precursor_mz", "mean": 0, "standard_deviation": 1000}],
 ]
-MS2DS_VARIANTS = {"ms2deepscore": {}, "ms2deepscore-metadata": {"additional_metadata": MS2DS_METADATA}}
+MS2DS_VARIANTS = {"ms2deepscore": {}, "ms2deepscore-metadata": {"additional_metadata": MS2DS_METADATA},
+                  "ms2deepscore-default": {"additional_metadata": MS2DS_METADATA}}
+# The network size of each ms2deepscore row (one of MS2DS_SIZES).
+MS2DS_SIZE = {"ms2deepscore": "siamese", "ms2deepscore-metadata": "siamese", "ms2deepscore-default": "ms2deepscore"}
 DEFAULT_ROWS = list(ROWS)
 
 
@@ -149,6 +182,8 @@ class Row:
     private_binned: float = None
     private_mae: float = None
     private_pearson: float = None
+    private_same_molecule: float = None  # Private RMSE on pairs of two spectra of one molecule
+    private_different_molecule: float = None  # ... and on pairs of different molecules
     per_bin: dict = None  # Private per-bin RMSE, bin label -> value
     train_seconds: float = None
     timing: dict = None  # from the inference worker (see measure_inference)
@@ -380,11 +415,19 @@ class RecordingValidation:
         return losses, binned
 
 
-def ms2deepscore_settings(seed, overrides):
-    """ms2deepscore's settings for this benchmark: its defaults, our network size and label."""
+def ms2deepscore_settings(seed, overrides, size="siamese"):
+    """ms2deepscore's settings for this benchmark: its defaults, our label and a network size.
+
+    ``size`` is ``"siamese"`` (the siamese rung's Dense 500 - 500 - 200) or
+    ``"ms2deepscore"`` (ms2deepscore's own default ``base_dims`` and ``embedding_dim``).
+    Returns the settings object and the settings chosen here (the rest are its defaults).
+    """
     from ms2deepscore import SettingsMS2Deepscore
 
-    chosen = {**MS2DS_NETWORK, **MS2DS_LABEL, "ionisation_mode": "positive", "random_seed": int(seed), **overrides}
+    if size not in MS2DS_SIZES:
+        raise ValueError(f"network size {size!r}: expected one of {', '.join(MS2DS_SIZES)}")
+    network = MS2DS_NETWORK if size == "siamese" else {}
+    chosen = {**network, **MS2DS_LABEL, "ionisation_mode": "positive", "random_seed": int(seed), **overrides}
     return SettingsMS2Deepscore(**chosen), chosen
 
 
@@ -416,8 +459,11 @@ def spectra_per_molecule(spectra, per_molecule, seed):
     return [spectra[i] for i in keep]
 
 
-def worker_ms2deepscore_train(competition, out_dir, budget, seed, overrides):
-    """Train ms2deepscore on the competition's training spectra within ``budget`` seconds."""
+def worker_ms2deepscore_train(competition, out_dir, budget, seed, overrides, size="siamese"):
+    """Train ms2deepscore on the competition's training spectra within ``budget`` seconds.
+
+    ``size``: the network, as :func:`ms2deepscore_settings` takes it.
+    """
     parts = import_ms2deepscore()
     if parts is None:
         return {"skipped": MS2DS_MISSING}
@@ -431,7 +477,7 @@ def worker_ms2deepscore_train(competition, out_dir, budget, seed, overrides):
     # The split `kit train` makes (same fraction, same seed): both networks learn from the
     # same spectra and stop early on the same validation molecules.
     train_spectra, val_spectra = split_for_validation(comp.train_spectra, VALIDATION_FRACTION, seed)
-    settings, chosen = ms2deepscore_settings(seed, overrides)
+    settings, chosen = ms2deepscore_settings(seed, overrides, size)
     # ms2deepscore validates on all pairs of its validation spectra (a quadratic cost per
     # epoch); its settings document `val_spectra_per_inchikey` (default 1) for that set,
     # which 2.11 no longer applies itself.
@@ -480,9 +526,11 @@ def worker_ms2deepscore_train(competition, out_dir, budget, seed, overrides):
         "val_spectra_per_inchikey": int(settings.val_spectra_per_inchikey),
         "history": validation.history,
         "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in chosen.items()},
+        "network": {"size": size, "base_dims": _plain(settings.base_dims), "embedding_dim": int(settings.embedding_dim)},
         "defaults_kept": {k: _plain(getattr(settings, k)) for k in
-                          ("learning_rate", "batch_size", "dropout_rate", "epochs", "patience", "loss_function",
-                           "mz_bin_width", "min_mz", "max_mz", "intensity_scaling", "average_inchikey_sampling_count")},
+                          ("base_dims", "embedding_dim", "learning_rate", "batch_size", "dropout_rate", "epochs",
+                           "patience", "loss_function", "mz_bin_width", "min_mz", "max_mz", "intensity_scaling",
+                           "average_inchikey_sampling_count") if k not in chosen},
         "versions": versions("ms2deepscore", "torch", "matchms", "rdkit", "specsim-kit"),
         "threads": torch.get_num_threads(),
     }
@@ -555,6 +603,8 @@ def worker_main(argv):
     parser.add_argument("--budget", type=float, default=DEFAULT_MS2DS_BUDGET)
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--settings", default="{}", help="JSON object of ms2deepscore settings")
+    parser.add_argument("--network", choices=MS2DS_SIZES, default="siamese",
+                        help="ms2deepscore-train: the siamese's network size or ms2deepscore's own default")
     parser.add_argument("--timing-only", action="store_true", help="ms2deepscore-predict: time, write no submission")
     args = parser.parse_args(argv)
     out_dir = Path(args.out).resolve()
@@ -566,7 +616,8 @@ def worker_main(argv):
     elif args.kind == "kit-timing":
         result = worker_kit_timing(competition, args.model)
     elif args.kind == "ms2deepscore-train":
-        result = worker_ms2deepscore_train(competition, out_dir, args.budget, args.seed, json.loads(args.settings))
+        result = worker_ms2deepscore_train(competition, out_dir, args.budget, args.seed, json.loads(args.settings),
+                                           args.network)
     else:
         result = worker_ms2deepscore_predict(competition, out_dir, timing_only=args.timing_only)
     result_path.write_text(json.dumps(result, indent=2, default=_plain))
@@ -734,7 +785,7 @@ class Harness:
         budget, source = self.budget()
         settings = json.dumps({**MS2DS_VARIANTS[spec.name], **self.overrides.get(spec.name, {})})
         proc, result = self.worker(self.python(spec), "ms2deepscore-train", row, "train.json",
-                                   "--budget", f"{budget:.1f}", "--settings", settings)
+                                   "--budget", f"{budget:.1f}", "--settings", settings, "--network", MS2DS_SIZE[spec.name])
         if result is None:
             return self._fail(row, "ms2deepscore training", proc)
         if result.get("skipped"):
@@ -761,6 +812,12 @@ class Harness:
         row.public, row.private = result.public, result.private
         row.private_binned, row.private_mae, row.private_pearson = private["binned_rmse"], private["mae"], private["pearson"]
         row.per_bin = private["per_bin_rmse"]
+        # Absent (None) for a competition prepared before private/pair_details.csv existed.
+        row.private_same_molecule = private.get("same_molecule_rmse")
+        row.private_different_molecule = private.get("different_molecule_rmse")
+        if "same_molecule_rows" in private:
+            row.details.update(same_molecule_rows=private["same_molecule_rows"],
+                               different_molecule_rows=private["different_molecule_rows"])
 
 
 # -- results --------------------------------------------------------------------------------
@@ -782,10 +839,67 @@ def cores_busy(row):
     return row.train_cpu_seconds / wall
 
 
+def _molecule_rows(rows):
+    """``"; N of the M Private pairs are of one molecule"`` from the first scored row that knows it."""
+    for r in rows:
+        d = r.details or {}
+        if d.get("same_molecule_rows") is not None:
+            total = d["same_molecule_rows"] + d["different_molecule_rows"]
+            return f"; {d['same_molecule_rows']:,} of the {total:,} Private pairs are of one molecule"
+    return ""
+
+
+def _epochs(row):
+    """``", 7 epochs"``, or ``", 1 epoch within its 300 s budget"`` for an ms2deepscore row."""
+    d = row.details or {}
+    if d.get("epochs_run") is None:
+        return ""
+    n = d["epochs_run"]
+    budget = f" within its {d['budget_seconds']:.0f} s budget" if d.get("budget_seconds") else ""
+    return f", {n} epoch{'' if n == 1 else 's'}{budget}"
+
+
+def training_time_line(ours, peer, baseline=None):
+    """Which of the siamese and an ms2deepscore row is better per unit of training time.
+
+    The one at or below the other's Private RMSE in no more training time is better.
+    When each wins one of the two, the RMSE gained below ``baseline`` (the mean rung)
+    per training minute decides; without a baseline the line states the trade-off.
+
+    Examples
+    --------
+    >>> ours = Row("siamese", "kit siamese", private=0.17, train_seconds=300.0)
+    >>> peer = Row("ms2deepscore", "ms2deepscore", private=0.19, train_seconds=310.0)
+    >>> "the siamese is better" in training_time_line(ours, peer)
+    True
+    """
+    said = (f"- Per unit of training time vs {peer.label}: Private RMSE {ours.private:.5f} in "
+            f"{ours.train_seconds:,.0f} s{_epochs(ours)} (siamese) vs {peer.private:.5f} in "
+            f"{peer.train_seconds:,.0f} s{_epochs(peer)}: ")
+    if ours.private <= peer.private and ours.train_seconds <= peer.train_seconds:
+        return said + "**the siamese is better**, as low an RMSE or lower in no more time."
+    if peer.private <= ours.private and peer.train_seconds <= ours.train_seconds:
+        return said + f"**{peer.label} is better**, as low an RMSE or lower in no more time."
+    lower, faster = (ours, peer) if ours.private < peer.private else (peer, ours)
+    trade = (f"{'the siamese' if lower is ours else lower.label} reaches the lower RMSE but trains "
+             f"{lower.train_seconds / faster.train_seconds:.2f}x as long")
+    if baseline is None or baseline.status != "ok" or baseline.private is None:
+        return said + trade + " (run the mean row to weigh RMSE against time)."
+
+    def gain(row):
+        return (baseline.private - row.private) / (row.train_seconds / 60)
+
+    better = ours if gain(ours) >= gain(peer) else peer
+    return (said + trade + f"; Private RMSE below the mean rung's ({baseline.private:.5f}) per training minute: "
+            f"{gain(ours):.5f} (siamese) vs {gain(peer):.5f}, so **"
+            f"{'the siamese' if better is ours else peer.label} is better per unit of training time**.")
+
+
 def goal_lines(rows):
     """The two goals, checked on this run's numbers against each ms2deepscore row.
 
-    Each line says met or NOT met, with the numbers that decide it.
+    Each goal line says met or NOT met, with the numbers that decide it; a third line per
+    row says which is better per unit of training time (:func:`training_time_line`).
     """
     by_name = {r.name: r for r in rows}
     ours = by_name.get("siamese")
@@ -828,6 +942,7 @@ def goal_lines(rows):
                 f"(end to end, pairs scored too: {e2e:.2f}x).")
         else:
             lines.append(f"- Goal 2 vs {peer.label} not evaluated: an embedding throughput is missing.")
+        lines.append(training_time_line(ours, peer, by_name.get("mean")))
     return lines
 
 
@@ -849,11 +964,16 @@ def render_markdown(rows, meta, plot_name):
     if meta.get("status"):
         out += [f"**{meta['status']}**", ""]
     out += ["## Scores", "",
-            "| row | Public RMSE | Private RMSE | Private binned RMSE | Private MAE | Private Pearson r | status |",
-            "|---|---|---|---|---|---|---|"]
+            "*same-molecule* and *different-molecule*: Private RMSE on the pairs of two spectra of one molecule "
+            "and on the pairs of different molecules (`private/pair_details.csv`, as `kit score --json` reports "
+            "them; `-` for a competition without that file)" + _molecule_rows(rows) + ".", "",
+            "| row | Public RMSE | Private RMSE | Private binned RMSE | Private same-molecule RMSE | "
+            "Private different-molecule RMSE | Private MAE | Private Pearson r | status |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         status = r.status if r.status == "ok" else f"{r.status}: {r.message}"
         out.append(f"| {r.label} | {_num(r.public)} | {_num(r.private)} | {_num(r.private_binned)} | "
+                   f"{_num(r.private_same_molecule)} | {_num(r.private_different_molecule)} | "
                    f"{_num(r.private_mae)} | {_num(r.private_pearson, 4)} | {status} |")
     out += ["", *goal_lines(rows), "", "## Costs", "",
             "Inference is timed in-process on the test spectra and pairs, model loaded, best of up to 3 runs. "
@@ -863,7 +983,8 @@ def render_markdown(rows, meta, plot_name):
             "fitting; *train CPU s* the CPU time (all threads) of the whole training process, data loading "
             "included, which other jobs on the machine disturb less; *cores busy* that CPU time over the "
             "process's wall time: the networks train on both cores, so a value well under the other network's "
-            "means other jobs took cores while it trained. Peak RSS is each process's own."
+            "means other jobs took cores while it trained. Peak RSS is each process's own. The siamese is timed "
+            "as `kit predict` runs it: its first dense layer is a sparse product of the binned spectra."
             + (f" The embedding models are timed {meta['timing_rounds']} more times after all rows, interleaved "
                "(order reversed every other round) so that each meets the same machine load; their columns keep "
                "the best of all rounds (each round's embed spectra/s is listed under Rows)."
@@ -908,6 +1029,8 @@ def _row_note(row):
     if row.name in MS2DS_ROWS and row.status == "ok":
         notes.append(
             f" Settings: {json.dumps(d.get('settings'))}; ms2deepscore defaults kept: {json.dumps(d.get('defaults_kept'))}."
+            f" Network: base_dims {(d.get('network') or {}).get('base_dims')}, embedding "
+            f"{(d.get('network') or {}).get('embedding_dim')}."
             f" Budget {d.get('budget_seconds', 0):.0f} s ({d.get('budget_source')}); trained {row.train_seconds:.0f} s, "
             f"of which {d.get('setup_seconds', 0):.0f} s before the first epoch (fingerprints, pair selection, "
             f"numba compilation); {d.get('epochs_run')} epoch(s) of {d.get('pairs_per_epoch'):,} pairs, "
@@ -919,6 +1042,8 @@ def _row_note(row):
     elif row.name == "siamese" and row.status == "ok":
         notes.append(f" Parameters: {json.dumps(d.get('params'))}; {d.get('epochs_run')} epochs, best epoch "
                      f"{d.get('best_epoch')}.")
+    elif row.name == "blend" and row.status == "ok":
+        notes.append(f" Parameters: {json.dumps(d.get('params'))}.")
     validation = d.get("validation")
     if isinstance(validation, dict):
         validation = validation.get("rmse")
@@ -943,7 +1068,7 @@ def plot_per_bin(rows, path):
     for r in scored:
         labels = list(r.per_bin)
         values = [np.nan if r.per_bin[b] is None else r.per_bin[b] for b in labels]
-        style = "-" if r.name == "siamese" or r.name in MS2DS_ROWS else "--"
+        style = "-" if r.name in ("siamese", "blend") or r.name in MS2DS_ROWS else "--"
         ax.plot(range(len(labels)), values, style, marker="o", label=f"{r.label} ({_num(r.private)})")
     if scored:
         labels = list(scored[0].per_bin)
@@ -1027,7 +1152,7 @@ def prepare(library, work, kit_python, log):
     """The competition ``kit prepare --library LIBRARY`` makes (default options), reused when present."""
     name = Path(library).name.split(".")[0]
     folder = Path(work) / "data" / name
-    command = [kit_python, "-m", "kit", "prepare", "--library", Path(library).resolve(), "--out", folder.parent, "--quiet"]
+    command = [kit_python, "-m", "kit", "prepare", "--library", Path(library).resolve(), "--data", folder.parent, "--quiet"]
     if not (folder / "competition.json").is_file():
         proc = run_process(command, cwd=work, log=log)
         if proc.returncode != 0:

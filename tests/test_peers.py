@@ -74,11 +74,17 @@ def test_harness_runs_matchms_rows_and_mean_and_skips_a_missing_ms2deepscore(tin
     assert rows["matchms-cosine"]["train_seconds"] == 0
     assert rows["mean"]["train_seconds"] >= 0 and rows["mean"]["peak_train_gib"] > 0
     assert rows["mean"]["commands"][0].startswith("kit train mean --competition")
+    # kit.scoring's split of the Private rows by private/pair_details.csv.
+    assert 0 <= rows["mean"]["private_same_molecule"] < 1 and 0 <= rows["mean"]["private_different_molecule"] < 1
+    assert rows["mean"]["details"]["same_molecule_rows"] > 0
     assert rows["ms2deepscore"]["status"] == rows["ms2deepscore-metadata"]["status"] == "skipped"
 
     text = results.read_text()
     assert text.count(SKIP_LINE) == 2
     assert "| matchms CosineGreedy (raw) |" in text and "| kit mean |" in text
+    assert "Private same-molecule RMSE | Private different-molecule RMSE |" in text
+    assert f"| kit mean | {rows['mean']['public']:.5f} | {rows['mean']['private']:.5f} | " in text
+    assert f"{rows['mean']['private_same_molecule']:.5f} | {rows['mean']['private_different_molecule']:.5f} |" in text
     assert "Goals not evaluated" in text and "siamese: not run" in text
     assert "Unfinished" not in text
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -133,11 +139,70 @@ def test_goal_lines_say_met_or_not_met_with_the_numbers():
     lines = peers.goal_lines([ours, peer])
     assert "**NOT met**" in lines[0] and "+0.04000" in lines[0]
     assert "**NOT met**" in lines[1] and "1.67x" in lines[1]
-    # One line pair per ms2deepscore row; a skipped one says why.
-    skipped = row("ms2deepscore-metadata", status="skipped", message=peers.MS2DS_MISSING)
+    assert "Per unit of training time" in lines[2]
+    # Three lines per ms2deepscore row; a skipped one says why in one.
+    skipped = row("ms2deepscore-default", status="skipped", message=peers.MS2DS_MISSING)
     lines = peers.goal_lines([ours, peer, skipped])
-    assert len(lines) == 3 and f"skipped ({peers.MS2DS_MISSING})" in lines[2]
+    assert len(lines) == 4 and f"skipped ({peers.MS2DS_MISSING})" in lines[3]
     assert "siamese: not run" in peers.goal_lines([peer])[0]
+
+
+@pytest.mark.parametrize("ours, peer, mean, verdict", [
+    ((0.17, 300.0), (0.19, 310.0), None, "**the siamese is better**, as low an RMSE or lower in no more time"),
+    ((0.19, 300.0), (0.17, 290.0), None, "**ms2deepscore (peaks) is better**, as low an RMSE or lower"),
+    # Each wins one count: the RMSE below the mean rung's per training minute decides.
+    ((0.18, 300.0), (0.17, 900.0), 0.29, "**the siamese is better per unit of training time**"),
+    ((0.18, 300.0), (0.10, 400.0), 0.29, "**ms2deepscore (peaks) is better per unit of training time**"),
+    ((0.18, 300.0), (0.17, 900.0), None, "run the mean row to weigh RMSE against time"),
+])
+def test_training_time_line_says_which_is_better_per_unit_of_training_time(ours, peer, mean, verdict):
+    siamese = row("siamese", private=ours[0], train_seconds=ours[1], details={"epochs_run": 12})
+    rival = row("ms2deepscore", private=peer[0], train_seconds=peer[1],
+                details={"epochs_run": 1, "budget_seconds": 300.0})
+    baseline = None if mean is None else row("mean", private=mean, train_seconds=1.0)
+    line = peers.training_time_line(siamese, rival, baseline)
+    assert verdict in line
+    assert f"{ours[0]:.5f} in {ours[1]:,.0f} s, 12 epochs (siamese)" in line
+    assert f"{peer[0]:.5f} in {peer[1]:,.0f} s, 1 epoch within its 300 s budget:" in line
+    if mean is not None and "per training minute" in line:
+        gain = (mean - ours[0]) / (ours[1] / 60)
+        assert f"{gain:.5f} (siamese)" in line
+
+
+def test_ms2deepscore_rows_ask_for_their_network_size_label_and_metadata(tiny, tmp_path, monkeypatch):
+    harness = peers.Harness(tiny, tmp_path, kit_python=sys.executable, bench_python=sys.executable,
+                            ms2deepscore_budget=5)
+    calls = {}
+
+    def worker(python, kind, row, result_name, *extra, record=True):
+        calls[row.name] = dict(zip(extra[::2], extra[1::2]))
+        return peers.Proc([], 0.0, 0.0, 1, "", "stopped here"), None
+
+    monkeypatch.setattr(harness, "worker", worker)
+    for name in peers.MS2DS_ROWS:
+        assert harness.run(name).status == "failed"
+    assert {name: c["--network"] for name, c in calls.items()} == {
+        "ms2deepscore": "siamese", "ms2deepscore-metadata": "siamese", "ms2deepscore-default": "ms2deepscore"}
+    settings = {name: json.loads(c["--settings"]) for name, c in calls.items()}
+    assert settings["ms2deepscore"] == {}
+    assert settings["ms2deepscore-default"] == settings["ms2deepscore-metadata"] == {
+        "additional_metadata": peers.MS2DS_METADATA}
+    assert {c["--budget"] for c in calls.values()} == {"5.0"}
+
+
+@pytest.mark.parametrize("size, expected", [("siamese", ((500, 500), 200)), ("ms2deepscore", None)])
+def test_ms2deepscore_settings_network_size(size, expected):
+    pytest.importorskip("ms2deepscore")
+    from ms2deepscore import SettingsMS2Deepscore
+
+    settings, chosen = peers.ms2deepscore_settings(0, {"batch_size": 8}, size)
+    if expected is None:  # ms2deepscore's own defaults, whatever its version says they are
+        expected = (tuple(SettingsMS2Deepscore().base_dims), SettingsMS2Deepscore().embedding_dim)
+        assert "base_dims" not in chosen
+    assert (tuple(settings.base_dims), settings.embedding_dim) == expected
+    assert settings.fingerprint_nbits == 2048 and settings.batch_size == 8
+    with pytest.raises(ValueError, match="network size"):
+        peers.ms2deepscore_settings(0, {}, "huge")
 
 
 class FakeBatches:
@@ -186,8 +251,10 @@ def test_cosine_of_pairs_and_distinct_spectra():
 
 def test_overrides_split_kit_options_from_ms2deepscore_settings():
     out = peers.overrides(["siamese.epochs=5", "siamese.learning_rate=0.0005", "ms2deepscore.batch_size=8",
-                           "ms2deepscore.loss_function=mse"])
+                           "ms2deepscore.loss_function=mse", "blend.siamese_epochs=2",
+                           "ms2deepscore-default.epochs=3"])
     assert out == {"siamese": ["--epochs", "5", "--learning-rate", "0.0005"],
-                   "ms2deepscore": {"batch_size": 8, "loss_function": "mse"}}
+                   "ms2deepscore": {"batch_size": 8, "loss_function": "mse"},
+                   "blend": ["--siamese-epochs", "2"], "ms2deepscore-default": {"epochs": 3}}
     with pytest.raises(SystemExit, match="ROW.OPTION=VALUE"):
         peers.overrides(["nothing"])
