@@ -371,19 +371,24 @@ class BudgetSpent(Exception):
 
 
 class BudgetedBatches:
-    """ms2deepscore's training batches, with a time budget checked between epochs.
+    """ms2deepscore's training batches, with a time budget.
 
     ms2deepscore's ``train`` has an epoch count but no time budget. This wrapper starts
     another epoch only when it is expected to end (at the pace of the previous epoch,
     validation included) closer to the deadline than stopping now would, so the time
-    spent is as near the budget as whole epochs allow. When it stops, the best
-    checkpoint ms2deepscore saved so far is the trained model, as after early stopping.
+    spent is as near the budget as whole epochs allow. An epoch still running at the
+    deadline ends there (after at least one batch): ms2deepscore then validates and
+    keeps its checkpoint as after a whole epoch, so a network whose one epoch outlasts
+    the budget (its default size on a CPU) still trains for the budget, not longer.
+    When it stops, the best checkpoint ms2deepscore saved so far is the trained model,
+    as after early stopping. ``cut_short`` counts the epochs ended at the deadline.
     """
 
     def __init__(self, batches, deadline):
         self.batches = batches
         self.deadline = deadline
         self.epoch_starts = []
+        self.cut_short = 0
 
     def __len__(self):
         return len(self.batches)
@@ -395,7 +400,14 @@ class BudgetedBatches:
             if now + last_epoch / 2 > self.deadline:
                 raise BudgetSpent
         self.epoch_starts.append(now)
-        return iter(self.batches)
+        return self._until_deadline()
+
+    def _until_deadline(self):
+        for index, batch in enumerate(self.batches):
+            if index and time.perf_counter() > self.deadline:
+                self.cut_short += 1
+                return
+            yield batch
 
 
 class RecordingValidation:
@@ -516,6 +528,7 @@ def worker_ms2deepscore_train(competition, out_dir, budget, seed, overrides, siz
         "budget_seconds": float(budget),
         "setup_seconds": setup_seconds,
         "epochs_run": epochs_run,
+        "epochs_cut_short": batches.cut_short,
         "best_epoch": best,
         "best_val_rmse": validation.history[best - 1].get("rmse") if best else None,
         "stopped_by": stopped_by,

@@ -268,6 +268,12 @@ class PairSampler:
         Fingerprint of each molecule.
     batch : int
         Anchors compared per block.
+    same_molecule_share : float, optional
+        Share of the top-bin pairs that are two spectra of one molecule, where the anchor
+        has two spectra and another molecule in the top bin to choose from. ``None``
+        draws the partner uniformly among the top-bin molecules, the anchor included.
+        A competition's top bin is mostly such pairs (every molecule is one self-pair
+        among the molecule pairs of that bin), more than the uniform draw gives.
 
     Examples
     --------
@@ -279,7 +285,10 @@ class PairSampler:
     True
     """
 
-    def __init__(self, spectrum_molecule, fps, batch=1024, n_bins=N_BINS):
+    def __init__(self, spectrum_molecule, fps, batch=1024, n_bins=N_BINS, same_molecule_share=None):
+        self.same_molecule_share = None if same_molecule_share is None else float(same_molecule_share)
+        if self.same_molecule_share is not None and not 0.0 <= self.same_molecule_share <= 1.0:
+            raise ValueError(f"same_molecule_share must be between 0 and 1, found {same_molecule_share!r}")
         self.spectrum_molecule = np.asarray(spectrum_molecule, dtype=np.int64)
         self.fps = np.asarray(fps, dtype=np.uint8)
         self.batch = int(batch)
@@ -334,8 +343,12 @@ class PairSampler:
                 if len(has) == 0:
                     continue
                 pick = starts[has, b + 1] + rng.integers(0, counts[has, b + 1])
+                partner = order[has, pick]
+                if b == self.n_bins - 1 and self.same_molecule_share is not None:
+                    partner = self._top_partners(anchors[has], partner, order[has], starts[has, b + 1],
+                                                 counts[has, b + 1], rng)
                 found_a.append(anchors[has])
-                found_b.append(order[has, pick])
+                found_b.append(partner)
                 left[b] -= len(has)
             if len(anchors) == n_mol and not counts[:, np.flatnonzero(left) + 1].any():
                 break  # every molecule was an anchor: the bins still short are empty
@@ -347,6 +360,20 @@ class PairSampler:
             a, b = np.concatenate([a, a[extra]]), np.concatenate([b, b[extra]])
         order = rng.permutation(len(a))
         return a[order], b[order]
+
+    def _top_partners(self, anchors, partner, order, start, count, rng):
+        """Top-bin partners with ``same_molecule_share`` of self-pairs where there is a choice."""
+        can_self = self._sizes[anchors] >= 2
+        others = count - can_self
+        want_self = rng.random(len(anchors)) < self.same_molecule_share
+        partner = np.where(can_self & (want_self | (others == 0)), anchors, partner)
+        # The rest take another molecule of the bin: redraw those that drew themselves.
+        redraw = np.flatnonzero((partner == anchors) & ~(can_self & (want_self | (others == 0))))
+        while len(redraw):
+            pick = start[redraw] + rng.integers(0, count[redraw])
+            partner[redraw] = order[redraw, pick]
+            redraw = redraw[partner[redraw] == anchors[redraw]]
+        return partner
 
     def _bins_of(self, anchors):
         """Tanimoto bins of the anchors against every molecule (a fresh int8 array)."""

@@ -11,6 +11,7 @@ from kit.errors import UserError
 
 siamese = pytest.importorskip("kit.models.siamese")
 SiameseModel = siamese.SiameseModel
+PrecursorMatch = siamese.PrecursorMatch
 
 # Small real molecules; their spectra below are synthetic.
 SMILES = [
@@ -155,6 +156,51 @@ def test_load_refuses_binning_that_disagrees_with_the_network(model, tmp_path, c
         kit.models.load(path)
 
 
+@pytest.mark.parametrize("names", [["precursor_mz/1000"], ["precursor_mz/1000", "ionmode", "charge"]])
+def test_load_refuses_metadata_names_that_disagree_with_the_network(model, tmp_path, names):
+    path = model.save(tmp_path / "siamese")
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["metadata_features"] = names
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="metadata_features"):
+        kit.models.load(path)
+
+
+@pytest.mark.parametrize("encoding", [8, 0])
+def test_load_refuses_a_precursor_encoding_the_network_was_not_built_for(model, spectra, tmp_path, encoding):
+    # The manifest's parameter must match the network: with the layer (8 features), or without it.
+    if encoding == 0:
+        model = SiameseModel(**{**TINY, "epochs": 1, "precursor_encoding": 4}).fit(spectra)
+    path = model.save(tmp_path / "siamese")
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["params"]["precursor_encoding"] = encoding
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="precursor_encoding"):
+        kit.models.load(path)
+
+
+def test_precursor_match_joins_a_kernel_of_the_mass_difference():
+    layer = PrecursorMatch(siamese.precursor_periods(16).tolist())
+    embedding = np.array([[3.0, 4.0], [3.0, 4.0], [3.0, 4.0], [3.0, 4.0]], dtype=np.float32)
+    mz = np.array([301.1410, 301.1410, 301.1610, 0.0]) / 1000
+    out = np.asarray(layer([embedding, np.column_stack([mz, np.ones(4)]).astype(np.float32)]))
+    assert out.shape == (4, 2 + 16)
+    np.testing.assert_allclose(out[:, :2], [[0.6, 0.8]] * 4, rtol=1e-6)
+    mass = out[:, 2:]
+    # Equal masses: the mass parts agree exactly; with all weights 1 each has unit length.
+    np.testing.assert_array_equal(mass[0], mass[1])
+    np.testing.assert_allclose(mass[0] @ mass[0], 1.0, rtol=1e-5)
+    # 0.02 Da apart: the shortest period (0.05 Da) turns by 0.4 of a circle.
+    assert mass[0] @ mass[2] < 0.9
+    assert not mass[3].any()
+
+
+@pytest.mark.parametrize("features", [3, -2])
+def test_precursor_periods_need_an_even_count(features):
+    with pytest.raises(ValueError, match="even number"):
+        siamese.precursor_periods(features)
+
+
 def test_load_refuses_another_major_version(model, tmp_path):
     path = model.save(tmp_path / "siamese")
     manifest = json.loads((path / "manifest.json").read_text())
@@ -202,7 +248,10 @@ def test_missing_precursor_mz_warns_when_metadata_is_used(model, spectra):
      ({"weight_penalty": "none"}, TypeError), ({"sparse_training": "yes"}, TypeError),
      ({"sparse_training": 1}, TypeError), ({"batchnorm_momentum": 1.5}, UserError),
      ({"batchnorm_momentum": None}, TypeError), ({"mixed_precision": "yes"}, TypeError),
-     ({"mixed_precision": 1}, TypeError), ({"distribute": "gpu"}, UserError), ({"distribute": None}, UserError)],
+     ({"mixed_precision": 1}, TypeError), ({"distribute": "gpu"}, UserError), ({"distribute": None}, UserError),
+     ({"precursor_encoding": 3}, UserError), ({"precursor_encoding": -2}, UserError),
+     ({"precursor_encoding": 2.0}, TypeError), ({"same_molecule_share": 1.5}, UserError),
+     ({"same_molecule_share": "half"}, TypeError)],
 )
 def test_bad_parameters_are_refused_before_training(spectra, params, error):
     with pytest.raises(error):
@@ -220,7 +269,9 @@ def test_spectra_without_structures_are_refused(spectra):
 @pytest.mark.parametrize(
     "params",
     [{"use_metadata": False, "lr_patience": None}, {"hidden_units": (16, 16), "dropout": 0.1, "embedding_dim": 8},
-     {"bin_width": 1.0, "mz_range": (10, 1010), "intensity_power": 1.0}],
+     {"bin_width": 1.0, "mz_range": (10, 1010), "intensity_power": 1.0},
+     {"precursor_encoding": 8, "same_molecule_share": 0.9}, {"precursor_encoding": 8, "sparse_training": False},
+     {"precursor_encoding": 8, "use_metadata": False}],
 )
 def test_options_train_predict_and_round_trip(spectra, tmp_path, params):
     validation = make_spectra(SMILES[:8], per_molecule=2, seed=5, prefix="V")

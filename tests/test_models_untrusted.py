@@ -483,7 +483,7 @@ def siamese_saved(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("siamese")
     spectra = make_spectra()
-    with_metadata = siamese.SiameseModel(**TINY).fit(spectra).save(root / "with")
+    with_metadata = siamese.SiameseModel(**(TINY | {"precursor_encoding": 4})).fit(spectra).save(root / "with")
     without = siamese.SiameseModel(**(TINY | {"use_metadata": False, "hidden_units": (8, 8)})).fit(spectra)
     return with_metadata, without.save(root / "without"), spectra
 
@@ -498,8 +498,9 @@ def siamese_dir(siamese_saved, tmp_path):
 def test_keras_config_classes_are_pinned(siamese_saved):
     for folder in siamese_saved[:2]:
         config = untrusted.read_archive_json(folder / "model.keras", "config.json", "network")
-        found = {(m, c) for m, c, _ in untrusted._keras_classes(config, 0, "x")}
-        assert found <= untrusted.KERAS_CLASSES
+        found = set(untrusted._keras_classes(config, 0, "x"))
+        assert {(m, c) for m, c, r in found if r is None or r == c} <= untrusted.KERAS_CLASSES
+        assert {x for x in found if x[2] not in (None, x[1])} <= untrusted.KIT_KERAS_CLASSES
         assert kit.models.load(folder).name == "siamese"
 
 
@@ -556,6 +557,12 @@ def test_custom_objects_are_refused(tmp_path):
     lambda c: c.update(registered_name="evil>Layer"),
     lambda c: c["config"]["layers"].append({"module": "keras.layers", "class_name": "Lambda", "config": {}}),
     lambda c: c["config"]["layers"].append({"module": ["x"], "class_name": {"a": 1}}),
+    # The kit's own layer only under its own module and registered name.
+    lambda c: c["config"]["layers"].append({"module": "evil", "class_name": "PrecursorMatch",
+                                            "registered_name": "kit>PrecursorMatch"}),
+    lambda c: c["config"]["layers"].append({"module": "kit.models.siamese", "class_name": "PrecursorMatch",
+                                            "registered_name": "evil>PrecursorMatch"}),
+    lambda c: c["config"]["layers"].append({"module": "kit.models.siamese", "class_name": "PrecursorMatch"}),
 ])
 def test_forged_keras_configs_are_refused(siamese_dir, change, capsys):
     config = untrusted.read_archive_json(siamese_dir / "model.keras", "config.json", "network")

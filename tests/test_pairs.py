@@ -121,3 +121,23 @@ def test_sampler_partners_are_spread_over_their_bin(fps):
     np.fill_diagonal(low, False)
     expected = set(zip(*np.nonzero(low)))
     assert len(expected & drawn) >= 0.95 * len(expected)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_sampler_same_molecule_share_of_the_top_bin(fps, share):
+    # Pairs of isomers share their fingerprint: every top-bin anchor has both a self-pair
+    # and another molecule to choose from.
+    smiles = ["CCO", "OCC", "CCCO", "OCCC", "c1ccccc1", "C1=CC=CC=C1", "CC(C)O", "OC(C)C"]
+    spectrum_molecule = np.repeat(np.arange(len(smiles)), 3)
+    sampler = PairSampler(spectrum_molecule, fingerprints(smiles), same_molecule_share=share)
+    a, b, y = sampler.sample(4000, np.random.default_rng(0))
+    top = bin_index(y) == N_BINS - 1
+    same = spectrum_molecule[a[top]] == spectrum_molecule[b[top]]
+    assert top.sum() > 300 and (a != b).all()
+    assert abs(same.mean() - share) < 0.06
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5])
+def test_sampler_refuses_a_share_outside_0_1(fps, share):
+    with pytest.raises(ValueError, match="same_molecule_share"):
+        PairSampler(np.arange(len(SMILES)), fps, same_molecule_share=share)

@@ -220,9 +220,24 @@ def test_time_budget_stops_between_epochs():
     batches = peers.BudgetedBatches(FakeBatches(3), deadline=time.perf_counter() + 3600)
     assert list(batches) == [0, 1, 2] and list(batches) == [0, 1, 2] and len(batches) == 3
     late = peers.BudgetedBatches(FakeBatches(3), deadline=time.perf_counter() - 1)
-    assert list(late) == [0, 1, 2]  # the first epoch always runs
+    assert list(late) == [0]  # the first epoch gets one batch, then ends at the deadline
+    assert late.cut_short == 1
     with pytest.raises(peers.BudgetSpent):
         iter(late)
+
+
+def test_time_budget_ends_a_long_epoch_at_the_deadline():
+    class SlowBatches(FakeBatches):
+        def __iter__(self):
+            for i in range(self.n):
+                time.sleep(0.05)
+                yield i
+
+    batches = peers.BudgetedBatches(SlowBatches(100), deadline=time.perf_counter() + 0.3)
+    started = time.perf_counter()
+    taken = list(batches)
+    assert 2 <= len(taken) < 20 and time.perf_counter() - started < 1.5
+    assert batches.cut_short == 1
 
 
 def test_spectra_per_molecule_keeps_at_most_k_per_inchikey_seeded():

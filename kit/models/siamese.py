@@ -57,6 +57,9 @@ EMBED_BATCH = 1024
 SCORE_CHUNK = 4096
 # Metadata inputs (``use_metadata=True``): precursor m/z / 1000 and ion mode (+1, -1, 0).
 METADATA_FEATURES = ("precursor_mz/1000", "ionmode")
+# Periods (Da) of the precursor m/z's Fourier features (``precursor_encoding``), spaced
+# geometrically: the shortest tells apart masses a few hundredths of a Da apart.
+PRECURSOR_PERIODS = (0.05, 1000.0)
 # Values of SiameseModel(distribute=...).
 DISTRIBUTE = ("auto", "none", "mirrored", "multiworker")
 
@@ -74,9 +77,76 @@ class MonteCarloDropout(keras.layers.Dropout):
         return super().call(inputs, training=True)
 
 
+@keras.saving.register_keras_serializable(package="kit")
+class PrecursorMatch(keras.layers.Layer):
+    """Join Fourier features of the precursor m/z to a unit embedding.
+
+    Inputs are ``[embedding, metadata]`` (metadata column 0 is precursor m/z / 1000);
+    the output is ``[embedding / |embedding|, w * f(m)]`` where ``f(m)`` holds
+    ``sin(2 pi m / P)`` and ``cos(2 pi m / P)`` for each period ``P`` (divided by the
+    square root of their count) and ``w`` one learned weight per period. Of two outputs,
+    the mass parts contribute ``sum_P w_P^2 cos(2 pi (m_a - m_b) / P) / n`` to the dot
+    product: a learned kernel of the mass difference, largest when the masses are
+    equal, as for two spectra of one molecule. Only ``len(periods)`` weights are
+    learned, so the layer cannot learn which molecule a mass belongs to. A spectrum
+    with no precursor m/z (0) gets zeros.
+
+    Parameters
+    ----------
+    periods : sequence of float
+        Periods in Da (see :func:`precursor_periods`).
+    """
+
+    def __init__(self, periods, **kwargs):
+        super().__init__(**kwargs)
+        self.periods = [float(p) for p in periods]
+
+    def build(self, input_shape):
+        self.scale = self.add_weight(shape=(len(self.periods),), initializer="ones", name="scale")
+
+    def call(self, inputs):
+        import tensorflow as tf
+
+        embedding, metadata = inputs
+        embedding = tf.math.l2_normalize(tf.cast(embedding, tf.float32), axis=1)
+        mz = tf.cast(metadata[:, 0], tf.float32) * 1000.0
+        angle = (2 * math.pi) * mz[:, None] / tf.constant(self.periods, tf.float32)[None, :]
+        known = tf.cast(mz > 0, tf.float32)[:, None] / math.sqrt(len(self.periods))
+        scale = tf.cast(self.scale, tf.float32)
+        return tf.concat([embedding, tf.sin(angle) * known * scale, tf.cos(angle) * known * scale], axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], input_shape[0][1] + 2 * len(self.periods))
+
+    def get_config(self):
+        return {**super().get_config(), "periods": self.periods}
+
+
+def precursor_periods(n_features):
+    """Periods (Da) of ``n_features`` Fourier features of the precursor m/z (a sine and a cosine each).
+
+    Examples
+    --------
+    >>> precursor_periods(4).round(2).tolist()
+    [0.05, 1000.0]
+    """
+    n_features = int(n_features)
+    if n_features < 0 or n_features % 2:
+        raise ValueError(f"expected an even number of precursor features (a sine and a cosine per period), "
+                         f"found {n_features}")
+    return np.geomspace(*PRECURSOR_PERIODS, n_features // 2) if n_features else np.empty(0)
+
+
+def _apply_rest(rest, x, metadata, training=False):
+    """The layers after the first Dense, one by one; :class:`PrecursorMatch` also reads the metadata."""
+    for layer in rest:
+        x = layer([x, metadata]) if isinstance(layer, PrecursorMatch) else layer(x, training=training)
+    return x
+
+
 def build_embedding_network(input_dim, hidden_units=(500, 500), embedding_dim=200, dropout=0.2, n_metadata=0,
                             weight_penalty=1e-6, mc_dropout=False, seed=None, penalize_first=True,
-                            batchnorm_momentum=0.99, dtype=None, synchronized=False):
+                            batchnorm_momentum=0.99, dtype=None, synchronized=False, precursor_encoding=0):
     """The network shared by both sides of the siamese: one spectrum in, one vector out.
 
     Each hidden block is Dense (ReLU) then BatchNormalization; Dropout follows every
@@ -115,6 +185,9 @@ def build_embedding_network(input_dim, hidden_units=(500, 500), embedding_dim=20
         BatchNormalization takes its batch statistics over all replicas of a
         ``tf.distribute`` strategy (the global batch), so every worker keeps the same
         moving statistics.
+    precursor_encoding : int, default 0
+        With metadata, join this many Fourier features of the precursor m/z to the
+        embedding (:class:`PrecursorMatch`, an even number); 0 leaves them out.
 
     Returns
     -------
@@ -148,6 +221,9 @@ def build_embedding_network(input_dim, hidden_units=(500, 500), embedding_dim=20
             kind = MonteCarloDropout if mc_dropout else keras.layers.Dropout
             x = kind(float(dropout), seed=layer_seed, name=f"dropout{i + 1}", dtype=dtype)(x)
     embedding = keras.layers.Dense(int(embedding_dim), activation="relu", name="embedding", dtype=dtype)(x)
+    if n_metadata and precursor_encoding:
+        embedding = PrecursorMatch(precursor_periods(precursor_encoding).tolist(), name="precursor_match",
+                                   dtype=dtype)([embedding, metadata])
     return keras.Model(inputs if n_metadata else peaks, embedding, name="embedding_network")
 
 
@@ -293,8 +369,13 @@ class SparsePairTrainer(keras.Model):
         batch = (tf.cast(tf.stack([row, position], axis=1), tf.int64), value,
                  tf.cast(tf.stack([n_spectra, tf.shape(bins)[0]]), tf.int64))
         x = self.first.activation(sparse_product(*batch, rows) + self.first.bias)
-        for layer in self.rest:
-            x = layer(x, training=training)
+        metadata = None
+        if any(isinstance(layer, PrecursorMatch) for layer in self.rest):
+            # Its input: the first metadata column (after the bins), one entry per spectrum.
+            first_column = column == self.network.inputs[0].shape[-1]
+            metadata = tf.scatter_nd(tf.cast(row[first_column], tf.int32)[:, None], value[first_column],
+                                     tf.reshape(n_spectra, [1]))[:, None]
+        x = _apply_rest(self.rest, x, metadata, training=training)
         if training and self.weight_penalty:
             self.add_loss(self.weight_penalty * (tf.reduce_sum(tf.abs(rows)) + tf.reduce_sum(tf.square(rows))))
         # The cosine in float32 whatever the network's dtype policy (mixed precision).
@@ -322,7 +403,7 @@ def metadata_features(spectra):
             mz = float(spectrum.get("precursor_mz") or 0.0)
         except (TypeError, ValueError):
             mz = 0.0
-        out[row, 0] = mz / 1000.0 if math.isfinite(mz) else 0.0
+        out[row, 0] = mz / 1000.0 if math.isfinite(mz) and mz > 0 else 0.0
         out[row, 1] = {"positive": 1.0, "negative": -1.0}.get(str(spectrum.get("ionmode") or "").lower(), 0.0)
     return out
 
@@ -597,6 +678,13 @@ class SiameseModel(PairModel):
     use_metadata : bool, default True
         Also feed precursor m/z and ion mode to the embedding network (as ms2deepscore
         2.x does); ``False`` reads peaks only, as MS2DeepScore v1.
+    precursor_encoding : int, default 0
+        With ``use_metadata``, also feed this many Fourier features of the precursor m/z
+        (an even number; see :func:`metadata_features`), so that equal precursor masses,
+        which two spectra of one molecule share, can be told from near ones.
+    same_molecule_share : float or None, default None
+        Share of the top-bin training pairs that are two spectra of one molecule (see
+        :class:`kit.pairs.PairSampler`); ``None`` draws top-bin partners uniformly.
     batchnorm_momentum : float, default 0.9
         Momentum of the BatchNormalization moving statistics, which validation and
         inference use. MS2DeepScore v1 keeps Keras' 0.99: with 8x fewer steps per epoch
@@ -658,7 +746,8 @@ class SiameseModel(PairModel):
                  validation_fraction=0.1,
                  bin_width=binning.BIN_WIDTH, mz_range=binning.MZ_RANGE, intensity_power=binning.INTENSITY_POWER,
                  augment_removal_max=0.3, augment_removal_intensity=0.2, augment_intensity=0.4, augment_noise_max=10,
-                 augment_noise_intensity=0.01, use_metadata=True, batchnorm_momentum=0.9, sparse_training=True,
+                 augment_noise_intensity=0.01, use_metadata=True, precursor_encoding=0, same_molecule_share=None,
+                 batchnorm_momentum=0.9, sparse_training=True,
                  distribute="auto", mixed_precision=False, seed=0, verbose="auto"):
         self.hidden_units = hidden_units
         self.embedding_dim = embedding_dim
@@ -681,6 +770,8 @@ class SiameseModel(PairModel):
         self.augment_noise_max = augment_noise_max
         self.augment_noise_intensity = augment_noise_intensity
         self.use_metadata = use_metadata
+        self.precursor_encoding = precursor_encoding
+        self.same_molecule_share = same_molecule_share
         self.batchnorm_momentum = batchnorm_momentum
         self.sparse_training = sparse_training
         self.distribute = distribute
@@ -712,8 +803,13 @@ class SiameseModel(PairModel):
         units = tuple(_int_param("each of hidden_units", u) for u in units)
         for name in ("embedding_dim", "epochs", "batch_size", "pairs_per_epoch", "validation_pairs"):
             _int_param(name, getattr(self, name))
-        for name in ("patience", "seed", "augment_noise_max"):
+        for name in ("patience", "seed", "augment_noise_max", "precursor_encoding"):
             _int_param(name, getattr(self, name), minimum=0)
+        if int(self.precursor_encoding) % 2:
+            raise UserError(f"precursor_encoding must be an even number (a sine and a cosine per period), "
+                            f"found {self.precursor_encoding!r}")
+        if self.same_molecule_share is not None:
+            _number_param("same_molecule_share", self.same_molecule_share, 0.0, 1.0)
         if self.lr_patience is not None:
             _int_param("lr_patience", self.lr_patience, minimum=0)
         for name in ("sparse_training", "mixed_precision"):
@@ -735,11 +831,15 @@ class SiameseModel(PairModel):
                      synchronized=False):
         return build_embedding_network(
             input_dim, hidden_units=self._check_params(), embedding_dim=int(self.embedding_dim),
-            dropout=float(self.dropout), n_metadata=len(METADATA_FEATURES) if self.use_metadata else 0,
+            dropout=float(self.dropout), n_metadata=len(self._metadata_names()),
             weight_penalty=float(self.weight_penalty),
             mc_dropout=mc_dropout, seed=seed, penalize_first=penalize_first,
             batchnorm_momentum=float(self.batchnorm_momentum), dtype=dtype, synchronized=synchronized,
+            precursor_encoding=int(self.precursor_encoding),
         )
+
+    def _metadata_names(self):
+        return list(METADATA_FEATURES) if self.use_metadata else []
 
     # -- features ------------------------------------------------------------------
     def _features(self, spectra):
@@ -848,14 +948,17 @@ class SiameseModel(PairModel):
         """Training and validation spectra, each with a pair sampler over its molecules."""
         from kit.pairs import split_molecules
 
+        share = self.same_molecule_share
         if validation_spectra is not None:
             check_spectra(validation_spectra, "validation spectra")
-            return (*_sampler_of(spectra, "training spectra"), *_sampler_of(validation_spectra, "validation spectra"))
+            return (*_sampler_of(spectra, "training spectra", share),
+                    *_sampler_of(validation_spectra, "validation spectra", share))
         kept, molecules = _molecules(spectra, "training spectra")
         held = split_molecules(molecules.keys, float(self.validation_fraction), np.random.default_rng(split_seed),
                                option="validation_fraction")
         fps = molecules.fingerprints()
-        return (*_subset_sampler(kept, molecules, fps, ~held), *_subset_sampler(kept, molecules, fps, held))
+        return (*_subset_sampler(kept, molecules, fps, ~held, share),
+                *_subset_sampler(kept, molecules, fps, held, share))
 
     def _callbacks(self, learning_rate):
         # val_rmse leaves out the weight penalties that val_loss includes.
@@ -886,8 +989,7 @@ class SiameseModel(PairModel):
             if metadata is not None:
                 hidden += metadata[start:stop] @ kernel[n_bins:]
             x = np.maximum(hidden, 0.0).astype(np.float32)
-            for layer in rest:
-                x = layer(x, training=False)
+            x = _apply_rest(rest, x, None if metadata is None else metadata[start:stop], training=False)
             out[start:stop] = keras.ops.convert_to_numpy(x)
         return normalize_rows(out)
 
@@ -988,7 +1090,7 @@ class SiameseModel(PairModel):
             "format": "keras",
             "file": MODEL_FILE,
             "binning": self.binning_settings(),
-            "metadata_features": list(METADATA_FEATURES) if self.use_metadata else [],
+            "metadata_features": self._metadata_names(),
             "history": self.history_,
             "best_epoch": self.best_epoch_,
             "best_val_rmse": self.best_val_rmse_,
@@ -1020,9 +1122,10 @@ class SiameseModel(PairModel):
         except (TypeError, UserError) as exc:
             raise UserError(f"{where}: unusable parameters in the manifest ({printable(exc, 200)})") from None
         metadata = manifest.get("metadata_features") or []
-        if metadata not in ([], list(METADATA_FEATURES)):
+        expected = list(METADATA_FEATURES)
+        if metadata not in ([], expected):
             raise UserError(
-                f"{where}: manifest metadata_features must be [] or {list(METADATA_FEATURES)}, "
+                f"{where}: manifest metadata_features must be [] or {expected}, "
                 f"found {printable(repr(metadata), 80)}"
             )
         history = manifest.get("history") or {}
@@ -1036,14 +1139,22 @@ class SiameseModel(PairModel):
             _split_first_dense(network)
             input_dim = int(network.inputs[0].shape[-1])
             n_inputs = len(network.inputs)
+            metadata_dim = int(network.inputs[1].shape[-1]) if n_inputs > 1 else 0
         except Exception as exc:  # noqa: BLE001 - Keras raises many types for a damaged or forged file
             raise UserError(
                 f"{printable(file)}: not a readable siamese network ({type(exc).__name__}: {first_line(exc)})"
             ) from None
-        if n_inputs != 1 + bool(metadata):
+        if n_inputs != 1 + bool(metadata) or metadata_dim != len(metadata):
             raise UserError(
-                f"{where}: the network has {n_inputs} input(s) but the manifest lists {len(metadata)} metadata "
-                "feature(s): expected the files saved together by the siamese rung"
+                f"{where}: the network has {n_inputs} input(s) and {metadata_dim} metadata column(s) but the manifest "
+                f"lists {len(metadata)} metadata feature(s): expected the files saved together by the siamese rung"
+            )
+        match = [layer for layer in network.layers if isinstance(layer, PrecursorMatch)]
+        encoding = 2 * len(match[0].periods) if match else 0
+        if encoding != int(model.precursor_encoding) and (metadata or encoding):
+            raise UserError(
+                f"{where}: the network joins {encoding} precursor m/z features but the manifest's precursor_encoding "
+                f"is {model.precursor_encoding}: expected the files saved together by the siamese rung"
             )
         binning.check_binning(manifest["binning"], input_dim, where=where)
         checked = binning.binning_settings(**manifest["binning"])
@@ -1266,16 +1377,18 @@ def _molecules(spectra, what):
     return kept, molecules
 
 
-def _subset_sampler(spectra, molecules, fps, molecule_mask):
+def _subset_sampler(spectra, molecules, fps, molecule_mask, same_molecule_share=None):
     """Spectra of the chosen molecules and a pair sampler over them."""
     from kit.pairs import PairSampler
 
     rows = np.flatnonzero(molecule_mask[molecules.spectrum_molecule])
     local = np.cumsum(molecule_mask) - 1
-    sampler = PairSampler(local[molecules.spectrum_molecule[rows]], fps[molecule_mask])
+    sampler = PairSampler(local[molecules.spectrum_molecule[rows]], fps[molecule_mask],
+                          same_molecule_share=same_molecule_share)
     return [spectra[i] for i in rows], sampler
 
 
-def _sampler_of(spectra, what):
+def _sampler_of(spectra, what, same_molecule_share=None):
     kept, molecules = _molecules(spectra, what)
-    return _subset_sampler(kept, molecules, molecules.fingerprints(), np.ones(len(molecules), dtype=bool))
+    return _subset_sampler(kept, molecules, molecules.fingerprints(), np.ones(len(molecules), dtype=bool),
+                           same_molecule_share)

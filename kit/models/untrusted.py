@@ -72,6 +72,10 @@ KERAS_CLASSES = frozenset({
     ("keras.src.models.functional", "Functional"),
     (None, "__keras_tensor__"),
 })
+#: The kit's own layers a saved siamese may hold: (module, class name, registered name).
+KIT_KERAS_CLASSES = frozenset({
+    ("kit.models.siamese", "PrecursorMatch", "kit>PrecursorMatch"),
+})
 
 _KINDS = {
     "str": (str,),
@@ -344,11 +348,14 @@ def check_keras_config(file):
     config = read_archive_json(file, "config.json", "Keras network saved by the siamese rung")
     for module, class_name, registered in _keras_classes(config, 0, where):
         names_ok = all(isinstance(x, (str, type(None))) for x in (module, class_name, registered))
-        if not names_ok or (module, class_name) not in KERAS_CLASSES or registered not in (None, class_name):
+        known = names_ok and (((module, class_name) in KERAS_CLASSES and registered in (None, class_name))
+                              or (module, class_name, registered) in KIT_KERAS_CLASSES)
+        if not known:
             module, class_name = (module, class_name) if names_ok else (None, "an object with a non-text name")
             shown = printable(f"{module}.{class_name}" if module else str(class_name), 80)
             extra = " (a Lambda layer runs code)" if class_name == "Lambda" else ""
-            raise UserError(f"{where}: refusing to load {shown}{extra}: the siamese rung saves only standard Keras layers")
+            raise UserError(f"{where}: refusing to load {shown}{extra}: the siamese rung saves only standard Keras "
+                            "layers and the kit's own")
 
 
 def _keras_classes(node, depth, where):

@@ -1,0 +1,61 @@
+"""bench/bench_siamese_variants.py: variants of the siamese, one change at a time, scored on held-out molecules."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("kit.models.siamese")
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_siamese_variants", REPO / "bench" / "bench_siamese_variants.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("text, name, options", [
+    ("base", "base", {}),
+    ("mass16", "mass16", {"precursor_encoding": 16}),
+    ("mine:epochs=2;dropout=0.3", "mine", {"epochs": "2", "dropout": "0.3"}),
+    ("gbm", "gbm", {}),
+])
+def test_parse_variant(bench, text, name, options):
+    parsed = bench.parse_variant(text)
+    assert parsed[0] == name and parsed[1] == options
+
+
+def test_unknown_variant_is_refused(bench):
+    with pytest.raises(SystemExit, match="unknown variant"):
+        bench.parse_variant("nonsense")
+
+
+def test_every_named_variant_has_valid_siamese_parameters(bench):
+    from kit.models.siamese import SiameseModel
+
+    for name, (options, about) in bench.VARIANTS.items():
+        model = SiameseModel(**options)
+        model._check_params()
+        assert about, name
+
+
+@pytest.mark.slow
+def test_variants_train_score_and_tabulate(bench, tiny, tmp_path, capsys):
+    out = tmp_path / "variants.jsonl"
+    argv = ["--competition", str(tiny / "data" / "tiny"), "--out", str(out), "--pairs-per-bin", "10",
+            "--variants", "base:epochs=1;pairs_per_epoch=256;hidden_units=16;embedding_dim=8,"
+                          "mass:epochs=1;pairs_per_epoch=256;hidden_units=16;embedding_dim=8;precursor_encoding=4"]
+    assert bench.main(argv) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["variant"] for r in rows] == ["base", "mass"]
+    for row in rows:
+        assert 0 < row["val_rmse"] < 1 and row["epochs"] == 1 and row["embed_spectra_per_s"] > 0
+        assert set(row["per_bin"]) >= {"0.9-1.0"} and row["pairs"] > 0
+    capsys.readouterr()
+    assert bench.main(["--markdown", "--out", str(out)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| variant |") and len(table) >= 4 and "| mass |" in table[-1]
+    assert "+0.0%" in table[2]
