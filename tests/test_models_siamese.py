@@ -92,10 +92,11 @@ def test_predictions_are_dot_products_of_unit_embeddings(model, spectra):
     pairs = random_pairs(spectra)
     pred = model.predict(spectra, pairs)
     assert pred.shape == (len(pairs),) and np.isfinite(pred).all()
-    # ReLU embeddings: cosines cannot be negative; the clip trims rounding above 1.
     assert pred.min() >= 0.0 and pred.max() <= 1.0
     vectors = model.predict_embeddings(spectra)
-    assert vectors.dtype == np.float32 and vectors.shape == (len(spectra), TINY["embedding_dim"])
+    # The embedding, then the precursor m/z features (PrecursorMatch, on by default).
+    width = TINY["embedding_dim"] + model.precursor_encoding
+    assert vectors.dtype == np.float32 and vectors.shape == (len(spectra), width)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     index = {s.get("spectrum_id"): i for i, s in enumerate(spectra)}
     a, b = pairs["spectrum_id_a"].map(index).to_numpy(), pairs["spectrum_id_b"].map(index).to_numpy()

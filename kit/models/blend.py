@@ -75,10 +75,10 @@ class BlendModel(GBMModel):
     siamese_embedding_dim : int, default 200
     siamese_dropout : float, default 0.2
         Also the rate of the Monte Carlo dropout passes.
-    siamese_learning_rate : float, default 0.001
+    siamese_learning_rate : float, default 0.0028
     siamese_epochs : int, default 30
-    siamese_batch_size : int, default 64
-    siamese_pairs_per_epoch : int, default 20000
+    siamese_batch_size : int, default 512
+    siamese_pairs_per_epoch : int, default 50000
     siamese_validation_pairs : int, default 5000
     siamese_validation_fraction : float, default 0.1
         Share of part A's molecules the siamese holds out for early stopping when
@@ -133,10 +133,10 @@ class BlendModel(GBMModel):
         siamese_hidden_units=(500, 500),
         siamese_embedding_dim=200,
         siamese_dropout=0.2,
-        siamese_learning_rate=1e-3,
+        siamese_learning_rate=2.8e-3,
         siamese_epochs=30,
-        siamese_batch_size=64,
-        siamese_pairs_per_epoch=20000,
+        siamese_batch_size=512,
+        siamese_pairs_per_epoch=50000,
         siamese_validation_pairs=5000,
         siamese_validation_fraction=0.1,
         siamese_patience=6,

@@ -9,17 +9,23 @@ MS2DeepScore v1::
     - Dense 200 (the embedding)
 
 with ReLU activations (the embedding too, so cosines lie in [0, 1]), MSE loss and Adam.
+Predicted similarities are clipped to [0, 1].
 Training pairs are balanced over the ten Tanimoto bins, redrawn every epoch and
 augmented; a validation split by molecule drives early stopping. Inference embeds
 every spectrum once and scores pairs by dot products of unit vectors.
 
-Two defaults go beyond v1 because they won on validation (MassBank positive mode): the
-precursor m/z and ion mode join the binned peaks (as in ms2deepscore 2.x), and the
-learning rate drops by a factor 3 when validation RMSE stalls for 2 epochs. Training
-runs on sparse batches of 512 pairs (:class:`SparsePairTrainer`, :class:`LazyAdam`),
-several times more pairs per second on a CPU than v1's dense batches of 64.
-MS2DeepScore v1 exactly is ``SiameseModel(use_metadata=False, lr_patience=None,
-sparse_training=False, batch_size=64, learning_rate=1e-3, batchnorm_momentum=0.99)``.
+Defaults go beyond v1 where they won on validation (MassBank positive mode, molecules held
+out from training; ``bench/bench_siamese_variants.py``): the precursor m/z and ion mode
+join the binned peaks (as in ms2deepscore 2.x); a learned kernel of the precursor m/z
+difference joins the embedding (:class:`PrecursorMatch`), for the top Tanimoto bin, which
+is mostly two spectra of one molecule; 50,000 pairs an epoch, 90% of the top bin's pairs
+two spectra of one molecule; the learning rate drops by a factor 3 when validation RMSE
+stalls for 2 epochs. Training runs on sparse batches of 512 pairs
+(:class:`SparsePairTrainer`, :class:`LazyAdam`), several times more pairs per second on a
+CPU than v1's dense batches of 64. MS2DeepScore v1 exactly is
+``SiameseModel(use_metadata=False, precursor_encoding=0, same_molecule_share=None,
+pairs_per_epoch=20000, lr_patience=None, sparse_training=False, batch_size=64,
+learning_rate=1e-3, batchnorm_momentum=0.99)``.
 
 Beyond one device, training runs on TensorFlow's own engine (``distribute``):
 ``tf.distribute.MirroredStrategy`` over several GPUs (or logical CPUs), or
@@ -659,7 +665,7 @@ class SiameseModel(PairModel):
         Pairs per gradient step and replica (MS2DeepScore v1: 64). A sparse step costs about the
         rows its batch touches, which grow slower than the batch, so larger batches move
         more pairs per second.
-    pairs_per_epoch : int, default 20000
+    pairs_per_epoch : int, default 50000
         Training pairs drawn (balanced over Tanimoto bins) for each epoch.
     validation_pairs : int, default 5000
         Fixed validation pairs (balanced), drawn once.
@@ -678,11 +684,11 @@ class SiameseModel(PairModel):
     use_metadata : bool, default True
         Also feed precursor m/z and ion mode to the embedding network (as ms2deepscore
         2.x does); ``False`` reads peaks only, as MS2DeepScore v1.
-    precursor_encoding : int, default 0
+    precursor_encoding : int, default 16
         With ``use_metadata``, also feed this many Fourier features of the precursor m/z
         (an even number; see :func:`metadata_features`), so that equal precursor masses,
         which two spectra of one molecule share, can be told from near ones.
-    same_molecule_share : float or None, default None
+    same_molecule_share : float or None, default 0.9
         Share of the top-bin training pairs that are two spectra of one molecule (see
         :class:`kit.pairs.PairSampler`); ``None`` draws top-bin partners uniformly.
     batchnorm_momentum : float, default 0.9
@@ -742,11 +748,11 @@ class SiameseModel(PairModel):
     save_format = "keras"
 
     def __init__(self, hidden_units=(500, 500), embedding_dim=200, dropout=0.2, weight_penalty=1e-6, learning_rate=2.8e-3,
-                 epochs=30, batch_size=512, pairs_per_epoch=20000, validation_pairs=5000, patience=6, lr_patience=2,
+                 epochs=30, batch_size=512, pairs_per_epoch=50000, validation_pairs=5000, patience=6, lr_patience=2,
                  validation_fraction=0.1,
                  bin_width=binning.BIN_WIDTH, mz_range=binning.MZ_RANGE, intensity_power=binning.INTENSITY_POWER,
                  augment_removal_max=0.3, augment_removal_intensity=0.2, augment_intensity=0.4, augment_noise_max=10,
-                 augment_noise_intensity=0.01, use_metadata=True, precursor_encoding=0, same_molecule_share=None,
+                 augment_noise_intensity=0.01, use_metadata=True, precursor_encoding=16, same_molecule_share=0.9,
                  batchnorm_momentum=0.9, sparse_training=True,
                  distribute="auto", mixed_precision=False, seed=0, verbose="auto"):
         self.hidden_units = hidden_units
@@ -1343,8 +1349,9 @@ def normalize_rows(vectors):
 def score_pairs(vectors, idx_a, idx_b, chunk=SCORE_CHUNK):
     """Row-wise dot products of unit vectors, clipped to [0, 1], chunk by chunk.
 
-    ReLU embeddings have no negative components, so cosines are already >= 0; the clip
-    only trims rounding just above 1.
+    ReLU embeddings have no negative components, so their cosines are >= 0 and the clip
+    only trims rounding just above 1; the precursor m/z features of
+    :class:`PrecursorMatch` can be negative, and a similarity below 0 is clipped to 0.
 
     Examples
     --------
