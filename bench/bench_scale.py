@@ -251,7 +251,8 @@ def table(results, epoch_pairs):
         f"Targets at {top['scale']}x: prepare under {PREPARE_TARGET_S // 60} min: wall {top['prepare_s'] / 60:.1f} min "
         f"({'met' if top['prepare_s'] < PREPARE_TARGET_S else 'MISSED'})"
         + (f", CPU {top['prepare_cpu_s'] / 60:.1f} min ({'met' if top['prepare_cpu_s'] < PREPARE_TARGET_S else 'MISSED'}; "
-           "prepare is almost all single-threaded Python, so CPU time is about its wall time on an idle core)" if top.get("prepare_cpu_s") else "")
+           "prepare cleans in one process per CPU, so on idle cores its wall time is about its CPU time over the cores)"
+           if top.get("prepare_cpu_s") else "")
         + f"; under {PREPARE_TARGET_GIB:.0f} GiB: {top['prepare_gib']:.2f} GiB "
         f"({'met' if top['prepare_gib'] < PREPARE_TARGET_GIB else 'MISSED'}).",
     ]

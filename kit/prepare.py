@@ -29,7 +29,7 @@ from kit.pairs import balanced_test_pairs, split_molecules
 from kit.paths import COMPETITION_FILE, COMPETITION_NAME, DEFAULT_COMPETITION, data_dir
 from kit.safetext import spreadsheet_cell
 from kit.scoring import PRIVATE, PUBLIC
-from kit.spectra import save_spectra
+from kit.spectra import check_jobs, save_records
 from kit.tanimoto_bins import BIN_LABELS, N_BINS
 
 # Fields a test spectrum keeps: measurement conditions a model may use, nothing that names
@@ -146,12 +146,14 @@ def competition_name(name, libraries):
     return name
 
 
-def load_library(libraries, ionmode, cache_dir, progress, simulation_seed=0):
+def load_library(libraries, ionmode, cache_dir, progress, simulation_seed=0, jobs=1):
     """Cleaned spectra of the given libraries (or the simulated one), with a report.
 
-    Returns the spectra, the :class:`~kit.spectra.CleaningReport` and one entry per
-    source: its file name, which may be handed out, and its sha256 (or, for the simulated
-    library, the seed it was simulated with), which stay private.
+    Returns the spectra (as :class:`LibrarySpectrum`), the
+    :class:`~kit.spectra.CleaningReport` and one entry per source: its file name, which
+    may be handed out, and its sha256 (or, for the simulated library, the seed it was
+    simulated with), which stay private. ``jobs`` processes clean a library file
+    (:func:`kit.spectra.load_spectra`); the spectra are the same for any ``jobs``.
 
     ``simulation_seed`` seeds the simulated library. The kit ships the simulator, so
     anyone can rebuild a library from a known seed and look every test spectrum up by its
@@ -167,6 +169,7 @@ def load_library(libraries, ionmode, cache_dir, progress, simulation_seed=0):
             simulate_library(seed=int(simulation_seed), progress=progress), default_filters(ionmode=ionmode),
             report=report, progress=progress,
         )
+        spectra = [LibrarySpectrum.of(s) for s in spectra]
         source = {
             "source": SIMULATED,
             "generator": "kit.simulate.simulate_library, seeded from the competition's secret seed",
@@ -185,7 +188,9 @@ def load_library(libraries, ionmode, cache_dir, progress, simulation_seed=0):
             library = fetch_massbank(cache_dir, progress=progress)
         before = report.read
         try:
-            spectra += load_spectra(library, ionmode=ionmode, report=report, progress=progress)
+            spectra += load_spectra(
+                library, ionmode=ionmode, report=report, progress=progress, jobs=jobs, convert=LibrarySpectrum.of
+            )
             if report.read == before:
                 raise UserError(f"{library}: no spectra found: expected a spectral library in the format its name says")
         except UserError as exc:
@@ -276,18 +281,58 @@ def license_counts(spectra):
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
-def strip_spectrum(spectrum, spectrum_id, keep):
-    """A copy of ``spectrum`` with only the metadata fields in ``keep``."""
-    from matchms import Spectrum
+class LibrarySpectrum:
+    """A cleaned library spectrum reduced to what a competition writes: its peaks and the
+    metadata fields of :data:`TRAIN_FIELDS` it has.
 
+    Its ``get`` is a matchms ``Spectrum``'s for those fields, without the copy of the
+    whole metadata that each ``Spectrum.get`` makes; it pickles small (worker processes
+    send it back) and holds a fraction of a Spectrum's memory.
+
+    Examples
+    --------
+    >>> from matchms import Spectrum
+    >>> import numpy as np
+    >>> s = Spectrum(np.array([50.0]), np.array([1.0]), {"smiles": "CCO", "comment": "x"}, metadata_harmonization=False)
+    >>> kept = LibrarySpectrum.of(s)
+    >>> kept.get("smiles"), kept.get("comment"), kept.mz.tolist()
+    ('CCO', None, [50.0])
+    """
+
+    __slots__ = ("fields", "mz", "intensities")
+
+    def __init__(self, fields, mz, intensities):
+        self.fields, self.mz, self.intensities = fields, mz, intensities
+
+    @classmethod
+    def of(cls, spectrum):
+        """The :class:`LibrarySpectrum` of a matchms ``Spectrum``."""
+        metadata = spectrum.metadata_dict()
+        peaks = spectrum.peaks
+        return cls({k: metadata[k] for k in TRAIN_FIELDS if k in metadata}, peaks.mz, peaks.intensities)
+
+    def get(self, key, default=None):
+        return self.fields.get(key, default)
+
+    def __getstate__(self):
+        return self.fields, self.mz, self.intensities
+
+    def __setstate__(self, state):
+        self.fields, self.mz, self.intensities = state
+
+
+def strip_spectrum(spectrum, spectrum_id, keep):
+    """``(metadata, mz, intensities)`` of ``spectrum`` with only the metadata fields in ``keep``.
+
+    What :func:`kit.spectra.save_records` writes: the same MGF as a matchms ``Spectrum``
+    of that metadata (without harmonisation) through :func:`kit.spectra.save_spectra`.
+    """
     metadata = {"spectrum_id": spectrum_id}
     for key in keep:
         value = spectrum.get(key)
         if key != "spectrum_id" and value not in (None, ""):
             metadata[key] = value
-    return Spectrum(
-        mz=spectrum.peaks.mz, intensities=spectrum.peaks.intensities, metadata=metadata, metadata_harmonization=False
-    )
+    return metadata, spectrum.mz, spectrum.intensities
 
 
 def prepare_competition(
@@ -302,6 +347,7 @@ def prepare_competition(
     force=False,
     progress=True,
     echo=print,
+    jobs=None,
 ):
     """Build a competition folder from a spectral library; return the :class:`Competition`.
 
@@ -316,6 +362,9 @@ def prepare_competition(
         Folder holding competitions (default ``./data``).
     seed, test_fraction, pairs_per_bin, public_fraction, ionmode, force :
         As the options of ``kit prepare``.
+    jobs : int, optional
+        Processes that clean the library (default: one per CPU). The files written are the
+        same for any number.
 
     Examples
     --------
@@ -323,6 +372,7 @@ def prepare_competition(
     >>> comp.test_pairs.shape                                  # doctest: +SKIP
     """
     check_options(test_fraction, pairs_per_bin, public_fraction, ionmode, seed)
+    jobs = check_jobs(jobs)
     libraries = [] if library is None else [library] if isinstance(library, (str, Path)) else list(library)
     name = competition_name(name, libraries)
     root = ensure_writable_dir(data_dir(out))
@@ -330,7 +380,7 @@ def prepare_competition(
     if target.exists() and not force:
         raise UserError(f"{target} already exists: expected a new competition name (use --force to replace it)")
     streams = _Streams.from_seed(seed)
-    spectra, report, sources = load_library(libraries, ionmode, root / "cache", progress, streams.simulation_seed)
+    spectra, report, sources = load_library(libraries, ionmode, root / "cache", progress, streams.simulation_seed, jobs)
     spectra, molecules = molecules_of(spectra, report=report, progress=progress)
     report.kept = len(spectra)
     split = _split(molecules, test_fraction, streams.split)
@@ -474,10 +524,10 @@ def _write_competition(tmp, spectra, ids, split, pairs, test_ids, meta):
     private_dir = tmp / files.PRIVATE_DIR
     private_dir.mkdir(mode=PRIVATE_DIR_MODE)
     private_dir.chmod(PRIVATE_DIR_MODE)
-    save_spectra([strip_spectrum(spectra[i], ids[i], TRAIN_FIELDS) for i in split.train_idx], tmp / files.TRAIN_FILE)
-    save_spectra(
-        [strip_spectrum(spectra[split.test_idx[k]], test_ids.neutral[p], PUBLIC_FIELDS)
-         for p, k in enumerate(test_ids.shuffled)],
+    save_records((strip_spectrum(spectra[i], ids[i], TRAIN_FIELDS) for i in split.train_idx), tmp / files.TRAIN_FILE)
+    save_records(
+        (strip_spectrum(spectra[split.test_idx[k]], test_ids.neutral[p], PUBLIC_FIELDS)
+         for p, k in enumerate(test_ids.shuffled)),
         tmp / files.TEST_FILE,
     )
     rows = np.arange(len(pairs.pairs))

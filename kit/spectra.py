@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
 import zlib
 from collections import Counter
@@ -193,16 +194,22 @@ def clean_spectra(spectra, filters=None, report=None, progress=False):
     report = report if report is not None else CleaningReport(source="spectra")
     kept = []
     for spectrum in progress_bar(spectra, desc="cleaning", unit=" spectra", disable=not progress):
-        report.read += 1
-        for name, step in filters:
-            spectrum = step(spectrum)
-            if spectrum is None:
-                report.dropped[name] += 1
-                break
-        else:
+        spectrum = _clean_one(spectrum, filters, report)
+        if spectrum is not None:
             kept.append(spectrum)
     report.kept += len(kept)
     return kept
+
+
+def _clean_one(spectrum, filters, report):
+    """``spectrum`` through ``filters``, or None with the step that dropped it counted in ``report``."""
+    report.read += 1
+    for name, step in filters:
+        spectrum = step(spectrum)
+        if spectrum is None:
+            report.dropped[name] += 1
+            return None
+    return spectrum
 
 
 def read_spectra(path, report=None, fmt=None):
@@ -260,28 +267,41 @@ def _reading(path, fmt, records):
         yield from records
     except (UserError, MemoryError):
         raise
-    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        raise UserError(f"{path}: corrupt gzip file ({type(exc).__name__}: {first_line(exc)})") from None
     except Exception as exc:  # noqa: BLE001 - the file is untrusted: whatever a reader trips on is a bad file
-        raise UserError(
-            f"{path}: unreadable {fmt} file ({type(exc).__name__}: {first_line(exc)}); expected {EXPECTED[fmt]}"
-        ) from None
+        if isinstance(exc, (gzip.BadGzipFile, EOFError, zlib.error)):
+            raise UserError(f"{path}: corrupt gzip file ({type(exc).__name__}: {first_line(exc)})") from None
+        raise _unreadable(path, fmt, type(exc).__name__, first_line(exc)) from None
+
+
+def _unreadable(path, fmt, kind, line):
+    """The :class:`UserError` for a file whose reading raised an error of type ``kind`` saying ``line``."""
+    return UserError(f"{path}: unreadable {fmt} file ({kind}: {line}); expected {EXPECTED[fmt]}")
 
 
 def _read(path, fmt, report):
+    """The spectra of a file: its records (:func:`_records`), each made a Spectrum (or dropped, counted)."""
+    build = _BUILDERS[fmt]
+    for record in _records(path, fmt):
+        spectrum = build(record, report)
+        if spectrum is not None:
+            yield spectrum
+
+
+def _records(path, fmt):
+    """The raw records of a file (the reader's dicts), before any becomes a matchms Spectrum."""
     logging.getLogger("matchms").setLevel(logging.ERROR)
     if path.name.lower().endswith(".gz"):
         if fmt == "mgf":
             with gzip.open(path, "rt", encoding="utf-8", errors="replace") as handle:
-                yield from _READERS[fmt](handle, report)
+                yield from _RECORDS[fmt](handle)
             return
         with tempfile.TemporaryDirectory(prefix="kit-") as tmp:
             plain = Path(tmp) / path.name[:-3]
             with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
-            yield from _READERS[fmt](str(plain), report)
+            yield from _RECORDS[fmt](str(plain))
         return
-    yield from _READERS[fmt](str(path), report)
+    yield from _RECORDS[fmt](str(path))
 
 
 def _kept(mz, intensities, report):
@@ -296,24 +316,28 @@ def _kept(mz, intensities, report):
     return ok
 
 
-def _read_mgf(source, report):
+def _mgf_records(source):
     import_matchms()
-    from matchms.importing.parsing_utils import parse_spectrum_dict
     from pyteomics.mgf import MGF
 
     with MGF(source, convert_arrays=1, encoding="utf-8") as reader:
         for number, record in enumerate(reader, 1):
             if record is None:  # pyteomics' answer to a record that never reaches END IONS
                 raise ValueError(f"record {number:,} has no END IONS line (is the file cut short?)")
-            if _kept(record["m/z array"], record["intensity array"], report):
-                yield parse_spectrum_dict(spectrum=record, metadata_harmonization=True)
+            yield record
+
+
+def _mgf_spectrum(record, report, spectrum_type="pyteomics"):
+    from matchms.importing.parsing_utils import parse_spectrum_dict
+
+    if _kept(record["m/z array"], record["intensity array"], report):
+        return parse_spectrum_dict(spectrum=record, metadata_harmonization=True, spectrum_type=spectrum_type)
+    return None
 
 
 # A number in a peak line, NaN and infinities included (so that they can be counted and
 # dropped rather than silently skipped), signs kept (so that negative intensities are seen).
 _PEAK_NUMBER = re.compile(r"[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf(?:inity)?)", re.IGNORECASE)
-
-
 def _parse_msp(source):
     """MSP records as matchms' MSP reader makes them, with line numbers in every error.
 
@@ -361,38 +385,35 @@ def _parse_msp(source):
         raise ValueError(f"the last record ends after {len(masses):,} of its {expected:,} peaks (is the file cut short?)")
 
 
-def _read_msp(source, report):
+
+def _msp_spectrum(record, report):
+    return _mgf_spectrum(record, report, spectrum_type="own")
+
+
+def _mzml_records(source):
     import_matchms()
-    from matchms.importing.parsing_utils import parse_spectrum_dict
-
-    for record in _parse_msp(source):
-        if _kept(record["m/z array"], record["intensity array"], report):
-            yield parse_spectrum_dict(spectrum=record, metadata_harmonization=True, spectrum_type="own")
-
-
-def _read_mzml(source, report):
-    import_matchms()
-    from matchms import Spectrum
-    from matchms.importing.parsing_utils import parse_mzml_mzxml_metadata, sort_by_mz
     from pyteomics.mzml import read
 
     with read(source, dtype=dict) as reader:
         for record in reader:
-            if record.get("ms level") != 2:
-                continue
-            mz = np.asarray(record["m/z array"], dtype=float)
-            intensities = np.asarray(record["intensity array"], dtype=float)
-            if _kept(mz, intensities, report):
-                mz, intensities = sort_by_mz(mz=mz, intensities=intensities)
-                yield Spectrum(mz=mz, intensities=intensities, metadata=parse_mzml_mzxml_metadata(record))
+            if record.get("ms level") == 2:
+                yield record
 
 
-def _read_json(source, report):
-    import ast
+def _mzml_spectrum(record, report):
+    from matchms import Spectrum
+    from matchms.importing.parsing_utils import parse_mzml_mzxml_metadata, sort_by_mz
+
+    mz = np.asarray(record["m/z array"], dtype=float)
+    intensities = np.asarray(record["intensity array"], dtype=float)
+    if not _kept(mz, intensities, report):
+        return None
+    mz, intensities = sort_by_mz(mz=mz, intensities=intensities)
+    return Spectrum(mz=mz, intensities=intensities, metadata=parse_mzml_mzxml_metadata(record))
+
+
+def _json_records(source):
     import json
-
-    import_matchms()
-    from matchms.importing.load_from_json import as_spectrum
 
     with open(source, "rb") as handle:
         records = json.load(handle)
@@ -401,23 +422,36 @@ def _read_json(source, report):
     for record in records:
         if not isinstance(record, dict):
             raise ValueError(f"found a list item of type {type(record).__name__}, not an object")
-        peaks = record.get("peaks_json")
-        peaks = ast.literal_eval(peaks) if isinstance(peaks, str) else peaks
-        if isinstance(peaks, list) and peaks:
-            array = np.asarray(peaks, dtype=float)
-            if array.ndim != 2 or array.shape[1] != 2:
-                raise ValueError(f"found peaks of shape {array.shape}, not [m/z, intensity] pairs")
-            if not _kept(array[:, 0], array[:, 1], report):
-                continue
-        spectrum = as_spectrum(record)
-        if spectrum is not None:
-            yield spectrum
+        yield record
 
 
-_READERS = {"mgf": _read_mgf, "msp": _read_msp, "mzml": _read_mzml, "json": _read_json}
+def _json_spectrum(record, report):
+    import ast
+
+    import_matchms()
+    from matchms.importing.load_from_json import as_spectrum
+
+    peaks = record.get("peaks_json")
+    peaks = ast.literal_eval(peaks) if isinstance(peaks, str) else peaks
+    if isinstance(peaks, list) and peaks:
+        array = np.asarray(peaks, dtype=float)
+        if array.ndim != 2 or array.shape[1] != 2:
+            raise ValueError(f"found peaks of shape {array.shape}, not [m/z, intensity] pairs")
+        if not _kept(array[:, 0], array[:, 1], report):
+            return None
+    return as_spectrum(record)
 
 
-def load_spectra(path, clean=True, ionmode="both", mz_range=MZ_RANGE, min_peaks=MIN_PEAKS, report=None, progress=False):
+# Reading is two steps, so that the second can run in worker processes: a format's records
+# (read in order, in one process) and the Spectrum made of each record (None: dropped).
+_RECORDS = {"mgf": _mgf_records, "msp": _parse_msp, "mzml": _mzml_records, "json": _json_records}
+_BUILDERS = {"mgf": _mgf_spectrum, "msp": _msp_spectrum, "mzml": _mzml_spectrum, "json": _json_spectrum}
+
+
+def load_spectra(
+    path, clean=True, ionmode="both", mz_range=MZ_RANGE, min_peaks=MIN_PEAKS, report=None, progress=False, jobs=1,
+    convert=None,
+):
     """Load spectra from an MGF, MSP, mzML or JSON file (``.gz`` allowed), cleaned.
 
     Parameters
@@ -433,6 +467,14 @@ def load_spectra(path, clean=True, ionmode="both", mz_range=MZ_RANGE, min_peaks=
         Filled with the counts of what each step dropped.
     progress : bool
         Show a progress bar.
+    jobs : int, optional
+        Processes that make and clean the spectra when cleaning (``None``: one per CPU).
+        The file is read in this process and its records are handed out in chunks of
+        :data:`CHUNK_RECORDS`; the results come back in the file's order, so the spectra
+        and the report are those of ``jobs=1``. A file of one chunk is cleaned here.
+    convert : callable, optional
+        Applied to each cleaned spectrum (in the worker processes when ``jobs > 1``, which
+        then send back only what it returns); a module-level function, so that it pickles.
 
     Returns
     -------
@@ -440,16 +482,241 @@ def load_spectra(path, clean=True, ionmode="both", mz_range=MZ_RANGE, min_peaks=
 
     Examples
     --------
-    >>> spectra = load_spectra("library.mgf.gz")   # doctest: +SKIP
+    >>> spectra = load_spectra("library.mgf.gz", jobs=2)   # doctest: +SKIP
     """
     report = report if report is not None else CleaningReport(source=str(path))
+    jobs = check_jobs(jobs)
+    if clean and jobs > 1:
+        return _load_in_pool(path, (mz_range, min_peaks, ionmode), report, jobs, progress, convert)
     spectra = read_spectra(path, report=report)
     if not clean:
         out = list(spectra)
         report.read += len(out)
         report.kept += len(out)
-        return out
-    return clean_spectra(spectra, default_filters(mz_range, min_peaks, ionmode), report=report, progress=progress)
+    else:
+        out = clean_spectra(spectra, default_filters(mz_range, min_peaks, ionmode), report=report, progress=progress)
+    return out if convert is None else [convert(s) for s in out]
+
+
+def save_records(records, path):
+    """Write ``(metadata, mz, intensities)`` records to MGF, byte for byte as :func:`save_spectra`.
+
+    :func:`save_spectra` goes through matchms's ``save_as_mgf`` (pyteomics' writer), which
+    needs a matchms ``Spectrum`` per record and formats each peak in a Python loop; this
+    writes the same text from plain dicts and arrays: keys in pyteomics' order, upper-cased,
+    its formatters for ``CHARGE`` and ``PEPMASS``, one ``"m/z intensity "`` line per peak.
+    ``metadata`` holds matchms keys (as ``Spectrum.metadata_dict()`` gives them).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> save_records([({"spectrum_id": "s1"}, np.array([50.0]), np.array([1.0]))], "/tmp/x.mgf")  # doctest: +SKIP
+    """
+    path = Path(path)
+    if spectrum_format(path) != "mgf" or path.name.lower().endswith(".gz"):
+        raise UserError(f"{path}: expected a .mgf file name to write")
+    with atomic_path(path, suffix=".mgf") as tmp:
+        # The encoding and newlines of save_as_mgf (pyteomics opens the file in text mode).
+        with open(tmp, "w", encoding="utf-8") as handle:
+            for metadata, mz, intensities in records:
+                handle.write(mgf_record(metadata, mz, intensities))
+    return path
+
+
+def mgf_record(metadata, mz, intensities):
+    """One MGF record as pyteomics' ``mgf.write`` writes it (with matchms's ``save_as_mgf`` options).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> print(mgf_record({"spectrum_id": "s1", "charge": 1}, np.array([50.0, 61.5]), np.array([1.0, 0.25])), end="")
+    BEGIN IONS
+    CHARGE=1+
+    SPECTRUM_ID=s1
+    50.0 1.0 
+    61.5 0.25 
+    END IONS
+    <BLANKLINE>
+    """
+    from pyteomics import mgf
+
+    # pyteomics' defaults for key order and value formatters (what mgf.write uses unless told otherwise).
+    order, formatters, plain = mgf._default_key_order, mgf._default_value_formatters, mgf._default_repr
+    lines = ["BEGIN IONS\n"]
+    for key in dict.fromkeys([*(k for k in order if k in metadata), *metadata]):
+        value = metadata[key]
+        if key != "fingerprint" and value != None:  # noqa: E711 - pyteomics' test: a header value, None here
+            lines.append(formatters.get(key, plain)(key, value) + "\n")
+    if getattr(mz, "dtype", None) == np.float64 and getattr(intensities, "dtype", None) == np.float64:
+        # repr of a Python float is str of a numpy float64 (shortest round trip), and much faster.
+        lines += map("{!r} {!r} \n".format, mz.tolist(), intensities.tolist())
+    else:
+        lines += ["{} {} {}\n".format(m, i, "") for m, i in zip(mz, intensities)]
+    lines.append("END IONS\n\n")
+    return "".join(lines)
+
+
+# Records per chunk handed to a worker process: large enough that sending a chunk costs
+# little next to cleaning it, small enough that both workers start at once.
+CHUNK_RECORDS = 2000
+
+
+def check_jobs(jobs):
+    """``jobs`` as a whole number of processes (``None``: one per CPU this process may use).
+
+    Examples
+    --------
+    >>> check_jobs(2), check_jobs(None) >= 1
+    (2, True)
+    """
+    if jobs is None:
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
+        raise UserError(f"--jobs must be a positive whole number, found {jobs!r}")
+    return int(jobs)
+
+
+def _load_in_pool(path, filter_options, report, jobs, progress, convert):
+    """:func:`load_spectra` with the records made into spectra and cleaned by ``jobs`` processes, in order."""
+    import itertools
+    from collections import deque
+
+    from kit.progress import progress as progress_bar
+
+    path, fmt = _checked_file(path, None)
+    chunks = _chunks(_reading(path, fmt, _records(path, fmt)), CHUNK_RECORDS)
+    first = next(chunks, [])
+    chunks = itertools.chain([first] if first else [], chunks)
+    kept, pending, read_error = [], deque(), None
+    bar = progress_bar(itertools.repeat(None), desc="cleaning", unit=" spectra", disable=not progress)
+    with _Pool(jobs if len(first) == CHUNK_RECORDS else 0) as pool:
+        while read_error is None:
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                break
+            except UserError as exc:
+                # One process would meet the records before this one first: their errors come first.
+                read_error = exc
+                break
+            pending.append(pool.submit(_clean_chunk, fmt, filter_options, convert, chunk))
+            # At most two chunks a worker in flight: memory stays bounded by what is kept.
+            while len(pending) > 2 * jobs or (pending and pending[0].done()):
+                _merge(pending.popleft().result(), path, fmt, report, kept, bar)
+        while pending:
+            _merge(pending.popleft().result(), path, fmt, report, kept, bar)
+    bar.close()
+    if read_error is not None:
+        raise read_error
+    report.kept += len(kept)
+    return kept
+
+
+def _chunks(records, size):
+    """Lists of ``size`` records; when reading fails, the records before the error come first."""
+    chunk = []
+    try:
+        for record in records:
+            chunk.append(record)
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
+    except UserError:
+        if chunk:
+            yield chunk
+        raise
+    if chunk:
+        yield chunk
+
+
+def _merge(result, path, fmt, report, kept, bar):
+    """Add one chunk's spectra and counts; raise the reading error that ended the chunk, if any."""
+    spectra, chunk_report, error = result
+    kept += spectra
+    report.read += chunk_report.read
+    for reason, n in chunk_report.dropped.items():  # in order: the report's ties stay those of one process
+        report.dropped[reason] += n
+    for _ in spectra:
+        next(bar)
+    if error is not None:
+        raise _unreadable(path, fmt, *error)
+
+
+def _clean_chunk(fmt, filter_options, convert, records):
+    """In a worker: make each record a Spectrum and clean it, as :func:`load_spectra` does in one process.
+
+    Returns the kept spectra, the chunk's :class:`CleaningReport` and, when making a
+    record failed, that error as ``(type name, first line)`` (the spectra before it are kept).
+    """
+    logging.getLogger("matchms").setLevel(logging.ERROR)
+    filters = _worker_filters(*filter_options)
+    build = _BUILDERS[fmt]
+    report = CleaningReport(source="")
+    kept = []
+    for record in records:
+        try:
+            spectrum = build(record, report)
+        except (UserError, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bad record is a bad file, reported like one
+            return kept, report, (type(exc).__name__, first_line(exc))
+        if spectrum is not None:
+            spectrum = _clean_one(spectrum, filters, report)
+            if spectrum is not None:
+                kept.append(spectrum if convert is None else convert(spectrum))
+    return kept, report, None
+
+
+_FILTERS = {}
+
+
+def _worker_filters(mz_range, min_peaks, ionmode):
+    key = (tuple(mz_range), min_peaks, ionmode)
+    if key not in _FILTERS:
+        _FILTERS[key] = default_filters(mz_range, min_peaks, ionmode)
+    return _FILTERS[key]
+
+
+def _ignore_interrupts():
+    """In a worker: Ctrl-C is for the main process, which stops the pool (no traceback from each worker)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class _Pool:
+    """A process pool, or, with 0 workers, one that runs each task here at once.
+
+    On Linux the workers are forked: they start at once with what this process has
+    imported, and a script that calls :func:`load_spectra` at its top level (without a
+    ``__main__`` guard) is not run again in each of them, as a fresh interpreter would.
+    """
+
+    def __init__(self, workers):
+        self.workers = workers
+        self.executor = None
+
+    def __enter__(self):
+        if self.workers:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            context = multiprocessing.get_context("fork") if sys.platform.startswith("linux") else None
+            self.executor = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_ignore_interrupts)
+        return self
+
+    def submit(self, func, *args):
+        if self.executor is not None:
+            return self.executor.submit(func, *args)
+        from concurrent.futures import Future
+
+        future = Future()
+        future.set_result(func(*args))
+        return future
+
+    def __exit__(self, *exc):
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
 
 
 def save_spectra(spectra, path):

@@ -77,6 +77,35 @@ def test_prepare_is_byte_identical_for_a_seed_and_differs_for_another(workdir, l
         assert contents[0][f] != contents[2][f], f
 
 
+def _save_through_spectra(records, path):
+    """The writer ``kit prepare`` used before :func:`kit.spectra.save_records`: a matchms Spectrum per record."""
+    from matchms import Spectrum
+
+    return save_spectra([Spectrum(mz, intensities, metadata, metadata_harmonization=False)
+                         for metadata, mz, intensities in records], path)
+
+
+@pytest.mark.parametrize("library_name", ["lib.mgf", "lib.mgf.gz"])
+def test_prepare_writes_the_same_files_for_any_jobs_and_as_through_matchms_spectra(
+    workdir, library, monkeypatch, library_name,
+):
+    import kit.prepare
+    import kit.spectra
+
+    path = library
+    if library_name.endswith(".gz"):
+        path = library.with_name(library_name)
+        path.write_bytes(gzip.compress(library.read_bytes()))
+    monkeypatch.setattr(kit.spectra, "CHUNK_RECORDS", 4)  # several chunks, so that workers clean them
+    options = dict(name="same", seed=5, test_fraction=0.25, pairs_per_bin=5, progress=False)
+    one = _all_files(prepare_competition(path, out=workdir / "one", jobs=1, **options).path)
+    two = _all_files(prepare_competition(path, out=workdir / "two", jobs=2, **options).path)
+    monkeypatch.setattr(kit.prepare, "save_records", _save_through_spectra)
+    slow = _all_files(prepare_competition(path, out=workdir / "slow", jobs=1, **options).path)
+    assert one["train.mgf"] and one["test.mgf"]
+    assert two == one and slow == one
+
+
 SECRET_SEED = 73914628
 
 
@@ -212,6 +241,8 @@ def test_invalid_smiles_are_dropped_and_counted(workdir, tmp_path):
         (["--library", "lib.mgf", "--out", "/proc/kit-data"], ["cannot create folder"]),
         (["--library", "lib.mgf", "--name", "../escape"], ["not allowed"]),
         (["--library", "lib.mgf", "--test-fraction", "abc"], ["invalid float value"]),
+        (["--library", "lib.mgf", "--jobs", "0"], ["--jobs must be a positive whole number", "found 0"]),
+        (["--library", "lib.mgf", "--jobs", "two"], ["--jobs", "invalid int value"]),
     ],
 )
 def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, args, fragments):

@@ -300,3 +300,172 @@ def test_count_records_parses_every_record(tmp_path, name):
     broken.write_text("Name: x\nNum Peaks: 2\n50 1\nabc\n" if "msp" in name else "BEGIN IONS\n50 1\n" if "mgf" in name else "[{")
     with pytest.raises(UserError, match=f"^{broken}: unreadable"):
         count_records(broken)
+
+
+# -- several processes: the same spectra, report and errors as one ----------------------
+def mixed_library_records(n=40):
+    """MGF records that cleaning keeps, drops for several reasons, or drops as broken, interleaved."""
+    records = []
+    for i in range(n):
+        kind = i % 5
+        if kind == 1:
+            records.append(mgf_record(spectrum_id=f"few{i}", peaks="50 1\n60 2\n"))          # too few peaks
+        elif kind == 2:
+            records.append(mgf_record(spectrum_id=f"nan{i}", peaks="50 1\nnan 2\n" + GOOD_PEAKS))  # broken peaks
+        elif kind == 3 and i % 3:
+            records.append(mgf_record(spectrum_id=f"neg{i}").replace("IONMODE=positive", "IONMODE=negative"))
+        else:
+            peaks = "".join(f"{50 + 10 * k + i / 7:.4f} {1 + (k * i) % 5}\n" for k in range(6))
+            records.append(mgf_record(spectrum_id=f"ok{i}", peaks=peaks, pepmass=f"{200 + i}.5"))
+    return records
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    import kit.spectra
+
+    monkeypatch.setattr(kit.spectra, "CHUNK_RECORDS", 3)
+
+
+def loaded(path, jobs, **options):
+    report = CleaningReport(source="lib")
+    spectra = load_spectra(path, report=report, jobs=jobs, **options)
+    return [(s.metadata_dict(), s.peaks.mz.tolist(), s.peaks.intensities.tolist()) for s in spectra], report
+
+
+@pytest.mark.parametrize("name", ["lib.mgf", "lib.mgf.gz", "lib.msp"])
+@pytest.mark.parametrize("ionmode", ["both", "negative"])
+def test_jobs_give_the_spectra_and_report_of_one_process(tmp_path, small_chunks, name, ionmode):
+    text = "".join(mixed_library_records())
+    plain = tmp_path / "lib.mgf"
+    plain.write_text(text)
+    if name == "lib.msp":
+        spectra = load_spectra(plain, clean=False)
+        path = write_library(tmp_path / "lib.msp", spectra)
+    elif name.endswith(".gz"):
+        path = tmp_path / name
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path = plain
+    one, report_one = loaded(path, 1, ionmode=ionmode)
+    two, report_two = loaded(path, 2, ionmode=ionmode)
+    assert one and two == one
+    assert report_two.as_dict() == report_one.as_dict()
+    assert list(report_two.dropped) == list(report_one.dropped)  # the order ties are reported in
+
+
+def test_a_file_of_one_chunk_is_cleaned_without_workers(tmp_path, monkeypatch):
+    import kit.spectra
+
+    path = tmp_path / "lib.mgf"
+    path.write_text("".join(mixed_library_records(6)))
+    monkeypatch.setattr(kit.spectra._Pool, "__enter__", lambda self: pytest.fail("a pool for one chunk") if self.workers else self)
+    assert loaded(path, 4) == loaded(path, 1)
+
+
+@pytest.mark.parametrize("case", ["text intensity", "missing END IONS in the middle", "text precursor", "text charge"])
+@pytest.mark.parametrize("where", [0, 4, 9])
+def test_jobs_report_a_bad_record_as_one_process_does(tmp_path, small_chunks, case, where):
+    _, bad = BAD_FILES[case]
+    records = mixed_library_records(12)
+    records.insert(where, bad)
+    path = tmp_path / "lib.mgf"
+    path.write_text("".join(records))
+    one, two = errors_for_jobs(path, 1, 2)
+    assert one.startswith(f"{path}: unreadable mgf file") and two == one
+
+
+def errors_for_jobs(path, *jobs):
+    """The message of the :class:`UserError` that loading ``path`` raises, for each number of jobs."""
+    messages = []
+    for n in jobs:
+        with pytest.raises(UserError) as info:
+            load_spectra(path, jobs=n)
+        messages.append(str(info.value))
+    return messages
+
+
+@pytest.mark.parametrize("case", ["JSON text intensity", "JSON peaks not pairs"])
+def test_jobs_report_a_record_that_makes_no_spectrum_as_one_process_does(tmp_path, small_chunks, case):
+    import json
+
+    _, bad = BAD_FILES[case]
+    spectra = structure_spectra(per_molecule=1)[:8]
+    records = [{**s.metadata_dict(), "peaks_json": np.column_stack([s.peaks.mz, s.peaks.intensities]).tolist()}
+               for s in spectra]
+    records.insert(6, json.loads(bad)[0])
+    records.insert(7, 42)  # a list item no reader takes: one process never gets this far
+    path = tmp_path / "lib.json"
+    path.write_text(json.dumps(records))
+    one, two = errors_for_jobs(path, 1, 2)
+    assert one.startswith(f"{path}: unreadable json file (ValueError") and two == one
+
+
+@pytest.mark.parametrize("jobs", [0, -1, 1.5, "2", True])
+def test_jobs_must_be_a_positive_whole_number(tmp_path, jobs):
+    with pytest.raises(UserError, match="--jobs must be a positive whole number"):
+        load_spectra(tmp_path / "lib.mgf", jobs=jobs)
+
+
+def test_convert_applies_to_each_cleaned_spectrum(tmp_path, small_chunks):
+    path = tmp_path / "lib.mgf"
+    path.write_text("".join(mixed_library_records()))
+    ids = [s.get("spectrum_id") for s in load_spectra(path)]
+    for jobs in (1, 2):
+        assert load_spectra(path, jobs=jobs, convert=spectrum_id_of) == ids
+
+
+def spectrum_id_of(spectrum):
+    return spectrum.get("spectrum_id")
+
+
+# -- save_records: save_spectra's bytes without a Spectrum per record --------------------
+def records_of(spectra):
+    return [(s.metadata_dict(), s.peaks.mz, s.peaks.intensities) for s in spectra]
+
+
+WRITE_CASES = {
+    "structures": lambda: structure_spectra(per_molecule=2),
+    "charges, pepmass, title, fingerprint": lambda: [
+        make_spectrum([50.0, 60.25], [1.0, 1e-05], charge=-2, pepmass=(301.5, None), title="t=1", spectrum_id="a"),
+        make_spectrum([50.0], [0.5], charge=1, precursor_mz=99.0, fingerprint=np.array([1, 0]), spectrum_id="b"),
+        make_spectrum([1e-05, 123456.789, 1e16], [1.0, 0.1, 1 / 3], charge=0, compound_name="é ü ∑", spectrum_id="c"),
+    ],
+    "values of every type": lambda: [
+        make_spectrum([10.0, 20.0], [2.0, 4.0], spectrum_id="d", precursor_mz=np.float64(100.1), ms_level=2,
+                      collision_energy="", retention_time=12.5, flag=True, ratio=np.float32(0.1)),
+    ],
+}
+
+
+@pytest.mark.parametrize("case", list(WRITE_CASES))
+def test_save_records_writes_what_save_spectra_writes(tmp_path, case):
+    from kit.spectra import save_records
+
+    spectra = WRITE_CASES[case]()
+    slow = save_spectra(spectra, tmp_path / "slow.mgf").read_bytes()
+    fast = save_records(records_of(spectra), tmp_path / "fast.mgf").read_bytes()
+    assert fast == slow
+
+
+def test_save_records_writes_other_peak_types_as_pyteomics_does(tmp_path):
+    from kit.spectra import mgf_record
+    from pyteomics import mgf
+    import io
+
+    mz, intensities = np.array([50.1, 60.2], dtype=np.float32), np.array([1, 3])
+    out = io.StringIO()
+    mgf.write([{"params": {"spectrum_id": "x"}, "m/z array": mz, "intensity array": intensities}], output=out)
+    assert mgf_record({"spectrum_id": "x"}, mz, intensities) == out.getvalue()
+
+
+def test_save_records_is_atomic_and_refuses_other_formats(tmp_path):
+    from kit.spectra import save_records
+
+    spectra = structure_spectra(per_molecule=1)[:2]
+    path = save_records(records_of(spectra), tmp_path / "out.mgf")
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mgf"]
+    save_records(records_of(spectra[:1]), path)  # overwrite, not append
+    assert len(load_spectra(path, clean=False)) == 1
+    with pytest.raises(UserError, match="expected a .mgf"):
+        save_records([], tmp_path / "out.mgf.gz")

@@ -25,6 +25,8 @@ def add_parser(subparsers):
     p.add_argument("--pairs-per-bin", type=int, default=1000, metavar="K", help="test pairs per Tanimoto bin (default 1000)")
     p.add_argument("--public-fraction", type=float, default=0.3, metavar="P", help="share of Public rows (default 0.3)")
     p.add_argument("--ionmode", choices=["positive", "negative", "both"], default="both", help="ion mode to keep (default both)")
+    p.add_argument("--jobs", type=int, metavar="N",
+                   help="processes that clean the library (default: one per CPU); the files are the same for any N")
     p.add_argument("--force", action="store_true", help="replace an existing competition folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
@@ -44,5 +46,6 @@ def run(args):
         ionmode=args.ionmode,
         force=args.force,
         progress=not args.quiet,
+        jobs=args.jobs,
     )
     return 0
