@@ -59,7 +59,9 @@ def test_harness_runs_matchms_rows_and_mean_and_skips_a_missing_ms2deepscore(tin
         "--set", "mean.n_pairs=200", "--results", str(results), "--plot", str(plot),
     ])
     assert code == 0
-    assert time.perf_counter() - start < 120
+    # A guard against timing loops that run away (a quiet 2-core machine takes well under a
+    # minute), loose enough for a machine shared with other jobs.
+    assert time.perf_counter() - start < 400
 
     saved = json.loads((work / "results.json").read_text())
     rows = {r["name"]: r for r in saved["rows"]}
