@@ -18,8 +18,8 @@ def bench():
 
 
 @pytest.mark.parametrize("text, name, options", [
-    ("base", "base", {}),
-    ("mass16", "mass16", {"precursor_encoding": 16}),
+    ("base", "base", {"pairs_per_epoch": 20000, "precursor_encoding": 0, "same_molecule_share": None}),
+    ("mass16", "mass16", {"pairs_per_epoch": 20000, "precursor_encoding": 16, "same_molecule_share": None}),
     ("mine:epochs=2;dropout=0.3", "mine", {"epochs": "2", "dropout": "0.3"}),
     ("gbm", "gbm", {}),
 ])
@@ -36,9 +36,11 @@ def test_unknown_variant_is_refused(bench):
 def test_every_named_variant_has_valid_siamese_parameters(bench):
     from kit.models.siamese import SiameseModel
 
-    for name, (options, about) in bench.VARIANTS.items():
-        model = SiameseModel(**options)
-        model._check_params()
+    from kit.training import model_params
+
+    for name in bench.VARIANTS:
+        _, options, about = bench.parse_variant(name)
+        SiameseModel(**model_params(SiameseModel, options))._check_params()
         assert about, name
 
 
