@@ -152,3 +152,13 @@ def tiny(tmp_path_factory):
     library = save_spectra(structure_spectra(per_molecule=4), work / "lib.mgf")
     prepare_competition(library, name="tiny", out=work / "data", test_fraction=0.25, pairs_per_bin=20, progress=False)
     return work
+
+
+def load_bench_script(name):
+    """A script of ``bench/`` (``bench/<name>.py``) imported as a module, for its tests."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

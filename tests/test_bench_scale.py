@@ -1,23 +1,18 @@
 """bench/bench_scale.py: the k-fold library is reproducible and keeps each molecule's structure."""
 import gzip
 import hashlib
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import structure_spectra
+from conftest import load_bench_script, structure_spectra
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_scale", REPO / "bench" / "bench_scale.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_script("bench_scale")
 
 
 @pytest.fixture

@@ -1,20 +1,15 @@
 """bench/bench_siamese_variants.py: variants of the siamese, one change at a time, scored on held-out molecules."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from conftest import load_bench_script
 
 pytest.importorskip("kit.models.siamese")
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_siamese_variants", REPO / "bench" / "bench_siamese_variants.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_script("bench_siamese_variants")
 
 
 @pytest.mark.parametrize("text, name, options", [

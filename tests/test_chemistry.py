@@ -85,3 +85,14 @@ def test_molecules_of_derives_keys_and_counts_drops():
 def test_no_usable_structure_is_a_user_error():
     with pytest.raises(UserError, match="no spectrum with a usable structure"):
         molecules_of([make_spectrum([1], [1], smiles="xx(")])
+
+
+def test_fingerprints_in_threads_are_rdkits_one_by_one():
+    from rdkit import Chem
+
+    from kit.chemistry import fingerprint_generator, fingerprints
+
+    smiles = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "CN1C=NC2=C1C(=O)N(C(=O)N2C)C", "C" * 30]
+    one_by_one = np.array([fingerprint_generator().GetFingerprintAsNumPy(Chem.MolFromSmiles(s)) for s in smiles])
+    np.testing.assert_array_equal(fingerprints(smiles), one_by_one.astype(np.uint8))
+    assert fingerprints([]).shape == (0, 2048)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, structure_spectra
+from conftest import load_bench_script, structure_spectra
 
 from kit.prepare import prepare_competition
 from kit.spectra import save_spectra
@@ -20,14 +20,7 @@ from kit.spectra import save_spectra
 SKIP_LINE = "skipped: ms2deepscore not installed (make bench-env)"
 
 
-def load_peers():
-    spec = importlib.util.spec_from_file_location("peers", REPO / "bench" / "peers.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-peers = load_peers()
+peers = load_bench_script("peers")
 
 
 @pytest.fixture(scope="module")
