@@ -529,14 +529,17 @@ class PairBatches(keras.utils.PyDataset):
             self._draw()
 
     def _draw(self, ahead=False):
-        if self.sampler is None or self._drawn_for == self.epoch:
+        if self.sampler is None:
             return
-        if self._ahead is not None and self._ahead[0] == self.epoch:
-            self.idx_a, self.idx_b, self.similarity = self._ahead[1].result()
-        else:
-            self.idx_a, self.idx_b, self.similarity = self._pairs(self.epoch)
-        self._drawn_for = self.epoch
-        if ahead:
+        if self._drawn_for != self.epoch:
+            if self._ahead is not None and self._ahead[0] == self.epoch:
+                self.idx_a, self.idx_b, self.similarity = self._ahead[1].result()
+            else:
+                self.idx_a, self.idx_b, self.similarity = self._pairs(self.epoch)
+            self._drawn_for = self.epoch
+        # Also when this epoch's pairs were drawn already (the first epoch's, at __init__):
+        # else the second epoch would wait for its pairs.
+        if ahead and (self._ahead is None or self._ahead[0] <= self.epoch):
             # The next epoch's pairs are drawn in a thread while this epoch trains
             # (NumPy and TensorFlow both release the GIL in their heavy parts).
             from concurrent.futures import ThreadPoolExecutor
