@@ -269,8 +269,8 @@ def main(argv=None):
     parser.add_argument("--train", action="store_true", help="training: the kit's default fit against plain Keras v1")
     parser.add_argument("--profile", action="store_true", help="milliseconds per part of a training step")
     parser.add_argument("--competition", default="massbank_positive", help="prepared competition (name or folder)")
-    parser.add_argument("--epochs", type=int, default=5, help="epochs of 20,000 pairs for --train")
-    parser.add_argument("--pairs-per-epoch", type=int, default=20_000)
+    parser.add_argument("--epochs", type=int, default=5, help="epochs of --pairs-per-epoch pairs for --train")
+    parser.add_argument("--pairs-per-epoch", type=int, help="training pairs per epoch (default: the siamese's own)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--spectra", help="spectra file (MGF, MSP, ...); default: synthetic spectra")
     parser.add_argument("--model", help="saved siamese model folder; default: untrained default network")
@@ -278,6 +278,10 @@ def main(argv=None):
     parser.add_argument("--n-pairs", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
+    if args.pairs_per_epoch is None and (args.train or args.profile):
+        from kit.models.siamese import SiameseModel
+
+        args.pairs_per_epoch = SiameseModel().pairs_per_epoch
     if args.train:
         return train_benchmark(args)
     if args.profile:
