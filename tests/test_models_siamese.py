@@ -180,6 +180,35 @@ def test_load_refuses_a_precursor_encoding_the_network_was_not_built_for(model, 
         kit.models.load(path)
 
 
+@pytest.mark.parametrize("periods", [[0.0, 1.0], [float("nan"), 1.0], [1.0, 2.0]])
+def test_load_refuses_forged_precursor_periods(spectra, tmp_path, periods):
+    import zipfile
+
+    model = SiameseModel(**{**TINY, "epochs": 1, "precursor_encoding": 4}).fit(spectra)
+    path = model.save(tmp_path / "siamese")
+    with zipfile.ZipFile(path / "model.keras") as archive:
+        members = {n: archive.read(n) for n in archive.namelist()}
+    config = json.loads(members["config.json"])
+
+    def forge(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "PrecursorMatch":
+                node["config"]["periods"] = periods
+            for value in node.values():
+                forge(value)
+        elif isinstance(node, list):
+            for value in node:
+                forge(value)
+
+    forge(config)
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(path / "model.keras", "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(UserError, match="precursor"):
+        kit.models.load(path)
+
+
 def test_precursor_match_joins_a_kernel_of_the_mass_difference():
     layer = PrecursorMatch(siamese.precursor_periods(16).tolist())
     embedding = np.array([[3.0, 4.0], [3.0, 4.0], [3.0, 4.0], [3.0, 4.0]], dtype=np.float32)
@@ -251,6 +280,7 @@ def test_missing_precursor_mz_warns_when_metadata_is_used(model, spectra):
      ({"batchnorm_momentum": None}, TypeError), ({"mixed_precision": "yes"}, TypeError),
      ({"mixed_precision": 1}, TypeError), ({"distribute": "gpu"}, UserError), ({"distribute": None}, UserError),
      ({"precursor_encoding": 3}, UserError), ({"precursor_encoding": -2}, UserError),
+     ({"precursor_encoding": 1000}, UserError),
      ({"precursor_encoding": 2.0}, TypeError), ({"same_molecule_share": 1.5}, UserError),
      ({"same_molecule_share": "half"}, TypeError)],
 )

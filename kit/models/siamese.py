@@ -66,6 +66,8 @@ METADATA_FEATURES = ("precursor_mz/1000", "ionmode")
 # Periods (Da) of the precursor m/z's Fourier features (``precursor_encoding``), spaced
 # geometrically: the shortest tells apart masses a few hundredths of a Da apart.
 PRECURSOR_PERIODS = (0.05, 1000.0)
+# Most precursor m/z features (``precursor_encoding``); each adds a column to every embedding.
+MAX_PRECURSOR_FEATURES = 256
 # Values of SiameseModel(distribute=...).
 DISTRIBUTE = ("auto", "none", "mirrored", "multiworker")
 
@@ -814,9 +816,9 @@ class SiameseModel(PairModel):
             _int_param(name, getattr(self, name))
         for name in ("patience", "seed", "augment_noise_max", "precursor_encoding"):
             _int_param(name, getattr(self, name), minimum=0)
-        if int(self.precursor_encoding) % 2:
-            raise UserError(f"precursor_encoding must be an even number (a sine and a cosine per period), "
-                            f"found {self.precursor_encoding!r}")
+        if int(self.precursor_encoding) % 2 or self.precursor_encoding > MAX_PRECURSOR_FEATURES:
+            raise UserError(f"precursor_encoding must be an even number up to {MAX_PRECURSOR_FEATURES} (a sine and "
+                            f"a cosine per period), found {self.precursor_encoding!r}")
         if self.same_molecule_share is not None:
             _number_param("same_molecule_share", self.same_molecule_share, 0.0, 1.0)
         if self.lr_patience is not None:
@@ -1160,6 +1162,10 @@ class SiameseModel(PairModel):
             )
         match = [layer for layer in network.layers if isinstance(layer, PrecursorMatch)]
         encoding = 2 * len(match[0].periods) if match else 0
+        # The periods follow from the parameter: a forged list (zeros, NaN, millions) is refused.
+        if match and not np.array_equal(np.asarray(match[0].periods, dtype=float), precursor_periods(encoding)):
+            raise UserError(f"{where}: the network's precursor m/z periods are not those the siamese rung uses "
+                            f"for {encoding} features: expected a network saved by the siamese rung")
         if encoding != int(model.precursor_encoding) and (metadata or encoding):
             raise UserError(
                 f"{where}: the network joins {encoding} precursor m/z features but the manifest's precursor_encoding "
