@@ -690,9 +690,11 @@ class SiameseModel(PairModel):
         Also feed precursor m/z and ion mode to the embedding network (as ms2deepscore
         2.x does); ``False`` reads peaks only, as MS2DeepScore v1.
     precursor_encoding : int, default 16
-        With ``use_metadata``, also feed this many Fourier features of the precursor m/z
-        (an even number; see :func:`metadata_features`), so that equal precursor masses,
-        which two spectra of one molecule share, can be told from near ones.
+        With ``use_metadata``, join this many sines and cosines of the precursor m/z to
+        each embedding, one learned weight per period (:class:`PrecursorMatch`; an even
+        number up to 256, 0 for none): the cosine of two spectra then gains a learned
+        kernel of their mass difference, largest for equal masses, as two spectra of one
+        molecule have.
     same_molecule_share : float or None, default 0.9
         Share of the top-bin training pairs that are two spectra of one molecule (see
         :class:`kit.pairs.PairSampler`); ``None`` draws top-bin partners uniformly.
