@@ -338,6 +338,8 @@ def _mgf_spectrum(record, report, spectrum_type="pyteomics"):
 # A number in a peak line, NaN and infinities included (so that they can be counted and
 # dropped rather than silently skipped), signs kept (so that negative intensities are seen).
 _PEAK_NUMBER = re.compile(r"[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf(?:inity)?)", re.IGNORECASE)
+
+
 def _parse_msp(source):
     """MSP records as matchms' MSP reader makes them, with line numbers in every error.
 
@@ -383,7 +385,6 @@ def _parse_msp(source):
                 params, masses, intensities, comments, expected = {}, [], [], {}, None
     if expected is not None:
         raise ValueError(f"the last record ends after {len(masses):,} of its {expected:,} peaks (is the file cut short?)")
-
 
 
 def _msp_spectrum(record, report):
