@@ -580,17 +580,39 @@ def check_jobs(jobs):
 def _load_in_pool(path, filter_options, report, jobs, progress, convert):
     """:func:`load_spectra` with the records made into spectra and cleaned by ``jobs`` processes, in order."""
     import itertools
-    from collections import deque
+    from concurrent.futures.process import BrokenProcessPool
 
     from kit.progress import progress as progress_bar
 
+    # Each worker is a copy of this process: more of them than CPUs clean no faster and could exhaust the machine.
+    jobs = min(jobs, check_jobs(None))
     path, fmt = _checked_file(path, None)
     chunks = _chunks(_reading(path, fmt, _records(path, fmt)), CHUNK_RECORDS)
     first = next(chunks, [])
     chunks = itertools.chain([first] if first else [], chunks)
-    kept, pending, read_error = [], deque(), None
     bar = progress_bar(itertools.repeat(None), desc="cleaning", unit=" spectra", disable=not progress)
-    with _Pool(jobs if len(first) == CHUNK_RECORDS else 0) as pool:
+    try:
+        kept, read_error = _clean_in_pool(chunks, jobs if len(first) == CHUNK_RECORDS else 0, path, fmt,
+                                          filter_options, convert, report, bar)
+    except BrokenProcessPool:
+        raise UserError(
+            f"{path}: a worker process cleaning it stopped abruptly (killed, or out of memory?): "
+            "try fewer --jobs, or --jobs 1"
+        ) from None
+    bar.close()
+    if read_error is not None:
+        raise read_error
+    report.kept += len(kept)
+    return kept
+
+
+def _clean_in_pool(chunks, workers, path, fmt, filter_options, convert, report, bar):
+    """The kept spectra of ``chunks`` cleaned by ``workers`` processes, and the reading error that ended them."""
+    from collections import deque
+
+    jobs = max(workers, 1)
+    kept, pending, read_error = [], deque(), None
+    with _Pool(workers) as pool:
         while read_error is None:
             try:
                 chunk = next(chunks)
@@ -606,11 +628,7 @@ def _load_in_pool(path, filter_options, report, jobs, progress, convert):
                 _merge(pending.popleft().result(), path, fmt, report, kept, bar)
         while pending:
             _merge(pending.popleft().result(), path, fmt, report, kept, bar)
-    bar.close()
-    if read_error is not None:
-        raise read_error
-    report.kept += len(kept)
-    return kept
+    return kept, read_error
 
 
 def _chunks(records, size):

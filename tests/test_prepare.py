@@ -562,3 +562,38 @@ def test_private_folder_is_owner_only_whatever_the_umask(workdir, library, umask
     for name in ("competition.json", "test.mgf", "train.mgf", "test_pairs.csv", "sample_submission.csv"):
         assert stat.S_IMODE((comp.path / name).stat().st_mode) == 0o666 & ~umask, name
     assert stat.S_IMODE(comp.path.stat().st_mode) == 0o777 & ~umask
+
+
+def _killed_worker(*args):
+    """In place of the chunk cleaner: the worker dies as the kernel's out-of-memory killer would kill it."""
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_prepare_says_one_line_when_a_worker_is_killed(workdir, library, monkeypatch):
+    import kit.spectra
+
+    monkeypatch.setattr(kit.spectra, "CHUNK_RECORDS", 4)
+    monkeypatch.setattr(kit.spectra, "_clean_chunk", _killed_worker)
+    run = kit_cli("prepare", "--library", library, "--name", "killed", "--jobs", 2, "--quiet", cwd=workdir)
+    assert_user_error(run, "worker process", "--jobs")
+    assert not (workdir / "data" / "killed").exists()
+
+
+@pytest.mark.parametrize("jobs", [3, 100_000])
+def test_prepare_starts_no_more_workers_than_cpus(workdir, library, monkeypatch, jobs):
+    import kit.spectra
+
+    started = []
+
+    def record(self, workers):
+        started.append(workers)
+        self.workers, self.executor = 0, None  # cleaned here: a test must not fork 100,000 processes
+
+    monkeypatch.setattr(kit.spectra, "CHUNK_RECORDS", 4)
+    monkeypatch.setattr(kit.spectra, "check_jobs", lambda n: 2 if n is None else n)  # two CPUs
+    monkeypatch.setattr(kit.spectra._Pool, "__init__", record)
+    prepare_competition(library, name="many", out=workdir / "data", jobs=jobs, pairs_per_bin=5, progress=False)
+    assert started and max(started) == 2
