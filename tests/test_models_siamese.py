@@ -209,6 +209,21 @@ def test_load_refuses_forged_precursor_periods(spectra, tmp_path, periods):
         kit.models.load(path)
 
 
+@pytest.mark.parametrize("periods", [[0.0], [float("nan")], siamese.precursor_periods(4).tolist()])
+def test_load_refuses_a_second_precursor_match(spectra, tmp_path, periods):
+    # Only the first layer's periods would be checked: a second one of period 0 made every prediction NaN.
+    import keras
+
+    model = SiameseModel(**{**TINY, "epochs": 1, "precursor_encoding": 4}).fit(spectra)
+    network = model.embedding_network_
+    extra = PrecursorMatch(periods, name="second")([network.outputs[0], network.inputs[1]])
+    forged = keras.Model(network.inputs, extra, name="embedding_network")
+    model.embedding_network_, model.siamese_ = forged, siamese.build_siamese(forged)
+    path = model.save(tmp_path / "siamese")
+    with pytest.raises(UserError, match="PrecursorMatch"):
+        kit.models.load(path)
+
+
 def test_precursor_match_joins_a_kernel_of_the_mass_difference():
     layer = PrecursorMatch(siamese.precursor_periods(16).tolist())
     embedding = np.array([[3.0, 4.0], [3.0, 4.0], [3.0, 4.0], [3.0, 4.0]], dtype=np.float32)

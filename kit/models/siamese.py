@@ -1163,6 +1163,9 @@ class SiameseModel(PairModel):
                 f"lists {len(metadata)} metadata feature(s): expected the files saved together by the siamese rung"
             )
         match = [layer for layer in network.layers if isinstance(layer, PrecursorMatch)]
+        if len(match) > 1:
+            raise UserError(f"{where}: the network holds {len(match)} PrecursorMatch layers: expected at most one, "
+                            "as the siamese rung builds it")
         encoding = 2 * len(match[0].periods) if match else 0
         # The periods follow from the parameter: a forged list (zeros, NaN, millions) is refused.
         if match and not np.array_equal(np.asarray(match[0].periods, dtype=float), precursor_periods(encoding)):
