@@ -224,6 +224,22 @@ def test_load_refuses_a_second_precursor_match(spectra, tmp_path, periods):
         kit.models.load(path)
 
 
+@pytest.mark.parametrize("layer, weight, value", [
+    ("precursor_match", 0, np.nan), ("precursor_match", 0, np.inf), ("embedding", 0, np.nan),
+    ("normalization1", 3, -1.0),  # a negative moving variance: the square root is NaN
+])
+@pytest.mark.parametrize("return_std", [False, True])
+def test_a_network_that_gives_values_that_are_not_finite_is_refused(spectra, tmp_path, layer, weight, value,
+                                                                      return_std):
+    # Forged weights loaded, and every prediction then failed inside scikit-learn's input check.
+    model = SiameseModel(**{**TINY, "epochs": 1, "precursor_encoding": 4}).fit(spectra)
+    variable = model.embedding_network_.get_layer(layer).weights[weight]
+    variable.assign(np.full(variable.shape, value, dtype=np.float32))
+    loaded = kit.models.load(model.save(tmp_path / "siamese"))
+    with pytest.raises(UserError, match="not finite"):
+        loaded.predict(spectra, random_pairs(spectra), return_std=return_std)
+
+
 def test_precursor_match_joins_a_kernel_of_the_mass_difference():
     layer = PrecursorMatch(siamese.precursor_periods(16).tolist())
     embedding = np.array([[3.0, 4.0], [3.0, 4.0], [3.0, 4.0], [3.0, 4.0]], dtype=np.float32)

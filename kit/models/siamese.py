@@ -1004,6 +1004,9 @@ class SiameseModel(PairModel):
             x = np.maximum(hidden, 0.0).astype(np.float32)
             x = _apply_rest(rest, x, None if metadata is None else metadata[start:stop], training=False)
             out[start:stop] = keras.ops.convert_to_numpy(x)
+        if not np.isfinite(out).all():
+            raise UserError("the siamese network gives embeddings that are not finite (NaN or infinite weights?): "
+                            "expected a network trained and saved by the siamese rung")
         return normalize_rows(out)
 
     def predict_embeddings(self, spectra, batch_size=EMBED_BATCH):
