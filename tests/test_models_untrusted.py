@@ -504,6 +504,26 @@ def test_keras_config_classes_are_pinned(siamese_saved):
         assert kit.models.load(folder).name == "siamese"
 
 
+def test_a_keras_config_far_larger_than_the_rung_writes_is_refused_before_keras_reads_it(siamese_dir):
+    # Some 2 MB of PrecursorMatch periods: Keras held about 70 times a config's size in memory reading it.
+    config = untrusted.read_archive_json(siamese_dir / "model.keras", "config.json", "network")
+    layers = [n for n in _config_nodes(config) if n.get("class_name") == "PrecursorMatch"]
+    assert layers
+    layers[0]["config"]["periods"] = [1.0] * 400_000
+    _rewrite_keras(siamese_dir, config)
+    refused(siamese_dir, "entry 'config.json' unpacks to")
+
+
+def _config_nodes(node):
+    """Every JSON object in a Keras config."""
+    if isinstance(node, dict):
+        yield node
+        node = list(node.values())
+    if isinstance(node, list):
+        for value in node:
+            yield from _config_nodes(value)
+
+
 def _rewrite_keras(folder, config=None, replace=None):
     with zipfile.ZipFile(folder / "model.keras") as archive:
         members = {n: archive.read(n) for n in archive.namelist()}

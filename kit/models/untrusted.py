@@ -36,8 +36,9 @@ MAX_ENTRIES = 100_000
 MAX_RATIO = 50
 _RATIO_FROM = 1 << 20
 #: Most bytes of the JSON parts, parsed whole into memory: skops' schema (about 4 KB per
-#: boosting iteration, so some 15,000 iterations) and Keras' config (about 10 KB).
-MAX_JSON_MEMBER_BYTES = {"schema.json": 64 << 20, "config.json": 16 << 20, "metadata.json": 1 << 20}
+#: boosting iteration, so some 15,000 iterations) and Keras' config (about 10 KB; Keras
+#: holds some 70 times a config's size in memory while reading it).
+MAX_JSON_MEMBER_BYTES = {"schema.json": 64 << 20, "config.json": 1 << 20, "metadata.json": 1 << 20}
 _NESTING = 64
 
 #: Types a rung's skops file may hold beyond skops' audited defaults, by rung name:
