@@ -253,6 +253,8 @@ def _checked_file(path, fmt):
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{path} is a folder: expected a spectra file ({', '.join(FORMATS)})")
+    if path.exists() and not path.is_file():
+        raise UserError(f"{path} is not a regular file (a pipe or a device?): expected a spectra file")
     if not path.is_file():
         raise UserError(f"spectra file not found: {path}")
     fmt = spectrum_format(path) if fmt is None else fmt

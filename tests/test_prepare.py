@@ -597,3 +597,17 @@ def test_prepare_starts_no_more_workers_than_cpus(workdir, library, monkeypatch,
     monkeypatch.setattr(kit.spectra._Pool, "__init__", record)
     prepare_competition(library, name="many", out=workdir / "data", jobs=jobs, pairs_per_bin=5, progress=False)
     assert started and max(started) == 2
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_prepare_says_a_library_that_is_not_a_regular_file_is_one(workdir, kind):
+    import os
+
+    path = workdir / "lib.mgf"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path = "/dev/null"
+    run = kit_cli("prepare", "--library", path, "--name", "odd", "--quiet", cwd=workdir)
+    assert_user_error(run, "not a regular file")
+    assert not (workdir / "data" / "odd").exists()
