@@ -471,7 +471,8 @@ def load_spectra(
     progress : bool
         Show a progress bar.
     jobs : int, optional
-        Processes that make and clean the spectra when cleaning (``None``: one per CPU).
+        Processes that make and clean the spectra when cleaning (``None``: one per CPU;
+        never more than one per CPU, as each is a copy of this process).
         The file is read in this process and its records are handed out in chunks of
         :data:`CHUNK_RECORDS`; the results come back in the file's order, so the spectra
         and the report are those of ``jobs=1``. A file of one chunk is cleaned here.
