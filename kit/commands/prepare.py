@@ -26,7 +26,7 @@ def add_parser(subparsers):
     p.add_argument("--public-fraction", type=float, default=0.3, metavar="P", help="share of Public rows (default 0.3)")
     p.add_argument("--ionmode", choices=["positive", "negative", "both"], default="both", help="ion mode to keep (default both)")
     p.add_argument("--jobs", type=int, metavar="N",
-                   help="processes that clean the library (default: one per CPU); the files are the same for any N")
+                   help="processes that clean the library (default and most: one per CPU); the files are the same for any N")
     p.add_argument("--force", action="store_true", help="replace an existing competition folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
