@@ -366,9 +366,10 @@ class PairSampler:
         can_self = self._sizes[anchors] >= 2
         others = count - can_self
         want_self = rng.random(len(anchors)) < self.same_molecule_share
-        partner = np.where(can_self & (want_self | (others == 0)), anchors, partner)
+        self_pair = can_self & (want_self | (others == 0))
+        partner = np.where(self_pair, anchors, partner)
         # The rest take another molecule of the bin: redraw those that drew themselves.
-        redraw = np.flatnonzero((partner == anchors) & ~(can_self & (want_self | (others == 0))))
+        redraw = np.flatnonzero(~self_pair & (partner == anchors))
         while len(redraw):
             pick = start[redraw] + rng.integers(0, count[redraw])
             partner[redraw] = order[redraw, pick]

@@ -314,12 +314,6 @@ class LibrarySpectrum:
     def get(self, key, default=None):
         return self.fields.get(key, default)
 
-    def __getstate__(self):
-        return self.fields, self.mz, self.intensities
-
-    def __setstate__(self, state):
-        self.fields, self.mz, self.intensities = state
-
 
 def strip_spectrum(spectrum, spectrum_id, keep):
     """``(metadata, mz, intensities)`` of ``spectrum`` with only the metadata fields in ``keep``.

@@ -514,6 +514,17 @@ def test_a_keras_config_far_larger_than_the_rung_writes_is_refused_before_keras_
     refused(siamese_dir, "entry 'config.json' unpacks to")
 
 
+@pytest.mark.parametrize("periods", [[0.0, 1.0], [float("nan"), 1.0], [1.0, 2.0]])
+def test_forged_precursor_periods_are_refused(siamese_dir, periods, capsys):
+    # The periods follow from precursor_encoding: other ones (zero, NaN, or just others) are refused.
+    config = untrusted.read_archive_json(siamese_dir / "model.keras", "config.json", "network")
+    for node in _config_nodes(config):
+        if node.get("class_name") == "PrecursorMatch":
+            node["config"]["periods"] = periods
+    _rewrite_keras(siamese_dir, config)
+    refused(siamese_dir, "precursor m/z periods", capsys)
+
+
 def _config_nodes(node):
     """Every JSON object in a Keras config."""
     if isinstance(node, dict):
