@@ -33,11 +33,12 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "bench" / "out" / "siamese_variants.jsonl"
 
 # The siamese's defaults before these changes; every variant is this plus its own changes.
-BASE = {"pairs_per_epoch": 20_000, "precursor_encoding": 0, "same_molecule_share": None}
+BASE = {"pairs_per_epoch": 20_000, "precursor_encoding": 0, "same_molecule_share": None, "head_units": ()}
 PAIRS50K = {"pairs_per_epoch": 50_000}
 MASS16 = {"precursor_encoding": 16}
 SAME90 = {"same_molecule_share": 0.9}
 WIDE1000 = {"hidden_units": (1000, 500)}
+HEAD = {"head_units": (32, 32), "precursor_encoding": 16}
 PATIENCE10 = {"patience": 10, "epochs": 60, "lr_patience": 3}
 # name -> (parameters changed from BASE, what the change is)
 VARIANTS = {
@@ -55,7 +56,10 @@ VARIANTS = {
     "pairs50k+mass16": ({**PAIRS50K, **MASS16}, "pairs50k and mass16"),
     "pairs50k+mass16+patience10": ({**PAIRS50K, **MASS16, **PATIENCE10}, "pairs50k, mass16 and patience10"),
     "pairs50k+mass16+dropout035": ({**PAIRS50K, **MASS16, "dropout": 0.35}, "pairs50k, mass16 and dropout 0.35"),
-    "pairs50k+mass16+same90": ({**PAIRS50K, **MASS16, **SAME90}, "pairs50k, mass16 and same90 (the new defaults)"),
+    "pairs50k+mass16+same90": ({**PAIRS50K, **MASS16, **SAME90}, "pairs50k, mass16 and same90"),
+    "head": (HEAD, "a head (PairHead, 32-32) over the embedding cosine and the precursor m/z difference"),
+    "pairs50k+same90+head": ({**PAIRS50K, **SAME90, **HEAD, "precursor_encoding": 16},
+                             "pairs50k, same90 and the head reading 16 mass features (the new defaults)"),
     "pairs50k+wide1000+mass16": ({**PAIRS50K, **WIDE1000, **MASS16}, "pairs50k, wide1000 and mass16"),
 }
 # Not a siamese: the gbm rung on the same split and pairs, the reference the siamese must beat.

@@ -13,8 +13,12 @@ def bench():
 
 
 @pytest.mark.parametrize("text, name, options", [
-    ("base", "base", {"pairs_per_epoch": 20000, "precursor_encoding": 0, "same_molecule_share": None}),
-    ("mass16", "mass16", {"pairs_per_epoch": 20000, "precursor_encoding": 16, "same_molecule_share": None}),
+    ("base", "base", {"pairs_per_epoch": 20000, "precursor_encoding": 0, "same_molecule_share": None,
+                      "head_units": ()}),
+    ("mass16", "mass16", {"pairs_per_epoch": 20000, "precursor_encoding": 16, "same_molecule_share": None,
+                          "head_units": ()}),
+    ("head", "head", {"pairs_per_epoch": 20000, "precursor_encoding": 16, "same_molecule_share": None,
+                      "head_units": (32, 32)}),
     ("mine:epochs=2;dropout=0.3", "mine", {"epochs": "2", "dropout": "0.3"}),
     ("gbm", "gbm", {}),
 ])

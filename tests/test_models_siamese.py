@@ -12,6 +12,7 @@ from kit.errors import UserError
 siamese = pytest.importorskip("kit.models.siamese")
 SiameseModel = siamese.SiameseModel
 PrecursorMatch = siamese.PrecursorMatch
+PairHead = siamese.PairHead
 
 # Small real molecules; their spectra below are synthetic.
 SMILES = [
@@ -21,6 +22,8 @@ SMILES = [
 ]
 TINY = dict(hidden_units=(32,), embedding_dim=16, pairs_per_epoch=256, validation_pairs=128, epochs=2, batch_size=32,
             validation_fraction=0.25, use_metadata=True, lr_patience=1, verbose=0, seed=0)
+# Without a head: the cosine of the embeddings, with the precursor m/z joined to them (PrecursorMatch).
+COSINE = {"head_units": (), "precursor_encoding": 4}
 
 
 def make_spectra(smiles=SMILES, per_molecule=3, seed=0, prefix="T"):
@@ -65,6 +68,11 @@ def model(spectra):
     return SiameseModel(**TINY).fit(spectra)
 
 
+@pytest.fixture(scope="module")
+def cosine_model(spectra):
+    return SiameseModel(**TINY, **COSINE).fit(spectra)
+
+
 def test_default_network_is_ms2deepscore_v1():
     net = siamese.build_embedding_network(9900)
     dense = {layer.name: layer.units for layer in net.layers if layer.__class__.__name__ == "Dense"}
@@ -88,19 +96,43 @@ def test_fit_records_history_and_validation_score(model, spectra):
     assert model.n_replicas_ == 1 and model.get_params()["distribute"] == "auto"
 
 
-def test_predictions_are_dot_products_of_unit_embeddings(model, spectra):
+def _rows(spectra, pairs):
+    index = {s.get("spectrum_id"): i for i, s in enumerate(spectra)}
+    return pairs["spectrum_id_a"].map(index).to_numpy(), pairs["spectrum_id_b"].map(index).to_numpy()
+
+
+def test_without_a_head_predictions_are_dot_products_of_unit_embeddings(cosine_model, spectra):
     pairs = random_pairs(spectra)
-    pred = model.predict(spectra, pairs)
+    pred = cosine_model.predict(spectra, pairs)
     assert pred.shape == (len(pairs),) and np.isfinite(pred).all()
     assert pred.min() >= 0.0 and pred.max() <= 1.0
-    vectors = model.predict_embeddings(spectra)
-    # The embedding, then the precursor m/z features (PrecursorMatch, on by default).
-    width = TINY["embedding_dim"] + model.precursor_encoding
+    vectors = cosine_model.predict_embeddings(spectra)
+    # The embedding, then the precursor m/z features (PrecursorMatch).
+    width = TINY["embedding_dim"] + COSINE["precursor_encoding"]
     assert vectors.dtype == np.float32 and vectors.shape == (len(spectra), width)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    index = {s.get("spectrum_id"): i for i, s in enumerate(spectra)}
-    a, b = pairs["spectrum_id_a"].map(index).to_numpy(), pairs["spectrum_id_b"].map(index).to_numpy()
+    a, b = _rows(spectra, pairs)
     np.testing.assert_allclose(pred, np.clip(np.einsum("ij,ij->i", vectors[a], vectors[b]), 0, 1), atol=1e-5)
+
+
+def test_with_a_head_predictions_come_from_the_embeddings_and_the_masses(model, spectra):
+    # The default siamese: plain embeddings, and the head reads their cosine and the two precursor m/z.
+    assert model.get_params()["head_units"] == (32, 32) and isinstance(model.head_, PairHead)
+    pairs = random_pairs(spectra)
+    pred = model.predict(spectra, pairs)
+    assert pred.shape == (len(pairs),) and ((0 <= pred) & (pred <= 1)).all()
+    vectors = model.predict_embeddings(spectra)
+    assert vectors.shape == (len(spectra), TINY["embedding_dim"])
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    a, b = _rows(spectra, pairs)
+    metadata = siamese.metadata_features(spectra)
+    head = np.clip(np.asarray(model.head_([vectors[a], vectors[b], metadata[a], metadata[b]]))[:, 0], 0, 1)
+    np.testing.assert_allclose(pred, head, atol=1e-5)
+    # The same embeddings with other masses give other similarities: the head reads them.
+    shifted = metadata.copy()
+    shifted[:, 0] += 0.0123
+    moved = np.asarray(model.head_([vectors[a], vectors[b], metadata[a], shifted[b]]))[:, 0]
+    assert np.abs(moved - np.asarray(model.head_([vectors[a], vectors[b], metadata[a], metadata[b]]))[:, 0]).max() > 0
 
 
 def test_predict_accepts_an_array_of_id_pairs_and_only_the_spectra_it_needs(model, spectra):
@@ -171,7 +203,7 @@ def test_load_refuses_metadata_names_that_disagree_with_the_network(model, tmp_p
 def test_load_refuses_a_precursor_encoding_the_network_was_not_built_for(model, spectra, tmp_path, encoding):
     # The manifest's parameter must match the network: with the layer (8 features), or without it.
     if encoding == 0:
-        model = SiameseModel(**{**TINY, "epochs": 1, "precursor_encoding": 4}).fit(spectra)
+        model = SiameseModel(**{**TINY, **COSINE, "epochs": 1}).fit(spectra)
     path = model.save(tmp_path / "siamese")
     manifest = json.loads((path / "manifest.json").read_text())
     manifest["params"]["precursor_encoding"] = encoding
@@ -185,7 +217,7 @@ def test_load_refuses_a_second_precursor_match(spectra, tmp_path, periods):
     # Only the first layer's periods would be checked: a second one of period 0 made every prediction NaN.
     import keras
 
-    model = SiameseModel(**{**TINY, "epochs": 1, "precursor_encoding": 4}).fit(spectra)
+    model = SiameseModel(**{**TINY, **COSINE, "epochs": 1}).fit(spectra)
     network = model.embedding_network_
     extra = PrecursorMatch(periods, name="second")([network.outputs[0], network.inputs[1]])
     forged = keras.Model(network.inputs, extra, name="embedding_network")
@@ -203,7 +235,7 @@ def test_load_refuses_a_second_precursor_match(spectra, tmp_path, periods):
 def test_a_network_that_gives_values_that_are_not_finite_is_refused(spectra, tmp_path, layer, weight, value,
                                                                       return_std):
     # Forged weights loaded, and every prediction then failed inside scikit-learn's input check.
-    model = SiameseModel(**{**TINY, "epochs": 1, "precursor_encoding": 4}).fit(spectra)
+    model = SiameseModel(**{**TINY, **COSINE, "epochs": 1}).fit(spectra)
     variable = model.embedding_network_.get_layer(layer).weights[weight]
     variable.assign(np.full(variable.shape, value, dtype=np.float32))
     loaded = kit.models.load(model.save(tmp_path / "siamese"))
@@ -225,6 +257,57 @@ def test_precursor_match_joins_a_kernel_of_the_mass_difference():
     # 0.02 Da apart: the shortest period (0.05 Da) turns by 0.4 of a circle.
     assert mass[0] @ mass[2] < 0.9
     assert not mass[3].any()
+
+
+def test_an_untrained_head_predicts_the_cosine_and_reads_only_the_mass_difference():
+    head = PairHead(siamese.precursor_periods(16).tolist(), [8, 8])
+    rng = np.random.default_rng(0)
+    a, b = rng.random((5, 6)).astype(np.float32), rng.random((5, 6)).astype(np.float32)
+    # Masses / 1000 that float32 holds exactly, so both 125 Da differences are exact.
+    mz_a = np.array([[0.3011, 1.0], [0.3011, 1.0], [0.0, 1.0], [0.5, 1.0], [0.25, 1.0]], dtype=np.float32)
+    mz_b = np.array([[0.3011, 1.0], [0.3012, 1.0], [0.3, 1.0], [0.625, 1.0], [0.375, 1.0]], dtype=np.float32)
+    cosine = np.einsum("ij,ij->i", a, b) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    # The last layer starts at zero: an untrained head is the plain cosine.
+    np.testing.assert_allclose(np.asarray(head([a, b, mz_a, mz_b]))[:, 0], cosine, rtol=1e-5)
+    head.kernels[-1].assign(np.ones(head.kernels[-1].shape, dtype=np.float32))
+    out = np.asarray(head([a, b, mz_a, mz_b]))[:, 0]
+    # The mass difference, not the masses: 500 vs 625 and 250 vs 375 Da read the same,
+    # and the pair whose one mass is unknown reads none.
+    swapped = np.asarray(head([a[[4]], b[[4]], mz_a[[3]], mz_b[[3]]]))[:, 0]
+    np.testing.assert_allclose(swapped, out[[4]], rtol=1e-5)
+    assert out[0] != out[1]
+    assert out[2] == pytest.approx(np.asarray(head([a[[2]], b[[2]]]))[0, 0], rel=1e-5)
+
+
+def test_load_refuses_head_units_the_network_was_not_built_for(model, cosine_model, tmp_path):
+    for fitted, units in ((model, []), (model, [16, 16]), (cosine_model, [32])):
+        path = fitted.save(tmp_path / f"siamese{len(units)}{units[:1]}")
+        manifest = json.loads((path / "manifest.json").read_text())
+        manifest["params"]["head_units"] = units
+        (path / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(UserError, match="head"):
+            kit.models.load(path)
+
+
+def test_a_siamese_saved_before_heads_existed_loads_without_one(cosine_model, spectra, tmp_path):
+    path = cosine_model.save(tmp_path / "siamese")
+    manifest = json.loads((path / "manifest.json").read_text())
+    del manifest["params"]["head_units"]
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    loaded = kit.models.load(path)
+    assert loaded.head_ is None
+    pairs = random_pairs(spectra)
+    np.testing.assert_array_equal(loaded.predict(spectra, pairs), cosine_model.predict(spectra, pairs))
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+@pytest.mark.parametrize("return_std", [False, True])
+def test_a_head_that_gives_values_that_are_not_finite_is_refused(spectra, tmp_path, value, return_std):
+    model = SiameseModel(**{**TINY, "epochs": 1, "head_units": (4,)}).fit(spectra)
+    model.head_.kernels[-1].assign(np.full(model.head_.kernels[-1].shape, value, dtype=np.float32))
+    loaded = kit.models.load(model.save(tmp_path / "siamese"))
+    with pytest.raises(UserError, match="not finite"):
+        loaded.predict(spectra, random_pairs(spectra), return_std=return_std)
 
 
 @pytest.mark.parametrize("features", [3, -2])
@@ -284,7 +367,10 @@ def test_missing_precursor_mz_warns_when_metadata_is_used(model, spectra):
      ({"precursor_encoding": 3}, UserError), ({"precursor_encoding": -2}, UserError),
      ({"precursor_encoding": 1000}, UserError),
      ({"precursor_encoding": 2.0}, TypeError), ({"same_molecule_share": 1.5}, UserError),
-     ({"same_molecule_share": "half"}, TypeError)],
+     ({"same_molecule_share": "half"}, TypeError), ({"head_units": (0,)}, UserError),
+     ({"head_units": ("a",)}, TypeError), ({"head_units": "32"}, TypeError), ({"head_units": (8,) * 5}, UserError),
+     ({"head_units": (5000,)}, UserError), ({"head_units": (8.0,)}, TypeError),
+     ({"hidden_units": (70_000,)}, UserError), ({"embedding_dim": 70_000}, UserError)],
 )
 def test_bad_parameters_are_refused_before_training(spectra, params, error):
     with pytest.raises(error):
@@ -304,7 +390,8 @@ def test_spectra_without_structures_are_refused(spectra):
     [{"use_metadata": False, "lr_patience": None}, {"hidden_units": (16, 16), "dropout": 0.1, "embedding_dim": 8},
      {"bin_width": 1.0, "mz_range": (10, 1010), "intensity_power": 1.0},
      {"precursor_encoding": 8, "same_molecule_share": 0.9}, {"precursor_encoding": 8, "sparse_training": False},
-     {"precursor_encoding": 8, "use_metadata": False}],
+     {"precursor_encoding": 8, "use_metadata": False}, {"head_units": (8,), "sparse_training": False},
+     {"head_units": (8,), "use_metadata": False}, {"head_units": (8, 8), "precursor_encoding": 0}],
 )
 def test_options_train_predict_and_round_trip(spectra, tmp_path, params):
     validation = make_spectra(SMILES[:8], per_molecule=2, seed=5, prefix="V")
@@ -454,6 +541,10 @@ def sparse_setup(spectra):
 
     from kit.pairs import PairSampler
 
+    import keras
+
+    # The weights (and so the size of rounding differences) must not depend on which tests ran first.
+    keras.utils.set_random_seed(0)
     matrix = siamese.binning.bin_spectra(spectra)
     metadata = siamese.metadata_features(spectra)
     data = siamese.PairBatches(matrix, metadata, 8, sampler=PairSampler.from_spectra(spectra), n_pairs=8,
@@ -464,16 +555,27 @@ def sparse_setup(spectra):
     return network, tuple(tf.constant(x) for x in entries), y
 
 
-def test_sparse_trainer_predicts_what_the_saved_siamese_predicts(sparse_setup):
+@pytest.mark.parametrize("with_head", [False, True])
+def test_sparse_trainer_predicts_what_the_saved_siamese_predicts(sparse_setup, with_head):
     network, (row, col, value, n_spectra), _ = sparse_setup
-    trainer = siamese.SparsePairTrainer(network, 1e-6)
+    head = None
+    if with_head:
+        head = PairHead(siamese.precursor_periods(8).tolist(), [8], name="pair_head")
+        head.build(None)
+        # A trained head, not the untrained one that passes the cosine through.
+        head.kernels[-1].assign(np.linspace(-1, 1, 8, dtype=np.float32)[:, None])
+    trainer = siamese.SparsePairTrainer(network, 1e-6, head)
     sparse = trainer((row, col, value, n_spectra), training=False).numpy()
     dense = np.zeros((int(n_spectra), network.inputs[0].shape[-1] + 2), dtype=np.float32)
     dense[row.numpy(), col.numpy()] = value.numpy()
     half = int(n_spectra) // 2
-    expected = siamese.build_siamese(network).predict(
+    expected = siamese.build_siamese(network, head).predict(
         [dense[:half, :-2], dense[:half, -2:], dense[half:, :-2], dense[half:, -2:]], verbose=0)[:, 0]
     np.testing.assert_allclose(sparse, expected, atol=1e-5)
+    if with_head:
+        cosine = siamese.build_siamese(network).predict(
+            [dense[:half, :-2], dense[:half, -2:], dense[half:, :-2], dense[half:, -2:]], verbose=0)[:, 0]
+        assert np.abs(expected - cosine).max() > 1e-3
 
 
 def test_sparse_trainer_gradient_is_the_dense_gradient_on_the_rows_gathered(sparse_setup):

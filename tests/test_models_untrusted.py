@@ -483,9 +483,11 @@ def siamese_saved(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("siamese")
     spectra = make_spectra()
-    with_metadata = siamese.SiameseModel(**(TINY | {"precursor_encoding": 4})).fit(spectra).save(root / "with")
+    with_metadata = siamese.SiameseModel(**(TINY | {"precursor_encoding": 4, "head_units": ()})).fit(spectra)
     without = siamese.SiameseModel(**(TINY | {"use_metadata": False, "hidden_units": (8, 8)})).fit(spectra)
-    return with_metadata, without.save(root / "without"), spectra
+    headed = siamese.SiameseModel(**(TINY | {"precursor_encoding": 4, "head_units": (8,)})).fit(spectra)
+    return (with_metadata.save(root / "with"), without.save(root / "without"), spectra,
+            headed.save(root / "headed"))
 
 
 @pytest.fixture
@@ -496,7 +498,7 @@ def siamese_dir(siamese_saved, tmp_path):
 
 
 def test_keras_config_classes_are_pinned(siamese_saved):
-    for folder in siamese_saved[:2]:
+    for folder in (*siamese_saved[:2], siamese_saved[3]):
         config = untrusted.read_archive_json(folder / "model.keras", "config.json", "network")
         found = set(untrusted._keras_classes(config, 0, "x"))
         assert {(m, c) for m, c, r in found if r is None or r == c} <= untrusted.KERAS_CLASSES
@@ -523,6 +525,27 @@ def test_forged_precursor_periods_are_refused(siamese_dir, periods, capsys):
             node["config"]["periods"] = periods
     _rewrite_keras(siamese_dir, config)
     refused(siamese_dir, "precursor m/z periods", capsys)
+
+
+@pytest.fixture
+def headed_dir(siamese_saved, tmp_path):
+    folder = tmp_path / "headed-copy"
+    shutil.copytree(siamese_saved[3], folder)
+    return folder
+
+
+@pytest.mark.parametrize("field, value", [
+    ("periods", [0.0, 1.0]), ("periods", [float("nan"), 1.0]), ("periods", [1.0, 2.0]), ("periods", []),
+    ("units", [8, 8]), ("units", [9]), ("units", [100_000_000]),
+])
+def test_a_forged_head_is_refused(headed_dir, field, value, capsys):
+    # The head's periods and widths follow from precursor_encoding and head_units.
+    config = untrusted.read_archive_json(headed_dir / "model.keras", "config.json", "network")
+    heads = [n for n in _config_nodes(config) if n.get("class_name") == "PairHead"]
+    assert len(heads) == 1
+    heads[0]["config"][field] = value
+    _rewrite_keras(headed_dir, config)
+    refused(headed_dir, "head|units", capsys)
 
 
 def _config_nodes(node):

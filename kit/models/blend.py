@@ -1,12 +1,13 @@
 """The blend rung: gradient boosting over the pair features and the siamese's opinion.
 
 Kaggle's habit: when two models err in different places, a second-level model that
-reads both beats each. The siamese reads the whole spectrum but, as a cosine of two
-separate embeddings, cannot see that two spectra share a precursor m/z; the gbm's pair
-features see that directly. The blend is the gbm rung's ``HistGradientBoostingRegressor``
-on its pair features (:mod:`kit.features`) plus two columns from a siamese network: its
-cosine (``siamese_cosine``) and the spread of its Monte Carlo dropout predictions
-(``siamese_spread``), which tells the trees when not to trust that cosine.
+reads both beats each. The siamese reads each whole spectrum through one embedding; the
+gbm's pair features compare two spectra peak by peak (matched peaks, neutral losses,
+mass difference). The blend is the gbm rung's ``HistGradientBoostingRegressor`` on its
+pair features (:mod:`kit.features`) plus two columns from a siamese network: its
+prediction (``siamese_cosine``: the cosine of the two embeddings, through the siamese's
+head by default) and the spread of its Monte Carlo dropout predictions
+(``siamese_spread``), which tells the trees when not to trust that prediction.
 
 No leakage: the booster must learn how far to trust the siamese on pairs the siamese
 has never seen. On its own training molecules a network is over-confident, and trees

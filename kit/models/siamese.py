@@ -16,14 +16,16 @@ every spectrum once and scores pairs by dot products of unit vectors.
 
 Defaults go beyond v1 where they won on validation (MassBank positive mode, molecules held
 out from training; ``bench/bench_siamese_variants.py``): the precursor m/z and ion mode
-join the binned peaks (as in ms2deepscore 2.x); a learned kernel of the precursor m/z
-difference joins the embedding (:class:`PrecursorMatch`), for the top Tanimoto bin, which
-is mostly two spectra of one molecule; 50,000 pairs an epoch, 90% of the top bin's pairs
-two spectra of one molecule; the learning rate drops by a factor 3 when validation RMSE
-stalls for 2 epochs. Training runs on sparse batches of 512 pairs
+join the binned peaks (as in ms2deepscore 2.x); a small head (:class:`PairHead`) turns
+each pair's embedding cosine and precursor m/z difference into the similarity, so that
+two spectra of one molecule (most of the top Tanimoto bin, equal precursor masses) can
+score 1 while each spectrum is still embedded once; 50,000 pairs an epoch; the learning
+rate drops by a factor 3 when validation RMSE stalls for 2 epochs. Without the head,
+:class:`PrecursorMatch` joins a learned kernel of the mass difference to the embedding
+instead. Training runs on sparse batches of 512 pairs
 (:class:`SparsePairTrainer`, :class:`LazyAdam`), several times more pairs per second on a
 CPU than v1's dense batches of 64. MS2DeepScore v1 exactly is
-``SiameseModel(use_metadata=False, precursor_encoding=0, same_molecule_share=None,
+``SiameseModel(use_metadata=False, precursor_encoding=0, same_molecule_share=None, head_units=None,
 pairs_per_epoch=20000, lr_patience=None, sparse_training=False, batch_size=64,
 learning_rate=1e-3, batchnorm_momentum=0.99)``.
 
@@ -55,12 +57,15 @@ import numpy as np  # noqa: E402
 from kit import mz_binning as binning  # noqa: E402
 from kit.errors import UserError, first_line  # noqa: E402
 from kit.models.base import PairModel, check_spectra, pair_indices  # noqa: E402
+from kit.models.untrusted import MAX_KERAS_UNITS  # noqa: E402
 
 MODEL_FILE = "model.keras"
 # Spectra embedded per forward pass at inference; pairs scored per chunk, small enough
 # that the gathered rows stay in cache (larger chunks run slower, not faster).
 EMBED_BATCH = 1024
 SCORE_CHUNK = 4096
+# Pairs per call of a PairHead at inference.
+HEAD_CHUNK = 65536
 # Metadata inputs (``use_metadata=True``): precursor m/z / 1000 and ion mode (+1, -1, 0).
 METADATA_FEATURES = ("precursor_mz/1000", "ionmode")
 # Periods (Da) of the precursor m/z's Fourier features (``precursor_encoding``), spaced
@@ -68,6 +73,9 @@ METADATA_FEATURES = ("precursor_mz/1000", "ionmode")
 PRECURSOR_PERIODS = (0.05, 1000.0)
 # Most precursor m/z features (``precursor_encoding``); each adds a column to every embedding.
 MAX_PRECURSOR_FEATURES = 256
+# Most hidden layers, and units per layer, of a PairHead (``head_units``).
+MAX_HEAD_LAYERS = 4
+MAX_HEAD_UNITS = 1024
 # Values of SiameseModel(distribute=...).
 DISTRIBUTE = ("auto", "none", "mirrored", "multiworker")
 
@@ -128,6 +136,74 @@ class PrecursorMatch(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "periods": self.periods}
+
+
+@keras.saving.register_keras_serializable(package="kit")
+class PairHead(keras.layers.Layer):
+    """Turn the cosine of two embeddings, and their precursor m/z, into one similarity.
+
+    Inputs are ``[embedding_a, embedding_b]``, or ``[embedding_a, embedding_b, metadata_a,
+    metadata_b]`` (metadata column 0 is precursor m/z / 1000). The layer reads, for each
+    pair, the cosine ``c`` of the two embeddings and, when both precursor m/z are known,
+    ``cos(2 pi |m_a - m_b| / P)`` for each period ``P`` (a Fourier view of the mass
+    difference, never of the masses themselves, so the head cannot learn which molecule a
+    mass belongs to) and returns ``c + mlp(c, known, those cosines)``: a small ReLU network
+    whose last layer starts at zero, so an untrained head predicts the plain cosine. Two
+    spectra of one molecule share their precursor m/z; the head can lift their similarity
+    to 1, which a cosine of two separate embeddings cannot reach unless the embeddings
+    are identical. Each spectrum is still embedded once: the head costs a few hundred
+    multiply-adds per pair.
+
+    Parameters
+    ----------
+    periods : sequence of float
+        Periods in Da of the mass-difference features (see :func:`precursor_periods`);
+        empty to read the cosine only.
+    units : sequence of int
+        Width of each hidden layer.
+    """
+
+    def __init__(self, periods, units, **kwargs):
+        super().__init__(**kwargs)
+        self.periods = [float(p) for p in periods]
+        self.units = [int(u) for u in units]
+
+    def build(self, input_shape):
+        widths = [2 + len(self.periods), *self.units]
+        self.kernels, self.biases = [], []
+        for i, (n_in, n_out) in enumerate(zip(widths, widths[1:] + [1])):
+            last = i == len(self.units)
+            self.kernels.append(self.add_weight(shape=(n_in, n_out), name=f"kernel{i + 1}",
+                                                initializer="zeros" if last else "glorot_uniform"))
+            self.biases.append(self.add_weight(shape=(n_out,), name=f"bias{i + 1}", initializer="zeros"))
+
+    def call(self, inputs):
+        import tensorflow as tf
+
+        a, b = (tf.math.l2_normalize(tf.cast(x, tf.float32), axis=1) for x in inputs[:2])
+        cosine = tf.reduce_sum(a * b, axis=1, keepdims=True)
+        features = [cosine]
+        if len(inputs) > 2 and self.periods:
+            # In float64: a mass difference of 50 Da is 1,000 turns of the shortest period,
+            # where float32 keeps 4 digits of the angle and graph and eager rounding differ.
+            mz_a, mz_b = (tf.cast(m[:, :1], tf.float64) * 1000.0 for m in inputs[2:])
+            known = tf.cast((mz_a > 0) & (mz_b > 0), tf.float32)
+            turns = tf.abs(mz_a - mz_b) / tf.constant(self.periods, tf.float64)[None, :]
+            angle = (2 * math.pi) * (turns - tf.floor(turns))
+            features += [known, tf.cast(tf.cos(angle), tf.float32) * known]
+        else:
+            features.append(tf.zeros_like(cosine))
+            features += [tf.zeros_like(cosine)] * len(self.periods)
+        x = tf.concat(features, axis=1)
+        for kernel, bias in zip(self.kernels[:-1], self.biases[:-1]):
+            x = tf.nn.relu(tf.matmul(x, tf.cast(kernel, tf.float32)) + tf.cast(bias, tf.float32))
+        return cosine + tf.matmul(x, tf.cast(self.kernels[-1], tf.float32)) + tf.cast(self.biases[-1], tf.float32)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], 1)
+
+    def get_config(self):
+        return {**super().get_config(), "periods": self.periods, "units": self.units}
 
 
 def precursor_periods(n_features):
@@ -235,18 +311,32 @@ def build_embedding_network(input_dim, hidden_units=(500, 500), embedding_dim=20
     return keras.Model(inputs if n_metadata else peaks, embedding, name="embedding_network")
 
 
-def build_siamese(embedding_network):
-    """Two spectra in, the cosine of their embeddings out (one shared network).
+def build_siamese(embedding_network, head=None):
+    """Two spectra in, one similarity out: the cosine of their embeddings (one shared network).
+
+    Parameters
+    ----------
+    embedding_network : keras.Model
+        From :func:`build_embedding_network`.
+    head : PairHead, optional
+        Turns the cosine (and the two precursor m/z, when the network reads metadata)
+        into the similarity; ``None`` outputs the cosine itself, as MS2DeepScore.
 
     Examples
     --------
     >>> siamese = build_siamese(build_embedding_network(100, hidden_units=(8,), embedding_dim=4))
     >>> [t.shape for t in siamese.inputs], siamese.output_shape
     ([(None, 100), (None, 100)], (None, 1))
+    >>> build_siamese(build_embedding_network(100, hidden_units=(8,), embedding_dim=4, n_metadata=2),
+    ...               PairHead([0.05, 1000.0], [8])).output_shape
+    (None, 1)
     """
     sides = [[keras.Input(shape=t.shape[1:], name=f"{t.name}_{side}") for t in embedding_network.inputs]
              for side in ("a", "b")]
     embeddings = [embedding_network(inputs if len(inputs) > 1 else inputs[0]) for inputs in sides]
+    if head is not None:
+        metadata = [inputs[1] for inputs in sides if len(inputs) > 1]
+        return keras.Model([*sides[0], *sides[1]], head([*embeddings, *metadata]), name="siamese")
     # The cosine runs in float32 whatever the network's dtype policy (mixed precision).
     cosine = keras.layers.Dot(axes=1, normalize=True, name="cosine", dtype="float32")(embeddings)
     return keras.Model([*sides[0], *sides[1]], cosine, name="siamese")
@@ -348,8 +438,8 @@ class SparsePairTrainer(keras.Model):
     model saved after training is the same siamese as with dense batches.
 
     Input: ``(row, column, value, n_spectra)`` from :class:`PairBatches` with
-    ``sparse=True``; output: the cosine of each pair's embeddings. Used only for
-    training and never saved.
+    ``sparse=True``; output: the cosine of each pair's embeddings, or what ``head``
+    makes of it. Used only for training and never saved.
 
     Parameters
     ----------
@@ -358,13 +448,17 @@ class SparsePairTrainer(keras.Model):
         should carry no kernel regularizer (the penalty is taken here instead).
     weight_penalty : float
         L1 and L2 penalty on the gathered rows of the first kernel.
+    head : PairHead, optional
+        The siamese's head (the same layer object, so its trained weights are the
+        saved siamese's); ``None`` for the plain cosine.
     """
 
-    def __init__(self, network, weight_penalty=0.0, **kwargs):
+    def __init__(self, network, weight_penalty=0.0, head=None, **kwargs):
         super().__init__(**kwargs)
         self.network = network
         self.first, self.rest = _split_first_dense(network)
         self.weight_penalty = float(weight_penalty)
+        self.head = head
 
     def call(self, inputs, training=False):
         import tensorflow as tf
@@ -378,7 +472,8 @@ class SparsePairTrainer(keras.Model):
                  tf.cast(tf.stack([n_spectra, tf.shape(bins)[0]]), tf.int64))
         x = self.first.activation(sparse_product(*batch, rows) + self.first.bias)
         metadata = None
-        if any(isinstance(layer, PrecursorMatch) for layer in self.rest):
+        if any(isinstance(layer, PrecursorMatch) for layer in self.rest) or (
+                self.head is not None and len(self.network.inputs) > 1):
             # Its input: the first metadata column (after the bins), one entry per spectrum.
             first_column = column == self.network.inputs[0].shape[-1]
             metadata = tf.scatter_nd(tf.cast(row[first_column], tf.int32)[:, None], value[first_column],
@@ -386,9 +481,12 @@ class SparsePairTrainer(keras.Model):
         x = _apply_rest(self.rest, x, metadata, training=training)
         if training and self.weight_penalty:
             self.add_loss(self.weight_penalty * (tf.reduce_sum(tf.abs(rows)) + tf.reduce_sum(tf.square(rows))))
+        half = n_spectra // 2
+        if self.head is not None:
+            sides = [x[:half], x[half:]] + ([] if metadata is None else [metadata[:half], metadata[half:]])
+            return self.head(sides)[:, 0]
         # The cosine in float32 whatever the network's dtype policy (mixed precision).
         x = tf.math.l2_normalize(tf.cast(x, tf.float32), axis=1)
-        half = n_spectra // 2
         return tf.reduce_sum(x[:half] * x[half:], axis=1)
 
 
@@ -690,14 +788,23 @@ class SiameseModel(PairModel):
         Also feed precursor m/z and ion mode to the embedding network (as ms2deepscore
         2.x does); ``False`` reads peaks only, as MS2DeepScore v1.
     precursor_encoding : int, default 16
-        With ``use_metadata``, join this many sines and cosines of the precursor m/z to
-        each embedding, one learned weight per period (:class:`PrecursorMatch`; an even
-        number up to 256, 0 for none): the cosine of two spectra then gains a learned
-        kernel of their mass difference, largest for equal masses, as two spectra of one
-        molecule have.
-    same_molecule_share : float or None, default 0.9
+        With ``use_metadata``, how many Fourier features of the precursor m/z (a sine and
+        a cosine per period, an even number up to 256; 0 for none) tell two spectra's
+        masses apart. With ``head_units`` the head reads the cosine of the mass
+        difference for each of those periods (:class:`PairHead`); without, they join each
+        embedding with one learned weight per period (:class:`PrecursorMatch`), so the
+        cosine of two spectra gains a learned kernel of their mass difference.
+    same_molecule_share : float or None, default None
         Share of the top-bin training pairs that are two spectra of one molecule (see
         :class:`kit.pairs.PairSampler`); ``None`` draws top-bin partners uniformly.
+        Without a head, 0.9 helps the cosine learn the top bin; with one, the head
+        learns it from the masses and uniform partners do better.
+    head_units : tuple of int or None, default (32, 32)
+        Hidden layers of a small head (:class:`PairHead`) that turns each pair's
+        embedding cosine and precursor m/z difference into the similarity, so two
+        spectra of one molecule (equal masses) can score 1; ``None`` (or ``()``)
+        predicts the cosine itself, as MS2DeepScore. Each spectrum is embedded once
+        either way.
     batchnorm_momentum : float, default 0.9
         Momentum of the BatchNormalization moving statistics, which validation and
         inference use. MS2DeepScore v1 keeps Keras' 0.99: with 8x fewer steps per epoch
@@ -759,8 +866,8 @@ class SiameseModel(PairModel):
                  validation_fraction=0.1,
                  bin_width=binning.BIN_WIDTH, mz_range=binning.MZ_RANGE, intensity_power=binning.INTENSITY_POWER,
                  augment_removal_max=0.3, augment_removal_intensity=0.2, augment_intensity=0.4, augment_noise_max=10,
-                 augment_noise_intensity=0.01, use_metadata=True, precursor_encoding=16, same_molecule_share=0.9,
-                 batchnorm_momentum=0.9, sparse_training=True,
+                 augment_noise_intensity=0.01, use_metadata=True, precursor_encoding=16, same_molecule_share=None,
+                 head_units=(32, 32), batchnorm_momentum=0.9, sparse_training=True,
                  distribute="auto", mixed_precision=False, seed=0, verbose="auto"):
         self.hidden_units = hidden_units
         self.embedding_dim = embedding_dim
@@ -785,6 +892,7 @@ class SiameseModel(PairModel):
         self.use_metadata = use_metadata
         self.precursor_encoding = precursor_encoding
         self.same_molecule_share = same_molecule_share
+        self.head_units = head_units
         self.batchnorm_momentum = batchnorm_momentum
         self.sparse_training = sparse_training
         self.distribute = distribute
@@ -816,6 +924,10 @@ class SiameseModel(PairModel):
         units = tuple(_int_param("each of hidden_units", u) for u in units)
         for name in ("embedding_dim", "epochs", "batch_size", "pairs_per_epoch", "validation_pairs"):
             _int_param(name, getattr(self, name))
+        # Wider layers would make a network the kit refuses to load (kit.models.untrusted).
+        if max(*units, int(self.embedding_dim)) > MAX_KERAS_UNITS:
+            raise UserError(f"hidden_units and embedding_dim must be at most {MAX_KERAS_UNITS:,} each, found "
+                            f"{max(*units, int(self.embedding_dim)):,}")
         for name in ("patience", "seed", "augment_noise_max", "precursor_encoding"):
             _int_param(name, getattr(self, name), minimum=0)
         if int(self.precursor_encoding) % 2 or self.precursor_encoding > MAX_PRECURSOR_FEATURES:
@@ -823,6 +935,7 @@ class SiameseModel(PairModel):
                             f"a cosine per period), found {self.precursor_encoding!r}")
         if self.same_molecule_share is not None:
             _number_param("same_molecule_share", self.same_molecule_share, 0.0, 1.0)
+        self._head_units()
         if self.lr_patience is not None:
             _int_param("lr_patience", self.lr_patience, minimum=0)
         for name in ("sparse_training", "mixed_precision"):
@@ -840,6 +953,25 @@ class SiameseModel(PairModel):
         self.binning_settings()
         return units
 
+    def _head_units(self):
+        """``head_units`` checked, as a tuple of int (empty for no head)."""
+        units = () if self.head_units is None else self.head_units
+        if isinstance(units, (int, np.integer)) and not isinstance(units, bool):
+            units = (units,)
+        if not isinstance(units, (list, tuple)):
+            raise TypeError(f"head_units must be a tuple of ints such as (32, 32), or (), found {self.head_units!r}")
+        if len(units) > MAX_HEAD_LAYERS:
+            raise UserError(f"head_units must list at most {MAX_HEAD_LAYERS} layers, found {len(units)}")
+        units = tuple(_int_param("each of head_units", u) for u in units)
+        if any(u > MAX_HEAD_UNITS for u in units):
+            raise UserError(f"each of head_units must be at most {MAX_HEAD_UNITS:,}, found {max(units):,}")
+        return units
+
+    def _mass_encoding(self):
+        """Precursor m/z features the network (PrecursorMatch) and the head each read."""
+        encoding = int(self.precursor_encoding) if self.use_metadata else 0
+        return (0, encoding) if self._head_units() else (encoding, 0)
+
     def _new_network(self, input_dim, mc_dropout=False, seed=None, penalize_first=True, dtype=None,
                      synchronized=False):
         return build_embedding_network(
@@ -848,8 +980,17 @@ class SiameseModel(PairModel):
             weight_penalty=float(self.weight_penalty),
             mc_dropout=mc_dropout, seed=seed, penalize_first=penalize_first,
             batchnorm_momentum=float(self.batchnorm_momentum), dtype=dtype, synchronized=synchronized,
-            precursor_encoding=int(self.precursor_encoding),
+            precursor_encoding=self._mass_encoding()[0],
         )
+
+    def _new_head(self):
+        """The untrained :class:`PairHead`, or None without ``head_units``."""
+        units = self._head_units()
+        if not units:
+            return None
+        # float32 whatever the network's dtype policy: the head is tiny and reads masses.
+        return PairHead(precursor_periods(self._mass_encoding()[1]).tolist(), units, name="pair_head",
+                        dtype="float32")
 
     def _metadata_names(self):
         return list(METADATA_FEATURES) if self.use_metadata else []
@@ -916,8 +1057,9 @@ class SiameseModel(PairModel):
         with strategy.scope():
             network = self._new_network(train_x.shape[1], penalize_first=not sparse,
                                         dtype="mixed_float16" if mixed else None, synchronized=distributed)
-            siamese = build_siamese(network)
-            trainer = SparsePairTrainer(network, float(self.weight_penalty)) if sparse else siamese
+            head = self._new_head()
+            siamese = build_siamese(network, head)
+            trainer = SparsePairTrainer(network, float(self.weight_penalty), head) if sparse else siamese
             optimizer = (LazyAdam if sparse else keras.optimizers.Adam)(learning_rate=learning_rate)
             trainer.compile(
                 optimizer=keras.optimizers.LossScaleOptimizer(optimizer) if mixed else optimizer,
@@ -943,14 +1085,17 @@ class SiameseModel(PairModel):
         if distributed or mixed:
             # What is kept is a plain float32 network outside any strategy, so the saved
             # model loads and predicts the same anywhere.
-            plain = self._new_network(train_x.shape[1], penalize_first=not sparse)
+            plain, plain_head = self._new_network(train_x.shape[1], penalize_first=not sparse), self._new_head()
             plain.set_weights([keras.ops.convert_to_numpy(w) for w in network.weights])
-            network, siamese = plain, build_siamese(plain)
+            siamese = build_siamese(plain, plain_head)
+            if head is not None:
+                plain_head.set_weights([keras.ops.convert_to_numpy(w) for w in head.weights])
+            network, head = plain, plain_head
         self.history_ = {k: [float(v) for v in values] for k, values in history.history.items()}
         val_rmse = self.history_.get("val_rmse", [])
         self.best_epoch_ = int(np.argmin(val_rmse)) + 1 if val_rmse else len(self.history_.get("loss", []))
         self.best_val_rmse_ = float(min(val_rmse)) if val_rmse else None
-        self.embedding_network_, self.siamese_ = network, siamese
+        self.embedding_network_, self.siamese_, self.head_ = network, siamese, head
         self.n_train_spectra_, self.n_validation_spectra_ = len(train_part), len(val_part)
         self.n_replicas_, self.is_chief_ = n_replicas, chief
         self.fit_seconds_ = time.perf_counter() - started
@@ -1012,9 +1157,11 @@ class SiameseModel(PairModel):
     def predict_embeddings(self, spectra, batch_size=EMBED_BATCH):
         """Unit-length embedding of each spectrum (``float32``, one row per spectrum).
 
-        The dot product of two rows is the model's predicted similarity, so a library
-        search is one matrix product. A spectrum whose embedding is all zeros (every
-        ReLU off) keeps a zero row and scores 0 against everything.
+        The dot product of two rows is the cosine the model compares spectra by, so a
+        library search is one matrix product. Without ``head_units`` it is the predicted
+        similarity itself; with them, :meth:`predict` passes it and the two precursor
+        m/z through the head. A spectrum whose embedding is all zeros (every ReLU off)
+        keeps a zero row and scores 0 against everything.
 
         Raises
         ------
@@ -1036,7 +1183,14 @@ class SiameseModel(PairModel):
         subset = [spectra[i] for i in used]
         matrix, metadata = self._features(subset)
         vectors = self._embed(matrix, metadata, self.embedding_network_)
-        return score_pairs(vectors, a, b)
+        return self._score(vectors, metadata, a, b)
+
+    def _score(self, vectors, metadata, idx_a, idx_b):
+        """Similarity of each pair of embedded spectra: the cosine, or what the head makes of it."""
+        head = getattr(self, "head_", None)
+        if head is None:
+            return score_pairs(vectors, idx_a, idx_b)
+        return head_scores(head, vectors, metadata, idx_a, idx_b)
 
     def predict(self, spectra, pairs, return_std=False, n_passes=10):
         """One similarity per pair in [0, 1]; with ``return_std``, also its spread.
@@ -1079,7 +1233,7 @@ class SiameseModel(PairModel):
         total = np.zeros(len(a))
         total_sq = np.zeros(len(a))
         for _ in range(int(n_passes)):
-            score = score_pairs(self._embed(matrix, metadata, network), a, b).astype(np.float64)
+            score = self._score(self._embed(matrix, metadata, network), metadata, a, b).astype(np.float64)
             total += score
             total_sq += score * score
         mean = total / n_passes
@@ -1129,9 +1283,11 @@ class SiameseModel(PairModel):
         check_fields(manifest, _MANIFEST_FIELDS, where)
         names = cls._get_param_names()
         params = {k: v for k, v in (manifest.get("params") or {}).items() if k in names}
-        for key in ("hidden_units", "mz_range"):
+        for key in ("hidden_units", "mz_range", "head_units"):
             if isinstance(params.get(key), list):
                 params[key] = tuple(params[key])
+        # A siamese saved before heads existed has none.
+        params.setdefault("head_units", ())
         model = cls(**params)
         try:
             model._check_params()
@@ -1144,6 +1300,7 @@ class SiameseModel(PairModel):
                 f"{where}: manifest metadata_features must be [] or {expected}, "
                 f"found {printable(repr(metadata), 80)}"
             )
+        model.use_metadata = bool(metadata)
         history = manifest.get("history") or {}
         if not all(isinstance(v, list) and all(x is None or _is_number(x) for x in v) for v in history.values()):
             raise UserError(f"{where}: manifest history must map each metric to a list of numbers")
@@ -1156,6 +1313,7 @@ class SiameseModel(PairModel):
             input_dim = int(network.inputs[0].shape[-1])
             n_inputs = len(network.inputs)
             metadata_dim = int(network.inputs[1].shape[-1]) if n_inputs > 1 else 0
+            heads = [layer for layer in siamese.layers if isinstance(layer, PairHead)]
         except Exception as exc:  # noqa: BLE001 - Keras raises many types for a damaged or forged file
             raise UserError(
                 f"{printable(file)}: not a readable siamese network ({type(exc).__name__}: {first_line(exc)})"
@@ -1174,11 +1332,14 @@ class SiameseModel(PairModel):
         if match and not np.array_equal(np.asarray(match[0].periods, dtype=float), precursor_periods(encoding)):
             raise UserError(f"{where}: the network's precursor m/z periods are not those the siamese rung uses "
                             f"for {encoding} features: expected a network saved by the siamese rung")
-        if encoding != int(model.precursor_encoding) and (metadata or encoding):
+        network_encoding, head_encoding = model._mass_encoding()
+        if encoding != network_encoding:
             raise UserError(
-                f"{where}: the network joins {encoding} precursor m/z features but the manifest's precursor_encoding "
-                f"is {model.precursor_encoding}: expected the files saved together by the siamese rung"
+                f"{where}: the network joins {encoding} precursor m/z features but the manifest (precursor_encoding "
+                f"{model.precursor_encoding}, head_units {list(model._head_units())}) asks for {network_encoding}: "
+                "expected the files saved together by the siamese rung"
             )
+        model.head_ = _checked_head(heads, model._head_units(), head_encoding, where)
         binning.check_binning(manifest["binning"], input_dim, where=where)
         checked = binning.binning_settings(**manifest["binning"])
         model.bin_width, model.mz_range = checked["bin_width"], tuple(checked["mz_range"])
@@ -1208,6 +1369,23 @@ _MANIFEST_FIELDS = {
     "n_validation_spectra": "int|null",
     "n_replicas": "int|null",
 }
+
+
+def _checked_head(heads, units, encoding, where):
+    """The one PairHead a loaded siamese should hold (or None), checked against its manifest."""
+    if len(heads) != bool(units):
+        raise UserError(f"{where}: the network holds {len(heads)} PairHead layer(s) but the manifest's head_units is "
+                        f"{list(units)}: expected the files saved together by the siamese rung")
+    if not heads:
+        return None
+    head = heads[0]
+    # Periods and widths follow from the parameters: forged ones (zeros, NaN, millions) are refused.
+    if head.units != list(units) or not np.array_equal(np.asarray(head.periods, dtype=float),
+                                                       precursor_periods(encoding)):
+        raise UserError(f"{where}: the network's head is not the one the siamese rung builds for head_units "
+                        f"{list(units)} reading {encoding} precursor m/z features (precursor_encoding, with metadata): "
+                        "expected a network saved by the siamese rung")
+    return head
 
 
 def _is_number(value):
@@ -1380,6 +1558,37 @@ def score_pairs(vectors, idx_a, idx_b, chunk=SCORE_CHUNK):
     for start in range(0, len(idx_a), chunk):
         part = slice(start, start + chunk)
         out[part] = np.einsum("ij,ij->i", vectors[idx_a[part]], vectors[idx_b[part]])
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def head_scores(head, vectors, metadata, idx_a, idx_b, chunk=HEAD_CHUNK):
+    """Similarities from a :class:`PairHead`, for pairs of embedded spectra, clipped to [0, 1].
+
+    Parameters
+    ----------
+    head : PairHead
+    vectors : numpy.ndarray
+        One embedding per spectrum.
+    metadata : numpy.ndarray or None
+        One row of metadata inputs per spectrum (column 0: precursor m/z / 1000).
+    idx_a, idx_b : numpy.ndarray of int
+        Rows of the two spectra of each pair.
+
+    Examples
+    --------
+    >>> head = PairHead([], [4])
+    >>> v = np.array([[1.0, 0.0], [0.6, 0.8]], dtype=np.float32)
+    >>> [round(float(x), 3) for x in head_scores(head, v, None, np.array([0, 0]), np.array([0, 1]))]
+    [1.0, 0.6]
+    """
+    out = np.empty(len(idx_a), dtype=np.float32)
+    for start in range(0, len(idx_a), chunk):
+        a, b = idx_a[start:start + chunk], idx_b[start:start + chunk]
+        sides = [vectors[a], vectors[b]] + ([] if metadata is None else [metadata[a], metadata[b]])
+        out[start:start + len(a)] = keras.ops.convert_to_numpy(head(sides))[:, 0]
+    if not np.isfinite(out).all():
+        raise UserError("the siamese's head gives similarities that are not finite (NaN or infinite weights?): "
+                        "expected a network trained and saved by the siamese rung")
     return np.clip(out, 0.0, 1.0, out=out)
 
 

@@ -40,6 +40,9 @@ _RATIO_FROM = 1 << 20
 #: holds some 70 times a config's size in memory while reading it).
 MAX_JSON_MEMBER_BYTES = {"schema.json": 64 << 20, "config.json": 1 << 20, "metadata.json": 1 << 20}
 _NESTING = 64
+#: Widest layer a siamese config may name. Keras builds every layer's weights from the
+#: config before it reads them, so a forged width would allocate gigabytes first.
+MAX_KERAS_UNITS = 65_536
 
 #: Types a rung's skops file may hold beyond skops' audited defaults, by rung name:
 #: exactly what ``skops.io.get_untrusted_types`` reports on files the rungs write
@@ -76,6 +79,7 @@ KERAS_CLASSES = frozenset({
 #: The kit's own layers a saved siamese may hold: (module, class name, registered name).
 KIT_KERAS_CLASSES = frozenset({
     ("kit.models.siamese", "PrecursorMatch", "kit>PrecursorMatch"),
+    ("kit.models.siamese", "PairHead", "kit>PairHead"),
 })
 
 _KINDS = {
@@ -342,7 +346,8 @@ def check_keras_config(file):
     """Refuse a ``.keras`` file whose config names a class the siamese rung never saves.
 
     This runs before Keras reads the file: Lambda layers, custom objects and classes
-    from other modules are refused by name, whatever ``safe_mode`` would make of them.
+    from other modules are refused by name, whatever ``safe_mode`` would make of them,
+    and so are layers wider than :data:`MAX_KERAS_UNITS`.
     """
     where = printable(file)
     check_archive(file, "Keras network")
@@ -357,6 +362,25 @@ def check_keras_config(file):
             extra = " (a Lambda layer runs code)" if class_name == "Lambda" else ""
             raise UserError(f"{where}: refusing to load {shown}{extra}: the siamese rung saves only standard Keras "
                             "layers and the kit's own")
+    # After the walk above, which refuses configs nested too deeply to walk.
+    for units in _keras_units(config):
+        if not 0 < units <= MAX_KERAS_UNITS:
+            raise UserError(f"{where}: a layer of {printable(units, 40)} units, expected 1 to {MAX_KERAS_UNITS:,}: "
+                            "not a network saved by the siamese rung")
+
+
+def _keras_units(node):
+    """Every ``units`` value (an int, or a list of ints) in a Keras config (nesting already checked)."""
+    if isinstance(node, dict):
+        units = node.get("units")
+        for value in units if isinstance(units, list) else [units]:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                yield value
+        for value in node.values():
+            yield from _keras_units(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _keras_units(value)
 
 
 def _keras_classes(node, depth, where):
