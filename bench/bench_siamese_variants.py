@@ -57,9 +57,17 @@ VARIANTS = {
     "pairs50k+mass16+patience10": ({**PAIRS50K, **MASS16, **PATIENCE10}, "pairs50k, mass16 and patience10"),
     "pairs50k+mass16+dropout035": ({**PAIRS50K, **MASS16, "dropout": 0.35}, "pairs50k, mass16 and dropout 0.35"),
     "pairs50k+mass16+same90": ({**PAIRS50K, **MASS16, **SAME90}, "pairs50k, mass16 and same90"),
-    "head": (HEAD, "a head (PairHead, 32-32) over the embedding cosine and the precursor m/z difference"),
-    "pairs50k+same90+head": ({**PAIRS50K, **SAME90, **HEAD, "precursor_encoding": 16},
-                             "pairs50k, same90 and the head reading 16 mass features (the new defaults)"),
+    "head": (HEAD, "a head (PairHead, 32-32) over the embedding cosine and the precursor m/z difference "
+                   "(16 Fourier features)"),
+    "pairs50k+same90+head": ({**PAIRS50K, **SAME90, **HEAD}, "pairs50k, same90 and head"),
+    "pairs50k+head": ({**PAIRS50K, **HEAD}, "pairs50k and head (the new defaults)"),
+    "pairs50k+head+same50": ({**PAIRS50K, **HEAD, "same_molecule_share": 0.5}, "pairs50k, head and same50 (half "
+                                                                                 "the top bin's pairs of one molecule)"),
+    "pairs50k+head+dropout035": ({**PAIRS50K, **HEAD, "dropout": 0.35}, "pairs50k, head and dropout 0.35"),
+    "pairs50k+head64": ({**PAIRS50K, **HEAD, "head_units": (64,)}, "pairs50k and a head of one 64-unit layer"),
+    "pairs100k+head": ({**HEAD, "pairs_per_epoch": 100_000}, "100,000 pairs an epoch and head"),
+    "pairs50k+wide1000+head": ({**PAIRS50K, **WIDE1000, **HEAD}, "pairs50k, wide1000 and head"),
+    "pairs50k+emb400+head": ({**PAIRS50K, **HEAD, "embedding_dim": 400}, "pairs50k, emb400 and head"),
     "pairs50k+wide1000+mass16": ({**PAIRS50K, **WIDE1000, **MASS16}, "pairs50k, wide1000 and mass16"),
 }
 # Not a siamese: the gbm rung on the same split and pairs, the reference the siamese must beat.
@@ -136,10 +144,18 @@ def markdown(rows):
     Embedding speed stays in the JSON rows: a few thousand held-out spectra, timed once
     on a shared machine, say little (``bench/peers.py`` times it properly).
     """
-    head = ("| variant | change | val RMSE | vs base | binned | 0.9-1.0 | same mol. | diff. mol. | epochs | "
-            "train s (CPU s) |")
+    head = ("| variant | change | val RMSE | vs base | binned | 0.9-1.0 | same mol. | diff. mol. | bins above gbm | "
+            "epochs | train s (CPU s) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     base = next((r["val_rmse"] for r in rows if r["variant"] == "base"), None)
+    reference = next((r["per_bin"] for r in rows if r["variant"] == REFERENCE), None)
+
+    def above(per_bin):
+        """Tanimoto bins where the variant's RMSE is above the gbm's."""
+        if reference is None:
+            return "-"
+        worse = [b for b, value in per_bin.items() if b in reference and value > reference[b]]
+        return f"{len(worse)}: {', '.join(worse)}" if worse else "0"
 
     def num(value, digits=3):
         return "-" if value is None else f"{value:.{digits}f}"
@@ -149,6 +165,7 @@ def markdown(rows):
         lines.append(
             f"| {r['variant']} | {r['about']} | {r['val_rmse']:.4f} | {delta} | {num(r['val_binned_rmse'], 4)} | "
             f"{num(r['per_bin']['0.9-1.0'])} | {num(r['same_molecule_rmse'])} | {num(r['different_molecule_rmse'])} | "
+            f"{'-' if r['variant'] == REFERENCE else above(r['per_bin'])} | "
             f"{r['best_epoch']}/{r['epochs']} | {r['train_s']:.0f} ({r['train_cpu_s']:.0f}) |"
         )
     return "\n".join(lines)

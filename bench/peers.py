@@ -113,10 +113,11 @@ ROWS = {
                       "modified cosine (tolerance 0.1) calibrated to Tanimoto by isotonic regression"),
     "gbm": RowSpec("gbm", "kit gbm", "kit", "rung", "gradient boosting on pair features"),
     "siamese": RowSpec("siamese", "kit siamese", "kit", "rung",
-                       "the kit's siamese network (Keras on TensorFlow); inference as `kit predict` runs it, the first "
-                       "dense layer as a sparse product of the binned spectra"),
+                       "the kit's siamese network (Keras on TensorFlow) with its head over each pair's embedding "
+                       "cosine and precursor m/z difference; inference as `kit predict` runs it, the first dense layer "
+                       "as a sparse product of the binned spectra"),
     "blend": RowSpec("blend", "kit blend", "kit", "rung",
-                     "gradient boosting over the gbm's pair features plus a siamese's cosine and Monte Carlo dropout "
+                     "gradient boosting over the gbm's pair features plus a siamese's prediction and Monte Carlo dropout "
                      "spread (the siamese trained inside the blend, on part of the training molecules); its training "
                      "time is its own whole fit, that siamese included"),
     "ms2deepscore": RowSpec(
@@ -356,10 +357,15 @@ def worker_kit_timing(competition, model_dir):
     timing = {"predict_seconds": seconds, "spectra_per_s": spectra_s, "pairs_per_s": pairs_s, "runs": runs,
               "n_spectra": len(used), "n_pairs": len(idx_a)}
     if hasattr(model, "predict_embeddings"):
-        from kit.models.siamese import score_pairs
+        from kit.models.siamese import head_scores, metadata_features, score_pairs
 
         embed_s, vectors, _ = best_of(lambda: model.predict_embeddings(used))
-        score_s, _, _ = best_of(lambda: score_pairs(vectors, idx_a, idx_b))
+        if getattr(model, "head_", None) is None:
+            score_s, _, _ = best_of(lambda: score_pairs(vectors, idx_a, idx_b))
+        else:
+            # The head reads the two precursor m/z besides the embeddings (taken out of the timing).
+            metadata = metadata_features(used)
+            score_s, _, _ = best_of(lambda: head_scores(model.head_, vectors, metadata, idx_a, idx_b))
         timing.update(embed_seconds=embed_s, embed_spectra_per_s=len(used) / embed_s,
                       score_seconds=score_s, score_pairs_per_s=len(idx_a) / score_s)
     return {"timing": timing,
@@ -992,7 +998,8 @@ def render_markdown(rows, meta, plot_name):
             "Inference is timed in-process on the test spectra and pairs, model loaded, best of up to 3 runs. "
             "*spectra/s* and *pairs/s*: everything from spectra to one prediction per pair, divided by the "
             "distinct spectra and by the pairs. *embed spectra/s*: the embedding step alone (binning included) "
-            "of the embedding models; *score pairs/s*: cosines from embeddings. *training s* is the wall time of "
+            "of the embedding models; *score pairs/s*: similarities from embeddings (cosines, through the siamese's "
+            "head where it has one). *training s* is the wall time of "
             "fitting; *train CPU s* the CPU time (all threads) of the whole training process, data loading "
             "included, which other jobs on the machine disturb less; *cores busy* that CPU time over the "
             "process's wall time: the networks train on both cores, so a value well under the other network's "

@@ -617,12 +617,27 @@ def test_custom_objects_are_refused(tmp_path):
     lambda c: c["config"]["layers"].append({"module": "kit.models.siamese", "class_name": "PrecursorMatch",
                                             "registered_name": "evil>PrecursorMatch"}),
     lambda c: c["config"]["layers"].append({"module": "kit.models.siamese", "class_name": "PrecursorMatch"}),
+    lambda c: c["config"]["layers"].append({"module": "evil", "class_name": "PairHead",
+                                            "registered_name": "kit>PairHead"}),
+    lambda c: c["config"]["layers"].append({"module": "kit.models.siamese", "class_name": "PairHead",
+                                            "registered_name": "evil>PairHead"}),
 ])
 def test_forged_keras_configs_are_refused(siamese_dir, change, capsys):
     config = untrusted.read_archive_json(siamese_dir / "model.keras", "config.json", "network")
     change(config)
     _rewrite_keras(siamese_dir, config)
     refused(siamese_dir, "refusing to load", capsys)
+
+
+@pytest.mark.parametrize("units", [10**9, 65_537, 0, -5, float("inf"), float("nan")])
+def test_a_layer_wider_than_the_rung_builds_is_refused_before_keras_builds_it(siamese_dir, units, capsys):
+    # Keras allocates every layer's weights from the config before reading them: 10**9 units is gigabytes.
+    config = untrusted.read_archive_json(siamese_dir / "model.keras", "config.json", "network")
+    dense = [n for n in _config_nodes(config) if n.get("class_name") == "Dense"]
+    assert dense
+    dense[0]["config"]["units"] = units
+    _rewrite_keras(siamese_dir, config)
+    refused(siamese_dir, "units", capsys)
 
 
 @pytest.mark.parametrize("content", [b"", b"garbage", b"PK\x03\x04truncated"])
