@@ -227,6 +227,25 @@ def test_load_refuses_a_second_precursor_match(spectra, tmp_path, periods):
         kit.models.load(path)
 
 
+@pytest.mark.parametrize("extra", ["head", "concatenate"])
+def test_load_refuses_an_embedding_network_that_is_not_a_chain(spectra, tmp_path, extra):
+    # Inference runs the layers after the first Dense one by one: a PairHead or a second
+    # Concatenate there loaded, then every prediction failed inside TensorFlow.
+    import keras
+
+    model = SiameseModel(**{**TINY, "epochs": 1, "head_units": (4,)}).fit(spectra)
+    network = model.embedding_network_
+    x = network.outputs[0]
+    if extra == "head":
+        x = keras.layers.Concatenate(name="joined")([x, PairHead([], [4], name="inner_head")([x, x])])
+    else:
+        x = keras.layers.Dense(4, name="after")(keras.layers.Concatenate(name="twice")([x, x]))
+    forged = keras.Model(network.inputs, x, name="embedding_network")
+    model.embedding_network_, model.siamese_ = forged, siamese.build_siamese(forged, model.head_)
+    with pytest.raises(UserError, match="a chain of Dense"):
+        kit.models.load(model.save(tmp_path / "siamese"))
+
+
 @pytest.mark.parametrize("layer, weight, value", [
     ("precursor_match", 0, np.nan), ("precursor_match", 0, np.inf), ("embedding", 0, np.nan),
     ("normalization1", 3, -1.0),  # a negative moving variance: the square root is NaN
@@ -353,6 +372,21 @@ def test_missing_precursor_mz_warns_when_metadata_is_used(model, spectra):
                      metadata_harmonization=False) for s in spectra[:4]]
     with pytest.warns(UserWarning, match="4 of 4 spectra have no precursor m/z"):
         model.predict_embeddings(bare)
+
+
+@pytest.mark.parametrize("precursor", [0.0, -300.0, np.nan, np.inf, 1e30, 1e300, "abc"])
+@pytest.mark.parametrize("headed", [True, False])
+def test_an_unusable_precursor_mz_counts_as_missing(model, cosine_model, spectra, precursor, headed):
+    # 1e300 / 1000 overflowed the float32 input: the embeddings were infinite and predict blamed the weights.
+    fitted = model if headed else cosine_model
+    odd = [s.clone() for s in spectra]
+    for s in odd[::2]:
+        s.set("precursor_mz", precursor)
+    pairs = random_pairs(spectra)
+    with pytest.warns(UserWarning, match="have no precursor m/z"):
+        score, std = fitted.predict(odd, pairs, return_std=True)
+    assert np.isfinite(score).all() and (score >= 0).all() and (score <= 1).all() and np.isfinite(std).all()
+    assert siamese.metadata_features(odd[:1])[0, 0] == 0
 
 
 @pytest.mark.parametrize(

@@ -548,6 +548,24 @@ def test_a_forged_head_is_refused(headed_dir, field, value, capsys):
     refused(headed_dir, "head|units", capsys)
 
 
+@pytest.mark.parametrize("field, value", [
+    ("units", ["100000000"]), ("units", [8.5]), ("units", [[8]]), ("units", [True]), ("units", 8), ("units", [8] * 5),
+    ("periods", ["0.05", "1000"]), ("periods", [True, 1.0]), ("periods", [[0.05]]), ("periods", None),
+    # 129 periods of a 65,536-unit layer would be fine by the width limit; 200,000 of them were 52 GB.
+    ("periods", [1.0] * 129),
+])
+def test_a_forged_head_config_is_refused_before_keras_builds_it(headed_dir, field, value, monkeypatch, capsys):
+    # A width as text, or lists longer than the rung builds, were read and built before any check.
+    built = []
+    monkeypatch.setattr(siamese.PairHead, "build", lambda self, shape: built.append(shape))
+    config = untrusted.read_archive_json(headed_dir / "model.keras", "config.json", "network")
+    heads = [n for n in _config_nodes(config) if n.get("class_name") == "PairHead"]
+    heads[0]["config"][field] = value
+    _rewrite_keras(headed_dir, config)
+    refused(headed_dir, "units|not a readable siamese network", capsys)
+    assert not built
+
+
 def _config_nodes(node):
     """Every JSON object in a Keras config."""
     if isinstance(node, dict):

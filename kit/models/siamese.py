@@ -68,6 +68,9 @@ SCORE_CHUNK = 4096
 HEAD_CHUNK = 65536
 # Metadata inputs (``use_metadata=True``): precursor m/z / 1000 and ion mode (+1, -1, 0).
 METADATA_FEATURES = ("precursor_mz/1000", "ionmode")
+# Largest precursor m/z read (far above any small molecule); a larger one counts as missing,
+# as it would overflow the network's float32 inputs (1e300 gave infinite embeddings).
+MAX_PRECURSOR_MZ = 100_000.0
 # Periods (Da) of the precursor m/z's Fourier features (``precursor_encoding``), spaced
 # geometrically: the shortest tells apart masses a few hundredths of a Da apart.
 PRECURSOR_PERIODS = (0.05, 1000.0)
@@ -165,8 +168,11 @@ class PairHead(keras.layers.Layer):
 
     def __init__(self, periods, units, **kwargs):
         super().__init__(**kwargs)
-        self.periods = [float(p) for p in periods]
-        self.units = [int(u) for u in units]
+        # Checked here, before build() allocates: a forged config reaches this first.
+        self.periods = [float(p) for p in _head_config("periods", periods, MAX_PRECURSOR_FEATURES // 2, float)]
+        self.units = [int(u) for u in _head_config("units", units, MAX_HEAD_LAYERS, int)]
+        if any(not 0 < u <= MAX_HEAD_UNITS for u in self.units):
+            raise ValueError(f"PairHead units must each be 1 to {MAX_HEAD_UNITS:,}, found {self.units}")
 
     def build(self, input_shape):
         widths = [2 + len(self.periods), *self.units]
@@ -204,6 +210,16 @@ class PairHead(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "periods": self.periods, "units": self.units}
+
+
+def _head_config(name, values, most, kind):
+    """``values`` when it is a list of at most ``most`` numbers (ints for ``kind=int``); else ValueError."""
+    allowed = (int, np.integer) if kind is int else (int, float, np.integer, np.floating)
+    if not isinstance(values, (list, tuple)) or len(values) > most or any(
+            isinstance(v, (bool, np.bool_)) or not isinstance(v, allowed) for v in values):
+        raise ValueError(f"PairHead {name} must be a list of at most {most} {kind.__name__}s, found "
+                         f"{type(values).__name__} {str(values)[:80]}")
+    return values
 
 
 def precursor_periods(n_features):
@@ -493,7 +509,8 @@ class SparsePairTrainer(keras.Model):
 def metadata_features(spectra):
     """Metadata inputs of each spectrum: precursor m/z / 1000 and ion mode (+1, -1, 0).
 
-    Missing values give 0.
+    Missing values give 0, and so do precursor m/z that are not numbers in
+    ``(0, MAX_PRECURSOR_MZ]``.
 
     Examples
     --------
@@ -509,7 +526,7 @@ def metadata_features(spectra):
             mz = float(spectrum.get("precursor_mz") or 0.0)
         except (TypeError, ValueError):
             mz = 0.0
-        out[row, 0] = mz / 1000.0 if math.isfinite(mz) and mz > 0 else 0.0
+        out[row, 0] = mz / 1000.0 if 0 < mz <= MAX_PRECURSOR_MZ else 0.0
         out[row, 1] = {"positive": 1.0, "negative": -1.0}.get(str(spectrum.get("ionmode") or "").lower(), 0.0)
     return out
 
@@ -1007,7 +1024,8 @@ class SiameseModel(PairModel):
         missing = int((metadata[:, 0] == 0).sum())
         if missing:
             warnings.warn(
-                f"{missing:,} of {len(spectra):,} spectra have no precursor m/z: the metadata input uses 0 for them "
+                f"{missing:,} of {len(spectra):,} spectra have no precursor m/z (or one outside 0 to "
+                f"{MAX_PRECURSOR_MZ:,.0f}): the metadata input uses 0 for them "
                 "(use_metadata=False ignores metadata)", UserWarning, stacklevel=3,
             )
         return matrix, metadata
@@ -1505,10 +1523,18 @@ def _split_first_dense(network):
     The network is a chain (inputs, an optional Concatenate, then one layer after
     another), so the layers after the first Dense can be applied one by one.
     """
-    layers = [layer for layer in network.layers if not isinstance(layer, (keras.layers.InputLayer, keras.layers.Concatenate))]
+    layers = [layer for layer in network.layers if not isinstance(layer, keras.layers.InputLayer)]
+    if layers and isinstance(layers[0], keras.layers.Concatenate):
+        layers = layers[1:]
     first = layers[0]
     if not isinstance(first, keras.layers.Dense) or first.activation is not keras.activations.relu:
         raise TypeError(f"expected the embedding network to start with a ReLU Dense layer, found {first.name}")
+    # Only layers that read one tensor (PrecursorMatch: and the metadata) can run one by one.
+    chain = (keras.layers.Dense, keras.layers.BatchNormalization, keras.layers.Dropout, PrecursorMatch)
+    other = [layer for layer in layers[1:] if not isinstance(layer, chain)]
+    if other:
+        raise TypeError(f"expected the embedding network to be a chain of Dense, BatchNormalization, Dropout and "
+                        f"PrecursorMatch layers, found {type(other[0]).__name__} {other[0].name}")
     return first, layers[1:]
 
 

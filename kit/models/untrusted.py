@@ -363,19 +363,19 @@ def check_keras_config(file):
             raise UserError(f"{where}: refusing to load {shown}{extra}: the siamese rung saves only standard Keras "
                             "layers and the kit's own")
     # After the walk above, which refuses configs nested too deeply to walk.
+    # Integers only: the kit's PairHead would read "100000000" or 8.7 as a width.
     for units in _keras_units(config):
-        if not 0 < units <= MAX_KERAS_UNITS:
-            raise UserError(f"{where}: a layer of {printable(units, 40)} units, expected 1 to {MAX_KERAS_UNITS:,}: "
-                            "not a network saved by the siamese rung")
+        if isinstance(units, bool) or not isinstance(units, int) or not 0 < units <= MAX_KERAS_UNITS:
+            raise UserError(f"{where}: a layer of {printable(repr(units), 40)} units, expected an integer from 1 to "
+                            f"{MAX_KERAS_UNITS:,}: not a network saved by the siamese rung")
 
 
 def _keras_units(node):
     """Every ``units`` value (an int, or a list of ints) in a Keras config (nesting already checked)."""
     if isinstance(node, dict):
-        units = node.get("units")
-        for value in units if isinstance(units, list) else [units]:
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                yield value
+        if "units" in node:
+            units = node["units"]
+            yield from units if isinstance(units, list) else [units]
         for value in node.values():
             yield from _keras_units(value)
     elif isinstance(node, list):
