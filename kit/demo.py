@@ -8,9 +8,9 @@ from kit.errors import UserError
 
 LADDER = ("mean", "cosine", "gbm", "siamese", "blend")
 # The siamese's defaults are sized for MassBank; the demo keeps its training to about half a
-# minute on a laptop. On the practice competition (2 cores, load 5, held-out molecules):
-# 8 epochs of 20,000 pairs took 37 s for validation RMSE 0.181, 8 of 8,192 took 17 s for
-# 0.201 (bench/bench_siamese_variants.py; the gbm: 0.173).
+# minute on a laptop. On the practice competition (2 quiet cores, held-out molecules):
+# 8 epochs of 20,000 pairs took 21 s for validation RMSE 0.163 (0.185 without the head;
+# bench/bench_siamese_variants.py; the gbm: 0.171).
 # The blend's booster and siamese get the same budgets as the gbm and siamese rungs.
 DEMO_PARAMS = {
     "gbm": {"n_pairs": 10000},
