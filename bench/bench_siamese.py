@@ -262,6 +262,7 @@ def profile_step(args):
         trainer.compile(optimizer=LazyAdam(model.learning_rate), loss="mse", jit_compile=False)
         entries, y = sparse[0]
         inputs = tuple(tf.constant(x) for x in entries)
+        trainer(inputs)  # builds the head, whose weights the optimizer must know
         trainer.optimizer.build(trainer.trainable_variables)
         # The penalties the last call added (the gathered rows of the first kernel, dense2's kernel).
         result[f"kit, {batch} pairs (sparse first layer, lazy Adam, penalty on rows gathered)"] = step_parts(
