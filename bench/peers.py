@@ -357,15 +357,12 @@ def worker_kit_timing(competition, model_dir):
     timing = {"predict_seconds": seconds, "spectra_per_s": spectra_s, "pairs_per_s": pairs_s, "runs": runs,
               "n_spectra": len(used), "n_pairs": len(idx_a)}
     if hasattr(model, "predict_embeddings"):
-        from kit.models.siamese import head_scores, metadata_features, score_pairs
+        from kit.models.siamese import metadata_features
 
         embed_s, vectors, _ = best_of(lambda: model.predict_embeddings(used))
-        if getattr(model, "head_", None) is None:
-            score_s, _, _ = best_of(lambda: score_pairs(vectors, idx_a, idx_b))
-        else:
-            # The head reads the two precursor m/z besides the embeddings (taken out of the timing).
-            metadata = metadata_features(used)
-            score_s, _, _ = best_of(lambda: head_scores(model.head_, vectors, metadata, idx_a, idx_b))
+        # A head also reads the two precursor m/z (read here, out of the timing).
+        metadata = metadata_features(used) if model.use_metadata else None
+        score_s, _, _ = best_of(lambda: model.score_embeddings(vectors, metadata, idx_a, idx_b))
         timing.update(embed_seconds=embed_s, embed_spectra_per_s=len(used) / embed_s,
                       score_seconds=score_s, score_pairs_per_s=len(idx_a) / score_s)
     return {"timing": timing,

@@ -60,3 +60,15 @@ def test_variants_train_score_and_tabulate(bench, tiny, tmp_path, capsys):
     table = capsys.readouterr().out.splitlines()
     assert table[0].startswith("| variant |") and len(table) >= 4 and "| mass |" in table[-1]
     assert "+0.0%" in table[2]
+
+
+def test_markdown_lists_the_bins_where_a_variant_is_above_the_gbm(bench):
+    def row(name, per_bin):
+        return {"variant": name, "about": name, "val_rmse": 0.2, "val_binned_rmse": 0.2,
+                "per_bin": dict(zip(["0.4-0.5", "0.5-0.6", "0.9-1.0"], per_bin)), "same_molecule_rmse": 0.1,
+                "different_molecule_rmse": 0.2, "best_epoch": 1, "epochs": 1, "train_s": 1.0, "train_cpu_s": 1.0}
+
+    table = bench.markdown([row("base", [0.2, 0.1, 0.3]), row("gbm", [0.1, 0.1, 0.1]), row("tied", [0.1, 0.1, 0.1])])
+    lines = {line.split(" | ")[0]: line for line in table.splitlines()[2:]}
+    assert "| 2: 0.4-0.5, 0.9-1.0 |" in lines["| base"]
+    assert "| 0 |" in lines["| tied"] and "| - |" in lines["| gbm"]

@@ -198,8 +198,7 @@ class PairHead(keras.layers.Layer):
             angle = (2 * math.pi) * (turns - tf.floor(turns))
             features += [known, tf.cast(tf.cos(angle), tf.float32) * known]
         else:
-            features.append(tf.zeros_like(cosine))
-            features += [tf.zeros_like(cosine)] * len(self.periods)
+            features += [tf.zeros_like(cosine)] * (1 + len(self.periods))
         x = tf.concat(features, axis=1)
         for kernel, bias in zip(self.kernels[:-1], self.biases[:-1]):
             x = tf.nn.relu(tf.matmul(x, tf.cast(kernel, tf.float32)) + tf.cast(bias, tf.float32))
@@ -933,12 +932,9 @@ class SiameseModel(PairModel):
 
     def _check_params(self):
         """Refuse bad parameters before any work; return ``hidden_units`` as a tuple of int."""
-        units = self.hidden_units
-        if isinstance(units, (int, np.integer)) and not isinstance(units, bool):
-            units = (units,)
-        if not isinstance(units, (list, tuple)) or not units:
+        units = _units_param("hidden_units", self.hidden_units, "(500, 500)")
+        if not units:
             raise TypeError(f"hidden_units must be a tuple of ints such as (500, 500), found {self.hidden_units!r}")
-        units = tuple(_int_param("each of hidden_units", u) for u in units)
         for name in ("embedding_dim", "epochs", "batch_size", "pairs_per_epoch", "validation_pairs"):
             _int_param(name, getattr(self, name))
         # Wider layers would make a network the kit refuses to load (kit.models.untrusted).
@@ -972,14 +968,9 @@ class SiameseModel(PairModel):
 
     def _head_units(self):
         """``head_units`` checked, as a tuple of int (empty for no head)."""
-        units = () if self.head_units is None else self.head_units
-        if isinstance(units, (int, np.integer)) and not isinstance(units, bool):
-            units = (units,)
-        if not isinstance(units, (list, tuple)):
-            raise TypeError(f"head_units must be a tuple of ints such as (32, 32), or (), found {self.head_units!r}")
+        units = _units_param("head_units", () if self.head_units is None else self.head_units, "(32, 32), or ()")
         if len(units) > MAX_HEAD_LAYERS:
             raise UserError(f"head_units must list at most {MAX_HEAD_LAYERS} layers, found {len(units)}")
-        units = tuple(_int_param("each of head_units", u) for u in units)
         if any(u > MAX_HEAD_UNITS for u in units):
             raise UserError(f"each of head_units must be at most {MAX_HEAD_UNITS:,}, found {max(units):,}")
         return units
@@ -1201,10 +1192,26 @@ class SiameseModel(PairModel):
         subset = [spectra[i] for i in used]
         matrix, metadata = self._features(subset)
         vectors = self._embed(matrix, metadata, self.embedding_network_)
-        return self._score(vectors, metadata, a, b)
+        return self.score_embeddings(vectors, metadata, a, b)
 
-    def _score(self, vectors, metadata, idx_a, idx_b):
-        """Similarity of each pair of embedded spectra: the cosine, or what the head makes of it."""
+    def score_embeddings(self, vectors, metadata, idx_a, idx_b):
+        """Similarity of each pair of embedded spectra: the cosine, or what the head makes of it.
+
+        Parameters
+        ----------
+        vectors : numpy.ndarray
+            One embedding per spectrum (:meth:`predict_embeddings`).
+        metadata : numpy.ndarray or None
+            The spectra's metadata inputs (:func:`metadata_features`; None without
+            ``use_metadata``), which the head reads.
+        idx_a, idx_b : numpy.ndarray of int
+            Rows of the two spectra of each pair.
+
+        Examples
+        --------
+        >>> vectors = model.predict_embeddings(spectra)                                  # doctest: +SKIP
+        >>> model.score_embeddings(vectors, metadata_features(spectra), [0, 1], [1, 2])  # doctest: +SKIP
+        """
         head = getattr(self, "head_", None)
         if head is None:
             return score_pairs(vectors, idx_a, idx_b)
@@ -1251,7 +1258,7 @@ class SiameseModel(PairModel):
         total = np.zeros(len(a))
         total_sq = np.zeros(len(a))
         for _ in range(int(n_passes)):
-            score = self._score(self._embed(matrix, metadata, network), metadata, a, b).astype(np.float64)
+            score = self.score_embeddings(self._embed(matrix, metadata, network), metadata, a, b).astype(np.float64)
             total += score
             total_sq += score * score
         mean = total / n_passes
@@ -1361,7 +1368,7 @@ class SiameseModel(PairModel):
         binning.check_binning(manifest["binning"], input_dim, where=where)
         checked = binning.binning_settings(**manifest["binning"])
         model.bin_width, model.mz_range = checked["bin_width"], tuple(checked["mz_range"])
-        model.intensity_power, model.use_metadata = checked["intensity_power"], bool(metadata)
+        model.intensity_power = checked["intensity_power"]
         model.embedding_network_, model.siamese_ = network, siamese
         model.history_ = history
         model.best_epoch_ = manifest.get("best_epoch")
@@ -1536,6 +1543,15 @@ def _split_first_dense(network):
         raise TypeError(f"expected the embedding network to be a chain of Dense, BatchNormalization, Dropout and "
                         f"PrecursorMatch layers, found {type(other[0]).__name__} {other[0].name}")
     return first, layers[1:]
+
+
+def _units_param(name, value, example):
+    """Layer widths: an int or a sequence of ints >= 1, as a tuple (possibly empty)."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = (value,)
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"{name} must be a tuple of ints such as {example}, found {value!r}")
+    return tuple(_int_param(f"each of {name}", u) for u in value)
 
 
 def _int_param(name, value, minimum=1):
