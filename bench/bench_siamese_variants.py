@@ -16,7 +16,7 @@ so an interrupted run keeps the variants that finished; ``--markdown`` prints th
 Usage::
 
     .venv/bin/python bench/bench_siamese_variants.py --competition DIR [--variants base,pairs50k,...]
-        [--out bench/out/variants.jsonl] [--pairs-per-bin 500] [--seed 0]
+        [--out bench/out/variants.jsonl] [--pairs-per-bin 500] [--seed 0] [--own-validation]
     .venv/bin/python bench/bench_siamese_variants.py --markdown [--out bench/out/variants.jsonl]
 
 A variant is a name from :data:`VARIANTS` or ``name:param=value;param=value`` (values as
@@ -33,7 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "bench" / "out" / "siamese_variants.jsonl"
 
 # The siamese's defaults before these changes; every variant is this plus its own changes.
-BASE = {"pairs_per_epoch": 20_000, "precursor_encoding": 0, "same_molecule_share": None, "head_units": ()}
+BASE = {"pairs_per_epoch": 20_000, "precursor_encoding": 0, "same_molecule_share": None, "head_units": (),
+        "calibrate": False}
 PAIRS50K = {"pairs_per_epoch": 50_000}
 MASS16 = {"precursor_encoding": 16}
 SAME90 = {"same_molecule_share": 0.9}
@@ -67,6 +68,8 @@ VARIANTS = {
     "pairs50k+head64": ({**PAIRS50K, **HEAD, "head_units": (64,)}, "pairs50k and a head of one 64-unit layer"),
     "pairs100k+head": ({**HEAD, "pairs_per_epoch": 100_000}, "100,000 pairs an epoch and head"),
     "pairs50k+wide1000+head": ({**PAIRS50K, **WIDE1000, **HEAD}, "pairs50k, wide1000 and head"),
+    "pairs50k+head+calibrated": ({**PAIRS50K, **HEAD, "calibrate": True},
+                                 "pairs50k, head and an isotonic calibration fitted on the validation pairs"),
     "pairs50k+emb400+head": ({**PAIRS50K, **HEAD, "embedding_dim": 400}, "pairs50k, emb400 and head"),
     "pairs50k+wide1000+mass16": ({**PAIRS50K, **WIDE1000, **MASS16}, "pairs50k, wide1000 and mass16"),
 }
@@ -103,8 +106,13 @@ def load_split(competition, seed, pairs_per_bin):
     return comp, train, val, pairs, truth, mol_a == mol_b
 
 
-def run_variant(name, options, about, train, val, pairs, truth, same, seed):
-    """Fit one variant and measure it; a dict (one row of the table)."""
+def run_variant(name, options, about, train, val, pairs, truth, same, seed, own_validation=False):
+    """Fit one variant and measure it; a dict (one row of the table).
+
+    With ``own_validation`` the model holds out its own validation molecules from
+    ``train`` (early stopping, calibration), so the scored molecules are new to every
+    step of its fit; otherwise it watches the scored molecules, as ``kit train`` does.
+    """
     import kit.models
     from kit.metrics import diagnostics, molecule_diagnostics
     from kit.models.siamese import SiameseModel
@@ -115,7 +123,7 @@ def run_variant(name, options, about, train, val, pairs, truth, same, seed):
     else:
         model = SiameseModel(**{**model_params(SiameseModel, options), "seed": seed, "verbose": 0})
     wall, cpu = time.perf_counter(), time.process_time()
-    model.fit(train, validation_spectra=val)
+    model.fit(train) if own_validation else model.fit(train, validation_spectra=val)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     predicted = model.predict(val, pairs)
     start = time.perf_counter()
@@ -130,7 +138,8 @@ def run_variant(name, options, about, train, val, pairs, truth, same, seed):
         "same_molecule_rmse": split["same_molecule_rmse"], "different_molecule_rmse": split["different_molecule_rmse"],
         "epochs": len(getattr(model, "history_", {}).get("loss", [])), "best_epoch": getattr(model, "best_epoch_", 0),
         "train_s": round(wall, 1), "train_cpu_s": round(cpu, 1), "embed_spectra_per_s": round(len(val) / embed_s) if name != REFERENCE else None,
-        "load": round(os.getloadavg()[0], 1), "pairs": int(len(pairs)),
+        "load": round(os.getloadavg()[0], 1), "pairs": int(len(pairs)), "seed": seed,
+        "validation": "own" if own_validation else "scored",
     }
 
 
@@ -178,6 +187,9 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON lines, one per finished variant")
     parser.add_argument("--pairs-per-bin", type=int, default=500, help="held-out pairs per Tanimoto bin")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--own-validation", action="store_true",
+                        help="each model holds out its own validation molecules from the training spectra "
+                             "(early stopping and calibration never see the scored ones)")
     parser.add_argument("--markdown", action="store_true", help="print the table of --out and stop")
     args = parser.parse_args(argv)
     if args.markdown:
@@ -192,7 +204,7 @@ def main(argv=None):
           f"({int(same.sum()):,} of one molecule)", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for name, options, about in variants:
-        row = run_variant(name, options, about, train, val, pairs, truth, same, args.seed)
+        row = run_variant(name, options, about, train, val, pairs, truth, same, args.seed, args.own_validation)
         with open(args.out, "a") as fh:
             fh.write(json.dumps(row) + "\n")
         print(f"{name}: val RMSE {row['val_rmse']:.4f} (top bin {row['per_bin']['0.9-1.0']:.3f}, same molecule "

@@ -14,11 +14,14 @@ def bench():
 
 @pytest.mark.parametrize("text, name, options", [
     ("base", "base", {"pairs_per_epoch": 20000, "precursor_encoding": 0, "same_molecule_share": None,
-                      "head_units": ()}),
+                      "head_units": (), "calibrate": False}),
     ("mass16", "mass16", {"pairs_per_epoch": 20000, "precursor_encoding": 16, "same_molecule_share": None,
-                          "head_units": ()}),
+                          "head_units": (), "calibrate": False}),
     ("head", "head", {"pairs_per_epoch": 20000, "precursor_encoding": 16, "same_molecule_share": None,
-                      "head_units": (32, 32)}),
+                      "head_units": (32, 32), "calibrate": False}),
+    ("pairs50k+head+calibrated", "pairs50k+head+calibrated",
+     {"pairs_per_epoch": 50000, "precursor_encoding": 16, "same_molecule_share": None, "head_units": (32, 32),
+      "calibrate": True}),
     ("mine:epochs=2;dropout=0.3", "mine", {"epochs": "2", "dropout": "0.3"}),
     ("gbm", "gbm", {}),
 ])
@@ -60,6 +63,28 @@ def test_variants_train_score_and_tabulate(bench, tiny, tmp_path, capsys):
     table = capsys.readouterr().out.splitlines()
     assert table[0].startswith("| variant |") and len(table) >= 4 and "| mass |" in table[-1]
     assert "+0.0%" in table[2]
+    assert {r["validation"] for r in rows} == {"scored"}
+
+
+@pytest.mark.slow
+def test_own_validation_keeps_the_scored_molecules_out_of_the_fit(bench, tiny, tmp_path, monkeypatch):
+    from kit.models.siamese import SiameseModel
+
+    seen = []
+    fit = SiameseModel.fit
+
+    def spy(self, spectra, validation_spectra=None):
+        seen.append(validation_spectra)
+        return fit(self, spectra, validation_spectra)
+
+    monkeypatch.setattr(SiameseModel, "fit", spy)
+    out = tmp_path / "own.jsonl"
+    argv = ["--competition", str(tiny / "data" / "tiny"), "--out", str(out), "--pairs-per-bin", "10", "--own-validation",
+            "--variants", "cal:epochs=1;pairs_per_epoch=256;hidden_units=16;embedding_dim=8;validation_fraction=0.3"]
+    assert bench.main(argv) == 0
+    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+    # The model held out its own validation molecules: fit never got the scored spectra.
+    assert seen == [None] and row["validation"] == "own" and 0 < row["val_rmse"] < 1
 
 
 def test_markdown_lists_the_bins_where_a_variant_is_above_the_gbm(bench):

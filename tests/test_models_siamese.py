@@ -112,7 +112,9 @@ def test_without_a_head_predictions_are_dot_products_of_unit_embeddings(cosine_m
     assert vectors.dtype == np.float32 and vectors.shape == (len(spectra), width)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     a, b = _rows(spectra, pairs)
-    np.testing.assert_allclose(pred, np.clip(np.einsum("ij,ij->i", vectors[a], vectors[b]), 0, 1), atol=1e-5)
+    cosines = np.clip(np.einsum("ij,ij->i", vectors[a], vectors[b]), 0, 1)
+    # Through the calibration map fitted on the validation pairs (calibrate=True by default).
+    np.testing.assert_allclose(pred, siamese.apply_calibration(cosine_model.calibration_, cosines), atol=1e-5)
 
 
 def test_with_a_head_predictions_come_from_the_embeddings_and_the_masses(model, spectra):
@@ -127,7 +129,7 @@ def test_with_a_head_predictions_come_from_the_embeddings_and_the_masses(model, 
     a, b = _rows(spectra, pairs)
     metadata = siamese.metadata_features(spectra)
     head = np.clip(np.asarray(model.head_([vectors[a], vectors[b], metadata[a], metadata[b]]))[:, 0], 0, 1)
-    np.testing.assert_allclose(pred, head, atol=1e-5)
+    np.testing.assert_allclose(pred, siamese.apply_calibration(model.calibration_, head), atol=1e-5)
     # The same embeddings with other masses give other similarities: the head reads them.
     shifted = metadata.copy()
     shifted[:, 0] += 0.0123
@@ -260,6 +262,111 @@ def test_a_network_that_gives_values_that_are_not_finite_is_refused(spectra, tmp
     loaded = kit.models.load(model.save(tmp_path / "siamese"))
     with pytest.raises(UserError, match="not finite"):
         loaded.predict(spectra, random_pairs(spectra), return_std=return_std)
+
+
+def test_calibration_is_the_isotonic_fit_on_the_validation_pairs(spectra):
+    validation = make_spectra(SMILES[:8], per_molecule=2, seed=5, prefix="V")
+    raw = SiameseModel(**{**TINY, "calibrate": False}).fit(spectra, validation_spectra=validation)
+    calibrated = SiameseModel(**TINY).fit(spectra, validation_spectra=validation)
+    assert raw.calibration_ is None
+    # Calibration comes after training: the same network, only its predictions are mapped.
+    for w_raw, w_cal in zip(raw.embedding_network_.get_weights(), calibrated.embedding_network_.get_weights()):
+        np.testing.assert_array_equal(w_raw, w_cal)
+    # The validation pairs the fit drew, and sklearn's own isotonic fit on them.
+    from kit.pairs import PairSampler
+    from sklearn.isotonic import IsotonicRegression
+
+    _, val_seed, _ = np.random.SeedSequence(TINY["seed"]).spawn(3)
+    kept, sampler = siamese._sampler_of(validation, "validation spectra")
+    idx_a, idx_b, truth = sampler.sample(TINY["validation_pairs"], np.random.default_rng(val_seed))
+    assert isinstance(sampler, PairSampler)
+    ids = np.array([s.get("spectrum_id") for s in kept])
+    pairs = pd.DataFrame({"spectrum_id_a": ids[idx_a], "spectrum_id_b": ids[idx_b]})
+    before = raw.predict(validation, pairs)
+    iso = IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip").fit(before, truth)
+    np.testing.assert_allclose(calibrated.calibration_["x"], iso.X_thresholds_, atol=1e-6)
+    np.testing.assert_allclose(calibrated.calibration_["y"], iso.y_thresholds_, atol=1e-6)
+    after = calibrated.predict(validation, pairs)
+    np.testing.assert_allclose(after, iso.predict(before), atol=1e-6)
+    # On the pairs it was fitted on, the map can only lower the error, and it keeps the order.
+    assert np.sqrt(np.mean((after - truth) ** 2)) <= np.sqrt(np.mean((before - truth) ** 2))
+    order = np.argsort(before, kind="stable")
+    assert (np.diff(after[order]) >= -1e-9).all()
+    # Elsewhere too: monotone in the network's prediction, within [0, 1].
+    others = random_pairs(spectra, n=200, seed=4)
+    mapped, plain = calibrated.predict(spectra, others), raw.predict(spectra, others)
+    assert ((0 <= mapped) & (mapped <= 1)).all()
+    order = np.argsort(plain, kind="stable")
+    assert (np.diff(mapped[order]) >= -1e-9).all()
+    # MC dropout passes go through the map too.
+    mean, std = calibrated.predict(spectra, others, return_std=True, n_passes=4)
+    assert ((0 <= mean) & (mean <= 1)).all() and np.isfinite(std).all()
+
+
+def test_fit_calibration_keeps_at_most_its_limit_of_points(monkeypatch):
+    rng = np.random.default_rng(0)
+    predicted = np.sort(rng.random(500))
+    # A rising truth: every point is its own step of the map.
+    full = siamese.fit_calibration(predicted, predicted)
+    assert len(full["x"]) == 500
+    monkeypatch.setattr(siamese, "MAX_CALIBRATION_POINTS", 50)
+    thin = siamese.fit_calibration(predicted, predicted)
+    assert len(thin["x"]) == 50 and thin["x"][0] == full["x"][0] and thin["x"][-1] == full["x"][-1]
+    assert set(thin["x"]) <= set(full["x"])
+    np.testing.assert_allclose(siamese.apply_calibration(thin, predicted), predicted, atol=0.01)
+
+
+def test_a_calibrated_siamese_round_trips_and_an_uncalibrated_manifest_loads(model, cosine_model, spectra, tmp_path):
+    pairs = random_pairs(spectra)
+    path = model.save(tmp_path / "calibrated")
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["params"]["calibrate"] is True and manifest["calibration"] == model.calibration_
+    loaded = kit.models.load(path)
+    assert loaded.calibration_ == model.calibration_
+    np.testing.assert_array_equal(loaded.predict(spectra, pairs), model.predict(spectra, pairs))
+    # Saved before calibration existed: no parameter, no map; it predicts what the network gives.
+    del manifest["params"]["calibrate"], manifest["calibration"]
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    old = kit.models.load(path)
+    assert old.calibrate is False and old.calibration_ is None
+    vectors = old.predict_embeddings(spectra)
+    a, b = _rows(spectra, pairs)
+    head = siamese.head_scores(old.head_, vectors, siamese.metadata_features(spectra), a, b)
+    np.testing.assert_allclose(old.predict(spectra, pairs), head, atol=1e-6)
+
+
+@pytest.mark.parametrize("calibrate, calibration, match", [
+    (True, None, "holds no calibration map"),
+    (False, {"x": [0.0, 1.0], "y": [0.0, 1.0]}, "calibrate parameter is false"),
+    (True, {"x": [0.0, 1.0]}, "must be"),
+    (True, {"x": [0.0, 1.0], "y": [0.0, 1.0], "code": "import os"}, "must be"),
+    (True, {"x": "0,1", "y": [0.0, 1.0]}, "must be"),
+    (True, {"x": [], "y": []}, "same length"),
+    (True, {"x": [0.0, 1.0], "y": [0.5]}, "same length"),
+    (True, {"x": [0.0] * 5000, "y": [0.0] * 5000}, "same length"),
+    (True, {"x": [0.0, "1"], "y": [0.0, 1.0]}, "same length"),
+    (True, {"x": [0.0, True], "y": [0.0, 1.0]}, "same length"),
+    (True, {"x": [0.0, None], "y": [0.0, 1.0]}, "same length"),
+    (True, {"x": [0.0, 12345.678], "y": [0.0, 1.0]}, "must rise"),
+    (True, {"x": [0.0, float("nan")], "y": [0.0, 1.0]}, "must rise"),
+    (True, {"x": [0.0, 1.0], "y": [0.0, float("nan")]}, "must rise"),
+    (True, {"x": [1.0, 0.0], "y": [0.0, 1.0]}, "must rise"),
+    (True, {"x": [0.0, 1.0], "y": [1.0, 0.0]}, "must rise"),
+    (True, {"x": [0.0, 1.0], "y": [0.0, 5.0]}, "must rise"),
+    (True, {"x": [0.0, 1.0], "y": [-1.0, 1.0]}, "must rise"),
+    (True, [0.0, 1.0], "calibration"),
+    (True, "identity", "calibration"),
+])
+def test_load_refuses_a_forged_calibration_map(model, tmp_path, calibrate, calibration, match):
+    path = model.save(tmp_path / "siamese")
+    text = (path / "manifest.json").read_text()
+    manifest = json.loads(text)
+    manifest["params"]["calibrate"] = calibrate
+    manifest["calibration"] = calibration
+    # 1e400 (infinite once read) is no number json.dumps writes: a forger types it in.
+    (path / "manifest.json").write_text(json.dumps(manifest).replace("12345.678", "1e400"))
+    with pytest.raises(UserError, match=match):
+        kit.models.load(path)
 
 
 def test_precursor_match_joins_a_kernel_of_the_mass_difference():
@@ -404,7 +511,8 @@ def test_an_unusable_precursor_mz_counts_as_missing(model, cosine_model, spectra
      ({"same_molecule_share": "half"}, TypeError), ({"head_units": (0,)}, UserError),
      ({"head_units": ("a",)}, TypeError), ({"head_units": "32"}, TypeError), ({"head_units": (8,) * 5}, UserError),
      ({"head_units": (5000,)}, UserError), ({"head_units": (8.0,)}, TypeError),
-     ({"hidden_units": (70_000,)}, UserError), ({"embedding_dim": 70_000}, UserError)],
+     ({"hidden_units": (70_000,)}, UserError), ({"embedding_dim": 70_000}, UserError),
+     ({"calibrate": "yes"}, TypeError), ({"calibrate": 1}, TypeError), ({"calibrate": None}, TypeError)],
 )
 def test_bad_parameters_are_refused_before_training(spectra, params, error):
     with pytest.raises(error):

@@ -20,12 +20,15 @@ join the binned peaks (as in ms2deepscore 2.x); a small head (:class:`PairHead`)
 each pair's embedding cosine and precursor m/z difference into the similarity, so that
 two spectra of one molecule (most of the top Tanimoto bin, equal precursor masses) can
 score 1 while each spectrum is still embedded once; 50,000 pairs an epoch; the learning
-rate drops by a factor 3 when validation RMSE stalls for 2 epochs. Without the head,
+rate drops by a factor 3 when validation RMSE stalls for 2 epochs; after training, an
+isotonic map fitted on the validation pairs (``calibrate``) pulls the network's
+predictions, overconfident on molecules it never saw, to what they meant on new ones.
+Without the head,
 :class:`PrecursorMatch` joins a learned kernel of the mass difference to the embedding
 instead. Training runs on sparse batches of 512 pairs
 (:class:`SparsePairTrainer`, :class:`LazyAdam`), several times more pairs per second on a
 CPU than v1's dense batches of 64. MS2DeepScore v1 exactly is
-``SiameseModel(use_metadata=False, precursor_encoding=0, same_molecule_share=None, head_units=None,
+``SiameseModel(use_metadata=False, precursor_encoding=0, same_molecule_share=None, head_units=None, calibrate=False,
 pairs_per_epoch=20000, lr_patience=None, sparse_training=False, batch_size=64,
 learning_rate=1e-3, batchnorm_momentum=0.99)``.
 
@@ -79,6 +82,9 @@ MAX_PRECURSOR_FEATURES = 256
 # Most hidden layers, and units per layer, of a PairHead (``head_units``).
 MAX_HEAD_LAYERS = 4
 MAX_HEAD_UNITS = 1024
+# Most points of a calibration map kept in the manifest (5,000 validation pairs give
+# about 160); a larger fit keeps evenly spaced ones, so the manifest stays small.
+MAX_CALIBRATION_POINTS = 4096
 # Values of SiameseModel(distribute=...).
 DISTRIBUTE = ("auto", "none", "mirrored", "multiworker")
 
@@ -821,6 +827,15 @@ class SiameseModel(PairModel):
         spectra of one molecule (equal masses) can score 1; ``None`` (or ``()``)
         predicts the cosine itself, as MS2DeepScore. Each spectrum is embedded once
         either way.
+    calibrate : bool, default True
+        After training, fit a monotone map from the network's prediction to the
+        Tanimoto score on the validation pairs (isotonic regression), and pass every
+        prediction through it. A network is surer of itself on the molecules it
+        trained on than it has reason to be on new ones; the validation molecules are
+        new to it, so the map pulls its predictions to what they turned out to mean
+        there. Each spectrum is still embedded once. ``False`` predicts what the
+        network gives, as MS2DeepScore. The validation pairs then inform the
+        prediction, so a validation score on those molecules is slightly optimistic.
     batchnorm_momentum : float, default 0.9
         Momentum of the BatchNormalization moving statistics, which validation and
         inference use. MS2DeepScore v1 keeps Keras' 0.99: with 8x fewer steps per epoch
@@ -864,6 +879,10 @@ class SiameseModel(PairModel):
         molecules, the same for every rung.)
     best_epoch_ : int
         1-based epoch whose weights were kept.
+    calibration_ : dict or None
+        With ``calibrate``: ``{"x": [...], "y": [...]}``, the increasing points of the
+        isotonic map (network prediction to similarity) fitted on the validation pairs,
+        between which predictions are interpolated; None without.
     n_replicas_ : int
         Replicas that trained together (1 without a strategy).
 
@@ -883,7 +902,7 @@ class SiameseModel(PairModel):
                  bin_width=binning.BIN_WIDTH, mz_range=binning.MZ_RANGE, intensity_power=binning.INTENSITY_POWER,
                  augment_removal_max=0.3, augment_removal_intensity=0.2, augment_intensity=0.4, augment_noise_max=10,
                  augment_noise_intensity=0.01, use_metadata=True, precursor_encoding=16, same_molecule_share=None,
-                 head_units=(32, 32), batchnorm_momentum=0.9, sparse_training=True,
+                 head_units=(32, 32), calibrate=True, batchnorm_momentum=0.9, sparse_training=True,
                  distribute="auto", mixed_precision=False, seed=0, verbose="auto"):
         self.hidden_units = hidden_units
         self.embedding_dim = embedding_dim
@@ -909,6 +928,7 @@ class SiameseModel(PairModel):
         self.precursor_encoding = precursor_encoding
         self.same_molecule_share = same_molecule_share
         self.head_units = head_units
+        self.calibrate = calibrate
         self.batchnorm_momentum = batchnorm_momentum
         self.sparse_training = sparse_training
         self.distribute = distribute
@@ -951,7 +971,7 @@ class SiameseModel(PairModel):
         self._head_units()
         if self.lr_patience is not None:
             _int_param("lr_patience", self.lr_patience, minimum=0)
-        for name in ("sparse_training", "mixed_precision"):
+        for name in ("sparse_training", "mixed_precision", "calibrate"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be True or False, found {getattr(self, name)!r}")
         if not isinstance(self.distribute, str) or self.distribute not in DISTRIBUTE:
@@ -1105,6 +1125,10 @@ class SiameseModel(PairModel):
         self.best_epoch_ = int(np.argmin(val_rmse)) + 1 if val_rmse else len(self.history_.get("loss", []))
         self.best_val_rmse_ = float(min(val_rmse)) if val_rmse else None
         self.embedding_network_, self.siamese_, self.head_ = network, siamese, head
+        self.calibration_ = None
+        if self.calibrate:
+            vectors = self._embed(val_x, val_meta, network)
+            self.calibration_ = fit_calibration(self.score_embeddings(vectors, val_meta, *val_pairs[:2]), val_pairs[2])
         self.n_train_spectra_, self.n_validation_spectra_ = len(train_part), len(val_part)
         self.n_replicas_, self.is_chief_ = n_replicas, chief
         self.fit_seconds_ = time.perf_counter() - started
@@ -1168,8 +1192,8 @@ class SiameseModel(PairModel):
 
         The dot product of two rows is the cosine the model compares spectra by, so a
         library search is one matrix product. Without ``head_units`` it is the predicted
-        similarity itself; with them, :meth:`predict` passes it and the two precursor
-        m/z through the head. A spectrum whose embedding is all zeros (every ReLU off)
+        similarity before calibration (a monotone map: the ranking is the same); with
+        them, :meth:`predict` passes it and the two precursor m/z through the head. A spectrum whose embedding is all zeros (every ReLU off)
         keeps a zero row and scores 0 against everything.
 
         Raises
@@ -1197,6 +1221,8 @@ class SiameseModel(PairModel):
     def score_embeddings(self, vectors, metadata, idx_a, idx_b):
         """Similarity of each pair of embedded spectra: the cosine, or what the head makes of it.
 
+        Passed through the calibration map when there is one (``calibrate``).
+
         Parameters
         ----------
         vectors : numpy.ndarray
@@ -1214,8 +1240,10 @@ class SiameseModel(PairModel):
         """
         head = getattr(self, "head_", None)
         if head is None:
-            return score_pairs(vectors, idx_a, idx_b)
-        return head_scores(head, vectors, metadata, idx_a, idx_b)
+            scores = score_pairs(vectors, idx_a, idx_b)
+        else:
+            scores = head_scores(head, vectors, metadata, idx_a, idx_b)
+        return apply_calibration(getattr(self, "calibration_", None), scores)
 
     def predict(self, spectra, pairs, return_std=False, n_passes=10):
         """One similarity per pair in [0, 1]; with ``return_std``, also its spread.
@@ -1292,6 +1320,7 @@ class SiameseModel(PairModel):
             "n_train_spectra": self.n_train_spectra_,
             "n_validation_spectra": self.n_validation_spectra_,
             "n_replicas": getattr(self, "n_replicas_", 1),
+            "calibration": getattr(self, "calibration_", None),
         }
 
     @classmethod
@@ -1311,8 +1340,9 @@ class SiameseModel(PairModel):
         for key in ("hidden_units", "mz_range", "head_units"):
             if isinstance(params.get(key), list):
                 params[key] = tuple(params[key])
-        # A siamese saved before heads existed has none.
+        # A siamese saved before heads (or calibration) existed has none.
         params.setdefault("head_units", ())
+        params.setdefault("calibrate", False)
         model = cls(**params)
         try:
             model._check_params()
@@ -1365,6 +1395,7 @@ class SiameseModel(PairModel):
                 "expected the files saved together by the siamese rung"
             )
         model.head_ = _checked_head(heads, model._head_units(), head_encoding, where)
+        model.calibration_ = _checked_calibration(manifest.get("calibration"), model.calibrate, where)
         binning.check_binning(manifest["binning"], input_dim, where=where)
         checked = binning.binning_settings(**manifest["binning"])
         model.bin_width, model.mz_range = checked["bin_width"], tuple(checked["mz_range"])
@@ -1393,6 +1424,7 @@ _MANIFEST_FIELDS = {
     "n_train_spectra": "int|null",
     "n_validation_spectra": "int|null",
     "n_replicas": "int|null",
+    "calibration": "dict|null",
 }
 
 
@@ -1411,6 +1443,81 @@ def _checked_head(heads, units, encoding, where):
                         f"{list(units)} reading {encoding} precursor m/z features (precursor_encoding, with metadata): "
                         "expected a network saved by the siamese rung")
     return head
+
+
+def _checked_calibration(calibration, calibrate, where):
+    """A manifest's calibration map (untrusted), checked as :func:`fit_calibration` writes it."""
+    if not calibrate:
+        if calibration is not None:
+            raise UserError(f"{where}: the manifest holds a calibration map but its calibrate parameter is false: "
+                            "expected the files saved together by the siamese rung")
+        return None
+    if calibration is None:
+        raise UserError(f"{where}: the manifest's calibrate parameter is true but it holds no calibration map: "
+                        "expected the files saved together by the siamese rung")
+    x, y = calibration.get("x"), calibration.get("y")
+    if set(calibration) != {"x", "y"} or not isinstance(x, list) or not isinstance(y, list):
+        raise UserError(f"{where}: manifest calibration must be {{\"x\": [...], \"y\": [...]}}, found the keys "
+                        f"{sorted(map(str, calibration))[:5]}")
+    if not 1 <= len(x) == len(y) <= MAX_CALIBRATION_POINTS or not all(map(_is_number, x + y)):
+        raise UserError(f"{where}: manifest calibration x and y must be two lists of the same length (1 to "
+                        f"{MAX_CALIBRATION_POINTS:,} numbers), found {len(x):,} and {len(y):,} entries")
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    # Not finite, out of [0, 1] or decreasing: not an isotonic map of similarities.
+    if not (np.isfinite(x).all() and (np.diff(x) >= 0).all() and (np.diff(y) >= 0).all()
+            and (y >= 0).all() and (y <= 1).all()):
+        raise UserError(f"{where}: manifest calibration must rise (x and y never decreasing, y within [0, 1], "
+                        "all finite): expected the map the siamese rung fits")
+    return {"x": x.tolist(), "y": y.tolist()}
+
+
+def fit_calibration(predicted, truth):
+    """The isotonic map from predictions to true similarities, as plain lists.
+
+    :class:`sklearn.isotonic.IsotonicRegression` fits it; its points are kept (not the
+    fitted object, which only pickle could save) and :func:`apply_calibration`
+    interpolates between them as the estimator's own ``predict`` does.
+
+    Parameters
+    ----------
+    predicted, truth : array-like of float
+        Predictions on held-out pairs and their true Tanimoto scores.
+
+    Returns
+    -------
+    dict
+        ``{"x": [...], "y": [...]}``: increasing predictions and what each maps to.
+
+    Examples
+    --------
+    >>> fit_calibration([0.1, 0.5, 0.9, 0.95], [0.0, 0.6, 0.4, 1.0])
+    {'x': [0.1, 0.5, 0.9, 0.95], 'y': [0.0, 0.5, 0.5, 1.0]}
+    """
+    from sklearn.isotonic import IsotonicRegression
+
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+    iso.fit(np.asarray(predicted, dtype=np.float64), np.asarray(truth, dtype=np.float64))
+    x, y = iso.X_thresholds_, iso.y_thresholds_
+    if len(x) > MAX_CALIBRATION_POINTS:
+        keep = np.unique(np.linspace(0, len(x) - 1, MAX_CALIBRATION_POINTS).round().astype(int))
+        x, y = x[keep], y[keep]
+    return {"x": x.tolist(), "y": y.tolist()}
+
+
+def apply_calibration(calibration, scores):
+    """``scores`` through a map from :func:`fit_calibration`; unchanged for None.
+
+    Linear between the map's points and flat beyond its ends, as
+    ``IsotonicRegression(out_of_bounds="clip").predict``.
+
+    Examples
+    --------
+    >>> apply_calibration({"x": [0.2, 0.8], "y": [0.1, 0.9]}, np.array([0.0, 0.5, 1.0]))
+    array([0.1, 0.5, 0.9])
+    """
+    if calibration is None:
+        return scores
+    return np.interp(scores, calibration["x"], calibration["y"]).astype(np.asarray(scores).dtype, copy=False)
 
 
 def _is_number(value):
