@@ -61,7 +61,7 @@ VARIANTS = {
     "head": (HEAD, "a head (PairHead, 32-32) over the embedding cosine and the precursor m/z difference "
                    "(16 Fourier features)"),
     "pairs50k+same90+head": ({**PAIRS50K, **SAME90, **HEAD}, "pairs50k, same90 and head"),
-    "pairs50k+head": ({**PAIRS50K, **HEAD}, "pairs50k and head (the new defaults)"),
+    "pairs50k+head": ({**PAIRS50K, **HEAD}, "pairs50k and head"),
     "pairs50k+head+same50": ({**PAIRS50K, **HEAD, "same_molecule_share": 0.5}, "pairs50k, head and same50 (half "
                                                                                  "the top bin's pairs of one molecule)"),
     "pairs50k+head+dropout035": ({**PAIRS50K, **HEAD, "dropout": 0.35}, "pairs50k, head and dropout 0.35"),
@@ -69,7 +69,8 @@ VARIANTS = {
     "pairs100k+head": ({**HEAD, "pairs_per_epoch": 100_000}, "100,000 pairs an epoch and head"),
     "pairs50k+wide1000+head": ({**PAIRS50K, **WIDE1000, **HEAD}, "pairs50k, wide1000 and head"),
     "pairs50k+head+calibrated": ({**PAIRS50K, **HEAD, "calibrate": True},
-                                 "pairs50k, head and an isotonic calibration fitted on the validation pairs"),
+                                 "pairs50k, head and calibrated: an isotonic map fitted on the validation pairs "
+                                 "(the new defaults)"),
     "pairs50k+emb400+head": ({**PAIRS50K, **HEAD, "embedding_dim": 400}, "pairs50k, emb400 and head"),
     "pairs50k+wide1000+mass16": ({**PAIRS50K, **WIDE1000, **MASS16}, "pairs50k, wide1000 and mass16"),
 }

@@ -114,7 +114,8 @@ ROWS = {
     "gbm": RowSpec("gbm", "kit gbm", "kit", "rung", "gradient boosting on pair features"),
     "siamese": RowSpec("siamese", "kit siamese", "kit", "rung",
                        "the kit's siamese network (Keras on TensorFlow) with its head over each pair's embedding "
-                       "cosine and precursor m/z difference; inference as `kit predict` runs it, the first dense layer "
+                       "cosine and precursor m/z difference, calibrated by isotonic regression on its validation "
+                       "molecules; inference as `kit predict` runs it, the first dense layer "
                        "as a sparse product of the binned spectra"),
     "blend": RowSpec("blend", "kit blend", "kit", "rung",
                      "gradient boosting over the gbm's pair features plus a siamese's prediction and Monte Carlo dropout "

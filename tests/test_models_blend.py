@@ -81,6 +81,8 @@ def test_siamese_parameters_pass_through(model):
     params = model.siamese_.get_params()
     assert params["epochs"] == 2 and params["hidden_units"] == (32,) and params["embedding_dim"] == 16
     assert params["seed"] == 0 and params["validation_fraction"] == 0.3
+    # The trees calibrate the siamese's prediction themselves: it reaches them uncalibrated.
+    assert params["calibrate"] is False and model.siamese_.calibration_ is None
     assert set(BlendModel().get_params()) >= {"siamese_epochs", "holdout_fraction", "mc_samples", "max_iter", "seed"}
 
 

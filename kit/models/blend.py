@@ -6,7 +6,7 @@ gbm's pair features compare two spectra peak by peak (matched peaks, neutral los
 mass difference). The blend is the gbm rung's ``HistGradientBoostingRegressor`` on its
 pair features (:mod:`kit.features`) plus two columns from a siamese network: its
 prediction (``siamese_cosine``: the cosine of the two embeddings, through the siamese's
-head by default) and the spread of its Monte Carlo dropout predictions
+head by default, uncalibrated: the trees calibrate it) and the spread of its Monte Carlo dropout predictions
 (``siamese_spread``), which tells the trees when not to trust that prediction.
 
 No leakage: the booster must learn how far to trust the siamese on pairs the siamese
@@ -191,7 +191,10 @@ class BlendModel(GBMModel):
         3
         """
         params = {name: getattr(self, f"siamese_{name}") for name in SIAMESE_PARAMS}
-        return params | {"seed": self.seed, "verbose": self.verbose}
+        # The booster learns what the siamese's prediction means on held-out molecules, which
+        # is what the siamese's own calibration does; an isotonic map before it would only
+        # flatten stretches of the feature into ties the trees cannot split.
+        return params | {"seed": self.seed, "verbose": self.verbose, "calibrate": False}
 
     # -- training ------------------------------------------------------------------
     def fit(self, spectra, validation_spectra=None):
