@@ -340,6 +340,7 @@ def test_a_calibrated_siamese_round_trips_and_an_uncalibrated_manifest_loads(mod
     (False, {"x": [0.0, 1.0], "y": [0.0, 1.0]}, "calibrate parameter is false"),
     (True, {"x": [0.0, 1.0]}, "must be"),
     (True, {"x": [0.0, 1.0], "y": [0.0, 1.0], "code": "import os"}, "must be"),
+    (True, {"x": [0.0, 1.0], "y": [0.0, 1.0], "\x1b[2J\u202e": 1}, r"\\x1b\[2J\\u202e"),
     (True, {"x": "0,1", "y": [0.0, 1.0]}, "must be"),
     (True, {"x": [], "y": []}, "same length"),
     (True, {"x": [0.0, 1.0], "y": [0.5]}, "same length"),

@@ -6,8 +6,9 @@ gbm's pair features compare two spectra peak by peak (matched peaks, neutral los
 mass difference). The blend is the gbm rung's ``HistGradientBoostingRegressor`` on its
 pair features (:mod:`kit.features`) plus two columns from a siamese network: its
 prediction (``siamese_cosine``: the cosine of the two embeddings, through the siamese's
-head by default, uncalibrated: the trees calibrate it) and the spread of its Monte Carlo dropout predictions
-(``siamese_spread``), which tells the trees when not to trust that prediction.
+head by default; uncalibrated, as the trees calibrate it) and the spread of its Monte
+Carlo dropout predictions (``siamese_spread``), which tells the trees when not to trust
+that prediction.
 
 No leakage: the booster must learn how far to trust the siamese on pairs the siamese
 has never seen. On its own training molecules a network is over-confident, and trees

@@ -834,8 +834,8 @@ class SiameseModel(PairModel):
         trained on than it has reason to be on new ones; the validation molecules are
         new to it, so the map pulls its predictions to what they turned out to mean
         there. Each spectrum is still embedded once. ``False`` predicts what the
-        network gives, as MS2DeepScore. The validation pairs then inform the
-        prediction, so a validation score on those molecules is slightly optimistic.
+        network gives, as MS2DeepScore. The map is fitted on the validation pairs, so
+        a validation score on those same molecules is slightly optimistic.
     batchnorm_momentum : float, default 0.9
         Momentum of the BatchNormalization moving statistics, which validation and
         inference use. MS2DeepScore v1 keeps Keras' 0.99: with 8x fewer steps per epoch
@@ -1193,8 +1193,9 @@ class SiameseModel(PairModel):
         The dot product of two rows is the cosine the model compares spectra by, so a
         library search is one matrix product. Without ``head_units`` it is the predicted
         similarity before calibration (a monotone map: the ranking is the same); with
-        them, :meth:`predict` passes it and the two precursor m/z through the head. A spectrum whose embedding is all zeros (every ReLU off)
-        keeps a zero row and scores 0 against everything.
+        them, :meth:`predict` passes it and the two precursor m/z through the head. A
+        spectrum whose embedding is all zeros (every ReLU off) keeps a zero row and
+        scores 0 against everything.
 
         Raises
         ------
@@ -1447,6 +1448,8 @@ def _checked_head(heads, units, encoding, where):
 
 def _checked_calibration(calibration, calibrate, where):
     """A manifest's calibration map (untrusted), checked as :func:`fit_calibration` writes it."""
+    from kit.safetext import printable
+
     if not calibrate:
         if calibration is not None:
             raise UserError(f"{where}: the manifest holds a calibration map but its calibrate parameter is false: "
@@ -1457,8 +1460,9 @@ def _checked_calibration(calibration, calibrate, where):
                         "expected the files saved together by the siamese rung")
     x, y = calibration.get("x"), calibration.get("y")
     if set(calibration) != {"x", "y"} or not isinstance(x, list) or not isinstance(y, list):
+        keys = ", ".join(printable(key, 40) for key in sorted(map(str, calibration))[:5])
         raise UserError(f"{where}: manifest calibration must be {{\"x\": [...], \"y\": [...]}}, found the keys "
-                        f"{sorted(map(str, calibration))[:5]}")
+                        f"[{keys}]")
     if not 1 <= len(x) == len(y) <= MAX_CALIBRATION_POINTS or not all(map(_is_number, x + y)):
         raise UserError(f"{where}: manifest calibration x and y must be two lists of the same length (1 to "
                         f"{MAX_CALIBRATION_POINTS:,} numbers), found {len(x):,} and {len(y):,} entries")
