@@ -1128,7 +1128,7 @@ class SiameseModel(PairModel):
         self.calibration_ = None
         if self.calibrate:
             vectors = self._embed(val_x, val_meta, network)
-            self.calibration_ = fit_calibration(self.score_embeddings(vectors, val_meta, *val_pairs[:2]), val_pairs[2])
+            self.calibration_ = fit_calibration(self._network_scores(vectors, val_meta, *val_pairs[:2]), val_pairs[2])
         self.n_train_spectra_, self.n_validation_spectra_ = len(train_part), len(val_part)
         self.n_replicas_, self.is_chief_ = n_replicas, chief
         self.fit_seconds_ = time.perf_counter() - started
@@ -1239,12 +1239,15 @@ class SiameseModel(PairModel):
         >>> vectors = model.predict_embeddings(spectra)                                  # doctest: +SKIP
         >>> model.score_embeddings(vectors, metadata_features(spectra), [0, 1], [1, 2])  # doctest: +SKIP
         """
+        scores = self._network_scores(vectors, metadata, idx_a, idx_b)
+        return apply_calibration(getattr(self, "calibration_", None), scores)
+
+    def _network_scores(self, vectors, metadata, idx_a, idx_b):
+        """What the network itself predicts for pairs of embedded spectra (before calibration)."""
         head = getattr(self, "head_", None)
         if head is None:
-            scores = score_pairs(vectors, idx_a, idx_b)
-        else:
-            scores = head_scores(head, vectors, metadata, idx_a, idx_b)
-        return apply_calibration(getattr(self, "calibration_", None), scores)
+            return score_pairs(vectors, idx_a, idx_b)
+        return head_scores(head, vectors, metadata, idx_a, idx_b)
 
     def predict(self, spectra, pairs, return_std=False, n_passes=10):
         """One similarity per pair in [0, 1]; with ``return_std``, also its spread.
