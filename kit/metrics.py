@@ -257,6 +257,36 @@ def _plain(value):
     return None if math.isnan(value) else value
 
 
+#: Decimals of every score a participant sees (pages, API, ``kit submit``, hosted
+#: platforms, ``kit score`` without ``--private``), as Kaggle shows them. Full precision
+#: stays in the teacher's ``private/`` exports: digits past these would let a
+#: participant read labels off two submissions that differ in one row.
+SHOWN_DECIMALS = 5
+
+
+def shown_scores(value, decimals=SHOWN_DECIMALS):
+    """``value`` with every float rounded to ``decimals`` places, for a participant's eyes.
+
+    Works through dicts, lists and tuples (the shape of :func:`diagnostics`); integers,
+    strings, booleans and None pass unchanged; NaN and infinities stay as they are.
+
+    Examples
+    --------
+    >>> shown_scores({"rmse": 0.123456789, "rows": 7, "per_bin_rmse": {"0.0-0.1": 0.1000049, "0.1-0.2": None}})
+    {'rmse': 0.12346, 'rows': 7, 'per_bin_rmse': {'0.0-0.1': 0.1, '0.1-0.2': None}}
+    """
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return round(value, decimals) if math.isfinite(value) else value
+    if isinstance(value, dict):
+        return {key: shown_scores(item, decimals) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(shown_scores(item, decimals) for item in value)
+    return value
+
+
 #: Keys of the top bin's two halves in :func:`molecule_diagnostics`' ``top_bin_split``.
 SAME_MOLECULE_BIN = f"{BIN_LABELS[-1]} same molecule"
 DIFFERENT_MOLECULE_BIN = f"{BIN_LABELS[-1]} different molecules"
