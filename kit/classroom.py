@@ -36,10 +36,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from kit.errors import SubmissionError, UserError
+from kit.errors import SubmissionError, UserError, first_line
 from kit.fileio import append_line
 from kit.identity import check_participant_name, participant_key
-from kit.leaderboard import log_path, read_log, record_result, sanitize_participant, write_rejected
+from kit.leaderboard import (entries_frame, export_logs, log_path, open_store, sanitize_participant, store_entries,
+                            store_result, write_rejected)
+from kit.metrics import shown_scores
+from kit.safetext import one_line, printable
+from kit.server.db import INBOX
 
 SEPARATOR = "__"
 #: Valid submissions a participant may make per UTC day when competition.json does not say
@@ -218,12 +222,17 @@ def process_inbox(competition, inbox, *, data=None, leaderboard=None, now=None, 
         with FileLock(str(path) + ".inbox.lock", timeout=600):
             now = _utc(now) if now is not None else datetime.now(timezone.utc).replace(microsecond=0)
             seen = FirstSeen(seen_path(path))
-            logged = _Logged(read_log(path))
-            candidates = _candidates(inbox, cap, report, hashes, seen, now)
-            with tempfile.TemporaryDirectory(prefix="kit-inbox-") as scratch:
-                judge = _Judge(scorer, verdicts, cap, Path(scratch), report)
-                for candidate in candidates:
-                    _take(candidate, logged, judge, limit, leaderboard, report)
+            db = open_store(scorer.competition, leaderboard)
+            try:
+                logged = _Logged(entries_frame(store_entries(db)))
+                candidates = _candidates(inbox, cap, report, hashes, seen, now)
+                with tempfile.TemporaryDirectory(prefix="kit-inbox-") as scratch:
+                    judge = _Judge(scorer, verdicts, cap, Path(scratch), report)
+                    for candidate in candidates:
+                        _take_safely(candidate, logged, judge, limit, db, report)
+                export_logs(db, scorer.competition, leaderboard)
+            finally:
+                db.close()
             if seen.skipped:
                 report.notes.append(f"{seen.skipped} damaged line(s) in {seen.path} were skipped")
             _displayable(report)
@@ -322,11 +331,31 @@ class _Judge:
         except SubmissionError as exc:
             self.verdicts[candidate.digest] = _reason(exc, copy)
             return None, self.verdicts[candidate.digest]
+        except Exception as exc:  # noqa: BLE001 - one hostile file must never stop the class
+            # The same bytes fail the same way: refused for good, never scored again.
+            self.verdicts[candidate.digest] = _failure(exc, copy)
+            return None, self.verdicts[candidate.digest]
         self.verdicts[candidate.digest] = True
         return result, None
 
 
-def _take(candidate, logged, judge, limit, leaderboard, report):
+def _take_safely(candidate, logged, judge, limit, db, report):
+    """:func:`_take`, with any failure refusing this file (for this poll) instead of ending the run."""
+    try:
+        _take(candidate, logged, judge, limit, db, report)
+    except Exception as exc:  # noqa: BLE001 - the files after this one are still judged
+        report.rejected.append((candidate.name, _failure(exc)))
+
+
+def _failure(exc, path=None):
+    """One line for an unexpected failure while judging a file (its path left out)."""
+    message = first_line(exc)
+    if path is not None:
+        message = message.replace(str(path), Path(path).name)
+    return one_line(f"could not be judged ({type(exc).__name__}: {printable(message)})", 300)
+
+
+def _take(candidate, logged, judge, limit, db, report):
     """Score one candidate and log it, or note why not (already scored, refused, over the limit)."""
     name, digest = candidate.name, candidate.digest
     key = participant_key(candidate.participant)
@@ -368,9 +397,9 @@ def _take(candidate, logged, judge, limit, leaderboard, report):
             )
         else:
             report.notes.append(f"{name} ({participant}) is identical to a submission of {other} seen earlier")
-    record_result(result, participant=participant, leaderboard=leaderboard, time=candidate.when, file=name)
+    store_result(db, result, participant=participant, time=candidate.when, file=name, source=INBOX)
     logged.add(key, digest, candidate.when)
-    report.scored.append((name, participant, result.public))
+    report.scored.append((name, participant, shown_scores(result.public)))
 
 
 def watch_inbox(competition, inbox, *, data=None, leaderboard=None, interval=DEFAULT_INTERVAL, polls=None,

@@ -1,8 +1,17 @@
-"""The local leaderboard: an append-only CSV log and the ranking built from it.
+"""The leaderboard: the competition's store of record, its exports, and the ranking.
 
-``leaderboard/<competition>.csv`` gets one line per scored submission. Appends hold a
-file lock and go out as one ``write`` followed by ``fsync``, so concurrent scorers never
-lose or interleave rows; readers skip a torn last line left by a killed writer.
+Every scored submission, from ``kit score``, the classroom inbox or ``kit serve``, is a
+row of one store: the SQLite database ``<competition>/private/classroom.sqlite``
+(:mod:`kit.server.db`; WAL, ``synchronous=FULL``, one transaction a row, so concurrent
+writers never lose or corrupt one). ``leaderboard/<competition>.csv``, ``.md`` and
+``.html`` are exports of it, rewritten whole (temporary file and rename) from the store;
+a log written by an earlier version is imported into the store once, so no row is lost.
+
+What others can read shows every score rounded to
+:data:`kit.metrics.SHOWN_DECIMALS` and Private scores only once revealed;
+``private/leaderboard.csv`` (owner only) keeps every score at full precision.
+Where a competition's ``private/`` folder is not here (a handed-out copy), the CSV export
+is read as it is. Its lines are parsed one by one: a torn or hand-damaged line is skipped.
 
 Ranking (as on Kaggle): each participant's best Public score, ties to the
 earliest submission. With ``private=True`` the same chosen submissions are ranked on
@@ -24,7 +33,12 @@ from kit.errors import UserError
 from kit.identity import MAX_NAME_LENGTH
 from kit.paths import leaderboard_dir
 from kit.safetext import from_spreadsheet_cell, one_line, printable, spreadsheet_cell
+from kit.metrics import shown_scores
 from kit.scoring import PRIVATE, PUBLIC
+from kit.server.db import DB_NAME, SCORE, SCORED, Database
+
+#: The owner-only export of the store, in ``<competition>/private/``: every score, full precision.
+PRIVATE_EXPORT = "leaderboard.csv"
 
 LOG_COLUMNS = [
     "time",
@@ -193,10 +207,226 @@ def append_entry(path, entry):
     return path
 
 
-def record_result(result, participant=None, leaderboard=None, time=None, file=None):
-    """Append a score to ``leaderboard/<competition>.csv``; return the log path."""
+def record_result(result, participant=None, leaderboard=None, time=None, file=None, *, source=SCORE, once=False):
+    """Store a score in its competition's store and rewrite the CSV exports; return ``(log path, earlier)``.
+
+    Parameters
+    ----------
+    result : ScoreResult
+    participant, time, file
+        As for :func:`make_entry`.
+    leaderboard : str or Path, optional
+        Folder of the exports (default ``./leaderboard``).
+    source : str
+        ``score`` (``kit score``) or ``inbox``.
+    once : bool
+        Store nothing when this participant already has a submission with these bytes;
+        ``earlier`` is then that row (a dict), else None.
+
+    Examples
+    --------
+    >>> path, earlier = record_result(result, participant="ann", once=True)  # doctest: +SKIP
+    """
+    competition = _result_competition(result)
+    db = open_store(competition, leaderboard)
+    try:
+        _, earlier = store_result(db, result, participant=participant, time=time, file=file, source=source,
+                                  once=once)
+        return export_logs(db, competition, leaderboard), earlier
+    finally:
+        db.close()
+
+
+def store_result(db, result, participant=None, time=None, file=None, *, source=SCORE, once=False):
+    """Store a score in an open store (no export); return ``(id, earlier)`` as :meth:`Database.record` does."""
+    time = _utc_time(time)
     entry = make_entry(result, participant=participant, time=time, file=file)
-    return append_entry(log_path(result.competition, leaderboard), entry)
+    row = {**entry, "time": time, "rows": result.rows, "size": _size(result.path),
+           "public": result.public, "private": result.private, "validation": _finite_or_none(result.validation),
+           "per_bin_public": json.loads(entry["per_bin_public"]), "per_bin_private": json.loads(entry["per_bin_private"])}
+    return db.record(row, source, once=once)
+
+
+# --- the store and its exports ----------------------------------------------------------
+
+
+def has_store(competition):
+    """True when the competition's ``private/`` folder is here (the teacher's or learner's own copy)."""
+    return (Path(competition.path) / "private").is_dir()
+
+
+def store_path(competition):
+    """``<competition>/private/classroom.sqlite``: the store of record."""
+    return Path(competition.path) / "private" / DB_NAME
+
+
+def _result_competition(result):
+    """The Competition a ScoreResult was scored against (its folder when the scorer knew it)."""
+    from kit.competition import load_competition
+
+    return load_competition(result.competition_dir or result.competition)
+
+
+def _utc_time(time):
+    return (time or datetime.now(timezone.utc)).astimezone(timezone.utc)
+
+
+def _size(path):
+    try:
+        return Path(path).stat().st_size
+    except (OSError, TypeError):
+        return 0
+
+
+def _finite_or_none(value):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def open_store(competition, leaderboard=None, notes=None):
+    """The competition's store, with the log an earlier version wrote imported (once).
+
+    Parameters
+    ----------
+    competition : Competition
+    leaderboard : str or Path, optional
+        Folder of the exports (default ``./leaderboard``): its
+        ``<competition>.csv``, when written before the store existed, is imported.
+    notes : list, optional
+        Gets a line for the damaged lines the import skipped, if any.
+
+    Returns
+    -------
+    kit.server.db.Database
+        Close it when done.
+
+    Examples
+    --------
+    >>> db = open_store(load_competition("practice"))   # doctest: +SKIP
+    """
+    db = Database(store_path(competition))
+    try:
+        import_log(db, log_path(competition.name, leaderboard), notes)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def import_log(db, path, notes=None):
+    """Import the rows of ``leaderboard/<name>.csv`` into the store, once per log; return how many.
+
+    Rows the store already holds (the log was exported from it) are not stored twice;
+    damaged lines are skipped as :func:`read_log` skips them, with a line in ``notes``.
+    """
+    path = Path(path)
+    marker = f"imported_log:{path.resolve()}"
+    if not path.is_file() or db.setting(marker) is not None:
+        return 0
+    log = read_log(path)
+    if notes is not None:
+        notes.extend(_skipped_notes(log, path))
+    entries = [{
+        "time": row.time, "participant": row.participant, "file": row.file, "sha256": row.sha256,
+        "model": row.model, "public": row.public, "private": _finite_or_none(row.private),
+        "validation": _finite_or_none(row.validation), "rows": row.rows,
+        "per_bin_public": row.per_bin_public, "per_bin_private": row.per_bin_private,
+    } for row in log.itertuples(index=False)]
+    return db.import_entries(entries, marker)
+
+
+def store_entries(db):
+    """The store's scored submissions as log rows (dicts of :data:`LOG_COLUMNS`), in order of arrival.
+
+    Scores are floats at full precision (None when missing), ``per_bin_*`` dicts,
+    ``time`` the stored UTC text.
+    """
+    return [{
+        "time": row["submitted_at"],
+        "participant": row["participant"],
+        "file": row["file_name"],
+        "sha256": row["sha256"],
+        "model": row["description"],
+        "public": row["public"],
+        "private": row["private"],
+        "validation": row.get("validation"),
+        "rows": row["rows"] or 0,
+        "per_bin_public": json.loads(row["per_bin_public"] or "{}"),
+        "per_bin_private": json.loads(row["per_bin_private"] or "{}"),
+    } for row in db.submissions(status=SCORED)]
+
+
+def entries_frame(entries):
+    """Log rows (from :func:`store_entries`) as the frame :func:`read_log` returns.
+
+    Examples
+    --------
+    >>> entries_frame([]).empty
+    True
+    """
+    import pandas as pd
+
+    frame = pd.DataFrame(list(entries), columns=LOG_COLUMNS)
+    frame["time"] = _log_times(frame["time"])
+    for column in _NUMERIC:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    frame["rows"] = pd.to_numeric(frame["rows"], errors="coerce").fillna(0).astype(int)
+    frame["order"] = range(len(frame))
+    frame.attrs["skipped_lines"] = 0
+    frame.attrs["skipped_nonfinite"] = 0
+    return frame
+
+
+def shown_entries(entries, revealed):
+    """Log rows as others may see them: scores rounded (:func:`kit.metrics.shown_scores`), Private only if revealed.
+
+    Examples
+    --------
+    >>> shown_entries([{"public": 0.1234567, "private": 0.2, "per_bin_private": {"0.0-0.1": 0.3}}], revealed=False)
+    [{'public': 0.12346, 'private': None, 'per_bin_private': {}}]
+    """
+    shown = []
+    for entry in entries:
+        entry = shown_scores(dict(entry))
+        if not revealed:
+            entry["private"] = None
+            entry["per_bin_private"] = {}
+        shown.append(entry)
+    return shown
+
+
+def export_logs(db, competition, leaderboard=None, revealed=None):
+    """Rewrite ``leaderboard/<name>.csv`` and ``private/leaderboard.csv`` from the store; return the first.
+
+    The public log holds rounded scores and Private ones only when ``revealed`` (default:
+    the store's reveal flag); the private one (0600) every score at full precision. The
+    store is read under the log's lock, so the last of two concurrent exports holds
+    every row either of them stored.
+    """
+    return _export(db, competition, leaderboard, revealed)[0]
+
+
+def _export(db, competition, leaderboard=None, revealed=None):
+    """:func:`export_logs`, returning ``(log path, the rows as shown, revealed)``."""
+    from filelock import FileLock, Timeout
+
+    from kit.fileio import ensure_writable_dir, write_text_atomic
+
+    path = log_path(competition.name, leaderboard)
+    ensure_writable_dir(path.parent)
+    try:
+        with FileLock(str(path) + ".lock", timeout=60):
+            entries = store_entries(db)
+            revealed = bool(revealed) or db.revealed
+            shown = shown_entries(entries, revealed)
+            write_text_atomic(Path(competition.path) / "private" / PRIVATE_EXPORT, _log_text(entries), private=True)
+            write_text_atomic(path, _log_text(shown))
+    except Timeout:
+        raise UserError(f"{path} is locked by another program (lock file {path}.lock): try again") from None
+    return path, shown, revealed
 
 
 #: Suffix of the list of files the last inbox run refused, beside ``leaderboard/<competition>.csv``.
@@ -250,7 +480,7 @@ def write_log(path, entries):
 
     path = Path(path)
     ensure_writable_dir(path.parent)
-    text = _csv_line(LOG_COLUMNS) + "".join(_log_line(e) for e in entries)
+    text = _log_text(entries)
     try:
         with FileLock(str(path) + ".lock", timeout=60):
             write_text_atomic(path, text)
@@ -441,13 +671,19 @@ class Standings:
     text: str
     markdown_path: Path = None
     html_path: Path = None
+    log_path: Path = None
     rejected: list = field(default_factory=list)
     notes: list = field(default_factory=list)
 
 
 def build_leaderboard(competition=None, *, data=None, leaderboard=None, private=False, write_pages=True,
-                      rejected=None, notes=()):
-    """Rank the log of a competition, render it, and write the ``.md`` and ``.html`` pages.
+                      rejected=None, notes=(), store=None):
+    """Rank a competition's submissions, render them, and write the exports and pages.
+
+    Where the competition's ``private/`` folder is here, the rows come from its store
+    (:func:`open_store`) and the CSV exports are rewritten first (:func:`export_logs`);
+    elsewhere the CSV export ``leaderboard/<name>.csv`` is read as it is. Every score
+    shown is rounded to :data:`kit.metrics.SHOWN_DECIMALS`, and ranks use the rounded values.
 
     Parameters
     ----------
@@ -457,12 +693,15 @@ def build_leaderboard(competition=None, *, data=None, leaderboard=None, private=
     data, leaderboard : str or Path, optional
         Folders overriding ``./data`` and ``./leaderboard``.
     private : bool
-        Reveal Private scores and rank on them (the final standings).
+        Reveal Private scores and rank on them (the final standings); so does a store
+        whose reveal flag is set (``kit serve``'s reveal).
     write_pages : bool
         Write ``leaderboard/<name>.md`` and ``.html`` (the HTML embeds its plots).
     rejected : list of (str, str), optional
         Files refused by classroom mode, with the reason, to list on the pages. Default:
         those the last inbox run refused (:func:`read_rejected`), so the final page keeps them.
+    store : Database, optional
+        The competition's open store (default: opened and closed here).
 
     Returns
     -------
@@ -476,22 +715,26 @@ def build_leaderboard(competition=None, *, data=None, leaderboard=None, private=
     """
     from kit import leaderboard_pages as pages
 
-    name, metric, meta, error = _describe(competition, data)
+    comp, name, metric, meta, error = _describe(competition, data)
     path = log_path(name, leaderboard)
-    if error is not None and not path.is_file():
-        raise error
-    log = read_log(path)
+    notes = list(notes)
+    if comp is not None and (store is not None or has_store(comp)):
+        db = store or open_store(comp, leaderboard, notes)
+        try:
+            path, shown, private = _export(db, comp, leaderboard, revealed=private)
+        finally:
+            if store is None:
+                db.close()
+        log = entries_frame(shown)
+    else:
+        if error is not None and not path.is_file():
+            raise error
+        log = shown_frame(read_log(path))
     if rejected is None:
         rejected = read_rejected(path)
     ranking = rank(log, metric, private=private)
-    standings = Standings(name, metric, private, ranking, log, text="", rejected=list(rejected), notes=list(notes))
-    if log.attrs.get("skipped_lines"):
-        standings.notes.append(f"{log.attrs['skipped_lines']} damaged line(s) in {path} were skipped")
-    if log.attrs.get("skipped_nonfinite"):
-        standings.notes.append(
-            f"{log.attrs['skipped_nonfinite']} row(s) of {path} with a NaN or infinite score were skipped "
-            "(scores are finite numbers; the log was edited by hand)"
-        )
+    standings = Standings(name, metric, private, ranking, log, text="", rejected=list(rejected),
+                          notes=notes + _skipped_notes(log, path), log_path=path)
     standings.text = pages.render_text(standings)
     if write_pages:
         base = path.with_suffix("")
@@ -502,11 +745,41 @@ def build_leaderboard(competition=None, *, data=None, leaderboard=None, private=
     return standings
 
 
-def _describe(competition, data=None):
-    """(name, metric, metadata, error) of a competition.
+def _skipped_notes(log, path):
+    """Notes on the lines :func:`read_log` skipped in ``path``."""
+    notes = []
+    if log.attrs.get("skipped_lines"):
+        notes.append(f"{log.attrs['skipped_lines']} damaged line(s) in {path} were skipped")
+    if log.attrs.get("skipped_nonfinite"):
+        notes.append(
+            f"{log.attrs['skipped_nonfinite']} row(s) of {path} with a NaN or infinite score were skipped "
+            "(scores are finite numbers; the log was edited by hand)"
+        )
+    return notes
 
-    When the competition folder is missing, a bare name still names its log; ``error``
-    is then the UserError to raise if there is no log either.
+
+def shown_frame(log):
+    """A log frame with every score rounded as participants see it (:func:`kit.metrics.shown_scores`).
+
+    Examples
+    --------
+    >>> shown_frame(read_log("/nonexistent/practice.csv")).empty
+    True
+    """
+    shown = log.copy()
+    for column in _NUMERIC:
+        shown[column] = shown[column].map(shown_scores).astype(float)
+    for column in ("per_bin_public", "per_bin_private"):
+        shown[column] = shown[column].map(shown_scores)
+    shown.attrs.update(log.attrs)
+    return shown
+
+
+def _describe(competition, data=None):
+    """(competition, name, metric, metadata, error) of a competition.
+
+    When the competition folder is missing, a bare name still names its log; the
+    competition is then None and ``error`` the UserError to raise if there is no log either.
     """
     from kit.competition import Competition, load_competition
     from kit.metrics import get_metric
@@ -521,8 +794,8 @@ def _describe(competition, data=None):
             name = str(competition or DEFAULT_COMPETITION)
             if "/" in name or os.sep in name:
                 raise
-            return name, get_metric("rmse"), {"name": name}, exc
-    return comp.name, get_metric(comp.metadata.get("metric", "rmse")), comp.metadata, None
+            return None, name, get_metric("rmse"), {"name": name}, exc
+    return comp, comp.name, get_metric(comp.metadata.get("metric", "rmse")), comp.metadata, None
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -539,6 +812,24 @@ def _number(value):
     if value is None or not math.isfinite(float(value)):
         return ""
     return repr(float(value))
+
+
+def _log_text(entries):
+    """The whole log file for ``entries``: header, then one line each (numbers and dicts written as text)."""
+    return _csv_line(LOG_COLUMNS) + "".join(_log_line(_as_text(entry)) for entry in entries)
+
+
+def _as_text(entry):
+    """A log row with its scores as text (:func:`_number`) and its per-bin dicts as JSON."""
+    out = dict(entry)
+    for column in _NUMERIC:
+        if not isinstance(out.get(column, ""), str):
+            out[column] = _number(out[column])
+    for column in ("per_bin_public", "per_bin_private"):
+        if isinstance(out.get(column), dict):
+            out[column] = json.dumps(out[column], separators=(",", ":"))
+    out["rows"] = str(out.get("rows", ""))
+    return out
 
 
 def _log_line(entry):

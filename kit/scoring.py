@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from kit.tanimoto_bins import BIN_LABELS
-from kit.errors import UserError
-from kit.metrics import Metric, diagnostics, get_metric, molecule_diagnostics
+from kit.errors import SubmissionError, UserError, first_line
+from kit.metrics import Metric, diagnostics, get_metric, molecule_diagnostics, shown_scores
 from kit.safetext import printable
 from kit.submission_format import read_submission
 
@@ -63,6 +63,8 @@ class ScoreResult:
     model: str = None
     validation: float = None
     manifest: dict = field(default=None, repr=False)
+    #: The competition folder scored against (where its store lives); None when unknown.
+    competition_dir: Path = field(default=None, repr=False)
 
     @property
     def per_bin_rmse(self):
@@ -83,6 +85,10 @@ class ScoreResult:
 
     def to_dict(self, private=False):
         """The ``kit score --json`` object: Public score and diagnostics, Private when asked.
+
+        Without ``private`` every score is rounded to :data:`kit.metrics.SHOWN_DECIMALS`
+        (as a leaderboard shows it: more digits would tell labels apart); with it, every
+        number is at full precision.
 
         Examples
         --------
@@ -112,10 +118,14 @@ class ScoreResult:
         if private:
             out["private"] = self.private
             out["private_diagnostics"] = {k: v for k, v in self.details.get(PRIVATE, {}).items() if k != "bin_rows"}
-        return out
+            return out
+        return shown_scores(out)
 
     def format(self, private=False):
-        """A short human report: scores, then the diagnostics of each shown Usage."""
+        """A short human report: scores, then the diagnostics of each shown Usage.
+
+        Every number has :data:`kit.metrics.SHOWN_DECIMALS` places at most (Pearson r four).
+        """
         metric = self.metric
         name = printable(self.path.name)  # chosen by the participant: no control characters
         lines = [f"{name} on {printable(self.competition)} ({metric.describe()}), {self.rows:,} rows"]
@@ -176,8 +186,19 @@ class Scorer:
         return int(self.ids.size)
 
     def score(self, path):
-        """Validate ``path`` and score it; a :class:`~kit.errors.SubmissionError` if invalid."""
-        submission = read_submission(path, expected_ids=self.ids)
+        """Validate ``path`` and score it; a :class:`~kit.errors.SubmissionError` if invalid.
+
+        Whatever reading the file raises (a field past the CSV reader's limit, bytes no
+        codec takes, a bug the file triggers) becomes that one-line error: a hostile file
+        is refused, it never ends the program that scores it.
+        """
+        try:
+            submission = read_submission(path, expected_ids=self.ids)
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure on a hostile file refuses that file
+            raise SubmissionError(f"{path}: cannot be read as a submission ({type(exc).__name__}: "
+                                  f"{printable(first_line(exc))})") from None
         predicted = submission.aligned_values()
         details, scores = {}, {}
         for usage, mask in self.usage.items():
@@ -202,14 +223,16 @@ class Scorer:
             model=(manifest or {}).get("model", {}).get("name"),
             validation=_validation_value((manifest or {}).get("validation_score")),
             manifest=manifest,
+            competition_dir=self.competition.path,
         )
 
 
 def score_submission(path, competition=None, *, data=None):
     """Score a submission file exactly as the leaderboard does.
 
-    Scoring writes nothing: :func:`kit.leaderboard.record_result` appends a result to
-    the leaderboard log (``kit score`` and the classroom modes do).
+    Scoring writes nothing: :func:`kit.leaderboard.record_result` stores a result in
+    the competition's store and rewrites the leaderboard log (``kit score`` and the
+    classroom inbox do).
 
     Parameters
     ----------

@@ -47,8 +47,9 @@ def entry(participant, public, private=None, minutes=0, model="gbm", file="s.csv
     }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def comp_dir(tmp_path_factory):
+    """A fresh competition (and so a fresh store) for each test."""
     return make_competition(tmp_path_factory.mktemp("data"), n_pairs=60, seed=5)
 
 
@@ -214,8 +215,11 @@ def test_record_result_uses_manifest_model_and_participant(tmp_path, comp_dir):
     record_result(result, leaderboard=tmp_path / "lb")
     row = read_log(tmp_path / "lb" / "practice.csv").iloc[0]
     assert row["participant"] == "dee" and row["model"] == "mean" and row["file"] == path.name
-    assert row["public"] == result.public and row["private"] == result.private
+    # What others read: rounded, and no Private score before the reveal.
+    assert row["public"] == round(result.public, 5) and math.isnan(row["private"])
     assert row["sha256"] == result.sha256 and row["rows"] == ids.size
+    full = read_log(comp_dir / "private" / "leaderboard.csv").iloc[0]
+    assert full["public"] == result.public and full["private"] == result.private
 
 
 def test_make_entry_defaults_to_user(monkeypatch, tmp_path, comp_dir):
@@ -238,7 +242,7 @@ def _filled(tmp_path, comp_dir):
 
 def test_pages_hide_private_until_revealed(tmp_path, comp_dir):
     lb = _filled(tmp_path, comp_dir)
-    log = read_log(lb / "practice.csv")
+    log = read_log(comp_dir / "private" / "leaderboard.csv")
     metric = get_metric("rmse")
     hidden = build_leaderboard(comp_dir, leaderboard=lb)
     assert hidden.ranking["participant"].tolist() == ["ann", "bob", "cy"]

@@ -285,7 +285,8 @@ def test_fuzz_mutated_valid_files(tmp_path, comp_dir, solution, mutations):
 # --- the command ------------------------------------------------------------------------
 
 
-def test_kit_score_prints_public_and_logs_one_row(tmp_path, comp_dir):
+def test_kit_score_prints_public_and_logs_one_row(tmp_path):
+    comp_dir = make_competition(tmp_path / "data", n_pairs=N, seed=3)  # its own store: one row in it
     path = perfect_submission(comp_dir, tmp_path / "p.csv", noise=0.1)
     # The command's one run in a child process (the installed entry point); the rest run in-process.
     done = kit_cli_subprocess("score", path, "--competition", comp_dir, "--participant", "ann", cwd=tmp_path, timeout=120)

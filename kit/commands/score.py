@@ -7,8 +7,9 @@ def add_parser(subparsers):
         "score",
         help="score a submission file locally (exactly the leaderboard's metric)",
         description="Check SUBMISSION (header id,similarity; one row per test pair; finite numbers), "
-        "print its Public score with diagnostics (per-bin RMSE, binned RMSE, MAE, Pearson r) and "
-        "append a row to leaderboard/<competition>.csv. The competition is the one named in the "
+        "print its Public score with diagnostics (per-bin RMSE, binned RMSE, MAE, Pearson r; 5 decimals "
+        "unless --private) and store it in the competition's private/classroom.sqlite, the one record that "
+        "leaderboard/<competition>.csv and the pages are exported from. The competition is the one named in the "
         "submission's .json manifest unless --competition is given. A file already logged for the same "
         "participant is not logged again. An invalid file gets one line naming the rule it breaks, "
         "exit code 2, and is not logged.",
@@ -19,10 +20,11 @@ def add_parser(subparsers):
                    ".json manifest, else practice)")
     p.add_argument("--data", metavar="DIR", help="folder holding competitions (default: ./data)")
     p.add_argument("--participant", metavar="WHO", help="name on the leaderboard (default: the submission's manifest, else $USER)")
-    p.add_argument("--private", action="store_true", help="also print the Private score (hidden on a real leaderboard)")
+    p.add_argument("--private", action="store_true", help="also print the Private score, and every score at full precision "
+                   "(hidden on a real leaderboard)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     p.add_argument("--leaderboard", metavar="DIR", help="leaderboard folder (default: ./leaderboard)")
-    p.add_argument("--no-log", dest="log", action="store_false", help="do not append the result to the leaderboard log")
+    p.add_argument("--no-log", dest="log", action="store_false", help="do not store the result on the leaderboard")
     p.set_defaults(run=run)
     return p
 
@@ -80,27 +82,25 @@ def choose_competition(submission, competition=None, data=None):
 
 
 def record_once(result, participant=None, leaderboard=None):
-    """Append ``result`` to its competition's log unless the same file is there for the same participant.
+    """Store ``result`` in its competition's store unless the same file is there for the same participant.
+
+    The check and the insert are one transaction of the store, so two ``kit score`` of
+    one file at once store it once. The CSV exports are rewritten either way.
 
     Returns
     -------
     path : Path
-        The log file.
-    earlier : pandas.Series or None
-        The row logged before for this file and participant (then nothing is appended).
+        The exported log ``leaderboard/<competition>.csv``.
+    earlier : dict or None
+        The submission stored before for this file and participant (then nothing is stored).
 
     Examples
     --------
     >>> path, earlier = record_once(result, participant="ann")  # doctest: +SKIP
     """
-    from kit.leaderboard import append_entry, log_path, logged_entry, make_entry, read_log
+    from kit.leaderboard import record_result
 
-    entry = make_entry(result, participant=participant)
-    path = log_path(result.competition, leaderboard)
-    earlier = logged_entry(read_log(path), entry["sha256"], entry["participant"])
-    if earlier is None:
-        append_entry(path, entry)
-    return path, earlier
+    return record_result(result, participant=participant, leaderboard=leaderboard, once=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -126,8 +126,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(result.format(private=args.private))
     if earlier is not None:
-        print(f"Already scored for {earlier['participant']} on {earlier['time']:%Y-%m-%d %H:%M} UTC "
-              f"as {earlier['file']}; not logged again (see `kit leaderboard`).")
+        from kit.safetext import printable
+
+        when = earlier["submitted_at"][:16].replace("T", " ")
+        print(f"Already scored for {earlier['participant']} on {when} UTC as {printable(earlier['file_name'])}; "
+              "not logged again (see `kit leaderboard`).")
     elif logged is not None:
         print(f"Logged to {logged}; see `kit leaderboard`.")
     return 0

@@ -193,6 +193,7 @@ def create_app(competition, *, data=None, leaderboard=None, timezone_name="UTC",
     []
     """
     from kit.classroom import daily_limit
+    from kit.leaderboard import open_store
     from kit.scoring import Scorer
     from kit.server.standings import Exporter, export
 
@@ -219,7 +220,7 @@ def create_app(competition, *, data=None, leaderboard=None, timezone_name="UTC",
     state = ServerState(
         competition=comp,
         scorer=scorer,
-        db=Database(private / DB_NAME),
+        db=open_store(comp, leaderboard),  # the store of record, with an earlier log imported once
         teacher_hash=hash_token(teacher_token),
         limit=daily_limit(comp.metadata),
         tz=tz,

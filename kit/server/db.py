@@ -1,7 +1,11 @@
-"""The classroom database: participants, submissions and settings in one SQLite file.
+"""The store of record of a competition: participants, submissions and settings in one SQLite file.
 
-``<competition>/private/classroom.sqlite`` is the system of record of ``kit serve``
-(DESIGN.md section 8); the CSV leaderboard log and the pages are exports of it.
+``<competition>/private/classroom.sqlite`` records every scored submission, whoever wrote
+it: ``kit serve`` (DESIGN.md section 8), ``kit score`` and the classroom inbox
+(:mod:`kit.classroom`) alike (section 4). ``leaderboard/<name>.csv``, ``.md`` and ``.html``
+are exports of it (:mod:`kit.server.standings`). A participant named by ``kit score`` or an
+inbox file has no token until ``kit participants add`` gives them one.
+This module needs the standard library only (no FastAPI).
 
 - WAL journal and ``synchronous=FULL``: a submission acknowledged with 201 was committed
   and fsynced first, so a killed server (``kill -9``) or a power cut loses none of them.
@@ -15,6 +19,8 @@
 """
 import hashlib
 import hmac
+import json
+import math
 import os
 import secrets
 import sqlite3
@@ -30,6 +36,12 @@ TEACHER_TOKEN_FILE = "teacher_token"
 SUBMISSIONS_FOLDER = "submissions"
 #: Statuses a stored submission can have: scored, or an internal failure while scoring.
 SCORED, ERROR = "scored", "error"
+#: Where a stored submission came from: an upload to ``kit serve``, ``kit score``, an inbox
+#: file, or a row of a ``leaderboard/<name>.csv`` log written before the store existed.
+SERVER, SCORE, INBOX, LOG = "server", "score", "inbox", "log"
+SOURCES = (SERVER, SCORE, INBOX, LOG)
+#: ``submitted_at`` of an imported log row whose time cannot be vouched for: it sorts last.
+UNKNOWN_TIME = "9999-12-31T23:59:59.999999Z"
 
 # Each entry upgrades the schema from version i to i + 1. Never edit a released step:
 # add a new one, so that every existing database can follow.
@@ -65,6 +77,13 @@ _MIGRATIONS = [
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );
+    """,
+    # 2: one store for kit serve, kit score and the inbox.
+    """
+    ALTER TABLE participants ADD COLUMN has_token INTEGER NOT NULL DEFAULT 1;  -- 0: named by kit score or an inbox file
+    ALTER TABLE submissions ADD COLUMN source TEXT NOT NULL DEFAULT 'server';  -- server, score, inbox or log
+    ALTER TABLE submissions ADD COLUMN validation REAL;                        -- from the manifest (kit score)
+    CREATE INDEX submissions_by_content ON submissions (sha256, participant_id);
     """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -301,16 +320,19 @@ class Database:
         with self._write() as conn:
             for display, key in wanted:
                 token = new_token()
-                row = conn.execute("SELECT name, revoked_at FROM participants WHERE key = ?", (key,)).fetchone()
-                if row is not None and row["revoked_at"] is None:
+                row = conn.execute("SELECT name, revoked_at, has_token FROM participants WHERE key = ?",
+                                   (key,)).fetchone()
+                if row is not None and row["revoked_at"] is None and row["has_token"]:
                     same = "is already registered" if row["name"] == display else f"is the same person as {row['name']!r}"
                     raise UserError(
                         f"participant {display!r} {same} (names are compared ignoring case and look-alike "
                         "letters); nobody was added. To give them a new token, `kit participants revoke` the old one"
                     )
                 if row is not None:
-                    conn.execute("UPDATE participants SET token_sha256 = ?, revoked_at = NULL WHERE key = ?",
-                                 (hash_token(token), key))
+                    # A revoked participant, or one known from `kit score` or the inbox: their
+                    # rows stay theirs under the name first written.
+                    conn.execute("UPDATE participants SET token_sha256 = ?, revoked_at = NULL, has_token = 1 "
+                                 "WHERE key = ?", (hash_token(token), key))
                     display = row["name"]
                 else:
                     conn.execute("INSERT INTO participants (name, key, token_sha256, created_at) VALUES (?, ?, ?, ?)",
@@ -333,10 +355,13 @@ class Database:
         return row["name"]
 
     def participants(self):
-        """Every participant with their number of scored submissions, in order of registration."""
+        """Every participant given a token, with their number of scored submissions, in order of registration.
+
+        Names known only from ``kit score`` or inbox files hold no token and are left out.
+        """
         rows = self._read(
             "SELECT p.*, (SELECT COUNT(*) FROM submissions s WHERE s.participant_id = p.id AND s.status = ?) "
-            "AS entries FROM participants p ORDER BY p.id", (SCORED,))
+            "AS entries FROM participants p WHERE p.has_token = 1 ORDER BY p.id", (SCORED,))
         return [dict(row) for row in rows]
 
     def participant_for_token(self, token):
@@ -412,6 +437,106 @@ class Database:
             f"{clause} ORDER BY s.submitted_at, s.id", tuple(params))
         return [dict(row) for row in rows]
 
+    def record(self, entry, source, once=False):
+        """Store one scored submission of ``kit score``, the inbox or an old log; return ``(id, earlier)``.
+
+        Parameters
+        ----------
+        entry : dict
+            ``participant`` (a name :func:`kit.identity.check_participant_name` accepts),
+            ``time`` (aware datetime, or None for a time nobody can vouch for), ``file``,
+            ``sha256``, ``model``, ``public``, ``private``, ``validation``, ``rows``,
+            ``per_bin_public``, ``per_bin_private`` (dicts), optional ``size`` and ``stored_path``.
+        source : str
+            One of :data:`SOURCES` other than :data:`SERVER`.
+        once : bool
+            When the participant already has a scored submission with this content, store
+            nothing and return ``(None, earlier)`` with that row (a dict). The check and the
+            insert are one transaction: two processes scoring one file store it once.
+
+        Examples
+        --------
+        >>> db.record({"participant": "ann", "time": now, "sha256": "ab12", "public": 0.2}, SCORE)  # doctest: +SKIP
+        (1, None)
+        """
+        if source not in SOURCES or source == SERVER:
+            raise ValueError(f"expected a source among {SOURCES[1:]}, found {source!r}")
+        with self._write() as conn:
+            participant_id, name = self._named_participant(conn, entry["participant"], entry.get("time"))
+            if once:
+                earlier = conn.execute(
+                    "SELECT s.*, p.name AS participant FROM submissions s JOIN participants p ON p.id = s.participant_id "
+                    "WHERE s.participant_id = ? AND s.sha256 = ? AND s.status = ? ORDER BY s.submitted_at, s.id LIMIT 1",
+                    (participant_id, entry["sha256"], SCORED)).fetchone()
+                if earlier is not None:
+                    return None, dict(earlier)
+            return self._insert_entry(conn, participant_id, entry, source), None
+
+    def import_entries(self, entries, marker):
+        """Store the rows of a log written before the store existed, once per ``marker``; return how many.
+
+        A row the store already holds (same participant, content and time: a log exported
+        from this database) is not stored twice. All rows or none, and the marker with them.
+        """
+        with self._write() as conn:
+            done = conn.execute("SELECT 1 FROM settings WHERE key = ?", (marker,)).fetchone()
+            if done is not None:
+                return 0
+            added = 0
+            for entry in entries:
+                participant_id, _ = self._named_participant(conn, entry["participant"], entry.get("time"))
+                when = _stored_time(entry.get("time"))
+                same = conn.execute(
+                    "SELECT 1 FROM submissions WHERE participant_id = ? AND sha256 = ? AND submitted_at = ? "
+                    "AND status = ?", (participant_id, entry["sha256"], when, SCORED)).fetchone()
+                if same is None:
+                    self._insert_entry(conn, participant_id, entry, LOG)
+                    added += 1
+            conn.execute("INSERT INTO settings (key, value) VALUES (?, ?)", (marker, str(added)))
+            return added
+
+    @staticmethod
+    def _named_participant(conn, name, when):
+        """``(id, display name)`` of the participant with ``name``'s key; created without a token when new."""
+        from kit.identity import check_participant_name, participant_key
+
+        display = check_participant_name(name)
+        key = participant_key(display)
+        row = conn.execute("SELECT id, name FROM participants WHERE key = ?", (key,)).fetchone()
+        if row is not None:
+            return row["id"], row["name"]
+        # token_sha256 is unique and required: the hash of a token nobody is ever given.
+        created = _stored_time(when) if when is not None and when == when else utc_iso(datetime.now(timezone.utc))
+        cursor = conn.execute(
+            "INSERT INTO participants (name, key, token_sha256, created_at, has_token) VALUES (?, ?, ?, ?, 0)",
+            (display, key, hash_token(new_token()), created))
+        return cursor.lastrowid, display
+
+    @staticmethod
+    def _insert_entry(conn, participant_id, entry, source):
+        values = {
+            "participant_id": participant_id,
+            "submitted_at": _stored_time(entry.get("time")),
+            "sha256": str(entry["sha256"]),
+            "stored_path": str(entry.get("stored_path") or ""),
+            "file_name": str(entry.get("file") or ""),
+            "size": int(entry.get("size") or 0),
+            "rows": int(entry.get("rows") or 0),
+            "public": _real(entry.get("public")),
+            "private": _real(entry.get("private")),
+            "per_bin_public": json.dumps(entry.get("per_bin_public") or {}, separators=(",", ":")),
+            "per_bin_private": json.dumps(entry.get("per_bin_private") or {}, separators=(",", ":")),
+            "status": SCORED,
+            "description": str(entry.get("model") or ""),
+            "source": source,
+            "validation": _real(entry.get("validation")),
+        }
+        if values["public"] is None:
+            raise ValueError(f"a scored submission needs a finite Public score, found {entry.get('public')!r}")
+        columns = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        return conn.execute(f"INSERT INTO submissions ({columns}) VALUES ({marks})", tuple(values.values())).lastrowid
+
     def version(self):
         """A value that changes whenever the leaderboard may have changed."""
         rows = self._read("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM submissions")
@@ -429,10 +554,30 @@ class Database:
         row = conn.execute("SELECT value FROM settings WHERE key = 'revealed'").fetchone()
         return row is not None and row[0] == "1"
 
+    def setting(self, key):
+        """The text stored under ``key`` in ``settings``, or None."""
+        rows = self._read("SELECT value FROM settings WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
     def set_revealed(self, value=True):
         with self._write() as conn:
             conn.execute("INSERT INTO settings (key, value) VALUES ('revealed', ?) "
                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value", ("1" if value else "0",))
+
+
+def _stored_time(when):
+    """``submitted_at`` text of an aware time; :data:`UNKNOWN_TIME` for None or NaT."""
+    if when is None or when != when:
+        return UNKNOWN_TIME
+    return utc_iso(when)
+
+
+def _real(value):
+    """A finite float, or None for a missing or non-finite score."""
+    if value is None or value == "":
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def _statements(script):

@@ -1,56 +1,32 @@
-"""The leaderboard of the classroom database, and its exports (CSV log, Markdown, HTML).
+"""The leaderboard of the classroom database, and its exports (CSV logs, Markdown, HTML).
 
-The ranking is :func:`kit.leaderboard.rank` over the database's scored submissions, so the
-live page, ``/api/leaderboard`` and ``kit leaderboard`` on the exported log agree: each
-participant's best Public score, ties to the earlier server time, Private once revealed.
+The ranking is :func:`kit.leaderboard.rank` over the store's scored submissions (uploads,
+``kit score`` and inbox rows alike), so the live page, ``/api/leaderboard`` and
+``kit leaderboard`` agree: each participant's best Public score, ties to the earlier
+time, Private once revealed, every score rounded as participants see it.
 """
-import json
 import logging
 import threading
 import time
 
-from kit.leaderboard import LOG_COLUMNS, Standings, build_leaderboard, log_path, rank, write_log
-from kit.server.db import SCORED
+from kit.leaderboard import Standings, build_leaderboard, entries_frame, rank, shown_entries, store_entries
 
 log = logging.getLogger("kit.serve")
 
 
-def submissions_frame(rows):
-    """Scored submissions (dicts from :meth:`Database.submissions`) as a leaderboard log frame.
+def submissions_frame(db, revealed=False):
+    """The store's scored submissions as participants may see them, as a leaderboard log frame.
 
-    The frame has the columns of :func:`kit.leaderboard.read_log`, in order of arrival.
+    The frame has the columns of :func:`kit.leaderboard.read_log`, in order of arrival;
+    scores are rounded, Private ones left out unless ``revealed``.
     """
-    import pandas as pd
-
-    frame = pd.DataFrame(
-        [{
-            "time": row["submitted_at"],
-            "participant": row["participant"],
-            "file": row["file_name"],
-            "sha256": row["sha256"],
-            "model": row["description"],
-            "public": row["public"],
-            "private": row["private"],
-            "validation": None,
-            "rows": row["rows"] or 0,
-            "per_bin_public": json.loads(row["per_bin_public"] or "{}"),
-            "per_bin_private": json.loads(row["per_bin_private"] or "{}"),
-        } for row in rows],
-        columns=LOG_COLUMNS,
-    )
-    frame["time"] = pd.to_datetime(frame["time"], utc=True, format="ISO8601")
-    for column in ("public", "private", "validation"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
-    frame["rows"] = frame["rows"].astype(int)
-    frame["order"] = range(len(frame))
-    frame.attrs["skipped_lines"] = 0
-    return frame
+    return entries_frame(shown_entries(store_entries(db), revealed))
 
 
 def standings(db, competition, metric):
     """The :class:`kit.leaderboard.Standings` of the database (Private once revealed)."""
     revealed = db.revealed
-    frame = submissions_frame(db.submissions(status=SCORED))
+    frame = submissions_frame(db, revealed)
     ranking = rank(frame, metric, private=revealed)
     return Standings(competition.name, metric, revealed, ranking, frame, text="")
 
@@ -93,28 +69,12 @@ def latest_times(frame):
     return {name: _iso(when) for name, when in latest.items()}
 
 
-def export(db, competition, metric, leaderboard=None):
-    """Write the CSV log and the Markdown and HTML pages from the database.
+def export(db, competition, metric=None, leaderboard=None):
+    """Rewrite the CSV logs and the Markdown and HTML pages from the database; return the log path.
 
-    Returns the log path. ``kit leaderboard`` reads the same log.
+    ``metric`` is the competition's own (kept for callers; the competition knows it).
     """
-    rows = db.submissions(status=SCORED)
-    entries = [{
-        "time": row["submitted_at"],
-        "participant": row["participant"],
-        "file": row["file_name"],
-        "sha256": row["sha256"],
-        "model": row["description"],
-        "public": _number(row["public"]),
-        "private": _number(row["private"]),
-        "validation": "",
-        "rows": str(row["rows"] or 0),
-        "per_bin_public": row["per_bin_public"] or "{}",
-        "per_bin_private": row["per_bin_private"] or "{}",
-    } for row in rows]
-    path = write_log(log_path(competition.name, leaderboard), entries)
-    build_leaderboard(competition, leaderboard=leaderboard, private=db.revealed, write_pages=True)
-    return path
+    return build_leaderboard(competition, leaderboard=leaderboard, store=db, write_pages=True).log_path
 
 
 class Exporter:
@@ -192,7 +152,3 @@ def _finite(value):
     except (TypeError, ValueError):
         return None
     return value if value == value and abs(value) != float("inf") else None
-
-
-def _number(value):
-    return "" if value is None else repr(float(value))
