@@ -651,3 +651,124 @@ def test_a_damaged_rejected_list_reads_as_empty(tmp_path, content):
     log = tmp_path / "practice.csv"
     rejected_path(log).write_text(content)
     assert read_rejected(log) == []
+
+
+# --- one hostile file never stops the class ---------------------------------------------------
+
+
+def hostile_file(comp_dir, path, kind):
+    """A file built to break a reader: a huge field (past the CSV module's 131,072) and a repeated id, and kin."""
+    from builders import read_solution
+
+    ids = read_solution(comp_dir)[0]
+    rows = [f"{i},0.5" for i in ids]
+    if kind == "huge field":
+        rows = [rows[0] + " " * 140_000] + rows  # and the first id repeated
+    elif kind == "huge quoted field":
+        rows = [f'{ids[0]},"0.5{" " * 140_000}"'] + rows  # and the first id repeated
+    elif kind == "NUL bytes":
+        rows = [rows[0] + "\0" * 10] + rows[1:]
+    elif kind == "lone quote":
+        rows = [f'{ids[0]},"0.5'] + rows[1:]
+    elif kind == "not UTF-8":
+        path.write_bytes(b"id,similarity\n" + b"\xff\xfe\x00" * 1000)
+        return path
+    path.write_text("id,similarity\n" + "\n".join(rows) + "\n")
+    return path
+
+
+HOSTILE_KINDS = ["huge field", "huge quoted field", "NUL bytes", "lone quote", "not UTF-8"]
+
+
+@pytest.mark.parametrize("kind", HOSTILE_KINDS)
+def test_a_hostile_file_is_rejected_and_honest_files_are_scored_this_poll_and_later(comp_dir, inbox, tmp_path, kind):
+    hostile_file(comp_dir, inbox / "mallory__evil.csv", kind)
+    drop(comp_dir, inbox, "zed__1.csv", seed=1)  # read after the hostile one (name order)
+    polls = []
+
+    def on_poll(report):
+        polls.append(report)
+        if len(polls) == 1:
+            drop(comp_dir, inbox, "zed__2.csv", noise=0.05, seed=2)
+
+    assert watch_inbox(comp_dir, inbox, leaderboard=tmp_path / "lb", interval=1, polls=3, on_poll=on_poll,
+                       sleep=lambda s: None) == 3
+    first, second, third = polls
+    assert [name for name, _, _ in first.scored] == ["zed__1.csv"]
+    assert [name for name, _, _ in second.scored] == ["zed__2.csv"]
+    for report in polls:
+        [(name, reason)] = report.rejected
+        assert name == "mallory__evil.csv" and "\n" not in reason and len(reason) < 400
+        assert "Traceback" not in reason
+    assert log_of(tmp_path)["file"].tolist() == ["zed__1.csv", "zed__2.csv"]
+
+
+def test_the_command_keeps_watching_after_a_hostile_file(comp_dir, inbox, tmp_path):
+    hostile_file(comp_dir, inbox / "mallory__evil.csv", "huge field")
+    drop(comp_dir, inbox, "zed__1.csv")
+    done = kit_cli("leaderboard", "--competition", comp_dir, "--leaderboard", tmp_path / "lb", "--inbox", inbox,
+                   "--watch", "--interval", "0.01", "--polls", "2", "--no-pages", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "scored zed__1.csv for zed" in done.stdout and "rejected mallory__evil.csv:" in done.stdout
+    assert "after 2 look(s)" in done.stdout and "Traceback" not in done.stdout + done.stderr
+    # And a plain run later still scores what arrives.
+    drop(comp_dir, inbox, "ann__1.csv", seed=3)
+    again = kit_cli("leaderboard", "--competition", comp_dir, "--leaderboard", tmp_path / "lb", "--inbox", inbox,
+                    "--no-pages", cwd=tmp_path)
+    assert again.returncode == 0 and "scored ann__1.csv for ann" in again.stdout
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom\nsecond line"), MemoryError(), RecursionError("deep"),
+                                   KeyError("id"), OSError(5, "I/O error"), ZeroDivisionError("division")])
+def test_any_failure_while_scoring_a_file_rejects_that_file_only(comp_dir, inbox, tmp_path, monkeypatch, error):
+    from kit.scoring import Scorer
+
+    real = Scorer.score
+
+    def score(self, path):
+        if b"0.123" in open(path, "rb").read():
+            raise error
+        return real(self, path)
+
+    monkeypatch.setattr(Scorer, "score", score)
+    bad = drop(comp_dir, inbox, "amy__1.csv")
+    text = bad.read_text().splitlines()
+    bad.write_text("\n".join(text[:1] + [text[1].split(",")[0] + ",0.123"] + text[2:]) + "\n")
+    drop(comp_dir, inbox, "bea__1.csv", seed=4)
+    for poll in range(2):
+        report = run(comp_dir, inbox, tmp_path, now=T1 + poll * HOUR)
+        [(name, reason)] = report.rejected
+        assert name == "amy__1.csv" and "could not be judged" in reason and "\n" not in reason
+    assert log_of(tmp_path)["participant"].tolist() == ["bea"]
+
+
+def test_a_failure_while_storing_one_file_leaves_it_for_the_next_poll(comp_dir, inbox, tmp_path, monkeypatch):
+    import sqlite3
+
+    from kit.server.db import Database
+
+    real = Database.record
+    broken = {"amy"}
+
+    def record(self, entry, source, once=False):
+        if entry["participant"] in broken:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real(self, entry, source, once=once)
+
+    monkeypatch.setattr(Database, "record", record)
+    drop(comp_dir, inbox, "amy__1.csv")
+    drop(comp_dir, inbox, "bea__1.csv", seed=4)
+    report = run(comp_dir, inbox, tmp_path)
+    assert [n for n, _, _ in report.scored] == ["bea__1.csv"]
+    assert report.rejected == [("amy__1.csv", "could not be judged (OperationalError: disk I/O error)")]
+    broken.clear()
+    report = run(comp_dir, inbox, tmp_path, now=T1 + HOUR)
+    assert [n for n, _, _ in report.scored] == ["amy__1.csv"] and report.already_scored == ["bea__1.csv"]
+    # Its time is still the first look at it.
+    assert log_of(tmp_path).set_index("participant").loc["amy", "time"] == T1
+
+
+def test_inbox_scores_are_shown_rounded(comp_dir, inbox, tmp_path):
+    drop(comp_dir, inbox, "ann__1.csv", noise=0.1234567)
+    [(_, _, public)] = run(comp_dir, inbox, tmp_path).scored
+    assert public == round(public, 5)

@@ -112,3 +112,61 @@ def test_the_manifest_participant_counts_for_the_duplicate_check(data, capsys):
     assert main(["score", str(path), "--participant", "carol"]) == 0
     assert "Already scored for carol" in capsys.readouterr().out
     assert list(_log(data.parent, "practice")["participant"]) == ["carol"]
+
+
+def test_a_file_an_inbox_or_the_server_stored_is_the_same_submission(data, capsys):
+    """One store: a file already stored for the participant by another command is not stored twice."""
+    from kit.classroom import process_inbox
+
+    path = _submission(data, "practice", manifest=False)
+    inbox = data.parent / "inbox"
+    inbox.mkdir()
+    (inbox / "ann__1.csv").write_bytes(path.read_bytes())
+    assert process_inbox(data / "practice", inbox, leaderboard=data.parent / "leaderboard").scored
+    assert main(["score", str(path), "--participant", "ANN"]) == 0
+    assert "Already scored for ann" in capsys.readouterr().out
+    assert list(_log(data.parent, "practice")["file"]) == ["ann__1.csv"]
+
+
+def test_json_and_report_show_five_decimals_unless_private(data, capsys):
+    path = _submission(data, "practice", manifest=False)
+    assert main(["score", str(path), "--json", "--no-log"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert main(["score", str(path), "--json", "--no-log", "--private"]) == 0
+    full = json.loads(capsys.readouterr().out)
+    assert shown["public"] == round(full["public"], 5) and shown["public"] != full["public"]
+    numbers = [shown["public"], shown["mae"], shown["binned_rmse"], *shown["per_bin_rmse"].values()]
+    assert all(v is None or v == round(v, 5) for v in numbers)
+    assert main(["score", str(path), "--no-log"]) == 0
+    report = capsys.readouterr().out
+    import re
+
+    assert not re.search(r"\d\.\d{6,}", report)
+
+
+@pytest.mark.parametrize("content", [
+    "id,similarity\n0,0.5" + " " * 140_000 + "\n0,0.5\n",            # a huge field and a repeated id
+    'id,similarity\n0,"0.5' + " " * 140_000 + '"\n0,0.5\n',          # the same, quoted
+    "id,similarity\n0,0.5\0\n",                                      # a NUL byte
+    "id,similarity\n" + "\n" * 5 + '0,"\n',                          # an unterminated quote
+])
+def test_a_hostile_file_is_one_line_and_exit_2(data, capsys, content):
+    path = data.parent / "evil.csv"
+    path.write_text(content)
+    assert main(["score", str(path), "--participant", "mallory"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "evil.csv" in err
+    assert not (data.parent / "leaderboard" / "practice.csv").exists()
+
+
+def test_an_unexpected_failure_of_the_reader_is_one_line(data, capsys, monkeypatch):
+    import kit.scoring
+
+    def broken(path, expected_ids=None):
+        raise IndexError("list index out of range\nmore")
+
+    monkeypatch.setattr(kit.scoring, "read_submission", broken)
+    path = _submission(data, "practice", manifest=False)
+    assert main(["score", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be read as a submission (IndexError: list index out of range)" in err and err.count("\n") == 1

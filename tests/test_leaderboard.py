@@ -1,4 +1,5 @@
 """kit.leaderboard: a log that never loses a row, ranking, and the rendered pages."""
+import itertools
 import json
 import math
 import os
@@ -150,6 +151,10 @@ def test_sixteen_concurrent_scorers_add_sixteen_intact_rows(tmp_path, comp_dir):
     assert sorted(frame["participant"]) == sorted(f"p{k}" for k in range(16))
     scores = {json.loads(out)["public"] for out, _ in outputs}
     assert set(frame["public"]) == scores
+    # The store has every one of them, at full precision in the teacher's export.
+    full = read_log(comp_dir / "private" / "leaderboard.csv")
+    assert sorted(full["participant"]) == sorted(frame["participant"])
+    assert {round(v, 5) for v in full["public"]} == scores
 
 
 # --- ranking -------------------------------------------------------------------------
@@ -522,3 +527,149 @@ def test_importing_the_kit_leaves_the_backend_and_warning_filters_alone():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+# --- one store of record ---------------------------------------------------------------------
+
+
+def _serve_once(comp_dir, lb, path=None, name="Sam"):
+    """Start `kit serve`'s app on the competition (its start-up export runs), upload ``path`` as ``name``, stop."""
+    pytest.importorskip("fastapi")
+    import warnings
+
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
+
+    from kit.server.app import create_app
+
+    app = create_app(comp_dir, leaderboard=lb, export_interval=0)
+    with TestClient(app) as client:
+        state = app.state.kit
+        if path is not None:
+            [(_, token)] = state.db.add_participants([name], datetime.now(timezone.utc))
+            reply = client.post("/api/submissions", headers={"Authorization": f"Bearer {token}"},
+                                files={"file": ("pred.csv", path.read_bytes(), "text/csv")})
+            assert reply.status_code == 201, reply.text
+        state.exporter.flush()
+        board = client.get("/api/leaderboard").json()
+    return {row["participant"] for row in board["rows"]}
+
+
+def _write(step, comp_dir, tmp_path, lb, k):
+    sub = perfect_submission(comp_dir, tmp_path / f"{step}{k}.csv", noise=0.05 * (k + 1), seed=k)
+    if step == "score":
+        assert kit_cli("score", sub, "--competition", comp_dir, "--participant", "Kim", "--leaderboard", lb,
+                       cwd=tmp_path).returncode == 0
+    elif step == "inbox":
+        inbox = tmp_path / "inbox"
+        inbox.mkdir(exist_ok=True)
+        sub.rename(inbox / "Ivy__1.csv")
+        done = kit_cli("leaderboard", "--competition", comp_dir, "--leaderboard", lb, "--inbox", inbox,
+                       "--no-pages", cwd=tmp_path)
+        assert done.returncode == 0 and "scored Ivy__1.csv" in done.stdout, done.stderr
+    else:
+        _serve_once(comp_dir, lb, sub)
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(["score", "inbox", "serve"])))
+def test_every_order_of_the_three_writers_keeps_every_row(tmp_path, comp_dir, order):
+    lb = tmp_path / "lb"
+    # A log written by an earlier version, before the store existed: its row is kept too.
+    append_entry(lb / "practice.csv", entry("Old", 0.3, private=0.31))
+    for k, step in enumerate(order):
+        _write(step, comp_dir, tmp_path, lb, k)
+    everyone = {"Old", "Kim", "Ivy", "Sam"}
+    # A server started last rewrites the exports from the store: nothing dropped.
+    assert _serve_once(comp_dir, lb) == everyone
+    assert set(read_log(lb / "practice.csv")["participant"]) == everyone
+    done = kit_cli("leaderboard", "--competition", comp_dir, "--leaderboard", lb, cwd=tmp_path)
+    assert done.returncode == 0 and all(name in done.stdout for name in everyone)
+    assert len(read_log(lb / "practice.csv")) == 4 == len(read_log(comp_dir / "private" / "leaderboard.csv"))
+    assert all(name in (lb / "practice.html").read_text() for name in everyone)
+
+
+def test_an_earlier_log_is_imported_once_and_an_exported_one_is_not_doubled(tmp_path, comp_dir):
+    from kit.leaderboard import open_store, store_entries
+
+    lb = tmp_path / "lb"
+    append_entry(lb / "practice.csv", entry("ann", 0.2, private=0.21))
+    append_entry(lb / "practice.csv", entry("bob", 0.3, minutes=5))
+    comp = kit.load_competition(comp_dir)
+    for _ in range(3):
+        build_leaderboard(comp, leaderboard=lb)
+    db = open_store(comp, lb)
+    rows = store_entries(db)
+    db.close()
+    assert [(r["participant"], r["public"], r["private"]) for r in rows] == [("ann", 0.2, 0.21), ("bob", 0.3, None)]
+    # The exports of this store, copied into another leaderboard folder: the same rows, not new ones.
+    other = tmp_path / "copy"
+    other.mkdir()
+    (other / "practice.csv").write_bytes((comp_dir / "private" / "leaderboard.csv").read_bytes())
+    assert len(build_leaderboard(comp, leaderboard=other).log) == 2
+
+
+def test_hidden_private_scores_are_in_no_file_others_can_read(tmp_path, comp_dir):
+    from kit.leaderboard import open_store
+
+    lb = _filled(tmp_path, comp_dir)
+    build_leaderboard(comp_dir, leaderboard=lb)
+    full = read_log(comp_dir / "private" / "leaderboard.csv")
+    secrets = {f"{v:.5f}" for v in full["private"]} | {repr(v) for v in full["private"]}
+    for page in sorted(lb.iterdir()):
+        text = page.read_text(errors="replace")
+        assert not any(secret in text for secret in secrets), page
+    assert read_log(lb / "practice.csv")["private"].isna().all()
+    for private_file in (comp_dir / "private" / "leaderboard.csv", comp_dir / "private" / "classroom.sqlite"):
+        assert private_file.stat().st_mode & 0o077 == 0
+    # Once the store says revealed (`kit serve`'s reveal), the exports hold Private, rounded.
+    db = open_store(kit.load_competition(comp_dir), lb)
+    db.set_revealed()
+    db.close()
+    standings = build_leaderboard(comp_dir, leaderboard=lb)
+    assert standings.private and read_log(lb / "practice.csv")["private"].notna().all()
+
+
+def test_everything_others_see_is_rounded_and_ranks_use_the_rounded_scores(tmp_path, comp_dir):
+    from kit.leaderboard import open_store
+
+    comp = kit.load_competition(comp_dir)
+    db = open_store(comp, tmp_path / "lb")
+    bins = {"0.0-0.1": 0.1234567891}
+    # 0.123454 and 0.123446 are both 0.12345 as shown: a tie, won by the earlier one.
+    for who, public, minutes in [("ann", 0.123454, 5), ("bob", 0.123446, 0)]:
+        db.record({"participant": who, "time": T0 + timedelta(minutes=minutes), "sha256": who, "public": public,
+                   "private": 0.2222222222, "rows": 60, "per_bin_public": bins, "per_bin_private": bins}, "score")
+    db.close()
+    standings = build_leaderboard(comp, leaderboard=tmp_path / "lb")
+    assert standings.ranking["participant"].tolist() == ["bob", "ann"]
+    assert standings.ranking["rank"].tolist() == [1, 2]
+    csv_text = (tmp_path / "lb" / "practice.csv").read_text()
+    assert "0.12345," in csv_text and "0.123454" not in csv_text and "0.1234567891" not in csv_text
+    assert "0.1234567891" in (comp_dir / "private" / "leaderboard.csv").read_text()
+    assert "0.12345" in standings.text and "0.123454" not in standings.markdown_path.read_text()
+    private = build_leaderboard(comp, leaderboard=tmp_path / "lb", private=True)
+    assert "0.22222" in private.text and "0.2222222" not in (tmp_path / "lb" / "practice.csv").read_text()
+
+
+def test_threads_and_processes_storing_at_once_lose_no_row(tmp_path, comp_dir):
+    import threading
+
+    lb = tmp_path / "lb"
+    comp = kit.load_competition(comp_dir)
+    results = [kit.score_submission(perfect_submission(comp_dir, tmp_path / f"t{k}.csv", noise=0.01 * (k + 1), seed=k),
+                                    comp) for k in range(12)]
+    errors = []
+
+    def work(k):
+        try:
+            record_result(results[k], participant=f"t{k}", leaderboard=lb)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors
+    assert sorted(read_log(lb / "practice.csv")["participant"]) == sorted(f"t{k}" for k in range(12))

@@ -221,3 +221,93 @@ def test_database_files_are_owner_only_whatever_the_umask(tmp_path, umask):
         db.close()
     finally:
         os.umask(old)
+
+
+# --- one store for kit serve, kit score and the inbox -----------------------------------------
+
+
+def entry(who, when=START, sha="a" * 64, public=0.2):
+    return {"participant": who, "time": when, "file": f"{who}.csv", "sha256": sha, "model": "gbm", "public": public,
+            "private": 0.3, "rows": 10, "per_bin_public": {"0.0-0.1": public}, "per_bin_private": {}}
+
+
+def test_a_version_1_database_is_upgraded_with_its_rows(tmp_path):
+    from kit.server import db as dbmod
+
+    path = tmp_path / "classroom.sqlite"
+    with sqlite3.connect(path) as conn:
+        for statement in dbmod._statements(dbmod._MIGRATIONS[0]):
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute("INSERT INTO participants (name, key, token_sha256, created_at) VALUES ('Ada', 'ada', 'h', 'x')")
+        conn.execute("INSERT INTO submissions (participant_id, submitted_at, sha256, stored_path, file_name, size, "
+                     "public, status) VALUES (1, ?, 's', 'p', 'f.csv', 1, 0.2, 'scored')", (utc_iso(START),))
+    upgraded = Database(path)
+    assert upgraded.schema_version == SCHEMA_VERSION and upgraded.integrity_check() == "ok"
+    [row] = upgraded.submissions()
+    assert row["participant"] == "Ada" and row["source"] == "server" and row["public"] == 0.2
+    assert [p["name"] for p in upgraded.participants()] == ["Ada"]
+    upgraded.close()
+
+
+def test_named_participants_have_no_token_until_added(db):
+    db.record(entry("Bo"), "score")
+    db.record(entry("bo", sha="b" * 64), "inbox")  # the same person, shown as first written
+    assert db.participants() == [] and {r["participant"] for r in db.submissions()} == {"Bo"}
+    (name, token), = db.add_participants(["BO"], START)
+    assert name == "Bo" and db.participant_for_token(token).name == "Bo"
+    assert db.participants()[0]["entries"] == 2
+    with pytest.raises(UserError, match="already registered|same person"):
+        db.add_participants(["Bo"], START)
+
+
+@pytest.mark.parametrize("source", ["server", "elsewhere", ""])
+def test_record_takes_known_sources_only(db, source):
+    with pytest.raises(ValueError, match="source"):
+        db.record(entry("Bo"), source)
+
+
+@pytest.mark.parametrize("public", [None, "", float("nan"), float("inf")])
+def test_record_refuses_a_row_without_a_finite_public_score(db, public):
+    with pytest.raises(ValueError, match="finite Public"):
+        db.record(entry("Bo", public=public), "score")
+    assert db.submissions() == []
+
+
+@pytest.mark.parametrize("bad", ["../x", "a\u202eb", "", "x" * 80])
+def test_record_refuses_a_name_nobody_could_register(db, bad):
+    with pytest.raises(UserError):
+        db.record(entry(bad), "score")
+    assert db.submissions() == []
+
+
+def test_one_file_stored_once_by_concurrent_writers(tmp_path):
+    path = tmp_path / "classroom.sqlite"
+    Database(path).close()
+    barrier, outcomes = threading.Barrier(10), []
+
+    def write(k):
+        mine = Database(path)  # its own connection, as another process would have
+        barrier.wait()
+        outcomes.append(mine.record(entry("Ada", START + timedelta(seconds=k)), "score", once=True)[0])
+        mine.close()
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(1 for o in outcomes if o is not None) == 1
+    db = Database(path)
+    assert len(db.submissions()) == 1 and db.integrity_check() == "ok"
+    db.close()
+
+
+def test_an_import_runs_once_and_skips_rows_already_stored(db):
+    db.record(entry("Ada"), "score")
+    rows = [entry("Ada"), entry("Ada", START + timedelta(minutes=1)), entry("Cy", None, sha="c" * 64)]
+    assert db.import_entries(rows, "imported_log:/x.csv") == 2
+    assert db.import_entries(rows, "imported_log:/x.csv") == 0
+    stored = db.submissions()
+    assert [r["source"] for r in stored] == ["score", "log", "log"]
+    assert stored[-1]["participant"] == "Cy" and stored[-1]["submitted_at"].startswith("9999")
