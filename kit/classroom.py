@@ -19,6 +19,12 @@ who submitted it. Nothing a student controls decides *when* a file was submitted
 - **Identity** comes from :mod:`kit.identity`: ``Bob``, ``BOB`` and ``ＢＯＢ`` are one
   participant (shown as first written); names with look-alikes from another script,
   invisible characters or more than 40 characters are refused (never cut short).
+- **One store**: scored files go into the competition's store of record
+  (``private/classroom.sqlite``, shared with ``kit score`` and ``kit serve``), and
+  ``leaderboard/<competition>.csv`` is rewritten from it (:mod:`kit.leaderboard`).
+- **One hostile file never stops the class**: whatever fails while one file is judged
+  (the reader, the scorer, storing it) rejects that file with one line; the files after
+  it, and later polls, are judged as usual.
 - **Only the file's bytes are read**: a copy is scored, so a ``.json`` beside it (a
   model name, a validation score) is never trusted, and a file changed while it is read
   is read again at the next poll. Its size is checked against the competition's cap
@@ -175,7 +181,7 @@ class FirstSeen:
 
 
 def process_inbox(competition, inbox, *, data=None, leaderboard=None, now=None, _memo=None):
-    """Score every new file of ``inbox`` into the competition's leaderboard log.
+    """Score every new file of ``inbox`` into the competition's store, then rewrite the CSV exports.
 
     Parameters
     ----------

@@ -6,8 +6,11 @@ def add_parser(subparsers):
     p = subparsers.add_parser(
         "leaderboard",
         help="show the local leaderboard; score a classroom inbox",
-        description="Rank leaderboard/<competition>.csv (best Public score per participant, ties to the "
-        "earliest), print it and write leaderboard/<competition>.md and .html. With --inbox DIR, first "
+        description="Rank the competition's scored submissions (best Public score per participant, ties to the "
+        "earliest; scores shown to 5 decimals), print them and export leaderboard/<competition>.csv, .md and "
+        ".html from the store of record, private/classroom.sqlite (where the competition's private/ folder is "
+        "not here, the CSV export is read instead). Private scores appear only with --private or after "
+        "`kit serve`'s reveal; private/leaderboard.csv keeps every score at full precision. With --inbox DIR, first "
         "score each new <participant>__<anything>.csv file in DIR once, enforcing the competition's "
         "max_daily_submissions per participant (UTC days). A file's submission time is when the kit "
         "first saw it, not its modification time: use --watch to look at the inbox every few seconds.",
