@@ -277,7 +277,11 @@ def _candidates(inbox, cap, report, hashes, seen, now):
     """
     candidates = []
     for entry, info in _plain_files(inbox, report):
-        examined = _examine(entry, info, cap, report, hashes)
+        try:
+            examined = _examine(entry, info, cap, report, hashes)
+        except Exception as exc:  # noqa: BLE001 - one file the checks trip over never stops the others
+            report.rejected.append((entry.name, _failure(exc)))
+            continue
         if examined is None:
             continue
         name, participant, size, digest = examined

@@ -772,3 +772,20 @@ def test_inbox_scores_are_shown_rounded(comp_dir, inbox, tmp_path):
     drop(comp_dir, inbox, "ann__1.csv", noise=0.1234567)
     [(_, _, public)] = run(comp_dir, inbox, tmp_path).scored
     assert public == round(public, 5)
+
+
+def test_a_failure_while_examining_one_file_leaves_the_others(comp_dir, inbox, tmp_path, monkeypatch):
+    real = classroom.participant_from_filename
+
+    def fragile(name):
+        if name.startswith("amy"):
+            raise UnicodeEncodeError("utf-8", "\udcff", 0, 1, "surrogates not allowed")
+        return real(name)
+
+    monkeypatch.setattr(classroom, "participant_from_filename", fragile)
+    drop(comp_dir, inbox, "amy__1.csv")
+    drop(comp_dir, inbox, "bea__1.csv", seed=4)
+    report = run(comp_dir, inbox, tmp_path)
+    assert [n for n, _, _ in report.scored] == ["bea__1.csv"]
+    [(name, reason)] = report.rejected
+    assert name == "amy__1.csv" and reason.startswith("could not be judged (UnicodeEncodeError")
