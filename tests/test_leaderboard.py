@@ -584,8 +584,12 @@ def test_every_order_of_the_three_writers_keeps_every_row(tmp_path, comp_dir, or
     assert set(read_log(lb / "practice.csv")["participant"]) == everyone
     done = kit_cli("leaderboard", "--competition", comp_dir, "--leaderboard", lb, cwd=tmp_path)
     assert done.returncode == 0 and all(name in done.stdout for name in everyone)
-    assert len(read_log(lb / "practice.csv")) == 4 == len(read_log(comp_dir / "private" / "leaderboard.csv"))
+    public, full = read_log(lb / "practice.csv"), read_log(comp_dir / "private" / "leaderboard.csv")
+    assert len(public) == 4 == len(full)
     assert all(name in (lb / "practice.html").read_text() for name in everyone)
+    # Hidden: no Private score in what others read; every one of them in the teacher's export.
+    assert public["private"].isna().all() and (public["per_bin_private"].map(len) == 0).all()
+    assert full["private"].notna().all() and 0.31 in set(full["private"])
 
 
 def test_an_earlier_log_is_imported_once_and_an_exported_one_is_not_doubled(tmp_path, comp_dir):
