@@ -68,7 +68,7 @@ class InboxReport:
 
     Attributes
     ----------
-    scored : list of (file, participant, public score)
+    scored : list of (file, participant, Public score as shown: rounded to 5 decimals)
     already_scored : list of file names whose content was scored before
     rejected : list of (file, reason)
     notes : list of str (for example identical files from different participants)

@@ -31,9 +31,9 @@ from pathlib import Path
 
 from kit.errors import UserError
 from kit.identity import MAX_NAME_LENGTH
+from kit.metrics import shown_scores
 from kit.paths import leaderboard_dir
 from kit.safetext import from_spreadsheet_cell, one_line, printable, spreadsheet_cell
-from kit.metrics import shown_scores
 from kit.scoring import PRIVATE, PUBLIC
 from kit.server.db import DB_NAME, SCORE, SCORED, Database
 
