@@ -12,12 +12,22 @@ worker expect, and how the bundle meets it:
   ``auto_migrate_to_this_phase: true``: when it opens, every submission on the leaderboard
   moves to it and is scored on the Private rows. The leaderboard's ``submission_rule`` is
   ``Force_Best``, so the submission on it is each participant's best Public one;
+- submission caps: the unpacker gives a phase without ``max_submissions`` a total of 100
+  per participant, so the Public phase states days x daily limit. The final phase is
+  closed to uploads as far as a bundle can close it: it ends :data:`FINAL_PHASE_MINUTES`
+  after it starts (the upload page accepts files only while a phase is *Current*, that
+  is between its start and its end; migration runs whenever the start has passed, ended
+  or not), and it allows 1 submission a day and 1 in all, which a migrated submission
+  already uses (``Phase.can_user_make_submissions`` counts it). What remains open is
+  written in docs/teachers.md: Codabench's submission API checks no phase dates;
 - leaderboard column keys (at most 36 characters) equal the keys of ``scores.json``; ``rmse``
   is the primary column, sorted ascending (Codabench sorts descending by default);
-- the scoring program is ``metadata.yaml`` (``command: python3 scoring.py``) and a
-  ``scoring.py`` that reads ``/app/input/ref`` and ``/app/input/res`` and writes
-  ``/app/output/scores.json``. It runs on the scoring image's Python with NumPy alone:
-  :func:`scoring_program_source` inlines the kit's own validation and metric modules.
+- the scoring program is ``metadata.yaml`` (``command: python3 scoring.py $input $output``;
+  the worker replaces the two variables by ``/app/input`` and ``/app/output`` and runs
+  it in ``/app/program``) and a ``scoring.py`` that reads ``ref/`` and ``res/`` below the
+  input folder and writes ``scores.json``. It runs on the scoring image's Python with
+  NumPy alone: :func:`scoring_program_source` inlines the kit's own modules, among them
+  :mod:`kit.submission_format`, the one reader of submissions.
 
 Zip members have fixed times and order: the same competition and options give the same
 bytes.
@@ -34,6 +44,7 @@ from kit.errors import UserError
 from kit.fileio import atomic_path
 from kit.scoring import PRIVATE, PUBLIC
 from kit.hosting import parse_end, parse_when
+from kit.hosting.codabench_scorer import COMMAND
 
 #: The scoring program's own module: it and every kit module it imports, recursively,
 #: are inlined (imported modules first) into ``scoring.py``.
@@ -42,6 +53,9 @@ DOCKER_IMAGE = "codalab/codalab-legacy:py312"
 #: Codabench's limit on leaderboard and column keys and column titles.
 MAX_KEY = 36
 DEFAULT_WEEKS = 8
+#: How long the final phase is *Current* (open on the upload page): as short as the
+#: bundle's minute-precise dates allow. Migration does not need it open.
+FINAL_PHASE_MINUTES = 1
 TASKS = ((PUBLIC, "reference_data/public"), (PRIVATE, "reference_data/private"))
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -90,7 +104,7 @@ def export_codabench(competition, out, *, start=None, end=None, title=None, data
     members = {
         "competition.yaml": competition_yaml(competition, title, phase_dates, pages).encode(),
         "logo.png": logo_png(),
-        "scoring_program/metadata.yaml": b"command: python3 scoring.py\n",
+        "scoring_program/metadata.yaml": f"command: {COMMAND}\n".encode(),
         "scoring_program/scoring.py": scoring_program_source().encode(),
     }
     for key, (_, text) in pages.items():
@@ -117,6 +131,7 @@ def competition_yaml(competition, title, phase_dates, pages):
     from kit.hosting.pages import brief_description, daily_limit
 
     (public_start, public_end), final_start = phase_dates
+    final_end = final_start + dt.timedelta(minutes=FINAL_PHASE_MINUTES)
     limit = daily_limit(competition)
     tasks = [
         {"index": i, "name": f"{usage} rows", "description": f"Scores a submission on the {usage} rows of the test pairs.",
@@ -127,10 +142,11 @@ def competition_yaml(competition, title, phase_dates, pages):
         {"index": 0, "name": PUBLIC, "start": _when(public_start), "end": _when(public_end),
          "description": f"Submit a zip holding one `id,similarity` CSV; scored on the Public rows. "
                         f"At most {limit} a day; your best submission stays on the leaderboard.",
-         "max_submissions_per_day": limit, "tasks": [0], "public_data": "public_data/"},
-        {"index": 1, "name": "Private (final)", "start": _when(final_start),
+         "max_submissions_per_day": limit, "max_submissions": limit * submission_days(public_start, public_end),
+         "tasks": [0], "public_data": "public_data/"},
+        {"index": 1, "name": "Private (final)", "start": _when(final_start), "end": _when(final_end),
          "description": "The final ranking: each participant's best Public submission moves here when the "
-                        "phase opens and is scored on the Private rows. Nothing to do in this phase.",
+                        "phase opens and is scored on the Private rows. Nothing to upload in this phase.",
          "auto_migrate_to_this_phase": True, "max_submissions_per_day": 1, "max_submissions": 1,
          "tasks": [1], "public_data": "public_data/"},
     ]
@@ -220,6 +236,19 @@ def logo_png():
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", metadata={"Software": None})
     return buffer.getvalue()
+
+
+def submission_days(start, end):
+    """How many UTC dates a phase from ``start`` to ``end`` touches (Codabench's daily caps count by date).
+
+    Examples
+    --------
+    >>> submission_days(dt.datetime(2026, 1, 5), dt.datetime(2026, 3, 1, 23, 59))
+    56
+    >>> submission_days(dt.datetime(2026, 1, 5, 12, 0), dt.datetime(2026, 1, 6, 0, 0))
+    2
+    """
+    return (end.date() - start.date()).days + 1
 
 
 def _phase_dates(competition, start, end, today):
