@@ -434,7 +434,7 @@ def _parse_row(line):
         return ("quote", f"a quote in {_show(line)} is not closed"), None
     fields = _fields(line)
     if len(fields) != 2:
-        shown = f"{len(fields)} field{'s' if len(fields) != 1 else ''} {_show(','.join(fields))}"
+        shown = f"{len(fields):,} field{'s' if len(fields) != 1 else ''} {_show(','.join(fields[:SHOWN * 4]))}"
         if len(fields) == 3 and all(_ID.fullmatch(f) for f in fields):
             shown += " (a decimal comma? write 0.25, not 0,25)"
         return ("fields", shown), None
