@@ -75,6 +75,10 @@ _SPACE = " \t"
 _QUOTED = re.compile(r'("[^"]*")')
 _ID = re.compile(r"[+-]?([0-9]+)", re.ASCII)
 _VALUE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+#: A whole valid row: optional quotes around each field, spaces and tabs around them.
+_ROW = re.compile(
+    rf'[ \t]*(?P<q>"?)(?P<id>[+-]?[0-9]+)(?P=q)[ \t]*,[ \t]*(?P<r>"?)(?P<value>{_VALUE.pattern})(?P=r)[ \t]*', re.ASCII
+)
 _NON_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
 _INT64_MAX = np.iinfo(np.int64).max
 #: Bytes of a plain row (digits, sign, point, exponent), and its two delimiters.
@@ -384,7 +388,10 @@ def _parse_lines(doc):
     for index, line in enumerate(_LINE_END.split(doc.rows_text)):
         if not line.strip(_SPACE):
             continue  # a blank line
-        problem, parsed = _parse_row(line)
+        parsed = _usual_row(line)
+        problem = None
+        if parsed is None:
+            problem, parsed = _parse_row(line)
         if problem is None:
             if rule is None:
                 ids.append(parsed[0])
@@ -426,6 +433,21 @@ _RULES = {
         "larger values are no similarity and overflow the metric)"
     ),
 }
+
+
+def _usual_row(line):
+    """``(id, value)`` of a valid row in one regular-expression match, else None.
+
+    A shortcut for :func:`_parse_row` (which decides, and explains): what it returns,
+    :func:`_parse_row` returns too; ids longer than 19 characters are left to it.
+    """
+    match = _ROW.fullmatch(line)
+    if match is None or len(match["id"]) > 19:
+        return None
+    number, value = int(match["id"]), float(match["value"])
+    if abs(number) > _INT64_MAX or not abs(value) <= MAX_ABS_VALUE:
+        return None
+    return number, value
 
 
 def _parse_row(line):

@@ -279,3 +279,12 @@ def test_ids_other_than_0_to_n_are_matched(tmp_path):
     assert read_submission(path, expected_ids=[10, 20, 30]).aligned_values().tolist() == [0.1, 0.2, 0.3]
     with pytest.raises(SubmissionError, match=r"unknown ids: .* line 2: id 30"):
         read_submission(path, expected_ids=[10, 20, 31])
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(line=st.text(alphabet='0123456789+-.eE, \t"x', max_size=30))
+def test_the_usual_row_shortcut_agrees_with_the_row_rules(line):
+    quick = submission_format._usual_row(line)
+    if quick is not None:
+        problem, parsed = submission_format._parse_row(line)
+        assert problem is None and parsed[0] == quick[0] and parsed[1].hex() == quick[1].hex()
