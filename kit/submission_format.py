@@ -88,7 +88,6 @@ _DELIMITER = np.zeros(256, dtype=bool)
 _DELIMITER[list(b",\n")] = True
 #: os.open flags: never follow a final link, never wait on a pipe (both absent on Windows).
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-_CHUNK = 1 << 20
 
 
 @dataclass
@@ -234,28 +233,16 @@ def _read_bytes(path, limit):
         raise SubmissionError(f"cannot read {path}: {exc.strerror or exc}") from None
     _check_file_kind(path, info)
     try:
-        handle = os.open(path, _OPEN_FLAGS)
+        with open(os.open(path, _OPEN_FLAGS), "rb") as stream:
+            opened = os.fstat(stream.fileno())
+            # The name may have been swapped (for a link, a pipe) between lstat and open.
+            if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
+                raise SubmissionError(f"{path} changed while it was opened: expected a CSV file that stays put")
+            _check_file_kind(path, opened)
+            # Read one byte past the limit rather than trusting stat(): the file may grow.
+            data = stream.read(limit + 1)
     except OSError as exc:
         raise SubmissionError(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        opened = os.fstat(handle)
-        # The name may have been swapped (for a link, a pipe) between lstat and open.
-        if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
-            raise SubmissionError(f"{path} changed while it was opened: expected a CSV file that stays put")
-        _check_file_kind(path, opened)
-        chunks, total = [], 0
-        # Read one byte past the limit rather than trusting stat(): the file may grow.
-        while total <= limit:
-            block = os.read(handle, min(_CHUNK, limit + 1 - total))
-            if not block:
-                break
-            chunks.append(block)
-            total += len(block)
-    except OSError as exc:
-        raise SubmissionError(f"cannot read {path}: {exc.strerror or exc}") from None
-    finally:
-        os.close(handle)
-    data = b"".join(chunks)
     if not data:
         raise SubmissionError(f"{path} is empty: expected a header line `id,similarity` and one row per test pair")
     if len(data) > limit:
