@@ -3,12 +3,13 @@
 Codabench's compute worker runs ``metadata.yaml``'s command, ``python3 scoring.py $input
 $output``, in the program folder ``/app/program`` of its scoring image, with ``$input``
 replaced by ``/app/input`` (reference data in ``ref/``, the participant's unzipped
-submission in ``res/``) and ``$output`` by ``/app/output`` (for ``scores.json``). That image has NumPy but not the kit, so
-:func:`kit.hosting.codabench.scoring_program_source` writes one ``scoring.py`` holding
-:mod:`kit.errors`, :mod:`kit.tanimoto_bins`, :mod:`kit.metrics`, :mod:`kit.submission_format` and this
-module, in that order, with the ``from kit...`` lines dropped: the program checks files with
-the same code, and so the same rules and messages, as ``kit score``, and scores them with
-the same metric code.
+submission in ``res/``) and ``$output`` by ``/app/output`` (for ``scores.json``). That
+image has NumPy but not the kit, so :func:`kit.hosting.codabench.scoring_program_source`
+writes one ``scoring.py`` holding the kit modules this one imports (:mod:`kit.errors`,
+:mod:`kit.tanimoto_bins`, :mod:`kit.metrics`, :mod:`kit.safetext`,
+:mod:`kit.submission_format`) and this module, with the ``from kit...`` lines dropped: the
+program reads files with the kit's one reader, and so the same rules, values and messages,
+as ``kit score``, and scores them with the same metric code.
 
 Reference data of one task (written by ``kit export codabench``):
 
