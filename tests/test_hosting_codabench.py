@@ -396,6 +396,8 @@ def test_program_refuses_every_bad_file_with_kit_scores_message(bundle, comp_dir
     ({}, "no CSV file in the submission"),
     ({"a.csv": b"id,similarity\n", "b/c.csv": b"id,similarity\n"}, "2 CSV files in the submission"),
     ({"notes.txt": b"hello"}, "found 1 other file"),
+    ({"/".join("d" * 40) + "/s.csv": b"id,similarity\n"}, "nested more than 16 deep"),
+    ({f"f{k}.txt": b"" for k in range(1001)}, "more than 1000 files"),
 ])
 def test_program_needs_exactly_one_csv(bundle, tmp_path, extra, words, capsys):
     case = _layout(tmp_path / "case", bundle[1] / "reference_data" / "public", extra=extra)

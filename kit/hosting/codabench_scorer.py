@@ -43,6 +43,8 @@ SCORES_NAME = "scores.json"
 COMMAND = "python3 scoring.py $input $output"
 #: A submission is one CSV file; an archive of thousands of files is refused early.
 MAX_FILES = 1000
+#: ... and one nested thousands of folders deep (os.walk recursed once per level before Python 3.12).
+MAX_DEPTH = 16
 
 
 def leaderboard_columns():
@@ -103,6 +105,8 @@ def find_submission(folder):
         raise UserError(f"no submission folder at {folder}: expected the participant's unzipped submission")
     found, seen = [], 0
     for root, dirs, files in os.walk(folder):
+        if len(Path(root).relative_to(folder).parts) > MAX_DEPTH:
+            raise UserError(f"{folder}: folders nested more than {MAX_DEPTH} deep: expected a zip holding one CSV file")
         for name in dirs + files:
             _check_member(folder, Path(root) / name)
         # Archive tools add __MACOSX/ and dot files beside the real ones.
