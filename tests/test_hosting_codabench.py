@@ -209,6 +209,20 @@ def test_public_phase_allows_the_daily_limit_on_every_day(comp_dir, tmp_path, st
         assert not _may_submit(public, 3, made)
 
 
+@pytest.mark.parametrize("value, total", [("40", 40), ("1", 1), ("0", None), ("-3", None)])
+def test_the_teacher_may_set_the_public_total(comp_dir, tmp_path, value, total, capsys):
+    out = tmp_path / "b.zip"
+    code = main(["export", "codabench", "--competition", str(comp_dir), "--out", str(out), "--start", "2026-01-05",
+                 "--end", "2026-03-01", "--max-submissions", value])
+    if total is None:
+        assert code == 2 and not out.exists()
+        assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"expected a whole number >= 1, found {value}")
+        return
+    assert code == 0
+    public = sorted(check_v2_bundle(_unzip(out, tmp_path / "u"))["phases"], key=lambda p: p["index"])[0]
+    assert _caps(public) == (3, total)
+
+
 def test_final_phase_gives_no_private_score_to_an_upload(bundle):
     spec = check_v2_bundle(bundle[1])
     public, final = sorted(spec["phases"], key=lambda p: p["index"])

@@ -60,7 +60,8 @@ TASKS = ((PUBLIC, "reference_data/public"), (PRIVATE, "reference_data/private"))
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
-def export_codabench(competition, out, *, start=None, end=None, title=None, data=None, today=None):
+def export_codabench(competition, out, *, start=None, end=None, title=None, data=None, today=None,
+                     max_submissions=None):
     """Write a Codabench v2 competition bundle (a zip) for a prepared competition.
 
     Parameters
@@ -75,6 +76,9 @@ def export_codabench(competition, out, *, start=None, end=None, title=None, data
         Private phase opens one minute after ``end``.
     title : str, optional
         Title on Codabench (default ``Spectral similarity: <name>``).
+    max_submissions : int, optional
+        Submissions per participant in all during the Public phase (default: the daily
+        limit times the UTC dates the phase touches, so the daily limit holds every day).
     today : datetime.date, optional
         Stands in for today's date (tests).
 
@@ -102,7 +106,8 @@ def export_codabench(competition, out, *, start=None, end=None, title=None, data
     solution = _read_solution(competition)
     pages = build_pages(competition, files, title=title)
     members = {
-        "competition.yaml": competition_yaml(competition, title, phase_dates, pages).encode(),
+        "competition.yaml": competition_yaml(competition, title, phase_dates, pages,
+                                             max_submissions=max_submissions).encode(),
         "logo.png": logo_png(),
         "scoring_program/metadata.yaml": f"command: {COMMAND}\n".encode(),
         "scoring_program/scoring.py": scoring_program_source().encode(),
@@ -123,8 +128,8 @@ def export_codabench(competition, out, *, start=None, end=None, title=None, data
     return out
 
 
-def competition_yaml(competition, title, phase_dates, pages):
-    """The bundle's ``competition.yaml`` text."""
+def competition_yaml(competition, title, phase_dates, pages, max_submissions=None):
+    """The bundle's ``competition.yaml`` text (``max_submissions`` as in :func:`export_codabench`)."""
     import yaml
 
     from kit.hosting.codabench_scorer import leaderboard_columns
@@ -133,6 +138,11 @@ def competition_yaml(competition, title, phase_dates, pages):
     (public_start, public_end), final_start = phase_dates
     final_end = final_start + dt.timedelta(minutes=FINAL_PHASE_MINUTES)
     limit = daily_limit(competition)
+    if max_submissions is None:
+        max_submissions = limit * submission_days(public_start, public_end)
+    elif isinstance(max_submissions, bool) or not isinstance(max_submissions, int) or max_submissions < 1:
+        # Codabench reads 0 as "no cap at all".
+        raise UserError(f"--max-submissions: expected a whole number >= 1, found {max_submissions!r}")
     tasks = [
         {"index": i, "name": f"{usage} rows", "description": f"Scores a submission on the {usage} rows of the test pairs.",
          "scoring_program": "scoring_program/", "reference_data": f"{folder}/"}
@@ -142,7 +152,7 @@ def competition_yaml(competition, title, phase_dates, pages):
         {"index": 0, "name": PUBLIC, "start": _when(public_start), "end": _when(public_end),
          "description": f"Submit a zip holding one `id,similarity` CSV; scored on the Public rows. "
                         f"At most {limit} a day; your best submission stays on the leaderboard.",
-         "max_submissions_per_day": limit, "max_submissions": limit * submission_days(public_start, public_end),
+         "max_submissions_per_day": limit, "max_submissions": max_submissions,
          "tasks": [0], "public_data": "public_data/"},
         {"index": 1, "name": "Private (final)", "start": _when(final_start), "end": _when(final_end),
          "description": "The final ranking: each participant's best Public submission moves here when the "
