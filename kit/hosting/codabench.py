@@ -13,13 +13,16 @@ worker expect, and how the bundle meets it:
   moves to it and is scored on the Private rows. The leaderboard's ``submission_rule`` is
   ``Force_Best``, so the submission on it is each participant's best Public one;
 - submission caps: the unpacker gives a phase without ``max_submissions`` a total of 100
-  per participant, so the Public phase states days x daily limit. The final phase is
+  per participant, so the Public phase states days x daily limit (or the teacher's
+  ``max_submissions``). The final phase is
   closed to uploads as far as a bundle can close it: it ends :data:`FINAL_PHASE_MINUTES`
   after it starts (the upload page accepts files only while a phase is *Current*, that
   is between its start and its end; migration runs whenever the start has passed, ended
   or not), and it allows 1 submission a day and 1 in all, which a migrated submission
-  already uses (``Phase.can_user_make_submissions`` counts it). What remains open is
-  written in docs/teachers.md: Codabench's submission API checks no phase dates;
+  already uses (``Phase.can_user_make_submissions`` counts it). What remains open,
+  written in docs/teachers.md: Codabench's submission API checks no phase dates, so a
+  participant without a migrated submission (or before the migration pass) can still
+  send one file to the final phase by calling it directly;
 - leaderboard column keys (at most 36 characters) equal the keys of ``scores.json``; ``rmse``
   is the primary column, sorted ascending (Codabench sorts descending by default);
 - the scoring program is ``metadata.yaml`` (``command: python3 scoring.py $input $output``;
