@@ -32,7 +32,10 @@ def add_parser(subparsers):
 def run(args: argparse.Namespace) -> int:
     import zipfile
 
+    from kit.competition import as_competition
+    from kit.hosting import public_files
     from kit.hosting.codabench import export_codabench
+    from kit.hosting.pages import licence_counts, licence_warning
 
     path = export_codabench(args.competition, args.out, start=args.start, end=args.end, title=args.title,
                             data=args.data)
@@ -41,4 +44,7 @@ def run(args: argparse.Namespace) -> int:
         members = len(bundle.infolist())
     print(f"Wrote {path} ({members} files, {size:,} bytes unpacked). Upload it at "
           "https://www.codabench.org/competitions/upload/")
+    warning = licence_warning(licence_counts(public_files(as_competition(args.competition, args.data))))
+    if warning:
+        print(warning)
     return 0
