@@ -59,6 +59,26 @@ def licence_counts(files):
     return counts
 
 
+def hosted_licences(competition, files):
+    """Records per licence among every spectrum the competition hands out, train and test.
+
+    Test spectra lose their licence field (it would narrow down which record each one is),
+    so the files alone undercount: competition.json's ``library.licenses``, written by
+    ``kit prepare`` over all spectra, is used when it is there, the files' counts otherwise.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> hosted_licences(SimpleNamespace(metadata={"library": {"licenses": {"CC BY": 3}}}), [])
+    Counter({'CC BY': 3})
+    """
+    recorded = competition.metadata.get("library", {})
+    recorded = recorded.get("licenses") if isinstance(recorded, dict) else None
+    if isinstance(recorded, dict) and all(isinstance(n, int) and not isinstance(n, bool) for n in recorded.values()):
+        return Counter({str(name): n for name, n in recorded.items() if str(name) != "unknown"})
+    return licence_counts(files)
+
+
 def licence_warning(counts):
     """One line warning that the public files hold records whose licence restricts hosting them, or None.
 
@@ -76,7 +96,7 @@ def licence_warning(counts):
     --------
     >>> from collections import Counter
     >>> print(licence_warning(Counter({"CC BY": 9, "CC BY-NC-ND": 2})))
-    warning: the public files hold records whose licence restricts sharing them: 2 no derivatives, 2 non-commercial use only (CC BY-NC-ND: 2); check that hosting them is allowed, or rebuild the competition without them: kit prepare ... --exclude-licence CC-BY-NC-ND
+    warning: the competition hands out records whose licence restricts sharing them: 2 no derivatives, 2 non-commercial use only (CC BY-NC-ND: 2); check that hosting them is allowed, or rebuild the competition without them: kit prepare ... --exclude-licence CC-BY-NC-ND
     >>> licence_warning(Counter({"CC BY": 9})) is None
     True
     """
@@ -89,7 +109,7 @@ def licence_warning(counts):
     names = ", ".join(f"{printable(name, 40)}: {n:,}" for name, n in sorted(restricted.items(), key=lambda i: -i[1]))
     worst = max(restricted, key=lambda name: (len(restrictions(name)), restricted[name]))
     example = "-".join(printable(worst, 40).split())
-    return (f"warning: the public files hold records whose licence restricts sharing them: {', '.join(totals)} "
+    return (f"warning: the competition hands out records whose licence restricts sharing them: {', '.join(totals)} "
             f"({names}); check that hosting them is allowed, or rebuild the competition without them: "
             f"kit prepare ... --exclude-licence {example}")
 
