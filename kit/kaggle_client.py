@@ -148,7 +148,12 @@ def submit(file, message, competition, *, api=None, local_competition=None, data
         raise UserError("empty submission message: expected -m 'what changed'")
     api = api or connect()
     with _kaggle_errors(f"submit to {competition}", competition):
-        response = api.competition_submit(str(file), message, competition)
+        response = api.competition_submit(str(file), message, competition, quiet=True)
+    failed = getattr(api, "COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE", None)
+    if failed and getattr(response, "message", None) == failed:
+        # KaggleApi answers a failed upload with this message instead of raising.
+        raise UserError(f"cannot submit to {competition}: the upload of {file} failed "
+                        "(check your connection and try again)")
     return submission, response
 
 
@@ -298,23 +303,20 @@ def host_plan(competition, slug, *, title=None, privacy=DEFAULT_PRIVACY, data=No
     from kit.hosting.pages import (brief_description, build_pages, check_title, daily_limit, default_title,
                                    hosted_licences, licence_warning)
     from kit.competition import as_competition
-    from kit.scoring import PRIVATE, PUBLIC, load_solution_masks
 
     slug = check_slug(slug)
     if privacy not in PRIVACY:
         raise UserError(f"--privacy {printable(privacy, 40)!r}: expected one of {', '.join(PRIVACY)}")
     competition = as_competition(competition, data)
     title = check_title(title or default_title(competition))
-    masks = load_solution_masks(competition)[2]
-    if PRIVATE not in masks:
-        raise UserError(f"{competition.solution_path}: no Private rows: expected a Public/Private split")
+    rows = solution_rows(competition)
     files = public_files(competition)
     pages = build_pages(competition, files, title=title)
     limit = daily_limit(competition)
     meta = competition.metadata
     metadata = {"title": title, "slug": slug, "briefDescription": brief_description(), "privacy": privacy.upper()}
     plan = HostPlan(slug=slug, metadata=metadata, pages=pages, public=files, solution=competition.solution_path,
-                    rows={"public": int(masks[PUBLIC].sum()), "private": int(masks[PRIVATE].sum())},
+                    rows=rows,
                     licence_warning=licence_warning(hosted_licences(competition, files)))
     folder = f"{staging}/metadata"
     plan.calls += [
@@ -348,6 +350,16 @@ def host_plan(competition, slug, *, title=None, privacy=DEFAULT_PRIVACY, data=No
     # KaggleApi no method for the sample submission: the host page sets them.
     plan.by_hand = host_steps(slug, limit)
     return plan
+
+
+def solution_rows(competition):
+    """``{"public": n, "private": m}``: the solution's rows of each Usage; a UserError without Private rows."""
+    from kit.scoring import PRIVATE, PUBLIC, load_solution_masks
+
+    masks = load_solution_masks(competition)[2]
+    if PRIVATE not in masks:
+        raise UserError(f"{competition.solution_path}: no Private rows: expected a Public/Private split")
+    return {"public": int(masks[PUBLIC].sum()), "private": int(masks[PRIVATE].sum())}
 
 
 def host_steps(slug, limit):
@@ -458,10 +470,7 @@ def launch(slug, *, competition=None, data=None, api=None, echo=print, today=Non
     from kit.competition import as_competition
 
     slug = check_slug(slug)
-    rows = None
-    if competition is not None:
-        comp = as_competition(competition, data)
-        rows = {"public": comp.metadata.get("public_rows"), "private": comp.metadata.get("private_rows")}
+    rows = None if competition is None else solution_rows(as_competition(competition, data))
     api = api or connect()
     url = f"https://www.kaggle.com/competitions/{slug}"
     with _kaggle_errors(f"check {slug} before launching", slug):

@@ -73,13 +73,14 @@ def run_download(args: argparse.Namespace) -> int:
 
 def run_submit(args: argparse.Namespace) -> int:
     from kit import kaggle_client
+    from kit.safetext import printable
 
     local = args.local_competition or _local_copy(args.competition, args.data)
     # submit() checks the file before connecting: a bad file is refused without credentials.
     submission, response = kaggle_client.submit(args.file, args.message, args.competition,
                                                 local_competition=local, data=args.data)
     checked = "against " + str(local) if local else "for shape (pass --local-competition to check its ids)"
-    message = getattr(response, "message", None) or (response.get("message") if isinstance(response, dict) else None)
+    message = printable(getattr(response, "message", None) or "", 300)
     print(f"Checked {args.file} ({submission.rows:,} rows) {checked}.")
     print(f"Submitted to {args.competition}" + (f": {message}" if message else "."))
     return 0
