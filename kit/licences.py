@@ -107,7 +107,10 @@ def restrictions(licence):
 
 
 def check_exclusions(patterns):
-    """``--exclude-licence`` values as normalised licences, each naming something; UserError otherwise.
+    """``--exclude-licence`` values as normalised licences; a UserError for one that names nothing.
+
+    A value must hold a letter, at most :data:`MAX_PATTERN` characters and no control or
+    invisible characters.
 
     Examples
     --------
@@ -119,7 +122,7 @@ def check_exclusions(patterns):
         if not isinstance(pattern, str):
             raise UserError(f"--exclude-licence {pattern!r}: expected a licence name such as CC-BY-NC-ND")
         normal = normalise_licence(pattern)
-        if not normal or len(pattern) > MAX_PATTERN:
+        if not re.search("[A-Z]", normal) or len(pattern) > MAX_PATTERN or printable(pattern) != pattern:
             raise UserError(f"--exclude-licence {printable(pattern, 60)!r}: expected a licence name such as "
                             f"CC-BY-NC-ND (up to {MAX_PATTERN} characters)")
         if normal not in found:
