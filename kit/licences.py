@@ -26,7 +26,8 @@ _WORDS = (
 )
 _NOISE = {"INTERNATIONAL", "UNPORTED", "GENERIC", "LICENSE", "LICENCE", "LICENSES", "LICENCES", "WWW", "ORG",
           "HTTP", "HTTPS", "DEED", "EN", "LEGALCODE"}
-_URL = re.compile(r"(?:https?://)?(?:www\.)?creativecommons\.org/(licen[cs]es|publicdomain/zero)/", re.IGNORECASE)
+_URL = re.compile(r"(?:https?://)?(?:www\.)?creativecommons\.org/(?:licen[cs]es/(?P<elements>[a-z-]+)|"
+                  r"publicdomain/(?P<zero>zero))(?:/(?P<version>\d+(?:\.\d+)*))?\S*", re.IGNORECASE)
 _VERSION = re.compile(r"\d+(?:\.\d+)*")
 
 
@@ -56,7 +57,7 @@ def normalise_licence(text):
     >>> normalise_licence("Attribution-NonCommercial-NoDerivatives 4.0 International")
     'CC-BY-NC-ND-4.0'
     """
-    text = _URL.sub(lambda m: "CC " if m.group(1).lower().startswith("licen") else "CC0 ", str(text or ""))
+    text = _URL.sub(_url_licence, str(text or ""))
     text = text.upper()
     for pattern, code in _WORDS:
         text = pattern.sub(code, text)
@@ -73,6 +74,12 @@ def normalise_licence(text):
         elements = sorted(set(tokens[start:end]), key=CC_ELEMENTS.index)
         tokens = tokens[:start] + elements + tokens[end:]
     return "-".join(tokens)
+
+
+def _url_licence(match):
+    """The licence a creativecommons.org address names (its deed or language parts dropped)."""
+    name = "CC0" if match.group("zero") else f"CC {match.group('elements')}"
+    return f" {name} {match.group('version') or ''} "
 
 
 def licence_matches(licence, pattern):

@@ -107,8 +107,8 @@ def parse_when(text, option):
             return moment - shift
         except OverflowError:
             break
-    raise UserError(f"{option} {printable(raw, 60)!r}: expected a date YYYY-MM-DD or YYYY-MM-DDTHH:MM "
-                    "(UTC, or with Z or an offset such as +02:00)")
+    raise UserError(f"{option} {printable(raw, 60)!r}: expected a UTC date YYYY-MM-DD or YYYY-MM-DDTHH:MM "
+                    "(a time with Z or an offset such as +02:00 is converted to UTC)")
 
 
 def parse_end(text, option):
