@@ -93,3 +93,19 @@ def test_hosted_licences_prefer_the_recorded_counts_over_the_files(tmp_path):
         (folder / "competition.json").write_text(json.dumps(dict(meta, library={"licenses": recorded})))
         comp = load_competition(folder)
         assert hosted_licences(comp, public_files(comp)) == expected
+
+
+@pytest.mark.parametrize("files, words", [
+    ({"metadata": "x"}, "found 0 other file(s)"),  # the compute worker's own file is not the participant's
+    ({"metadata": "x", "notes.txt": "y"}, "found 1 other file(s)"),
+    ({"sub/metadata": "x"}, "found 1 other file(s)"),  # a participant's file of that name still counts
+])
+def test_the_no_csv_message_counts_only_the_participants_files(tmp_path, files, words):
+    from kit.hosting.codabench_scorer import find_submission
+
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    with pytest.raises(UserError, match=r"no CSV file") as info:
+        find_submission(tmp_path)
+    assert words in str(info.value)
