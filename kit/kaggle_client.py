@@ -473,10 +473,10 @@ def launch(slug, *, competition=None, data=None, api=None, echo=print, today=Non
     rows = None if competition is None else solution_rows(as_competition(competition, data))
     api = api or connect()
     url = f"https://www.kaggle.com/competitions/{slug}"
+    checks = launch_calls(slug)[:-1]
     with _kaggle_errors(f"check {slug} before launching", slug):
-        status = api.competition_get_solution_status(slug)
-        pages = api.competition_list_pages(slug) or []
-        settings = api.competition_get_settings(slug)
+        status, pages, settings = (getattr(api, c.method)(**c.kwargs) for c in checks)
+    pages = pages or []
     problems = _solution_problems(status, rows)
     published = {str(p.name) for p in pages if p is not None and p.is_published}
     missing = [name for name in DOCUMENTED_PAGES if name not in published]
@@ -492,8 +492,22 @@ def launch(slug, *, competition=None, data=None, api=None, echo=print, today=Non
     if problems:
         raise UserError(f"not launching {slug}: {'; '.join(problems)} (fix it at {url}/host, then run this again)")
     with _kaggle_errors(f"launch {slug}", slug):
-        api.competition_launch(slug)
+        api.competition_launch(**launch_calls(slug)[-1].kwargs)
     echo(f"done: competition_launch ({url})")
+
+
+def launch_calls(slug):
+    """The KaggleApi calls of :func:`launch`: three checks, then the launch.
+
+    Examples
+    --------
+    >>> [call.method for call in launch_calls("specsim-class")][-1]
+    'competition_launch'
+    """
+    return [ApiCall("competition_get_solution_status", {"competition_name": slug}),
+            ApiCall("competition_list_pages", {"competition": slug}),  # KaggleApi names it so here
+            ApiCall("competition_get_settings", {"competition_name": slug}),
+            ApiCall("competition_launch", {"competition_name": slug})]
 
 
 def _solution_problems(status, rows=None):

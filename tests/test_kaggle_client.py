@@ -416,6 +416,8 @@ def test_an_older_kaggle_package_is_named(comp_dir):
     (["--slug", "ok-slug\n--privacy"], "lowercase letters"),
     (["--slug", "ok-slug", "--title", "   "], "1 to 100 characters"),
     (["--slug", "ok-slug", "--launch"], "--launch-only"),
+    (["--slug", "bad\nslug", "--launch"], "lowercase letters"),
+    (["--slug", "bad\nslug", "--launch-only"], "lowercase letters"),
     (["--slug", "ok-slug", "--wait", "-1"], "--wait"),
     (["--slug", "ok-slug", "--launch-only", "--competition", "nowhere"], "nowhere"),
 ])
@@ -538,3 +540,17 @@ def test_the_recorder_answers_what_kaggle_api_expects():
     board = ApiGetLeaderboardResponse.from_dict({"submissions": _board(1), "nextPageToken": "t"})
     assert board.next_page_token == "t" and board.submissions[0].score == "0.00001"
     assert ApiListCompetitionPagesResponse.from_dict(PAGES_PUBLISHED).pages[3].name == "rules"
+
+
+def test_launch_only_dry_run_lists_the_calls_and_sends_nothing(monkeypatch, capsys):
+    monkeypatch.setattr(kaggle_client, "connect", lambda: pytest.fail("a dry run must not connect"))
+    assert main(["kaggle", "host", "--slug", SLUG, "--launch-only", "--dry-run"]) == 0
+    calls = [line.split("(")[0] for line in capsys.readouterr().out.splitlines() if line.startswith("api.")]
+    assert calls == ["api.competition_get_solution_status", "api.competition_list_pages",
+                     "api.competition_get_settings", "api.competition_launch"]
+
+
+def test_launch_only_and_print_page_exclude_each_other(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["kaggle", "host", "--slug", SLUG, "--launch-only", "--print-page", "data"])
+    assert info.value.code == 2 and "not allowed with" in capsys.readouterr().err

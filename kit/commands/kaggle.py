@@ -47,11 +47,12 @@ def add_parser(subparsers):
                    help="who can see it (limited, the default: only people with the link)")
     h.add_argument("--wait", type=int, default=300, metavar="SECONDS",
                    help="how long to wait for Kaggle to process the solution (default 300)")
-    h.add_argument("--launch-only", action="store_true",
+    only = h.add_mutually_exclusive_group()
+    only.add_argument("--launch-only", action="store_true",
                    help="only launch an uploaded competition, after checking what the API can check; run it once "
                    "the metric and the daily limit are set on the host page")
     h.add_argument("--launch", action="store_true", help=argparse.SUPPRESS)
-    h.add_argument("--print-page", choices=["overview", "evaluation", "data", "terms"], metavar="PAGE",
+    only.add_argument("--print-page", choices=["overview", "evaluation", "data", "terms"], metavar="PAGE",
                    help="print one page's Markdown (overview, evaluation, data, terms) and send nothing")
     h.add_argument("--dry-run", action="store_true", help="print the calls with their arguments; send nothing")
     p.set_defaults(run=run)
@@ -98,13 +99,19 @@ def run_host(args: argparse.Namespace) -> int:
     from kit import kaggle_client
     from kit.errors import UserError
 
+    slug = kaggle_client.check_slug(args.slug)
     if args.launch:
         raise UserError("--launch is a separate step now: host, set the metric and the daily limit on Kaggle's "
-                        f"host page, then run kit kaggle host --slug {args.slug} --launch-only")
+                        f"host page, then run kit kaggle host --slug {slug} --launch-only")
     if args.wait < 0:
         raise UserError(f"--wait must be a whole number of seconds >= 0, found {args.wait}")
+    if args.launch_only and args.dry_run:
+        print(f"Dry run: nothing is sent to Kaggle. --launch-only would check, then launch {slug}:")
+        for call in kaggle_client.launch_calls(slug):
+            print(call.describe())
+        return 0
     if args.launch_only:
-        kaggle_client.launch(args.slug, competition=args.competition or None, data=args.data)
+        kaggle_client.launch(slug, competition=args.competition or None, data=args.data)
         print(f"Launched https://www.kaggle.com/competitions/{args.slug}.")
         return 0
     if args.print_page:
