@@ -421,8 +421,9 @@ def host(competition, slug, *, title=None, privacy=DEFAULT_PRIVACY, dry_run=Fals
         for call in plan.calls:
             echo(call.describe() + ("  # repeated until ready" if call.method == "competition_get_solution_status"
                                     else ""))
-        for item in plan.by_hand:
-            echo(f"then: {item}")
+        echo(f"then on {plan.url}/host, in this order:")
+        for number, item in enumerate(plan.by_hand, 1):
+            echo(f"  {number}. {item}")
         return plan
     with tempfile.TemporaryDirectory(prefix="kit-kaggle-") as staging:
         # Options and files are checked before connecting: a mistake costs no sign-in.
@@ -439,8 +440,9 @@ def host(competition, slug, *, title=None, privacy=DEFAULT_PRIVACY, dry_run=Fals
                 _make_call(api, call, plan, echo, wait_s, sleep)
             done.append(step)
             echo(f"done: {call.method}")
-    for item in plan.by_hand:
-        echo(f"still to do: {item}")
+    echo(f"Still to do on {plan.url}/host, in this order:")
+    for number, item in enumerate(plan.by_hand, 1):
+        echo(f"  {number}. {item}")
     return plan
 
 
@@ -598,6 +600,10 @@ def _wait_for_solution(method, call, plan, echo, wait_s, sleep):
         if status is not None and status.ready:
             for problem in problems:
                 echo(f"note: {problem}")
+            info = status.solution_info
+            if info is not None and not problems:
+                echo(f"Kaggle has processed the solution: {info.public_rows or 0:,} Public and "
+                     f"{info.private_rows or 0:,} Private rows")
             return status
         if waited >= wait_s:
             echo(f"note: Kaggle is still processing the solution after {waited} s; "

@@ -287,7 +287,10 @@ def test_host_sends_every_call_in_order_and_never_launches(comp_dir, kaggle, cap
     assert sorted(settings["updateMask"].split(",")) == ["briefDescription", "deadline",
                                                          "publicLeaderboardDisclaimerMessage"]
     out = capsys.readouterr().out
-    steps = [line for line in out.splitlines() if line.startswith("still to do:")]
+    lines = out.splitlines()
+    steps = lines[lines.index(f"Still to do on https://www.kaggle.com/competitions/{SLUG}/host, in this order:") + 1:][:4]
+    assert [step[:5] for step in steps] == ["  1. ", "  2. ", "  3. ", "  4. "]
+    assert "Kaggle has processed the solution: 9 Public and 21 Private rows" in out
     assert ["Root Mean Squared Error" in steps[0], "daily submissions: 5" in steps[1],
             "sample_submission.csv" in steps[2], "--launch-only" in steps[3]] == [True] * 4
     assert "not launched" in out and "LaunchCompetition" not in kaggle.methods()
