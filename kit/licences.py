@@ -135,3 +135,46 @@ def check_exclusions(patterns):
         if normal not in found:
             found.append(normal)
     return found
+
+
+def drop_licences(spectra, patterns, report=None, echo=print):
+    """``spectra`` without the records whose licence is one of ``patterns`` (``--exclude-licence``).
+
+    Licences are compared in one spelling (:func:`licence_matches`): ``CC BY-NC-ND``,
+    ``cc-by-nc-nd`` and ``CC BY-NC-ND 4.0`` are one licence; ``CC-BY-NC`` does not match
+    ``CC BY-NC-ND``. Each pattern's drops are counted in ``report`` and returned; a pattern
+    that matches no record gets a note naming the licences found.
+
+    Returns
+    -------
+    (list, dict)
+        The kept spectra and ``{pattern: records dropped}``.
+
+    Examples
+    --------
+    >>> records = [{"license": "CC BY-NC-ND"}, {"license": "CC-BY-NC-ND 4.0"}, {"license": "CC BY-NC"}]
+    >>> kept, dropped = drop_licences(records, ["cc by nc nd"])
+    >>> kept, dropped
+    ([{'license': 'CC BY-NC'}], {'CC-BY-NC-ND': 2})
+    """
+    patterns = check_exclusions(patterns)
+    dropped = dict.fromkeys(patterns, 0)
+    if not patterns:
+        return list(spectra), dropped
+    verdict = {}  # a library has a handful of distinct licence strings: match each once
+    kept = []
+    for spectrum in spectra:
+        licence = str(spectrum.get("license") or "")
+        if licence not in verdict:
+            verdict[licence] = next((p for p in patterns if licence_matches(licence, p)), None)
+        if verdict[licence] is None:
+            kept.append(spectrum)
+        else:
+            dropped[verdict[licence]] += 1
+    for pattern, n in dropped.items():
+        if report is not None and n:
+            report.dropped[f"licence {pattern} (--exclude-licence)"] += n
+        if not n:
+            found = ", ".join(printable(v, 40) for v in sorted(verdict) if v) or "none"
+            echo(f"note: --exclude-licence {pattern} matched no record (licences in the library: {found[:300]})")
+    return kept, dropped

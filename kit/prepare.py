@@ -25,7 +25,7 @@ from kit.chemistry import FP_SIZE, LABEL_DEFINITION, MAX_PATH, fingerprints, gro
 from kit.classroom import DEFAULT_DAILY_LIMIT
 from kit.errors import UserError
 from kit.fileio import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, atomic_dir, ensure_writable_dir, sha256_file
-from kit.licences import check_exclusions, licence_matches
+from kit.licences import check_exclusions, drop_licences
 from kit.pairs import balanced_test_pairs, split_molecules
 from kit.paths import COMPETITION_FILE, COMPETITION_NAME, DEFAULT_COMPETITION, data_dir
 from kit.safetext import spreadsheet_cell
@@ -276,50 +276,6 @@ def neutral_ids(n, prefix=TEST_ID_PREFIX):
     return [f"{prefix}{k:0{width}d}" for k in range(1, n + 1)]
 
 
-def drop_licences(spectra, patterns, report=None, echo=print):
-    """``spectra`` without the records whose licence is one of ``patterns`` (``--exclude-licence``).
-
-    Licences are compared in one spelling (:func:`kit.licences.licence_matches`): ``CC BY-NC-ND``,
-    ``cc-by-nc-nd`` and ``CC BY-NC-ND 4.0`` are one licence; ``CC-BY-NC`` does not match
-    ``CC BY-NC-ND``. Each pattern's drops are counted in ``report`` and returned; a pattern
-    that matches no record gets a note naming the licences found.
-
-    Returns
-    -------
-    (list, dict)
-        The kept spectra and ``{pattern: records dropped}``.
-
-    Examples
-    --------
-    >>> from types import SimpleNamespace
-    >>> records = [{"license": "CC BY-NC-ND"}, {"license": "CC-BY-NC-ND 4.0"}, {"license": "CC BY-NC"}]
-    >>> kept, dropped = drop_licences(records, ["cc by nc nd"])
-    >>> kept, dropped
-    ([{'license': 'CC BY-NC'}], {'CC-BY-NC-ND': 2})
-    """
-    patterns = check_exclusions(patterns)
-    dropped = dict.fromkeys(patterns, 0)
-    if not patterns:
-        return list(spectra), dropped
-    verdict = {}  # a library has a handful of distinct licence strings: match each once
-    kept = []
-    for spectrum in spectra:
-        licence = str(spectrum.get("license") or "")
-        if licence not in verdict:
-            verdict[licence] = next((p for p in patterns if licence_matches(licence, p)), None)
-        if verdict[licence] is None:
-            kept.append(spectrum)
-        else:
-            dropped[verdict[licence]] += 1
-    for pattern, n in dropped.items():
-        if report is not None and n:
-            report.dropped[f"licence {pattern} (--exclude-licence)"] += n
-        if not n:
-            found = ", ".join(sorted(v for v in verdict if v)) or "none"
-            echo(f"note: --exclude-licence {pattern} matched no record (licences in the library: {found[:300]})")
-    return kept, dropped
-
-
 def license_counts(spectra):
     """How many spectra carry each licence (``unknown`` where none is given), most frequent first."""
     counts = Counter(str(s.get("license") or "unknown") for s in spectra)
@@ -438,10 +394,9 @@ def prepare_competition(
         "test_fraction": float(test_fraction), "pairs_per_bin": int(pairs_per_bin),
         "public_fraction": float(public_fraction), "ionmode": ionmode,
     }
-    if exclusions:
-        options["exclude_licences"] = exclusions
     meta = _metadata(name, options, sources, report, spectra, split, pairs, test_ids)
-    if exclusions:
+    if exclusions:  # with what each one dropped, so that the run can be repeated and checked
+        meta["options"]["exclude_licences"] = exclusions
         meta["library"]["excluded_licences"] = excluded
     with atomic_dir(target, force=force) as tmp:
         _write_competition(tmp, spectra, unique_ids(spectra), split, pairs, test_ids, meta)

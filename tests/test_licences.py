@@ -2,7 +2,7 @@
 import pytest
 
 from kit.errors import UserError
-from kit.licences import check_exclusions, licence_matches, normalise_licence, restrictions
+from kit.licences import check_exclusions, drop_licences, licence_matches, normalise_licence, restrictions
 
 
 @pytest.mark.parametrize("written", [
@@ -68,3 +68,37 @@ def test_check_exclusions_refuses_what_names_nothing(pattern):
     with pytest.raises(UserError, match="--exclude-licence") as info:
         check_exclusions([pattern])
     assert "\n" not in str(info.value) and "\x00" not in str(info.value)
+
+
+#: Spellings of MassBank's LICENSE field.
+LICENCES = ["CC BY", "CC BY-NC-ND", "cc-by-nc-nd 4.0", "CC BY-NC", "CC BY NC ND", "CC-BY-ND-NC 3.0", "CC BY-NC-SA"]
+
+
+@pytest.mark.parametrize("pattern, dropped", [
+    ("CC-BY-NC-ND", {"CC BY-NC-ND", "cc-by-nc-nd 4.0", "CC BY NC ND", "CC-BY-ND-NC 3.0"}),
+    ("cc by nc nd", {"CC BY-NC-ND", "cc-by-nc-nd 4.0", "CC BY NC ND", "CC-BY-ND-NC 3.0"}),
+    ("CC_BY_NC_ND", {"CC BY-NC-ND", "cc-by-nc-nd 4.0", "CC BY NC ND", "CC-BY-ND-NC 3.0"}),
+    ("Attribution-NonCommercial-NoDerivatives", {"CC BY-NC-ND", "cc-by-nc-nd 4.0", "CC BY NC ND", "CC-BY-ND-NC 3.0"}),
+    ("https://creativecommons.org/licenses/by-nc-nd/4.0/", {"cc-by-nc-nd 4.0"}),
+    ("CC BY-NC-ND 3.0", {"CC-BY-ND-NC 3.0"}),
+    ("CC-BY-NC", {"CC BY-NC"}),  # not CC BY-NC-ND nor CC BY-NC-SA
+    ("CC BY", {"CC BY"}),
+])
+def test_drop_licences_matches_every_spelling_and_no_other_licence(pattern, dropped):
+    records = [{"license": name, "k": k} for k, name in enumerate(LICENCES * 2)]
+    kept, counts = drop_licences(records, [pattern], echo=lambda line: None)
+    assert {r["license"] for r in kept} == set(LICENCES) - dropped
+    assert list(counts.values()) == [2 * len(dropped)] and len(kept) + 2 * len(dropped) == len(records)
+
+
+def test_a_licence_matching_nothing_gets_a_note():
+    lines = []
+    kept, counts = drop_licences([{"license": "CC BY"}, {}], ["CC-BY-NC-ND"], echo=lines.append)
+    assert len(kept) == 2 and counts == {"CC-BY-NC-ND": 0}
+    assert lines == ["note: --exclude-licence CC-BY-NC-ND matched no record (licences in the library: CC BY)"]
+
+
+def test_a_licence_note_escapes_what_the_library_wrote():
+    lines = []
+    drop_licences([{"license": "CC BY\x1b[2J"}], ["CC-BY-NC-ND"], echo=lines.append)
+    assert "\x1b" not in lines[0] and "\\x1b" in lines[0]
