@@ -49,11 +49,12 @@ def add_parser(subparsers):
                    help="how long to wait for Kaggle to process the solution (default 300)")
     only = h.add_mutually_exclusive_group()
     only.add_argument("--launch-only", action="store_true",
-                   help="only launch an uploaded competition, after checking what the API can check; run it once "
-                   "the metric and the daily limit are set on the host page")
-    h.add_argument("--launch", action="store_true", help=argparse.SUPPRESS)
+                      help="only launch an uploaded competition, after checking what the API can check; run it "
+                      "once the metric and the daily limit are set on the host page")
     only.add_argument("--print-page", choices=["overview", "evaluation", "data", "terms"], metavar="PAGE",
-                   help="print one page's Markdown (overview, evaluation, data, terms) and send nothing")
+                      help="print one page's Markdown (overview, evaluation, data, terms) and send nothing")
+    # The old one-step launch: refused with a pointer to --launch-only.
+    h.add_argument("--launch", action="store_true", help=argparse.SUPPRESS)
     h.add_argument("--dry-run", action="store_true", help="print the calls with their arguments; send nothing")
     p.set_defaults(run=run)
     return p
@@ -112,14 +113,14 @@ def run_host(args: argparse.Namespace) -> int:
         return 0
     if args.launch_only:
         kaggle_client.launch(slug, competition=args.competition or None, data=args.data)
-        print(f"Launched https://www.kaggle.com/competitions/{args.slug}.")
+        print(f"Launched https://www.kaggle.com/competitions/{slug}.")
         return 0
     if args.print_page:
-        plan = kaggle_client.host_plan(args.competition or None, args.slug, title=args.title, privacy=args.privacy,
+        plan = kaggle_client.host_plan(args.competition or None, slug, title=args.title, privacy=args.privacy,
                                        data=args.data)
         print(plan.pages[args.print_page][1], end="")
         return 0
-    plan = kaggle_client.host(args.competition or None, args.slug, title=args.title, privacy=args.privacy,
+    plan = kaggle_client.host(args.competition or None, slug, title=args.title, privacy=args.privacy,
                               dry_run=args.dry_run, data=args.data, wait_s=args.wait)
     if not args.dry_run:
         print(f"Hosted {plan.url}: a draft, not launched (do the steps above, then --launch-only).")
