@@ -23,6 +23,7 @@ from kit.hosting.pages import hosted_licences, licence_warning
     ("2026-01-05T10:30+0200", dt.datetime(2026, 1, 5, 8, 30)),
     ("2026-01-05T22:30-05:30", dt.datetime(2026, 1, 6, 4, 0)),  # the next day in UTC
     ("2026-01-01T00:30+01:00", dt.datetime(2025, 12, 31, 23, 30)),  # the previous year
+    ("2027-01-31T23:59:00.000Z", dt.datetime(2027, 1, 31, 23, 59)),  # as Kaggle writes it
 ])
 def test_parse_when_converts_offsets_to_utc(text, expected):
     assert parse_when(text, "--start") == expected
@@ -30,7 +31,7 @@ def test_parse_when_converts_offsets_to_utc(text, expected):
 
 @pytest.mark.parametrize("text", [
     "2026-13-01", "2026-01-05T25:00", "2026-01-05T10:30+24:00", "2026-01-05T10:30+02:60", "2026-01-05+02:00",
-    "2026-01-05T10:30+02:00:00", "9999-12-31T23:59-02:00", "0001-01-01T00:30+01:00", "tomorrow", "",
+    "2026-01-05T10:30+02:00:00", "9999-12-31T23:59-02:00", "2027-01-31T23:59:00.000+00:00Z", "0001-01-01T00:30+01:00", "tomorrow", "",
     "2026-01-05T10:30\x1b[2J", 20260105, None, True, ["2026-01-05"],
 ])
 def test_bad_dates_are_one_line(text):
