@@ -347,8 +347,9 @@ def host_plan(competition, slug, *, title=None, privacy=DEFAULT_PRIVACY, data=No
     plan.calls.append(ApiCall("competition_update_settings", {"competition_name": slug, "updates": settings}))
     plan.calls.append(ApiCall("competition_get_solution_status", {"competition_name": slug}))
     # CompetitionSettings (kaggle 2.2) has no field for the metric and the daily limit, and
-    # KaggleApi no method for the sample submission: the host page sets them.
-    plan.by_hand = host_steps(slug, limit)
+    # KaggleApi no method for the sample (sandbox) submission: kagglesdk has the request,
+    # but it takes a blob whose upload type it does not document. The host page does them.
+    plan.by_hand = host_steps(slug, limit, sample_score(competition))
     return plan
 
 
@@ -362,14 +363,37 @@ def solution_rows(competition):
     return {"public": int(masks[PUBLIC].sum()), "private": int(masks[PRIVATE].sum())}
 
 
-def host_steps(slug, limit):
-    """What the teacher sets on Kaggle's host page after :func:`host`, in order, ending with the launch."""
+def sample_score(competition):
+    """The Public score of the competition's sample_submission.csv, as ``kit score`` shows it, or None.
+
+    A sandbox submission of that file on Kaggle must get this score: any other means
+    another metric or another column was chosen on the host page, which the API cannot see.
+    """
+    from kit.competition import SAMPLE_FILE
+    from kit.metrics import shown_scores
+    from kit.scoring import score_submission
+
+    path = competition.path / SAMPLE_FILE
+    return shown_scores(score_submission(path, competition).public) if path.is_file() else None
+
+
+def host_steps(slug, limit, expected=None):
+    """What the teacher sets on Kaggle's host page after :func:`host`, in order, ending with the launch.
+
+    ``expected`` is the sample submission's Public score (:func:`sample_score`).
+
+    Examples
+    --------
+    >>> host_steps("specsim-class", 5, 0.31234)[2]
+    'a sandbox submission of sample_submission.csv: its Public score must be 0.31234, as `kit score` gives it (https://www.kaggle.com/competitions/specsim-class/host)'
+    """
     url = f"https://www.kaggle.com/competitions/{slug}/host"
+    check = f": its Public score must be {expected:.5f}, as `kit score` gives it" if expected is not None else ""
     return [
         f"evaluation metric: Root Mean Squared Error, solution column `similarity`, id column `id`, "
         f"the Usage column splits Public/Private ({url})",
         f"maximum daily submissions: {limit} (competition.json's max_daily_submissions), on the same page",
-        f"a sandbox submission of sample_submission.csv, to see Kaggle score it ({url})",
+        f"a sandbox submission of sample_submission.csv{check} ({url})",
         f"launch: kit kaggle host --slug {slug} --launch-only (it checks the solution, pages and deadline first)",
     ]
 

@@ -1,6 +1,7 @@
 """kit.kaggle_client and ``kit kaggle``: the real KaggleApi and kagglesdk, with Kaggle's servers
 replaced at the HTTP layer by a recorder (no network), so the requests checked are the ones sent."""
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -291,8 +292,12 @@ def test_host_sends_every_call_in_order_and_never_launches(comp_dir, kaggle, cap
     steps = lines[lines.index(f"Still to do on https://www.kaggle.com/competitions/{SLUG}/host, in this order:") + 1:][:4]
     assert [step[:5] for step in steps] == ["  1. ", "  2. ", "  3. ", "  4. "]
     assert "Kaggle has processed the solution: 9 Public and 21 Private rows" in out
+    solution = [line.split(",") for line in (comp_dir / "private" / "solution.csv").read_text().splitlines()[1:]]
+    public = [float(truth) for _, truth, usage in solution if usage == "Public"]
+    sample_rmse = math.sqrt(sum((0.5 - t) ** 2 for t in public) / len(public))  # the sample predicts 0.5
     assert ["Root Mean Squared Error" in steps[0], "daily submissions: 5" in steps[1],
-            "sample_submission.csv" in steps[2], "--launch-only" in steps[3]] == [True] * 4
+            f"sample_submission.csv: its Public score must be {sample_rmse:.5f}" in steps[2],
+            "--launch-only" in steps[3]] == [True] * 4
     assert "not launched" in out and "LaunchCompetition" not in kaggle.methods()
 
 
