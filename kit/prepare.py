@@ -25,6 +25,7 @@ from kit.chemistry import FP_SIZE, LABEL_DEFINITION, MAX_PATH, fingerprints, gro
 from kit.classroom import DEFAULT_DAILY_LIMIT
 from kit.errors import UserError
 from kit.fileio import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, atomic_dir, ensure_writable_dir, sha256_file
+from kit.licences import check_exclusions, drop_licences
 from kit.pairs import balanced_test_pairs, split_molecules
 from kit.paths import COMPETITION_FILE, COMPETITION_NAME, DEFAULT_COMPETITION, data_dir
 from kit.safetext import spreadsheet_cell
@@ -342,6 +343,7 @@ def prepare_competition(
     progress=True,
     echo=print,
     jobs=None,
+    exclude_licences=(),
 ):
     """Build a competition folder from a spectral library; return the :class:`Competition`.
 
@@ -359,6 +361,9 @@ def prepare_competition(
     jobs : int, optional
         Processes that clean the library (default: one per CPU). The files written are the
         same for any number.
+    exclude_licences : list of str, optional
+        Leave out the records under these licences (:func:`drop_licences`); recorded in
+        competition.json's ``options`` with the count each one dropped.
 
     Examples
     --------
@@ -367,6 +372,7 @@ def prepare_competition(
     """
     check_options(test_fraction, pairs_per_bin, public_fraction, ionmode, seed)
     jobs = check_jobs(jobs)
+    exclusions = check_exclusions(exclude_licences)
     libraries = [] if library is None else [library] if isinstance(library, (str, Path)) else list(library)
     name = competition_name(name, libraries)
     root = ensure_writable_dir(data_dir(out))
@@ -375,6 +381,10 @@ def prepare_competition(
         raise UserError(f"{target} already exists: expected a new competition name (use --force to replace it)")
     streams = _Streams.from_seed(seed)
     spectra, report, sources = load_library(libraries, ionmode, root / "cache", progress, streams.simulation_seed, jobs)
+    spectra, excluded = drop_licences(spectra, exclusions, report, echo)
+    if not spectra:
+        raise UserError(f"no spectra left after --exclude-licence {' '.join(exclusions)}: expected a library "
+                        "with records under other licences")
     spectra, molecules = molecules_of(spectra, report=report, progress=progress)
     report.kept = len(spectra)
     split = _split(molecules, test_fraction, streams.split)
@@ -385,6 +395,9 @@ def prepare_competition(
         "public_fraction": float(public_fraction), "ionmode": ionmode,
     }
     meta = _metadata(name, options, sources, report, spectra, split, pairs, test_ids)
+    if exclusions:  # with what each one dropped, so that the run can be repeated and checked
+        meta["options"]["exclude_licences"] = exclusions
+        meta["library"]["excluded_licences"] = excluded
     with atomic_dir(target, force=force) as tmp:
         _write_competition(tmp, spectra, unique_ids(spectra), split, pairs, test_ids, meta)
         _write_private_manifest(tmp, name, seed, sources)

@@ -34,7 +34,10 @@ def add_parser(subparsers):
 def run(args: argparse.Namespace) -> int:
     import zipfile
 
+    from kit.competition import as_competition
+    from kit.hosting import public_files
     from kit.hosting.codabench import export_codabench
+    from kit.hosting.pages import hosted_licences, licence_warning
 
     path = export_codabench(args.competition, args.out, start=args.start, end=args.end, title=args.title,
                             data=args.data, max_submissions=args.max_submissions)
@@ -43,4 +46,8 @@ def run(args: argparse.Namespace) -> int:
         members = len(bundle.infolist())
     print(f"Wrote {path} ({members} files, {size:,} bytes unpacked). Upload it at "
           "https://www.codabench.org/competitions/upload/")
+    competition = as_competition(args.competition, args.data)
+    warning = licence_warning(hosted_licences(competition, public_files(competition)))
+    if warning:
+        print(warning)
     return 0

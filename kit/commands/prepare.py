@@ -25,6 +25,10 @@ def add_parser(subparsers):
     p.add_argument("--pairs-per-bin", type=int, default=1000, metavar="K", help="test pairs per Tanimoto bin (default 1000)")
     p.add_argument("--public-fraction", type=float, default=0.3, metavar="P", help="share of Public rows (default 0.3)")
     p.add_argument("--ionmode", choices=["positive", "negative", "both"], default="both", help="ion mode to keep (default both)")
+    p.add_argument("--exclude-licence", "--exclude-license", dest="exclude_licence", action="append", default=[],
+                   metavar="LICENCE",
+                   help="leave out the records under this licence, in any spelling or version (e.g. CC-BY-NC-ND "
+                   "matches 'CC BY-NC-ND 4.0'); repeatable; recorded in competition.json")
     p.add_argument("--jobs", type=int, metavar="N",
                    help="processes that clean the library (default and most: one per CPU); the files are the same for any N")
     p.add_argument("--force", action="store_true", help="replace an existing competition folder")
@@ -47,5 +51,6 @@ def run(args):
         force=args.force,
         progress=not args.quiet,
         jobs=args.jobs,
+        exclude_licences=args.exclude_licence,
     )
     return 0

@@ -46,7 +46,7 @@ from pathlib import Path
 from kit.errors import UserError
 from kit.fileio import atomic_path
 from kit.scoring import PRIVATE, PUBLIC
-from kit.hosting import parse_end, parse_when
+from kit.hosting import competition_deadline, parse_end, parse_when
 from kit.hosting.codabench_scorer import COMMAND
 
 #: The scoring program's own module: it and every kit module it imports, recursively,
@@ -268,9 +268,9 @@ def _phase_dates(competition, start, end, today):
     """``((public start, public end), private start)`` checked to be in order."""
     today = today or dt.datetime.now(dt.timezone.utc).date()
     begin = parse_when(start, "--start") if start else dt.datetime.combine(today, dt.time())
-    deadline = competition.metadata.get("deadline")
+    deadline = competition_deadline(competition)
     if end or deadline:
-        finish = parse_end(*((end, "--end") if end else (deadline, "competition.json deadline")))
+        finish = parse_end(end, "--end") if end else deadline
     else:
         finish = begin + dt.timedelta(weeks=DEFAULT_WEEKS)
     if finish <= begin:

@@ -36,6 +36,8 @@ from kit.submission_format import read_submission
 
 SOLUTION_NAME = "solution.csv"
 EXPECTED_IDS_NAME = "expected_ids.csv"
+#: The file Codabench's compute worker writes beside the participant's unzipped files.
+WORKER_FILE = "metadata"
 DEFAULT_INPUT = "/app/input"
 DEFAULT_OUTPUT = "/app/output"
 SCORES_NAME = "scores.json"
@@ -112,6 +114,8 @@ def find_submission(folder):
         # Archive tools add __MACOSX/ and dot files beside the real ones.
         dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__MACOSX")))
         for name in sorted(files):
+            if name == WORKER_FILE and Path(root) == folder:
+                continue  # the compute worker's, not the participant's
             seen += 1
             if seen > MAX_FILES:
                 raise UserError(f"{folder}: more than {MAX_FILES} files: expected a zip holding one CSV file")
