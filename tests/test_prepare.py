@@ -295,9 +295,11 @@ BROKEN_LIBRARIES = {
         (["--public-fraction", "nan"], ["--public-fraction must be between 0 and 1", "found nan"]),
         (["--public-fraction", "inf"], ["--public-fraction must be between 0 and 1"]),
         (["--test-fraction", "nan"], ["--test-fraction must be between 0 and 1"]),
-        # Known only once the pairs are drawn: 20 pairs at most, then fewer.
+        # Known only once the test molecules are grouped: 5 test molecules, and none or all Public.
         (["--library", "lib.mgf", "--test-fraction", "0.25", "--pairs-per-bin", "2", "--public-fraction", "0.04"],
-         ["--public-fraction 0.04 leaves no Public row among", "test pairs"]),
+         ["found 5 test molecules", "--public-fraction 0.04 leaves the Public group empty"]),
+        (["--library", "lib.mgf", "--test-fraction", "0.25", "--public-fraction", "0.95"],
+         ["found 5 test molecules", "--public-fraction 0.95 leaves the Private group empty"]),
     ],
 )
 def test_broken_libraries_and_public_fractions_are_one_line_exit_2(workdir, library, capsys, args, fragments):
