@@ -398,6 +398,51 @@ class GroupedPairs:
         return self.public_per_bin + self.private_per_bin
 
 
+def private_rows_known_from_public(pairs, labels, is_public, identity):
+    """Private rows whose label follows from Public labels through identity links.
+
+    The audit of a Public/Private split. ``identity[s]`` is the identity class of
+    spectrum ``s`` (its molecule's fingerprint): the most a participant can learn, e.g.
+    that two spectra are of one molecule by their precursor m/z. A Public pair of label
+    1.0 joins two classes. A Private pair's label is known when a Public pair joins the
+    same two classes.
+
+    Parameters
+    ----------
+    pairs : (n, 2) array of spectrum indices or ids
+    labels : (n,) Tanimoto of each pair
+    is_public : (n,) bool, the Usage of each row
+    identity : mapping or sequence, spectrum -> identity class
+
+    Returns
+    -------
+    list of int
+        Rows (Private ones) whose label is known.
+
+    Examples
+    --------
+    >>> pairs = np.array([[0, 1], [1, 2], [0, 2], [0, 3]])
+    >>> private_rows_known_from_public(pairs, [0.4, 1.0, 0.4, 0.2], [True, True, False, False], [0, 1, 2, 3])
+    [2]
+    """
+    parent = {}
+
+    def find(x):
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    rows = [(a, b) for a, b in np.asarray(pairs).tolist()]
+    for (a, b), label, public in zip(rows, labels, is_public):
+        if public and label == 1.0:
+            root_a, root_b = find(identity[a]), find(identity[b])
+            if root_a != root_b:
+                parent[root_a] = root_b
+    classes = [frozenset((find(identity[a]), find(identity[b]))) for a, b in rows]
+    known = {c for c, public in zip(classes, is_public) if public}
+    return [row for row, (c, public) in enumerate(zip(classes, is_public)) if not public and c in known]
+
+
 def _spectrum_molecules(spectra_of):
     """Molecule of each spectrum index named in ``spectra_of`` (-1 for others)."""
     size = max((int(s.max()) + 1 for s in spectra_of if len(s)), default=0)

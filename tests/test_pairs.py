@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
-from conftest import SMILES
+from conftest import SMILES, TWINS
 
 from kit.tanimoto_bins import N_BINS, bin_index
 from kit.chemistry import fingerprints, tanimoto_matrix
 from kit.errors import UserError
 from kit.pairs import (
     PairSampler, balanced_test_pairs, identity_groups, molecule_pairs_by_bin, public_molecules, sample_spectrum_pairs,
-    share_rows, split_molecules, split_test_pairs,
+    private_rows_known_from_public, share_rows, split_molecules, split_test_pairs,
 )
 
 
@@ -146,10 +146,6 @@ def test_sampler_refuses_a_share_outside_0_1(fps, share):
         PairSampler(np.arange(len(SMILES)), fps, same_molecule_share=share)
 
 
-# Salts, hydrates and charged forms: another InChIKey, the same path fingerprint.
-TWINS = ["CC(=O)O.[Na+]", "CCO.Cl", "c1ccccc1O.O", "CCCCO.[K]", "c1ccccc1N.Cl", "CCN(CC)CC.Cl"]
-
-
 def _spectra_of(n, per_molecule=2):
     return [np.arange(per_molecule * m, per_molecule * m + per_molecule) for m in range(n)]
 
@@ -244,3 +240,29 @@ def test_split_test_pairs_never_share_a_spectrum_molecule_or_fingerprint(seed):
     again = split_test_pairs(fps, spectra_of, 6, 0.3, np.random.default_rng(seed), np.random.default_rng(seed + 10))
     np.testing.assert_array_equal(again.pairs, drawn.pairs)
     np.testing.assert_array_equal(again.is_public, drawn.is_public)
+
+
+def test_the_leak_check_finds_private_labels_that_follow_from_public_ones():
+    pairs = np.array([[0, 1], [1, 2], [0, 2], [0, 3], [1, 0], [4, 5]])
+    labels = [0.4, 1.0, 0.4, 0.2, 0.4, 0.7]
+    public = [True, True, False, False, False, False]
+    # (0, 2): spectra 1 and 2 are one by a Public 1.0; (1, 0): the same spectra as a Public pair.
+    assert private_rows_known_from_public(pairs, labels, public, identity=[0, 1, 2, 3, 4, 5]) == [2, 4]
+    # Spectra 3 and 1 of one molecule: (0, 3) is the Public (0, 1) again.
+    assert private_rows_known_from_public(pairs, labels, public, identity=[0, 1, 2, 1, 4, 5]) == [2, 3, 4]
+
+
+def test_rows_drawn_over_all_test_molecules_would_leak():
+    # The check can fail on real pairs: Usage drawn row by row over all test molecules (the
+    # scheme before groups) leaves Private labels that Public ones give away.
+    from kit.chemistry import group_indices
+
+    smiles = SMILES + TWINS
+    fps = fingerprints(smiles)
+    spectra_of = group_indices(np.repeat(np.arange(len(smiles)), 3), len(smiles))
+    rng = np.random.default_rng(0)
+    pairs, labels, _ = balanced_test_pairs(fps, spectra_of, 8, rng)
+    public = np.zeros(len(pairs), dtype=bool)
+    public[rng.permutation(len(pairs))[: round(0.3 * len(pairs))]] = True
+    identity = identity_groups(fps)[np.repeat(np.arange(len(smiles)), 3)]
+    assert len(private_rows_known_from_public(pairs, labels.tolist(), public, identity)) > 0

@@ -8,10 +8,11 @@ import threading
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SMILES, kit_cli, kit_cli_subprocess, massbank_file, structure_spectra
+from conftest import SMILES, TWINS, kit_cli, kit_cli_subprocess, massbank_file, structure_spectra
 
 from kit.competition import load_competition
 from kit.errors import UserError
+from kit.pairs import private_rows_known_from_public
 from kit.prepare import prepare_competition
 from kit.spectra import save_spectra
 
@@ -617,43 +618,6 @@ def test_prepare_says_a_library_that_is_not_a_regular_file_is_one(workdir, kind)
     assert not (workdir / "data" / "odd").exists()
 
 
-# Salts, hydrates and charged forms: another InChIKey (another molecule), the same fingerprint.
-TWINS = ["CC(=O)O.[Na+]", "CCO.Cl", "c1ccccc1O.O", "CCCCO.[K]", "c1ccccc1N.Cl", "CCN(CC)CC.Cl", "CCCO.[Na+]"]
-
-
-def determined_private_rows(pairs, labels, is_public, identity):
-    """Rows of Private pairs whose label follows from Public labels through identity links.
-
-    ``identity[s]`` is the identity class of spectrum ``s`` (its molecule's fingerprint):
-    the most an attacker can know, e.g. two spectra of one molecule by their precursor m/z.
-    A Public pair of label 1.0 joins two classes. A Private pair is determined when some
-    Public pair, label known, joins the same two classes.
-    """
-    parent = {}
-
-    def find(x):
-        while parent.setdefault(x, x) != x:
-            x = parent[x]
-        return x
-
-    for (a, b), label, public in zip(pairs.tolist(), labels, is_public):
-        if public and label == 1.0:
-            parent[find(identity[a])] = find(identity[b])
-    classes = [frozenset((find(identity[a]), find(identity[b]))) for a, b in pairs.tolist()]
-    known = {c for c, public in zip(classes, is_public) if public}
-    return [row for row, (c, public) in enumerate(zip(classes, is_public)) if not public and c in known]
-
-
-def test_the_leak_check_finds_private_labels_that_follow_from_public_ones():
-    pairs = np.array([[0, 1], [1, 2], [0, 2], [0, 3], [1, 0], [4, 5]])
-    labels = [0.4, 1.0, 0.4, 0.2, 0.4, 0.7]
-    public = [True, True, False, False, False, False]
-    # (0, 2): spectra 1 and 2 are one by a Public 1.0; (1, 0): the same spectra as a Public pair.
-    assert determined_private_rows(pairs, labels, public, identity=[0, 1, 2, 3, 4, 5]) == [2, 4]
-    # Spectra 3 and 1 of one molecule: (0, 3) is the Public (0, 1) again.
-    assert determined_private_rows(pairs, labels, public, identity=[0, 1, 2, 1, 4, 5]) == [2, 3, 4]
-
-
 def _truth(comp):
     """Identity class (fingerprint group) and molecule of each test spectrum, from the private id map."""
     from kit.chemistry import fingerprints
@@ -678,7 +642,7 @@ def test_no_private_label_follows_from_public_ones(workdir, tmp_path, seed):
     assert not sides[0] & sides[1], "a spectrum is on both sides"
     for of in (molecule, identity):
         assert not {of[s] for s in sides[0]} & {of[s] for s in sides[1]}, "a molecule or fingerprint is on both sides"
-    assert determined_private_rows(ids, solution.similarity.tolist(), public, identity) == []
+    assert private_rows_known_from_public(ids, solution.similarity.tolist(), public, identity) == []
     assert abs(public.mean() - 0.3) <= 0.03
     split = comp.metadata["split"]
     assert split["public_test_molecules"] + split["private_test_molecules"] == split["test_molecules"]
@@ -686,20 +650,3 @@ def test_no_private_label_follows_from_public_ones(workdir, tmp_path, seed):
     usage = comp.private_manifest["usage"]
     assert np.add(usage["public_per_bin"], usage["private_per_bin"]).tolist() == comp.metadata["pairs"]["per_bin"]
     assert sum(usage["public_per_bin"]) == public.sum()
-
-
-def test_rows_drawn_over_all_test_molecules_would_leak(workdir, tmp_path):
-    # The check above can fail: the same test molecules with Usage drawn row by row (the
-    # scheme before groups) leave Private labels that Public ones give away.
-    from kit.chemistry import fingerprints, group_indices
-    from kit.pairs import balanced_test_pairs, identity_groups
-
-    smiles = SMILES + TWINS
-    fps = fingerprints(smiles)
-    spectra_of = group_indices(np.repeat(np.arange(len(smiles)), 3), len(smiles))
-    rng = np.random.default_rng(0)
-    pairs, labels, _ = balanced_test_pairs(fps, spectra_of, 8, rng)
-    public = np.zeros(len(pairs), dtype=bool)
-    public[rng.permutation(len(pairs))[: round(0.3 * len(pairs))]] = True
-    identity = identity_groups(fps)[np.repeat(np.arange(len(smiles)), 3)]
-    assert len(determined_private_rows(pairs, labels.tolist(), public, identity)) > 0
