@@ -21,32 +21,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_prepare import DEFAULT_LIBRARY  # noqa: E402
+from bench_prepare import DEFAULT_LIBRARY, library_molecules  # noqa: E402
 
-from kit.chemistry import fingerprints, group_indices, group_molecules, inchikey14  # noqa: E402
+from kit.chemistry import fingerprints, group_indices  # noqa: E402
 from kit.pairs import (  # noqa: E402
     balanced_test_pairs, identity_groups, private_rows_known_from_public, split_molecules, split_test_pairs,
 )
-
-
-def library_molecules(library):
-    """Molecules of the spectra that carry an InChIKey and a SMILES (a fast scan of the MGF)."""
-    import gzip
-
-    keys, smiles = [], []
-    with gzip.open(library, "rt") as handle:
-        key = smi = None
-        for line in handle:
-            if line.startswith("INCHIKEY="):
-                key = inchikey14(line.split("=", 1)[1])
-            elif line.startswith("SMILES="):
-                smi = line.split("=", 1)[1].strip()
-            elif line.startswith("END IONS"):
-                if key and smi:
-                    keys.append(key)
-                    smiles.append(smi)
-                key = smi = None
-    return group_molecules(keys, smiles)
 
 
 def one_seed(fps, spectra_of, identity, seed, pairs_per_bin=1000, fraction=0.3):
