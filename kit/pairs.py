@@ -320,9 +320,9 @@ def share_rows(public_available, private_available, pairs_per_bin, public_fracti
     rows = public.sum() + private.sum()
     if rows and abs(public.sum() / rows - f) > tolerance:
         if public.sum() / rows < f:
-            _trim(private, private.sum() - int(np.floor(public.sum() * (1 - f) / f)))
+            _trim(private, private.sum() - int(round(public.sum() * (1 - f) / f)))
         else:
-            _trim(public, public.sum() - int(np.floor(private.sum() * f / (1 - f))))
+            _trim(public, public.sum() - int(round(private.sum() * f / (1 - f))))
     return public, private
 
 

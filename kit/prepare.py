@@ -389,8 +389,10 @@ def prepare_competition(
 class _Streams:
     """The independent random streams of one seed, one per random step.
 
-    Streams 0-3 are those of earlier versions, so a seed still gives the same split,
-    pairs, rows and test ids (``spawn(n)``'s first children do not depend on ``n``).
+    Streams 0-3 are those of earlier versions, so a seed still gives the same split and
+    test ids (``spawn(n)``'s first children do not depend on ``n``). ``usage`` now draws
+    the Public group of test molecules and ``pairs`` draws within each group, so the test
+    pairs and their Usage differ from those of kits before the groups.
     """
 
     split: np.random.Generator

@@ -207,6 +207,20 @@ def test_share_rows_fills_bins_within_the_fraction(public, private, k, fraction)
         assert (pub == np.minimum(public, k)).all() or (priv == np.minimum(private, k)).all()
 
 
+def test_share_rows_on_random_groups():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        k = int(rng.integers(1, 60))
+        fraction = float(rng.uniform(0.05, 0.95))
+        public = rng.integers(0, 2 * k, N_BINS) * (rng.random(N_BINS) < 0.8)
+        private = rng.integers(0, 2 * k, N_BINS) * (rng.random(N_BINS) < 0.8)
+        pub, priv = share_rows(public, private, k, fraction)
+        assert (0 <= pub).all() and (pub <= public).all() and (0 <= priv).all() and (priv <= private).all()
+        assert (pub + priv <= k).all()
+        if min(pub.sum(), priv.sum()) >= 20:  # fewer rows cannot always come within 0.03
+            assert abs(pub.sum() / (pub.sum() + priv.sum()) - fraction) <= 0.03
+
+
 def test_share_rows_keeps_every_bin_full_and_the_share_exact_when_groups_allow():
     pub, priv = share_rows([1000] * 8 + [30, 10], [1000] * 8 + [60, 25], 100, 0.3)
     assert (pub + priv).tolist() == [100] * 8 + [90, 35]
