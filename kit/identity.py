@@ -236,8 +236,8 @@ def _check_scripts(text):
         if script not in RECOMMENDED_SCRIPTS:
             raise UserError(
                 f"participant name {_show(text)} is written in {script.replace('_', ' ').title()} "
-                f"({_describe_char(ch)}), a script names may not use here (its letters can pass for another "
-                "script's); write it in Latin or another script in everyday use"
+                f"({_describe_char(ch)}), which is not among the scripts in everyday use (UAX #31) that names "
+                "may use; write it in Latin or another everyday script"
             )
     if len(scripts) <= 1 or any(set(scripts) <= mix for mix in _ALLOWED_MIXES):
         return

@@ -286,8 +286,9 @@ def share_rows(public_available, private_available, pairs_per_bin, public_fracti
     Each bin gets ``min(pairs_per_bin, public + private available)`` rows. The Public rows
     are spread so that every bin's Public share is as near ``public_fraction`` as the
     groups allow while the total is ``round(public_fraction * rows)``. Where one group
-    cannot give its share even so (a small library), rows of the other group are left
-    out, from its fullest bins first, until the share is within ``tolerance``.
+    cannot give its share even so (a small library) and the share is off by more than
+    ``tolerance``, rows of the other group are left out, from its fullest bins first,
+    until the share is as near ``public_fraction`` as whole rows allow.
 
     Returns
     -------
@@ -306,8 +307,8 @@ def share_rows(public_available, private_available, pairs_per_bin, public_fracti
     low, high = np.maximum(total - priv_av, 0), np.minimum(pub_av, total)
     public = np.clip(np.round(f * total).astype(np.int64), low, high)
     want = int(round(f * total.sum()))
-    # One row at a time to the bin whose Public share is furthest from the target: a few
-    # hundred steps over ten bins at most.
+    # One row at a time, to (or from) the bin with the lowest (highest) Public share that
+    # has room: a few thousand steps over ten bins at most.
     while public.sum() != want:
         up = public.sum() < want
         room = (public < high) if up else (public > low)
