@@ -90,7 +90,8 @@ def test_accepted_submission_is_scored_stored_and_ranked(server, good, comp):
     body = response.json()
     assert set(body) >= {"id", "participant", "public", "submitted_at", "remaining_today"}
     assert body["participant"] == "Ada"
-    assert body["public"] == pytest.approx(Scorer(comp).score(good).public)
+    exact = Scorer(comp).score(good).public
+    assert body["public"] == round(exact, 5) != exact  # as shown; the database keeps every digit
     assert body["submitted_at"] == "2026-03-01T12:00:00.000000Z"  # the server's clock, not the file's
     assert body["remaining_today"] == 4
     (row,) = recorded(server)
@@ -98,6 +99,7 @@ def test_accepted_submission_is_scored_stored_and_ranked(server, good, comp):
     assert stored.read_bytes() == good.read_bytes()
     assert stored.parent == comp / "private" / "submissions" and stored.name == f"{row['sha256']}.csv"
     assert row["status"] == "scored" and row["description"] == "gbm v1" and row["private"] is not None
+    assert row["public"] == exact
     board = server.get("/api/leaderboard").json()
     assert board["competition"] == "practice" and board["revealed"] is False
     (entry,) = board["rows"]
@@ -413,7 +415,7 @@ def test_reveal_needs_the_teacher_token_and_ranks_on_private(server, comp, tmp_p
     assert server.get("/api/leaderboard").json()["revealed"] is False
 
     teacher = (comp / "private" / "teacher_token").read_text().strip()
-    assert server.post("/api/reveal", headers=auth(teacher)).json() == {"revealed": True}
+    assert server.post("/api/reveal", headers=auth(teacher), json={"revealed": True}).json() == {"revealed": True}
     board = server.get("/api/leaderboard").json()
     assert board["revealed"] is True
     assert [r["participant"] for r in board["rows"]] == ["Bob", "Ada"]
@@ -559,19 +561,47 @@ def test_a_score_that_is_not_finite_is_422(server, good, monkeypatch):
     assert recorded(server) == []
 
 
-def test_internal_scoring_failure_is_500_recorded_and_not_ranked(server, good, monkeypatch):
+@pytest.mark.parametrize("path", ["/api/submissions", "/submit"])
+def test_internal_scoring_failure_is_500_counted_and_stores_nothing(server, good, monkeypatch, comp, path):
+    """A file that breaks the scorer costs its sender an attempt, and the class nothing."""
     def broken(path):
         raise RuntimeError("scorer bug")
 
     monkeypatch.setattr(server.state.scorer, "score", broken)
     client = TestClient(server.app, raise_server_exceptions=False)
+    token = server.tokens["Ada"]
+    for left in (4, 3, 2, 1, 0):
+        if path == "/api/submissions":
+            response = post(client, token, good)
+            assert response.status_code == 500 and set(response.json()) == {"error"}
+        else:
+            response = client.post(path, data={"token": token}, files={"file": ("g.csv", good.read_bytes())})
+            assert response.status_code == 500 and 'id="message"' in response.text
+        assert "scorer bug" not in response.text and "counts against" in response.text
+        assert client.get("/api/me", headers=auth(token)).json()["remaining_today"] == left
+    # The day's allowance is spent: the next one is refused before it is scored.
+    assert post(client, token, good).status_code == 429
+    assert recorded(server) == [] and server.get("/api/leaderboard").json()["rows"] == []
+    assert not [p for p in (comp / "private" / "submissions").rglob("*") if p.is_file()]
+    attempts = server.state.db.failed_attempts()
+    assert len(attempts) == 5 and all("RuntimeError: scorer bug" == a["error"] for a in attempts)
+    assert attempts[0]["participant"] == "Ada" and attempts[0]["sha256"] and attempts[0]["size"] == good.stat().st_size
+    mine = client.get("/api/me", headers=auth(token)).json()["submissions"]
+    assert [(m["status"], m["id"], "scorer bug" in json.dumps(m)) for m in mine] == [("error", None, False)] * 5
+    assert "Bob" not in {a["participant"] for a in attempts}
+    assert post(client, server.tokens["Bob"], good).status_code == 500  # Bob's allowance is his own
+
+
+def test_a_failure_while_recording_is_500_counted_and_keeps_no_file(server, good, monkeypatch, comp):
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(server.state.db, "add_submission", full_disk)
+    client = TestClient(server.app, raise_server_exceptions=False)
     response = post(client, server.tokens["Ada"], good)
     assert response.status_code == 500 and set(response.json()) == {"error"}
-    assert "scorer bug" not in response.text
-    (row,) = recorded(server)
-    assert row["status"] == "error" and "scorer bug" in row["error"]
-    assert server.get("/api/leaderboard").json()["rows"] == []
-    assert server.get("/api/me", headers=auth(server.tokens["Ada"])).json()["remaining_today"] == 5
+    assert not [p for p in (comp / "private" / "submissions").rglob("*") if p.is_file()]
+    assert len(server.state.db.failed_attempts()) == 1
 
 
 def test_a_restart_loses_nothing(comp, tmp_path, good, clock):
@@ -757,7 +787,7 @@ def test_a_reveal_while_the_upload_is_scored_is_caught_when_it_is_recorded(serve
 
     def reveal_meanwhile(path):
         result = real(path)
-        assert server.post("/api/reveal", headers=auth(teacher_of(comp))).json() == {"revealed": True}
+        assert server.post("/api/reveal", headers=auth(teacher_of(comp)), json={"revealed": True}).json() == {"revealed": True}
         return result
 
     monkeypatch.setattr(server.state.scorer, "score", reveal_meanwhile)
@@ -790,7 +820,7 @@ def test_accepted_times_are_never_after_the_deadline(make_server, good, clock, m
 def test_reveal_closes_submissions_and_hiding_again_reopens_them(server, good, comp):
     teacher = teacher_of(comp)
     assert post(server, server.tokens["Ada"], good).status_code == 201
-    assert server.post("/api/reveal", headers=auth(teacher)).json() == {"revealed": True}
+    assert server.post("/api/reveal", headers=auth(teacher), json={"revealed": True}).json() == {"revealed": True}
     response = post(server, server.tokens["Bob"], good)
     assert response.status_code == 403
     assert response.json() == {"error": "the final ranking is revealed; submissions are closed"}
@@ -807,7 +837,7 @@ def test_hiding_the_ranking_does_not_reopen_after_the_deadline(make_server, good
     server = make_server(deadline="2026-03-01T12:30:00Z")
     teacher = teacher_of(comp)
     clock.advance(hours=1)
-    server.post("/api/reveal", headers=auth(teacher))
+    server.post("/api/reveal", headers=auth(teacher), json={"revealed": True})
     server.post("/api/reveal", headers=auth(teacher), json={"revealed": False})
     response = post(server, server.tokens["Ada"], good)
     assert response.status_code == 403 and "deadline" in response.json()["error"]
