@@ -311,6 +311,7 @@ def _build(state):
     from fastapi.responses import JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
     from starlette.exceptions import HTTPException as StarletteHTTPException
+    from starlette.requests import ClientDisconnect
 
     templates = _templates()
     metric = state.scorer.metric
@@ -368,6 +369,12 @@ def _build(state):
         first = (exc.errors() or [{}])[0]
         where = ".".join(str(part) for part in first.get("loc", ()))
         return JSONResponse({"error": f"invalid request: {where} {first.get('msg', '')}".strip()}, status_code=422)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request, exc):
+        # Nobody is left to read the answer; not the server's failure, so not logged as one.
+        return JSONResponse({"error": "the client closed the connection before its request had arrived"},
+                            status_code=400)
 
     @app.exception_handler(Exception)
     async def internal_error(request, exc):
