@@ -915,3 +915,258 @@ def test_form_with_the_token_after_a_large_description_is_refused(server):
     chunks = [form_part("description", "d" * 100)] + [b"x" * 70_000] * 100
     status, body, read = call_asgi(server.app, "/submit", chunks)
     assert status in (401, 422) and read <= 3
+
+
+# --- reveal takes only its JSON ------------------------------------------------------------
+
+
+def reveal(server, comp, content_type, body):
+    headers = {**auth(teacher_of(comp)), **({"Content-Type": content_type} if content_type else {})}
+    return server.post("/api/reveal", headers=headers, content=body)
+
+
+@pytest.mark.parametrize("content_type", [
+    None, "application/x-www-form-urlencoded", "text/plain", "application/json-seq", "application/jsonx",
+    "application/json+x", "application/ld+json", "text/json", "application/json; charset=latin-1",
+    "application/json; charset=utf-16", "application/json; boundary=x", "multipart/form-data; boundary=x",
+    "application/json, text/plain", " ", "application/json;charset=utf-8;charset=latin-1",
+])
+def test_reveal_with_another_content_type_is_415_and_reveals_nothing(server, comp, content_type):
+    response = reveal(server, comp, content_type, b'{"revealed": true}')
+    assert response.status_code == 415 and set(response.json()) == {"error"}
+    assert "application/json" in response.json()["error"]
+    assert server.state.db.revealed is False
+
+
+@pytest.mark.parametrize("body", [
+    b"", b"true", b'"true"', b"1", b"0", b"null", b"[]", b'[{"revealed": true}]', b"{}", b'{"revealed": "true"}',
+    b'{"revealed": "false"}', b'{"revealed": 1}', b'{"revealed": 0}', b'{"revealed": null}', b'{"revealed": []}',
+    b'{"Revealed": true}', b'{"revealed": true, "revealed": false}', b'{"revealed": false, "revealed": true}',
+    b'{"revealed": true, "also": 1}', b'{"revealed": NaN}', b'{"revealed": true} x', b'{"revealed": tru}',
+    '{"revealed": true}'.encode("utf-16"), b'\xef\xbb\xbf{"revealed": true}', b'{"revealed": true\xff}',
+    b"[" * 500 + b"]" * 500, b"revealed=true",
+])
+def test_reveal_body_that_is_not_the_object_is_422_and_reveals_nothing(server, comp, body):
+    response = reveal(server, comp, "application/json", body)
+    assert response.status_code == 422 and set(response.json()) == {"error"}
+    assert server.state.db.revealed is False
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "Application/JSON", "application/json; charset=utf-8",
+                                          'application/json; charset="UTF-8"', "application/json;charset=utf8"])
+def test_reveal_takes_json_with_a_utf8_charset(server, comp, content_type):
+    assert reveal(server, comp, content_type, b'{"revealed": true}').json() == {"revealed": True}
+    assert server.state.db.revealed is True
+    assert reveal(server, comp, content_type, b' {\n"revealed" : false }').json() == {"revealed": False}
+    assert server.state.db.revealed is False
+
+
+def test_reveal_body_over_its_cap_is_413(server, comp):
+    body = b'{"revealed": true' + b" " * 2000 + b"}"
+    assert reveal(server, comp, "application/json", body).status_code == 413
+    assert server.state.db.revealed is False
+
+
+def test_reveal_sent_as_a_form_by_curl_does_not_reveal(server, comp):
+    """curl -d '{"revealed": false}' sends application/x-www-form-urlencoded: refused, not read as a reveal."""
+    server.state.db.set_revealed(False)
+    response = server.post("/api/reveal", headers=auth(teacher_of(comp)), data={'{"revealed": false}': ""})
+    assert response.status_code == 415 and server.state.db.revealed is False
+
+
+# --- who may hold an upload open ---------------------------------------------------------------
+
+
+def test_the_form_token_may_come_from_the_header_or_a_cookie_then_the_file_may_come_first(server, good):
+    file_first = {"file": ("g.csv", good.read_bytes(), "text/csv")}
+    by_header = server.post("/submit", headers=auth(server.tokens["Ada"]), files=file_first)
+    assert by_header.status_code == 201
+    server.cookies.set("kit_token", server.tokens["Bob"])
+    try:
+        by_cookie = server.post("/submit", files=file_first)
+        assert by_cookie.status_code == 201
+        me = server.post("/me", data={})
+        assert me.status_code == 200 and "Bob" in me.text
+        server.cookies.set("kit_token", "forged")
+        assert server.post("/submit", files=file_first).status_code == 401
+    finally:
+        server.cookies.clear()
+    assert [row["participant"] for row in recorded(server)] == ["Ada", "Bob"]
+
+
+def test_an_anonymous_form_must_begin_with_its_token(server, good):
+    """Without a header or cookie the token is the first field; anything first is refused at once."""
+    for first in ("description", "file", "tokenx", "Token"):
+        chunks = [form_part(first, "x", filename="f.csv" if first == "file" else None)] + [b"0,0.5\n" * 10_000] * 100
+        status, body, read = call_asgi(server.app, "/submit", chunks)
+        assert status == 401 and "first field must be the token" in body and read <= 1
+    status, body, read = call_asgi(server.app, "/me", [form_part("description", "x"), form_end()])
+    assert status == 401 and "first field must be the token" in body
+
+
+def test_uploads_open_at_once_are_capped_per_participant_and_per_address(make_server, good):
+    server = make_server(uploads_per_token=2, anonymous_per_address=3)
+    ada = server.state.db.participant_for_token(server.tokens["Ada"])
+    uploads = server.state.uploads
+    for _ in range(2):
+        uploads.acquire(("participant", ada.id), 2)
+    busy = post(server, server.tokens["Ada"], good)
+    assert busy.status_code == 429 and "too many uploads at once" in busy.json()["error"]
+    assert post(server, server.tokens["Bob"], good).status_code == 201  # Bob's are his own
+    by_form = server.post("/submit", data={"token": server.tokens["Ada"]}, files={"file": ("g.csv", good.read_bytes())})
+    assert by_form.status_code == 429  # the form's token is counted as the participant's too
+    for _ in range(3):
+        uploads.acquire(("address", "testclient"), 3)
+    crowded = server.post("/submit", data={"token": server.tokens["Bob"]}, files={"file": ("g.csv", good.read_bytes())})
+    assert crowded.status_code == 429 and "network address" in crowded.text
+    assert server.post("/me", data={"token": server.tokens["Bob"]}).status_code == 429
+    # A header names the participant before the body: the address is not counted then.
+    assert server.post("/submit", headers=auth(server.tokens["Bob"]),
+                       files={"file": ("g.csv", good.read_bytes())}).status_code == 201
+    assert uploads.open(("address", "testclient")) == 3 and uploads.open(("participant", ada.id)) == 2
+
+
+@pytest.mark.parametrize("path, make", [
+    ("/api/submissions", lambda s, good: post(s, s.tokens["Ada"], good)),
+    ("/api/submissions", lambda s, good: post(s, s.tokens["Ada"], content=b"id,similarity\n")),
+    ("/api/submissions", lambda s, good: post(s, "wrong", good)),
+    ("/submit", lambda s, good: s.post("/submit", data={"token": s.tokens["Ada"]}, files={"file": ("g.csv", b"x")})),
+    ("/submit", lambda s, good: s.post("/submit", data={"token": "wrong"}, files={"file": ("g.csv", b"x")})),
+    ("/submit", lambda s, good: s.post("/submit", data={"description": "x"}, files={"file": ("g.csv", b"x")})),
+    ("/me", lambda s, good: s.post("/me", data={"token": s.tokens["Ada"]})),
+    ("/me", lambda s, good: s.post("/me", data={"token": "wrong"})),
+])
+def test_every_request_gives_its_upload_slots_back(server, good, path, make):
+    for _ in range(40):  # more than any cap: a slot kept by mistake would show as 429
+        response = make(server, good)
+        assert "at once" not in response.text, response.text[:200]
+    assert server.state.uploads._open == {}
+
+
+def test_slow_anonymous_form_is_408_at_the_anonymous_timeout_then_the_upload_timeout_applies(make_server, good):
+    server = make_server(anonymous_timeout=0.2, upload_timeout=5)
+    open_token = form_part("token", server.tokens["Ada"])[:-6]  # the token part, still arriving
+    status, body, _ = call_asgi(server.app, "/submit", [open_token, 0.6, b"\r\n", form_end()])
+    assert status == 408 and "did not arrive within 0.2 s" in body
+    # Once the token has arrived, the file has the whole upload timeout.
+    head = form_part("token", server.tokens["Ada"]) + form_part("file", b"", filename="g.csv")[:-2]
+    status, body, _ = call_asgi(server.app, "/submit", [head, 0.6, good.read_bytes() + b"\r\n", form_end()])
+    assert status == 201, body
+
+
+def test_me_form_over_its_cap_is_413(server):
+    for kind in ("multipart", "urlencoded"):
+        if kind == "multipart":
+            response = server.post("/me", data={"token": server.tokens["Ada"]}, files={"x": ("f", b"x" * 70_000)})
+        else:
+            response = server.post("/me", content=b"token=" + b"x" * 70_000,
+                                   headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert response.status_code in (413, 422), kind
+
+
+@pytest.mark.parametrize("url", ["/?token=abc", "/api/leaderboard?access_token=abc", "/me?TOKEN=abc",
+                                 "/api/me?kit_token=abc", "/submit?key=abc", "/api/info?x=1&api%5Fkey=abc",
+                                 "/no/such?token", "/?Authorization=Bearer+abc"])
+def test_a_token_in_the_address_is_refused(server, url):
+    response = server.get(url)
+    assert response.status_code == 400 and "never goes in the address" in response.json()["error"]
+    assert "content-security-policy" in response.headers
+    assert server.post(url, headers=auth(server.tokens["Ada"])).status_code == 400
+
+
+def test_an_address_without_a_token_is_served(server):
+    assert server.get("/?view=projector").status_code == 200 and server.get("/api/info?tokens_left").status_code == 400
+
+
+# --- malformed requests are the sender's ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("content_type, body", [
+    ("multipart/form-data", form_part("file", b"x", filename="a.csv") + form_end()),  # no boundary
+    ("multipart/form-data; boundary=other", form_part("file", b"x", filename="a.csv") + form_end()),
+    ("multipart/form-data; boundary=kitboundary", b"--kitboundary\r\ngarbage"),
+    ("multipart/form-data; boundary=kitboundary", b"--kitboundary\r\nContent-Disposition: form-data\r\n\r\nx\r\n"
+     + form_end()),  # a part without a name
+    ("multipart/form-data; boundary=kitboundary", b"--kitboundary\r\nNo colon here\r\n\r\nx\r\n" + form_end()),
+    ("multipart/form-data; boundary=kitboundary", b"--kitboundary\r\nX: " + b"h" * 100_000 + b"\r\n\r\n"),
+    ("multipart/form-data; boundary=kitboundary; charset=no-such-codec",
+     form_part("file", b"x", filename="a.csv") + form_end()),
+    ("multipart/form-data; boundary=kitboundary", b"".join(form_part(f"f{i}", "x") for i in range(20)) + form_end()),
+    ("multipart/form-data; boundary=kitboundary", form_part("file", b"x", filename="a.csv")
+     + form_part("file", b"y", filename="b.csv") + form_end()),
+    ("multipart/form-data; boundary=kitboundary", form_part("description", b"\xff\xfe" * 10) + form_end()),
+    ("multipart/form-data; boundary=" + "b" * 5000, b"--" + b"b" * 5000 + b"--\r\n"),
+    ("multipart/form-data; boundary=kitboundary", b""),
+])
+def test_malformed_multipart_is_a_4xx_with_one_line_and_stores_nothing(server, comp, content_type, body):
+    for path, headers in (("/api/submissions", auth(server.tokens["Ada"])), ("/submit", auth(server.tokens["Ada"])),
+                          ("/submit", {})):
+        response = TestClient(server.app, raise_server_exceptions=False).post(
+            path, content=body, headers={**headers, "Content-Type": content_type})
+        assert 400 <= response.status_code < 500, (path, response.status_code, response.text[:200])
+        if path.startswith("/api"):
+            assert set(response.json()) == {"error"} and "\n" not in response.json()["error"]
+    assert recorded(server) == [] and server.state.db.failed_attempts() == []
+    assert not [p for p in (comp / "private" / "submissions").rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize("name", ["a\r\nX-Injected: 1.csv", "\x1b[31mred.csv", "tab\there.csv", "\u200bzero.csv",
+                                  "\u2066isolate\u2069.csv", "%00null.csv", "a\x7fdel.csv", "nul\x00.csv", "q\"uote.csv"])
+def test_file_names_with_control_characters_are_shown_as_one_printable_line(server, good, name):
+    response = post(server, server.tokens["Ada"], good, name=name)
+    assert response.status_code == 201
+    shown = response.json()["file"]
+    assert shown.isprintable() and "\n" not in shown and "\x1b" not in shown and "\u2066" not in shown
+    assert recorded(server)[0]["file_name"] == shown
+
+
+# --- scores as shown ------------------------------------------------------------------------------
+
+
+def set_scores(comp, scores):
+    """Overwrite recorded scores (id -> (public, private)) as a scorer with more digits would have written them."""
+    import sqlite3
+
+    with sqlite3.connect(comp / "private" / "classroom.sqlite") as conn:
+        for submission_id, (public, private) in scores.items():
+            conn.execute("UPDATE submissions SET public = ?, private = ? WHERE id = ?", (public, private, submission_id))
+
+
+def test_every_score_a_participant_sees_has_5_decimals_and_ranks_use_them(server, good, clock, comp):
+    first = post(server, server.tokens["Bob"], good).json()["id"]
+    clock.advance(minutes=1)
+    second = post(server, server.tokens["Ada"], good).json()["id"]
+    # Ada is better by less than the last shown digit: equal as shown, so Bob (earlier) ranks first.
+    set_scores(comp, {first: (0.1234564, 0.2000004), second: (0.1234561, 0.2000001)})
+    server.state.db.set_revealed(False)  # a new version: the standings are read again
+    rows = server.get("/api/leaderboard").json()["rows"]
+    assert [(r["participant"], r["rank"], r["public"]) for r in rows] == [("Bob", 1, 0.12346), ("Ada", 2, 0.12346)]
+    mine = server.get("/api/me", headers=auth(server.tokens["Ada"])).json()["submissions"]
+    assert [m["public"] for m in mine] == [0.12346]
+    page = server.get("/").text
+    assert "0.12346" in page and "0.1234561" not in page and "0.1234564" not in page
+    assert "0.1234561" not in server.post("/me", data={"token": server.tokens["Ada"]}).text
+    server.post("/api/reveal", headers=auth(teacher_of(comp)), json={"revealed": True})
+    rows = server.get("/api/leaderboard").json()["rows"]
+    assert [(r["participant"], r["private"]) for r in rows] == [("Bob", 0.2), ("Ada", 0.2)]
+    assert server.get("/api/me", headers=auth(server.tokens["Ada"])).json()["submissions"][0]["private"] == 0.2
+    assert server.get("/api/info").json()["decimals"] == 5
+    # The teacher's database keeps every digit.
+    assert [row["public"] for row in recorded(server)] == [0.1234564, 0.1234561]
+
+
+def test_per_bin_scores_on_the_pages_have_5_decimals(server, good):
+    from kit.server.app import _standings
+
+    post(server, server.tokens["Ada"], good)
+    current, _ = _standings(server.state)
+    for bins in current.log["per_bin_public"]:
+        assert all(v is None or round(v, 5) == v for v in bins.values())
+    assert server.get("/plots/bins.png").status_code == 200
+
+
+@pytest.mark.parametrize("headers", [{"X-Big": "a" * 20_000}, {f"X-{i}": "y" for i in range(150)},
+                                     {"Authorization": "Bearer " + "t" * 20_000}])
+def test_a_huge_request_head_is_431(server, headers):
+    response = server.get("/api/leaderboard", headers=headers)
+    assert response.status_code == 431 and set(response.json()) == {"error"}

@@ -11,7 +11,7 @@ pytest.importorskip("uvicorn")
 
 from server_builders import LiveServer, hold_slow_forms, timed_page_loads  # noqa: E402
 
-from kit.server.limits import (DEFAULT_MAX_CONNECTIONS, OncePerInterval, OpenUploads, RequestTimeLimit,  # noqa: E402
+from kit.server.limits import (DEFAULT_MAX_CONNECTIONS, HeadLimits, OncePerInterval, OpenUploads, RequestTimeLimit,  # noqa: E402
                                TooManyOpen, address_key, raise_open_files_limit, uvicorn_config)
 
 
@@ -221,3 +221,23 @@ def test_open_uploads_are_counted_per_key_and_given_back():
 ])
 def test_address_key_counts_an_ipv6_client_by_its_network(host, key):
     assert address_key(host) == key
+
+
+@pytest.mark.parametrize("request_head", [
+    b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n",  # one huge header
+    b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(10_000)) + b"\r\n",  # many
+    b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",  # a huge address
+])
+def test_huge_request_heads_are_refused_and_the_server_goes_on(request_head):
+    with LiveServer(HeadLimits(info_app)) as live, socket.create_connection(("127.0.0.1", live.port), timeout=5) as sock:
+        try:
+            sock.sendall(request_head)
+        except OSError:
+            pass  # closed while sending: refused
+        answer = b""
+        try:
+            answer = sock.recv(1024)
+        except OSError:
+            pass
+        assert not answer.startswith(b"HTTP/1.1 200") and closed_within(sock, 5)
+        assert honest_get(live.port).status_code == 200

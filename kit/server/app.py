@@ -28,7 +28,8 @@ from kit.metrics import SHOWN_DECIMALS, shown_scores
 from kit.server.db import (DB_NAME, SCORED, SUBMISSIONS_FOLDER, Database, LimitReached, SubmissionsClosed,
                            ensure_teacher_token, hash_token, same_token, utc_iso)
 from kit.server.limits import (ANONYMOUS_TIMEOUT, DEFAULT_ANONYMOUS_PER_ADDRESS, DEFAULT_REQUEST_TIMEOUT,
-                               DEFAULT_UPLOADS_PER_TOKEN, OpenUploads, RequestTimeLimit, TooManyOpen, address_key)
+                               DEFAULT_UPLOADS_PER_TOKEN, HeadLimits, OpenUploads, RequestTimeLimit, TooManyOpen,
+                               address_key)
 
 log = logging.getLogger("kit.serve")
 
@@ -338,6 +339,7 @@ def _build(state):
     app.state.kit = state
     # Added first, so they run inside SecurityHeaders: their 400 and 408 carry the headers too.
     app.add_middleware(NoTokenInAddress)
+    app.add_middleware(HeadLimits)
     app.add_middleware(RequestTimeLimit, seconds=state.request_timeout)
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
@@ -715,6 +717,7 @@ async def _read_form(request, state, held, participant=None, authorize=None, cap
     a file).
     """
     import anyio
+    from starlette.datastructures import FormData
 
     cap = state.max_upload_bytes if cap is None else cap
     if participant is not None:
@@ -738,7 +741,11 @@ async def _read_form(request, state, held, participant=None, authorize=None, cap
             scope.deadline = start + state.upload_timeout
 
         check = None if participant is not None else authorized
-        if not cap and _media_type(request) == "application/x-www-form-urlencoded":
+        if not request.headers.get("content-type") and request.headers.get("content-length", "").strip() == "0":
+            form = FormData()  # no body at all: the token can only have come from a header or cookie
+            if check is not None:
+                await check("")
+        elif not cap and _media_type(request) == "application/x-www-form-urlencoded":
             form = await _parse_small_form(request, check)
         else:
             form = await _parse_form(request, cap, check)

@@ -14,6 +14,8 @@ descriptor and a task for ever, and a few hundred stop the server answering anyo
 - :class:`OpenUploads` caps the uploads open at once per participant and, while a form
   has not yet shown its token, per client address: one client holding many slow uploads
   gets 429 for the extra ones instead of taking every connection.
+- :class:`HeadLimits` is an ASGI middleware answering 431 to a request head over 16 KiB
+  or 100 headers.
 - :func:`raise_open_files_limit` lifts the soft limit on open files to the hard one.
 - :func:`uvicorn_config` puts them together for ``kit serve`` and the tests.
 """
@@ -235,6 +237,48 @@ def address_key(host):
     if address.version == 6:
         return str(ipaddress.ip_network(f"{address}/64", strict=False))
     return str(address)
+
+
+#: Largest request head (address and headers) answered; browsers send a few kB.
+MAX_HEAD_BYTES = 16 * 1024
+#: Most request headers answered.
+MAX_HEADERS = 100
+
+
+class HeadLimits:
+    """ASGI middleware: a request whose head is over :data:`MAX_HEAD_BYTES` or :data:`MAX_HEADERS` gets 431.
+
+    h11 bounds a head that arrives in pieces, but one that arrives whole in a single read
+    (up to the transport's read size) is parsed whatever its size; this refuses it
+    before any route sees it.
+
+    Examples
+    --------
+    >>> from fastapi import FastAPI
+    >>> app = FastAPI()
+    >>> app.add_middleware(HeadLimits)
+    """
+
+    def __init__(self, app, max_bytes=MAX_HEAD_BYTES, max_headers=MAX_HEADERS):
+        self.app = app
+        self.max_bytes = max_bytes
+        self.max_headers = max_headers
+
+    async def __call__(self, scope, receive, send):
+        import json
+
+        if scope["type"] == "http":
+            headers = scope.get("headers", [])
+            size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+            size += sum(len(name) + len(value) + 4 for name, value in headers)
+            if size > self.max_bytes or len(headers) > self.max_headers:
+                body = json.dumps({"error": f"request head too large: expected at most {self.max_headers} headers "
+                                            f"and {self.max_bytes // 1024} KiB"}).encode()
+                await send({"type": "http.response.start", "status": 431,
+                            "headers": [(b"content-type", b"application/json"), (b"connection", b"close"),
+                                        (b"content-length", str(len(body)).encode())]})
+                return await send({"type": "http.response.body", "body": body})
+        return await self.app(scope, receive, send)
 
 
 def raise_open_files_limit():
