@@ -382,6 +382,10 @@ def test_deadline_from_competition_json_in_the_server_time_zone(tmp_path, good, 
     ({"upload_timeout": 0}, "upload timeout"),
     ({"upload_timeout": "soon"}, "upload timeout"),
     ({"request_timeout": float("nan")}, "request timeout"),
+    ({"anonymous_timeout": -1}, "anonymous form timeout"),
+    ({"uploads_per_token": 0}, "uploads per token"),
+    ({"uploads_per_token": True}, "uploads per token"),
+    ({"anonymous_per_address": 2.5}, "anonymous uploads per address"),
 ])
 def test_bad_server_options_are_one_line_user_errors(comp, options, message):
     with pytest.raises(UserError, match=message):
@@ -715,12 +719,13 @@ def test_serve_option_errors(capsys, comp, argv, expected):
     assert code == 2 and expected in err
 
 
+@pytest.mark.parametrize("option", ["--max-connections", "--uploads-per-token", "--anonymous-uploads"])
 @pytest.mark.parametrize("value", ["0", "-3", "many", "2.5"])
-def test_serve_max_connections_must_be_a_positive_whole_number(capsys, comp, value):
+def test_serve_counts_must_be_positive_whole_numbers(capsys, comp, option, value):
     from kit.cli import main
 
     with pytest.raises(SystemExit) as exit_info:
-        main(["serve", "--competition", str(comp), "--max-connections", value])
+        main(["serve", "--competition", str(comp), option, value])
     assert exit_info.value.code == 2 and "positive whole number" in capsys.readouterr().err
 
 
