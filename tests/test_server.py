@@ -1175,3 +1175,14 @@ def test_per_bin_scores_on_the_pages_have_5_decimals(server, good):
 def test_a_huge_request_head_is_431(server, headers):
     response = server.get("/api/leaderboard", headers=headers)
     assert response.status_code == 431 and set(response.json()) == {"error"}
+
+
+@pytest.mark.parametrize("path", ["/api/submissions", "/submit"])
+def test_a_spent_allowance_is_429_before_the_file_is_taken(make_server, good, path):
+    server = make_server()
+    for _ in range(5):
+        assert post(server, server.tokens["Ada"], good).status_code == 201
+    head = form_part("token", server.tokens["Ada"]) + form_part("file", b"", filename="big.csv")[:-2]
+    status, body, read = call_asgi(server.app, path, [head] + [b"0,0.5\n" * 10_000] * 1000,
+                                   headers=[("Authorization", f"Bearer {server.tokens['Ada']}")] if path[1] == "a" else [])
+    assert status == 429 and "daily limit" in body and read <= 2

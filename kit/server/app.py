@@ -406,7 +406,7 @@ def _build(state):
     )
     async def post_submission(request: Request):
         participant = await _participant(state, _bearer(request))
-        await _check_open(state, state.clock())
+        await _check_allowance(state, participant, state.clock())
         with _upload_slots(state) as held:
             form, _ = await _read_form(request, state, held, participant=participant)
             try:
@@ -488,7 +488,7 @@ def _build(state):
     async def submit_page(request: Request):
         async def authorize(token):
             participant = await _participant(state, token.strip())
-            await _check_open(state, state.clock())
+            await _check_allowance(state, participant, state.clock())
             return participant
 
         form = None
@@ -647,6 +647,24 @@ async def _check_open(state, now):
         raise ApiError(403, _closed_message(state, "deadline"))
     if await run_in_threadpool(lambda: state.db.revealed):
         raise ApiError(403, _closed_message(state, "revealed"))
+
+
+async def _check_allowance(state, participant, now):
+    """403 when closed, 429 when the participant's day is used up; ``(day window, failed attempts)``.
+
+    Checked before a form is read (a spent allowance costs the server no upload) and again
+    when it has arrived.
+    """
+    from fastapi.concurrency import run_in_threadpool
+
+    await _check_open(state, now)
+    window = state.day_window(now)
+    failed = await run_in_threadpool(state.db.count_failed, participant.id, *window)
+    if state.limit is not None:
+        used = failed + await run_in_threadpool(state.db.count_scored, participant.id, *window)
+        if used >= state.limit:
+            raise ApiError(429, _limit_message(state, window))
+    return window, failed
 
 
 def _closed_message(state, reason):
@@ -930,13 +948,7 @@ async def _accept(state, participant, upload, description):
     # The upload's time is when its body had arrived; the same time is checked against the
     # deadline and recorded, in the transaction that inserts it (below).
     now = state.clock()
-    await _check_open(state, now)
-    window = state.day_window(now)
-    failed = await run_in_threadpool(state.db.count_failed, participant.id, *window)
-    if state.limit is not None:
-        used = failed + await run_in_threadpool(state.db.count_scored, participant.id, *window)
-        if used >= state.limit:
-            raise ApiError(429, _limit_message(state, window))
+    window, failed = await _check_allowance(state, participant, now)
     name = _file_name(upload.filename)
     staged, digest, size = await run_in_threadpool(_stage, state, upload)
     attempt = {"participant_id": participant.id, "attempted_at": now, "sha256": digest, "file_name": name,
