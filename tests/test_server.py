@@ -1186,3 +1186,19 @@ def test_a_spent_allowance_is_429_before_the_file_is_taken(make_server, good, pa
     status, body, read = call_asgi(server.app, path, [head] + [b"0,0.5\n" * 10_000] * 1000,
                                    headers=[("Authorization", f"Bearer {server.tokens['Ada']}")] if path[1] == "a" else [])
     assert status == 429 and "daily limit" in body and read <= 2
+
+
+def test_a_competition_asking_for_more_decimals_still_shows_5(tmp_path, good, clock):
+    comp = make_competition(tmp_path / "data8")
+    meta_path = comp / "competition.json"
+    meta = json.loads(meta_path.read_text())
+    meta["metric"]["decimals"] = 9
+    meta_path.write_text(json.dumps(meta))
+    with TestClient(create_app(comp, leaderboard=tmp_path / "lb8", clock=clock, export_interval=0)) as client:
+        token = dict(client.app.state.kit.db.add_participants(["Ada"], clock()))["Ada"]
+        body = post(client, token, good).json()
+        assert body["public"] == round(body["public"], 5)
+        assert client.get("/api/info").json()["decimals"] == 5
+        assert 'data-decimals="5"' in client.get("/").text
+        shown = client.post("/submit", data={"token": token}, files={"file": ("g.csv", good.read_bytes())}).text
+        assert f'id="score">{body["public"]:.9f}<' in shown  # nine places asked for, the last four zeros

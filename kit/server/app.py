@@ -464,7 +464,8 @@ def _build(state):
         titles, rows = pages.table(current)
         title, subtitle, _ = pages.headings(current)
         return page(request, "leaderboard.html", title=title, subtitle=subtitle, titles=titles, rows=rows,
-                    revealed=current.private, entries=len(current.log), decimals=metric.decimals,
+                    revealed=current.private, entries=len(current.log),
+                    decimals=min(metric.decimals, SHOWN_DECIMALS),
                     refresh_ms=state.refresh_ms, version=_version_tag(current))
 
     @app.get("/style.css", include_in_schema=False)
