@@ -792,7 +792,8 @@ def test_a_reveal_while_the_upload_is_scored_is_caught_when_it_is_recorded(serve
 
     def reveal_meanwhile(path):
         result = real(path)
-        assert server.post("/api/reveal", headers=auth(teacher_of(comp)), json={"revealed": True}).json() == {"revealed": True}
+        revealed = server.post("/api/reveal", headers=auth(teacher_of(comp)), json={"revealed": True})
+        assert revealed.json() == {"revealed": True}
         return result
 
     monkeypatch.setattr(server.state.scorer, "score", reveal_meanwhile)
@@ -1116,7 +1117,8 @@ def test_malformed_multipart_is_a_4xx_with_one_line_and_stores_nothing(server, c
 
 
 @pytest.mark.parametrize("name", ["a\r\nX-Injected: 1.csv", "\x1b[31mred.csv", "tab\there.csv", "\u200bzero.csv",
-                                  "\u2066isolate\u2069.csv", "%00null.csv", "a\x7fdel.csv", "nul\x00.csv", "q\"uote.csv"])
+                                  "\u2066isolate\u2069.csv", "%00null.csv", "a\x7fdel.csv", "nul\x00.csv",
+                                  "q\"uote.csv"])
 def test_file_names_with_control_characters_are_shown_as_one_printable_line(server, good, name):
     response = post(server, server.tokens["Ada"], good, name=name)
     assert response.status_code == 201
@@ -1134,7 +1136,8 @@ def set_scores(comp, scores):
 
     with sqlite3.connect(comp / "private" / "classroom.sqlite") as conn:
         for submission_id, (public, private) in scores.items():
-            conn.execute("UPDATE submissions SET public = ?, private = ? WHERE id = ?", (public, private, submission_id))
+            conn.execute("UPDATE submissions SET public = ?, private = ? WHERE id = ?",
+                         (public, private, submission_id))
 
 
 def test_every_score_a_participant_sees_has_5_decimals_and_ranks_use_them(server, good, clock, comp):
@@ -1183,8 +1186,8 @@ def test_a_spent_allowance_is_429_before_the_file_is_taken(make_server, good, pa
     for _ in range(5):
         assert post(server, server.tokens["Ada"], good).status_code == 201
     head = form_part("token", server.tokens["Ada"]) + form_part("file", b"", filename="big.csv")[:-2]
-    status, body, read = call_asgi(server.app, path, [head] + [b"0,0.5\n" * 10_000] * 1000,
-                                   headers=[("Authorization", f"Bearer {server.tokens['Ada']}")] if path[1] == "a" else [])
+    bearer = [("Authorization", f"Bearer {server.tokens['Ada']}")] if path.startswith("/api") else []
+    status, body, read = call_asgi(server.app, path, [head] + [b"0,0.5\n" * 10_000] * 1000, headers=bearer)
     assert status == 429 and "daily limit" in body and read <= 2
 
 
@@ -1202,3 +1205,31 @@ def test_a_competition_asking_for_more_decimals_still_shows_5(tmp_path, good, cl
         assert 'data-decimals="5"' in client.get("/").text
         shown = client.post("/submit", data={"token": token}, files={"file": ("g.csv", good.read_bytes())}).text
         assert f'id="score">{body["public"]:.9f}<' in shown  # nine places asked for, the last four zeros
+
+
+def test_a_failure_while_storing_the_upload_is_500_and_counted(server, good, monkeypatch, comp):
+    import kit.server.app as app_module
+
+    def full_disk(state, upload):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(app_module, "_stage", full_disk)
+    client = TestClient(server.app, raise_server_exceptions=False)
+    response = post(client, server.tokens["Ada"], good)
+    assert response.status_code == 500 and "counts against" in response.json()["error"]
+    (attempt,) = server.state.db.failed_attempts()
+    assert "No space left" in attempt["error"] and attempt["size"] == 0
+    assert not [p for p in (comp / "private" / "submissions").rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize("part_head", [
+    b'Content-Disposition: form-data; name="file"; filename="' + b"a" * 20_000 + b'.csv"',
+    b'Content-Disposition: form-data; name="file"; filename="a.csv"\r\n' + b"X: y\r\n" * 40,
+])
+def test_a_part_with_huge_headers_is_422(server, part_head):
+    """python-multipart bounds a part's header lines and their number: a 4xx, never a 5xx."""
+    body = form_part("token", server.tokens["Ada"]) + b"--kitboundary\r\n" + part_head + b"\r\n\r\n0,1\r\n" + form_end()
+    for path, headers in (("/api/submissions", [("Authorization", f"Bearer {server.tokens['Ada']}")]), ("/submit", [])):
+        status, text, _ = call_asgi(server.app, path, [body], headers=headers)
+        assert status == 422 and "malformed form" in text
+    assert recorded(server) == []

@@ -11,8 +11,8 @@ pytest.importorskip("uvicorn")
 
 from server_builders import LiveServer, hold_slow_forms, timed_page_loads  # noqa: E402
 
-from kit.server.limits import (DEFAULT_MAX_CONNECTIONS, HeadLimits, OncePerInterval, OpenUploads, RequestTimeLimit,  # noqa: E402
-                               TooManyOpen, address_key, raise_open_files_limit, uvicorn_config)
+from kit.server.limits import (DEFAULT_MAX_CONNECTIONS, HeadLimits, OncePerInterval, OpenUploads,  # noqa: E402
+                               RequestTimeLimit, TooManyOpen, address_key, raise_open_files_limit, uvicorn_config)
 
 
 async def info_app(scope, receive, send):
@@ -229,7 +229,8 @@ def test_address_key_counts_an_ipv6_client_by_its_network(host, key):
     b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",  # a huge address
 ])
 def test_huge_request_heads_are_refused_and_the_server_goes_on(request_head):
-    with LiveServer(HeadLimits(info_app)) as live, socket.create_connection(("127.0.0.1", live.port), timeout=5) as sock:
+    with LiveServer(HeadLimits(info_app)) as live, \
+            socket.create_connection(("127.0.0.1", live.port), timeout=5) as sock:
         try:
             sock.sendall(request_head)
         except OSError:

@@ -37,7 +37,8 @@ def add_parser(subparsers):
     p.add_argument("--request-timeout", type=float, default=DEFAULT_REQUEST_TIMEOUT, metavar="S",
                    help=f"seconds any request may take in total (default: {DEFAULT_REQUEST_TIMEOUT:g})")
     p.add_argument("--uploads-per-token", type=_positive_int, default=DEFAULT_UPLOADS_PER_TOKEN, metavar="N",
-                   help=f"uploads one participant may have open at once, else 429 (default: {DEFAULT_UPLOADS_PER_TOKEN})")
+                   help="uploads one participant may have open at once, else 429 "
+                   f"(default: {DEFAULT_UPLOADS_PER_TOKEN})")
     p.add_argument("--anonymous-uploads", type=_positive_int, default=DEFAULT_ANONYMOUS_PER_ADDRESS, metavar="N",
                    help="forms one network address may have open at once before their token has arrived, else "
                    f"429 (default: {DEFAULT_ANONYMOUS_PER_ADDRESS}; a class behind one NAT or reverse proxy shares "

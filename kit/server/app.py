@@ -242,7 +242,8 @@ def create_app(competition, *, data=None, leaderboard=None, timezone_name="UTC",
     upload_timeout = _positive_seconds(upload_timeout, "upload timeout")
     request_timeout = _positive_seconds(request_timeout, "request timeout")
     anonymous_timeout = _positive_seconds(anonymous_timeout, "anonymous form timeout")
-    for value, what in ((uploads_per_token, "uploads per token"), (anonymous_per_address, "anonymous uploads per address")):
+    counts = ((uploads_per_token, "uploads per token"), (anonymous_per_address, "anonymous uploads per address"))
+    for value, what in counts:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UserError(f"{what} {value!r}: expected a positive whole number")
     state = ServerState(
@@ -951,9 +952,13 @@ async def _accept(state, participant, upload, description):
     now = state.clock()
     window, failed = await _check_allowance(state, participant, now)
     name = _file_name(upload.filename)
-    staged, digest, size = await run_in_threadpool(_stage, state, upload)
-    attempt = {"participant_id": participant.id, "attempted_at": now, "sha256": digest, "file_name": name,
-               "size": size}
+    attempt = {"participant_id": participant.id, "attempted_at": now, "sha256": "", "file_name": name, "size": 0}
+    try:
+        staged, attempt["sha256"], attempt["size"] = await run_in_threadpool(_stage, state, upload)
+    except ApiError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the server's failure (a full disk, say), as in scoring
+        await _count_failure(state, attempt, exc)
     try:
         try:
             # At most a few files are scored at once: each holds its file and arrays in
@@ -979,7 +984,7 @@ async def _accept(state, participant, upload, description):
         "public": shown_scores(result.public),
         "submitted_at": utc_iso(now),
         "remaining_today": remaining,
-        "sha256": digest,
+        "sha256": attempt["sha256"],
         "file": name,
         "rows": result.rows,
         "warnings": [_clean(w, 300) for w in result.warnings],
