@@ -9,6 +9,14 @@ never under the name the client sent; the scorer runs in a worker thread; every 
 Jinja2 template with autoescaping and a Content-Security-Policy that allows no inline
 script. Times are the server's clock in UTC; the daily limit counts days in the server's
 time zone (UTC unless ``--timezone``).
+
+Failures cost the sender, not the class: a file the scorer refuses is a 4xx that stores
+nothing; a failure of the server is a 500 that stores no file but counts against the
+sender's day (``failed_attempts``). A form without an ``Authorization`` header or token
+cookie must begin with its token, within 64 KiB and a few seconds; uploads open at once
+are capped per participant and, until their token has arrived, per client address. Every
+score a participant sees is rounded to :data:`kit.metrics.SHOWN_DECIMALS` and ranked as
+shown; the database keeps every digit.
 """
 import json
 import logging
@@ -692,7 +700,7 @@ def _upload_slots(state):
 
 def _take_slot(state, held, key):
     """Count one more open upload under ``key`` (a participant or an address); 429 past its cap."""
-    kind, who = key
+    kind = key[0]
     cap = state.uploads_per_token if kind == "participant" else state.anonymous_per_address
     try:
         held.append(state.uploads.acquire(key, cap))
