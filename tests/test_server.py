@@ -2,7 +2,7 @@
 import json
 import os
 import warnings
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -1233,3 +1233,25 @@ def test_a_part_with_huge_headers_is_422(server, part_head):
         status, text, _ = call_asgi(server.app, path, [body], headers=headers)
         assert status == 422 and "malformed form" in text
     assert recorded(server) == []
+
+
+def test_a_database_of_the_first_schema_gains_the_failed_attempts_table(tmp_path, clock):
+    import sqlite3
+
+    from kit.server.db import _MIGRATIONS, Database, _statements
+
+    path = tmp_path / "classroom.sqlite"
+    with sqlite3.connect(path) as conn:
+        for statement in _statements(_MIGRATIONS[0]):
+            conn.execute(statement)
+        conn.execute("INSERT INTO participants (name, key, token_sha256, created_at) VALUES ('Ada', 'ada', 'h', 't')")
+        conn.execute("PRAGMA user_version = 1")
+    db = Database(path)
+    assert db.schema_version == SCHEMA_VERSION == 2
+    (ada,) = db.participants()
+    db.add_failed_attempt({"participant_id": ada["id"], "attempted_at": clock(), "sha256": "ab", "file_name": "f.csv",
+                           "size": 3, "error": "RuntimeError: x"})
+    window = (clock() - timedelta(hours=1), clock() + timedelta(hours=1))
+    assert db.count_failed(ada["id"], *window) == 1 and db.count_scored(ada["id"], *window) == 0
+    assert db.count_failed(ada["id"], clock() + timedelta(hours=1), clock() + timedelta(hours=2)) == 0
+    assert [a["participant"] for a in db.failed_attempts()] == ["Ada"] and db.failed_attempts(ada["id"] + 1) == []
