@@ -1255,3 +1255,13 @@ def test_a_database_of_the_first_schema_gains_the_failed_attempts_table(tmp_path
     assert db.count_failed(ada["id"], *window) == 1 and db.count_scored(ada["id"], *window) == 0
     assert db.count_failed(ada["id"], clock() + timedelta(hours=1), clock() + timedelta(hours=2)) == 0
     assert [a["participant"] for a in db.failed_attempts()] == ["Ada"] and db.failed_attempts(ada["id"] + 1) == []
+
+
+def test_a_proxy_login_in_the_authorization_header_leaves_the_form_token_in_charge(server, good):
+    """A reverse proxy with a Basic login makes the browser send its own Authorization header."""
+    basic = {"Authorization": "Basic dGVhY2hlcjpwYXNz"}
+    page = server.post("/submit", headers=basic, data={"token": server.tokens["Ada"]},
+                       files={"file": ("g.csv", good.read_bytes())})
+    assert page.status_code == 201
+    assert server.post("/me", headers=basic, data={"token": server.tokens["Ada"]}).status_code == 200
+    assert server.post("/me", headers=basic, data={"token": "wrong"}).status_code == 401

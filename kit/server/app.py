@@ -717,7 +717,8 @@ async def _early_participant(state, request, authorize):
 
     ``authorize`` (async, takes the token) checks it and returns the participant.
     """
-    if request.headers.get("authorization", "").strip():
+    # Another scheme (a reverse proxy's Basic login, say) is not ours: the form's token counts then.
+    if request.headers.get("authorization", "").strip().lower().startswith("bearer "):
         return await authorize(_bearer(request))
     cookie = request.cookies.get(TOKEN_COOKIE, "").strip()
     return await authorize(cookie) if cookie else None
