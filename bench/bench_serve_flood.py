@@ -33,7 +33,7 @@ def main(argv=None):
 
     import kit
     from builders import make_competition
-    from server_builders import LiveServer, hold_slow_forms, timed_page_loads
+    from server_builders import LiveServer, hold_slow_forms, let_go, timed_page_loads
 
     from kit.server.app import create_app
     from kit.server.limits import DEFAULT_MAX_CONNECTIONS, raise_open_files_limit
@@ -51,7 +51,7 @@ def main(argv=None):
                 try:
                     time.sleep(0.5)  # the server answers the ones it refuses
                     loads = timed_page_loads(live.url + "/", args.loads)
-                    closed = sum(_closed(sock) for sock in held)
+                    closed = sum(let_go(sock) for sock in held)
                 finally:
                     for sock in held:
                         sock.close()
@@ -60,17 +60,6 @@ def main(argv=None):
         print(f"| {count} | {len(ok)}/{len(loads)} | {statistics.median(times):.3f} | {max(times):.3f} | "
               f"{closed}/{count} |", flush=True)
     return 0
-
-
-def _closed(sock):
-    """Whether the server has answered or closed ``sock`` (without waiting)."""
-    sock.setblocking(False)
-    try:
-        return sock.recv(1, 2) is not None  # MSG_PEEK: data or b"" (closed) means the server let go
-    except BlockingIOError:
-        return False
-    except OSError:
-        return True
 
 
 if __name__ == "__main__":

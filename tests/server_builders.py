@@ -154,3 +154,17 @@ def timed_page_loads(url, count, timeout=5.0):
             status = None
         loads.append((status, time.monotonic() - start))
     return loads
+
+
+def let_go(sock):
+    """Whether the server has answered or closed ``sock``, looked at without waiting."""
+    import socket
+
+    sock.setblocking(False)
+    try:
+        sock.recv(1, socket.MSG_PEEK)  # data (an answer) or b"" (closed): the server let go
+        return True
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
