@@ -120,3 +120,25 @@ def test_a_site_that_is_not_kit_serve(capsys, good):
     with LiveServer(other) as server:
         code, _, err = submit(capsys, str(good), "--server", server.url, "--token", "x" * 32)
     assert code == 2 and "without JSON" in err
+
+
+def test_scores_from_the_server_are_printed_to_5_decimals(capsys, good):
+    """Whatever digits a server sends, the participant sees five (the sentence and --json alike)."""
+    answer = json.dumps({"id": 1, "participant": "Ada", "public": 0.123456789, "submitted_at": "t",
+                         "remaining_today": 2, "warnings": []}).encode()
+
+    async def precise_server(scope, receive, send):
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            return await send({"type": "lifespan.shutdown.complete"})
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 201, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": answer})
+
+    with LiveServer(precise_server) as server:
+        code, out, _ = submit(capsys, str(good), "--server", server.url, "--token", "t", "--json")
+        assert code == 0 and json.loads(out)["public"] == 0.12346
+        code, out, _ = submit(capsys, str(good), "--server", server.url, "--token", "t")
+        assert code == 0 and "Public score 0.12346 " in out and "0.123456" not in out

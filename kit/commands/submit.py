@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from kit.errors import UserError
+    from kit.metrics import SHOWN_DECIMALS, shown_scores
     from kit.safetext import printable
 
     token = (args.token or os.environ.get(TOKEN_ENV) or "").strip()
@@ -38,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise UserError(f"{path} is not a file: expected the submission CSV to upload")
-    answer = post_submission(args.server, path, token, description=args.description, timeout=args.timeout)
+    # Shown as every score a participant sees, whatever digits a server sends.
+    answer = shown_scores(post_submission(args.server, path, token, description=args.description, timeout=args.timeout))
     if args.json:
         print(json.dumps(answer))
         return 0
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     left = answer.get("remaining_today")
     left = "" if left is None else f"; {left} left today"
     public = answer.get("public")
-    shown = f"{public:.5f}" if isinstance(public, (int, float)) else printable(public, 40)
+    shown = f"{public:.{SHOWN_DECIMALS}f}" if isinstance(public, (int, float)) else printable(public, 40)
     print(f"Scored {printable(path.name, 120)}: Public score {shown} "
           f"(submission #{answer.get('id')} by {printable(answer.get('participant'), 60)} at "
           f"{printable(answer.get('submitted_at'), 40)}{left})")
