@@ -823,7 +823,7 @@ def test_accepted_times_are_never_after_the_deadline(make_server, good, clock, m
     assert all(row["submitted_at"] < "2026-03-01T12:30:00" for row in recorded(server))
 
 
-def test_reveal_closes_submissions_and_hiding_again_reopens_them(server, good, comp):
+def test_reveal_closes_submissions_and_hiding_again_returns_to_closed(server, good, comp):
     teacher = teacher_of(comp)
     assert post(server, server.tokens["Ada"], good).status_code == 201
     assert server.post("/api/reveal", headers=auth(teacher), json={"revealed": True}).json() == {"revealed": True}
@@ -835,6 +835,9 @@ def test_reveal_closes_submissions_and_hiding_again_reopens_them(server, good, c
     assert page.status_code == 403 and "revealed" in page.text
     assert len(recorded(server)) == 1
     assert server.post("/api/reveal", headers=auth(teacher), json={"revealed": False}).json() == {"revealed": False}
+    response = post(server, server.tokens["Bob"], good)
+    assert response.status_code == 403 and "closed the competition" in response.json()["error"]
+    assert server.post("/api/open", headers=auth(teacher), json={"open": True}).json() == {"open": True, "state": "open"}
     assert post(server, server.tokens["Bob"], good).status_code == 201
     assert len(recorded(server)) == 2
 

@@ -33,8 +33,8 @@ from typing import Callable
 
 from kit.errors import UserError
 from kit.metrics import SHOWN_DECIMALS, shown_scores
-from kit.server.db import (DB_NAME, SCORED, SUBMISSIONS_FOLDER, Database, LimitReached, SubmissionsClosed,
-                           ensure_teacher_token, hash_token, same_token, utc_iso)
+from kit.server.db import (DB_NAME, MAX_FINALS, SCORED, SUBMISSIONS_FOLDER, Database, LimitReached,
+                           SubmissionsClosed, ensure_teacher_token, hash_token, parse_utc, same_token, utc_iso)
 from kit.server.limits import (ANONYMOUS_TIMEOUT, DEFAULT_ANONYMOUS_PER_ADDRESS, DEFAULT_REQUEST_TIMEOUT,
                                DEFAULT_UPLOADS_PER_TOKEN, HeadLimits, OpenUploads, RequestTimeLimit, TooManyOpen,
                                address_key)
@@ -57,9 +57,13 @@ MAX_TOKEN = 256
 DEFAULT_UPLOAD_TIMEOUT = 120.0
 #: What a refused upload is told once the Private ranking is revealed.
 REVEALED_CLOSED = "the final ranking is revealed; submissions are closed"
+#: What a refused upload is told while the teacher has closed the competition.
+TEACHER_CLOSED = "the teacher has closed the competition; submissions are closed"
+#: The states of a competition on the server (:func:`decide_phase`).
+OPEN, CLOSED, REVEALED = "open", "closed", "revealed"
 #: Cookie a browser may carry the participant token in (read, never set, by the server).
 TOKEN_COOKIE = "kit_token"
-#: Largest body of ``POST /api/reveal``: a JSON object of one key.
+#: Largest body of ``POST /api/reveal``, ``/api/open``, ``/api/deadline`` and ``/api/final``: a JSON object of one key.
 MAX_REVEAL_BODY = 1024
 #: What a participant is told when the server, not their file, failed.
 INTERNAL_FAILURE = ("internal error while scoring (a bug in specsim-kit; the server log has the details); "
@@ -138,6 +142,61 @@ class ServerState:
         start = datetime.combine(local.date(), day_time(0), tzinfo=self.tz)
         end = datetime.combine(local.date() + timedelta(days=1), day_time(0), tzinfo=self.tz)
         return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """Where a competition stands: ``state`` is :data:`OPEN`, :data:`CLOSED` or :data:`REVEALED`.
+
+    ``reason`` says why it is not open: ``"deadline"``, ``"closed"`` (by the teacher) or
+    ``"revealed"``; None while open. ``deadline`` is the deadline in force (or None).
+    """
+
+    state: str
+    reason: str = None
+    deadline: datetime = None
+
+    @property
+    def open(self):
+        return self.state == OPEN
+
+
+def decide_phase(settings, deadline, now):
+    """The :class:`Phase` of a competition: the one place that decides whether it is open.
+
+    Parameters
+    ----------
+    settings : dict
+        The store's settings (:meth:`kit.server.db.Database.settings`): ``revealed`` and
+        ``closed`` (``"1"`` or ``"0"``), and ``deadline`` (UTC ISO text, or ``""`` for none)
+        once the teacher has set one, which then replaces ``deadline``.
+    deadline : datetime or None
+        The deadline the server started with (``--deadline`` or competition.json).
+    now : datetime
+        The server's clock (aware).
+
+    Examples
+    --------
+    >>> start = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
+    >>> decide_phase({}, start, start).reason, decide_phase({"closed": "1"}, None, start).state
+    ('deadline', 'closed')
+    >>> decide_phase({"deadline": ""}, start, start).state, decide_phase({"revealed": "1"}, None, start).state
+    ('open', 'revealed')
+    """
+    if "deadline" in settings:
+        deadline = parse_utc(settings["deadline"]) if settings["deadline"] else None
+    if settings.get("revealed") == "1":
+        return Phase(REVEALED, "revealed", deadline)
+    if deadline is not None and now >= deadline:
+        return Phase(CLOSED, "deadline", deadline)
+    if settings.get("closed") == "1":
+        return Phase(CLOSED, "closed", deadline)
+    return Phase(OPEN, None, deadline)
+
+
+def current_phase(state, now=None):
+    """The :class:`Phase` of the served competition now (or at ``now``), from the store and the clock."""
+    return decide_phase(state.db.settings(), state.deadline, state.clock() if now is None else now)
 
 
 def parse_deadline(value, tz):
@@ -427,9 +486,11 @@ def _build(state):
     @app.get("/api/leaderboard", summary="The leaderboard (Private scores once revealed)")
     async def get_leaderboard():
         current, latest = await run_in_threadpool(_standings, state)
+        phase = await run_in_threadpool(current_phase, state)
         from kit.server.standings import leaderboard_json
 
-        return leaderboard_json(current, latest)
+        title, subtitle = _headings(current, phase)
+        return {**leaderboard_json(current, latest), "state": phase.state, "title": title, "subtitle": subtitle}
 
     @app.get("/api/me", summary="Your submissions with their scores")
     async def get_me(request: Request):
@@ -445,16 +506,61 @@ def _build(state):
                          413: {"description": "body over 1 KiB"}, 415: {"description": "not application/json"},
                          422: {"description": "not the object {\"revealed\": true|false}"}})
     async def post_reveal(request: Request):
-        token = _bearer(request)
-        if not same_token(token[:MAX_TOKEN], state.teacher_hash):
-            known = await run_in_threadpool(state.db.participant_for_token, token[:MAX_TOKEN])
-            if known is not None:
-                raise ApiError(403, "revealing the Private ranking needs the teacher token, not a participant's")
-            raise ApiError(401, "unknown token: expected the teacher token (private/teacher_token)")
+        await _teacher(state, request, "revealing the Private ranking")
         revealed = reveal_choice(request.headers.get("content-type"), await _read_body(request, MAX_REVEAL_BODY))
-        await run_in_threadpool(state.db.set_revealed, revealed)
-        state.exporter.request()
+        await run_in_threadpool(set_revealed, state, revealed)
         return {"revealed": revealed}
+
+    teacher_responses = {401: {"description": "no or unknown token"}, 403: {"description": "a participant's token"},
+                         413: {"description": "body over 1 KiB"}, 415: {"description": "not application/json"}}
+
+    @app.post("/api/open", summary="Teacher: JSON {\"open\": false} closes submissions and choices of final "
+              "submissions; {\"open\": true} re-opens them (before the deadline, and not while revealed)",
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                  "type": "object", "required": ["open"], "additionalProperties": False,
+                  "properties": {"open": {"type": "boolean"}}}}}}},
+              responses={**teacher_responses, 409: {"description": "re-opening after the deadline or while revealed"},
+                         422: {"description": "not the object {\"open\": true|false}"}})
+    async def post_open(request: Request):
+        await _teacher(state, request, "closing or re-opening the competition")
+        wanted = json_field(request.headers.get("content-type"), await _read_body(request, MAX_REVEAL_BODY), "open",
+                            _is_bool, '{"open": true} or {"open": false}')
+        phase = await run_in_threadpool(set_open, state, wanted)
+        return {"open": phase.open, "state": phase.state}
+
+    @app.post("/api/deadline", summary="Teacher: JSON {\"deadline\": \"2026-06-30T23:59:00Z\"} sets the deadline "
+              "(a time without zone is in the server's time zone); {\"deadline\": null} removes it",
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                  "type": "object", "required": ["deadline"], "additionalProperties": False,
+                  "properties": {"deadline": {"type": ["string", "null"], "format": "date-time"}}}}}}},
+              responses={**teacher_responses,
+                         422: {"description": "not the object {\"deadline\": ISO 8601 text or null}"}})
+    async def post_deadline(request: Request):
+        await _teacher(state, request, "setting the deadline")
+        value = json_field(request.headers.get("content-type"), await _read_body(request, MAX_REVEAL_BODY), "deadline",
+                           _is_deadline, '{"deadline": "2026-06-30T23:59:00Z"} or {"deadline": null}')
+        try:
+            deadline = parse_deadline(value, state.tz)
+        except UserError as exc:
+            raise ApiError(422, str(exc)) from None
+        phase = await run_in_threadpool(set_deadline, state, deadline)
+        return {"deadline": None if deadline is None else utc_iso(deadline), "state": phase.state}
+
+    @app.post("/api/final", summary=f"Choose up to {MAX_FINALS} of your scored submissions as final: JSON "
+              "{\"submissions\": [ID, ...]} (an empty list takes the choice back)",
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                  "type": "object", "required": ["submissions"], "additionalProperties": False,
+                  "properties": {"submissions": {"type": "array", "maxItems": MAX_FINALS,
+                                                 "items": {"type": "integer"}}}}}}}},
+              responses={401: {"description": "no, unknown or revoked token"},
+                         403: {"description": "after the deadline, once closed or revealed"},
+                         413: {"description": "body over 1 KiB"}, 415: {"description": "not application/json"},
+                         422: {"description": f"more than {MAX_FINALS} ids, or an id that is not one of yours"}})
+    async def post_final(request: Request):
+        participant = await _participant(state, _bearer(request))
+        ids = json_field(request.headers.get("content-type"), await _read_body(request, MAX_REVEAL_BODY),
+                         "submissions", _is_id_list, '{"submissions": [ID, ...]}')
+        return await _choose_finals(state, participant, ids)
 
     @app.get("/api/info", summary="The competition's rules: metric, limits, deadline")
     async def get_info():
@@ -469,10 +575,9 @@ def _build(state):
     @app.get("/", include_in_schema=False)
     async def leaderboard_page(request: Request):
         current, latest = await run_in_threadpool(_standings, state)
-        from kit import leaderboard_pages as pages
-
-        titles, rows = pages.table(current)
-        title, subtitle, _ = pages.headings(current)
+        phase = await run_in_threadpool(current_phase, state)
+        titles, rows = _table(current)
+        title, subtitle = _headings(current, phase)
         return page(request, "leaderboard.html", title=title, subtitle=subtitle, titles=titles, rows=rows,
                     revealed=current.private, entries=len(current.log),
                     decimals=min(metric.decimals, SHOWN_DECIMALS),
@@ -493,7 +598,7 @@ def _build(state):
 
     @app.get("/submit", include_in_schema=False)
     async def submit_form(request: Request):
-        return page(request, "submit.html")
+        return page(request, "submit.html")  # info.state says whether the form is shown
 
     @app.post("/submit", include_in_schema=False)
     async def submit_page(request: Request):
@@ -535,13 +640,43 @@ def _build(state):
                 form, participant = await _read_form(request, state, held, participant=participant,
                                                      authorize=authorize, cap=0)
                 await form.close()
-            history = await run_in_threadpool(_history, state, participant)
         except ApiError as exc:
             return page(request, "me.html", status=exc.status, error=exc.message)
+        return await me_history(request, participant, form.get("token"))
+
+    @app.post("/me/final", include_in_schema=False)
+    async def me_final(request: Request):
+        async def authorize(token):
+            return await _participant(state, token.strip())
+
+        participant, token = None, None
+        try:
+            _same_origin(request)
+            with _upload_slots(state) as held:
+                # The token must come in the form: a cookie alone would let another site choose for a browser.
+                form, participant = await _read_form(request, state, held, authorize=authorize, cap=0)
+                await form.close()
+            token = form.get("token")
+            values = form.getlist("final")
+            if not all(isinstance(v, str) and v.isascii() and v.isdigit() and len(v) < 18 for v in values):
+                raise ApiError(422, "expected submission numbers in the field 'final'")
+            await _choose_finals(state, participant, [int(v) for v in values])
+        except ApiError as exc:
+            if participant is None:
+                return page(request, "me.html", status=exc.status, error=exc.message)
+            return await me_history(request, participant, token, status=exc.status, error=exc.message)
+        return await me_history(request, participant, token, saved=True)
+
+    async def me_history(request, participant, token, status=200, **context):
+        history = await run_in_threadpool(_history, state, participant)
         for row in history["submissions"]:
             row["public_text"] = metric.format(row["public"])
             row["private_text"] = metric.format(row.get("private"))
-        return page(request, "me.html", history=history)
+        # The token rides in the page's own choice form (typed by its owner a moment ago): never cached.
+        token = token if isinstance(token, str) and token.strip() else None
+        response = page(request, "me.html", status=status, history=history, token=token, **context)
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     return app
 
@@ -646,18 +781,77 @@ async def _participant(state, token):
     return participant
 
 
+async def _teacher(state, request, what):
+    """Check the request's ``Authorization: Bearer`` is the teacher token: 401 when unknown, 403 for a participant's."""
+    from fastapi.concurrency import run_in_threadpool
+
+    token = _bearer(request)
+    if not same_token(token[:MAX_TOKEN], state.teacher_hash):
+        known = await run_in_threadpool(state.db.participant_for_token, token[:MAX_TOKEN])
+        if known is not None:
+            raise ApiError(403, f"{what} needs the teacher token, not a participant's")
+        raise ApiError(401, "unknown token: expected the teacher token (private/teacher_token)")
+
+
+def set_revealed(state, revealed):
+    """Reveal the Private ranking, or hide it again; either way the competition is closed after.
+
+    Un-revealing returns to the closed state (the Public standings): re-opening is a
+    separate choice (:func:`set_open`).
+    """
+    state.db.set_settings({"revealed": "1" if revealed else "0", "closed": "1"})
+    state.exporter.request()
+    return current_phase(state)
+
+
+def set_open(state, wanted):
+    """Close the competition, or re-open it; the new :class:`Phase`.
+
+    Re-opening is refused with 409 while the ranking is revealed or after the deadline.
+    """
+    phase = current_phase(state)
+    if wanted and phase.reason == "revealed":
+        raise ApiError(409, "the final ranking is revealed: hide it first ({\"revealed\": false}), then re-open")
+    if wanted and phase.reason == "deadline":
+        raise ApiError(409, f"the deadline {utc_iso(phase.deadline)[:19]}Z (UTC) has passed: set a later deadline "
+                            "first (POST /api/deadline), or remove it")
+    state.db.set_settings({"closed": "0" if wanted else "1"})
+    return current_phase(state)
+
+
+def set_deadline(state, deadline):
+    """Set (an aware datetime) or remove (None) the deadline in the store; the new :class:`Phase`."""
+    state.db.set_settings({"deadline": "" if deadline is None else utc_iso(deadline)})
+    return current_phase(state)
+
+
+async def _choose_finals(state, participant, ids):
+    """Record a participant's final submissions; the ``POST /api/final`` answer, or ApiError 403 / 422."""
+    from fastapi.concurrency import run_in_threadpool
+
+    now = state.clock()
+    await _check_open(state, now)
+    try:
+        chosen = await run_in_threadpool(state.db.set_finals, participant.id, ids, now, _still_open(state, now))
+    except SubmissionsClosed as exc:
+        raise ApiError(403, _closed_message(exc.reason)) from None
+    except ValueError as exc:
+        raise ApiError(422, str(exc)) from None
+    return {"participant": participant.name, "submissions": chosen}
+
+
 async def _check_open(state, now):
-    """403 when submissions are closed at ``now``: past the deadline, or the Private ranking revealed.
+    """403 when submissions are closed at ``now`` (:func:`current_phase`); the phase otherwise.
 
     A quick refusal before any work; :func:`_accept` checks again in the transaction that
     records the submission.
     """
     from fastapi.concurrency import run_in_threadpool
 
-    if state.deadline is not None and now >= state.deadline:
-        raise ApiError(403, _closed_message(state, "deadline"))
-    if await run_in_threadpool(lambda: state.db.revealed):
-        raise ApiError(403, _closed_message(state, "revealed"))
+    phase = await run_in_threadpool(current_phase, state, now)
+    if not phase.open:
+        raise ApiError(403, _closed_message(phase))
+    return phase
 
 
 async def _check_allowance(state, participant, now):
@@ -678,10 +872,22 @@ async def _check_allowance(state, participant, now):
     return window, failed
 
 
-def _closed_message(state, reason):
-    if reason == "revealed":
+def _closed_message(phase):
+    """Why submissions (and choices of final submissions) are refused, in one line."""
+    if phase.reason == "revealed":
         return REVEALED_CLOSED
-    return f"submissions closed at the deadline, {utc_iso(state.deadline)[:19]}Z (UTC)"
+    if phase.reason == "closed":
+        return TEACHER_CLOSED
+    return f"submissions closed at the deadline, {utc_iso(phase.deadline)[:19]}Z (UTC)"
+
+
+def _still_open(state, now):
+    """The check :meth:`Database.add_submission` runs in its transaction: None while open at ``now``, else the phase."""
+    def check(settings):
+        phase = decide_phase(settings, state.deadline, now)
+        return None if phase.open else phase
+
+    return check
 
 
 class _TooLarge(Exception):
@@ -912,19 +1118,50 @@ def reveal_choice(content_type, body):
     ...
     kit.server.app.ApiError: expected Content-Type application/json, found application/x-www-form-urlencoded
     """
+    return json_field(content_type, body, "revealed", _is_bool, '{"revealed": true} or {"revealed": false}')
+
+
+def _is_bool(value):
+    return isinstance(value, bool)
+
+
+def _is_deadline(value):
+    return value is None or (isinstance(value, str) and 0 < len(value) <= 64)
+
+
+def _is_id_list(value):
+    return isinstance(value, list) and all(type(item) is int and 0 < item < 1 << 62 for item in value)
+
+
+def json_field(content_type, body, key, accept, expected):
+    """The value of the one key of a small JSON body; ApiError 415 or 422 otherwise.
+
+    Only ``application/json`` (charset utf-8 at most) is taken, and only an object with
+    the single key ``key`` whose value ``accept`` takes; duplicate keys, NaN and
+    Infinity are refused. ``expected`` shows the object wanted, for the message.
+
+    Examples
+    --------
+    >>> json_field("application/json", b'{"open": true}', "open", _is_bool, '{"open": true}')
+    True
+    >>> json_field("application/json", b'{"open": 1}', "open", _is_bool, '{"open": true}')
+    Traceback (most recent call last):
+    ...
+    kit.server.app.ApiError: expected the JSON object {"open": true}, found {"open": 1}
+    """
     from email.message import Message
 
     header = Message()
     header["content-type"] = str(content_type or "")
-    params = {key.lower(): value for key, value in header.get_params(failobj=[("", "")])[1:]}
+    params = {name.lower(): value for name, value in header.get_params(failobj=[("", "")])[1:]}
     kind = str(content_type or "").split(";")[0].strip().lower()
     charset = str(params.pop("charset", "utf-8")).strip().lower()
     if kind != "application/json" or params or charset not in ("utf-8", "utf8"):
         raise ApiError(415, f"expected Content-Type application/json, found {_clean(content_type, 80) or 'none'}")
-    expected = 'expected the JSON object {"revealed": true} or {"revealed": false}'
+    expected = f"expected the JSON object {expected}"
 
     def unique_keys(pairs):
-        keys = [key for key, _ in pairs]
+        keys = [name for name, _ in pairs]
         if len(set(keys)) != len(keys):
             raise ValueError("duplicate key")
         return dict(pairs)
@@ -936,9 +1173,9 @@ def reveal_choice(content_type, body):
         value = json.loads(body.decode("utf-8"), object_pairs_hook=unique_keys, parse_constant=no_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise ApiError(422, f"{expected}, found a body that is not JSON with unique keys") from None
-    if not isinstance(value, dict) or set(value) != {"revealed"} or not isinstance(value["revealed"], bool):
+    if not isinstance(value, dict) or set(value) != {key} or not accept(value[key]):
         raise ApiError(422, f"{expected}, found {_clean(body.decode('utf-8', 'replace'), 60)}")
-    return value["revealed"]
+    return value[key]
 
 
 def _too_large(cap):
@@ -1033,12 +1270,13 @@ async def _store(state, participant, staged, attempt, result, description, windo
     try:
         stored = await run_in_threadpool(_keep, state, staged, attempt["sha256"])
         record = _record(participant, attempt, stored, result, description)
-        submission_id = await run_in_threadpool(state.db.add_submission, record, limit, window, state.deadline, True)
+        submission_id = await run_in_threadpool(state.db.add_submission, record, limit, window, None, False,
+                                                _still_open(state, attempt["attempted_at"]))
     except (LimitReached, SubmissionsClosed) as exc:
         await run_in_threadpool(_unkeep, state, stored)
         if isinstance(exc, LimitReached):
             raise ApiError(429, _limit_message(state, window)) from None
-        raise ApiError(403, _closed_message(state, exc.reason)) from None
+        raise ApiError(403, _closed_message(exc.reason)) from None
     except Exception as exc:  # noqa: BLE001 - the server's failure, as in scoring
         await run_in_threadpool(_unkeep, state, stored)
         await _count_failure(state, attempt, exc)
@@ -1133,15 +1371,21 @@ def _keep(state, staged, digest):
 
 
 def _history(state, participant):
-    """The ``GET /api/me`` object: submissions and failed attempts in order of arrival, scores as shown."""
-    revealed = state.db.revealed
+    """The ``GET /api/me`` object: submissions and failed attempts in order of arrival, scores as shown.
+
+    Each scored submission says whether it is one of the participant's final ones (``final``).
+    """
     now = state.clock()
+    phase = current_phase(state, now)
+    revealed = phase.state == REVEALED
+    finals = set(state.db.finals(participant.id).get(participant.name, ()))
     failure = "could not be scored (an internal error; your teacher can see it)"
     rows = []
     for row in state.db.submissions(participant_id=participant.id):
         item = {key: row[key] for key in ("id", "submitted_at", "file_name", "sha256", "description", "status",
                                           "public", "rows")}
         item["file"] = item.pop("file_name")
+        item["final"] = row["id"] in finals
         if row["status"] != SCORED:
             item["error"] = failure
         if revealed:
@@ -1149,7 +1393,7 @@ def _history(state, participant):
         rows.append(item)
     for row in state.db.failed_attempts(participant_id=participant.id):
         rows.append({"id": None, "submitted_at": row["attempted_at"], "file": row["file_name"], "sha256": row["sha256"],
-                     "description": "", "status": "error", "public": None, "rows": None, "error": failure,
+                     "description": "", "status": "error", "public": None, "rows": None, "error": failure, "final": False,
                      **({"private": None} if revealed else {})})
     rows.sort(key=lambda item: item["submitted_at"])
     remaining = None
@@ -1157,20 +1401,26 @@ def _history(state, participant):
         window = state.day_window(now)
         used = state.db.count_scored(participant.id, *window) + state.db.count_failed(participant.id, *window)
         remaining = max(0, state.limit - used)
-    return {"participant": participant.name, "revealed": revealed, "remaining_today": remaining,
-            "submissions": shown_scores(rows)}
+    return {"participant": participant.name, "revealed": revealed, "state": phase.state,
+            "remaining_today": remaining, "finals": sorted(finals), "submissions": shown_scores(rows)}
 
 
 def _standings(state):
     """``(standings, latest submission time per participant)`` from the database, kept per version."""
     from kit.server.standings import latest_times, standings
 
-    version = state.db.version()
+    version = _board_version(state)
     cached = state.standings
     if cached is None or cached[0] != version:
         current = shown_standings(standings(state.db, state.competition, state.scorer.metric))
         cached = state.standings = (version, current, latest_times(current.log))
     return cached[1], cached[2]
+
+
+def _board_version(state):
+    """What the standings depend on: the store's version and, once revealed, the chosen final submissions."""
+    version = state.db.version()
+    return (version, tuple(sorted(state.db.finals().items()))) if state.db.revealed else (version, ())
 
 
 def shown_standings(current):
@@ -1179,14 +1429,14 @@ def shown_standings(current):
     What the API, the pages and the plots are made from, so that no digit past the
     shown ones reaches a participant, and two scores that look the same rank by time.
     """
-    from kit.leaderboard import rank
+    from kit.server.standings import rank_standings
 
     shown = current.log.copy()
     for column in ("public", "private", "validation"):
         shown[column] = shown[column].round(SHOWN_DECIMALS)
     for column in ("per_bin_public", "per_bin_private"):
         shown[column] = shown[column].map(shown_scores)
-    return replace(current, log=shown, ranking=rank(shown, current.metric, private=current.private))
+    return replace(current, log=shown, ranking=rank_standings(shown, current.metric, private=current.private))
 
 
 def _plot_images(state):
@@ -1195,7 +1445,7 @@ def _plot_images(state):
 
     from kit import leaderboard_pages as pages
 
-    version = state.db.version()
+    version = _board_version(state)
     if state.plots.get("version") != version:
         with _PLOT_LOCK:  # many pages asking at once: one draws, the others find it drawn
             if state.plots.get("version") != version:
@@ -1208,12 +1458,48 @@ def _plot_images(state):
     return state.plots["images"]
 
 
+def _table(current):
+    """``(titles, rows)`` of the live page's table; once revealed, with what each row was ranked on."""
+    from kit import leaderboard_pages as pages
+
+    titles, rows = pages.table(current)
+    if current.private:
+        titles = [*titles, "ranked on"]
+        rows = [[*row, basis] for row, basis in zip(rows, current.ranking["basis"])]
+    return titles, rows
+
+
+def _headings(current, phase):
+    """``(title, subtitle)`` of the live page in the competition's :class:`Phase`."""
+    from kit import leaderboard_pages as pages
+
+    title, subtitle, _ = pages.headings(current)
+    if current.private:
+        subtitle = (f"{current.metric.describe()}; final standings on the Private rows: each participant's best "
+                    f"chosen final submission, else their best Public one; ties go to the earlier submission")
+    elif phase.state == CLOSED:
+        subtitle += "; submissions are closed"
+    return title, subtitle
+
+
+def _same_origin(request):
+    """403 when a browser says the form came from another site (``Origin`` or ``Sec-Fetch-Site``)."""
+    from urllib.parse import urlsplit
+
+    origin = request.headers.get("origin")
+    if request.headers.get("sec-fetch-site", "same-origin").lower() not in ("same-origin", "none"):
+        raise ApiError(403, "this form must be sent from this site's own page")
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
+        raise ApiError(403, "this form must be sent from this site's own page")
+
+
 def _version_tag(current):
     return f"{len(current.log)}-{int(current.private)}"
 
 
-def _info(state):
+def _info(state, phase=None):
     metric = state.scorer.metric
+    phase = phase or current_phase(state)
     return {
         "competition": state.competition.name,
         "metric": metric.name,
@@ -1222,8 +1508,10 @@ def _info(state):
         "rows": state.scorer.expected_rows,
         "max_daily_submissions": state.limit,
         "timezone": "UTC" if state.tz is timezone.utc else str(state.tz),
-        "deadline": None if state.deadline is None else utc_iso(state.deadline),
+        "deadline": None if phase.deadline is None else utc_iso(phase.deadline),
         "max_upload_bytes": state.max_upload_bytes,
+        "state": phase.state,
+        "max_final_submissions": MAX_FINALS,
     }
 
 

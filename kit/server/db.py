@@ -99,6 +99,16 @@ _MIGRATIONS = [
     );
     CREATE INDEX failed_attempts_by_participant ON failed_attempts (participant_id, attempted_at);
     """,
+    # 4: final submissions (Kaggle's rule): up to 2 scored submissions a participant chose
+    # to be ranked on at the reveal.
+    """
+    CREATE TABLE final_choices (
+        submission_id INTEGER PRIMARY KEY REFERENCES submissions(id),
+        participant_id INTEGER NOT NULL REFERENCES participants(id),
+        chosen_at TEXT NOT NULL             -- server UTC time of the choice
+    );
+    CREATE INDEX final_choices_by_participant ON final_choices (participant_id);
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -107,8 +117,12 @@ class LimitReached(Exception):
     """The participant already has the day's allowed number of scored submissions."""
 
 
+#: Most final submissions a participant may choose (Kaggle's rule).
+MAX_FINALS = 2
+
+
 class SubmissionsClosed(Exception):
-    """Submissions are closed: ``reason`` is ``"deadline"`` or ``"revealed"``."""
+    """Submissions are closed: ``reason`` is ``"deadline"``, ``"closed"`` (by the teacher) or ``"revealed"``."""
 
     def __init__(self, reason):
         super().__init__(reason)
@@ -393,7 +407,7 @@ class Database:
             "AND submitted_at >= ? AND submitted_at < ?", (participant_id, SCORED, utc_iso(start), utc_iso(end)))
         return rows[0][0]
 
-    def add_submission(self, record, limit=None, window=None, closes_at=None, while_hidden=False):
+    def add_submission(self, record, limit=None, window=None, closes_at=None, while_hidden=False, still_open=None):
         """Store a submission; return its id.
 
         Parameters
@@ -411,6 +425,10 @@ class Database:
         while_hidden : bool
             Refuse with :class:`SubmissionsClosed` when the Private ranking is revealed.
             Both are checked in the insert's transaction: a reveal cannot slip in between.
+        still_open : callable, optional
+            Takes the settings (a dict, see :meth:`settings`) and returns None while
+            submissions are open, else the reason (raised as :class:`SubmissionsClosed`);
+            called in the insert's transaction, so a teacher's close cannot slip in between.
 
         Examples
         --------
@@ -426,6 +444,9 @@ class Database:
         with self._write() as conn:
             if while_hidden and self._revealed(conn):
                 raise SubmissionsClosed("revealed")
+            reason = None if still_open is None else still_open(self._settings(conn))
+            if reason is not None:
+                raise SubmissionsClosed(reason)
             if limit is not None and values.get("status") == SCORED:
                 used = conn.execute(
                     "SELECT COUNT(*) FROM submissions WHERE participant_id = ? AND status = ? "
@@ -577,6 +598,78 @@ class Database:
         with self._write() as conn:
             conn.execute("INSERT INTO settings (key, value) VALUES ('revealed', ?) "
                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value", ("1" if value else "0",))
+
+    def settings(self):
+        """Every stored setting as a dict of text (``revealed``, ``closed``, ``deadline`` ...)."""
+        with self._lock:
+            return self._settings(self._conn)
+
+    @staticmethod
+    def _settings(conn):
+        return {row[0]: row[1] for row in conn.execute("SELECT key, value FROM settings")}
+
+    def set_settings(self, values):
+        """Store several settings (text values) in one transaction."""
+        with self._write() as conn:
+            conn.executemany("INSERT INTO settings (key, value) VALUES (?, ?) "
+                             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                             [(str(key), str(value)) for key, value in values.items()])
+
+    # --- final submissions -------------------------------------------------------------------
+
+    def set_finals(self, participant_id, submission_ids, now, still_open=None):
+        """Make ``submission_ids`` the participant's final submissions (replacing earlier ones); return them sorted.
+
+        Parameters
+        ----------
+        participant_id : int
+        submission_ids : list of int
+            At most :data:`MAX_FINALS` of the participant's own scored submissions; an empty
+            list takes the choice back (the best Public submission counts then).
+        now : datetime
+            The time of the choice (aware).
+        still_open : callable, optional
+            As in :meth:`add_submission`: the choice is refused with :class:`SubmissionsClosed`
+            when it returns a reason, checked in the same transaction.
+
+        Raises
+        ------
+        ValueError
+            Too many ids, or an id that is not one of the participant's scored submissions;
+            nothing is changed then.
+
+        Examples
+        --------
+        >>> db.set_finals(3, [12, 15], now)  # doctest: +SKIP
+        [12, 15]
+        """
+        wanted = sorted(set(submission_ids))
+        if len(wanted) > MAX_FINALS:
+            raise ValueError(f"at most {MAX_FINALS} final submissions may be chosen, found {len(wanted)}")
+        with self._write() as conn:
+            reason = None if still_open is None else still_open(self._settings(conn))
+            if reason is not None:
+                raise SubmissionsClosed(reason)
+            for submission_id in wanted:
+                row = conn.execute("SELECT 1 FROM submissions WHERE id = ? AND participant_id = ? AND status = ?",
+                                   (submission_id, participant_id, SCORED)).fetchone()
+                if row is None:
+                    raise ValueError(f"submission {submission_id} is not one of your scored submissions")
+            conn.execute("DELETE FROM final_choices WHERE participant_id = ?", (participant_id,))
+            conn.executemany("INSERT INTO final_choices (submission_id, participant_id, chosen_at) VALUES (?, ?, ?)",
+                             [(submission_id, participant_id, utc_iso(now)) for submission_id in wanted])
+        return wanted
+
+    def finals(self, participant_id=None):
+        """Chosen final submissions: ``{participant display name: [submission id, ...]}``."""
+        clause, params = ("WHERE f.participant_id = ?", (participant_id,)) if participant_id is not None else ("", ())
+        rows = self._read(
+            f"SELECT p.name, f.submission_id FROM final_choices f JOIN participants p ON p.id = f.participant_id "
+            f"{clause} ORDER BY f.submission_id", params)
+        chosen = {}
+        for name, submission_id in rows:
+            chosen.setdefault(name, []).append(submission_id)
+        return chosen
 
     # --- failed attempts -------------------------------------------------------------------
 

@@ -1,33 +1,92 @@
 """The leaderboard of the classroom database, and its exports (CSV logs, Markdown, HTML).
 
 The ranking is :func:`kit.leaderboard.rank` over the store's scored submissions (uploads,
-``kit score`` and inbox rows alike), so the live page, ``/api/leaderboard`` and
-``kit leaderboard`` agree: each participant's best Public score, ties to the earlier
-time, Private once revealed, every score rounded as participants see it.
+``kit score`` and inbox rows alike): each participant's best Public score, ties to the
+earlier time, every score rounded as participants see it. Once revealed it follows
+Kaggle's rule (:func:`rank_standings`): a participant who chose final submissions ranks
+on the best Private score among them, one who did not on the Private score of their best
+Public submission.
 """
 import logging
 import threading
 import time
 
 from kit.leaderboard import Standings, build_leaderboard, entries_frame, rank, shown_entries, store_entries
+from kit.server.db import SCORED
 
 log = logging.getLogger("kit.serve")
+
+
+#: What a final row was ranked on (the ``basis`` column): the chosen final submissions, or the best Public one.
+SELECTED, BEST_PUBLIC = "selected", "best Public"
+
+
+class _Snapshot:
+    """One read of the store's scored submissions, handed to :func:`kit.leaderboard.store_entries`."""
+
+    def __init__(self, db):
+        self.rows = db.submissions(status=SCORED)
+
+    def submissions(self, status=None):
+        return self.rows
 
 
 def submissions_frame(db, revealed=False):
     """The store's scored submissions as participants may see them, as a leaderboard log frame.
 
-    The frame has the columns of :func:`kit.leaderboard.read_log`, in order of arrival;
-    scores are rounded, Private ones left out unless ``revealed``.
+    The frame has the columns of :func:`kit.leaderboard.read_log`, in order of arrival,
+    plus ``id`` (the submission's) and ``final`` (chosen as a final submission); scores
+    are rounded, Private ones left out unless ``revealed``.
     """
-    return entries_frame(shown_entries(store_entries(db), revealed))
+    snapshot = _Snapshot(db)
+    frame = entries_frame(shown_entries(store_entries(snapshot), revealed))
+    frame["id"] = [row["id"] for row in snapshot.rows]
+    chosen = {submission for ids in db.finals().values() for submission in ids}
+    frame["final"] = frame["id"].isin(chosen)
+    return frame
+
+
+def rank_standings(log, metric, private=False):
+    """The ranking of a log frame, with Kaggle's rule for final submissions once ``private``.
+
+    Before the reveal (``private`` False) this is :func:`kit.leaderboard.rank`. After it, a
+    participant with rows marked ``final`` ranks on the best Private score among them (ties
+    to the earlier); one without, on the Private score of their best Public submission.
+    ``public_rank`` and ``entries`` stay those of the Public ranking. The column ``basis``
+    says which rule each row followed (:data:`SELECTED` or :data:`BEST_PUBLIC`).
+
+    Examples
+    --------
+    >>> from kit.leaderboard import entries_frame
+    >>> from kit.metrics import get_metric
+    >>> log = entries_frame([{"time": "2026-03-01T12:00:00Z", "participant": "Ann", "public": 0.1, "private": 0.3},
+    ...                      {"time": "2026-03-01T13:00:00Z", "participant": "Ann", "public": 0.2, "private": 0.1}])
+    >>> ranked = rank_standings(log.assign(final=[False, True]), get_metric("rmse"), private=True)
+    >>> ranked[["participant", "private", "basis"]].values.tolist()
+    [['Ann', 0.1, 'selected']]
+    """
+    if not private or log.empty or "final" not in log:
+        ranking = rank(log, metric, private=private)
+        ranking["basis"] = BEST_PUBLIC
+        return ranking
+    chosen = log[log["final"].astype(bool)]
+    chosen = chosen.assign(_key=chosen["private"].map(metric.sort_key))
+    picked = chosen.sort_values(["_key", "time", "order"], kind="stable").drop_duplicates("participant")
+    selecting = set(picked["participant"])
+    keep = ~log["participant"].isin(selecting) | log.index.isin(picked.index)
+    ranking = rank(log[keep], metric, private=True)
+    public = rank(log, metric, private=False).set_index("participant")
+    ranking["entries"] = ranking["participant"].map(public["entries"]).astype(int)
+    ranking["public_rank"] = ranking["participant"].map(public["rank"]).astype(int)
+    ranking["basis"] = [SELECTED if name in selecting else BEST_PUBLIC for name in ranking["participant"]]
+    return ranking
 
 
 def standings(db, competition, metric):
-    """The :class:`kit.leaderboard.Standings` of the database (Private once revealed)."""
+    """The :class:`kit.leaderboard.Standings` of the database (Private once revealed, with final submissions)."""
     revealed = db.revealed
     frame = submissions_frame(db, revealed)
-    ranking = rank(frame, metric, private=revealed)
+    ranking = rank_standings(frame, metric, private=revealed)
     return Standings(competition.name, metric, revealed, ranking, frame, text="")
 
 
@@ -50,6 +109,7 @@ def leaderboard_json(current, rows_by_participant):
         if current.private:
             row["private"] = _finite(item.private)
             row["public_rank"] = int(item.public_rank)
+            row["basis"] = item.basis
         out.append(row)
     return {
         "competition": current.competition,

@@ -1,0 +1,268 @@
+"""The competition's states on the server (open, closed, revealed) and final submissions (Kaggle's rule)."""
+import pytest
+
+pytest.importorskip("fastapi")
+
+from builders import perfect_submission  # noqa: E402
+from server_builders import START  # noqa: E402
+from test_server import auth, clock, comp, good, make_server, post, server, teacher_of  # noqa: E402,F401
+
+from kit.server.app import CLOSED, OPEN, REVEALED, decide_phase  # noqa: E402
+
+
+def send(server, comp, path, body, token=None, content_type="application/json"):
+    headers = {**auth(token or teacher_of(comp)), "Content-Type": content_type}
+    return server.post(path, headers=headers, content=body)
+
+
+def state_of(server):
+    return server.get("/api/info").json()["state"]
+
+
+# --- one function decides the state ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("settings, deadline, minutes, expected", [
+    ({}, None, 0, (OPEN, None)),
+    ({}, START, -1, (OPEN, None)),
+    ({}, START, 0, (CLOSED, "deadline")),
+    ({"closed": "1"}, None, 0, (CLOSED, "closed")),
+    ({"closed": "0"}, None, 0, (OPEN, None)),
+    ({"revealed": "1"}, None, 0, (REVEALED, "revealed")),
+    ({"revealed": "1", "closed": "0"}, START, 5, (REVEALED, "revealed")),
+    ({"revealed": "0", "closed": "1"}, None, 0, (CLOSED, "closed")),
+    ({"deadline": ""}, START, 5, (OPEN, None)),  # the teacher removed the deadline
+    ({"deadline": "2026-03-01T13:00:00.000000Z"}, START, 5, (OPEN, None)),  # and set a later one
+    ({"deadline": "2026-03-01T11:00:00.000000Z"}, None, -5, (CLOSED, "deadline")),
+])
+def test_decide_phase(settings, deadline, minutes, expected):
+    from datetime import timedelta
+
+    phase = decide_phase(settings, deadline, START + timedelta(minutes=minutes))
+    assert (phase.state, phase.reason) == expected
+    assert phase.open is (expected[0] == OPEN)
+
+
+def test_teacher_closes_and_reopens(server, good, comp):
+    assert state_of(server) == "open"
+    assert send(server, comp, "/api/open", b'{"open": false}').json() == {"open": False, "state": "closed"}
+    assert state_of(server) == "closed"
+    response = post(server, server.tokens["Ada"], good)
+    assert response.status_code == 403 and "closed" in response.json()["error"]
+    assert "Submissions are closed" in server.get("/submit").text and 'id="file"' not in server.get("/submit").text
+    assert "submissions are closed" in server.get("/").text
+    assert send(server, comp, "/api/open", b'{"open": true}').json() == {"open": True, "state": "open"}
+    assert post(server, server.tokens["Ada"], good).status_code == 201
+    assert 'id="file"' in server.get("/submit").text
+
+
+def test_reopening_is_refused_after_the_deadline_and_while_revealed(make_server, clock, comp, good):
+    server = make_server(deadline="2026-03-01T12:30:00Z")
+    clock.advance(hours=1)
+    assert state_of(server) == "closed"
+    response = send(server, comp, "/api/open", b'{"open": true}')
+    assert response.status_code == 409 and "deadline" in response.json()["error"]
+    # A later deadline re-opens.
+    moved = send(server, comp, "/api/deadline", b'{"deadline": "2026-03-01T14:00:00Z"}')
+    assert moved.json() == {"deadline": "2026-03-01T14:00:00.000000Z", "state": "open"}
+    assert server.get("/api/info").json()["deadline"] == "2026-03-01T14:00:00.000000Z"
+    assert post(server, server.tokens["Ada"], good).status_code == 201
+    send(server, comp, "/api/reveal", b'{"revealed": true}')
+    response = send(server, comp, "/api/open", b'{"open": true}')
+    assert response.status_code == 409 and "revealed" in response.json()["error"]
+    assert state_of(server) == "revealed"
+    send(server, comp, "/api/reveal", b'{"revealed": false}')
+    assert state_of(server) == "closed"
+
+
+def test_deadline_in_the_server_time_zone_and_removed(make_server, clock, comp):
+    server = make_server(timezone_name="Europe/Paris", deadline="2026-03-01T12:30:00Z")
+    moved = send(server, comp, "/api/deadline", b'{"deadline": "2026-03-01T12:00:00"}')  # 11:00 UTC: passed
+    assert moved.json() == {"deadline": "2026-03-01T11:00:00.000000Z", "state": "closed"}
+    assert send(server, comp, "/api/deadline", b'{"deadline": null}').json() == {"deadline": None, "state": "open"}
+    assert server.get("/api/info").json()["deadline"] is None
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/api/open", b'{"open": "true"}'), ("/api/open", b'{"open": 1}'), ("/api/open", b'{"open": null}'),
+    ("/api/open", b'{"open": true, "open": false}'), ("/api/open", b'{"closed": true}'), ("/api/open", b"true"),
+    ("/api/open", b'{"open": true, "x": 1}'), ("/api/open", b"[" * 500 + b"]" * 500),
+    ("/api/deadline", b'{"deadline": "tomorrow"}'), ("/api/deadline", b'{"deadline": 1767225600}'),
+    ("/api/deadline", b'{"deadline": ""}'), ("/api/deadline", b'{"deadline": "2026-13-01"}'),
+    ("/api/deadline", b'{"deadline": "' + b"2" * 100 + b'"}'), ("/api/deadline", b'{"deadline": []}'),
+    ("/api/deadline", b'{"deadline": NaN}'), ("/api/deadline", b"{}"),
+    ("/api/deadline", '{"deadline": "2026-03-01T12:00:00Z"}'.encode("utf-16")),
+])
+def test_teacher_settings_take_only_their_json_object(server, comp, path, body):
+    response = send(server, comp, path, body)
+    assert response.status_code == 422 and "expected" in response.json()["error"]
+    assert server.state.db.settings() == {} or set(server.state.db.settings()) <= {"revealed"}
+    assert state_of(server) == "open"
+
+
+@pytest.mark.parametrize("path, body", [("/api/open", b'{"open": false}'),
+                                        ("/api/deadline", b'{"deadline": "2026-03-01T00:00:00Z"}')])
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data",
+                                          "application/json; charset=latin-1", ""])
+def test_teacher_settings_refuse_other_content_types(server, comp, path, body, content_type):
+    assert send(server, comp, path, body, content_type=content_type).status_code == 415
+    assert state_of(server) == "open"
+
+
+@pytest.mark.parametrize("path, body", [("/api/open", b'{"open": false}'),
+                                        ("/api/deadline", b'{"deadline": "2026-03-01T00:00:00Z"}')])
+def test_teacher_settings_need_the_teacher_token(server, comp, path, body):
+    assert server.post(path, content=body, headers={"Content-Type": "application/json"}).status_code == 401
+    assert send(server, comp, path, body, token="x" * 40).status_code == 401
+    response = send(server, comp, path, body, token=server.tokens["Ada"])
+    assert response.status_code == 403 and "teacher token" in response.json()["error"]
+    assert send(server, comp, path, b"{" + b" " * 2000 + b"}").status_code == 413
+    assert state_of(server) == "open"
+
+
+# --- final submissions -------------------------------------------------------------------------
+
+
+def choose(server, token, ids):
+    return server.post("/api/final", headers=auth(token), json={"submissions": ids})
+
+
+@pytest.fixture
+def three(server, comp, tmp_path, clock):
+    """Ada's three submissions and Bob's one: ids (Ada's first, second, third, Bob's)."""
+    ids = []
+    for i, (who, noise) in enumerate([("Ada", 0.05), ("Ada", 0.3), ("Ada", 0.2), ("Bob", 0.1)]):
+        path = perfect_submission(comp, tmp_path / f"s{i}.csv", noise=noise, seed=i)
+        clock.advance(minutes=1)
+        response = post(server, server.tokens[who], path)
+        assert response.status_code == 201
+        ids.append(response.json()["id"])
+    return ids
+
+
+def test_finals_are_chosen_shown_and_taken_back(server, three):
+    ada = server.tokens["Ada"]
+    assert choose(server, ada, [three[2], three[1]]).json() == {"participant": "Ada",
+                                                                 "submissions": sorted(three[1:3])}
+    me = server.get("/api/me", headers=auth(ada)).json()
+    assert [s["final"] for s in me["submissions"]] == [False, True, True]
+    assert me["finals"] == sorted(three[1:3])
+    assert choose(server, ada, [three[0]]).json()["submissions"] == [three[0]]  # replaces the choice
+    assert choose(server, ada, []).json()["submissions"] == []
+    assert not any(s["final"] for s in server.get("/api/me", headers=auth(ada)).json()["submissions"])
+
+
+@pytest.mark.parametrize("ids", [
+    "three", "bob's", "unknown", "zero", "negative", "string", "float", "bool", "null", "nested", "huge",
+])
+def test_finals_refuse_what_is_not_theirs_or_too_many(server, three, ids):
+    body = {"three": three[:3], "bob's": [three[3]], "unknown": [9999], "zero": [0], "negative": [-1],
+            "string": ["1"], "float": [1.0], "bool": [True], "null": None, "nested": [[three[0]]],
+            "huge": [10 ** 30]}[ids]
+    response = choose(server, server.tokens["Ada"], body)
+    assert response.status_code == 422 and response.json()["error"]
+    assert server.state.db.finals() == {}
+
+
+def test_duplicate_ids_count_once(server, three):
+    assert choose(server, server.tokens["Ada"], [three[0], three[0]]).json()["submissions"] == [three[0]]
+
+
+def test_finals_need_a_participant_token_and_json(server, three, comp):
+    assert server.post("/api/final", json={"submissions": [three[0]]}).status_code == 401
+    assert choose(server, teacher_of(comp), [three[0]]).status_code == 401
+    response = server.post("/api/final", headers=auth(server.tokens["Ada"]), data={"submissions": str(three[0])})
+    assert response.status_code == 415
+    assert server.state.db.finals() == {}
+
+
+@pytest.mark.parametrize("how", ["deadline", "closed", "revealed"])
+def test_finals_are_refused_once_closed(make_server, comp, clock, good, how):
+    server = make_server(deadline="2026-03-01T12:30:00Z")
+    first = post(server, server.tokens["Ada"], good).json()["id"]
+    if how == "deadline":
+        clock.advance(hours=1)
+    else:
+        send(server, comp, "/api/reveal" if how == "revealed" else "/api/open",
+             b'{"revealed": true}' if how == "revealed" else b'{"open": false}')
+    response = choose(server, server.tokens["Ada"], [first])
+    assert response.status_code == 403 and response.json()["error"]
+    assert server.state.db.finals() == {}
+
+
+def test_a_close_between_the_check_and_the_write_is_caught(server, three, comp, monkeypatch):
+    """The teacher closes while the choice is on its way: the write's transaction refuses it."""
+    real = server.state.db.set_finals
+
+    def close_first(*args):
+        server.state.db.set_settings({"closed": "1"})
+        return real(*args)
+
+    monkeypatch.setattr(server.state.db, "set_finals", close_first)
+    assert choose(server, server.tokens["Ada"], [three[0]]).status_code == 403
+    assert server.state.db.finals() == {}
+
+
+def test_the_reveal_ranks_on_the_chosen_finals_else_the_best_public(server, three, comp):
+    from kit.metrics import shown_scores
+
+    rows = {row["id"]: row for row in server.state.db.submissions()}
+    ada = server.tokens["Ada"]
+    # Ada picks her two worst Public submissions; she ranks on the better Private of the two.
+    choose(server, ada, [three[1], three[2]])
+    send(server, comp, "/api/reveal", b'{"revealed": true}')
+    board = {row["participant"]: row for row in server.get("/api/leaderboard").json()["rows"]}
+    assert board["Ada"]["basis"] == "selected" and board["Bob"]["basis"] == "best Public"
+    expected = min(shown_scores(rows[three[1]]["private"]), shown_scores(rows[three[2]]["private"]))
+    assert board["Ada"]["private"] == expected
+    assert board["Bob"]["private"] == shown_scores(rows[three[3]]["private"])
+    assert board["Ada"]["entries"] == 3 and board["Ada"]["public_rank"] == 1
+    page = server.get("/")
+    assert "ranked on" in page.text and "selected" in page.text and "best Public" in page.text
+    assert "Final standings" in page.text
+    # Without a choice, Ada is back on her best Public submission (the first).
+    send(server, comp, "/api/reveal", b'{"revealed": false}')
+    send(server, comp, "/api/open", b'{"open": true}')
+    choose(server, ada, [])
+    send(server, comp, "/api/reveal", b'{"revealed": true}')
+    board = {row["participant"]: row for row in server.get("/api/leaderboard").json()["rows"]}
+    assert board["Ada"]["basis"] == "best Public"
+    assert board["Ada"]["private"] == shown_scores(rows[three[0]]["private"])
+
+
+def test_me_page_chooses_finals_without_javascript(server, three):
+    ada = server.tokens["Ada"]
+    page = server.post("/me", data={"token": ada})
+    assert page.status_code == 200 and f'name="final" value="{three[0]}"' in page.text
+    assert page.headers["cache-control"] == "no-store"
+    saved = server.post("/me/final", data={"token": ada, "final": [str(three[0]), str(three[2])]})
+    assert saved.status_code == 200 and "Final submission(s) chosen" in saved.text
+    assert server.state.db.finals() == {"Ada": [three[0], three[2]]}
+    too_many = server.post("/me/final", data={"token": ada, "final": [str(i) for i in three[:3]]})
+    assert too_many.status_code == 422 and "at most 2" in too_many.text
+    not_hers = server.post("/me/final", data={"token": ada, "final": [str(three[3])]})
+    assert not_hers.status_code == 422
+    assert server.state.db.finals() == {"Ada": [three[0], three[2]]}
+
+
+@pytest.mark.parametrize("headers, data", [
+    ({"Origin": "http://evil.example"}, "token"),
+    ({"Origin": "null"}, "token"),
+    ({"Sec-Fetch-Site": "cross-site"}, "token"),
+    ({"Cookie": "kit_token=TOKEN"}, "no token"),  # a cookie alone never chooses
+    ({}, "wrong token"),
+    ({}, "a letter"),
+])
+def test_me_final_form_refuses_forgery(server, three, headers, data):
+    ada = server.tokens["Ada"]
+    headers = {key: value.replace("TOKEN", ada) for key, value in headers.items()}
+    form = {"token": ada, "final": [str(three[0])]}
+    if data == "no token":
+        form.pop("token")
+    elif data == "wrong token":
+        form["token"] = "x" * 32
+    elif data == "a letter":
+        form["final"] = ["1e3"]
+    response = server.post("/me/final", data=form, headers=headers)
+    assert response.status_code in (401, 403, 422)
+    assert server.state.db.finals() == {}
