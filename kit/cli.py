@@ -12,7 +12,7 @@ from importlib import import_module
 from kit._version import __version__
 from kit.errors import UserError
 
-COMMANDS = ["prepare", "train", "predict", "score", "leaderboard", "demo", "kaggle", "export", "serve", "participants", "submit"]
+COMMANDS = ["prepare", "train", "predict", "score", "leaderboard", "demo", "kaggle", "export", "serve", "participants", "submit", "reveal"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,4 +1,5 @@
 """``kit submit`` against a live ``kit serve`` app on 127.0.0.1 (uvicorn in a thread)."""
+import contextlib
 import json
 import warnings
 
@@ -142,3 +143,38 @@ def test_scores_from_the_server_are_printed_to_5_decimals(capsys, good):
         assert code == 0 and json.loads(out)["public"] == 0.12346
         code, out, _ = submit(capsys, str(good), "--server", server.url, "--token", "t")
         assert code == 0 and "Public score 0.12346 " in out and "0.123456" not in out
+
+
+# --- choosing final submissions ---------------------------------------------------------------
+
+
+def test_final_chooses_and_takes_back(capsys, live, good):
+    first = json.loads(submit(capsys, str(good), "--server", live.url, "--token", live.tokens["Ada"], "--json")[1])
+    code, out, err = submit(capsys, "--final", str(first["id"]), "--server", live.url, "--token", live.tokens["Ada"])
+    assert code == 0, err
+    assert out.strip() == f"Final submission(s) of Ada: #{first['id']}"
+    code, out, _ = submit(capsys, "--final", "--server", live.url, "--token", live.tokens["Ada"], "--json")
+    assert code == 0 and json.loads(out) == {"participant": "Ada", "submissions": []}
+
+
+@pytest.mark.parametrize("ids, expected", [
+    (["1", "2", "3"], "(422): at most 2 final submissions"),
+    (["999999"], "(422): submission 999999 is not one of your scored submissions"),
+])
+def test_final_refusals_exit_2_with_the_servers_reason(capsys, live, ids, expected):
+    code, out, err = submit(capsys, "--final", *ids, "--server", live.url, "--token", live.tokens["Bob"])
+    assert code == 2 and expected in err and out == ""
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["FILE", "--final", "1"], "expected one of them"),
+    (["--final", "x"], "invalid int value"),
+    ([], "no file"),
+])
+def test_final_user_errors(capsys, live, good, argv, expected):
+    argv = [str(good) if a == "FILE" else a for a in argv]
+    with pytest.raises(SystemExit) if "invalid" in expected else contextlib.nullcontext():
+        code, _, err = submit(capsys, *argv, "--server", live.url, "--token", "x" * 32)
+        assert code == 2 and expected in err
+    if "invalid" in expected:
+        assert expected in capsys.readouterr().err

@@ -13,12 +13,15 @@ def add_parser(subparsers):
         f"for refusing it (exit code 2). The token comes from --token or ${TOKEN_ENV}; prefer the variable, "
         "so it stays out of your shell history and notebooks.",
     )
-    p.add_argument("file", metavar="FILE", help="the submission CSV")
+    p.add_argument("file", metavar="FILE", nargs="?", help="the submission CSV (not with --final)")
     p.add_argument("--server", required=True, metavar="URL", help="the site's address, e.g. http://192.168.1.10:8000")
     p.add_argument("--token", metavar="T", help=f"your participant token (default: ${TOKEN_ENV})")
     p.add_argument("--description", "-m", metavar="TEXT", default="", help="a note shown with the submission (the model, say)")
     p.add_argument("--timeout", type=float, default=300.0, metavar="S", help="seconds to wait for the score (default: 300)")
     p.add_argument("--json", action="store_true", help="print the server's JSON answer instead of a sentence")
+    p.add_argument("--final", nargs="*", type=int, metavar="ID",
+                   help="instead of uploading, choose up to 2 of your scored submissions (their numbers) as final: "
+                   "at the reveal you rank on the best Private score among them; --final alone takes the choice back")
     p.set_defaults(run=run)
     return p
 
@@ -36,6 +39,20 @@ def run(args: argparse.Namespace) -> int:
     token = (args.token or os.environ.get(TOKEN_ENV) or "").strip()
     if not token:
         raise UserError(f"no token: expected --token T or the environment variable {TOKEN_ENV}")
+    if args.final is not None:
+        if args.file is not None:
+            raise UserError(f"FILE {printable(args.file, 80)!r} and --final: expected one of them (upload a file, "
+                            "or choose final submissions)")
+        answer = post_json(args.server, "/api/final", token, {"submissions": args.final}, timeout=args.timeout)
+        if args.json:
+            print(json.dumps(answer))
+            return 0
+        chosen = [n for n in answer.get("submissions") or [] if isinstance(n, int)]
+        print(f"Final submission(s) of {printable(answer.get('participant'), 60)}: "
+              + (", ".join(f"#{n}" for n in chosen) if chosen else "none (your best Public submission counts)"))
+        return 0
+    if args.file is None:
+        raise UserError("no file: expected the submission CSV to upload (or --final ID ...)")
     path = Path(args.file)
     if not path.is_file():
         raise UserError(f"{path} is not a file: expected the submission CSV to upload")
@@ -70,18 +87,11 @@ def post_submission(server, path, token, description="", timeout=300.0):
     >>> post_submission("http://127.0.0.1:8000", "submissions/practice/a.csv", token)  # doctest: +SKIP
     {'id': 3, 'participant': 'Ada', 'public': 0.21345, ...}
     """
-    from urllib.parse import urlsplit
-
     import httpx
 
     from kit.errors import UserError
-    from kit.safetext import printable
 
-    server = str(server).strip()
-    parts = urlsplit(server)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UserError(f"server {printable(server, 80)!r}: expected an address such as http://127.0.0.1:8000")
-    endpoint = server.rstrip("/") + "/api/submissions"
+    endpoint = api_address(server, "/api/submissions")
     try:
         with open(path, "rb") as handle:
             response = httpx.post(
@@ -94,20 +104,79 @@ def post_submission(server, path, token, description="", timeout=300.0):
     except httpx.WriteError:
         raise UserError(f"{endpoint} closed the connection during the upload: the file may be over the "
                         "server's size cap") from None
-    except httpx.HTTPError as exc:
-        raise UserError(f"cannot reach {endpoint}: {printable(exc, 200) or type(exc).__name__} "
-                        "(is `kit serve` running, and is the address right?)") from None
+    except (httpx.HTTPError, UnicodeEncodeError) as exc:
+        _unreachable(endpoint, exc)
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeEncodeError:
+    return server_answer(response, endpoint, 201, "the submission")
+
+
+def post_json(server, path, token, body, timeout=60.0):
+    """POST the JSON ``body`` to ``server``'s ``path`` with a Bearer token; the 200 JSON answer.
+
+    Raises
+    ------
+    kit.errors.UserError
+        As :func:`post_submission`.
+
+    Examples
+    --------
+    >>> post_json("http://127.0.0.1:8000", "/api/final", token, {"submissions": [3]})  # doctest: +SKIP
+    {'participant': 'Ada', 'submissions': [3]}
+    """
+    import httpx
+
+    endpoint = api_address(server, path)
+    try:
+        response = httpx.post(endpoint, headers={"Authorization": f"Bearer {token}"}, json=body,
+                              timeout=httpx.Timeout(timeout, connect=15.0))
+    except (httpx.HTTPError, UnicodeEncodeError) as exc:
+        _unreachable(endpoint, exc)
+    return server_answer(response, endpoint, 200, "the request")
+
+
+def api_address(server, path):
+    """``server`` (an http or https address) joined with an API ``path``; a UserError otherwise.
+
+    Examples
+    --------
+    >>> api_address("http://127.0.0.1:8000/", "/api/final")
+    'http://127.0.0.1:8000/api/final'
+    """
+    from urllib.parse import urlsplit
+
+    from kit.errors import UserError
+    from kit.safetext import printable
+
+    server = str(server).strip()
+    parts = urlsplit(server)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UserError(f"server {printable(server, 80)!r}: expected an address such as http://127.0.0.1:8000")
+    return server.rstrip("/") + path
+
+
+def _unreachable(endpoint, exc):
+    from kit.errors import UserError
+    from kit.safetext import printable
+
+    if isinstance(exc, UnicodeEncodeError):
         raise UserError("the token has characters a token never has: copy it again from your teacher") from None
+    raise UserError(f"cannot reach {endpoint}: {printable(exc, 200) or type(exc).__name__} "
+                    "(is `kit serve` running, and is the address right?)") from None
+
+
+def server_answer(response, endpoint, expected, what):
+    """The JSON object of a `kit serve` answer with status ``expected``; a one-line UserError otherwise."""
+    from kit.errors import UserError
+    from kit.safetext import printable
+
     try:
         answer = response.json()
     except ValueError:
         answer = None
     if not isinstance(answer, dict):
         raise UserError(f"{endpoint} answered {response.status_code} without JSON: is this a `kit serve` site?")
-    if response.status_code != 201:
+    if response.status_code != expected:
         message = printable(answer.get("error") or "no reason given", 1000)
-        raise UserError(f"the server refused the submission ({response.status_code}): {message}")
+        raise UserError(f"the server refused {what} ({response.status_code}): {message}")
     return answer

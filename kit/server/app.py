@@ -799,7 +799,7 @@ def set_revealed(state, revealed):
     Un-revealing returns to the closed state (the Public standings): re-opening is a
     separate choice (:func:`set_open`).
     """
-    state.db.set_settings({"revealed": "1" if revealed else "0", "closed": "1"})
+    state.db.reveal(revealed)
     state.exporter.request()
     return current_phase(state)
 

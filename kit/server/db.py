@@ -615,6 +615,14 @@ class Database:
                              "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                              [(str(key), str(value)) for key, value in values.items()])
 
+    def reveal(self, revealed=True):
+        """Reveal the Private ranking (or hide it again); either way the competition is closed after.
+
+        Hiding returns to the closed state: re-opening is the teacher's separate choice
+        (the setting ``closed``).
+        """
+        self.set_settings({"revealed": "1" if revealed else "0", "closed": "1"})
+
     # --- final submissions -------------------------------------------------------------------
 
     def set_finals(self, participant_id, submission_ids, now, still_open=None):
