@@ -266,3 +266,95 @@ def test_me_final_form_refuses_forgery(server, three, headers, data):
     response = server.post("/me/final", data=form, headers=headers)
     assert response.status_code in (401, 403, 422)
     assert server.state.db.finals() == {}
+
+
+# --- the teacher's page ------------------------------------------------------------------------
+
+
+def sign_in(server, comp):
+    response = server.post("/teacher", data={"token": teacher_of(comp)}, follow_redirects=False)
+    assert response.status_code == 303
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/teacher" in cookie
+    page = server.get("/teacher")
+    csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
+    return page, csrf
+
+
+def act(server, csrf, action, **fields):
+    return server.post("/teacher", data={"csrf": csrf, "action": action, **fields})
+
+
+def test_teacher_page_signs_in_and_runs_the_competition(server, comp, good):
+    assert 'name="token"' in server.get("/teacher").text  # signed out: the sign-in form only
+    page, csrf = sign_in(server, comp)
+    assert page.headers["cache-control"] == "no-store" and "Ada" in page.text and "Bob" in page.text
+    assert "Submissions are closed." in act(server, csrf, "close").text and state_of(server) == "closed"
+    assert act(server, csrf, "open").status_code == 200 and state_of(server) == "open"
+    assert act(server, csrf, "reveal").status_code == 200 and state_of(server) == "revealed"
+    assert act(server, csrf, "open").status_code == 409
+    assert act(server, csrf, "unreveal").status_code == 200 and state_of(server) == "closed"
+    assert act(server, csrf, "open").status_code == 200
+    done = act(server, csrf, "deadline", deadline="2026-03-01T12:00:00Z")
+    assert "Deadline set to 2026-03-01 12:00 UTC" in done.text and state_of(server) == "closed"
+    assert act(server, csrf, "deadline", deadline="next week").status_code == 422
+    assert act(server, csrf, "deadline", deadline="").status_code == 200 and state_of(server) == "open"
+    assert "Revoked Bob" in act(server, csrf, "revoke", name="Bob").text
+    assert post(server, server.tokens["Bob"], good).status_code == 401
+    assert act(server, csrf, "revoke", name="Nobody").status_code == 422
+    assert act(server, csrf, "dance").status_code == 422
+    signed_out = server.post("/teacher", data={"csrf": csrf, "action": "signout"}, follow_redirects=False)
+    assert signed_out.status_code == 303
+    assert act(server, csrf, "close").status_code == 401 and state_of(server) == "open"
+
+
+@pytest.mark.parametrize("attack", ["no csrf", "wrong csrf", "other origin", "cross-site fetch", "json",
+                                    "participant token", "forged cookie", "csrf of another session"])
+def test_teacher_page_refuses_forgery(server, comp, attack):
+    _, csrf = sign_in(server, comp)
+    data, headers = {"csrf": csrf, "action": "close"}, {}
+    if attack == "no csrf":
+        data.pop("csrf")
+    elif attack == "wrong csrf":
+        data["csrf"] = "0" * 64
+    elif attack == "other origin":
+        headers["Origin"] = "http://evil.example"
+    elif attack == "cross-site fetch":
+        headers["Sec-Fetch-Site"] = "cross-site"
+    elif attack == "participant token":
+        server.cookies.clear()
+        data = {"token": server.tokens["Ada"]}
+    elif attack == "forged cookie":
+        server.cookies.clear()
+        server.cookies.set("kit_teacher", "a" * 43, path="/teacher")
+    elif attack == "csrf of another session":
+        server.cookies.clear()
+        sign_in(server, comp)
+    if attack == "json":
+        response = server.post("/teacher", json=data, headers=headers)
+    else:
+        response = server.post("/teacher", data=data, headers=headers)
+    assert response.status_code in (401, 403, 415)
+    assert state_of(server) == "open"
+
+
+def test_terminal_prints_one_line_per_scored_submission_and_no_polls(server, good, caplog):
+    import logging
+
+    from kit.server.app import PollFilter
+
+    with caplog.at_level(logging.INFO, logger="uvicorn.error"):
+        number = post(server, server.tokens["Ada"], good).json()["id"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "uvicorn.error"]
+    assert len(lines) == 1 and lines[0].startswith(f"scored #{number} by Ada: Public 0.")
+    assert len(lines[0].split("Public ")[1]) == 7  # 5 decimals
+
+    def record(method, path, status):
+        return logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d',
+                                 ("127.0.0.1:5", method, path, "1.1", status), None)
+
+    keep = PollFilter().filter
+    assert not keep(record("GET", "/api/leaderboard", 200)) and not keep(record("GET", "/plots/bins.png?v=1", 200))
+    assert not keep(record("GET", "/", 200))
+    assert keep(record("POST", "/api/submissions", 201)) and keep(record("GET", "/api/leaderboard", 500))
+    assert keep(record("GET", "/me", 200))

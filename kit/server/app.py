@@ -18,6 +18,7 @@ are capped per participant and, until their token has arrived, per client addres
 score a participant sees is rounded to :data:`kit.metrics.SHOWN_DECIMALS` and ranked as
 shown; the database keeps every digit.
 """
+import hmac
 import json
 import logging
 import math
@@ -63,6 +64,10 @@ TEACHER_CLOSED = "the teacher has closed the competition; submissions are closed
 OPEN, CLOSED, REVEALED = "open", "closed", "revealed"
 #: Cookie a browser may carry the participant token in (read, never set, by the server).
 TOKEN_COOKIE = "kit_token"
+#: Cookie holding the teacher's session on the /teacher page (set HttpOnly, SameSite=Strict).
+TEACHER_COOKIE = "kit_teacher"
+#: Seconds a teacher session lasts.
+TEACHER_SESSION_SECONDS = 12 * 3600
 #: Largest body of ``POST /api/reveal``, ``/api/open``, ``/api/deadline`` and ``/api/final``: a JSON object of one key.
 MAX_REVEAL_BODY = 1024
 #: What a participant is told when the server, not their file, failed.
@@ -131,6 +136,7 @@ class ServerState:
     anonymous_per_address: int = DEFAULT_ANONYMOUS_PER_ADDRESS
     anonymous_timeout: float = ANONYMOUS_TIMEOUT
     uploads: OpenUploads = field(default_factory=OpenUploads)
+    teacher_sessions: dict = field(default_factory=dict)
 
     @property
     def private_dir(self):
@@ -344,6 +350,31 @@ def create_app(competition, *, data=None, leaderboard=None, timezone_name="UTC",
     return _build(state)
 
 
+class PollFilter(logging.Filter):
+    """Drops uvicorn's access-log lines of answered page loads and polls (the live page asks every few seconds).
+
+    Posts, refusals and failures are still logged.
+    """
+
+    QUIET = ("/api/leaderboard", "/api/info", "/plots/", "/static/", "/style.css", "/favicon.ico", "/docs/assets/")
+
+    def filter(self, record):
+        args = record.args if isinstance(record.args, tuple) else ()
+        if len(args) != 5:
+            return True
+        _, method, path, _, status = args
+        path = str(path).split("?")[0]
+        answered = isinstance(status, int) and status < 400
+        return not (method == "GET" and answered and (path == "/" or path.startswith(self.QUIET)))
+
+
+def quiet_polls():
+    """Put :class:`PollFilter` on uvicorn's access log (once)."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, PollFilter) for f in access.filters):
+        access.addFilter(PollFilter())
+
+
 def _positive_seconds(value, what):
     try:
         seconds = float(value)
@@ -391,6 +422,7 @@ def _build(state):
         import anyio
 
         state.scoring_slots = anyio.CapacityLimiter(SCORING_SLOTS)
+        quiet_polls()
         # The exports follow the database: bring them up to date after a restart.
         state.exporter.request()
         yield
@@ -678,7 +710,113 @@ def _build(state):
         response.headers["Cache-Control"] = "no-store"
         return response
 
+    # --- the teacher's page -----------------------------------------------------------------
+
+    def teacher_page(request, session, status=200, **context):
+        participants = state.db.participants()
+        response = page(request, "teacher.html", status=status, signed_in=session is not None,
+                        csrf=_csrf(session) if session else "", participants=participants,
+                        phase=current_phase(state), **context)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.get("/teacher", include_in_schema=False)
+    async def teacher_get(request: Request):
+        return teacher_page(request, _teacher_session(state, request))
+
+    @app.post("/teacher", include_in_schema=False)
+    async def teacher_post(request: Request):
+        from fastapi.responses import RedirectResponse
+
+        session = _teacher_session(state, request)
+        try:
+            _same_origin(request)
+            form = await _small_form(request)
+            if session is None:
+                token = form.get("token") or ""
+                if not same_token(token.strip()[:MAX_TOKEN], state.teacher_hash):
+                    raise ApiError(401, "unknown token: expected the teacher token (private/teacher_token)")
+                response = RedirectResponse("/teacher", status_code=303)
+                response.set_cookie(TEACHER_COOKIE, _new_teacher_session(state), max_age=TEACHER_SESSION_SECONDS,
+                                    path="/teacher", httponly=True, samesite="strict")
+                return response
+            if not hmac.compare_digest(str(form.get("csrf") or ""), _csrf(session)):
+                raise ApiError(403, "this form is stale or came from another site: reload the teacher page")
+            message = await run_in_threadpool(_teacher_action, state, form)
+        except ApiError as exc:
+            return teacher_page(request, session, status=exc.status, error=exc.message)
+        if message is None:  # signed out
+            state.teacher_sessions.pop(hash_token(session), None)
+            response = RedirectResponse("/teacher", status_code=303)
+            response.delete_cookie(TEACHER_COOKIE, path="/teacher", httponly=True, samesite="strict")
+            return response
+        return teacher_page(request, session, done=message)
+
     return app
+
+
+async def _small_form(request):
+    """A URL-encoded form of a few fields (415 for anything else)."""
+    if _media_type(request) != "application/x-www-form-urlencoded":
+        raise ApiError(415, "expected a form (application/x-www-form-urlencoded)")
+    return await _parse_small_form(request, None)
+
+
+def _new_teacher_session(state):
+    """A new teacher session id; only its hash is kept, with its expiry (and expired ones are dropped)."""
+    import secrets
+    import time
+
+    now = time.monotonic()
+    for key, expiry in list(state.teacher_sessions.items()):
+        if expiry <= now:
+            state.teacher_sessions.pop(key, None)
+    session = secrets.token_urlsafe(32)
+    state.teacher_sessions[hash_token(session)] = now + TEACHER_SESSION_SECONDS
+    return session
+
+
+def _teacher_session(state, request):
+    """The request's live teacher session id (from its cookie), or None."""
+    import time
+
+    session = request.cookies.get(TEACHER_COOKIE, "")
+    if not session or len(session) > MAX_TOKEN:
+        return None
+    expiry = state.teacher_sessions.get(hash_token(session))
+    return session if expiry is not None and expiry > time.monotonic() else None
+
+
+def _csrf(session):
+    """The CSRF token of a teacher session: its forms carry it, another site cannot know it."""
+    return hmac.new(session.encode("ascii", "replace"), b"kit-teacher-form", "sha256").hexdigest()
+
+
+def _teacher_action(state, form):
+    """Carry out one form of the teacher page; the sentence to show, or None to sign out."""
+    action = form.get("action")
+    if action == "signout":
+        return None
+    if action in ("reveal", "unreveal"):
+        set_revealed(state, action == "reveal")
+        return "The final ranking is revealed." if action == "reveal" else "The Private ranking is hidden again."
+    if action in ("close", "open"):
+        set_open(state, action == "open")
+        return "Submissions are open." if action == "open" else "Submissions are closed."
+    if action == "deadline":
+        try:
+            deadline = parse_deadline(str(form.get("deadline") or "")[:64], state.tz)
+        except UserError as exc:
+            raise ApiError(422, str(exc)) from None
+        set_deadline(state, deadline)
+        return "Deadline removed." if deadline is None else f"Deadline set to {utc_iso(deadline)[:16].replace('T', ' ')} UTC."
+    if action == "revoke":
+        try:
+            name = state.db.revoke_participant(str(form.get("name") or "")[:200], state.clock())
+        except UserError as exc:
+            raise ApiError(422, str(exc)) from None
+        return f"Revoked {name}'s token; their submissions stay."
+    raise ApiError(422, "unknown action on the teacher page")
 
 
 class SecurityHeaders:
@@ -1225,6 +1363,9 @@ async def _accept(state, participant, upload, description):
     finally:
         staged.unlink(missing_ok=True)
     state.exporter.request()
+    # The teacher's terminal: one line per scored submission (uvicorn's logger, at its level).
+    logging.getLogger("uvicorn.error").info("scored #%d by %s: Public %s", submission_id, _clean(participant.name, 80),
+                                            f"{shown_scores(result.public):.{SHOWN_DECIMALS}f}")
     return {
         "id": submission_id,
         "participant": participant.name,
