@@ -90,6 +90,13 @@ def _row_texts(browser):
         "return Array.from(document.querySelectorAll('#rows tr'), function (r) { return r.innerText; });")
 
 
+def _broken_images(browser):
+    """The addresses of the images on the page that have a source and did not load."""
+    return browser.execute_script(
+        "return Array.from(document.images).filter(function (i) {"
+        " return i.getAttribute('src') && i.complete && i.naturalWidth === 0; }).map(function (i) { return i.src; });")
+
+
 def _main_text(browser):
     return browser.execute_script("var m = document.querySelector('main'); return m ? m.innerText : '';")
 
@@ -108,6 +115,10 @@ def test_upload_through_the_form_and_read_the_score(site, tmp_path):
     browser = _browser()
     try:
         wait = WebDriverWait(browser, 30)
+        # An empty leaderboard: its text says so, and it shows no image at all (so none broken).
+        browser.get(url)
+        assert "No scored submissions yet" in _main_text(browser)
+        assert _broken_images(browser) == [] and not browser.find_element(By.ID, "plots").is_displayed()
         browser.get(url + "submit")
         browser.find_element(By.ID, "token").send_keys(tokens["Zoë"])
         browser.find_element(By.ID, "file").send_keys(str(good))
@@ -152,6 +163,32 @@ def test_upload_through_the_form_and_read_the_score(site, tmp_path):
         assert "token=" not in browser.current_url
         assert "my predictions.csv" in main
 
+        # Zoë chooses her submission as final, with the page's checkboxes (no script involved).
+        box = browser.find_element(By.CSS_SELECTOR, "input[name=final]")
+        box.click()
+        browser.find_element(By.ID, "choose").click()
+        saved = wait.until(ec.presence_of_element_located((By.ID, "saved")))
+        assert "#1" in saved.text
+        assert browser.find_element(By.CSS_SELECTOR, "input[name=final]").is_selected()
+
+        # A leaderboard page left open switches to the final standings when the teacher reveals.
+        browser.get(url)
+        wait.until(lambda b: len(_row_texts(b)) == 2)
+        teacher = (comp / "private" / "teacher_token").read_text().strip()
+        revealed = httpx.post(url + "api/reveal", headers={"Authorization": f"Bearer {teacher}"},
+                              json={"revealed": True}, timeout=30)
+        assert revealed.json() == {"revealed": True}
+        wait.until(lambda b: "Final standings" in b.find_element(By.ID, "title").text)
+        assert "Final standings" in browser.title
+        assert "chosen final submission" in browser.find_element(By.ID, "subtitle").text
+        rows = _row_texts(browser)
+        assert any("Zoë" in r and "selected" in r for r in rows) and any("Bob" in r and "best Public" in r for r in rows)
+        wait.until(lambda b: b.execute_script(
+            "var i = document.getElementById('plot-history'); return i.complete && i.naturalWidth > 0"))
+        assert _broken_images(browser) == []
+        browser.get(url + "submit")
+        assert "Submissions are closed" in _main_text(browser) and not browser.find_elements(By.ID, "file")
+
         # Nothing the pages load breaks their Content-Security-Policy or fails.
         # (The refused upload above answered 422 on purpose: the browser logs that one.)
         problems = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"
@@ -163,3 +200,6 @@ def test_upload_through_the_form_and_read_the_score(site, tmp_path):
     process.send_signal(signal.SIGTERM)
     out, _ = process.communicate(timeout=30)
     assert process.returncode == 0 and "Stopped." in out
+    # The teacher's terminal: one line per scored submission, none for the page's polls.
+    assert re.search(r"scored #1 by Zoë: Public \d\.\d{5}\n", out) and "scored #2 by Bob" in out
+    assert "GET /api/leaderboard" not in out

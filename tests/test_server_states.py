@@ -238,6 +238,11 @@ def test_me_page_chooses_finals_without_javascript(server, three):
     saved = server.post("/me/final", data={"token": ada, "final": [str(three[0]), str(three[2])]})
     assert saved.status_code == 200 and "Final submission(s) chosen" in saved.text
     assert server.state.db.finals() == {"Ada": [three[0], three[2]]}
+    # A browser under this site's no-referrer policy sends Origin: null with Sec-Fetch-Site.
+    browser_like = {"Origin": "null", "Sec-Fetch-Site": "same-origin"}
+    again = server.post("/me/final", data={"token": ada, "final": [str(three[1])]}, headers=browser_like)
+    assert again.status_code == 200 and server.state.db.finals() == {"Ada": [three[1]]}
+    server.post("/me/final", data={"token": ada, "final": [str(three[0]), str(three[2])]})
     too_many = server.post("/me/final", data={"token": ada, "final": [str(i) for i in three[:3]]})
     assert too_many.status_code == 422 and "at most 2" in too_many.text
     not_hers = server.post("/me/final", data={"token": ada, "final": [str(three[3])]})
@@ -249,6 +254,8 @@ def test_me_page_chooses_finals_without_javascript(server, three):
     ({"Origin": "http://evil.example"}, "token"),
     ({"Origin": "null"}, "token"),
     ({"Sec-Fetch-Site": "cross-site"}, "token"),
+    ({"Sec-Fetch-Site": "same-site"}, "token"),  # a sibling subdomain is another site here
+    ({"Origin": "http://testserver.evil.example"}, "token"),
     ({"Cookie": "kit_token=TOKEN"}, "no token"),  # a cookie alone never chooses
     ({}, "wrong token"),
     ({}, "a letter"),

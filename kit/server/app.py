@@ -613,7 +613,7 @@ def _build(state):
         return page(request, "leaderboard.html", title=title, subtitle=subtitle, titles=titles, rows=rows,
                     revealed=current.private, entries=len(current.log),
                     decimals=min(metric.decimals, SHOWN_DECIMALS),
-                    refresh_ms=state.refresh_ms, version=_version_tag(current))
+                    refresh_ms=state.refresh_ms, version=_version_tag(current, phase))
 
     @app.get("/style.css", include_in_schema=False)
     async def stylesheet():
@@ -1624,18 +1624,27 @@ def _headings(current, phase):
 
 
 def _same_origin(request):
-    """403 when a browser says the form came from another site (``Origin`` or ``Sec-Fetch-Site``)."""
+    """403 when a browser says the form came from another site.
+
+    ``Sec-Fetch-Site`` decides where the browser sends it; else ``Origin`` must name this
+    host (a browser under this site's ``Referrer-Policy: no-referrer`` sends ``Origin: null``
+    with its own forms, and ``Sec-Fetch-Site`` with them too).
+    """
     from urllib.parse import urlsplit
 
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        if site.strip().lower() not in ("same-origin", "none"):
+            raise ApiError(403, "this form must be sent from this site's own page")
+        return
     origin = request.headers.get("origin")
-    if request.headers.get("sec-fetch-site", "same-origin").lower() not in ("same-origin", "none"):
-        raise ApiError(403, "this form must be sent from this site's own page")
     if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
         raise ApiError(403, "this form must be sent from this site's own page")
 
 
-def _version_tag(current):
-    return f"{len(current.log)}-{int(current.private)}"
+def _version_tag(current, phase):
+    """What the live page compares with each poll's answer (live.js builds the same from it)."""
+    return f"{len(current.log)}-{int(current.private)}-{phase.state}"
 
 
 def _info(state, phase=None):

@@ -23,12 +23,14 @@
       out.push(score(row["public"]));
     }
     out.push(String(row.entries), row.model || "-", when(row.best_submitted_at));
+    if (revealed) { out.push(row.basis || "-"); }
     return out;
   }
 
   function header(revealed) {
     var titles = ["#", "participant"].concat(revealed ? ["private", "public", "public #"] : ["public"]);
-    return titles.concat(["entries", "model", "submitted (UTC)"]);
+    titles = titles.concat(["entries", "model", "submitted (UTC)"]);
+    return revealed ? titles.concat(["ranked on"]) : titles;
   }
 
   function row(titles, values) {
@@ -44,9 +46,13 @@
   }
 
   function render(data) {
-    var tag = data.submissions + "-" + (data.revealed ? 1 : 0);
+    var tag = data.submissions + "-" + (data.revealed ? 1 : 0) + "-" + data.state;
     if (tag === version) { return; }
     version = tag;
+    // The state may have changed too (closed, revealed): the headings follow it.
+    document.title = data.title;
+    document.getElementById("title").textContent = data.title;
+    document.getElementById("subtitle").textContent = data.subtitle + ".";
     var titles = header(data.revealed);
     var head = board.querySelector("thead tr");
     while (head.firstChild) { head.removeChild(head.firstChild); }
@@ -59,13 +65,17 @@
     var body = document.getElementById("rows");
     while (body.firstChild) { body.removeChild(body.firstChild); }
     data.rows.forEach(function (r) { body.appendChild(row(titles, cells(r, data.revealed))); });
-    document.getElementById("summary").textContent = data.rows.length + " participant(s), " +
-      data.submissions + " scored submission(s).";
+    if (data.rows.length) {
+      document.getElementById("summary").textContent = data.rows.length + " participant(s), " +
+        data.submissions + " scored submission(s).";
+    }
     var plots = document.getElementById("plots");
     plots.hidden = data.rows.length === 0;
-    ["history", "bins"].forEach(function (name) {
-      document.getElementById("plot-" + name).src = "/plots/" + name + ".png?v=" + encodeURIComponent(tag);
-    });
+    if (data.rows.length) {  // an empty board has no plots to load
+      ["history", "bins"].forEach(function (name) {
+        document.getElementById("plot-" + name).src = "/plots/" + name + ".png?v=" + encodeURIComponent(tag);
+      });
+    }
   }
 
   function poll() {
