@@ -108,3 +108,47 @@ def test_empty_list(capsys, comp):
 def test_unknown_competition(capsys, tmp_path):
     code, _, err = run(capsys, "participants", "list", "--competition", str(tmp_path / "nothing"))
     assert code == 2 and "not found" in err
+
+
+# --- teams ------------------------------------------------------------------------------------
+
+
+def test_add_with_a_team_and_list_shows_it(capsys, comp):
+    code, out, err = run(capsys, "participants", "add", "--competition", str(comp), "Ada", "Bob", "--team", "Blue Whales")
+    assert code == 0 and "In team Blue Whales" in err and len(out.splitlines()) == 3
+    code, _, err = run(capsys, "participants", "add", "--competition", str(comp), "Cy", "--team", "BLUE WHALES")
+    assert code == 0 and "In team Blue Whales" in err  # the first spelling is the team's name
+    add(capsys, comp, "Dee")
+    code, out, _ = run(capsys, "participants", "list", "--competition", str(comp))
+    lines = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert "team" in out.splitlines()[0]
+    assert "Blue Whales" in lines["Ada"] and "Blue Whales" in lines["Cy"] and " - " in lines["Dee"]
+
+
+@pytest.mark.parametrize("team, expected", [
+    ("Ada", "has the name of participant 'Ada'"),
+    ("ADA", "has the name of participant 'Ada'"),
+    ("", "participant name"),
+    ("a\nb", ""),
+    ("x" * 500, ""),
+])
+def test_a_refused_team_adds_nobody(capsys, comp, team, expected):
+    add(capsys, comp, "Ada")
+    code, out, err = run(capsys, "participants", "add", "--competition", str(comp), "Eve", "--team", team)
+    assert code == 2 and expected in err and "Traceback" not in err and out == ""
+    db = Database(comp / "private" / "classroom.sqlite")
+    assert [p["name"] for p in db.participants()] == ["Ada"]
+
+
+def test_joining_only_before_the_first_scored_submission(capsys, comp):
+    from datetime import datetime, timezone
+
+    run(capsys, "participants", "add", "--competition", str(comp), "Ada", "--team", "Reds")
+    db = Database(comp / "private" / "classroom.sqlite")
+    db.record({"participant": "Ada", "time": datetime(2026, 3, 1, tzinfo=timezone.utc), "sha256": "ab",
+               "public": 0.2}, "score")
+    code, out, err = run(capsys, "participants", "add", "--competition", str(comp), "Bob", "--team", "Reds")
+    assert code == 2 and "already submitted" in err and out == ""
+    assert [p["name"] for p in db.participants()] == ["Ada"]
+    with pytest.raises(Exception, match="already submitted"):
+        db.join_team(["Ada"], "Greens")

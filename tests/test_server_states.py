@@ -365,3 +365,41 @@ def test_terminal_prints_one_line_per_scored_submission_and_no_polls(server, goo
     assert not keep(record("GET", "/", 200))
     assert keep(record("POST", "/api/submissions", 201)) and keep(record("GET", "/api/leaderboard", 500))
     assert keep(record("GET", "/me", 200))
+
+
+# --- teams -------------------------------------------------------------------------------------
+
+
+def test_a_team_shares_one_allowance_one_set_of_finals_and_one_row(make_server, comp, tmp_path, clock):
+    import json
+
+    meta = comp / "competition.json"
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "max_daily_submissions": 2}))
+    server = make_server()
+    server.state.db.join_team(["Ada", "Bob"], "Blue Whales")
+    ada, bob = server.tokens["Ada"], server.tokens["Bob"]
+    files = [perfect_submission(comp, tmp_path / f"t{i}.csv", noise=0.1 + i / 10, seed=i) for i in range(3)]
+    first = post(server, ada, files[0]).json()
+    assert first["remaining_today"] == 1
+    second = post(server, bob, files[1]).json()
+    assert second["remaining_today"] == 0
+    refused = post(server, ada, files[2])
+    assert refused.status_code == 429  # one allowance for the team
+    board = server.get("/api/leaderboard").json()
+    assert [(r["participant"], r["entries"]) for r in board["rows"]] == [("Blue Whales", 2)]
+    # Each member sees the team's submissions, and the team chooses one set of finals.
+    me = server.get("/api/me", headers=auth(bob)).json()
+    assert me["team"] == "Blue Whales" and [s["by"] for s in me["submissions"]] == ["Ada", "Bob"]
+    assert choose(server, bob, [first["id"]]).json()["submissions"] == [first["id"]]
+    assert choose(server, ada, [second["id"]]).json()["submissions"] == [second["id"]]  # replaces Bob's choice
+    assert [s["final"] for s in server.get("/api/me", headers=auth(bob)).json()["submissions"]] == [False, True]
+    page = server.post("/me", data={"token": ada})
+    assert 'id="team"' in page.text and "Blue Whales" in page.text
+    send(server, comp, "/api/reveal", b'{"revealed": true}')
+    (row,) = server.get("/api/leaderboard").json()["rows"]
+    assert row["participant"] == "Blue Whales" and row["basis"] == "selected"
+    # The exported pages rank as the live page: the team's row, on its chosen final submission.
+    assert server.state.exporter.flush()
+    ranking = (tmp_path / "lb" / "practice.md").read_text().split("## ")[1]
+    assert "Blue Whales" in ranking and "| Ada" not in ranking
+    assert f"{row['private']:.5f}" in ranking

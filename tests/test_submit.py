@@ -178,3 +178,14 @@ def test_final_user_errors(capsys, live, good, argv, expected):
         assert code == 2 and expected in err
     if "invalid" in expected:
         assert expected in capsys.readouterr().err
+
+
+def test_tokens_never_start_with_a_dash(monkeypatch):
+    """A token beginning with '-' would be read as an option by `kit submit --token`."""
+    import secrets
+
+    from kit.server.db import new_token
+
+    given = iter(["-starts-with-a-dash-aaaaaaaaaaaa", "fine-token-bbbbbbbbbbbbbbbbbbbbbb"])
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda n: next(given))
+    assert new_token() == "fine-token-bbbbbbbbbbbbbbbbbbbbbb"

@@ -24,8 +24,11 @@ def add_parser(subparsers):
                        "one refused name adds nobody.")
     a.add_argument("names", nargs="*", metavar="NAME", help="participant names")
     a.add_argument("--file", metavar="FILE", help="a text file with one name a line")
+    a.add_argument("--team", metavar="TEAM", help="put them in team TEAM (created when new): a team shares one daily "
+                   "allowance, one set of final submissions and one leaderboard row; joining is possible only "
+                   "before the team's first scored submission")
     common(a)
-    ls = sub.add_parser("list", help="list participants", description="List participants: name, status, "
+    ls = sub.add_parser("list", help="list participants", description="List participants: name, team, status, "
                         "registration time (UTC) and scored submissions.")
     common(ls)
     r = sub.add_parser("revoke", help="revoke a participant's token",
@@ -76,11 +79,18 @@ def _add(db, args, now):
         names += read_names(args.file)
     if not names:
         raise UserError("no names given: expected NAME arguments or --file names.txt")
+    if args.team is not None:
+        db.check_team(args.team)  # before anyone is added: a refused team adds nobody
     added = db.add_participants(names, now)
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(["name", "token"])
     writer.writerows(added)
+    sys.stdout.flush()  # the tokens are out even if joining the team fails below
     print(f"Added {len(added)} participant(s). The tokens are not stored: hand them out now.", file=sys.stderr)
+    if args.team is not None:
+        team = db.join_team([name for name, _ in added], args.team)
+        print(f"In team {team}: one daily allowance, one set of final submissions, one leaderboard row.",
+              file=sys.stderr)
     return 0
 
 
@@ -112,10 +122,10 @@ def _list(db):
     if not rows:
         print("No participants yet: `kit participants add --competition C NAME ...`")
         return 0
-    table = [("name", "status", "registered (UTC)", "entries")]
-    table += [(r["name"], "revoked" if r["revoked_at"] else "active", r["created_at"][:16].replace("T", " "),
-               str(r["entries"])) for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    table = [("name", "team", "status", "registered (UTC)", "entries")]
+    table += [(r["name"], r["team"] or "-", "revoked" if r["revoked_at"] else "active",
+               r["created_at"][:16].replace("T", " "), str(r["entries"])) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     return 0

@@ -1002,12 +1002,19 @@ async def _check_allowance(state, participant, now):
 
     await _check_open(state, now)
     window = state.day_window(now)
-    failed = await run_in_threadpool(state.db.count_failed, participant.id, *window)
+    scored, failed = await run_in_threadpool(_used_today, state, participant, window)
     if state.limit is not None:
-        used = failed + await run_in_threadpool(state.db.count_scored, participant.id, *window)
+        used = failed + scored
         if used >= state.limit:
             raise ApiError(429, _limit_message(state, window))
     return window, failed
+
+
+def _used_today(state, participant, window):
+    """``(scored, failed)`` submissions in ``window`` of the participant's team (or their own): one allowance."""
+    members = state.db.team_members(participant.id)
+    return (sum(state.db.count_scored(member, *window) for member in members),
+            sum(state.db.count_failed(member, *window) for member in members))
 
 
 def _closed_message(phase):
@@ -1423,7 +1430,7 @@ async def _store(state, participant, staged, attempt, result, description, windo
         await _count_failure(state, attempt, exc)
     remaining = None
     if limit is not None:
-        remaining = max(0, limit - await run_in_threadpool(state.db.count_scored, participant.id, *window))
+        remaining = max(0, limit - (await run_in_threadpool(_used_today, state, participant, window))[0])
     return submission_id, remaining
 
 
@@ -1515,34 +1522,37 @@ def _history(state, participant):
     """The ``GET /api/me`` object: submissions and failed attempts in order of arrival, scores as shown.
 
     Each scored submission says whether it is one of the participant's final ones (``final``).
+    A team member sees the team's submissions (``by`` names the member who sent each).
     """
     now = state.clock()
     phase = current_phase(state, now)
     revealed = phase.state == REVEALED
-    finals = set(state.db.finals(participant.id).get(participant.name, ()))
+    finals = {number for ids in state.db.finals(participant.id).values() for number in ids}
+    members = state.db.team_members(participant.id)
     failure = "could not be scored (an internal error; your teacher can see it)"
     rows = []
-    for row in state.db.submissions(participant_id=participant.id):
+    mine = [row for member in members for row in state.db.submissions(participant_id=member)]
+    for row in mine:
         item = {key: row[key] for key in ("id", "submitted_at", "file_name", "sha256", "description", "status",
                                           "public", "rows")}
         item["file"] = item.pop("file_name")
+        item["by"] = row["participant"]
         item["final"] = row["id"] in finals
         if row["status"] != SCORED:
             item["error"] = failure
         if revealed:
             item["private"] = row["private"]
         rows.append(item)
-    for row in state.db.failed_attempts(participant_id=participant.id):
+    for row in (row for member in members for row in state.db.failed_attempts(participant_id=member)):
         rows.append({"id": None, "submitted_at": row["attempted_at"], "file": row["file_name"], "sha256": row["sha256"],
                      "description": "", "status": "error", "public": None, "rows": None, "error": failure, "final": False,
-                     **({"private": None} if revealed else {})})
+                     "by": row["participant"], **({"private": None} if revealed else {})})
     rows.sort(key=lambda item: item["submitted_at"])
     remaining = None
     if state.limit is not None:
-        window = state.day_window(now)
-        used = state.db.count_scored(participant.id, *window) + state.db.count_failed(participant.id, *window)
-        remaining = max(0, state.limit - used)
-    return {"participant": participant.name, "revealed": revealed, "state": phase.state,
+        remaining = max(0, state.limit - sum(_used_today(state, participant, state.day_window(now))))
+    return {"participant": participant.name, "team": state.db.teams().get(participant.name),
+            "revealed": revealed, "state": phase.state,
             "remaining_today": remaining, "finals": sorted(finals), "submissions": shown_scores(rows)}
 
 

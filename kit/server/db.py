@@ -109,8 +109,20 @@ _MIGRATIONS = [
     );
     CREATE INDEX final_choices_by_participant ON final_choices (participant_id);
     """,
+    # 5: teams (Kaggle's rule): members share one daily allowance, one set of final
+    # submissions and one leaderboard row under the team's name.
+    """
+    ALTER TABLE participants ADD COLUMN team TEXT;      -- the team's display name (NULL: on their own)
+    ALTER TABLE participants ADD COLUMN team_key TEXT;  -- its identity key (kit.identity.participant_key)
+    CREATE INDEX participants_by_team ON participants (team_key);
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+#: The ids of a participant's team (the participant alone when on their own); takes the id twice.
+_TEAM_OF = ("SELECT id FROM participants WHERE id = ? OR team_key = "
+            "(SELECT team_key FROM participants WHERE id = ? AND team_key IS NOT NULL)")
 
 
 class LimitReached(Exception):
@@ -163,8 +175,20 @@ def parse_utc(text):
 
 
 def new_token():
-    """A fresh random token (32 URL-safe characters, 192 bits)."""
-    return secrets.token_urlsafe(24)
+    """A fresh random token (32 URL-safe characters, 192 bits), never starting with ``-``.
+
+    One in 64 would otherwise begin with a dash, which a command line reads as an option
+    (``kit submit --token -x...`` fails).
+
+    Examples
+    --------
+    >>> len(new_token()), new_token()[0] != "-"
+    (32, True)
+    """
+    while True:
+        token = secrets.token_urlsafe(24)
+        if not token.startswith("-"):
+            return token
 
 
 def hash_token(token):
@@ -449,9 +473,10 @@ class Database:
                 raise SubmissionsClosed(reason)
             if limit is not None and values.get("status") == SCORED:
                 used = conn.execute(
-                    "SELECT COUNT(*) FROM submissions WHERE participant_id = ? AND status = ? "
+                    f"SELECT COUNT(*) FROM submissions WHERE participant_id IN ({_TEAM_OF}) AND status = ? "
                     "AND submitted_at >= ? AND submitted_at < ?",
-                    (values["participant_id"], SCORED, utc_iso(window[0]), utc_iso(window[1]))).fetchone()[0]
+                    (values["participant_id"], values["participant_id"], SCORED, utc_iso(window[0]),
+                     utc_iso(window[1]))).fetchone()[0]
                 if used >= limit:
                     raise LimitReached(used)
             cursor = conn.execute(f"INSERT INTO submissions ({columns}) VALUES ({marks})", tuple(values.values()))
@@ -632,7 +657,8 @@ class Database:
         ----------
         participant_id : int
         submission_ids : list of int
-            At most :data:`MAX_FINALS` of the participant's own scored submissions; an empty
+            At most :data:`MAX_FINALS` of the scored submissions of the participant or their
+            team (a team has one set of final submissions); an empty
             list takes the choice back (the best Public submission counts then).
         now : datetime
             The time of the choice (aware).
@@ -659,18 +685,23 @@ class Database:
             if reason is not None:
                 raise SubmissionsClosed(reason)
             for submission_id in wanted:
-                row = conn.execute("SELECT 1 FROM submissions WHERE id = ? AND participant_id = ? AND status = ?",
-                                   (submission_id, participant_id, SCORED)).fetchone()
+                row = conn.execute(f"SELECT 1 FROM submissions WHERE id = ? AND participant_id IN ({_TEAM_OF}) "
+                                   "AND status = ?", (submission_id, participant_id, participant_id, SCORED)).fetchone()
                 if row is None:
                     raise ValueError(f"submission {submission_id} is not one of your scored submissions")
-            conn.execute("DELETE FROM final_choices WHERE participant_id = ?", (participant_id,))
+            conn.execute(f"DELETE FROM final_choices WHERE participant_id IN ({_TEAM_OF})",
+                         (participant_id, participant_id))
             conn.executemany("INSERT INTO final_choices (submission_id, participant_id, chosen_at) VALUES (?, ?, ?)",
                              [(submission_id, participant_id, utc_iso(now)) for submission_id in wanted])
         return wanted
 
     def finals(self, participant_id=None):
-        """Chosen final submissions: ``{participant display name: [submission id, ...]}``."""
-        clause, params = ("WHERE f.participant_id = ?", (participant_id,)) if participant_id is not None else ("", ())
+        """Chosen final submissions: ``{participant display name: [submission id, ...]}``.
+
+        With ``participant_id``, those of the participant's team (or their own).
+        """
+        clause, params = ((f"WHERE f.participant_id IN ({_TEAM_OF})", (participant_id, participant_id))
+                          if participant_id is not None else ("", ()))
         rows = self._read(
             f"SELECT p.name, f.submission_id FROM final_choices f JOIN participants p ON p.id = f.participant_id "
             f"{clause} ORDER BY f.submission_id", params)
@@ -678,6 +709,77 @@ class Database:
         for name, submission_id in rows:
             chosen.setdefault(name, []).append(submission_id)
         return chosen
+
+    # --- teams ------------------------------------------------------------------------------
+
+    def join_team(self, names, team):
+        """Put participants (display names or look-alikes) in ``team``; return the team's display name.
+
+        A team has one daily allowance, one set of final submissions and one leaderboard
+        row under its name. Joining is allowed only before the first scored submission: of
+        the participant, and of the team. A team's name may not be a participant's.
+
+        Raises
+        ------
+        UserError
+            A name is unknown, someone already submitted, or the team's name is taken; nobody joins then.
+
+        Examples
+        --------
+        >>> db.join_team(["Ada", "Bob"], "Blue Whales")  # doctest: +SKIP
+        'Blue Whales'
+        """
+        from kit.identity import participant_key
+
+        with self._write() as conn:
+            display, key = self._team_name(conn, team)
+            for name in names:
+                row = conn.execute("SELECT id, name FROM participants WHERE key = ?",
+                                   (participant_key(str(name)),)).fetchone()
+                if row is None:
+                    raise UserError(f"no participant named {str(name)[:60]!r}: see `kit participants list`; "
+                                    "nobody joined")
+                done = conn.execute("SELECT COUNT(*) FROM submissions WHERE participant_id = ? AND status = ?",
+                                    (row["id"], SCORED)).fetchone()[0]
+                if done:
+                    raise UserError(f"participant {row['name']!r} has already submitted: one joins a team only "
+                                    "before their first scored submission; nobody joined")
+                conn.execute("UPDATE participants SET team = ?, team_key = ? WHERE id = ?", (display, key, row["id"]))
+        return display
+
+    def check_team(self, team):
+        """The display name of a team participants may still join; a UserError otherwise (see :meth:`join_team`)."""
+        with self._lock:
+            return self._team_name(self._conn, team)[0]
+
+    @staticmethod
+    def _team_name(conn, team):
+        """``(display name, key)`` of a team that may be joined (the first spelling is kept)."""
+        from kit.identity import check_participant_name, participant_key
+
+        display = check_participant_name(team)
+        key = participant_key(display)
+        taken = conn.execute("SELECT name FROM participants WHERE key = ?", (key,)).fetchone()
+        if taken is not None:
+            raise UserError(f"team {display!r} has the name of participant {taken['name']!r}: choose another "
+                            "team name; nobody joined")
+        existing = conn.execute("SELECT team FROM participants WHERE team_key = ? LIMIT 1", (key,)).fetchone()
+        display = existing["team"] if existing is not None else display
+        started = conn.execute("SELECT COUNT(*) FROM submissions s JOIN participants p ON p.id = s.participant_id "
+                               "WHERE p.team_key = ? AND s.status = ?", (key, SCORED)).fetchone()[0]
+        if started:
+            raise UserError(f"team {display!r} has already submitted: members join only before the team's "
+                            "first scored submission; nobody joined")
+        return display, key
+
+    def team_members(self, participant_id):
+        """Ids of the participant's team's members (the participant alone when on their own)."""
+        return [row[0] for row in self._read(f"SELECT id FROM participants WHERE id IN ({_TEAM_OF}) ORDER BY id",
+                                             (participant_id, participant_id))]
+
+    def teams(self):
+        """``{participant display name: team display name}`` of everyone in a team."""
+        return {row[0]: row[1] for row in self._read("SELECT name, team FROM participants WHERE team IS NOT NULL")}
 
     # --- failed attempts -------------------------------------------------------------------
 

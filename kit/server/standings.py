@@ -36,10 +36,13 @@ def submissions_frame(db, revealed=False):
 
     The frame has the columns of :func:`kit.leaderboard.read_log`, in order of arrival,
     plus ``id`` (the submission's) and ``final`` (chosen as a final submission); scores
-    are rounded, Private ones left out unless ``revealed``.
+    are rounded, Private ones left out unless ``revealed``. A team member's rows are
+    under the team's name: a team has one row on the leaderboard.
     """
     snapshot = _Snapshot(db)
     frame = entries_frame(shown_entries(store_entries(snapshot), revealed))
+    teams = db.teams()
+    frame["participant"] = [teams.get(name, name) for name in frame["participant"]]
     frame["id"] = [row["id"] for row in snapshot.rows]
     chosen = {submission for ids in db.finals().values() for submission in ids}
     frame["final"] = frame["id"].isin(chosen)
@@ -132,9 +135,21 @@ def latest_times(frame):
 def export(db, competition, metric=None, leaderboard=None):
     """Rewrite the CSV logs and the Markdown and HTML pages from the database; return the log path.
 
-    ``metric`` is the competition's own (kept for callers; the competition knows it).
+    The pages rank as the live page does (:func:`standings`: teams, and the final
+    submissions once revealed). ``metric`` is the competition's own (kept for callers).
     """
-    return build_leaderboard(competition, leaderboard=leaderboard, store=db, write_pages=True).log_path
+    from dataclasses import replace
+
+    from kit import leaderboard_pages as pages
+    from kit.fileio import write_text_atomic
+
+    exported = build_leaderboard(competition, leaderboard=leaderboard, store=db, write_pages=False)
+    frame = submissions_frame(db, exported.private)
+    current = replace(exported, log=frame, ranking=rank_standings(frame, exported.metric, private=exported.private))
+    base = exported.log_path.with_suffix("")
+    write_text_atomic(base.with_suffix(".md"), pages.render_markdown(current))
+    write_text_atomic(base.with_suffix(".html"), pages.render_html(current, competition.metadata))
+    return exported.log_path
 
 
 class Exporter:
