@@ -189,6 +189,21 @@ def test_upload_through_the_form_and_read_the_score(site, tmp_path):
         browser.get(url + "submit")
         assert "Submissions are closed" in _main_text(browser) and not browser.find_elements(By.ID, "file")
 
+        # On a phone (390 px) the score columns stay in view; the classroom screen has no navigation.
+        browser.set_window_size(390, 844)
+        browser.get(url)
+        wait.until(lambda b: len(_row_texts(b)) == 2)
+        overflow = browser.execute_script(
+            "var w = document.documentElement.clientWidth; return Array.from(document.querySelectorAll("
+            "'#rows tr td:nth-child(-n+4), thead th:nth-child(-n+4)'), function (c) {"
+            " return c.getBoundingClientRect().right - w; }).filter(function (d) { return d > 0; });")
+        assert overflow == []
+        browser.set_window_size(1200, 900)
+        browser.get(url + "?view=projector")
+        wait.until(lambda b: len(_row_texts(b)) == 2)
+        assert not browser.find_element(By.CSS_SELECTOR, "nav.top").is_displayed()
+        assert _broken_images(browser) == []
+
         # Nothing the pages load breaks their Content-Security-Policy or fails.
         # (The refused upload above answered 422 on purpose: the browser logs that one.)
         problems = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"

@@ -403,3 +403,30 @@ def test_a_team_shares_one_allowance_one_set_of_finals_and_one_row(make_server, 
     ranking = (tmp_path / "lb" / "practice.md").read_text().split("## ")[1]
     assert "Blue Whales" in ranking and "| Ada" not in ranking
     assert f"{row['private']:.5f}" in ranking
+
+
+# --- the classroom screen and the submission count ------------------------------------------------
+
+
+def test_projector_view_shows_the_top_20_without_navigation(server, comp, tmp_path, clock):
+    db = server.state.db
+    for i in range(23):
+        db.record({"participant": f"P{i:02d}", "time": clock.advance(minutes=1), "sha256": f"{i:02x}",
+                   "public": 0.1 + i / 1000}, "score")
+    page = server.get("/?view=projector")
+    assert page.status_code == 200 and 'class="projector"' in page.text and 'data-top="20"' in page.text
+    assert page.text.count("<tr") == 21  # the header and 20 rows
+    assert "P19" in page.text and "P20" not in page.text and 'src="/plots' not in page.text
+    assert server.get("/").text.count("<tr") == 24
+
+
+def test_submit_page_says_which_submission_of_the_day_it_was(make_server, comp, good):
+    import json
+
+    meta = comp / "competition.json"
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "max_daily_submissions": 5}))
+    server = make_server()
+    for number in (1, 2):
+        page = server.post("/submit", data={"token": server.tokens["Ada"]},
+                           files={"file": ("g.csv", good.read_bytes(), "text/csv")})
+        assert page.status_code == 201 and f"Your submission {number} of 5 today" in page.text

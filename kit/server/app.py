@@ -64,6 +64,8 @@ TEACHER_CLOSED = "the teacher has closed the competition; submissions are closed
 OPEN, CLOSED, REVEALED = "open", "closed", "revealed"
 #: Cookie a browser may carry the participant token in (read, never set, by the server).
 TOKEN_COOKIE = "kit_token"
+#: Rows the classroom screen (``/?view=projector``) shows.
+PROJECTOR_ROWS = 20
 #: Cookie holding the teacher's session on the /teacher page (set HttpOnly, SameSite=Strict).
 TEACHER_COOKIE = "kit_teacher"
 #: Seconds a teacher session lasts.
@@ -610,7 +612,10 @@ def _build(state):
         phase = await run_in_threadpool(current_phase, state)
         titles, rows = _table(current)
         title, subtitle = _headings(current, phase)
-        return page(request, "leaderboard.html", title=title, subtitle=subtitle, titles=titles, rows=rows,
+        # The classroom screen: large type, the top rows, no navigation; it refreshes itself.
+        projector = request.query_params.get("view") == "projector"
+        return page(request, "leaderboard.html", title=title, subtitle=subtitle, titles=titles,
+                    rows=rows[:PROJECTOR_ROWS] if projector else rows, projector=projector,
                     revealed=current.private, entries=len(current.log),
                     decimals=min(metric.decimals, SHOWN_DECIMALS),
                     refresh_ms=state.refresh_ms, version=_version_tag(current, phase))

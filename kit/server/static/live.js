@@ -7,6 +7,7 @@
   var decimals = parseInt(board.dataset.decimals, 10) || 5;
   var every = parseInt(board.dataset.refresh, 10) || 10000;
   var version = board.dataset.version;
+  var top = parseInt(board.dataset.top, 10) || 0;  // the classroom screen shows the first rows only
   var numeric = { "#": 1, "public": 1, "private": 1, "public #": 1, "entries": 1 };
   document.getElementById("live").hidden = false;
 
@@ -64,14 +65,16 @@
     });
     var body = document.getElementById("rows");
     while (body.firstChild) { body.removeChild(body.firstChild); }
-    data.rows.forEach(function (r) { body.appendChild(row(titles, cells(r, data.revealed))); });
+    (top ? data.rows.slice(0, top) : data.rows).forEach(function (r) {
+      body.appendChild(row(titles, cells(r, data.revealed)));
+    });
     if (data.rows.length) {
       document.getElementById("summary").textContent = data.rows.length + " participant(s), " +
         data.submissions + " scored submission(s).";
     }
     var plots = document.getElementById("plots");
-    plots.hidden = data.rows.length === 0;
-    if (data.rows.length) {  // an empty board has no plots to load
+    plots.hidden = data.rows.length === 0 || top > 0;
+    if (!plots.hidden) {  // an empty board (or the classroom screen) loads no plots
       ["history", "bins"].forEach(function (name) {
         document.getElementById("plot-" + name).src = "/plots/" + name + ".png?v=" + encodeURIComponent(tag);
       });
