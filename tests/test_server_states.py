@@ -292,7 +292,8 @@ def act(server, csrf, action, **fields):
     return server.post("/teacher", data={"csrf": csrf, "action": action, **fields})
 
 
-def test_teacher_page_signs_in_and_runs_the_competition(server, comp, good):
+def test_teacher_page_signs_in_and_runs_the_competition(make_server, comp, good):
+    server = make_server(timezone_name="Europe/Paris")
     assert 'name="token"' in server.get("/teacher").text  # signed out: the sign-in form only
     page, csrf = sign_in(server, comp)
     assert page.headers["cache-control"] == "no-store" and "Ada" in page.text and "Bob" in page.text
@@ -304,6 +305,11 @@ def test_teacher_page_signs_in_and_runs_the_competition(server, comp, good):
     assert act(server, csrf, "open").status_code == 200
     done = act(server, csrf, "deadline", deadline="2026-03-01T12:00:00Z")
     assert "Deadline set to 2026-03-01 12:00 UTC" in done.text and state_of(server) == "closed"
+    # The page shows the deadline in UTC, with its zone: sent back as it is, it stays the same.
+    shown = server.get("/teacher").text.split('id="deadline" name="deadline" type="text" maxlength="64" '
+                                              'placeholder="2026-06-30T23:59" value="')[1].split('"')[0]
+    assert shown == "2026-03-01T12:00Z"
+    assert "Deadline set to 2026-03-01 12:00 UTC" in act(server, csrf, "deadline", deadline=shown).text
     assert act(server, csrf, "deadline", deadline="next week").status_code == 422
     assert act(server, csrf, "deadline", deadline="").status_code == 200 and state_of(server) == "open"
     assert "Revoked Bob" in act(server, csrf, "revoke", name="Bob").text
