@@ -75,6 +75,11 @@ def test_reopening_is_refused_after_the_deadline_and_while_revealed(make_server,
     assert state_of(server) == "closed"
 
 
+def test_the_api_documents_the_new_routes(server):
+    paths = set(server.get("/openapi.json").json()["paths"])
+    assert {"/api/open", "/api/deadline", "/api/final"} <= paths
+
+
 def test_deadline_in_the_server_time_zone_and_removed(make_server, clock, comp):
     server = make_server(timezone_name="Europe/Paris", deadline="2026-03-01T12:30:00Z")
     moved = send(server, comp, "/api/deadline", b'{"deadline": "2026-03-01T12:00:00"}')  # 11:00 UTC: passed
@@ -91,11 +96,16 @@ def test_deadline_in_the_server_time_zone_and_removed(make_server, clock, comp):
     ("/api/deadline", b'{"deadline": ""}'), ("/api/deadline", b'{"deadline": "2026-13-01"}'),
     ("/api/deadline", b'{"deadline": "' + b"2" * 100 + b'"}'), ("/api/deadline", b'{"deadline": []}'),
     ("/api/deadline", b'{"deadline": NaN}'), ("/api/deadline", b"{}"),
+    ("/api/deadline", b'{"deadline": "0001-01-01T00:00:00+01:00"}'),  # before year 1 in UTC
+    ("/api/deadline", b'{"deadline": "9999-12-31T23:59:59-01:00"}'),  # after year 9999 in UTC
+    ("/api/deadline", b'{"deadline": "0999-01-01T00:00:00Z"}'), ("/api/deadline", b'{"deadline": "2026-03-01T12:00+99:00"}'),
+    ("/api/deadline", b'{"deadline": "2026-03-01T12:00:00\\u0000"}'),
     ("/api/deadline", '{"deadline": "2026-03-01T12:00:00Z"}'.encode("utf-16")),
 ])
 def test_teacher_settings_take_only_their_json_object(server, comp, path, body):
     response = send(server, comp, path, body)
     assert response.status_code == 422 and "expected" in response.json()["error"]
+    assert "\x00" not in response.json()["error"]
     assert server.state.db.settings() == {} or set(server.state.db.settings()) <= {"revealed"}
     assert state_of(server) == "open"
 

@@ -573,10 +573,7 @@ def _build(state):
         await _teacher(state, request, "setting the deadline")
         value = json_field(request.headers.get("content-type"), await _read_body(request, MAX_REVEAL_BODY), "deadline",
                            _is_deadline, '{"deadline": "2026-06-30T23:59:00Z"} or {"deadline": null}')
-        try:
-            deadline = parse_deadline(value, state.tz)
-        except UserError as exc:
-            raise ApiError(422, str(exc)) from None
+        deadline = checked_deadline(value, state.tz)
         phase = await run_in_threadpool(set_deadline, state, deadline)
         return {"deadline": None if deadline is None else utc_iso(deadline), "state": phase.state}
 
@@ -809,10 +806,7 @@ def _teacher_action(state, form):
         set_open(state, action == "open")
         return "Submissions are open." if action == "open" else "Submissions are closed."
     if action == "deadline":
-        try:
-            deadline = parse_deadline(str(form.get("deadline") or "")[:64], state.tz)
-        except UserError as exc:
-            raise ApiError(422, str(exc)) from None
+        deadline = checked_deadline(str(form.get("deadline") or "")[:64], state.tz)
         set_deadline(state, deadline)
         return "Deadline removed." if deadline is None else f"Deadline set to {utc_iso(deadline)[:16].replace('T', ' ')} UTC."
     if action == "revoke":
@@ -960,6 +954,35 @@ def set_open(state, wanted):
                             "first (POST /api/deadline), or remove it")
     state.db.set_settings({"closed": "0" if wanted else "1"})
     return current_phase(state)
+
+
+def checked_deadline(value, tz):
+    """A deadline a teacher sent (ISO 8601 text, or None/empty for none) as an aware datetime; ApiError 422 otherwise.
+
+    Years outside 1970-9998 are refused: the store keeps fixed-width UTC text.
+
+    Examples
+    --------
+    >>> checked_deadline("2026-06-30T23:59:00+02:00", timezone.utc).isoformat()
+    '2026-06-30T21:59:00+00:00'
+    >>> checked_deadline("0001-01-01T00:00:00+01:00", timezone.utc)
+    Traceback (most recent call last):
+    ...
+    kit.server.app.ApiError: deadline '0001-01-01T00:00:00+01:00': expected a date between the years 1970 and 9998
+    """
+    if value is not None and not (str(value).isascii() and str(value).isprintable()):
+        raise ApiError(422, f"deadline {_clean(value, 60)!r}: expected ISO 8601 such as 2026-06-30T23:59:00Z")
+    try:
+        deadline = parse_deadline(value, tz)
+        if deadline is not None:
+            deadline = deadline.astimezone(timezone.utc)
+    except UserError as exc:
+        raise ApiError(422, str(exc)) from None
+    except (OverflowError, ValueError):
+        deadline = datetime.min.replace(tzinfo=timezone.utc)
+    if deadline is not None and not 1970 <= deadline.year <= 9998:
+        raise ApiError(422, f"deadline {_clean(value, 60)!r}: expected a date between the years 1970 and 9998")
+    return deadline
 
 
 def set_deadline(state, deadline):
@@ -1276,7 +1299,8 @@ def _is_bool(value):
 
 
 def _is_deadline(value):
-    return value is None or (isinstance(value, str) and 0 < len(value) <= 64)
+    return value is None or (isinstance(value, str) and 0 < len(value) <= 64 and value.isascii()
+                             and value.isprintable())
 
 
 def _is_id_list(value):
