@@ -1437,8 +1437,18 @@ class SiameseModel(PairModel):
         except (TypeError, ValueError) as exc:  # UserError is a ValueError
             raise UserError(f"{where}: unusable parameters in the manifest ({printable(exc, 200)})") from None
         # The network reads as many bins as the parameters' binning gives; the manifest's
-        # record of the binning must agree.
-        binning.check_binning(manifest["binning"], model._n_bins(), where=where)
+        # record of the binning must be the same settings.
+        try:
+            recorded = binning.binning_settings(**manifest["binning"])
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"{where}: unusable binning settings {printable(repr(manifest['binning']), 120)} "
+                            f"({printable(exc, 120)})") from None
+        if recorded != model.binning_settings():
+            raise UserError(f"{where}: manifest binning {printable(repr(recorded), 120)} disagrees with the binning "
+                            f"parameters {model.binning_settings()}: expected the files saved together by the siamese "
+                            "rung")
+        model.bin_width, model.mz_range = recorded["bin_width"], tuple(recorded["mz_range"])
+        model.intensity_power = recorded["intensity_power"]
         return model
 
     def _read_weights(self, file, n_weights, scratch, shown, legacy=False):
@@ -1452,8 +1462,15 @@ class SiameseModel(PairModel):
         where = printable(shown)
         retrain = " (saved by an earlier kit? retrain the model)" if legacy else ""
         # Metadata only, before anything is built: what the file declares is bounded by the parameters.
-        found = weight_shapes(file, n_weights, "siamese weights file", unread=("optimizer",) if legacy else (),
-                              where=where)
+        try:
+            found = weight_shapes(file, n_weights, "siamese weights file", unread=("optimizer",) if legacy else (),
+                                  where=where)
+        except UserError as exc:
+            raise UserError(f"{exc}{retrain}") from None
+        declared = sum(math.prod(shape) for shape in found.values())
+        if declared != n_weights:
+            raise UserError(f"{where}: holds {declared:,} weights but the network built from the manifest's parameters "
+                            f"has {n_weights:,}: expected the files saved together by the siamese rung{retrain}")
         network, head = self._new_network(self._n_bins()), self._new_head()
         siamese = build_siamese(network, head)
         # What Keras itself writes for the network just built: the exact layout to read.
