@@ -1351,8 +1351,10 @@ class SiameseModel(PairModel):
         return super().save(path, extra)
 
     def _save_state(self, folder):
-        # Weights only: the manifest's parameters rebuild the network (_load_state).
-        self.siamese_.save_weights(folder / WEIGHTS_FILE)
+        # Weights only: the manifest's parameters rebuild the network (_load_state). A fresh
+        # siamese around the same layers, as a dense fit's siamese_ is the compiled
+        # trainer, whose optimiser state Keras would save too.
+        build_siamese(self.embedding_network_, self.head_).save_weights(folder / WEIGHTS_FILE)
         return {
             "format": "keras",
             "file": WEIGHTS_FILE,
