@@ -1388,17 +1388,17 @@ class SiameseModel(PairModel):
         where = printable(folder)
         check_fields(manifest, _MANIFEST_FIELDS, where)
         model = cls._from_manifest(manifest, where)
+        model.calibration_ = _checked_calibration(manifest.get("calibration"), model.calibrate, where)
         name = manifest.get("file", WEIGHTS_FILE)
-        file = file_inside(folder, name, "network weights file")
-        n_weights = model._n_weights(model._check_params(), model._n_bins())
         legacy = name.endswith(LEGACY_FILE_SUFFIX)
         if not (legacy or name.endswith(WEIGHTS_FILE)):
             raise UserError(f"{where}: manifest file {printable(repr(name), 80)} must be the network's "
                             f"{WEIGHTS_FILE} (or an earlier save's model{LEGACY_FILE_SUFFIX})")
+        file = file_inside(folder, name, "network weights file")
+        n_weights = model._n_weights(model._check_params(), model._n_bins())
         with tempfile.TemporaryDirectory(prefix="kit-siamese-") as scratch:
             weights = _legacy_weights(file, Path(scratch) / WEIGHTS_FILE, n_weights) if legacy else file
             model._read_weights(weights, n_weights, Path(scratch), shown=file, legacy=legacy)
-        model.calibration_ = _checked_calibration(manifest.get("calibration"), model.calibrate, where)
         model.history_ = manifest.get("history") or {}
         model.best_epoch_ = manifest.get("best_epoch")
         model.best_val_rmse_ = manifest.get("best_val_rmse")
