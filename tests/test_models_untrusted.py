@@ -650,6 +650,7 @@ def _as_dtype(dtype):
 
 
 def _soft_link(handle, h5py):
+    del handle["layers/functional/layers/dense_1/vars/1"]
     handle["layers/functional/layers/dense_1/vars/1"] = h5py.SoftLink("/layers/functional/layers/dense/vars/1")
 
 
