@@ -673,6 +673,10 @@ def _virtual(handle, h5py):
     handle.create_virtual_dataset(path, layout)
 
 
+def _attribute(handle, h5py):
+    handle["layers/functional/layers/dense_1/vars/1"].attrs["dtype"] = np.zeros(10_000, dtype=np.float32)
+
+
 def _named_type(handle, h5py):
     handle["layers/type"] = np.dtype("float32")
 
@@ -700,10 +704,18 @@ def _named_type(handle, h5py):
     (_external_storage, "stored in other files"),
     (_virtual, "stored in other files"),
     (_named_type, "not a dataset or a group"),
+    (_attribute, "carries attributes"),
 ])
 def test_forged_weight_files_are_refused(siamese_dir, change, match, capsys):
     _forge(siamese_dir, change)
     refused(siamese_dir, match, capsys)
+
+
+def test_a_weights_file_far_larger_than_its_network_is_refused(siamese_dir):
+    # 158,650 float32 weights take 0.6 MB: 17 MB more is no weights file of that network.
+    with open(siamese_dir / WEIGHTS, "ab") as handle:
+        handle.write(bytes(17 << 20))
+    refused(siamese_dir, "bytes is more than the 17,411,816 a siamese weights file of 158,650 values takes")
 
 
 def test_a_weights_file_of_too_many_objects_is_refused(siamese_dir, monkeypatch):

@@ -351,6 +351,11 @@ def weight_shapes(file, max_elements, what="weights file", unread=(), where=None
     import h5py
 
     where = where or printable(file)
+    # float32 values (and an optimiser's two moments for each in ``unread``), plus HDF5's bookkeeping.
+    most = 4 * max_elements * (3 if unread else 1) + (16 << 20)
+    size = Path(file).stat().st_size
+    if size > most:
+        raise UserError(f"{where}: {size:,} bytes is more than the {most:,} a {what} of {max_elements:,} values takes")
     try:
         handle = h5py.File(file, "r")
     except (OSError, ValueError) as exc:
@@ -395,6 +400,10 @@ def _walk_h5(group, prefix, shapes, totals, seen, max_elements, unread, where):
             raise UserError(f"{where}: {printable(repr(path), 80)} is not a dataset or a group")
         if node.is_virtual or node.external:
             raise UserError(f"{where}: dataset {printable(repr(path), 80)} is stored in other files: refusing it")
+        # Keras reads a dataset's attributes (a "dtype" one) whole, and writes none for float32.
+        if len(node.attrs):
+            raise UserError(f"{where}: dataset {printable(repr(path), 80)} carries attributes: a weights file the "
+                            "kit writes has none")
         if node.shape is None or (node.dtype != "float32" and not skipped):
             raise UserError(f"{where}: dataset {printable(repr(path), 80)} holds {node.dtype}{node.shape or ''}: "
                             "expected float32 weights")
