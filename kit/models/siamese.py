@@ -802,10 +802,23 @@ class SiameseModel(PairModel):
         3 (down to 1/100 of ``learning_rate``); ``None`` keeps it constant.
     validation_fraction : float, default 0.1
         Share of training molecules held out when ``fit`` gets no validation spectra.
-    bin_width, mz_range, intensity_power :
-        Binning (see :mod:`kit.mz_binning`): 0.1 Da over m/z 10-1000, square roots.
-    augment_removal_max, augment_removal_intensity, augment_intensity, augment_noise_max, augment_noise_intensity :
-        Augmentation of training spectra (see :func:`augment_batch`); zeros turn it off.
+    bin_width : float, default 0.1
+        Width of one m/z bin in Da (binning, :mod:`kit.mz_binning`).
+    mz_range : tuple of float, default (10.0, 1000.0)
+        Lowest and highest m/z binned; peaks outside are dropped.
+    intensity_power : float, default 0.5
+        Power applied to each peak's intensity before binning (0.5: square roots).
+    augment_removal_max : float, default 0.3
+        Augmentation of training spectra (:func:`augment_peaks`; 0 turns this part
+        off): the largest share of the weak peaks removed from each spectrum.
+    augment_removal_intensity : float, default 0.2
+        Augmentation: peaks below this intensity may be removed.
+    augment_intensity : float, default 0.4
+        Augmentation: every intensity is multiplied by a factor in 1 +/- this (0 turns it off).
+    augment_noise_max : int, default 10
+        Augmentation: at most this many noise peaks added to each spectrum (0 turns it off).
+    augment_noise_intensity : float, default 0.01
+        Augmentation: the highest intensity of a noise peak.
     use_metadata : bool, default True
         Also feed precursor m/z and ion mode to the embedding network (as ms2deepscore
         2.x does); ``False`` reads peaks only, as MS2DeepScore v1.
