@@ -61,6 +61,7 @@ from kit import mz_binning as binning  # noqa: E402
 from kit.errors import UserError, first_line  # noqa: E402
 from kit.models.base import PairModel, check_spectra, pair_indices  # noqa: E402
 from kit.models.untrusted import MAX_KERAS_UNITS  # noqa: E402
+from kit.progress import keras_verbosity  # noqa: E402
 
 MODEL_FILE = "model.keras"
 # Spectra embedded per forward pass at inference; pairs scored per chunk, small enough
@@ -877,7 +878,8 @@ class SiameseModel(PairModel):
     seed : int, default 0
         Seeds weights, dropout, the validation split, pairs and augmentation.
     verbose : int or "auto", default "auto"
-        Keras progress output while fitting (0 silences it).
+        Keras progress output while fitting (0 silences it); "auto" draws a bar on a
+        terminal and prints one line per epoch elsewhere (a log file, a pipe).
 
     Attributes
     ----------
@@ -1121,7 +1123,8 @@ class SiameseModel(PairModel):
             _fit_across_workers(trainer, train_feed.element_spec)
         try:
             history = trainer.fit(train_feed, validation_data=val_feed, epochs=int(self.epochs),
-                                  callbacks=self._callbacks(learning_rate), verbose=self.verbose, shuffle=not feed)
+                                  callbacks=self._callbacks(learning_rate), verbose=keras_verbosity(self.verbose),
+                                  shuffle=not feed)
         finally:
             train_data.close()
         if distributed or mixed:
