@@ -54,6 +54,10 @@ import warnings
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+from kit.thirdparty import import_tensorflow  # noqa: E402
+
+import_tensorflow()  # first, without TensorFlow's start-up notices
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
