@@ -33,7 +33,7 @@ from kit.errors import UserError
 from kit.identity import MAX_NAME_LENGTH
 from kit.metrics import shown_scores
 from kit.paths import leaderboard_dir
-from kit.safetext import from_spreadsheet_cell, one_line, printable, spreadsheet_cell
+from kit.safetext import from_spreadsheet_cell, is_default_ignorable, one_line, printable, spreadsheet_cell
 from kit.scoring import PRIVATE, PUBLIC
 from kit.server.db import DB_NAME, SCORE, SCORED, Database
 
@@ -72,7 +72,8 @@ def sanitize_participant(name):
     always accepted by :func:`kit.identity.check_participant_name`, and its
     :func:`kit.identity.participant_key` decides who it is. The name is kept as written
     where it can be: letters, digits, ``.``, ``_``, ``-`` and spaces stay (any run of
-    white space is one space), anything else becomes ``_``; leading and trailing
+    white space is one space), characters that render as nothing (zero-width, bidi
+    marks) go, anything else becomes ``_``; leading and trailing
     punctuation is dropped (no ``..``, no hidden names, no matplotlib-hidden ``_labels``);
     ``anonymous`` when nothing is left. A name that is still refused (over
     :data:`MAX_NAME` characters, mixed scripts) is never cut into another person's name:
@@ -98,6 +99,8 @@ def sanitize_participant(name):
             # A combining mark stays on a letter (Devanagari and Thai vowel signs, accents).
             if kept and unicodedata.category(kept[-1])[0] in "LM":
                 kept.append(ch)
+        elif is_default_ignorable(ch) or unicodedata.category(ch) == "Cf":
+            continue  # renders as nothing (zero-width space, bidi marks): the name as it is seen
         elif ch.isspace():
             kept.append(" ")
         else:

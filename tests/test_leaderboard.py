@@ -214,6 +214,9 @@ def test_sanitize_participant():
     assert sanitize_participant("\u3000山田\u3000太郎") == "山田 太郎"
     assert sanitize_participant("O'Brien Sean") == "O_Brien Sean"
     assert sanitize_participant("Bob; rm -rf /") == "Bob_ rm -rf"
+    # What renders as nothing goes: the name as it is seen (and so the person it looks like).
+    assert sanitize_participant("Alice \u200b Martin") == "Alice Martin"
+    assert sanitize_participant("Ali\u200dce\u202e") == "Alice"
 
 
 #: Names written with spaces, accents and other scripts, and hostile ones that must stay escaped.
