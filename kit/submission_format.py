@@ -248,7 +248,7 @@ def _read_bytes(path, limit):
     except OSError as exc:
         raise SubmissionError(f"cannot read {path}: {exc.strerror or exc}") from None
     if not data:
-        raise SubmissionError(f"{path} is empty: expected a header line `id,similarity` and one row per test pair")
+        raise SubmissionError(f"{path} is empty: expected a header line 'id,similarity' and one row per test pair")
     if len(data) > limit:
         raise SubmissionError(
             f"{path} is too large: expected at most {limit:,} bytes for this competition, "
@@ -320,13 +320,13 @@ def _check_header(path, data):
     for separator, name in ((";", "';'"), ("\t", "a tab")):
         if separator in first and "," not in first:
             raise SubmissionError(
-                f"{path} uses {name} as the separator: expected commas, header `id,similarity`, found {shown} "
+                f"{path} uses {name} as the separator: expected commas, header 'id,similarity', found {shown} "
                 "(write the file with pandas' to_csv, which uses commas)"
             )
     if not fields:
-        raise SubmissionError(f"{path}: first line is blank: expected the header `id,similarity`")
+        raise SubmissionError(f"{path}: first line is blank: expected the header 'id,similarity'")
     if _ID.fullmatch(fields[0]):
-        raise SubmissionError(f"{path} has no header: expected first line `id,similarity`, found {shown}")
+        raise SubmissionError(f"{path} has no header: expected first line 'id,similarity', found {shown}")
     lowered = [f.lower() for f in fields]
     if tuple(lowered) == HEADER:
         detail = "column names are case-sensitive"
@@ -337,7 +337,7 @@ def _check_header(path, data):
     else:
         missing = [h for h in HEADER if h not in lowered]
         detail = f"missing column(s) {', '.join(missing)}" if missing else "columns in the wrong order"
-    raise SubmissionError(f"{path}: wrong header: expected exactly `id,similarity`, found {shown} ({detail})")
+    raise SubmissionError(f"{path}: wrong header: expected exactly 'id,similarity', found {shown} ({detail})")
 
 
 # --- rows ----------------------------------------------------------------------------
@@ -432,7 +432,7 @@ def _check_values(doc, values):
 
 _RULES = {
     "quote": "quotes must close on the line they open",
-    "fields": "every row must be `id,similarity` (2 fields)",
+    "fields": "every row must be 'id,similarity' (2 fields)",
     "id": "ids must be whole numbers as in test_pairs.csv",
     "value": "every similarity must be a finite number",
     "range": (

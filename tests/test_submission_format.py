@@ -288,3 +288,25 @@ def test_the_usual_row_shortcut_agrees_with_the_row_rules(line):
     if quick is not None:
         problem, parsed = submission_format._parse_row(line)
         assert problem is None and parsed[0] == quick[0] and parsed[1].hex() == quick[1].hex()
+
+
+# What the reader says is shown as it is on web pages too (the classroom site, Codabench):
+# no Markdown marks, which a page would show as stray backticks.
+WHOLE_FILES = [
+    ("empty", ""),
+    ("blank first line", "\nid,similarity\n0,0.5\n1,0.5\n2,0.5\n"),
+    ("no header", "0,0.5\n1,0.5\n2,0.5\n"),
+    ("wrong header", "id,prediction\n0,0.5\n1,0.5\n2,0.5\n"),
+    ("semicolons", "id;similarity\n0;0.5\n1;0.5\n2;0.5\n"),
+    ("tabs", "id\tsimilarity\n0\t0.5\n1\t0.5\n2\t0.5\n"),
+    ("three fields", "id,similarity\n0,0.5,1\n1,0.5\n2,0.5\n"),
+    ("one field", "id,similarity\n0\n1,0.5\n2,0.5\n"),
+    ("missing id", "id,similarity\n0,0.5\n1,0.5\n"),
+    ("unknown id", "id,similarity\n0,0.5\n1,0.5\n2,0.5\n7,0.5\n"),
+]
+
+
+@pytest.mark.parametrize("name, text", WHOLE_FILES + [(n, "id,similarity\n" + rows) for n, rows, _ in INVALID],
+                         ids=[v[0] for v in WHOLE_FILES] + [v[0] for v in INVALID])
+def test_messages_carry_no_markdown_backticks(tmp_path, name, text):
+    assert "`" not in refused(write(tmp_path, text), ".")

@@ -55,12 +55,17 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+from kit.thirdparty import import_tensorflow  # noqa: E402
+
+import_tensorflow()  # first, without TensorFlow's start-up notices
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from kit import mz_binning as binning  # noqa: E402
 from kit.errors import UserError, first_line  # noqa: E402
 from kit.models.base import PairModel, check_spectra, pair_indices  # noqa: E402
+from kit.progress import keras_verbosity  # noqa: E402
 
 #: The network's weights, in Keras' HDF5 format: all a saved siamese holds beside its manifest.
 WEIGHTS_FILE = "model.weights.h5"
@@ -815,10 +820,23 @@ class SiameseModel(PairModel):
         3 (down to 1/100 of ``learning_rate``); ``None`` keeps it constant.
     validation_fraction : float, default 0.1
         Share of training molecules held out when ``fit`` gets no validation spectra.
-    bin_width, mz_range, intensity_power :
-        Binning (see :mod:`kit.mz_binning`): 0.1 Da over m/z 10-1000, square roots.
-    augment_removal_max, augment_removal_intensity, augment_intensity, augment_noise_max, augment_noise_intensity :
-        Augmentation of training spectra (see :func:`augment_batch`); zeros turn it off.
+    bin_width : float, default 0.1
+        Width of one m/z bin in Da (binning, :mod:`kit.mz_binning`).
+    mz_range : tuple of float, default (10.0, 1000.0)
+        Lowest and highest m/z binned; peaks outside are dropped.
+    intensity_power : float, default 0.5
+        Power applied to each peak's intensity before binning (0.5: square roots).
+    augment_removal_max : float, default 0.3
+        Augmentation of training spectra (:func:`augment_peaks`; 0 turns this part
+        off): the largest share of the weak peaks removed from each spectrum.
+    augment_removal_intensity : float, default 0.2
+        Augmentation: peaks below this intensity may be removed.
+    augment_intensity : float, default 0.4
+        Augmentation: every intensity is multiplied by a factor in 1 +/- this (0 turns it off).
+    augment_noise_max : int, default 10
+        Augmentation: at most this many noise peaks added to each spectrum (0 turns it off).
+    augment_noise_intensity : float, default 0.01
+        Augmentation: the highest intensity of a noise peak.
     use_metadata : bool, default True
         Also feed precursor m/z and ion mode to the embedding network (as ms2deepscore
         2.x does); ``False`` reads peaks only, as MS2DeepScore v1.
@@ -877,7 +895,8 @@ class SiameseModel(PairModel):
     seed : int, default 0
         Seeds weights, dropout, the validation split, pairs and augmentation.
     verbose : int or "auto", default "auto"
-        Keras progress output while fitting (0 silences it).
+        Keras progress output while fitting (0 silences it); "auto" draws a bar on a
+        terminal and prints one line per epoch elsewhere (a log file, a pipe).
 
     Attributes
     ----------
@@ -1148,7 +1167,8 @@ class SiameseModel(PairModel):
             _fit_across_workers(trainer, train_feed.element_spec)
         try:
             history = trainer.fit(train_feed, validation_data=val_feed, epochs=int(self.epochs),
-                                  callbacks=self._callbacks(learning_rate), verbose=self.verbose, shuffle=not feed)
+                                  callbacks=self._callbacks(learning_rate), verbose=keras_verbosity(self.verbose),
+                                  shuffle=not feed)
         finally:
             train_data.close()
         if distributed or mixed:
