@@ -124,7 +124,8 @@ class ScoreResult:
     def format(self, private=False):
         """A short human report: scores, then the diagnostics of each shown Usage.
 
-        Every number has :data:`kit.metrics.SHOWN_DECIMALS` places at most (Pearson r four).
+        Every number has :data:`kit.metrics.SHOWN_DECIMALS` places, Pearson r included (as in
+        ``--json`` and on the leaderboard pages).
         """
         metric = self.metric
         name = printable(self.path.name)  # chosen by the participant: no control characters
@@ -136,9 +137,8 @@ class ScoreResult:
             lines.append(f"{usage} score: {metric.format(score)}  ({d['rows']:,} rows)")
         for usage in usages:
             d = self.details[usage]
-            pearson = "-" if d["pearson"] is None else f"{d['pearson']:.4f}"
             lines.append(
-                f"  {usage}: binned RMSE {_fmt(d['binned_rmse'])}   MAE {_fmt(d['mae'])}   Pearson r {pearson}"
+                f"  {usage}: binned RMSE {_fmt(d['binned_rmse'])}   MAE {_fmt(d['mae'])}   Pearson r {_fmt(d['pearson'])}"
             )
             if "same_molecule_rmse" in d:
                 lines.append(

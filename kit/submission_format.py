@@ -3,7 +3,8 @@
 This module is the one parser of submissions: ``kit score``, ``kit serve``, the inbox,
 the Kaggle check and the Codabench scoring program (which ships a copy of this file,
 written by ``kit export codabench``) all decide validity and values here. It needs the
-standard library and NumPy only, never pandas or the ``csv`` module, so a file is valid
+standard library and NumPy only (and :mod:`kit.metrics`, which needs no more), never
+pandas or the ``csv`` module, so a file is valid
 on every host or on none, and every value is ``float()``'s correctly rounded value of
 its text, whatever pandas version is installed.
 
@@ -45,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from kit.errors import SubmissionError
+from kit.metrics import SHOWN_DECIMALS
 from kit.safetext import printable
 
 HEADER = ("id", "similarity")
@@ -624,13 +626,20 @@ def _raise_duplicates(doc, ids, position, repeated):
 
 
 def _range_warnings(values):
+    """A warning for values outside [0, 1], its extremes rounded as every shown score is.
+
+    Examples
+    --------
+    >>> _range_warnings(np.array([-1.23456e-05, 0.5, 1.000004]))[0][:64]
+    '2 similarities are outside [0, 1] (min -0.00001, max 1.00000); s'
+    """
     outside = (values < 0.0) | (values > 1.0)
     count = int(outside.sum())
     if not count:
         return []
     return [
         f"{count:,} similarit{'y is' if count == 1 else 'ies are'} outside [0, 1] "
-        f"(min {values.min():.5g}, max {values.max():.5g}); scored as written, but Tanimoto lies in [0, 1]"
+        f"(min {values.min():.{SHOWN_DECIMALS}f}, max {values.max():.{SHOWN_DECIMALS}f}); scored as written, but Tanimoto lies in [0, 1]"
     ]
 
 

@@ -375,6 +375,20 @@ def test_program_reads_every_value_as_float_does(bundle, comp_dir, tmp_path, pan
     assert [float(v).hex() for v in kit_values] == got["values"]
 
 
+def test_program_warns_of_values_outside_the_unit_interval_as_kit_score_does(bundle, comp_dir, tmp_path, capsys):
+    ids = _solution(comp_dir)[0]
+    values = ["0.5"] * ids.size
+    values[0], values[1] = "-1.23456789e-05", "1.2345678"
+    data = ("id,similarity\n" + "".join(f"{i},{v}\n" for i, v in zip(ids, values))).encode()
+    case = _layout(tmp_path / "case", bundle[1] / "reference_data" / "public", data)
+    got = _run_program(bundle[1], [case])[str(case)]
+    assert got["code"] == 0, got["stderr"]
+    path = case / "input" / "res" / "submission.csv"
+    assert main(["score", str(path), "--competition", str(comp_dir), "--no-log"]) == 0
+    warning = "2 similarities are outside [0, 1] (min -0.00001, max 1.23457)"
+    assert warning in got["stderr"] and warning in capsys.readouterr().err
+
+
 def _awkward_numbers(n, seed=11):
     """Spellings whose correctly rounded value differs from a naive digit-by-digit one."""
     rng = np.random.default_rng(seed)
