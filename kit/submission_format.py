@@ -237,29 +237,8 @@ class _Document:
 
 
 def _read_bytes(path, limit):
-    """The file's bytes, refusing what is not a regular, non-empty, plausibly sized file.
-
-    Links are refused, not followed: a submission that is another name for a file (the
-    solution, a key) would have that file's lines quoted back in the error messages.
-    """
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        raise SubmissionError(f"file not found: expected a CSV file at {path}") from None
-    except OSError as exc:
-        raise SubmissionError(f"cannot read {path}: {exc.strerror or exc}") from None
-    _check_file_kind(path, info)
-    try:
-        with open(os.open(path, _OPEN_FLAGS), "rb") as stream:
-            opened = os.fstat(stream.fileno())
-            # The name may have been swapped (for a link, a pipe) between lstat and open.
-            if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
-                raise SubmissionError(f"{path} changed while it was opened: expected a CSV file that stays put")
-            _check_file_kind(path, opened)
-            # Read one byte past the limit rather than trusting stat(): the file may grow.
-            data = stream.read(limit + 1)
-    except OSError as exc:
-        raise SubmissionError(f"cannot read {path}: {exc.strerror or exc}") from None
+    """The file's bytes, refusing what is not a regular, non-empty, plausibly sized file."""
+    data = read_regular_file(path, limit)
     if not data:
         raise SubmissionError(f"{path} is empty: expected a header line `id,similarity` and one row per test pair")
     if len(data) > limit:
@@ -270,14 +249,64 @@ def _read_bytes(path, limit):
     return data
 
 
-def _check_file_kind(path, info):
+def read_regular_file(path, limit, expected="a CSV file"):
+    """At most ``limit + 1`` bytes of ``path``, a regular file with one name.
+
+    The one way the kit opens a file a participant hands in (a submission, the manifest
+    beside it): links are refused, not followed (a submission that is another name for a
+    file, the solution or a key, would have that file's lines quoted back in the error
+    messages), and a pipe or a device is refused without waiting on it or reading it.
+    One byte past ``limit`` is read rather than trusting ``stat()``: the file may grow,
+    and the caller tells a file of ``limit`` bytes from a larger one.
+
+    Parameters
+    ----------
+    path : str or Path
+    limit : int
+        Bytes wanted at most.
+    expected : str
+        What the file should be, for the messages.
+
+    Raises
+    ------
+    SubmissionError
+        One line: missing, a link, a folder, a pipe, socket or device, another name of a
+        file, or unreadable.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> _ = Path("/tmp/kit-doc-regular.json").write_text("{}")
+    >>> read_regular_file("/tmp/kit-doc-regular.json", 1, expected="a JSON file")
+    b'{}'
+    """
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        raise SubmissionError(f"file not found: expected {expected} at {path}") from None
+    except OSError as exc:
+        raise SubmissionError(f"cannot read {path}: {exc.strerror or exc}") from None
+    _check_file_kind(path, info, expected)
+    try:
+        with open(os.open(path, _OPEN_FLAGS), "rb") as stream:
+            opened = os.fstat(stream.fileno())
+            # The name may have been swapped (for a link, a pipe) between lstat and open.
+            if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
+                raise SubmissionError(f"{path} changed while it was opened: expected {expected} that stays put")
+            _check_file_kind(path, opened, expected)
+            return stream.read(limit + 1)
+    except OSError as exc:
+        raise SubmissionError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _check_file_kind(path, info, expected):
     """An error unless ``info`` (an lstat or fstat) is a regular file with one name."""
     if stat.S_ISLNK(info.st_mode):
-        raise SubmissionError(f"{path} is a symbolic link: expected the CSV file itself (copy the file, not a link)")
+        raise SubmissionError(f"{path} is a symbolic link: expected {expected} of its own (copy the file, not a link)")
     if stat.S_ISDIR(info.st_mode):
-        raise SubmissionError(f"{path} is a folder: expected a CSV file")
+        raise SubmissionError(f"{path} is a folder: expected {expected}")
     if not stat.S_ISREG(info.st_mode):
-        raise SubmissionError(f"{path} is not a regular file (a pipe, socket or device): expected a CSV file")
+        raise SubmissionError(f"{path} is not a regular file (a pipe, socket or device): expected {expected}")
     if info.st_nlink > 1:
         raise SubmissionError(f"{path} is a hard link (the file has other names): expected a file of its own "
                               "(copy the file, not a link)")
