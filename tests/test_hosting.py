@@ -4,7 +4,7 @@ import json
 from collections import Counter
 
 import pytest
-from builders import make_competition
+from builders import make_competition, rehash
 
 from kit.competition import load_competition
 from kit.errors import UserError
@@ -84,7 +84,7 @@ def test_licence_warning_escapes_hostile_licence_names():
 def test_hosted_licences_prefer_the_recorded_counts_over_the_files(tmp_path):
     folder = make_competition(tmp_path)
     (folder / "train.mgf").write_text("BEGIN IONS\nLICENSE=CC BY\nEND IONS\n")
-    comp = load_competition(folder)
+    comp = load_competition(rehash(folder))
     from kit.hosting import public_files
 
     assert hosted_licences(comp, public_files(comp)) == Counter({"CC BY": 1})
