@@ -9,7 +9,7 @@ from collections import Counter
 
 from kit.classroom import DEFAULT_DAILY_LIMIT
 from kit.errors import UserError
-from kit.licences import RESTRICTIONS, restrictions
+from kit.licences import RESTRICTIONS, exclusion_pattern, restrictions
 from kit.safetext import printable
 from kit.tanimoto_bins import BIN_LABELS
 
@@ -19,8 +19,10 @@ REFERENCE = (
     "https://doi.org/10.1186/s13321-021-00558-4"
 )
 MASSBANK = "MassBank (https://massbank.eu, https://github.com/MassBank/MassBank-data)"
-#: Lines of an MGF record that name the record's licence.
-_LICENCE_LINE = re.compile(rb"^(?:LICENSE|LICENCE)=(.*?)\s*$", re.IGNORECASE | re.MULTILINE)
+#: Lines of an MGF record that name the record's licence. The value is stripped after the
+#: match: a lazy value followed by optional spaces had two ways to split a run of spaces,
+#: and took time quadratic in it.
+_LICENCE_LINE = re.compile(rb"^(?:LICENSE|LICENCE)=([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
 
 
 def code(text, limit=120):
@@ -55,7 +57,8 @@ def licence_counts(files):
     counts = Counter()
     for name, path in files:
         if name.lower().endswith(".mgf"):
-            counts.update(m.decode("utf-8", "replace") or "(empty)" for m in _LICENCE_LINE.findall(path.read_bytes()))
+            counts.update(m.strip().decode("utf-8", "replace") or "(empty)"
+                          for m in _LICENCE_LINE.findall(path.read_bytes()))
     return counts
 
 
@@ -95,8 +98,8 @@ def licence_warning(counts):
     Examples
     --------
     >>> from collections import Counter
-    >>> print(licence_warning(Counter({"CC BY": 9, "CC BY-NC-ND": 2})))
-    warning: the competition hands out records whose licence restricts sharing them: 2 no derivatives, 2 non-commercial use only (CC BY-NC-ND: 2); check that hosting them is allowed, or rebuild the competition without them: kit prepare ... --exclude-licence CC-BY-NC-ND
+    >>> print(licence_warning(Counter({"CC BY": 9, "CC BY-NC-ND": 2, "CC BY-NC 4.0": 3, "cc by-nc": 1})))
+    warning: the competition hands out records whose licence restricts sharing them: 2 no derivatives, 6 non-commercial use only (CC-BY-NC: 4, CC-BY-NC-ND: 2); check that hosting them is allowed, or rebuild the competition without them: kit prepare ... --exclude-licence CC-BY-NC --exclude-licence CC-BY-NC-ND
     >>> licence_warning(Counter({"CC BY": 9})) is None
     True
     """
@@ -106,12 +109,16 @@ def licence_warning(counts):
     totals = [f"{sum(n for name, n in restricted.items() if key in restrictions(name)):,} {what}"
               for key, what in RESTRICTIONS.items()
               if any(key in restrictions(name) for name in restricted)]
-    names = ", ".join(f"{printable(name, 40)}: {n:,}" for name, n in sorted(restricted.items(), key=lambda i: -i[1]))
-    worst = max(restricted, key=lambda name: (len(restrictions(name)), restricted[name]))
-    example = "-".join(printable(worst, 40).split())
+    # Every restricted licence, its spellings and versions counted as the option that drops them.
+    by_pattern = Counter()
+    for name, n in restricted.items():
+        by_pattern[exclusion_pattern(name)] += n
+    ranked = sorted(by_pattern.items(), key=lambda item: (-item[1], item[0]))
+    names = ", ".join(f"{printable(pattern, 40)}: {n:,}" for pattern, n in ranked)
+    options = " ".join(f"--exclude-licence {printable(pattern, 40)}" for pattern, _ in ranked)
     return (f"warning: the competition hands out records whose licence restricts sharing them: {', '.join(totals)} "
             f"({names}); check that hosting them is allowed, or rebuild the competition without them: "
-            f"kit prepare ... --exclude-licence {example}")
+            f"kit prepare ... {options}")
 
 
 def build_pages(competition, files, title=None):
