@@ -106,6 +106,8 @@ RELATIVE_THRESHOLD = 0.005
 # Random streams: (seed, stream, line) seeds one generator per purpose and molecule.
 _SELECTION_STREAM = 1
 _MOLECULE_STREAM = 2
+_EDIT_STREAM = 3
+_ORDER_STREAM = 4
 
 
 def simulated_library_description():
@@ -259,6 +261,263 @@ def structure_metadata(mol):
         "inchikey": Chem.InchiToInchiKey(inchi) if inchi else "",
         "formula": rdMolDescriptors.CalcMolFormula(mol),
     }
+
+
+# --- seeded edits: the library's molecules are not in any shipped list ---------------------
+#
+# name -> (what it does, change of formula). Several edits share a change of formula
+# (methyl and CH2 insertion, hydroxy and O insertion, amino and NH insertion) and a moved
+# substituent changes none, so the precursor m/z of an edited molecule leaves its edits open.
+EDITS = MappingProxyType({
+    "methyl": ("CH3 on an atom that holds a hydrogen (C, N or O)", "+CH2"),
+    "hydroxy": ("OH on a carbon that holds a hydrogen", "+O"),
+    "amino": ("NH2 on a carbon that holds a hydrogen", "+NH"),
+    "fluoro": ("F on a carbon that holds a hydrogen", "+F-H"),
+    "chloro": ("Cl on a carbon that holds a hydrogen", "+Cl-H"),
+    "bromo": ("Br on a carbon that holds a hydrogen", "+Br-H"),
+    "homologue": ("CH2 inserted into a non-aromatic single bond (chain or ring)", "+CH2"),
+    "oxa": ("O inserted into a non-aromatic single C-C bond", "+O"),
+    "aza": ("an aromatic CH of a six-membered ring becomes N", "+N-CH"),
+    "drop": ("a terminal heavy atom on a single bond is removed", "-X+H"),
+    "move": ("a terminal heavy atom moves to another atom that holds a hydrogen", "0"),
+})
+# Atomic number each edit adds, and which atoms may take it.
+_ADDED_ATOM = MappingProxyType({"methyl": 6, "hydroxy": 8, "amino": 7, "fluoro": 9, "chloro": 17, "bromo": 35})
+_ACCEPTORS = MappingProxyType({6: (6, 7, 8), 7: (6,), 8: (6,), 9: (6,), 17: (6,), 35: (6,)})
+# Every molecule of the library carries the BASE_EDITS edits of its family (the molecules
+# edited from one shipped molecule) plus VARIANT_EDITS of its own: at least three in all,
+# so no molecule is a single or double edit of a shipped one, while siblings (one to
+# MAX_VARIANTS of them) differ by an edit or two and fill the upper Tanimoto bins.
+BASE_EDITS = (3, 3)
+VARIANT_EDITS = (0, 1)
+MAX_VARIANTS = 4
+_EDIT_TRIES = 20
+
+
+def edit_sites(mol, edit):
+    """Every place :func:`apply_edit` may try ``edit`` on ``mol``, in a fixed order.
+
+    Parameters
+    ----------
+    mol : rdkit.Chem.Mol
+        Without explicit hydrogen atoms.
+    edit : str
+        A key of :data:`EDITS`.
+
+    Returns
+    -------
+    list of tuple of int
+        Atom indices, bond indices (``homologue``, ``oxa``) or ``(from atom, to atom)``
+        (``move``). A site may still fail (the result does not sanitise).
+
+    Examples
+    --------
+    >>> from rdkit import Chem
+    >>> mol = Chem.MolFromSmiles("CCOc1ccccc1")
+    >>> len(edit_sites(mol, "aza")), edit_sites(mol, "drop"), edit_sites(mol, "oxa")
+    (5, [(0,)], [(0,)])
+    """
+    atoms = list(mol.GetAtoms())
+    if edit in _ADDED_ATOM:
+        acceptors = _ACCEPTORS[_ADDED_ATOM[edit]]
+        return [(a.GetIdx(),) for a in atoms if a.GetAtomicNum() in acceptors and a.GetTotalNumHs() > 0]
+    if edit in ("homologue", "oxa"):
+        sites = []
+        for bond in mol.GetBonds():
+            if bond.GetBondType() != _single() or bond.GetIsAromatic():
+                continue
+            ends = (bond.GetBeginAtom(), bond.GetEndAtom())
+            if edit == "oxa" and not all(a.GetAtomicNum() == 6 and not a.GetIsAromatic() for a in ends):
+                continue
+            sites.append((bond.GetIdx(),))
+        return sites
+    if edit == "aza":
+        return [
+            (a.GetIdx(),) for a in atoms
+            if a.GetAtomicNum() == 6 and a.GetIsAromatic() and a.GetTotalNumHs() == 1 and a.IsInRingSize(6)
+        ]
+    terminal = [
+        a for a in atoms
+        if a.GetDegree() == 1 and not a.IsInRing() and a.GetBonds()[0].GetBondType() == _single()
+    ]
+    if edit == "drop":
+        return [(a.GetIdx(),) for a in terminal]
+    if edit == "move":
+        return [
+            (a.GetIdx(), b.GetIdx()) for a in terminal for b in atoms
+            if b.GetAtomicNum() in _ACCEPTORS.get(a.GetAtomicNum(), ()) and b.GetTotalNumHs() > 0
+            and b.GetIdx() != a.GetNeighbors()[0].GetIdx()
+        ]
+    raise ValueError(f"unknown edit {edit!r}: expected one of {', '.join(EDITS)}")
+
+
+def _single():
+    from rdkit import Chem
+
+    return Chem.BondType.SINGLE
+
+
+def _take_hydrogen(atom):
+    """A new bond on ``atom`` replaces one of its hydrogens."""
+    if atom.GetNumExplicitHs():
+        atom.SetNumExplicitHs(atom.GetNumExplicitHs() - 1)
+
+
+def _attach(rw, atom_index, atomic_number):
+    from rdkit import Chem
+
+    _take_hydrogen(rw.GetAtomWithIdx(atom_index))
+    new = rw.AddAtom(Chem.Atom(atomic_number))
+    rw.AddBond(atom_index, new, Chem.BondType.SINGLE)
+
+
+def _detach(rw, atom_index):
+    """Remove a terminal atom; its neighbour takes a hydrogen in its place."""
+    neighbour = rw.GetAtomWithIdx(atom_index).GetNeighbors()[0]
+    if neighbour.GetIsAromatic() or neighbour.GetNumExplicitHs() or neighbour.GetFormalCharge():
+        neighbour.SetNumExplicitHs(neighbour.GetNumExplicitHs() + 1)
+    rw.RemoveAtom(atom_index)
+
+
+def apply_edit(mol, edit, site):
+    """``mol`` with one edit of :data:`EDITS` at ``site`` (see :func:`edit_sites`).
+
+    Returns
+    -------
+    rdkit.Chem.Mol or None
+        Re-read from its canonical SMILES (so atom order is canonical); None when the
+        result does not sanitise, falls apart, or carries a charge.
+
+    Examples
+    --------
+    >>> from rdkit import Chem
+    >>> Chem.MolToSmiles(apply_edit(Chem.MolFromSmiles("CCOc1ccccc1"), "oxa", (0,)))
+    'COCOc1ccccc1'
+    >>> Chem.MolToSmiles(apply_edit(Chem.MolFromSmiles("CCOc1ccccc1"), "move", (0, 5)))
+    'Cc1ccccc1OC'
+    """
+    from rdkit import Chem, rdBase
+
+    rw = Chem.RWMol(mol)
+    if edit in _ADDED_ATOM:
+        _attach(rw, site[0], _ADDED_ATOM[edit])
+    elif edit in ("homologue", "oxa"):
+        bond = rw.GetBondWithIdx(site[0])
+        begin, end = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
+        rw.RemoveBond(begin, end)
+        middle = rw.AddAtom(Chem.Atom(6 if edit == "homologue" else 8))
+        rw.AddBond(begin, middle, Chem.BondType.SINGLE)
+        rw.AddBond(middle, end, Chem.BondType.SINGLE)
+    elif edit == "aza":
+        atom = rw.GetAtomWithIdx(site[0])
+        atom.SetAtomicNum(7)
+        atom.SetNumExplicitHs(0)
+    elif edit == "drop":
+        _detach(rw, site[0])
+    elif edit == "move":
+        atomic_number = rw.GetAtomWithIdx(site[0]).GetAtomicNum()
+        _attach(rw, site[1], atomic_number)
+        _detach(rw, site[0])
+    else:
+        raise ValueError(f"unknown edit {edit!r}: expected one of {', '.join(EDITS)}")
+    with rdBase.BlockLogs():
+        try:
+            Chem.SanitizeMol(rw)
+        except Exception:  # RDKit raises several kinds for an impossible valence or ring
+            return None
+        smiles = Chem.MolToSmiles(rw)
+        if "." in smiles or Chem.GetFormalCharge(rw) != 0:
+            return None
+        return Chem.MolFromSmiles(smiles)
+
+
+def random_edits(mol, n_edits, rng, patterns=None):
+    """``mol`` after ``n_edits`` edits, each of a random kind at a random site.
+
+    Kinds that have no site, or whose result fails :func:`prepare_molecule` (size,
+    mass), are drawn again, up to a bound.
+
+    Returns
+    -------
+    rdkit.Chem.Mol or None
+        None when the molecule runs out of editable sites.
+
+    Examples
+    --------
+    >>> from rdkit import Chem
+    >>> mol = Chem.MolFromSmiles("CC(=O)Nc1ccc(O)cc1")
+    >>> edited = random_edits(mol, 3, np.random.default_rng(0))
+    >>> Chem.MolToSmiles(edited) != Chem.MolToSmiles(mol)
+    True
+    """
+    from rdkit import Chem
+
+    patterns = patterns or _filter_patterns()
+    kinds = list(EDITS)
+    for _ in range(n_edits):
+        for _ in range(_EDIT_TRIES):
+            kind = kinds[int(rng.integers(len(kinds)))]
+            sites = edit_sites(mol, kind)
+            if not sites:
+                continue
+            edited = apply_edit(mol, kind, sites[int(rng.integers(len(sites)))])
+            if edited is not None and prepare_molecule(Chem.MolToSmiles(edited), patterns) is not None:
+                mol = edited
+                break
+        else:
+            return None
+    return mol
+
+
+def shipped_blocks(usable):
+    """First InChIKey blocks of the shipped molecules, which the library must avoid.
+
+    Examples
+    --------
+    >>> from rdkit import Chem
+    >>> sorted(shipped_blocks([(0, "1", Chem.MolFromSmiles("c1ccccc1O"))]))
+    ['ISWSIDIOOBJBQZ']
+    """
+    from rdkit import Chem, rdBase
+
+    with rdBase.BlockLogs():
+        return {Chem.MolToInchiKey(mol)[:14] for _, _, mol in usable}
+
+
+def family_rng(seed, line_index):
+    """The random generator of the edits made to one shipped molecule.
+
+    Examples
+    --------
+    >>> family_rng(3, 5).random() == family_rng(3, 5).random() != family_rng(4, 5).random()
+    True
+    """
+    return np.random.default_rng((seed, _EDIT_STREAM, line_index))
+
+
+def edited_family(mol, rng, patterns=None):
+    """Siblings edited from one shipped molecule: shared base edits, then their own.
+
+    Returns
+    -------
+    list of rdkit.Chem.Mol
+        One to :data:`MAX_VARIANTS` molecules (fewer when edits fail), each carrying
+        ``BASE_EDITS`` plus ``VARIANT_EDITS`` edits; possibly empty.
+    """
+    from rdkit import Chem
+
+    mol = Chem.Mol(mol)
+    Chem.RemoveStereochemistry(mol)  # edits move atoms; old stereo labels would mislead
+    mol = _canonical_form(mol)
+    base = random_edits(mol, int(rng.integers(BASE_EDITS[0], BASE_EDITS[1] + 1)), rng, patterns)
+    if base is None:
+        return []
+    family = []
+    for _ in range(int(rng.integers(1, MAX_VARIANTS + 1))):
+        variant = random_edits(base, int(rng.integers(VARIANT_EDITS[0], VARIANT_EDITS[1] + 1)), rng, patterns)
+        if variant is not None:
+            family.append(variant)
+    return family
 
 
 def hash_units(texts, n_values):
@@ -760,15 +1019,18 @@ def choose_acquisitions(n_spectra, rng):
     return plan
 
 
-def molecule_rng(seed, line_index):
+def molecule_rng(seed, line_index, variant=0):
     """The random generator of one molecule, independent of every other molecule's.
+
+    ``line_index`` is the line of the shipped molecule it was edited from, ``variant``
+    its place among its siblings.
 
     Examples
     --------
-    >>> molecule_rng(0, 5).random() == molecule_rng(0, 5).random()
+    >>> molecule_rng(0, 5).random() == molecule_rng(0, 5).random() != molecule_rng(0, 5, 1).random()
     True
     """
-    return np.random.default_rng((seed, _MOLECULE_STREAM, line_index))
+    return np.random.default_rng((seed, _MOLECULE_STREAM, line_index, variant))
 
 
 def simulate_molecule(mol, name, structure, spectra_range, rng, loss_patterns):
@@ -785,7 +1047,7 @@ def simulate_molecule(mol, name, structure, spectra_range, rng, loss_patterns):
         (mz, intensity), precursor_mz = simulate_peaks(info, adduct, energy, rng)
         ionmode, charge, _ = ADDUCTS[adduct]
         metadata = {
-            "compound_name": f"NCI {name}",
+            "compound_name": name,
             **structure,
             "precursor_mz": round(float(precursor_mz), 5),
             "charge": charge,
@@ -852,30 +1114,37 @@ def analogue_order(mols, seed):
 
 
 def choose_molecules(usable, n_molecules, seed):
-    """Take ``n_molecules`` distinct molecules (first InChIKey block) in analogue order.
+    """Edit shipped molecules, in analogue order, until ``n_molecules`` new ones are made.
+
+    Each shipped molecule taken gives a family of siblings (:func:`edited_family`,
+    seeded from ``seed`` and its line); a sibling whose first InChIKey block is a
+    shipped molecule's, or an earlier sibling's, is left out.
 
     Returns
     -------
-    list of (int, str, rdkit.Chem.Mol, dict)
-        ``(line index, name, canonical molecule, structure metadata)`` in file order.
+    list of (int, int, rdkit.Chem.Mol, dict)
+        ``(line index of the shipped molecule, place among its siblings, edited
+        molecule, structure metadata)`` in an order drawn from ``seed``: the order of
+        the shipped file would tell where a molecule came from.
     """
+    shipped = shipped_blocks(usable)
+    patterns = _filter_patterns()
     chosen, blocks = [], set()
     for index in analogue_order([mol for _, _, mol in usable], seed):
-        line_index, name, mol = usable[index]
-        mol = _canonical_form(mol)
-        if mol is None:
-            continue
-        structure = structure_metadata(mol)
-        block = structure["inchikey"][:14]
-        if not block or block in blocks:
-            continue  # stereoisomers and repeats are one molecule to the competition
-        blocks.add(block)
-        chosen.append((line_index, name, mol, structure))
-        if len(chosen) == n_molecules:
-            return sorted(chosen, key=lambda item: item[0])
+        line_index, _, parent = usable[index]
+        for variant, mol in enumerate(edited_family(parent, family_rng(seed, line_index), patterns)):
+            structure = structure_metadata(mol)
+            block = structure["inchikey"][:14]
+            if not block or block in blocks or block in shipped:
+                continue  # stereoisomers and repeats are one molecule to the competition
+            blocks.add(block)
+            chosen.append((line_index, variant, mol, structure))
+            if len(chosen) == n_molecules:
+                order = np.random.default_rng((seed, _ORDER_STREAM)).permutation(len(chosen))
+                return [chosen[k] for k in order]
     raise ValueError(
-        f"n_molecules={n_molecules} exceeds the {len(chosen)} distinct usable molecules of "
-        f"RDKit's NCI sample; ask for at most {len(chosen)}, or use a real library "
+        f"n_molecules={n_molecules} exceeds the {len(chosen)} distinct molecules the simulator "
+        f"edits from RDKit's NCI sample; ask for at most {len(chosen)}, or use a real library "
         "(`kit prepare --library massbank` or `--library path/to/library.mgf`)"
     )
 
@@ -962,19 +1231,20 @@ def simulate_library(n_molecules=2000, spectra_per_molecule=(2, 5), seed=0, prog
 
     spectra_range = _check_arguments(n_molecules, spectra_per_molecule, seed)
     usable = usable_molecules(read_smiles_records(nci_smiles_path()), progress=progress)
-    if n_molecules > len(usable):
+    if n_molecules > MAX_VARIANTS * len(usable):
         raise ValueError(
-            f"n_molecules={n_molecules} exceeds the {len(usable)} usable molecules of RDKit's NCI "
-            f"sample; ask for fewer, or use a real library "
+            f"n_molecules={n_molecules} exceeds what {len(usable)} usable molecules of RDKit's NCI "
+            f"sample can give (at most {MAX_VARIANTS} each); ask for fewer, or use a real library "
             "(`kit prepare --library massbank` or `--library path/to/library.mgf`)"
         )
     chosen = choose_molecules(usable, n_molecules, seed)
     loss_patterns = compile_loss_patterns()
     spectra = []
-    for line_index, name, mol, structure in progress_bar(
+    for line_index, variant, mol, structure in progress_bar(
         chosen, desc="simulating spectra", unit="mol", disable=not progress, file=sys.stderr
     ):
-        rng = molecule_rng(seed, line_index)
+        rng = molecule_rng(seed, line_index, variant)
+        name = f"simulated {structure['inchikey'][:14]}"
         peaks = simulate_molecule(mol, name, structure, spectra_range, rng, loss_patterns)
         for mz, intensity, metadata in peaks:
             metadata = {"spectrum_id": f"SIM{len(spectra) + 1:06d}", **metadata}
