@@ -394,7 +394,7 @@ def apply_edit(mol, edit, site):
     >>> Chem.MolToSmiles(apply_edit(Chem.MolFromSmiles("CCOc1ccccc1"), "oxa", (0,)))
     'COCOc1ccccc1'
     >>> Chem.MolToSmiles(apply_edit(Chem.MolFromSmiles("CCOc1ccccc1"), "move", (0, 5)))
-    'Cc1ccccc1OC'
+    'COc1cccc(C)c1'
     """
     from rdkit import Chem, rdBase
 
