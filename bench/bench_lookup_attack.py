@@ -210,13 +210,25 @@ def edit_aware_lookup(test_spectra, mols, masses, rules, sample, rng):
 
 # --- scoring (reads private/) ------------------------------------------------------------
 
-def true_blocks(comp):
-    """First InChIKey block of every test spectrum, from the library rebuilt with the private seed."""
+def true_molecules(comp):
+    """(first InChIKey block, SMILES) of every test spectrum, from the library rebuilt with the private seed."""
     ids = pd.read_csv(comp.path / "private" / "test_ids.csv")
     seed = comp.private_manifest["library"]["sources"][0]["simulation_seed"]
-    library = {s.get("spectrum_id"): s.get("inchikey")[:14] for s in simulate.simulate_library(seed=seed, progress=False)}
+    library = {
+        s.get("spectrum_id"): (s.get("inchikey")[:14], s.get("smiles"))
+        for s in simulate.simulate_library(seed=seed, progress=False)
+    }
     source = dict(zip(ids["spectrum_id"], ids["source_spectrum_id"]))
     return [library[source[s.get("spectrum_id")]] for s in comp.test_spectra]
+
+
+def random_answers(test_spectra, mols, masses, answered, rng, width=5.0):
+    """Control: for each answered spectrum, a random shipped molecule within ``width`` Da."""
+    picks = []
+    for spectrum, has in zip(test_spectra, answered):
+        near = within(masses, [neutral_mass(spectrum)], width) if has else []
+        picks.append(mols[near[int(rng.integers(len(near)))]] if near else None)
+    return picks
 
 
 def answer_labels(comp, answers):
@@ -276,7 +288,10 @@ def report(comp, name, answers, truth, baseline):
     truth_labels = solution["similarity"].to_numpy()
     private = (solution["Usage"] == "Private").to_numpy()
     answered = [k for k, mol in enumerate(answers) if mol is not None]
-    identified = sum(Chem.MolToInchiKey(answers[k])[:14] == truth[k] for k in answered) / len(answers)
+    identified = sum(Chem.MolToInchiKey(answers[k])[:14] == truth[k][0] for k in answered) / len(answers)
+    if answered:
+        mine = fingerprints([Chem.MolToSmiles(answers[k]) for k in answered])
+        closeness = float(np.mean(tanimoto_rows(mine, fingerprints([truth[k][1] for k in answered]))))
     labels = answer_labels(comp, answers)
     used = ~np.isnan(labels) & ~same_mass(comp)
     exact = np.sum(used & private & (np.abs(labels - truth_labels) < 1e-9)) / np.sum(private)
@@ -285,6 +300,7 @@ def report(comp, name, answers, truth, baseline):
         "attack": name,
         "test spectra answered": f"{len(answered) / len(answers):.1%}",
         "identified": f"{identified:.1%}",
+        "answer vs true molecule (mean Tanimoto)": f"{closeness:.3f}" if answered else "",
         "Private labels exact": f"{exact:.1%}",
         "Private RMSE": f"{private_rmse(comp, submission):.5f}",
     }
@@ -328,13 +344,16 @@ def main(argv=None):
         start = time.perf_counter()
         gbm = train_gbm(comp)
         gbm_seconds = time.perf_counter() - start
-        truth = true_blocks(comp)
+        truth = true_molecules(comp)
+        control = random_answers(comp.test_spectra, mols, masses, [m is not None for m in plain], np.random.default_rng(2))
         baseline = np.where(same_mass(comp), 1.0, gbm)
         rows = [
             {"attack": "gbm rung alone", "Private RMSE": f"{private_rmse(comp, gbm):.5f}"},
             {"attack": "gbm, pairs of one neutral mass set to 1 (no lookup)",
              "Private RMSE": f"{private_rmse(comp, baseline):.5f}"},
             report(comp, "(a) plain m/z lookup", plain, truth, baseline),
+            report(comp, "(control) a random shipped molecule within 5 Da, for the spectra (a) answers",
+                   control, truth, baseline),
             report(comp, f"(b) edit-aware lookup, {n_molecules} test molecules", edited, truth, baseline),
         ]
     print(f"kit prepare (seed not shown) {prepare_seconds:.1f} s; {len(mols):,} shipped molecules not in "

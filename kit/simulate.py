@@ -1,9 +1,25 @@
-"""The embedded default library: simulated MS/MS spectra of molecules that ship with RDKit.
+"""The embedded default library: simulated MS/MS spectra of seeded edits of RDKit's molecules.
 
 ``kit prepare`` without ``--library`` builds the ``practice`` competition from this
-library, so the kit works offline and on a fresh machine. The molecules come from
-RDKit's NCI sample (``RDConfig.RDDataDir/NCI/first_5K.smi``); their spectra come from a
-small in-silico fragmenter in this module:
+library, so the kit works offline and on a fresh machine. Its molecules are made from
+RDKit's NCI sample (``RDConfig.RDDataDir/NCI/first_5K.smi``) by seeded edits, so that no
+list the kit or its dependencies ship holds them:
+
+* each shipped molecule taken gives a family of one to four siblings: three edits shared
+  by the family, then none or one of the sibling's own (:data:`EDITS`: methyl, hydroxy,
+  amino, fluoro, chloro or bromo on a site that holds a hydrogen; CH2 or O inserted into a
+  single bond; an aromatic CH made N; a terminal atom dropped, or moved to another site);
+  the kind and the site of every edit are drawn from the library's seed, which
+  ``kit prepare`` draws from the competition's secret seed;
+* edits share masses (methyl and CH2 insertion, hydroxy and O insertion, amino and NH
+  insertion) and a move changes none, so an edited molecule's mass fits many stacks of
+  edits on many shipped molecules, and the molecule is three or more edits from any of
+  them: an attacker who knows these rules but not the seed must enumerate every triple
+  of edits of every candidate to rebuild it (see ``bench/bench_lookup_attack.py``);
+* a sibling whose first InChIKey block is a shipped molecule's is left out, and the
+  library is written in an order drawn from the seed, not the NCI file's.
+
+Their spectra come from a small in-silico fragmenter in this module:
 
 * every acyclic single bond is cut once (either piece may keep the charge), pairs of
   them are cut together (the piece between them), and pairs of bonds of one ring are
@@ -23,13 +39,15 @@ one that differs inside the piece keeps the cut and so a similar peak, moved by 
 difference (which the modified cosine matches). The collision energy moves intensity
 from the precursor and large fragments toward small fragments.
 
-Molecules are chosen in groups of close analogues so that a competition built from the
-library has pairs in every Tanimoto bin. Every random step draws from
-:func:`numpy.random.default_rng`: the choice of molecules from one seeded with
-``(seed, 1)``, each molecule's spectra from one seeded with ``(seed, 2, its line in the
-NCI file)``, so a molecule's spectra do not depend on which other molecules were chosen
-or in what order they were simulated.
+Shipped molecules are taken in groups of close analogues, and each gives a family of
+siblings, so that a competition built from the library has pairs in every Tanimoto bin.
+Every random step draws from :func:`numpy.random.default_rng`: the choice of shipped
+molecules from one seeded with ``(seed, 1)``, the edits of a family from ``(seed, 3, its
+line in the NCI file)``, each molecule's spectra from ``(seed, 2, line, place in the
+family)`` and the library's order from ``(seed, 4)``, so a molecule and its spectra do not
+depend on which other molecules were chosen or in what order they were simulated.
 """
+import functools
 import hashlib
 import sys
 from pathlib import Path
@@ -42,7 +60,7 @@ __all__ = ["SIMULATED_LIBRARY_DESCRIPTION", "simulate_library", "simulated_libra
 SIMULATED_LIBRARY_DESCRIPTION = (
     "SIMULATED library: these spectra come from the kit's own in-silico fragmenter "
     "(acyclic and ring bond cleavages, neutral losses, adducts, collision energies, "
-    "noise), applied to molecules of RDKit's NCI sample; they are not real "
+    "noise), applied to seeded edits of molecules of RDKit's NCI sample; they are not real "
     "measurements. Scores on it show how a method behaves, not how it does on real "
     "MS/MS data. For real spectra use `kit prepare --library massbank` (MassBank) or "
     "`kit prepare --library path/to/library.mgf` (MGF, MSP, mzML or JSON, gzip allowed)."
@@ -282,6 +300,7 @@ EDITS = MappingProxyType({
     "move": ("a terminal heavy atom moves to another atom that holds a hydrogen", "0"),
 })
 # Atomic number each edit adds, and which atoms may take it.
+_EDITED = "specsim_edited"  # atom property of the atoms an edit added or changed
 _ADDED_ATOM = MappingProxyType({"methyl": 6, "hydroxy": 8, "amino": 7, "fluoro": 9, "chloro": 17, "bromo": 35})
 _ACCEPTORS = MappingProxyType({6: (6, 7, 8), 7: (6,), 8: (6,), 9: (6,), 17: (6,), 35: (6,)})
 # Every molecule of the library carries the BASE_EDITS edits of its family (the molecules
@@ -317,16 +336,16 @@ def edit_sites(mol, edit):
     >>> len(edit_sites(mol, "aza")), edit_sites(mol, "drop"), edit_sites(mol, "oxa")
     (5, [(0,)], [(0,)])
     """
-    atoms = list(mol.GetAtoms())
+    atoms = [atom for atom in mol.GetAtoms() if not atom.HasProp(_EDITED)]
     if edit in _ADDED_ATOM:
         acceptors = _ACCEPTORS[_ADDED_ATOM[edit]]
         return [(a.GetIdx(),) for a in atoms if a.GetAtomicNum() in acceptors and a.GetTotalNumHs() > 0]
     if edit in ("homologue", "oxa"):
         sites = []
         for bond in mol.GetBonds():
-            if bond.GetBondType() != _single() or bond.GetIsAromatic():
-                continue
             ends = (bond.GetBeginAtom(), bond.GetEndAtom())
+            if bond.GetBondType() != _single() or bond.GetIsAromatic() or any(a.HasProp(_EDITED) for a in ends):
+                continue
             if edit == "oxa" and not all(a.GetAtomicNum() == 6 and not a.GetIsAromatic() for a in ends):
                 continue
             sites.append((bond.GetIdx(),))
@@ -339,6 +358,7 @@ def edit_sites(mol, edit):
     terminal = [
         a for a in atoms
         if a.GetDegree() == 1 and not a.IsInRing() and a.GetBonds()[0].GetBondType() == _single()
+        and not a.GetNeighbors()[0].HasProp(_EDITED)
     ]
     if edit == "drop":
         return [(a.GetIdx(),) for a in terminal]
@@ -357,6 +377,12 @@ def _single():
     return Chem.BondType.SINGLE
 
 
+def _mark(*atoms):
+    """Later edits leave these atoms alone, so that no edit undoes or moves an earlier one."""
+    for atom in atoms:
+        atom.SetBoolProp(_EDITED, True)
+
+
 def _take_hydrogen(atom):
     """A new bond on ``atom`` replaces one of its hydrogens."""
     if atom.GetNumExplicitHs():
@@ -369,6 +395,7 @@ def _attach(rw, atom_index, atomic_number):
     _take_hydrogen(rw.GetAtomWithIdx(atom_index))
     new = rw.AddAtom(Chem.Atom(atomic_number))
     rw.AddBond(atom_index, new, Chem.BondType.SINGLE)
+    _mark(rw.GetAtomWithIdx(atom_index), rw.GetAtomWithIdx(new))
 
 
 def _detach(rw, atom_index):
@@ -376,17 +403,21 @@ def _detach(rw, atom_index):
     neighbour = rw.GetAtomWithIdx(atom_index).GetNeighbors()[0]
     if neighbour.GetIsAromatic() or neighbour.GetNumExplicitHs() or neighbour.GetFormalCharge():
         neighbour.SetNumExplicitHs(neighbour.GetNumExplicitHs() + 1)
+    _mark(neighbour)
     rw.RemoveAtom(atom_index)
 
 
 def apply_edit(mol, edit, site):
     """``mol`` with one edit of :data:`EDITS` at ``site`` (see :func:`edit_sites`).
 
+    The atoms the edit adds or changes are marked: :func:`edit_sites` offers no later
+    edit on them, so stacked edits neither undo nor repeat each other.
+
     Returns
     -------
     rdkit.Chem.Mol or None
-        Re-read from its canonical SMILES (so atom order is canonical); None when the
-        result does not sanitise, falls apart, or carries a charge.
+        In canonical atom order; None when the result does not sanitise, falls apart,
+        or carries a charge.
 
     Examples
     --------
@@ -408,10 +439,12 @@ def apply_edit(mol, edit, site):
         middle = rw.AddAtom(Chem.Atom(6 if edit == "homologue" else 8))
         rw.AddBond(begin, middle, Chem.BondType.SINGLE)
         rw.AddBond(middle, end, Chem.BondType.SINGLE)
+        _mark(*(rw.GetAtomWithIdx(i) for i in (begin, middle, end)))
     elif edit == "aza":
         atom = rw.GetAtomWithIdx(site[0])
         atom.SetAtomicNum(7)
         atom.SetNumExplicitHs(0)
+        _mark(atom)
     elif edit == "drop":
         _detach(rw, site[0])
     elif edit == "move":
@@ -425,10 +458,12 @@ def apply_edit(mol, edit, site):
             Chem.SanitizeMol(rw)
         except Exception:  # RDKit raises several kinds for an impossible valence or ring
             return None
-        smiles = Chem.MolToSmiles(rw)
-        if "." in smiles or Chem.GetFormalCharge(rw) != 0:
+        if len(Chem.GetMolFrags(rw)) > 1 or Chem.GetFormalCharge(rw) != 0:
             return None
-        return Chem.MolFromSmiles(smiles)
+    edited = rw.GetMol()
+    # Canonical atom order, keeping the marks of edited atoms (a SMILES round trip would drop them).
+    ranks = list(Chem.CanonicalRankAtoms(edited))
+    return Chem.RenumberAtoms(edited, sorted(range(len(ranks)), key=ranks.__getitem__))
 
 
 def random_edits(mol, n_edits, rng, patterns=None):
@@ -516,7 +551,7 @@ def edited_family(mol, rng, patterns=None):
     for _ in range(int(rng.integers(1, MAX_VARIANTS + 1))):
         variant = random_edits(base, int(rng.integers(VARIANT_EDITS[0], VARIANT_EDITS[1] + 1)), rng, patterns)
         if variant is not None:
-            family.append(variant)
+            family.append(_canonical_form(variant))  # as a user reads it from its SMILES
     return family
 
 
@@ -1113,12 +1148,35 @@ def analogue_order(mols, seed):
         yield from group.tolist()
 
 
-def choose_molecules(usable, n_molecules, seed):
+@functools.lru_cache(maxsize=1)
+def shipped_molecules():
+    """The usable NCI molecules and their first InChIKey blocks, read once per process.
+
+    Returns
+    -------
+    usable : tuple of (int, str, rdkit.Chem.Mol)
+        As :func:`usable_molecules`; callers copy a molecule before changing it.
+    blocks : frozenset of str
+        As :func:`shipped_blocks`.
+    """
+    usable = tuple(usable_molecules(read_smiles_records(nci_smiles_path())))
+    return usable, frozenset(shipped_blocks(usable))
+
+
+def choose_molecules(usable, n_molecules, seed, shipped=None):
     """Edit shipped molecules, in analogue order, until ``n_molecules`` new ones are made.
 
     Each shipped molecule taken gives a family of siblings (:func:`edited_family`,
     seeded from ``seed`` and its line); a sibling whose first InChIKey block is a
     shipped molecule's, or an earlier sibling's, is left out.
+
+    Parameters
+    ----------
+    usable : sequence of (int, str, rdkit.Chem.Mol)
+        Output of :func:`usable_molecules`.
+    n_molecules, seed : int
+    shipped : set of str, optional
+        :func:`shipped_blocks` of ``usable`` (computed here when not given).
 
     Returns
     -------
@@ -1127,7 +1185,7 @@ def choose_molecules(usable, n_molecules, seed):
         molecule, structure metadata)`` in an order drawn from ``seed``: the order of
         the shipped file would tell where a molecule came from.
     """
-    shipped = shipped_blocks(usable)
+    shipped = shipped_blocks(usable) if shipped is None else shipped
     patterns = _filter_patterns()
     chosen, blocks = [], set()
     for index in analogue_order([mol for _, _, mol in usable], seed):
@@ -1178,30 +1236,33 @@ def _check_arguments(n_molecules, spectra_per_molecule, seed):
 
 
 def simulate_library(n_molecules=2000, spectra_per_molecule=(2, 5), seed=0, progress=True):
-    """Simulate the embedded default library: MS/MS spectra of RDKit's NCI molecules.
+    """Simulate the embedded default library: MS/MS spectra of edited NCI molecules.
 
     The spectra are SIMULATED (see :data:`SIMULATED_LIBRARY_DESCRIPTION`): an in-silico
-    fragmenter, not measurements. Molecules are drawn from RDKit's NCI sample in groups
-    of close analogues, so that every Tanimoto bin of a competition built from the
-    library gets pairs.
+    fragmenter, not measurements. The molecules are seeded edits (:func:`edited_family`)
+    of molecules drawn from RDKit's NCI sample in groups of close analogues, so that
+    every Tanimoto bin of a competition built from the library gets pairs, and none of
+    them is a shipped molecule.
 
     Parameters
     ----------
     n_molecules : int, default 2000
-        How many distinct molecules (first InChIKey block); at most about 4,500, the
-        distinct usable molecules of the NCI sample.
+        How many distinct molecules (first InChIKey block); at most about 9,000, the
+        families the usable molecules of the NCI sample give.
     spectra_per_molecule : int or (int, int), default (2, 5)
         Spectra per molecule, drawn uniformly from ``low..high`` inclusive.
     seed : int, default 0
-        Seeds the choice of molecules and every random step; the same seed gives the
-        same spectra, byte for byte once saved.
+        Seeds the choice of molecules, their edits and every other random step; the same
+        seed gives the same molecules and spectra, byte for byte once saved. Keep it
+        secret: whoever knows it can rebuild the library.
     progress : bool, default True
         Show progress bars on stderr.
 
     Returns
     -------
     list of matchms.Spectrum
-        Grouped by molecule in NCI file order, ``spectrum_id`` ``SIM000001`` onwards.
+        Grouped by molecule in an order drawn from ``seed``, ``spectrum_id``
+        ``SIM000001`` onwards.
         Metadata: ``spectrum_id``, ``compound_name``, ``smiles``, ``inchi``,
         ``inchikey``, ``formula``, ``precursor_mz``, ``charge``, ``ionmode``, ``adduct``,
         ``collision_energy`` (text such as ``"20 eV"``, as in MassBank),
@@ -1230,14 +1291,14 @@ def simulate_library(n_molecules=2000, spectra_per_molecule=(2, 5), seed=0, prog
     from kit.progress import progress as progress_bar
 
     spectra_range = _check_arguments(n_molecules, spectra_per_molecule, seed)
-    usable = usable_molecules(read_smiles_records(nci_smiles_path()), progress=progress)
+    usable, shipped = shipped_molecules()
     if n_molecules > MAX_VARIANTS * len(usable):
         raise ValueError(
             f"n_molecules={n_molecules} exceeds what {len(usable)} usable molecules of RDKit's NCI "
             f"sample can give (at most {MAX_VARIANTS} each); ask for fewer, or use a real library "
             "(`kit prepare --library massbank` or `--library path/to/library.mgf`)"
         )
-    chosen = choose_molecules(usable, n_molecules, seed)
+    chosen = choose_molecules(usable, n_molecules, seed, shipped)
     loss_patterns = compile_loss_patterns()
     spectra = []
     for line_index, variant, mol, structure in progress_bar(
