@@ -11,11 +11,13 @@ the attacks; only the final scoring reads ``private/``.
     the tolerance is taken as the answer.
 (b) Edit-aware lookup: NCI molecules whose mass is the test spectrum's neutral mass
     less any sum of one or two edit mass shifts (``kit.simulate.EDITS``, including the
-    moves that shift nothing) are candidates; each candidate, and its single and double
-    edits whose mass matches exactly, are simulated with the test spectrum's adduct and
-    collision energy and matched by modified cosine; the best match is the answer.
-    This costs seconds per test molecule, so a random sample of test molecules (and of
-    candidates per molecule) is attacked; the pairs among them are scored.
+    moves that shift nothing) are candidates, those that need fewest edits first; each
+    candidate, and its single and double edits whose mass matches exactly, are
+    simulated with the test spectrum's adduct and collision energy and matched by
+    modified cosine; the best match is the answer. This costs seconds per test
+    molecule, so a random sample of test molecules (``--sample``), of candidates per
+    molecule (``MAX_CANDIDATES``) and of double edits per candidate
+    (``MAX_DOUBLE_EDITS``) is attacked; the pairs among the sampled molecules are scored.
 
 Answers become a submission (the Tanimoto of the two answers where both spectra of a
 pair have one, the gbm's prediction elsewhere) whose Private RMSE is compared with the
@@ -98,7 +100,7 @@ def formula_mass(text, dropped=0.0):
 
 
 def edit_shifts(rules):
-    """Mass shift of each edit kind (None where it depends on the site), and every sum of two.
+    """Mass shift of each edit kind (None where it depends on the site), every shift, every sum of two.
 
     A drop removes a terminal atom and its hydrogens: its shift is the negative of an
     addition's, or of a terminal S, N or O with its hydrogens.
@@ -107,7 +109,8 @@ def edit_shifts(rules):
     single = {round(shift, 6) for shift in fixed.values() if shift is not None}
     single |= {-shift for shift in single if shift > 0}
     single |= {-formula_mass("+SH2-H"), -formula_mass("+OH2-H"), -formula_mass("+NH3-H")}
-    return fixed, np.array(sorted({a + b for a in single | {0.0} for b in single | {0.0}}))
+    pairs = {a + b for a in single | {0.0} for b in single | {0.0}}
+    return fixed, np.array(sorted(single)), np.array(sorted(pairs))
 
 
 def site_shift(mol, kind, site, fixed):
@@ -181,7 +184,7 @@ def edit_aware_lookup(test_spectra, mols, masses, rules, sample, rng):
     """Best simulated match per test spectrum of ``sample`` test molecules (others None)."""
     from matchms.similarity import ModifiedCosineGreedy
 
-    fixed, doubles = edit_shifts(rules)
+    fixed, singles, doubles = edit_shifts(rules)
     # Spectra of one molecule share its neutral mass; the attack groups them by it.
     groups = {}
     for index, spectrum in enumerate(test_spectra):
@@ -194,8 +197,12 @@ def edit_aware_lookup(test_spectra, mols, masses, rules, sample, rng):
     for key in chosen:
         spectra = [test_spectra[k] for k in groups[key]]
         target = neutral_mass(spectra[0])
-        parents = within(masses, target - doubles)
-        parents = [parents[k] for k in rng.permutation(len(parents))[:MAX_CANDIDATES]]
+        # Fewest edits first: the same mass, then one edit's shift, then two.
+        parents = []
+        for shifts in ([0.0], singles, doubles):
+            tier = [k for k in within(masses, target - np.asarray(shifts)) if k not in parents]
+            parents += [tier[k] for k in rng.permutation(len(tier))]
+        parents = parents[:MAX_CANDIDATES]
         best, best_score = None, -1.0
         for parent in parents:
             for mol in edited_candidates(mols[parent], target, rules, fixed, rng):
