@@ -269,6 +269,11 @@ class PairModel(BaseEstimator):
 
         return load_skops(file_inside(folder, manifest.get("file", SKOPS_FILE)), cls)
 
+    @classmethod
+    def _check_folder(cls, folder, manifest):
+        """Check a saved folder in this process without running any of it: skops rungs load it (checked)."""
+        cls._load_state(folder, manifest)
+
     def check_params(self):
         """Raise TypeError or ValueError for a parameter ``predict`` cannot use (fit checks the rest)."""
 
@@ -341,7 +346,7 @@ def read_manifest(path):
     >>> read_manifest("models/practice/gbm-1")["model"]   # doctest: +SKIP
     'gbm'
     """
-    from kit.models import get
+    from kit.models import SAVE_FORMATS, check_name
     from kit.models.untrusted import check_fields, file_inside, plain_name, read_json_object
     from kit.safetext import printable
 
@@ -363,13 +368,13 @@ def read_manifest(path):
             "expected the same major version (retrain the model)"
         )
     try:
-        cls = get(manifest["model"])
+        name = check_name(manifest["model"])
     except UserError as exc:
         raise UserError(f"{where}: the manifest names an {exc}") from None
-    if manifest.get("format", cls.save_format) != cls.save_format:
+    if manifest.get("format", SAVE_FORMATS[name]) != SAVE_FORMATS[name]:
         raise UserError(
-            f"{where}: manifest format {printable(repr(manifest['format']), 40)} does not match the {cls.name} rung, "
-            f"which saves {cls.save_format!r}"
+            f"{where}: manifest format {printable(repr(manifest['format']), 40)} does not match the {name} rung, "
+            f"which saves {SAVE_FORMATS[name]!r}"
         )
     if manifest.get("competition") is not None:
         plain_name(manifest["competition"], "competition", where)

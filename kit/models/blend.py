@@ -270,21 +270,33 @@ class BlendModel(GBMModel):
     @classmethod
     def _load_state(cls, folder, manifest):
         """Load the booster (skops, allowed types only), then the siamese beside it (untrusted input)."""
-        from kit.models.base import read_manifest
         from kit.models.siamese import SiameseModel
+
+        model, inner, inner_manifest = cls._load_booster(folder, manifest)
+        model.siamese_ = SiameseModel._load_state(inner, inner_manifest)
+        return model
+
+    @classmethod
+    def _check_folder(cls, folder, manifest):
+        """The booster and the siamese's manifest, checked here; the network only in the child."""
+        cls._load_booster(folder, manifest)
+
+    @classmethod
+    def _load_booster(cls, folder, manifest):
+        """The blend without its siamese, the siamese's folder and its checked manifest."""
+        from kit.models.base import read_manifest
         from kit.models.untrusted import file_inside, load_skops
         from kit.safetext import printable
 
         model = load_skops(file_inside(folder, manifest.get("file", SKOPS_FILE)), cls)
         inner = file_inside(folder, f"{SIAMESE_DIR}/{MANIFEST}", "siamese manifest").parent
         inner_manifest = read_manifest(inner)
-        if inner_manifest["model"] != SiameseModel.name:
+        if inner_manifest["model"] != "siamese":  # by name: the class would import TensorFlow here
             raise UserError(
                 f"{printable(inner)}: holds a {printable(repr(inner_manifest['model']), 40)} model, "
                 "expected the blend's siamese"
             )
-        model.siamese_ = SiameseModel._load_state(inner, inner_manifest)
-        return model
+        return model, inner, inner_manifest
 
     def check_params(self):
         super().check_params()
