@@ -88,8 +88,8 @@ def check_spectra(spectra, what="spectra"):
             )
 
 
-def check_int(value, name, minimum=1):
-    """``value`` as an int >= ``minimum``: scikit-learn's ``check_scalar``, no booleans.
+def check_int(value, name, minimum=1, maximum=None):
+    """``value`` as an int >= ``minimum`` (and <= ``maximum``): scikit-learn's ``check_scalar``, no booleans.
 
     Raises a TypeError for a value that is not an integer (``True`` included) and a
     :class:`~kit.errors.UserError` (a ValueError) naming the parameter when it is too small.
@@ -108,7 +108,7 @@ def check_int(value, name, minimum=1):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
     try:
-        return int(check_scalar(value, name, numbers.Integral, min_val=minimum))
+        return int(check_scalar(value, name, numbers.Integral, min_val=minimum, max_val=maximum))
     except ValueError as exc:
         raise UserError(str(exc)) from None
 

@@ -108,10 +108,12 @@ class GBMModel(PairModel):
                             maximum=BIN_WIDTH_RANGE[1]))
 
     def _regressor(self, seed):
+        from kit.models.untrusted import MAX_TREE_NODES, MAX_TREES
+
         return HistGradientBoostingRegressor(
-            max_iter=check_int(self.max_iter, "max_iter"),
+            max_iter=check_int(self.max_iter, "max_iter", maximum=MAX_TREES),
             learning_rate=check_float(self.learning_rate, "learning_rate"),
-            max_leaf_nodes=check_int(self.max_leaf_nodes, "max_leaf_nodes", minimum=2),
+            max_leaf_nodes=check_int(self.max_leaf_nodes, "max_leaf_nodes", minimum=2, maximum=MAX_TREE_NODES // 2),
             min_samples_leaf=check_int(self.min_samples_leaf, "min_samples_leaf"),
             l2_regularization=check_float(self.l2_regularization, "l2_regularization", inclusive=True),
             early_stopping=bool(self.early_stopping),

@@ -238,7 +238,8 @@ class SandboxedModel:
         if code is not None and code < 0:
             name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
             cause = {
-                "SIGSEGV": "crashed (segmentation fault: a forged or damaged model file)",
+                "SIGSEGV": "crashed (segmentation fault: a forged or damaged model file, or too little memory "
+                           f"under its limit of {describe_size(self.memory_limit)}; raise it with --memory-limit)",
                 "SIGKILL": "was killed (by the system, most often for running out of memory)",
                 "SIGABRT": f"aborted (most often on reaching its memory limit of {describe_size(self.memory_limit)}; "
                            "raise it with --memory-limit)",
@@ -287,10 +288,13 @@ def kill_group(pid):
         pass  # already gone
 
 
-def _child_main(conn, path, memory_limit):
-    """The child: limit itself, load the model, then predict each request until told to stop."""
+def limit_this_process(memory_limit):
+    """Make this (child) process a sandbox: its own process group, no GPU, ``memory_limit`` bytes.
+
+    Runs first in the child, before TensorFlow can be imported (it reads
+    ``CUDA_VISIBLE_DEVICES`` when it first looks for devices).
+    """
     os.setpgid(0, 0)
-    # Before TensorFlow can be imported: no GPU, and a bounded address space.
     os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
@@ -298,6 +302,11 @@ def _child_main(conn, path, memory_limit):
     # tqdm would share its bars' lock across processes through a semaphore, which a killed
     # child leaves behind; nothing here shares bars with another process.
     tqdm.set_lock(threading.RLock())
+
+
+def _child_main(conn, path, memory_limit):
+    """The child: limit itself, load the model, then predict each request until told to stop."""
+    limit_this_process(memory_limit)
     where = printable(path)
     model = _answer(conn, where, "load", lambda: _load(path))
     if model is None:
