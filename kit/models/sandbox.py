@@ -29,6 +29,7 @@ import os
 import re
 import resource
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -45,8 +46,9 @@ DEFAULT_MEMORY_LIMIT = 4 << 30
 MIN_MEMORY_LIMIT = 1 << 30
 #: Seconds the child may take to load the model, and again for each prediction.
 DEFAULT_TIME_LIMIT = 600.0
-#: Address space a small siamese needs to load and predict (measured by bench/bench_sandbox.py).
-SIAMESE_NEEDS = "about 2.6 GiB"
+#: Address space a default-size siamese needed to load and predict 5,000 pairs of 256
+#: spectra (bench/bench_sandbox.py --memory); TensorFlow's import alone maps about 2 GiB.
+SIAMESE_NEEDS = "2.25 GiB"
 
 # What the child sends back: one tag byte, then the payload.
 _READY, _RESULT, _ERROR = b"L", b"R", b"E"
@@ -232,9 +234,11 @@ class SandboxedModel:
 
     def _death(self, what):
         """Why the child ended without answering, in words (it is stopped first)."""
-        self._process.join(timeout=5)
+        self._process.join(timeout=10)
         code = self._process.exitcode
         self.close()
+        if code is None:
+            return f"the model process stopped answering during the {what} and was stopped"
         if code is not None and code < 0:
             name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
             cause = {
@@ -305,50 +309,68 @@ def limit_this_process(memory_limit):
 
 
 def _child_main(conn, path, memory_limit):
-    """The child: limit itself, load the model, then predict each request until told to stop."""
-    limit_this_process(memory_limit)
-    where = printable(path)
-    model = _answer(conn, where, "load", lambda: _load(path))
-    if model is None:
-        return
-    while True:
+    """The child: limit itself, load the model, then predict each request until told to stop.
+
+    Every failure, even one while a request is unpickled, becomes one error message to
+    the parent; the child then exits at once, without interpreter clean-up that could
+    fail again (and print tracebacks) under the memory limit.
+    """
+    where, what = printable(path), "load"
+    try:
+        limit_this_process(memory_limit)
+        import kit.models
+
+        model = kit.models.load(path)
+        conn.send_bytes(_READY)
+        what = "prediction"
+        while True:
+            try:
+                request = conn.recv()
+            except (EOFError, OSError):
+                break
+            if request is None:
+                break
+            spectra, pairs = request
+            conn.send_bytes(_RESULT + np.ascontiguousarray(model.predict(spectra, pairs), dtype="<f8").tobytes())
+            del spectra, pairs, request
+    except BaseException as exc:  # noqa: BLE001 - whatever a hostile model makes fail is the model's fault
         try:
-            request = conn.recv()
-        except (EOFError, OSError):
-            return
-        if request is None:
-            return
-        spectra, pairs = request
-        if _answer(conn, where, "prediction", lambda: model.predict(spectra, pairs)) is None:
-            return
+            text = " ".join(_error_text(exc, where, what).split())
+            conn.send_bytes(_ERROR + text.encode("utf-8")[:_MAX_MESSAGE - 1])
+        except BaseException:  # noqa: BLE001 - the parent reports the silence
+            pass
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except BaseException:  # noqa: BLE001
+                pass
+        os._exit(0)
 
 
-def _load(path):
-    import kit.models
-
-    return kit.models.load(path)
-
-
-def _answer(conn, where, what, work):
-    """Run ``work``; send its result (or a one-line error) to the parent; return it, or None after an error."""
-    try:
-        result = work()
-        if what == "load":
-            conn.send_bytes(_READY)
-        else:
-            conn.send_bytes(_RESULT + np.ascontiguousarray(result, dtype="<f8").tobytes())
-        return result
-    except MemoryError:
-        text = (f"{where}: the model's {what} needed more than its memory limit of "
-                f"{describe_size(resource.getrlimit(resource.RLIMIT_AS)[0])} (raise it with --memory-limit)")
-    except UserError as exc:
+def _error_text(exc, where, what):
+    """The one line the parent shows for the child's failure ``exc`` during its ``what``."""
+    limit = describe_size(resource.getrlimit(resource.RLIMIT_AS)[0])
+    if isinstance(exc, MemoryError):
+        return f"{where}: the model's {what} needed more than its memory limit of {limit} (raise it with --memory-limit)"
+    if isinstance(exc, UserError):
         text = str(exc)
-    except RecursionError:
+    elif isinstance(exc, RecursionError):
         text = f"{where}: the model's {what} recursed too deeply: a forged or damaged model"
-    except Exception as exc:  # noqa: BLE001 - whatever a hostile model makes fail is the model's fault
+    else:
         text = f"{where}: the model's {what} failed ({type(exc).__name__}: {first_line(exc)})"
+    if _near_memory_limit():
+        # Libraries turn a failed allocation into errors of their own (Keras: "could not be loaded").
+        text += f" (the model's process reached its memory limit of {limit}: raise it with --memory-limit)"
+    return text
+
+
+def _near_memory_limit(share=0.9):
+    """Whether this process's peak address space came within ``share`` of its limit (Linux; else False)."""
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
     try:
-        conn.send_bytes(_ERROR + " ".join(text.split()).encode("utf-8")[:_MAX_MESSAGE - 1])
-    except (OSError, ValueError):
-        pass
-    return None
+        with open("/proc/self/status", encoding="ascii") as handle:
+            peak = next(int(line.split()[1]) * 1024 for line in handle if line.startswith("VmPeak:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return False
+    return limit != resource.RLIM_INFINITY and peak >= share * limit
