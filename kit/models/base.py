@@ -26,7 +26,7 @@ def spectrum_ids(spectra):
     Examples
     --------
     >>> from matchms import Spectrum
-    >>> s = Spectrum(np.array([100.0]), np.array([1.0]), metadata={"spectrum_id": "A1"})
+    >>> s = Spectrum(np.array([100.0]), np.array([1.0]), metadata={"spectrum_id": "A1"}, metadata_harmonization=False)
     >>> spectrum_ids([s])
     ['A1']
     """
@@ -302,15 +302,27 @@ class PairModel(BaseEstimator):
         if getattr(self, "fit_seconds_", None) is not None:
             check_number(self.fit_seconds_, "fit_seconds_", where, 0.0, math.inf)
         scores = getattr(self, "validation_score_", None)
-        if scores is not None and not (
-            isinstance(scores, dict) and len(scores) <= 100
-            and all(type(k) is str and (v is None or type(v) in (int, float)) for k, v in scores.items())
-        ):
-            raise UserError(f"{where}: the saved {self.name} model's validation_score_ is not a dict of numbers")
+        if scores is not None and not _is_scores(scores, depth=2):
+            raise UserError(f"{where}: the saved {self.name} model's validation_score_ is not the kit's diagnostics "
+                            "(a small dict of numbers)")
         try:
             self.check_params()
         except (TypeError, ValueError) as exc:
             raise UserError(f"{where}: the saved {self.name} model has a bad parameter ({first_line(exc)})") from None
+
+
+def _is_scores(value, depth):
+    """Whether ``value`` is a dict of str -> finite number, None or (``depth`` levels down) such dicts."""
+    if not isinstance(value, dict) or len(value) > 100:
+        return False
+    for key, item in value.items():
+        if type(key) is not str:
+            return False
+        if item is None or type(item) is int or (type(item) is float and math.isfinite(item)):
+            continue
+        if depth <= 1 or not _is_scores(item, depth - 1):
+            return False
+    return True
 
 
 SKOPS_FILE = "model.skops"

@@ -63,8 +63,8 @@ def parse_size(text):
 
     Examples
     --------
-    >>> parse_size("6GiB"), parse_size("512MB"), parse_size("4096")
-    (6442450944, 512000000, 4294967296)
+    >>> parse_size("6GiB"), parse_size("6000MB"), parse_size("4096")
+    (6442450944, 6000000000, 4294967296)
     """
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text))
     unit = match and match.group(2).lower()
@@ -242,14 +242,15 @@ class SandboxedModel:
         if code is not None and code < 0:
             name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
             cause = {
-                "SIGSEGV": "crashed (segmentation fault: a forged or damaged model file, or too little memory "
-                           f"under its limit of {describe_size(self.memory_limit)}; raise it with --memory-limit)",
+                "SIGSEGV": "crashed (segmentation fault: a forged or damaged model file, or too small a memory "
+                           f"limit of {describe_size(self.memory_limit)}; raise it with --memory-limit)",
                 "SIGKILL": "was killed (by the system, most often for running out of memory)",
                 "SIGABRT": f"aborted (most often on reaching its memory limit of {describe_size(self.memory_limit)}; "
                            "raise it with --memory-limit)",
             }.get(name, f"died from {name}")
             return f"the model process {cause} during the {what}"
-        return f"the model process ended (exit code {code}) during the {what} without an answer"
+        return (f"the model process ended (exit code {code}) during the {what} without an answer (most often on "
+                f"reaching its memory limit of {describe_size(self.memory_limit)}; raise it with --memory-limit)")
 
     def close(self):
         """End the child (its whole process group); safe to call twice."""
@@ -316,6 +317,10 @@ def _child_main(conn, path, memory_limit):
     fail again (and print tracebacks) under the memory limit.
     """
     where, what = printable(path), "load"
+    # Made before the limit applies: an error built under it may not find the memory.
+    out_of_memory = {step: _ERROR + (f"{where}: the model's {step} needed more than its memory limit of "
+                                     f"{describe_size(memory_limit)} (raise it with --memory-limit)").encode("utf-8")
+                     for step in ("load", "prediction")}
     try:
         limit_this_process(memory_limit)
         import kit.models
@@ -335,8 +340,13 @@ def _child_main(conn, path, memory_limit):
             del spectra, pairs, request
     except BaseException as exc:  # noqa: BLE001 - whatever a hostile model makes fail is the model's fault
         try:
-            text = " ".join(_error_text(exc, where, what).split())
-            conn.send_bytes(_ERROR + text.encode("utf-8")[:_MAX_MESSAGE - 1])
+            if isinstance(exc, MemoryError):
+                raise exc
+            message = _ERROR + " ".join(_error_text(exc, where, what).split()).encode("utf-8")[:_MAX_MESSAGE - 1]
+        except BaseException:  # noqa: BLE001 - no memory left even for the message
+            message = out_of_memory[what]
+        try:
+            conn.send_bytes(message)
         except BaseException:  # noqa: BLE001 - the parent reports the silence
             pass
     finally:
@@ -351,8 +361,6 @@ def _child_main(conn, path, memory_limit):
 def _error_text(exc, where, what):
     """The one line the parent shows for the child's failure ``exc`` during its ``what``."""
     limit = describe_size(resource.getrlimit(resource.RLIMIT_AS)[0])
-    if isinstance(exc, MemoryError):
-        return f"{where}: the model's {what} needed more than its memory limit of {limit} (raise it with --memory-limit)"
     if isinstance(exc, UserError):
         text = str(exc)
     elif isinstance(exc, RecursionError):
