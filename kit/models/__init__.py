@@ -88,8 +88,8 @@ def load(path, untrusted=False, memory_limit=None, time_limit=None):
     if untrusted:
         from kit.models.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIME_LIMIT, SandboxedModel
 
-        return SandboxedModel(path, memory_limit=memory_limit or DEFAULT_MEMORY_LIMIT,
-                              time_limit=time_limit or DEFAULT_TIME_LIMIT)
+        return SandboxedModel(path, memory_limit=DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit,
+                              time_limit=DEFAULT_TIME_LIMIT if time_limit is None else time_limit)
     if memory_limit is not None or time_limit is not None:
         raise TypeError("memory_limit and time_limit apply only with untrusted=True (a child process)")
     from kit.models.base import read_manifest
