@@ -947,3 +947,37 @@ def test_manifest_claiming_another_rung_is_refused(saved, tmp_path, capsys):
 
 def test_save_formats_match_the_classes():
     assert kit.models.SAVE_FORMATS == {name: kit.models.get(name).save_format for name in kit.models.available()}
+
+
+def _fitted_blend_booster():
+    """A blend's saved state without its siamese: trees over the gbm's features and the siamese's columns."""
+    import pandas as pd
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from kit.features import FEATURE_NAMES
+    from kit.models.blend import SIAMESE_FEATURES, BlendModel
+
+    names = FEATURE_NAMES + SIAMESE_FEATURES
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame(rng.random((200, len(names))), columns=names)
+    model = BlendModel()
+    model.regressor_ = HistGradientBoostingRegressor(max_iter=5, random_state=0).fit(x, rng.random(200))
+    model.feature_names_ = names
+    model.siamese_molecules_, model.booster_molecules_ = np.array(["AAAA"]), np.array(["BBBB"])
+    model.n_train_pairs_, model.fitted_, model.fit_seconds_ = 200, True, 1.0
+    return model
+
+
+@pytest.mark.parametrize("change, match", [
+    (_set_nodes("left", 0), "children must come after it"),
+    (_set_nodes("feature_idx", 2**31 - 1), "feature index 2147483647"),
+    (_set("regressor_.n_features_in_", 19), "n_features_in_"),
+    (_set("booster_molecules_", np.zeros(3)), "array of strings"),
+    (_set("mc_samples", 10**9), "mc_samples"),
+])
+def test_the_blend_checks_its_trees_with_the_gbms_checker(change, match):
+    model = _fitted_blend_booster()
+    model.check_loaded_state("m")
+    change(model)
+    with pytest.raises(UserError, match=match):
+        model.check_loaded_state("m")
