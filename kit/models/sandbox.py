@@ -194,7 +194,10 @@ class SandboxedModel:
         check_spectra(spectra)
         n_pairs = len(pair_indices(spectra, pairs)[0])
         try:
-            self._conn.send((list(spectra), pairs))
+            try:
+                self._conn.send((list(spectra), pairs))
+            except OSError:  # the child is gone (a broken pipe)
+                raise UserError(f"{self._where}: {self._death('predict')}") from None
             payload = self._receive("predict", _RESULT, limit=8 * n_pairs + 1)
         except BaseException:
             self.close()
@@ -239,8 +242,11 @@ class SandboxedModel:
         self.close()
         if code is None:
             return f"the model process stopped answering during the {what} and was stopped"
-        if code is not None and code < 0:
-            name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
             cause = {
                 "SIGSEGV": "crashed (segmentation fault: a forged or damaged model file, or too small a memory "
                            f"limit of {describe_size(self.memory_limit)}; raise it with --memory-limit)",
