@@ -15,7 +15,7 @@ def add_parser(subparsers):
     p.add_argument("--submissions", metavar="DIR", help="folder for submissions (default ./submissions)")
     p.add_argument("--memory-limit", metavar="SIZE", default="4GiB",
                    help="memory the model's process may use, e.g. 6GiB or 6000MB (default 4GiB; "
-                   "a siamese needs about 3GiB)")
+                   "a default-size siamese needs about 2.3GiB)")
     p.add_argument("--time-limit", metavar="SECONDS", default="10m",
                    help="time the model's process may take to load, and again to predict, e.g. 600, 90s or 20m "
                    "(default 10m)")
