@@ -56,10 +56,10 @@ def load(path, untrusted=False, memory_limit=None, time_limit=None):
     """Load a model saved with ``model.save(path)`` or written by ``kit train``.
 
     A model folder is untrusted input: loading one never runs code from it
-    (:mod:`kit.models.untrusted`). With ``untrusted=True``, which ``kit predict`` and the
-    classroom server always use, the model is also loaded and run in a child process
-    with no GPU, a memory limit and a time limit (:mod:`kit.models.sandbox`); the folder
-    is checked here first.
+    (:mod:`kit.models.untrusted`). With ``untrusted=True``, which ``kit predict`` always
+    uses (as should anything that runs a model folder it did not just train), the model is
+    also loaded and run in a child process with no GPU, a memory limit and a time limit
+    (:mod:`kit.models.sandbox`); the folder is checked here first.
 
     Parameters
     ----------
