@@ -31,6 +31,7 @@ from datetime import time as day_time
 from pathlib import Path
 from typing import Callable
 
+from kit import deadline as kit_deadline
 from kit.errors import UserError
 from kit.metrics import SHOWN_DECIMALS, shown_scores
 from kit.server.db import (DB_NAME, SCORED, SUBMISSIONS_FOLDER, Database, LimitReached, SubmissionsClosed,
@@ -140,26 +141,20 @@ class ServerState:
         return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
 
 
-def parse_deadline(value, tz):
-    """A deadline (ISO 8601; a time without zone is in ``tz``) as an aware datetime, or None.
+def parse_deadline(value, tz=None):
+    """A deadline as an aware UTC datetime, or None: :func:`kit.deadline.parse_deadline`.
+
+    One meaning in every mode: a time without zone is UTC (whatever ``--timezone``, which
+    ``tz`` names and which only sets the days of the daily limit), a date alone is 23:59 UTC.
 
     Examples
     --------
     >>> parse_deadline("2026-06-30T23:59:00Z", timezone.utc).isoformat()
     '2026-06-30T23:59:00+00:00'
+    >>> parse_deadline("2026-06-30", timezone.utc).isoformat()
+    '2026-06-30T23:59:00+00:00'
     """
-    if value in (None, ""):
-        return None
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        try:
-            moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00").replace("z", "+00:00"))
-        except ValueError:
-            raise UserError(
-                f"deadline {str(value)[:60]!r} is not a date: expected ISO 8601 such as 2026-06-30T23:59:00Z"
-            ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
+    return kit_deadline.parse_deadline(value, "deadline")
 
 
 def load_timezone(name):
