@@ -1,4 +1,5 @@
 """kit.classroom and ``kit leaderboard --inbox``: first-seen time, identity, limits, hostile files."""
+import hashlib
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from kit.classroom import (
 from kit.cli import main
 from kit.errors import UserError
 from kit.leaderboard import LOG_COLUMNS, build_leaderboard, read_log
+from kit.server.db import Database
 from kit.submission_format import max_bytes_for
 
 T1 = datetime(2025, 3, 3, 9, 0, tzinfo=timezone.utc)
@@ -57,6 +59,15 @@ def run(comp_dir, inbox, tmp_path, now=T1):
 
 def log_of(tmp_path):
     return read_log(tmp_path / "lb" / "practice.csv")
+
+
+def seen_records(comp_dir):
+    """The store's first-seen records, oldest first."""
+    db = Database(comp_dir / "private" / "classroom.sqlite")
+    try:
+        return db.inbox_seen()
+    finally:
+        db.close()
 
 
 # --- names ---------------------------------------------------------------------------
@@ -181,8 +192,8 @@ def test_first_seen_survives_replace_delete_and_rename(tmp_path, comp_dir, inbox
     assert report.first_seen == {"alice__renamed.csv": T1 + 3 * HOUR}
     assert report.already_scored == ["alice__renamed.csv"]
     assert len(log_of(tmp_path)) == 2
-    records = [json.loads(line) for line in seen_path(tmp_path / "lb" / "practice.csv").read_text().splitlines()]
-    assert [r["file"] for r in records] == ["alice__a.csv", "alice__a.csv", "alice__renamed.csv"]
+    assert [r["file"] for r in seen_records(comp_dir)] == ["alice__a.csv", "alice__a.csv", "alice__renamed.csv"]
+    assert not seen_path(tmp_path / "lb" / "practice.csv").exists()  # kept in the store, not beside the exports
 
 
 def test_copying_a_classmates_file_loses_the_tie(tmp_path, comp_dir, inbox):
@@ -226,25 +237,60 @@ def test_identical_files_first_seen_together_name_no_winner(tmp_path, comp_dir, 
                for n in later.notes)
 
 
-def test_first_seen_record_is_durable_and_damage_tolerant(tmp_path, comp_dir, inbox):
-    drop(comp_dir, inbox, "alice__a.csv")
-    run(comp_dir, inbox, tmp_path)
+def _journal_line(name, size, sha256, when):
+    return json.dumps({"first_seen": when, "file": name, "size": size, "sha256": sha256}) + "\n"
+
+
+def test_an_old_journal_is_imported_once_and_damage_tolerant(tmp_path, comp_dir, inbox):
+    """The upgrade: the first-seen journal of an earlier version is taken into an empty store once."""
+    path = drop(comp_dir, inbox, "alice__a.csv")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
     record = seen_path(tmp_path / "lb" / "practice.csv")
-    with open(record, "a") as handle:
-        handle.write('{"first_seen": "0001-01-01T00:00:00Z", "file": "x__y.csv", "size": 1, "sha256": "ab"}\n')
-        handle.write('{"first_seen": "9999-12-31T23:59:59Z", "file": "x__z.csv", "size": 1, "sha256": "cd"}\n')
-        handle.write('{"first_seen": "NaN", "file": "x__w.csv", "size": 1, "sha256": "ef"}\n')
-        handle.write('{"first_seen": "2025-01-01T00:00:00", "file": "x__v.csv", "size": 1, "sha256": "ef"}\n')
-        handle.write('["not", "a", "record"]\n{"torn": ')
+    record.parent.mkdir(parents=True)
+    record.write_text(_journal_line("alice__a.csv", path.stat().st_size, digest, "2025-03-01T08:00:00Z")
+                      + '{"first_seen": "NaN", "file": "x__w.csv", "size": 1, "sha256": "ef"}\n'
+                      + '{"first_seen": "2025-01-01T00:00:00", "file": "x__v.csv", "size": 1, "sha256": "ef"}\n'
+                      + '["not", "a", "record"]\n{"torn": ')
     seen = FirstSeen(record)
-    assert seen.get("x__y.csv", 1, "ab").year == 1 and seen.get("x__z.csv", 1, "cd").year == 9999
-    assert seen.skipped == 4
-    drop(comp_dir, inbox, "bob__b.csv", 0.2, 3)
-    report = run(comp_dir, inbox, tmp_path, now=T1 + HOUR)
-    assert [f for f, _, _ in report.scored] == ["bob__b.csv"]
+    assert seen.skipped == 4 and len(seen.rows()) == 1
+    report = run(comp_dir, inbox, tmp_path)
+    assert report.first_seen["alice__a.csv"] == datetime(2025, 3, 1, 8, tzinfo=timezone.utc)
     assert any("4 damaged line(s)" in note for note in report.notes)
-    assert FirstSeen(record).get("bob__b.csv", (inbox / "bob__b.csv").stat().st_size,
-                                 log_of(tmp_path)["sha256"].iloc[-1]) == T1 + HOUR
+    assert any("imported into the store" in note for note in report.notes)
+    # Imported once: the journal is never read again.
+    drop(comp_dir, inbox, "bob__b.csv", 0.2, 3)
+    size, digest_b = (inbox / "bob__b.csv").stat().st_size, hashlib.sha256((inbox / "bob__b.csv").read_bytes()).hexdigest()
+    with open(record, "a") as handle:
+        handle.write("\n" + _journal_line("bob__b.csv", size, digest_b, "2025-01-01T00:00:00Z"))
+    report = run(comp_dir, inbox, tmp_path, now=T1 + HOUR)
+    assert report.first_seen["bob__b.csv"] == T1 + HOUR
+    assert not any("imported" in note for note in report.notes)
+
+
+@pytest.mark.parametrize("forged_when", ["2026-11-01T00:00:00Z", "2000-01-01T00:00:00Z", "0001-01-01T00:00:00Z"])
+@pytest.mark.parametrize("folder", ["lb", "other"])
+def test_a_journal_written_later_backdates_nothing(tmp_path, comp_dir, inbox, forged_when, folder):
+    """Anyone who can write the leaderboard folder (this one or a new one) cannot backdate a file."""
+    run(comp_dir, inbox, tmp_path)  # the store exists and has used its own first-seen times
+    path = drop(comp_dir, inbox, "mallory__a.csv")
+    forged = seen_path(tmp_path / folder / "practice.csv")
+    forged.parent.mkdir(parents=True, exist_ok=True)
+    forged.write_text(_journal_line("mallory__a.csv", path.stat().st_size,
+                                    hashlib.sha256(path.read_bytes()).hexdigest(), forged_when))
+    report = process_inbox(comp_dir, inbox, leaderboard=tmp_path / folder, now=T1 + HOUR)
+    assert report.first_seen["mallory__a.csv"] == T1 + HOUR
+
+
+def test_a_new_leaderboard_folder_does_not_reset_first_seen_or_the_daily_limit(tmp_path, comp_dir, inbox):
+    for k in range(2):
+        drop(comp_dir, inbox, f"alice__{k}.csv", 0.1 + k / 100, k)
+    assert len(run(comp_dir, inbox, tmp_path).scored) == 2
+    drop(comp_dir, inbox, "alice__2.csv", 0.3, 7)
+    for folder in ("lb2", "lb3"):
+        report = process_inbox(comp_dir, inbox, leaderboard=tmp_path / folder, now=T1 + HOUR)
+        assert report.scored == [] and "daily limit" in dict(report.rejected)["alice__2.csv"]
+        assert report.first_seen["alice__0.csv"] == T1
+        assert sorted(report.already_scored) == ["alice__0.csv", "alice__1.csv"]
 
 
 # --- identity ------------------------------------------------------------------------
@@ -448,7 +494,7 @@ def test_names_cannot_escape_or_inject(tmp_path, comp_dir, inbox):
         assert "<script" not in page and "<img src=x" not in page
     assert "&lt;script&gt;" in standings.html_path.read_text()  # the rejected files are listed, escaped
     assert sorted(p.name for p in lb.iterdir() if not p.name.endswith(".lock")) == [
-        "practice.csv", "practice.html", "practice.inbox-rejected.json", "practice.inbox-seen.jsonl", "practice.md"]
+        "practice.csv", "practice.html", "practice.inbox-rejected.json", "practice.md"]
 
 
 def test_missing_inbox_is_a_user_error(tmp_path, comp_dir):
@@ -487,6 +533,7 @@ def test_any_log_time_leaves_the_leaderboard_working(tmp_path, comp_dir, inbox, 
     common = ["--competition", str(comp_dir), "--leaderboard", str(lb)]
     assert main(["leaderboard", *common]) == 0
     assert main(["leaderboard", *common, "--private"]) == 0
+    assert main(["leaderboard", *common, "--hide-private"]) == 0  # the reveal closed the inbox: undone
     drop(comp_dir, inbox, "alice__a.csv")
     assert main(["leaderboard", *common, "--inbox", str(inbox)]) == 0
     assert "1 new file(s) scored" in capsys.readouterr().out
@@ -750,10 +797,10 @@ def test_a_failure_while_storing_one_file_leaves_it_for_the_next_poll(comp_dir, 
     real = Database.record
     broken = {"amy"}
 
-    def record(self, entry, source, once=False):
+    def record(self, entry, source, once=False, **rules):
         if entry["participant"] in broken:
             raise sqlite3.OperationalError("disk I/O error")
-        return real(self, entry, source, once=once)
+        return real(self, entry, source, once=once, **rules)
 
     monkeypatch.setattr(Database, "record", record)
     drop(comp_dir, inbox, "amy__1.csv")

@@ -303,11 +303,11 @@ def test_one_file_stored_once_by_concurrent_writers(tmp_path):
     db.close()
 
 
-def test_an_import_runs_once_and_skips_rows_already_stored(db):
+def test_an_explicit_import_runs_once_per_file_and_skips_rows_already_stored(db):
     db.record(entry("Ada"), "score")
     rows = [entry("Ada"), entry("Ada", START + timedelta(minutes=1)), entry("Cy", None, sha="c" * 64)]
     assert db.import_entries(rows, "imported_log:/x.csv") == 2
-    assert db.import_entries(rows, "imported_log:/x.csv") == 0
+    assert db.import_entries(rows, "imported_log:/x.csv") is None
     stored = db.submissions()
     assert [r["source"] for r in stored] == ["score", "log", "log"]
     assert stored[-1]["participant"] == "Cy" and stored[-1]["submitted_at"].startswith("9999")

@@ -34,8 +34,8 @@ from typing import Callable
 from kit import deadline as kit_deadline
 from kit.errors import UserError
 from kit.metrics import SHOWN_DECIMALS, shown_scores
-from kit.server.db import (DB_NAME, SCORED, SUBMISSIONS_FOLDER, Database, LimitReached, SubmissionsClosed,
-                           ensure_teacher_token, hash_token, same_token, utc_iso)
+from kit.server.db import (DB_NAME, REVEALED_CLOSED, SCORED, SUBMISSIONS_FOLDER, Database, LimitReached,
+                           SubmissionsClosed, ensure_teacher_token, hash_token, same_token, utc_iso)
 from kit.server.limits import (ANONYMOUS_TIMEOUT, DEFAULT_ANONYMOUS_PER_ADDRESS, DEFAULT_REQUEST_TIMEOUT,
                                DEFAULT_UPLOADS_PER_TOKEN, HeadLimits, OpenUploads, RequestTimeLimit, TooManyOpen,
                                address_key)
@@ -56,8 +56,6 @@ SCORING_SLOTS = max(2, min(8, os.cpu_count() or 2))
 MAX_TOKEN = 256
 #: Seconds an upload's body may take to arrive (``kit serve --upload-timeout``).
 DEFAULT_UPLOAD_TIMEOUT = 120.0
-#: What a refused upload is told once the Private ranking is revealed.
-REVEALED_CLOSED = "the final ranking is revealed; submissions are closed"
 #: Cookie a browser may carry the participant token in (read, never set, by the server).
 TOKEN_COOKIE = "kit_token"
 #: Largest body of ``POST /api/reveal``: a JSON object of one key.
