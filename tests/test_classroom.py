@@ -836,3 +836,153 @@ def test_a_failure_while_examining_one_file_leaves_the_others(comp_dir, inbox, t
     assert [n for n, _, _ in report.scored] == ["bea__1.csv"]
     [(name, reason)] = report.rejected
     assert name == "amy__1.csv" and reason.startswith("could not be judged (UnicodeEncodeError")
+
+
+# --- the server's closing rules, the public rejection list -------------------------------
+
+
+def _with_deadline(comp_dir, deadline):
+    meta = json.loads((comp_dir / "competition.json").read_text())
+    (comp_dir / "competition.json").write_text(json.dumps(dict(meta, deadline=deadline)))
+
+
+@pytest.mark.parametrize("deadline, open_at, closed_at", [
+    ("2025-03-03T10:00:00Z", T1, T1 + HOUR),                            # at the deadline itself: closed
+    ("2025-03-03T11:00:00+01:00", T1, T1 + HOUR + timedelta(seconds=1)),  # an offset
+    ("2025-03-03T10:00", T1 + HOUR - timedelta(seconds=1), T1 + HOUR),   # no zone: UTC
+    ("2025-03-03", T1 + 14 * HOUR, T1 + 15 * HOUR),                     # a date alone: 23:59 UTC
+])
+def test_files_first_seen_after_the_deadline_are_refused(tmp_path, comp_dir, inbox, deadline, open_at, closed_at):
+    _with_deadline(comp_dir, deadline)
+    drop(comp_dir, inbox, "alice__a.csv", 0.1, 1)
+    assert [p for _, p, _ in run(comp_dir, inbox, tmp_path, now=open_at).scored] == ["alice"]
+    drop(comp_dir, inbox, "bob__a.csv", 0.2, 2)
+    report = run(comp_dir, inbox, tmp_path, now=closed_at)
+    assert report.scored == [] and dict(report.rejected)["bob__a.csv"].startswith("after the deadline")
+    assert report.already_scored == ["alice__a.csv"]
+    # Judged by first-seen time: a later poll does not move it, a file seen before stays scored.
+    assert dict(run(comp_dir, inbox, tmp_path, now=closed_at + DAY).rejected)["bob__a.csv"].startswith("after")
+    assert log_of(tmp_path)["participant"].tolist() == ["alice"]
+
+
+def test_a_file_first_seen_before_the_deadline_is_judged_by_that_time(tmp_path, comp_dir, inbox, monkeypatch):
+    """Seen in time but not stored then (the store failed): a later poll still takes it."""
+    from kit.server.db import Database
+
+    _with_deadline(comp_dir, "2025-03-03T10:00:00Z")
+    real, failing = Database.record, [True]
+
+    def record(self, entry, source, once=False, **rules):
+        if failing:
+            failing.clear()
+            raise OSError("disk full")
+        return real(self, entry, source, once=once, **rules)
+
+    monkeypatch.setattr(Database, "record", record)
+    drop(comp_dir, inbox, "alice__a.csv")
+    assert run(comp_dir, inbox, tmp_path, now=T1).scored == []
+    assert [p for _, p, _ in run(comp_dir, inbox, tmp_path, now=T1 + 2 * HOUR).scored] == ["alice"]
+
+
+def test_the_reveal_closes_the_inbox(tmp_path, comp_dir, inbox):
+    drop(comp_dir, inbox, "alice__a.csv", 0.1, 1)
+    run(comp_dir, inbox, tmp_path)
+    build_leaderboard(comp_dir, leaderboard=tmp_path / "lb", private=True, write_pages=False)
+    drop(comp_dir, inbox, "alice__b.csv", 0.05, 2)
+    drop(comp_dir, inbox, "bob__a.csv", 0.2, 3)
+    (inbox / "carol__bad.csv").write_text("id,similarity\n")
+    report = run(comp_dir, inbox, tmp_path, now=T1 + HOUR)
+    reasons = dict(report.rejected)
+    assert report.scored == [] and report.already_scored == ["alice__a.csv"]
+    assert reasons["alice__b.csv"] == reasons["bob__a.csv"] == "the final ranking is revealed; submissions are closed"
+    assert len(log_of(tmp_path)) == 1
+
+
+@pytest.mark.parametrize("spelling", ["mallory", "MALLORY", "ｍａｌｌｏｒｙ", "Mallory"])
+def test_a_revoked_participant_is_refused_by_the_inbox(tmp_path, comp_dir, inbox, spelling):
+    from kit.server.db import Database
+
+    db = Database(comp_dir / "private" / "classroom.sqlite")
+    db.add_participant("Mallory", T1)
+    db.revoke_participant("mallory", T1)
+    db.close()
+    drop(comp_dir, inbox, f"{spelling}__a.csv")
+    drop(comp_dir, inbox, "zed__a.csv", 0.2, 2)
+    report = run(comp_dir, inbox, tmp_path)
+    assert [p for _, p, _ in report.scored] == ["zed"]
+    assert dict(report.rejected)[f"{spelling}__a.csv"].startswith("revoked")
+    assert dict(report.public)[f"{spelling}__a.csv"].startswith("revoked")
+
+
+def test_a_file_kit_score_stores_during_the_poll_is_stored_once(tmp_path, comp_dir, inbox, monkeypatch):
+    """`kit score` records the same file after the inbox looked at the store: the store says already scored."""
+    from kit.leaderboard import record_result
+
+    path = drop(comp_dir, inbox, "alice__a.csv")
+    real = classroom.store_entries
+
+    def snapshot_then_kit_score(db):
+        rows = real(db)
+        record_result(kit_score(comp_dir, path), participant="alice", leaderboard=tmp_path / "lb")
+        return rows
+
+    monkeypatch.setattr(classroom, "store_entries", snapshot_then_kit_score)
+    report = run(comp_dir, inbox, tmp_path)
+    assert report.scored == [] and report.already_scored == ["alice__a.csv"]
+    assert len(log_of(tmp_path)) == 1
+
+
+def test_the_daily_limit_holds_when_another_writer_stores_during_the_poll(tmp_path, comp_dir, inbox, monkeypatch):
+    """Another process uses the last slot after the inbox's snapshot: the insert's own check refuses."""
+    from kit.server.db import Database
+
+    drop(comp_dir, inbox, "alice__0.csv", 0.1, 0)
+    run(comp_dir, inbox, tmp_path)  # one of two used
+    drop(comp_dir, inbox, "alice__1.csv", 0.11, 1)
+    real = classroom.store_entries
+
+    def snapshot_then_server(db):
+        rows = real(db)
+        other = Database(comp_dir / "private" / "classroom.sqlite")
+        other.record({"participant": "alice", "time": T1 + HOUR, "sha256": "f" * 64, "public": 0.3}, "score")
+        other.close()
+        return rows
+
+    monkeypatch.setattr(classroom, "store_entries", snapshot_then_server)
+    report = run(comp_dir, inbox, tmp_path, now=T1 + HOUR)
+    assert report.scored == [] and dict(report.rejected)["alice__1.csv"].startswith("daily limit")
+
+
+def kit_score(comp_dir, path):
+    import kit
+
+    return kit.score_submission(path, kit.load_competition(comp_dir))
+
+
+@pytest.mark.parametrize("content, quoted", [
+    ('id,similarity\n0,"0.5\n', '0,"0.5'),
+    ("id,similarity\nSECRET-LINE-42,0.5\n", "SECRET-LINE-42"),
+    ("id,similarity\n0,0.5\n0,0.5\n", "0,0.5"),
+    ("secret_header,x\n1,2\n", "secret_header"),
+    ("id,similarity\n" + "\n".join(f"{i},0.{i}" for i in range(3)) + "\nleaked-tail,1\n", "leaked-tail"),
+])
+def test_what_others_read_names_the_rule_never_the_files_lines(tmp_path, comp_dir, inbox, capsys, content, quoted):
+    from kit.cli import main
+
+    (inbox / "bob__bad.csv").write_text(content)
+    lb = tmp_path / "lb"
+    assert main(["leaderboard", "--competition", str(comp_dir), "--leaderboard", str(lb), "--inbox", str(inbox)]) == 0
+    out = capsys.readouterr().out
+    [(name, reason)] = [row for row in json.loads((lb / "practice.inbox-rejected.json").read_text())]
+    assert name == "bob__bad.csv" and reason.startswith("invalid submission")
+    for public in ("practice.inbox-rejected.json", "practice.md", "practice.html", "practice.csv"):
+        assert quoted not in (lb / public).read_text(), public
+    # The teacher has the full reason: the terminal of their command, and private/ (owner only).
+    full = comp_dir / "private" / "inbox-rejected.json"
+    assert full.stat().st_mode & 0o077 == 0
+    teacher = dict(map(tuple, json.loads(full.read_text())))["bob__bad.csv"]
+    assert "rejected bob__bad.csv: " + teacher in out
+    assert not teacher.startswith("invalid submission")
+    # The next view without --inbox lists the public rules too.
+    assert main(["leaderboard", "--competition", str(comp_dir), "--leaderboard", str(lb)]) == 0
+    assert "invalid submission" in capsys.readouterr().out and quoted not in (lb / "practice.html").read_text()
