@@ -283,22 +283,31 @@ def test_record_refuses_a_name_nobody_could_register(db, bad):
     assert db.submissions() == []
 
 
-def test_one_file_stored_once_by_concurrent_writers(tmp_path):
-    path = tmp_path / "classroom.sqlite"
+def _concurrently(path, work, n=10):
+    """``work(db, k)`` for k < n in n threads at once, each with its own connection (as processes have); the outcomes."""
     Database(path).close()
-    barrier, outcomes = threading.Barrier(10), []
+    barrier, outcomes = threading.Barrier(n), []
 
-    def write(k):
-        mine = Database(path)  # its own connection, as another process would have
+    def run(k):
+        mine = Database(path)
         barrier.wait()
-        outcomes.append(mine.record(entry("Ada", START + timedelta(seconds=k)), "score", once=True)[0])
-        mine.close()
+        try:
+            outcomes.append(work(mine, k))
+        finally:
+            mine.close()
 
-    threads = [threading.Thread(target=write, args=(k,)) for k in range(10)]
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    return outcomes
+
+
+def test_one_file_stored_once_by_concurrent_writers(tmp_path):
+    path = tmp_path / "classroom.sqlite"
+    outcomes = _concurrently(path, lambda mine, k: mine.record(entry("Ada", START + timedelta(seconds=k)), "score",
+                                                                once=True)[0])
     assert sum(1 for o in outcomes if o is not None) == 1
     db = Database(path)
     assert len(db.submissions()) == 1 and db.integrity_check() == "ok"
@@ -358,28 +367,17 @@ def test_record_refuses_a_revoked_participant_under_any_spelling(db, name):
 def test_the_daily_limit_holds_across_concurrent_writers(tmp_path):
     """Ten processes (own connections) recording different files of one person: exactly the limit is stored."""
     path = tmp_path / "classroom.sqlite"
-    Database(path).close()
-    barrier, outcomes = threading.Barrier(10), []
     window = (START, START + timedelta(days=1))
 
-    def write(k):
-        mine = Database(path)
-        barrier.wait()
+    def write(mine, k):
         try:
             mine.record(entry("Ada", START + timedelta(seconds=k), sha=f"{k:064x}"), "inbox", once=True, limit=3,
                         window=window)
-            outcomes.append("stored")
+            return "stored"
         except LimitReached:
-            outcomes.append("limit")
-        finally:
-            mine.close()
+            return "limit"
 
-    threads = [threading.Thread(target=write, args=(k,)) for k in range(10)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(outcomes) == ["limit"] * 7 + ["stored"] * 3
+    assert sorted(_concurrently(path, write)) == ["limit"] * 7 + ["stored"] * 3
     db = Database(path)
     assert len(db.submissions()) == 3
     db.close()
