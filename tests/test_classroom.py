@@ -986,3 +986,15 @@ def test_what_others_read_names_the_rule_never_the_files_lines(tmp_path, comp_di
     # The next view without --inbox lists the public rules too.
     assert main(["leaderboard", "--competition", str(comp_dir), "--leaderboard", str(lb)]) == 0
     assert "invalid submission" in capsys.readouterr().out and quoted not in (lb / "practice.html").read_text()
+
+
+def test_a_store_made_before_the_first_inbox_run_never_believes_a_journal(tmp_path, comp_dir, inbox):
+    from kit.server.db import Database
+
+    Database(comp_dir / "private" / "classroom.sqlite").close()  # `kit participants add`, `kit serve`...
+    path = drop(comp_dir, inbox, "mallory__a.csv")
+    forged = seen_path(tmp_path / "lb" / "practice.csv")
+    forged.parent.mkdir()
+    forged.write_text(_journal_line("mallory__a.csv", path.stat().st_size,
+                                    hashlib.sha256(path.read_bytes()).hexdigest(), "2020-01-01T00:00:00Z"))
+    assert run(comp_dir, inbox, tmp_path).first_seen["mallory__a.csv"] == T1

@@ -835,3 +835,12 @@ def test_the_public_csv_writes_fixed_decimals(tmp_path, comp_dir, score, text):
     row = public.splitlines()[1]
     assert f",{text},{text}," in row and f'""0.0-0.1"":{text}' in row
     assert read_log(tmp_path / "lb" / "practice.csv")["public"].iloc[0] == float(text)
+
+
+def test_a_store_made_by_kit_participants_never_imports_a_csv_found_later(tmp_path, comp_dir, capsys):
+    from kit.cli import main
+
+    assert main(["participants", "add", "Ann", "--competition", str(comp_dir)]) == 0
+    forged = tmp_path / "lbforge" / "practice.csv"
+    append_entry(forged, entry("mallory", 0.00001))
+    assert build_leaderboard(comp_dir, leaderboard=forged.parent).ranking.empty

@@ -447,7 +447,11 @@ def test_schema_4_upgrades_a_version_3_store_with_its_rows(tmp_path):
         conn.execute("PRAGMA user_version = 3")
     db = Database(path)
     assert db.schema_version == SCHEMA_VERSION >= 4 and db.inbox_seen() == []
+    assert db.may_import_log()  # an older store that never imported: its folder's log may still come in
     db.close()
+    made_here = Database(tmp_path / "new.sqlite")
+    made_here.close()
+    assert not Database(tmp_path / "new.sqlite").may_import_log()  # made by this version, opened again
 
 
 # --- identity keys recomputed when the key function changes ------------------------------

@@ -48,6 +48,8 @@ UNKNOWN_TIME = "9999-12-31T23:59:59.999999Z"
 REVEALED_CLOSED = "the final ranking is revealed; submissions are closed"
 #: ``settings`` key of the identity-key version the participants' keys were computed with.
 KEY_VERSION_SETTING = "identity_key_version"
+#: ``settings`` key holding the schema version a store was created with.
+CREATED_SCHEMA = "created_with_schema"
 #: ``settings`` key set once an earlier log (or first-seen journal) was imported, or found unneeded.
 LOG_IMPORTED, SEEN_IMPORTED = "imported_log", "imported_inbox_seen"
 
@@ -274,6 +276,9 @@ class Database:
 
         self.path = Path(path)
         ensure_writable_dir(self.path.parent)
+        #: True when this call made the file: only then may records of an earlier version
+        #: (a log, a first-seen journal) be taken in without the teacher asking.
+        self.created = not self.path.exists()
         # Owner only whatever the umask (it holds token hashes and Private scores); SQLite
         # gives its -wal and -shm files the database file's mode.
         create_private_file(self.path)
@@ -306,6 +311,8 @@ class Database:
                 for statement in _statements(_MIGRATIONS[step]):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {step + 1}")
+            if version == 0:
+                conn.execute("INSERT INTO settings (key, value) VALUES (?, ?)", (CREATED_SCHEMA, str(SCHEMA_VERSION)))
             self._rekey(conn)
 
     def _rekey(self, conn):
@@ -637,9 +644,14 @@ class Database:
             return self._may_import(self._conn, LOG_IMPORTED,
                                     "SELECT 1 FROM submissions WHERE status = 'scored' LIMIT 1")
 
-    @staticmethod
-    def _may_import(conn, marker, holds_rows):
+    def _may_import(self, conn, marker, holds_rows):
+        """Earlier records may come in: never done, nothing of the kind here, and the store is
+        new in this call or older than the records kept in it (a store that ``kit participants``
+        made empty would otherwise take whatever CSV the first folder used holds)."""
         if conn.execute("SELECT 1 FROM settings WHERE key = ?", (marker,)).fetchone() is not None:
+            return False
+        made_here = conn.execute("SELECT 1 FROM settings WHERE key = ?", (CREATED_SCHEMA,)).fetchone() is not None
+        if made_here and not self.created:
             return False
         return conn.execute(holds_rows).fetchone() is None
 
