@@ -259,7 +259,8 @@ def test_an_old_journal_is_imported_once_and_damage_tolerant(tmp_path, comp_dir,
     assert any("imported into the store" in note for note in report.notes)
     # Imported once: the journal is never read again.
     drop(comp_dir, inbox, "bob__b.csv", 0.2, 3)
-    size, digest_b = (inbox / "bob__b.csv").stat().st_size, hashlib.sha256((inbox / "bob__b.csv").read_bytes()).hexdigest()
+    bob = inbox / "bob__b.csv"
+    size, digest_b = bob.stat().st_size, hashlib.sha256(bob.read_bytes()).hexdigest()
     with open(record, "a") as handle:
         handle.write("\n" + _journal_line("bob__b.csv", size, digest_b, "2025-01-01T00:00:00Z"))
     report = run(comp_dir, inbox, tmp_path, now=T1 + HOUR)

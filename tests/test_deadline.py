@@ -31,7 +31,8 @@ def test_parse_deadline_has_one_meaning(text, expected):
 @pytest.mark.parametrize("value, expected", [
     (None, None), ("", None),
     (dt.datetime(2027, 2, 1, 12, 0), dt.datetime(2027, 2, 1, 12, 0, tzinfo=UTC)),
-    (dt.datetime(2027, 2, 1, 13, 0, tzinfo=dt.timezone(dt.timedelta(hours=1))), dt.datetime(2027, 2, 1, 12, 0, tzinfo=UTC)),
+    (dt.datetime(2027, 2, 1, 13, 0, tzinfo=dt.timezone(dt.timedelta(hours=1))),
+     dt.datetime(2027, 2, 1, 12, 0, tzinfo=UTC)),
 ])
 def test_parse_deadline_takes_datetimes_and_nothing(value, expected):
     assert parse_deadline(value) == expected

@@ -10,8 +10,8 @@ from server_builders import START
 
 from kit.errors import UserError
 from kit.identity import participant_key
-from kit.server.db import (KEY_VERSION_SETTING, SCHEMA_VERSION, SEEN_IMPORTED, Database, LimitReached, ParticipantRevoked,
-                           SubmissionsClosed, ensure_teacher_token, hash_token, key_version, parse_utc,
+from kit.server.db import (KEY_VERSION_SETTING, SCHEMA_VERSION, SEEN_IMPORTED, Database, LimitReached,
+                           ParticipantRevoked, SubmissionsClosed, ensure_teacher_token, hash_token, key_version, parse_utc,
                            read_teacher_token, utc_iso)
 
 
@@ -284,7 +284,7 @@ def test_record_refuses_a_name_nobody_could_register(db, bad):
 
 
 def _concurrently(path, work, n=10):
-    """``work(db, k)`` for k < n in n threads at once, each with its own connection (as processes have); the outcomes."""
+    """The outcomes of ``work(db, k)``, k < n, in n threads at once, each with its own connection (as processes)."""
     Database(path).close()
     barrier, outcomes = threading.Barrier(n), []
 

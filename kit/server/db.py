@@ -697,7 +697,7 @@ class Database:
             return len(rows)
 
     def mark_imported(self, marker):
-        """Record that there is nothing to import (:data:`LOG_IMPORTED` or :data:`SEEN_IMPORTED`): never import later."""
+        """Record that there is nothing to import (:data:`LOG_IMPORTED` or :data:`SEEN_IMPORTED`), so nothing ever is."""
         with self._write() as conn:
             conn.execute("INSERT OR IGNORE INTO settings (key, value) VALUES (?, '0')", (marker,))
 
@@ -766,7 +766,7 @@ class Database:
         return rows[0][0] if rows else None
 
     def set_revealed(self, value=True):
-        """Set the reveal flag (``POST /api/reveal``, ``kit leaderboard --private``): Private scores shown, submissions closed."""
+        """Set the reveal flag (``POST /api/reveal``, ``kit leaderboard --private``): Private shown, submissions closed."""
         with self._write() as conn:
             conn.execute("INSERT INTO settings (key, value) VALUES ('revealed', ?) "
                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value", ("1" if value else "0",))
