@@ -177,22 +177,23 @@ def parse_utc(text):
 def key_version():
     """A fingerprint of :func:`kit.identity.participant_key`: it changes when the keys it gives may change.
 
-    The key of the characters names are written in (as one space-separated name) and of a few
-    names that exercise separators, with the Unicode version: a new confusables release,
-    letter table or rule changes it, and the store then recomputes its keys.
+    The character table the key folds with (the confusables data of the installed
+    release and the Latin letters read by name), the Unicode version, and the keys of
+    names that exercise the rules (case, width, accents, separators, look-alikes): a new
+    release, table or rule changes it, and the store then recomputes its keys.
     """
-    from kit.identity import participant_key
+    from kit.identity import _skeleton_table, participant_key
 
-    # Where names' letters and their look-alikes live: Latin to CJK symbols, Latin
-    # Extended-D (small capitals), the fullwidth forms.
-    codes = [*range(0x20, 0x3000), *range(0xA640, 0xA800), *range(0xFF00, 0xFFF0)]
-    probe = [chr(code) for code in codes]
     digest = hashlib.sha256(unicodedata.unidata_version.encode("ascii"))
-    # One name of every character, space-separated: one call, so opening a store stays quick.
-    digest.update(participant_key(" ".join(probe)).encode("utf-8", "surrogatepass"))
-    for name in ("Bob Smith", "bob_smith", "ＢＯＢ-smith", "Zoé  O'Neil", "AIice", "rn m", "ᴋɗø"):
-        digest.update(b"\1" + participant_key(name).encode("utf-8"))
+    digest.update(repr(sorted(_skeleton_table().items())).encode("utf-8", "surrogatepass"))
+    for name in _KEY_PROBES:
+        digest.update(b"\0" + participant_key(name).encode("utf-8", "surrogatepass"))
     return digest.hexdigest()[:16]
+
+
+#: Names whose keys show a change of :func:`kit.identity.participant_key`'s rules.
+_KEY_PROBES = ("Bob Smith", "bob_smith", "ＢＯＢ-smith", "Zoé  O'Neil", "zoe\u0308", "AIice", "rn m", "ᴋɗø ʙᴏʙ",
+               "ﬁona", "ВОВ", "ΒΟΒ", "Straße", "İstanbul", "देवनागरी", "ไทย", "José Pérez", "a--b__c  d", "Ǆemal")
 
 
 def new_token():
