@@ -480,6 +480,8 @@ def _export(db, competition, leaderboard=None):
 REJECTED_SUFFIX = ".inbox-rejected.json"
 #: Most refused files kept in that list.
 MAX_REJECTED = 1000
+#: What a list written by an earlier version (full reasons) shows instead of its reasons.
+EARLIER_RULE = "refused (reason not published; run the inbox again to list the rule)"
 
 
 def rejected_path(log):
@@ -499,7 +501,9 @@ def write_rejected(log, rejected, private=False):
 
     rows = [[str(name), str(reason)] for name, reason in list(rejected)[:MAX_REJECTED]]
     target = Path(log) if private else rejected_path(log)
-    return write_text_atomic(target, json.dumps(rows, ensure_ascii=True) + "\n", private=private)
+    # An object, not the bare list of earlier versions, whose reasons could quote a file.
+    content = {"reasons" if private else "rules": rows}
+    return write_text_atomic(target, json.dumps(content, ensure_ascii=True) + "\n", private=private)
 
 
 def read_rejected(log):
@@ -511,13 +515,17 @@ def read_rejected(log):
     []
     """
     try:
-        rows = json.loads(rejected_path(log).read_text(encoding="utf-8"))
+        content = json.loads(rejected_path(log).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         return []
+    earlier = isinstance(content, list)
+    rows = content if earlier else content.get("rules") if isinstance(content, dict) else None
     if not isinstance(rows, list):
         return []
-    return [(row[0], row[1]) for row in rows[:MAX_REJECTED]
+    rows = [(row[0], row[1]) for row in rows[:MAX_REJECTED]
             if isinstance(row, list) and len(row) == 2 and all(isinstance(x, str) for x in row)]
+    # An earlier version's list holds full reasons, which may quote a participant's file.
+    return [(name, EARLIER_RULE) for name, _ in rows] if earlier else rows
 
 
 def write_log(path, entries):

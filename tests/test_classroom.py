@@ -692,7 +692,8 @@ def test_the_final_page_keeps_the_files_the_inbox_refused(tmp_path, comp_dir, in
     assert build_leaderboard(comp_dir, leaderboard=lb, rejected=[], write_pages=False).rejected == []
 
 
-@pytest.mark.parametrize("content", ["", "not json", "{}", '[["a"]]', '[[1, 2]]', '[["a", "b", "c"]]'])
+@pytest.mark.parametrize("content", ["", "not json", "{}", '[["a"]]', '[[1, 2]]', '[["a", "b", "c"]]',
+                                     '{"rules": {"a": "b"}}', '{"rules": [["a"]]}', '"rules"', "null"])
 def test_a_damaged_rejected_list_reads_as_empty(tmp_path, content):
     from kit.leaderboard import read_rejected, rejected_path
 
@@ -974,14 +975,14 @@ def test_what_others_read_names_the_rule_never_the_files_lines(tmp_path, comp_di
     lb = tmp_path / "lb"
     assert main(["leaderboard", "--competition", str(comp_dir), "--leaderboard", str(lb), "--inbox", str(inbox)]) == 0
     out = capsys.readouterr().out
-    [(name, reason)] = [row for row in json.loads((lb / "practice.inbox-rejected.json").read_text())]
+    [(name, reason)] = json.loads((lb / "practice.inbox-rejected.json").read_text())["rules"]
     assert name == "bob__bad.csv" and reason.startswith("invalid submission")
     for public in ("practice.inbox-rejected.json", "practice.md", "practice.html", "practice.csv"):
         assert quoted not in (lb / public).read_text(), public
     # The teacher has the full reason: the terminal of their command, and private/ (owner only).
     full = comp_dir / "private" / "inbox-rejected.json"
     assert full.stat().st_mode & 0o077 == 0
-    teacher = dict(map(tuple, json.loads(full.read_text())))["bob__bad.csv"]
+    teacher = dict(map(tuple, json.loads(full.read_text())["reasons"]))["bob__bad.csv"]
     assert "rejected bob__bad.csv: " + teacher in out
     assert not teacher.startswith("invalid submission")
     # The next view without --inbox lists the public rules too.
@@ -999,3 +1000,16 @@ def test_a_store_made_before_the_first_inbox_run_never_believes_a_journal(tmp_pa
     forged.write_text(_journal_line("mallory__a.csv", path.stat().st_size,
                                     hashlib.sha256(path.read_bytes()).hexdigest(), "2020-01-01T00:00:00Z"))
     assert run(comp_dir, inbox, tmp_path).first_seen["mallory__a.csv"] == T1
+
+
+def test_an_earlier_versions_rejected_list_publishes_no_reason(tmp_path, comp_dir):
+    """Written before the lists named rules only: its reasons may quote a file, so the pages leave them out."""
+    from kit.leaderboard import read_rejected, rejected_path
+
+    lb = tmp_path / "lb"
+    lb.mkdir()
+    rejected_path(lb / "practice.csv").write_text(json.dumps([["bob__bad.csv", "line 2: '0,SECRET' is not closed"]]))
+    [(name, rule)] = read_rejected(lb / "practice.csv")
+    assert name == "bob__bad.csv" and "SECRET" not in rule
+    page = build_leaderboard(comp_dir, leaderboard=lb).html_path.read_text()
+    assert "bob__bad.csv" in page and "SECRET" not in page
