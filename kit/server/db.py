@@ -670,12 +670,15 @@ class Database:
         >>> db.first_seen("ann__1.csv", 120, "ab12", now) == now   # doctest: +SKIP
         True
         """
-        with self._write() as conn:
-            conn.execute("INSERT OR IGNORE INTO inbox_seen (file, size, sha256, first_seen) VALUES (?, ?, ?, ?)",
-                         (str(file), int(size), str(sha256), utc_iso(now)))
-            row = conn.execute("SELECT first_seen FROM inbox_seen WHERE file = ? AND size = ? AND sha256 = ?",
-                               (str(file), int(size), str(sha256))).fetchone()
-        return parse_utc(row[0])
+        key = (str(file), int(size), str(sha256))
+        query = "SELECT first_seen FROM inbox_seen WHERE file = ? AND size = ? AND sha256 = ?"
+        rows = self._read(query, key)  # most files of a watched inbox were seen before: no write then
+        if not rows:
+            with self._write() as conn:
+                conn.execute("INSERT OR IGNORE INTO inbox_seen (file, size, sha256, first_seen) VALUES (?, ?, ?, ?)",
+                             (*key, utc_iso(now)))
+                rows = [conn.execute(query, key).fetchone()]
+        return parse_utc(rows[0][0])
 
     def inbox_seen(self):
         """Every first-seen record (dicts: ``file``, ``size``, ``sha256``, ``first_seen``), oldest first."""
