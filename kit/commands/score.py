@@ -148,19 +148,28 @@ def run(args: argparse.Namespace) -> int:
     result = Scorer(competition).score(args.submission)
     for warning in result.warnings:
         print(f"kit score: warning: {warning}", file=sys.stderr)
-    logged = earlier = None
+    from kit.leaderboard import NotRecorded
+
+    logged = earlier = refused = None
     if args.log:
         participant, note = choose_participant(result, args.participant)
         if note:
             print(f"kit score: {note}", file=sys.stderr)
-        logged, earlier = record_once(result, participant=participant, leaderboard=args.leaderboard)
+        try:
+            logged, earlier = record_once(result, participant=participant, leaderboard=args.leaderboard)
+        except NotRecorded as exc:  # closed or revoked: the score is still printed, the standings stay final
+            refused = f"not logged: {exc}"
     if args.json:
         out = result.to_dict(private=args.private)
         if args.log:
-            out["logged"] = earlier is None
+            out["logged"] = earlier is None and refused is None
         print(json.dumps(out))
+        if refused:
+            print(f"kit score: {refused}", file=sys.stderr)
         return 0
     print(result.format(private=args.private))
+    if refused:
+        print(f"kit score: {refused}", file=sys.stderr)
     if earlier is not None:
         from kit.safetext import printable
 

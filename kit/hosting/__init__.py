@@ -1,25 +1,22 @@
 """Handing a prepared competition to a hosting platform (Codabench, Kaggle).
 
 Both platforms get the same things: the public files (``competition.json`` and the files
-it lists with their hashes, exactly what ``kit prepare`` wrote for participants), the answers with their Public/Private split, and pages written
-from ``competition.json`` (:mod:`kit.hosting.pages`).
+it lists with their hashes, exactly what ``kit prepare`` wrote for participants), the
+answers with their Public/Private split, and pages written from ``competition.json``
+(:mod:`kit.hosting.pages`).
 """
-import datetime as dt
 import os
-import re
 import stat
 from pathlib import Path, PurePosixPath
 
+from kit.deadline import competition_deadline as deadline_of
+from kit.deadline import parse_deadline, parse_instant
 from kit.errors import UserError
 from kit.fileio import sha256_file
 from kit.paths import COMPETITION_FILE
 from kit.safetext import printable
 
 PRIVATE_FOLDER = "private"
-_OFFSET = re.compile(r"(?:[Zz]|(?P<sign>[+-])(?P<hours>\d{2}):?(?P<minutes>\d{2}))\Z")
-_HAS_TIME = re.compile(r"\d[Tt ]\d")
-_DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S",
-                 "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%d %H:%M:%S.%f")
 
 
 def public_files(competition):
@@ -96,7 +93,7 @@ def _checked_file(root, name):
 
 
 def parse_when(text, option):
-    """A naive UTC datetime from ``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM[:SS]``.
+    """A naive UTC datetime from ``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM[:SS]`` (:func:`kit.deadline.parse_instant`).
 
     A time may end with ``Z`` or a UTC offset (``+02:00``, ``-0500``): it is converted to
     UTC. Without either it is taken as UTC.
@@ -108,54 +105,28 @@ def parse_when(text, option):
     >>> parse_when("2027-01-31T23:59+02:00", "competition.json deadline")
     datetime.datetime(2027, 1, 31, 21, 59)
     """
-    raw = text
-    if not isinstance(text, str):
-        raise UserError(f"{option} {printable(repr(raw), 60)}: expected a UTC date YYYY-MM-DD or YYYY-MM-DDTHH:MM "
-                        "as text")
-    text = text.strip()
-    offset = _OFFSET.search(text)
-    if offset and offset.group("sign") and not _HAS_TIME.search(text):
-        offset = None  # "2026-01-05" ends in digits, not in an offset
-    shift = dt.timedelta()
-    if offset:
-        text = text[: offset.start()]
-        if offset.group("sign"):
-            hours, minutes = int(offset.group("hours")), int(offset.group("minutes"))
-            if hours > 23 or minutes > 59:
-                raise UserError(f"{option} {printable(raw, 60)!r}: the UTC offset must be within -23:59 and +23:59")
-            shift = (1 if offset.group("sign") == "+" else -1) * dt.timedelta(hours=hours, minutes=minutes)
-    for fmt in _DATE_FORMATS:
-        try:
-            moment = dt.datetime.strptime(text.replace("t", "T"), fmt)
-        except ValueError:
-            continue
-        try:
-            return moment - shift
-        except OverflowError:
-            break
-    raise UserError(f"{option} {printable(raw, 60)!r}: expected a UTC date YYYY-MM-DD or YYYY-MM-DDTHH:MM "
-                    "(a time with Z or an offset such as +02:00 is converted to UTC)")
+    return parse_instant(text, option).replace(tzinfo=None)
 
 
 def parse_end(text, option):
-    """Like :func:`parse_when`, but a day alone means its last minute (23:59).
+    """Like :func:`parse_when`, but a day alone means its last minute (23:59): :func:`kit.deadline.parse_deadline`.
 
     Examples
     --------
     >>> parse_end("2026-06-30", "--end")
     datetime.datetime(2026, 6, 30, 23, 59)
     """
-    moment = parse_when(text, option)
-    if not _HAS_TIME.search(text):
-        moment += dt.timedelta(days=1, minutes=-1)
-    return moment
+    if text is None or text == "":
+        parse_instant(text, option)  # the one-line refusal of a missing end
+    return parse_deadline(text, option).replace(tzinfo=None)
 
 
 def competition_deadline(competition):
     """competition.json's ``deadline`` as a naive UTC datetime, or None when it has none.
 
-    Both exports (Codabench's phase end, Kaggle's ``deadline`` setting) take it from here:
-    an offset is converted to UTC and a day alone means its last minute.
+    Both exports (Codabench's phase end, Kaggle's ``deadline`` setting) take it from
+    :mod:`kit.deadline`, as ``kit serve`` and the classroom inbox do: an offset is
+    converted to UTC, a time without one is UTC and a day alone means its last minute.
 
     Examples
     --------
@@ -163,7 +134,5 @@ def competition_deadline(competition):
     >>> competition_deadline(SimpleNamespace(metadata={"deadline": "2027-02-01T01:59+02:00"}))
     datetime.datetime(2027, 1, 31, 23, 59)
     """
-    value = competition.metadata.get("deadline")
-    if value in (None, ""):
-        return None
-    return parse_end(value, "competition.json deadline")
+    deadline = deadline_of(competition.metadata)
+    return None if deadline is None else deadline.replace(tzinfo=None)

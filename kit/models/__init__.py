@@ -181,15 +181,6 @@ def _stand_in(module, cls_name, doc, init_doc, parameters):
     })
 
 
-def check_name(name):
-    """``name`` when it is a registered rung; the UserError of :func:`get` otherwise (imports nothing)."""
-    if not isinstance(name, str) or name not in REGISTRY:
-        from kit.safetext import printable
-
-        raise UserError(f"unknown model {printable(repr(name), 80)}: expected one of {', '.join(REGISTRY)}")
-    return name
-
-
 def load(path, untrusted=False, memory_limit=None, time_limit=None):
     """Load a model saved with ``model.save(path)`` or written by ``kit train``.
 

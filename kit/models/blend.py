@@ -28,7 +28,6 @@ import copy
 import time
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingRegressor
 
 from kit.errors import UserError
 from kit.features import BIN_WIDTH, FEATURE_NAMES, TOLERANCE

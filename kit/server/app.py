@@ -31,10 +31,11 @@ from datetime import time as day_time
 from pathlib import Path
 from typing import Callable
 
+from kit import deadline as kit_deadline
 from kit.errors import UserError
 from kit.metrics import SHOWN_DECIMALS, shown_scores
-from kit.server.db import (DB_NAME, SCORED, SUBMISSIONS_FOLDER, Database, LimitReached, SubmissionsClosed,
-                           ensure_teacher_token, hash_token, same_token, utc_iso)
+from kit.server.db import (REVEALED_CLOSED, SCORED, SUBMISSIONS_FOLDER, Database, LimitReached,
+                           SubmissionsClosed, ensure_teacher_token, hash_token, same_token, utc_iso)
 from kit.server.limits import (ANONYMOUS_TIMEOUT, DEFAULT_ANONYMOUS_PER_ADDRESS, DEFAULT_REQUEST_TIMEOUT,
                                DEFAULT_UPLOADS_PER_TOKEN, HeadLimits, OpenUploads, RequestTimeLimit, TooManyOpen,
                                address_key)
@@ -55,8 +56,6 @@ SCORING_SLOTS = max(2, min(8, os.cpu_count() or 2))
 MAX_TOKEN = 256
 #: Seconds an upload's body may take to arrive (``kit serve --upload-timeout``).
 DEFAULT_UPLOAD_TIMEOUT = 120.0
-#: What a refused upload is told once the Private ranking is revealed.
-REVEALED_CLOSED = "the final ranking is revealed; submissions are closed"
 #: Cookie a browser may carry the participant token in (read, never set, by the server).
 TOKEN_COOKIE = "kit_token"
 #: Largest body of ``POST /api/reveal``: a JSON object of one key.
@@ -140,26 +139,20 @@ class ServerState:
         return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
 
 
-def parse_deadline(value, tz):
-    """A deadline (ISO 8601; a time without zone is in ``tz``) as an aware datetime, or None.
+def parse_deadline(value, tz=None):
+    """A deadline as an aware UTC datetime, or None: :func:`kit.deadline.parse_deadline`.
+
+    One meaning in every mode: a time without zone is UTC (whatever ``--timezone``, which
+    ``tz`` names and which only sets the days of the daily limit), a date alone is 23:59 UTC.
 
     Examples
     --------
     >>> parse_deadline("2026-06-30T23:59:00Z", timezone.utc).isoformat()
     '2026-06-30T23:59:00+00:00'
+    >>> parse_deadline("2026-06-30", timezone.utc).isoformat()
+    '2026-06-30T23:59:00+00:00'
     """
-    if value in (None, ""):
-        return None
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        try:
-            moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00").replace("z", "+00:00"))
-        except ValueError:
-            raise UserError(
-                f"deadline {str(value)[:60]!r} is not a date: expected ISO 8601 such as 2026-06-30T23:59:00Z"
-            ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
+    return kit_deadline.parse_deadline(value, "deadline")
 
 
 def load_timezone(name):
