@@ -5,8 +5,11 @@ who submitted it. Nothing a student controls decides *when* a file was submitted
 
 - **Submission time is the time the kit first saw the file**, never its modification
   time (``touch -d`` can set that to any date). Each file content is recorded once in
-  ``leaderboard/<competition>.inbox-seen.jsonl`` as (file name, size, sha256, first
-  seen, UTC); the record survives restarts. Replacing a file's content under the same
+  the competition's store (``private/classroom.sqlite``, owner only) as (file name, size,
+  sha256, first seen, UTC), committed before it is scored; the record survives restarts,
+  a change of leaderboard folder and any file others can write (the
+  ``leaderboard/<competition>.inbox-seen.jsonl`` of earlier versions is imported once,
+  into a store that holds no first-seen time yet, and never read again). Replacing a file's content under the same
   name is a new submission seen now; deleting and re-adding the same bytes under the same
   name keeps the first time; a rename is seen anew, so a copy of a classmate's file under
   another name is later than theirs, unless both arrive between the same two polls: then
@@ -19,6 +22,17 @@ who submitted it. Nothing a student controls decides *when* a file was submitted
 - **Identity** comes from :mod:`kit.identity`: ``Bob``, ``BOB`` and ``ＢＯＢ`` are one
   participant (shown as first written); names with look-alikes from another script,
   invisible characters or more than 40 characters are refused (never cut short).
+- **The server's closing rules**: a file first seen at or after competition.json's
+  ``deadline`` (:mod:`kit.deadline`), any new file once the final ranking is revealed
+  (``kit leaderboard --private`` or ``POST /api/reveal``), and the files of a revoked
+  participant (``kit participants revoke``) are refused with one line. The store checks
+  them, "already stored" and the daily limit in the transaction that inserts the row,
+  so the inbox, ``kit score`` and ``kit serve`` together never store a file twice or
+  exceed the limit.
+- **What others read names the rule, never the file's content**: the public list of
+  refused files (``leaderboard/<competition>.inbox-rejected.json`` and the pages) gives
+  the file name and the rule broken; the full reason, which may quote lines of the
+  file, is printed to the teacher and kept in ``private/inbox-rejected.json``.
 - **One store**: scored files go into the competition's store of record
   (``private/classroom.sqlite``, shared with ``kit score`` and ``kit serve``), and
   ``leaderboard/<competition>.csv`` is rewritten from it (:mod:`kit.leaderboard`).
@@ -39,17 +53,18 @@ import stat
 import tempfile
 import time as _time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
+from datetime import time as dt_time
 from pathlib import Path
 
 from kit.errors import SubmissionError, UserError, first_line
-from kit.fileio import append_line
 from kit.identity import check_participant_name, participant_key
-from kit.leaderboard import (entries_frame, export_logs, log_path, open_store, sanitize_participant, store_entries,
-                            store_result, write_rejected)
+from kit.deadline import competition_deadline
+from kit.leaderboard import (NotRecorded, closed_reason, entries_frame, export_logs, log_path, open_store,
+                            sanitize_participant, store_entries, store_result, write_rejected)
 from kit.metrics import shown_scores
 from kit.safetext import one_line, printable
-from kit.server.db import INBOX
+from kit.server.db import INBOX, REVEALED_CLOSED, SEEN_IMPORTED
 
 SEPARATOR = "__"
 #: Valid submissions a participant may make per UTC day when competition.json does not say
@@ -60,6 +75,13 @@ DEFAULT_INTERVAL = 5.0
 #: Suffix of the first-seen record beside ``leaderboard/<competition>.csv``.
 SEEN_SUFFIX = ".inbox-seen.jsonl"
 _CHUNK = 1 << 20
+#: The owner-only list of the files the last inbox run refused, with their full reasons.
+PRIVATE_REJECTED = "inbox-rejected.json"
+#: What others read about a file the scorer refused: the rule, not the file's lines.
+INVALID_RULE = ("invalid submission: expected id,similarity with one row per test pair and finite numbers "
+                "(`kit score` on the file says what is wrong)")
+#: What others read about a file the kit failed on (the teacher has the details).
+NOT_JUDGED = "could not be judged (the teacher has the details)"
 
 
 @dataclass
@@ -70,7 +92,8 @@ class InboxReport:
     ----------
     scored : list of (file, participant, Public score as shown: rounded to 5 decimals)
     already_scored : list of file names whose content was scored before
-    rejected : list of (file, reason)
+    rejected : list of (file, reason): the full reason, for the teacher
+    public : list of (file, rule): the same files with only the rule broken, for others
     notes : list of str (for example identical files from different participants)
     first_seen : dict of file name -> datetime (UTC) for the files read this time
     """
@@ -79,8 +102,15 @@ class InboxReport:
     scored: list = field(default_factory=list)
     already_scored: list = field(default_factory=list)
     rejected: list = field(default_factory=list)
+    public: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     first_seen: dict = field(default_factory=dict)
+
+    def reject(self, refusal, rule=None):
+        """Add ``(file, reason)``; ``rule`` is what others may read (default: the reason, which quotes no content)."""
+        name, reason = refusal
+        self.rejected.append((name, reason))
+        self.public.append((name, reason if rule is None else rule))
 
     def summary(self):
         return (
@@ -110,6 +140,19 @@ def participant_from_filename(name):
     return check_participant_name(name.split(SEPARATOR, 1)[0])
 
 
+def public_rule(reason):
+    """What others may read of a scorer's refusal: the rule broken, never the lines it quotes.
+
+    Examples
+    --------
+    >>> public_rule("line 2: a quote in '0,0.5 is not closed").startswith("invalid submission")
+    True
+    >>> public_rule("could not be judged (ValueError: bad)")
+    'could not be judged (the teacher has the details)'
+    """
+    return NOT_JUDGED if reason.startswith("could not be judged") else INVALID_RULE
+
+
 def daily_limit(metadata):
     """``max_daily_submissions`` from competition.json (default 5); None means no limit."""
     value = metadata.get("max_daily_submissions", DEFAULT_DAILY_LIMIT)
@@ -127,11 +170,12 @@ def seen_path(log):
 
 
 class FirstSeen:
-    """The durable record of when each inbox file content was first seen.
+    """The first-seen journal of earlier versions, ``leaderboard/<competition>.inbox-seen.jsonl``.
 
-    One JSON line per (file name, size, sha256): appended with ``fsync`` before the file
-    is scored, so a crash never leaves a scored file without its time. A torn or
-    hand-damaged line is skipped; the earliest time wins when a key appears twice.
+    One JSON line per (file name, size, sha256). Read once, when a store that holds no
+    first-seen time is first used by the inbox (:meth:`kit.server.db.Database.import_first_seen`);
+    the store keeps the times from then on. A torn or hand-damaged line is skipped; the
+    earliest time wins when a key appears twice.
 
     Examples
     --------
@@ -166,18 +210,9 @@ class FirstSeen:
     def get(self, name, size, sha256):
         return self.times.get((name, size, sha256))
 
-    def record(self, name, size, sha256, when):
-        """Append one record (locked by the caller) and return its time."""
-        line = json.dumps(
-            {"first_seen": _format_time(when), "file": name, "size": size, "sha256": sha256},
-            ensure_ascii=True, separators=(",", ":"),
-        ) + "\n"
-        try:
-            append_line(self.path, line)
-        except OSError as exc:
-            raise UserError(f"cannot append to {self.path}: {exc.strerror or exc}") from None
-        self.times[(name, size, sha256)] = when
-        return when
+    def rows(self):
+        """``(file, size, sha256, first seen)`` of every record."""
+        return [(*key, when) for key, when in sorted(self.times.items())]
 
 
 def process_inbox(competition, inbox, *, data=None, leaderboard=None, now=None, _memo=None):
@@ -227,25 +262,63 @@ def process_inbox(competition, inbox, *, data=None, leaderboard=None, now=None, 
         # One teacher at a time: two runs over the same inbox would score files twice.
         with FileLock(str(path) + ".inbox.lock", timeout=600):
             now = _utc(now) if now is not None else datetime.now(timezone.utc).replace(microsecond=0)
-            seen = FirstSeen(seen_path(path))
             db = open_store(scorer.competition, leaderboard)
             try:
+                _import_journal(db, seen_path(path), report)
+                rules = _Rules(db, limit, competition_deadline(scorer.competition.metadata))
                 logged = _Logged(entries_frame(store_entries(db)))
-                candidates = _candidates(inbox, cap, report, hashes, seen, now)
+                candidates = _candidates(inbox, cap, report, hashes, db, now)
                 with tempfile.TemporaryDirectory(prefix="kit-inbox-") as scratch:
                     judge = _Judge(scorer, verdicts, cap, Path(scratch), report)
                     for candidate in candidates:
-                        _take_safely(candidate, logged, judge, limit, db, report)
+                        _take_safely(candidate, logged, judge, rules, db, report)
                 export_logs(db, scorer.competition, leaderboard)
             finally:
                 db.close()
-            if seen.skipped:
-                report.notes.append(f"{seen.skipped} damaged line(s) in {seen.path} were skipped")
             _displayable(report)
-            write_rejected(path, report.rejected)  # the pages built later (the final one) list them too
+            # Others read the rule broken; the teacher keeps the full reasons (owner only).
+            write_rejected(path, report.public)  # the pages built later (the final one) list them too
+            write_rejected(Path(scorer.competition.path) / "private" / PRIVATE_REJECTED, report.rejected,
+                           private=True)
     except Timeout:
         raise UserError(f"another `kit leaderboard --inbox` is running on {path} (lock {path}.inbox.lock)") from None
     return report
+
+
+def _import_journal(db, journal, report):
+    """Take an earlier version's first-seen journal into the store, once, while it holds no time."""
+    if not journal.is_file():
+        db.mark_imported(SEEN_IMPORTED)  # a journal written later is never believed
+        return
+    seen = FirstSeen(journal)
+    if db.import_first_seen(seen.rows()) is not None:
+        report.notes.append(f"first-seen times of {journal} imported into the store; that file is no longer read")
+        if seen.skipped:
+            report.notes.append(f"{seen.skipped} damaged line(s) in {seen.path} were skipped")
+
+
+class _Rules:
+    """The closing rules of this poll: the daily limit, the deadline, the reveal and revoked participants."""
+
+    def __init__(self, db, limit, deadline):
+        self.limit, self.deadline = limit, deadline
+        self.revealed = db.revealed
+        self.revoked = frozenset(p["key"] for p in db.participants() if p["revoked_at"] is not None)
+
+    def closed(self, key, when):
+        """The one line refusing a file of participant ``key`` first seen ``when``, or None when open."""
+        if key in self.revoked:
+            return "revoked: this participant's token was revoked (`kit participants revoke`)"
+        if self.revealed:
+            return REVEALED_CLOSED
+        if self.deadline is not None and when >= self.deadline:
+            return closed_reason("deadline", self.deadline)
+        return None
+
+    def window(self, when):
+        """The UTC day of a first-seen time, as the store counts the daily limit."""
+        start = datetime.combine(when.date(), dt_time(0), tzinfo=timezone.utc)
+        return start, start + timedelta(days=1)
 
 
 def _scorer(memo, competition, data):
@@ -269,7 +342,7 @@ class _Candidate:
     digest: str
 
 
-def _candidates(inbox, cap, report, hashes, seen, now):
+def _candidates(inbox, cap, report, hashes, db, now):
     """The inbox's well-named plain files, each first seen now unless recorded; oldest first.
 
     Files seen at the same time are read in name order (for a stable output); they keep
@@ -280,12 +353,12 @@ def _candidates(inbox, cap, report, hashes, seen, now):
         try:
             examined = _examine(entry, info, cap, report, hashes)
         except Exception as exc:  # noqa: BLE001 - one file the checks trip over never stops the others
-            report.rejected.append((entry.name, _failure(exc)))
+            report.reject((entry.name, _failure(exc)), NOT_JUDGED)
             continue
         if examined is None:
             continue
         name, participant, size, digest = examined
-        when = seen.get(name, size, digest) or seen.record(name, size, digest, now)
+        when = db.first_seen(_shown(name), size, digest, now)
         report.first_seen[name] = when
         candidates.append(_Candidate(when, name, entry, participant, size, digest))
     candidates.sort(key=lambda c: (c.when, c.name))
@@ -349,12 +422,12 @@ class _Judge:
         return result, None
 
 
-def _take_safely(candidate, logged, judge, limit, db, report):
+def _take_safely(candidate, logged, judge, rules, db, report):
     """:func:`_take`, with any failure refusing this file (for this poll) instead of ending the run."""
     try:
-        _take(candidate, logged, judge, limit, db, report)
+        _take(candidate, logged, judge, rules, db, report)
     except Exception as exc:  # noqa: BLE001 - the files after this one are still judged
-        report.rejected.append((candidate.name, _failure(exc)))
+        report.reject((candidate.name, _failure(exc)), NOT_JUDGED)
 
 
 def _failure(exc, path=None):
@@ -365,19 +438,28 @@ def _failure(exc, path=None):
     return one_line(f"could not be judged ({type(exc).__name__}: {printable(message)})", 300)
 
 
-def _take(candidate, logged, judge, limit, db, report):
-    """Score one candidate and log it, or note why not (already scored, refused, over the limit)."""
-    name, digest = candidate.name, candidate.digest
+def _take(candidate, logged, judge, rules, db, report):
+    """Score one candidate and store it, or note why not (already scored, closed, refused, over the limit).
+
+    The checks made here on what the store held when the poll began save scoring files
+    that would be refused; the store checks again when it inserts (another process may
+    have stored since).
+    """
+    name, digest, limit = candidate.name, candidate.digest, rules.limit
     key = participant_key(candidate.participant)
     participant = logged.shown.setdefault(key, sanitize_participant(candidate.participant))
     if (key, digest) in logged.scored:
         report.already_scored.append(name)
         return
+    closed = rules.closed(key, candidate.when)
+    if closed is not None:
+        report.reject((name, closed))
+        return
     day = _day(candidate.when)
     over_limit = limit is not None and logged.per_day.get((key, day), 0) >= limit
     refusal = judge.known_refusal(digest)
     if refusal is not None:
-        report.rejected.append((name, refusal))
+        report.reject((name, refusal), public_rule(refusal))
         return
     result = None
     if digest not in judge.verdicts or not over_limit:
@@ -385,14 +467,12 @@ def _take(candidate, logged, judge, limit, db, report):
         result, reason = judge.score(candidate)
         if result is None:
             if reason is not None:
-                report.rejected.append((name, reason))
+                report.reject((name, reason), public_rule(reason))
             return
+    over_limit_line = (f"daily limit: {participant} already has {limit} scored submission(s) on {day} "
+                       f"(UTC, by the time each file was first seen); max_daily_submissions is {limit}")
     if over_limit:
-        report.rejected.append((
-            name,
-            f"daily limit: {participant} already has {limit} scored submission(s) on {day} "
-            f"(UTC, by the time each file was first seen); max_daily_submissions is {limit}",
-        ))
+        report.reject((name, over_limit_line))
         return
     owner, owned_since = logged.owners.get(digest, (key, None))
     if owner != key:
@@ -407,7 +487,16 @@ def _take(candidate, logged, judge, limit, db, report):
             )
         else:
             report.notes.append(f"{name} ({participant}) is identical to a submission of {other} seen earlier")
-    store_result(db, result, participant=participant, time=candidate.when, file=name, source=INBOX)
+    try:
+        _, earlier = store_result(db, result, participant=participant, time=candidate.when, file=name, source=INBOX,
+                                  once=True, closes_at=rules.deadline, limit=limit,
+                                  window=rules.window(candidate.when))
+    except NotRecorded as exc:
+        report.reject((name, over_limit_line if exc.reason == "limit" else str(exc)))
+        return
+    if earlier is not None:  # stored by `kit score` or another inbox run since this poll began
+        report.already_scored.append(name)
+        return
     logged.add(key, digest, candidate.when)
     report.scored.append((name, participant, shown_scores(result.public)))
 
@@ -488,18 +577,18 @@ def _plain_files(inbox, report):
         try:
             info = entry.stat(follow_symlinks=False)
         except OSError as exc:
-            report.rejected.append((entry.name, f"cannot read: {exc.strerror or exc}"))
+            report.reject((entry.name, f"cannot read: {exc.strerror or exc}"))
             continue
         if stat.S_ISLNK(info.st_mode):
-            report.rejected.append((entry.name, "is a link: expected a plain file inside the inbox"))
+            report.reject((entry.name, "is a link: expected a plain file inside the inbox"))
         elif stat.S_ISDIR(info.st_mode):
-            report.rejected.append((entry.name, "is a folder: expected <participant>__<anything>.csv files"))
+            report.reject((entry.name, "is a folder: expected <participant>__<anything>.csv files"))
         elif not stat.S_ISREG(info.st_mode):
-            report.rejected.append((entry.name, "is not a regular file"))
+            report.reject((entry.name, "is not a regular file"))
         elif info.st_nlink > 1:
             # A hard link could be another name of any file its maker can read (the
             # solution itself), and error messages quote lines of the file.
-            report.rejected.append((entry.name, "is a hard link (the file has other names): copy the file instead"))
+            report.reject((entry.name, "is a hard link (the file has other names): copy the file instead"))
         else:
             yield entry, info
 
@@ -512,19 +601,19 @@ def _examine(entry, info, cap, report, hashes):
     """
     name = entry.name
     if name.lower().endswith(".json"):
-        report.rejected.append((name, "a .json beside a submission is not read in classroom mode "
+        report.reject((name, "a .json beside a submission is not read in classroom mode "
                                       "(model names and scores come from the scorer only)"))
         return None
     try:
         participant = participant_from_filename(name)
     except UserError as exc:
-        report.rejected.append((name, f"file name: {exc}"))
+        report.reject((name, f"file name: {exc}"))
         return None
     if participant is None:
-        report.rejected.append((name, "file name: expected <participant>__<anything>.csv"))
+        report.reject((name, "file name: expected <participant>__<anything>.csv"))
         return None
     if info.st_size > cap:
-        report.rejected.append((name, f"is {info.st_size:,} bytes; submissions for this competition are at "
+        report.reject((name, f"is {info.st_size:,} bytes; submissions for this competition are at "
                                       f"most {cap:,} bytes"))
         return None
     memo = (name, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev)
@@ -550,12 +639,12 @@ def _read_capped(path, cap, report, name):
     try:
         fd = os.open(path, flags)
     except OSError as exc:
-        report.rejected.append((name, f"cannot read: {exc.strerror or exc}"))
+        report.reject((name, f"cannot read: {exc.strerror or exc}"))
         return None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
-            report.rejected.append((name, "is not a regular file with one name"))
+            report.reject((name, "is not a regular file with one name"))
             return None
         chunks, total = [], 0
         while total <= cap:
@@ -565,12 +654,12 @@ def _read_capped(path, cap, report, name):
             chunks.append(block)
             total += len(block)
     except OSError as exc:
-        report.rejected.append((name, f"cannot read: {exc.strerror or exc}"))
+        report.reject((name, f"cannot read: {exc.strerror or exc}"))
         return None
     finally:
         os.close(fd)
     if total > cap:
-        report.rejected.append((name, f"is more than {cap:,} bytes; submissions for this competition are at "
+        report.reject((name, f"is more than {cap:,} bytes; submissions for this competition are at "
                                       f"most {cap:,} bytes"))
         return None
     return b"".join(chunks)
@@ -589,14 +678,19 @@ def _snapshot(entry, cap, size, digest, scratch, report):
     return copy
 
 
+def _shown(name):
+    """A file name as text that can be printed and stored: bytes that are not UTF-8 as ``\\xff``."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _displayable(report):
     """File names in the report that can be printed: bytes that are not UTF-8 as ``\\xff``."""
-    def show(name):
-        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    show = _shown
 
     report.scored = [(show(n), p, v) for n, p, v in report.scored]
     report.already_scored = [show(n) for n in report.already_scored]
     report.rejected = [(show(n), r) for n, r in report.rejected]
+    report.public = [(show(n), r) for n, r in report.public]
     report.first_seen = {show(n): t for n, t in report.first_seen.items()}
 
 
@@ -624,10 +718,6 @@ def _day(when):
     except (AttributeError, ValueError, OverflowError):
         return None
     return day if isinstance(day, date) else None
-
-
-def _format_time(when):
-    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _parse_time(text):

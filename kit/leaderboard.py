@@ -29,13 +29,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from kit.deadline import competition_deadline
 from kit.errors import UserError
 from kit.identity import MAX_NAME_LENGTH
-from kit.metrics import shown_scores
+from kit.metrics import SHOWN_DECIMALS, shown_scores
 from kit.paths import leaderboard_dir
-from kit.safetext import from_spreadsheet_cell, one_line, printable, spreadsheet_cell
+from kit.safetext import from_spreadsheet_cell, is_default_ignorable, one_line, printable, spreadsheet_cell
 from kit.scoring import PRIVATE, PUBLIC
-from kit.server.db import DB_NAME, SCORE, SCORED, Database
+from kit.server.db import (DB_NAME, LOG_IMPORTED, REVEALED_CLOSED, SCORE, SCORED, TEACHER_CLOSED, Database,
+                           LimitReached, ParticipantRevoked, SubmissionsClosed)
 
 #: The owner-only export of the store, in ``<competition>/private/``: every score, full precision.
 PRIVATE_EXPORT = "leaderboard.csv"
@@ -70,8 +72,10 @@ def sanitize_participant(name):
 
     For names that cannot be refused (``$USER``, rows of an existing log). The result is
     always accepted by :func:`kit.identity.check_participant_name`, and its
-    :func:`kit.identity.participant_key` decides who it is. Letters, digits, ``.``,
-    ``_`` and ``-`` are kept, anything else becomes ``_``; leading and trailing
+    :func:`kit.identity.participant_key` decides who it is. The name is kept as written
+    where it can be: letters, digits, ``.``, ``_``, ``-`` and spaces stay (any run of
+    white space is one space), characters that render as nothing (zero-width, bidi
+    marks) go, anything else becomes ``_``; leading and trailing
     punctuation is dropped (no ``..``, no hidden names, no matplotlib-hidden ``_labels``);
     ``anonymous`` when nothing is left. A name that is still refused (over
     :data:`MAX_NAME` characters, mixed scripts) is never cut into another person's name:
@@ -83,8 +87,8 @@ def sanitize_participant(name):
     'etc_passwd'
     >>> sanitize_participant("<script>alert(1)</script>")
     'script_alert_1_script'
-    >>> sanitize_participant("José Pérez")
-    'José_Pérez'
+    >>> sanitize_participant("José  Pérez")
+    'José Pérez'
     >>> sanitize_participant("x" * 50)
     'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx-77cf1206'
     """
@@ -97,10 +101,13 @@ def sanitize_participant(name):
             # A combining mark stays on a letter (Devanagari and Thai vowel signs, accents).
             if kept and unicodedata.category(kept[-1])[0] in "LM":
                 kept.append(ch)
+        elif is_default_ignorable(ch) or unicodedata.category(ch) == "Cf":
+            continue  # renders as nothing (zero-width space, bidi marks): the name as it is seen
+        elif ch.isspace():
+            kept.append(" ")
         else:
             kept.append(ch if ch.isalnum() or ch in "._-" else "_")
-    name = "".join(kept)
-    name = re.sub(r"_+", "_", name).strip("._-")
+    name = re.sub(r"_+", "_", " ".join("".join(kept).split())).strip("._- ")
     if not name:
         return "anonymous"
     try:
@@ -108,9 +115,9 @@ def sanitize_participant(name):
     except UserError:
         pass
     digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    for start in (name[: MAX_NAME - 9].rstrip("._-"), "".join(ch for ch in name if ch.isascii())[: MAX_NAME - 9]):
+    for start in (name[: MAX_NAME - 9].rstrip("._- "), "".join(ch for ch in name if ch.isascii())[: MAX_NAME - 9]):
         try:
-            return check_participant_name(f"{start.strip('._-')}-{digest}".lstrip("-"))
+            return check_participant_name(f"{start.strip('._- ')}-{digest}".lstrip("-"))
         except UserError:
             continue
     return f"participant-{digest}"
@@ -144,7 +151,7 @@ def default_participant():
 def log_path(competition, leaderboard=None):
     """``leaderboard/<competition>.csv`` for a competition name (or object with ``.name``)."""
     name = getattr(competition, "name", competition)
-    safe = sanitize_participant(name)
+    safe = sanitize_participant(name).replace(" ", "_")  # a file name without spaces, as before
     return leaderboard_dir(leaderboard) / f"{safe}.csv"
 
 
@@ -231,20 +238,59 @@ def record_result(result, participant=None, leaderboard=None, time=None, file=No
     db = open_store(competition, leaderboard)
     try:
         _, earlier = store_result(db, result, participant=participant, time=time, file=file, source=source,
-                                  once=once)
+                                  once=once, closes_at=competition_deadline(competition.metadata))
         return export_logs(db, competition, leaderboard), earlier
     finally:
         db.close()
 
 
-def store_result(db, result, participant=None, time=None, file=None, *, source=SCORE, once=False):
-    """Store a score in an open store (no export); return ``(id, earlier)`` as :meth:`Database.record` does."""
+def store_result(db, result, participant=None, time=None, file=None, *, source=SCORE, once=False, closes_at=None,
+                 limit=None, window=None):
+    """Store a score in an open store (no export); return ``(id, earlier)`` as :meth:`Database.record` does.
+
+    The closing rules of :meth:`Database.record` hold (deadline ``closes_at``, the
+    reveal, revoked participants, ``limit`` per ``window``); a refusal is a
+    :class:`NotRecorded` (a UserError) whose message is the one line to show.
+    """
     time = _utc_time(time)
     entry = make_entry(result, participant=participant, time=time, file=file)
     row = {**entry, "time": time, "rows": result.rows, "size": _size(result.path),
            "public": result.public, "private": result.private, "validation": _finite_or_none(result.validation),
            "per_bin_public": json.loads(entry["per_bin_public"]), "per_bin_private": json.loads(entry["per_bin_private"])}
-    return db.record(row, source, once=once)
+    try:
+        return db.record(row, source, once=once, closes_at=closes_at, limit=limit, window=window)
+    except SubmissionsClosed as exc:
+        raise NotRecorded(closed_reason(exc.reason, closes_at), exc.reason) from None
+    except ParticipantRevoked as exc:
+        raise NotRecorded(f"revoked: participant {exc.args[0]!r} was revoked (`kit participants revoke`)",
+                          "revoked") from None
+    except LimitReached:
+        raise NotRecorded("daily limit", "limit") from None
+
+
+class NotRecorded(UserError):
+    """The store refused a submission: ``reason`` is ``deadline``, ``revealed``, ``revoked`` or ``limit``."""
+
+    def __init__(self, message, reason):
+        super().__init__(message)
+        self.reason = reason
+
+
+def closed_reason(reason, deadline=None):
+    """The one line for a submission refused by the deadline or the reveal.
+
+    Examples
+    --------
+    >>> closed_reason("revealed")
+    'the final ranking is revealed; submissions are closed'
+    >>> closed_reason("deadline", datetime(2027, 2, 1, 23, 59, tzinfo=timezone.utc))
+    'after the deadline (2027-02-01 23:59 UTC)'
+    """
+    if reason == "revealed":
+        return REVEALED_CLOSED
+    if reason == "closed":
+        return TEACHER_CLOSED
+    return "after the deadline" + ("" if deadline is None else f" ({deadline.strftime('%Y-%m-%d %H:%M')} UTC)")
 
 
 # --- the store and its exports ----------------------------------------------------------
@@ -287,14 +333,17 @@ def _finite_or_none(value):
 
 
 def open_store(competition, leaderboard=None, notes=None):
-    """The competition's store, with the log an earlier version wrote imported (once).
+    """The competition's store, with the log an earlier version wrote imported on the upgrade.
 
     Parameters
     ----------
     competition : Competition
     leaderboard : str or Path, optional
-        Folder of the exports (default ``./leaderboard``): its
-        ``<competition>.csv``, when written before the store existed, is imported.
+        Folder of the exports (default ``./leaderboard``): its ``<competition>.csv`` is
+        imported only by a store that never imported one and holds no scored submission
+        (the upgrade from a version without a store); any later CSV, in this folder or
+        another, is an export and never read back (``kit leaderboard --import-log FILE``
+        imports one on purpose).
     notes : list, optional
         Gets a line for the damaged lines the import skipped, if any.
 
@@ -309,23 +358,27 @@ def open_store(competition, leaderboard=None, notes=None):
     """
     db = Database(store_path(competition))
     try:
-        import_log(db, log_path(competition.name, leaderboard), notes)
+        if db.may_import_log():
+            path = log_path(competition.name, leaderboard)
+            if not path.is_file() or import_log(db, path, notes) is None:
+                db.mark_imported(LOG_IMPORTED)
     except BaseException:
         db.close()
         raise
     return db
 
 
-def import_log(db, path, notes=None):
-    """Import the rows of ``leaderboard/<name>.csv`` into the store, once per log; return how many.
+def import_log(db, path, notes=None, explicit=False):
+    """Import the rows of a log written before the store existed; return how many (None when refused).
 
-    Rows the store already holds (the log was exported from it) are not stored twice;
-    damaged lines are skipped as :func:`read_log` skips them, with a line in ``notes``.
+    Automatically (``explicit=False``) only on the upgrade (:meth:`Database.import_entries`);
+    ``explicit`` is the teacher's ``kit leaderboard --import-log FILE``: once per file,
+    rows the store already holds not stored twice. Damaged lines are skipped as
+    :func:`read_log` skips them, with a line in ``notes``. Imported rows have source ``log``.
     """
     path = Path(path)
-    marker = f"imported_log:{path.resolve()}"
-    if not path.is_file() or db.setting(marker) is not None:
-        return 0
+    if explicit and not path.is_file():
+        raise UserError(f"--import-log {path}: not found: expected a leaderboard/<competition>.csv log")
     log = read_log(path)
     if notes is not None:
         notes.extend(_skipped_notes(log, path))
@@ -335,7 +388,7 @@ def import_log(db, path, notes=None):
         "validation": _finite_or_none(row.validation), "rows": row.rows,
         "per_bin_public": row.per_bin_public, "per_bin_private": row.per_bin_private,
     } for row in log.itertuples(index=False)]
-    return db.import_entries(entries, marker)
+    return db.import_entries(entries, f"{LOG_IMPORTED}:{path.resolve()}" if explicit else None)
 
 
 def store_entries(db):
@@ -398,18 +451,19 @@ def shown_entries(entries, revealed):
     return shown
 
 
-def export_logs(db, competition, leaderboard=None, revealed=None):
+def export_logs(db, competition, leaderboard=None):
     """Rewrite ``leaderboard/<name>.csv`` and ``private/leaderboard.csv`` from the store; return the first.
 
-    The public log holds rounded scores and Private ones only when ``revealed`` (default:
-    the store's reveal flag); the private one (0600) every score at full precision. The
-    store is read under the log's lock, so the last of two concurrent exports holds
-    every row either of them stored.
+    The public log holds rounded scores (fixed decimals, ``0.00001``) and Private ones
+    only once the store's reveal flag is set (``POST /api/reveal``, ``kit leaderboard
+    --private``): a hidden competition's Private scores are in no file others can read.
+    The private one (0600) keeps every score at full precision. The store is read under
+    the log's lock, so the last of two concurrent exports holds every row either stored.
     """
-    return _export(db, competition, leaderboard, revealed)[0]
+    return _export(db, competition, leaderboard)[0]
 
 
-def _export(db, competition, leaderboard=None, revealed=None):
+def _export(db, competition, leaderboard=None):
     """:func:`export_logs`, returning ``(log path, the rows as shown, revealed)``."""
     from filelock import FileLock, Timeout
 
@@ -420,10 +474,10 @@ def _export(db, competition, leaderboard=None, revealed=None):
     try:
         with FileLock(str(path) + ".lock", timeout=60):
             entries = store_entries(db)
-            revealed = bool(revealed) or db.revealed
+            revealed = db.revealed
             shown = shown_entries(entries, revealed)
             write_text_atomic(Path(competition.path) / "private" / PRIVATE_EXPORT, _log_text(entries), private=True)
-            write_text_atomic(path, _log_text(shown))
+            write_text_atomic(path, _log_text(shown, decimals=SHOWN_DECIMALS))
     except Timeout:
         raise UserError(f"{path} is locked by another program (lock file {path}.lock): try again") from None
     return path, shown, revealed
@@ -433,6 +487,8 @@ def _export(db, competition, leaderboard=None, revealed=None):
 REJECTED_SUFFIX = ".inbox-rejected.json"
 #: Most refused files kept in that list.
 MAX_REJECTED = 1000
+#: What a list written by an earlier version (full reasons) shows instead of its reasons.
+EARLIER_RULE = "refused (reason not published; run the inbox again to list the rule)"
 
 
 def rejected_path(log):
@@ -441,12 +497,20 @@ def rejected_path(log):
     return log.with_name(log.stem + REJECTED_SUFFIX)
 
 
-def write_rejected(log, rejected):
-    """Keep the files the last inbox run refused, so later pages (the final one) still list them."""
+def write_rejected(log, rejected, private=False):
+    """Keep the files the last inbox run refused, so later pages (the final one) still list them.
+
+    ``log`` is ``leaderboard/<competition>.csv`` (the list goes beside it, for everyone:
+    give it rules, not reasons quoting a file), or with ``private`` the owner-only file
+    itself (``private/inbox-rejected.json``, the full reasons).
+    """
     from kit.fileio import write_text_atomic
 
     rows = [[str(name), str(reason)] for name, reason in list(rejected)[:MAX_REJECTED]]
-    return write_text_atomic(rejected_path(log), json.dumps(rows, ensure_ascii=True) + "\n")
+    target = Path(log) if private else rejected_path(log)
+    # An object, not the bare list of earlier versions, whose reasons could quote a file.
+    content = {"reasons" if private else "rules": rows}
+    return write_text_atomic(target, json.dumps(content, ensure_ascii=True) + "\n", private=private)
 
 
 def read_rejected(log):
@@ -458,13 +522,17 @@ def read_rejected(log):
     []
     """
     try:
-        rows = json.loads(rejected_path(log).read_text(encoding="utf-8"))
+        content = json.loads(rejected_path(log).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         return []
+    earlier = isinstance(content, list)
+    rows = content if earlier else content.get("rules") if isinstance(content, dict) else None
     if not isinstance(rows, list):
         return []
-    return [(row[0], row[1]) for row in rows[:MAX_REJECTED]
+    rows = [(row[0], row[1]) for row in rows[:MAX_REJECTED]
             if isinstance(row, list) and len(row) == 2 and all(isinstance(x, str) for x in row)]
+    # An earlier version's list holds full reasons, which may quote a participant's file.
+    return [(name, EARLIER_RULE) for name, _ in rows] if earlier else rows
 
 
 def write_log(path, entries):
@@ -674,6 +742,8 @@ class Standings:
     log_path: Path = None
     rejected: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    #: True when this call set the store's reveal flag (``kit leaderboard --private``).
+    revealed_now: bool = False
 
 
 def build_leaderboard(competition=None, *, data=None, leaderboard=None, private=False, write_pages=True,
@@ -693,8 +763,11 @@ def build_leaderboard(competition=None, *, data=None, leaderboard=None, private=
     data, leaderboard : str or Path, optional
         Folders overriding ``./data`` and ``./leaderboard``.
     private : bool
-        Reveal Private scores and rank on them (the final standings); so does a store
-        whose reveal flag is set (``kit serve``'s reveal).
+        Reveal Private scores and rank on them (the final standings). Where the store is
+        here this is the teacher's reveal: it sets the store's reveal flag (the one
+        ``POST /api/reveal`` sets), so submissions close everywhere (server, inbox,
+        ``kit score``) and every export shows the Private scores; ``.revealed_now`` says
+        whether this call did it. A store whose flag is set is shown revealed either way.
     write_pages : bool
         Write ``leaderboard/<name>.md`` and ``.html`` (the HTML embeds its plots).
     rejected : list of (str, str), optional
@@ -718,10 +791,16 @@ def build_leaderboard(competition=None, *, data=None, leaderboard=None, private=
     comp, name, metric, meta, error = _describe(competition, data)
     path = log_path(name, leaderboard)
     notes = list(notes)
+    revealed_now = False
     if comp is not None and (store is not None or has_store(comp)):
         db = store or open_store(comp, leaderboard, notes)
         try:
-            path, shown, private = _export(db, comp, leaderboard, revealed=private)
+            if private and not db.revealed:
+                # Never Private scores in a world-readable export of a competition still
+                # open: showing them is the reveal, and the reveal closes submissions.
+                db.set_revealed(True)
+                revealed_now = True
+            path, shown, private = _export(db, comp, leaderboard)
         finally:
             if store is None:
                 db.close()
@@ -734,7 +813,7 @@ def build_leaderboard(competition=None, *, data=None, leaderboard=None, private=
         rejected = read_rejected(path)
     ranking = rank(log, metric, private=private)
     standings = Standings(name, metric, private, ranking, log, text="", rejected=list(rejected),
-                          notes=notes + _skipped_notes(log, path), log_path=path)
+                          notes=notes + _skipped_notes(log, path), log_path=path, revealed_now=revealed_now)
     standings.text = pages.render_text(standings)
     if write_pages:
         base = path.with_suffix("")
@@ -807,27 +886,48 @@ def _csv_line(values):
     return buffer.getvalue()
 
 
-def _number(value):
-    """A score for the log: its repr, or empty when missing or not finite."""
+def _number(value, decimals=None):
+    """A score for the log: its repr (fixed ``decimals`` when given), or empty when missing or not finite.
+
+    Examples
+    --------
+    >>> _number(1e-05), _number(1e-05, 5), _number(0.123456, 5)
+    ('1e-05', '0.00001', '0.12346')
+    """
     if value is None or not math.isfinite(float(value)):
         return ""
+    if decimals is not None:
+        return f"{float(value):.{decimals}f}"
     return repr(float(value))
 
 
-def _log_text(entries):
+def _per_bin_json(values, decimals=None):
+    """Per-bin scores as a JSON object; numbers with fixed ``decimals`` when given (``0.00001``, not ``1e-05``)."""
+    if decimals is None:
+        return json.dumps(values, separators=(",", ":"))
+    items = (f"{json.dumps(str(label))}:{_number(value, decimals) if _is_finite(value) else 'null'}"
+             for label, value in values.items())
+    return "{" + ",".join(items) + "}"
+
+
+def _is_finite(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _log_text(entries, decimals=None):
     """The whole log file for ``entries``: header, then one line each (numbers and dicts written as text)."""
-    return _csv_line(LOG_COLUMNS) + "".join(_log_line(_as_text(entry)) for entry in entries)
+    return _csv_line(LOG_COLUMNS) + "".join(_log_line(_as_text(entry, decimals)) for entry in entries)
 
 
-def _as_text(entry):
+def _as_text(entry, decimals=None):
     """A log row with its scores as text (:func:`_number`) and its per-bin dicts as JSON."""
     out = dict(entry)
     for column in _NUMERIC:
         if not isinstance(out.get(column, ""), str):
-            out[column] = _number(out[column])
+            out[column] = _number(out[column], decimals)
     for column in ("per_bin_public", "per_bin_private"):
         if isinstance(out.get(column), dict):
-            out[column] = json.dumps(out[column], separators=(",", ":"))
+            out[column] = _per_bin_json(out[column], decimals)
     out["rows"] = str(out.get("rows", ""))
     return out
 

@@ -6,7 +6,6 @@ version, git commit and the sha256 of the competition files. Predictions are che
 before anything is written, and both files are written to a temporary name then renamed.
 """
 import json
-import math
 import platform
 import re
 import subprocess

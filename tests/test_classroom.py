@@ -1,4 +1,5 @@
 """kit.classroom and ``kit leaderboard --inbox``: first-seen time, identity, limits, hostile files."""
+import hashlib
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from kit.classroom import (
 from kit.cli import main
 from kit.errors import UserError
 from kit.leaderboard import LOG_COLUMNS, build_leaderboard, read_log
+from kit.server.db import Database
 from kit.submission_format import max_bytes_for
 
 T1 = datetime(2025, 3, 3, 9, 0, tzinfo=timezone.utc)
@@ -57,6 +59,15 @@ def run(comp_dir, inbox, tmp_path, now=T1):
 
 def log_of(tmp_path):
     return read_log(tmp_path / "lb" / "practice.csv")
+
+
+def seen_records(comp_dir):
+    """The store's first-seen records, oldest first."""
+    db = Database(comp_dir / "private" / "classroom.sqlite")
+    try:
+        return db.inbox_seen()
+    finally:
+        db.close()
 
 
 # --- names ---------------------------------------------------------------------------
@@ -181,8 +192,8 @@ def test_first_seen_survives_replace_delete_and_rename(tmp_path, comp_dir, inbox
     assert report.first_seen == {"alice__renamed.csv": T1 + 3 * HOUR}
     assert report.already_scored == ["alice__renamed.csv"]
     assert len(log_of(tmp_path)) == 2
-    records = [json.loads(line) for line in seen_path(tmp_path / "lb" / "practice.csv").read_text().splitlines()]
-    assert [r["file"] for r in records] == ["alice__a.csv", "alice__a.csv", "alice__renamed.csv"]
+    assert [r["file"] for r in seen_records(comp_dir)] == ["alice__a.csv", "alice__a.csv", "alice__renamed.csv"]
+    assert not seen_path(tmp_path / "lb" / "practice.csv").exists()  # kept in the store, not beside the exports
 
 
 def test_copying_a_classmates_file_loses_the_tie(tmp_path, comp_dir, inbox):
@@ -226,25 +237,61 @@ def test_identical_files_first_seen_together_name_no_winner(tmp_path, comp_dir, 
                for n in later.notes)
 
 
-def test_first_seen_record_is_durable_and_damage_tolerant(tmp_path, comp_dir, inbox):
-    drop(comp_dir, inbox, "alice__a.csv")
-    run(comp_dir, inbox, tmp_path)
+def _journal_line(name, size, sha256, when):
+    return json.dumps({"first_seen": when, "file": name, "size": size, "sha256": sha256}) + "\n"
+
+
+def test_an_old_journal_is_imported_once_and_damage_tolerant(tmp_path, comp_dir, inbox):
+    """The upgrade: the first-seen journal of an earlier version is taken into an empty store once."""
+    path = drop(comp_dir, inbox, "alice__a.csv")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
     record = seen_path(tmp_path / "lb" / "practice.csv")
-    with open(record, "a") as handle:
-        handle.write('{"first_seen": "0001-01-01T00:00:00Z", "file": "x__y.csv", "size": 1, "sha256": "ab"}\n')
-        handle.write('{"first_seen": "9999-12-31T23:59:59Z", "file": "x__z.csv", "size": 1, "sha256": "cd"}\n')
-        handle.write('{"first_seen": "NaN", "file": "x__w.csv", "size": 1, "sha256": "ef"}\n')
-        handle.write('{"first_seen": "2025-01-01T00:00:00", "file": "x__v.csv", "size": 1, "sha256": "ef"}\n')
-        handle.write('["not", "a", "record"]\n{"torn": ')
+    record.parent.mkdir(parents=True)
+    record.write_text(_journal_line("alice__a.csv", path.stat().st_size, digest, "2025-03-01T08:00:00Z")
+                      + '{"first_seen": "NaN", "file": "x__w.csv", "size": 1, "sha256": "ef"}\n'
+                      + '{"first_seen": "2025-01-01T00:00:00", "file": "x__v.csv", "size": 1, "sha256": "ef"}\n'
+                      + '["not", "a", "record"]\n{"torn": ')
     seen = FirstSeen(record)
-    assert seen.get("x__y.csv", 1, "ab").year == 1 and seen.get("x__z.csv", 1, "cd").year == 9999
-    assert seen.skipped == 4
-    drop(comp_dir, inbox, "bob__b.csv", 0.2, 3)
-    report = run(comp_dir, inbox, tmp_path, now=T1 + HOUR)
-    assert [f for f, _, _ in report.scored] == ["bob__b.csv"]
+    assert seen.skipped == 4 and len(seen.rows()) == 1
+    report = run(comp_dir, inbox, tmp_path)
+    assert report.first_seen["alice__a.csv"] == datetime(2025, 3, 1, 8, tzinfo=timezone.utc)
     assert any("4 damaged line(s)" in note for note in report.notes)
-    assert FirstSeen(record).get("bob__b.csv", (inbox / "bob__b.csv").stat().st_size,
-                                 log_of(tmp_path)["sha256"].iloc[-1]) == T1 + HOUR
+    assert any("imported into the store" in note for note in report.notes)
+    # Imported once: the journal is never read again.
+    drop(comp_dir, inbox, "bob__b.csv", 0.2, 3)
+    bob = inbox / "bob__b.csv"
+    size, digest_b = bob.stat().st_size, hashlib.sha256(bob.read_bytes()).hexdigest()
+    with open(record, "a") as handle:
+        handle.write("\n" + _journal_line("bob__b.csv", size, digest_b, "2025-01-01T00:00:00Z"))
+    report = run(comp_dir, inbox, tmp_path, now=T1 + HOUR)
+    assert report.first_seen["bob__b.csv"] == T1 + HOUR
+    assert not any("imported" in note for note in report.notes)
+
+
+@pytest.mark.parametrize("forged_when", ["2026-11-01T00:00:00Z", "2000-01-01T00:00:00Z", "0001-01-01T00:00:00Z"])
+@pytest.mark.parametrize("folder", ["lb", "other"])
+def test_a_journal_written_later_backdates_nothing(tmp_path, comp_dir, inbox, forged_when, folder):
+    """Anyone who can write the leaderboard folder (this one or a new one) cannot backdate a file."""
+    run(comp_dir, inbox, tmp_path)  # the store exists and has used its own first-seen times
+    path = drop(comp_dir, inbox, "mallory__a.csv")
+    forged = seen_path(tmp_path / folder / "practice.csv")
+    forged.parent.mkdir(parents=True, exist_ok=True)
+    forged.write_text(_journal_line("mallory__a.csv", path.stat().st_size,
+                                    hashlib.sha256(path.read_bytes()).hexdigest(), forged_when))
+    report = process_inbox(comp_dir, inbox, leaderboard=tmp_path / folder, now=T1 + HOUR)
+    assert report.first_seen["mallory__a.csv"] == T1 + HOUR
+
+
+def test_a_new_leaderboard_folder_does_not_reset_first_seen_or_the_daily_limit(tmp_path, comp_dir, inbox):
+    for k in range(2):
+        drop(comp_dir, inbox, f"alice__{k}.csv", 0.1 + k / 100, k)
+    assert len(run(comp_dir, inbox, tmp_path).scored) == 2
+    drop(comp_dir, inbox, "alice__2.csv", 0.3, 7)
+    for folder in ("lb2", "lb3"):
+        report = process_inbox(comp_dir, inbox, leaderboard=tmp_path / folder, now=T1 + HOUR)
+        assert report.scored == [] and "daily limit" in dict(report.rejected)["alice__2.csv"]
+        assert report.first_seen["alice__0.csv"] == T1
+        assert sorted(report.already_scored) == ["alice__0.csv", "alice__1.csv"]
 
 
 # --- identity ------------------------------------------------------------------------
@@ -448,7 +495,7 @@ def test_names_cannot_escape_or_inject(tmp_path, comp_dir, inbox):
         assert "<script" not in page and "<img src=x" not in page
     assert "&lt;script&gt;" in standings.html_path.read_text()  # the rejected files are listed, escaped
     assert sorted(p.name for p in lb.iterdir() if not p.name.endswith(".lock")) == [
-        "practice.csv", "practice.html", "practice.inbox-rejected.json", "practice.inbox-seen.jsonl", "practice.md"]
+        "practice.csv", "practice.html", "practice.inbox-rejected.json", "practice.md"]
 
 
 def test_missing_inbox_is_a_user_error(tmp_path, comp_dir):
@@ -487,6 +534,7 @@ def test_any_log_time_leaves_the_leaderboard_working(tmp_path, comp_dir, inbox, 
     common = ["--competition", str(comp_dir), "--leaderboard", str(lb)]
     assert main(["leaderboard", *common]) == 0
     assert main(["leaderboard", *common, "--private"]) == 0
+    assert main(["leaderboard", *common, "--hide-private"]) == 0  # the reveal closed the inbox: undone
     drop(comp_dir, inbox, "alice__a.csv")
     assert main(["leaderboard", *common, "--inbox", str(inbox)]) == 0
     assert "1 new file(s) scored" in capsys.readouterr().out
@@ -644,7 +692,8 @@ def test_the_final_page_keeps_the_files_the_inbox_refused(tmp_path, comp_dir, in
     assert build_leaderboard(comp_dir, leaderboard=lb, rejected=[], write_pages=False).rejected == []
 
 
-@pytest.mark.parametrize("content", ["", "not json", "{}", '[["a"]]', '[[1, 2]]', '[["a", "b", "c"]]'])
+@pytest.mark.parametrize("content", ["", "not json", "{}", '[["a"]]', '[[1, 2]]', '[["a", "b", "c"]]',
+                                     '{"rules": {"a": "b"}}', '{"rules": [["a"]]}', '"rules"', "null"])
 def test_a_damaged_rejected_list_reads_as_empty(tmp_path, content):
     from kit.leaderboard import read_rejected, rejected_path
 
@@ -750,10 +799,10 @@ def test_a_failure_while_storing_one_file_leaves_it_for_the_next_poll(comp_dir, 
     real = Database.record
     broken = {"amy"}
 
-    def record(self, entry, source, once=False):
+    def record(self, entry, source, once=False, **rules):
         if entry["participant"] in broken:
             raise sqlite3.OperationalError("disk I/O error")
-        return real(self, entry, source, once=once)
+        return real(self, entry, source, once=once, **rules)
 
     monkeypatch.setattr(Database, "record", record)
     drop(comp_dir, inbox, "amy__1.csv")
@@ -789,3 +838,178 @@ def test_a_failure_while_examining_one_file_leaves_the_others(comp_dir, inbox, t
     assert [n for n, _, _ in report.scored] == ["bea__1.csv"]
     [(name, reason)] = report.rejected
     assert name == "amy__1.csv" and reason.startswith("could not be judged (UnicodeEncodeError")
+
+
+# --- the server's closing rules, the public rejection list -------------------------------
+
+
+def _with_deadline(comp_dir, deadline):
+    meta = json.loads((comp_dir / "competition.json").read_text())
+    (comp_dir / "competition.json").write_text(json.dumps(dict(meta, deadline=deadline)))
+
+
+@pytest.mark.parametrize("deadline, open_at, closed_at", [
+    ("2025-03-03T10:00:00Z", T1, T1 + HOUR),                            # at the deadline itself: closed
+    ("2025-03-03T11:00:00+01:00", T1, T1 + HOUR + timedelta(seconds=1)),  # an offset
+    ("2025-03-03T10:00", T1 + HOUR - timedelta(seconds=1), T1 + HOUR),   # no zone: UTC
+    ("2025-03-03", T1 + 14 * HOUR, T1 + 15 * HOUR),                     # a date alone: 23:59 UTC
+])
+def test_files_first_seen_after_the_deadline_are_refused(tmp_path, comp_dir, inbox, deadline, open_at, closed_at):
+    _with_deadline(comp_dir, deadline)
+    drop(comp_dir, inbox, "alice__a.csv", 0.1, 1)
+    assert [p for _, p, _ in run(comp_dir, inbox, tmp_path, now=open_at).scored] == ["alice"]
+    drop(comp_dir, inbox, "bob__a.csv", 0.2, 2)
+    report = run(comp_dir, inbox, tmp_path, now=closed_at)
+    assert report.scored == [] and dict(report.rejected)["bob__a.csv"].startswith("after the deadline")
+    assert report.already_scored == ["alice__a.csv"]
+    # Judged by first-seen time: a later poll does not move it, a file seen before stays scored.
+    assert dict(run(comp_dir, inbox, tmp_path, now=closed_at + DAY).rejected)["bob__a.csv"].startswith("after")
+    assert log_of(tmp_path)["participant"].tolist() == ["alice"]
+
+
+def test_a_file_first_seen_before_the_deadline_is_judged_by_that_time(tmp_path, comp_dir, inbox, monkeypatch):
+    """Seen in time but not stored then (the store failed): a later poll still takes it."""
+    from kit.server.db import Database
+
+    _with_deadline(comp_dir, "2025-03-03T10:00:00Z")
+    real, failing = Database.record, [True]
+
+    def record(self, entry, source, once=False, **rules):
+        if failing:
+            failing.clear()
+            raise OSError("disk full")
+        return real(self, entry, source, once=once, **rules)
+
+    monkeypatch.setattr(Database, "record", record)
+    drop(comp_dir, inbox, "alice__a.csv")
+    assert run(comp_dir, inbox, tmp_path, now=T1).scored == []
+    assert [p for _, p, _ in run(comp_dir, inbox, tmp_path, now=T1 + 2 * HOUR).scored] == ["alice"]
+
+
+def test_the_reveal_closes_the_inbox(tmp_path, comp_dir, inbox):
+    drop(comp_dir, inbox, "alice__a.csv", 0.1, 1)
+    run(comp_dir, inbox, tmp_path)
+    build_leaderboard(comp_dir, leaderboard=tmp_path / "lb", private=True, write_pages=False)
+    drop(comp_dir, inbox, "alice__b.csv", 0.05, 2)
+    drop(comp_dir, inbox, "bob__a.csv", 0.2, 3)
+    (inbox / "carol__bad.csv").write_text("id,similarity\n")
+    report = run(comp_dir, inbox, tmp_path, now=T1 + HOUR)
+    reasons = dict(report.rejected)
+    assert report.scored == [] and report.already_scored == ["alice__a.csv"]
+    assert reasons["alice__b.csv"] == reasons["bob__a.csv"] == "the final ranking is revealed; submissions are closed"
+    assert len(log_of(tmp_path)) == 1
+
+
+@pytest.mark.parametrize("spelling", ["mallory", "MALLORY", "ｍａｌｌｏｒｙ", "Mallory"])
+def test_a_revoked_participant_is_refused_by_the_inbox(tmp_path, comp_dir, inbox, spelling):
+    from kit.server.db import Database
+
+    db = Database(comp_dir / "private" / "classroom.sqlite")
+    db.add_participant("Mallory", T1)
+    db.revoke_participant("mallory", T1)
+    db.close()
+    drop(comp_dir, inbox, f"{spelling}__a.csv")
+    drop(comp_dir, inbox, "zed__a.csv", 0.2, 2)
+    report = run(comp_dir, inbox, tmp_path)
+    assert [p for _, p, _ in report.scored] == ["zed"]
+    assert dict(report.rejected)[f"{spelling}__a.csv"].startswith("revoked")
+    assert dict(report.public)[f"{spelling}__a.csv"].startswith("revoked")
+
+
+def test_a_file_kit_score_stores_during_the_poll_is_stored_once(tmp_path, comp_dir, inbox, monkeypatch):
+    """`kit score` records the same file after the inbox looked at the store: the store says already scored."""
+    from kit.leaderboard import record_result
+
+    path = drop(comp_dir, inbox, "alice__a.csv")
+    real = classroom.store_entries
+
+    def snapshot_then_kit_score(db):
+        rows = real(db)
+        record_result(kit_score(comp_dir, path), participant="alice", leaderboard=tmp_path / "lb")
+        return rows
+
+    monkeypatch.setattr(classroom, "store_entries", snapshot_then_kit_score)
+    report = run(comp_dir, inbox, tmp_path)
+    assert report.scored == [] and report.already_scored == ["alice__a.csv"]
+    assert len(log_of(tmp_path)) == 1
+
+
+def test_the_daily_limit_holds_when_another_writer_stores_during_the_poll(tmp_path, comp_dir, inbox, monkeypatch):
+    """Another process uses the last slot after the inbox's snapshot: the insert's own check refuses."""
+    from kit.server.db import Database
+
+    drop(comp_dir, inbox, "alice__0.csv", 0.1, 0)
+    run(comp_dir, inbox, tmp_path)  # one of two used
+    drop(comp_dir, inbox, "alice__1.csv", 0.11, 1)
+    real = classroom.store_entries
+
+    def snapshot_then_server(db):
+        rows = real(db)
+        other = Database(comp_dir / "private" / "classroom.sqlite")
+        other.record({"participant": "alice", "time": T1 + HOUR, "sha256": "f" * 64, "public": 0.3}, "score")
+        other.close()
+        return rows
+
+    monkeypatch.setattr(classroom, "store_entries", snapshot_then_server)
+    report = run(comp_dir, inbox, tmp_path, now=T1 + HOUR)
+    assert report.scored == [] and dict(report.rejected)["alice__1.csv"].startswith("daily limit")
+
+
+def kit_score(comp_dir, path):
+    import kit
+
+    return kit.score_submission(path, kit.load_competition(comp_dir))
+
+
+@pytest.mark.parametrize("content, quoted", [
+    ('id,similarity\n0,"0.5\n', '0,"0.5'),
+    ("id,similarity\nSECRET-LINE-42,0.5\n", "SECRET-LINE-42"),
+    ("id,similarity\n0,0.5\n0,0.5\n", "0,0.5"),
+    ("secret_header,x\n1,2\n", "secret_header"),
+    ("id,similarity\n" + "\n".join(f"{i},0.{i}" for i in range(3)) + "\nleaked-tail,1\n", "leaked-tail"),
+])
+def test_what_others_read_names_the_rule_never_the_files_lines(tmp_path, comp_dir, inbox, capsys, content, quoted):
+    from kit.cli import main
+
+    (inbox / "bob__bad.csv").write_text(content)
+    lb = tmp_path / "lb"
+    assert main(["leaderboard", "--competition", str(comp_dir), "--leaderboard", str(lb), "--inbox", str(inbox)]) == 0
+    out = capsys.readouterr().out
+    [(name, reason)] = json.loads((lb / "practice.inbox-rejected.json").read_text())["rules"]
+    assert name == "bob__bad.csv" and reason.startswith("invalid submission")
+    for public in ("practice.inbox-rejected.json", "practice.md", "practice.html", "practice.csv"):
+        assert quoted not in (lb / public).read_text(), public
+    # The teacher has the full reason: the terminal of their command, and private/ (owner only).
+    full = comp_dir / "private" / "inbox-rejected.json"
+    assert full.stat().st_mode & 0o077 == 0
+    teacher = dict(map(tuple, json.loads(full.read_text())["reasons"]))["bob__bad.csv"]
+    assert "rejected bob__bad.csv: " + teacher in out
+    assert not teacher.startswith("invalid submission")
+    # The next view without --inbox lists the public rules too.
+    assert main(["leaderboard", "--competition", str(comp_dir), "--leaderboard", str(lb)]) == 0
+    assert "invalid submission" in capsys.readouterr().out and quoted not in (lb / "practice.html").read_text()
+
+
+def test_a_store_made_before_the_first_inbox_run_never_believes_a_journal(tmp_path, comp_dir, inbox):
+    from kit.server.db import Database
+
+    Database(comp_dir / "private" / "classroom.sqlite").close()  # `kit participants add`, `kit serve`...
+    path = drop(comp_dir, inbox, "mallory__a.csv")
+    forged = seen_path(tmp_path / "lb" / "practice.csv")
+    forged.parent.mkdir()
+    forged.write_text(_journal_line("mallory__a.csv", path.stat().st_size,
+                                    hashlib.sha256(path.read_bytes()).hexdigest(), "2020-01-01T00:00:00Z"))
+    assert run(comp_dir, inbox, tmp_path).first_seen["mallory__a.csv"] == T1
+
+
+def test_an_earlier_versions_rejected_list_publishes_no_reason(tmp_path, comp_dir):
+    """Written before the lists named rules only: its reasons may quote a file, so the pages leave them out."""
+    from kit.leaderboard import read_rejected, rejected_path
+
+    lb = tmp_path / "lb"
+    lb.mkdir()
+    rejected_path(lb / "practice.csv").write_text(json.dumps([["bob__bad.csv", "line 2: '0,SECRET' is not closed"]]))
+    [(name, rule)] = read_rejected(lb / "practice.csv")
+    assert name == "bob__bad.csv" and "SECRET" not in rule
+    page = build_leaderboard(comp_dir, leaderboard=lb).html_path.read_text()
+    assert "bob__bad.csv" in page and "SECRET" not in page

@@ -200,8 +200,8 @@ def test_sanitize_never_cuts_two_names_into_one(a, b):
     assert sanitize_participant(a) != sanitize_participant(b)
 
 
-@pytest.mark.parametrize("name, kept", [("अनिल", "अनिल"), ("Ελένη", "Ελένη"), ("Jose\u0301 Pérez", "José_Pérez"),
-                                        ("山田 太郎", "山田_太郎"), ("\u0301x", "x")])
+@pytest.mark.parametrize("name, kept", [("अनिल", "अनिल"), ("Ελένη", "Ελένη"), ("Jose\u0301 Pérez", "José Pérez"),
+                                        ("山田 太郎", "山田 太郎"), ("\u0301x", "x")])
 def test_sanitize_keeps_letters_of_every_script(name, kept):
     assert sanitize_participant(name) == kept
 

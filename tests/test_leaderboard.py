@@ -208,6 +208,67 @@ def test_sanitize_participant():
     assert len(long_a) == 40 and long_a.startswith("x" * 31 + "-") and long_a != long_b
     assert sanitize_participant("_hidden") == "hidden"
 
+    # Names keep their spaces (any run of white space is one space).
+    assert sanitize_participant("Alice Martin") == "Alice Martin"
+    assert sanitize_participant(" Alice \t\n Martin\u00a0") == "Alice Martin"
+    assert sanitize_participant("\u3000山田\u3000太郎") == "山田 太郎"
+    assert sanitize_participant("O'Brien Sean") == "O_Brien Sean"
+    assert sanitize_participant("Bob; rm -rf /") == "Bob_ rm -rf"
+    # What renders as nothing goes: the name as it is seen (and so the person it looks like).
+    assert sanitize_participant("Alice \u200b Martin") == "Alice Martin"
+    assert sanitize_participant("Ali\u200dce\u202e") == "Alice"
+
+
+#: Names written with spaces, accents and other scripts, and hostile ones that must stay escaped.
+WRITTEN_NAMES = ["Alice Martin", "José  Pérez", "山田 太郎", "Ana María de la Cruz", "<b>Eve</b> Smith"]
+
+
+def _names_everywhere(standings, lb):
+    """Every export a name appears in: the terminal table, Markdown, HTML, and both CSV exports."""
+    return {
+        "terminal": standings.text,
+        "markdown": standings.markdown_path.read_text(encoding="utf-8"),
+        "html": standings.html_path.read_text(encoding="utf-8"),
+        "csv": (lb / "practice.csv").read_text(encoding="utf-8"),
+    }
+
+
+def test_names_are_shown_as_written_in_every_export(tmp_path, comp_dir):
+    lb = tmp_path / "lb"
+    for k, who in enumerate(WRITTEN_NAMES):
+        sub = perfect_submission(comp_dir, tmp_path / f"s{k}.csv", noise=0.1 + k / 100, seed=k)
+        record_result(kit.score_submission(sub, comp_dir), participant=who, leaderboard=lb,
+                      time=T0 + timedelta(hours=k))
+    standings = build_leaderboard(comp_dir, leaderboard=lb)
+    pages = _names_everywhere(standings, lb)
+    for where, page in pages.items():
+        for shown in ("Alice Martin", "José Pérez", "山田 太郎", "Ana María de la Cruz"):
+            assert shown in page, (where, shown)
+        assert "Alice_Martin" not in page and "Alice\\_Martin" not in page, where
+        assert "<b>" not in page, where  # a name never carries markup into a page
+    assert "b_Eve_b_ Smith" in pages["csv"]
+    assert "b\\_Eve\\_b\\_ Smith" in pages["markdown"]
+    assert set(standings.ranking["participant"]) == {sanitize_participant(n) for n in WRITTEN_NAMES}
+
+
+def test_inbox_names_are_shown_as_written_and_the_private_table_too(tmp_path, comp_dir):
+    from kit.classroom import process_inbox
+
+    inbox, lb = tmp_path / "inbox", tmp_path / "lb"
+    inbox.mkdir()
+    perfect_submission(comp_dir, inbox / "Alice Martin__try1.csv", noise=0.1, seed=1)
+    perfect_submission(comp_dir, inbox / "alice_martin__try2.csv", noise=0.05, seed=2)  # the same person
+    perfect_submission(comp_dir, inbox / "Bo  Li__1.csv", noise=0.2, seed=3)
+    report = process_inbox(comp_dir, inbox, leaderboard=lb)
+    assert len(report.scored) == 3, report.rejected
+    done = kit_cli("leaderboard", "--competition", comp_dir, "--leaderboard", lb, "--private", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    standings = build_leaderboard(comp_dir, leaderboard=lb, private=True)
+    assert standings.ranking["participant"].tolist() == ["Alice Martin", "Bo Li"]
+    for where, page in {"kit leaderboard --private": done.stdout, **_names_everywhere(standings, lb)}.items():
+        assert "Alice Martin" in page and "Bo Li" in page, where
+        assert "Alice_Martin" not in page and "Alice\\_Martin" not in page, where
+
 
 # --- recording and rendering --------------------------------------------------------------
 
@@ -677,3 +738,170 @@ def test_threads_and_processes_storing_at_once_lose_no_row(tmp_path, comp_dir):
         thread.join(120)
     assert not errors
     assert sorted(read_log(lb / "practice.csv")["participant"]) == sorted(f"t{k}" for k in range(12))
+
+
+# --- the reveal, imports, refusals and number format ---------------------------------------
+
+
+def _store(comp_dir):
+    from kit.server.db import Database
+
+    return Database(comp_dir / "private" / "classroom.sqlite")
+
+
+def _scored(comp_dir, tmp_path, name="s.csv", noise=0.1, seed=0):
+    return kit.score_submission(perfect_submission(comp_dir, tmp_path / name, noise=noise, seed=seed),
+                                kit.load_competition(comp_dir))
+
+
+def test_private_is_the_teachers_reveal_and_closes_submissions(tmp_path, comp_dir, capsys):
+    from kit.cli import main
+
+    lb = tmp_path / "lb"
+    record_result(_scored(comp_dir, tmp_path), participant="ann", leaderboard=lb)
+    common = ["--competition", str(comp_dir), "--leaderboard", str(lb)]
+    assert main(["leaderboard", *common]) == 0
+    assert read_log(lb / "practice.csv")["private"].isna().all()
+    assert main(["leaderboard", *common, "--private"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("Revealed the final ranking") == 1 and "--hide-private" in out
+    db = _store(comp_dir)
+    assert db.revealed
+    db.close()
+    assert read_log(lb / "practice.csv")["private"].notna().all()
+    # Every later view says revealed (no second "Revealed" line); recording is refused.
+    assert main(["leaderboard", *common]) == 0
+    assert "Revealed the final ranking" not in capsys.readouterr().out
+    with pytest.raises(kit.errors.UserError, match="the final ranking is revealed; submissions are closed"):
+        record_result(_scored(comp_dir, tmp_path, "t.csv", seed=1), participant="bob", leaderboard=lb)
+    # The undo re-opens, and the public export hides Private again.
+    assert main(["leaderboard", *common, "--hide-private"]) == 0
+    assert "hidden again" in capsys.readouterr().out
+    assert read_log(lb / "practice.csv")["private"].isna().all()
+    record_result(_scored(comp_dir, tmp_path, "t.csv", seed=1), participant="bob", leaderboard=lb)
+
+
+def test_private_and_hide_private_together_are_one_line(tmp_path, comp_dir, capsys):
+    from kit.cli import main
+
+    assert main(["leaderboard", "--competition", str(comp_dir), "--private", "--hide-private"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_build_leaderboard_private_reveals_in_the_store(tmp_path, comp_dir):
+    lb = tmp_path / "lb"
+    record_result(_scored(comp_dir, tmp_path), participant="ann", leaderboard=lb)
+    standings = build_leaderboard(comp_dir, leaderboard=lb, private=True)
+    assert standings.revealed_now and standings.private
+    assert not build_leaderboard(comp_dir, leaderboard=lb, private=True).revealed_now
+    db = _store(comp_dir)
+    assert db.revealed
+    db.close()
+
+
+@pytest.mark.parametrize("rule, message", [
+    ("revealed", "the final ranking is revealed; submissions are closed"),
+    ("deadline", "after the deadline"),
+    ("date deadline", "after the deadline"),
+    ("revoked", "revoked"),
+])
+def test_kit_score_prints_the_score_and_refuses_to_record_in_a_closed_classroom(tmp_path, comp_dir, monkeypatch,
+                                                                                 capsys, rule, message):
+    from kit.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    meta = json.loads((comp_dir / "competition.json").read_text())
+    if rule == "deadline":
+        meta["deadline"] = "2020-01-01T00:00:00+01:00"
+    elif rule == "date deadline":
+        meta["deadline"] = "2020-01-01"
+    (comp_dir / "competition.json").write_text(json.dumps(meta))
+    db = _store(comp_dir)
+    if rule == "revealed":
+        db.set_revealed(True)
+    elif rule == "revoked":
+        db.add_participant("fixboard", T0)
+        db.revoke_participant("FIXBOARD", T0)
+    db.close()
+    path = perfect_submission(comp_dir, tmp_path / "s.csv", noise=0.1)
+    for extra in ([], ["--json"]):
+        assert main(["score", str(path), "--competition", str(comp_dir), "--participant", "fixboard", *extra]) == 0
+        captured = capsys.readouterr()
+        assert "0." in captured.out and "Logged to" not in captured.out
+        assert captured.err.count("not logged") == 1 and message in captured.err
+        if extra:
+            assert json.loads(captured.out)["logged"] is False
+    db = _store(comp_dir)
+    assert db.submissions() == []
+    db.close()
+
+
+@pytest.mark.parametrize("forged_folder", ["lbforge", "lb"])
+def test_a_csv_in_a_leaderboard_folder_never_becomes_a_ranked_row(tmp_path, comp_dir, forged_folder):
+    """Once a store is in use, a CSV in this folder or a new one is an export: never read back."""
+    lb = tmp_path / "lb"
+    record_result(_scored(comp_dir, tmp_path), participant="ann", leaderboard=lb)
+    forged = tmp_path / forged_folder / "practice.csv"
+    forged.parent.mkdir(exist_ok=True)
+    forged.write_text(",".join(LOG_COLUMNS) + "\n" + _line(entry("mallory", 0.00001)))
+    standings = build_leaderboard(comp_dir, leaderboard=tmp_path / forged_folder)
+    assert standings.ranking["participant"].tolist() == ["ann"]
+    db = _store(comp_dir)
+    assert [s["participant"] for s in db.submissions()] == ["ann"]
+    db.close()
+
+
+def test_a_store_that_saw_no_log_never_imports_a_later_one(tmp_path, comp_dir):
+    build_leaderboard(comp_dir, leaderboard=tmp_path / "lb")  # a new store, nothing to import
+    forged = tmp_path / "lb2" / "practice.csv"
+    append_entry(forged, entry("mallory", 0.00001))
+    assert build_leaderboard(comp_dir, leaderboard=tmp_path / "lb2").ranking.empty
+
+
+def test_import_log_is_the_teachers_explicit_import_once_per_file(tmp_path, comp_dir, capsys):
+    from kit.cli import main
+
+    lb = tmp_path / "lb"
+    record_result(_scored(comp_dir, tmp_path), participant="ann", leaderboard=lb)
+    old = tmp_path / "old.csv"
+    append_entry(old, entry("bob", 0.3))
+    common = ["--competition", str(comp_dir), "--leaderboard", str(lb), "--no-pages"]
+    assert main(["leaderboard", *common, "--import-log", str(old)]) == 0
+    assert "Imported 1 row(s)" in capsys.readouterr().out
+    assert main(["leaderboard", *common, "--import-log", str(old)]) == 0
+    assert "imported before; nothing added" in capsys.readouterr().out
+    db = _store(comp_dir)
+    assert sorted((s["participant"], s["source"]) for s in db.submissions()) == [("ann", "score"), ("bob", "log")]
+    db.close()
+    assert main(["leaderboard", *common, "--import-log", str(tmp_path / "missing.csv")]) == 2
+
+
+def _line(row):
+    from kit.leaderboard import _log_line
+
+    return _log_line(row)
+
+
+@pytest.mark.parametrize("score, text", [(1e-05, "0.00001"), (1.5e-06, "0.00000"), (123.456789, "123.45679"),
+                                         (0.1, "0.10000"), (-2e-05, "-0.00002")])
+def test_the_public_csv_writes_fixed_decimals(tmp_path, comp_dir, score, text):
+    db = _store(comp_dir)
+    db.record({"participant": "ann", "time": T0, "sha256": "a" * 64, "public": score, "private": score,
+               "rows": 60, "per_bin_public": {"0.0-0.1": score}, "per_bin_private": {"0.0-0.1": score}}, "score")
+    db.set_revealed(True)
+    db.close()
+    build_leaderboard(comp_dir, leaderboard=tmp_path / "lb")
+    public = (tmp_path / "lb" / "practice.csv").read_text()
+    assert "e-0" not in public and "e+" not in public
+    row = public.splitlines()[1]
+    assert f",{text},{text}," in row and f'""0.0-0.1"":{text}' in row
+    assert read_log(tmp_path / "lb" / "practice.csv")["public"].iloc[0] == float(text)
+
+
+def test_a_store_made_by_kit_participants_never_imports_a_csv_found_later(tmp_path, comp_dir, capsys):
+    from kit.cli import main
+
+    assert main(["participants", "add", "Ann", "--competition", str(comp_dir)]) == 0
+    forged = tmp_path / "lbforge" / "practice.csv"
+    append_entry(forged, entry("mallory", 0.00001))
+    assert build_leaderboard(comp_dir, leaderboard=forged.parent).ranking.empty

@@ -361,10 +361,10 @@ def test_deadline_closes_submissions(make_server, good, clock):
     assert page.status_code == 403 and "deadline" in page.text
 
 
-def test_deadline_from_competition_json_in_the_server_time_zone(tmp_path, good, clock):
+def test_deadline_from_competition_json_is_utc_whatever_the_server_time_zone(tmp_path, good, clock):
     comp = make_competition(tmp_path / "d")
     meta = json.loads((comp / "competition.json").read_text())
-    meta["deadline"] = "2026-03-01T13:00:00"  # no zone: Paris time, 12:00 UTC
+    meta["deadline"] = "2026-03-01T12:00:00"  # no zone: UTC (kit.deadline), not --timezone's Paris time
     (comp / "competition.json").write_text(json.dumps(meta))
     app = create_app(comp, leaderboard=tmp_path / "lb3", clock=clock, timezone_name="Europe/Paris", export_interval=0)
     (_, token), = app.state.kit.db.add_participants(["Ann"], clock())

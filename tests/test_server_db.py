@@ -9,8 +9,10 @@ import pytest
 from server_builders import START
 
 from kit.errors import UserError
-from kit.server.db import (SCHEMA_VERSION, Database, LimitReached, SubmissionsClosed, ensure_teacher_token, hash_token,
-                           parse_utc, read_teacher_token, utc_iso)
+from kit.identity import participant_key
+from kit.server.db import (KEY_VERSION_SETTING, SCHEMA_VERSION, SEEN_IMPORTED, Database, LimitReached,
+                           ParticipantRevoked, SubmissionsClosed, ensure_teacher_token, hash_token, key_version, parse_utc,
+                           read_teacher_token, utc_iso)
 
 
 @pytest.fixture
@@ -281,33 +283,214 @@ def test_record_refuses_a_name_nobody_could_register(db, bad):
     assert db.submissions() == []
 
 
-def test_one_file_stored_once_by_concurrent_writers(tmp_path):
-    path = tmp_path / "classroom.sqlite"
+def _concurrently(path, work, n=10):
+    """The outcomes of ``work(db, k)``, k < n, in n threads at once, each with its own connection (as processes)."""
     Database(path).close()
-    barrier, outcomes = threading.Barrier(10), []
+    barrier, outcomes = threading.Barrier(n), []
 
-    def write(k):
-        mine = Database(path)  # its own connection, as another process would have
+    def run(k):
+        mine = Database(path)
         barrier.wait()
-        outcomes.append(mine.record(entry("Ada", START + timedelta(seconds=k)), "score", once=True)[0])
-        mine.close()
+        try:
+            outcomes.append(work(mine, k))
+        finally:
+            mine.close()
 
-    threads = [threading.Thread(target=write, args=(k,)) for k in range(10)]
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    return outcomes
+
+
+def test_one_file_stored_once_by_concurrent_writers(tmp_path):
+    path = tmp_path / "classroom.sqlite"
+    outcomes = _concurrently(path, lambda mine, k: mine.record(entry("Ada", START + timedelta(seconds=k)), "score",
+                                                                once=True)[0])
     assert sum(1 for o in outcomes if o is not None) == 1
     db = Database(path)
     assert len(db.submissions()) == 1 and db.integrity_check() == "ok"
     db.close()
 
 
-def test_an_import_runs_once_and_skips_rows_already_stored(db):
+def test_an_explicit_import_runs_once_per_file_and_skips_rows_already_stored(db):
     db.record(entry("Ada"), "score")
     rows = [entry("Ada"), entry("Ada", START + timedelta(minutes=1)), entry("Cy", None, sha="c" * 64)]
     assert db.import_entries(rows, "imported_log:/x.csv") == 2
-    assert db.import_entries(rows, "imported_log:/x.csv") == 0
+    assert db.import_entries(rows, "imported_log:/x.csv") is None
     stored = db.submissions()
     assert [r["source"] for r in stored] == ["score", "log", "log"]
     assert stored[-1]["participant"] == "Cy" and stored[-1]["submitted_at"].startswith("9999")
+
+
+# --- the closing rules of kit score and the inbox, in the insert's transaction ---------------
+
+
+@pytest.mark.parametrize("offset, accepted", [(-1, True), (0, False), (1, False)])
+def test_record_refuses_at_or_after_the_deadline(db, offset, accepted):
+    deadline = START + timedelta(hours=1)
+    when = deadline + timedelta(seconds=offset)
+    if accepted:
+        db.record(entry("Bo", when), "inbox", closes_at=deadline)
+    else:
+        with pytest.raises(SubmissionsClosed) as closed:
+            db.record(entry("Bo", when), "inbox", closes_at=deadline)
+        assert closed.value.reason == "deadline"
+    assert len(db.submissions()) == int(accepted)
+
+
+def test_record_refuses_an_unknown_time_when_there_is_a_deadline(db):
+    with pytest.raises(SubmissionsClosed):
+        db.record(entry("Bo", None), "inbox", closes_at=START)
+
+
+@pytest.mark.parametrize("source", ["score", "inbox"])
+def test_record_refuses_once_revealed_and_again_after_hiding(db, source):
+    db.set_revealed(True)
+    with pytest.raises(SubmissionsClosed) as closed:
+        db.record(entry("Bo"), source)
+    assert closed.value.reason == "revealed" and db.submissions() == []
+    db.set_revealed(False)
+    assert db.record(entry("Bo"), source)[0] is not None
+
+
+@pytest.mark.parametrize("name", ["Ada", "ADA", "ａｄａ", "ada", "Adá", "AᴅA"])
+def test_record_refuses_a_revoked_participant_under_any_spelling(db, name):
+    db.add_participant("Ada", START)
+    db.revoke_participant("Ada", START)
+    with pytest.raises(ParticipantRevoked):
+        db.record(entry(name), "inbox")
+    assert db.submissions() == []
+
+
+def test_the_daily_limit_holds_across_concurrent_writers(tmp_path):
+    """Ten processes (own connections) recording different files of one person: exactly the limit is stored."""
+    path = tmp_path / "classroom.sqlite"
+    window = (START, START + timedelta(days=1))
+
+    def write(mine, k):
+        try:
+            mine.record(entry("Ada", START + timedelta(seconds=k), sha=f"{k:064x}"), "inbox", once=True, limit=3,
+                        window=window)
+            return "stored"
+        except LimitReached:
+            return "limit"
+
+    assert sorted(_concurrently(path, write)) == ["limit"] * 7 + ["stored"] * 3
+    db = Database(path)
+    assert len(db.submissions()) == 3
+    db.close()
+
+
+def test_the_limit_counts_the_window_only(db):
+    window = (START, START + timedelta(days=1))
+    for k in range(2):
+        db.record(entry("Ada", START - timedelta(hours=1 + k), sha=f"{k:064x}"), "inbox", limit=2, window=window)
+    db.record(entry("Ada", START, sha="e" * 64), "inbox", limit=2, window=window)
+    db.record(entry("Ada", START + timedelta(hours=1), sha="f" * 64), "inbox", limit=2, window=window)
+    with pytest.raises(LimitReached):
+        db.record(entry("Ada", START + timedelta(hours=2), sha="d" * 64), "inbox", limit=2, window=window)
+
+
+# --- first-seen times and imports ----------------------------------------------------------------
+
+
+def test_first_seen_is_kept_once_and_never_moves(db):
+    assert db.first_seen("a__1.csv", 10, "ab", START) == START
+    assert db.first_seen("a__1.csv", 10, "ab", START + timedelta(days=3)) == START
+    assert db.first_seen("a__1.csv", 10, "ab", START - timedelta(days=3)) == START  # not earlier either
+    assert db.first_seen("a__1.csv", 11, "ab", START + timedelta(hours=1)) == START + timedelta(hours=1)
+    assert [r["size"] for r in db.inbox_seen()] == [10, 11]
+
+
+def test_an_old_journal_is_imported_only_into_a_store_without_times(db):
+    rows = [("a__1.csv", 10, "ab", START - timedelta(days=1)), ("a__1.csv", 10, "ab", START - timedelta(days=2))]
+    assert db.import_first_seen(rows) == 2
+    assert db.first_seen("a__1.csv", 10, "ab", START) == START - timedelta(days=2)  # the earliest wins
+    assert db.import_first_seen([("b__1.csv", 1, "cd", START - timedelta(days=9))]) is None
+    assert db.first_seen("b__1.csv", 1, "cd", START) == START
+
+
+def test_a_store_that_kept_times_or_said_no_never_imports_a_journal(tmp_path):
+    used = Database(tmp_path / "used.sqlite")
+    used.first_seen("a__1.csv", 10, "ab", START)
+    assert used.import_first_seen([("b__1.csv", 1, "cd", START - timedelta(days=9))]) is None
+    used.close()
+    refused = Database(tmp_path / "refused.sqlite")
+    refused.mark_imported(SEEN_IMPORTED)
+    assert refused.import_first_seen([("b__1.csv", 1, "cd", START)]) is None and refused.inbox_seen() == []
+    refused.close()
+
+
+def test_an_automatic_log_import_happens_once_and_never_over_scored_rows(tmp_path):
+    fresh = Database(tmp_path / "fresh.sqlite")
+    assert fresh.may_import_log()
+    assert fresh.import_entries([entry("Ada"), entry("Cy", None, sha="c" * 64)]) == 2
+    assert not fresh.may_import_log() and fresh.import_entries([entry("Mallory", sha="d" * 64)]) is None
+    assert {r["source"] for r in fresh.submissions()} == {"log"}
+    fresh.close()
+    used = Database(tmp_path / "used.sqlite")
+    used.record(entry("Ada"), "score")
+    assert not used.may_import_log() and used.import_entries([entry("Mallory", sha="d" * 64)]) is None
+    used.close()
+
+
+def test_schema_4_upgrades_a_version_3_store_with_its_rows(tmp_path):
+    from kit.server import db as dbmod
+
+    path = tmp_path / "classroom.sqlite"
+    with sqlite3.connect(path) as conn:
+        for step in range(3):
+            for statement in dbmod._statements(dbmod._MIGRATIONS[step]):
+                conn.execute(statement)
+        conn.execute("PRAGMA user_version = 3")
+    db = Database(path)
+    assert db.schema_version == SCHEMA_VERSION >= 4 and db.inbox_seen() == []
+    assert db.may_import_log()  # an older store that never imported: its folder's log may still come in
+    db.close()
+    made_here = Database(tmp_path / "new.sqlite")
+    made_here.close()
+    assert not Database(tmp_path / "new.sqlite").may_import_log()  # made by this version, opened again
+
+
+# --- identity keys recomputed when the key function changes ------------------------------
+
+
+def _stale(path, rows):
+    """A store whose participants carry keys of an older key function (``rows``: name, old key)."""
+    db = Database(path)
+    with db._write() as conn:
+        for k, (name, key) in enumerate(rows):
+            conn.execute("INSERT INTO participants (name, key, token_sha256, created_at) VALUES (?, ?, ?, ?)",
+                         (name, key, hash_token(f"t{k}"), "2026-01-01T00:00:00.000000Z"))
+        conn.execute("UPDATE settings SET value = 'old' WHERE key = ?", (KEY_VERSION_SETTING,))
+    db.close()
+
+
+def test_stale_keys_are_recomputed_on_open(tmp_path, capsys):
+    path = tmp_path / "classroom.sqlite"
+    _stale(path, [("ᴋim", "ᴋim"), ("Bøb", "bøb")])  # small capital K, o with a stroke: folded now
+    db = Database(path)
+    assert {p["name"]: p["key"] for p in db.participants()} == {"ᴋim": participant_key("kim"),
+                                                               "Bøb": participant_key("bob")}
+    assert db.setting(KEY_VERSION_SETTING) == key_version()
+    # "kim" is now the same person as "ᴋim": their files go to them, not to a new participant.
+    db.record(entry("kim"), "score")
+    assert [s["participant"] for s in db.submissions()] == ["ᴋim"]
+    db.close()
+    assert capsys.readouterr().err == ""
+
+
+def test_participants_colliding_under_a_new_key_are_kept_apart_and_said_once(tmp_path, capsys):
+    path = tmp_path / "classroom.sqlite"
+    _stale(path, [("Kim", "kim"), ("ᴋim", "ᴋim"), ("Bob", "bob"), ("Bøb", "bøb")])
+    db = Database(path)
+    assert len(db.participants()) == 4
+    keys = [p["key"] for p in db.participants()]
+    assert len(set(keys)) == 4 and keys[0] == participant_key("Kim") and keys[2] == participant_key("Bob")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'Kim' and 'ᴋim'" in err and "'Bob' and 'Bøb'" in err
+    db.close()
+    Database(path).close()
+    assert capsys.readouterr().err == ""  # said once

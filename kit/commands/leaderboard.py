@@ -1,6 +1,8 @@
 """``kit leaderboard``: the ranking table, its Markdown and HTML pages, and classroom mode."""
 import argparse
 
+from kit.errors import UserError
+
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
@@ -9,8 +11,10 @@ def add_parser(subparsers):
         description="Rank the competition's scored submissions (best Public score per participant, ties to the "
         "earliest; scores shown to 5 decimals), print them and export leaderboard/<competition>.csv, .md and "
         ".html from the store of record, private/classroom.sqlite (where the competition's private/ folder is "
-        "not here, the CSV export is read instead). Private scores appear only with --private or after "
-        "`kit serve`'s reveal; private/leaderboard.csv keeps every score at full precision. With --inbox DIR, first "
+        "not here, the CSV export is read instead). Private scores appear only once revealed: --private is the "
+        "teacher's reveal (the flag `kit serve`'s POST /api/reveal sets; submissions then close on the server, "
+        "the inbox and `kit score`), --hide-private takes it back; private/leaderboard.csv keeps every score at "
+        "full precision. With --inbox DIR, first "
         "score each new <participant>__<anything>.csv file in DIR once, enforcing the competition's "
         "max_daily_submissions per participant (UTC days). A file's submission time is when the kit "
         "first saw it, not its modification time: use --watch to look at the inbox every few seconds.",
@@ -18,7 +22,12 @@ def add_parser(subparsers):
     p.add_argument("--competition", metavar="NAME|DIR", help="competition name under --data, or its folder (default: practice)")
     p.add_argument("--data", metavar="DIR", help="folder holding competitions (default: ./data)")
     p.add_argument("--leaderboard", metavar="DIR", help="leaderboard folder (default: ./leaderboard)")
-    p.add_argument("--private", action="store_true", help="reveal Private scores: the final ranking")
+    p.add_argument("--private", action="store_true",
+                   help="reveal the final ranking (Private scores) to everyone and close submissions")
+    p.add_argument("--hide-private", action="store_true",
+                   help="take a reveal back: Private scores hidden again, submissions re-open until the deadline")
+    p.add_argument("--import-log", metavar="FILE",
+                   help="import the rows of a leaderboard CSV written by an earlier version into the store (once)")
     p.add_argument("--inbox", metavar="DIR", help="classroom mode: score the new files in DIR first")
     p.add_argument("--watch", action="store_true",
                    help="with --inbox: keep looking at the inbox (scoring new files, rewriting the pages) "
@@ -33,12 +42,15 @@ def add_parser(subparsers):
 
 
 def run(args: argparse.Namespace) -> int:
-    from kit.errors import UserError
 
     if (args.watch or args.interval is not None or args.polls is not None) and not args.inbox:
         raise UserError("--watch, --interval and --polls need --inbox DIR (the folder to watch)")
     if args.interval is not None and not args.watch:
         raise UserError("--interval needs --watch")
+    if args.private and args.hide_private:
+        raise UserError("--private reveals and --hide-private hides the Private scores: give one of them")
+    if args.hide_private or args.import_log:
+        _teacher_step(args)
     if args.watch:
         return _watch(args)
     competition, rejected, notes = args.competition, None, []  # None: the last inbox run's refusals
@@ -50,9 +62,34 @@ def run(args: argparse.Namespace) -> int:
         report = process_inbox(competition, args.inbox, data=args.data, leaderboard=args.leaderboard)
         _print_report(report, set())
         print(report.summary())
-        rejected, notes = report.rejected, report.notes
+        rejected, notes = report.public, report.notes  # the pages name the rule; the terminal had the reasons
     _show(args, competition, rejected, notes)
     return 0
+
+
+def _teacher_step(args):
+    """--hide-private and --import-log: change the store before anything is shown."""
+    from kit.competition import load_competition
+    from kit.leaderboard import has_store, import_log, open_store
+
+    competition = load_competition(args.competition, data=args.data)
+    if not has_store(competition):
+        raise UserError(f"{competition.path}/private is not here: only the teacher's copy of the competition "
+                        "has the store these options change")
+    db = open_store(competition, args.leaderboard)
+    try:
+        if args.import_log:
+            notes = []
+            added = import_log(db, args.import_log, notes, explicit=True)
+            for note in notes:
+                print(note)
+            print(f"{args.import_log} was imported before; nothing added" if added is None
+                  else f"Imported {added} row(s) of {args.import_log} into {db.path} (marked as imported)")
+        if args.hide_private:
+            db.set_revealed(False)
+            print(f"Private scores of {competition.name} are hidden again; submissions re-open until the deadline.")
+    finally:
+        db.close()
 
 
 def _print_report(report, told):
@@ -77,6 +114,9 @@ def _show(args, competition, rejected, notes):
 
     standings = build_leaderboard(competition, data=args.data, leaderboard=args.leaderboard, private=args.private,
                                   write_pages=args.pages, rejected=rejected, notes=notes)
+    if standings.revealed_now:
+        print(f"Revealed the final ranking of {standings.competition}: Private scores are now in every export and "
+              "submissions are closed (undo: `kit leaderboard --hide-private`).")
     print(standings.text)
     if args.pages:
         print(f"\nWrote {standings.markdown_path} and {standings.html_path}")
@@ -100,7 +140,7 @@ def _watch(args):
     def on_poll(report):
         fresh = _print_report(report, told)
         if report.scored or fresh or not rendered:
-            _show(args, competition, report.rejected, report.notes)
+            _show(args, competition, report.public, report.notes)
             print(f"{report.summary()}; looking again every {interval:g} s (Ctrl-C to stop)", flush=True)
             rendered.append(True)
 

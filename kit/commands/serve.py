@@ -25,7 +25,7 @@ def add_parser(subparsers):
     p.add_argument("--timezone", default="UTC", metavar="TZ",
                    help="time zone whose days the daily limit counts, e.g. Europe/Paris (default: UTC)")
     p.add_argument("--deadline", metavar="ISO", help="close submissions at this time, e.g. 2026-06-30T23:59:00Z "
-                   "(default: competition.json's deadline; a time without zone is in --timezone)")
+                   "(default: competition.json's deadline; a time without zone is UTC, a date alone its 23:59 UTC)")
     p.add_argument("--refresh", type=float, default=10.0, metavar="S",
                    help="seconds between the live leaderboard page's checks for news (default: 10)")
     p.add_argument("--max-upload-mb", type=float, metavar="N", help="largest accepted file in MB (default: 50)")

@@ -3,6 +3,8 @@ import argparse
 
 #: Environment variable holding the participant token when --token is not given.
 TOKEN_ENV = "KIT_TOKEN"
+#: Last parts of the address of a page of a ``kit serve`` site: given as --server, the site is the part before.
+SITE_PAGES = ("submit", "me", "docs", "leaderboard", "login", "teacher", "index.html", "style.css")
 
 
 def add_parser(subparsers):
@@ -73,6 +75,49 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def site_address(server):
+    """The base address of a ``kit serve`` site, checked; a page's address is refused with the base to use.
+
+    Raises
+    ------
+    kit.errors.UserError
+        For anything but an http(s) address, and for the address of a page of the site
+        (``.../submit``, ``.../api/...``, one with ``?query`` or ``#fragment``): the
+        message names the base address.
+
+    Examples
+    --------
+    >>> site_address(" http://10.0.0.5:8000/ ")
+    'http://10.0.0.5:8000'
+    >>> site_address("http://10.0.0.5:8000/submit")
+    Traceback (most recent call last):
+    ...
+    kit.errors.UserError: server 'http://10.0.0.5:8000/submit' is the address of a page of the site, not of the site: use --server http://10.0.0.5:8000
+    """
+    from urllib.parse import urlsplit
+
+    from kit.errors import UserError
+    from kit.safetext import printable
+
+    server = str(server).strip()
+    parts = urlsplit(server)
+    shown = printable(server, 80)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        bare = "://" not in server and not any(ch.isspace() for ch in server) and urlsplit(f"http://{server}").hostname
+        hint = f" (use --server http://{printable(server, 80).rstrip('/')})" if bare else ""
+        raise UserError(f"server {shown!r}: expected an address such as http://127.0.0.1:8000{hint}")
+    segments = parts.path.rstrip("/").split("/")
+    if "api" in segments:
+        segments = segments[:segments.index("api")]
+    elif segments[-1].lower() in SITE_PAGES:
+        segments = segments[:-1]
+    base = f"{parts.scheme}://{parts.netloc}{'/'.join(segments)}"
+    if segments != parts.path.rstrip("/").split("/") or parts.query or parts.fragment:
+        raise UserError(f"server {shown!r} is the address of a page of the site, not of the site: "
+                        f"use --server {printable(base, 80)}")
+    return base
+
+
 def post_submission(server, path, token, description="", timeout=300.0):
     """POST ``path`` to ``server``'s ``/api/submissions``; the 201 JSON answer.
 
@@ -136,23 +181,14 @@ def post_json(server, path, token, body, timeout=60.0):
 
 
 def api_address(server, path):
-    """``server`` (an http or https address) joined with an API ``path``; a UserError otherwise.
+    """The base address of ``server`` (:func:`site_address`) joined with an API ``path``.
 
     Examples
     --------
     >>> api_address("http://127.0.0.1:8000/", "/api/final")
     'http://127.0.0.1:8000/api/final'
     """
-    from urllib.parse import urlsplit
-
-    from kit.errors import UserError
-    from kit.safetext import printable
-
-    server = str(server).strip()
-    parts = urlsplit(server)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UserError(f"server {printable(server, 80)!r}: expected an address such as http://127.0.0.1:8000")
-    return server.rstrip("/") + path
+    return site_address(server) + path
 
 
 def _unreachable(endpoint, exc):
@@ -174,6 +210,10 @@ def server_answer(response, endpoint, expected, what):
         answer = response.json()
     except ValueError:
         answer = None
+    if response.status_code in (404, 405):
+        # A site under another address (a proxy, a page of it): nothing here takes submissions.
+        raise UserError(f"{endpoint} answered {response.status_code} (nothing takes submissions there): "
+                        "expected --server to be the address of the site's leaderboard page, as the teacher gave it")
     if not isinstance(answer, dict):
         raise UserError(f"{endpoint} answered {response.status_code} without JSON: is this a `kit serve` site?")
     if response.status_code != expected:

@@ -1,27 +1,31 @@
 """Handing a prepared competition to a hosting platform (Codabench, Kaggle).
 
-Both platforms get the same things: the public files (everything in the competition
-folder but ``private/``), the answers with their Public/Private split, and pages written
-from ``competition.json`` (:mod:`kit.hosting.pages`).
+Both platforms get the same things: the public files (``competition.json`` and the files
+it lists with their hashes, exactly what ``kit prepare`` wrote for participants), the
+answers with their Public/Private split, and pages written from ``competition.json``
+(:mod:`kit.hosting.pages`).
 """
-import datetime as dt
-import re
-from pathlib import Path
+import os
+import stat
+from pathlib import Path, PurePosixPath
 
+from kit.deadline import competition_deadline as deadline_of
+from kit.deadline import parse_deadline, parse_instant
 from kit.errors import UserError
+from kit.fileio import sha256_file
+from kit.paths import COMPETITION_FILE
 from kit.safetext import printable
 
 PRIVATE_FOLDER = "private"
-_OFFSET = re.compile(r"(?:[Zz]|(?P<sign>[+-])(?P<hours>\d{2}):?(?P<minutes>\d{2}))\Z")
-_HAS_TIME = re.compile(r"\d[Tt ]\d")
-_DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S",
-                 "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%d %H:%M:%S.%f")
 
 
 def public_files(competition):
-    """The files a participant may have: every file of the folder outside ``private/``.
+    """The files a participant may have: ``competition.json`` and the files it lists, checked.
 
-    Hidden files (names starting with a dot: editor and lock files) are left out.
+    ``kit prepare`` records the sha256 of each public file in ``competition.json``'s
+    ``files``; exactly those are published, whatever else the folder holds (a leaderboard
+    log with Private scores, a lock, notes). Each must be there, a regular file reached
+    without a link, outside ``private/``, with the recorded hash.
 
     Parameters
     ----------
@@ -36,8 +40,8 @@ def public_files(competition):
     Raises
     ------
     UserError
-        For a symbolic link (it could point into ``private/``) or anything that is not
-        a plain file or folder.
+        One line: no list of files, a listed name outside the folder or in ``private/``,
+        a listed file missing, a link or not a regular file, or with another hash.
 
     Examples
     --------
@@ -46,32 +50,50 @@ def public_files(competition):
     ['competition.json', 'sample_submission.csv', 'test.mgf', 'test_pairs.csv', 'train.mgf']
     """
     root = Path(competition.path)
-    found = []
-    stack = [root]
-    while stack:
-        folder = stack.pop()
-        for entry in sorted(folder.iterdir()):
-            relative = entry.relative_to(root).as_posix()
-            if entry.name.startswith(".") or relative == PRIVATE_FOLDER:
-                continue
-            if entry.is_symlink():
-                raise UserError(
-                    f"{entry} is a symbolic link: expected plain files in a competition folder "
-                    "(a link could hand out what private/ holds)"
-                )
-            if entry.is_dir():
-                stack.append(entry)
-            elif entry.is_file():
-                found.append((relative, entry))
-            else:
-                raise UserError(f"{entry} is not a regular file: expected plain files in a competition folder")
-    if not found:
-        raise UserError(f"{root}: no public files found: expected train.mgf, test.mgf and test_pairs.csv")
+    listing = root / COMPETITION_FILE
+    listed = competition.file_hashes
+    if not listed:
+        raise UserError(f"{listing} lists no public files: expected the 'files' hashes kit prepare writes "
+                        "(rebuild the competition with kit prepare)")
+    found = [(COMPETITION_FILE, _checked_file(root, COMPETITION_FILE))]
+    for name, digest in listed.items():
+        path = _checked_file(root, name)
+        if not isinstance(digest, str) or sha256_file(path) != digest.lower():
+            raise UserError(f"{path} differs from what kit prepare wrote: expected the sha256 {listing.name} "
+                            f"records, found another (rebuild the competition with kit prepare, or restore the file)")
+        found.append((str(name), path))
     return sorted(found)
 
 
+def _checked_file(root, name):
+    """``root / name`` for a listed public file; a UserError unless it is a plain file of the folder."""
+    shown = printable(repr(name), 80)
+    parts = PurePosixPath(name).parts if isinstance(name, str) else ()
+    if (not parts or PurePosixPath(name).is_absolute() or "\\" in name
+            or any(p in ("", ".", "..") or p.startswith(".") for p in parts) or parts[0] == PRIVATE_FOLDER):
+        raise UserError(f"{root / COMPETITION_FILE} lists {shown}: expected names of public files inside the "
+                        f"competition folder (not in {PRIVATE_FOLDER}/)")
+    path = root.joinpath(*parts)
+    folder = root
+    for part in parts:
+        folder = folder / part
+        try:
+            info = os.lstat(folder)
+        except FileNotFoundError:
+            raise UserError(f"{path} is missing: {COMPETITION_FILE} lists it as a public file "
+                            "(rebuild the competition with kit prepare, or restore the file)") from None
+        except OSError as exc:
+            raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+        if stat.S_ISLNK(info.st_mode):
+            raise UserError(f"{folder} is a symbolic link: expected plain files in a competition folder "
+                            "(a link could hand out what private/ holds)")
+    if not stat.S_ISREG(info.st_mode):
+        raise UserError(f"{path} is not a regular file: expected plain files in a competition folder")
+    return path
+
+
 def parse_when(text, option):
-    """A naive UTC datetime from ``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM[:SS]``.
+    """A naive UTC datetime from ``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM[:SS]`` (:func:`kit.deadline.parse_instant`).
 
     A time may end with ``Z`` or a UTC offset (``+02:00``, ``-0500``): it is converted to
     UTC. Without either it is taken as UTC.
@@ -83,54 +105,28 @@ def parse_when(text, option):
     >>> parse_when("2027-01-31T23:59+02:00", "competition.json deadline")
     datetime.datetime(2027, 1, 31, 21, 59)
     """
-    raw = text
-    if not isinstance(text, str):
-        raise UserError(f"{option} {printable(repr(raw), 60)}: expected a UTC date YYYY-MM-DD or YYYY-MM-DDTHH:MM "
-                        "as text")
-    text = text.strip()
-    offset = _OFFSET.search(text)
-    if offset and offset.group("sign") and not _HAS_TIME.search(text):
-        offset = None  # "2026-01-05" ends in digits, not in an offset
-    shift = dt.timedelta()
-    if offset:
-        text = text[: offset.start()]
-        if offset.group("sign"):
-            hours, minutes = int(offset.group("hours")), int(offset.group("minutes"))
-            if hours > 23 or minutes > 59:
-                raise UserError(f"{option} {printable(raw, 60)!r}: the UTC offset must be within -23:59 and +23:59")
-            shift = (1 if offset.group("sign") == "+" else -1) * dt.timedelta(hours=hours, minutes=minutes)
-    for fmt in _DATE_FORMATS:
-        try:
-            moment = dt.datetime.strptime(text.replace("t", "T"), fmt)
-        except ValueError:
-            continue
-        try:
-            return moment - shift
-        except OverflowError:
-            break
-    raise UserError(f"{option} {printable(raw, 60)!r}: expected a UTC date YYYY-MM-DD or YYYY-MM-DDTHH:MM "
-                    "(a time with Z or an offset such as +02:00 is converted to UTC)")
+    return parse_instant(text, option).replace(tzinfo=None)
 
 
 def parse_end(text, option):
-    """Like :func:`parse_when`, but a day alone means its last minute (23:59).
+    """Like :func:`parse_when`, but a day alone means its last minute (23:59): :func:`kit.deadline.parse_deadline`.
 
     Examples
     --------
     >>> parse_end("2026-06-30", "--end")
     datetime.datetime(2026, 6, 30, 23, 59)
     """
-    moment = parse_when(text, option)
-    if not _HAS_TIME.search(text):
-        moment += dt.timedelta(days=1, minutes=-1)
-    return moment
+    if text is None or text == "":
+        parse_instant(text, option)  # the one-line refusal of a missing end
+    return parse_deadline(text, option).replace(tzinfo=None)
 
 
 def competition_deadline(competition):
     """competition.json's ``deadline`` as a naive UTC datetime, or None when it has none.
 
-    Both exports (Codabench's phase end, Kaggle's ``deadline`` setting) take it from here:
-    an offset is converted to UTC and a day alone means its last minute.
+    Both exports (Codabench's phase end, Kaggle's ``deadline`` setting) take it from
+    :mod:`kit.deadline`, as ``kit serve`` and the classroom inbox do: an offset is
+    converted to UTC, a time without one is UTC and a day alone means its last minute.
 
     Examples
     --------
@@ -138,7 +134,5 @@ def competition_deadline(competition):
     >>> competition_deadline(SimpleNamespace(metadata={"deadline": "2027-02-01T01:59+02:00"}))
     datetime.datetime(2027, 1, 31, 23, 59)
     """
-    value = competition.metadata.get("deadline")
-    if value in (None, ""):
-        return None
-    return parse_end(value, "competition.json deadline")
+    deadline = deadline_of(competition.metadata)
+    return None if deadline is None else deadline.replace(tzinfo=None)

@@ -123,8 +123,8 @@ def find_submission(folder):
                 found.append(Path(root) / name)
     if not found:
         raise UserError(
-            f"no CSV file in the submission: expected a zip holding one `id,similarity` CSV file "
-            f"(for example `zip submission.zip submission.csv`), found {seen} other file(s)"
+            f"no CSV file in the submission: expected a zip holding one 'id,similarity' CSV file "
+            f"(for example: zip submission.zip submission.csv), found {seen} other file(s)"
         )
     if len(found) > 1:
         names = ", ".join(str(p.relative_to(folder)) for p in found[:5])

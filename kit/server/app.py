@@ -32,10 +32,12 @@ from datetime import time as day_time
 from pathlib import Path
 from typing import Callable
 
+from kit import deadline as kit_deadline
 from kit.errors import UserError
 from kit.metrics import SHOWN_DECIMALS, shown_scores
-from kit.server.db import (DB_NAME, MAX_FINALS, SCORED, SUBMISSIONS_FOLDER, Database, LimitReached,
-                           SubmissionsClosed, ensure_teacher_token, hash_token, parse_utc, same_token, utc_iso)
+from kit.server.db import (CLOSED, MAX_FINALS, REVEALED, REVEALED_CLOSED, SCORED, SUBMISSIONS_FOLDER,
+                           TEACHER_CLOSED, Database, LimitReached, SubmissionsClosed, decide_phase,
+                           ensure_teacher_token, hash_token, same_token, utc_iso)
 from kit.server.limits import (ANONYMOUS_TIMEOUT, DEFAULT_ANONYMOUS_PER_ADDRESS, DEFAULT_REQUEST_TIMEOUT,
                                DEFAULT_UPLOADS_PER_TOKEN, HeadLimits, OpenUploads, RequestTimeLimit, TooManyOpen,
                                address_key)
@@ -56,12 +58,6 @@ SCORING_SLOTS = max(2, min(8, os.cpu_count() or 2))
 MAX_TOKEN = 256
 #: Seconds an upload's body may take to arrive (``kit serve --upload-timeout``).
 DEFAULT_UPLOAD_TIMEOUT = 120.0
-#: What a refused upload is told once the Private ranking is revealed.
-REVEALED_CLOSED = "the final ranking is revealed; submissions are closed"
-#: What a refused upload is told while the teacher has closed the competition.
-TEACHER_CLOSED = "the teacher has closed the competition; submissions are closed"
-#: The states of a competition on the server (:func:`decide_phase`).
-OPEN, CLOSED, REVEALED = "open", "closed", "revealed"
 #: Cookie a browser may carry the participant token in (read, never set, by the server).
 TOKEN_COOKIE = "kit_token"
 #: Rows the classroom screen (``/?view=projector``) shows.
@@ -152,81 +148,25 @@ class ServerState:
         return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
 
 
-@dataclass(frozen=True)
-class Phase:
-    """Where a competition stands: ``state`` is :data:`OPEN`, :data:`CLOSED` or :data:`REVEALED`.
-
-    ``reason`` says why it is not open: ``"deadline"``, ``"closed"`` (by the teacher) or
-    ``"revealed"``; None while open. ``deadline`` is the deadline in force (or None).
-    """
-
-    state: str
-    reason: str = None
-    deadline: datetime = None
-
-    @property
-    def open(self):
-        return self.state == OPEN
-
-
-def decide_phase(settings, deadline, now):
-    """The :class:`Phase` of a competition: the one place that decides whether it is open.
-
-    Parameters
-    ----------
-    settings : dict
-        The store's settings (:meth:`kit.server.db.Database.settings`): ``revealed`` and
-        ``closed`` (``"1"`` or ``"0"``), and ``deadline`` (UTC ISO text, or ``""`` for none)
-        once the teacher has set one, which then replaces ``deadline``.
-    deadline : datetime or None
-        The deadline the server started with (``--deadline`` or competition.json).
-    now : datetime
-        The server's clock (aware).
-
-    Examples
-    --------
-    >>> start = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
-    >>> decide_phase({}, start, start).reason, decide_phase({"closed": "1"}, None, start).state
-    ('deadline', 'closed')
-    >>> decide_phase({"deadline": ""}, start, start).state, decide_phase({"revealed": "1"}, None, start).state
-    ('open', 'revealed')
-    """
-    if "deadline" in settings:
-        deadline = parse_utc(settings["deadline"]) if settings["deadline"] else None
-    if settings.get("revealed") == "1":
-        return Phase(REVEALED, "revealed", deadline)
-    if deadline is not None and now >= deadline:
-        return Phase(CLOSED, "deadline", deadline)
-    if settings.get("closed") == "1":
-        return Phase(CLOSED, "closed", deadline)
-    return Phase(OPEN, None, deadline)
-
-
 def current_phase(state, now=None):
     """The :class:`Phase` of the served competition now (or at ``now``), from the store and the clock."""
     return decide_phase(state.db.settings(), state.deadline, state.clock() if now is None else now)
 
 
-def parse_deadline(value, tz):
-    """A deadline (ISO 8601; a time without zone is in ``tz``) as an aware datetime, or None.
+def parse_deadline(value, tz=None):
+    """A deadline as an aware UTC datetime, or None: :func:`kit.deadline.parse_deadline`.
+
+    One meaning in every mode: a time without zone is UTC (whatever ``--timezone``, which
+    ``tz`` names and which only sets the days of the daily limit), a date alone is 23:59 UTC.
 
     Examples
     --------
     >>> parse_deadline("2026-06-30T23:59:00Z", timezone.utc).isoformat()
     '2026-06-30T23:59:00+00:00'
+    >>> parse_deadline("2026-06-30", timezone.utc).isoformat()
+    '2026-06-30T23:59:00+00:00'
     """
-    if value in (None, ""):
-        return None
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        try:
-            moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00").replace("z", "+00:00"))
-        except ValueError:
-            raise UserError(
-                f"deadline {str(value)[:60]!r} is not a date: expected ISO 8601 such as 2026-06-30T23:59:00Z"
-            ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
+    return kit_deadline.parse_deadline(value, "deadline")
 
 
 def load_timezone(name):

@@ -17,6 +17,7 @@ This module needs the standard library only (no FastAPI).
 - Tokens are random (``secrets``); only their sha256 is stored. The teacher token is the
   one secret kept in clear, in ``private/teacher_token``, readable by its owner only.
 """
+import functools
 import hashlib
 import hmac
 import json
@@ -25,6 +26,7 @@ import os
 import secrets
 import sqlite3
 import threading
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,6 +44,16 @@ SERVER, SCORE, INBOX, LOG = "server", "score", "inbox", "log"
 SOURCES = (SERVER, SCORE, INBOX, LOG)
 #: ``submitted_at`` of an imported log row whose time cannot be vouched for: it sorts last.
 UNKNOWN_TIME = "9999-12-31T23:59:59.999999Z"
+#: What a submission refused once the Private ranking is revealed is told (server, inbox, ``kit score``).
+REVEALED_CLOSED = "the final ranking is revealed; submissions are closed"
+#: What a submission refused while the teacher has closed the competition is told.
+TEACHER_CLOSED = "the teacher has closed the competition; submissions are closed"
+#: ``settings`` key of the identity-key version the participants' keys were computed with.
+KEY_VERSION_SETTING = "identity_key_version"
+#: ``settings`` key holding the schema version a store was created with.
+CREATED_SCHEMA = "created_with_schema"
+#: ``settings`` key set once an earlier log (or first-seen journal) was imported, or found unneeded.
+LOG_IMPORTED, SEEN_IMPORTED = "imported_log", "imported_inbox_seen"
 
 # Each entry upgrades the schema from version i to i + 1. Never edit a released step:
 # add a new one, so that every existing database can follow.
@@ -99,7 +111,18 @@ _MIGRATIONS = [
     );
     CREATE INDEX failed_attempts_by_participant ON failed_attempts (participant_id, attempted_at);
     """,
-    # 4: final submissions (Kaggle's rule): up to 2 scored submissions a participant chose
+    # 4: when the classroom inbox first saw each file content, kept in the store (owner
+    # only) rather than beside the public exports, where anyone could backdate a file.
+    """
+    CREATE TABLE inbox_seen (
+        file TEXT NOT NULL,                 -- the inbox file name
+        size INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        first_seen TEXT NOT NULL,           -- UTC time of the first poll that saw it
+        PRIMARY KEY (file, size, sha256)
+    );
+    """,
+    # 5: final submissions (Kaggle's rule): up to 2 scored submissions a participant chose
     # to be ranked on at the reveal.
     """
     CREATE TABLE final_choices (
@@ -109,7 +132,7 @@ _MIGRATIONS = [
     );
     CREATE INDEX final_choices_by_participant ON final_choices (participant_id);
     """,
-    # 5: teams (Kaggle's rule): members share one daily allowance, one set of final
+    # 6: teams (Kaggle's rule): members share one daily allowance, one set of final
     # submissions and one leaderboard row under the team's name.
     """
     ALTER TABLE participants ADD COLUMN team TEXT;      -- the team's display name (NULL: on their own)
@@ -125,8 +148,68 @@ _TEAM_OF = ("SELECT id FROM participants WHERE id = ? OR team_key = "
             "(SELECT team_key FROM participants WHERE id = ? AND team_key IS NOT NULL)")
 
 
+#: The states of a competition (:func:`decide_phase`): open, closed (by the deadline or the
+#: teacher) and revealed (closed, and ranked on Private).
+OPEN, CLOSED, REVEALED = "open", "closed", "revealed"
+
+
+@dataclass(frozen=True)
+class Phase:
+    """Where a competition stands: ``state`` is :data:`OPEN`, :data:`CLOSED` or :data:`REVEALED`.
+
+    ``reason`` says why it is not open: ``"deadline"``, ``"closed"`` (by the teacher) or
+    ``"revealed"``; None while open. ``deadline`` is the deadline in force (or None).
+    """
+
+    state: str
+    reason: str = None
+    deadline: datetime = None
+
+    @property
+    def open(self):
+        return self.state == OPEN
+
+
+def decide_phase(settings, deadline, now):
+    """The :class:`Phase` of a competition: the one place that decides whether it is open.
+
+    Parameters
+    ----------
+    settings : dict
+        The store's settings (:meth:`Database.settings`): ``revealed`` and
+        ``closed`` (``"1"`` or ``"0"``), and ``deadline`` (UTC ISO text, or ``""`` for none)
+        once the teacher has set one, which then replaces ``deadline``.
+    deadline : datetime or None
+        The deadline the server started with (``--deadline`` or competition.json).
+    now : datetime
+        The server's clock (aware).
+
+    Examples
+    --------
+    >>> start = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
+    >>> decide_phase({}, start, start).reason, decide_phase({"closed": "1"}, None, start).state
+    ('deadline', 'closed')
+    >>> decide_phase({"deadline": ""}, start, start).state, decide_phase({"revealed": "1"}, None, start).state
+    ('open', 'revealed')
+    """
+    if "deadline" in settings:
+        deadline = parse_utc(settings["deadline"]) if settings["deadline"] else None
+    if settings.get("revealed") == "1":
+        return Phase(REVEALED, "revealed", deadline)
+    if deadline is not None and now >= deadline:
+        return Phase(CLOSED, "deadline", deadline)
+    if settings.get("closed") == "1":
+        return Phase(CLOSED, "closed", deadline)
+    return Phase(OPEN, None, deadline)
+
+
+
 class LimitReached(Exception):
     """The participant already has the day's allowed number of scored submissions."""
+
+
+class ParticipantRevoked(Exception):
+    """The participant's token was revoked (``kit participants revoke``): nothing of theirs is recorded."""
 
 
 #: Most final submissions a participant may choose (Kaggle's rule).
@@ -172,6 +255,29 @@ def utc_iso(moment):
 def parse_utc(text):
     """The aware UTC datetime of text written by :func:`utc_iso`."""
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@functools.lru_cache(maxsize=1)
+def key_version():
+    """A fingerprint of :func:`kit.identity.participant_key`: it changes when the keys it gives may change.
+
+    The character table the key folds with (the confusables data of the installed
+    release and the Latin letters read by name), the Unicode version, and the keys of
+    names that exercise the rules (case, width, accents, separators, look-alikes): a new
+    release, table or rule changes it, and the store then recomputes its keys.
+    """
+    from kit.identity import _skeleton_table, participant_key
+
+    digest = hashlib.sha256(unicodedata.unidata_version.encode("ascii"))
+    digest.update(repr(sorted(_skeleton_table().items())).encode("utf-8", "surrogatepass"))
+    for name in _KEY_PROBES:
+        digest.update(b"\0" + participant_key(name).encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:16]
+
+
+#: Names whose keys show a change of :func:`kit.identity.participant_key`'s rules.
+_KEY_PROBES = ("Bob Smith", "bob_smith", "ＢＯＢ-smith", "Zoé  O'Neil", "zoe\u0308", "AIice", "rn m", "ᴋɗø ʙᴏʙ",
+               "ﬁona", "ВОВ", "ΒΟΒ", "Straße", "İstanbul", "देवनागरी", "ไทย", "José Pérez", "a--b__c  d", "Ǆemal")
 
 
 def new_token():
@@ -267,6 +373,9 @@ class Database:
 
         self.path = Path(path)
         ensure_writable_dir(self.path.parent)
+        #: True when this call made the file: only then may records of an earlier version
+        #: (a log, a first-seen journal) be taken in without the teacher asking.
+        self.created = not self.path.exists()
         # Owner only whatever the umask (it holds token hashes and Private scores); SQLite
         # gives its -wal and -shm files the database file's mode.
         create_private_file(self.path)
@@ -299,6 +408,47 @@ class Database:
                 for statement in _statements(_MIGRATIONS[step]):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {step + 1}")
+            if version == 0:
+                conn.execute("INSERT INTO settings (key, value) VALUES (?, ?)", (CREATED_SCHEMA, str(SCHEMA_VERSION)))
+            self._rekey(conn)
+
+    def _rekey(self, conn):
+        """Recompute every participant's key from their stored name when the key function changed.
+
+        Two participants who become one person under the new key are both kept (neither
+        one's submissions move to the other): the later one gets ``<key>#<id>``, which no
+        name can produce, and a line on stderr says so once.
+        """
+        import sys
+
+        from kit.identity import participant_key
+
+        version = key_version()
+        row = conn.execute("SELECT value FROM settings WHERE key = ?", (KEY_VERSION_SETTING,)).fetchone()
+        if row is not None and row[0] == version:
+            return
+        owner, changed, collisions = {}, {}, []
+        for person in conn.execute("SELECT id, name, key FROM participants ORDER BY id").fetchall():
+            key = participant_key(person["name"])
+            if key in owner:
+                collisions.append((owner[key], person["name"]))
+                key = f"{key}#{person['id']}"
+            else:
+                owner[key] = person["name"]
+            if key != person["key"]:
+                changed[person["id"]] = key
+        # Two steps, so that keys swapping between participants never trip the UNIQUE index.
+        for pid in changed:
+            conn.execute("UPDATE participants SET key = ? WHERE id = ?", (f"#rekey#{pid}", pid))
+        for pid, key in changed.items():
+            conn.execute("UPDATE participants SET key = ? WHERE id = ?", (key, pid))
+        conn.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = "
+                     "excluded.value", (KEY_VERSION_SETTING, version))
+        if collisions:
+            pairs = "; ".join(f"{a!r} and {b!r}" for a, b in collisions[:5])
+            print(f"kit: warning: {self.path}: participants now compared as the same person were kept apart "
+                  f"({pairs}{'; ...' if len(collisions) > 5 else ''}); files and uploads under either name "
+                  "go to the first", file=sys.stderr)
 
     @property
     def schema_version(self):
@@ -497,8 +647,12 @@ class Database:
             f"{clause} ORDER BY s.submitted_at, s.id", tuple(params))
         return [dict(row) for row in rows]
 
-    def record(self, entry, source, once=False):
+    def record(self, entry, source, once=False, *, closes_at=None, limit=None, window=None):
         """Store one scored submission of ``kit score``, the inbox or an old log; return ``(id, earlier)``.
+
+        The server's closing rules hold here too, all checked in the transaction that
+        inserts (``BEGIN IMMEDIATE``): two processes cannot both take the last slot of a
+        day, store one file twice, or record after a reveal.
 
         Parameters
         ----------
@@ -511,8 +665,20 @@ class Database:
             One of :data:`SOURCES` other than :data:`SERVER`.
         once : bool
             When the participant already has a scored submission with this content, store
-            nothing and return ``(None, earlier)`` with that row (a dict). The check and the
-            insert are one transaction: two processes scoring one file store it once.
+            nothing and return ``(None, earlier)`` with that row (a dict).
+        closes_at : datetime, optional
+            The deadline: an entry whose ``time`` is at or after it is refused.
+        limit : int, optional
+            Refuse with :class:`LimitReached` when the participant already has this many
+            scored submissions in ``window`` (aware ``(start, end)``).
+
+        Raises
+        ------
+        SubmissionsClosed
+            ``"deadline"`` past ``closes_at``; ``"revealed"`` once the Private ranking is revealed.
+        ParticipantRevoked
+            The name belongs to a participant whose token was revoked.
+        LimitReached
 
         Examples
         --------
@@ -521,8 +687,21 @@ class Database:
         """
         if source not in SOURCES or source == SERVER:
             raise ValueError(f"expected a source among {SOURCES[1:]}, found {source!r}")
+        when = entry.get("time")
         with self._write() as conn:
-            participant_id, name = self._named_participant(conn, entry["participant"], entry.get("time"))
+            settings = self._settings(conn)
+            if when is None or when != when:  # a time nobody can vouch for: only while no deadline is set
+                phase = decide_phase(settings, None, datetime.min.replace(tzinfo=timezone.utc))
+                if phase.open and (phase.deadline or closes_at) is not None:
+                    phase = Phase(CLOSED, "deadline", phase.deadline or closes_at)
+            else:
+                phase = decide_phase(settings, closes_at, when)
+            if not phase.open:
+                raise SubmissionsClosed(phase.reason)
+            participant_id, name = self._named_participant(conn, entry["participant"], when)
+            revoked = conn.execute("SELECT revoked_at FROM participants WHERE id = ?", (participant_id,)).fetchone()[0]
+            if revoked is not None:
+                raise ParticipantRevoked(name)
             if once:
                 earlier = conn.execute(
                     "SELECT s.*, p.name AS participant FROM submissions s JOIN participants p ON p.id = s.participant_id "
@@ -530,30 +709,110 @@ class Database:
                     (participant_id, entry["sha256"], SCORED)).fetchone()
                 if earlier is not None:
                     return None, dict(earlier)
+            if limit is not None:
+                used = conn.execute(
+                    "SELECT COUNT(*) FROM submissions WHERE participant_id = ? AND status = ? "
+                    "AND submitted_at >= ? AND submitted_at < ?",
+                    (participant_id, SCORED, utc_iso(window[0]), utc_iso(window[1]))).fetchone()[0]
+                if used >= limit:
+                    raise LimitReached(used)
             return self._insert_entry(conn, participant_id, entry, source), None
 
-    def import_entries(self, entries, marker):
-        """Store the rows of a log written before the store existed, once per ``marker``; return how many.
+    def import_entries(self, entries, marker=None):
+        """Store the rows of a log written before the store existed; return how many (None when refused).
 
-        A row the store already holds (same participant, content and time: a log exported
-        from this database) is not stored twice. All rows or none, and the marker with them.
+        Without ``marker`` this is the upgrade from a version without a store: done only
+        while the store has never imported a log and holds no scored submission (otherwise
+        any CSV in a new leaderboard folder could add rows). With ``marker`` (the teacher's
+        ``kit leaderboard --import-log FILE``) it is done once per marker, and a row the
+        store already holds (same participant, content and time) is not stored twice.
+        Rows are marked as imported (source ``log``). All rows or none, and the marker with them.
         """
         with self._write() as conn:
-            done = conn.execute("SELECT 1 FROM settings WHERE key = ?", (marker,)).fetchone()
-            if done is not None:
-                return 0
+            if marker is None:
+                if not self._may_import(conn, LOG_IMPORTED,
+                                        "SELECT 1 FROM submissions WHERE status = 'scored' LIMIT 1"):
+                    return None
+            elif conn.execute("SELECT 1 FROM settings WHERE key = ?", (marker,)).fetchone() is not None:
+                return None
             added = 0
             for entry in entries:
                 participant_id, _ = self._named_participant(conn, entry["participant"], entry.get("time"))
-                when = _stored_time(entry.get("time"))
                 same = conn.execute(
                     "SELECT 1 FROM submissions WHERE participant_id = ? AND sha256 = ? AND submitted_at = ? "
-                    "AND status = ?", (participant_id, entry["sha256"], when, SCORED)).fetchone()
-                if same is None:
+                    "AND status = ?", (participant_id, entry["sha256"], _stored_time(entry.get("time")), SCORED))
+                if same.fetchone() is None:
                     self._insert_entry(conn, participant_id, entry, LOG)
                     added += 1
-            conn.execute("INSERT INTO settings (key, value) VALUES (?, ?)", (marker, str(added)))
+            for key in {LOG_IMPORTED, marker or LOG_IMPORTED}:
+                conn.execute("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)", (key, str(added)))
             return added
+
+    def may_import_log(self):
+        """True while :meth:`import_entries` would still import (never done, nothing scored)."""
+        with self._lock:
+            return self._may_import(self._conn, LOG_IMPORTED,
+                                    "SELECT 1 FROM submissions WHERE status = 'scored' LIMIT 1")
+
+    def _may_import(self, conn, marker, holds_rows):
+        """Earlier records may come in: never done, nothing of the kind here, and the store is
+        new in this call or older than the records kept in it (a store that ``kit participants``
+        made empty would otherwise take whatever CSV the first folder used holds)."""
+        if conn.execute("SELECT 1 FROM settings WHERE key = ?", (marker,)).fetchone() is not None:
+            return False
+        made_here = conn.execute("SELECT 1 FROM settings WHERE key = ?", (CREATED_SCHEMA,)).fetchone() is not None
+        if made_here and not self.created:
+            return False
+        return conn.execute(holds_rows).fetchone() is None
+
+    # --- the inbox's first-seen times -------------------------------------------------------
+
+    def first_seen(self, file, size, sha256, now):
+        """When the inbox first saw this file content: the stored time, else ``now`` (stored, committed).
+
+        Committed (fsynced) before the file is scored, so a crash never leaves a scored
+        file without its time; a later poll, another leaderboard folder or a hand-written
+        journal cannot move it.
+
+        Examples
+        --------
+        >>> db.first_seen("ann__1.csv", 120, "ab12", now) == now   # doctest: +SKIP
+        True
+        """
+        key = (str(file), int(size), str(sha256))
+        query = "SELECT first_seen FROM inbox_seen WHERE file = ? AND size = ? AND sha256 = ?"
+        rows = self._read(query, key)  # most files of a watched inbox were seen before: no write then
+        if not rows:
+            with self._write() as conn:
+                conn.execute("INSERT OR IGNORE INTO inbox_seen (file, size, sha256, first_seen) VALUES (?, ?, ?, ?)",
+                             (*key, utc_iso(now)))
+                rows = [conn.execute(query, key).fetchone()]
+        return parse_utc(rows[0][0])
+
+    def inbox_seen(self):
+        """Every first-seen record (dicts: ``file``, ``size``, ``sha256``, ``first_seen``), oldest first."""
+        return [dict(row) for row in self._read("SELECT * FROM inbox_seen ORDER BY first_seen, file")]
+
+    def import_first_seen(self, rows):
+        """Take the first-seen times of an old journal, once, while the store holds none; return how many.
+
+        ``rows`` are ``(file, size, sha256, aware datetime)``; None when refused (already
+        imported, or the store keeps its own times already).
+        """
+        with self._write() as conn:
+            if not self._may_import(conn, SEEN_IMPORTED, "SELECT 1 FROM inbox_seen LIMIT 1"):
+                return None
+            for file, size, sha256, when in rows:
+                conn.execute("INSERT INTO inbox_seen (file, size, sha256, first_seen) VALUES (?, ?, ?, ?) "
+                             "ON CONFLICT DO UPDATE SET first_seen = MIN(first_seen, excluded.first_seen)",
+                             (str(file), int(size), str(sha256), utc_iso(when)))
+            conn.execute("INSERT INTO settings (key, value) VALUES (?, ?)", (SEEN_IMPORTED, str(len(rows))))
+            return len(rows)
+
+    def mark_imported(self, marker):
+        """Record that there is nothing to import (:data:`LOG_IMPORTED` or :data:`SEEN_IMPORTED`), so nothing ever is."""
+        with self._write() as conn:
+            conn.execute("INSERT OR IGNORE INTO settings (key, value) VALUES (?, '0')", (marker,))
 
     @staticmethod
     def _named_participant(conn, name, when):
@@ -620,6 +879,7 @@ class Database:
         return rows[0][0] if rows else None
 
     def set_revealed(self, value=True):
+        """Set the reveal flag (``POST /api/reveal``, ``kit leaderboard --private``): Private shown, submissions closed."""
         with self._write() as conn:
             conn.execute("INSERT INTO settings (key, value) VALUES ('revealed', ?) "
                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value", ("1" if value else "0",))
