@@ -62,7 +62,7 @@ def parse_instant(text, option):
         if offset.group("sign"):
             hours, minutes = int(offset.group("hours")), int(offset.group("minutes"))
             if hours > 23 or minutes > 59:
-                raise UserError(f"{option} {printable(raw, 60)!r}: the UTC offset must be within -23:59 and +23:59")
+                raise UserError(f"{option} {printable(raw, 60)!r}: expected a UTC offset within -23:59 and +23:59")
             shift = (1 if offset.group("sign") == "+" else -1) * dt.timedelta(hours=hours, minutes=minutes)
     for fmt in _DATE_FORMATS:
         try:

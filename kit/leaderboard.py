@@ -801,17 +801,17 @@ def build_leaderboard(competition=None, *, data=None, leaderboard=None, private=
                 db.set_revealed(True)
                 revealed_now = True
             path, shown, private = _export(db, comp, leaderboard)
+            log = submissions_frame(db, private)  # a team's rows under its name, final choices marked
         finally:
             if store is None:
                 db.close()
-        log = entries_frame(shown)
     else:
         if error is not None and not path.is_file():
             raise error
         log = shown_frame(read_log(path))
     if rejected is None:
         rejected = read_rejected(path)
-    ranking = rank(log, metric, private=private)
+    ranking = rank_standings(log, metric, private=private)
     standings = Standings(name, metric, private, ranking, log, text="", rejected=list(rejected),
                           notes=notes + _skipped_notes(log, path), log_path=path, revealed_now=revealed_now)
     standings.text = pages.render_text(standings)
@@ -822,6 +822,73 @@ def build_leaderboard(competition=None, *, data=None, leaderboard=None, private=
         standings.markdown_path = write_text_atomic(base.with_suffix(".md"), pages.render_markdown(standings))
         standings.html_path = write_text_atomic(base.with_suffix(".html"), pages.render_html(standings, meta))
     return standings
+
+
+#: What a final row was ranked on (the ``basis`` column): the chosen final submissions, or the best Public one.
+SELECTED, BEST_PUBLIC = "selected", "best Public"
+
+
+class _Snapshot:
+    """One read of the store's scored submissions, handed to :func:`store_entries`."""
+
+    def __init__(self, db):
+        self.rows = db.submissions(status=SCORED)
+
+    def submissions(self, status=None):
+        return self.rows
+
+
+def submissions_frame(db, revealed=False):
+    """The store's scored submissions as participants may see them, as a leaderboard log frame.
+
+    The frame has the columns of :func:`kit.leaderboard.read_log`, in order of arrival,
+    plus ``id`` (the submission's) and ``final`` (chosen as a final submission); scores
+    are rounded, Private ones left out unless ``revealed``. A team member's rows are
+    under the team's name: a team has one row on the leaderboard.
+    """
+    snapshot = _Snapshot(db)
+    frame = entries_frame(shown_entries(store_entries(snapshot), revealed))
+    teams = db.teams()
+    frame["participant"] = [teams.get(name, name) for name in frame["participant"]]
+    frame["id"] = [row["id"] for row in snapshot.rows]
+    chosen = {submission for ids in db.finals().values() for submission in ids}
+    frame["final"] = frame["id"].isin(chosen)
+    return frame
+
+
+def rank_standings(log, metric, private=False):
+    """The ranking of a log frame, with Kaggle's rule for final submissions once ``private``.
+
+    Before the reveal (``private`` False) this is :func:`rank`. After it, a
+    participant with rows marked ``final`` ranks on the best Private score among them (ties
+    to the earlier); one without, on the Private score of their best Public submission.
+    ``public_rank`` and ``entries`` stay those of the Public ranking. The column ``basis``
+    says which rule each row followed (:data:`SELECTED` or :data:`BEST_PUBLIC`).
+
+    Examples
+    --------
+    >>> from kit.metrics import get_metric
+    >>> log = entries_frame([{"time": "2026-03-01T12:00:00Z", "participant": "Ann", "public": 0.1, "private": 0.3},
+    ...                      {"time": "2026-03-01T13:00:00Z", "participant": "Ann", "public": 0.2, "private": 0.1}])
+    >>> ranked = rank_standings(log.assign(final=[False, True]), get_metric("rmse"), private=True)
+    >>> ranked[["participant", "private", "basis"]].values.tolist()
+    [['Ann', 0.1, 'selected']]
+    """
+    if not private or log.empty or "final" not in log:
+        ranking = rank(log, metric, private=private)
+        ranking["basis"] = BEST_PUBLIC
+        return ranking
+    chosen = log[log["final"].astype(bool)]
+    chosen = chosen.assign(_key=chosen["private"].map(metric.sort_key))
+    picked = chosen.sort_values(["_key", "time", "order"], kind="stable").drop_duplicates("participant")
+    selecting = set(picked["participant"])
+    keep = ~log["participant"].isin(selecting) | log.index.isin(picked.index)
+    ranking = rank(log[keep], metric, private=True)
+    public = rank(log, metric, private=False).set_index("participant")
+    ranking["entries"] = ranking["participant"].map(public["entries"]).astype(int)
+    ranking["public_rank"] = ranking["participant"].map(public["rank"]).astype(int)
+    ranking["basis"] = [SELECTED if name in selecting else BEST_PUBLIC for name in ranking["participant"]]
+    return ranking
 
 
 def _skipped_notes(log, path):

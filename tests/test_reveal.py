@@ -20,7 +20,7 @@ def reveal(capsys, *argv):
 def settings(comp):
     db = Database(comp / "private" / DB_NAME)
     try:
-        return db.settings()
+        return {key: value for key, value in db.settings().items() if key in ("revealed", "closed", "deadline")}
     finally:
         db.close()
 

@@ -7,7 +7,7 @@ from builders import perfect_submission  # noqa: E402
 from server_builders import START  # noqa: E402
 from test_server import auth, clock, comp, good, make_server, post, server, teacher_of  # noqa: E402,F401
 
-from kit.server.app import CLOSED, OPEN, REVEALED, decide_phase  # noqa: E402
+from kit.server.db import CLOSED, OPEN, REVEALED, decide_phase  # noqa: E402
 
 
 def send(server, comp, path, body, token=None, content_type="application/json"):
@@ -80,12 +80,15 @@ def test_the_api_documents_the_new_routes(server):
     assert {"/api/open", "/api/deadline", "/api/final"} <= paths
 
 
-def test_deadline_in_the_server_time_zone_and_removed(make_server, clock, comp):
+def test_deadline_with_an_offset_and_removed(make_server, clock, comp):
     server = make_server(timezone_name="Europe/Paris", deadline="2026-03-01T12:30:00Z")
-    moved = send(server, comp, "/api/deadline", b'{"deadline": "2026-03-01T12:00:00"}')  # 11:00 UTC: passed
+    moved = send(server, comp, "/api/deadline", b'{"deadline": "2026-03-01T12:00:00+01:00"}')  # 11:00 UTC: passed
     assert moved.json() == {"deadline": "2026-03-01T11:00:00.000000Z", "state": "closed"}
     assert send(server, comp, "/api/deadline", b'{"deadline": null}').json() == {"deadline": None, "state": "open"}
     assert server.get("/api/info").json()["deadline"] is None
+    # One meaning everywhere (kit.deadline): a time without zone is UTC, whatever --timezone.
+    zoneless = send(server, comp, "/api/deadline", b'{"deadline": "2026-03-01T11:00:00"}')
+    assert zoneless.json() == {"deadline": "2026-03-01T11:00:00.000000Z", "state": "closed"}
 
 
 @pytest.mark.parametrize("path, body", [
@@ -106,7 +109,7 @@ def test_teacher_settings_take_only_their_json_object(server, comp, path, body):
     response = send(server, comp, path, body)
     assert response.status_code == 422 and "expected" in response.json()["error"]
     assert "\x00" not in response.json()["error"]
-    assert server.state.db.settings() == {} or set(server.state.db.settings()) <= {"revealed"}
+    assert not set(server.state.db.settings()) & {"closed", "deadline"}
     assert state_of(server) == "open"
 
 

@@ -503,7 +503,7 @@ def _build(state):
         return {"open": phase.open, "state": phase.state}
 
     @app.post("/api/deadline", summary="Teacher: JSON {\"deadline\": \"2026-06-30T23:59:00Z\"} sets the deadline "
-              "(a time without zone is in the server's time zone); {\"deadline\": null} removes it",
+              "(a time without zone is UTC, a date alone 23:59 UTC); {\"deadline\": null} removes it",
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
                   "type": "object", "required": ["deadline"], "additionalProperties": False,
                   "properties": {"deadline": {"type": ["string", "null"], "format": "date-time"}}}}}}},
@@ -905,10 +905,10 @@ def checked_deadline(value, tz):
     --------
     >>> checked_deadline("2026-06-30T23:59:00+02:00", timezone.utc).isoformat()
     '2026-06-30T21:59:00+00:00'
-    >>> checked_deadline("0001-01-01T00:00:00+01:00", timezone.utc)
+    >>> checked_deadline("1969-12-31T23:00:00Z", timezone.utc)
     Traceback (most recent call last):
     ...
-    kit.server.app.ApiError: deadline '0001-01-01T00:00:00+01:00': expected a date between the years 1970 and 9998
+    kit.server.app.ApiError: deadline '1969-12-31T23:00:00Z': expected a date between the years 1970 and 9998
     """
     if value is not None and not (str(value).isascii() and str(value).isprintable()):
         raise ApiError(422, f"deadline {_clean(value, 60)!r}: expected ISO 8601 such as 2026-06-30T23:59:00Z")
