@@ -283,14 +283,17 @@ def competition_bin_shares(competition):
     """
     from kit.tanimoto_bins import N_BINS
 
-    counts = ((getattr(competition, "metadata", None) or {}).get("pairs") or {}).get("per_bin")
-    try:
-        counts = np.asarray(counts, dtype=float)
-    except (TypeError, ValueError):
+    metadata = getattr(competition, "metadata", None)
+    pairs = metadata.get("pairs") if isinstance(metadata, dict) else None
+    counts = pairs.get("per_bin") if isinstance(pairs, dict) else None
+    if not isinstance(counts, list) or not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in counts):
         return None
-    if counts.shape != (N_BINS,) or not np.isfinite(counts).all() or (counts < 0).any() or counts.sum() <= 0:
+    counts = np.asarray(counts, dtype=float)
+    with np.errstate(over="ignore"):
+        total = counts.sum()
+    if counts.shape != (N_BINS,) or (counts < 0).any() or not np.isfinite(total) or total <= 0:
         return None
-    return counts / counts.sum()
+    return counts / total
 
 
 def weighted_rmse(truth, predicted, bin_shares=None, weights=None):

@@ -372,7 +372,8 @@ def test_validation_score_reports_its_bootstrap_error_seeded():
     {"pairs": {"per_bin": [-1] + [1] * 9}}, {"pairs": {"per_bin": [float("nan")] + [1] * 9}},
     {"pairs": {"per_bin": [float("inf")] + [1] * 9}}, {"pairs": {"per_bin": ["x"] * 10}},
     {"pairs": {"per_bin": "1111111111"}}, {"pairs": {"per_bin": {"a": 1}}}, {"pairs": {"per_bin": [{}] * 10}},
-    {"pairs": {"per_bin": [1e308] * 10}},
+    {"pairs": {"per_bin": [1e308] * 10}}, {"pairs": [1] * 10}, {"pairs": "per_bin"}, None, [],
+    {"pairs": {"per_bin": [True] * 10}}, {"pairs": {"per_bin": ["1"] * 10}}, {"pairs": {"per_bin": [None] * 10}},
 ])
 def test_competition_bin_shares_refuse_what_is_not_ten_counts(metadata):
     from types import SimpleNamespace
