@@ -47,7 +47,8 @@ COMPETITIONS = {
     "practice-s0": {"seed": 0},
     "practice-s5": {"seed": 5},
     "practice-s11": {"seed": 11},
-    "massbank-positive": {"seed": 0, "library": "massbank", "ionmode": "positive"},
+    "massbank-positive": {"seed": 0, "library": str(REPO.parent / "shared" / "data" / "massbank"
+                                                    / "massbank_positive.mgf.gz"), "ionmode": "positive"},
 }
 RUNGS = ("gbm", "siamese", "blend")
 # Display only: the fit is the same with them.
