@@ -45,7 +45,7 @@ def run_demo(library=None, name=None, seed=0, rungs=LADDER, fresh=False, data=No
     from kit.prepare import competition_name, prepare_competition
     from kit.scoring import score_submission
     from kit.prediction import predict_competition
-    from kit.training import train_model
+    from kit.training import HeldOut, train_model
 
     for model in rungs:
         kit.models.get(model)  # unknown names fail before any work
@@ -59,9 +59,12 @@ def run_demo(library=None, name=None, seed=0, rungs=LADDER, fresh=False, data=No
     else:
         comp = prepare_competition(library=libraries or None, name=name, out=data, seed=seed, force=fresh, echo=echo)
     rows = []
+    # Every rung is scored on the same held-out molecules and pairs: split and draw them once.
+    held_out = HeldOut.of(comp.train_spectra, seed=seed)
     for step, model in enumerate(rungs, 1):
         echo(f"== 2/4 train {model} ({step}/{len(rungs)})")
-        fitted, folder = train_model(model, comp, seed=seed, params=DEMO_PARAMS.get(model), echo=echo)
+        fitted, folder = train_model(model, comp, seed=seed, params=DEMO_PARAMS.get(model), echo=echo,
+                                     held_out=held_out)
         echo(f"== 3/4 predict and score {model}")
         path = predict_competition(folder, comp.path, echo=echo)
         result = score_submission(path, comp)

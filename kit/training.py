@@ -15,6 +15,7 @@ validation. Its standard error comes from a bootstrap over the validation molecu
 """
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -393,6 +394,36 @@ def validation_score(truth, predicted, pair_molecules, bin_shares=None, rounds=B
     }
 
 
+@dataclass(frozen=True)
+class HeldOut:
+    """The three-way split of ``kit train``: spectra to fit on, and the scoring molecules' pairs.
+
+    Attributes
+    ----------
+    train, validation : list of matchms.Spectrum
+        Spectra of the molecules a rung may fit on, and of those it is scored on.
+    pairs, truth, pair_molecules :
+        The validation pairs, as :func:`validation_set` returns them.
+    """
+
+    train: list
+    validation: list
+    pairs: object
+    truth: np.ndarray
+    pair_molecules: np.ndarray
+
+    @classmethod
+    def of(cls, spectra, fraction=VALIDATION_FRACTION, pairs_per_bin=VALIDATION_PAIRS_PER_BIN, seed=0):
+        """Split ``spectra`` by molecule and draw the validation pairs (every rung of one seed shares them).
+
+        Examples
+        --------
+        >>> held_out = HeldOut.of(comp.train_spectra, seed=0)   # doctest: +SKIP
+        """
+        train, validation = split_for_validation(spectra, fraction, seed)
+        return cls(train, validation, *validation_set(validation, pairs_per_bin, seed))
+
+
 def train_model(
     name,
     competition=None,
@@ -403,12 +434,17 @@ def train_model(
     validation_fraction=VALIDATION_FRACTION,
     validation_pairs_per_bin=VALIDATION_PAIRS_PER_BIN,
     echo=print,
+    held_out=None,
 ):
     """Fit rung ``name`` on a competition's training spectra; save it with its validation score.
 
     ``validation_fraction`` of the training molecules is held out for the score only
     (the rung's fit, its early stopping and calibration included, never sees them); the
     saved model is the one scored, not refit on every training molecule.
+
+    ``held_out`` (a :class:`HeldOut` of this competition's training spectra, this seed
+    and these fractions) skips the split and the pairs, which every rung of one seed
+    shares: ``kit demo`` makes them once.
 
     Returns
     -------
@@ -428,8 +464,10 @@ def train_model(
     cls = kit.models.get(name)
     comp = competition if hasattr(competition, "train_spectra") else load_competition(competition, data=data)
     params = {**model_params(cls, params or {}), "seed": seed} if "seed" in cls().get_params() else model_params(cls, params or {})
-    train, val = split_for_validation(comp.train_spectra, validation_fraction, seed)
-    pairs, truth, pair_molecules = validation_set(val, validation_pairs_per_bin, seed)
+    if held_out is None:
+        held_out = HeldOut.of(comp.train_spectra, validation_fraction, validation_pairs_per_bin, seed)
+    train, val = held_out.train, held_out.validation
+    pairs, truth, pair_molecules = held_out.pairs, held_out.truth, held_out.pair_molecules
     echo(f"training {name} on {len(train):,} spectra; {len(val):,} spectra of {len(np.unique(pair_molecules)):,} "
          "other molecules are held out for the validation score only")
     model = cls(**params)

@@ -9,7 +9,7 @@ from kit.commands.train import model_options
 from kit.errors import UserError
 from kit.models.gbm import GBMModel
 from kit.cli import main
-from kit.training import (bootstrap_molecules, competition_bin_shares, describe_score, model_params,
+from kit.training import (HeldOut, bootstrap_molecules, competition_bin_shares, describe_score, model_params,
                           parameter_docs, plot_history, rung_options, split_for_validation, train_model,
                           validation_score, validation_set, weighted_rmse)
 
@@ -428,3 +428,12 @@ def test_the_fit_never_sees_the_molecules_it_is_scored_on(tiny, monkeypatch):
     assert score["molecules"] <= len(scored["molecules"]) and score["rmse"] == model.validation_score_["rmse"]
     text = "\n".join(lines)
     assert "+- " in text and "not refit" in text and "held out for the validation score only" in text
+
+
+def test_a_split_made_once_scores_as_the_split_made_by_train_model(tiny, monkeypatch):
+    monkeypatch.chdir(tiny)
+    comp = kit.load_competition("tiny")
+    quiet = {"echo": lambda *_: None, "params": {"n_pairs": "200"}}
+    alone, _ = train_model("mean", comp, seed=1, **quiet)
+    shared, _ = train_model("mean", comp, seed=1, held_out=HeldOut.of(comp.train_spectra, seed=1), **quiet)
+    assert shared.validation_score_ == alone.validation_score_
