@@ -38,6 +38,11 @@ def time_prepare(library):
 
 def representative_smiles(library):
     """One SMILES per InChIKey block, as the label uses (most frequent, first seen)."""
+    return library_molecules(library).smiles
+
+
+def library_molecules(library):
+    """Molecules of the spectra that carry an InChIKey and a SMILES (a fast scan of the MGF)."""
     from kit.chemistry import group_molecules, inchikey14
 
     keys, smiles = [], []
@@ -53,7 +58,7 @@ def representative_smiles(library):
                     keys.append(key)
                     smiles.append(smi)
                 key = smi = None
-    return group_molecules(keys, smiles).smiles
+    return group_molecules(keys, smiles)
 
 
 def time_tanimoto(smiles):

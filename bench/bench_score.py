@@ -1,6 +1,13 @@
 """Scoring a 1,000,000-row submission: ``kit`` against a plain pandas read + scikit-learn RMSE.
 
     python bench/bench_score.py [--rows 1000000] [--repeat 3]
+    python bench/bench_score.py --readers [--rows 100000] [--python OTHER_PYTHON]
+
+``--readers`` times the one reader (:mod:`kit.submission_format`, no pandas) against the
+previous reader (the same module at commit ``PREVIOUS_READER``, pandas' C parser) on the
+same files in one process, and counts, under this Python and under ``--python`` (for
+example a venv with pandas 2.2.3 and NumPy 1.26.4, the Codabench image's versions), the
+values each reader reads differently from ``float()`` of their text.
 
 The baseline is what a careful user would write without the kit: read the submission and
 the solution with pandas, merge on id, and call ``sklearn.metrics.root_mean_squared_error``
@@ -108,12 +115,98 @@ def command_seconds(argv, repeat, cwd):
     return best
 
 
+#: The last commit whose reader parsed with pandas.
+PREVIOUS_READER = "674abfd"
+#: Run by the interpreter under test: both readers on the same files, values against float().
+READERS_CHILD = """
+import importlib.util, json, sys, time
+sys.path.insert(0, {root!r})
+import numpy as np
+import kit.submission_format as one
+spec = importlib.util.spec_from_file_location("previous_reader", {previous!r})
+previous = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(previous)
+try:
+    import pandas
+    versions = "pandas " + pandas.__version__
+except ImportError:
+    versions = "no pandas"
+versions += ", numpy " + np.__version__ + ", Python " + sys.version.split()[0]
+report = {{"versions": versions, "files": {{}}}}
+for name, path, texts_path in {files!r}:
+    with open(texts_path) as handle:
+        truth = np.array([float(t) for t in handle.read().split()])
+    ids = np.arange(truth.size)
+    row = {{}}
+    for label, module in (("previous", previous), ("one", one)):
+        best = float("inf")
+        for _ in range({repeat}):
+            t0 = time.perf_counter()
+            values = module.read_submission(path, expected_ids=ids).aligned_values()
+            best = min(best, time.perf_counter() - t0)
+        row[label] = {{"seconds": best, "off": int((values.view(np.int64) != truth.view(np.int64)).sum())}}
+    report["files"][name] = row
+print(json.dumps(report))
+"""
+
+
+def reader_inputs(folder, rows, seed=0):
+    """Three shuffled, valid files of ``rows`` rows, and the texts of their values in id order.
+
+    ``plain`` is what ``to_csv`` writes on Linux, ``crlf`` on Windows; ``spaced`` (spaces
+    after the commas, quoted ids) takes the line-by-line path. Values are spelled with
+    17 to 25 digits, where a parser that is not correctly rounded misses by an ulp.
+    """
+    rng = np.random.default_rng(seed)
+    values = rng.random(rows)
+    texts = [f"{v:.{17 + k % 9}f}" for k, v in enumerate(values)]
+    (folder / "texts.txt").write_text("\n".join(texts) + "\n")
+    order = rng.permutation(rows)
+    shapes = {
+        "plain": ("\n", "{i},{t}"),
+        "crlf": ("\r\n", "{i},{t}"),
+        "spaced": ("\n", '"{i}", {t}'),
+    }
+    files = []
+    for name, (end, row) in shapes.items():
+        path = folder / f"{name}.csv"
+        path.write_text("id,similarity" + end + "".join(row.format(i=i, t=texts[i]) + end for i in order), newline="")
+        files.append((name, str(path), str(folder / "texts.txt")))
+    return files
+
+
+def compare_readers(args):
+    """The ``--readers`` report: seconds and values off, previous reader against the one reader."""
+    with tempfile.TemporaryDirectory(prefix="kit-bench-readers-") as tmp:
+        tmp = Path(tmp)
+        previous = tmp / "previous_reader.py"
+        previous.write_bytes(subprocess.run(["git", "show", f"{PREVIOUS_READER}:kit/submission_format.py"],
+                                            cwd=ROOT, capture_output=True, check=True).stdout)
+        files = reader_inputs(tmp, args.rows)
+        code = READERS_CHILD.format(root=str(ROOT), previous=str(previous), files=files, repeat=args.repeat)
+        for python in [sys.executable] + ([args.python] if args.python else []):
+            done = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
+            report = json.loads(done.stdout.strip().splitlines()[-1])
+            print(f"\n{python}: {report['versions']}; {args.rows:,} rows; best of {args.repeat}")
+            print(f"{'file':<8} {'previous s':>11} {'one s':>8} {'ratio':>6} {'previous off':>13} {'one off':>8}")
+            for name, row in report["files"].items():
+                old, new = row["previous"], row["one"]
+                print(f"{name:<8} {old['seconds']:>11.3f} {new['seconds']:>8.3f} {new['seconds'] / old['seconds']:>6.2f} "
+                      f"{old['off']:>13,} {new['off']:>8,}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rows", type=int, default=None, help="default 1,000,000 (100,000 with --readers)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per process (best kept)")
     parser.add_argument("--rounds", type=int, default=3, help="fresh processes per contender, alternated")
+    parser.add_argument("--readers", action="store_true", help="the one reader against the previous one")
+    parser.add_argument("--python", help="with --readers: also run under this interpreter")
     args = parser.parse_args(argv)
+    if args.readers:
+        args.rows = args.rows or 100_000
+        return compare_readers(args)
+    args.rows = args.rows or 1_000_000
 
     with tempfile.TemporaryDirectory(prefix="kit-bench-") as tmp:
         tmp = Path(tmp)

@@ -25,7 +25,10 @@ Rules (UTS #39 "highly restrictive" profile, narrowed to what a name in a class 
 - at most :data:`MAX_NAME_LENGTH` characters after NFKC: longer names are refused, never
   cut (cutting would turn two long names into one person);
 - one script, or one of Unicode's CJK combinations (Latin with Han + Hiragana + Katakana,
-  Han + Bopomofo or Han + Hangul); ``Bоb`` with a Cyrillic ``о`` is refused.
+  Han + Bopomofo or Han + Hangul); ``Bоb`` with a Cyrillic ``о`` is refused;
+- only the scripts in everyday use (UAX #31's Recommended scripts): a name in Cherokee,
+  Coptic, Canadian syllabics, Lisu, Osage or Deseret, whose letters pass for Latin ones,
+  is refused.
 
 Examples
 --------
@@ -43,6 +46,7 @@ Traceback (most recent call last):
 kit.errors.UserError: participant name 'Bоb' mixes Latin and Cyrillic letters (look-alike 'о' U+043E); write it in one script
 """
 import functools
+import re
 import unicodedata
 
 from kit.errors import UserError
@@ -58,12 +62,17 @@ NAME_PUNCTUATION = "._-"
 # kit.safetext.is_default_ignorable): the Braille blank (So), which some use as an
 # "invisible" name.
 _INVISIBLE = frozenset("\u2800")
-# Latin letters that look like others but are missing from the UTS #39 confusables data:
-# small capitals read as the capital (then folded to lower case like any capital), and
-# dotless j and fishhook r as j and r.
-_EXTRA_SKELETON = {
-    ord(small): letter for small, letter in zip("ᴀʙᴅᴇɢʜʟᴊɴᴘʀᴛȷɾ", "ABDEGHLJNPRTjr")
-}
+# Latin letters the UTS #39 confusables data leaves alone, or maps to another rare letter
+# (small capital K to kra, small capital M to turned w), read by their Unicode names:
+# a small capital, a modifier letter or a letter with a stroke, hook, bar or curl reads
+# as its letter, as an accent does (see _latin_letter_table). Kra reads as small capital K.
+_LETTER_NAME = re.compile(
+    r"(?:LATIN (?:SMALL |CAPITAL )?LETTER (?:SMALL CAPITAL |DOTLESS )?|MODIFIER LETTER (?:SMALL |CAPITAL )?"
+    r"(?:CAPITAL )?)([A-Z])(?: WITH .*)?"
+)
+_EXTRA_LETTERS = {"\u0138": "k"}  # LATIN SMALL LETTER KRA
+# Latin letters are all below this code point (the Basic and Supplementary Multilingual Planes).
+_LATIN_END = 0x20000
 # Canonical combining classes of marks that stay in the identity key: 0 (vowel signs and
 # other marks that write another syllable in Brahmic and other scripts) and 9 (viramas).
 # Every other mark is a diacritic on a letter (accents, dots, rings, overlays) and is
@@ -73,6 +82,16 @@ _KEPT_MARK_CLASSES = (0, 9)
 # (zero-width joiners, bidi overrides, tags), surrogates, private use, unassigned,
 # line and paragraph separators.
 _REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+# Scripts a name may be written in: the Recommended scripts of UAX #31 (Table 4), as UTS #39
+# requires of identifiers. The others are historic or of limited use, and several are made
+# of letters that pass for Latin ones (Cherokee, Coptic, Canadian syllabics, Lisu, Osage,
+# Deseret): a name in them would look like another participant's and be someone else.
+RECOMMENDED_SCRIPTS = frozenset({
+    "COMMON", "INHERITED", "ARABIC", "ARMENIAN", "BENGALI", "BOPOMOFO", "CYRILLIC", "DEVANAGARI", "ETHIOPIC",
+    "GEORGIAN", "GREEK", "GUJARATI", "GURMUKHI", "HAN", "HANGUL", "HEBREW", "HIRAGANA", "KANNADA", "KATAKANA",
+    "KHMER", "LAO", "LATIN", "MALAYALAM", "MYANMAR", "ORIYA", "SINHALA", "TAMIL", "TELUGU", "THAANA", "THAI",
+    "TIBETAN",
+})
 # Scripts that may share a name (UTS #39 highly restrictive); any single script is fine.
 _ALLOWED_MIXES = (
     frozenset({"LATIN", "HAN", "HIRAGANA", "KATAKANA"}),
@@ -213,6 +232,13 @@ def _check_scripts(text):
             script = _script(ch)
             if script not in ("COMMON", "INHERITED"):
                 scripts.setdefault(script, ch)
+    for script, ch in scripts.items():
+        if script not in RECOMMENDED_SCRIPTS:
+            raise UserError(
+                f"participant name {_show(text)} is written in {script.replace('_', ' ').title()} "
+                f"({_describe_char(ch)}), which is not among the scripts in everyday use (UAX #31) that names "
+                "may use; write it in Latin or another everyday script"
+            )
     if len(scripts) <= 1 or any(set(scripts) <= mix for mix in _ALLOWED_MIXES):
         return
     from confusable_homoglyphs import confusables
@@ -250,8 +276,35 @@ def _skeleton_table():
             target = min(char, target)
         if target != char:
             table[ord(char)] = target
-    for code, letter in _EXTRA_SKELETON.items():
-        table.setdefault(code, letter)
+    table.update(_latin_letter_table())
+    return table
+
+
+@functools.lru_cache(maxsize=1)
+def _latin_letter_table():
+    """Character -> ASCII letter for the Latin letters that read as one by their Unicode name.
+
+    Small capitals (``ᴋ``, ``ꜰ``, ``ꞯ``), modifier letters, dotless letters and letters
+    with a stroke, hook, bar or curl (``ƀ``, ``ɗ``, ``ø``) that neither NFKC nor the
+    confusables data turn into their letter. Generated from the names of this Python's
+    Unicode data, so new letters of a family come with it.
+
+    Examples
+    --------
+    >>> table = _latin_letter_table()
+    >>> "".join(table[ord(ch)] for ch in "ᴋꜰꞯᴍøƀɗȷ")
+    'kfqmobdj'
+    """
+    table = {ord(ch): letter for ch, letter in _EXTRA_LETTERS.items()}
+    for code in range(0x80, _LATIN_END):
+        ch = chr(code)
+        name = unicodedata.name(ch, "")
+        match = name.startswith(("LATIN", "MODIFIER")) and _LETTER_NAME.fullmatch(name)
+        # Only what NFKC and dropping accents leave as it is (participant_key does those first).
+        if match and unicodedata.category(ch).startswith("L") and unicodedata.normalize("NFKC", ch) == ch:
+            letter = match.group(1).lower()
+            if _without_diacritics(ch).casefold() != letter:
+                table[code] = letter
     return table
 
 
@@ -263,11 +316,13 @@ def _without_diacritics(text):
 def participant_key(name):
     """The identity key of a name: same key, same person.
 
-    NFKC, then the UTS #39 confusable skeleton of the upper-case and of the case-folded
-    form, without diacritics (``Zoé`` is ``Zoe``; vowel signs and viramas, which write
-    another syllable, are kept), repeated until nothing changes; spaces, ``_`` and ``-``
-    count as one separator. Latin look-alikes missing from the confusables data (small
-    capitals such as ``ᴀ``) are added.
+    NFKC, then the UTS #39 confusable skeleton of the form as written, of the upper-case
+    and of the case-folded form, without diacritics (``Zoé`` is ``Zoe``; vowel signs and
+    viramas, which write another syllable, are kept), repeated until nothing changes;
+    spaces, ``_`` and ``-`` count as one separator. Latin look-alikes that the
+    confusables data misses or maps to another rare letter are read by their Unicode
+    names (small capitals ``ᴋ ᴍ ꜰ ꞯ``, letters with a stroke or hook such as ``ø`` and
+    ``ɗ``: :func:`_latin_letter_table`).
     Like any skeleton it is deliberately coarse: ``I``/``l``/``1``, ``O``/``0`` and
     ``m``/``rn`` fold together, so ``Ian`` and ``lan`` are one person (a class can live
     with that; an impostor is worse). The key is for comparing and indexing only; show
@@ -300,7 +355,10 @@ def participant_key(name):
     table = _skeleton_table()
     for _ in range(4):  # reaches a fixed point in two rounds for real names
         before = text
-        # Upper case first: capitals are where scripts look most alike (Cyrillic ВОВ,
+        # Each letter as written first: a small letter may look like a Latin one while its
+        # capital does not (Greek small sigma looks like o, capital sigma like no letter).
+        text = unicodedata.normalize("NFKC", _without_diacritics(text).translate(table))
+        # Then upper case: capitals are where scripts look most alike (Cyrillic ВОВ,
         # Greek ΒΟΒ, and capital I that looks like small l).
         text = unicodedata.normalize("NFKC", _without_diacritics(text.upper()).translate(table))
         text = unicodedata.normalize("NFKC", _without_diacritics(text.casefold()).translate(table))

@@ -33,7 +33,7 @@ from kit.errors import UserError
 from kit.identity import MAX_NAME_LENGTH
 from kit.metrics import shown_scores
 from kit.paths import leaderboard_dir
-from kit.safetext import from_spreadsheet_cell, one_line, printable, spreadsheet_cell
+from kit.safetext import from_spreadsheet_cell, is_default_ignorable, one_line, printable, spreadsheet_cell
 from kit.scoring import PRIVATE, PUBLIC
 from kit.server.db import DB_NAME, SCORE, SCORED, Database
 
@@ -70,8 +70,10 @@ def sanitize_participant(name):
 
     For names that cannot be refused (``$USER``, rows of an existing log). The result is
     always accepted by :func:`kit.identity.check_participant_name`, and its
-    :func:`kit.identity.participant_key` decides who it is. Letters, digits, ``.``,
-    ``_`` and ``-`` are kept, anything else becomes ``_``; leading and trailing
+    :func:`kit.identity.participant_key` decides who it is. The name is kept as written
+    where it can be: letters, digits, ``.``, ``_``, ``-`` and spaces stay (any run of
+    white space is one space), characters that render as nothing (zero-width, bidi
+    marks) go, anything else becomes ``_``; leading and trailing
     punctuation is dropped (no ``..``, no hidden names, no matplotlib-hidden ``_labels``);
     ``anonymous`` when nothing is left. A name that is still refused (over
     :data:`MAX_NAME` characters, mixed scripts) is never cut into another person's name:
@@ -83,8 +85,8 @@ def sanitize_participant(name):
     'etc_passwd'
     >>> sanitize_participant("<script>alert(1)</script>")
     'script_alert_1_script'
-    >>> sanitize_participant("José Pérez")
-    'José_Pérez'
+    >>> sanitize_participant("José  Pérez")
+    'José Pérez'
     >>> sanitize_participant("x" * 50)
     'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx-77cf1206'
     """
@@ -97,10 +99,13 @@ def sanitize_participant(name):
             # A combining mark stays on a letter (Devanagari and Thai vowel signs, accents).
             if kept and unicodedata.category(kept[-1])[0] in "LM":
                 kept.append(ch)
+        elif is_default_ignorable(ch) or unicodedata.category(ch) == "Cf":
+            continue  # renders as nothing (zero-width space, bidi marks): the name as it is seen
+        elif ch.isspace():
+            kept.append(" ")
         else:
             kept.append(ch if ch.isalnum() or ch in "._-" else "_")
-    name = "".join(kept)
-    name = re.sub(r"_+", "_", name).strip("._-")
+    name = re.sub(r"_+", "_", " ".join("".join(kept).split())).strip("._- ")
     if not name:
         return "anonymous"
     try:
@@ -108,9 +113,9 @@ def sanitize_participant(name):
     except UserError:
         pass
     digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    for start in (name[: MAX_NAME - 9].rstrip("._-"), "".join(ch for ch in name if ch.isascii())[: MAX_NAME - 9]):
+    for start in (name[: MAX_NAME - 9].rstrip("._- "), "".join(ch for ch in name if ch.isascii())[: MAX_NAME - 9]):
         try:
-            return check_participant_name(f"{start.strip('._-')}-{digest}".lstrip("-"))
+            return check_participant_name(f"{start.strip('._- ')}-{digest}".lstrip("-"))
         except UserError:
             continue
     return f"participant-{digest}"
@@ -144,7 +149,7 @@ def default_participant():
 def log_path(competition, leaderboard=None):
     """``leaderboard/<competition>.csv`` for a competition name (or object with ``.name``)."""
     name = getattr(competition, "name", competition)
-    safe = sanitize_participant(name)
+    safe = sanitize_participant(name).replace(" ", "_")  # a file name without spaces, as before
     return leaderboard_dir(leaderboard) / f"{safe}.csv"
 
 

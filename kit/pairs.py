@@ -5,6 +5,8 @@ the test molecules is enumerated, then spectra are drawn) and the training pairs
 learned models (anchors are drawn, and their partners found block by block, so memory
 stays bounded by ``batch x molecules``).
 """
+from dataclasses import dataclass
+
 import numpy as np
 
 from kit.tanimoto_bins import N_BINS
@@ -204,9 +206,7 @@ def balanced_test_pairs(fps, spectra_of, pairs_per_bin, rng, n_bins=N_BINS):
     similarity : (n,) float64 Tanimoto of each pair's molecules
     per_bin : list of int, pairs found in each bin
     """
-    spectrum_molecule = np.empty(sum(len(s) for s in spectra_of), dtype=np.int64)
-    for mol, members in enumerate(spectra_of):
-        spectrum_molecule[members] = mol
+    spectrum_molecule = _spectrum_molecules(spectra_of)
     picked, per_bin = [], []
     for molecule_pairs in molecule_pairs_by_bin(fps, n_bins, limit=pairs_per_bin, rng=rng):
         pairs = sample_spectrum_pairs(molecule_pairs, spectra_of, pairs_per_bin, rng)
@@ -216,6 +216,241 @@ def balanced_test_pairs(fps, spectra_of, pairs_per_bin, rng, n_bins=N_BINS):
     mols = spectrum_molecule[pairs]
     fps = np.asarray(fps)
     return pairs, tanimoto_rows(fps[mols[:, 0]], fps[mols[:, 1]]), per_bin
+
+
+def identity_groups(fps):
+    """Group index of each molecule: molecules with identical fingerprints share one.
+
+    Two such molecules have Tanimoto 1 with each other and the same Tanimoto with any
+    third: a label of one is a label of the other. Groups are numbered in the order of
+    their fingerprints' bytes, so they do not depend on the molecules' order.
+
+    Examples
+    --------
+    >>> from kit.chemistry import fingerprints
+    >>> identity_groups(fingerprints(["CCO", "OCC", "c1ccccc1"])).tolist()
+    [0, 0, 1]
+    """
+    packed = np.packbits(np.asarray(fps, dtype=np.uint8), axis=1)
+    if len(packed) == 0:
+        return np.empty(0, dtype=np.int64)
+    _, inverse = np.unique(packed, axis=0, return_inverse=True)
+    return inverse.reshape(-1).astype(np.int64)
+
+
+def public_molecules(fps, public_fraction, rng):
+    """Boolean mask of the molecules in the Public group: a seeded share, whole identity groups.
+
+    Molecules with identical fingerprints (:func:`identity_groups`) go to the same group,
+    else a Public label would also be the label of a Private pair. Groups are taken in a
+    random order while they fit in ``round(public_fraction * n)`` molecules.
+
+    Raises
+    ------
+    kit.errors.UserError
+        When a side would have no molecule.
+
+    Examples
+    --------
+    >>> from kit.chemistry import fingerprints
+    >>> fps = fingerprints(["CCO", "OCC", "CCCO", "CCCCO", "c1ccccc1", "c1ccccc1O"])
+    >>> mask = public_molecules(fps, 0.5, np.random.default_rng(0))
+    >>> int(mask.sum()), bool(mask[0] == mask[1])
+    (3, True)
+    """
+    group = identity_groups(fps)
+    n = len(group)
+    sizes = np.bincount(group, minlength=int(group.max()) + 1 if n else 0)
+    target = int(round(float(public_fraction) * n))
+    taken = np.zeros(len(sizes), dtype=bool)
+    count = 0
+    for g in rng.permutation(len(sizes)).tolist():
+        if count + sizes[g] <= target:
+            taken[g] = True
+            count += int(sizes[g])
+            if count == target:
+                break
+    if count == 0 or count == n:
+        side = "Public" if count == 0 else "Private"
+        raise UserError(
+            f"too few test molecules for a Public and a Private group: found {n:,} test molecules "
+            f"({len(sizes):,} distinct fingerprints) and --public-fraction {public_fraction:g} leaves "
+            f"the {side} group empty; expected at least one molecule in each (raise --test-fraction)"
+        )
+    return taken[group]
+
+
+def share_rows(public_available, private_available, pairs_per_bin, public_fraction, tolerance=0.03):
+    """Public and Private rows per bin: full bins, and ``public_fraction`` of all rows.
+
+    Each bin gets ``min(pairs_per_bin, public + private available)`` rows. The Public rows
+    are spread so that every bin's Public share is as near ``public_fraction`` as the
+    groups allow while the total is ``round(public_fraction * rows)``. Where one group
+    cannot give its share even so (a small library) and the share is off by more than
+    ``tolerance``, rows of the other group are left out, from its fullest bins first,
+    until the share is as near ``public_fraction`` as whole rows allow.
+
+    Returns
+    -------
+    public, private : int arrays, rows of each Usage per bin
+
+    Examples
+    --------
+    >>> pub, priv = share_rows([10, 10, 2], [10, 10, 9], 10, 0.3)
+    >>> pub.tolist(), priv.tolist()   # the short last bin has 2 Public rows; the first makes up
+    ([4, 3, 2], [6, 7, 8])
+    """
+    pub_av = np.asarray(public_available, dtype=np.int64)
+    priv_av = np.asarray(private_available, dtype=np.int64)
+    f = float(public_fraction)
+    total = np.minimum(pub_av + priv_av, int(pairs_per_bin))
+    low, high = np.maximum(total - priv_av, 0), np.minimum(pub_av, total)
+    public = np.clip(np.round(f * total).astype(np.int64), low, high)
+    want = int(round(f * total.sum()))
+    # One row at a time, to (or from) the bin with the lowest (highest) Public share that
+    # has room: a few thousand steps over ten bins at most.
+    while public.sum() != want:
+        up = public.sum() < want
+        room = (public < high) if up else (public > low)
+        if not room.any():
+            break
+        share = public / np.maximum(total, 1)
+        pick = int(np.argmin(np.where(room, share, np.inf)) if up else np.argmax(np.where(room, share, -np.inf)))
+        public[pick] += 1 if up else -1
+    private = total - public
+    rows = public.sum() + private.sum()
+    if rows and abs(public.sum() / rows - f) > tolerance:
+        if public.sum() / rows < f:
+            _trim(private, private.sum() - int(round(public.sum() * (1 - f) / f)))
+        else:
+            _trim(public, public.sum() - int(round(private.sum() * f / (1 - f))))
+    return public, private
+
+
+def _trim(counts, remove):
+    """Take ``remove`` from ``counts`` in place, one at a time from the largest (ties: first)."""
+    for _ in range(max(0, int(remove))):
+        counts[int(np.argmax(counts))] -= 1
+
+
+def split_test_pairs(fps, spectra_of, pairs_per_bin, public_fraction, rng, group_rng, n_bins=N_BINS):
+    """Balanced test pairs in two independent groups: Public and Private.
+
+    The molecules are split into a Public and a Private group (:func:`public_molecules`,
+    from ``group_rng``) and every pair is drawn within one group, so no spectrum and no
+    molecule is on both sides and no Private label follows from Public ones. Rows per bin
+    and Usage come from :func:`share_rows`.
+
+    Returns
+    -------
+    GroupedPairs
+        Public rows first, each Usage in bin order.
+
+    Examples
+    --------
+    >>> from kit.chemistry import fingerprints
+    >>> fps = fingerprints(["CCO", "CCCO", "CCCCO", "c1ccccc1", "c1ccccc1O", "CC(=O)O"])
+    >>> spectra_of = [np.array([2 * m, 2 * m + 1]) for m in range(6)]
+    >>> drawn = split_test_pairs(fps, spectra_of, 3, 0.3, np.random.default_rng(0), np.random.default_rng(1))
+    >>> len(drawn.pairs) == len(drawn.similarity) == len(drawn.is_public) == int(drawn.per_bin.sum())
+    True
+    """
+    fps = np.asarray(fps)
+    mask = public_molecules(fps, public_fraction, group_rng)
+    drawn = []
+    for members in (np.flatnonzero(mask), np.flatnonzero(~mask)):
+        pairs, _, per_bin = balanced_test_pairs(fps[members], [spectra_of[m] for m in members], pairs_per_bin, rng,
+                                                n_bins)
+        # A bin with every pair listed comes in a fixed order: shuffle it so any prefix is a random subset.
+        bounds = np.concatenate([[0], np.cumsum(per_bin)])
+        drawn.append([pairs[bounds[b]:bounds[b + 1]][rng.permutation(per_bin[b])] for b in range(n_bins)])
+    public, private = share_rows([len(p) for p in drawn[0]], [len(p) for p in drawn[1]], pairs_per_bin,
+                                 public_fraction)
+    parts = [p[:k] for p, k in zip(drawn[0], public)] + [p[:k] for p, k in zip(drawn[1], private)]
+    pairs = np.concatenate(parts).astype(np.int64).reshape(-1, 2)
+    mols = _spectrum_molecules(spectra_of)[pairs]
+    is_public = np.repeat([True, False], [public.sum(), private.sum()])
+    return GroupedPairs(pairs, tanimoto_rows(fps[mols[:, 0]], fps[mols[:, 1]]), is_public, public, private, mask)
+
+
+@dataclass(frozen=True)
+class GroupedPairs:
+    """Test pairs of a Public and a Private group (:func:`split_test_pairs`).
+
+    Attributes
+    ----------
+    pairs : (n, 2) int array of spectrum indices
+    similarity : (n,) float64 Tanimoto of each pair's molecules
+    is_public : (n,) bool array, the Usage of each row
+    public_per_bin, private_per_bin : int arrays, rows of each Usage per bin
+    public_molecules : bool array, the Public group's molecules
+    """
+
+    pairs: np.ndarray
+    similarity: np.ndarray
+    is_public: np.ndarray
+    public_per_bin: np.ndarray
+    private_per_bin: np.ndarray
+    public_molecules: np.ndarray
+
+    @property
+    def per_bin(self):
+        """Rows per bin, both Usages."""
+        return self.public_per_bin + self.private_per_bin
+
+
+def private_rows_known_from_public(pairs, labels, is_public, identity):
+    """Private rows whose label follows from Public labels through identity links.
+
+    The audit of a Public/Private split. ``identity[s]`` is the identity class of
+    spectrum ``s`` (its molecule's fingerprint): the most a participant can learn, e.g.
+    that two spectra are of one molecule by their precursor m/z. A Public pair of label
+    1.0 joins two classes. A Private pair's label is known when a Public pair joins the
+    same two classes.
+
+    Parameters
+    ----------
+    pairs : (n, 2) array of spectrum indices or ids
+    labels : (n,) Tanimoto of each pair
+    is_public : (n,) bool, the Usage of each row
+    identity : mapping or sequence, spectrum -> identity class
+
+    Returns
+    -------
+    list of int
+        Rows (Private ones) whose label is known.
+
+    Examples
+    --------
+    >>> pairs = np.array([[0, 1], [1, 2], [0, 2], [0, 3]])
+    >>> private_rows_known_from_public(pairs, [0.4, 1.0, 0.4, 0.2], [True, True, False, False], [0, 1, 2, 3])
+    [2]
+    """
+    parent = {}
+
+    def find(x):
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    rows = [(a, b) for a, b in np.asarray(pairs).tolist()]
+    for (a, b), label, public in zip(rows, labels, is_public):
+        if public and label == 1.0:
+            root_a, root_b = find(identity[a]), find(identity[b])
+            if root_a != root_b:
+                parent[root_a] = root_b
+    classes = [frozenset((find(identity[a]), find(identity[b]))) for a, b in rows]
+    known = {c for c, public in zip(classes, is_public) if public}
+    return [row for row, (c, public) in enumerate(zip(classes, is_public)) if not public and c in known]
+
+
+def _spectrum_molecules(spectra_of):
+    """Molecule of each spectrum index named in ``spectra_of`` (-1 for others)."""
+    size = max((int(s.max()) + 1 for s in spectra_of if len(s)), default=0)
+    spectrum_molecule = np.full(size, -1, dtype=np.int64)
+    for mol, members in enumerate(spectra_of):
+        spectrum_molecule[members] = mol
+    return spectrum_molecule
 
 
 def split_molecules(keys, fraction, rng, option="fraction"):

@@ -25,7 +25,8 @@ from kit.chemistry import FP_SIZE, LABEL_DEFINITION, MAX_PATH, fingerprints, gro
 from kit.classroom import DEFAULT_DAILY_LIMIT
 from kit.errors import UserError
 from kit.fileio import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, atomic_dir, ensure_writable_dir, sha256_file
-from kit.pairs import balanced_test_pairs, split_molecules
+from kit.licences import check_exclusions, drop_licences
+from kit.pairs import split_molecules, split_test_pairs
 from kit.paths import COMPETITION_FILE, COMPETITION_NAME, DEFAULT_COMPETITION, data_dir
 from kit.safetext import spreadsheet_cell
 from kit.scoring import PRIVATE, PUBLIC
@@ -256,13 +257,6 @@ def unique_ids(spectra):
     return ids
 
 
-def public_usage(n_rows, public_fraction, rng):
-    """``Public``/``Private`` label per row: an exact, seeded share of Public rows."""
-    usage = np.full(n_rows, PRIVATE, dtype=object)
-    usage[rng.permutation(n_rows)[: public_count(n_rows, public_fraction)]] = PUBLIC
-    return usage
-
-
 def neutral_ids(n, prefix=TEST_ID_PREFIX):
     """``n`` ids that say nothing about the spectra: ``test_000001`` onwards.
 
@@ -342,6 +336,7 @@ def prepare_competition(
     progress=True,
     echo=print,
     jobs=None,
+    exclude_licences=(),
 ):
     """Build a competition folder from a spectral library; return the :class:`Competition`.
 
@@ -359,6 +354,9 @@ def prepare_competition(
     jobs : int, optional
         Processes that clean the library (default: one per CPU). The files written are the
         same for any number.
+    exclude_licences : list of str, optional
+        Leave out the records under these licences (:func:`drop_licences`); recorded in
+        competition.json's ``options`` with the count each one dropped.
 
     Examples
     --------
@@ -367,6 +365,7 @@ def prepare_competition(
     """
     check_options(test_fraction, pairs_per_bin, public_fraction, ionmode, seed)
     jobs = check_jobs(jobs)
+    exclusions = check_exclusions(exclude_licences)
     libraries = [] if library is None else [library] if isinstance(library, (str, Path)) else list(library)
     name = competition_name(name, libraries)
     root = ensure_writable_dir(data_dir(out))
@@ -375,6 +374,10 @@ def prepare_competition(
         raise UserError(f"{target} already exists: expected a new competition name (use --force to replace it)")
     streams = _Streams.from_seed(seed)
     spectra, report, sources = load_library(libraries, ionmode, root / "cache", progress, streams.simulation_seed, jobs)
+    spectra, excluded = drop_licences(spectra, exclusions, report, echo)
+    if not spectra:
+        raise UserError(f"no spectra left after --exclude-licence {' '.join(exclusions)}: expected a library "
+                        "with records under other licences")
     spectra, molecules = molecules_of(spectra, report=report, progress=progress)
     report.kept = len(spectra)
     split = _split(molecules, test_fraction, streams.split)
@@ -385,9 +388,12 @@ def prepare_competition(
         "public_fraction": float(public_fraction), "ionmode": ionmode,
     }
     meta = _metadata(name, options, sources, report, spectra, split, pairs, test_ids)
+    if exclusions:  # with what each one dropped, so that the run can be repeated and checked
+        meta["options"]["exclude_licences"] = exclusions
+        meta["library"]["excluded_licences"] = excluded
     with atomic_dir(target, force=force) as tmp:
         _write_competition(tmp, spectra, unique_ids(spectra), split, pairs, test_ids, meta)
-        _write_private_manifest(tmp, name, seed, sources)
+        _write_private_manifest(tmp, name, seed, sources, pairs)
     _tell(echo, report, target, split, pairs, seed, libraries)
     return files.load_competition(target)
 
@@ -396,8 +402,10 @@ def prepare_competition(
 class _Streams:
     """The independent random streams of one seed, one per random step.
 
-    Streams 0-3 are those of earlier versions, so a seed still gives the same split,
-    pairs, rows and test ids (``spawn(n)``'s first children do not depend on ``n``).
+    Streams 0-3 are those of earlier versions, so a seed still gives the same split and
+    test ids (``spawn(n)``'s first children do not depend on ``n``). ``usage`` now draws
+    the Public group of test molecules and ``pairs`` draws within each group, so the test
+    pairs and their Usage differ from those of kits before the groups.
     """
 
     split: np.random.Generator
@@ -436,28 +444,43 @@ def _split(molecules, test_fraction, rng):
 
 @dataclass(frozen=True)
 class _Pairs:
-    """The test pairs (positions in the test set), in their shuffled order, with truth and Usage."""
+    """The test pairs (positions in the test set), in their shuffled order, with truth and Usage.
+
+    ``public_molecules`` marks the test molecules (re-indexed among the test ones) of the
+    Public group; ``public_per_bin`` counts the Public rows of each bin.
+    """
 
     pairs: np.ndarray
     similarity: np.ndarray
     per_bin: np.ndarray
     usage: np.ndarray
+    public_molecules: np.ndarray
+    public_per_bin: np.ndarray
 
 
 def _test_pairs(molecules, split, pairs_per_bin, public_fraction, streams, progress, echo):
-    """Pairs of test spectra balanced over the Tanimoto bins, shuffled, each pair's order a coin flip."""
+    """Pairs of test spectra balanced over the Tanimoto bins, drawn within a Public and a
+    Private group of test molecules, shuffled, each pair's order a coin flip."""
     if progress:
         echo(f"{len(molecules):,} molecules; fingerprints and test pairs of the {len(split.test_mols):,} "
-             "test molecules")
+             "test molecules, in a Public and a Private group")
     fps = fingerprints([molecules.smiles[m] for m in split.test_mols])
     spectra_of = group_indices(split.test_spectrum_mol, len(split.test_mols))
-    pairs, similarity, per_bin = balanced_test_pairs(fps, spectra_of, int(pairs_per_bin), streams.pairs)
-    check_public_rows(len(pairs), float(public_fraction))
+    drawn = split_test_pairs(fps, spectra_of, int(pairs_per_bin), float(public_fraction), streams.pairs, streams.usage)
+    for usage, rows, group in ((PUBLIC, drawn.public_per_bin, drawn.public_molecules),
+                               (PRIVATE, drawn.private_per_bin, ~drawn.public_molecules)):
+        if not rows.sum():
+            raise UserError(
+                f"the {usage} group's {int(group.sum()):,} test molecules give no test pair: expected at least one "
+                f"pair on each side (raise --test-fraction, or set --public-fraction nearer 0.5)"
+            )
+    pairs, similarity, is_public = drawn.pairs, drawn.similarity, drawn.is_public
     order = streams.pairs.permutation(len(pairs))
-    pairs, similarity = pairs[order], similarity[order]
+    pairs, similarity, is_public = pairs[order], similarity[order], is_public[order]
     swap = streams.pairs.random(len(pairs)) < 0.5
     pairs[swap] = pairs[swap][:, ::-1]
-    return _Pairs(pairs, similarity, per_bin, public_usage(len(pairs), float(public_fraction), streams.usage))
+    usage = np.where(is_public, PUBLIC, PRIVATE).astype(object)
+    return _Pairs(pairs, similarity, drawn.per_bin, usage, drawn.public_molecules, drawn.public_per_bin)
 
 
 @dataclass(frozen=True)
@@ -501,6 +524,10 @@ def _metadata(name, options, sources, report, spectra, split, pairs, test_ids):
             "train_spectra": int(len(split.train_idx)), "test_spectra": int(len(split.test_idx)),
             "train_molecules": int((~split.is_test_molecule).sum()),
             "test_molecules": int(split.is_test_molecule.sum()),
+            # Public and Private rows come from separate groups of test molecules (molecules
+            # with identical fingerprints in one group): no spectrum or molecule is in both.
+            "public_test_molecules": int(pairs.public_molecules.sum()),
+            "private_test_molecules": int((~pairs.public_molecules).sum()),
         },
         "test_ids": f"neutral ({first} onwards), in a shuffled order",
         "pairs": {"bins": BIN_LABELS, "per_bin": [int(x) for x in pairs.per_bin], "total": int(len(pairs.pairs)),
@@ -545,13 +572,18 @@ def _csv(path, columns):
     pd.DataFrame(columns).to_csv(path, index=False, lineterminator="\n")
 
 
-def _write_private_manifest(tmp, name, seed, sources):
-    """private/manifest.json: the seed, the library's hashes and every file's; then owner-only modes."""
+def _write_private_manifest(tmp, name, seed, sources, pairs):
+    """private/manifest.json: the seed, the library's hashes, the rows of each Usage per bin and
+    every file's hash; then owner-only modes."""
     private = {
         "name": name,
         "kit_version": __version__,
         "seed": int(seed),
         "library": {"sources": sources},
+        "usage": {
+            "public_per_bin": [int(x) for x in pairs.public_per_bin],
+            "private_per_bin": [int(x) for x in pairs.per_bin - pairs.public_per_bin],
+        },
         "files": {
             f: sha256_file(tmp / f)
             for f in (*files.PUBLIC_FILES, COMPETITION_FILE, *files.PRIVATE_FILES, files.PAIR_DETAILS_FILE)
@@ -572,6 +604,12 @@ def _tell(echo, report, target, split, pairs, seed, libraries):
         f"{len(pairs.pairs):,} test pairs"
     )
     echo("pairs per Tanimoto bin: " + ", ".join(f"{label} {n}" for label, n in zip(BIN_LABELS, pairs.per_bin)))
+    n_public = int((pairs.usage == PUBLIC).sum())
+    echo(
+        f"Public / Private: {n_public:,} / {len(pairs.usage) - n_public:,} rows "
+        f"({n_public / max(1, len(pairs.usage)):.1%} Public), from {int(pairs.public_molecules.sum()):,} / "
+        f"{int((~pairs.public_molecules).sum()):,} test molecules: no molecule on both sides"
+    )
     if int(seed) == 0:
         echo(SEED_ZERO_WARNING)
     if any(str(x) == MASSBANK for x in libraries):

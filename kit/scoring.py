@@ -142,8 +142,9 @@ class ScoreResult:
             )
             if "same_molecule_rmse" in d:
                 lines.append(
-                    f"  {usage}: same-molecule RMSE {_fmt(d['same_molecule_rmse'])} ({d['same_molecule_rows']:,} rows)   "
-                    f"different-molecule RMSE {_fmt(d['different_molecule_rmse'])} ({d['different_molecule_rows']:,} rows)"
+                    f"  {usage}, all bins: same-molecule RMSE {_fmt(d['same_molecule_rmse'])} "
+                    f"({d['same_molecule_rows']:,} rows)   different-molecule RMSE "
+                    f"{_fmt(d['different_molecule_rmse'])} ({d['different_molecule_rows']:,} rows)"
                 )
         lines.append("  per-bin RMSE (bins of the true similarity):")
         header = "    bin     " + "".join(f"{u + ' (rows)':>19}" for u in usages)
@@ -156,9 +157,10 @@ class ScoreResult:
             lines.append(f"    {label}  {cells}")
         split = [u for u in usages if "top_bin_split" in self.details[u]]
         if split:
+            # The top bin alone: labelled apart from the all-bins figures above, which it is not.
             for key in self.details[split[0]]["top_bin_split"]:
                 half = key.removeprefix(BIN_LABELS[-1]).strip()
-                lines.append(f"      {half}: " + "   ".join(
+                lines.append(f"      {BIN_LABELS[-1]} bin, {half} only: " + "   ".join(
                     f"{u} {_fmt(self.details[u]['top_bin_split'][key])}" for u in split))
         return "\n".join(lines)
 

@@ -1,20 +1,39 @@
 """Reading a submission file and checking it against the rules of the format.
 
-A valid submission has the header ``id,similarity``, one row per id of the competition,
-in any order, and a finite number in every row. Each broken rule is reported as one
-:class:`~kit.errors.SubmissionError` line: the rule, what was expected, what was found
-and the first offending lines.
+This module is the one parser of submissions: ``kit score``, ``kit serve``, the inbox,
+the Kaggle check and the Codabench scoring program (which ships a copy of this file,
+written by ``kit export codabench``) all decide validity and values here. It needs the
+standard library and NumPy only, never pandas or the ``csv`` module, so a file is valid
+on every host or on none, and every value is ``float()``'s correctly rounded value of
+its text, whatever pandas version is installed.
 
-Speed: the file is read once as bytes (its size capped first), parsed by pandas' C
-reader with fixed dtypes, and checked with NumPy. Only when something is wrong does a
-slower line-by-line pass run, to find and quote the offending lines.
+The format:
+
+- a regular file with one name (no link, pipe or device), UTF-8 text without a BOM,
+  with no control character but tabs and line ends (``\\n``, ``\\r\\n`` or ``\\r``);
+- the header ``id,similarity``, then one row per id of the competition, in any order;
+  blank lines are skipped;
+- a row is two fields separated by a comma; spaces and tabs around a field are ignored,
+  and a field may be wrapped in double quotes;
+- an id is ASCII digits with an optional sign (``7``, ``+7``, ``007``) within int64;
+- a similarity is an ASCII decimal number (``0.5``, ``.5``, ``5.``, ``-2.5e-1``): no
+  ``nan``, ``inf``, hexadecimal, ``_`` separators or other scripts' digits, all of which
+  ``float()`` reads; finite and at most :data:`MAX_ABS_VALUE` in absolute value.
+
+Each broken rule is reported as one :class:`~kit.errors.SubmissionError` line: the rule,
+what was expected, what was found and the first offending lines.
+
+Speed: the file is read once as bytes (its size capped first). A file of plain rows
+(``123,0.4567`` and line ends, what ``to_csv`` writes) is checked with NumPy and split
+with ``bytes.split``; its numbers go through ``int`` and ``float`` in C loops. Any other
+file is read line by line with the rules above.
 """
 import codecs
-import csv
-import io
+import hashlib
 import math
+import os
 import re
-import warnings
+import stat
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -49,15 +68,30 @@ _BOMS = (
 )
 _LINE_END = re.compile(r"\r\n|\n|\r")
 _LINE_END_BYTES = re.compile(rb"\r\n|\n|\r")
-#: 10, 100, ... 10**18: digits of an id = 1 + how many of these it reaches.
-_POWERS_OF_TEN = 10 ** np.arange(1, 19, dtype=np.int64)
-_INT_RE = re.compile(r"\s*[+-]?\d+\s*\Z", re.ASCII)  # pandas reads ASCII digits only
+#: C0 controls but tab, LF and CR, and DEL: float() skips some of them (\x1c-\x1f count
+#: as whitespace in Python), other readers do not.
+_CONTROL = np.zeros(256, dtype=bool)
+_CONTROL[[*range(0x20), 0x7F]] = True
+_CONTROL[list(b"\t\n\r")] = False
+_SPACE = " \t"
+_QUOTED = re.compile(r'("[^"]*")')
+_ID = re.compile(r"[+-]?([0-9]+)", re.ASCII)
+_VALUE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+#: A whole valid row: optional quotes around each field, spaces and tabs around them.
+_ROW = re.compile(
+    rf'[ \t]*(?P<q>"?)(?P<id>[+-]?[0-9]+)(?P=q)[ \t]*,[ \t]*(?P<r>"?)(?P<value>{_VALUE.pattern})(?P=r)[ \t]*', re.ASCII
+)
+_NON_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
 _INT64_MAX = np.iinfo(np.int64).max
-# Bytes that can only reach an id field through a float spelling such as 1.0 or 1e3.
-_FLOAT_ONLY = np.zeros(256, dtype=bool)
-_FLOAT_ONLY[[ord("."), ord("e"), ord("E")]] = True
+#: Bytes of a plain row (digits, sign, point, exponent), and its two delimiters.
+_PLAIN = np.zeros(256, dtype=bool)
+_PLAIN[list(b"0123456789+-.eE,\n")] = True
 _DELIMITER = np.zeros(256, dtype=bool)
-_DELIMITER[[ord(","), ord("\n"), ord("\r")]] = True
+_DELIMITER[list(b",\n")] = True
+#: Bytes of plain rows converted at a time.
+_BLOCK = 1 << 20
+#: os.open flags: never follow a final link, never wait on a pipe (both absent on Windows).
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 
 
 @dataclass
@@ -146,20 +180,14 @@ def _read_submission(path, expected_ids):
     expected = None if expected_ids is None else np.asarray(expected_ids, dtype=np.int64)
     data = _read_bytes(path, max_bytes_for(None if expected is None else expected.size))
     _check_text(path, data)
-    header_end = _check_header(path, data)
-    digest = _sha256(data)
-    if b"\t" in data:
-        # A tab is whitespace like a space; pandas only skips spaces before a quoted field.
-        data = data.replace(b"\t", b" ")
-    doc = _Document(path, data, header_end)
+    doc = _Document(path, data, _check_header(path, data))
     ids, values = _parse(doc)
     if ids.size == 0:
         want = f"{expected.size:,} rows" if expected is not None else "one row per test pair"
         raise SubmissionError(f"{path}: no rows: expected a header line then {want}, found the header only")
-    _check_field_count(doc, ids)
-    _check_id_spelling(doc, ids)
     _check_values(doc, values)
-    submission = Submission(path=path, ids=ids, values=values, sha256=digest, size=len(data))
+    submission = Submission(path=path, ids=ids, values=values, sha256=hashlib.sha256(data).hexdigest(),
+                            size=len(data))
     if expected is not None:
         submission.order = _match_ids(doc, ids, expected)
     else:
@@ -170,57 +198,57 @@ def _read_submission(path, expected_ids):
 
 @dataclass
 class _Document:
-    """The file being checked: its bytes and the byte offset where the rows start."""
+    """The file being checked: its bytes, where the rows start, and each row's line.
+
+    ``row_lines`` holds the line number (1 = header) of each row, or None when row ``k``
+    is on line ``k + 2`` (a file without blank lines read by the plain-row path).
+    """
 
     path: Path
     data: bytes
     header_end: int
+    row_lines: np.ndarray = None
 
     @cached_property
     def rows_text(self):
-        """The rows as text, decoded only when a message needs to quote them."""
-        return self.data[self.header_end :].decode("utf-8", errors="replace")
+        """The rows as text (the file was checked to be UTF-8)."""
+        return self.data[self.header_end :].decode("utf-8")
 
-    def records(self):
-        """``(line number, fields)`` of each non-blank row, read the way pandas reads it."""
-        consumed = []
-
-        def lines():
-            for line in io.StringIO(self.rows_text, newline=""):
-                consumed.append(line)
-                yield line
-
-        reader = csv.reader(lines(), skipinitialspace=True)
-        previous = 0
-        for record in reader:
-            # A record may span lines (an open quote): report the line where it starts.
-            start, previous = previous + 1, reader.line_num
-            text = "".join(consumed)
-            consumed.clear()
-            if not text.strip():
-                continue  # a blank line, which pandas skips too; a lone `"` is a row with one empty field
-            yield 1 + start, record  # line 1 is the header
+    def line_of(self, rows):
+        """Line numbers of the given 0-based rows."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return (rows + 2 if self.row_lines is None else self.row_lines[rows]).tolist()
 
 
 # --- file level --------------------------------------------------------------------
 
 
 def _read_bytes(path, limit):
-    """The file's bytes, refusing what is not a regular, non-empty, plausibly sized file."""
+    """The file's bytes, refusing what is not a regular, non-empty, plausibly sized file.
+
+    Links are refused, not followed: a submission that is another name for a file (the
+    solution, a key) would have that file's lines quoted back in the error messages.
+    """
     try:
-        if path.is_dir():
-            raise SubmissionError(f"{path} is a folder: expected a CSV file")
-        if not path.exists():
-            raise SubmissionError(f"file not found: expected a CSV file at {path}")
-        if not path.is_file():
-            raise SubmissionError(f"{path} is not a regular file: expected a CSV file")
-        with open(path, "rb") as handle:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        raise SubmissionError(f"file not found: expected a CSV file at {path}") from None
+    except OSError as exc:
+        raise SubmissionError(f"cannot read {path}: {exc.strerror or exc}") from None
+    _check_file_kind(path, info)
+    try:
+        with open(os.open(path, _OPEN_FLAGS), "rb") as stream:
+            opened = os.fstat(stream.fileno())
+            # The name may have been swapped (for a link, a pipe) between lstat and open.
+            if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
+                raise SubmissionError(f"{path} changed while it was opened: expected a CSV file that stays put")
+            _check_file_kind(path, opened)
             # Read one byte past the limit rather than trusting stat(): the file may grow.
-            data = handle.read(limit + 1)
+            data = stream.read(limit + 1)
     except OSError as exc:
         raise SubmissionError(f"cannot read {path}: {exc.strerror or exc}") from None
     if not data:
-        raise SubmissionError(f"{path} is empty: expected a header line `id,similarity` and one row per test pair")
+        raise SubmissionError(f"{path} is empty: expected a header line 'id,similarity' and one row per test pair")
     if len(data) > limit:
         raise SubmissionError(
             f"{path} is too large: expected at most {limit:,} bytes for this competition, "
@@ -229,8 +257,21 @@ def _read_bytes(path, limit):
     return data
 
 
+def _check_file_kind(path, info):
+    """An error unless ``info`` (an lstat or fstat) is a regular file with one name."""
+    if stat.S_ISLNK(info.st_mode):
+        raise SubmissionError(f"{path} is a symbolic link: expected the CSV file itself (copy the file, not a link)")
+    if stat.S_ISDIR(info.st_mode):
+        raise SubmissionError(f"{path} is a folder: expected a CSV file")
+    if not stat.S_ISREG(info.st_mode):
+        raise SubmissionError(f"{path} is not a regular file (a pipe, socket or device): expected a CSV file")
+    if info.st_nlink > 1:
+        raise SubmissionError(f"{path} is a hard link (the file has other names): expected a file of its own "
+                              "(copy the file, not a link)")
+
+
 def _check_text(path, data):
-    """A clear error for BOMs, binary data and encodings other than UTF-8."""
+    """A clear error for BOMs, binary data, control characters and encodings other than UTF-8."""
     for bom, name in _BOMS:
         if data.startswith(bom):
             hint = (
@@ -241,17 +282,29 @@ def _check_text(path, data):
             raise SubmissionError(f"{path} starts with {name}: expected plain UTF-8 text without a BOM ({hint})")
     nul = data.find(b"\x00")
     if nul >= 0:
-        line = data.count(b"\n", 0, nul) + 1
-        raise SubmissionError(f"{path} is binary, not text: expected a CSV file, found a NUL byte on line {line}")
+        raise SubmissionError(f"{path} is binary, not text: expected a CSV file, found a NUL byte on line {_line_at(data, nul)}")
+    control = _CONTROL[np.frombuffer(data, dtype=np.uint8)]
+    if control.any():
+        at = int(control.argmax())
+        raise SubmissionError(
+            f"{path}: control character 0x{data[at]:02x} on line {_line_at(data, at)}: "
+            "expected only numbers, commas, spaces, tabs and line ends"
+        )
     if data.isascii():  # the usual case, checked without decoding a copy
         return
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
         raise SubmissionError(
-            f"{path} is not UTF-8 text: expected a CSV of numbers, found byte 0x{data[exc.start]:02x} on line {line}"
+            f"{path} is not UTF-8 text: expected a CSV of numbers, found byte 0x{data[exc.start]:02x} "
+            f"on line {_line_at(data, exc.start)}"
         ) from None
+
+
+def _line_at(data, offset):
+    """The line number (1 = first) of byte ``offset``, counting every kind of line end."""
+    head = data[:offset]
+    return head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n") + 1
 
 
 def _check_header(path, data):
@@ -260,23 +313,20 @@ def _check_header(path, data):
     end = match.start() if match else min(len(data), 4096)
     header_end = match.end() if match else len(data)
     first = data[:end].decode("utf-8", errors="replace")
-    try:
-        fields = [f.strip() for f in next(csv.reader([first]), [])] if first.strip() else []
-    except csv.Error:
-        fields = [first]
+    fields = _fields(first) if first.strip(_SPACE) else []
     if tuple(fields) == HEADER:
         return header_end
     shown = _show(first, 60)
     for separator, name in ((";", "';'"), ("\t", "a tab")):
         if separator in first and "," not in first:
             raise SubmissionError(
-                f"{path} uses {name} as the separator: expected commas, header `id,similarity`, found {shown} "
+                f"{path} uses {name} as the separator: expected commas, header 'id,similarity', found {shown} "
                 "(write the file with pandas' to_csv, which uses commas)"
             )
     if not fields:
-        raise SubmissionError(f"{path}: first line is blank: expected the header `id,similarity`")
-    if _INT_RE.match(fields[0]):
-        raise SubmissionError(f"{path} has no header: expected first line `id,similarity`, found {shown}")
+        raise SubmissionError(f"{path}: first line is blank: expected the header 'id,similarity'")
+    if _ID.fullmatch(fields[0]):
+        raise SubmissionError(f"{path} has no header: expected first line 'id,similarity', found {shown}")
     lowered = [f.lower() for f in fields]
     if tuple(lowered) == HEADER:
         detail = "column names are case-sensitive"
@@ -287,167 +337,102 @@ def _check_header(path, data):
     else:
         missing = [h for h in HEADER if h not in lowered]
         detail = f"missing column(s) {', '.join(missing)}" if missing else "columns in the wrong order"
-    raise SubmissionError(f"{path}: wrong header: expected exactly `id,similarity`, found {shown} ({detail})")
+    raise SubmissionError(f"{path}: wrong header: expected exactly 'id,similarity', found {shown} ({detail})")
 
 
 # --- rows ----------------------------------------------------------------------------
 
 
 def _parse(doc):
-    """ids and values with pandas' C reader; any failure is explained line by line.
+    """ids and values of the rows: the plain-row path when it applies, else line by line.
 
-    Without pandas (the Codabench scoring program inlines this module and runs on NumPy
-    alone) the rows are read by :func:`_parse_plain`, which accepts exactly the rows
-    :func:`_row_problem` accepts; the tests check both readers give the same ids, values
-    and messages.
-    """
-    try:
-        import pandas as pd
-    except ImportError:
-        return _parse_plain(doc)
-    try:
-        with warnings.catch_warnings():
-            # pandas warns (and keeps going) when the first row has extra fields: refuse.
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(
-                io.BytesIO(doc.data),
-                names=list(HEADER),  # the header was checked; spaces around names are fine
-                header=0,
-                dtype={"id": np.int64, "similarity": np.float64},
-                index_col=False,
-                skipinitialspace=True,
-                engine="c",
-                encoding="utf-8",
-            )
-    except (ValueError, TypeError, OverflowError, pd.errors.ParserWarning):
-        # pandas.errors.ParserError is a ValueError; all of them mean "some line is wrong".
-        _explain_rows(doc)
-        raise SubmissionError(f"{doc.path}: cannot read the rows as `id,similarity` numbers") from None
-    return frame["id"].to_numpy(), frame["similarity"].to_numpy()
-
-
-#: A file of plain rows (``123,0.4567``, newline-ended): read with NumPy in one pass.
-_PLAIN_ROWS = re.compile(rb"(?:[0-9]{1,18},[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?\n)*")
-
-
-def _parse_plain(doc):
-    """ids and values with the csv module alone: the reader used where pandas is absent.
-
-    Files whose every row is plain digits (what ``to_csv`` writes) are split and converted
-    by NumPy at once; any other file is read row by row with :func:`_row_problem`'s rules.
+    The plain-row path accepts a subset of what :func:`_parse_lines` accepts, with the
+    same numbers: its bytes are digits, signs, points, ``e``/``E``, one comma and one
+    line end per row, and on those bytes ``int`` and ``float`` accept exactly the
+    spellings of :data:`_ID` and :data:`_VALUE`. Anything it does not take (spaces,
+    quotes, blank lines, lone carriage returns, a bad field) goes to the line reader,
+    which decides and explains.
     """
     rows = doc.data[doc.header_end :]
+    if b"\r" in rows:
+        rows = rows.replace(b"\r\n", b"\n")
     if rows and not rows.endswith(b"\n"):
         rows += b"\n"
-    if _PLAIN_ROWS.fullmatch(rows):
-        fields = rows.replace(b"\n", b",").split(b",")[:-1]
-        return np.array(fields[0::2], dtype=np.int64), np.array(fields[1::2], dtype=np.float64)
-    ids, values = [], []
-    try:
-        for _, record in doc.records():
-            if _row_problem(record) is not None:
-                _explain_rows(doc)  # raises, quoting this row and the others like it
-            ids.append(int(record[0]))
-            values.append(float(record[1].strip()))
-    except csv.Error as exc:
-        raise SubmissionError(f"{doc.path}: not a readable CSV: {_show(exc, 80)}") from None
-    if doc.rows_text.count('"') % 2:
-        # A quote still open at the end of the file: the csv module closes it there, pandas
-        # refuses the file. No valid field holds a quote, so an odd count means exactly that.
-        raise SubmissionError(f"{doc.path}: cannot read the rows as `id,similarity` numbers")
+    buffer = np.frombuffer(rows, dtype=np.uint8)
+    if _PLAIN[buffer].all():
+        delimiters = buffer[_DELIMITER[buffer]]
+        if (delimiters[0::2] == ord(",")).all() and (delimiters[1::2] == ord("\n")).all() and delimiters.size % 2 == 0:
+            try:
+                return _convert_plain(rows, delimiters.size // 2)
+            except (ValueError, OverflowError):
+                pass  # an empty or malformed field, an id past int64: the line reader says which
+    return _parse_lines(doc)
+
+
+def _convert_plain(rows, count):
+    """ids and values of ``count`` plain rows, converted a block of lines at a time.
+
+    ``int`` and ``float`` do the conversion (``float`` is correctly rounded); blocks keep
+    the Python objects of a million-row file from all living at once.
+    """
+    ids, values = np.empty(count, dtype=np.int64), np.empty(count, dtype=np.float64)
+    start = done = 0
+    while start < len(rows):
+        end = rows.find(b"\n", start + _BLOCK)
+        end = len(rows) if end < 0 else end + 1
+        fields = rows[start:end].replace(b"\n", b",").split(b",")
+        size = len(fields) // 2
+        ids[done : done + size] = list(map(int, fields[0:-1:2]))
+        values[done : done + size] = list(map(float, fields[1::2]))
+        start, done = end, done + size
+    return ids, values
+
+
+def _parse_lines(doc):
+    """ids and values read line by line; one error naming the first broken rule and its lines."""
+    ids, values, lines = [], [], []
+    rule, offenders, more = None, [], 0
+    for index, line in enumerate(_LINE_END.split(doc.rows_text)):
+        if not line.strip(_SPACE):
+            continue  # a blank line
+        parsed = _usual_row(line)
+        problem = None
+        if parsed is None:
+            problem, parsed = _parse_row(line)
+        if problem is None:
+            if rule is None:
+                ids.append(parsed[0])
+                values.append(parsed[1])
+                lines.append(index + 2)
+            continue
+        if rule is not None and problem[0] != rule:
+            continue
+        rule = problem[0]
+        if len(offenders) < SHOWN:
+            offenders.append(f"line {index + 2}: {problem[1]}")
+        else:
+            more += 1
+            if more > 1000:
+                break
+    if rule is not None:
+        raise SubmissionError(f"{doc.path}: {_RULES[rule]}: {_listing(offenders, more)}")
+    doc.row_lines = np.array(lines, dtype=np.int64)
     return np.array(ids, dtype=np.int64), np.array(values, dtype=np.float64)
-
-
-def _check_id_spelling(doc, ids):
-    """Refuse float spellings of ids (``1.0``, ``1e3``), which pandas quietly accepts."""
-    if _ids_written_plainly(doc, ids):
-        return
-    # Spaces, quotes, blank lines or a real problem: look at every id field.
-    buffer = np.frombuffer(doc.data, dtype=np.uint8)[doc.header_end :]
-    suspects = np.flatnonzero(_FLOAT_ONLY[buffer])
-    if suspects.size == 0:
-        return
-    # A ".", "e" or "E" lies in an id field when the delimiter before it ends a line.
-    delimiters = np.flatnonzero(_DELIMITER[buffer])
-    before = np.searchsorted(delimiters, suspects) - 1
-    in_id = before < 0
-    in_id[~in_id] = buffer[delimiters[before[~in_id]]] != ord(",")
-    if in_id.any():
-        _explain_rows(doc)
-        raise SubmissionError(f"{doc.path}: ids must be whole numbers as in test_pairs.csv, found a decimal point or exponent")
-
-
-def _ids_written_plainly(doc, ids):
-    """True when every line is ``<id as plain digits>,...``: the fast check for usual files.
-
-    Each line's id field must be exactly as long as the id's decimal digits and end in its
-    last digit; that rules out ``1.0``, ``1e2``, ``+7``, ``007``, quotes and spaces. Files
-    that fail (for example ones with spaces) get the slower, exact check.
-    """
-    if ids.size == 0 or ids.min() < 0:
-        return False
-    buffer = np.frombuffer(doc.data, dtype=np.uint8)
-    ends = np.flatnonzero(buffer[doc.header_end :] == ord("\n")) + doc.header_end
-    starts = np.concatenate(([doc.header_end], ends + 1))
-    starts = starts[starts < buffer.size]
-    if starts.size != ids.size:  # blank lines or lone carriage returns
-        return False
-    commas = starts + 1 + np.searchsorted(_POWERS_OF_TEN, ids, side="right")
-    if commas.max() >= buffer.size:
-        return False
-    return bool((buffer[commas] == ord(",")).all() and (buffer[commas - 1] == ord("0") + ids % 10).all())
-
-
-def _check_field_count(doc, ids):
-    """Refuse extra fields that pandas drops quietly, such as the empty one in ``1,0.5,``.
-
-    A valid row has exactly one comma (a quoted comma cannot be part of a number), so
-    the rows hold as many commas as there are ids.
-    """
-    if doc.data.count(b",", doc.header_end) != ids.size:
-        _explain_rows(doc)
-        raise SubmissionError(f"{doc.path}: every row must be `id,similarity` (2 fields), found extra commas")
 
 
 def _check_values(doc, values):
     """Every value finite and within :data:`MAX_ABS_VALUE` (NaN fails the comparison too)."""
     if not (np.abs(values) <= MAX_ABS_VALUE).all():
-        _explain_rows(doc)
+        _parse_lines(doc)  # raises, quoting the lines
         raise SubmissionError(
             f"{doc.path}: every similarity must be a finite number in {VALUE_RANGE}, "
             "found NaN, infinity or a larger value"
         )
 
 
-def _explain_rows(doc):
-    """Raise the message for the first broken per-line rule (field count, id, value).
-
-    Runs only when the fast path found a problem, so it may be slow; it stops scanning
-    once it has quoted enough lines.
-    """
-    rule, offenders, more = None, [], 0
-    records = doc.records()
-    try:
-        for line, record in records:
-            problem = _row_problem(record)
-            if problem is None or (rule is not None and problem[0] != rule):
-                continue
-            rule = problem[0]
-            if len(offenders) < SHOWN:
-                offenders.append(f"line {line}: {problem[1]}")
-            else:
-                more += 1
-                if more > 1000:
-                    break
-    except csv.Error as exc:
-        raise SubmissionError(f"{doc.path}: not a readable CSV: {_show(exc, 80)}") from None
-    if rule is not None:
-        raise SubmissionError(f"{doc.path}: {_RULES[rule]}: {_listing(offenders, more)}")
-
-
 _RULES = {
     "quote": "quotes must close on the line they open",
-    "fields": "every row must be `id,similarity` (2 fields)",
+    "fields": "every row must be 'id,similarity' (2 fields)",
     "id": "ids must be whole numbers as in test_pairs.csv",
     "value": "every similarity must be a finite number",
     "range": (
@@ -457,32 +442,91 @@ _RULES = {
 }
 
 
-def _row_problem(record):
-    """``(rule, description)`` for the first thing wrong with one CSV record, else None."""
-    for text in record:
-        if "\n" in text or "\r" in text:
-            return "quote", f"a quote opens before {_show(_LINE_END.split(text, 1)[0])} and is not closed"
-    if len(record) != 2:
-        shown = f"{len(record)} field{'s' if len(record) != 1 else ''} {_show(','.join(record))}"
-        if len(record) == 3 and all(_INT_RE.match(f) for f in record):
+def _usual_row(line):
+    """``(id, value)`` of a valid row in one regular-expression match, else None.
+
+    A shortcut for :func:`_parse_row` (which decides, and explains): what it returns,
+    :func:`_parse_row` returns too; ids longer than 19 characters are left to it.
+    """
+    match = _ROW.fullmatch(line)
+    if match is None or len(match["id"]) > 19:
+        return None
+    number, value = int(match["id"]), float(match["value"])
+    if abs(number) > _INT64_MAX or not abs(value) <= MAX_ABS_VALUE:
+        return None
+    return number, value
+
+
+def _parse_row(line):
+    """``(None, (id, value))`` for a valid row, else ``((rule, description), None)``."""
+    if line.count('"') % 2:
+        return ("quote", f"a quote in {_show(line)} is not closed"), None
+    fields = _fields(line)
+    if len(fields) != 2:
+        shown = f"{len(fields):,} field{'s' if len(fields) != 1 else ''} {_show(','.join(fields[:SHOWN * 4]))}"
+        if len(fields) == 3 and all(_ID.fullmatch(f) for f in fields):
             shown += " (a decimal comma? write 0.25, not 0,25)"
-        return "fields", shown
-    id_text, value_text = record
-    if not _INT_RE.match(id_text):
-        return "id", f"id {_show(id_text)}"
-    if abs(int(id_text)) > _INT64_MAX:
-        return "id", f"id {_show(id_text)} is out of range"
-    try:
-        if "_" in value_text or not value_text.isascii():
-            raise ValueError("Python reads 1_0 as 10 and other scripts' digits as numbers; CSV readers do not")
-        value = float(value_text.strip())
-    except ValueError:
-        return "value", f"{_show(value_text)} is not a number" if value_text.strip() else "empty value"
+        return ("fields", shown), None
+    id_text, value_text = fields
+    digits = _ID.fullmatch(id_text)
+    if not digits:
+        return ("id", f"id {_show(id_text)}{_hint(id_text)}"), None
+    # int() refuses more than 4,300 digits, leading zeros included: convert without them.
+    significant = digits[1].lstrip("0") or "0"
+    if len(significant) > 19 or int(significant) > _INT64_MAX + id_text.startswith("-"):
+        return ("id", f"id {_show(id_text)} is out of range"), None
+    if not value_text:
+        return ("value", "empty value"), None
+    if _NON_FINITE.fullmatch(value_text):
+        return ("value", f"{_show(value_text)}"), None
+    if not _VALUE.fullmatch(value_text):
+        return ("value", f"{_show(value_text)} is not a number{_hint(value_text)}"), None
+    value = float(value_text)
     if not math.isfinite(value):
-        return "value", f"{_show(value_text)}"
+        return ("value", f"{_show(value_text)} overflows"), None
     if abs(value) > MAX_ABS_VALUE:
-        return "range", f"{_show(value_text)}"
-    return None
+        return ("range", f"{_show(value_text)}"), None
+    return None, (-int(significant) if id_text.startswith("-") else int(significant), value)
+
+
+def _fields(line):
+    """The comma-separated fields of one line, spaces and tabs around them dropped.
+
+    Commas inside double quotes do not separate; a field wholly in quotes loses them.
+    ``line`` holds an even number of quotes or none, so every quote found here closes.
+    """
+    if '"' not in line:
+        pieces = line.split(",")
+    else:
+        pieces, current = [], ""
+        for k, part in enumerate(_QUOTED.split(line)):
+            if k % 2:  # a quoted part: its commas are text
+                current += part
+                continue
+            head, *rest = part.split(",")
+            current += head
+            for piece in rest:
+                pieces.append(current)
+                current = piece
+        pieces.append(current)
+    fields = []
+    for piece in pieces:
+        piece = piece.strip(_SPACE)
+        if len(piece) >= 2 and piece[0] == piece[-1] == '"' and '"' not in piece[1:-1]:
+            piece = piece[1:-1]
+        fields.append(piece)
+    return fields
+
+
+def _hint(text):
+    """Why a spelling ``float()`` or ``int()`` would read is refused, else ''."""
+    if not text.isascii():
+        return " (only ASCII digits 0-9, '.', '+', '-' and 'e': other scripts' digits and spaces are refused)"
+    if "_" in text:
+        return " (no '_' between digits)"
+    if text.lower().startswith(("0x", "-0x", "+0x")):
+        return " (decimal numbers only)"
+    return ""
 
 
 # --- ids -----------------------------------------------------------------------------
@@ -498,7 +542,7 @@ def _match_ids(doc, ids, expected):
         position = _positions(expected, ids)
     unknown = np.flatnonzero(position < 0)
     if unknown.size:
-        lines = _data_lines(doc, unknown[:SHOWN])
+        lines = doc.line_of(unknown[:SHOWN])
         shown = [f"line {line}: id {ids[row]}" for row, line in zip(unknown[:SHOWN], lines)]
         raise SubmissionError(
             f"{doc.path}: unknown ids: expected only ids of test_pairs.csv, found {unknown.size:,} other(s): "
@@ -522,15 +566,11 @@ def _match_ids(doc, ids, expected):
 
 def _positions(expected, ids):
     """For each id, its index in the unique ``expected`` ids, -1 when absent."""
-    try:
-        import pandas as pd
-    except ImportError:  # NumPy alone: a sorted search instead of a hash table
-        if expected.size == 0:
-            return np.full(ids.size, -1, dtype=np.int64)
-        sorter = np.argsort(expected, kind="stable")
-        found = sorter[np.minimum(np.searchsorted(expected, ids, sorter=sorter), expected.size - 1)]
-        return np.where(expected[found] == ids, found, -1)
-    return pd.Index(expected).get_indexer(ids)
+    if expected.size == 0:
+        return np.full(ids.size, -1, dtype=np.int64)
+    sorter = np.argsort(expected, kind="stable")
+    found = sorter[np.minimum(np.searchsorted(expected, ids, sorter=sorter), expected.size - 1)]
+    return np.where(expected[found] == ids, found, -1)
 
 
 def _check_unique(doc, ids):
@@ -544,7 +584,7 @@ def _raise_duplicates(doc, ids, position, repeated):
     """One line listing the first repeated ids and the lines they appear on."""
     first = set(repeated[:SHOWN].tolist())
     rows = [row for row in np.flatnonzero(np.isin(position, list(first)))[: 4 * SHOWN]]
-    lines = dict(zip(rows, _data_lines(doc, rows)))
+    lines = dict(zip(rows, doc.line_of(rows)))
     by_id = {}
     for row in rows:
         by_id.setdefault(int(ids[row]), []).append(str(lines[row]))
@@ -555,25 +595,7 @@ def _raise_duplicates(doc, ids, position, repeated):
     )
 
 
-def _data_lines(doc, rows):
-    """Physical line numbers (1 = header) of the given 0-based data rows."""
-    wanted = set(int(r) for r in rows)
-    found = {}
-    for index, (line, _) in enumerate(doc.records()):
-        if index in wanted:
-            found[index] = line
-            if len(found) == len(wanted):
-                break
-    return [found.get(int(r), int(r) + 2) for r in rows]
-
-
 # --- helpers -------------------------------------------------------------------------
-
-
-def _sha256(data):
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()
 
 
 def _range_warnings(values):

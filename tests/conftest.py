@@ -85,6 +85,9 @@ SMILES = [
     "CC(C)Cc1ccc(C(C)C(=O)O)cc1", "COc1ccc2[nH]cc(CCN)c2c1", "NCCc1ccc(O)c(O)c1", "OCC1OC(O)C(O)C(O)C1O",
     "CCN(CC)CC", "C1CCCCC1", "O=C(O)CCC(=O)O",
 ]
+# Salts, hydrates and charged forms of molecules of SMILES: another InChIKey (another
+# molecule), the same fingerprint.
+TWINS = ["CC(=O)O.[Na+]", "CCO.Cl", "c1ccccc1O.O", "CCCCO.[K]", "c1ccccc1N.Cl", "CCN(CC)CC.Cl", "CCCO.[Na+]"]
 
 
 def make_spectrum(mz, intensities, **metadata):

@@ -105,3 +105,66 @@ def call_asgi(app, path, steps, headers=(), method="POST", boundary=BOUNDARY):
     status = next(m["status"] for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return status, body.decode("utf-8", "replace"), read[0]
+
+
+def slow_form_head(path="/submit", length=60_000, boundary=BOUNDARY):
+    """The start of an anonymous form that never finishes its token field: a slow client's first bytes.
+
+    Request headers (announcing ``length`` bytes) and the token part's header with one
+    byte of its value; a client that sends this and then nothing holds its request open.
+    """
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {length}\r\n\r\n")
+    return head.encode() + f'--{boundary}\r\nContent-Disposition: form-data; name="token"\r\n\r\nx'.encode()
+
+
+def hold_slow_forms(port, count, path="/submit"):
+    """``count`` sockets to 127.0.0.1:``port``, each sending :func:`slow_form_head` and then nothing.
+
+    Sockets the server refuses at once are still returned (closed by the server).
+    """
+    import socket
+
+    held = []
+    try:
+        for _ in range(count):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            held.append(sock)
+            try:
+                sock.sendall(slow_form_head(path))
+            except OSError:
+                pass  # closed by the server already: it refused this one
+    except BaseException:
+        for sock in held:
+            sock.close()
+        raise
+    return held
+
+
+def timed_page_loads(url, count, timeout=5.0):
+    """``[(status or None, seconds), ...]`` of ``count`` fresh GETs of ``url`` (None: no answer in time)."""
+    import httpx
+
+    loads = []
+    for _ in range(count):
+        start = time.monotonic()
+        try:
+            status = httpx.get(url, timeout=timeout).status_code
+        except httpx.HTTPError:
+            status = None
+        loads.append((status, time.monotonic() - start))
+    return loads
+
+
+def let_go(sock):
+    """Whether the server has answered or closed ``sock``, looked at without waiting."""
+    import socket
+
+    sock.setblocking(False)
+    try:
+        sock.recv(1, socket.MSG_PEEK)  # data (an answer) or b"" (closed): the server let go
+        return True
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True

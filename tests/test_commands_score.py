@@ -95,7 +95,20 @@ def test_the_same_file_is_logged_once_per_participant(data, capsys):
     assert main(["score", str(path), "--participant", "bob", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["logged"] is False
     log = _log(data.parent, "practice")
-    assert sorted(log["participant"]) == ["a_n_n", "ann", "bob"]
+    assert sorted(log["participant"]) == ["a n n", "ann", "bob"]  # the name as written
+
+
+def test_the_readme_walkthrough_scores_again_without_logging_twice(data, capsys):
+    # README: `kit score FILE --participant ann`, then `kit score FILE --participant ann --json`.
+    path = _submission(data, "practice", participant="zoe")  # kit predict's manifest names someone else
+    assert main(["score", str(path), "--participant", "ann"]) == 0
+    capsys.readouterr()
+    assert main(["score", str(path), "--participant", "ann", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["logged"] is False
+    # Without --participant the manifest's participant is another person: a new submission.
+    assert main(["score", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["logged"] is True
+    assert sorted(_log(data.parent, "practice")["participant"]) == ["ann", "zoe"]
 
 
 def test_a_changed_file_is_a_new_submission(data):

@@ -200,8 +200,8 @@ def test_sanitize_never_cuts_two_names_into_one(a, b):
     assert sanitize_participant(a) != sanitize_participant(b)
 
 
-@pytest.mark.parametrize("name, kept", [("अनिल", "अनिल"), ("Ελένη", "Ελένη"), ("Jose\u0301 Pérez", "José_Pérez"),
-                                        ("山田 太郎", "山田_太郎"), ("\u0301x", "x")])
+@pytest.mark.parametrize("name, kept", [("अनिल", "अनिल"), ("Ελένη", "Ελένη"), ("Jose\u0301 Pérez", "José Pérez"),
+                                        ("山田 太郎", "山田 太郎"), ("\u0301x", "x")])
 def test_sanitize_keeps_letters_of_every_script(name, kept):
     assert sanitize_participant(name) == kept
 
@@ -270,3 +270,142 @@ def test_inbox_style_look_alikes_of_one_name_are_one_person_or_refused():
         except UserError:
             continue
     assert keys == {participant_key("zoe")}
+
+
+# --- look-alike letters: one key, or refused ---------------------------------------------
+
+SMALL_CAPITALS = "ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘꞯʀꜱᴛᴜᴠᴡʏᴢ"   # every Latin letter but x has one
+
+
+@pytest.mark.parametrize("small, letter", list(zip(SMALL_CAPITALS, "abcdefghijklmnopqrstuvwyz")))
+@pytest.mark.parametrize("where", ["start", "middle", "end"])
+def test_every_small_capital_is_its_letter(small, letter, where):
+    name = {"start": "{}anna", "middle": "an{}na", "end": "anna{}"}[where]
+    assert check_participant_name(name.format(small))  # Latin: accepted
+    assert participant_key(name.format(small)) == participant_key(name.format(letter))
+    assert participant_key(name.format(small)) == participant_key(name.format(letter.upper()))
+
+
+def _named_letters(pattern):
+    """Characters whose Unicode name matches ``pattern`` (its last group the letter)."""
+    import re
+    import sys
+    import unicodedata
+
+    found = {}
+    for code in range(0x80, sys.maxunicode + 1):
+        match = re.fullmatch(pattern, unicodedata.name(chr(code), ""))
+        if match:
+            found[chr(code)] = match.groups()[-1]
+    return found
+
+
+def test_small_capitals_named_by_unicode_all_fold():
+    # Every LATIN LETTER SMALL CAPITAL X this Python knows, beyond the list above.
+    found = _named_letters(r"LATIN (?:CAPITAL )?LETTER SMALL CAPITAL ([A-Z])")
+    assert set(SMALL_CAPITALS) <= set(found)
+    for small, letter in found.items():
+        assert check_participant_name(f"j{small}n")
+        assert participant_key(f"j{small}n") == participant_key(f"j{letter}n"), small
+
+
+def test_every_styled_latin_letter_is_its_letter_or_refused():
+    # Modifier, fullwidth, mathematical, circled, squared, parenthesized letters: NFKC turns
+    # most into the letter; what it leaves is not a letter and is refused.
+    found = _named_letters(r"(?:MODIFIER LETTER|FULLWIDTH LATIN|MATHEMATICAL [A-Z -]+|CIRCLED LATIN|"
+                           r"SQUARED LATIN|NEGATIVE SQUARED LATIN|NEGATIVE CIRCLED LATIN|PARENTHESIZED LATIN|"
+                           r"REGIONAL INDICATOR SYMBOL) (?:SMALL |CAPITAL )?(?:LETTER )?([A-Z])")
+    assert len(found) > 900
+    folded = 0
+    for styled, letter in found.items():
+        try:
+            check_participant_name(f"j{styled}n")
+        except UserError:
+            continue
+        assert participant_key(f"j{styled}n") == participant_key(f"j{letter}n"), (styled, letter)
+        folded += 1
+    assert folded > 800
+
+
+@pytest.mark.parametrize("look_alike, name", [
+    ("ᴋᴍꜰꞯ", "kmfq"),                    # the small capitals confusable-homoglyphs 3.3.1 lacks
+    ("ɑlice", "alice"), ("ɡreg", "greg"), ("ıan", "ian"), ("ȷane", "jane"), ("ɪvy", "ivy"), ("ʏuki", "yuki"),
+    ("ĸim", "kim"),                      # kra, as a small capital K
+    ("ƀob", "bob"), ("ɗan", "dan"), ("ƙim", "kim"), ("ƥeter", "peter"), ("ʈom", "tom"), ("ɦans", "hans"),
+    ("Søren", "Soren"), ("Łukasz", "Lukasz"), ("Đorđe", "Dorde"), ("Ħana", "Hana"), ("ꝁim", "kim"),
+    ("ᵃlice", "alice"), ("ᴬlice", "alice"),   # modifier letters (NFKC)
+    # Greek, all one script
+    ("ΤΟΜ", "TOM"), ("ΚΙΜ", "KIM"), ("ΗΑΝΝΑ", "HANNA"), ("ΝΙΚΟ", "NIKO"), ("ΖΟΕ", "ZOE"), ("ΑΒΕ", "ABE"),
+    ("οο", "oo"), ("σσ", "oo"), ("ΥΧΡ", "YXP"),
+    # Cyrillic, all one script
+    ("АЕКМНОРСТХ", "AEKMHOPCTX"), ("асеорху", "aceopxy"), ("ѕіј", "sij"), ("һԁԛԝ", "hdqw"), ("ӏео", "leo"),
+    ("Вов", "Bob"), ("Тот", "TOT"),
+    # Armenian, all one script
+    ("ոս", "nu"), ("հօ", "ho"), ("օս", "ou"), ("ցզ", "gq"),
+    # mathematical letters, enclosed, squared and fullwidth (NFKC)
+    ("𝐀𝐥𝐢𝐜𝐞", "Alice"), ("𝔞𝔩𝔦𝔠𝔢", "alice"), ("𝒶𝓁𝒾𝒸ℯ", "alice"), ("𝖆𝖑𝖎𝖈𝖊", "alice"), ("𝚊𝚕𝚒𝚌𝚎", "alice"),
+    ("𝕒𝕝𝕚𝕔𝕖", "alice"), ("ⓐⓛⓘⓒⓔ", "alice"), ("Ⓐlice", "Alice"), ("🄰lice", "Alice"), ("ａｌｉｃｅ", "alice"),
+    ("ℓiam", "liam"), ("ｌｉａｍ", "liam"),
+    # combining marks on a letter: decorations that are easy to miss
+    ("a\u0338lice", "alice"), ("a\u0336lice", "alice"), ("ali\u0307ce", "alice"), ("alic\u0323e", "alice"),
+    ("al\u0334ice", "alice"), ("ali\u0335ce", "alice"), ("a\u0300\u0301lice", "alice"),
+])
+def test_look_alikes_are_one_person(look_alike, name):
+    shown = check_participant_name(look_alike)
+    assert participant_key(shown) == participant_key(name)
+    assert participant_key(look_alike) == participant_key(name)
+
+
+@pytest.mark.parametrize("name, script", [
+    ("ᎪᏞᎥᏟᎬ", "Cherokee"), ("ᏫᎾᎬ", "Cherokee"), ("ꮃꮎꭼ", "Cherokee"),   # capitals and small letters
+    ("ⲀⲖⲒⲤⲈ", "Coptic"), ("ⲃⲟⲃ", "Coptic"), ("ϤϢ", "Coptic"),
+    ("ᗩᒪᑕ", "Canadian Aboriginal"), ("ᑭᗩᑌᒪ", "Canadian Aboriginal"),
+    ("ꓮꓡꓲꓚꓰ", "Lisu"), ("ꓐꓳꓐ", "Lisu"),
+    ("𐐒𐐄𐐒", "Deseret"), ("𐐺𐐬𐐺", "Deseret"),
+    ("𐒴𐓂𐒴", "Osage"), ("𐓏𐓘𐓻", "Osage"),
+    ("ᚱᛁᚲ", "Runic"), ("ⵀⵓⵍ", "Tifinagh"), ("𐌀𐌋𐌄", "Old Italic"), ("𐌰𐌻𐌴", "Gothic"),
+    ("ⰀⰁⰂ", "Glagolitic"), ("ꕷꕸ", "Vai"), ("𐊠𐊡", "Carian"), ("𐐀𐐁", "Deseret"), ("ꔀꔁ", "Vai"),
+    ("ߊߋ", "Nko"), ("𐓀𐓁", "Osage"), ("ᱚᱛ", "Ol Chiki"), ("ꁀꁁ", "Yi"),
+])
+def test_names_in_look_alike_or_rare_scripts_are_refused(name, script):
+    with pytest.raises(UserError, match=f"written in {script}") as err:
+        check_participant_name(name)
+    message = str(err.value)
+    assert "\n" not in message and "U+" in message
+
+
+@pytest.mark.parametrize("name", ["Bᴏb\u0421", "ᎪLICE", "AⲖICE", "ꓮlice", "ᗩlice"])
+def test_look_alike_scripts_mixed_with_latin_are_refused(name):
+    with pytest.raises(UserError, match="mixes|written in"):
+        check_participant_name(name)
+
+
+@pytest.mark.parametrize("hidden", [
+    "ali\u200dce", "ali\u200cce", "\u200falice", "alice\u200e", "\u202balice", "\u202aalice\u202c",
+    "\u2067alice\u2069", "\u2066alice", "\u2068alice", "\u061calice", "alice\u202d", "al\u202eice",
+    "ali\u034fce", "alice\ufe0f", "ali\u2060ce", "alice\u2063", "a\u180elice",
+])
+def test_joiners_and_direction_marks_are_refused(hidden):
+    with pytest.raises(UserError, match="invisible"):
+        check_participant_name(hidden)
+
+
+@pytest.mark.parametrize("name", ["alice\u20dd", "⒜lice", "🅰lice", "alice\u0489"])
+def test_enclosing_marks_and_symbols_that_are_not_letters_are_refused(name):
+    with pytest.raises(UserError):
+        check_participant_name(name)
+
+
+@pytest.mark.parametrize("a, b", [("ᴋim", "Tim"), ("Søren", "Sören-Ann"), ("ꞯuinn", "guinn")])
+def test_folding_look_alikes_keeps_other_names_apart(a, b):
+    assert participant_key(a) != participant_key(b)
+
+
+def test_the_letter_table_is_built_quickly_and_once():
+    import time
+
+    kit.identity._latin_letter_table.cache_clear()
+    start = time.perf_counter()
+    table = kit.identity._latin_letter_table()
+    assert time.perf_counter() - start < 5 and table is kit.identity._latin_letter_table()
+    assert all(len(v) == 1 and v.isascii() for v in table.values())

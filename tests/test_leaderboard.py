@@ -208,6 +208,67 @@ def test_sanitize_participant():
     assert len(long_a) == 40 and long_a.startswith("x" * 31 + "-") and long_a != long_b
     assert sanitize_participant("_hidden") == "hidden"
 
+    # Names keep their spaces (any run of white space is one space).
+    assert sanitize_participant("Alice Martin") == "Alice Martin"
+    assert sanitize_participant(" Alice \t\n Martin\u00a0") == "Alice Martin"
+    assert sanitize_participant("\u3000山田\u3000太郎") == "山田 太郎"
+    assert sanitize_participant("O'Brien Sean") == "O_Brien Sean"
+    assert sanitize_participant("Bob; rm -rf /") == "Bob_ rm -rf"
+    # What renders as nothing goes: the name as it is seen (and so the person it looks like).
+    assert sanitize_participant("Alice \u200b Martin") == "Alice Martin"
+    assert sanitize_participant("Ali\u200dce\u202e") == "Alice"
+
+
+#: Names written with spaces, accents and other scripts, and hostile ones that must stay escaped.
+WRITTEN_NAMES = ["Alice Martin", "José  Pérez", "山田 太郎", "Ana María de la Cruz", "<b>Eve</b> Smith"]
+
+
+def _names_everywhere(standings, lb):
+    """Every export a name appears in: the terminal table, Markdown, HTML, and both CSV exports."""
+    return {
+        "terminal": standings.text,
+        "markdown": standings.markdown_path.read_text(encoding="utf-8"),
+        "html": standings.html_path.read_text(encoding="utf-8"),
+        "csv": (lb / "practice.csv").read_text(encoding="utf-8"),
+    }
+
+
+def test_names_are_shown_as_written_in_every_export(tmp_path, comp_dir):
+    lb = tmp_path / "lb"
+    for k, who in enumerate(WRITTEN_NAMES):
+        sub = perfect_submission(comp_dir, tmp_path / f"s{k}.csv", noise=0.1 + k / 100, seed=k)
+        record_result(kit.score_submission(sub, comp_dir), participant=who, leaderboard=lb,
+                      time=T0 + timedelta(hours=k))
+    standings = build_leaderboard(comp_dir, leaderboard=lb)
+    pages = _names_everywhere(standings, lb)
+    for where, page in pages.items():
+        for shown in ("Alice Martin", "José Pérez", "山田 太郎", "Ana María de la Cruz"):
+            assert shown in page, (where, shown)
+        assert "Alice_Martin" not in page and "Alice\\_Martin" not in page, where
+        assert "<b>" not in page, where  # a name never carries markup into a page
+    assert "b_Eve_b_ Smith" in pages["csv"]
+    assert "b\\_Eve\\_b\\_ Smith" in pages["markdown"]
+    assert set(standings.ranking["participant"]) == {sanitize_participant(n) for n in WRITTEN_NAMES}
+
+
+def test_inbox_names_are_shown_as_written_and_the_private_table_too(tmp_path, comp_dir):
+    from kit.classroom import process_inbox
+
+    inbox, lb = tmp_path / "inbox", tmp_path / "lb"
+    inbox.mkdir()
+    perfect_submission(comp_dir, inbox / "Alice Martin__try1.csv", noise=0.1, seed=1)
+    perfect_submission(comp_dir, inbox / "alice_martin__try2.csv", noise=0.05, seed=2)  # the same person
+    perfect_submission(comp_dir, inbox / "Bo  Li__1.csv", noise=0.2, seed=3)
+    report = process_inbox(comp_dir, inbox, leaderboard=lb)
+    assert len(report.scored) == 3, report.rejected
+    done = kit_cli("leaderboard", "--competition", comp_dir, "--leaderboard", lb, "--private", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    standings = build_leaderboard(comp_dir, leaderboard=lb, private=True)
+    assert standings.ranking["participant"].tolist() == ["Alice Martin", "Bo Li"]
+    for where, page in {"kit leaderboard --private": done.stdout, **_names_everywhere(standings, lb)}.items():
+        assert "Alice Martin" in page and "Bo Li" in page, where
+        assert "Alice_Martin" not in page and "Alice\\_Martin" not in page, where
+
 
 # --- recording and rendering --------------------------------------------------------------
 

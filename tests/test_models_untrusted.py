@@ -5,6 +5,7 @@ Every hostile or broken folder must end in one UserError line (exit 2 from
 """
 import io
 import json
+import math
 import os
 import shutil
 import struct
@@ -274,9 +275,9 @@ def test_npz_named_skops(mean_dir, capsys):
     refused(mean_dir, "not a readable skops model", capsys)
 
 
-def test_keras_file_named_skops(mean_dir, siamese_dir):
-    shutil.copy(siamese_dir / "model.keras", mean_dir / "model.skops")
-    refused(mean_dir, "not a readable skops model")
+def test_siamese_weights_named_skops(mean_dir, siamese_dir):
+    shutil.copy(siamese_dir / "model.weights.h5", mean_dir / "model.skops")
+    refused(mean_dir, "not a readable mean model")
 
 
 def test_another_rungs_file_under_this_rungs_name(saved, tmp_path, capsys):
@@ -432,20 +433,14 @@ def test_zip_bomb_of_gigabytes_is_refused_before_inflating(mean_dir, capsys):
     refused(mean_dir, "entry 'schema.json' unpacks to 3,221,225,472 bytes")
 
 
-def test_small_zip_bomb_is_refused_by_its_ratio(mean_dir, siamese_dir, tmp_path):
+def test_small_zip_bomb_is_refused_by_its_ratio(mean_dir):
     write_zip_bomb(mean_dir / "model.skops", "0.npy", 1 / 16)  # 64 MiB from 64 KiB
     refused(mean_dir, "times larger than it is stored")
-    folder = tmp_path / "siamese"
-    shutil.copytree(siamese_dir, folder)
-    write_zip_bomb(folder / "model.keras", "model.weights.h5", 1 / 16)
-    refused(folder, "times larger than it is stored")
 
 
-def test_oversized_json_parts_are_refused(mean_dir, siamese_dir, monkeypatch):
+def test_oversized_json_parts_are_refused(mean_dir, monkeypatch):
     monkeypatch.setitem(untrusted.MAX_JSON_MEMBER_BYTES, "schema.json", 1000)
     refused(mean_dir, "entry 'schema.json' unpacks to")
-    monkeypatch.setitem(untrusted.MAX_JSON_MEMBER_BYTES, "config.json", 1000)
-    refused(siamese_dir, "entry 'config.json' unpacks to")
 
 
 def test_too_many_entries(saved, tmp_path, monkeypatch):
@@ -470,11 +465,12 @@ def test_entry_paths_outside_the_archive_are_refused(mean_dir):
     refused(mean_dir, "path outside the archive")
 
 
-# --- the siamese rung's Keras file -----------------------------------------------------
+# --- the siamese rung: parameters and a weights file ---------------------------------
 
 siamese = pytest.importorskip("kit.models.siamese")
 TINY = dict(hidden_units=(16,), embedding_dim=8, pairs_per_epoch=128, validation_pairs=64, epochs=1, batch_size=32,
             validation_fraction=0.25, lr_patience=1, verbose=0, seed=0)
+WEIGHTS = "model.weights.h5"
 
 
 @pytest.fixture(scope="module")
@@ -497,36 +493,6 @@ def siamese_dir(siamese_saved, tmp_path):
     return folder
 
 
-def test_keras_config_classes_are_pinned(siamese_saved):
-    for folder in (*siamese_saved[:2], siamese_saved[3]):
-        config = untrusted.read_archive_json(folder / "model.keras", "config.json", "network")
-        found = set(untrusted._keras_classes(config, 0, "x"))
-        assert {(m, c) for m, c, r in found if r is None or r == c} <= untrusted.KERAS_CLASSES
-        assert {x for x in found if x[2] not in (None, x[1])} <= untrusted.KIT_KERAS_CLASSES
-        assert kit.models.load(folder).name == "siamese"
-
-
-def test_a_keras_config_far_larger_than_the_rung_writes_is_refused_before_keras_reads_it(siamese_dir):
-    # Some 2 MB of PrecursorMatch periods: Keras held about 70 times a config's size in memory reading it.
-    config = untrusted.read_archive_json(siamese_dir / "model.keras", "config.json", "network")
-    layers = [n for n in _config_nodes(config) if n.get("class_name") == "PrecursorMatch"]
-    assert layers
-    layers[0]["config"]["periods"] = [1.0] * 400_000
-    _rewrite_keras(siamese_dir, config)
-    refused(siamese_dir, "entry 'config.json' unpacks to")
-
-
-@pytest.mark.parametrize("periods", [[0.0, 1.0], [float("nan"), 1.0], [1.0, 2.0]])
-def test_forged_precursor_periods_are_refused(siamese_dir, periods, capsys):
-    # The periods follow from precursor_encoding: other ones (zero, NaN, or just others) are refused.
-    config = untrusted.read_archive_json(siamese_dir / "model.keras", "config.json", "network")
-    for node in _config_nodes(config):
-        if node.get("class_name") == "PrecursorMatch":
-            node["config"]["periods"] = periods
-    _rewrite_keras(siamese_dir, config)
-    refused(siamese_dir, "precursor m/z periods", capsys)
-
-
 @pytest.fixture
 def headed_dir(siamese_saved, tmp_path):
     folder = tmp_path / "headed-copy"
@@ -534,40 +500,308 @@ def headed_dir(siamese_saved, tmp_path):
     return folder
 
 
-@pytest.mark.parametrize("field, value", [
-    ("periods", [0.0, 1.0]), ("periods", [float("nan"), 1.0]), ("periods", [1.0, 2.0]), ("periods", []),
-    ("units", [8, 8]), ("units", [9]), ("units", [100_000_000]),
-])
-def test_a_forged_head_is_refused(headed_dir, field, value, capsys):
-    # The head's periods and widths follow from precursor_encoding and head_units.
-    config = untrusted.read_archive_json(headed_dir / "model.keras", "config.json", "network")
-    heads = [n for n in _config_nodes(config) if n.get("class_name") == "PairHead"]
-    assert len(heads) == 1
-    heads[0]["config"][field] = value
-    _rewrite_keras(headed_dir, config)
-    refused(headed_dir, "head|units", capsys)
+def predictions(folder, spectra):
+    from test_models_siamese import random_pairs
+
+    return kit.models.load(folder).predict(spectra, random_pairs(spectra))
 
 
-@pytest.mark.parametrize("field, value", [
-    ("units", ["100000000"]), ("units", [8.5]), ("units", [[8]]), ("units", [True]), ("units", 8), ("units", [8] * 5),
-    ("periods", ["0.05", "1000"]), ("periods", [True, 1.0]), ("periods", [[0.05]]), ("periods", None),
-    # 129 periods of a 65,536-unit layer would be fine by the width limit; 200,000 of them were 52 GB.
-    ("periods", [1.0] * 129),
+def legacy_copy(folder, target, config=None, members=None):
+    """``folder`` as an earlier kit saved it: a Keras zip ``model.keras`` (``config`` replacing its config.json)."""
+    shutil.copytree(folder, target)
+    kit.models.load(folder).siamese_.save(target / "model.keras")
+    (target / WEIGHTS).unlink()
+    manifest = manifest_of(target)
+    manifest["file"] = "model.keras"
+    write_manifest(target, manifest)
+    if config is not None or members is not None:
+        with zipfile.ZipFile(target / "model.keras") as archive:
+            kept = {n: archive.read(n) for n in archive.namelist()}
+        kept.update({"config.json": config} if config is not None else {})
+        kept.update(members or {})
+        with zipfile.ZipFile(target / "model.keras", "w") as archive:
+            for name, data in kept.items():
+                if data is not None:
+                    archive.writestr(name, data)
+    return target
+
+
+def test_a_saved_siamese_holds_its_parameters_and_weights_only(siamese_saved):
+    for folder in (*siamese_saved[:2], siamese_saved[3]):
+        assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", WEIGHTS]
+        assert manifest_of(folder)["file"] == WEIGHTS
+        # Every dataset float32, bounded by the network's own size, and no optimiser state.
+        model = kit.models.load(folder)
+        shapes = untrusted.weight_shapes(folder / WEIGHTS, model.siamese_.count_params())
+        assert sum(math.prod(s) for s in shapes.values()) == model.siamese_.count_params()
+        assert not any(path.startswith("optimizer") for path in shapes)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("hidden_units", [10**9]), ("hidden_units", [0]), ("hidden_units", [-1]), ("hidden_units", [16.0]),
+    ("hidden_units", ["16"]), ("hidden_units", [True]), ("hidden_units", 10**9), ("hidden_units", []),
+    ("hidden_units", [16] * 9), ("hidden_units", [65_536, 65_536]), ("hidden_units", [50_000]),
+    ("hidden_units", {"16": 16}), ("hidden_units", None), ("hidden_units", [2**70]),
+    ("embedding_dim", 10**9), ("embedding_dim", 0), ("embedding_dim", -1), ("embedding_dim", 8.0),
+    ("embedding_dim", "8"), ("embedding_dim", True), ("embedding_dim", None),
+    ("head_units", [10**9]), ("head_units", [8] * 5), ("head_units", [-1]), ("head_units", ["8"]),
+    ("head_units", [8.5]), ("head_units", "8"),
+    ("precursor_encoding", 3), ("precursor_encoding", 258), ("precursor_encoding", -2), ("precursor_encoding", 4.0),
+    ("precursor_encoding", "4"), ("precursor_encoding", True), ("precursor_encoding", 10**12),
+    ("dropout", 2), ("dropout", "0.2"), ("batchnorm_momentum", None), ("calibrate", "yes"),
 ])
-def test_a_forged_head_config_is_refused_before_keras_builds_it(headed_dir, field, value, monkeypatch, capsys):
-    # A width as text, or lists longer than the rung builds, were read and built before any check.
+def test_forged_parameters_are_refused_before_a_network_is_built(headed_dir, key, value, monkeypatch, capsys):
+    # The manifest's parameters build the network: a forged width would allocate gigabytes first.
     built = []
-    monkeypatch.setattr(siamese.PairHead, "build", lambda self, shape: built.append(shape))
-    config = untrusted.read_archive_json(headed_dir / "model.keras", "config.json", "network")
-    heads = [n for n in _config_nodes(config) if n.get("class_name") == "PairHead"]
-    heads[0]["config"][field] = value
-    _rewrite_keras(headed_dir, config)
-    refused(headed_dir, "units|not a readable siamese network", capsys)
+    monkeypatch.setattr(siamese, "build_embedding_network", lambda *a, **k: built.append(a))
+    manifest = manifest_of(headed_dir)
+    manifest["params"][key] = value
+    write_manifest(headed_dir, manifest)
+    refused(headed_dir, "unusable parameters", capsys)
     assert not built
 
 
+@pytest.mark.parametrize("binning", [
+    {"bin_width": 1e-9}, {"bin_width": 1e-320}, {"mz_range": [0, 1e300]}, {"bin_width": 0.0001},
+    {"bin_width": 0}, {"bin_width": -0.1}, {"mz_range": [1000, 10]}, {"mz_range": [10]}, {"intensity_power": 0},
+])
+def test_binning_giving_a_huge_or_no_input_is_refused(siamese_dir, binning, monkeypatch, capsys):
+    # The binning fixes the input width: 1e-9 Da bins would be a 10**12-wide first layer.
+    built = []
+    monkeypatch.setattr(siamese, "build_embedding_network", lambda *a, **k: built.append(a))
+    manifest = manifest_of(siamese_dir)
+    manifest["params"].update(binning)
+    manifest["binning"].update(binning)
+    write_manifest(siamese_dir, manifest)
+    message = refused(siamese_dir, "unusable parameters", capsys)
+    assert "bin" in message and not built
+
+
+@pytest.mark.parametrize("field, value", [("bin_width", 1e-320), ("bin_width", "wide"), ("evil", 1),
+                                          ("intensity_power", 1.0), ("mz_range", [10, 2000])])
+def test_a_manifest_binning_other_than_the_parameters_is_refused(siamese_dir, field, value):
+    manifest = manifest_of(siamese_dir)
+    manifest["binning"][field] = value
+    write_manifest(siamese_dir, manifest)
+    refused(siamese_dir, "binning")
+
+
+def _forge(folder, change):
+    import h5py
+
+    with h5py.File(folder / WEIGHTS, "r+") as handle:
+        change(handle, h5py)
+
+
+def _dense_kernel(handle):
+    """Path of the first Dense layer's kernel in a weights file (the widest dataset)."""
+    paths = []
+    handle.visititems(lambda name, node: paths.append(name) if hasattr(node, "shape") else None)
+    return max(paths, key=lambda p: math.prod(handle[p].shape))
+
+
+def _replace(handle, path, **dataset):
+    del handle[path]
+    handle.create_dataset(path, **dataset)
+
+
+def _transpose(handle, h5py):
+    path = "layers/functional/layers/dense_1/vars/0"  # the embedding's (16, 8) kernel
+    _replace(handle, path, data=handle[path][()].T.copy())
+
+
+def _bigger(handle, h5py):
+    path = _dense_kernel(handle)
+    _replace(handle, path, shape=(handle[path].shape[0] + 1, handle[path].shape[1]), dtype="float32")
+
+
+def _extra(handle, h5py):
+    handle.create_dataset("layers/evil/vars/0", data=np.zeros(3, dtype=np.float32))
+
+
+def _extra_empty(handle, h5py):
+    handle.create_dataset("layers/evil/vars/0", shape=(0,), dtype="float32")
+
+
+def _missing(handle, h5py):
+    del handle["layers/functional/layers/dense_1/vars/1"]
+
+
+def _set(value, layer="dense_1", index=0):
+    def change(handle, h5py):
+        path = f"layers/functional/layers/{layer}/vars/{index}"
+        data = handle[path][()]
+        data.flat[0] = value
+        handle[path][...] = data
+    return change
+
+
+def _declared(shape, dtype="float32"):
+    def change(handle, h5py):
+        handle.create_dataset("layers/huge/vars/0", shape=shape, dtype=dtype)
+    return change
+
+
+def _as_dtype(dtype):
+    def change(handle, h5py):
+        path = "layers/functional/layers/dense_1/vars/1"
+        _replace(handle, path, data=handle[path][()].astype(dtype))
+    return change
+
+
+def _soft_link(handle, h5py):
+    del handle["layers/functional/layers/dense_1/vars/1"]
+    handle["layers/functional/layers/dense_1/vars/1"] = h5py.SoftLink("/layers/functional/layers/dense/vars/1")
+
+
+def _external_link(handle, h5py):
+    del handle["layers/functional/layers/dense_1/vars/1"]
+    handle["layers/functional/layers/dense_1/vars/1"] = h5py.ExternalLink("/etc/passwd", "/data")
+
+
+def _external_storage(handle, h5py):
+    path = "layers/functional/layers/dense_1/vars/1"
+    del handle[path]
+    handle.create_dataset(path, shape=(8,), dtype="float32", external=[("/etc/passwd", 0, 32)])
+
+
+def _virtual(handle, h5py):
+    path = "layers/functional/layers/dense_1/vars/1"
+    layout = h5py.VirtualLayout(shape=(8,), dtype="float32")
+    layout[:] = h5py.VirtualSource("/etc/passwd", "data", shape=(8,))
+    del handle[path]
+    handle.create_virtual_dataset(path, layout)
+
+
+def _attribute(handle, h5py):
+    handle["layers/functional/layers/dense_1/vars/1"].attrs["dtype"] = np.zeros(10_000, dtype=np.float32)
+
+
+def _named_type(handle, h5py):
+    handle["layers/type"] = np.dtype("float32")
+
+
+@pytest.mark.parametrize("change, match", [
+    (_transpose, "has shape \\(8, 16\\) but the network built from the manifest's parameters needs shape \\(16, 8\\)"),
+    (_bigger, "declares 158,666 values, more than the 158,650 its network holds"),
+    (_extra, "declares 158,653 values, more than the 158,650"),
+    (_extra_empty, "'layers/evil/vars/0' has shape \\(0,\\) but .* needs no such dataset"),
+    (_missing, "holds 158,642 weights but the network built from the manifest's parameters has 158,650"),
+    (_set(np.nan), "not finite"),
+    (_set(np.inf), "not finite"),
+    (_set(-np.inf, layer="precursor_match"), "not finite"),
+    (_set(np.nan, layer="batch_normalization", index=2), "not finite"),
+    (_set(-1.0, layer="batch_normalization", index=3), "negative moving variance"),
+    (_declared((10**5, 10**5)), "declares 10,000,000,000 values"),
+    (_declared((2**62, 4)), "declares"),
+    (_declared(()), "declares 158,651 values"),
+    (_as_dtype("float64"), "expected float32"),
+    (_as_dtype("int64"), "expected float32"),
+    (_as_dtype("S8"), "expected float32"),
+    (_declared((4,), dtype=np.dtype([("a", "f4"), ("b", "f4")])), "expected float32"),
+    (_soft_link, "SoftLink"),
+    (_external_link, "ExternalLink"),
+    (_external_storage, "stored in other files"),
+    (_virtual, "stored in other files"),
+    (_named_type, "not a dataset or a group"),
+    (_attribute, "carries attributes"),
+])
+def test_forged_weight_files_are_refused(siamese_dir, change, match, capsys):
+    _forge(siamese_dir, change)
+    refused(siamese_dir, match, capsys)
+
+
+def test_a_weights_file_far_larger_than_its_network_is_refused(siamese_dir):
+    # 158,650 float32 weights take 0.6 MB: 17 MB more is no weights file of that network.
+    with open(siamese_dir / WEIGHTS, "ab") as handle:
+        handle.write(bytes(17 << 20))
+    refused(siamese_dir, "bytes is more than the 17,411,816 a siamese weights file of 158,650 values takes")
+
+
+def test_a_weights_file_of_too_many_objects_is_refused(siamese_dir, monkeypatch):
+    monkeypatch.setattr(untrusted, "MAX_H5_OBJECTS", 20)
+    refused(siamese_dir, "more than 20 objects")
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage", b"\x89HDF\r\n\x1a\n" + bytes(100), "truncated", "skops",
+                                     "keras"])
+def test_a_weights_file_that_is_not_hdf5_is_refused(siamese_dir, saved, content, capsys):
+    if content == "truncated":
+        data = (siamese_dir / WEIGHTS).read_bytes()
+        content = data[: len(data) // 2]
+    elif content == "skops":
+        content = (saved["mean"] / "model.skops").read_bytes()
+    elif content == "keras":
+        legacy = legacy_copy(siamese_dir, siamese_dir.parent / "legacy")
+        content = (legacy / "model.keras").read_bytes()
+    (siamese_dir / WEIGHTS).write_bytes(content)
+    refused(siamese_dir, "not an HDF5|not a readable", capsys)
+
+
+def test_a_weights_file_that_is_a_symlink_out_a_directory_or_a_fifo_is_refused(siamese_dir, tmp_path, capsys):
+    outside = tmp_path / "elsewhere.weights.h5"
+    shutil.move(siamese_dir / WEIGHTS, outside)
+    (siamese_dir / WEIGHTS).symlink_to(outside)
+    refused(siamese_dir, "outside the model folder", capsys)
+    (siamese_dir / WEIGHTS).unlink()
+    (siamese_dir / WEIGHTS).mkdir()
+    refused(siamese_dir, "not a regular file", capsys)
+    (siamese_dir / WEIGHTS).rmdir()
+    os.mkfifo(siamese_dir / WEIGHTS)
+    refused(siamese_dir, "not a regular file", capsys)
+    (siamese_dir / WEIGHTS).unlink()
+    (siamese_dir / WEIGHTS).symlink_to("/dev/zero")
+    refused(siamese_dir, "outside the model folder|not a regular file")
+    (siamese_dir / WEIGHTS).unlink()
+    (siamese_dir / WEIGHTS).symlink_to(WEIGHTS)  # a loop
+    refused(siamese_dir, "not a regular file|no such file|outside")
+
+
+def test_a_weights_file_symlink_inside_the_folder_is_fine(siamese_dir, siamese_saved):
+    (siamese_dir / WEIGHTS).rename(siamese_dir / "real.weights.h5")
+    (siamese_dir / WEIGHTS).symlink_to("real.weights.h5")
+    spectra = siamese_saved[2]
+    np.testing.assert_array_equal(predictions(siamese_dir, spectra), predictions(siamese_saved[0], spectra))
+
+
+@pytest.mark.parametrize("name, match", [("model.skops", "must be the network's model.weights.h5"),
+                                         ("manifest.json", "must be the network's"),
+                                         ("../with/model.weights.h5", "no absolute path")])
+def test_the_manifest_names_the_weights_file(siamese_dir, name, match, capsys):
+    (siamese_dir / "model.skops").write_bytes(b"x")
+    manifest = manifest_of(siamese_dir)
+    manifest["file"] = name
+    write_manifest(siamese_dir, manifest)
+    refused(siamese_dir, match, capsys)
+
+
+# --- folders saved by earlier versions (model.keras) ---------------------------------
+
+
+@pytest.mark.parametrize("index", [0, 1, 3])
+def test_an_earlier_save_loads_from_its_weights_file_and_predicts_the_same(siamese_saved, tmp_path, index):
+    folder = legacy_copy(siamese_saved[index], tmp_path / "legacy")
+    spectra = siamese_saved[2]
+    np.testing.assert_array_equal(predictions(folder, spectra), predictions(siamese_saved[index], spectra))
+
+
+def _config_with(siamese_saved, tmp_path, change):
+    folder = legacy_copy(siamese_saved[3], tmp_path / "source")
+    with zipfile.ZipFile(folder / "model.keras") as archive:
+        config = json.loads(archive.read("config.json"))
+    change(config)
+    return json.dumps(config).encode()
+
+
+def _lambda_and_wide(config):
+    config["config"]["layers"].append({"module": "keras.layers", "class_name": "Lambda",
+                                       "config": {"function": {"class_name": "__lambda__", "config": {"code": "x"}}}})
+    for node in _config_nodes(config):
+        if "units" in node:
+            node["units"] = 10**9
+
+
 def _config_nodes(node):
-    """Every JSON object in a Keras config."""
     if isinstance(node, dict):
         yield node
         node = list(node.values())
@@ -576,110 +810,70 @@ def _config_nodes(node):
             yield from _config_nodes(value)
 
 
-def _rewrite_keras(folder, config=None, replace=None):
-    with zipfile.ZipFile(folder / "model.keras") as archive:
-        members = {n: archive.read(n) for n in archive.namelist()}
-    if config is not None:
-        members["config.json"] = json.dumps(config).encode()
-    members.update(replace or {})
-    with zipfile.ZipFile(folder / "model.keras", "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
+@pytest.mark.parametrize("config", ["forged", b"not json", b"[" * 100_000, b'{"x": "' + b"a" * (4 << 20) + b'"}',
+                                    None])
+def test_an_earlier_saves_config_is_never_read(siamese_saved, tmp_path, config, capsys):
+    # Lambda layers, 10**9-unit layers, garbage or no config at all: the network is rebuilt from the manifest.
+    if config == "forged":
+        config = _config_with(siamese_saved, tmp_path, _lambda_and_wide)
+    folder = legacy_copy(siamese_saved[3], tmp_path / "legacy", config=config,
+                         members={"config.json": None} if config is None else None)
+    spectra = siamese_saved[2]
+    np.testing.assert_array_equal(predictions(folder, spectra), predictions(siamese_saved[3], spectra))
 
 
-def test_lambda_layer_is_refused_and_keras_safe_mode_agrees(tmp_path):
-    import keras
-
-    inputs = keras.Input((4,))
-    outputs = keras.layers.Lambda(lambda x: x * 2, name="embedding_network")(inputs)
-    network = keras.Model(inputs, outputs)
-    path = tmp_path / "lambda.keras"
-    network.save(path)
-    with pytest.raises(ValueError, match="safe_mode"):
-        keras.saving.load_model(path, safe_mode=True)
-    folder = tmp_path / "m"
-    folder.mkdir()
-    shutil.copy(path, folder / "model.keras")
-    write_manifest(folder, {"model": "siamese", "kit_version": kit.__version__, "format": "keras",
-                            "file": "model.keras", "binning": {"bin_width": 0.1, "mz_range": [10, 1000],
-                                                               "intensity_power": 0.5}})
-    refused(folder, "Lambda layer runs code")
+def test_an_earlier_save_whose_network_differs_from_its_manifest_is_refused_saying_to_retrain(siamese_saved, tmp_path,
+                                                                                             capsys):
+    folder = legacy_copy(siamese_saved[3], tmp_path / "legacy")
+    manifest = manifest_of(folder)
+    manifest["params"]["head_units"] = [4]
+    write_manifest(folder, manifest)
+    message = refused(folder, "retrain", capsys)
+    assert "model.keras" in message
 
 
-def test_custom_objects_are_refused(tmp_path):
-    import keras
-
-    @keras.saving.register_keras_serializable(package="evil")
-    class Boom(keras.layers.Layer):
-        def call(self, x):
-            return x
-
-    inputs = keras.Input((4,))
-    network = keras.Model(inputs, Boom()(inputs))
-    folder = tmp_path / "m"
-    folder.mkdir()
-    network.save(folder / "model.keras")
-    write_manifest(folder, {"model": "siamese", "kit_version": kit.__version__, "format": "keras",
-                            "binning": {"bin_width": 0.1, "mz_range": [10, 1000], "intensity_power": 0.5}})
-    refused(folder, "refusing to load")
-
-
-@pytest.mark.parametrize("change", [
-    lambda c: c.update(module="os", class_name="system"),
-    lambda c: c.update(registered_name="evil>Layer"),
-    lambda c: c["config"]["layers"].append({"module": "keras.layers", "class_name": "Lambda", "config": {}}),
-    lambda c: c["config"]["layers"].append({"module": ["x"], "class_name": {"a": 1}}),
-    # The kit's own layer only under its own module and registered name.
-    lambda c: c["config"]["layers"].append({"module": "evil", "class_name": "PrecursorMatch",
-                                            "registered_name": "kit>PrecursorMatch"}),
-    lambda c: c["config"]["layers"].append({"module": "kit.models.siamese", "class_name": "PrecursorMatch",
-                                            "registered_name": "evil>PrecursorMatch"}),
-    lambda c: c["config"]["layers"].append({"module": "kit.models.siamese", "class_name": "PrecursorMatch"}),
-    lambda c: c["config"]["layers"].append({"module": "evil", "class_name": "PairHead",
-                                            "registered_name": "kit>PairHead"}),
-    lambda c: c["config"]["layers"].append({"module": "kit.models.siamese", "class_name": "PairHead",
-                                            "registered_name": "evil>PairHead"}),
+@pytest.mark.parametrize("members, match", [
+    ({WEIGHTS: None}, "no model.weights.h5 inside"),
+    ({WEIGHTS: b"not hdf5"}, "not an HDF5"),
+    ({"../../evil.h5": b"x"}, "path outside the archive"),
+    ({"/etc/evil.h5": b"x"}, "path outside the archive"),
 ])
-def test_forged_keras_configs_are_refused(siamese_dir, change, capsys):
-    config = untrusted.read_archive_json(siamese_dir / "model.keras", "config.json", "network")
-    change(config)
-    _rewrite_keras(siamese_dir, config)
-    refused(siamese_dir, "refusing to load", capsys)
+def test_a_damaged_earlier_save_is_refused(siamese_saved, tmp_path, members, match, capsys):
+    folder = legacy_copy(siamese_saved[0], tmp_path / "legacy", members=members)
+    refused(folder, match, capsys)
 
 
-@pytest.mark.parametrize("units", [10**9, 65_537, 0, -5, float("inf"), float("nan")])
-def test_a_layer_wider_than_the_rung_builds_is_refused_before_keras_builds_it(siamese_dir, units, capsys):
-    # Keras allocates every layer's weights from the config before reading them: 10**9 units is gigabytes.
-    config = untrusted.read_archive_json(siamese_dir / "model.keras", "config.json", "network")
-    dense = [n for n in _config_nodes(config) if n.get("class_name") == "Dense"]
-    assert dense
-    dense[0]["config"]["units"] = units
-    _rewrite_keras(siamese_dir, config)
-    refused(siamese_dir, "units", capsys)
+@pytest.mark.parametrize("content", [b"", b"garbage", b"PK\x03\x04truncated", "half"])
+def test_an_earlier_save_that_is_not_a_zip_is_refused(siamese_saved, tmp_path, content, capsys):
+    folder = legacy_copy(siamese_saved[0], tmp_path / "legacy")
+    if content == "half":
+        content = (folder / "model.keras").read_bytes()[:2000]
+    (folder / "model.keras").write_bytes(content)
+    refused(folder, "not a readable", capsys)
 
 
-@pytest.mark.parametrize("content", [b"", b"garbage", b"PK\x03\x04truncated"])
-def test_garbage_keras_file(siamese_dir, content, capsys):
-    (siamese_dir / "model.keras").write_bytes(content)
-    refused(siamese_dir, "not a readable", capsys)
+def test_a_zip_bomb_named_model_keras_is_refused_before_inflating(siamese_saved, tmp_path, capsys):
+    folder = legacy_copy(siamese_saved[0], tmp_path / "legacy")
+    write_zip_bomb(folder / "model.keras", WEIGHTS, 3)
+    assert (folder / "model.keras").stat().st_size < 5 << 20
+    assert "zip bomb" in refused(folder, "unpacks to more than", capsys)
+    write_zip_bomb(folder / "model.keras", WEIGHTS, 1 / 16)
+    refused(folder, "times larger than it is stored")
 
 
-def test_truncated_and_swapped_keras_files(siamese_dir, saved):
-    data = (siamese_dir / "model.keras").read_bytes()
-    (siamese_dir / "model.keras").write_bytes(data[: len(data) // 2])
-    refused(siamese_dir, "not a readable")
-    shutil.copy(saved["mean"] / "model.skops", siamese_dir / "model.keras")
-    refused(siamese_dir, "no config.json inside")
-
-
-def test_damaged_weights_inside_the_keras_file(siamese_dir):
-    _rewrite_keras(siamese_dir, replace={"model.weights.h5": b"not hdf5"})
-    refused(siamese_dir, "not a readable siamese network")
-
-
-def test_keras_config_that_is_not_an_object(siamese_dir):
-    _rewrite_keras(siamese_dir, replace={"config.json": b"[1, 2]"})
-    refused(siamese_dir, "not an object")
+def test_extract_member_copies_at_most_its_limit(tmp_path):
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr("w.h5", bytes(1000))
+        handle.writestr("../../escape.h5", b"x")
+    with pytest.raises(UserError, match="path outside the archive"):
+        untrusted.extract_member(archive, "w.h5", tmp_path / "out", 2000, "network")
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr("w.h5", bytes(1000))
+    with pytest.raises(UserError, match="unpacks to 1,000 bytes, more than the 999"):
+        untrusted.extract_member(archive, "w.h5", tmp_path / "out", 999, "network")
+    assert not (tmp_path / "out").exists()
+    assert untrusted.extract_member(archive, "w.h5", tmp_path / "out", 1000, "network").read_bytes() == bytes(1000)
 
 
 @pytest.mark.parametrize("field, value, match", [
@@ -688,13 +882,13 @@ def test_keras_config_that_is_not_an_object(siamese_dir):
     ("binning", {"bin_width": "wide"}, "unusable binning"),
     ("binning", {"bin_width": 0.1, "mz_range": [10, 1000], "intensity_power": 0.5, "evil": 1}, "unusable binning"),
     ("metadata_features", ["os.system"], "metadata_features must be"),
-    ("metadata_features", [], "input"),
+    ("metadata_features", [], "more than the 158,616 its network holds"),
     ("history", [], "'history' must be an object"),
     ("history", {"loss": "x"}, "history must map"),
     ("best_epoch", "3", "'best_epoch' must be an integer"),
     ("params", {"hidden_units": "many"}, "unusable parameters"),
     ("params", {"dropout": 7}, "unusable parameters"),
-    ("file", "../with/model.keras", "no absolute path"),
+    ("file", "../with/model.weights.h5", "no absolute path"),
     ("format", "skops", "does not match the siamese rung"),
 ])
 def test_siamese_manifest_fields(siamese_dir, field, value, match, capsys):

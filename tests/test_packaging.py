@@ -45,3 +45,36 @@ def test_requirements_pin_the_same_tensorflow_range_as_the_cpu_extra(project):
     pinned = {str(Requirement(line).specifier) for line in lines if line.startswith("tensorflow")}
     extra = {str(Requirement(r).specifier) for r in project["optional-dependencies"]["cpu"]}
     assert pinned == extra
+
+
+def test_licence_is_an_spdx_expression(project):
+    # PEP 639: a TOML table makes setuptools (77 and later) print a deprecation notice on every install.
+    assert project["license"] == "Apache-2.0"
+
+
+def test_setuptools_new_enough_for_the_spdx_licence_is_asked_for_everywhere():
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    build = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["build-system"]["requires"]
+    lines = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+    # pip's isolated build (pyproject) and the Makefile's build without isolation (requirements.txt).
+    for text in build + [line for line in lines if line.startswith("setuptools")]:
+        spec = Requirement(text).specifier
+        assert not spec.contains(Version("76.9")) and spec.contains(Version("77.0")), text
+
+
+def test_the_installed_setuptools_reads_the_project_without_a_warning():
+    import warnings
+
+    from packaging.version import Version
+    from setuptools import __version__ as setuptools_version
+    from setuptools.config.pyprojecttoml import apply_configuration
+    from setuptools.dist import Distribution
+
+    assert Version(setuptools_version) >= Version("77")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dist = apply_configuration(Distribution(), ROOT / "pyproject.toml")
+    assert [str(w.message) for w in caught] == []
+    assert dist.metadata.license_expression == "Apache-2.0"

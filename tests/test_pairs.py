@@ -1,11 +1,14 @@
 import numpy as np
 import pytest
-from conftest import SMILES
+from conftest import SMILES, TWINS
 
 from kit.tanimoto_bins import N_BINS, bin_index
 from kit.chemistry import fingerprints, tanimoto_matrix
 from kit.errors import UserError
-from kit.pairs import PairSampler, balanced_test_pairs, molecule_pairs_by_bin, sample_spectrum_pairs, split_molecules
+from kit.pairs import (
+    PairSampler, balanced_test_pairs, identity_groups, molecule_pairs_by_bin, public_molecules, sample_spectrum_pairs,
+    private_rows_known_from_public, share_rows, split_molecules, split_test_pairs,
+)
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +144,139 @@ def test_sampler_same_molecule_share_of_the_top_bin(fps, share):
 def test_sampler_refuses_a_share_outside_0_1(fps, share):
     with pytest.raises(ValueError, match="same_molecule_share"):
         PairSampler(np.arange(len(SMILES)), fps, same_molecule_share=share)
+
+
+def _spectra_of(n, per_molecule=2):
+    return [np.arange(per_molecule * m, per_molecule * m + per_molecule) for m in range(n)]
+
+
+def test_identity_groups_join_identical_fingerprints_whatever_the_order():
+    smiles = SMILES + TWINS
+    fps = fingerprints(smiles)
+    groups = identity_groups(fps)
+    same = (fps[:, None, :] == fps[None, :, :]).all(axis=2)
+    np.testing.assert_array_equal(groups[:, None] == groups[None, :], same)
+    assert len(np.unique(groups)) == len(SMILES)  # every twin joins its parent
+    order = np.random.default_rng(0).permutation(len(smiles))
+    np.testing.assert_array_equal(identity_groups(fps[order]), groups[order])
+    assert identity_groups(np.zeros((0, 2048), dtype=np.uint8)).tolist() == []
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.3, 0.5, 0.8])
+def test_public_molecules_keep_identity_groups_whole_and_are_seeded(fraction):
+    fps = fingerprints(SMILES + TWINS)
+    groups = identity_groups(fps)
+    mask = public_molecules(fps, fraction, np.random.default_rng(7))
+    for g in np.unique(groups):
+        assert len(set(mask[groups == g].tolist())) == 1, "an identity group is split"
+    assert 0 < mask.sum() <= round(fraction * len(fps)) and (~mask).any()
+    np.testing.assert_array_equal(mask, public_molecules(fps, fraction, np.random.default_rng(7)))
+    draws = {tuple(public_molecules(fps, fraction, np.random.default_rng(s)).tolist()) for s in range(5)}
+    assert len(draws) > 1
+
+
+@pytest.mark.parametrize("smiles, fraction, side", [
+    (["CCO", "CCCO", "CCCCO"], 0.1, "Public"),
+    (["CCO", "CCCO", "CCCCO"], 0.9, "Private"),
+    (["CCO", "CCO.Cl", "CCO.[Na+]"], 0.5, "Public"),  # one identity group cannot be split
+    (["CCO"], 0.5, "Public"),
+])
+def test_public_molecules_refuse_an_empty_side(smiles, fraction, side):
+    with pytest.raises(UserError, match=f"leaves the {side} group empty"):
+        public_molecules(fingerprints(smiles), fraction, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("public, private, k, fraction", [
+    ([50] * 10, [50] * 10, 20, 0.3),
+    ([20] * 8 + [3, 0], [20] * 8 + [9, 4], 20, 0.3),
+    ([20] * 10, [1] * 10, 20, 0.3),     # Private short everywhere: Public rows left out
+    ([1] * 10, [20] * 10, 20, 0.3),     # Public short everywhere: Private rows left out
+    ([5, 0, 0, 0, 0, 0, 0, 0, 0, 2], [40, 2, 0, 0, 0, 0, 0, 0, 0, 9], 40, 0.5),
+    ([1000] * 10, [1000] * 10, 1000, 0.05),
+    ([7] * 10, [7] * 10, 7, 0.97),
+])
+def test_share_rows_fills_bins_within_the_fraction(public, private, k, fraction):
+    pub, priv = share_rows(public, private, k, fraction)
+    assert (pub >= 0).all() and (priv >= 0).all()
+    assert (pub <= public).all() and (priv <= private).all() and (pub + priv <= k).all()
+    rows = pub.sum() + priv.sum()
+    assert rows and abs(pub.sum() / rows - fraction) <= 0.03
+    full = np.minimum(np.add(public, private), k)
+    if (pub + priv < full).any():
+        # Rows are left out only from the side over its share, once the other gives all it has.
+        assert (pub == np.minimum(public, k)).all() or (priv == np.minimum(private, k)).all()
+
+
+def test_share_rows_on_random_groups():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        k = int(rng.integers(1, 60))
+        fraction = float(rng.uniform(0.05, 0.95))
+        public = rng.integers(0, 2 * k, N_BINS) * (rng.random(N_BINS) < 0.8)
+        private = rng.integers(0, 2 * k, N_BINS) * (rng.random(N_BINS) < 0.8)
+        pub, priv = share_rows(public, private, k, fraction)
+        assert (0 <= pub).all() and (pub <= public).all() and (0 <= priv).all() and (priv <= private).all()
+        assert (pub + priv <= k).all()
+        if min(pub.sum(), priv.sum()) >= 20:  # fewer rows cannot always come within 0.03
+            assert abs(pub.sum() / (pub.sum() + priv.sum()) - fraction) <= 0.03
+
+
+def test_share_rows_keeps_every_bin_full_and_the_share_exact_when_groups_allow():
+    pub, priv = share_rows([1000] * 8 + [30, 10], [1000] * 8 + [60, 25], 100, 0.3)
+    assert (pub + priv).tolist() == [100] * 8 + [90, 35]
+    assert pub.sum() == round(0.3 * (pub + priv).sum())
+    # A short bin takes what each group has (bin 8: Private has only 60 of 90, bin 9:
+    # Public only 10 of 35); the full bins make up the difference.
+    assert pub[8] == 30 and pub[9] == 10 and set(pub[:8].tolist()) <= {29, 30}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_split_test_pairs_never_share_a_spectrum_molecule_or_fingerprint(seed):
+    smiles = SMILES + TWINS
+    fps = fingerprints(smiles)
+    spectra_of = _spectra_of(len(smiles), per_molecule=3)
+    drawn = split_test_pairs(fps, spectra_of, 6, 0.3, np.random.default_rng(seed), np.random.default_rng(seed + 10))
+    molecule = np.repeat(np.arange(len(smiles)), 3)
+    groups = identity_groups(fps)
+    public, private = drawn.pairs[drawn.is_public], drawn.pairs[~drawn.is_public]
+    assert not set(public.ravel()) & set(private.ravel())
+    assert not set(molecule[public].ravel()) & set(molecule[private].ravel())
+    assert not set(groups[molecule[public]].ravel()) & set(groups[molecule[private]].ravel())
+    # Each pair lies within its group of molecules, and carries its true label.
+    assert drawn.public_molecules[molecule[public]].all() and not drawn.public_molecules[molecule[private]].any()
+    np.testing.assert_array_equal(drawn.similarity, tanimoto_matrix(fps)[molecule[drawn.pairs[:, 0]],
+                                                                          molecule[drawn.pairs[:, 1]]])
+    assert abs(drawn.is_public.mean() - 0.3) <= 0.03
+    np.testing.assert_array_equal(np.bincount(bin_index(drawn.similarity[drawn.is_public]), minlength=N_BINS),
+                                  drawn.public_per_bin)
+    assert (drawn.per_bin <= 6).all() and drawn.per_bin.sum() == len(drawn.pairs)
+    assert len({tuple(sorted(p)) for p in drawn.pairs.tolist()}) == len(drawn.pairs)
+    again = split_test_pairs(fps, spectra_of, 6, 0.3, np.random.default_rng(seed), np.random.default_rng(seed + 10))
+    np.testing.assert_array_equal(again.pairs, drawn.pairs)
+    np.testing.assert_array_equal(again.is_public, drawn.is_public)
+
+
+def test_the_leak_check_finds_private_labels_that_follow_from_public_ones():
+    pairs = np.array([[0, 1], [1, 2], [0, 2], [0, 3], [1, 0], [4, 5]])
+    labels = [0.4, 1.0, 0.4, 0.2, 0.4, 0.7]
+    public = [True, True, False, False, False, False]
+    # (0, 2): spectra 1 and 2 are one by a Public 1.0; (1, 0): the same spectra as a Public pair.
+    assert private_rows_known_from_public(pairs, labels, public, identity=[0, 1, 2, 3, 4, 5]) == [2, 4]
+    # Spectra 3 and 1 of one molecule: (0, 3) is the Public (0, 1) again.
+    assert private_rows_known_from_public(pairs, labels, public, identity=[0, 1, 2, 1, 4, 5]) == [2, 3, 4]
+
+
+def test_rows_drawn_over_all_test_molecules_would_leak():
+    # The check can fail on real pairs: Usage drawn row by row over all test molecules (the
+    # scheme before groups) leaves Private labels that Public ones give away.
+    from kit.chemistry import group_indices
+
+    smiles = SMILES + TWINS
+    fps = fingerprints(smiles)
+    spectra_of = group_indices(np.repeat(np.arange(len(smiles)), 3), len(smiles))
+    rng = np.random.default_rng(0)
+    pairs, labels, _ = balanced_test_pairs(fps, spectra_of, 8, rng)
+    public = np.zeros(len(pairs), dtype=bool)
+    public[rng.permutation(len(pairs))[: round(0.3 * len(pairs))]] = True
+    identity = identity_groups(fps)[np.repeat(np.arange(len(smiles)), 3)]
+    assert len(private_rows_known_from_public(pairs, labels.tolist(), public, identity)) > 0

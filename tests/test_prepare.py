@@ -8,10 +8,11 @@ import threading
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SMILES, kit_cli, kit_cli_subprocess, massbank_file, structure_spectra
+from conftest import SMILES, TWINS, kit_cli, kit_cli_subprocess, massbank_file, structure_spectra
 
 from kit.competition import load_competition
 from kit.errors import UserError
+from kit.pairs import private_rows_known_from_public
 from kit.prepare import prepare_competition
 from kit.spectra import save_spectra
 
@@ -55,7 +56,8 @@ def test_prepare_writes_the_contract(workdir, library):
     assert list(comp.sample_submission.columns) == ["id", "similarity"]
     assert (solution.id == pairs.id).all() and len(pairs) == meta["pairs"]["total"] == sum(meta["pairs"]["per_bin"])
     assert max(meta["pairs"]["per_bin"]) <= 5
-    assert (solution.Usage == "Public").sum() == round(0.3 * len(solution))
+    assert abs((solution.Usage == "Public").mean() - 0.3) <= 0.03
+    assert meta["public_rows"] == (solution.Usage == "Public").sum() and meta["private_rows"] == (solution.Usage == "Private").sum()
     test_ids = {s.get("spectrum_id") for s in comp.test_spectra}
     assert set(pairs.spectrum_id_a) | set(pairs.spectrum_id_b) <= test_ids
     text = (folder / "test.mgf").read_text()
@@ -295,9 +297,11 @@ BROKEN_LIBRARIES = {
         (["--public-fraction", "nan"], ["--public-fraction must be between 0 and 1", "found nan"]),
         (["--public-fraction", "inf"], ["--public-fraction must be between 0 and 1"]),
         (["--test-fraction", "nan"], ["--test-fraction must be between 0 and 1"]),
-        # Known only once the pairs are drawn: 20 pairs at most, then fewer.
+        # Known only once the test molecules are grouped: 5 test molecules, and none or all Public.
         (["--library", "lib.mgf", "--test-fraction", "0.25", "--pairs-per-bin", "2", "--public-fraction", "0.04"],
-         ["--public-fraction 0.04 leaves no Public row among", "test pairs"]),
+         ["found 5 test molecules", "--public-fraction 0.04 leaves the Public group empty"]),
+        (["--library", "lib.mgf", "--test-fraction", "0.25", "--public-fraction", "0.95"],
+         ["found 5 test molecules", "--public-fraction 0.95 leaves the Private group empty"]),
     ],
 )
 def test_broken_libraries_and_public_fractions_are_one_line_exit_2(workdir, library, capsys, args, fragments):
@@ -344,6 +348,7 @@ def test_cli_prepare_and_load(tmp_path, library):
     proc = kit_cli_subprocess("prepare", "--library", library, "--name", "cli", "--test-fraction", "0.25", "--pairs-per-bin", "3", "--quiet", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "wrote" in proc.stdout and "pairs per Tanimoto bin" in proc.stdout
+    assert "no molecule on both sides" in proc.stdout and "% Public)" in proc.stdout
     comp = load_competition(tmp_path / "data" / "cli")
     assert comp.name == "cli" and len(comp.train_spectra) + len(comp.test_spectra) == 3 * len(SMILES)
 
@@ -611,3 +616,37 @@ def test_prepare_says_a_library_that_is_not_a_regular_file_is_one(workdir, kind)
     run = kit_cli("prepare", "--library", path, "--name", "odd", "--quiet", cwd=workdir)
     assert_user_error(run, "not a regular file")
     assert not (workdir / "data" / "odd").exists()
+
+
+def _truth(comp):
+    """Identity class (fingerprint group) and molecule of each test spectrum, from the private id map."""
+    from kit.chemistry import fingerprints
+    from kit.pairs import identity_groups
+
+    smiles = SMILES + TWINS
+    groups = identity_groups(fingerprints(smiles))
+    sources = comp.load_test_ids().set_index("spectrum_id").source_spectrum_id
+    molecule = {test_id: int(source[1:4]) for test_id, source in sources.items()}
+    return {test_id: int(groups[m]) for test_id, m in molecule.items()}, molecule
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_no_private_label_follows_from_public_ones(workdir, tmp_path, seed):
+    library = save_spectra(structure_spectra(SMILES + TWINS, per_molecule=3), tmp_path / "twins.mgf")
+    comp = prepare_competition(library, name="twins", seed=seed, test_fraction=0.5, pairs_per_bin=8, progress=False)
+    identity, molecule = _truth(comp)
+    solution, pairs = comp.load_solution(), comp.test_pairs
+    public = (solution.Usage == "Public").to_numpy()
+    ids = pairs[["spectrum_id_a", "spectrum_id_b"]].to_numpy()
+    sides = [set(ids[public].ravel()), set(ids[~public].ravel())]
+    assert not sides[0] & sides[1], "a spectrum is on both sides"
+    for of in (molecule, identity):
+        assert not {of[s] for s in sides[0]} & {of[s] for s in sides[1]}, "a molecule or fingerprint is on both sides"
+    assert private_rows_known_from_public(ids, solution.similarity.tolist(), public, identity) == []
+    assert abs(public.mean() - 0.3) <= 0.03
+    split = comp.metadata["split"]
+    assert split["public_test_molecules"] + split["private_test_molecules"] == split["test_molecules"]
+    assert len({molecule[s] for s in sides[0]}) <= split["public_test_molecules"]
+    usage = comp.private_manifest["usage"]
+    assert np.add(usage["public_per_bin"], usage["private_per_bin"]).tolist() == comp.metadata["pairs"]["per_bin"]
+    assert sum(usage["public_per_bin"]) == public.sum()

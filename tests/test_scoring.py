@@ -144,6 +144,15 @@ BAD = {
     "latin-1": (lambda ls: _text(ls) + "1,é".encode("latin-1"), "not UTF-8"),
     "open quote": (lambda ls: _text(ls[:2] + ['1,"0.5'] + ls[3:]), "line 3"),
     "huge": (lambda ls: b"id,similarity\n" + b"0,0.5\n" * (50 * 2**20 // 6), "too large"),
+    # A field past the csv module's 131,072 characters, then a repeated id: the message
+    # quotes lines, which once meant reading them again with csv (a traceback).
+    "huge field, repeated id": (lambda ls: _text([ls[0], ls[1] + " " * 131_073] + ls[2:] + [ls[2]]), "id 1 on lines 3 and 52"),
+    "unit separator": (lambda ls: _text(ls[:2] + ["1,0.5\x1f"] + ls[3:]), "control character 0x1f on line 3"),
+    "other digits": (lambda ls: _text(ls[:2] + ["1,\u0661\u066b\u0665"] + ls[3:]), "line 3: '\u0661\u066b\u0665' is not a number"),
+    "underscore": (lambda ls: _text(ls[:2] + ["1,1_0"] + ls[3:]), "line 3: '1_0' is not a number"),
+    "hexadecimal": (lambda ls: _text(ls[:2] + ["1,0x1p-3"] + ls[3:]), "line 3: '0x1p-3' is not a number"),
+    "overflow": (lambda ls: _text(ls[:2] + ["1,1e999"] + ls[3:]), "line 3: '1e999' overflows"),
+    "quoted newline": (lambda ls: _text(ls[:2] + ['1,"0.5', '"'] + ls[3:]), "quotes must close on the line they open"),
 }
 
 

@@ -92,7 +92,12 @@ def test_score_reports_same_and_different_molecule_rmse(comp, submission):
     assert out["same_molecule_rmse"] == result.details["Public"]["same_molecule_rmse"]
     assert "different_molecule_rmse" in out and "different_molecule_rmse" in out["private_diagnostics"]
     report = result.format(private=True)
-    assert "same-molecule RMSE" in report and "different molecules:" in report
+    assert "same-molecule RMSE" in report and "different molecules only:" in report
+    # The all-bins and the top-bin figures for pairs of different molecules carry different labels.
+    labels = [line.split(":")[0].strip() if "only:" in line else line.split("different-molecule")[0].strip()
+              for line in report.splitlines() if "different" in line]
+    assert len(labels) == 3 and len(set(labels)) == 3, report
+    assert "Public, all bins" in report and "0.9-1.0 bin, different molecules only:" in report
 
 
 def test_pair_details_in_another_order_are_aligned_by_id(comp, submission):

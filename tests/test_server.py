@@ -2,7 +2,7 @@
 import json
 import os
 import warnings
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -90,7 +90,8 @@ def test_accepted_submission_is_scored_stored_and_ranked(server, good, comp):
     body = response.json()
     assert set(body) >= {"id", "participant", "public", "submitted_at", "remaining_today"}
     assert body["participant"] == "Ada"
-    assert body["public"] == pytest.approx(Scorer(comp).score(good).public)
+    exact = Scorer(comp).score(good).public
+    assert body["public"] == round(exact, 5) != exact  # as shown; the database keeps every digit
     assert body["submitted_at"] == "2026-03-01T12:00:00.000000Z"  # the server's clock, not the file's
     assert body["remaining_today"] == 4
     (row,) = recorded(server)
@@ -98,6 +99,7 @@ def test_accepted_submission_is_scored_stored_and_ranked(server, good, comp):
     assert stored.read_bytes() == good.read_bytes()
     assert stored.parent == comp / "private" / "submissions" and stored.name == f"{row['sha256']}.csv"
     assert row["status"] == "scored" and row["description"] == "gbm v1" and row["private"] is not None
+    assert row["public"] == exact
     board = server.get("/api/leaderboard").json()
     assert board["competition"] == "practice" and board["revealed"] is False
     (entry,) = board["rows"]
@@ -380,6 +382,10 @@ def test_deadline_from_competition_json_in_the_server_time_zone(tmp_path, good, 
     ({"upload_timeout": 0}, "upload timeout"),
     ({"upload_timeout": "soon"}, "upload timeout"),
     ({"request_timeout": float("nan")}, "request timeout"),
+    ({"anonymous_timeout": -1}, "anonymous form timeout"),
+    ({"uploads_per_token": 0}, "uploads per token"),
+    ({"uploads_per_token": True}, "uploads per token"),
+    ({"anonymous_per_address": 2.5}, "anonymous uploads per address"),
 ])
 def test_bad_server_options_are_one_line_user_errors(comp, options, message):
     with pytest.raises(UserError, match=message):
@@ -413,7 +419,7 @@ def test_reveal_needs_the_teacher_token_and_ranks_on_private(server, comp, tmp_p
     assert server.get("/api/leaderboard").json()["revealed"] is False
 
     teacher = (comp / "private" / "teacher_token").read_text().strip()
-    assert server.post("/api/reveal", headers=auth(teacher)).json() == {"revealed": True}
+    assert server.post("/api/reveal", headers=auth(teacher), json={"revealed": True}).json() == {"revealed": True}
     board = server.get("/api/leaderboard").json()
     assert board["revealed"] is True
     assert [r["participant"] for r in board["rows"]] == ["Bob", "Ada"]
@@ -559,19 +565,47 @@ def test_a_score_that_is_not_finite_is_422(server, good, monkeypatch):
     assert recorded(server) == []
 
 
-def test_internal_scoring_failure_is_500_recorded_and_not_ranked(server, good, monkeypatch):
+@pytest.mark.parametrize("path", ["/api/submissions", "/submit"])
+def test_internal_scoring_failure_is_500_counted_and_stores_nothing(server, good, monkeypatch, comp, path):
+    """A file that breaks the scorer costs its sender an attempt, and the class nothing."""
     def broken(path):
         raise RuntimeError("scorer bug")
 
     monkeypatch.setattr(server.state.scorer, "score", broken)
     client = TestClient(server.app, raise_server_exceptions=False)
+    token = server.tokens["Ada"]
+    for left in (4, 3, 2, 1, 0):
+        if path == "/api/submissions":
+            response = post(client, token, good)
+            assert response.status_code == 500 and set(response.json()) == {"error"}
+        else:
+            response = client.post(path, data={"token": token}, files={"file": ("g.csv", good.read_bytes())})
+            assert response.status_code == 500 and 'id="message"' in response.text
+        assert "scorer bug" not in response.text and "counts against" in response.text
+        assert client.get("/api/me", headers=auth(token)).json()["remaining_today"] == left
+    # The day's allowance is spent: the next one is refused before it is scored.
+    assert post(client, token, good).status_code == 429
+    assert recorded(server) == [] and server.get("/api/leaderboard").json()["rows"] == []
+    assert not [p for p in (comp / "private" / "submissions").rglob("*") if p.is_file()]
+    attempts = server.state.db.failed_attempts()
+    assert len(attempts) == 5 and all("RuntimeError: scorer bug" == a["error"] for a in attempts)
+    assert attempts[0]["participant"] == "Ada" and attempts[0]["sha256"] and attempts[0]["size"] == good.stat().st_size
+    mine = client.get("/api/me", headers=auth(token)).json()["submissions"]
+    assert [(m["status"], m["id"], "scorer bug" in json.dumps(m)) for m in mine] == [("error", None, False)] * 5
+    assert "Bob" not in {a["participant"] for a in attempts}
+    assert post(client, server.tokens["Bob"], good).status_code == 500  # Bob's allowance is his own
+
+
+def test_a_failure_while_recording_is_500_counted_and_keeps_no_file(server, good, monkeypatch, comp):
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(server.state.db, "add_submission", full_disk)
+    client = TestClient(server.app, raise_server_exceptions=False)
     response = post(client, server.tokens["Ada"], good)
     assert response.status_code == 500 and set(response.json()) == {"error"}
-    assert "scorer bug" not in response.text
-    (row,) = recorded(server)
-    assert row["status"] == "error" and "scorer bug" in row["error"]
-    assert server.get("/api/leaderboard").json()["rows"] == []
-    assert server.get("/api/me", headers=auth(server.tokens["Ada"])).json()["remaining_today"] == 5
+    assert not [p for p in (comp / "private" / "submissions").rglob("*") if p.is_file()]
+    assert len(server.state.db.failed_attempts()) == 1
 
 
 def test_a_restart_loses_nothing(comp, tmp_path, good, clock):
@@ -685,12 +719,13 @@ def test_serve_option_errors(capsys, comp, argv, expected):
     assert code == 2 and expected in err
 
 
+@pytest.mark.parametrize("option", ["--max-connections", "--uploads-per-token", "--anonymous-uploads"])
 @pytest.mark.parametrize("value", ["0", "-3", "many", "2.5"])
-def test_serve_max_connections_must_be_a_positive_whole_number(capsys, comp, value):
+def test_serve_counts_must_be_positive_whole_numbers(capsys, comp, option, value):
     from kit.cli import main
 
     with pytest.raises(SystemExit) as exit_info:
-        main(["serve", "--competition", str(comp), "--max-connections", value])
+        main(["serve", "--competition", str(comp), option, value])
     assert exit_info.value.code == 2 and "positive whole number" in capsys.readouterr().err
 
 
@@ -757,7 +792,8 @@ def test_a_reveal_while_the_upload_is_scored_is_caught_when_it_is_recorded(serve
 
     def reveal_meanwhile(path):
         result = real(path)
-        assert server.post("/api/reveal", headers=auth(teacher_of(comp))).json() == {"revealed": True}
+        revealed = server.post("/api/reveal", headers=auth(teacher_of(comp)), json={"revealed": True})
+        assert revealed.json() == {"revealed": True}
         return result
 
     monkeypatch.setattr(server.state.scorer, "score", reveal_meanwhile)
@@ -790,7 +826,7 @@ def test_accepted_times_are_never_after_the_deadline(make_server, good, clock, m
 def test_reveal_closes_submissions_and_hiding_again_reopens_them(server, good, comp):
     teacher = teacher_of(comp)
     assert post(server, server.tokens["Ada"], good).status_code == 201
-    assert server.post("/api/reveal", headers=auth(teacher)).json() == {"revealed": True}
+    assert server.post("/api/reveal", headers=auth(teacher), json={"revealed": True}).json() == {"revealed": True}
     response = post(server, server.tokens["Bob"], good)
     assert response.status_code == 403
     assert response.json() == {"error": "the final ranking is revealed; submissions are closed"}
@@ -807,7 +843,7 @@ def test_hiding_the_ranking_does_not_reopen_after_the_deadline(make_server, good
     server = make_server(deadline="2026-03-01T12:30:00Z")
     teacher = teacher_of(comp)
     clock.advance(hours=1)
-    server.post("/api/reveal", headers=auth(teacher))
+    server.post("/api/reveal", headers=auth(teacher), json={"revealed": True})
     server.post("/api/reveal", headers=auth(teacher), json={"revealed": False})
     response = post(server, server.tokens["Ada"], good)
     assert response.status_code == 403 and "deadline" in response.json()["error"]
@@ -885,3 +921,347 @@ def test_form_with_the_token_after_a_large_description_is_refused(server):
     chunks = [form_part("description", "d" * 100)] + [b"x" * 70_000] * 100
     status, body, read = call_asgi(server.app, "/submit", chunks)
     assert status in (401, 422) and read <= 3
+
+
+# --- reveal takes only its JSON ------------------------------------------------------------
+
+
+def reveal(server, comp, content_type, body):
+    headers = {**auth(teacher_of(comp)), **({"Content-Type": content_type} if content_type else {})}
+    return server.post("/api/reveal", headers=headers, content=body)
+
+
+@pytest.mark.parametrize("content_type", [
+    None, "application/x-www-form-urlencoded", "text/plain", "application/json-seq", "application/jsonx",
+    "application/json+x", "application/ld+json", "text/json", "application/json; charset=latin-1",
+    "application/json; charset=utf-16", "application/json; boundary=x", "multipart/form-data; boundary=x",
+    "application/json, text/plain", " ", "application/json;charset=utf-8;charset=latin-1",
+])
+def test_reveal_with_another_content_type_is_415_and_reveals_nothing(server, comp, content_type):
+    response = reveal(server, comp, content_type, b'{"revealed": true}')
+    assert response.status_code == 415 and set(response.json()) == {"error"}
+    assert "application/json" in response.json()["error"]
+    assert server.state.db.revealed is False
+
+
+@pytest.mark.parametrize("body", [
+    b"", b"true", b'"true"', b"1", b"0", b"null", b"[]", b'[{"revealed": true}]', b"{}", b'{"revealed": "true"}',
+    b'{"revealed": "false"}', b'{"revealed": 1}', b'{"revealed": 0}', b'{"revealed": null}', b'{"revealed": []}',
+    b'{"Revealed": true}', b'{"revealed": true, "revealed": false}', b'{"revealed": false, "revealed": true}',
+    b'{"revealed": true, "also": 1}', b'{"revealed": NaN}', b'{"revealed": true} x', b'{"revealed": tru}',
+    '{"revealed": true}'.encode("utf-16"), b'\xef\xbb\xbf{"revealed": true}', b'{"revealed": true\xff}',
+    b"[" * 500 + b"]" * 500, b"revealed=true",
+])
+def test_reveal_body_that_is_not_the_object_is_422_and_reveals_nothing(server, comp, body):
+    response = reveal(server, comp, "application/json", body)
+    assert response.status_code == 422 and set(response.json()) == {"error"}
+    assert server.state.db.revealed is False
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "Application/JSON", "application/json; charset=utf-8",
+                                          'application/json; charset="UTF-8"', "application/json;charset=utf8"])
+def test_reveal_takes_json_with_a_utf8_charset(server, comp, content_type):
+    assert reveal(server, comp, content_type, b'{"revealed": true}').json() == {"revealed": True}
+    assert server.state.db.revealed is True
+    assert reveal(server, comp, content_type, b' {\n"revealed" : false }').json() == {"revealed": False}
+    assert server.state.db.revealed is False
+
+
+def test_reveal_body_over_its_cap_is_413(server, comp):
+    body = b'{"revealed": true' + b" " * 2000 + b"}"
+    assert reveal(server, comp, "application/json", body).status_code == 413
+    assert server.state.db.revealed is False
+
+
+def test_reveal_sent_as_a_form_by_curl_does_not_reveal(server, comp):
+    """curl -d '{"revealed": false}' sends application/x-www-form-urlencoded: refused, not read as a reveal."""
+    server.state.db.set_revealed(False)
+    response = server.post("/api/reveal", headers=auth(teacher_of(comp)), data={'{"revealed": false}': ""})
+    assert response.status_code == 415 and server.state.db.revealed is False
+
+
+# --- who may hold an upload open ---------------------------------------------------------------
+
+
+def test_the_form_token_may_come_from_the_header_or_a_cookie_then_the_file_may_come_first(server, good):
+    file_first = {"file": ("g.csv", good.read_bytes(), "text/csv")}
+    by_header = server.post("/submit", headers=auth(server.tokens["Ada"]), files=file_first)
+    assert by_header.status_code == 201
+    server.cookies.set("kit_token", server.tokens["Bob"])
+    try:
+        by_cookie = server.post("/submit", files=file_first)
+        assert by_cookie.status_code == 201
+        me = server.post("/me", data={})
+        assert me.status_code == 200 and "Bob" in me.text
+        server.cookies.set("kit_token", "forged")
+        assert server.post("/submit", files=file_first).status_code == 401
+    finally:
+        server.cookies.clear()
+    assert [row["participant"] for row in recorded(server)] == ["Ada", "Bob"]
+
+
+def test_an_anonymous_form_must_begin_with_its_token(server, good):
+    """Without a header or cookie the token is the first field; anything first is refused at once."""
+    for first in ("description", "file", "tokenx", "Token"):
+        chunks = [form_part(first, "x", filename="f.csv" if first == "file" else None)] + [b"0,0.5\n" * 10_000] * 100
+        status, body, read = call_asgi(server.app, "/submit", chunks)
+        assert status == 401 and "first field must be the token" in body and read <= 1
+    status, body, read = call_asgi(server.app, "/me", [form_part("description", "x"), form_end()])
+    assert status == 401 and "first field must be the token" in body
+
+
+def test_uploads_open_at_once_are_capped_per_participant_and_per_address(make_server, good):
+    server = make_server(uploads_per_token=2, anonymous_per_address=3)
+    ada = server.state.db.participant_for_token(server.tokens["Ada"])
+    uploads = server.state.uploads
+    for _ in range(2):
+        uploads.acquire(("participant", ada.id), 2)
+    busy = post(server, server.tokens["Ada"], good)
+    assert busy.status_code == 429 and "too many uploads at once" in busy.json()["error"]
+    assert post(server, server.tokens["Bob"], good).status_code == 201  # Bob's are his own
+    by_form = server.post("/submit", data={"token": server.tokens["Ada"]}, files={"file": ("g.csv", good.read_bytes())})
+    assert by_form.status_code == 429  # the form's token is counted as the participant's too
+    for _ in range(3):
+        uploads.acquire(("address", "testclient"), 3)
+    crowded = server.post("/submit", data={"token": server.tokens["Bob"]}, files={"file": ("g.csv", good.read_bytes())})
+    assert crowded.status_code == 429 and "network address" in crowded.text
+    assert server.post("/me", data={"token": server.tokens["Bob"]}).status_code == 429
+    # A header names the participant before the body: the address is not counted then.
+    assert server.post("/submit", headers=auth(server.tokens["Bob"]),
+                       files={"file": ("g.csv", good.read_bytes())}).status_code == 201
+    assert uploads.open(("address", "testclient")) == 3 and uploads.open(("participant", ada.id)) == 2
+
+
+@pytest.mark.parametrize("path, make", [
+    ("/api/submissions", lambda s, good: post(s, s.tokens["Ada"], good)),
+    ("/api/submissions", lambda s, good: post(s, s.tokens["Ada"], content=b"id,similarity\n")),
+    ("/api/submissions", lambda s, good: post(s, "wrong", good)),
+    ("/submit", lambda s, good: s.post("/submit", data={"token": s.tokens["Ada"]}, files={"file": ("g.csv", b"x")})),
+    ("/submit", lambda s, good: s.post("/submit", data={"token": "wrong"}, files={"file": ("g.csv", b"x")})),
+    ("/submit", lambda s, good: s.post("/submit", data={"description": "x"}, files={"file": ("g.csv", b"x")})),
+    ("/me", lambda s, good: s.post("/me", data={"token": s.tokens["Ada"]})),
+    ("/me", lambda s, good: s.post("/me", data={"token": "wrong"})),
+])
+def test_every_request_gives_its_upload_slots_back(server, good, path, make):
+    for _ in range(40):  # more than any cap: a slot kept by mistake would show as 429
+        response = make(server, good)
+        assert "at once" not in response.text, response.text[:200]
+    assert server.state.uploads._open == {}
+
+
+def test_slow_anonymous_form_is_408_at_the_anonymous_timeout_then_the_upload_timeout_applies(make_server, good):
+    server = make_server(anonymous_timeout=0.2, upload_timeout=5)
+    open_token = form_part("token", server.tokens["Ada"])[:-6]  # the token part, still arriving
+    status, body, _ = call_asgi(server.app, "/submit", [open_token, 0.6, b"\r\n", form_end()])
+    assert status == 408 and "did not arrive within 0.2 s" in body
+    # Once the token has arrived, the file has the whole upload timeout.
+    head = form_part("token", server.tokens["Ada"]) + form_part("file", b"", filename="g.csv")[:-2]
+    status, body, _ = call_asgi(server.app, "/submit", [head, 0.6, good.read_bytes() + b"\r\n", form_end()])
+    assert status == 201, body
+
+
+def test_me_form_over_its_cap_is_413(server):
+    for kind in ("multipart", "urlencoded"):
+        if kind == "multipart":
+            response = server.post("/me", data={"token": server.tokens["Ada"]}, files={"x": ("f", b"x" * 70_000)})
+        else:
+            response = server.post("/me", content=b"token=" + b"x" * 70_000,
+                                   headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert response.status_code in (413, 422), kind
+
+
+@pytest.mark.parametrize("url", ["/?token=abc", "/api/leaderboard?access_token=abc", "/me?TOKEN=abc",
+                                 "/api/me?kit_token=abc", "/submit?key=abc", "/api/info?x=1&api%5Fkey=abc",
+                                 "/no/such?token", "/?Authorization=Bearer+abc"])
+def test_a_token_in_the_address_is_refused(server, url):
+    response = server.get(url)
+    assert response.status_code == 400 and "never goes in the address" in response.json()["error"]
+    assert "content-security-policy" in response.headers
+    assert server.post(url, headers=auth(server.tokens["Ada"])).status_code == 400
+
+
+def test_an_address_without_a_token_is_served(server):
+    assert server.get("/?view=projector").status_code == 200 and server.get("/api/info?tokens_left").status_code == 400
+
+
+# --- malformed requests are the sender's ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("content_type, body", [
+    ("multipart/form-data", form_part("file", b"x", filename="a.csv") + form_end()),  # no boundary
+    ("multipart/form-data; boundary=other", form_part("file", b"x", filename="a.csv") + form_end()),
+    ("multipart/form-data; boundary=kitboundary", b"--kitboundary\r\ngarbage"),
+    ("multipart/form-data; boundary=kitboundary", b"--kitboundary\r\nContent-Disposition: form-data\r\n\r\nx\r\n"
+     + form_end()),  # a part without a name
+    ("multipart/form-data; boundary=kitboundary", b"--kitboundary\r\nNo colon here\r\n\r\nx\r\n" + form_end()),
+    ("multipart/form-data; boundary=kitboundary", b"--kitboundary\r\nX: " + b"h" * 100_000 + b"\r\n\r\n"),
+    ("multipart/form-data; boundary=kitboundary; charset=no-such-codec",
+     form_part("file", b"x", filename="a.csv") + form_end()),
+    ("multipart/form-data; boundary=kitboundary", b"".join(form_part(f"f{i}", "x") for i in range(20)) + form_end()),
+    ("multipart/form-data; boundary=kitboundary", form_part("file", b"x", filename="a.csv")
+     + form_part("file", b"y", filename="b.csv") + form_end()),
+    ("multipart/form-data; boundary=kitboundary", form_part("description", b"\xff\xfe" * 10) + form_end()),
+    ("multipart/form-data; boundary=" + "b" * 5000, b"--" + b"b" * 5000 + b"--\r\n"),
+    ("multipart/form-data; boundary=kitboundary", b""),
+])
+def test_malformed_multipart_is_a_4xx_with_one_line_and_stores_nothing(server, comp, content_type, body):
+    for path, headers in (("/api/submissions", auth(server.tokens["Ada"])), ("/submit", auth(server.tokens["Ada"])),
+                          ("/submit", {})):
+        response = TestClient(server.app, raise_server_exceptions=False).post(
+            path, content=body, headers={**headers, "Content-Type": content_type})
+        assert 400 <= response.status_code < 500, (path, response.status_code, response.text[:200])
+        if path.startswith("/api"):
+            assert set(response.json()) == {"error"} and "\n" not in response.json()["error"]
+    assert recorded(server) == [] and server.state.db.failed_attempts() == []
+    assert not [p for p in (comp / "private" / "submissions").rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize("name", ["a\r\nX-Injected: 1.csv", "\x1b[31mred.csv", "tab\there.csv", "\u200bzero.csv",
+                                  "\u2066isolate\u2069.csv", "%00null.csv", "a\x7fdel.csv", "nul\x00.csv",
+                                  "q\"uote.csv"])
+def test_file_names_with_control_characters_are_shown_as_one_printable_line(server, good, name):
+    response = post(server, server.tokens["Ada"], good, name=name)
+    assert response.status_code == 201
+    shown = response.json()["file"]
+    assert shown.isprintable() and "\n" not in shown and "\x1b" not in shown and "\u2066" not in shown
+    assert recorded(server)[0]["file_name"] == shown
+
+
+# --- scores as shown ------------------------------------------------------------------------------
+
+
+def set_scores(comp, scores):
+    """Overwrite recorded scores (id -> (public, private)) as a scorer with more digits would have written them."""
+    import sqlite3
+
+    with sqlite3.connect(comp / "private" / "classroom.sqlite") as conn:
+        for submission_id, (public, private) in scores.items():
+            conn.execute("UPDATE submissions SET public = ?, private = ? WHERE id = ?",
+                         (public, private, submission_id))
+
+
+def test_every_score_a_participant_sees_has_5_decimals_and_ranks_use_them(server, good, clock, comp):
+    first = post(server, server.tokens["Bob"], good).json()["id"]
+    clock.advance(minutes=1)
+    second = post(server, server.tokens["Ada"], good).json()["id"]
+    # Ada is better by less than the last shown digit: equal as shown, so Bob (earlier) ranks first.
+    set_scores(comp, {first: (0.1234564, 0.2000004), second: (0.1234561, 0.2000001)})
+    server.state.db.set_revealed(False)  # a new version: the standings are read again
+    rows = server.get("/api/leaderboard").json()["rows"]
+    assert [(r["participant"], r["rank"], r["public"]) for r in rows] == [("Bob", 1, 0.12346), ("Ada", 2, 0.12346)]
+    mine = server.get("/api/me", headers=auth(server.tokens["Ada"])).json()["submissions"]
+    assert [m["public"] for m in mine] == [0.12346]
+    page = server.get("/").text
+    assert "0.12346" in page and "0.1234561" not in page and "0.1234564" not in page
+    assert "0.1234561" not in server.post("/me", data={"token": server.tokens["Ada"]}).text
+    server.post("/api/reveal", headers=auth(teacher_of(comp)), json={"revealed": True})
+    rows = server.get("/api/leaderboard").json()["rows"]
+    assert [(r["participant"], r["private"]) for r in rows] == [("Bob", 0.2), ("Ada", 0.2)]
+    assert server.get("/api/me", headers=auth(server.tokens["Ada"])).json()["submissions"][0]["private"] == 0.2
+    assert server.get("/api/info").json()["decimals"] == 5
+    # The teacher's database keeps every digit.
+    assert [row["public"] for row in recorded(server)] == [0.1234564, 0.1234561]
+
+
+def test_per_bin_scores_on_the_pages_have_5_decimals(server, good):
+    from kit.server.app import _standings
+
+    post(server, server.tokens["Ada"], good)
+    current, _ = _standings(server.state)
+    for bins in current.log["per_bin_public"]:
+        assert all(v is None or round(v, 5) == v for v in bins.values())
+    assert server.get("/plots/bins.png").status_code == 200
+
+
+@pytest.mark.parametrize("headers", [{"X-Big": "a" * 20_000}, {f"X-{i}": "y" for i in range(150)},
+                                     {"Authorization": "Bearer " + "t" * 20_000}])
+def test_a_huge_request_head_is_431(server, headers):
+    response = server.get("/api/leaderboard", headers=headers)
+    assert response.status_code == 431 and set(response.json()) == {"error"}
+
+
+@pytest.mark.parametrize("path", ["/api/submissions", "/submit"])
+def test_a_spent_allowance_is_429_before_the_file_is_taken(make_server, good, path):
+    server = make_server()
+    for _ in range(5):
+        assert post(server, server.tokens["Ada"], good).status_code == 201
+    head = form_part("token", server.tokens["Ada"]) + form_part("file", b"", filename="big.csv")[:-2]
+    bearer = [("Authorization", f"Bearer {server.tokens['Ada']}")] if path.startswith("/api") else []
+    status, body, read = call_asgi(server.app, path, [head] + [b"0,0.5\n" * 10_000] * 1000, headers=bearer)
+    assert status == 429 and "daily limit" in body and read <= 2
+
+
+def test_a_competition_asking_for_more_decimals_still_shows_5(tmp_path, good, clock):
+    comp = make_competition(tmp_path / "data8")
+    meta_path = comp / "competition.json"
+    meta = json.loads(meta_path.read_text())
+    meta["metric"]["decimals"] = 9
+    meta_path.write_text(json.dumps(meta))
+    with TestClient(create_app(comp, leaderboard=tmp_path / "lb8", clock=clock, export_interval=0)) as client:
+        token = dict(client.app.state.kit.db.add_participants(["Ada"], clock()))["Ada"]
+        body = post(client, token, good).json()
+        assert body["public"] == round(body["public"], 5)
+        assert client.get("/api/info").json()["decimals"] == 5
+        assert 'data-decimals="5"' in client.get("/").text
+        shown = client.post("/submit", data={"token": token}, files={"file": ("g.csv", good.read_bytes())}).text
+        assert f'id="score">{body["public"]:.9f}<' in shown  # nine places asked for, the last four zeros
+
+
+def test_a_failure_while_storing_the_upload_is_500_and_counted(server, good, monkeypatch, comp):
+    import kit.server.app as app_module
+
+    def full_disk(state, upload):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(app_module, "_stage", full_disk)
+    client = TestClient(server.app, raise_server_exceptions=False)
+    response = post(client, server.tokens["Ada"], good)
+    assert response.status_code == 500 and "counts against" in response.json()["error"]
+    (attempt,) = server.state.db.failed_attempts()
+    assert "No space left" in attempt["error"] and attempt["size"] == 0
+    assert not [p for p in (comp / "private" / "submissions").rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize("part_head", [
+    b'Content-Disposition: form-data; name="file"; filename="' + b"a" * 20_000 + b'.csv"',
+    b'Content-Disposition: form-data; name="file"; filename="a.csv"\r\n' + b"X: y\r\n" * 40,
+])
+def test_a_part_with_huge_headers_is_422(server, part_head):
+    """python-multipart bounds a part's header lines and their number: a 4xx, never a 5xx."""
+    body = form_part("token", server.tokens["Ada"]) + b"--kitboundary\r\n" + part_head + b"\r\n\r\n0,1\r\n" + form_end()
+    for path, headers in (("/api/submissions", [("Authorization", f"Bearer {server.tokens['Ada']}")]), ("/submit", [])):
+        status, text, _ = call_asgi(server.app, path, [body], headers=headers)
+        assert status == 422 and "malformed form" in text
+    assert recorded(server) == []
+
+
+def test_a_database_of_the_first_schema_gains_the_failed_attempts_table(tmp_path, clock):
+    import sqlite3
+
+    from kit.server.db import _MIGRATIONS, Database, _statements
+
+    path = tmp_path / "classroom.sqlite"
+    with sqlite3.connect(path) as conn:
+        for statement in _statements(_MIGRATIONS[0]):
+            conn.execute(statement)
+        conn.execute("INSERT INTO participants (name, key, token_sha256, created_at) VALUES ('Ada', 'ada', 'h', 't')")
+        conn.execute("PRAGMA user_version = 1")
+    db = Database(path)
+    assert db.schema_version == SCHEMA_VERSION == 3
+    (ada,) = db.participants()
+    db.add_failed_attempt({"participant_id": ada["id"], "attempted_at": clock(), "sha256": "ab", "file_name": "f.csv",
+                           "size": 3, "error": "RuntimeError: x"})
+    window = (clock() - timedelta(hours=1), clock() + timedelta(hours=1))
+    assert db.count_failed(ada["id"], *window) == 1 and db.count_scored(ada["id"], *window) == 0
+    assert db.count_failed(ada["id"], clock() + timedelta(hours=1), clock() + timedelta(hours=2)) == 0
+    assert [a["participant"] for a in db.failed_attempts()] == ["Ada"] and db.failed_attempts(ada["id"] + 1) == []
+
+
+def test_a_proxy_login_in_the_authorization_header_leaves_the_form_token_in_charge(server, good):
+    """A reverse proxy with a Basic login makes the browser send its own Authorization header."""
+    basic = {"Authorization": "Basic dGVhY2hlcjpwYXNz"}
+    page = server.post("/submit", headers=basic, data={"token": server.tokens["Ada"]},
+                       files={"file": ("g.csv", good.read_bytes())})
+    assert page.status_code == 201
+    assert server.post("/me", headers=basic, data={"token": server.tokens["Ada"]}).status_code == 200
+    assert server.post("/me", headers=basic, data={"token": "wrong"}).status_code == 401

@@ -9,9 +9,10 @@ import pytest
 
 pytest.importorskip("uvicorn")
 
-from server_builders import LiveServer  # noqa: E402
+from server_builders import LiveServer, hold_slow_forms, let_go, timed_page_loads  # noqa: E402
 
-from kit.server.limits import OncePerInterval, RequestTimeLimit, raise_open_files_limit, uvicorn_config  # noqa: E402
+from kit.server.limits import (DEFAULT_MAX_CONNECTIONS, HeadLimits, OncePerInterval, OpenUploads,  # noqa: E402
+                               RequestTimeLimit, TooManyOpen, address_key, raise_open_files_limit, uvicorn_config)
 
 
 async def info_app(scope, receive, send):
@@ -148,3 +149,96 @@ def test_accept_errors_are_reported_once_per_interval():
 def test_max_connections_must_be_a_positive_whole_number(value):
     with pytest.raises(ValueError, match="max_connections"):
         uvicorn_config(info_app, max_connections=value)
+
+
+# --- slow anonymous forms against the real app --------------------------------------------
+
+
+@pytest.fixture
+def live_app(tmp_path):
+    """``kit serve``'s app on a tiny competition, served on 127.0.0.1 with its default limits."""
+    from builders import make_competition
+
+    from kit.server.app import create_app
+
+    def serve(**options):
+        app = create_app(make_competition(tmp_path / "data"), leaderboard=tmp_path / "lb", export_interval=0,
+                         **options)
+        return LiveServer(app, max_connections=DEFAULT_MAX_CONNECTIONS)
+
+    return serve
+
+
+@pytest.mark.parametrize("path", ["/submit", "/me"])
+def test_hundreds_of_slow_anonymous_forms_do_not_stop_page_loads(live_app, path):
+    """600 slow anonymous forms from one address (three times the 200 connections allowed; before
+    the cap, every page load then failed): at most 32 are taken, the others are refused at once,
+    and pages load for everyone else."""
+    with live_app(anonymous_timeout=60) as live:
+        held = hold_slow_forms(live.port, 600, path)
+        try:
+            loads = timed_page_loads(live.url + "/", 5)
+            assert [status for status, _ in loads] == [200] * 5
+            assert max(seconds for _, seconds in loads) < 5
+            assert live.server.config.app.state.kit.uploads.open(("address", "127.0.0.1")) <= 32
+            refused = [s for s in held if let_go(s)]
+            assert len(refused) >= 600 - 32
+        finally:
+            for sock in held:
+                sock.close()
+
+
+def test_a_slow_anonymous_form_is_ended_at_the_anonymous_timeout(live_app):
+    with live_app(anonymous_timeout=0.5) as live:
+        (sock,) = hold_slow_forms(live.port, 1)
+        with sock:
+            sock.settimeout(5)
+            start = time.monotonic()
+            answer = b""
+            while b"</html>" not in answer and (piece := sock.recv(4096)):
+                answer += piece
+            answer = answer.decode()
+            assert answer.startswith("HTTP/1.1 408") and "token, did not arrive within 0.5 s" in answer
+            assert time.monotonic() - start < 4
+
+
+def test_open_uploads_are_counted_per_key_and_given_back():
+    uploads = OpenUploads()
+    assert [uploads.acquire(("address", "a"), 2) for _ in range(2)] == [("address", "a")] * 2
+    with pytest.raises(TooManyOpen):
+        uploads.acquire(("address", "a"), 2)
+    assert uploads.acquire(("address", "b"), 2) == ("address", "b")  # another address has its own
+    uploads.release(("address", "a"))
+    assert uploads.open(("address", "a")) == 1 and uploads.acquire(("address", "a"), 2)
+
+
+@pytest.mark.parametrize("host, key", [
+    ("10.0.0.7", "10.0.0.7"),
+    ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+    ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),  # the same /64: one client
+    ("::ffff:192.168.0.9", "192.168.0.9"),
+    ("testclient", "testclient"),
+])
+def test_address_key_counts_an_ipv6_client_by_its_network(host, key):
+    assert address_key(host) == key
+
+
+@pytest.mark.parametrize("request_head", [
+    b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n",  # one huge header
+    b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(10_000)) + b"\r\n",  # many
+    b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",  # a huge address
+])
+def test_huge_request_heads_are_refused_and_the_server_goes_on(request_head):
+    with LiveServer(HeadLimits(info_app)) as live, \
+            socket.create_connection(("127.0.0.1", live.port), timeout=5) as sock:
+        try:
+            sock.sendall(request_head)
+        except OSError:
+            pass  # closed while sending: refused
+        answer = b""
+        try:
+            answer = sock.recv(1024)
+        except OSError:
+            pass
+        assert not answer.startswith(b"HTTP/1.1 200") and closed_within(sock, 5)
+        assert honest_get(live.port).status_code == 200

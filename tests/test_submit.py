@@ -98,6 +98,28 @@ def test_user_errors(capsys, live, good, argv, expected, monkeypatch):
     assert code == 2 and expected in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("page", ["/submit", "/submit/", "/me", "/docs", "/docs#/default", "/api/submissions",
+                                  "/api", "/api/leaderboard/", "/?tab=all", "/#top", "/SUBMIT"])
+def test_a_page_address_names_the_base_address_to_use(capsys, live, good, page):
+    code, out, err = submit(capsys, str(good), "--server", live.url + page, "--token", live.tokens["Ada"])
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert f"is the address of a page of the site, not of the site: use --server {live.url}\n" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("address, hint", [("127.0.0.1:8000", "use --server http://127.0.0.1:8000"),
+                                           ("localhost:8000/", "use --server http://localhost:8000")])
+def test_an_address_without_http_says_how_to_write_it(capsys, good, address, hint):
+    code, _, err = submit(capsys, str(good), "--server", address, "--token", "x" * 32)
+    assert code == 2 and hint in err
+
+
+def test_an_address_where_nothing_takes_submissions_says_so(capsys, live, good):
+    # Another prefix than the site's (a proxy path that is not there): the server's 404, said plainly.
+    code, _, err = submit(capsys, str(good), "--server", live.url + "/class", "--token", live.tokens["Ada"])
+    assert code == 2 and "answered 404 (nothing takes submissions there)" in err and "leaderboard page" in err
+
+
 def test_unreachable_server(capsys, good):
     sock = listen("127.0.0.1", 0)
     port = sock.getsockname()[1]
@@ -120,3 +142,25 @@ def test_a_site_that_is_not_kit_serve(capsys, good):
     with LiveServer(other) as server:
         code, _, err = submit(capsys, str(good), "--server", server.url, "--token", "x" * 32)
     assert code == 2 and "without JSON" in err
+
+
+def test_scores_from_the_server_are_printed_to_5_decimals(capsys, good):
+    """Whatever digits a server sends, the participant sees five (the sentence and --json alike)."""
+    answer = json.dumps({"id": 1, "participant": "Ada", "public": 0.123456789, "submitted_at": "t",
+                         "remaining_today": 2, "warnings": []}).encode()
+
+    async def precise_server(scope, receive, send):
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            return await send({"type": "lifespan.shutdown.complete"})
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 201, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": answer})
+
+    with LiveServer(precise_server) as server:
+        code, out, _ = submit(capsys, str(good), "--server", server.url, "--token", "t", "--json")
+        assert code == 0 and json.loads(out)["public"] == 0.12346
+        code, out, _ = submit(capsys, str(good), "--server", server.url, "--token", "t")
+        assert code == 0 and "Public score 0.12346 " in out and "0.123456" not in out

@@ -25,6 +25,8 @@ def add_parser(subparsers):
     c.add_argument("--end", metavar="DATE", help="Public phase end, UTC (default: competition.json's deadline, "
                    "else 8 weeks after the start); the Private phase opens a minute later")
     c.add_argument("--title", metavar="T", help="title on Codabench (default: 'Spectral similarity: NAME')")
+    c.add_argument("--max-submissions", type=int, metavar="N", help="submissions per participant in all during "
+                   "the Public phase (default: max_daily_submissions x the days of the phase)")
     p.set_defaults(run=run)
     return p
 
@@ -32,13 +34,20 @@ def add_parser(subparsers):
 def run(args: argparse.Namespace) -> int:
     import zipfile
 
+    from kit.competition import as_competition
+    from kit.hosting import public_files
     from kit.hosting.codabench import export_codabench
+    from kit.hosting.pages import hosted_licences, licence_warning
 
     path = export_codabench(args.competition, args.out, start=args.start, end=args.end, title=args.title,
-                            data=args.data)
+                            data=args.data, max_submissions=args.max_submissions)
     with zipfile.ZipFile(path) as bundle:
         size = sum(info.file_size for info in bundle.infolist())
         members = len(bundle.infolist())
     print(f"Wrote {path} ({members} files, {size:,} bytes unpacked). Upload it at "
           "https://www.codabench.org/competitions/upload/")
+    competition = as_competition(args.competition, args.data)
+    warning = licence_warning(hosted_licences(competition, public_files(competition)))
+    if warning:
+        print(warning)
     return 0

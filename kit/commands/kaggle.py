@@ -30,20 +30,31 @@ def add_parser(subparsers):
     lb = sub.add_parser("leaderboard", help="print a competition's Kaggle leaderboard")
     lb.add_argument("competition", metavar="COMPETITION", help="the competition's slug")
 
-    h = sub.add_parser("host", help="create a Kaggle competition from a local one (kaggle 2.2+)",
+    h = sub.add_parser("host", help="create a Kaggle competition from a local one (kaggle 2.2+); --launch-only opens it",
                        description="Create a Kaggle competition from a prepared one with KaggleApi 2.x: upload "
                        "the public files (everything but private/), the solution with its Usage column "
                        "(Kaggle's Public/Private split), the overview, evaluation, data and rules pages, and "
-                       "the settings the API takes; --launch opens it. The metric (RMSE) and the daily limit "
-                       "are set on Kaggle's host page: the API has no field for them. --dry-run prints every "
-                       "call and touches nothing.")
-    h.add_argument("--competition", metavar="NAME|DIR", help="competition name under --data, or its folder (default: practice)")
+                       "the settings the API takes, then wait until Kaggle has processed the solution. It stays "
+                       "a draft: set the metric (RMSE) and the daily limit on Kaggle's host page (the API has "
+                       "no field for them), then run it again with --launch-only, which checks the solution, "
+                       "pages and deadline before launching. --dry-run prints every call and touches nothing.")
+    h.add_argument("--competition", metavar="NAME|DIR", help="competition name under --data, or its folder (default: "
+                   "practice; with --launch-only, optional: the row counts are then compared)")
     h.add_argument("--data", metavar="DIR", help="folder holding competitions (default: ./data)")
     h.add_argument("--slug", required=True, metavar="SLUG", help="its address on Kaggle: kaggle.com/competitions/SLUG")
     h.add_argument("--title", metavar="T", help="title on Kaggle (default: 'Spectral similarity: NAME')")
-    h.add_argument("--privacy", choices=["public", "limited", "private"], default="public",
-                   help="who can see it (limited: only people with the link; default: public)")
-    h.add_argument("--launch", action="store_true", help="launch it once everything is uploaded (default: a draft)")
+    h.add_argument("--privacy", choices=["public", "limited", "private"], default="limited",
+                   help="who can see it (limited, the default: only people with the link)")
+    h.add_argument("--wait", type=int, default=300, metavar="SECONDS",
+                   help="how long to wait for Kaggle to process the solution (default 300)")
+    only = h.add_mutually_exclusive_group()
+    only.add_argument("--launch-only", action="store_true",
+                      help="only launch an uploaded competition, after checking what the API can check; run it "
+                      "once the metric and the daily limit are set on the host page")
+    only.add_argument("--print-page", choices=["overview", "evaluation", "data", "terms"], metavar="PAGE",
+                      help="print one page's Markdown (overview, evaluation, data, terms) and send nothing")
+    # The old one-step launch: refused with a pointer to --launch-only.
+    h.add_argument("--launch", action="store_true", help=argparse.SUPPRESS)
     h.add_argument("--dry-run", action="store_true", help="print the calls with their arguments; send nothing")
     p.set_defaults(run=run)
     return p
@@ -64,13 +75,14 @@ def run_download(args: argparse.Namespace) -> int:
 
 def run_submit(args: argparse.Namespace) -> int:
     from kit import kaggle_client
+    from kit.safetext import printable
 
     local = args.local_competition or _local_copy(args.competition, args.data)
     # submit() checks the file before connecting: a bad file is refused without credentials.
     submission, response = kaggle_client.submit(args.file, args.message, args.competition,
                                                 local_competition=local, data=args.data)
     checked = "against " + str(local) if local else "for shape (pass --local-competition to check its ids)"
-    message = getattr(response, "message", None) or (response.get("message") if isinstance(response, dict) else None)
+    message = printable(getattr(response, "message", None) or "", 300)
     print(f"Checked {args.file} ({submission.rows:,} rows) {checked}.")
     print(f"Submitted to {args.competition}" + (f": {message}" if message else "."))
     return 0
@@ -86,12 +98,32 @@ def run_leaderboard(args: argparse.Namespace) -> int:
 
 def run_host(args: argparse.Namespace) -> int:
     from kit import kaggle_client
+    from kit.errors import UserError
 
-    plan = kaggle_client.host(args.competition or None, args.slug, title=args.title, launch=args.launch,
-                              privacy=args.privacy, dry_run=args.dry_run, data=args.data)
+    slug = kaggle_client.check_slug(args.slug)
+    if args.launch:
+        raise UserError("--launch is a separate step now: host, set the metric and the daily limit on Kaggle's "
+                        f"host page, then run kit kaggle host --slug {slug} --launch-only")
+    if args.wait < 0:
+        raise UserError(f"--wait must be a whole number of seconds >= 0, found {args.wait}")
+    if args.launch_only and args.dry_run:
+        print(f"Dry run: nothing is sent to Kaggle. --launch-only would check, then launch {slug}:")
+        for call in kaggle_client.launch_calls(slug):
+            print(call.describe())
+        return 0
+    if args.launch_only:
+        kaggle_client.launch(slug, competition=args.competition or None, data=args.data)
+        print(f"Launched https://www.kaggle.com/competitions/{slug}.")
+        return 0
+    if args.print_page:
+        plan = kaggle_client.host_plan(args.competition or None, slug, title=args.title, privacy=args.privacy,
+                                       data=args.data)
+        print(plan.pages[args.print_page][1], end="")
+        return 0
+    plan = kaggle_client.host(args.competition or None, slug, title=args.title, privacy=args.privacy,
+                              dry_run=args.dry_run, data=args.data, wait_s=args.wait)
     if not args.dry_run:
-        state = "launched" if args.launch else "a draft (launch it with --launch or on its host page)"
-        print(f"Hosted {plan.url}: {state}.")
+        print(f"Hosted {plan.url}: a draft, not launched (do the steps above, then --launch-only).")
     return 0
 
 

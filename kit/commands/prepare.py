@@ -23,8 +23,13 @@ def add_parser(subparsers):
                    "it is kept in private/manifest.json only")
     p.add_argument("--test-fraction", type=float, default=0.1, metavar="F", help="share of molecules in the test set (default 0.1)")
     p.add_argument("--pairs-per-bin", type=int, default=1000, metavar="K", help="test pairs per Tanimoto bin (default 1000)")
-    p.add_argument("--public-fraction", type=float, default=0.3, metavar="P", help="share of Public rows (default 0.3)")
+    p.add_argument("--public-fraction", type=float, default=0.3, metavar="P", help="share of Public rows, within 0.03 (default 0.3); Public and Private pairs come from separate "
+                   "groups of test molecules")
     p.add_argument("--ionmode", choices=["positive", "negative", "both"], default="both", help="ion mode to keep (default both)")
+    p.add_argument("--exclude-licence", "--exclude-license", dest="exclude_licence", action="append", default=[],
+                   metavar="LICENCE",
+                   help="leave out the records under this licence, in any spelling or version (e.g. CC-BY-NC-ND "
+                   "matches 'CC BY-NC-ND 4.0'); repeatable; recorded in competition.json")
     p.add_argument("--jobs", type=int, metavar="N",
                    help="processes that clean the library (default and most: one per CPU); the files are the same for any N")
     p.add_argument("--force", action="store_true", help="replace an existing competition folder")
@@ -47,5 +52,6 @@ def run(args):
         force=args.force,
         progress=not args.quiet,
         jobs=args.jobs,
+        exclude_licences=args.exclude_licence,
     )
     return 0

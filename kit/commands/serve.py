@@ -2,7 +2,8 @@
 import argparse
 
 from kit.server.app import DEFAULT_UPLOAD_TIMEOUT
-from kit.server.limits import DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT
+from kit.server.limits import (DEFAULT_ANONYMOUS_PER_ADDRESS, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT,
+                               DEFAULT_UPLOADS_PER_TOKEN)
 
 
 def add_parser(subparsers):
@@ -35,6 +36,13 @@ def add_parser(subparsers):
                    help=f"seconds an upload may take to arrive, else 408 (default: {DEFAULT_UPLOAD_TIMEOUT:g})")
     p.add_argument("--request-timeout", type=float, default=DEFAULT_REQUEST_TIMEOUT, metavar="S",
                    help=f"seconds any request may take in total (default: {DEFAULT_REQUEST_TIMEOUT:g})")
+    p.add_argument("--uploads-per-token", type=_positive_int, default=DEFAULT_UPLOADS_PER_TOKEN, metavar="N",
+                   help="uploads one participant may have open at once, else 429 "
+                   f"(default: {DEFAULT_UPLOADS_PER_TOKEN})")
+    p.add_argument("--anonymous-uploads", type=_positive_int, default=DEFAULT_ANONYMOUS_PER_ADDRESS, metavar="N",
+                   help="forms one network address may have open at once before their token has arrived, else "
+                   f"429 (default: {DEFAULT_ANONYMOUS_PER_ADDRESS}; a class behind one NAT or reverse proxy shares "
+                   "one address: raise it for a class larger than that)")
     p.set_defaults(run=run)
     return p
 
@@ -73,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     token, created = ensure_teacher_token(competition.path / "private")
     app = create_app(competition, leaderboard=args.leaderboard, timezone_name=args.timezone,
                      deadline=args.deadline, max_upload_mb=args.max_upload_mb, refresh_seconds=args.refresh,
-                     upload_timeout=args.upload_timeout, request_timeout=args.request_timeout)
+                     upload_timeout=args.upload_timeout, request_timeout=args.request_timeout,
+                     uploads_per_token=args.uploads_per_token, anonymous_per_address=args.anonymous_uploads)
     max_connections = args.max_connections
     open_files = raise_open_files_limit()
     if open_files is not None and open_files < files_needed(max_connections):

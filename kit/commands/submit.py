@@ -3,6 +3,8 @@ import argparse
 
 #: Environment variable holding the participant token when --token is not given.
 TOKEN_ENV = "KIT_TOKEN"
+#: Last parts of the address of a page of a ``kit serve`` site: given as --server, the site is the part before.
+SITE_PAGES = ("submit", "me", "docs", "leaderboard", "login", "teacher", "index.html", "style.css")
 
 
 def add_parser(subparsers):
@@ -30,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from kit.errors import UserError
+    from kit.metrics import SHOWN_DECIMALS, shown_scores
     from kit.safetext import printable
 
     token = (args.token or os.environ.get(TOKEN_ENV) or "").strip()
@@ -38,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise UserError(f"{path} is not a file: expected the submission CSV to upload")
-    answer = post_submission(args.server, path, token, description=args.description, timeout=args.timeout)
+    # Shown as every score a participant sees, whatever digits a server sends.
+    answer = shown_scores(post_submission(args.server, path, token, description=args.description, timeout=args.timeout))
     if args.json:
         print(json.dumps(answer))
         return 0
@@ -47,11 +51,54 @@ def run(args: argparse.Namespace) -> int:
     left = answer.get("remaining_today")
     left = "" if left is None else f"; {left} left today"
     public = answer.get("public")
-    shown = f"{public:.5f}" if isinstance(public, (int, float)) else printable(public, 40)
+    shown = f"{public:.{SHOWN_DECIMALS}f}" if isinstance(public, (int, float)) else printable(public, 40)
     print(f"Scored {printable(path.name, 120)}: Public score {shown} "
           f"(submission #{answer.get('id')} by {printable(answer.get('participant'), 60)} at "
           f"{printable(answer.get('submitted_at'), 40)}{left})")
     return 0
+
+
+def site_address(server):
+    """The base address of a ``kit serve`` site, checked; a page's address is refused with the base to use.
+
+    Raises
+    ------
+    kit.errors.UserError
+        For anything but an http(s) address, and for the address of a page of the site
+        (``.../submit``, ``.../api/...``, one with ``?query`` or ``#fragment``): the
+        message names the base address.
+
+    Examples
+    --------
+    >>> site_address(" http://10.0.0.5:8000/ ")
+    'http://10.0.0.5:8000'
+    >>> site_address("http://10.0.0.5:8000/submit")
+    Traceback (most recent call last):
+    ...
+    kit.errors.UserError: server 'http://10.0.0.5:8000/submit' is the address of a page of the site, not of the site: use --server http://10.0.0.5:8000
+    """
+    from urllib.parse import urlsplit
+
+    from kit.errors import UserError
+    from kit.safetext import printable
+
+    server = str(server).strip()
+    parts = urlsplit(server)
+    shown = printable(server, 80)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        bare = "://" not in server and not any(ch.isspace() for ch in server) and urlsplit(f"http://{server}").hostname
+        hint = f" (use --server http://{printable(server, 80).rstrip('/')})" if bare else ""
+        raise UserError(f"server {shown!r}: expected an address such as http://127.0.0.1:8000{hint}")
+    segments = parts.path.rstrip("/").split("/")
+    if "api" in segments:
+        segments = segments[:segments.index("api")]
+    elif segments[-1].lower() in SITE_PAGES:
+        segments = segments[:-1]
+    base = f"{parts.scheme}://{parts.netloc}{'/'.join(segments)}"
+    if segments != parts.path.rstrip("/").split("/") or parts.query or parts.fragment:
+        raise UserError(f"server {shown!r} is the address of a page of the site, not of the site: "
+                        f"use --server {printable(base, 80)}")
+    return base
 
 
 def post_submission(server, path, token, description="", timeout=300.0):
@@ -68,18 +115,13 @@ def post_submission(server, path, token, description="", timeout=300.0):
     >>> post_submission("http://127.0.0.1:8000", "submissions/practice/a.csv", token)  # doctest: +SKIP
     {'id': 3, 'participant': 'Ada', 'public': 0.21345, ...}
     """
-    from urllib.parse import urlsplit
-
     import httpx
 
     from kit.errors import UserError
     from kit.safetext import printable
 
-    server = str(server).strip()
-    parts = urlsplit(server)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UserError(f"server {printable(server, 80)!r}: expected an address such as http://127.0.0.1:8000")
-    endpoint = server.rstrip("/") + "/api/submissions"
+    server = site_address(server)
+    endpoint = server + "/api/submissions"
     try:
         with open(path, "rb") as handle:
             response = httpx.post(
@@ -103,6 +145,10 @@ def post_submission(server, path, token, description="", timeout=300.0):
         answer = response.json()
     except ValueError:
         answer = None
+    if response.status_code in (404, 405):
+        # A site under another address (a proxy, a page of it): nothing here takes submissions.
+        raise UserError(f"{endpoint} answered {response.status_code} (nothing takes submissions there): "
+                        "expected --server to be the address of the site's leaderboard page, as the teacher gave it")
     if not isinstance(answer, dict):
         raise UserError(f"{endpoint} answered {response.status_code} without JSON: is this a `kit serve` site?")
     if response.status_code != 201:

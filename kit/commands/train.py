@@ -5,9 +5,12 @@ USAGE = "%(prog)s MODEL [--competition NAME|DIR] [--seed S] [--data DIR] [--mode
 
 
 def add_parser(subparsers):
+    from kit.models import available
+
+    rungs = available()
     p = subparsers.add_parser(
         "train",
-        help="train a model (mean, cosine, gbm, siamese)",
+        help=f"train a model: {', '.join(rungs)}",
         usage=USAGE,
         add_help=False,
         description="Fit MODEL on the competition's training spectra, score it on held-out molecules that no "
@@ -17,7 +20,7 @@ def add_parser(subparsers):
         "given as an option, e.g. `kit train siamese --epochs 5 --learning-rate 0.0005`; "
         "`kit train MODEL --help` lists them with their defaults.",
     )
-    p.add_argument("model", metavar="MODEL", nargs="?", help="mean, cosine, gbm, siamese or blend")
+    p.add_argument("model", metavar="MODEL", nargs="?", help=f"{', '.join(rungs[:-1])} or {rungs[-1]}")
     p.add_argument("-h", "--help", action="store_true", help="show this help (with MODEL: also its options) and exit")
     p.add_argument("--competition", metavar="NAME|DIR", help="competition (default: practice)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
@@ -34,6 +37,9 @@ def command_options(parser):
 def help_text(parser, model=None):
     """The command's help; with ``model``, followed by that rung's options and their defaults.
 
+    The rung's module is not imported (:func:`kit.models.described`): help for the
+    siamese rung answers without loading TensorFlow.
+
     Examples
     --------
     >>> import argparse
@@ -49,7 +55,7 @@ def help_text(parser, model=None):
     text = parser.format_help()
     if model is None:
         return text
-    cls = kit.models.get(model)
+    cls = kit.models.described(model)
     own = command_options(parser)
     # A parser of its own only formats the rung's options; the command's parser stays as it was.
     rung = argparse.ArgumentParser(usage=argparse.SUPPRESS, add_help=False)

@@ -5,12 +5,17 @@ folder but ``private/``), the answers with their Public/Private split, and pages
 from ``competition.json`` (:mod:`kit.hosting.pages`).
 """
 import datetime as dt
+import re
 from pathlib import Path
 
 from kit.errors import UserError
+from kit.safetext import printable
 
 PRIVATE_FOLDER = "private"
-_DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S")
+_OFFSET = re.compile(r"(?:[Zz]|(?P<sign>[+-])(?P<hours>\d{2}):?(?P<minutes>\d{2}))\Z")
+_HAS_TIME = re.compile(r"\d[Tt ]\d")
+_DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S",
+                 "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%d %H:%M:%S.%f")
 
 
 def public_files(competition):
@@ -66,20 +71,45 @@ def public_files(competition):
 
 
 def parse_when(text, option):
-    """A naive UTC datetime from ``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM[:SS]`` (a final Z allowed).
+    """A naive UTC datetime from ``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM[:SS]``.
+
+    A time may end with ``Z`` or a UTC offset (``+02:00``, ``-0500``): it is converted to
+    UTC. Without either it is taken as UTC.
 
     Examples
     --------
     >>> parse_when("2026-01-05", "--start")
     datetime.datetime(2026, 1, 5, 0, 0)
+    >>> parse_when("2027-01-31T23:59+02:00", "competition.json deadline")
+    datetime.datetime(2027, 1, 31, 21, 59)
     """
-    text = str(text).strip().removesuffix("Z")
+    raw = text
+    if not isinstance(text, str):
+        raise UserError(f"{option} {printable(repr(raw), 60)}: expected a UTC date YYYY-MM-DD or YYYY-MM-DDTHH:MM "
+                        "as text")
+    text = text.strip()
+    offset = _OFFSET.search(text)
+    if offset and offset.group("sign") and not _HAS_TIME.search(text):
+        offset = None  # "2026-01-05" ends in digits, not in an offset
+    shift = dt.timedelta()
+    if offset:
+        text = text[: offset.start()]
+        if offset.group("sign"):
+            hours, minutes = int(offset.group("hours")), int(offset.group("minutes"))
+            if hours > 23 or minutes > 59:
+                raise UserError(f"{option} {printable(raw, 60)!r}: the UTC offset must be within -23:59 and +23:59")
+            shift = (1 if offset.group("sign") == "+" else -1) * dt.timedelta(hours=hours, minutes=minutes)
     for fmt in _DATE_FORMATS:
         try:
-            return dt.datetime.strptime(text, fmt)
+            moment = dt.datetime.strptime(text.replace("t", "T"), fmt)
         except ValueError:
             continue
-    raise UserError(f"{option} {text!r}: expected a UTC date YYYY-MM-DD or YYYY-MM-DDTHH:MM")
+        try:
+            return moment - shift
+        except OverflowError:
+            break
+    raise UserError(f"{option} {printable(raw, 60)!r}: expected a UTC date YYYY-MM-DD or YYYY-MM-DDTHH:MM "
+                    "(a time with Z or an offset such as +02:00 is converted to UTC)")
 
 
 def parse_end(text, option):
@@ -91,6 +121,24 @@ def parse_end(text, option):
     datetime.datetime(2026, 6, 30, 23, 59)
     """
     moment = parse_when(text, option)
-    if len(str(text).strip()) == len("YYYY-MM-DD"):
+    if not _HAS_TIME.search(text):
         moment += dt.timedelta(days=1, minutes=-1)
     return moment
+
+
+def competition_deadline(competition):
+    """competition.json's ``deadline`` as a naive UTC datetime, or None when it has none.
+
+    Both exports (Codabench's phase end, Kaggle's ``deadline`` setting) take it from here:
+    an offset is converted to UTC and a day alone means its last minute.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> competition_deadline(SimpleNamespace(metadata={"deadline": "2027-02-01T01:59+02:00"}))
+    datetime.datetime(2027, 1, 31, 23, 59)
+    """
+    value = competition.metadata.get("deadline")
+    if value in (None, ""):
+        return None
+    return parse_end(value, "competition.json deadline")

@@ -12,12 +12,25 @@ worker expect, and how the bundle meets it:
   ``auto_migrate_to_this_phase: true``: when it opens, every submission on the leaderboard
   moves to it and is scored on the Private rows. The leaderboard's ``submission_rule`` is
   ``Force_Best``, so the submission on it is each participant's best Public one;
+- submission caps: the unpacker gives a phase without ``max_submissions`` a total of 100
+  per participant, so the Public phase states days x daily limit (or the teacher's
+  ``max_submissions``). The final phase is
+  closed to uploads as far as a bundle can close it: it ends :data:`FINAL_PHASE_MINUTES`
+  after it starts (the upload page accepts files only while a phase is *Current*, that
+  is between its start and its end; migration runs whenever the start has passed, ended
+  or not), and it allows 1 submission a day and 1 in all, which a migrated submission
+  already uses (``Phase.can_user_make_submissions`` counts it). What remains open,
+  written in docs/teachers.md: Codabench's submission API checks no phase dates, so a
+  participant without a migrated submission (or before the migration pass) can still
+  send one file to the final phase by calling it directly;
 - leaderboard column keys (at most 36 characters) equal the keys of ``scores.json``; ``rmse``
   is the primary column, sorted ascending (Codabench sorts descending by default);
-- the scoring program is ``metadata.yaml`` (``command: python3 scoring.py``) and a
-  ``scoring.py`` that reads ``/app/input/ref`` and ``/app/input/res`` and writes
-  ``/app/output/scores.json``. It runs on the scoring image's Python with NumPy alone:
-  :func:`scoring_program_source` inlines the kit's own validation and metric modules.
+- the scoring program is ``metadata.yaml`` (``command: python3 scoring.py $input $output``;
+  the worker replaces the two variables by ``/app/input`` and ``/app/output`` and runs
+  it in ``/app/program``) and a ``scoring.py`` that reads ``ref/`` and ``res/`` below the
+  input folder and writes ``scores.json``. It runs on the scoring image's Python with
+  NumPy alone: :func:`scoring_program_source` inlines the kit's own modules, among them
+  :mod:`kit.submission_format`, the one reader of submissions.
 
 Zip members have fixed times and order: the same competition and options give the same
 bytes.
@@ -33,7 +46,8 @@ from pathlib import Path
 from kit.errors import UserError
 from kit.fileio import atomic_path
 from kit.scoring import PRIVATE, PUBLIC
-from kit.hosting import parse_end, parse_when
+from kit.hosting import competition_deadline, parse_end, parse_when
+from kit.hosting.codabench_scorer import COMMAND
 
 #: The scoring program's own module: it and every kit module it imports, recursively,
 #: are inlined (imported modules first) into ``scoring.py``.
@@ -42,11 +56,15 @@ DOCKER_IMAGE = "codalab/codalab-legacy:py312"
 #: Codabench's limit on leaderboard and column keys and column titles.
 MAX_KEY = 36
 DEFAULT_WEEKS = 8
+#: How long the final phase is *Current* (open on the upload page): as short as the
+#: bundle's minute-precise dates allow. Migration does not need it open.
+FINAL_PHASE_MINUTES = 1
 TASKS = ((PUBLIC, "reference_data/public"), (PRIVATE, "reference_data/private"))
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
-def export_codabench(competition, out, *, start=None, end=None, title=None, data=None, today=None):
+def export_codabench(competition, out, *, start=None, end=None, title=None, data=None, today=None,
+                     max_submissions=None):
     """Write a Codabench v2 competition bundle (a zip) for a prepared competition.
 
     Parameters
@@ -61,6 +79,9 @@ def export_codabench(competition, out, *, start=None, end=None, title=None, data
         Private phase opens one minute after ``end``.
     title : str, optional
         Title on Codabench (default ``Spectral similarity: <name>``).
+    max_submissions : int, optional
+        Submissions per participant in all during the Public phase (default: the daily
+        limit times the UTC dates the phase touches, so the daily limit holds every day).
     today : datetime.date, optional
         Stands in for today's date (tests).
 
@@ -88,9 +109,10 @@ def export_codabench(competition, out, *, start=None, end=None, title=None, data
     solution = _read_solution(competition)
     pages = build_pages(competition, files, title=title)
     members = {
-        "competition.yaml": competition_yaml(competition, title, phase_dates, pages).encode(),
+        "competition.yaml": competition_yaml(competition, title, phase_dates, pages,
+                                             max_submissions=max_submissions).encode(),
         "logo.png": logo_png(),
-        "scoring_program/metadata.yaml": b"command: python3 scoring.py\n",
+        "scoring_program/metadata.yaml": f"command: {COMMAND}\n".encode(),
         "scoring_program/scoring.py": scoring_program_source().encode(),
     }
     for key, (_, text) in pages.items():
@@ -109,15 +131,21 @@ def export_codabench(competition, out, *, start=None, end=None, title=None, data
     return out
 
 
-def competition_yaml(competition, title, phase_dates, pages):
-    """The bundle's ``competition.yaml`` text."""
+def competition_yaml(competition, title, phase_dates, pages, max_submissions=None):
+    """The bundle's ``competition.yaml`` text (``max_submissions`` as in :func:`export_codabench`)."""
     import yaml
 
     from kit.hosting.codabench_scorer import leaderboard_columns
     from kit.hosting.pages import brief_description, daily_limit
 
     (public_start, public_end), final_start = phase_dates
+    final_end = final_start + dt.timedelta(minutes=FINAL_PHASE_MINUTES)
     limit = daily_limit(competition)
+    if max_submissions is None:
+        max_submissions = limit * submission_days(public_start, public_end)
+    elif isinstance(max_submissions, bool) or not isinstance(max_submissions, int) or max_submissions < 1:
+        # Codabench reads 0 as "no cap at all".
+        raise UserError(f"--max-submissions: expected a whole number >= 1, found {max_submissions!r}")
     tasks = [
         {"index": i, "name": f"{usage} rows", "description": f"Scores a submission on the {usage} rows of the test pairs.",
          "scoring_program": "scoring_program/", "reference_data": f"{folder}/"}
@@ -127,10 +155,11 @@ def competition_yaml(competition, title, phase_dates, pages):
         {"index": 0, "name": PUBLIC, "start": _when(public_start), "end": _when(public_end),
          "description": f"Submit a zip holding one `id,similarity` CSV; scored on the Public rows. "
                         f"At most {limit} a day; your best submission stays on the leaderboard.",
-         "max_submissions_per_day": limit, "tasks": [0], "public_data": "public_data/"},
-        {"index": 1, "name": "Private (final)", "start": _when(final_start),
+         "max_submissions_per_day": limit, "max_submissions": max_submissions,
+         "tasks": [0], "public_data": "public_data/"},
+        {"index": 1, "name": "Private (final)", "start": _when(final_start), "end": _when(final_end),
          "description": "The final ranking: each participant's best Public submission moves here when the "
-                        "phase opens and is scored on the Private rows. Nothing to do in this phase.",
+                        "phase opens and is scored on the Private rows. Nothing to upload in this phase.",
          "auto_migrate_to_this_phase": True, "max_submissions_per_day": 1, "max_submissions": 1,
          "tasks": [1], "public_data": "public_data/"},
     ]
@@ -222,13 +251,26 @@ def logo_png():
     return buffer.getvalue()
 
 
+def submission_days(start, end):
+    """How many UTC dates a phase from ``start`` to ``end`` touches (Codabench's daily caps count by date).
+
+    Examples
+    --------
+    >>> submission_days(dt.datetime(2026, 1, 5), dt.datetime(2026, 3, 1, 23, 59))
+    56
+    >>> submission_days(dt.datetime(2026, 1, 5, 12, 0), dt.datetime(2026, 1, 6, 0, 0))
+    2
+    """
+    return (end.date() - start.date()).days + 1
+
+
 def _phase_dates(competition, start, end, today):
     """``((public start, public end), private start)`` checked to be in order."""
     today = today or dt.datetime.now(dt.timezone.utc).date()
     begin = parse_when(start, "--start") if start else dt.datetime.combine(today, dt.time())
-    deadline = competition.metadata.get("deadline")
+    deadline = competition_deadline(competition)
     if end or deadline:
-        finish = parse_end(*((end, "--end") if end else (deadline, "competition.json deadline")))
+        finish = parse_end(end, "--end") if end else deadline
     else:
         finish = begin + dt.timedelta(weeks=DEFAULT_WEEKS)
     if finish <= begin:

@@ -1,13 +1,15 @@
 """The Codabench scoring program: score the participant's CSV, write ``scores.json``.
 
-Codabench runs the program in its scoring image with the reference data in
-``/app/input/ref``, the participant's unzipped submission in ``/app/input/res`` and
-``/app/output`` for ``scores.json``. That image has NumPy but not the kit, so
-:func:`kit.hosting.codabench.scoring_program_source` writes one ``scoring.py`` holding
-:mod:`kit.errors`, :mod:`kit.tanimoto_bins`, :mod:`kit.metrics`, :mod:`kit.submission_format` and this
-module, in that order, with the ``from kit...`` lines dropped: the program checks files with
-the same code, and so the same rules and messages, as ``kit score``, and scores them with
-the same metric code.
+Codabench's compute worker runs ``metadata.yaml``'s command, ``python3 scoring.py $input
+$output``, in the program folder ``/app/program`` of its scoring image, with ``$input``
+replaced by ``/app/input`` (reference data in ``ref/``, the participant's unzipped
+submission in ``res/``) and ``$output`` by ``/app/output`` (for ``scores.json``). That
+image has NumPy but not the kit, so :func:`kit.hosting.codabench.scoring_program_source`
+writes one ``scoring.py`` holding the kit modules this one imports (:mod:`kit.errors`,
+:mod:`kit.tanimoto_bins`, :mod:`kit.metrics`, :mod:`kit.safetext`,
+:mod:`kit.submission_format`) and this module, with the ``from kit...`` lines dropped: the
+program reads files with the kit's one reader, and so the same rules, values and messages,
+as ``kit score``, and scores them with the same metric code.
 
 Reference data of one task (written by ``kit export codabench``):
 
@@ -20,6 +22,7 @@ import csv
 import json
 import math
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -27,16 +30,23 @@ import numpy as np
 
 from kit.tanimoto_bins import BIN_LABELS
 from kit.errors import UserError
-from kit.metrics import diagnostics
+from kit.metrics import diagnostics, shown_scores
+from kit.safetext import printable
 from kit.submission_format import read_submission
 
 SOLUTION_NAME = "solution.csv"
 EXPECTED_IDS_NAME = "expected_ids.csv"
+#: The file Codabench's compute worker writes beside the participant's unzipped files.
+WORKER_FILE = "metadata"
 DEFAULT_INPUT = "/app/input"
 DEFAULT_OUTPUT = "/app/output"
 SCORES_NAME = "scores.json"
+#: The command of ``metadata.yaml``; the worker replaces ``$input`` and ``$output``.
+COMMAND = "python3 scoring.py $input $output"
 #: A submission is one CSV file; an archive of thousands of files is refused early.
 MAX_FILES = 1000
+#: ... and one nested thousands of folders deep (os.walk recursed once per level before Python 3.12).
+MAX_DEPTH = 16
 
 
 def leaderboard_columns():
@@ -64,37 +74,48 @@ def scores_for(details):
     """The ``scores.json`` object from one Usage's diagnostics.
 
     Values that do not exist (a bin without rows, Pearson r of constant predictions) are
-    left out: Codabench stores every score as a number.
+    left out: Codabench stores every score as a number. The others are rounded to
+    :data:`~kit.metrics.SHOWN_DECIMALS` places, as ``kit score`` and Kaggle show them.
 
     Examples
     --------
     >>> scores = scores_for(diagnostics([0.05, 0.95], [0.15, 0.95]))
-    >>> round(scores["rmse"], 6), "rmse_05_06" in scores
-    (0.070711, False)
+    >>> scores["rmse"], "rmse_05_06" in scores
+    (0.07071, False)
     """
     values = {"rmse": details["rmse"], "binned_rmse": details["binned_rmse"], "mae": details["mae"],
               "pearson": details["pearson"]}
     for (key, _, _), label in zip(leaderboard_columns()[4:], BIN_LABELS):
         values[key] = details["per_bin_rmse"][label]
-    return {key: value for key, value in values.items() if value is not None and math.isfinite(value)}
+    return shown_scores({key: value for key, value in values.items() if value is not None and math.isfinite(value)})
 
 
 def find_submission(folder):
     """The one CSV file of the participant's unzipped submission (searched below ``folder``).
 
+    Only folders and regular files are accepted: a link (to a file or a folder), a pipe
+    or a device anywhere in the submission stops it, unread, so that no message ever
+    quotes another file (the reference solution lies next door).
+
     Raises
     ------
     UserError
-        When there is no CSV file, or more than one.
+        When there is no CSV file, more than one, or something that is not a plain file.
     """
     folder = Path(folder)
-    if not folder.is_dir():
+    if not folder.is_dir() or folder.is_symlink():
         raise UserError(f"no submission folder at {folder}: expected the participant's unzipped submission")
     found, seen = [], 0
     for root, dirs, files in os.walk(folder):
+        if len(Path(root).relative_to(folder).parts) > MAX_DEPTH:
+            raise UserError(f"{folder}: folders nested more than {MAX_DEPTH} deep: expected a zip holding one CSV file")
+        for name in dirs + files:
+            _check_member(folder, Path(root) / name)
         # Archive tools add __MACOSX/ and dot files beside the real ones.
         dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__MACOSX")))
         for name in sorted(files):
+            if name == WORKER_FILE and Path(root) == folder:
+                continue  # the compute worker's, not the participant's
             seen += 1
             if seen > MAX_FILES:
                 raise UserError(f"{folder}: more than {MAX_FILES} files: expected a zip holding one CSV file")
@@ -102,13 +123,29 @@ def find_submission(folder):
                 found.append(Path(root) / name)
     if not found:
         raise UserError(
-            f"no CSV file in the submission: expected a zip holding one `id,similarity` CSV file "
-            f"(for example `zip submission.zip submission.csv`), found {seen} other file(s)"
+            f"no CSV file in the submission: expected a zip holding one 'id,similarity' CSV file "
+            f"(for example: zip submission.zip submission.csv), found {seen} other file(s)"
         )
     if len(found) > 1:
         names = ", ".join(str(p.relative_to(folder)) for p in found[:5])
         raise UserError(f"{len(found)} CSV files in the submission: expected exactly one, found {names}")
     return found[0]
+
+
+def _check_member(folder, path):
+    """An error unless ``path`` (inside the submission) is a folder or a regular file."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError as exc:
+        raise UserError(f"cannot read the submission: {exc.strerror or exc}") from None
+    if stat.S_ISLNK(mode):
+        kind = "a link"
+    elif stat.S_ISDIR(mode) or stat.S_ISREG(mode):
+        return
+    else:
+        kind = "not a regular file"
+    raise UserError(f"{path.relative_to(folder)!s} in the submission is {kind}: expected a zip holding one "
+                    "plain CSV file")
 
 
 def read_reference(folder):
@@ -172,7 +209,7 @@ def main(argv=None):
     try:
         scores = score_folder(*argv)
     except UserError as exc:
-        print(f"{program}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"{program}: error: {printable(' '.join(str(exc).split()))}", file=sys.stderr)
         return 2
     usage = scores.pop("_usage")
     print(f"{usage} RMSE {scores['rmse']:.5f} (binned RMSE {scores['binned_rmse']:.5f})")

@@ -9,6 +9,8 @@ from collections import Counter
 
 from kit.classroom import DEFAULT_DAILY_LIMIT
 from kit.errors import UserError
+from kit.licences import RESTRICTIONS, restrictions
+from kit.safetext import printable
 from kit.tanimoto_bins import BIN_LABELS
 
 REFERENCE = (
@@ -19,7 +21,6 @@ REFERENCE = (
 MASSBANK = "MassBank (https://massbank.eu, https://github.com/MassBank/MassBank-data)"
 #: Lines of an MGF record that name the record's licence.
 _LICENCE_LINE = re.compile(rb"^(?:LICENSE|LICENCE)=(.*?)\s*$", re.IGNORECASE | re.MULTILINE)
-_NON_COMMERCIAL = re.compile(r"\bNC\b|non-?commercial", re.IGNORECASE)
 
 
 def code(text, limit=120):
@@ -56,6 +57,61 @@ def licence_counts(files):
         if name.lower().endswith(".mgf"):
             counts.update(m.decode("utf-8", "replace") or "(empty)" for m in _LICENCE_LINE.findall(path.read_bytes()))
     return counts
+
+
+def hosted_licences(competition, files):
+    """Records per licence among every spectrum the competition hands out, train and test.
+
+    Test spectra lose their licence field (it would narrow down which record each one is),
+    so the files alone undercount: competition.json's ``library.licenses``, written by
+    ``kit prepare`` over all spectra, is used when it is there, the files' counts otherwise.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> hosted_licences(SimpleNamespace(metadata={"library": {"licenses": {"CC BY": 3}}}), [])
+    Counter({'CC BY': 3})
+    """
+    recorded = competition.metadata.get("library", {})
+    recorded = recorded.get("licenses") if isinstance(recorded, dict) else None
+    if isinstance(recorded, dict) and all(isinstance(n, int) and not isinstance(n, bool) for n in recorded.values()):
+        return Counter({str(name): n for name, n in recorded.items() if str(name) != "unknown"})
+    return licence_counts(files)
+
+
+def licence_warning(counts):
+    """One line warning that the public files hold records whose licence restricts hosting them, or None.
+
+    A competition's files are a derivative of the library (cleaned, stripped, renamed
+    spectra), and a hosting platform redistributes them: records under a no-derivatives
+    (ND) or non-commercial (NC) licence, or with all rights reserved, need the teacher's
+    judgement. Both ``kit kaggle host`` and ``kit export codabench`` print it.
+
+    Parameters
+    ----------
+    counts : Counter
+        Records per licence, as :func:`licence_counts` gives them.
+
+    Examples
+    --------
+    >>> from collections import Counter
+    >>> print(licence_warning(Counter({"CC BY": 9, "CC BY-NC-ND": 2})))
+    warning: the competition hands out records whose licence restricts sharing them: 2 no derivatives, 2 non-commercial use only (CC BY-NC-ND: 2); check that hosting them is allowed, or rebuild the competition without them: kit prepare ... --exclude-licence CC-BY-NC-ND
+    >>> licence_warning(Counter({"CC BY": 9})) is None
+    True
+    """
+    restricted = {name: n for name, n in counts.items() if restrictions(name)}
+    if not restricted:
+        return None
+    totals = [f"{sum(n for name, n in restricted.items() if key in restrictions(name)):,} {what}"
+              for key, what in RESTRICTIONS.items()
+              if any(key in restrictions(name) for name in restricted)]
+    names = ", ".join(f"{printable(name, 40)}: {n:,}" for name, n in sorted(restricted.items(), key=lambda i: -i[1]))
+    worst = max(restricted, key=lambda name: (len(restrictions(name)), restricted[name]))
+    example = "-".join(printable(worst, 40).split())
+    return (f"warning: the competition hands out records whose licence restricts sharing them: {', '.join(totals)} "
+            f"({names}); check that hosting them is allowed, or rebuild the competition without them: "
+            f"kit prepare ... --exclude-licence {example}")
 
 
 def build_pages(competition, files, title=None):
@@ -255,7 +311,7 @@ Library: {names}.
 
 
 def _nc_note(counts):
-    if any(_NON_COMMERCIAL.search(name) for name in counts):
+    if any("NC" in restrictions(name) for name in counts):
         return "; records under an NC licence are for non-commercial use only"
     return ""
 

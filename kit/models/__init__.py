@@ -7,7 +7,10 @@ Examples
 ['mean', 'cosine', 'gbm', 'siamese', 'blend']
 >>> model = kit.models.get("mean")()   # doctest: +SKIP
 """
+import ast
+import inspect
 from importlib import import_module
+from importlib.util import find_spec
 from pathlib import Path
 
 from kit.errors import UserError
@@ -35,12 +38,138 @@ def get(name):
     UserError
         For an unknown name, listing the known ones.
     """
+    module, cls = _registered(name)
+    return getattr(import_module(module), cls)
+
+
+def _registered(name):
+    """``(module, class name)`` registered under ``name``; an unknown name is refused."""
     if not isinstance(name, str) or name not in REGISTRY:
         from kit.safetext import printable
 
         raise UserError(f"unknown model {printable(repr(name), 80)}: expected one of {', '.join(REGISTRY)}")
     module, cls = REGISTRY[name].split(":")
-    return getattr(import_module(module), cls)
+    return module, cls
+
+
+def described(name):
+    """A stand-in for the class registered under ``name``, for help: no module is run.
+
+    ``kit train MODEL --help`` only needs a rung's docstring and its ``__init__``
+    defaults, and importing the siamese rung alone takes seconds (TensorFlow). Both are
+    read from the module's source with :mod:`ast`: defaults that are literals, or
+    constants assigned or imported at the top of a kit module (``binning.BIN_WIDTH``).
+    The stand-in has the class's ``__module__``, ``__name__``, docstrings, ``__init__``
+    signature and a ``get_params`` giving the defaults, which is all
+    :func:`kit.training.rung_options` reads. Where the source says more than that (a
+    computed default, an inherited ``__init__``), the class itself is imported.
+
+    Examples
+    --------
+    >>> cls = described("siamese")
+    >>> cls.__name__, cls().get_params()["epochs"]
+    ('SiameseModel', 30)
+    """
+    module, cls_name = _registered(name)
+    try:
+        node = _class_node(module, cls_name)
+        init = next(n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+        parameters = _parameters(module, init.args)
+    except (_NotLiteral, StopIteration, OSError, SyntaxError):
+        return get(name)
+    return _stand_in(module, cls_name, ast.get_docstring(node, clean=False), ast.get_docstring(init, clean=False),
+                     parameters)
+
+
+class _NotLiteral(Exception):
+    """A value the source alone does not give."""
+
+
+def _module_tree(module):
+    spec = find_spec(module)
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        raise OSError(f"no source for {module}")
+    return ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+
+
+def _class_node(module, cls_name):
+    return next(n for n in _module_tree(module).body if isinstance(n, ast.ClassDef) and n.name == cls_name)
+
+
+def _parameters(module, args):
+    """``inspect.Parameter``s of an ``__init__``'s keyword arguments with their literal defaults."""
+    if args.vararg or args.kwarg or args.posonlyargs or len(args.args) - 1 != len(args.defaults):
+        raise _NotLiteral("every argument after self needs a default")
+    pairs = list(zip(args.args[1:], args.defaults)) + list(zip(args.kwonlyargs, args.kw_defaults))
+    kinds = [inspect.Parameter.POSITIONAL_OR_KEYWORD] * len(args.defaults) + [inspect.Parameter.KEYWORD_ONLY] * len(
+        args.kwonlyargs)
+    return [inspect.Parameter(arg.arg, kind, default=_value(module, default))
+            for (arg, default), kind in zip(pairs, kinds)]
+
+
+def _value(module, node, depth=0):
+    """The value of a default: a literal, or a kit module's constant (followed through its imports)."""
+    if node is None:
+        raise _NotLiteral("a keyword-only argument without a default")
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        pass
+    if depth > 4:
+        raise _NotLiteral("too many imports to follow")
+    if isinstance(node, ast.Name):
+        return _constant(module, node.id, depth)
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        target = _imported(module, node.value.id)
+        if target is not None:
+            return _constant(target, node.attr, depth + 1)
+    raise _NotLiteral(ast.dump(node))
+
+
+def _imported(module, alias):
+    """The kit module that ``alias`` names in ``module`` (``from kit import mz_binning as binning``), or None."""
+    for node in _module_tree(module).body:
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            for item in node.names:
+                if (item.asname or item.name) == alias and f"{node.module}.{item.name}".startswith("kit."):
+                    return f"{node.module}.{item.name}"
+        if isinstance(node, ast.Import):
+            for item in node.names:
+                if (item.asname or item.name) == alias and item.name.startswith("kit."):
+                    return item.name
+    return None
+
+
+def _constant(module, name, depth):
+    """A top-level constant of a kit module, assigned a literal there or imported from another kit module."""
+    if not module.startswith("kit."):
+        raise _NotLiteral(f"{module} is not a kit module")
+    for node in _module_tree(module).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return _value(module, node.value, depth + 1)
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == name:
+            return _value(module, node.value, depth + 1)
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            for item in node.names:
+                if (item.asname or item.name) == name:
+                    return _constant(node.module, item.name, depth + 1)
+    raise _NotLiteral(f"no constant {name} in {module}")
+
+
+def _stand_in(module, cls_name, doc, init_doc, parameters):
+    """A class with the given docstrings and ``__init__`` signature, whose ``get_params`` gives the defaults."""
+    defaults = {p.name: p.default for p in parameters}
+
+    def __init__(self, **params):
+        self._params = {**defaults, **params}
+
+    __init__.__doc__ = init_doc
+    __init__.__signature__ = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)] + parameters)
+    return type(cls_name, (), {
+        "__module__": module, "__doc__": doc, "__init__": __init__,
+        "get_params": lambda self, deep=True: dict(self._params),
+    })
 
 
 def load(path):

@@ -51,9 +51,14 @@ import math
 import os
 import time
 import warnings
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from kit.thirdparty import import_tensorflow  # noqa: E402
+
+import_tensorflow()  # first, without TensorFlow's start-up notices
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -61,9 +66,22 @@ import numpy as np  # noqa: E402
 from kit import mz_binning as binning  # noqa: E402
 from kit.errors import UserError, first_line  # noqa: E402
 from kit.models.base import PairModel, check_spectra, pair_indices  # noqa: E402
-from kit.models.untrusted import MAX_KERAS_UNITS  # noqa: E402
+from kit.progress import keras_verbosity  # noqa: E402
 
-MODEL_FILE = "model.keras"
+#: The network's weights, in Keras' HDF5 format: all a saved siamese holds beside its manifest.
+WEIGHTS_FILE = "model.weights.h5"
+#: What earlier saves held instead: a Keras zip (``model.keras``) of ``config.json``, which
+#: is never read, and the same weights file, which is.
+LEGACY_FILE_SUFFIX = ".keras"
+# Limits of the network a siamese may build, in training and on load alike: a forged
+# manifest rebuilds its network from these parameters before any weight is read, so they
+# bound what loading can allocate. The total weight budget holds ms2deepscore 2.x's
+# (10000,) hidden layer on 9,900 bins (some 100 million weights, 400 MB).
+MAX_LAYER_UNITS = 65_536
+MAX_HIDDEN_LAYERS = 8
+MAX_NETWORK_WEIGHTS = 150_000_000
+#: Most bins a binning may give (0.001 Da over m/z 10-1000 is 990,000).
+MAX_BINS = 1_000_000
 # Spectra embedded per forward pass at inference; pairs scored per chunk, small enough
 # that the gathered rows stay in cache (larger chunks run slower, not faster).
 EMBED_BATCH = 1024
@@ -803,10 +821,23 @@ class SiameseModel(PairModel):
         3 (down to 1/100 of ``learning_rate``); ``None`` keeps it constant.
     validation_fraction : float, default 0.1
         Share of training molecules held out when ``fit`` gets no validation spectra.
-    bin_width, mz_range, intensity_power :
-        Binning (see :mod:`kit.mz_binning`): 0.1 Da over m/z 10-1000, square roots.
-    augment_removal_max, augment_removal_intensity, augment_intensity, augment_noise_max, augment_noise_intensity :
-        Augmentation of training spectra (see :func:`augment_batch`); zeros turn it off.
+    bin_width : float, default 0.1
+        Width of one m/z bin in Da (binning, :mod:`kit.mz_binning`).
+    mz_range : tuple of float, default (10.0, 1000.0)
+        Lowest and highest m/z binned; peaks outside are dropped.
+    intensity_power : float, default 0.5
+        Power applied to each peak's intensity before binning (0.5: square roots).
+    augment_removal_max : float, default 0.3
+        Augmentation of training spectra (:func:`augment_peaks`; 0 turns this part
+        off): the largest share of the weak peaks removed from each spectrum.
+    augment_removal_intensity : float, default 0.2
+        Augmentation: peaks below this intensity may be removed.
+    augment_intensity : float, default 0.4
+        Augmentation: every intensity is multiplied by a factor in 1 +/- this (0 turns it off).
+    augment_noise_max : int, default 10
+        Augmentation: at most this many noise peaks added to each spectrum (0 turns it off).
+    augment_noise_intensity : float, default 0.01
+        Augmentation: the highest intensity of a noise peak.
     use_metadata : bool, default True
         Also feed precursor m/z and ion mode to the embedding network (as ms2deepscore
         2.x does); ``False`` reads peaks only, as MS2DeepScore v1.
@@ -869,7 +900,8 @@ class SiameseModel(PairModel):
     seed : int, default 0
         Seeds weights, dropout, the validation split, pairs and augmentation.
     verbose : int or "auto", default "auto"
-        Keras progress output while fitting (0 silences it).
+        Keras progress output while fitting (0 silences it); "auto" draws a bar on a
+        terminal and prints one line per epoch elsewhere (a log file, a pipe).
 
     Attributes
     ----------
@@ -967,9 +999,10 @@ class SiameseModel(PairModel):
             raise TypeError(f"hidden_units must be a tuple of ints such as (500, 500), found {self.hidden_units!r}")
         for name in ("embedding_dim", "epochs", "batch_size", "pairs_per_epoch", "validation_pairs"):
             _int_param(name, getattr(self, name))
-        # Wider layers would make a network the kit refuses to load (kit.models.untrusted).
-        if max(*units, int(self.embedding_dim)) > MAX_KERAS_UNITS:
-            raise UserError(f"hidden_units and embedding_dim must be at most {MAX_KERAS_UNITS:,} each, found "
+        if len(units) > MAX_HIDDEN_LAYERS:
+            raise UserError(f"hidden_units must list at most {MAX_HIDDEN_LAYERS} layers, found {len(units):,}")
+        if max(*units, int(self.embedding_dim)) > MAX_LAYER_UNITS:
+            raise UserError(f"hidden_units and embedding_dim must be at most {MAX_LAYER_UNITS:,} each, found "
                             f"{max(*units, int(self.embedding_dim)):,}")
         for name in ("patience", "seed", "augment_noise_max", "precursor_encoding"):
             _int_param(name, getattr(self, name), minimum=0)
@@ -993,8 +1026,34 @@ class SiameseModel(PairModel):
             _number_param(name, getattr(self, name), low, high)
         if _number_param("learning_rate", self.learning_rate, 0.0, 1.0) == 0:
             raise UserError("learning_rate must be positive, found 0")
-        self.binning_settings()
+        n_weights = self._n_weights(units, self._n_bins())
+        if n_weights > MAX_NETWORK_WEIGHTS:
+            raise UserError(f"the network would hold {n_weights:,} weights (hidden_units {list(units)}, embedding_dim "
+                            f"{int(self.embedding_dim):,}, {self._n_bins():,} bins): at most {MAX_NETWORK_WEIGHTS:,} "
+                            "fit the siamese rung")
         return units
+
+    def _n_bins(self):
+        """Bins of the checked binning settings: the network's input width (at most :data:`MAX_BINS`)."""
+        settings = self.binning_settings()
+        lo, hi = settings["mz_range"]
+        # Before n_bins: a bin width of 1e-300 would make it overflow.
+        if (hi - lo) / settings["bin_width"] > MAX_BINS:
+            raise UserError(f"binning: bin_width {settings['bin_width']:g} over m/z {lo:g}-{hi:g} gives more than "
+                            f"{MAX_BINS:,} bins")
+        return binning.n_bins(settings["bin_width"], settings["mz_range"])
+
+    def _n_weights(self, units, n_bins):
+        """Weights of the network these parameters build on ``n_bins`` bins (head and BatchNorm included)."""
+        widths = [n_bins + len(self._metadata_names()), *units]
+        total = sum(a * b + b + 4 * b for a, b in zip(widths, widths[1:]))
+        total += units[-1] * int(self.embedding_dim) + int(self.embedding_dim)
+        network_encoding, head_encoding = self._mass_encoding()
+        total += network_encoding // 2
+        head = [2 + head_encoding // 2, *self._head_units()]
+        if len(head) > 1:
+            total += sum(a * b + b for a, b in zip(head, head[1:] + [1]))
+        return total
 
     def _head_units(self):
         """``head_units`` checked, as a tuple of int (empty for no head)."""
@@ -1118,7 +1177,8 @@ class SiameseModel(PairModel):
             _fit_across_workers(trainer, train_feed.element_spec)
         try:
             history = trainer.fit(train_feed, validation_data=val_feed, epochs=int(self.epochs),
-                                  callbacks=self._callbacks(learning_rate), verbose=self.verbose, shuffle=not feed)
+                                  callbacks=self._callbacks(learning_rate), verbose=keras_verbosity(self.verbose),
+                                  shuffle=not feed)
         finally:
             train_data.close()
         if distributed or mixed:
@@ -1319,16 +1379,18 @@ class SiameseModel(PairModel):
         """
         if getattr(self, "is_chief_", True) is False:
             import tempfile
-            from pathlib import Path
 
             path = Path(tempfile.mkdtemp(prefix="kit-siamese-worker-")) / Path(path).name
         return super().save(path, extra)
 
     def _save_state(self, folder):
-        self.siamese_.save(folder / MODEL_FILE)
+        # Weights only: the manifest's parameters rebuild the network (_load_state). A fresh
+        # siamese around the same layers, as a dense fit's siamese_ is the compiled
+        # trainer, whose optimiser state Keras would save too.
+        build_siamese(self.embedding_network_, self.head_).save_weights(folder / WEIGHTS_FILE)
         return {
             "format": "keras",
-            "file": MODEL_FILE,
+            "file": WEIGHTS_FILE,
             "binning": self.binning_settings(),
             "metadata_features": self._metadata_names(),
             "history": self.history_,
@@ -1342,83 +1404,35 @@ class SiameseModel(PairModel):
 
     @classmethod
     def _load_state(cls, folder, manifest):
-        """Rebuild the model from its manifest and ``.keras`` file (untrusted input).
+        """Rebuild the model from its manifest, then read the network's weights (untrusted input).
 
-        The manifest's fields and parameters are checked, the network's config may only
-        name the classes this rung saves, and Keras loads it with ``safe_mode=True``.
+        No Keras config is read: the manifest's fields and parameters are checked (the
+        parameters bound the network's size), the network is built from them with
+        :func:`build_embedding_network` and :func:`build_siamese`, and only weights are
+        read into it, from an HDF5 file whose every dataset must have the shape the built
+        network needs (:func:`kit.models.untrusted.weight_shapes`, before a value is
+        read). An earlier save's ``model.keras`` gives up its weights file alone.
         """
-        from kit.models.untrusted import check_fields, check_keras_config, file_inside
+        import tempfile
+
+        from kit.models.untrusted import check_fields, file_inside
         from kit.safetext import printable
 
         where = printable(folder)
         check_fields(manifest, _MANIFEST_FIELDS, where)
-        names = cls._get_param_names()
-        params = {k: v for k, v in (manifest.get("params") or {}).items() if k in names}
-        for key in ("hidden_units", "mz_range", "head_units"):
-            if isinstance(params.get(key), list):
-                params[key] = tuple(params[key])
-        # A siamese saved before heads (or calibration) existed has none.
-        params.setdefault("head_units", ())
-        params.setdefault("calibrate", False)
-        model = cls(**params)
-        try:
-            model._check_params()
-        except (TypeError, UserError) as exc:
-            raise UserError(f"{where}: unusable parameters in the manifest ({printable(exc, 200)})") from None
-        metadata = manifest.get("metadata_features") or []
-        expected = list(METADATA_FEATURES)
-        if metadata not in ([], expected):
-            raise UserError(
-                f"{where}: manifest metadata_features must be [] or {expected}, "
-                f"found {printable(repr(metadata), 80)}"
-            )
-        model.use_metadata = bool(metadata)
-        history = manifest.get("history") or {}
-        if not all(isinstance(v, list) and all(x is None or _is_number(x) for x in v) for v in history.values()):
-            raise UserError(f"{where}: manifest history must map each metric to a list of numbers")
-        file = file_inside(folder, manifest.get("file", MODEL_FILE), "network file")
-        check_keras_config(file)
-        try:
-            siamese = keras.saving.load_model(file, compile=False, safe_mode=True)
-            network = siamese.get_layer("embedding_network")
-            _split_first_dense(network)
-            input_dim = int(network.inputs[0].shape[-1])
-            n_inputs = len(network.inputs)
-            metadata_dim = int(network.inputs[1].shape[-1]) if n_inputs > 1 else 0
-            heads = [layer for layer in siamese.layers if isinstance(layer, PairHead)]
-        except Exception as exc:  # noqa: BLE001 - Keras raises many types for a damaged or forged file
-            raise UserError(
-                f"{printable(file)}: not a readable siamese network ({type(exc).__name__}: {first_line(exc)})"
-            ) from None
-        if n_inputs != 1 + bool(metadata) or metadata_dim != len(metadata):
-            raise UserError(
-                f"{where}: the network has {n_inputs} input(s) and {metadata_dim} metadata column(s) but the manifest "
-                f"lists {len(metadata)} metadata feature(s): expected the files saved together by the siamese rung"
-            )
-        match = [layer for layer in network.layers if isinstance(layer, PrecursorMatch)]
-        if len(match) > 1:
-            raise UserError(f"{where}: the network holds {len(match)} PrecursorMatch layers: expected at most one, "
-                            "as the siamese rung builds it")
-        encoding = 2 * len(match[0].periods) if match else 0
-        # The periods follow from the parameter: a forged list (zeros, NaN, millions) is refused.
-        if match and not np.array_equal(np.asarray(match[0].periods, dtype=float), precursor_periods(encoding)):
-            raise UserError(f"{where}: the network's precursor m/z periods are not those the siamese rung uses "
-                            f"for {encoding} features: expected a network saved by the siamese rung")
-        network_encoding, head_encoding = model._mass_encoding()
-        if encoding != network_encoding:
-            raise UserError(
-                f"{where}: the network joins {encoding} precursor m/z features but the manifest (precursor_encoding "
-                f"{model.precursor_encoding}, head_units {list(model._head_units())}) asks for {network_encoding}: "
-                "expected the files saved together by the siamese rung"
-            )
-        model.head_ = _checked_head(heads, model._head_units(), head_encoding, where)
+        model = cls._from_manifest(manifest, where)
         model.calibration_ = _checked_calibration(manifest.get("calibration"), model.calibrate, where)
-        binning.check_binning(manifest["binning"], input_dim, where=where)
-        checked = binning.binning_settings(**manifest["binning"])
-        model.bin_width, model.mz_range = checked["bin_width"], tuple(checked["mz_range"])
-        model.intensity_power = checked["intensity_power"]
-        model.embedding_network_, model.siamese_ = network, siamese
-        model.history_ = history
+        name = manifest.get("file", WEIGHTS_FILE)
+        legacy = name.endswith(LEGACY_FILE_SUFFIX)
+        if not (legacy or name.endswith(WEIGHTS_FILE)):
+            raise UserError(f"{where}: manifest file {printable(repr(name), 80)} must be the network's "
+                            f"{WEIGHTS_FILE} (or an earlier save's model{LEGACY_FILE_SUFFIX})")
+        file = file_inside(folder, name, "network weights file")
+        n_weights = model._n_weights(model._check_params(), model._n_bins())
+        with tempfile.TemporaryDirectory(prefix="kit-siamese-") as scratch:
+            weights = _legacy_weights(file, Path(scratch) / WEIGHTS_FILE, n_weights) if legacy else file
+            model._read_weights(weights, n_weights, Path(scratch), shown=file, legacy=legacy)
+        model.history_ = manifest.get("history") or {}
         model.best_epoch_ = manifest.get("best_epoch")
         model.best_val_rmse_ = manifest.get("best_val_rmse")
         if manifest.get("validation_score") is not None:
@@ -1429,6 +1443,106 @@ class SiameseModel(PairModel):
         model.n_replicas_ = manifest.get("n_replicas") or 1
         model.fitted_ = True
         return model
+
+    @classmethod
+    def _from_manifest(cls, manifest, where):
+        """An unfitted model with the manifest's parameters and binning, all checked."""
+        from kit.safetext import printable
+
+        names = cls._get_param_names()
+        params = {k: v for k, v in (manifest.get("params") or {}).items() if k in names}
+        for key in ("hidden_units", "mz_range", "head_units"):
+            if isinstance(params.get(key), list):
+                params[key] = tuple(params[key])
+        # A siamese saved before heads (or calibration) existed has none.
+        params.setdefault("head_units", ())
+        params.setdefault("calibrate", False)
+        model = cls(**params)
+        metadata = manifest.get("metadata_features") or []
+        expected = list(METADATA_FEATURES)
+        if metadata not in ([], expected):
+            raise UserError(f"{where}: manifest metadata_features must be [] or {expected}, "
+                            f"found {printable(repr(metadata), 80)}")
+        model.use_metadata = bool(metadata)
+        history = manifest.get("history") or {}
+        if not all(isinstance(v, list) and all(x is None or _is_number(x) for x in v) for v in history.values()):
+            raise UserError(f"{where}: manifest history must map each metric to a list of numbers")
+        try:
+            model._check_params()
+        except (TypeError, ValueError) as exc:  # UserError is a ValueError
+            raise UserError(f"{where}: unusable parameters in the manifest ({printable(exc, 200)})") from None
+        # The network reads as many bins as the parameters' binning gives; the manifest's
+        # record of the binning must be the same settings.
+        try:
+            recorded = binning.binning_settings(**manifest["binning"])
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"{where}: unusable binning settings {printable(repr(manifest['binning']), 120)} "
+                            f"({printable(exc, 120)})") from None
+        if recorded != model.binning_settings():
+            raise UserError(f"{where}: manifest binning {printable(repr(recorded), 120)} disagrees with the binning "
+                            f"parameters {model.binning_settings()}: expected the files saved together by the siamese "
+                            "rung")
+        model.bin_width, model.mz_range = recorded["bin_width"], tuple(recorded["mz_range"])
+        model.intensity_power = recorded["intensity_power"]
+        return model
+
+    def _read_weights(self, file, n_weights, scratch, shown, legacy=False):
+        """Build the network from the parameters and read ``file``'s weights into it, shapes checked first.
+
+        ``shown`` names the file in messages (the ``model.keras`` an extracted file came from).
+        """
+        from kit.models.untrusted import weight_shapes
+        from kit.safetext import printable
+
+        where = printable(shown)
+        retrain = " (saved by an earlier kit? retrain the model)" if legacy else ""
+        # Metadata only, before anything is built: what the file declares is bounded by the parameters.
+        try:
+            found = weight_shapes(file, n_weights, "siamese weights file", unread=("optimizer",) if legacy else (),
+                                  where=where)
+        except UserError as exc:
+            raise UserError(f"{exc}{retrain}") from None
+        declared = sum(math.prod(shape) for shape in found.values())
+        if declared != n_weights:
+            raise UserError(f"{where}: holds {declared:,} weights but the network built from the manifest's parameters "
+                            f"has {n_weights:,}: expected the files saved together by the siamese rung{retrain}")
+        network, head = self._new_network(self._n_bins()), self._new_head()
+        siamese = build_siamese(network, head)
+        # What Keras itself writes for the network just built: the exact layout to read.
+        siamese.save_weights(scratch / f"expected-{WEIGHTS_FILE}")
+        expected = weight_shapes(scratch / f"expected-{WEIGHTS_FILE}", n_weights)
+        for path in sorted(set(found) | set(expected)):
+            if found.get(path) != expected.get(path):
+                needs = "no such dataset" if path not in expected else f"shape {expected[path]}"
+                has = "lacks it" if path not in found else f"has shape {found[path]}"
+                raise UserError(f"{where}: dataset {printable(repr(path), 80)} {has} but the network built from the "
+                                f"manifest's parameters needs {needs}{retrain}")
+        try:
+            siamese.load_weights(file)
+        except Exception as exc:  # noqa: BLE001 - h5py and Keras raise many types for a damaged file
+            raise UserError(f"{where}: not a readable siamese weights file ({type(exc).__name__}: "
+                            f"{printable(first_line(exc), 120)}){retrain}") from None
+        for layer in (*network.layers, *([head] if head is not None else [])):
+            for weight in layer.weights:
+                values = keras.ops.convert_to_numpy(weight)
+                if not np.isfinite(values).all():
+                    raise UserError(f"{where}: weight {printable(weight.path, 80)} holds values that are not finite "
+                                    "(NaN or infinite): expected a network trained by the siamese rung")
+            if isinstance(layer, keras.layers.BatchNormalization) and (
+                    keras.ops.convert_to_numpy(layer.moving_variance) < 0).any():
+                raise UserError(f"{where}: {printable(layer.name, 40)} has a negative moving variance: expected a "
+                                "network trained by the siamese rung")
+        self.embedding_network_, self.siamese_, self.head_ = network, siamese, head
+
+
+def _legacy_weights(file, target, n_weights):
+    """The weights file inside an earlier save's ``model.keras`` (its config is never read), copied to ``target``."""
+    from kit.models.untrusted import extract_member
+
+    # float32 weights, and an optimiser's two moments beside them when the network was
+    # compiled, plus HDF5's own bookkeeping.
+    return extract_member(file, WEIGHTS_FILE, target, 12 * n_weights + (32 << 20),
+                          "siamese network saved by an earlier kit (retrain it if it is refused)")
 
 
 #: Fields the siamese rung adds to a manifest and their JSON types (``!``: required).
@@ -1443,23 +1557,6 @@ _MANIFEST_FIELDS = {
     "n_replicas": "int|null",
     "calibration": "dict|null",
 }
-
-
-def _checked_head(heads, units, encoding, where):
-    """The one PairHead a loaded siamese should hold (or None), checked against its manifest."""
-    if len(heads) != bool(units):
-        raise UserError(f"{where}: the network holds {len(heads)} PairHead layer(s) but the manifest's head_units is "
-                        f"{list(units)}: expected the files saved together by the siamese rung")
-    if not heads:
-        return None
-    head = heads[0]
-    # Periods and widths follow from the parameters: forged ones (zeros, NaN, millions) are refused.
-    if head.units != list(units) or not np.array_equal(np.asarray(head.periods, dtype=float),
-                                                       precursor_periods(encoding)):
-        raise UserError(f"{where}: the network's head is not the one the siamese rung builds for head_units "
-                        f"{list(units)} reading {encoding} precursor m/z features (precursor_encoding, with metadata): "
-                        "expected a network saved by the siamese rung")
-    return head
 
 
 def _checked_calibration(calibration, calibrate, where):

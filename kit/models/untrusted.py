@@ -12,17 +12,19 @@ here turns a bad folder into one :class:`~kit.errors.UserError` line:
 - a skops file may only hold the exact types the rung itself saves
   (:data:`SKOPS_TYPES`, pinned from ``skops.io.get_untrusted_types`` on files the rungs
   write), on top of skops' own audited defaults;
-- a Keras file may only name the layers, initialisers and optimiser the siamese rung
-  saves (:data:`KERAS_CLASSES`) and is then loaded with ``safe_mode=True``, which also
-  refuses Lambda layers.
+- a siamese network is never read from its folder's Keras config: the rung rebuilds it
+  from its checked parameters and reads weights only, from an HDF5 file whose dataset
+  shapes and types are read first (:func:`weight_shapes`); an older save's ``.keras`` zip
+  gives up its weights file alone (:func:`extract_member`).
 """
 import json
 import math
 import os
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from kit.errors import UserError
+from kit.errors import UserError, first_line
 from kit.safetext import printable
 
 #: Most bytes read from a manifest; the kit writes a few KiB (a little more per epoch).
@@ -35,14 +37,10 @@ MAX_ENTRIES = 100_000
 #: files uncompressed; weights and trees deflate by 2x at most, a zip bomb by 1,000x.
 MAX_RATIO = 50
 _RATIO_FROM = 1 << 20
-#: Most bytes of the JSON parts, parsed whole into memory: skops' schema (about 4 KB per
-#: boosting iteration, so some 15,000 iterations) and Keras' config (about 10 KB; Keras
-#: holds some 70 times a config's size in memory while reading it).
-MAX_JSON_MEMBER_BYTES = {"schema.json": 64 << 20, "config.json": 1 << 20, "metadata.json": 1 << 20}
+#: Most bytes of skops' schema, parsed whole into memory (about 4 KB per boosting
+#: iteration, so some 15,000 iterations).
+MAX_JSON_MEMBER_BYTES = {"schema.json": 64 << 20}
 _NESTING = 64
-#: Widest layer a siamese config may name. Keras builds every layer's weights from the
-#: config before it reads them, so a forged width would allocate gigabytes first.
-MAX_KERAS_UNITS = 65_536
 
 #: Types a rung's skops file may hold beyond skops' audited defaults, by rung name:
 #: exactly what ``skops.io.get_untrusted_types`` reports on files the rungs write
@@ -51,36 +49,9 @@ SKOPS_TYPES = {
     "mean": ("kit.models.mean.MeanModel",),
     "cosine": ("kit.models.cosine.CosineModel",),
     "gbm": ("kit.models.gbm.GBMModel", "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"),
-    # The blend's skops file holds its booster only; its siamese is a Keras file beside it.
+    # The blend's skops file holds its booster only; its siamese is saved beside it.
     "blend": ("kit.models.blend.BlendModel", "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"),
 }
-
-#: ``(module, class_name)`` of every object in the config of a network the siamese rung
-#: saves (layers, initialisers, regulariser, optimiser, metric, dtype policy), checked
-#: against fresh saves by the tests. Anything else (Lambda, custom or unknown classes)
-#: is refused before Keras reads the file.
-KERAS_CLASSES = frozenset({
-    ("keras", "DTypePolicy"),
-    ("keras.initializers", "GlorotUniform"),
-    ("keras.initializers", "Ones"),
-    ("keras.initializers", "Zeros"),
-    ("keras.layers", "BatchNormalization"),
-    ("keras.layers", "Concatenate"),
-    ("keras.layers", "Dense"),
-    ("keras.layers", "Dot"),
-    ("keras.layers", "Dropout"),
-    ("keras.layers", "InputLayer"),
-    ("keras.metrics", "RootMeanSquaredError"),
-    ("keras.optimizers", "Adam"),
-    ("keras.regularizers", "L1L2"),
-    ("keras.src.models.functional", "Functional"),
-    (None, "__keras_tensor__"),
-})
-#: The kit's own layers a saved siamese may hold: (module, class name, registered name).
-KIT_KERAS_CLASSES = frozenset({
-    ("kit.models.siamese", "PrecursorMatch", "kit>PrecursorMatch"),
-    ("kit.models.siamese", "PairHead", "kit>PairHead"),
-})
 
 _KINDS = {
     "str": (str,),
@@ -283,24 +254,6 @@ def check_archive(file, what):
             )
 
 
-def read_archive_json(file, member, what):
-    """A JSON object stored as ``member`` of a checked zip (size already bounded)."""
-    where = printable(file)
-    try:
-        with zipfile.ZipFile(file) as archive:
-            data = archive.read(member)
-        value = json.loads(data.decode("utf-8"))
-    except KeyError:
-        raise UserError(f"{where}: no {member} inside: not a {what}") from None
-    except RecursionError:
-        raise UserError(f"{where}: {member} is nested too deeply: not a {what}") from None
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"{where}: unreadable {member} ({printable(exc, 120)}): not a {what}") from None
-    if not isinstance(value, dict):
-        raise UserError(f"{where}: {member} is a JSON {_json_kind(value)}, not an object: not a {what}")
-    return value
-
-
 # --- skops ---------------------------------------------------------------------------
 
 
@@ -339,59 +292,125 @@ def load_skops(file, cls):
     return model
 
 
-# --- Keras ---------------------------------------------------------------------------
+# --- HDF5 weights files ---------------------------------------------------------------
 
 
-def check_keras_config(file):
-    """Refuse a ``.keras`` file whose config names a class the siamese rung never saves.
+def extract_member(file, member, target, max_bytes, what):
+    """Copy one entry of a checked zip to ``target``, at most ``max_bytes`` of it.
 
-    This runs before Keras reads the file: Lambda layers, custom objects and classes
-    from other modules are refused by name, whatever ``safe_mode`` would make of them,
-    and so are layers wider than :data:`MAX_KERAS_UNITS`.
+    The archive is checked first (:func:`check_archive`: sizes, entry count, ratios, so a
+    zip bomb is refused before a byte is inflated); the entry's name is never used as a
+    path, and the copy stops past ``max_bytes`` whatever the entry declares.
+
+    Examples
+    --------
+    >>> extract_member("old/model.keras", "model.weights.h5", tmp / "w.weights.h5", 1 << 30, "network")  # doctest: +SKIP
     """
     where = printable(file)
-    check_archive(file, "Keras network")
-    config = read_archive_json(file, "config.json", "Keras network saved by the siamese rung")
-    for module, class_name, registered in _keras_classes(config, 0, where):
-        names_ok = all(isinstance(x, (str, type(None))) for x in (module, class_name, registered))
-        known = names_ok and (((module, class_name) in KERAS_CLASSES and registered in (None, class_name))
-                              or (module, class_name, registered) in KIT_KERAS_CLASSES)
-        if not known:
-            module, class_name = (module, class_name) if names_ok else (None, "an object with a non-text name")
-            shown = printable(f"{module}.{class_name}" if module else str(class_name), 80)
-            extra = " (a Lambda layer runs code)" if class_name == "Lambda" else ""
-            raise UserError(f"{where}: refusing to load {shown}{extra}: the siamese rung saves only standard Keras "
-                            "layers and the kit's own")
-    # After the walk above, which refuses configs nested too deeply to walk.
-    # Integers only: the kit's PairHead would read "100000000" or 8.7 as a width.
-    for units in _keras_units(config):
-        if isinstance(units, bool) or not isinstance(units, int) or not 0 < units <= MAX_KERAS_UNITS:
-            raise UserError(f"{where}: a layer of {printable(repr(units), 40)} units, expected an integer from 1 to "
-                            f"{MAX_KERAS_UNITS:,}: not a network saved by the siamese rung")
+    check_archive(file, what)
+    try:
+        with zipfile.ZipFile(file) as archive:
+            try:
+                info = archive.getinfo(member)
+            except KeyError:
+                raise UserError(f"{where}: no {member} inside: not a {what}") from None
+            if info.file_size > max_bytes:
+                raise UserError(f"{where}: entry {member!r} unpacks to {info.file_size:,} bytes, more than the "
+                                f"{max_bytes:,} its network can need: refusing to read the {what}")
+            copied = 0
+            with archive.open(info) as source, open(target, "xb") as sink:
+                while chunk := source.read(1 << 20):
+                    copied += len(chunk)
+                    if copied > max_bytes:
+                        raise UserError(f"{where}: entry {member!r} unpacks to more than {max_bytes:,} bytes: "
+                                        f"refusing to read the {what}")
+                    sink.write(chunk)
+    except UserError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error, NotImplementedError) as exc:
+        raise UserError(f"{where}: not a readable {what} (a damaged or truncated zip: {printable(exc, 120)})") from None
+    return Path(target)
 
 
-def _keras_units(node):
-    """Every ``units`` value (an int, or a list of ints) in a Keras config (nesting already checked)."""
-    if isinstance(node, dict):
-        if "units" in node:
-            units = node["units"]
-            yield from units if isinstance(units, list) else [units]
-        for value in node.values():
-            yield from _keras_units(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _keras_units(value)
+def weight_shapes(file, max_elements, what="weights file", unread=(), where=None):
+    """``{dataset path: shape}`` of an HDF5 weights file, from its metadata alone.
+
+    Nothing but shapes and types is read, so a file that declares terabytes costs
+    nothing. Refused with a UserError: a file that is not HDF5, links (soft or external:
+    Keras writes neither), virtual datasets or datasets stored in other files, types
+    other than float32, more than :data:`MAX_H5_OBJECTS` objects, and datasets of more
+    than ``max_elements`` values in all. Top-level groups in ``unread`` (the optimiser
+    state an older save kept) are bounded the same way and left out of the result.
+    ``where`` names the file in messages (default: its path).
+
+    Examples
+    --------
+    >>> weight_shapes("models/s/model.weights.h5", 5_000_000)["vars/0"]      # doctest: +SKIP
+    (9902, 500)
+    """
+    import h5py
+
+    where = where or printable(file)
+    # float32 values (and an optimiser's two moments for each in ``unread``), plus HDF5's bookkeeping.
+    most = 4 * max_elements * (3 if unread else 1) + (16 << 20)
+    size = Path(file).stat().st_size
+    if size > most:
+        raise UserError(f"{where}: {size:,} bytes is more than the {most:,} a {what} of {max_elements:,} values takes")
+    try:
+        handle = h5py.File(file, "r")
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{where}: not an HDF5 {what} ({printable(first_line(exc), 120)})") from None
+    shapes, totals, seen = {}, {True: 0, False: 0}, [0]
+    try:
+        with handle:
+            _walk_h5(handle, "", shapes, totals, seen, max_elements, unread, where)
+    except UserError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+        raise UserError(f"{where}: not a readable {what} ({printable(first_line(exc), 120)})") from None
+    if totals[False] > max_elements or totals[True] > 2 * max_elements + 64:
+        raise UserError(f"{where}: declares {totals[False] + totals[True]:,} values, more than the {max_elements:,} "
+                        f"its network holds: refusing to read the {what}")
+    return shapes
 
 
-def _keras_classes(node, depth, where):
-    """``(module, class_name, registered_name)`` of every object in a Keras config."""
-    if depth > _NESTING:
-        raise UserError(f"{where}: config.json is nested too deeply: not a network saved by the siamese rung")
-    if isinstance(node, dict):
-        if "class_name" in node:
-            yield node.get("module"), node["class_name"], node.get("registered_name")
-        for value in node.values():
-            yield from _keras_classes(value, depth + 1, where)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _keras_classes(value, depth + 1, where)
+#: Most groups and datasets walked in a weights file (a siamese writes a few dozen).
+MAX_H5_OBJECTS = 10_000
+
+
+def _walk_h5(group, prefix, shapes, totals, seen, max_elements, unread, where):
+    import h5py
+
+    for name in group:
+        path = f"{prefix}{name}"
+        seen[0] += 1
+        if seen[0] > MAX_H5_OBJECTS or path.count("/") > _NESTING:
+            raise UserError(f"{where}: more than {MAX_H5_OBJECTS:,} objects, or nested too deeply: not a weights "
+                            "file the kit writes")
+        link = group.get(name, getlink=True)
+        if not isinstance(link, h5py.HardLink):
+            raise UserError(f"{where}: {printable(repr(path), 80)} is a {type(link).__name__}: a weights file the "
+                            "kit writes holds no links")
+        node = group[name]
+        skipped = path.split("/")[0] in unread
+        if isinstance(node, h5py.Group):
+            _walk_h5(node, path + "/", shapes, totals, seen, max_elements, unread, where)
+            continue
+        if not isinstance(node, h5py.Dataset):
+            raise UserError(f"{where}: {printable(repr(path), 80)} is not a dataset or a group")
+        if node.is_virtual or node.external:
+            raise UserError(f"{where}: dataset {printable(repr(path), 80)} is stored in other files: refusing it")
+        # Keras reads a dataset's attributes (a "dtype" one) whole, and writes none for float32.
+        if len(node.attrs):
+            raise UserError(f"{where}: dataset {printable(repr(path), 80)} carries attributes: a weights file the "
+                            "kit writes has none")
+        if node.shape is None or (node.dtype != "float32" and not skipped):
+            raise UserError(f"{where}: dataset {printable(repr(path), 80)} holds {node.dtype}{node.shape or ''}: "
+                            "expected float32 weights")
+        size = math.prod(node.shape)
+        totals[skipped] += size
+        if size > max_elements:
+            raise UserError(f"{where}: dataset {printable(repr(path), 80)} declares {size:,} values, more than the "
+                            f"{max_elements:,} its network holds")
+        if not skipped:
+            shapes[path] = tuple(int(n) for n in node.shape)

@@ -85,6 +85,20 @@ _MIGRATIONS = [
     ALTER TABLE submissions ADD COLUMN validation REAL;                        -- from the manifest (kit score)
     CREATE INDEX submissions_by_content ON submissions (sha256, participant_id);
     """,
+    # 3: uploads the scorer failed on. Their file is not kept, but each counts against the
+    # day's allowance, so that a file breaking the scorer cannot be sent without end.
+    """
+    CREATE TABLE failed_attempts (
+        id INTEGER PRIMARY KEY,
+        participant_id INTEGER NOT NULL REFERENCES participants(id),
+        attempted_at TEXT NOT NULL,         -- server UTC time the upload arrived
+        sha256 TEXT NOT NULL,
+        file_name TEXT NOT NULL,            -- the uploaded name, cleaned
+        size INTEGER NOT NULL,
+        error TEXT NOT NULL                 -- for the teacher, never shown to the participant
+    );
+    CREATE INDEX failed_attempts_by_participant ON failed_attempts (participant_id, attempted_at);
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -563,6 +577,36 @@ class Database:
         with self._write() as conn:
             conn.execute("INSERT INTO settings (key, value) VALUES ('revealed', ?) "
                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value", ("1" if value else "0",))
+
+    # --- failed attempts -------------------------------------------------------------------
+
+    def add_failed_attempt(self, record):
+        """Record an upload the server failed to score; return its id.
+
+        ``record`` holds ``participant_id``, ``attempted_at`` (an aware datetime), ``sha256``,
+        ``file_name``, ``size`` and ``error``.
+        """
+        values = dict(record, attempted_at=utc_iso(record["attempted_at"]))
+        with self._write() as conn:
+            cursor = conn.execute(
+                "INSERT INTO failed_attempts (participant_id, attempted_at, sha256, file_name, size, error) "
+                "VALUES (:participant_id, :attempted_at, :sha256, :file_name, :size, :error)", values)
+            return cursor.lastrowid
+
+    def count_failed(self, participant_id, start, end):
+        """Failed attempts of a participant with ``start <= attempted_at < end`` (aware times)."""
+        rows = self._read(
+            "SELECT COUNT(*) FROM failed_attempts WHERE participant_id = ? AND attempted_at >= ? AND attempted_at < ?",
+            (participant_id, utc_iso(start), utc_iso(end)))
+        return rows[0][0]
+
+    def failed_attempts(self, participant_id=None):
+        """Failed attempts (dicts, with ``participant`` = display name) in order of arrival."""
+        clause, params = ("WHERE f.participant_id = ?", (participant_id,)) if participant_id is not None else ("", ())
+        rows = self._read(
+            f"SELECT f.*, p.name AS participant FROM failed_attempts f JOIN participants p ON p.id = f.participant_id "
+            f"{clause} ORDER BY f.attempted_at, f.id", params)
+        return [dict(row) for row in rows]
 
 
 def _stored_time(when):

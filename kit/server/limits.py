@@ -11,11 +11,18 @@ descriptor and a task for ever, and a few hundred stop the server answering anyo
   (a real browser sends its headers at once, so it is never the oldest for long).
 - :class:`RequestTimeLimit` is an ASGI middleware ending any request that takes longer
   than its limit in total (a slow body, a client that does not read its answer).
+- :class:`OpenUploads` caps the uploads open at once per participant and, while a form
+  has not yet shown its token, per client address: one client holding many slow uploads
+  gets 429 for the extra ones instead of taking every connection.
+- :class:`HeadLimits` is an ASGI middleware answering 431 to a request head over 16 KiB
+  or 100 headers.
 - :func:`raise_open_files_limit` lifts the soft limit on open files to the hard one.
 - :func:`uvicorn_config` puts them together for ``kit serve`` and the tests.
 """
+import ipaddress
 import logging
 import time
+from collections import Counter
 
 #: Connections open at once (``kit serve --max-connections``).
 DEFAULT_MAX_CONNECTIONS = 200
@@ -29,6 +36,13 @@ DEFAULT_REQUEST_TIMEOUT = 300.0
 #: asyncio accepts this many before any is looked at, so a burst briefly holds this many
 #: more descriptors; the rest wait in the kernel's queue, holding none of ours.
 ACCEPT_BATCH = 128
+#: Uploads one participant may have open at once (sending or being scored).
+DEFAULT_UPLOADS_PER_TOKEN = 4
+#: Forms open at once from one client address before their token has arrived: more than a
+#: class behind one NAT sends at the same moment (``kit serve --anonymous-uploads``).
+DEFAULT_ANONYMOUS_PER_ADDRESS = 32
+#: Seconds a form may take to deliver its token (its first field) when no header carries one.
+ANONYMOUS_TIMEOUT = HEADER_TIMEOUT
 #: Open files kept for the database, the scorer and the log, on top of the connections.
 SPARE_FILES = 64
 
@@ -153,6 +167,118 @@ class RequestTimeLimit:
                         "headers": [(b"content-type", b"application/json"), (b"connection", b"close"),
                                     (b"content-length", str(len(body)).encode())]})
             await send({"type": "http.response.body", "body": body})
+
+
+class TooManyOpen(Exception):
+    """One more upload than a key's cap allows; ``cap`` says how many are allowed."""
+
+    def __init__(self, key, cap):
+        super().__init__(f"{cap} uploads already open for {key!r}")
+        self.key = key
+        self.cap = cap
+
+
+class OpenUploads:
+    """Counts the uploads open at once per key (a participant, a client address).
+
+    Used from the event loop only, so no lock: :meth:`acquire` and :meth:`release` never
+    wait.
+
+    Examples
+    --------
+    >>> uploads = OpenUploads()
+    >>> uploads.acquire("ada", cap=1)
+    'ada'
+    >>> uploads.acquire("ada", cap=1)
+    Traceback (most recent call last):
+    ...
+    kit.server.limits.TooManyOpen: 1 uploads already open for 'ada'
+    >>> uploads.release("ada"); uploads.open("ada")
+    0
+    """
+
+    def __init__(self):
+        self._open = Counter()
+
+    def acquire(self, key, cap):
+        """Count one more upload for ``key``; :class:`TooManyOpen` when ``cap`` are open already."""
+        if self._open[key] >= cap:
+            raise TooManyOpen(key, cap)
+        self._open[key] += 1
+        return key
+
+    def release(self, key):
+        self._open[key] -= 1
+        if self._open[key] <= 0:
+            del self._open[key]
+
+    def open(self, key):
+        """Uploads open now for ``key``."""
+        return self._open.get(key, 0)
+
+
+def address_key(host):
+    """The key a client address is counted under: the address, or its /64 network for IPv6.
+
+    One IPv6 client commonly holds a whole /64, so counting single addresses would not
+    bound it. Text that is not an address (a test client's name) is its own key.
+
+    Examples
+    --------
+    >>> address_key("192.168.1.20"), address_key("2001:db8::1"), address_key("::ffff:10.0.0.1")
+    ('192.168.1.20', '2001:db8::/64', '10.0.0.1')
+    """
+    try:
+        address = ipaddress.ip_address(str(host))
+    except ValueError:
+        return str(host)
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+#: Largest request head (address and headers) answered; browsers send a few kB.
+MAX_HEAD_BYTES = 16 * 1024
+#: Most request headers answered.
+MAX_HEADERS = 100
+
+
+class HeadLimits:
+    """ASGI middleware: a request whose head is over :data:`MAX_HEAD_BYTES` or :data:`MAX_HEADERS` gets 431.
+
+    h11 bounds a head that arrives in pieces, but one that arrives whole in a single read
+    (up to the transport's read size) is parsed whatever its size; this refuses it
+    before any route sees it.
+
+    Examples
+    --------
+    >>> from fastapi import FastAPI
+    >>> app = FastAPI()
+    >>> app.add_middleware(HeadLimits)
+    """
+
+    def __init__(self, app, max_bytes=MAX_HEAD_BYTES, max_headers=MAX_HEADERS):
+        self.app = app
+        self.max_bytes = max_bytes
+        self.max_headers = max_headers
+
+    async def __call__(self, scope, receive, send):
+        import json
+
+        if scope["type"] == "http":
+            headers = scope.get("headers", [])
+            size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+            size += sum(len(name) + len(value) + 4 for name, value in headers)
+            if size > self.max_bytes or len(headers) > self.max_headers:
+                body = json.dumps({"error": f"request head too large: expected at most {self.max_headers} headers "
+                                            f"and {self.max_bytes // 1024} KiB"}).encode()
+                await send({"type": "http.response.start", "status": 431,
+                            "headers": [(b"content-type", b"application/json"), (b"connection", b"close"),
+                                        (b"content-length", str(len(body)).encode())]})
+                return await send({"type": "http.response.body", "body": body})
+        return await self.app(scope, receive, send)
 
 
 def raise_open_files_limit():
