@@ -25,10 +25,12 @@ _WORDS = (
     (re.compile(r"ALL[\s_-]*RIGHTS[\s_-]*RESERVED"), " ARR "),
 )
 _NOISE = {"INTERNATIONAL", "UNPORTED", "GENERIC", "LICENSE", "LICENCE", "LICENSES", "LICENCES", "WWW", "ORG",
-          "HTTP", "HTTPS", "DEED", "EN", "LEGALCODE"}
+          "HTTP", "HTTPS", "DEED", "EN", "LEGALCODE", "VERSION", "VER"}
 _URL = re.compile(r"(?:https?://)?(?:www\.)?creativecommons\.org/(?:licen[cs]es/(?P<elements>[a-z-]+)|"
                   r"publicdomain/(?P<zero>zero))(?:/(?P<version>\d+(?:\.\d+)*))?\S*", re.IGNORECASE)
 _VERSION = re.compile(r"\d+(?:\.\d+)*")
+#: ``v4.0``, ``V4``: a version with its letter.
+_LETTERED_VERSION = re.compile(r"V(\d+(?:\.\d+)*)")
 
 
 def normalise_licence(text):
@@ -56,6 +58,8 @@ def normalise_licence(text):
     'CC-BY-NC-ND-4.0'
     >>> normalise_licence("Attribution-NonCommercial-NoDerivatives 4.0 International")
     'CC-BY-NC-ND-4.0'
+    >>> normalise_licence("CC BY-NC-ND v4.0"), normalise_licence("Copyright (c) 2020 all rights reserved")
+    ('CC-BY-NC-ND-4.0', 'COPYRIGHT-C-2020-ARR')
     """
     text = _URL.sub(_url_licence, str(text or ""))
     text = text.upper()
@@ -63,6 +67,7 @@ def normalise_licence(text):
         text = pattern.sub(code, text)
     tokens = [t.strip(".") for t in re.split(r"[^A-Z0-9.]+", text)]
     tokens = [t for t in tokens if t and t not in _NOISE]
+    tokens = [version[1] if (version := _LETTERED_VERSION.fullmatch(t)) else t for t in tokens]
     if tokens[:2] == ["CC", "0"] or tokens[:2] == ["CC", "ZERO"]:
         tokens = ["CC0", *tokens[2:]]
     if tokens and tokens[0] in CC_ELEMENTS:
@@ -83,11 +88,14 @@ def _url_licence(match):
 
 
 def licence_matches(licence, pattern):
-    """Whether a record's ``licence`` is the licence ``pattern`` names, in any version.
+    """Whether a record's ``licence`` is, or holds, the licence ``pattern`` names, in any version.
 
-    Both are normalised (:func:`normalise_licence`). A pattern without a version matches
-    every version of that licence; it never matches another licence that starts the same
-    way (``CC-BY-NC`` is not ``CC-BY-NC-ND``).
+    Both are normalised (:func:`normalise_licence`) into words. The pattern's words must
+    appear, in order and next to each other, among the licence's words (``ALL RIGHTS
+    RESERVED`` is in ``Copyright (c) 2020 all rights reserved``), and the word after them,
+    if any, must not be another Creative Commons element: ``CC-BY-NC`` is not
+    ``CC-BY-NC-ND``. Versions compare as numbers (``4`` is ``4.0``); a pattern without a
+    version matches every version.
 
     Examples
     --------
@@ -95,11 +103,49 @@ def licence_matches(licence, pattern):
     (True, True)
     >>> licence_matches("CC BY-NC-ND", "CC-BY-NC"), licence_matches("CC BY-NC-ND 3.0", "CC-BY-NC-ND-4.0")
     (False, False)
+    >>> licence_matches("CC BY-NC-ND v4.0", "CC BY-NC-ND 4"), licence_matches("(c) 2020 All rights reserved", "ARR")
+    (True, True)
     """
-    have, want = normalise_licence(licence).split("-"), normalise_licence(pattern).split("-")
-    if want == [""] or have[: len(want)] != want:
+    have, want = _words(licence), _words(pattern)
+    if not want:
         return False
-    return len(have) == len(want) or bool(_VERSION.fullmatch(have[len(want)]))
+    for start in range(len(have) - len(want) + 1):
+        end = start + len(want)
+        if have[start:end] == want and (end == len(have) or have[end] not in CC_ELEMENTS):
+            return True
+    return False
+
+
+def _words(text):
+    """The normalised words of a licence, versions without trailing ``.0`` (``4.0`` is ``4``)."""
+    return [_version(w) if _VERSION.fullmatch(w) else w for w in normalise_licence(text).split("-") if w]
+
+
+def _version(word):
+    """A version without its trailing zero parts: ``4.0.0`` is ``4``."""
+    parts = word.split(".")
+    while len(parts) > 1 and not parts[-1].strip("0"):
+        parts.pop()
+    return ".".join(parts)
+
+
+def exclusion_pattern(licence):
+    """The ``--exclude-licence`` value that drops ``licence`` and its other versions and spellings.
+
+    Examples
+    --------
+    >>> exclusion_pattern("CC BY-NC-SA 4.0"), exclusion_pattern("Copyright 2020, all rights reserved")
+    ('CC-BY-NC-SA', 'ALL-RIGHTS-RESERVED')
+    """
+    words = normalise_licence(licence).split("-")
+    if "CC" in words:
+        start = end = words.index("CC") + 1
+        while end < len(words) and words[end] in CC_ELEMENTS:
+            end += 1
+        return "-".join(words[start - 1 : end])
+    if "ARR" in words:
+        return "ALL-RIGHTS-RESERVED"
+    return "-".join(w for w in words if not _VERSION.fullmatch(w))[:MAX_PATTERN]
 
 
 def restrictions(licence):

@@ -30,10 +30,13 @@ def training_mismatch(manifest, comp):
     return None
 
 
-def predict_competition(model_dir, competition=None, data=None, submissions=None, echo=print):
+def predict_competition(model_dir, competition=None, data=None, submissions=None, echo=print, memory_limit=None,
+                        time_limit=None):
     """Predict a competition's test pairs with a saved model; write a submission.
 
-    The competition defaults to the one the model was trained on.
+    The competition defaults to the one the model was trained on. The model folder is
+    untrusted input: it is loaded and run in a child process with no GPU, a memory limit
+    and a time limit (``kit.models.load(..., untrusted=True)``).
 
     Parameters
     ----------
@@ -45,6 +48,10 @@ def predict_competition(model_dir, competition=None, data=None, submissions=None
         Folders overriding ``./data`` and ``./submissions``.
     echo : callable
         Receives each progress line and warning.
+    memory_limit : int, optional
+        Bytes the model's process may map (default 4 GiB).
+    time_limit : float, optional
+        Seconds the model's process may take to load, and again to predict (default 600).
 
     Returns
     -------
@@ -60,13 +67,13 @@ def predict_competition(model_dir, competition=None, data=None, submissions=None
     from kit.submission import write_submission
 
     manifest = read_manifest(model_dir)
-    model = kit.models.load(model_dir)
     comp = load_competition(competition or manifest.get("competition"), data=data)
     mismatch = training_mismatch(manifest, comp)
     if mismatch:
         echo(f"warning: {model_dir} {mismatch}")
-    echo(f"predicting {len(comp.test_pairs):,} pairs of {comp.name} with {model_dir}")
-    predictions = model.predict(comp.test_spectra, comp.test_pairs)
+    with kit.models.load(model_dir, untrusted=True, memory_limit=memory_limit, time_limit=time_limit) as model:
+        echo(f"predicting {len(comp.test_pairs):,} pairs of {comp.name} with {model_dir}")
+        predictions = model.predict(comp.test_spectra, comp.test_pairs)
     out_dir = Path(submissions) / comp.name if submissions else None
     path = write_submission(comp, predictions, model=model, out_dir=out_dir)
     echo(f"wrote {path}")

@@ -5,6 +5,7 @@ scikit-learn, TensorFlow, matchms nor the ``kaggle`` package, so ``kit score`` s
 """
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,10 +15,12 @@ from kit.tanimoto_bins import BIN_LABELS
 from kit.errors import SubmissionError, UserError, first_line
 from kit.metrics import Metric, diagnostics, get_metric, molecule_diagnostics, shown_scores
 from kit.safetext import printable
-from kit.submission_format import read_submission
+from kit.submission_format import read_regular_file, read_submission
 
 PUBLIC = "Public"
 PRIVATE = "Private"
+#: A manifest (``kit predict`` writes a few hundred bytes) larger than this is ignored.
+MAX_MANIFEST_BYTES = 256 << 10
 
 
 @dataclass
@@ -124,7 +127,8 @@ class ScoreResult:
     def format(self, private=False):
         """A short human report: scores, then the diagnostics of each shown Usage.
 
-        Every number has :data:`kit.metrics.SHOWN_DECIMALS` places at most (Pearson r four).
+        Every number has :data:`kit.metrics.SHOWN_DECIMALS` places, Pearson r included (as in
+        ``--json`` and on the leaderboard pages).
         """
         metric = self.metric
         name = printable(self.path.name)  # chosen by the participant: no control characters
@@ -136,9 +140,8 @@ class ScoreResult:
             lines.append(f"{usage} score: {metric.format(score)}  ({d['rows']:,} rows)")
         for usage in usages:
             d = self.details[usage]
-            pearson = "-" if d["pearson"] is None else f"{d['pearson']:.4f}"
             lines.append(
-                f"  {usage}: binned RMSE {_fmt(d['binned_rmse'])}   MAE {_fmt(d['mae'])}   Pearson r {pearson}"
+                f"  {usage}: binned RMSE {_fmt(d['binned_rmse'])}   MAE {_fmt(d['mae'])}   Pearson r {_fmt(d['pearson'])}"
             )
             if "same_molecule_rmse" in d:
                 lines.append(
@@ -211,7 +214,7 @@ class Scorer:
             # The diagnostics already hold the RMSE; other metrics are computed here.
             scores[usage] = details[usage]["rmse"] if self.metric.name == "rmse" else self.metric(truth, guess)
         _check_finite_scores(submission.path, scores)
-        manifest = read_manifest(submission.path, submission.sha256)
+        manifest = read_manifest(submission.path, submission.sha256, warnings=submission.warnings)
         return ScoreResult(
             competition=self.competition.name,
             path=submission.path,
@@ -267,21 +270,67 @@ def score_submission(path, competition=None, *, data=None):
     return Scorer(competition, data=data).score(path)
 
 
-def read_manifest(path, sha256=None):
+def read_manifest(path, sha256=None, warnings=None):
     """The ``.json`` manifest written beside a submission, or None.
 
-    A manifest whose recorded hash differs from ``sha256`` describes another version of
-    the file and is ignored.
+    The manifest is opened as a submission is (:func:`kit.submission_format.read_regular_file`:
+    a regular file with one name, never a link, pipe or device), read up to
+    :data:`MAX_MANIFEST_BYTES` and parsed with Python's parser, which stops at its
+    recursion limit (``kit predict`` nests 3 levels). A manifest that breaks any of this, is not UTF-8
+    JSON or not the object ``kit predict`` writes is ignored: the submission is scored
+    without it, and one line saying why is appended to ``warnings`` when given. No
+    manifest is no warning; a manifest whose recorded hash differs from ``sha256``
+    describes another version of the file and is ignored without one.
+
+    Parameters
+    ----------
+    path : str or Path
+        The submission; the manifest is the same name with ``.json``.
+    sha256 : str, optional
+        The submission's hash.
+    warnings : list, optional
+        Receives the reason a manifest is ignored.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> _ = Path("/tmp/kit-doc-m.json").write_text("[" * 100_000)
+    >>> found = []
+    >>> read_manifest("/tmp/kit-doc-m.csv", warnings=found), found[0]
+    (None, 'kit-doc-m.json ignored: nested too deep; scored without it')
     """
     manifest_path = Path(path).with_suffix(".json")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+    if not os.path.lexists(manifest_path):
         return None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("model"), dict):
+    try:
+        manifest = _parse_manifest(manifest_path)
+    except (SubmissionError, ValueError) as exc:
+        if warnings is not None:
+            warnings.append(f"{printable(manifest_path.name, 60)} ignored: {printable(first_line(exc), 200)}; "
+                            "scored without it")
         return None
     if sha256 is not None and manifest.get("sha256") not in (None, sha256):
         return None
+    return manifest
+
+
+def _parse_manifest(path):
+    """The manifest's object; a ValueError (a SubmissionError for the file itself) saying what is wrong."""
+    data = read_regular_file(path, MAX_MANIFEST_BYTES, expected="the JSON manifest kit predict writes")
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ValueError(f"larger than {MAX_MANIFEST_BYTES:,} bytes (kit predict writes well under a kilobyte)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    try:
+        manifest = json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deep") from None
+    except ValueError as exc:
+        raise ValueError(f"not JSON ({exc})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("model"), dict):
+        raise ValueError("expected a JSON object with a model, as kit predict writes")
     return manifest
 
 

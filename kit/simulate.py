@@ -1,9 +1,25 @@
-"""The embedded default library: simulated MS/MS spectra of molecules that ship with RDKit.
+"""The embedded default library: simulated MS/MS spectra of seeded edits of RDKit's molecules.
 
 ``kit prepare`` without ``--library`` builds the ``practice`` competition from this
-library, so the kit works offline and on a fresh machine. The molecules come from
-RDKit's NCI sample (``RDConfig.RDDataDir/NCI/first_5K.smi``); their spectra come from a
-small in-silico fragmenter in this module:
+library, so the kit works offline and on a fresh machine. Its molecules are made from
+RDKit's NCI sample (``RDConfig.RDDataDir/NCI/first_5K.smi``) by seeded edits, so that no
+list the kit or its dependencies ship holds them:
+
+* each shipped molecule taken gives a family of one to four siblings: three edits shared
+  by the family, then none or one of the sibling's own (:data:`EDITS`: methyl, hydroxy,
+  amino, fluoro, chloro or bromo on a site that holds a hydrogen; CH2 or O inserted into a
+  single bond; an aromatic CH made N; a terminal atom dropped, or moved to another site);
+  the kind and the site of every edit are drawn from the library's seed, which
+  ``kit prepare`` draws from the competition's secret seed;
+* edits share masses (methyl and CH2 insertion, hydroxy and O insertion, amino and NH
+  insertion) and a move changes none, so an edited molecule's mass fits many stacks of
+  edits on many shipped molecules, and the molecule is three or more edits from any of
+  them: an attacker who knows these rules but not the seed must enumerate every triple
+  of edits of every candidate to rebuild it (see ``bench/bench_lookup_attack.py``);
+* a sibling whose first InChIKey block is a shipped molecule's is left out, and the
+  library is written in an order drawn from the seed, not the NCI file's.
+
+Their spectra come from a small in-silico fragmenter in this module:
 
 * every acyclic single bond is cut once (either piece may keep the charge), pairs of
   them are cut together (the piece between them), and pairs of bonds of one ring are
@@ -23,13 +39,15 @@ one that differs inside the piece keeps the cut and so a similar peak, moved by 
 difference (which the modified cosine matches). The collision energy moves intensity
 from the precursor and large fragments toward small fragments.
 
-Molecules are chosen in groups of close analogues so that a competition built from the
-library has pairs in every Tanimoto bin. Every random step draws from
-:func:`numpy.random.default_rng`: the choice of molecules from one seeded with
-``(seed, 1)``, each molecule's spectra from one seeded with ``(seed, 2, its line in the
-NCI file)``, so a molecule's spectra do not depend on which other molecules were chosen
-or in what order they were simulated.
+Shipped molecules are taken in groups of close analogues, and each gives a family of
+siblings, so that a competition built from the library has pairs in every Tanimoto bin.
+Every random step draws from :func:`numpy.random.default_rng`: the choice of shipped
+molecules from one seeded with ``(seed, 1)``, the edits of a family from ``(seed, 3, its
+line in the NCI file)``, each molecule's spectra from ``(seed, 2, line, place in the
+family)`` and the library's order from ``(seed, 4)``, so a molecule and its spectra do not
+depend on which other molecules were chosen or in what order they were simulated.
 """
+import functools
 import hashlib
 import sys
 from pathlib import Path
@@ -42,7 +60,7 @@ __all__ = ["SIMULATED_LIBRARY_DESCRIPTION", "simulate_library", "simulated_libra
 SIMULATED_LIBRARY_DESCRIPTION = (
     "SIMULATED library: these spectra come from the kit's own in-silico fragmenter "
     "(acyclic and ring bond cleavages, neutral losses, adducts, collision energies, "
-    "noise), applied to molecules of RDKit's NCI sample; they are not real "
+    "noise), applied to seeded edits of molecules of RDKit's NCI sample; they are not real "
     "measurements. Scores on it show how a method behaves, not how it does on real "
     "MS/MS data. For real spectra use `kit prepare --library massbank` (MassBank) or "
     "`kit prepare --library path/to/library.mgf` (MGF, MSP, mzML or JSON, gzip allowed)."
@@ -106,6 +124,8 @@ RELATIVE_THRESHOLD = 0.005
 # Random streams: (seed, stream, line) seeds one generator per purpose and molecule.
 _SELECTION_STREAM = 1
 _MOLECULE_STREAM = 2
+_EDIT_STREAM = 3
+_ORDER_STREAM = 4
 
 
 def simulated_library_description():
@@ -259,6 +279,280 @@ def structure_metadata(mol):
         "inchikey": Chem.InchiToInchiKey(inchi) if inchi else "",
         "formula": rdMolDescriptors.CalcMolFormula(mol),
     }
+
+
+# --- seeded edits: the library's molecules are not in any shipped list ---------------------
+#
+# name -> (what it does, change of formula). Several edits share a change of formula
+# (methyl and CH2 insertion, hydroxy and O insertion, amino and NH insertion) and a moved
+# substituent changes none, so the precursor m/z of an edited molecule leaves its edits open.
+EDITS = MappingProxyType({
+    "methyl": ("CH3 on an atom that holds a hydrogen (C, N or O)", "+CH2"),
+    "hydroxy": ("OH on a carbon that holds a hydrogen", "+O"),
+    "amino": ("NH2 on a carbon that holds a hydrogen", "+NH"),
+    "fluoro": ("F on a carbon that holds a hydrogen", "+F-H"),
+    "chloro": ("Cl on a carbon that holds a hydrogen", "+Cl-H"),
+    "bromo": ("Br on a carbon that holds a hydrogen", "+Br-H"),
+    "homologue": ("CH2 inserted into a non-aromatic single bond (chain or ring)", "+CH2"),
+    "oxa": ("O inserted into a non-aromatic single C-C bond", "+O"),
+    "aza": ("an aromatic CH of a six-membered ring becomes N", "+N-CH"),
+    "drop": ("a terminal heavy atom on a single bond is removed", "-X+H"),
+    "move": ("a terminal heavy atom moves to another atom that holds a hydrogen", "0"),
+})
+# Atomic number each edit adds, and which atoms may take it.
+_EDITED = "specsim_edited"  # atom property of the atoms an edit added or changed
+_ADDED_ATOM = MappingProxyType({"methyl": 6, "hydroxy": 8, "amino": 7, "fluoro": 9, "chloro": 17, "bromo": 35})
+_ACCEPTORS = MappingProxyType({6: (6, 7, 8), 7: (6,), 8: (6,), 9: (6,), 17: (6,), 35: (6,)})
+# Every molecule of the library carries the BASE_EDITS edits of its family (the molecules
+# edited from one shipped molecule) plus VARIANT_EDITS of its own: at least three in all,
+# so no molecule is a single or double edit of a shipped one, while siblings (one to
+# MAX_VARIANTS of them) differ by an edit or two and fill the upper Tanimoto bins.
+BASE_EDITS = (3, 3)
+VARIANT_EDITS = (0, 1)
+MAX_VARIANTS = 4
+_EDIT_TRIES = 20
+
+
+def edit_sites(mol, edit):
+    """Every place :func:`apply_edit` may try ``edit`` on ``mol``, in a fixed order.
+
+    Parameters
+    ----------
+    mol : rdkit.Chem.Mol
+        Without explicit hydrogen atoms.
+    edit : str
+        A key of :data:`EDITS`.
+
+    Returns
+    -------
+    list of tuple of int
+        Atom indices, bond indices (``homologue``, ``oxa``) or ``(from atom, to atom)``
+        (``move``). A site may still fail (the result does not sanitise).
+
+    Examples
+    --------
+    >>> from rdkit import Chem
+    >>> mol = Chem.MolFromSmiles("CCOc1ccccc1")
+    >>> len(edit_sites(mol, "aza")), edit_sites(mol, "drop"), edit_sites(mol, "oxa")
+    (5, [(0,)], [(0,)])
+    """
+    atoms = [atom for atom in mol.GetAtoms() if not atom.HasProp(_EDITED)]
+    if edit in _ADDED_ATOM:
+        acceptors = _ACCEPTORS[_ADDED_ATOM[edit]]
+        return [(a.GetIdx(),) for a in atoms if a.GetAtomicNum() in acceptors and a.GetTotalNumHs() > 0]
+    if edit in ("homologue", "oxa"):
+        sites = []
+        for bond in mol.GetBonds():
+            ends = (bond.GetBeginAtom(), bond.GetEndAtom())
+            if bond.GetBondType() != _single() or bond.GetIsAromatic() or any(a.HasProp(_EDITED) for a in ends):
+                continue
+            if edit == "oxa" and not all(a.GetAtomicNum() == 6 and not a.GetIsAromatic() for a in ends):
+                continue
+            sites.append((bond.GetIdx(),))
+        return sites
+    if edit == "aza":
+        return [
+            (a.GetIdx(),) for a in atoms
+            if a.GetAtomicNum() == 6 and a.GetIsAromatic() and a.GetTotalNumHs() == 1 and a.IsInRingSize(6)
+        ]
+    terminal = [
+        a for a in atoms
+        if a.GetDegree() == 1 and not a.IsInRing() and a.GetBonds()[0].GetBondType() == _single()
+        and not a.GetNeighbors()[0].HasProp(_EDITED)
+    ]
+    if edit == "drop":
+        return [(a.GetIdx(),) for a in terminal]
+    if edit == "move":
+        return [
+            (a.GetIdx(), b.GetIdx()) for a in terminal for b in atoms
+            if b.GetAtomicNum() in _ACCEPTORS.get(a.GetAtomicNum(), ()) and b.GetTotalNumHs() > 0
+            and b.GetIdx() != a.GetNeighbors()[0].GetIdx()
+        ]
+    raise ValueError(f"unknown edit {edit!r}: expected one of {', '.join(EDITS)}")
+
+
+def _single():
+    from rdkit import Chem
+
+    return Chem.BondType.SINGLE
+
+
+def _mark(*atoms):
+    """Later edits leave these atoms alone, so that no edit undoes or moves an earlier one."""
+    for atom in atoms:
+        atom.SetBoolProp(_EDITED, True)
+
+
+def _take_hydrogen(atom):
+    """A new bond on ``atom`` replaces one of its hydrogens."""
+    if atom.GetNumExplicitHs():
+        atom.SetNumExplicitHs(atom.GetNumExplicitHs() - 1)
+
+
+def _attach(rw, atom_index, atomic_number):
+    from rdkit import Chem
+
+    _take_hydrogen(rw.GetAtomWithIdx(atom_index))
+    new = rw.AddAtom(Chem.Atom(atomic_number))
+    rw.AddBond(atom_index, new, Chem.BondType.SINGLE)
+    _mark(rw.GetAtomWithIdx(atom_index), rw.GetAtomWithIdx(new))
+
+
+def _detach(rw, atom_index):
+    """Remove a terminal atom; its neighbour takes a hydrogen in its place."""
+    neighbour = rw.GetAtomWithIdx(atom_index).GetNeighbors()[0]
+    if neighbour.GetIsAromatic() or neighbour.GetNumExplicitHs() or neighbour.GetFormalCharge():
+        neighbour.SetNumExplicitHs(neighbour.GetNumExplicitHs() + 1)
+    _mark(neighbour)
+    rw.RemoveAtom(atom_index)
+
+
+def apply_edit(mol, edit, site):
+    """``mol`` with one edit of :data:`EDITS` at ``site`` (see :func:`edit_sites`).
+
+    The atoms the edit adds or changes are marked: :func:`edit_sites` offers no later
+    edit on them, so stacked edits neither undo nor repeat each other.
+
+    Returns
+    -------
+    rdkit.Chem.Mol or None
+        In canonical atom order; None when the result does not sanitise, falls apart,
+        or carries a charge.
+
+    Examples
+    --------
+    >>> from rdkit import Chem
+    >>> Chem.MolToSmiles(apply_edit(Chem.MolFromSmiles("CCOc1ccccc1"), "oxa", (0,)))
+    'COCOc1ccccc1'
+    >>> Chem.MolToSmiles(apply_edit(Chem.MolFromSmiles("CCOc1ccccc1"), "move", (0, 5)))
+    'COc1cccc(C)c1'
+    """
+    from rdkit import Chem, rdBase
+
+    rw = Chem.RWMol(mol)
+    if edit in _ADDED_ATOM:
+        _attach(rw, site[0], _ADDED_ATOM[edit])
+    elif edit in ("homologue", "oxa"):
+        bond = rw.GetBondWithIdx(site[0])
+        begin, end = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
+        rw.RemoveBond(begin, end)
+        middle = rw.AddAtom(Chem.Atom(6 if edit == "homologue" else 8))
+        rw.AddBond(begin, middle, Chem.BondType.SINGLE)
+        rw.AddBond(middle, end, Chem.BondType.SINGLE)
+        _mark(*(rw.GetAtomWithIdx(i) for i in (begin, middle, end)))
+    elif edit == "aza":
+        atom = rw.GetAtomWithIdx(site[0])
+        atom.SetAtomicNum(7)
+        atom.SetNumExplicitHs(0)
+        _mark(atom)
+    elif edit == "drop":
+        _detach(rw, site[0])
+    elif edit == "move":
+        atomic_number = rw.GetAtomWithIdx(site[0]).GetAtomicNum()
+        _attach(rw, site[1], atomic_number)
+        _detach(rw, site[0])
+    else:
+        raise ValueError(f"unknown edit {edit!r}: expected one of {', '.join(EDITS)}")
+    with rdBase.BlockLogs():
+        try:
+            Chem.SanitizeMol(rw)
+        except Exception:  # RDKit raises several kinds for an impossible valence or ring
+            return None
+        if len(Chem.GetMolFrags(rw)) > 1 or Chem.GetFormalCharge(rw) != 0:
+            return None
+    edited = rw.GetMol()
+    # Canonical atom order, keeping the marks of edited atoms (a SMILES round trip would drop them).
+    ranks = list(Chem.CanonicalRankAtoms(edited))
+    return Chem.RenumberAtoms(edited, sorted(range(len(ranks)), key=ranks.__getitem__))
+
+
+def random_edits(mol, n_edits, rng, patterns=None):
+    """``mol`` after ``n_edits`` edits, each of a random kind at a random site.
+
+    Kinds that have no site, or whose result fails :func:`prepare_molecule` (size,
+    mass), are drawn again, up to a bound.
+
+    Returns
+    -------
+    rdkit.Chem.Mol or None
+        None when the molecule runs out of editable sites.
+
+    Examples
+    --------
+    >>> from rdkit import Chem
+    >>> mol = Chem.MolFromSmiles("CC(=O)Nc1ccc(O)cc1")
+    >>> edited = random_edits(mol, 3, np.random.default_rng(0))
+    >>> Chem.MolToSmiles(edited) != Chem.MolToSmiles(mol)
+    True
+    """
+    from rdkit import Chem
+
+    patterns = patterns or _filter_patterns()
+    kinds = list(EDITS)
+    for _ in range(n_edits):
+        for _ in range(_EDIT_TRIES):
+            kind = kinds[int(rng.integers(len(kinds)))]
+            sites = edit_sites(mol, kind)
+            if not sites:
+                continue
+            edited = apply_edit(mol, kind, sites[int(rng.integers(len(sites)))])
+            if edited is not None and prepare_molecule(Chem.MolToSmiles(edited), patterns) is not None:
+                mol = edited
+                break
+        else:
+            return None
+    return mol
+
+
+def shipped_blocks(usable):
+    """First InChIKey blocks of the shipped molecules, which the library must avoid.
+
+    Examples
+    --------
+    >>> from rdkit import Chem
+    >>> sorted(shipped_blocks([(0, "1", Chem.MolFromSmiles("c1ccccc1O"))]))
+    ['ISWSIDIOOBJBQZ']
+    """
+    from rdkit import Chem, rdBase
+
+    with rdBase.BlockLogs():
+        return {Chem.MolToInchiKey(mol)[:14] for _, _, mol in usable}
+
+
+def family_rng(seed, line_index):
+    """The random generator of the edits made to one shipped molecule.
+
+    Examples
+    --------
+    >>> family_rng(3, 5).random() == family_rng(3, 5).random() != family_rng(4, 5).random()
+    True
+    """
+    return np.random.default_rng((seed, _EDIT_STREAM, line_index))
+
+
+def edited_family(mol, rng, patterns=None):
+    """Siblings edited from one shipped molecule: shared base edits, then their own.
+
+    Returns
+    -------
+    list of rdkit.Chem.Mol
+        One to :data:`MAX_VARIANTS` molecules (fewer when edits fail), each carrying
+        ``BASE_EDITS`` plus ``VARIANT_EDITS`` edits; possibly empty.
+    """
+    from rdkit import Chem
+
+    mol = Chem.Mol(mol)
+    Chem.RemoveStereochemistry(mol)  # edits move atoms; old stereo labels would mislead
+    mol = _canonical_form(mol)
+    base = random_edits(mol, int(rng.integers(BASE_EDITS[0], BASE_EDITS[1] + 1)), rng, patterns)
+    if base is None:
+        return []
+    family = []
+    for _ in range(int(rng.integers(1, MAX_VARIANTS + 1))):
+        variant = random_edits(base, int(rng.integers(VARIANT_EDITS[0], VARIANT_EDITS[1] + 1)), rng, patterns)
+        if variant is not None:
+            family.append(_canonical_form(variant))  # as a user reads it from its SMILES
+    return family
 
 
 def hash_units(texts, n_values):
@@ -760,15 +1054,18 @@ def choose_acquisitions(n_spectra, rng):
     return plan
 
 
-def molecule_rng(seed, line_index):
+def molecule_rng(seed, line_index, variant=0):
     """The random generator of one molecule, independent of every other molecule's.
+
+    ``line_index`` is the line of the shipped molecule it was edited from, ``variant``
+    its place among its siblings.
 
     Examples
     --------
-    >>> molecule_rng(0, 5).random() == molecule_rng(0, 5).random()
+    >>> molecule_rng(0, 5).random() == molecule_rng(0, 5).random() != molecule_rng(0, 5, 1).random()
     True
     """
-    return np.random.default_rng((seed, _MOLECULE_STREAM, line_index))
+    return np.random.default_rng((seed, _MOLECULE_STREAM, line_index, variant))
 
 
 def simulate_molecule(mol, name, structure, spectra_range, rng, loss_patterns):
@@ -785,7 +1082,7 @@ def simulate_molecule(mol, name, structure, spectra_range, rng, loss_patterns):
         (mz, intensity), precursor_mz = simulate_peaks(info, adduct, energy, rng)
         ionmode, charge, _ = ADDUCTS[adduct]
         metadata = {
-            "compound_name": f"NCI {name}",
+            "compound_name": name,
             **structure,
             "precursor_mz": round(float(precursor_mz), 5),
             "charge": charge,
@@ -851,31 +1148,61 @@ def analogue_order(mols, seed):
         yield from group.tolist()
 
 
-def choose_molecules(usable, n_molecules, seed):
-    """Take ``n_molecules`` distinct molecules (first InChIKey block) in analogue order.
+@functools.lru_cache(maxsize=1)
+def shipped_molecules():
+    """The usable NCI molecules and their first InChIKey blocks, read once per process.
 
     Returns
     -------
-    list of (int, str, rdkit.Chem.Mol, dict)
-        ``(line index, name, canonical molecule, structure metadata)`` in file order.
+    usable : tuple of (int, str, rdkit.Chem.Mol)
+        As :func:`usable_molecules`; callers copy a molecule before changing it.
+    blocks : frozenset of str
+        As :func:`shipped_blocks`.
     """
+    usable = tuple(usable_molecules(read_smiles_records(nci_smiles_path())))
+    return usable, frozenset(shipped_blocks(usable))
+
+
+def choose_molecules(usable, n_molecules, seed, shipped=None):
+    """Edit shipped molecules, in analogue order, until ``n_molecules`` new ones are made.
+
+    Each shipped molecule taken gives a family of siblings (:func:`edited_family`,
+    seeded from ``seed`` and its line); a sibling whose first InChIKey block is a
+    shipped molecule's, or an earlier sibling's, is left out.
+
+    Parameters
+    ----------
+    usable : sequence of (int, str, rdkit.Chem.Mol)
+        Output of :func:`usable_molecules`.
+    n_molecules, seed : int
+    shipped : set of str, optional
+        :func:`shipped_blocks` of ``usable`` (computed here when not given).
+
+    Returns
+    -------
+    list of (int, int, rdkit.Chem.Mol, dict)
+        ``(line index of the shipped molecule, place among its siblings, edited
+        molecule, structure metadata)`` in an order drawn from ``seed``: the order of
+        the shipped file would tell where a molecule came from.
+    """
+    shipped = shipped_blocks(usable) if shipped is None else shipped
+    patterns = _filter_patterns()
     chosen, blocks = [], set()
     for index in analogue_order([mol for _, _, mol in usable], seed):
-        line_index, name, mol = usable[index]
-        mol = _canonical_form(mol)
-        if mol is None:
-            continue
-        structure = structure_metadata(mol)
-        block = structure["inchikey"][:14]
-        if not block or block in blocks:
-            continue  # stereoisomers and repeats are one molecule to the competition
-        blocks.add(block)
-        chosen.append((line_index, name, mol, structure))
-        if len(chosen) == n_molecules:
-            return sorted(chosen, key=lambda item: item[0])
+        line_index, _, parent = usable[index]
+        for variant, mol in enumerate(edited_family(parent, family_rng(seed, line_index), patterns)):
+            structure = structure_metadata(mol)
+            block = structure["inchikey"][:14]
+            if not block or block in blocks or block in shipped:
+                continue  # stereoisomers and repeats are one molecule to the competition
+            blocks.add(block)
+            chosen.append((line_index, variant, mol, structure))
+            if len(chosen) == n_molecules:
+                order = np.random.default_rng((seed, _ORDER_STREAM)).permutation(len(chosen))
+                return [chosen[k] for k in order]
     raise ValueError(
-        f"n_molecules={n_molecules} exceeds the {len(chosen)} distinct usable molecules of "
-        f"RDKit's NCI sample; ask for at most {len(chosen)}, or use a real library "
+        f"n_molecules={n_molecules} exceeds the {len(chosen)} distinct molecules the simulator "
+        f"edits from RDKit's NCI sample; ask for at most {len(chosen)}, or use a real library "
         "(`kit prepare --library massbank` or `--library path/to/library.mgf`)"
     )
 
@@ -909,30 +1236,33 @@ def _check_arguments(n_molecules, spectra_per_molecule, seed):
 
 
 def simulate_library(n_molecules=2000, spectra_per_molecule=(2, 5), seed=0, progress=True):
-    """Simulate the embedded default library: MS/MS spectra of RDKit's NCI molecules.
+    """Simulate the embedded default library: MS/MS spectra of edited NCI molecules.
 
     The spectra are SIMULATED (see :data:`SIMULATED_LIBRARY_DESCRIPTION`): an in-silico
-    fragmenter, not measurements. Molecules are drawn from RDKit's NCI sample in groups
-    of close analogues, so that every Tanimoto bin of a competition built from the
-    library gets pairs.
+    fragmenter, not measurements. The molecules are seeded edits (:func:`edited_family`)
+    of molecules drawn from RDKit's NCI sample in groups of close analogues, so that
+    every Tanimoto bin of a competition built from the library gets pairs, and none of
+    them is a shipped molecule.
 
     Parameters
     ----------
     n_molecules : int, default 2000
-        How many distinct molecules (first InChIKey block); at most about 4,500, the
-        distinct usable molecules of the NCI sample.
+        How many distinct molecules (first InChIKey block); at most about 9,000, the
+        families the usable molecules of the NCI sample give.
     spectra_per_molecule : int or (int, int), default (2, 5)
         Spectra per molecule, drawn uniformly from ``low..high`` inclusive.
     seed : int, default 0
-        Seeds the choice of molecules and every random step; the same seed gives the
-        same spectra, byte for byte once saved.
+        Seeds the choice of molecules, their edits and every other random step; the same
+        seed gives the same molecules and spectra, byte for byte once saved. Keep it
+        secret: whoever knows it can rebuild the library.
     progress : bool, default True
         Show progress bars on stderr.
 
     Returns
     -------
     list of matchms.Spectrum
-        Grouped by molecule in NCI file order, ``spectrum_id`` ``SIM000001`` onwards.
+        Grouped by molecule in an order drawn from ``seed``, ``spectrum_id``
+        ``SIM000001`` onwards.
         Metadata: ``spectrum_id``, ``compound_name``, ``smiles``, ``inchi``,
         ``inchikey``, ``formula``, ``precursor_mz``, ``charge``, ``ionmode``, ``adduct``,
         ``collision_energy`` (text such as ``"20 eV"``, as in MassBank),
@@ -961,20 +1291,21 @@ def simulate_library(n_molecules=2000, spectra_per_molecule=(2, 5), seed=0, prog
     from kit.progress import progress as progress_bar
 
     spectra_range = _check_arguments(n_molecules, spectra_per_molecule, seed)
-    usable = usable_molecules(read_smiles_records(nci_smiles_path()), progress=progress)
-    if n_molecules > len(usable):
+    usable, shipped = shipped_molecules()
+    if n_molecules > MAX_VARIANTS * len(usable):
         raise ValueError(
-            f"n_molecules={n_molecules} exceeds the {len(usable)} usable molecules of RDKit's NCI "
-            f"sample; ask for fewer, or use a real library "
+            f"n_molecules={n_molecules} exceeds what {len(usable)} usable molecules of RDKit's NCI "
+            f"sample can give (at most {MAX_VARIANTS} each); ask for fewer, or use a real library "
             "(`kit prepare --library massbank` or `--library path/to/library.mgf`)"
         )
-    chosen = choose_molecules(usable, n_molecules, seed)
+    chosen = choose_molecules(usable, n_molecules, seed, shipped)
     loss_patterns = compile_loss_patterns()
     spectra = []
-    for line_index, name, mol, structure in progress_bar(
+    for line_index, variant, mol, structure in progress_bar(
         chosen, desc="simulating spectra", unit="mol", disable=not progress, file=sys.stderr
     ):
-        rng = molecule_rng(seed, line_index)
+        rng = molecule_rng(seed, line_index, variant)
+        name = f"simulated {structure['inchikey'][:14]}"
         peaks = simulate_molecule(mol, name, structure, spectra_range, rng, loss_patterns)
         for mz, intensity, metadata in peaks:
             metadata = {"spectrum_id": f"SIM{len(spectra) + 1:06d}", **metadata}

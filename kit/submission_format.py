@@ -3,7 +3,8 @@
 This module is the one parser of submissions: ``kit score``, ``kit serve``, the inbox,
 the Kaggle check and the Codabench scoring program (which ships a copy of this file,
 written by ``kit export codabench``) all decide validity and values here. It needs the
-standard library and NumPy only, never pandas or the ``csv`` module, so a file is valid
+standard library and NumPy only (and :mod:`kit.metrics`, which needs no more), never
+pandas or the ``csv`` module, so a file is valid
 on every host or on none, and every value is ``float()``'s correctly rounded value of
 its text, whatever pandas version is installed.
 
@@ -18,7 +19,9 @@ The format:
 - an id is ASCII digits with an optional sign (``7``, ``+7``, ``007``) within int64;
 - a similarity is an ASCII decimal number (``0.5``, ``.5``, ``5.``, ``-2.5e-1``): no
   ``nan``, ``inf``, hexadecimal, ``_`` separators or other scripts' digits, all of which
-  ``float()`` reads; finite and at most :data:`MAX_ABS_VALUE` in absolute value.
+  ``float()`` reads; finite and at most :data:`MAX_ABS_VALUE` in absolute value;
+- a field (spaces and tabs around it dropped) holds at most :data:`MAX_FIELD_CHARS`
+  characters.
 
 Each broken rule is reported as one :class:`~kit.errors.SubmissionError` line: the rule,
 what was expected, what was found and the first offending lines.
@@ -26,7 +29,9 @@ what was expected, what was found and the first offending lines.
 Speed: the file is read once as bytes (its size capped first). A file of plain rows
 (``123,0.4567`` and line ends, what ``to_csv`` writes) is checked with NumPy and split
 with ``bytes.split``; its numbers go through ``int`` and ``float`` in C loops. Any other
-file is read line by line with the rules above.
+file is read line by line with the rules above. Every pattern matches in time linear in
+its text (no two ways to match the same characters), and a field longer than
+:data:`MAX_FIELD_CHARS` is refused by its length before any pattern sees it.
 """
 import codecs
 import hashlib
@@ -41,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from kit.errors import SubmissionError
+from kit.metrics import SHOWN_DECIMALS
 from kit.safetext import printable
 
 HEADER = ("id", "similarity")
@@ -58,6 +64,10 @@ UNKNOWN_ROWS_MAX_BYTES = 512 << 20
 #: any number of rows a competition can have (squares below 1e13 per row).
 MAX_ABS_VALUE = 1e6
 VALUE_RANGE = "[-{0}, {0}]".format(f"{MAX_ABS_VALUE:.0e}".replace("e+0", "e"))
+#: Longest field accepted, in characters: ``-0.12345678901234567890e-05`` is 27, and a
+#: number written with every digit a float64 can hold is under 800 only with padding
+#: no writer adds. A longer field is refused by its length, before it is parsed.
+MAX_FIELD_CHARS = 400
 
 _BOMS = (
     (codecs.BOM_UTF8, "a UTF-8 byte-order mark (BOM)"),
@@ -76,7 +86,10 @@ _CONTROL[list(b"\t\n\r")] = False
 _SPACE = " \t"
 _QUOTED = re.compile(r'("[^"]*")')
 _ID = re.compile(r"[+-]?([0-9]+)", re.ASCII)
-_VALUE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+# Unambiguous: digits before the point are read by one repeat only, so a long run of
+# digits followed by a bad character fails in linear time (`[0-9]+\.?[0-9]*` split the
+# run between two repeats in every possible way before failing: quadratic).
+_VALUE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
 #: A whole valid row: optional quotes around each field, spaces and tabs around them.
 _ROW = re.compile(
     rf'[ \t]*(?P<q>"?)(?P<id>[+-]?[0-9]+)(?P=q)[ \t]*,[ \t]*(?P<r>"?)(?P<value>{_VALUE.pattern})(?P=r)[ \t]*', re.ASCII
@@ -224,29 +237,8 @@ class _Document:
 
 
 def _read_bytes(path, limit):
-    """The file's bytes, refusing what is not a regular, non-empty, plausibly sized file.
-
-    Links are refused, not followed: a submission that is another name for a file (the
-    solution, a key) would have that file's lines quoted back in the error messages.
-    """
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        raise SubmissionError(f"file not found: expected a CSV file at {path}") from None
-    except OSError as exc:
-        raise SubmissionError(f"cannot read {path}: {exc.strerror or exc}") from None
-    _check_file_kind(path, info)
-    try:
-        with open(os.open(path, _OPEN_FLAGS), "rb") as stream:
-            opened = os.fstat(stream.fileno())
-            # The name may have been swapped (for a link, a pipe) between lstat and open.
-            if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
-                raise SubmissionError(f"{path} changed while it was opened: expected a CSV file that stays put")
-            _check_file_kind(path, opened)
-            # Read one byte past the limit rather than trusting stat(): the file may grow.
-            data = stream.read(limit + 1)
-    except OSError as exc:
-        raise SubmissionError(f"cannot read {path}: {exc.strerror or exc}") from None
+    """The file's bytes, refusing what is not a regular, non-empty, plausibly sized file."""
+    data = read_regular_file(path, limit)
     if not data:
         raise SubmissionError(f"{path} is empty: expected a header line 'id,similarity' and one row per test pair")
     if len(data) > limit:
@@ -257,14 +249,64 @@ def _read_bytes(path, limit):
     return data
 
 
-def _check_file_kind(path, info):
+def read_regular_file(path, limit, expected="a CSV file"):
+    """At most ``limit + 1`` bytes of ``path``, a regular file with one name.
+
+    The one way the kit opens a file a participant hands in (a submission, the manifest
+    beside it): links are refused, not followed (a submission that is another name for a
+    file, the solution or a key, would have that file's lines quoted back in the error
+    messages), and a pipe or a device is refused without waiting on it or reading it.
+    One byte past ``limit`` is read rather than trusting ``stat()``: the file may grow,
+    and the caller tells a file of ``limit`` bytes from a larger one.
+
+    Parameters
+    ----------
+    path : str or Path
+    limit : int
+        Bytes wanted at most.
+    expected : str
+        What the file should be, for the messages.
+
+    Raises
+    ------
+    SubmissionError
+        One line: missing, a link, a folder, a pipe, socket or device, another name of a
+        file, or unreadable.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> _ = Path("/tmp/kit-doc-regular.json").write_text("{}")
+    >>> read_regular_file("/tmp/kit-doc-regular.json", 1, expected="a JSON file")
+    b'{}'
+    """
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        raise SubmissionError(f"file not found: expected {expected} at {path}") from None
+    except OSError as exc:
+        raise SubmissionError(f"cannot read {path}: {exc.strerror or exc}") from None
+    _check_file_kind(path, info, expected)
+    try:
+        with open(os.open(path, _OPEN_FLAGS), "rb") as stream:
+            opened = os.fstat(stream.fileno())
+            # The name may have been swapped (for a link, a pipe) between lstat and open.
+            if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
+                raise SubmissionError(f"{path} changed while it was opened: expected {expected} that stays put")
+            _check_file_kind(path, opened, expected)
+            return stream.read(limit + 1)
+    except OSError as exc:
+        raise SubmissionError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _check_file_kind(path, info, expected):
     """An error unless ``info`` (an lstat or fstat) is a regular file with one name."""
     if stat.S_ISLNK(info.st_mode):
-        raise SubmissionError(f"{path} is a symbolic link: expected the CSV file itself (copy the file, not a link)")
+        raise SubmissionError(f"{path} is a symbolic link: expected {expected} of its own (copy the file, not a link)")
     if stat.S_ISDIR(info.st_mode):
-        raise SubmissionError(f"{path} is a folder: expected a CSV file")
+        raise SubmissionError(f"{path} is a folder: expected {expected}")
     if not stat.S_ISREG(info.st_mode):
-        raise SubmissionError(f"{path} is not a regular file (a pipe, socket or device): expected a CSV file")
+        raise SubmissionError(f"{path} is not a regular file (a pipe, socket or device): expected {expected}")
     if info.st_nlink > 1:
         raise SubmissionError(f"{path} is a hard link (the file has other names): expected a file of its own "
                               "(copy the file, not a link)")
@@ -308,9 +350,14 @@ def _line_at(data, offset):
 
 
 def _check_header(path, data):
-    """Byte offset where the rows start; an error unless the first line is ``id,similarity``."""
-    match = _LINE_END_BYTES.search(data, 0, 4096)
-    end = match.start() if match else min(len(data), 4096)
+    """Byte offset where the rows start; an error unless the first line is ``id,similarity``.
+
+    The whole first line is read, however long: spaces and tabs around a header field are
+    ignored as around any field, so ``id,similarity`` followed by thousands of spaces is
+    the header, and the rows after it are read (the file's size is capped already).
+    """
+    match = _LINE_END_BYTES.search(data)
+    end = match.start() if match else len(data)
     header_end = match.end() if match else len(data)
     first = data[:end].decode("utf-8", errors="replace")
     fields = _fields(first) if first.strip(_SPACE) else []
@@ -381,6 +428,8 @@ def _convert_plain(rows, count):
         end = rows.find(b"\n", start + _BLOCK)
         end = len(rows) if end < 0 else end + 1
         fields = rows[start:end].replace(b"\n", b",").split(b",")
+        if max(map(len, fields)) > MAX_FIELD_CHARS:
+            raise ValueError("a field too long")  # the line reader refuses it, quoting the line
         size = len(fields) // 2
         ids[done : done + size] = list(map(int, fields[0:-1:2]))
         values[done : done + size] = list(map(float, fields[1::2]))
@@ -432,6 +481,7 @@ def _check_values(doc, values):
 
 _RULES = {
     "quote": "quotes must close on the line they open",
+    "long": f"a field holds at most {MAX_FIELD_CHARS} characters (a number needs far fewer)",
     "fields": "every row must be 'id,similarity' (2 fields)",
     "id": "ids must be whole numbers as in test_pairs.csv",
     "value": "every similarity must be a finite number",
@@ -446,8 +496,11 @@ def _usual_row(line):
     """``(id, value)`` of a valid row in one regular-expression match, else None.
 
     A shortcut for :func:`_parse_row` (which decides, and explains): what it returns,
-    :func:`_parse_row` returns too; ids longer than 19 characters are left to it.
+    :func:`_parse_row` returns too; ids longer than 19 characters and lines that could
+    hold a field longer than :data:`MAX_FIELD_CHARS` are left to it.
     """
+    if len(line) > MAX_FIELD_CHARS:
+        return None
     match = _ROW.fullmatch(line)
     if match is None or len(match["id"]) > 19:
         return None
@@ -462,6 +515,9 @@ def _parse_row(line):
     if line.count('"') % 2:
         return ("quote", f"a quote in {_show(line)} is not closed"), None
     fields = _fields(line)
+    longest = max(fields, key=len)
+    if len(longest) > MAX_FIELD_CHARS:
+        return ("long", f"a field of {len(longest):,} characters starting {_show(longest)}"), None
     if len(fields) != 2:
         shown = f"{len(fields):,} field{'s' if len(fields) != 1 else ''} {_show(','.join(fields[:SHOWN * 4]))}"
         if len(fields) == 3 and all(_ID.fullmatch(f) for f in fields):
@@ -599,13 +655,20 @@ def _raise_duplicates(doc, ids, position, repeated):
 
 
 def _range_warnings(values):
+    """A warning for values outside [0, 1], its extremes rounded as every shown score is.
+
+    Examples
+    --------
+    >>> _range_warnings(np.array([-1.23456e-05, 0.5, 1.000004]))[0][:64]
+    '2 similarities are outside [0, 1] (min -0.00001, max 1.00000); s'
+    """
     outside = (values < 0.0) | (values > 1.0)
     count = int(outside.sum())
     if not count:
         return []
     return [
         f"{count:,} similarit{'y is' if count == 1 else 'ies are'} outside [0, 1] "
-        f"(min {values.min():.5g}, max {values.max():.5g}); scored as written, but Tanimoto lies in [0, 1]"
+        f"(min {values.min():.{SHOWN_DECIMALS}f}, max {values.max():.{SHOWN_DECIMALS}f}); scored as written, but Tanimoto lies in [0, 1]"
     ]
 
 

@@ -45,6 +45,15 @@ def make_competition(root, n_pairs=60, seed=0, name="practice", public_fraction=
     return folder
 
 
+def rehash(folder):
+    """Record the current hashes of the files ``competition.json`` lists (after a test edits one)."""
+    path = folder / "competition.json"
+    metadata = json.loads(path.read_text())
+    metadata["files"] = {f: hashlib.sha256((folder / f).read_bytes()).hexdigest() for f in metadata["files"]}
+    path.write_text(json.dumps(metadata, indent=2))
+    return folder
+
+
 def read_solution(folder):
     """``(ids, truth, usage)`` arrays of a competition built by :func:`make_competition`."""
     import pandas as pd

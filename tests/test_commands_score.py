@@ -1,5 +1,8 @@
 """``kit score``: the competition from the manifest, and a file scored twice is logged once."""
+import hashlib
 import json
+import os
+import time
 
 import pytest
 from builders import make_competition, perfect_submission
@@ -22,7 +25,8 @@ def data(tmp_path, monkeypatch):
 def _submission(data, name, manifest=None, participant=None):
     path = perfect_submission(data / name, data.parent / "subs" / f"{name}.csv", noise=0.1)
     if manifest is not False:
-        info = {"competition": name, "model": {"name": "gbm"}, "participant": participant}
+        info = {"competition": name, "model": {"name": "gbm"}, "participant": participant,
+                "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
         info.update(manifest or {})
         path.with_suffix(".json").write_text(json.dumps(info))
     return path
@@ -183,3 +187,84 @@ def test_an_unexpected_failure_of_the_reader_is_one_line(data, capsys, monkeypat
     assert main(["score", str(path)]) == 2
     err = capsys.readouterr().err
     assert "cannot be read as a submission (IndexError: list index out of range)" in err and err.count("\n") == 1
+
+
+# --- the manifest: who it may name, and a bad one never stops scoring ------------------
+
+
+@pytest.mark.parametrize("manifest, logged_as", [
+    ({}, "zoe"),                                   # kit predict's manifest of this very file
+    ({"sha256": None}, "dan"),                     # no hash: it may have been copied beside any file
+    ({"sha256": "0" * 64}, "dan"),                 # another file's manifest
+    ({"participant": ""}, "dan"),
+    ({"participant": ["zoe"]}, "dan"),
+])
+def test_the_manifest_names_the_participant_only_for_its_own_file(data, capsys, monkeypatch, manifest, logged_as):
+    monkeypatch.setenv("USER", "dan")
+    path = _submission(data, "practice", manifest=manifest, participant=manifest.get("participant", "zoe"))
+    assert main(["score", str(path)]) == 0
+    assert list(_log(data.parent, "practice")["participant"]) == [logged_as]
+    err = capsys.readouterr().err
+    assert ("participant 'zoe' from practice.json" in err) == (logged_as == "zoe")
+
+
+def test_an_explicit_participant_always_wins_over_the_manifest(data, capsys):
+    path = _submission(data, "practice", participant="zoe")
+    assert main(["score", str(path), "--participant", "ann"]) == 0
+    assert list(_log(data.parent, "practice")["participant"]) == ["ann"] and "zoe" not in capsys.readouterr().err
+
+
+def _bad_manifest(target, kind):
+    """Make ``target`` (a submission's .json) a hostile manifest of the given kind."""
+    if kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "link to /dev/zero":
+        target.symlink_to("/dev/zero")
+    elif kind == "link to a good manifest":
+        good = target.with_name("good.json")
+        good.write_text(json.dumps({"competition": "other", "model": {"name": "x"}, "participant": "zoe"}))
+        target.symlink_to(good)
+    elif kind == "hard link":
+        good = target.with_name("good.json")
+        good.write_text(json.dumps({"competition": "other", "model": {"name": "x"}}))
+        os.link(good, target)
+    elif kind == "device":
+        target.symlink_to("/dev/null")
+    elif kind == "folder":
+        target.mkdir()
+    else:
+        target.write_bytes({
+            "100,000 nested lists": b"[" * 100_000,
+            "nested objects": b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+            "a deep model": b'{"model": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+            "too large": b'{"model": {}, "pad": "' + b" " * (1 << 20) + b'"}',
+            "not UTF-8": b'{"model": {"name": "\xff"}}',
+            "not JSON": b"{model: gbm",
+            "a list": b"[1, 2]",
+            "no model": b'{"competition": "other"}',
+            "empty": b"",
+            "NaN and huge numbers": b'{"model": {"name": NaN}, "x": 1' + b"0" * 5000 + b"}",
+        }[kind])
+
+
+@pytest.mark.parametrize("kind", [
+    "fifo", "link to /dev/zero", "link to a good manifest", "hard link", "device", "folder",
+    "100,000 nested lists", "nested objects", "a deep model", "too large", "not UTF-8", "not JSON", "a list",
+    "no model", "empty", "NaN and huge numbers",
+])
+def test_a_bad_manifest_is_ignored_with_one_warning_and_the_file_is_scored(data, capsys, monkeypatch, kind):
+    monkeypatch.setenv("USER", "dan")
+    path = _submission(data, "practice", manifest=False)
+    _bad_manifest(path.with_suffix(".json"), kind)
+    started = time.perf_counter()
+    assert main(["score", str(path), "--json"]) == 0
+    assert time.perf_counter() - started < 30
+    out, err = capsys.readouterr()
+    result = json.loads(out)
+    assert result["competition"] == "practice" and result["logged"]
+    assert list(_log(data.parent, "practice")["participant"]) == ["dan"]
+    if kind != "NaN and huge numbers":  # valid JSON to Python: read, it names nothing usable
+        lines = [line for line in err.splitlines() if "practice.json ignored" in line]
+        assert len(lines) == 1 and "scored without it" in lines[0] and lines[0].isprintable(), err
+        assert lines[0] in [f"kit score: warning: {w}" for w in result["warnings"]]
+    assert "Traceback" not in err

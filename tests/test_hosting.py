@@ -4,12 +4,13 @@ import json
 from collections import Counter
 
 import pytest
-from builders import make_competition
+from builders import make_competition, rehash
 
 from kit.competition import load_competition
 from kit.errors import UserError
 from kit.hosting import competition_deadline, parse_end, parse_when
 from kit.hosting.pages import hosted_licences, licence_warning
+from kit.licences import drop_licences
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -72,8 +73,24 @@ def test_licence_warning_counts_each_restriction_and_names_the_licences():
     warning = licence_warning(Counter({"CC BY": 90, "CC BY-NC-ND": 3, "CC-BY-NC-ND 4.0": 1, "CC BY-NC": 5}))
     assert warning.startswith("warning:") and "\n" not in warning
     assert "4 no derivatives" in warning and "9 non-commercial use only" in warning
-    assert "CC BY-NC-ND: 3" in warning and "CC BY:" not in warning
-    assert warning.endswith("--exclude-licence CC-BY-NC-ND")
+    # Spellings and versions of one licence are counted together, as the option that drops them.
+    assert "(CC-BY-NC: 5, CC-BY-NC-ND: 4)" in warning and "CC-BY:" not in warning
+    assert warning.endswith("--exclude-licence CC-BY-NC --exclude-licence CC-BY-NC-ND")
+
+
+def test_licence_warning_names_every_restricted_licence_with_the_option_that_drops_it():
+    # As in MassBank: the hint named only the no-derivatives licence, the largest ones stayed in.
+    counts = Counter({"CC BY": 60_000, "CC BY-NC-SA": 15_000, "CC BY-NC-SA 4.0": 130, "CC BY-NC": 4_269,
+                      "CC BY-NC-ND": 132, "Copyright (c) 2020 all rights reserved": 7, "CC BY-SA": 9,
+                      "Attribution-NoDerivatives 4.0 International": 3})
+    warning = licence_warning(counts)
+    assert "(CC-BY-NC-SA: 15,130, CC-BY-NC: 4,269, CC-BY-NC-ND: 132, ALL-RIGHTS-RESERVED: 7, CC-BY-ND: 3)" in warning
+    assert "135 no derivatives, 19,531 non-commercial use only, 7 no redistribution" in warning
+    options = warning.split("kit prepare ... ")[1].split()[1::2]
+    assert options == ["CC-BY-NC-SA", "CC-BY-NC", "CC-BY-NC-ND", "ALL-RIGHTS-RESERVED", "CC-BY-ND"]
+    # Each option drops exactly the restricted records, in every spelling, and no open one.
+    kept, dropped = drop_licences([{"license": name} for name, n in counts.items() for _ in range(min(n, 3))], options)
+    assert sorted({s["license"] for s in kept}) == ["CC BY", "CC BY-SA"]
 
 
 def test_licence_warning_escapes_hostile_licence_names():
@@ -84,7 +101,7 @@ def test_licence_warning_escapes_hostile_licence_names():
 def test_hosted_licences_prefer_the_recorded_counts_over_the_files(tmp_path):
     folder = make_competition(tmp_path)
     (folder / "train.mgf").write_text("BEGIN IONS\nLICENSE=CC BY\nEND IONS\n")
-    comp = load_competition(folder)
+    comp = load_competition(rehash(folder))
     from kit.hosting import public_files
 
     assert hosted_licences(comp, public_files(comp)) == Counter({"CC BY": 1})
@@ -110,3 +127,19 @@ def test_the_no_csv_message_counts_only_the_participants_files(tmp_path, files, 
     with pytest.raises(UserError, match=r"no CSV file") as info:
         find_submission(tmp_path)
     assert words in str(info.value)
+
+
+@pytest.mark.parametrize("line, licence", [
+    ("LICENSE=" + " " * 200_000 + "x", "x"), ("LICENSE=CC BY" + " \t" * 100_000, "CC BY"),
+    ("licence=CC BY-NC\r", "CC BY-NC"), ("LICENSE=" + " " * 200_000, "(empty)"),
+])
+def test_licence_lines_are_read_in_linear_time(tmp_path, line, licence):
+    import time
+
+    from kit.hosting.pages import licence_counts
+
+    path = tmp_path / "t.mgf"
+    path.write_text(f"BEGIN IONS\n{line}\nEND IONS\n")
+    started = time.perf_counter()
+    assert licence_counts([("t.mgf", path)]) == Counter({licence: 1})
+    assert time.perf_counter() - started < 2

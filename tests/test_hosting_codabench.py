@@ -2,6 +2,7 @@
 (run as Codabench's compute worker runs it, on NumPy alone) gives `kit score`'s numbers and messages."""
 import ast
 import datetime as dt
+import hashlib
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from builders import make_competition, perfect_submission
+from builders import make_competition, perfect_submission, rehash
 from test_scoring import BAD, _valid_lines
 
 from kit import submission_format
@@ -78,7 +79,7 @@ def comp_dir(tmp_path_factory):
     folder = make_competition(tmp_path_factory.mktemp("data"), n_pairs=50, seed=3, max_daily_submissions=3)
     # A licence line, as MassBank records carry, for the terms page.
     (folder / "train.mgf").write_text("BEGIN IONS\nSPECTRUM_ID=a\nLICENSE=CC BY-NC\n100.0 1.0\nEND IONS\n")
-    return folder
+    return rehash(folder)
 
 
 @pytest.fixture(scope="module")
@@ -375,6 +376,20 @@ def test_program_reads_every_value_as_float_does(bundle, comp_dir, tmp_path, pan
     assert [float(v).hex() for v in kit_values] == got["values"]
 
 
+def test_program_warns_of_values_outside_the_unit_interval_as_kit_score_does(bundle, comp_dir, tmp_path, capsys):
+    ids = _solution(comp_dir)[0]
+    values = ["0.5"] * ids.size
+    values[0], values[1] = "-1.23456789e-05", "1.2345678"
+    data = ("id,similarity\n" + "".join(f"{i},{v}\n" for i, v in zip(ids, values))).encode()
+    case = _layout(tmp_path / "case", bundle[1] / "reference_data" / "public", data)
+    got = _run_program(bundle[1], [case])[str(case)]
+    assert got["code"] == 0, got["stderr"]
+    path = case / "input" / "res" / "submission.csv"
+    assert main(["score", str(path), "--competition", str(comp_dir), "--no-log"]) == 0
+    warning = "2 similarities are outside [0, 1] (min -0.00001, max 1.23457)"
+    assert warning in got["stderr"] and warning in capsys.readouterr().err
+
+
 def _awkward_numbers(n, seed=11):
     """Spellings whose correctly rounded value differs from a naive digit-by-digit one."""
     rng = np.random.default_rng(seed)
@@ -558,12 +573,76 @@ def test_without_the_answers_nothing_is_written(comp_dir, tmp_path):
     assert not (tmp_path / "b.zip").exists()
 
 
-def test_a_link_in_the_competition_folder_is_refused(comp_dir, tmp_path):
+@pytest.mark.parametrize("extra", [
+    "leaderboard/practice.csv", "leaderboard/.practice.lock", ".lock", "notes.txt", "sample_submission (1).csv",
+    "submissions/practice/a.csv", "answers.csv -> private/solution.csv", "copy -> private",
+])
+def test_only_the_files_kit_prepare_lists_are_published(comp_dir, tmp_path, extra):
     copy = _copy_competition(comp_dir, tmp_path / "c")
-    (copy / "answers.csv").symlink_to(copy / "private" / "solution.csv")
-    with pytest.raises(UserError, match="symbolic link"):
-        export_codabench(copy, tmp_path / "b.zip")
+    name, _, target = extra.partition(" -> ")
+    (copy / name).parent.mkdir(parents=True, exist_ok=True)
+    if target:
+        (copy / name).symlink_to(copy / target)
+    else:
+        (copy / name).write_text("id,similarity,Private\n0,0.5,0.12345\n")
+    # An older competition.json also lists private/ files: never published.
+    listed = sorted(["competition.json", *(n for n in json.loads((copy / "competition.json").read_text())["files"]
+                                           if not n.startswith("private/"))])
+    assert [n for n, _ in public_files(load_competition(copy))] == listed
+    export_codabench(copy, tmp_path / "b.zip", start="2026-01-05", end="2026-03-01")
+    with zipfile.ZipFile(tmp_path / "b.zip") as archive:
+        shared = sorted(n.removeprefix("public_data/") for n in archive.namelist() if n.startswith("public_data/"))
+    assert shared == listed
+
+
+def _break_listed_file(copy, kind):
+    meta_path = copy / "competition.json"
+    meta = json.loads(meta_path.read_text())
+    if kind == "missing":
+        (copy / "test.mgf").unlink()
+    elif kind == "changed":
+        (copy / "test.mgf").write_text("BEGIN IONS\nEND IONS\n")
+    elif kind == "a link":
+        (copy / "test.mgf").unlink()
+        (copy / "test.mgf").symlink_to(copy / "private" / "solution.csv")
+    elif kind == "a folder":
+        (copy / "test.mgf").unlink()
+        (copy / "test.mgf").mkdir()
+    elif kind == "a pipe":
+        (copy / "test.mgf").unlink()
+        os.mkfifo(copy / "test.mgf")
+    elif kind == "a linked folder":
+        (copy / "data").symlink_to(copy / "private", target_is_directory=True)
+        meta["files"]["data/solution.csv"] = meta["files"]["test.mgf"]
+    else:  # a name in competition.json pointing elsewhere
+        digest = hashlib.sha256((copy / "private" / "solution.csv").read_bytes()).hexdigest()
+        meta["files"][kind] = digest
+    meta_path.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("missing", "is missing"), ("changed", "differs from what kit prepare wrote"), ("a link", "symbolic link"),
+    ("a folder", "not a regular file"), ("a pipe", "not a regular file"), ("a linked folder", "symbolic link"),
+    ("./private/solution.csv", "not in private/"), ("../c/private/solution.csv", "inside the competition folder"),
+    ("/etc/passwd", "inside the competition folder"), ("c\\..\\private\\solution.csv", "inside the competition"),
+    ("data/../private/solution.csv", "inside the competition folder"), (".hidden", "inside the competition folder"),
+])
+def test_a_listed_public_file_that_is_not_what_kit_prepare_wrote_stops_the_export(comp_dir, tmp_path, kind, words):
+    copy = _copy_competition(comp_dir, tmp_path / "c")
+    _break_listed_file(copy, kind)
+    with pytest.raises(UserError, match="^[^\n]*$") as info:
+        export_codabench(copy, tmp_path / "b.zip", start="2026-01-05", end="2026-03-01")
+    assert words in str(info.value)
     assert not (tmp_path / "b.zip").exists()
+    assert main(["export", "codabench", "--competition", str(copy), "--out", str(tmp_path / "b.zip")]) == 2
+
+
+def test_without_listed_hashes_nothing_is_published(comp_dir, tmp_path):
+    copy = _copy_competition(comp_dir, tmp_path / "c")
+    meta = json.loads((copy / "competition.json").read_text())
+    (copy / "competition.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "files"}))
+    with pytest.raises(UserError, match="lists no public files"):
+        public_files(load_competition(copy))
 
 
 def test_parse_when():
@@ -604,7 +683,7 @@ def test_terms_name_where_the_spectra_come_from(comp_dir, tmp_path, source, lice
 
     copy = _copy_competition(comp_dir, tmp_path / "c")
     (copy / "train.mgf").write_text(f"BEGIN IONS\n{licence_line}\nEND IONS\n")
-    meta = json.loads((copy / "competition.json").read_text())
+    meta = json.loads((rehash(copy) / "competition.json").read_text())
     (copy / "competition.json").write_text(json.dumps(dict(meta, library={"sources": [{"source": source}]})))
     comp = load_competition(copy)
     terms = build_pages(comp, public_files(comp))["terms"][1]

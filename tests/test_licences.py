@@ -2,7 +2,8 @@
 import pytest
 
 from kit.errors import UserError
-from kit.licences import check_exclusions, drop_licences, licence_matches, normalise_licence, restrictions
+from kit.licences import (check_exclusions, drop_licences, exclusion_pattern, licence_matches, normalise_licence,
+                          restrictions)
 
 
 @pytest.mark.parametrize("written", [
@@ -44,6 +45,20 @@ def test_normal_forms(written, normal):
     ("dl-de/by-2-0", "dl-de/by", True),
     ("", "CC-BY", False),
     ("CC BY", "", False),
+    # versions written with a letter or fewer parts, and a pattern inside a longer licence
+    ("CC BY-NC-ND v4.0", "CC-BY-NC-ND", True),
+    ("CC BY-NC-ND v4.0", "CC BY-NC-ND 4", True),
+    ("CC BY-NC-ND 4.0", "CC BY-NC-ND 4", True),
+    ("CC BY-NC-ND Version 4.0", "CC-BY-NC-ND-4.0.0", True),
+    ("CC BY-NC-ND 4.1", "CC BY-NC-ND 4", False),
+    ("CC BY-NC-ND 40", "CC BY-NC-ND 4", False),
+    ("CC BY-NC-ND V3", "CC BY-NC-ND 4", False),
+    ("Copyright (c) 2020 all rights reserved", "ALL RIGHTS RESERVED", True),
+    ("Copyright 2019 Univ. X. All Rights Reserved.", "all-rights-reserved", True),
+    ("all rights reserved", "Copyright", False),
+    ("CC BY-NC-ND 4.0", "CC-BY-NC", False),  # still: a prefix of another CC licence is not that licence
+    ("Licensed under CC BY-NC 4.0", "CC-BY-NC", True),
+    ("Licensed under CC BY-NC-SA 4.0", "CC-BY-NC", False),
 ])
 def test_licence_matches(licence, pattern, expected):
     assert licence_matches(licence, pattern) is expected
@@ -102,3 +117,23 @@ def test_a_licence_note_escapes_what_the_library_wrote():
     lines = []
     drop_licences([{"license": "CC BY\x1b[2J"}], ["CC-BY-NC-ND"], echo=lines.append)
     assert "\x1b" not in lines[0] and "\\x1b" in lines[0]
+
+
+@pytest.mark.parametrize("written, pattern", [
+    ("CC BY-NC-SA 4.0", "CC-BY-NC-SA"), ("cc-by-nc", "CC-BY-NC"), ("Attribution-NonCommercial-NoDerivs", "CC-BY-NC-ND"),
+    ("CC BY-NC-ND v4.0", "CC-BY-NC-ND"), ("Copyright (c) 2020 all rights reserved", "ALL-RIGHTS-RESERVED"),
+    ("https://creativecommons.org/licenses/by-nd/4.0/", "CC-BY-ND"),
+])
+def test_the_exclusion_pattern_of_a_licence_drops_it(written, pattern):
+    assert exclusion_pattern(written) == pattern and licence_matches(written, pattern)
+    assert check_exclusions([pattern]) == [normalise_licence(pattern)]
+
+
+@pytest.mark.parametrize("text", ["1" + ".0" * 50_000 + ".1", "CC BY " + "v" * 100_000 + "1", "NON" + " " * 100_000,
+                                  "CC " + "BY " * 50_000])
+def test_long_licence_strings_are_compared_in_linear_time(text):
+    import time
+
+    started = time.perf_counter()
+    licence_matches(text, "CC-BY-NC-ND-4.0"), restrictions(text), exclusion_pattern(text)
+    assert time.perf_counter() - started < 2

@@ -909,3 +909,269 @@ def test_siamese_save_writes_strict_json_even_after_a_nan_epoch(siamese_saved, t
     text = (folder / "manifest.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert kit.models.load(folder).history_ == {"val_rmse": [None, 0.3]}
+
+
+# --- the numbers inside allowed types -------------------------------------------------
+
+
+def _nodes(model, tree=0):
+    return model.regressor_._predictors[tree][0].nodes
+
+
+def _split(model):
+    """Index of the first split node of the first tree (the root)."""
+    return int(np.flatnonzero(_nodes(model)["is_leaf"] == 0)[0])
+
+
+def _set_nodes(field, value, node=None):
+    def change(model):
+        nodes = _nodes(model)
+        nodes[field][_split(model) if node is None else node(nodes)] = value
+    return change
+
+
+def _set(path, value):
+    """Set the attribute at the dotted ``path`` (``regressor_._bin_mapper.n_bins``) to ``value``."""
+    def change(model):
+        *parents, last = path.split(".")
+        obj = model
+        for name in parents:
+            obj = getattr(obj, name)
+        setattr(obj, last, value(obj) if callable(value) else value)
+    return change
+
+
+def _deep_chain(length):
+    """A real tree of ``length`` splits in a chain: each split has a leaf on its left."""
+    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
+
+    nodes = np.zeros(2 * length + 1, dtype=PREDICTOR_RECORD_DTYPE)
+    splits = np.arange(0, 2 * length, 2)
+    nodes["left"][splits], nodes["right"][splits] = splits + 1, splits + 2
+    nodes["is_leaf"][1::2], nodes["is_leaf"][-1] = 1, 1
+    return nodes
+
+
+def _set_tree(nodes):
+    def change(model):
+        model.regressor_._predictors[0][0].nodes = nodes() if callable(nodes) else nodes
+    return change
+
+
+def _leaf_self_loop(model):
+    """Mark every node a split, so the walk from the root can only loop or run off the array."""
+    nodes = _nodes(model)
+    nodes["is_leaf"][:] = 0
+
+
+def _cycle_to_root(model):
+    nodes = _nodes(model)
+    split = np.flatnonzero(nodes["is_leaf"] == 0)[-1]
+    nodes["right"][split] = 0
+
+
+def _shared_child(model):
+    nodes = _nodes(model)
+    nodes["right"][0] = nodes["left"][0]
+
+
+def _orphan(model):
+    """Two splits swap a child: still one parent each, but node order no longer a tree's."""
+    nodes = _nodes(model)
+    nodes["left"][0], nodes["right"][0] = nodes["right"][0], nodes["left"][0]
+    nodes["left"][nodes["left"][0]] = 0
+
+
+FORGED = [
+    # gbm: tree structure
+    ("gbm", _set_nodes("left", 0), "children must come after it"),
+    ("gbm", _leaf_self_loop, "leaves and"),
+    ("gbm", _cycle_to_root, "children must come after it"),
+    ("gbm", _shared_child, "exactly one parent|children must come after"),
+    ("gbm", _orphan, "children must come after it|exactly one parent"),
+    ("gbm", _set_nodes("right", 2**32 - 1), "inside the"),
+    ("gbm", _set_nodes("is_leaf", 2), "is_leaf must be 0 or 1"),
+    ("gbm", _set_nodes("missing_go_to_left", 7), "missing_go_to_left must be 0 or 1"),
+    ("gbm", _set_nodes("is_categorical", 1), "must not split on categories"),
+    ("gbm", _set_tree(lambda: _deep_chain(10**6)), "1 to 131,072 nodes"),
+    ("gbm", _set_tree(lambda: _deep_chain(3)[:0]), "1 to 131,072 nodes"),
+    ("gbm", _set_tree(lambda: np.zeros(7)), "node records|not a readable skops model"),
+    ("gbm", _set_tree(lambda: np.zeros((2, 7), dtype=_deep_chain(1).dtype)), "1 to 131,072 nodes"),
+    ("gbm", _set_tree(lambda: _deep_chain(2).astype([(n, "<f8") for n in _deep_chain(1).dtype.names])),
+     "node records|not a readable skops model"),
+    ("gbm", _set_tree("not an array"), "node records|not a readable skops model"),
+    # gbm: numbers in the nodes
+    ("gbm", _set_nodes("feature_idx", 2**31 - 1), "feature index 2147483647"),
+    ("gbm", _set_nodes("feature_idx", -1), "feature index -1"),
+    ("gbm", _set_nodes("feature_idx", 19), "below the 19 features"),
+    ("gbm", _set_nodes("num_threshold", np.nan), "thresholds must be numbers"),
+    ("gbm", _set_nodes("value", np.inf, node=lambda n: int(np.flatnonzero(n["is_leaf"])[0])), "values must be finite"),
+    ("gbm", _set_nodes("value", np.nan, node=lambda n: int(np.flatnonzero(n["is_leaf"])[0])), "values must be finite"),
+    # gbm: the regressor around the trees
+    ("gbm", _set("regressor_.n_features_in_", 40), "n_features_in_"),
+    ("gbm", _set("regressor_._n_features", 2**31), "_n_features"),
+    ("gbm", _set("regressor_.feature_names_in_", lambda r: r.feature_names_in_[::-1].copy()), "feature_names_in_"),
+    ("gbm", _set("regressor_.n_trees_per_iteration_", 10**6), "n_trees_per_iteration_"),
+    ("gbm", _set("regressor_._baseline_prediction", np.full((1, 1), np.nan)), "_baseline_prediction"),
+    ("gbm", _set("regressor_._baseline_prediction", np.zeros((40000, 1))), "_baseline_prediction"),
+    ("gbm", _set("regressor_._predictors", []), "1 to 20,000 boosting iterations"),
+    ("gbm", _set("regressor_._predictors", lambda r: r._predictors * 1001), "1 to 20,000 boosting iterations"),
+    ("gbm", _set("regressor_._predictors", lambda r: [r._predictors[0] * 2]), "one TreePredictor"),
+    ("gbm", _set("regressor_._predictors", lambda r: [r._predictors[0][0]]), "one TreePredictor"),
+    ("gbm", _set("regressor_._predictors", lambda r: [[None]]), "one TreePredictor"),
+    ("gbm", lambda m: setattr(m.regressor_._predictors[0][0], "raw_left_cat_bitsets", np.zeros((5, 8), np.uint32)),
+     "raw_left_cat_bitsets"),
+    ("gbm", _set("regressor_.max_iter", 10**12), "max_iter"),
+    ("gbm", _set("regressor_.loss", "absolute_error"), "loss"),
+    ("gbm", _set("regressor_.is_categorical_", np.ones(19, dtype=bool)), "no categorical features"),
+    ("gbm", _set("regressor_.extra_", 1), "attributes the kit never saves"),
+    ("gbm", _set("regressor_.train_score_", np.zeros(10**5)), "train_score_"),
+    # gbm: binning
+    ("gbm", _set("regressor_._bin_mapper.n_bins", 10**9), "n_bins"),
+    ("gbm", _set("regressor_._bin_mapper.missing_values_bin_idx_", 10**6), "missing_values_bin_idx_"),
+    ("gbm", _set("regressor_._bin_mapper.bin_thresholds_", lambda b: b.bin_thresholds_[:3]), "one threshold array"),
+    ("gbm", _set("regressor_._bin_mapper.bin_thresholds_",
+                 lambda b: [np.full(3, np.nan)] + b.bin_thresholds_[1:]), "finite numbers"),
+    ("gbm", _set("regressor_._bin_mapper.bin_thresholds_",
+                 lambda b: [np.arange(1000.0)] + b.bin_thresholds_[1:]), "at most 255 values"),
+    ("gbm", _set("regressor_._bin_mapper.bin_thresholds_",
+                 lambda b: [np.array([3.0, 1.0])] + b.bin_thresholds_[1:]), "must be sorted"),
+    ("gbm", _set("regressor_._bin_mapper.bin_thresholds_",
+                 lambda b: [np.array(["a"])] + b.bin_thresholds_[1:]), "array of floats"),
+    ("gbm", _set("regressor_._bin_mapper.is_categorical_", np.ones(19, dtype=np.uint8)), "is_categorical_"),
+    ("gbm", _set("regressor_._bin_mapper.n_bins_non_missing_", np.full(19, 10**6, dtype=np.uint32)),
+     "n_bins_non_missing_"),
+    # gbm: the rung's own parameters and state
+    ("gbm", _set("bin_width", 1e-300), "bin_width"),
+    ("gbm", _set("bin_width", np.inf), "bin_width"),
+    ("gbm", _set("tolerance", 1e9), "tolerance"),
+    ("gbm", _set("tolerance", -0.1), "tolerance"),
+    ("gbm", _set("progress", "yes"), "progress"),
+    ("gbm", _set("max_iter", 2**63), "max_iter"),
+    ("gbm", _set("max_leaf_nodes", 10**9), "max_leaf_nodes"),
+    ("gbm", _set("n_train_pairs_", -1), "n_train_pairs_"),
+    ("gbm", _set("n_train_pairs_", True), "n_train_pairs_"),
+    ("gbm", _set("fit_seconds_", np.nan), "fit_seconds_"),
+    ("gbm", _set("validation_score_", {"rmse": "x"}), "validation_score_"),
+    ("gbm", _set("stolen_", "x"), "attributes the kit never saves"),
+    ("gbm", _set("feature_names_", lambda m: m.feature_names_ * 2), "feature names"),
+    # mean
+    ("mean", _set("regressor_.n_outputs_", 40_000), "n_outputs_"),
+    ("mean", _set("regressor_.n_outputs_", 10**8), "n_outputs_"),
+    ("mean", _set("regressor_.constant_", np.full((1, 40_000), 0.5)), "constant_ must have shape 1x1"),
+    ("mean", _set("regressor_.constant_", np.array([[np.nan]])), "finite"),
+    ("mean", _set("regressor_.constant_", np.array([[7.0]])), r"lie in \[0.0, 1.0\]"),
+    ("mean", _set("regressor_.constant_", np.array([[1]], dtype=np.int64)), "array of floats"),
+    ("mean", _set("regressor_.constant_", [[0.5]]), "numpy array"),
+    ("mean", _set("regressor_.strategy", "quantile"), "strategy"),
+    ("mean", _set("regressor_.n_features_in_", 10**9), "n_features_in_"),
+    ("mean", _set("seed", -1), "seed"),
+    ("mean", _set("n_pairs", "many"), "n_pairs"),
+    # cosine
+    ("cosine", _set("calibration_.X_thresholds_", lambda c: np.full_like(c.X_thresholds_, np.nan)), "finite"),
+    ("cosine", _set("calibration_.y_thresholds_", lambda c: c.y_thresholds_ * 100), r"\[0.0, 1.0\]"),
+    ("cosine", _set("calibration_.y_thresholds_", lambda c: c.y_thresholds_[:-1]), "shape|equal in length"),
+    ("cosine", _set("calibration_.X_thresholds_", lambda c: c.X_thresholds_[::-1].copy()), "non-decreasing"),
+    ("cosine", _set("calibration_.X_thresholds_", lambda c: np.zeros((2, 2))), "shape|equal in length"),
+    ("cosine", _set("calibration_.X_min_", -1e300), "X_min_"),
+    ("cosine", _set("calibration_.y_max", 1e9), "y_max"),
+    ("cosine", _set("calibration_.out_of_bounds", "nan"), "out_of_bounds"),
+    ("cosine", _set("tolerance", 0.0), "tolerance"),
+    ("cosine", _set("tolerance", np.nan), "tolerance"),
+]
+
+
+@pytest.mark.parametrize("rung, change, match", FORGED,
+                         ids=[f"{rung}-{i}-{match.split('|')[0][:24]}" for i, (rung, _, match) in enumerate(FORGED)])
+def test_forged_numbers_inside_allowed_types_are_refused_on_load(saved, tmp_path, rung, change, match):
+    import skops.io as sio
+
+    folder = tmp_path / rung
+    shutil.copytree(saved[rung], folder)
+    model = kit.models.load(folder)
+    change(model)
+    sio.dump(model, folder / "model.skops")
+    message = refused(folder, match)
+    assert "Traceback" not in message
+    with pytest.raises(UserError, match=match):
+        kit.models.check_folder(folder)
+
+
+CLI_CASES = {case[2]: case for case in FORGED if case[2] in
+             ("children must come after it", "feature index 2147483647", "n_outputs_", "bin_width")}
+
+
+@pytest.mark.parametrize("rung, change, match", list(CLI_CASES.values()), ids=list(CLI_CASES))
+def test_forged_numbers_make_kit_predict_exit_2_with_one_line(saved, tmp_path, rung, change, match, capsys):
+    import skops.io as sio
+
+    folder = tmp_path / rung
+    shutil.copytree(saved[rung], folder)
+    model = kit.models.load(folder)
+    change(model)
+    sio.dump(model, folder / "model.skops")
+    refused(folder, match, capsys=capsys)
+
+
+def test_a_self_looping_tree_would_hang_scikit_learn(saved, spectra):
+    """The check is what stands between a forged node and a loop in compiled code."""
+    model = kit.models.load(saved["gbm"])
+    nodes = _nodes(model)
+    nodes["left"][0], nodes["right"][0] = 0, 0
+    with pytest.raises(UserError, match="children must come after it"):
+        untrusted.check_tree(nodes, 19, "m")
+
+
+def test_every_real_tree_passes_the_tree_check(saved):
+    model = kit.models.load(saved["gbm"])
+    for (tree,) in model.regressor_._predictors:
+        untrusted.check_tree(tree.nodes, model.regressor_.n_features_in_, "m")
+    untrusted.check_tree(_deep_chain(1000), 1, "m")
+
+
+def test_manifest_claiming_another_rung_is_refused(saved, tmp_path, capsys):
+    folder = tmp_path / "gbm"
+    shutil.copytree(saved["gbm"], folder)
+    for claimed, match in [("mean", "does not save"), ("cosine", "does not save"), ("siamese", "format")]:
+        manifest = manifest_of(folder)
+        write_manifest(folder, manifest | {"model": claimed})
+        refused(folder, match, capsys=capsys if claimed == "siamese" else None)
+        write_manifest(folder, manifest)
+
+
+def test_save_formats_match_the_classes():
+    assert kit.models.SAVE_FORMATS == {name: kit.models.get(name).save_format for name in kit.models.available()}
+
+
+def _fitted_blend_booster():
+    """A blend's saved state without its siamese: trees over the gbm's features and the siamese's columns."""
+    import pandas as pd
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from kit.features import FEATURE_NAMES
+    from kit.models.blend import SIAMESE_FEATURES, BlendModel
+
+    names = FEATURE_NAMES + SIAMESE_FEATURES
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame(rng.random((200, len(names))), columns=names)
+    model = BlendModel()
+    model.regressor_ = HistGradientBoostingRegressor(max_iter=5, random_state=0).fit(x, rng.random(200))
+    model.feature_names_ = names
+    model.siamese_molecules_, model.booster_molecules_ = np.array(["AAAA"]), np.array(["BBBB"])
+    model.n_train_pairs_, model.fitted_, model.fit_seconds_ = 200, True, 1.0
+    return model
+
+
+@pytest.mark.parametrize("change, match", [
+    (_set_nodes("left", 0), "children must come after it"),
+    (_set_nodes("feature_idx", 2**31 - 1), "feature index 2147483647"),
+    (_set("regressor_.n_features_in_", 19), "n_features_in_"),
+    (_set("booster_molecules_", np.zeros(3)), "array of strings"),
+    (_set("mc_samples", 10**9), "mc_samples"),
+])
+def test_the_blend_checks_its_trees_with_the_gbms_checker(change, match):
+    model = _fitted_blend_booster()
+    model.check_loaded_state("m")
+    change(model)
+    with pytest.raises(UserError, match=match):
+        model.check_loaded_state("m")

@@ -40,3 +40,31 @@ def testtraining_mismatch(manifest, expected):
 
     got = training_mismatch(manifest, SimpleNamespace(name="c", file_hashes={"train.mgf": "h"}))
     assert got == expected or (expected and expected in got)
+
+
+@pytest.mark.parametrize("option, value, match", [
+    ("--memory-limit", "lots", "memory limit 'lots': expected a size such as 6GiB"),
+    ("--memory-limit", "100MB", "below the 1 GiB"),
+    ("--time-limit", "0", "time limit '0'"),
+    ("--time-limit", "soon", "time limit 'soon'"),
+])
+def test_kit_predict_limits_are_checked(tmp_path, option, value, match):
+    from conftest import kit_cli
+
+    run = kit_cli("predict", tmp_path, option, value)
+    assert run.returncode == 2 and match in run.stderr and run.stderr.count("\n") == 1
+
+
+def test_kit_predict_runs_the_model_under_its_time_limit(tiny, monkeypatch):
+    from conftest import kit_cli
+
+    monkeypatch.chdir(tiny)
+    _, folder = train_model("mean", "tiny", params={"n_pairs": 100}, echo=lambda *_: None)
+    subs = tiny / "subs-limited"
+    run = kit_cli("predict", folder, "--time-limit", "0.01", "--submissions", subs)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1
+    assert "did not finish within 0.01 seconds" in run.stderr and "Traceback" not in run.stderr
+    assert not subs.exists()
+    run = kit_cli("predict", folder, "--memory-limit", "2GiB", "--time-limit", "5m", "--submissions", subs)
+    assert run.returncode == 0, run.stderr
+    assert len(list((subs / "tiny").glob("*.csv"))) == 1

@@ -381,3 +381,29 @@ def test_report_shows_control_characters_in_the_file_name_as_escapes(tmp_path, c
     path = perfect_submission(comp_dir, tmp_path / "evil\x1b[2J\u202e.csv", noise=0.1)
     report = score_submission(path, comp_dir).format()
     assert "\x1b" not in report and "\u202e" not in report and "\\x1b[2J\\u202e" in report
+
+
+@pytest.mark.parametrize("low, high, shown", [
+    (-1.23456789e-05, 1.0, "(min -0.00001, max 1.00000)"),
+    (0.0, 1.000004999, "(min 0.00000, max 1.00000)"),
+    (-0.5, 1.23456789, "(min -0.50000, max 1.23457)"),
+    (-1e6, 1e6, "(min -1000000.00000, max 1000000.00000)"),
+])
+def test_the_range_warning_shows_values_to_five_decimals(tmp_path, comp_dir, solution, capsys, low, high, shown):
+    ids, truth, _ = solution
+    values = [float(v) for v in truth]
+    values[0], values[1] = low, high
+    path = write_submission_file(tmp_path / "s.csv", ids, values)
+    assert shown in score_submission(path, comp_dir).warnings[0]
+    assert main(["score", str(path), "--competition", str(comp_dir), "--no-log"]) == 0
+    err = capsys.readouterr().err
+    assert f"are outside [0, 1] {shown}" in err or f"is outside [0, 1] {shown}" in err
+    assert "e-0" not in err
+
+
+def test_pearson_r_is_shown_to_five_decimals_as_in_json(tmp_path, comp_dir, capsys):
+    path = perfect_submission(comp_dir, tmp_path / "s.csv", noise=0.2, seed=4)
+    assert main(["score", str(path), "--competition", str(comp_dir), "--no-log", "--json"]) == 0
+    pearson = json.loads(capsys.readouterr().out)["pearson"]
+    assert main(["score", str(path), "--competition", str(comp_dir), "--no-log"]) == 0
+    assert f"Pearson r {pearson:.5f}" in capsys.readouterr().out

@@ -4,6 +4,7 @@ and its two paths agreeing. The rules through ``kit score`` are tested in test_s
 import ast
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -100,10 +101,14 @@ VALID = [
     ("signed and zero-padded ids", "+0,0.5\n001,0.25\n-0002,1\n".replace("-0002", "0002"), [0.5, 0.25, 1.0]),
     ("exponents", "0,2.5e-1\n1,25E-2\n2,1e0\n", [0.25, 0.25, 1.0]),
     ("negative zero and underflow", "0,-0\n1,-1e-400\n2,1e-320\n", [-0.0, -0.0, 1e-320]),
-    ("long spellings", "0,0.1234567890123456789012345\n1,0.30000000000000004441\n2,0." + "3" * 5000 + "\n",
-     [0.1234567890123456789012345, 0.30000000000000004441, float("0." + "3" * 5000)]),
+    ("long spellings", "0,0.1234567890123456789012345\n1,0.30000000000000004441\n2,0." + "3" * 398 + "\n",
+     [0.1234567890123456789012345, 0.30000000000000004441, float("0." + "3" * 398)]),
+    ("the longest field, plain", "0,0." + "3" * 398 + "\n1," + "0" * 399 + "1\n2,1\n",
+     [float("0." + "3" * 398), 1.0, 1.0]),
+    ("the longest field, quoted and padded", '0, "0.' + "3" * 398 + '"  \n1,0.25\n2,1\n',
+     [float("0." + "3" * 398), 0.25, 1.0]),
     ("a field past the csv module's limit", "0,0.5" + " " * 200_000 + "\n1,0.25\n2,1\n", [0.5, 0.25, 1.0]),
-    ("an id with 5,000 leading zeros", "0" * 5000 + "1,0.25\n0,0.5\n2,1\n", [0.5, 0.25, 1.0]),
+    ("an id with 399 leading zeros", "0" * 399 + "1,0.25\n0,0.5\n2,1\n", [0.5, 0.25, 1.0]),
 ]
 
 
@@ -148,12 +153,17 @@ INVALID = [
     ("float id", "0.0,0.5\n1,0.5\n2,0.5\n", "id '0.0'"),
     ("exponent id", "0,0.5\n1e0,0.5\n2,0.5\n", "id '1e0'"),
     ("id past int64", "9223372036854775808,0.5\n1,0.5\n2,0.5\n", "out of range"),
-    ("id of 5,000 nines", "9" * 5000 + ",0.5\n1,0.5\n2,0.5\n", "out of range"),
+    ("id of 400 nines", "9" * 400 + ",0.5\n1,0.5\n2,0.5\n", "out of range"),
+    ("id of 5,000 nines", "9" * 5000 + ",0.5\n1,0.5\n2,0.5\n", "line 2: a field of 5,000 characters"),
+    ("id with 5,000 leading zeros", "0" * 5000 + "1,0.25\n0,0.5\n2,1\n", "line 2: a field of 5,001 characters"),
+    ("value of 5,000 digits", "0,0." + "3" * 5000 + "\n1,0.5\n2,0.5\n", "line 2: a field of 5,002 characters"),
+    ("value of 401 characters, plain", "0,0." + "3" * 399 + "\n1,0.5\n2,0.5\n", "a field of 401 characters"),
     ("empty value", "0,\n1,0.5\n2,0.5\n", "line 2: empty value"),
     ("empty quoted value", '0,""\n1,0.5\n2,0.5\n', "line 2: empty value"),
     ("semicolon after a value", "0,0.5;\n1,0.5\n2,0.5\n", "'0.5;' is not a number"),
     ("huge field and a repeated id", "0,0.5" + " " * 200_000 + "\n1,0.5\n1,0.5\n2,0.5\n", "id 1 on lines 3 and 4"),
-    ("huge unreadable field", "0,0.5" + "x" * 200_000 + "\n1,0.5\n2,0.5\n", "line 2: '0.5xxxxxxxxxxxxxxxxxx...'"),
+    ("huge unreadable field", "0,0.5" + "x" * 200_000 + "\n1,0.5\n2,0.5\n",
+     "line 2: a field of 200,003 characters starting '0.5xxxxxxxxxxxxxxxxxx...'"),
 ]
 
 
@@ -310,3 +320,82 @@ WHOLE_FILES = [
                          ids=[v[0] for v in WHOLE_FILES] + [v[0] for v in INVALID])
 def test_messages_carry_no_markdown_backticks(tmp_path, name, text):
     assert "`" not in refused(write(tmp_path, text), ".")
+
+
+# --- time linear in the text: no pattern backtracks, long fields are refused by length ------
+
+MIB = 1 << 20
+LONG_LINES = [
+    # name, the line (a 1 MiB field of one class), the rule named
+    ("digits then a letter", "0," + "1" * MIB + "x", "a field of"),
+    ("digits, exponent, a letter", "0,1e" + "1" * MIB + "x", "a field of"),
+    ("signed digits, point, letter", "0,-" + "1" * MIB + ".5x", "a field of"),
+    ("digits, point, digits, letter", "0," + "1" * MIB + "." + "1" * MIB + "x", "a field of"),
+    ("quoted digits then a letter", '0,"' + "1" * MIB + 'x"', "a field of"),
+    ("an id of digits then a letter", "1" * MIB + "x,0.5", "a field of"),
+    ("a signed id, spaces, a letter", "-" + "1" * MIB + " " * 1000 + "x,0.5", "a field of"),
+    ("spaces between digits", "0,1" + " 1" * MIB, "a field of"),
+    ("quotes in pairs", '0,' + '""' * MIB + "x", "a field of"),
+    ("an unclosed quote after digits", '0,"' + "1" * MIB, "not closed"),
+    ("spaces then a letter", "0," + " " * MIB + "1x", "'1x' is not a number"),
+    ("tabs around digits", "\t" * MIB + "0,1" + "\t" * MIB + "x", "'1\\t\\t\\t"),
+    ("commas", "0" + "," * MIB, "fields"),
+]
+
+
+@pytest.mark.parametrize("name, line, words", LONG_LINES, ids=[v[0] for v in LONG_LINES])
+def test_long_hostile_lines_are_refused_in_linear_time(tmp_path, name, line, words):
+    # 8,000 digits then a letter took 14 s (a 1 MiB line, days): generous bound for a loaded machine.
+    path = write(tmp_path, f"id,similarity\n{line}\n1,0.5\n2,0.5\n")
+    started = time.perf_counter()
+    with pytest.raises(SubmissionError) as info:
+        read_submission(path)
+    assert time.perf_counter() - started < 2
+    message = str(info.value)
+    assert words in message and "line 2" in message and len(message) < 600 and "\n" not in message
+
+
+#: How the reader uses each pattern (a search of _ROW would be quadratic: it is never searched).
+PATTERN_USES = [("_VALUE", "fullmatch"), ("_ROW", "fullmatch"), ("_ID", "fullmatch"), ("_NON_FINITE", "fullmatch"),
+                ("_QUOTED", "split"), ("_LINE_END", "split"), ("_LINE_END_BYTES", "search")]
+
+
+@pytest.mark.parametrize("pattern, use", PATTERN_USES)
+@pytest.mark.parametrize("text", [
+    "1" * 20_000 + "x", "+" + "1" * 20_000 + "e", "1e" + "1" * 20_000 + "x", "1." + "1" * 20_000 + "x",
+    "." + "1" * 20_000 + "x", "0," + "1" * 20_000 + "x", '"0","' + "1" * 20_000 + 'x', "0 ," + " " * 20_000 + "x",
+    '"' * 20_000 + "x", " \t" * 10_000 + "1", "1" * 10_000 + "." + "1" * 10_000 + "e+x",
+], ids=lambda t: repr(t[:6]))
+def test_every_pattern_of_the_reader_fails_in_linear_time(pattern, use, text):
+    # The length cap keeps such text from the patterns; they must not depend on it. The old
+    # value pattern took 14 s on 8,000 digits and a letter.
+    regex = getattr(submission_format, pattern)
+    subject = text.encode() if isinstance(regex.pattern, bytes) else text
+    started = time.perf_counter()
+    getattr(regex, use)(subject)
+    assert time.perf_counter() - started < 2
+
+
+def test_the_plain_row_path_refuses_a_long_field_as_the_line_reader_does(tmp_path):
+    path = write(tmp_path, "id,similarity\n0,0.5\n1," + "0" * 401 + "\n2,0.5\n")
+    assert "line 3: a field of 401 characters" in refused(path, "at most 400 characters")
+
+
+@pytest.mark.parametrize("padding", [" " * 5000, "\t" * 5000, " \t" * 3000, " " * 300_000])
+@pytest.mark.parametrize("where", ["after", "between"])
+def test_a_header_padded_past_any_window_is_the_header(tmp_path, padding, where):
+    # Spaces and tabs around a header field are ignored as around any field.
+    header = "id,similarity" + padding if where == "after" else "id" + padding + "," + padding + "similarity"
+    rows = "".join(f"{i},{i / 200}\n" for i in range(200))
+    submission = read_submission(write(tmp_path, f"{header}\n{rows}"), expected_ids=range(200))
+    assert submission.rows == 200 and submission.aligned_values()[-1] == 199 / 200
+
+
+@pytest.mark.parametrize("header, words", [
+    ("id,similarity" + " " * 5000 + "x", "wrong header"),
+    ("id,similarity" + " " * 5000 + ",", "wrong header"),
+    (" " * 5000, "first line is blank"),
+])
+def test_a_long_bad_header_is_named_as_such(tmp_path, header, words):
+    message = refused(write(tmp_path, f"{header}\n0,0.5\n1,0.5\n2,0.5\n"), words)
+    assert len(message) < 300

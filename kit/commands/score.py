@@ -19,7 +19,9 @@ def add_parser(subparsers):
                    help="competition name under --data, or its folder (default: the one in the submission's "
                    ".json manifest, else practice)")
     p.add_argument("--data", metavar="DIR", help="folder holding competitions (default: ./data)")
-    p.add_argument("--participant", metavar="WHO", help="name on the leaderboard (default: the submission's manifest, else $USER)")
+    p.add_argument("--participant", metavar="WHO",
+                   help="name on the leaderboard (default: the name kit predict --participant wrote in the "
+                   "submission's .json manifest, when that manifest records this very file's hash; else $USER)")
     p.add_argument("--private", action="store_true", help="also print the Private score, and every score at full precision "
                    "(hidden on a real leaderboard)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
@@ -81,6 +83,37 @@ def choose_competition(submission, competition=None, data=None):
     return comp, None
 
 
+def choose_participant(result, participant=None):
+    """The name to log ``result`` under, and a note for the user when the manifest chose it.
+
+    ``participant`` (``--participant``) always wins. Without it, the name ``kit predict
+    --participant`` wrote in the submission's manifest is used only when that manifest
+    records this very file's hash (it was written with this file, not copied beside
+    another); then a note says so. Otherwise ``$USER``.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> choose_participant(SimpleNamespace(manifest={"participant": "zoe"}, sha256="ab"), "ann")
+    ('ann', None)
+    >>> choose_participant(SimpleNamespace(manifest={"participant": "zoe", "sha256": "ab"}, sha256="ab", path="x.csv"))
+    ('zoe', "participant 'zoe' from x.json (pass --participant to log under another name)")
+    """
+    from pathlib import Path
+
+    from kit.leaderboard import default_participant, sanitize_participant
+
+    if participant is not None:
+        return participant, None
+    manifest = result.manifest or {}
+    named = manifest.get("participant")
+    if isinstance(named, str) and named.strip() and manifest.get("sha256") == result.sha256:
+        named = sanitize_participant(named)
+        source = Path(result.path).with_suffix(".json").name
+        return named, f"participant {named!r} from {source} (pass --participant to log under another name)"
+    return default_participant(), None
+
+
 def record_once(result, participant=None, leaderboard=None):
     """Store ``result`` in its competition's store unless the same file is there for the same participant.
 
@@ -117,7 +150,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"kit score: warning: {warning}", file=sys.stderr)
     logged = earlier = None
     if args.log:
-        logged, earlier = record_once(result, participant=args.participant, leaderboard=args.leaderboard)
+        participant, note = choose_participant(result, args.participant)
+        if note:
+            print(f"kit score: {note}", file=sys.stderr)
+        logged, earlier = record_once(result, participant=participant, leaderboard=args.leaderboard)
     if args.json:
         out = result.to_dict(private=args.private)
         if args.log:

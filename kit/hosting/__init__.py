@@ -1,14 +1,18 @@
 """Handing a prepared competition to a hosting platform (Codabench, Kaggle).
 
-Both platforms get the same things: the public files (everything in the competition
-folder but ``private/``), the answers with their Public/Private split, and pages written
+Both platforms get the same things: the public files (``competition.json`` and the files
+it lists with their hashes, exactly what ``kit prepare`` wrote for participants), the answers with their Public/Private split, and pages written
 from ``competition.json`` (:mod:`kit.hosting.pages`).
 """
 import datetime as dt
+import os
 import re
-from pathlib import Path
+import stat
+from pathlib import Path, PurePosixPath
 
 from kit.errors import UserError
+from kit.fileio import sha256_file
+from kit.paths import COMPETITION_FILE
 from kit.safetext import printable
 
 PRIVATE_FOLDER = "private"
@@ -19,9 +23,12 @@ _DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M
 
 
 def public_files(competition):
-    """The files a participant may have: every file of the folder outside ``private/``.
+    """The files a participant may have: ``competition.json`` and the files it lists, checked.
 
-    Hidden files (names starting with a dot: editor and lock files) are left out.
+    ``kit prepare`` records the sha256 of each public file in ``competition.json``'s
+    ``files``; exactly those are published, whatever else the folder holds (a leaderboard
+    log with Private scores, a lock, notes). Each must be there, a regular file reached
+    without a link, outside ``private/``, with the recorded hash.
 
     Parameters
     ----------
@@ -36,8 +43,8 @@ def public_files(competition):
     Raises
     ------
     UserError
-        For a symbolic link (it could point into ``private/``) or anything that is not
-        a plain file or folder.
+        One line: no list of files, a listed name outside the folder or in ``private/``,
+        a listed file missing, a link or not a regular file, or with another hash.
 
     Examples
     --------
@@ -46,28 +53,46 @@ def public_files(competition):
     ['competition.json', 'sample_submission.csv', 'test.mgf', 'test_pairs.csv', 'train.mgf']
     """
     root = Path(competition.path)
-    found = []
-    stack = [root]
-    while stack:
-        folder = stack.pop()
-        for entry in sorted(folder.iterdir()):
-            relative = entry.relative_to(root).as_posix()
-            if entry.name.startswith(".") or relative == PRIVATE_FOLDER:
-                continue
-            if entry.is_symlink():
-                raise UserError(
-                    f"{entry} is a symbolic link: expected plain files in a competition folder "
-                    "(a link could hand out what private/ holds)"
-                )
-            if entry.is_dir():
-                stack.append(entry)
-            elif entry.is_file():
-                found.append((relative, entry))
-            else:
-                raise UserError(f"{entry} is not a regular file: expected plain files in a competition folder")
-    if not found:
-        raise UserError(f"{root}: no public files found: expected train.mgf, test.mgf and test_pairs.csv")
+    listing = root / COMPETITION_FILE
+    listed = competition.file_hashes
+    if not listed:
+        raise UserError(f"{listing} lists no public files: expected the 'files' hashes kit prepare writes "
+                        "(rebuild the competition with kit prepare)")
+    found = [(COMPETITION_FILE, _checked_file(root, COMPETITION_FILE))]
+    for name, digest in listed.items():
+        path = _checked_file(root, name)
+        if not isinstance(digest, str) or sha256_file(path) != digest.lower():
+            raise UserError(f"{path} differs from what kit prepare wrote: expected the sha256 {listing.name} "
+                            f"records, found another (rebuild the competition with kit prepare, or restore the file)")
+        found.append((str(name), path))
     return sorted(found)
+
+
+def _checked_file(root, name):
+    """``root / name`` for a listed public file; a UserError unless it is a plain file of the folder."""
+    shown = printable(repr(name), 80)
+    parts = PurePosixPath(name).parts if isinstance(name, str) else ()
+    if (not parts or PurePosixPath(name).is_absolute() or "\\" in name
+            or any(p in ("", ".", "..") or p.startswith(".") for p in parts) or parts[0] == PRIVATE_FOLDER):
+        raise UserError(f"{root / COMPETITION_FILE} lists {shown}: expected names of public files inside the "
+                        f"competition folder (not in {PRIVATE_FOLDER}/)")
+    path = root.joinpath(*parts)
+    folder = root
+    for part in parts:
+        folder = folder / part
+        try:
+            info = os.lstat(folder)
+        except FileNotFoundError:
+            raise UserError(f"{path} is missing: {COMPETITION_FILE} lists it as a public file "
+                            "(rebuild the competition with kit prepare, or restore the file)") from None
+        except OSError as exc:
+            raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+        if stat.S_ISLNK(info.st_mode):
+            raise UserError(f"{folder} is a symbolic link: expected plain files in a competition folder "
+                            "(a link could hand out what private/ holds)")
+    if not stat.S_ISREG(info.st_mode):
+        raise UserError(f"{path} is not a regular file: expected plain files in a competition folder")
+    return path
 
 
 def parse_when(text, option):

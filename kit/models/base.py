@@ -5,6 +5,7 @@ A model follows scikit-learn's conventions: ``__init__`` only stores keyword par
 fitted state ends in ``_``. ``predict(spectra, pairs)`` returns one similarity per pair.
 """
 import json
+import math
 import numbers
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from kit._version import __version__
-from kit.errors import UserError
+from kit.errors import UserError, first_line
 from kit.fileio import atomic_dir, jsonable
 
 MANIFEST = "manifest.json"
@@ -25,7 +26,7 @@ def spectrum_ids(spectra):
     Examples
     --------
     >>> from matchms import Spectrum
-    >>> s = Spectrum(np.array([100.0]), np.array([1.0]), metadata={"spectrum_id": "A1"})
+    >>> s = Spectrum(np.array([100.0]), np.array([1.0]), metadata={"spectrum_id": "A1"}, metadata_harmonization=False)
     >>> spectrum_ids([s])
     ['A1']
     """
@@ -87,8 +88,8 @@ def check_spectra(spectra, what="spectra"):
             )
 
 
-def check_int(value, name, minimum=1):
-    """``value`` as an int >= ``minimum``: scikit-learn's ``check_scalar``, no booleans.
+def check_int(value, name, minimum=1, maximum=None):
+    """``value`` as an int >= ``minimum`` (and <= ``maximum``): scikit-learn's ``check_scalar``, no booleans.
 
     Raises a TypeError for a value that is not an integer (``True`` included) and a
     :class:`~kit.errors.UserError` (a ValueError) naming the parameter when it is too small.
@@ -107,13 +108,13 @@ def check_int(value, name, minimum=1):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
     try:
-        return int(check_scalar(value, name, numbers.Integral, min_val=minimum))
+        return int(check_scalar(value, name, numbers.Integral, min_val=minimum, max_val=maximum))
     except ValueError as exc:
         raise UserError(str(exc)) from None
 
 
-def check_float(value, name, minimum=0.0, inclusive=False):
-    """``value`` as a finite float above ``minimum`` (or at it, when ``inclusive``).
+def check_float(value, name, minimum=0.0, inclusive=False, maximum=None):
+    """``value`` as a finite float above ``minimum`` (or at it, when ``inclusive``), at most ``maximum``.
 
     scikit-learn's ``check_scalar``, plus what it lets through: booleans and NaN or
     infinite values are refused. TypeError for a value that is not a number,
@@ -135,8 +136,9 @@ def check_float(value, name, minimum=0.0, inclusive=False):
     if not np.isfinite(value):
         raise UserError(f"{name} must be a finite number, got {value}")
     try:
-        value = check_scalar(float(value), name, numbers.Real, min_val=minimum,
-                             include_boundaries="left" if inclusive else "neither")
+        value = check_scalar(float(value), name, numbers.Real, min_val=minimum, max_val=maximum,
+                             include_boundaries=("left" if inclusive else "neither") if maximum is None
+                             else ("both" if inclusive else "right"))
     except ValueError as exc:
         raise UserError(str(exc)) from None
     return value
@@ -267,20 +269,65 @@ class PairModel(BaseEstimator):
 
         return load_skops(file_inside(folder, manifest.get("file", SKOPS_FILE)), cls)
 
+    @classmethod
+    def _check_folder(cls, folder, manifest):
+        """Check a saved folder in this process without running any of it: skops rungs load it (checked)."""
+        cls._load_state(folder, manifest)
+
+    def check_params(self):
+        """Raise TypeError or ValueError for a parameter ``predict`` cannot use (fit checks the rest)."""
+
     def check_loaded_state(self, where):
-        """Raise a UserError unless a loaded model has its fitted attributes, of the right types."""
+        """Raise a UserError unless a loaded model has its fitted attributes, of the right types.
+
+        A forged file can set any attribute to any allowed value, so the attributes must be
+        exactly the rung's parameters and fitted state, the parameters must pass
+        :meth:`check_params`, and each rung checks the arrays inside its estimators
+        (:mod:`kit.models.untrusted`).
+        """
+        from kit.models.untrusted import check_attributes, check_number
+
         if getattr(self, "fitted_", False) is not True:
             raise UserError(f"{where}: the saved {self.name} model is not fitted: expected a model saved after fit")
         for attribute, kind in self.state_types.items():
             value = getattr(self, attribute, None)
-            if not isinstance(value, kind):
+            if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
                 raise UserError(
                     f"{where}: the saved {self.name} model's {attribute} is a {type(value).__name__}, "
                     f"expected a {kind.__name__}"
                 )
+        check_attributes(self, set(self.get_params(deep=False)) | set(self.state_types) | SAVED_ALWAYS, where,
+                         f"the saved {self.name} model")
+        check_number(self.n_train_pairs_, "n_train_pairs_", where, 0, 1 << 40, integer=True)
+        if getattr(self, "fit_seconds_", None) is not None:
+            check_number(self.fit_seconds_, "fit_seconds_", where, 0.0, math.inf)
+        scores = getattr(self, "validation_score_", None)
+        if scores is not None and not _is_scores(scores, depth=2):
+            raise UserError(f"{where}: the saved {self.name} model's validation_score_ is not the kit's diagnostics "
+                            "(a small dict of numbers)")
+        try:
+            self.check_params()
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"{where}: the saved {self.name} model has a bad parameter ({first_line(exc)})") from None
+
+
+def _is_scores(value, depth):
+    """Whether ``value`` is a dict of str -> finite number, None or (``depth`` levels down) such dicts."""
+    if not isinstance(value, dict) or len(value) > 100:
+        return False
+    for key, item in value.items():
+        if type(key) is not str:
+            return False
+        if item is None or type(item) is int or (type(item) is float and math.isfinite(item)):
+            continue
+        if depth <= 1 or not _is_scores(item, depth - 1):
+            return False
+    return True
 
 
 SKOPS_FILE = "model.skops"
+#: Attributes every fitted rung may hold beside its parameters and ``state_types``.
+SAVED_ALWAYS = frozenset({"fitted_", "fit_seconds_", "validation_score_", "n_train_pairs_"})
 #: Fields every manifest may have and their JSON types (``!``: required); see
 #: :func:`kit.models.untrusted.check_fields`.
 MANIFEST_FIELDS = {
@@ -311,7 +358,7 @@ def read_manifest(path):
     >>> read_manifest("models/practice/gbm-1")["model"]   # doctest: +SKIP
     'gbm'
     """
-    from kit.models import get
+    from kit.models import SAVE_FORMATS, check_name
     from kit.models.untrusted import check_fields, file_inside, plain_name, read_json_object
     from kit.safetext import printable
 
@@ -333,13 +380,13 @@ def read_manifest(path):
             "expected the same major version (retrain the model)"
         )
     try:
-        cls = get(manifest["model"])
+        name = check_name(manifest["model"])
     except UserError as exc:
         raise UserError(f"{where}: the manifest names an {exc}") from None
-    if manifest.get("format", cls.save_format) != cls.save_format:
+    if manifest.get("format", SAVE_FORMATS[name]) != SAVE_FORMATS[name]:
         raise UserError(
-            f"{where}: manifest format {printable(repr(manifest['format']), 40)} does not match the {cls.name} rung, "
-            f"which saves {cls.save_format!r}"
+            f"{where}: manifest format {printable(repr(manifest['format']), 40)} does not match the {name} rung, "
+            f"which saves {SAVE_FORMATS[name]!r}"
         )
     if manifest.get("competition") is not None:
         plain_name(manifest["competition"], "competition", where)

@@ -39,6 +39,8 @@ from kit.models.gbm import GBMModel
 
 #: Columns the siamese adds to the gbm's pair features, in this order.
 SIAMESE_FEATURES = ["siamese_cosine", "siamese_spread"]
+#: Most Monte Carlo dropout passes per prediction.
+MAX_MC_SAMPLES = 1000
 #: Sub-folder of a saved blend holding its siamese (saved like the siamese rung).
 SIAMESE_DIR = "siamese"
 #: Blend parameters handed to the siamese without their prefix.
@@ -180,6 +182,8 @@ class BlendModel(GBMModel):
         if fraction >= 1.0:
             raise UserError(f"holdout_fraction must be below 1 (the siamese needs molecules too), got {fraction}")
         mc_samples = check_int(self.mc_samples, "mc_samples", minimum=2)
+        if mc_samples > MAX_MC_SAMPLES:
+            raise UserError(f"mc_samples must be at most {MAX_MC_SAMPLES:,} (each is a pass of the network), got {mc_samples:,}")
         check_int(self.seed, "seed", minimum=0)
         return fraction, mc_samples
 
@@ -266,34 +270,50 @@ class BlendModel(GBMModel):
     @classmethod
     def _load_state(cls, folder, manifest):
         """Load the booster (skops, allowed types only), then the siamese beside it (untrusted input)."""
-        from kit.models.base import read_manifest
         from kit.models.siamese import SiameseModel
+
+        model, inner, inner_manifest = cls._load_booster(folder, manifest)
+        model.siamese_ = SiameseModel._load_state(inner, inner_manifest)
+        return model
+
+    @classmethod
+    def _check_folder(cls, folder, manifest):
+        """The booster and the siamese's manifest, checked here; the network only in the child."""
+        cls._load_booster(folder, manifest)
+
+    @classmethod
+    def _load_booster(cls, folder, manifest):
+        """The blend without its siamese, the siamese's folder and its checked manifest."""
+        from kit.models.base import read_manifest
         from kit.models.untrusted import file_inside, load_skops
         from kit.safetext import printable
 
         model = load_skops(file_inside(folder, manifest.get("file", SKOPS_FILE)), cls)
         inner = file_inside(folder, f"{SIAMESE_DIR}/{MANIFEST}", "siamese manifest").parent
         inner_manifest = read_manifest(inner)
-        if inner_manifest["model"] != SiameseModel.name:
+        if inner_manifest["model"] != "siamese":  # by name: the class would import TensorFlow here
             raise UserError(
                 f"{printable(inner)}: holds a {printable(repr(inner_manifest['model']), 40)} model, "
                 "expected the blend's siamese"
             )
-        model.siamese_ = SiameseModel._load_state(inner, inner_manifest)
-        return model
+        return model, inner, inner_manifest
+
+    def check_params(self):
+        super().check_params()
+        self._check_own_params()
 
     def check_loaded_state(self, where):
-        """Also refuse features the blend does not compute and molecule records of the wrong kind."""
+        """Also refuse features the blend does not compute, molecule records of the wrong kind, forged trees."""
+        from kit.models.untrusted import MAX_MOLECULES, check_array, check_hist_gradient_boosting
+
         PairModel.check_loaded_state(self, where)
-        names = self.feature_names_
-        known = set(FEATURE_NAMES) | set(SIAMESE_FEATURES)
-        if names[-len(SIAMESE_FEATURES):] != SIAMESE_FEATURES or not set(names) <= known or len(set(names)) != len(names):
+        self.check_feature_names(FEATURE_NAMES + SIAMESE_FEATURES, where)
+        if self.feature_names_[-len(SIAMESE_FEATURES):] != SIAMESE_FEATURES:
             raise UserError(f"{where}: the saved blend's feature names are not the gbm's pair features and the siamese's")
-        if getattr(self.regressor_, "n_features_in_", None) != len(names):
-            raise UserError(f"{where}: the saved blend's regressor does not read its {len(names)} features")
         for attribute in ("siamese_molecules_", "booster_molecules_"):
-            if getattr(self, attribute).dtype.kind != "U":
-                raise UserError(f"{where}: the saved blend's {attribute} is not an array of molecule keys")
+            check_array(getattr(self, attribute), f"the saved blend's {attribute} (molecule keys)", where, kind="U",
+                        max_size=MAX_MOLECULES)
+        check_hist_gradient_boosting(self.regressor_, self.feature_names_, where)
 
 
 def split_by_molecule(spectra, fraction, rng):

@@ -20,6 +20,9 @@ from sklearn.isotonic import IsotonicRegression
 from kit.features import TOLERANCE, modified_cosine_scores
 from kit.models.base import PairModel, check_float, check_int, check_spectra, seeded_rng, training_pairs
 
+#: Widest m/z tolerance (Da) a model may match peaks with; wider matches everything with everything.
+MAX_TOLERANCE = 10.0
+
 
 class CosineModel(PairModel):
     """Modified cosine score (matchms ``ModifiedCosineGreedy``) mapped to Tanimoto.
@@ -60,7 +63,7 @@ class CosineModel(PairModel):
 
     def scores(self, spectra, idx_a, idx_b):
         """Uncalibrated modified cosine of each pair (positions in ``spectra``)."""
-        tolerance = check_float(self.tolerance, "tolerance")
+        tolerance = check_float(self.tolerance, "tolerance", maximum=MAX_TOLERANCE)
         scores, _ = modified_cosine_scores(spectra, idx_a, idx_b, tolerance, progress=bool(self.progress))
         return scores
 
@@ -68,7 +71,7 @@ class CosineModel(PairModel):
         """Fit the calibration on training pairs of ``spectra``; return self."""
         start = time.perf_counter()
         n_pairs = check_int(self.n_pairs, "n_pairs")
-        check_float(self.tolerance, "tolerance")
+        check_float(self.tolerance, "tolerance", maximum=MAX_TOLERANCE)
         check_spectra(spectra, "training spectra")
         train_rng = seeded_rng(self.seed)
         idx_a, idx_b, similarity = training_pairs(spectra, n_pairs, train_rng)
@@ -78,6 +81,20 @@ class CosineModel(PairModel):
         self.fitted_ = True
         self.fit_seconds_ = time.perf_counter() - start
         return self
+
+    def check_params(self):
+        check_int(self.n_pairs, "n_pairs")
+        check_int(self.seed, "seed", minimum=0)
+        check_float(self.tolerance, "tolerance", maximum=MAX_TOLERANCE)
+        if not isinstance(self.progress, bool):
+            raise TypeError(f"progress must be true or false, got {type(self.progress).__name__}")
+
+    def check_loaded_state(self, where):
+        """Also refuse a calibration map that is not bounded and sorted (:func:`~kit.models.untrusted.check_isotonic`)."""
+        from kit.models.untrusted import check_isotonic
+
+        super().check_loaded_state(where)
+        check_isotonic(self.calibration_, where)
 
     def calibrate(self, scores):
         """Tanimoto predicted for modified cosine ``scores`` (array-like)."""

@@ -17,9 +17,14 @@ import time
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from kit.features import BIN_WIDTH, TOLERANCE, pair_features
+from kit.features import BIN_WIDTH, FEATURE_NAMES, TOLERANCE, pair_features
 from kit.errors import UserError
 from kit.models.base import PairModel, check_float, check_int, check_spectra, seeded_rng, training_pairs
+from kit.models.cosine import MAX_TOLERANCE
+
+#: Narrowest and widest bin (Da) of the binned-spectrum cosines: a bin of 1e-300 Da would
+#: overflow the bin count, one wider than the m/z range puts every peak in one bin.
+BIN_WIDTH_RANGE = (1e-3, 100.0)
 
 
 class GBMModel(PairModel):
@@ -92,18 +97,23 @@ class GBMModel(PairModel):
 
     def features(self, spectra, idx_a, idx_b):
         """The pair features (a DataFrame, columns :data:`kit.features.FEATURE_NAMES`)."""
-        return pair_features(
-            spectra, idx_a, idx_b,
-            tolerance=check_float(self.tolerance, "tolerance"),
-            bin_width=check_float(self.bin_width, "bin_width"),
-            progress=bool(self.progress),
-        )
+        tolerance, bin_width = self._feature_settings()
+        return pair_features(spectra, idx_a, idx_b, tolerance=tolerance, bin_width=bin_width,
+                             progress=bool(self.progress))
+
+    def _feature_settings(self):
+        """``tolerance`` and ``bin_width``, checked."""
+        return (check_float(self.tolerance, "tolerance", maximum=MAX_TOLERANCE),
+                check_float(self.bin_width, "bin_width", minimum=BIN_WIDTH_RANGE[0], inclusive=True,
+                            maximum=BIN_WIDTH_RANGE[1]))
 
     def _regressor(self, seed):
+        from kit.models.untrusted import MAX_TREE_NODES, MAX_TREES
+
         return HistGradientBoostingRegressor(
-            max_iter=check_int(self.max_iter, "max_iter"),
+            max_iter=check_int(self.max_iter, "max_iter", maximum=MAX_TREES),
             learning_rate=check_float(self.learning_rate, "learning_rate"),
-            max_leaf_nodes=check_int(self.max_leaf_nodes, "max_leaf_nodes", minimum=2),
+            max_leaf_nodes=check_int(self.max_leaf_nodes, "max_leaf_nodes", minimum=2, maximum=MAX_TREE_NODES // 2),
             min_samples_leaf=check_int(self.min_samples_leaf, "min_samples_leaf"),
             l2_regularization=check_float(self.l2_regularization, "l2_regularization", inclusive=True),
             early_stopping=bool(self.early_stopping),
@@ -128,16 +138,32 @@ class GBMModel(PairModel):
         self.fit_seconds_ = time.perf_counter() - start
         return self
 
-    def check_loaded_state(self, where):
-        """Also refuse features the kit does not compute (a forged or damaged file)."""
-        super().check_loaded_state(where)
-        from kit.features import FEATURE_NAMES
+    def check_params(self):
+        check_int(self.n_pairs, "n_pairs")
+        check_int(self.seed, "seed", minimum=0)
+        for name in ("progress", "early_stopping"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be true or false, got {type(getattr(self, name)).__name__}")
+        self._regressor(0)
+        self._feature_settings()
 
+    def check_loaded_state(self, where):
+        """Also refuse features the kit does not compute and trees a prediction cannot trust.
+
+        The trees are checked by :func:`kit.models.untrusted.check_hist_gradient_boosting`.
+        """
+        super().check_loaded_state(where)
+        self.check_feature_names(FEATURE_NAMES, where)
+        from kit.models.untrusted import check_hist_gradient_boosting
+
+        check_hist_gradient_boosting(self.regressor_, self.feature_names_, where)
+
+    def check_feature_names(self, known, where):
+        """Refuse feature names outside ``known``, repeated, or not a list of strings."""
         names = self.feature_names_
-        if not names or not all(isinstance(n, str) and n in FEATURE_NAMES for n in names) or len(set(names)) != len(names):
-            raise UserError(f"{where}: the saved gbm model's feature names are not the kit's pair features")
-        if getattr(self.regressor_, "n_features_in_", None) != len(names):
-            raise UserError(f"{where}: the saved gbm model's regressor does not read its {len(names)} features")
+        if (not names or len(names) > len(known) or not all(isinstance(n, str) and n in known for n in names)
+                or len(set(names)) != len(names)):
+            raise UserError(f"{where}: the saved {self.name} model's feature names are not the kit's pair features")
 
     def _predict_indices(self, spectra, idx_a, idx_b):
         x = self.features(spectra, idx_a, idx_b)

@@ -17,6 +17,7 @@ from sklearn.dummy import DummyRegressor
 
 from kit.models.base import PairModel, check_int, check_spectra, seeded_rng, training_pairs
 
+
 class MeanModel(PairModel):
     """Predicts the mean Tanimoto of bin-balanced training pairs, whatever the spectra.
 
@@ -62,6 +63,17 @@ class MeanModel(PairModel):
         self.fitted_ = True
         self.fit_seconds_ = time.perf_counter() - start
         return self
+
+    def check_params(self):
+        check_int(self.n_pairs, "n_pairs")
+        check_int(self.seed, "seed", minimum=0)
+
+    def check_loaded_state(self, where):
+        """Also refuse a regressor that is not one mean of one output (:func:`~kit.models.untrusted.check_dummy_regressor`)."""
+        from kit.models.untrusted import check_dummy_regressor
+
+        super().check_loaded_state(where)
+        check_dummy_regressor(self.regressor_, where)
 
     def _predict_indices(self, spectra, idx_a, idx_b):
         return self.regressor_.predict(np.zeros((len(idx_a), 1)))
