@@ -369,7 +369,8 @@ def validation_score(truth, predicted, pair_molecules, bin_shares=None, rounds=B
         :func:`kit.metrics.diagnostics` with ``rmse`` weighted to ``bin_shares``
         (:func:`weighted_rmse`), plus ``pairs_rmse`` (the plain RMSE of the pairs),
         ``rmse_se`` (standard deviation of the weighted RMSE over ``rounds`` bootstrap
-        resamples of the molecules), ``molecules`` and ``weighting``.
+        resamples of the molecules), ``molecules`` and ``bin_weights`` (each bin's weight,
+        or None for the plain RMSE).
 
     Examples
     --------
@@ -378,6 +379,7 @@ def validation_score(truth, predicted, pair_molecules, bin_shares=None, rounds=B
     (0.0816, 3, True)
     """
     from kit.metrics import diagnostics
+    from kit.tanimoto_bins import BIN_LABELS
 
     score = diagnostics(truth, predicted)
     # The molecules the pairs are made of, numbered 0 .. n - 1.
@@ -385,12 +387,13 @@ def validation_score(truth, predicted, pair_molecules, bin_shares=None, rounds=B
     n_molecules = len(used)
     weights = bootstrap_molecules(pair_molecules.reshape(-1, 2), n_molecules, int(rounds), np.random.default_rng(seed))
     resampled = weighted_rmse(truth, predicted, bin_shares, weights)
+    # Numbers only (and None): a saved model's scores are checked as such when it is loaded.
     return score | {
         "rmse": weighted_rmse(truth, predicted, bin_shares),
         "pairs_rmse": score["rmse"],
         "rmse_se": float(np.std(resampled, ddof=1)) if len(resampled) > 1 else None,
         "molecules": n_molecules,
-        "weighting": "test pairs' bins" if bin_shares is not None else "none",
+        "bin_weights": None if bin_shares is None else dict(zip(BIN_LABELS, map(float, bin_shares))),
     }
 
 
@@ -477,7 +480,6 @@ def train_model(
     model.fit_seconds_ = round(time.perf_counter() - start, 3)
     model.validation_score_ = validation_score(truth, model.predict(val, pairs), pair_molecules,
                                                competition_bin_shares(comp), seed=seed)
-    model.validation_score_["refit"] = False
     echo(describe_score(name, model.validation_score_) + f"; fitted in {model.fit_seconds_:.1f} s")
     echo(f"{name}: the saved model is the one scored (trained without the held-out molecules, not refit)")
     if getattr(model, "best_val_rmse_", None) is not None:
@@ -486,7 +488,8 @@ def train_model(
              f"early-stopping molecules, epoch {model.best_epoch_} kept)")
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     folder = models_dir(models) / comp.name / f"{name}-{stamp}"
-    extra = {"competition": comp.name, "competition_files": comp.file_hashes, "seed": seed}
+    extra = {"competition": comp.name, "competition_files": comp.file_hashes, "seed": seed,
+             "validation_fraction": float(validation_fraction), "refit": False}
     # Where the model went: a multi-worker siamese's non-chief saves to a temporary folder.
     folder = model.save(folder, extra=extra)
     history = getattr(model, "history_", None)
@@ -503,12 +506,12 @@ def describe_score(name, score):
     Examples
     --------
     >>> describe_score("gbm", {"rmse": 0.18, "rmse_se": 0.004, "binned_rmse": 0.2, "rows": 4000,
-    ...                        "molecules": 360, "weighting": "test pairs' bins"})
+    ...                        "molecules": 360, "bin_weights": {"0.0-0.1": 0.1}})
     'gbm: held-out validation RMSE 0.18000 +- 0.00400 (binned 0.20000) on 4,000 pairs of 360 molecules, bins weighted as the test pairs'
     """
     se = score.get("rmse_se")
     error = f" +- {se:.5f}" if se is not None else ""
-    weighting = ", bins weighted as the test pairs" if score.get("weighting") == "test pairs' bins" else ""
+    weighting = ", bins weighted as the test pairs" if score.get("bin_weights") else ""
     return (f"{name}: held-out validation RMSE {score['rmse']:.5f}{error} (binned {score['binned_rmse']:.5f}) "
             f"on {score['rows']:,} pairs of {score['molecules']:,} molecules{weighting}")
 

@@ -6,6 +6,7 @@ from conftest import kit_cli, kit_cli_subprocess, structure_spectra
 
 import kit.models
 from kit.commands.train import model_options
+from kit.tanimoto_bins import BIN_LABELS
 from kit.errors import UserError
 from kit.models.gbm import GBMModel
 from kit.cli import main
@@ -359,10 +360,10 @@ def test_validation_score_reports_its_bootstrap_error_seeded():
     assert score == validation_score(truth, predicted, molecules, np.full(10, 0.1), rounds=100, seed=3)
     assert score["pairs_rmse"] == pytest.approx(weighted_rmse(truth, predicted))
     assert 0 < score["rmse_se"] < 0.02 and score["molecules"] == len(np.unique(molecules))
-    assert score["weighting"] == "test pairs' bins" and score["rows"] == truth.size
+    assert score["bin_weights"] == {label: 0.1 for label in BIN_LABELS} and score["rows"] == truth.size
     # Fewer molecules behind as many pairs: a wider error bar.
     few = validation_score(*_scored_pairs(n_molecules=6), rounds=100, seed=3)
-    assert few["rmse_se"] > 1.5 * score["rmse_se"] and few["weighting"] == "none" and few["molecules"] == 6
+    assert few["rmse_se"] > 1.5 * score["rmse_se"] and few["bin_weights"] is None and few["molecules"] == 6
     assert "+- " in describe_score("gbm", score) and "of 60 molecules" in describe_score("gbm", score)
 
 
@@ -424,7 +425,8 @@ def test_the_fit_never_sees_the_molecules_it_is_scored_on(tiny, monkeypatch):
     assert not seen["fit"] & scored["molecules"]
     manifest = json.loads((folder / "manifest.json").read_text())
     score = manifest["validation_score"]
-    assert score["refit"] is False and score["rmse_se"] > 0 and score["weighting"] == "test pairs' bins"
+    assert manifest["refit"] is False and manifest["validation_fraction"] == 0.2
+    assert score["rmse_se"] > 0 and sum(score["bin_weights"].values()) == pytest.approx(1)
     assert score["molecules"] <= len(scored["molecules"]) and score["rmse"] == model.validation_score_["rmse"]
     text = "\n".join(lines)
     assert "+- " in text and "not refit" in text and "held out for the validation score only" in text
