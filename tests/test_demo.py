@@ -6,7 +6,7 @@ from conftest import kit_cli, structure_spectra
 
 import kit.demo
 from kit.cli import main
-from kit.demo import LADDER, check_rungs
+from kit.demo import LADDER, best_on_validation, check_rungs, validation_report
 from kit.errors import UserError
 from kit.spectra import save_spectra
 
@@ -70,6 +70,7 @@ def test_demo_runs_the_whole_pipeline_and_prints_the_leaderboard(tmp_path):
     for step in ("1/4 prepare", "2/4 train mean", "3/4 predict and score mean", "4/4 leaderboard"):
         assert step in proc.stdout
     assert "demo-mean" in proc.stdout  # the leaderboard row
+    assert "best on validation: mean (" in proc.stdout and "its validation score" in proc.stdout
     assert (tmp_path / "leaderboard" / "lib.html").is_file()
     assert len(list((tmp_path / "submissions" / "lib").glob("*_mean.csv"))) == 1
     # A second run (in-process) reuses the competition and adds a row.
@@ -77,3 +78,32 @@ def test_demo_runs_the_whole_pipeline_and_prints_the_leaderboard(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "using the existing" in proc.stdout
     assert len((tmp_path / "leaderboard" / "lib.csv").read_text().strip().splitlines()) == 3  # header + 2 rows
+
+
+ROWS = [
+    {"rung": "gbm", "validation": 0.187, "se": 0.004, "private": 0.168},
+    {"rung": "siamese", "validation": 0.1865, "se": None, "private": 0.1877},
+    {"rung": "blend", "validation": 0.171, "se": 0.003, "private": 0.150},
+]
+
+
+@pytest.mark.parametrize("rows, best", [
+    (ROWS, "blend"), (ROWS[:2], "siamese"), ([{**ROWS[0], "validation": None}, ROWS[1]], "siamese"),
+    ([ROWS[0], {**ROWS[0], "rung": "tie"}], "gbm"), ([], None), ([{**ROWS[0], "validation": None}], None),
+])
+def test_best_on_validation_ignores_private(rows, best):
+    picked = best_on_validation(rows)
+    assert (picked and picked["rung"]) == best
+
+
+def test_validation_report_says_how_far_the_pick_was_from_private():
+    lines = validation_report(ROWS)
+    assert len(lines) == 5 and lines[0].startswith("validation (held-out molecules) against Private")
+    assert "0.18650  Private 0.18770  (+0.00120)" in lines[2]  # no error bar, no "+-"
+    assert lines[-1] == ("best on validation: blend (0.17100 +- 0.00300); on Private it scored 0.15000, "
+                         "0.02100 below its validation score")
+    above = validation_report([{**ROWS[2], "private": 0.2}])[-1]
+    assert above.endswith("0.02900 above its validation score")
+    hidden = validation_report([{**ROWS[0], "private": None}])
+    assert hidden[-1].endswith("Private is not at hand to compare") and "Private" not in hidden[1]
+    assert validation_report([]) == []

@@ -299,30 +299,37 @@ def test_a_network_that_gives_values_that_are_not_finite_is_refused(cosine_model
         loaded.predict(spectra, random_pairs(spectra), return_std=return_std)
 
 
-def test_calibration_is_the_isotonic_fit_on_the_validation_pairs(spectra):
+def test_calibration_is_the_isotonic_fit_kept_only_where_held_out_molecules_gain(spectra):
     validation = make_spectra(SMILES[:8], per_molecule=2, seed=5, prefix="V")
-    raw = SiameseModel(**{**TINY, "calibrate": False}).fit(spectra, validation_spectra=validation)
-    calibrated = SiameseModel(**TINY).fit(spectra, validation_spectra=validation)
-    assert raw.calibration_ is None
+    params = {**TINY, "validation_pairs": 1000}
+    raw = SiameseModel(**{**params, "calibrate": False}).fit(spectra, validation_spectra=validation)
+    calibrated = SiameseModel(**params).fit(spectra, validation_spectra=validation)
+    assert raw.calibration_ is None and raw.calibration_gain_ is None
     # Calibration comes after training: the same network, only its predictions are mapped.
     for w_raw, w_cal in zip(raw.embedding_network_.get_weights(), calibrated.embedding_network_.get_weights()):
         np.testing.assert_array_equal(w_raw, w_cal)
-    # The validation pairs the fit drew, and sklearn's own isotonic fit on them.
+    # The validation pairs the fit drew, and the held-out check on them.
     from kit.pairs import PairSampler
     from sklearn.isotonic import IsotonicRegression
 
-    _, val_seed, _ = np.random.SeedSequence(TINY["seed"]).spawn(3)
+    _, val_seed, _, calibration_seed = np.random.SeedSequence(TINY["seed"]).spawn(4)
     kept, sampler = siamese._sampler_of(validation, "validation spectra")
-    idx_a, idx_b, truth = sampler.sample(TINY["validation_pairs"], np.random.default_rng(val_seed))
+    idx_a, idx_b, truth = sampler.sample(params["validation_pairs"], np.random.default_rng(val_seed))
     assert isinstance(sampler, PairSampler)
     ids = np.array([s.get("spectrum_id") for s in kept])
     pairs = pd.DataFrame({"spectrum_id_a": ids[idx_a], "spectrum_id_b": ids[idx_b]})
     before = raw.predict(validation, pairs)
-    iso = IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip").fit(before, truth)
-    np.testing.assert_allclose(calibrated.calibration_["x"], iso.X_thresholds_, atol=1e-6)
-    np.testing.assert_allclose(calibrated.calibration_["y"], iso.y_thresholds_, atol=1e-6)
+    molecules = sampler.spectrum_molecule[np.column_stack([idx_a, idx_b])]
+    expected, gains = siamese.held_out_calibration(before, truth, molecules, np.random.default_rng(calibration_seed))
+    np.testing.assert_allclose(calibrated.calibration_gain_, gains, atol=1e-6)
+    if min(gains) > 0:  # kept: sklearn's own isotonic fit on every validation pair
+        iso = IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip").fit(before, truth)
+        np.testing.assert_allclose(calibrated.calibration_["x"], iso.X_thresholds_, atol=1e-6)
+        np.testing.assert_allclose(calibrated.calibration_["y"], iso.y_thresholds_, atol=1e-6)
+        np.testing.assert_allclose(calibrated.predict(validation, pairs), iso.predict(before), atol=1e-6)
+    else:
+        assert calibrated.calibration_ == siamese.IDENTITY_CALIBRATION == expected
     after = calibrated.predict(validation, pairs)
-    np.testing.assert_allclose(after, iso.predict(before), atol=1e-6)
     # On the pairs it was fitted on, the map can only lower the error, and it keeps the order.
     assert np.sqrt(np.mean((after - truth) ** 2)) <= np.sqrt(np.mean((before - truth) ** 2))
     order = np.argsort(before, kind="stable")
@@ -336,6 +343,41 @@ def test_calibration_is_the_isotonic_fit_on_the_validation_pairs(spectra):
     # MC dropout passes go through the map too.
     mean, std = calibrated.predict(spectra, others, return_std=True, n_passes=4)
     assert ((0 <= mean) & (mean <= 1)).all() and np.isfinite(std).all()
+
+
+def _pairs_of_molecules(n_pairs, n_molecules, seed):
+    rng = np.random.default_rng(seed)
+    return rng, rng.integers(0, n_molecules, size=(n_pairs, 2))
+
+
+def test_held_out_calibration_keeps_a_map_that_helps_new_molecules():
+    rng, molecules = _pairs_of_molecules(3000, 150, 0)
+    truth = rng.random(3000)
+    overconfident = np.clip(0.5 + 1.6 * (truth - 0.5) + rng.normal(0, 0.05, 3000), 0, 1)
+    calibration, gains = siamese.held_out_calibration(overconfident, truth, molecules, np.random.default_rng(1))
+    assert min(gains) > 0.01
+    assert calibration == siamese.fit_calibration(overconfident, truth)
+
+
+@pytest.mark.parametrize("n_pairs, n_molecules", [(3000, 150), (150, 150), (3000, 3), (0, 0)])
+def test_held_out_calibration_declines_without_a_held_out_gain(n_pairs, n_molecules):
+    # Already calibrated (or too few pairs or molecules to tell): the identity, whatever the pairs say.
+    rng, molecules = _pairs_of_molecules(n_pairs, max(n_molecules, 1), 2)
+    predicted = rng.uniform(0.2, 0.8, n_pairs)
+    truth = np.clip(predicted + rng.normal(0, 0.1, n_pairs), 0, 1)
+    calibration, gains = siamese.held_out_calibration(predicted, truth, molecules.reshape(-1, 2),
+                                                      np.random.default_rng(3))
+    assert calibration == siamese.IDENTITY_CALIBRATION and len(gains) == 2
+    assert not all(gain > 0 for gain in gains)
+    np.testing.assert_allclose(siamese.apply_calibration(calibration, predicted), predicted)
+
+
+def test_held_out_calibration_is_seeded():
+    rng, molecules = _pairs_of_molecules(2000, 100, 4)
+    truth = rng.random(2000)
+    predicted = 0.5 + 0.5 * (truth - 0.5)
+    runs = [siamese.held_out_calibration(predicted, truth, molecules, np.random.default_rng(7)) for _ in range(2)]
+    assert runs[0] == runs[1]
 
 
 def test_fit_calibration_keeps_at_most_its_limit_of_points(monkeypatch):

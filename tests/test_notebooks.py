@@ -134,7 +134,9 @@ def test_getting_started_runs_top_to_bottom(tmp_path, kernel, monkeypatch):
     assert (NOTEBOOKS / "01_getting_started.ipynb").read_bytes() == stored
 
     text = outputs_text(notebook)
-    assert str(tmp_path) in text, "the notebook should work in the folder it is run from"
+    assert f"working in {tmp_path.name}" in text, "the notebook should work in the folder it is run from"
+    assert str(tmp_path) not in text, "outputs name files relative to the working folder, not by a machine's path"
+    assert "best on validation:" in text and "from its Private score" in text
     assert (tmp_path / "data" / "practice" / "competition.json").is_file()
     assert list((tmp_path / "submissions" / "practice").glob("*.csv"))
     assert (tmp_path / "leaderboard" / "practice.html").is_file()

@@ -6,11 +6,13 @@ from conftest import kit_cli, kit_cli_subprocess, structure_spectra
 
 import kit.models
 from kit.commands.train import model_options
+from kit.tanimoto_bins import BIN_LABELS
 from kit.errors import UserError
 from kit.models.gbm import GBMModel
 from kit.cli import main
-from kit.training import (model_params, parameter_docs, plot_history, rung_options, split_for_validation,
-                          train_model)
+from kit.training import (HeldOut, bootstrap_molecules, competition_bin_shares, describe_score, model_params,
+                          parameter_docs, plot_history, rung_options, split_for_validation, train_model,
+                          validation_score, validation_set, weighted_rmse)
 
 
 @pytest.mark.parametrize(
@@ -301,5 +303,139 @@ def test_train_model_names_its_two_validation_scores_apart(tiny, monkeypatch):
     _, folder = train_model("mean", "tiny", seed=0, params={"n_pairs": "200"}, echo=lines.append)
     text = "\n".join(lines)
     assert "mean: held-out validation RMSE 0." in text
-    assert "mean: early-stopping pairs RMSE 0.25000 (Keras's val_rmse, epoch 2 kept)" in text
+    assert ("mean: early-stopping pairs RMSE 0.25000 (Keras's val_rmse on the rung's own early-stopping molecules, "
+            "epoch 2 kept)") in text
     assert f"training curve: {folder / 'training_curve.png'}" in text and (folder / "training_curve.png").is_file()
+
+
+# -- the honest validation score ------------------------------------------------------------
+def _scored_pairs(n=600, n_molecules=60, seed=0):
+    # Errors come from the molecules, as a model's do: pairs of one molecule err together.
+    rng = np.random.default_rng(seed)
+    truth, molecules, bias = rng.random(n), rng.integers(0, n_molecules, size=(n, 2)), rng.normal(0, 0.1, n_molecules)
+    return truth, np.clip(truth + bias[molecules].sum(axis=1) + rng.normal(0, 0.05, n), 0, 1), molecules
+
+
+def test_weighted_rmse_without_shares_is_the_plain_rmse():
+    from sklearn.metrics import root_mean_squared_error
+
+    truth, predicted, _ = _scored_pairs()
+    assert weighted_rmse(truth, predicted) == pytest.approx(root_mean_squared_error(truth, predicted))
+
+
+def test_weighted_rmse_weighs_each_bin_by_its_share_and_drops_empty_bins():
+    from kit.tanimoto_bins import bin_index
+
+    truth, predicted, _ = _scored_pairs()
+    shares = np.arange(1.0, 11.0)
+    bins = bin_index(truth)
+    mse = np.array([np.mean((predicted[bins == b] - truth[bins == b]) ** 2) for b in range(10)])
+    assert weighted_rmse(truth, predicted, shares) == pytest.approx(np.sqrt((shares * mse).sum() / shares.sum()))
+    # Only two bins hold pairs: the other shares do not count.
+    low = truth < 0.2
+    two = (mse[:2] * shares[:2]).sum() / shares[:2].sum()
+    assert weighted_rmse(truth[low], predicted[low], shares) == pytest.approx(np.sqrt(two))
+    # A row of weights per resample: all ones is the point estimate, doubled pairs count twice.
+    rows = weighted_rmse(truth, predicted, shares, np.ones((3, truth.size)))
+    np.testing.assert_allclose(rows, weighted_rmse(truth, predicted, shares))
+    doubled = np.ones(truth.size)
+    doubled[:10] = 2
+    repeated = np.concatenate([np.arange(truth.size), np.arange(10)])
+    assert weighted_rmse(truth, predicted, None, doubled[None])[0] == pytest.approx(
+        weighted_rmse(truth[repeated], predicted[repeated]))
+
+
+def test_bootstrap_resamples_molecules_and_weighs_each_pair_by_its_two_molecules():
+    pairs = np.array([[0, 1], [1, 2], [2, 2]])
+    weights = bootstrap_molecules(pairs, 3, 500, np.random.default_rng(0))
+    assert weights.shape == (500, 3) and (weights >= 0).all()
+    # Drawn three molecules with replacement: a pair's weight is count_a x count_b.
+    assert set(np.unique(weights)) <= {0, 1, 2, 3, 4, 9}
+    assert weights[:, 0].mean() == pytest.approx(1 - 1 / 3, abs=0.1)  # E[c0 c1] = n(n-1)/n^2
+
+
+def test_validation_score_reports_its_bootstrap_error_seeded():
+    truth, predicted, molecules = _scored_pairs()
+    score = validation_score(truth, predicted, molecules, np.full(10, 0.1), rounds=100, seed=3)
+    assert score == validation_score(truth, predicted, molecules, np.full(10, 0.1), rounds=100, seed=3)
+    assert score["pairs_rmse"] == pytest.approx(weighted_rmse(truth, predicted))
+    assert 0 < score["rmse_se"] < 0.02 and score["molecules"] == len(np.unique(molecules))
+    assert score["bin_weights"] == {label: 0.1 for label in BIN_LABELS} and score["rows"] == truth.size
+    # Fewer molecules behind as many pairs: a wider error bar.
+    few = validation_score(*_scored_pairs(n_molecules=6), rounds=100, seed=3)
+    assert few["rmse_se"] > 1.5 * score["rmse_se"] and few["bin_weights"] is None and few["molecules"] == 6
+    assert "+- " in describe_score("gbm", score) and "of 60 molecules" in describe_score("gbm", score)
+
+
+@pytest.mark.parametrize("metadata", [
+    {}, {"pairs": None}, {"pairs": {}}, {"pairs": {"per_bin": None}}, {"pairs": {"per_bin": [1] * 9}},
+    {"pairs": {"per_bin": [1] * 11}}, {"pairs": {"per_bin": [[1] * 10]}}, {"pairs": {"per_bin": [0] * 10}},
+    {"pairs": {"per_bin": [-1] + [1] * 9}}, {"pairs": {"per_bin": [float("nan")] + [1] * 9}},
+    {"pairs": {"per_bin": [float("inf")] + [1] * 9}}, {"pairs": {"per_bin": ["x"] * 10}},
+    {"pairs": {"per_bin": "1111111111"}}, {"pairs": {"per_bin": {"a": 1}}}, {"pairs": {"per_bin": [{}] * 10}},
+    {"pairs": {"per_bin": [1e308] * 10}}, {"pairs": [1] * 10}, {"pairs": "per_bin"}, None, [],
+    {"pairs": {"per_bin": [True] * 10}}, {"pairs": {"per_bin": ["1"] * 10}}, {"pairs": {"per_bin": [None] * 10}},
+])
+def test_competition_bin_shares_refuse_what_is_not_ten_counts(metadata):
+    from types import SimpleNamespace
+
+    assert competition_bin_shares(SimpleNamespace(metadata=metadata)) is None
+
+
+def test_competition_bin_shares_are_the_test_pairs_shares(tiny):
+    comp = kit.load_competition(tiny / "data" / "tiny")
+    shares = competition_bin_shares(comp)
+    counts = np.asarray(comp.metadata["pairs"]["per_bin"], dtype=float)
+    np.testing.assert_allclose(shares, counts / counts.sum())
+
+
+def test_validation_set_pairs_name_their_molecules():
+    spectra = structure_spectra(per_molecule=3)
+    pairs, truth, molecules = validation_set(spectra, 20, seed=0)
+    smiles = {s.get("spectrum_id"): s.get("smiles") for s in spectra}
+    # Two pairs of the same two molecules share the molecules' smiles, and only those.
+    key = {tuple(m): (smiles[a], smiles[b]) for m, a, b in zip(molecules.tolist(), pairs.spectrum_id_a, pairs.spectrum_id_b)}
+    for m, a, b in zip(molecules.tolist(), pairs.spectrum_id_a, pairs.spectrum_id_b):
+        assert key[tuple(m)] == (smiles[a], smiles[b])
+    assert len(truth) == len(pairs) == len(molecules)
+
+
+def test_the_fit_never_sees_the_molecules_it_is_scored_on(tiny, monkeypatch):
+    """Three-way split: the rung's fit gets no validation spectra and none of the scored molecules."""
+    from kit.models.mean import MeanModel
+
+    seen, fit = {}, MeanModel.fit
+
+    def spy(self, spectra, validation_spectra=None):
+        seen["fit"], seen["validation"] = {s.get("inchikey")[:14] for s in spectra}, validation_spectra
+        return fit(self, spectra, validation_spectra=validation_spectra)
+
+    scored, predict = {}, MeanModel.predict
+
+    def spy_predict(self, spectra, pairs):
+        scored["molecules"] = {s.get("inchikey")[:14] for s in spectra}
+        return predict(self, spectra, pairs)
+
+    monkeypatch.setattr(MeanModel, "fit", spy)
+    monkeypatch.setattr(MeanModel, "predict", spy_predict)
+    monkeypatch.chdir(tiny)
+    lines = []
+    model, folder = train_model("mean", "tiny", seed=0, params={"n_pairs": "200"}, echo=lines.append)
+    assert seen["validation"] is None and seen["fit"] and scored["molecules"]
+    assert not seen["fit"] & scored["molecules"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    score = manifest["validation_score"]
+    assert manifest["refit"] is False and manifest["validation_fraction"] == 0.2
+    assert score["rmse_se"] > 0 and sum(score["bin_weights"].values()) == pytest.approx(1)
+    assert score["molecules"] <= len(scored["molecules"]) and score["rmse"] == model.validation_score_["rmse"]
+    text = "\n".join(lines)
+    assert "+- " in text and "not refit" in text and "held out for the validation score only" in text
+
+
+def test_a_split_made_once_scores_as_the_split_made_by_train_model(tiny, monkeypatch):
+    monkeypatch.chdir(tiny)
+    comp = kit.load_competition("tiny")
+    quiet = {"echo": lambda *_: None, "params": {"n_pairs": "200"}}
+    alone, _ = train_model("mean", comp, seed=1, **quiet)
+    shared, _ = train_model("mean", comp, seed=1, held_out=HeldOut.of(comp.train_spectra, seed=1), **quiet)
+    assert shared.validation_score_ == alone.validation_score_

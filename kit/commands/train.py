@@ -13,8 +13,10 @@ def add_parser(subparsers):
         help=f"train a model: {', '.join(rungs)}",
         usage=USAGE,
         add_help=False,
-        description="Fit MODEL on the competition's training spectra, score it on a validation split "
-        "by molecule, and save it to models/<competition>/<model>-<stamp>/. Any model parameter can be "
+        description="Fit MODEL on the competition's training spectra, score it on held-out molecules that no "
+        "step of the fit uses (20% of the training molecules; early stopping and calibration hold out "
+        "molecules of their own), with the score's bootstrap standard error, and save the model that was "
+        "scored (not refit) to models/<competition>/<model>-<stamp>/. Any model parameter can be "
         "given as an option, e.g. `kit train siamese --epochs 5 --learning-rate 0.0005`; "
         "`kit train MODEL --help` lists them with their defaults.",
     )

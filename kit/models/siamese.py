@@ -22,7 +22,8 @@ two spectra of one molecule (most of the top Tanimoto bin, equal precursor masse
 score 1 while each spectrum is still embedded once; 50,000 pairs an epoch; the learning
 rate drops by a factor 3 when validation RMSE stalls for 2 epochs; after training, an
 isotonic map fitted on the validation pairs (``calibrate``) pulls the network's
-predictions, overconfident on molecules it never saw, to what they meant on new ones.
+predictions, overconfident on molecules it never saw, to what they meant on new ones,
+where such a map lowers the RMSE on validation molecules it was not fitted on.
 Without the head,
 :class:`PrecursorMatch` joins a learned kernel of the mass difference to the embedding
 instead. Training runs on sparse batches of 512 pairs
@@ -861,12 +862,16 @@ class SiameseModel(PairModel):
     calibrate : bool, default True
         After training, fit a monotone map from the network's prediction to the
         Tanimoto score on the validation pairs (isotonic regression), and pass every
-        prediction through it. A network is surer of itself on the molecules it
-        trained on than it has reason to be on new ones; the validation molecules are
-        new to it, so the map pulls its predictions to what they turned out to mean
-        there. Each spectrum is still embedded once. ``False`` predicts what the
-        network gives, as MS2DeepScore. The map is fitted on the validation pairs, so
-        a validation score on those same molecules is slightly optimistic.
+        prediction through it, where that map earns its place on molecules it was not
+        fitted on (:func:`held_out_calibration`): fitted on one half of the validation
+        molecules, it must lower the RMSE on the other half, both ways round; else the
+        map is the identity. A network is surer of itself on the molecules it trained
+        on than it has reason to be on new ones; the validation molecules are new to
+        it, so the map pulls its predictions to what they turned out to mean there.
+        Each spectrum is still embedded once. ``False`` predicts what the network
+        gives, as MS2DeepScore. The map is fitted on the validation pairs, so a score
+        on those same molecules is optimistic: ``kit train`` scores on molecules of
+        its own.
     batchnorm_momentum : float, default 0.9
         Momentum of the BatchNormalization moving statistics, which validation and
         inference use. MS2DeepScore v1 keeps Keras' 0.99: with 8x fewer steps per epoch
@@ -914,7 +919,12 @@ class SiameseModel(PairModel):
     calibration_ : dict or None
         With ``calibrate``: ``{"x": [...], "y": [...]}``, the increasing points of the
         isotonic map (network prediction to similarity) fitted on the validation pairs,
-        between which predictions are interpolated; None without.
+        between which predictions are interpolated (the identity ``{"x": [0, 1],
+        "y": [0, 1]}`` where the held-out check found no gain); None without.
+    calibration_gain_ : list of float or None
+        With ``calibrate``: how much a map fitted on one half of the validation
+        molecules lowered the RMSE on the other half, for each half
+        (:func:`held_out_calibration`).
     n_replicas_ : int
         Replicas that trained together (1 without a strategy).
 
@@ -1127,7 +1137,7 @@ class SiameseModel(PairModel):
             warnings.warn("mixed_precision=True without a visible GPU: float16 runs slower than float32 on a CPU",
                           UserWarning, stacklevel=2)
         keras.utils.set_random_seed(int(self.seed))
-        split_seed, val_seed, train_seed = np.random.SeedSequence(int(self.seed)).spawn(3)
+        split_seed, val_seed, train_seed, calibration_seed = np.random.SeedSequence(int(self.seed)).spawn(4)
         train_part, train_sampler, val_part, val_sampler = self._split(spectra, validation_spectra, split_seed)
         train_x, train_meta = self._features(train_part)
         val_x, val_meta = self._features(val_part)
@@ -1185,10 +1195,13 @@ class SiameseModel(PairModel):
         self.best_epoch_ = int(np.argmin(val_rmse)) + 1 if val_rmse else len(self.history_.get("loss", []))
         self.best_val_rmse_ = float(min(val_rmse)) if val_rmse else None
         self.embedding_network_, self.siamese_, self.head_ = network, siamese, head
-        self.calibration_ = None
+        self.calibration_, self.calibration_gain_ = None, None
         if self.calibrate:
             vectors = self._embed(val_x, val_meta, network)
-            self.calibration_ = fit_calibration(self._network_scores(vectors, val_meta, *val_pairs[:2]), val_pairs[2])
+            pair_molecules = val_sampler.spectrum_molecule[np.column_stack(val_pairs[:2])]
+            self.calibration_, self.calibration_gain_ = held_out_calibration(
+                self._network_scores(vectors, val_meta, *val_pairs[:2]), val_pairs[2], pair_molecules,
+                np.random.default_rng(calibration_seed))
         self.n_train_spectra_, self.n_validation_spectra_ = len(train_part), len(val_part)
         self.n_replicas_, self.is_chief_ = n_replicas, chief
         self.fit_seconds_ = time.perf_counter() - started
@@ -1606,6 +1619,73 @@ def fit_calibration(predicted, truth):
         keep = np.unique(np.linspace(0, len(x) - 1, MAX_CALIBRATION_POINTS).round().astype(int))
         x, y = x[keep], y[keep]
     return {"x": x.tolist(), "y": y.tolist()}
+
+
+#: The map of a siamese whose calibration showed no gain on held-out molecules.
+IDENTITY_CALIBRATION = {"x": [0.0, 1.0], "y": [0.0, 1.0]}
+# Fewest pairs on each side of the held-out check; with fewer, calibration is declined.
+MIN_CALIBRATION_PAIRS = 100
+
+
+def held_out_calibration(predicted, truth, pair_molecules, rng):
+    """An isotonic map where it lowers the RMSE on molecules it was not fitted on, else the identity.
+
+    scikit-learn warns that isotonic calibration overfits small calibration sets; a
+    map that helps the pairs it was fitted on may cost on new molecules. So the
+    molecules are split in two halves (``rng``); a map fitted on the pairs within one
+    half is scored on the pairs within the other, both ways round. Only when both
+    halves gain is the map fitted on every pair kept
+    (:func:`fit_calibration`); otherwise the identity (:data:`IDENTITY_CALIBRATION`).
+
+    Parameters
+    ----------
+    predicted, truth : array-like of float
+        The network's predictions on validation pairs and their true Tanimoto scores.
+    pair_molecules : (n, 2) int array
+        The two molecules of each pair.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    calibration : dict
+        ``{"x": [...], "y": [...]}`` as :func:`fit_calibration` writes it.
+    gains : list of two floats
+        RMSE without the map minus RMSE with it, on each held-out half (NaN where a
+        half has fewer than :data:`MIN_CALIBRATION_PAIRS` pairs).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> molecules = rng.integers(0, 200, size=(4000, 2))
+    >>> truth = rng.random(4000)
+    >>> squeezed = 0.5 + 0.5 * (truth - 0.5)   # an under-confident network
+    >>> calibration, gains = held_out_calibration(squeezed, truth, molecules, rng)
+    >>> calibration != IDENTITY_CALIBRATION and min(gains) > 0
+    True
+    >>> calibrated = rng.uniform(0.2, 0.8, 4000)   # a network already calibrated
+    >>> truth = calibrated + rng.normal(0.0, 0.1, 4000)
+    >>> held_out_calibration(calibrated, truth, molecules, rng)[0] == IDENTITY_CALIBRATION
+    True
+    """
+    predicted, truth = np.asarray(predicted, dtype=np.float64), np.asarray(truth, dtype=np.float64)
+    pair_molecules = np.asarray(pair_molecules, dtype=np.int64).reshape(-1, 2)
+    n_molecules = int(pair_molecules.max()) + 1 if pair_molecules.size else 0
+    first = np.zeros(n_molecules, dtype=bool)
+    first[rng.permutation(n_molecules)[: n_molecules // 2]] = True
+    side = first[pair_molecules]
+    halves = (side[:, 0] & side[:, 1], ~side[:, 0] & ~side[:, 1])
+    gains = []
+    for fit_on, score_on in (halves, halves[::-1]):
+        if min(fit_on.sum(), score_on.sum()) < MIN_CALIBRATION_PAIRS:
+            gains.append(float("nan"))
+            continue
+        calibration = fit_calibration(predicted[fit_on], truth[fit_on])
+        before = np.sqrt(np.mean((predicted[score_on] - truth[score_on]) ** 2))
+        after = np.sqrt(np.mean((apply_calibration(calibration, predicted[score_on]) - truth[score_on]) ** 2))
+        gains.append(float(before - after))
+    if all(gain > 0 for gain in gains):  # NaN compares false: too few pairs declines calibration
+        return fit_calibration(predicted, truth), gains
+    return dict(IDENTITY_CALIBRATION), gains
 
 
 def apply_calibration(calibration, scores):
