@@ -1,150 +1,300 @@
-"""Render a sample leaderboard page and take a screenshot of it in headless Chromium.
+"""Make docs/leaderboard.png from a real classroom run of the kit.
 
-    python bench/screenshot_leaderboard.py                 # sample classroom -> docs/leaderboard.png
-    python bench/screenshot_leaderboard.py --html leaderboard/practice.html --out /tmp/lb.png
+    python bench/screenshot_leaderboard.py            # -> docs/leaderboard.png and docs/leaderboard.png.sha256
+    python bench/screenshot_leaderboard.py --reveal   # the final (Private) standings instead
 
-The sample is a small synthetic competition with six participants who submit for a week;
-every submission goes through ``kit.write_submission`` and ``kit.score_submission`` like
-a real one. Needs Chromium (Debian: ``apt-get install chromium``); without it the script
-says so and exits with code 2.
+In a temporary folder it prepares a small practice competition (fixed seed), trains the
+fast rungs of the ladder (mean, cosine, gbm with small settings; the siamese is left out
+to stay within a few minutes on two cores), writes their real predictions with
+``kit.write_submission``, registers a class with ``Database.add_participants`` (what
+``kit participants add`` does), serves the competition on 127.0.0.1 with a clock moved by
+hand over a week, and has each participant upload through ``POST /api/submissions`` with
+their token. Headless Chromium (Selenium + chromedriver; Debian: ``apt-get install
+chromium chromium-driver``) then takes a 1366 px wide screenshot of ``/``.
+
+Next to the PNG, ``docs/leaderboard.png.sha256`` holds the sha256 of what the page is made
+of (:func:`page_sources_sha256`) and this command; ``tests/test_docs_screenshot.py`` fails
+when they change and the screenshot was not made again.
 """
 import argparse
-import json
-import shutil
-import subprocess
+import hashlib
+import io
 import sys
 import tempfile
+import threading
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import kit  # noqa: E402
-from kit.leaderboard import build_leaderboard, record_result  # noqa: E402
+from kit.errors import UserError  # noqa: E402
 
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-MAX_PNG_BYTES = 300_000
+OUT = ROOT / "docs" / "leaderboard.png"
+HASH_SUFFIX = ".sha256"
+COMMAND = "python bench/screenshot_leaderboard.py"
+WIDTH = 1366
+SEED = 11
+PAIRS_PER_BIN = 40
+START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 
-# participant -> (model, shrink towards 0.35, noise, improvement per submission)
+#: rung name -> (model, parameters); small settings keep the whole run within a few minutes.
+RUNGS = {
+    "mean": ("mean", {"n_pairs": 4000}),
+    "cosine": ("cosine", {"n_pairs": 1500}),
+    "gbm-small": ("gbm", {"n_pairs": 1500, "max_iter": 30, "early_stopping": False}),
+    "gbm": ("gbm", {"n_pairs": 5000, "max_iter": 150}),
+}
+
+#: participant -> the rungs they submit, in order, one per (simulated) day or two.
 CLASS = {
-    "ada": ("siamese", 0.15, 0.16, 0.020),
-    "grace": ("gbm", 0.30, 0.18, 0.012),
-    "alan": ("cosine", 0.45, 0.22, 0.010),
-    "katherine": ("siamese", 0.20, 0.20, 0.025),
-    "linus": ("gbm", 0.35, 0.20, 0.008),
-    "margaret": ("mean", 1.00, 0.00, 0.000),
+    "Ada": ["mean", "cosine", "gbm-small", "gbm"],
+    "Grace": ["cosine", "gbm-small", "gbm"],
+    "Alan": ["mean", "cosine"],
+    "Katherine": ["cosine", "gbm"],
+    "Linus": ["mean", "gbm-small"],
+    "Margaret": ["mean"],
 }
 
 
-def find_chromium():
-    for name in CHROMIUM_NAMES:
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
+def page_sources():
+    """``[(name, bytes), ...]`` of everything the leaderboard page is drawn from, in a fixed order.
+
+    The server's templates and static files, and the stylesheet served at ``/style.css``
+    (``kit.leaderboard_pages.STYLESHEET``).
+    """
+    from kit import leaderboard_pages
+
+    server = ROOT / "kit" / "server"
+    files = sorted((server / "templates").glob("*.html")) + sorted(p for p in (server / "static").iterdir() if p.is_file())
+    sources = [(path.relative_to(ROOT).as_posix(), path.read_bytes()) for path in files]
+    sources.append(("kit.leaderboard_pages.STYLESHEET", leaderboard_pages.STYLESHEET.encode("utf-8")))
+    return sources
 
 
-def make_sample_competition(root, n_pairs=2000, seed=7):
-    """A competition folder with a solution (no spectra: scoring never reads them)."""
-    import hashlib
+def page_sources_sha256():
+    """The sha256 (hex) of :func:`page_sources`: each name and content, length-prefixed.
 
-    rng = np.random.default_rng(seed)
-    folder = Path(root) / "data" / "practice"
-    (folder / "private").mkdir(parents=True)
-    truth = np.clip(np.repeat(np.arange(10) / 10, n_pairs // 10) + rng.random(n_pairs) / 10, 0, 1).round(4)
-    usage = np.where(rng.random(n_pairs) < 0.3, "Public", "Private")
-    ids = np.arange(n_pairs)
-    (folder / "train.mgf").write_text("")
-    (folder / "test.mgf").write_text("")
-    (folder / "test_pairs.csv").write_text("id,spectrum_id_a,spectrum_id_b\n" + "".join(f"{i},A{i},B{i}\n" for i in ids))
-    (folder / "sample_submission.csv").write_text("id,similarity\n" + "".join(f"{i},0.5\n" for i in ids))
-    (folder / "private" / "solution.csv").write_text(
-        "id,similarity,Usage\n" + "".join(f"{i},{t},{u}\n" for i, t, u in zip(ids, truth, usage))
-    )
-    files = ["train.mgf", "test.mgf", "test_pairs.csv", "sample_submission.csv", "private/solution.csv"]
-    meta = {"name": "practice", "seed": seed, "public_fraction": 0.3, "max_daily_submissions": 5,
-            "metric": {"name": "rmse", "direction": "minimize", "decimals": 5, "target": "similarity"},
-            "files": {f: hashlib.sha256((folder / f).read_bytes()).hexdigest() for f in files}}
-    (folder / "competition.json").write_text(json.dumps(meta, indent=2))
-    return folder, truth
+    Examples
+    --------
+    >>> len(page_sources_sha256())
+    64
+    """
+    digest = hashlib.sha256()
+    for name, content in page_sources():
+        for part in (name.encode("utf-8"), content):
+            digest.update(len(part).to_bytes(8, "big"))
+            digest.update(part)
+    return digest.hexdigest()
 
 
-def fill_leaderboard(root, folder, truth, seed=7):
-    """A week of submissions from the sample class, written and scored by the kit."""
-    rng = np.random.default_rng(seed)
-    comp = kit.load_competition(folder)
-    start = datetime(2025, 3, 3, 9, 0, tzinfo=timezone.utc)
-    for k, (who, (model, shrink, noise, gain)) in enumerate(CLASS.items()):
-        tries = 1 if model == "mean" else int(rng.integers(4, 9))
-        for attempt in range(tries):
-            when = start + timedelta(days=attempt * 6 / max(tries, 1), hours=int(rng.integers(0, 9)) + k)
-            s = max(0.05, shrink - gain * attempt * 3)
-            sd = max(0.05, noise - gain * attempt)
-            pred = (1 - s) * truth + s * 0.35 + sd * rng.standard_normal(truth.size) * (0.6 + truth)
-            pred = np.clip(pred, 0.0, 1.0)  # as the kit's models do
-            path = kit.write_submission(comp, pred, model=model, participant=who, out_dir=root / "submissions",
-                                        now=when)
-            result = kit.score_submission(path, comp)
-            record_result(result, participant=who, leaderboard=root / "leaderboard", time=when)
-    return comp
+def hash_file_text():
+    """What ``docs/leaderboard.png.sha256`` holds: the digest, then how the PNG was made."""
+    return (f"{page_sources_sha256()}  kit/server/templates/*.html kit/server/static/* "
+            f"kit.leaderboard_pages.STYLESHEET\nmade by: {COMMAND}\n")
 
 
-def screenshot(chromium, html, out, width=1100, height=1450):
-    """Take a full-window PNG of ``html`` with a fresh, offline Chromium profile."""
-    with tempfile.TemporaryDirectory(prefix="kit-chromium-") as profile:
-        command = [
-            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--hide-scrollbars", f"--user-data-dir={profile}", f"--screenshot={out}",
-            f"--window-size={width},{height}", Path(html).resolve().as_uri(),
-        ]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    if done.returncode != 0 or not Path(out).is_file():
-        raise SystemExit(f"chromium failed ({done.returncode}): {done.stderr.strip()[-500:]}")
-    return Path(out)
+def recorded_sha256(path):
+    """The digest written in a hash file by :func:`hash_file_text` (None when missing or empty)."""
+    try:
+        first = Path(path).read_text(encoding="utf-8").split("\n", 1)[0].split()
+    except FileNotFoundError:
+        return None
+    return first[0] if first else None
 
 
-def shrink_png(path, limit=MAX_PNG_BYTES):
-    """Re-encode the screenshot with a 256-colour palette when it is over ``limit`` bytes."""
-    if path.stat().st_size <= limit:
-        return path
+def train_ladder(comp, seed=SEED, echo=print):
+    """``{rung: predictions}`` of the :data:`RUNGS` fitted on the training spectra."""
+    import kit.models
+
+    predictions = {}
+    for rung, (name, params) in RUNGS.items():
+        cls = kit.models.get(name)
+        extra = {"progress": False} if "progress" in cls().get_params() else {}
+        start = time.perf_counter()
+        model = cls(seed=seed, **params, **extra).fit(comp.train_spectra)
+        predictions[rung] = (model, model.predict(comp.test_spectra, comp.test_pairs))
+        echo(f"trained {rung}: {time.perf_counter() - start:.1f} s")
+    return predictions
+
+
+class Clock:
+    """The server's clock, moved by hand through the simulated week."""
+
+    def __init__(self, now):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+class Served:
+    """``app`` served by uvicorn in a thread on a free port of 127.0.0.1, as ``kit serve`` serves it."""
+
+    def __init__(self, app):
+        import uvicorn
+
+        from kit.commands.serve import listen
+        from kit.server.limits import uvicorn_config
+
+        self.sock = listen("127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/"
+        self.server = uvicorn.Server(uvicorn_config(app, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(30)
+        self.sock.close()
+
+
+def run_class(url, comp, ladder, tokens, clock, folder, echo=print):
+    """Each participant uploads their rungs' files through the API, on successive simulated days."""
+    import httpx
+
+    from kit.submission import write_submission
+
+    uploads = []
+    for k, (who, rungs) in enumerate(CLASS.items()):
+        for day, rung in enumerate(rungs):
+            uploads.append((START + timedelta(days=day * 1.5, hours=k, minutes=7 * k), who, rung))
+    with httpx.Client(base_url=url, timeout=120) as client:
+        for when, who, rung in sorted(uploads):
+            clock.now = when
+            model, predictions = ladder[rung]
+            path = write_submission(comp, predictions, model=model, participant=who, out_dir=folder / who, now=when)
+            with open(path, "rb") as handle:
+                answer = client.post("api/submissions", headers={"Authorization": f"Bearer {tokens[who]}"},
+                                     files={"file": (path.name, handle, "text/csv")},
+                                     data={"description": f"{rung} rung"})
+            if answer.status_code != 201:
+                raise RuntimeError(f"{who}'s {rung} upload answered {answer.status_code}: {answer.text[:300]}")
+            echo(f"{when:%a %H:%M} {who:<10} {rung:<10} {answer.json().get('public')}")
+    return len(uploads)
+
+
+def reveal(url, comp):
+    import httpx
+
+    from kit.server.db import TEACHER_TOKEN_FILE, read_teacher_token
+
+    teacher = read_teacher_token(comp.path / "private" / TEACHER_TOKEN_FILE)
+    answer = httpx.post(url + "api/reveal", headers={"Authorization": f"Bearer {teacher}"},
+                        json={"revealed": True}, timeout=60)
+    if answer.status_code != 200:
+        raise RuntimeError(f"reveal answered {answer.status_code}: {answer.text[:300]}")
+
+
+def browser(width=WIDTH, height=900):
+    """Headless Chromium driven by Selenium; a UserError saying what is missing."""
+    import shutil
+
+    try:
+        from selenium import webdriver
+    except ImportError:
+        raise UserError("selenium is not installed: pip install selenium") from None
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    driver = shutil.which("chromedriver")
+    if not chromium or not driver:
+        raise UserError("no Chromium to drive: install it with `apt-get install chromium chromium-driver`")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run",
+                 "--hide-scrollbars", "--force-device-scale-factor=1", f"--window-size={width},{height}"):
+        options.add_argument(flag)
+    return webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver))
+
+
+def screenshot(url, rows, width=WIDTH):
+    """PNG bytes of the whole page at ``url`` once its ``rows`` table rows and its plots are shown."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = browser(width)
+    try:
+        driver.get(url)
+        wait = WebDriverWait(driver, 60)
+        wait.until(lambda d: d.execute_script("return document.querySelectorAll('#rows tr').length") == rows)
+        wait.until(lambda d: d.execute_script(
+            "return Array.from(document.images).every(function (i) {"
+            " return !i.getAttribute('src') || (i.complete && i.naturalWidth > 0); })"))
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(width, height)
+        # The window's outer size includes no browser chrome when headless; check, and fit once more.
+        inner = driver.execute_script("return window.innerHeight")
+        if inner < height:
+            driver.set_window_size(width, 2 * height - inner)
+        time.sleep(0.5)
+        return driver.get_screenshot_as_png()
+    finally:
+        driver.quit()
+
+
+def small_png(png):
+    """``png`` re-encoded with a 256-colour palette by Pillow (matplotlib's dependency), if that is smaller."""
     from PIL import Image
 
-    with Image.open(path) as image:
-        image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
-    return path
+    with Image.open(io.BytesIO(png)) as image:
+        out = io.BytesIO()
+        image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(out, format="PNG",
+                                                                                         optimize=True)
+    return min(png, out.getvalue(), key=len)
+
+
+def make(out=OUT, reveal_final=False, echo=print):
+    """Run the class and write ``out`` and ``out.sha256``; return the PNG's size in bytes."""
+    from kit.competition import load_competition
+    from kit.fileio import atomic_path, write_text_atomic
+    from kit.prepare import prepare_competition
+    from kit.server.app import create_app
+    from kit.server.db import DB_NAME, Database
+
+    with tempfile.TemporaryDirectory(prefix="kit-screenshot-") as tmp:
+        tmp = Path(tmp)
+        started = time.perf_counter()
+        prepare_competition(name="practice", out=tmp / "data", seed=SEED, pairs_per_bin=PAIRS_PER_BIN,
+                            progress=False, echo=echo)
+        comp = load_competition(tmp / "data" / "practice")
+        ladder = train_ladder(comp, echo=echo)
+        db = Database(comp.path / "private" / DB_NAME)
+        try:
+            tokens = dict(db.add_participants(list(CLASS), START - timedelta(days=1)))
+        finally:
+            db.close()
+        clock = Clock(START)
+        app = create_app(comp, leaderboard=tmp / "leaderboard", clock=clock, refresh_seconds=3600)
+        with Served(app) as served:
+            run_class(served.url, comp, ladder, tokens, clock, tmp / "submissions", echo=echo)
+            clock.now = START + timedelta(days=6)
+            if reveal_final:
+                reveal(served.url, comp)
+            png = small_png(screenshot(served.url, rows=len(CLASS)))
+        out = Path(out)
+        with atomic_path(out) as part:
+            part.write_bytes(png)
+        write_text_atomic(out.with_name(out.name + HASH_SUFFIX), hash_file_text())
+        echo(f"screenshot: {out} ({len(png):,} bytes) in {time.perf_counter() - started:.0f} s")
+    return len(png)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--html", help="screenshot this page instead of a freshly built sample")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "leaderboard.png"), help="PNG to write")
-    parser.add_argument("--private", action="store_true", help="render the final (Private) standings")
-    parser.add_argument("--width", type=int, default=1100)
-    parser.add_argument("--height", type=int, default=1450)
+    parser.add_argument("--reveal", action="store_true", help="show the final (Private) standings")
     args = parser.parse_args(argv)
-
-    chromium = find_chromium()
-    if chromium is None:
-        print("screenshot_leaderboard: Chromium not found (looked for " + ", ".join(CHROMIUM_NAMES) + "); "
-              "install it, e.g. `apt-get install chromium` on Debian", file=sys.stderr)
+    try:
+        make(reveal_final=args.reveal)
+    except UserError as exc:
+        print(f"screenshot_leaderboard: {exc}", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory(prefix="kit-sample-") as tmp:
-        html = args.html
-        if html is None:
-            root = Path(tmp)
-            folder, truth = make_sample_competition(root)
-            fill_leaderboard(root, folder, truth)
-            standings = build_leaderboard(folder, leaderboard=root / "leaderboard", private=args.private)
-            html = standings.html_path
-            print(standings.text)
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shrink_png(screenshot(chromium, html, out, args.width, args.height))
-    print(f"screenshot: {out} ({out.stat().st_size:,} bytes)")
     return 0
 
 
