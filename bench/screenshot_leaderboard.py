@@ -36,7 +36,7 @@ HASH_SUFFIX = ".sha256"
 COMMAND = "python bench/screenshot_leaderboard.py"
 WIDTH = 1366
 SEED = 11
-PAIRS_PER_BIN = 40
+PAIRS_PER_BIN = 100
 START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 
 #: rung name -> (model, parameters); small settings keep the whole run within a few minutes.
@@ -47,14 +47,14 @@ RUNGS = {
     "gbm": ("gbm", {"n_pairs": 5000, "max_iter": 150}),
 }
 
-#: participant -> the rungs they submit, in order, one per (simulated) day or two.
+#: participant -> (their seed, the rungs they submit in order, one every day and a half).
 CLASS = {
-    "Ada": ["mean", "cosine", "gbm-small", "gbm"],
-    "Grace": ["cosine", "gbm-small", "gbm"],
-    "Alan": ["mean", "cosine"],
-    "Katherine": ["cosine", "gbm"],
-    "Linus": ["mean", "gbm-small"],
-    "Margaret": ["mean"],
+    "Ada": (1, ["mean", "cosine", "gbm-small", "gbm"]),
+    "Grace": (2, ["cosine", "gbm-small", "gbm"]),
+    "Alan": (3, ["mean", "cosine"]),
+    "Katherine": (4, ["cosine", "gbm"]),
+    "Linus": (5, ["mean", "gbm-small"]),
+    "Margaret": (6, ["mean"]),
 }
 
 
@@ -104,19 +104,25 @@ def recorded_sha256(path):
     return first[0] if first else None
 
 
-def train_ladder(comp, seed=SEED, echo=print):
-    """``{rung: predictions}`` of the :data:`RUNGS` fitted on the training spectra."""
+def train_ladder(comp, echo=print):
+    """``{(rung, seed): (fitted model, test predictions)}`` for every rung a participant of :data:`CLASS` submits.
+
+    Each participant trains with their own seed (training pairs, trees), so two people on
+    the same rung get close but different scores, as in a real class.
+    """
     import kit.models
 
-    predictions = {}
-    for rung, (name, params) in RUNGS.items():
-        cls = kit.models.get(name)
-        extra = {"progress": False} if "progress" in cls().get_params() else {}
-        start = time.perf_counter()
-        model = cls(seed=seed, **params, **extra).fit(comp.train_spectra)
-        predictions[rung] = (model, model.predict(comp.test_spectra, comp.test_pairs))
-        echo(f"trained {rung}: {time.perf_counter() - start:.1f} s")
-    return predictions
+    fitted = {}
+    for seed, rungs in CLASS.values():
+        for rung in rungs:
+            name, params = RUNGS[rung]
+            cls = kit.models.get(name)
+            quiet = {"progress": False} if "progress" in cls().get_params() else {}
+            start = time.perf_counter()
+            model = cls(seed=seed, **params, **quiet).fit(comp.train_spectra)
+            fitted[rung, seed] = (model, model.predict(comp.test_spectra, comp.test_pairs))
+            echo(f"trained {rung} (seed {seed}): {time.perf_counter() - start:.1f} s")
+    return fitted
 
 
 class Clock:
@@ -165,18 +171,18 @@ def run_class(url, comp, ladder, tokens, clock, folder, echo=print):
     from kit.submission import write_submission
 
     uploads = []
-    for k, (who, rungs) in enumerate(CLASS.items()):
+    for k, (who, (seed, rungs)) in enumerate(CLASS.items()):
         for day, rung in enumerate(rungs):
-            uploads.append((START + timedelta(days=day * 1.5, hours=k, minutes=7 * k), who, rung))
+            uploads.append((START + timedelta(days=day * 1.5, hours=k, minutes=7 * k), who, rung, seed))
     with httpx.Client(base_url=url, timeout=120) as client:
-        for when, who, rung in sorted(uploads):
+        for when, who, rung, seed in sorted(uploads):
             clock.now = when
-            model, predictions = ladder[rung]
+            model, predictions = ladder[rung, seed]
             path = write_submission(comp, predictions, model=model, participant=who, out_dir=folder / who, now=when)
             with open(path, "rb") as handle:
                 answer = client.post("api/submissions", headers={"Authorization": f"Bearer {tokens[who]}"},
                                      files={"file": (path.name, handle, "text/csv")},
-                                     data={"description": f"{rung} rung"})
+                                     data={"description": f"{rung}, seed {seed}"})
             if answer.status_code != 201:
                 raise RuntimeError(f"{who}'s {rung} upload answered {answer.status_code}: {answer.text[:300]}")
             echo(f"{when:%a %H:%M} {who:<10} {rung:<10} {answer.json().get('public')}")
