@@ -19,6 +19,7 @@ when they change and the screenshot was not made again.
 import argparse
 import hashlib
 import io
+import shutil
 import sys
 import tempfile
 import threading
@@ -201,18 +202,25 @@ def reveal(url, comp):
         raise RuntimeError(f"reveal answered {answer.status_code}: {answer.text[:300]}")
 
 
-def browser(width=WIDTH, height=900):
-    """Headless Chromium driven by Selenium; a UserError saying what is missing."""
-    import shutil
+def find_browser():
+    """``(chromium, chromedriver)`` paths; a UserError saying what is missing (checked before any work)."""
+    from importlib.util import find_spec
 
-    try:
-        from selenium import webdriver
-    except ImportError:
-        raise UserError("selenium is not installed: pip install selenium") from None
+    if find_spec("selenium") is None:
+        raise UserError("selenium is not installed: pip install selenium")
     chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     driver = shutil.which("chromedriver")
     if not chromium or not driver:
-        raise UserError("no Chromium to drive: install it with `apt-get install chromium chromium-driver`")
+        missing = " and ".join(name for name, path in (("Chromium", chromium), ("chromedriver", driver)) if not path)
+        raise UserError(f"{missing} not found: install them with `apt-get install chromium chromium-driver`")
+    return chromium, driver
+
+
+def browser(width=WIDTH, height=900):
+    """Headless Chromium driven by Selenium."""
+    from selenium import webdriver
+
+    chromium, driver = find_browser()
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run",
@@ -264,6 +272,7 @@ def make(out=OUT, reveal_final=False, echo=print):
     from kit.server.app import create_app
     from kit.server.db import DB_NAME, Database
 
+    find_browser()
     with tempfile.TemporaryDirectory(prefix="kit-screenshot-") as tmp:
         tmp = Path(tmp)
         started = time.perf_counter()

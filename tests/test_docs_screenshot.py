@@ -108,3 +108,27 @@ def test_a_missing_or_wrong_hash_file_counts_as_stale(shot, tmp_path, text):
     if text is not None:
         path.write_text(text)
     assert shot.recorded_sha256(path) != shot.page_sources_sha256()
+
+
+@pytest.mark.parametrize("missing", ["chromium", "chromedriver", "both"])
+def test_without_a_browser_the_script_says_so_in_one_line_before_any_work(shot, monkeypatch, capsys, missing):
+    real = shutil.which
+
+    def which(name):
+        gone = {"chromium", "chromium-browser", "google-chrome"} if missing in ("chromium", "both") else set()
+        gone |= {"chromedriver"} if missing in ("chromedriver", "both") else set()
+        return None if name in gone else real(name) or f"/usr/bin/{name}"
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the competition was prepared although no browser can take the screenshot")
+
+    monkeypatch.setattr(shot.shutil, "which", which)
+    monkeypatch.setattr("kit.prepare.prepare_competition", no_work)
+    before = PNG.read_bytes()
+    assert shot.main([]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "apt-get install chromium chromium-driver" in err
+    said = {"chromium": "Chromium not found", "chromedriver": "chromedriver not found",
+            "both": "Chromium and chromedriver not found"}[missing]
+    assert said in err
+    assert PNG.read_bytes() == before
