@@ -153,6 +153,26 @@ def public_rule(reason):
     return NOT_JUDGED if reason.startswith("could not be judged") else INVALID_RULE
 
 
+def identical_note(file, participant, other, together=False):
+    """The note that ``file`` of ``participant`` has the same bytes as a submission of ``other``.
+
+    One wording for every writer of the store (the inbox, ``kit serve``). ``together``:
+    both were first seen at the same time, so which came first is unknown, and the order
+    the files were read in (their names) must not blame one; the ranking shows them tied.
+
+    Examples
+    --------
+    >>> identical_note("bob__1.csv", "bob", "ann")
+    'bob__1.csv (bob) is identical to a submission of ann seen earlier'
+    >>> identical_note("bob__1.csv", "bob", "ann", together=True)
+    'identical files from ann and bob first seen together; neither is ranked ahead by time (bob__1.csv)'
+    """
+    if together:
+        first, second = sorted((other, participant), key=lambda n: (n.casefold(), n))
+        return f"identical files from {first} and {second} first seen together; neither is ranked ahead by time ({file})"
+    return f"{file} ({participant}) is identical to a submission of {other} seen earlier"
+
+
 def daily_limit(metadata):
     """``max_daily_submissions`` from competition.json (default 5); None means no limit."""
     value = metadata.get("max_daily_submissions", DEFAULT_DAILY_LIMIT)
@@ -477,16 +497,8 @@ def _take(candidate, logged, judge, rules, db, report):
     owner, owned_since = logged.owners.get(digest, (key, None))
     if owner != key:
         other = logged.shown[owner]
-        if owned_since == candidate.when:
-            # First seen by the same poll: which arrived first is unknown, and the order the
-            # files are read in (their names) must not blame one. Both keep this time, so the
-            # ranking shows them tied.
-            first, second = sorted((other, participant), key=lambda n: (n.casefold(), n))
-            report.notes.append(
-                f"identical files from {first} and {second} first seen together; neither is ranked ahead by time ({name})"
-            )
-        else:
-            report.notes.append(f"{name} ({participant}) is identical to a submission of {other} seen earlier")
+        # First seen by the same poll: which arrived first is unknown (both keep this time).
+        report.notes.append(identical_note(name, participant, other, together=owned_since == candidate.when))
     try:
         _, earlier = store_result(db, result, participant=participant, time=candidate.when, file=name, source=INBOX,
                                   once=True, closes_at=rules.deadline, limit=limit,
