@@ -589,9 +589,9 @@ def parse_final_list(content):
 
     Examples
     --------
-    >>> parse_final_list(b"ann__v2.csv\n\nann__v5.csv\n")
+    >>> parse_final_list(b"ann__v2.csv\\n\\nann__v5.csv\\n")
     ['ann__v2.csv', 'ann__v5.csv']
-    >>> parse_final_list(b"a.csv\nb.csv\nc.csv")
+    >>> parse_final_list(b"a.csv\\nb.csv\\nc.csv")
     Traceback (most recent call last):
     ...
     ValueError: expected at most 2 file names, one per line, found 3
@@ -671,9 +671,8 @@ def _choose(final, candidates, logged, rules, db, report):
     except ValueError as exc:
         report.reject((final.name, f"final list: {exc}; nothing changed"), FINAL_RULE)
         return
+    # Not a note: notes go on the pages, and a choice is the participant's until the reveal.
     report.finals.append((final.name, owner["participant"], names))
-    chosen = ", ".join(printable(n) for n in names) or "none (the best Public one counts)"
-    report.notes.append(f"{final.name}: final submissions of {owner['participant']}: {chosen}")
 
 
 def watch_inbox(competition, inbox, *, data=None, leaderboard=None, interval=DEFAULT_INTERVAL, polls=None,

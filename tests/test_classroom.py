@@ -1132,3 +1132,14 @@ def test_hostile_final_list_files_are_refused_unread(tmp_path, comp_dir, three_f
     rejected = dict(report.rejected)
     assert "a final list is at most" in rejected["alice__final.txt"] and "is a link" in rejected["bob__final.txt"]
     assert _finals(comp_dir) == {}
+
+
+def test_kit_leaderboard_tells_the_teacher_a_choice_and_the_pages_keep_it_private(tmp_path, comp_dir, three_files,
+                                                                                  capsys):
+    (three_files / "alice__final.txt").write_text("alice__c.csv\n")
+    lb = tmp_path / "lb"
+    assert main(["leaderboard", "--competition", str(comp_dir), "--leaderboard", str(lb),
+                 "--inbox", str(three_files)]) == 0
+    assert "final submissions of alice (alice__final.txt): alice__c.csv" in capsys.readouterr().out
+    assert "alice__final.txt" not in (lb / "practice.html").read_text()
+    assert _finals(comp_dir) == {"alice": ["alice__c.csv"]}
