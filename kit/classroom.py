@@ -64,9 +64,17 @@ from kit.leaderboard import (NotRecorded, closed_reason, entries_frame, export_l
                             sanitize_participant, store_entries, store_result, write_rejected)
 from kit.metrics import shown_scores
 from kit.safetext import one_line, printable
-from kit.server.db import INBOX, REVEALED_CLOSED, SEEN_IMPORTED
+from kit.server.db import (INBOX, MAX_FINALS, REVEALED_CLOSED, SCORED, SEEN_IMPORTED, SubmissionsClosed,
+                           decide_phase)
 
 SEPARATOR = "__"
+#: ``<participant>__final.txt``: the file names a participant chose as their final submissions.
+FINAL_LIST = "final.txt"
+#: The most bytes a final list may have (a few file names, one per line).
+FINAL_LIST_BYTES = 4096
+#: What others read about a refused final list: the rule, not the names it holds.
+FINAL_RULE = (f"final list refused: expected at most {MAX_FINALS} names of this participant's own scored files "
+              "in the inbox, one per line, sent before the deadline")
 #: Valid submissions a participant may make per UTC day when competition.json does not say
 #: (``max_daily_submissions``); the one default of every mode (inbox, server, hosted pages).
 DEFAULT_DAILY_LIMIT = 5
@@ -95,6 +103,7 @@ class InboxReport:
     rejected : list of (file, reason): the full reason, for the teacher
     public : list of (file, rule): the same files with only the rule broken, for others
     notes : list of str (for example identical files from different participants)
+    finals : list of (list file, participant, [file names]): final choices recorded this time
     first_seen : dict of file name -> datetime (UTC) for the files read this time
     """
 
@@ -104,6 +113,7 @@ class InboxReport:
     rejected: list = field(default_factory=list)
     public: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    finals: list = field(default_factory=list)
     first_seen: dict = field(default_factory=dict)
 
     def reject(self, refusal, rule=None):
@@ -151,6 +161,26 @@ def public_rule(reason):
     'could not be judged (the teacher has the details)'
     """
     return NOT_JUDGED if reason.startswith("could not be judged") else INVALID_RULE
+
+
+def identical_note(file, participant, other, together=False):
+    """The note that ``file`` of ``participant`` has the same bytes as a submission of ``other``.
+
+    One wording for every writer of the store (the inbox, ``kit serve``). ``together``:
+    both were first seen at the same time, so which came first is unknown, and the order
+    the files were read in (their names) must not blame one; the ranking shows them tied.
+
+    Examples
+    --------
+    >>> identical_note("bob__1.csv", "bob", "ann")
+    'bob__1.csv (bob) is identical to a submission of ann seen earlier'
+    >>> identical_note("bob__1.csv", "bob", "ann", together=True)
+    'identical files from ann and bob first seen together; neither is ranked ahead by time (bob__1.csv)'
+    """
+    if together:
+        first, second = sorted((other, participant), key=lambda n: (n.casefold(), n))
+        return f"identical files from {first} and {second} first seen together; neither is ranked ahead by time ({file})"
+    return f"{file} ({participant}) is identical to a submission of {other} seen earlier"
 
 
 def daily_limit(metadata):
@@ -267,11 +297,14 @@ def process_inbox(competition, inbox, *, data=None, leaderboard=None, now=None, 
                 _import_journal(db, seen_path(path), report)
                 rules = _Rules(db, limit, competition_deadline(scorer.competition.metadata))
                 logged = _Logged(entries_frame(store_entries(db)))
-                candidates = _candidates(inbox, cap, report, hashes, db, now)
+                lists = []
+                candidates = _candidates(inbox, cap, report, hashes, db, now, lists)
                 with tempfile.TemporaryDirectory(prefix="kit-inbox-") as scratch:
                     judge = _Judge(scorer, verdicts, cap, Path(scratch), report)
                     for candidate in candidates:
                         _take_safely(candidate, logged, judge, rules, db, report)
+                for final in lists:
+                    _choose_safely(final, candidates, logged, rules, db, report)
                 export_logs(db, scorer.competition, leaderboard)
             finally:
                 db.close()
@@ -342,8 +375,11 @@ class _Candidate:
     digest: str
 
 
-def _candidates(inbox, cap, report, hashes, db, now):
+def _candidates(inbox, cap, report, hashes, db, now, lists):
     """The inbox's well-named plain files, each first seen now unless recorded; oldest first.
+
+    Final lists (``<participant>__final.txt``) go to ``lists`` instead, to be read once the
+    poll's files are scored.
 
     Files seen at the same time are read in name order (for a stable output); they keep
     one time, which is all the ranking looks at.
@@ -351,6 +387,14 @@ def _candidates(inbox, cap, report, hashes, db, now):
     candidates = []
     for entry, info in _plain_files(inbox, report):
         try:
+            if _is_final_list(entry.name):
+                final = _read_final_list(entry, info, report)
+                if final is not None:
+                    name, participant, size, digest, content = final
+                    when = db.first_seen(_shown(name), size, digest, now)
+                    report.first_seen[name] = when
+                    lists.append(_FinalList(when, name, participant, content))
+                continue
             examined = _examine(entry, info, cap, report, hashes)
         except Exception as exc:  # noqa: BLE001 - one file the checks trip over never stops the others
             report.reject((entry.name, _failure(exc)), NOT_JUDGED)
@@ -477,16 +521,8 @@ def _take(candidate, logged, judge, rules, db, report):
     owner, owned_since = logged.owners.get(digest, (key, None))
     if owner != key:
         other = logged.shown[owner]
-        if owned_since == candidate.when:
-            # First seen by the same poll: which arrived first is unknown, and the order the
-            # files are read in (their names) must not blame one. Both keep this time, so the
-            # ranking shows them tied.
-            first, second = sorted((other, participant), key=lambda n: (n.casefold(), n))
-            report.notes.append(
-                f"identical files from {first} and {second} first seen together; neither is ranked ahead by time ({name})"
-            )
-        else:
-            report.notes.append(f"{name} ({participant}) is identical to a submission of {other} seen earlier")
+        # First seen by the same poll: which arrived first is unknown (both keep this time).
+        report.notes.append(identical_note(name, participant, other, together=owned_since == candidate.when))
     try:
         _, earlier = store_result(db, result, participant=participant, time=candidate.when, file=name, source=INBOX,
                                   once=True, closes_at=rules.deadline, limit=limit,
@@ -499,6 +535,144 @@ def _take(candidate, logged, judge, rules, db, report):
         return
     logged.add(key, digest, candidate.when)
     report.scored.append((name, participant, shown_scores(result.public)))
+
+
+@dataclass
+class _FinalList:
+    when: datetime
+    name: str
+    participant: str
+    content: bytes
+
+
+def _is_final_list(name):
+    """True for ``<anything>__final.txt`` (any case): a final list, whatever its participant part."""
+    head, separator, tail = name.partition(SEPARATOR)
+    return bool(separator) and tail.lower() == FINAL_LIST
+
+
+def _read_final_list(entry, info, report):
+    """``(name, participant, size, sha256, bytes)`` of a final list, or None after noting why not."""
+    name = entry.name
+    try:
+        participant = check_participant_name(name.partition(SEPARATOR)[0])
+    except UserError as exc:
+        report.reject((name, f"file name: {exc}"))
+        return None
+    if info.st_size > FINAL_LIST_BYTES:
+        report.reject((name, f"is {info.st_size:,} bytes; a final list is at most {FINAL_LIST_BYTES:,} bytes "
+                             f"(at most {MAX_FINALS} file names, one per line)"))
+        return None
+    content = _read_capped(entry.path, FINAL_LIST_BYTES, report, name)
+    if content is None:
+        return None
+    return name, participant, len(content), hashlib.sha256(content).hexdigest(), content
+
+
+def parse_final_list(content):
+    """The file names of a final list: one per line, blank lines and repeats ignored.
+
+    Parameters
+    ----------
+    content : bytes
+        The list file as read (UTF-8 text; a byte-order mark is allowed).
+
+    Returns
+    -------
+    list of str
+        At most :data:`kit.server.db.MAX_FINALS` names; none takes the choice back.
+
+    Raises
+    ------
+    ValueError
+        Not UTF-8 text, or more names than allowed.
+
+    Examples
+    --------
+    >>> parse_final_list(b"ann__v2.csv\\n\\nann__v5.csv\\n")
+    ['ann__v2.csv', 'ann__v5.csv']
+    >>> parse_final_list(b"a.csv\\nb.csv\\nc.csv")
+    Traceback (most recent call last):
+    ...
+    ValueError: expected at most 2 file names, one per line, found 3
+    """
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError("expected UTF-8 text with one file name per line") from None
+    names = list(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
+    if len(names) > MAX_FINALS:
+        raise ValueError(f"expected at most {MAX_FINALS} file names, one per line, found {len(names)}")
+    return names
+
+
+def _choose_safely(final, candidates, logged, rules, db, report):
+    """:func:`_choose`, with any failure refusing this list (for this poll) instead of ending the run."""
+    try:
+        _choose(final, candidates, logged, rules, db, report)
+    except Exception as exc:  # noqa: BLE001 - the lists after this one are still read
+        report.reject((final.name, _failure(exc)), NOT_JUDGED)
+
+
+def _choose(final, candidates, logged, rules, db, report):
+    """Record a participant's final list in the store, or reject it whole with one line.
+
+    Each name must be a file of this poll's inbox, of the list's participant, whose
+    content is scored. The list counts from its first-seen time: one first seen at or
+    after the deadline (or once revealed) changes nothing, one honoured earlier stays.
+    """
+    key = participant_key(final.participant)
+    try:
+        names = parse_final_list(final.content)
+    except ValueError as exc:
+        report.reject((final.name, f"final list: {exc}"), FINAL_RULE)
+        return
+    files = {candidate.name: candidate for candidate in candidates}
+    # The participant's scored submissions in the store (inbox-only names have no token row).
+    own = [row for row in db.submissions(status=SCORED) if participant_key(row["participant"]) == key]
+    by_content = {}
+    for row in own:
+        by_content.setdefault(row["sha256"], row["id"])
+    ids = set()
+    for listed in names:
+        shown = one_line(printable(listed), 120)
+        candidate = files.get(listed)
+        if candidate is None:
+            reason = f"{shown} is not a submission file in the inbox"
+        elif participant_key(candidate.participant) != key:
+            reason = f"{shown} is another participant's file; a final list names its participant's own files"
+        elif candidate.digest not in by_content:
+            reason = f"{shown} is not a scored submission (refused, or not judged yet)"
+        else:
+            ids.add(by_content[candidate.digest])
+            continue
+        report.reject((final.name, f"final list: {reason}; nothing changed"), FINAL_RULE)
+        return
+    if not own:  # an empty list of a participant with nothing stored: nothing to choose or take back
+        return
+    owner, ids = own[0], sorted(ids)
+    if sorted(i for chosen in db.finals(owner["participant_id"]).values() for i in chosen) == ids:
+        return  # recorded at an earlier poll (or nothing to take back): the reveal does not undo it
+    closed = rules.closed(key, final.when)
+    if closed is not None:
+        report.reject((final.name, f"final list: {closed}; nothing changed"), FINAL_RULE)
+        return
+
+    def still_open(settings):
+        phase = decide_phase(settings, rules.deadline, final.when)
+        return None if phase.open else phase.reason
+
+    try:
+        db.set_finals(owner["participant_id"], ids, final.when, still_open=still_open)
+    except SubmissionsClosed as exc:
+        report.reject((final.name, f"final list: {closed_reason(exc.reason, rules.deadline)}; nothing changed"),
+                      FINAL_RULE)
+        return
+    except ValueError as exc:
+        report.reject((final.name, f"final list: {exc}; nothing changed"), FINAL_RULE)
+        return
+    # Not a note: notes go on the pages, and a choice is the participant's until the reveal.
+    report.finals.append((final.name, owner["participant"], names))
 
 
 def watch_inbox(competition, inbox, *, data=None, leaderboard=None, interval=DEFAULT_INTERVAL, polls=None,

@@ -304,6 +304,20 @@ def _colours(standings):
 
 
 def _history_plot(standings):
+    fig = history_figure(standings)
+    caption = "Dots: every submission. Line: each participant's best so far."
+    return "Public score over time", caption, _png(fig)
+
+
+def history_figure(standings):
+    """The "Public score over time" plot as a :class:`matplotlib.figure.Figure` (not yet saved).
+
+    Examples
+    --------
+    >>> fig = history_figure(build_leaderboard("practice", write_pages=False))  # doctest: +SKIP
+    >>> time_tick_labels(fig.axes[0])  # doctest: +SKIP
+    (['12:00', '12:10', '12:20'], '2025-03-01')
+    """
     metric, log = standings.metric, standings.log.sort_values(["time", "order"])
     log = log[log["time"].notna()]  # a row whose time is impossible (year 1, 9999) has no place on the axis
     colours = _colours(standings)
@@ -328,8 +342,7 @@ def _history_plot(standings):
     ax.set_ylabel(f"Public {metric.name} ({'lower' if metric.lower_is_better else 'higher'} is better)")
     _time_axis(ax, log["time"])
     _legend(ax, len(others))
-    caption = "Dots: every submission. Line: each participant's best so far."
-    return "Public score over time", caption, _png(fig)
+    return fig
 
 
 def _bins_plot(standings):
@@ -382,12 +395,22 @@ def _figure():
     return fig, ax
 
 
+#: Tick formats of the time axis by tick spacing (years, months, days, hours, minutes, seconds): a
+#: tick always reads as a date or a clock time, never as a bare day or second count ("02", "45").
+TIME_FORMATS = ["%Y", "%b %Y", "%b %d", "%H:%M", "%H:%M", "%H:%M:%S"]
+#: The same for a tick at the start of the next larger unit (a new year, month or day).
+TIME_ZERO_FORMATS = ["", "%Y", "%b %d", "%b %d", "%H:%M", "%H:%M:%S"]
+#: The date (or hour) written once beside the axis when the ticks leave it out.
+TIME_OFFSET_FORMATS = ["", "%Y", "%Y", "%Y-%m-%d", "%Y-%m-%d", "%Y-%m-%d %H:%M"]
+
+
 def _time_axis(ax, times):
     import matplotlib.dates as mdates
 
     locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(
+        locator, formats=TIME_FORMATS, zero_formats=TIME_ZERO_FORMATS, offset_formats=TIME_OFFSET_FORMATS))
     if len(times) and times.min() == times.max():
         # One instant: give the axis some width so the point is not on the frame.
         centre = times.min()
@@ -395,6 +418,27 @@ def _time_axis(ax, times):
 
         ax.set_xlim(centre - pd.Timedelta(hours=1), centre + pd.Timedelta(hours=1))
     ax.set_xlabel("submission time (UTC)")
+
+
+def time_tick_labels(ax):
+    """``(labels, offset)``: the texts of the time axis' ticks and the date written beside them.
+
+    Read from the axis' locator and formatter, so the figure need not be drawn or saved.
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> import pandas as pd
+    >>> ax = Figure().add_subplot()
+    >>> times = pd.Series(pd.to_datetime(["2025-03-01 12:00", "2025-03-01 12:40"]))
+    >>> _ = ax.plot(times, [0.3, 0.2])
+    >>> _time_axis(ax, times)
+    >>> time_tick_labels(ax)
+    (['12:00', '12:10', '12:20', '12:30', '12:40'], '2025-03-01')
+    """
+    formatter = ax.xaxis.get_major_formatter()
+    labels = formatter.format_ticks(ax.xaxis.get_majorticklocs())
+    return labels, formatter.get_offset()
 
 
 def _legend(ax, hidden):

@@ -1013,3 +1013,133 @@ def test_an_earlier_versions_rejected_list_publishes_no_reason(tmp_path, comp_di
     assert name == "bob__bad.csv" and "SECRET" not in rule
     page = build_leaderboard(comp_dir, leaderboard=lb).html_path.read_text()
     assert "bob__bad.csv" in page and "SECRET" not in page
+
+
+# --- final lists (<participant>__final.txt) ------------------------------------------------------------
+
+
+def _finals(comp_dir):
+    """The store's chosen final submissions as ``{participant: sorted file names}``."""
+    db = Database(comp_dir / "private" / "classroom.sqlite")
+    try:
+        names = {row["id"]: row["file_name"] for row in db.submissions()}
+        return {who: sorted(names[i] for i in ids) for who, ids in db.finals().items()}
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def three_files(tmp_path, comp_dir, inbox):
+    """alice's best-Public a, and b and c; bob's one file; all scored at T1 (no daily limit)."""
+    meta = json.loads((comp_dir / "competition.json").read_text())
+    (comp_dir / "competition.json").write_text(json.dumps(dict(meta, max_daily_submissions=None)))
+    for name, noise, seed in [("alice__a.csv", 0.02, 1), ("alice__b.csv", 0.3, 2), ("alice__c.csv", 0.15, 3),
+                              ("bob__1.csv", 0.1, 4)]:
+        drop(comp_dir, inbox, name, noise, seed)
+    assert len(run(comp_dir, inbox, tmp_path).scored) == 4
+    return inbox
+
+
+def test_a_final_list_ranks_on_the_best_private_of_the_listed_files(tmp_path, comp_dir, three_files):
+    (three_files / "alice__final.txt").write_text("alice__b.csv\n\nalice__c.csv\n")
+    report = run(comp_dir, three_files, tmp_path, now=T1 + HOUR)
+    assert report.rejected == [] and report.finals == [("alice__final.txt", "alice", ["alice__b.csv", "alice__c.csv"])]
+    assert _finals(comp_dir) == {"alice": ["alice__b.csv", "alice__c.csv"]}
+    db = Database(comp_dir / "private" / "classroom.sqlite")
+    private = {row["file_name"]: row["private"] for row in db.submissions()}  # the log hides them
+    db.close()
+    final = build_leaderboard(comp_dir, leaderboard=tmp_path / "lb", private=True, write_pages=False)
+    rows = {row.participant: row for row in final.ranking.itertuples(index=False)}
+    assert rows["alice"].basis == "selected" and rows["bob"].basis == "best Public"
+    assert rows["alice"].private == pytest.approx(min(private["alice__b.csv"], private["alice__c.csv"]), abs=1e-5)
+    assert rows["alice"].private != pytest.approx(private["alice__a.csv"], abs=1e-5)
+    # Revealed, the list honoured before stays honoured: read again, it is not refused.
+    assert run(comp_dir, three_files, tmp_path, now=T1 + 2 * HOUR).rejected == []
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"bob__1.csv\n", "another participant's file"),
+    (b"alice__a.csv\nalice__b.csv\nalice__c.csv\n", "at most 2 file names"),  # a third file
+    (b"alice__gone.csv\n", "not a submission file in the inbox"),
+    (b"alice__a.csv\nalice__gone.csv\n", "not a submission file in the inbox"),  # one bad name spoils the list
+    (b"../inbox/alice__a.csv\n", "not a submission file in the inbox"),
+    (b"/etc/passwd\n", "not a submission file in the inbox"),
+    (b"alice__final.txt\n", "not a submission file in the inbox"),
+    (b"alice__broken.csv\n", "not a scored submission"),
+    (b"ALICE__A.CSV\n", "not a submission file in the inbox"),  # file names are matched as written
+    (b"alice__a.csv\x1b[2J\n", "not a submission file in the inbox"),
+    (b"\xff\xfealice__a.csv\n", "expected UTF-8 text"),
+])
+def test_a_bad_final_list_is_rejected_whole_and_changes_nothing(tmp_path, comp_dir, three_files, content, reason):
+    (three_files / "alice__broken.csv").write_text("id,similarity\n0,0.5\n")
+    (three_files / "alice__final.txt").write_text("alice__a.csv\n")
+    run(comp_dir, three_files, tmp_path, now=T1 + HOUR)
+    assert _finals(comp_dir) == {"alice": ["alice__a.csv"]}
+    (three_files / "alice__final.txt").write_bytes(content)
+    report = run(comp_dir, three_files, tmp_path, now=T1 + 2 * HOUR)
+    lines = [r for name, r in report.rejected if name == "alice__final.txt"]
+    assert len(lines) == 1 and reason in lines[0] and "\x1b" not in lines[0], lines
+    assert dict(report.public)["alice__final.txt"] == classroom.FINAL_RULE  # others never read the names listed
+    assert _finals(comp_dir) == {"alice": ["alice__a.csv"]} and report.finals == []
+
+
+def test_a_final_list_first_seen_after_the_deadline_changes_nothing(tmp_path, comp_dir, three_files):
+    _with_deadline(comp_dir, "2025-03-03T10:00:00Z")
+    (three_files / "alice__final.txt").write_text("alice__b.csv\n")
+    report = run(comp_dir, three_files, tmp_path, now=T1 + HOUR)
+    (line,) = [r for name, r in report.rejected if name == "alice__final.txt"]
+    assert "after the deadline" in line and _finals(comp_dir) == {}
+
+
+def test_a_final_list_first_seen_before_the_deadline_counts_from_that_time(tmp_path, comp_dir, three_files):
+    _with_deadline(comp_dir, "2025-03-03T10:00:00Z")
+    (three_files / "alice__final.txt").write_text("alice__b.csv\n")
+    assert run(comp_dir, three_files, tmp_path, now=T1 + HOUR / 2).finals
+    # Replaced after the deadline: a new content, first seen now, is refused; the earlier choice stands.
+    (three_files / "alice__final.txt").write_text("alice__c.csv\n")
+    report = run(comp_dir, three_files, tmp_path, now=T1 + 2 * HOUR)
+    assert "after the deadline" in dict(report.rejected)["alice__final.txt"]
+    assert _finals(comp_dir) == {"alice": ["alice__b.csv"]}
+
+
+def test_an_empty_final_list_takes_the_choice_back(tmp_path, comp_dir, three_files):
+    (three_files / "alice__final.txt").write_text("alice__b.csv\n")
+    run(comp_dir, three_files, tmp_path, now=T1 + HOUR)
+    (three_files / "alice__final.txt").write_text("\n")
+    assert run(comp_dir, three_files, tmp_path, now=T1 + 2 * HOUR).rejected == []
+    assert _finals(comp_dir) == {}
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("ALICE__FINAL.TXT", {"alice": ["alice__c.csv"]}),        # one participant, any case
+    ("ａｌｉｃｅ__final.txt", {"alice": ["alice__c.csv"]}),     # full-width look-alike of the same name
+    ("alice__v2__final.txt", {}),                               # not a final list: a misnamed file
+    ("a\u202eb__final.txt", {}),                                # a refused participant name
+    ("__final.txt", {}),
+])
+def test_final_list_names_follow_the_inbox_identity_rules(tmp_path, comp_dir, three_files, name, expected):
+    (three_files / name).write_text("alice__c.csv\n")
+    report = run(comp_dir, three_files, tmp_path, now=T1 + HOUR)
+    assert _finals(comp_dir) == expected
+    assert (name in dict(report.rejected)) is (not expected)
+
+
+def test_hostile_final_list_files_are_refused_unread(tmp_path, comp_dir, three_files):
+    (three_files / "alice__final.txt").write_bytes(b"alice__c.csv\n" + b" " * classroom.FINAL_LIST_BYTES)
+    (tmp_path / "outside.txt").write_text("bob__1.csv\n")
+    (three_files / "bob__final.txt").symlink_to(tmp_path / "outside.txt")
+    report = run(comp_dir, three_files, tmp_path, now=T1 + HOUR)
+    rejected = dict(report.rejected)
+    assert "a final list is at most" in rejected["alice__final.txt"] and "is a link" in rejected["bob__final.txt"]
+    assert _finals(comp_dir) == {}
+
+
+def test_kit_leaderboard_tells_the_teacher_a_choice_and_the_pages_keep_it_private(tmp_path, comp_dir, three_files,
+                                                                                  capsys):
+    (three_files / "alice__final.txt").write_text("alice__c.csv\n")
+    lb = tmp_path / "lb"
+    assert main(["leaderboard", "--competition", str(comp_dir), "--leaderboard", str(lb),
+                 "--inbox", str(three_files)]) == 0
+    assert "final submissions of alice (alice__final.txt): alice__c.csv" in capsys.readouterr().out
+    assert "alice__final.txt" not in (lb / "practice.html").read_text()
+    assert _finals(comp_dir) == {"alice": ["alice__c.csv"]}

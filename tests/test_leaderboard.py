@@ -905,3 +905,53 @@ def test_a_store_made_by_kit_participants_never_imports_a_csv_found_later(tmp_pa
     forged = tmp_path / "lbforge" / "practice.csv"
     append_entry(forged, entry("mallory", 0.00001))
     assert build_leaderboard(comp_dir, leaderboard=forged.parent).ranking.empty
+
+
+# --- the time axis of the history plot ---------------------------------------------------
+
+CLOCK = r"\d{2}:\d{2}(:\d{2})?"
+DAY = r"[A-Z][a-z]{2} \d{2}"
+MONTH = r"([A-Z][a-z]{2} )?\d{4}"
+
+
+def _history_ticks(tmp_path, span_minutes, count=9):
+    from kit import leaderboard_pages as pages
+
+    for i in range(count):
+        append_entry(tmp_path / "practice.csv",
+                     entry(f"p{i % 3}", 0.3 - i / 100, minutes=span_minutes * i / (count - 1)))
+    fig = pages.history_figure(build_leaderboard("practice", leaderboard=tmp_path, write_pages=False))
+    return pages.time_tick_labels(fig.axes[0])
+
+
+def test_forty_minutes_of_submissions_have_clock_ticks_and_the_date_beside_them(tmp_path):
+    labels, offset = _history_ticks(tmp_path, 40)
+    assert labels == ["12:00", "12:10", "12:20", "12:30", "12:40"]
+    assert offset == "2025-03-01"
+
+
+@pytest.mark.parametrize("span_minutes, pattern", [
+    (0.75, CLOCK),               # 45 seconds: clock times with seconds, never "15", "30", "45"
+    (40, CLOCK),
+    (30 * 60, f"{CLOCK}|{DAY}"),  # past midnight: the new day's tick is its date
+    (4 * 24 * 60, DAY),
+    (20 * 24 * 60, DAY),
+    (400 * 24 * 60, MONTH),
+])
+def test_time_ticks_are_times_or_dates_never_bare_numbers(tmp_path, span_minutes, pattern):
+    import re
+
+    labels, offset = _history_ticks(tmp_path, span_minutes)
+    assert len(labels) >= 3
+    assert all(re.fullmatch(pattern, label) for label in labels), labels
+    assert not any(re.fullmatch(r"\d{1,2}(\.\d*)?", label) for label in labels), labels
+
+
+def test_several_days_of_submissions_have_date_ticks(tmp_path):
+    labels, _ = _history_ticks(tmp_path, 4 * 24 * 60)
+    assert labels == ["Mar 02", "Mar 03", "Mar 04", "Mar 05"]
+
+
+def test_one_instant_still_gets_a_clock_axis(tmp_path):
+    labels, offset = _history_ticks(tmp_path, 0, count=2)
+    assert labels and all(":" in label for label in labels) and offset == "2025-03-01"

@@ -449,3 +449,61 @@ def test_submit_page_says_which_submission_of_the_day_it_was(make_server, comp, 
         page = server.post("/submit", data={"token": server.tokens["Ada"]},
                            files={"file": ("g.csv", good.read_bytes(), "text/csv")})
         assert page.status_code == 201 and f"Your submission {number} of 5 today" in page.text
+
+
+# --- identical files from different participants ---------------------------------------------------
+
+
+def noted(answer):
+    """The identical-file notes among an upload answer's warnings (the scorer may add its own)."""
+    return [w for w in answer.json()["warnings"] if "identical" in w]
+
+
+def identical_lines(caplog):
+    return [r.getMessage() for r in caplog.records if r.name == "uvicorn.error" and "identical" in r.getMessage()]
+
+
+def test_a_file_identical_to_another_participants_is_noted_in_the_answer_the_page_and_the_terminal(
+        server, good, clock, caplog):
+    import logging
+
+    from kit.classroom import identical_note
+
+    with caplog.at_level(logging.INFO, logger="uvicorn.error"):
+        first = post(server, server.tokens["Ada"], good, name="mine.csv")
+        again = post(server, server.tokens["Ada"], good, name="mine-again.csv")  # her own file: no note
+        assert noted(first) == [] and noted(again) == [] and identical_lines(caplog) == []
+        clock.advance(minutes=3)
+        copied = post(server, server.tokens["Bob"], good, name="copy.csv")
+    note = identical_note("copy.csv", "Bob", "Ada")
+    assert note == "copy.csv (Bob) is identical to a submission of Ada seen earlier"
+    assert noted(copied) == [note]
+    assert identical_lines(caplog) == [f"#{copied.json()['id']}: {note}"]
+    clock.advance(minutes=1)
+    page = server.post("/submit", data={"token": server.tokens["Bob"]},
+                       files={"file": ("again.csv", good.read_bytes(), "text/csv")})
+    assert page.status_code == 201 and "again.csv (Bob) is identical to a submission of Ada seen earlier" in page.text
+
+
+def test_identical_files_at_the_same_instant_blame_neither(server, good):
+    post(server, server.tokens["Bob"], good, name="b.csv")
+    both = post(server, server.tokens["Ada"], good, name="a.csv")
+    assert noted(both) == ["identical files from Ada and Bob first seen together; "
+                                "neither is ranked ahead by time (a.csv)"]
+
+
+def test_teammates_share_files_without_a_note_and_other_writers_count(make_server, comp, good, clock):
+    import hashlib
+
+    server = make_server()
+    server.state.db.join_team(["Ada", "Bob"], "Blue Whales")
+    assert noted(post(server, server.tokens["Ada"], good)) == []
+    clock.advance(minutes=1)
+    assert noted(post(server, server.tokens["Bob"], good)) == []
+    # A file the inbox stored earlier (another writer of the one store) counts too.
+    other = perfect_submission(comp, comp.parent / "cy.csv", noise=0.2, seed=9)
+    server.state.db.record({"participant": "Cy", "time": clock.advance(minutes=1),
+                            "sha256": hashlib.sha256(other.read_bytes()).hexdigest(), "public": 0.2}, "inbox")
+    clock.advance(minutes=1)
+    assert noted(post(server, server.tokens["Ada"], other, name="cy.csv")) == [
+        "cy.csv (Ada) is identical to a submission of Cy seen earlier"]

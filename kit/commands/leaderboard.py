@@ -104,6 +104,9 @@ def _print_report(report, told):
     told.update(fresh)
     for name, participant, score in report.scored:
         print(f"scored {printable(name)} for {participant}: Public {score:.5f}")
+    for name, participant, chosen in report.finals:
+        print(f"final submissions of {participant} ({printable(name)}): "
+              f"{', '.join(printable(c) for c in chosen) or 'none (the best Public one counts)'}")
     for name, reason in fresh:
         print(f"rejected {printable(name)}: {printable(reason)}")
     return fresh

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 from kit import deadline as kit_deadline
+from kit.classroom import identical_note
 from kit.errors import UserError
 from kit.metrics import SHOWN_DECIMALS, shown_scores
 from kit.server.db import (CLOSED, MAX_FINALS, REVEALED, REVEALED_CLOSED, SCORED, SUBMISSIONS_FOLDER,
@@ -1340,8 +1341,14 @@ async def _accept(state, participant, upload, description):
         staged.unlink(missing_ok=True)
     state.exporter.request()
     # The teacher's terminal: one line per scored submission (uvicorn's logger, at its level).
-    logging.getLogger("uvicorn.error").info("scored #%d by %s: Public %s", submission_id, _clean(participant.name, 80),
-                                            f"{shown_scores(result.public):.{SHOWN_DECIMALS}f}")
+    terminal = logging.getLogger("uvicorn.error")
+    terminal.info("scored #%d by %s: Public %s", submission_id, _clean(participant.name, 80),
+                  f"{shown_scores(result.public):.{SHOWN_DECIMALS}f}")
+    warnings = [_clean(w, 300) for w in result.warnings]
+    identical = await run_in_threadpool(_identical, state, participant, submission_id, attempt)
+    if identical is not None:
+        terminal.warning("#%d: %s", submission_id, identical)
+        warnings.append(identical)
     return {
         "id": submission_id,
         "participant": participant.name,
@@ -1351,8 +1358,30 @@ async def _accept(state, participant, upload, description):
         "sha256": attempt["sha256"],
         "file": name,
         "rows": result.rows,
-        "warnings": [_clean(w, 300) for w in result.warnings],
+        "warnings": warnings,
     }
+
+
+def _identical(state, participant, submission_id, attempt):
+    """The note (:func:`kit.classroom.identical_note`) when another participant sent these bytes first, else None.
+
+    Teammates share their files freely; an earlier file of the store's other writers (the
+    inbox, ``kit score``) counts too. Noting is best effort: the submission is stored already.
+    """
+    try:
+        team = set(state.db.team_members(participant.id))
+        rows = state.db.submissions(status=SCORED)
+        ours = next(row for row in rows if row["id"] == submission_id)
+        earlier = [row for row in rows if row["sha256"] == attempt["sha256"] and row["participant_id"] not in team
+                   and (row["submitted_at"], row["id"]) < (ours["submitted_at"], ours["id"])]
+    except Exception:  # noqa: BLE001 - a failed look-up must not turn a stored submission into an error
+        log.exception("could not look for identical submissions")
+        return None
+    if not earlier:
+        return None
+    first = earlier[0]
+    return _clean(identical_note(attempt["file_name"], participant.name, first["participant"],
+                                 together=first["submitted_at"] == ours["submitted_at"]), 300)
 
 
 async def _count_failure(state, attempt, exc):
