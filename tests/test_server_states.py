@@ -468,6 +468,7 @@ def test_a_file_identical_to_another_participants_is_noted_in_the_answer_the_pag
     import logging
 
     from kit.classroom import identical_note
+    from kit.server.app import IDENTICAL_TO_SENDER
 
     with caplog.at_level(logging.INFO, logger="uvicorn.error"):
         first = post(server, server.tokens["Ada"], good, name="mine.csv")
@@ -477,19 +478,22 @@ def test_a_file_identical_to_another_participants_is_noted_in_the_answer_the_pag
         copied = post(server, server.tokens["Bob"], good, name="copy.csv")
     note = identical_note("copy.csv", "Bob", "Ada")
     assert note == "copy.csv (Bob) is identical to a submission of Ada seen earlier"
-    assert noted(copied) == [note]
-    assert identical_lines(caplog) == [f"#{copied.json()['id']}: {note}"]
+    assert noted(copied) == [IDENTICAL_TO_SENDER] and "Ada" not in copied.text  # no classmate named to Bob
+    assert identical_lines(caplog) == [f"#{copied.json()['id']}: {note}"]  # the teacher's terminal names both
     clock.advance(minutes=1)
     page = server.post("/submit", data={"token": server.tokens["Bob"]},
                        files={"file": ("again.csv", good.read_bytes(), "text/csv")})
-    assert page.status_code == 201 and "again.csv (Bob) is identical to a submission of Ada seen earlier" in page.text
+    assert page.status_code == 201 and IDENTICAL_TO_SENDER in page.text and "Ada" not in page.text
 
 
-def test_identical_files_at_the_same_instant_blame_neither(server, good):
+def test_identical_files_at_the_same_instant_blame_neither(server, good, caplog):
+    import logging
+
     post(server, server.tokens["Bob"], good, name="b.csv")
-    both = post(server, server.tokens["Ada"], good, name="a.csv")
-    assert noted(both) == ["identical files from Ada and Bob first seen together; "
-                                "neither is ranked ahead by time (a.csv)"]
+    with caplog.at_level(logging.INFO, logger="uvicorn.error"):
+        both = post(server, server.tokens["Ada"], good, name="a.csv")
+    assert identical_lines(caplog) == [f"#{both.json()['id']}: identical files from Ada and Bob first seen together; "
+                                       "neither is ranked ahead by time (a.csv)"]
 
 
 def test_teammates_share_files_without_a_note_and_other_writers_count(make_server, comp, good, clock):
@@ -505,5 +509,6 @@ def test_teammates_share_files_without_a_note_and_other_writers_count(make_serve
     server.state.db.record({"participant": "Cy", "time": clock.advance(minutes=1),
                             "sha256": hashlib.sha256(other.read_bytes()).hexdigest(), "public": 0.2}, "inbox")
     clock.advance(minutes=1)
-    assert noted(post(server, server.tokens["Ada"], other, name="cy.csv")) == [
-        "cy.csv (Ada) is identical to a submission of Cy seen earlier"]
+    from kit.server.app import IDENTICAL_TO_SENDER
+
+    assert noted(post(server, server.tokens["Ada"], other, name="cy.csv")) == [IDENTICAL_TO_SENDER]

@@ -1347,8 +1347,9 @@ async def _accept(state, participant, upload, description):
     warnings = [_clean(w, 300) for w in result.warnings]
     identical = await run_in_threadpool(_identical, state, participant, submission_id, attempt)
     if identical is not None:
+        # The teacher's terminal names both; the sender is told without naming a classmate.
         terminal.warning("#%d: %s", submission_id, identical)
-        warnings.append(identical)
+        warnings.append(IDENTICAL_TO_SENDER)
     return {
         "id": submission_id,
         "participant": participant.name,
@@ -1360,6 +1361,10 @@ async def _accept(state, participant, upload, description):
         "rows": result.rows,
         "warnings": warnings,
     }
+
+
+#: What the sender of a file identical to another participant's earlier one is told.
+IDENTICAL_TO_SENDER = "this file is identical to one another participant submitted earlier; your teacher is told"
 
 
 def _identical(state, participant, submission_id, attempt):
