@@ -45,7 +45,9 @@ def test_prints_the_score(capsys, live, good):
     code, out, err = submit(capsys, str(good), "--server", live.url, "--token", live.tokens["Ada"], "-m", "gbm")
     assert code == 0, err
     assert f"Public score {Scorer(live.comp).score(good).public:.5f}" in out and "Ada" in out
-    assert "left today" in out
+    assert "your submission 1 of 5 today, 4 left" in out
+    code, out, err = submit(capsys, str(good), "--server", live.url, "--token", live.tokens["Ada"])
+    assert code == 0 and "your submission 2 of 5 today, 3 left" in out and "; id #" in out
 
 
 def test_token_from_the_environment_and_json(capsys, live, good, monkeypatch):

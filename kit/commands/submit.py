@@ -65,14 +65,32 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for warning in answer.get("warnings") or []:
         print(f"kit submit: warning: {printable(warning, 300)}", file=sys.stderr)
-    left = answer.get("remaining_today")
-    left = "" if left is None else f"; {left} left today"
     public = answer.get("public")
     shown = f"{public:.{SHOWN_DECIMALS}f}" if isinstance(public, (int, float)) else printable(public, 40)
     print(f"Scored {printable(path.name, 120)}: Public score {shown} "
-          f"(submission #{answer.get('id')} by {printable(answer.get('participant'), 60)} at "
-          f"{printable(answer.get('submitted_at'), 40)}{left})")
+          f"({today_count(answer)}by {printable(answer.get('participant'), 60)} at "
+          f"{printable(answer.get('submitted_at'), 40)}; id #{answer.get('id')})")
     return 0
+
+
+def today_count(answer):
+    """``"your submission 2 of 5 today, 3 left; "`` from an upload's answer; ``""`` without a daily limit.
+
+    The count is the participant's own (their team's): the server-wide id is shown only as an id.
+
+    Examples
+    --------
+    >>> today_count({"remaining_today": 3, "daily_limit": 5})
+    'your submission 2 of 5 today, 3 left; '
+    >>> today_count({"remaining_today": 3}), today_count({"remaining_today": None, "daily_limit": None})
+    ('3 left today; ', '')
+    """
+    left, limit = answer.get("remaining_today"), answer.get("daily_limit")
+    if not isinstance(left, int) or isinstance(left, bool):
+        return ""
+    if isinstance(limit, int) and not isinstance(limit, bool) and 0 <= left <= limit:
+        return f"your submission {limit - left} of {limit} today, {left} left; "
+    return f"{left} left today; "
 
 
 def site_address(server):

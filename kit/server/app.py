@@ -1356,6 +1356,7 @@ async def _accept(state, participant, upload, description):
         "public": shown_scores(result.public),
         "submitted_at": utc_iso(now),
         "remaining_today": remaining,
+        "daily_limit": state.limit,
         "sha256": attempt["sha256"],
         "file": name,
         "rows": result.rows,
