@@ -20,8 +20,9 @@ def add_parser(subparsers):
                    ".json manifest, else practice)")
     p.add_argument("--data", metavar="DIR", help="folder holding competitions (default: ./data)")
     p.add_argument("--participant", metavar="WHO",
-                   help="name on the leaderboard (default: the name kit predict --participant wrote in the "
-                   "submission's .json manifest, when that manifest records this very file's hash; else $USER)")
+                   help="name on the leaderboard (default: the participant named in the submission's .json "
+                   "manifest (kit.write_submission(..., participant=...)), when that manifest records this very "
+                   "file's hash; else $USER)")
     p.add_argument("--private", action="store_true", help="also print the Private score, and every score at full precision "
                    "(hidden on a real leaderboard)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
