@@ -83,7 +83,8 @@ def _title(standings):
 def _subtitle(standings):
     metric = standings.metric
     if standings.private:
-        basis = "final standings on the Private rows (each participant's best Public submission)"
+        basis = ("final standings on the Private rows (each participant's chosen final submissions, "
+                 "else their best Public submission)")
     else:
         basis = "best Public score per participant; Private scores hidden until revealed"
     return f"{metric.describe()}; {basis}; ties go to the earlier submission"
