@@ -1376,9 +1376,9 @@ def _identical(state, participant, submission_id, attempt):
     """
     try:
         team = set(state.db.team_members(participant.id))
-        rows = state.db.submissions(status=SCORED)
+        rows = state.db.submissions(status=SCORED, sha256=attempt["sha256"])
         ours = next(row for row in rows if row["id"] == submission_id)
-        earlier = [row for row in rows if row["sha256"] == attempt["sha256"] and row["participant_id"] not in team
+        earlier = [row for row in rows if row["participant_id"] not in team
                    and (row["submitted_at"], row["id"]) < (ours["submitted_at"], ours["id"])]
     except Exception:  # noqa: BLE001 - a failed look-up must not turn a stored submission into an error
         log.exception("could not look for identical submissions")

@@ -632,9 +632,15 @@ class Database:
             cursor = conn.execute(f"INSERT INTO submissions ({columns}) VALUES ({marks})", tuple(values.values()))
             return cursor.lastrowid
 
-    def submissions(self, participant_id=None, status=None):
-        """Submissions (dicts, with ``participant`` = display name) in order of arrival."""
+    def submissions(self, participant_id=None, status=None, sha256=None):
+        """Submissions (dicts, with ``participant`` = display name) in order of arrival.
+
+        ``sha256`` keeps those of one file content (read through the content index).
+        """
         where, params = [], []
+        if sha256 is not None:
+            where.append("s.sha256 = ?")
+            params.append(sha256)
         if participant_id is not None:
             where.append("s.participant_id = ?")
             params.append(participant_id)
