@@ -10,7 +10,7 @@ the attacks; only the final scoring reads ``private/``.
     against RDKit's NCI molecules that are not in ``train.mgf``; the closest one within
     the tolerance is taken as the answer.
 (b) Edit-aware lookup: NCI molecules whose mass is the test spectrum's neutral mass
-    less any sum of one or two edit mass shifts (``kit.simulate.EDITS``, including the
+    less any sum of one or two edit mass shifts (``kit.data.simulate.EDITS``, including the
     moves that shift nothing) are candidates, those that need fewest edits first; each
     candidate, and its single and double edits whose mass matches exactly, are
     simulated with the test spectrum's adduct and collision energy and matched by
@@ -28,7 +28,7 @@ are judged on the other pairs.
 
 Usage::
 
-    .venv/bin/python bench/bench_lookup_attack.py [--sample 40] [--edit-rules kit/simulate.py]
+    .venv/bin/python bench/bench_lookup_attack.py [--sample 40] [--edit-rules kit/data/simulate.py]
 
 ``--edit-rules`` names the module that holds the edit rules, so that the attack can be
 run against a kit whose simulator has none (an older commit).
@@ -50,8 +50,8 @@ from rdkit.Chem import Descriptors
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kit import simulate  # noqa: E402  (the repository's kit, not an installed one)
-from kit.chemistry import fingerprints, tanimoto_rows  # noqa: E402
+from kit.data import simulate  # noqa: E402  (the repository's kit, not an installed one)
+from kit.data.chemistry import fingerprints, tanimoto_rows  # noqa: E402
 
 MASS_TOLERANCE = 0.002  # Da; the precursor m/z is written with five decimals
 MAX_CANDIDATES = 6      # candidate shipped molecules simulated per test molecule
@@ -89,7 +89,7 @@ def neutral_mass(spectrum):
 
 
 def formula_mass(text, dropped=0.0):
-    """Mass of a signed formula change as :data:`kit.simulate.EDITS` writes it ("+F-H")."""
+    """Mass of a signed formula change as :data:`kit.data.simulate.EDITS` writes it ("+F-H")."""
     table = Chem.GetPeriodicTable()
     total = 0.0
     for sign, group in re.findall(r"([+-])([A-Za-z0-9]+)", text):
@@ -254,8 +254,8 @@ def answer_labels(comp, answers):
 
 
 def private_rmse(comp, predictions, rows=None):
-    from kit.scoring import score_submission
-    from kit.submission import write_submission
+    from kit.scoring.scorer import score_submission
+    from kit.scoring.writer import write_submission
 
     if rows is None:
         with tempfile.TemporaryDirectory() as out:
@@ -270,7 +270,7 @@ def private_rmse(comp, predictions, rows=None):
 def train_gbm(comp):
     """The gbm rung fitted as ``kit train gbm`` fits it (same validation split, seed 0)."""
     import kit.models
-    from kit.training import VALIDATION_FRACTION, model_params, split_for_validation
+    from kit.models.training import VALIDATION_FRACTION, model_params, split_for_validation
 
     cls = kit.models.get("gbm")
     model = cls(**{**model_params(cls, {}), "seed": 0})
@@ -331,7 +331,7 @@ def main(argv=None):
     parser.add_argument("--edit-rules", default=str(REPO / "kit" / "simulate.py"))
     args = parser.parse_args(argv)
     rules = load_edit_rules(args.edit_rules)
-    from kit.prepare import prepare_competition
+    from kit.competition.prepare import prepare_competition
 
     with tempfile.TemporaryDirectory() as data:
         start = time.perf_counter()

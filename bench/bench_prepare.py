@@ -43,7 +43,7 @@ def representative_smiles(library):
 
 def library_molecules(library):
     """Molecules of the spectra that carry an InChIKey and a SMILES (a fast scan of the MGF)."""
-    from kit.chemistry import group_molecules, inchikey14
+    from kit.data.chemistry import group_molecules, inchikey14
 
     keys, smiles = [], []
     with gzip.open(library, "rt") as handle:
@@ -69,8 +69,8 @@ def time_tanimoto(smiles):
     """
     from rdkit import Chem, DataStructs, RDLogger
 
-    from kit.chemistry import fingerprint_generator, tanimoto_matrix
-    from kit.pairs import molecule_pairs_by_bin
+    from kit.data.chemistry import fingerprint_generator, tanimoto_matrix
+    from kit.data.pairs import molecule_pairs_by_bin
 
     RDLogger.DisableLog("rdApp.*")
     gen = fingerprint_generator()

@@ -3,7 +3,7 @@
 The attack: a participant knows how many rows are Public (``kit score --json`` says
 ``public_rows``), submits a base file, then the same file with one row changed. The two
 Public scores bound that row's label: with full precision (before), exactly; rounded to
-:data:`kit.metrics.SHOWN_DECIMALS` places (as Kaggle shows them, and as the kit now shows
+:data:`kit.scoring.metrics.SHOWN_DECIMALS` places (as Kaggle shows them, and as the kit now shows
 them), to an interval. A row whose change leaves the score as it was is Private (or its
 label sits where the change cancels out).
 
@@ -30,9 +30,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kit.classroom import DEFAULT_DAILY_LIMIT  # noqa: E402
-from kit.metrics import SHOWN_DECIMALS, root_mean_squared_error, shown_scores  # noqa: E402
-from kit.tanimoto_bins import BIN_LABELS  # noqa: E402
+from kit.competition.folder import DEFAULT_DAILY_LIMIT  # noqa: E402
+from kit.scoring.metrics import SHOWN_DECIMALS, root_mean_squared_error, shown_scores  # noqa: E402
+from kit.data.tanimoto_bins import BIN_LABELS  # noqa: E402
 
 
 def practice_like_solution(rows_per_bin=1000, public_fraction=0.3, seed=0):

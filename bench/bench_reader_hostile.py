@@ -2,7 +2,7 @@
 
     python bench/bench_reader_hostile.py [--digits 2000 4000] [--rows 100000]
 
-Both readers (``kit/submission_format.py`` at commit ``BEFORE`` and the working tree's)
+Both readers (``kit/scoring/reader.py`` at commit ``BEFORE`` and the working tree's)
 run in this one process on the same files: for each size, ``0,`` then that many digits
 then ``x`` (quadratic before: every split of the digits between two repeats was tried),
 the same line of 1 MiB for the reader now only, and a plain valid file of ``--rows``
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-import kit.submission_format as now
+import kit.scoring.reader as now
 from kit.errors import SubmissionError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +27,7 @@ BEFORE = "ae34830"
 
 def load_before(folder):
     path = folder / "reader_before.py"
-    path.write_bytes(subprocess.run(["git", "show", f"{BEFORE}:kit/submission_format.py"], cwd=ROOT,
+    path.write_bytes(subprocess.run(["git", "show", f"{BEFORE}:kit/scoring/reader.py"], cwd=ROOT,
                                     capture_output=True, check=True).stdout)
     spec = importlib.util.spec_from_file_location("reader_before", path)
     module = importlib.util.module_from_spec(spec)

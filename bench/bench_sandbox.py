@@ -25,9 +25,9 @@ def data(n_molecules, n_pairs, seed=0):
     """Cleaned simulated spectra split by molecule, and test pairs."""
     import pandas as pd
 
-    from kit.chemistry import inchikey14
-    from kit.simulate import simulate_library
-    from kit.spectra import clean_spectra
+    from kit.data.chemistry import inchikey14
+    from kit.data.simulate import simulate_library
+    from kit.data.spectra import clean_spectra
 
     spectra = clean_spectra(simulate_library(n_molecules=n_molecules, seed=seed, progress=False))
     keys = np.array([inchikey14(s.get("inchikey")) for s in spectra])

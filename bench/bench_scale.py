@@ -159,7 +159,7 @@ def epoch_child(args):
     """In a child process: one siamese epoch on a prepared competition; print a JSON line."""
     started = time.perf_counter()
     import kit
-    from kit import mz_binning as binning
+    from kit.data import binning
 
     comp = kit.load_competition(args.competition)
     train = comp.train_spectra

@@ -3,7 +3,7 @@
     python bench/bench_score.py [--rows 1000000] [--repeat 3]
     python bench/bench_score.py --readers [--rows 100000] [--python OTHER_PYTHON]
 
-``--readers`` times the one reader (:mod:`kit.submission_format`, no pandas) against the
+``--readers`` times the one reader (:mod:`kit.scoring.reader`, no pandas) against the
 previous reader (the same module at commit ``PREVIOUS_READER``, pandas' C parser) on the
 same files in one process, and counts, under this Python and under ``--python`` (for
 example a venv with pandas 2.2.3 and NumPy 1.26.4, the Codabench image's versions), the
@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SETUP = {
     "baseline": "import pandas as pd\nfrom sklearn.metrics import root_mean_squared_error\n",
     # pandas is imported up front by every contender, so that memory counts work, not imports.
-    "kit": "import pandas as pd\nimport kit.scoring\n",
-    "kit_garbage": "import pandas as pd\nimport kit.scoring\nfrom kit.errors import SubmissionError\n",
+    "kit": "import pandas as pd\nimport kit.scoring.scorer\n",
+    "kit_garbage": "import pandas as pd\nimport kit.scoring.scorer\nfrom kit.errors import SubmissionError\n",
 }
 RUN = {
     "baseline": (
@@ -45,9 +45,9 @@ RUN = {
         "m = sol.merge(sub, on='id', suffixes=('_true', '_pred'))\n"
         "out = {u: root_mean_squared_error(g['similarity_true'], g['similarity_pred']) for u, g in m.groupby('Usage')}\n"
     ),
-    "kit": "r = kit.scoring.score_submission(SUB, COMP)\nout = {'Public': r.public, 'Private': r.private}\n",
+    "kit": "r = kit.scoring.scorer.score_submission(SUB, COMP)\nout = {'Public': r.public, 'Private': r.private}\n",
     "kit_garbage": (
-        "try:\n    kit.scoring.score_submission(GARBAGE, COMP)\n    out = 'accepted?!'\n"
+        "try:\n    kit.scoring.scorer.score_submission(GARBAGE, COMP)\n    out = 'accepted?!'\n"
         "except SubmissionError as e:\n    out = str(e)[-60:]\n"
     ),
 }
@@ -122,7 +122,7 @@ READERS_CHILD = """
 import importlib.util, json, sys, time
 sys.path.insert(0, {root!r})
 import numpy as np
-import kit.submission_format as one
+import kit.scoring.reader as one
 spec = importlib.util.spec_from_file_location("previous_reader", {previous!r})
 previous = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(previous)
@@ -180,7 +180,7 @@ def compare_readers(args):
     with tempfile.TemporaryDirectory(prefix="kit-bench-readers-") as tmp:
         tmp = Path(tmp)
         previous = tmp / "previous_reader.py"
-        previous.write_bytes(subprocess.run(["git", "show", f"{PREVIOUS_READER}:kit/submission_format.py"],
+        previous.write_bytes(subprocess.run(["git", "show", f"{PREVIOUS_READER}:kit/scoring/reader.py"],
                                             cwd=ROOT, capture_output=True, check=True).stdout)
         files = reader_inputs(tmp, args.rows)
         code = READERS_CHILD.format(root=str(ROOT), previous=str(previous), files=files, repeat=args.repeat)

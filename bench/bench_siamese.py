@@ -48,7 +48,7 @@ def synthetic_spectra(n, seed=0, peaks=(5, 80)):
 
 def untrained_model():
     """A default-size siamese with untrained weights, marked fitted (speed only)."""
-    from kit.mz_binning import n_bins
+    from kit.data.binning import n_bins
     from kit.models.siamese import SiameseModel
 
     model = SiameseModel()
@@ -89,8 +89,8 @@ def v1_siamese(input_dim, seed=0):
 
 def split_by_molecule(spectra, fraction, seed):
     """Training and validation spectra, split by molecule (as the kit's fit does)."""
-    from kit.chemistry import molecules_of
-    from kit.pairs import split_molecules
+    from kit.data.chemistry import molecules_of
+    from kit.data.pairs import split_molecules
 
     kept, molecules = molecules_of(spectra)
     held = split_molecules(molecules.keys, fraction, np.random.default_rng(seed))[molecules.spectrum_molecule]
@@ -111,10 +111,10 @@ def train_benchmark(args):
 
     from kit.models.base import spectrum_ids
 
-    from kit import mz_binning as binning
-    from kit.competition import load_competition
+    from kit.data import binning
+    from kit.competition.folder import load_competition
     from kit.models.siamese import PairBatches, SiameseModel
-    from kit.pairs import PairSampler
+    from kit.data.pairs import PairSampler
 
     comp = load_competition(args.competition)
     train, val = split_by_molecule(comp.train_spectra, 0.1, args.seed)
@@ -225,10 +225,10 @@ def profile_step(args):
 
     import tensorflow as tf
 
-    from kit import mz_binning as binning
-    from kit.competition import load_competition
+    from kit.data import binning
+    from kit.competition.folder import load_competition
     from kit.models.siamese import LazyAdam, PairBatches, SiameseModel, SparsePairTrainer, metadata_features
-    from kit.pairs import PairSampler
+    from kit.data.pairs import PairSampler
 
     spectra = load_competition(args.competition).train_spectra
     sampler = PairSampler.from_spectra(spectra)

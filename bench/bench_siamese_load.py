@@ -28,7 +28,7 @@ SIZES = {"v1": {}, "2x": {"hidden_units": (10_000,), "embedding_dim": 500}}
 
 def untrained_saved(folder, params):
     """Save a default-binning siamese with untrained weights, marked fitted; return the folder."""
-    from kit import mz_binning
+    from kit.data import binning as mz_binning
     from kit.models import siamese
 
     model = siamese.SiameseModel(**params)

@@ -93,9 +93,9 @@ def parse_variant(text):
 
 def load_split(competition, seed, pairs_per_bin):
     """Training and held-out spectra, the held-out pairs, their truth and same-molecule flags."""
-    from kit.chemistry import molecules_of
-    from kit.competition import load_competition
-    from kit.training import VALIDATION_FRACTION, split_for_validation, validation_pairs
+    from kit.data.chemistry import molecules_of
+    from kit.competition.folder import load_competition
+    from kit.models.training import VALIDATION_FRACTION, split_for_validation, validation_pairs
 
     comp = load_competition(competition)
     train, val = split_for_validation(comp.train_spectra, VALIDATION_FRACTION, seed)
@@ -115,9 +115,9 @@ def run_variant(name, options, about, train, val, pairs, truth, same, seed, own_
     step of its fit; otherwise it watches the scored molecules, as ``kit train`` does.
     """
     import kit.models
-    from kit.metrics import diagnostics, molecule_diagnostics
+    from kit.scoring.metrics import diagnostics, molecule_diagnostics
     from kit.models.siamese import SiameseModel
-    from kit.training import model_params
+    from kit.models.training import model_params
 
     if name == REFERENCE:
         model = kit.models.get(REFERENCE)(seed=seed)

@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_prepare import DEFAULT_LIBRARY, library_molecules  # noqa: E402
 
-from kit.chemistry import fingerprints, group_indices  # noqa: E402
-from kit.pairs import (  # noqa: E402
+from kit.data.chemistry import fingerprints, group_indices  # noqa: E402
+from kit.data.pairs import (  # noqa: E402
     balanced_test_pairs, identity_groups, private_rows_known_from_public, split_molecules, split_test_pairs,
 )
 

@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from kit.fileio import atomic_path  # noqa: E402
-from kit.training import bootstrap_molecules, train_model, weighted_rmse  # noqa: E402
+from kit.models.training import bootstrap_molecules, train_model, weighted_rmse  # noqa: E402
 
 DEFAULT_OUT = REPO / "bench" / "out" / "validation"
 # name -> options of prepare_competition (and `kit prepare`)
@@ -60,8 +60,8 @@ BOOTSTRAP_SEED = 0
 
 def competition(name, data):
     """The competition ``name`` under ``data``, prepared first when missing."""
-    from kit.competition import load_competition
-    from kit.prepare import prepare_competition
+    from kit.competition.folder import load_competition
+    from kit.competition.prepare import prepare_competition
 
     if (Path(data) / name).is_dir():
         return load_competition(Path(data) / name)

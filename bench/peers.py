@@ -25,7 +25,7 @@ Rows (``--rows``, in this order by default):
     does by default. The third is the second at ms2deepscore's own default size (its
     ``SettingsMS2Deepscore`` ``base_dims`` and ``embedding_dim``: (10000,) and 500 in 2.11).
 
-Every row is scored against ``private/solution.csv`` by :func:`kit.scoring.score_submission`
+Every row is scored against ``private/solution.csv`` by :func:`kit.scoring.scorer.score_submission`
 (Private RMSE, binned RMSE, MAE, Pearson r, and, where the competition has
 ``private/pair_details.csv``, RMSE on same-molecule pairs and on pairs of different
 molecules), and timed: training seconds, inference spectra/s and pairs/s (in-process,
@@ -487,7 +487,7 @@ def worker_ms2deepscore_train(competition, out_dir, budget, seed, overrides, siz
     import torch
 
     import kit
-    from kit.training import VALIDATION_FRACTION, split_for_validation
+    from kit.models.training import VALIDATION_FRACTION, split_for_validation
 
     comp = kit.load_competition(competition)
     # The split `kit train` makes (same fraction, same seed): both networks learn from the
@@ -822,7 +822,7 @@ class Harness:
         row.details.update(submission=result["submission"], clipped_to_unit_interval=result["clipped_to_unit_interval"])
 
     def _score(self, row):
-        from kit.scoring import score_submission
+        from kit.scoring.scorer import score_submission
 
         result = score_submission(row.details["submission"], self.competition)
         private = result.details.get("Private") or result.details["Public"]
@@ -1124,7 +1124,7 @@ def write_results(rows, meta, results, plot, work):
 
 
 def competition_summary(folder, how):
-    from kit.competition import load_competition
+    from kit.competition.folder import load_competition
 
     meta = load_competition(folder).metadata
     split = meta.get("split", {})
@@ -1232,8 +1232,8 @@ def main(argv=None):
         "status": f"Unfinished: {len(rows)} rows planned, 0 done.",
     }
     try:
-        from kit.competition import load_competition
-        from kit.training import VALIDATION_FRACTION, split_for_validation
+        from kit.competition.folder import load_competition
+        from kit.models.training import VALIDATION_FRACTION, split_for_validation
 
         train, _ = split_for_validation(load_competition(competition).train_spectra, VALIDATION_FRACTION, args.seed)
         meta["n_train"] = f"{len(train):,}"

@@ -63,14 +63,14 @@ def page_sources():
     """``[(name, bytes), ...]`` of everything the leaderboard page is drawn from, in a fixed order.
 
     The server's templates and static files, and the stylesheet served at ``/style.css``
-    (``kit.leaderboard_pages.STYLESHEET``).
+    (``kit.board.pages.STYLESHEET``).
     """
-    from kit import leaderboard_pages
+    from kit.board import pages as leaderboard_pages
 
     server = ROOT / "kit" / "server"
     files = sorted((server / "templates").glob("*.html")) + sorted(p for p in (server / "static").iterdir() if p.is_file())
     sources = [(path.relative_to(ROOT).as_posix(), path.read_bytes()) for path in files]
-    sources.append(("kit.leaderboard_pages.STYLESHEET", leaderboard_pages.STYLESHEET.encode("utf-8")))
+    sources.append(("kit.board.pages.STYLESHEET", leaderboard_pages.STYLESHEET.encode("utf-8")))
     return sources
 
 
@@ -93,7 +93,7 @@ def page_sources_sha256():
 def hash_file_text():
     """What ``docs/leaderboard.png.sha256`` holds: the digest, then how the PNG was made."""
     return (f"{page_sources_sha256()}  kit/server/templates/*.html kit/server/static/* "
-            f"kit.leaderboard_pages.STYLESHEET\nmade by: {COMMAND}\n")
+            f"kit.board.pages.STYLESHEET\nmade by: {COMMAND}\n")
 
 
 def recorded_sha256(path):
@@ -169,7 +169,7 @@ def run_class(url, comp, ladder, tokens, clock, folder, echo=print):
     """Each participant uploads their rungs' files through the API, on successive simulated days."""
     import httpx
 
-    from kit.submission import write_submission
+    from kit.scoring.writer import write_submission
 
     uploads = []
     for k, (who, (seed, rungs)) in enumerate(CLASS.items()):
@@ -193,7 +193,7 @@ def run_class(url, comp, ladder, tokens, clock, folder, echo=print):
 def reveal(url, comp):
     import httpx
 
-    from kit.server.db import TEACHER_TOKEN_FILE, read_teacher_token
+    from kit.board.store import TEACHER_TOKEN_FILE, read_teacher_token
 
     teacher = read_teacher_token(comp.path / "private" / TEACHER_TOKEN_FILE)
     answer = httpx.post(url + "api/reveal", headers={"Authorization": f"Bearer {teacher}"},
@@ -266,11 +266,11 @@ def small_png(png):
 
 def make(out=OUT, reveal_final=False, echo=print):
     """Run the class and write ``out`` and ``out.sha256``; return the PNG's size in bytes."""
-    from kit.competition import load_competition
+    from kit.competition.folder import load_competition
     from kit.fileio import atomic_path, write_text_atomic
-    from kit.prepare import prepare_competition
+    from kit.competition.prepare import prepare_competition
     from kit.server.app import create_app
-    from kit.server.db import DB_NAME, Database
+    from kit.board.store import DB_NAME, Database
 
     find_browser()
     with tempfile.TemporaryDirectory(prefix="kit-screenshot-") as tmp:

@@ -16,13 +16,13 @@ from kit.errors import SubmissionError, UserError
 
 # public name -> module that defines it
 _LAZY = {
-    "load_spectra": "kit.spectra",
-    "save_spectra": "kit.spectra",
-    "load_competition": "kit.competition",
-    "Competition": "kit.competition",
-    "prepare_competition": "kit.prepare",
-    "write_submission": "kit.submission",
-    "score_submission": "kit.scoring",
+    "load_spectra": "kit.data.spectra",
+    "save_spectra": "kit.data.spectra",
+    "load_competition": "kit.competition.folder",
+    "Competition": "kit.competition.folder",
+    "prepare_competition": "kit.competition.prepare",
+    "write_submission": "kit.scoring.writer",
+    "score_submission": "kit.scoring.scorer",
     "models": "kit.models",
 }
 

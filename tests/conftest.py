@@ -147,9 +147,9 @@ def workdir(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """A work folder with a tiny competition, ``data/tiny`` (kit.training, kit.prediction)."""
-    from kit.prepare import prepare_competition
-    from kit.spectra import save_spectra
+    """A work folder with a tiny competition, ``data/tiny`` (kit.models.training, kit.models.prediction)."""
+    from kit.competition.prepare import prepare_competition
+    from kit.data.spectra import save_spectra
 
     work = tmp_path_factory.mktemp("work")
     library = save_spectra(structure_spectra(per_molecule=4), work / "lib.mgf")

@@ -26,10 +26,10 @@ def simulated_split(n_molecules=60, seed=0, test_fraction=0.3):
     Simulated spectra share fragments where molecules share substructures, so a model
     that reads spectra can beat one that does not. Cached: build once per test session.
     """
-    from kit.chemistry import inchikey14
-    from kit.pairs import split_molecules
-    from kit.simulate import simulate_library
-    from kit.spectra import clean_spectra
+    from kit.data.chemistry import inchikey14
+    from kit.data.pairs import split_molecules
+    from kit.data.simulate import simulate_library
+    from kit.data.spectra import clean_spectra
 
     spectra = clean_spectra(simulate_library(n_molecules=n_molecules, seed=seed, progress=False))
     keys = [inchikey14(s.get("inchikey")) for s in spectra]

@@ -17,7 +17,7 @@ def bench():
 
 @pytest.fixture
 def source(tmp_path):
-    from kit.spectra import save_spectra
+    from kit.data.spectra import save_spectra
 
     return save_spectra(structure_spectra(["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1"], per_molecule=2), tmp_path / "tiny.mgf")
 
@@ -62,8 +62,8 @@ def test_copies_keep_the_molecule_and_get_new_ids(bench, source, tmp_path, scale
 
 
 def test_the_kit_reads_the_built_library(bench, source, tmp_path):
-    from kit.chemistry import molecules_of
-    from kit.spectra import load_spectra
+    from kit.data.chemistry import molecules_of
+    from kit.data.spectra import load_spectra
 
     path, _ = build(bench, source, tmp_path)
     kept, molecules = molecules_of(load_spectra(path))

@@ -38,7 +38,7 @@ def test_unknown_variant_is_refused(bench):
 def test_every_named_variant_has_valid_siamese_parameters(bench):
     from kit.models.siamese import SiameseModel
 
-    from kit.training import model_params
+    from kit.models.training import model_params
 
     for name in bench.VARIANTS:
         _, options, about = bench.parse_variant(name)

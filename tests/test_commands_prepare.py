@@ -4,14 +4,14 @@ import json
 import pytest
 from conftest import structure_spectra
 
-import kit.prepare
+import kit.competition.prepare
 from kit.cli import main
 
 
 @pytest.fixture
 def prepare_calls(calls_to):
     """The arguments `kit prepare` passes to prepare_competition, without preparing."""
-    return calls_to(kit.prepare, "prepare_competition")
+    return calls_to(kit.competition.prepare, "prepare_competition")
 
 
 @pytest.mark.parametrize(
@@ -41,7 +41,7 @@ def test_every_command_that_reads_competitions_takes_data(command, capsys):
 
 def test_prepare_writes_under_data(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    from kit.spectra import save_spectra
+    from kit.data.spectra import save_spectra
 
     save_spectra(structure_spectra(per_molecule=3), tmp_path / "lib.mgf")
     assert main(["prepare", "--library", "lib.mgf", "--data", "comps", "--pairs-per-bin", "5", "--quiet"]) == 0
@@ -55,7 +55,7 @@ LICENCES = ["CC BY", "CC BY-NC-ND", "cc-by-nc-nd 4.0", "CC BY-NC", "CC BY NC ND"
 
 
 def _licensed_library(path):
-    from kit.spectra import save_spectra
+    from kit.data.spectra import save_spectra
 
     spectra = structure_spectra(per_molecule=3)
     for k, spectrum in enumerate(spectra):

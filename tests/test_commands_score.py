@@ -9,7 +9,7 @@ from builders import make_competition, perfect_submission
 
 from kit.cli import main
 from kit.commands.score import choose_competition
-from kit.leaderboard import read_log
+from kit.board.leaderboard import read_log
 
 
 @pytest.fixture
@@ -133,7 +133,7 @@ def test_the_manifest_participant_counts_for_the_duplicate_check(data, capsys):
 
 def test_a_file_an_inbox_or_the_server_stored_is_the_same_submission(data, capsys):
     """One store: a file already stored for the participant by another command is not stored twice."""
-    from kit.classroom import process_inbox
+    from kit.board.inbox import process_inbox
 
     path = _submission(data, "practice", manifest=False)
     inbox = data.parent / "inbox"
@@ -177,12 +177,12 @@ def test_a_hostile_file_is_one_line_and_exit_2(data, capsys, content):
 
 
 def test_an_unexpected_failure_of_the_reader_is_one_line(data, capsys, monkeypatch):
-    import kit.scoring
+    import kit.scoring.scorer
 
     def broken(path, expected_ids=None):
         raise IndexError("list index out of range\nmore")
 
-    monkeypatch.setattr(kit.scoring, "read_submission", broken)
+    monkeypatch.setattr(kit.scoring.scorer, "read_submission", broken)
     path = _submission(data, "practice", manifest=False)
     assert main(["score", str(path)]) == 2
     err = capsys.readouterr().err

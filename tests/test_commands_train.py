@@ -8,7 +8,7 @@ import pytest
 import kit.models
 from kit.cli import main
 from kit.errors import UserError
-from kit.training import rung_options
+from kit.models.training import rung_options
 
 
 def test_kit_help_lists_every_rung(capsys):
@@ -75,8 +75,8 @@ def test_defaults_the_source_does_not_give_are_left_to_the_class(source):
 def test_a_constant_is_followed_through_kit_imports():
     init = ast.parse("def __init__(self, w=binning.BIN_WIDTH, t=(1, 2)):\n    pass").body[0]
     assert [p.default for p in kit.models._parameters("kit.models.siamese", init.args)] == [0.1, (1, 2)]
-    init = ast.parse("def __init__(self, r=MZ_RANGE):\n    pass").body[0]  # kit.mz_binning imports it
-    assert [p.default for p in kit.models._parameters("kit.mz_binning", init.args)] == [(10.0, 1000.0)]
+    init = ast.parse("def __init__(self, r=MZ_RANGE):\n    pass").body[0]  # kit.data.binning imports it
+    assert [p.default for p in kit.models._parameters("kit.data.binning", init.args)] == [(10.0, 1000.0)]
 
 
 def test_a_rung_the_source_cannot_describe_is_imported(monkeypatch):

@@ -58,7 +58,7 @@ def test_the_copy_hashes_like_the_tree(shot, copy, monkeypatch):
     assert shot.page_sources_sha256() == copied
     names = [name for name, _ in shot.page_sources()]
     assert "kit/server/templates/leaderboard.html" in names and "kit/server/static/live.js" in names
-    assert names[-1] == "kit.leaderboard_pages.STYLESHEET"
+    assert names[-1] == "kit.board.pages.STYLESHEET"
 
 
 @pytest.mark.parametrize("change", [
@@ -95,7 +95,7 @@ def test_every_change_to_what_the_page_is_drawn_from_changes_the_hash(shot, copy
 
 
 def test_a_change_to_the_served_stylesheet_changes_the_hash(shot, monkeypatch):
-    from kit import leaderboard_pages
+    from kit.board import pages as leaderboard_pages
 
     before = shot.page_sources_sha256()
     monkeypatch.setattr(leaderboard_pages, "STYLESHEET", leaderboard_pages.STYLESHEET + "\nh1 { color: red }")
@@ -123,7 +123,7 @@ def test_without_a_browser_the_script_says_so_in_one_line_before_any_work(shot, 
         raise AssertionError("the competition was prepared although no browser can take the screenshot")
 
     monkeypatch.setattr(shot.shutil, "which", which)
-    monkeypatch.setattr("kit.prepare.prepare_competition", no_work)
+    monkeypatch.setattr("kit.competition.prepare.prepare_competition", no_work)
     before = PNG.read_bytes()
     assert shot.main([]) == 2
     err = capsys.readouterr().err

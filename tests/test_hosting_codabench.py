@@ -14,16 +14,17 @@ import numpy as np
 import pytest
 import yaml
 from builders import make_competition, perfect_submission, rehash
-from test_scoring import BAD, _valid_lines
+from test_scoring_scorer import BAD, _valid_lines
 
-from kit import submission_format
+from kit.scoring import reader as submission_format
 from kit.cli import main
-from kit.competition import load_competition
+from kit.competition.folder import load_competition
 from kit.errors import SubmissionError, UserError
-from kit.hosting import codabench_scorer, parse_when, public_files
+from kit.hosting import codabench_scorer
+from kit.hosting.files import parse_when, public_files
 from kit.hosting.codabench import MAX_KEY, export_codabench, scoring_program_source
-from kit.metrics import shown_scores
-from kit.scoring import Scorer
+from kit.scoring.metrics import shown_scores
+from kit.scoring.scorer import Scorer
 
 # Leaderboard.SUBMISSION_RULES in Codabench's src/apps/leaderboards/models.py
 SUBMISSION_RULES = {"Add", "Add_And_Delete", "Add_And_Delete_Multiple", "Force_Last", "Force_Latest_Multiple",

@@ -49,7 +49,7 @@ def test_registered_as_the_last_rung():
 
 
 def test_fit_returns_self_with_the_gbm_features_and_the_siamese_columns(model):
-    from kit.features import FEATURE_NAMES
+    from kit.models.features import FEATURE_NAMES
 
     assert model.fitted_ is True
     assert model.feature_names_ == FEATURE_NAMES + SIAMESE_FEATURES
@@ -58,7 +58,7 @@ def test_fit_returns_self_with_the_gbm_features_and_the_siamese_columns(model):
 
 
 def test_no_leakage_the_siamese_and_the_booster_share_no_molecule(model, spectra):
-    from kit.chemistry import molecules_of
+    from kit.data.chemistry import molecules_of
 
     siamese, booster = set(model.siamese_molecules_), set(model.booster_molecules_)
     assert siamese and booster and not siamese & booster
@@ -206,9 +206,9 @@ def test_train_help_lists_the_blend_options(capsys):
 
 @pytest.mark.slow
 def test_kit_train_and_predict_blend(tmp_path, monkeypatch):
-    from kit.prepare import prepare_competition
-    from kit.spectra import save_spectra
-    from kit.prediction import predict_competition
+    from kit.competition.prepare import prepare_competition
+    from kit.data.spectra import save_spectra
+    from kit.models.prediction import predict_competition
 
     monkeypatch.chdir(tmp_path)
     library = save_spectra(structure_spectra(per_molecule=4), tmp_path / "lib.mgf")

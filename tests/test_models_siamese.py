@@ -309,7 +309,7 @@ def test_calibration_is_the_isotonic_fit_kept_only_where_held_out_molecules_gain
     for w_raw, w_cal in zip(raw.embedding_network_.get_weights(), calibrated.embedding_network_.get_weights()):
         np.testing.assert_array_equal(w_raw, w_cal)
     # The validation pairs the fit drew, and the held-out check on them.
-    from kit.pairs import PairSampler
+    from kit.data.pairs import PairSampler
     from sklearn.isotonic import IsotonicRegression
 
     _, val_seed, _, calibration_seed = np.random.SeedSequence(TINY["seed"]).spawn(4)
@@ -632,7 +632,7 @@ def test_options_train_predict_and_round_trip(spectra, tmp_path, params):
 
 
 def test_training_pairs_are_redrawn_each_epoch_and_seeded(spectra):
-    from kit.pairs import PairSampler
+    from kit.data.pairs import PairSampler
 
     sampler = PairSampler.from_spectra(spectra)
     matrix = siamese.binning.bin_spectra(spectra)
@@ -707,7 +707,7 @@ def test_a_real_peak_wins_over_noise_in_its_bin():
 @pytest.mark.parametrize("with_metadata", [True, False])
 @pytest.mark.parametrize("augmentation", [None, {}])
 def test_sparse_batches_hold_the_dense_batches(spectra, with_metadata, augmentation):
-    from kit.pairs import PairSampler
+    from kit.data.pairs import PairSampler
 
     matrix = siamese.binning.bin_spectra(spectra)
     metadata = siamese.metadata_features(spectra) if with_metadata else None
@@ -727,7 +727,7 @@ def test_sparse_batches_hold_the_dense_batches(spectra, with_metadata, augmentat
 
 
 def test_sparse_dataset_redraws_pairs_every_pass(spectra):
-    from kit.pairs import PairSampler
+    from kit.data.pairs import PairSampler
 
     matrix = siamese.binning.bin_spectra(spectra)
     data = siamese.PairBatches(matrix, None, 16, sampler=PairSampler.from_spectra(spectra), n_pairs=40,
@@ -766,7 +766,7 @@ def sparse_setup(spectra):
     """A tiny network, its sparse trainer and dense siamese, and one sparse batch of real spectra."""
     import tensorflow as tf
 
-    from kit.pairs import PairSampler
+    from kit.data.pairs import PairSampler
 
     import keras
 

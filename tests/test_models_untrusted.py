@@ -1148,7 +1148,7 @@ def _fitted_blend_booster():
     import pandas as pd
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    from kit.features import FEATURE_NAMES
+    from kit.models.features import FEATURE_NAMES
     from kit.models.blend import SIAMESE_FEATURES, BlendModel
 
     names = FEATURE_NAMES + SIAMESE_FEATURES

@@ -162,7 +162,7 @@ def test_kernel_is_this_python(tmp_path, kernel):
 @pytest.mark.slow
 def test_massbank_notebook_prepares_a_library(tmp_path, kernel, monkeypatch):
     """Notebook 02 up to its "## Train" section, on a tiny library with real structures."""
-    from kit.spectra import save_spectra
+    from kit.data.spectra import save_spectra
 
     library = save_spectra(structure_spectra(per_molecule=4), tmp_path / "tiny_library.mgf")
     for key, value in SMALL.items():

@@ -8,7 +8,7 @@ import pytest
 from builders import make_competition
 
 from kit.cli import main
-from kit.server.db import Database
+from kit.board.store import Database
 
 
 @pytest.fixture

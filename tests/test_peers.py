@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from conftest import load_bench_script, structure_spectra
 
-from kit.prepare import prepare_competition
-from kit.spectra import save_spectra
+from kit.competition.prepare import prepare_competition
+from kit.data.spectra import save_spectra
 
 SKIP_LINE = "skipped: ms2deepscore not installed (make bench-env)"
 
@@ -69,7 +69,7 @@ def test_harness_runs_matchms_rows_and_mean_and_skips_a_missing_ms2deepscore(tin
     assert rows["matchms-cosine"]["train_seconds"] == 0
     assert rows["mean"]["train_seconds"] >= 0 and rows["mean"]["peak_train_gib"] > 0
     assert rows["mean"]["commands"][0].startswith("kit train mean --competition")
-    # kit.scoring's split of the Private rows by private/pair_details.csv.
+    # kit.scoring.scorer's split of the Private rows by private/pair_details.csv.
     assert 0 <= rows["mean"]["private_same_molecule"] < 1 and 0 <= rows["mean"]["private_different_molecule"] < 1
     assert rows["mean"]["details"]["same_molecule_rows"] > 0
     assert rows["ms2deepscore"]["status"] == rows["ms2deepscore-metadata"]["status"] == "skipped"

@@ -8,7 +8,7 @@ from server_builders import LiveServer  # noqa: E402
 
 from kit.cli import main  # noqa: E402
 from kit.server.app import create_app  # noqa: E402
-from kit.server.db import DB_NAME, Database  # noqa: E402
+from kit.board.store import DB_NAME, Database  # noqa: E402
 
 
 def reveal(capsys, *argv):

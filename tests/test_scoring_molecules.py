@@ -10,8 +10,8 @@ from conftest import structure_spectra
 
 from kit.cli import main
 from kit.errors import UserError
-from kit.metrics import DIFFERENT_MOLECULE_BIN, SAME_MOLECULE_BIN, molecule_diagnostics
-from kit.scoring import score_submission
+from kit.scoring.metrics import DIFFERENT_MOLECULE_BIN, SAME_MOLECULE_BIN, molecule_diagnostics
+from kit.scoring.scorer import score_submission
 
 N = 60
 
@@ -153,8 +153,8 @@ def test_damaged_pair_details_is_one_line_error(comp, submission, content, tmp_p
 
 
 def test_log_and_page_carry_the_top_bin_split(comp, submission, tmp_path):
-    from kit import leaderboard_pages
-    from kit.leaderboard import build_leaderboard, read_log
+    from kit.board import pages as leaderboard_pages
+    from kit.board.leaderboard import build_leaderboard, read_log
 
     lb = tmp_path / "lb"
     assert main(["score", str(submission[0]), "--competition", str(comp), "--leaderboard", str(lb),
@@ -170,7 +170,7 @@ def test_log_and_page_carry_the_top_bin_split(comp, submission, tmp_path):
 
 
 def test_page_of_an_older_log_keeps_ten_bins(comp, submission, tmp_path):
-    from kit.leaderboard import build_leaderboard
+    from kit.board.leaderboard import build_leaderboard
 
     (comp / "private" / "pair_details.csv").unlink()
     lb = tmp_path / "lb"
@@ -184,8 +184,8 @@ def test_page_of_an_older_log_keeps_ten_bins(comp, submission, tmp_path):
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    from kit.prepare import prepare_competition
-    from kit.spectra import save_spectra
+    from kit.competition.prepare import prepare_competition
+    from kit.data.spectra import save_spectra
 
     work = tmp_path_factory.mktemp("prepared")
     library = save_spectra(structure_spectra(per_molecule=4), work / "lib.mgf")

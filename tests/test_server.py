@@ -17,7 +17,7 @@ from server_builders import Clock, LiveServer, call_asgi, form_end, form_part  #
 
 from kit.errors import UserError  # noqa: E402
 from kit.server.app import create_app  # noqa: E402
-from kit.server.db import SCHEMA_VERSION  # noqa: E402
+from kit.board.store import SCHEMA_VERSION  # noqa: E402
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def recorded(client):
 
 
 def test_accepted_submission_is_scored_stored_and_ranked(server, good, comp):
-    from kit.scoring import Scorer
+    from kit.scoring.scorer import Scorer
 
     response = post(server, server.tokens["Ada"], good, description="gbm v1")
     assert response.status_code == 201, response.text
@@ -364,7 +364,7 @@ def test_deadline_closes_submissions(make_server, good, clock):
 def test_deadline_from_competition_json_is_utc_whatever_the_server_time_zone(tmp_path, good, clock):
     comp = make_competition(tmp_path / "d")
     meta = json.loads((comp / "competition.json").read_text())
-    meta["deadline"] = "2026-03-01T12:00:00"  # no zone: UTC (kit.deadline), not --timezone's Paris time
+    meta["deadline"] = "2026-03-01T12:00:00"  # no zone: UTC (kit.competition.deadline), not --timezone's Paris time
     (comp / "competition.json").write_text(json.dumps(meta))
     app = create_app(comp, leaderboard=tmp_path / "lb3", clock=clock, timezone_name="Europe/Paris", export_interval=0)
     (_, token), = app.state.kit.db.add_participants(["Ann"], clock())
@@ -474,7 +474,7 @@ def test_submit_page_works_without_javascript(server, good, comp):
     response = server.post("/submit", data={"token": server.tokens["Ada"], "description": "from the page"},
                            files={"file": ("mine.csv", good.read_bytes(), "text/csv")})
     assert response.status_code == 201
-    from kit.scoring import Scorer
+    from kit.scoring.scorer import Scorer
 
     assert f'id="score">{Scorer(comp).score(good).public:.5f}<' in response.text
     bad = server.post("/submit", data={"token": server.tokens["Ada"]},
@@ -635,7 +635,7 @@ def test_a_restart_loses_nothing(comp, tmp_path, good, clock):
 
 def test_exports_the_log_and_pages_for_kit_leaderboard(server, good, tmp_path, comp, capsys, clock):
     from kit.cli import main
-    from kit.leaderboard import read_log
+    from kit.board.leaderboard import read_log
 
     post(server, server.tokens["Ada"], good, description="=HYPERLINK(\"http://x\")")
     clock.advance(seconds=1)
@@ -741,8 +741,8 @@ def test_serve_unknown_competition_and_bad_port(capsys, tmp_path):
 
 def test_recorded_per_bin_rmse_splits_the_top_bin_like_the_log(make_server, good, comp):
     # With the private same-molecule flags, the server records what `kit score` logs.
-    from kit.competition import PAIR_DETAILS_FILE
-    from kit.metrics import DIFFERENT_MOLECULE_BIN, SAME_MOLECULE_BIN
+    from kit.competition.folder import PAIR_DETAILS_FILE
+    from kit.scoring.metrics import DIFFERENT_MOLECULE_BIN, SAME_MOLECULE_BIN
 
     ids, _, _ = read_solution(comp)
     (comp / PAIR_DETAILS_FILE).write_text("id,same_molecule\n" + "".join(f"{i},{i % 2}\n" for i in ids))
@@ -1241,7 +1241,7 @@ def test_a_part_with_huge_headers_is_422(server, part_head):
 def test_a_database_of_the_first_schema_gains_the_failed_attempts_table(tmp_path, clock):
     import sqlite3
 
-    from kit.server.db import _MIGRATIONS, Database, _statements
+    from kit.board.store import _MIGRATIONS, Database, _statements
 
     path = tmp_path / "classroom.sqlite"
     with sqlite3.connect(path) as conn:

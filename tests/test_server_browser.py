@@ -107,7 +107,7 @@ def test_upload_through_the_form_and_read_the_score(site, tmp_path):
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from kit.scoring import Scorer
+    from kit.scoring.scorer import Scorer
 
     url, comp, tokens, process = site
     good = perfect_submission(comp, tmp_path / "my predictions.csv", noise=0.05)

@@ -7,7 +7,7 @@ from builders import perfect_submission  # noqa: E402
 from server_builders import START  # noqa: E402
 from test_server import auth, clock, comp, good, make_server, post, server, teacher_of  # noqa: E402,F401
 
-from kit.server.db import CLOSED, OPEN, REVEALED, decide_phase  # noqa: E402
+from kit.board.store import CLOSED, OPEN, REVEALED, decide_phase  # noqa: E402
 
 
 def send(server, comp, path, body, token=None, content_type="application/json"):
@@ -86,7 +86,7 @@ def test_deadline_with_an_offset_and_removed(make_server, clock, comp):
     assert moved.json() == {"deadline": "2026-03-01T11:00:00.000000Z", "state": "closed"}
     assert send(server, comp, "/api/deadline", b'{"deadline": null}').json() == {"deadline": None, "state": "open"}
     assert server.get("/api/info").json()["deadline"] is None
-    # One meaning everywhere (kit.deadline): a time without zone is UTC, whatever --timezone.
+    # One meaning everywhere (kit.competition.deadline): a time without zone is UTC, whatever --timezone.
     zoneless = send(server, comp, "/api/deadline", b'{"deadline": "2026-03-01T11:00:00"}')
     assert zoneless.json() == {"deadline": "2026-03-01T11:00:00.000000Z", "state": "closed"}
 
@@ -217,7 +217,7 @@ def test_a_close_between_the_check_and_the_write_is_caught(server, three, comp, 
 
 
 def test_the_reveal_ranks_on_the_chosen_finals_else_the_best_public(server, three, comp):
-    from kit.metrics import shown_scores
+    from kit.scoring.metrics import shown_scores
 
     rows = {row["id"]: row for row in server.state.db.submissions()}
     ada = server.tokens["Ada"]
@@ -467,7 +467,7 @@ def test_a_file_identical_to_another_participants_is_noted_in_the_answer_the_pag
         server, good, clock, caplog):
     import logging
 
-    from kit.classroom import identical_note
+    from kit.board.inbox import identical_note
     from kit.server.app import IDENTICAL_TO_SENDER
 
     with caplog.at_level(logging.INFO, logger="uvicorn.error"):

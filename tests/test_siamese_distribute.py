@@ -129,7 +129,7 @@ def test_without_a_gpu_auto_and_none_train_on_one_device():
 
 
 def test_train_help_lists_distribute_and_mixed_precision():
-    from kit.training import rung_options
+    from kit.models.training import rung_options
 
     options = {flag: meaning for flag, _, meaning in rung_options(siamese.SiameseModel)}
     assert "MultiWorkerMirroredStrategy" in options["--distribute"] and "(default: auto)" in options["--distribute"]

@@ -40,7 +40,7 @@ def submit(capsys, *argv):
 
 
 def test_prints_the_score(capsys, live, good):
-    from kit.scoring import Scorer
+    from kit.scoring.scorer import Scorer
 
     code, out, err = submit(capsys, str(good), "--server", live.url, "--token", live.tokens["Ada"], "-m", "gbm")
     assert code == 0, err
@@ -208,7 +208,7 @@ def test_tokens_never_start_with_a_dash(monkeypatch):
     """A token beginning with '-' would be read as an option by `kit submit --token`."""
     import secrets
 
-    from kit.server.db import new_token
+    from kit.board.store import new_token
 
     given = iter(["-starts-with-a-dash-aaaaaaaaaaaa", "fine-token-bbbbbbbbbbbbbbbbbbbbbb"])
     monkeypatch.setattr(secrets, "token_urlsafe", lambda n: next(given))

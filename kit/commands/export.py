@@ -34,8 +34,8 @@ def add_parser(subparsers):
 def run(args: argparse.Namespace) -> int:
     import zipfile
 
-    from kit.competition import as_competition
-    from kit.hosting import public_files
+    from kit.competition.folder import as_competition
+    from kit.hosting.files import public_files
     from kit.hosting.codabench import export_codabench
     from kit.hosting.pages import hosted_licences, licence_warning
 

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from kit import kaggle_client
+    from kit.hosting import kaggle as kaggle_client
 
     folder = kaggle_client.download(args.competition, args.path, unzip=not args.keep_zip)
     print(f"Downloaded {args.competition} to {folder}")
@@ -74,7 +74,7 @@ def run_download(args: argparse.Namespace) -> int:
 
 
 def run_submit(args: argparse.Namespace) -> int:
-    from kit import kaggle_client
+    from kit.hosting import kaggle as kaggle_client
     from kit.safetext import printable
 
     local = args.local_competition or _local_copy(args.competition, args.data)
@@ -89,7 +89,7 @@ def run_submit(args: argparse.Namespace) -> int:
 
 
 def run_leaderboard(args: argparse.Namespace) -> int:
-    from kit import kaggle_client
+    from kit.hosting import kaggle as kaggle_client
 
     rows = kaggle_client.leaderboard(args.competition)
     print(kaggle_client.format_leaderboard(args.competition, rows))
@@ -97,7 +97,7 @@ def run_leaderboard(args: argparse.Namespace) -> int:
 
 
 def run_host(args: argparse.Namespace) -> int:
-    from kit import kaggle_client
+    from kit.hosting import kaggle as kaggle_client
     from kit.errors import UserError
 
     slug = kaggle_client.check_slug(args.slug)

@@ -55,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
         return _watch(args)
     competition, rejected, notes = args.competition, None, []  # None: the last inbox run's refusals
     if args.inbox:
-        from kit.classroom import process_inbox
-        from kit.competition import load_competition
+        from kit.board.inbox import process_inbox
+        from kit.competition.folder import load_competition
 
         competition = load_competition(args.competition, data=args.data)
         report = process_inbox(competition, args.inbox, data=args.data, leaderboard=args.leaderboard)
@@ -69,8 +69,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _teacher_step(args):
     """--hide-private and --import-log: change the store before anything is shown."""
-    from kit.competition import load_competition
-    from kit.leaderboard import has_store, import_log, open_store
+    from kit.competition.folder import load_competition
+    from kit.board.leaderboard import has_store, import_log, open_store
 
     competition = load_competition(args.competition, data=args.data)
     if not has_store(competition):
@@ -113,7 +113,7 @@ def _print_report(report, told):
 
 
 def _show(args, competition, rejected, notes):
-    from kit.leaderboard import build_leaderboard
+    from kit.board.leaderboard import build_leaderboard
 
     standings = build_leaderboard(competition, data=args.data, leaderboard=args.leaderboard, private=args.private,
                                   write_pages=args.pages, rejected=rejected, notes=notes)
@@ -130,8 +130,8 @@ def _watch(args):
     """Poll the inbox until Ctrl-C (or SIGTERM); print and re-render only what changed."""
     import signal
 
-    from kit.classroom import DEFAULT_INTERVAL, check_interval, watch_inbox
-    from kit.competition import load_competition
+    from kit.board.inbox import DEFAULT_INTERVAL, check_interval, watch_inbox
+    from kit.competition.folder import load_competition
     from kit.errors import UserError
 
     interval = check_interval(DEFAULT_INTERVAL if args.interval is None else args.interval)

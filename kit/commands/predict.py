@@ -24,7 +24,7 @@ def add_parser(subparsers):
 
 def run(args):
     from kit.models.sandbox import parse_duration, parse_size
-    from kit.prediction import predict_competition
+    from kit.models.prediction import predict_competition
 
     memory_limit, time_limit = parse_size(args.memory_limit), parse_duration(args.time_limit)
     predict_competition(args.model_dir, competition=args.competition, data=args.data, submissions=args.submissions,

@@ -38,7 +38,7 @@ def add_parser(subparsers):
 
 
 def run(args):
-    from kit.prepare import prepare_competition
+    from kit.competition.prepare import prepare_competition
 
     prepare_competition(
         library=args.library,

@@ -61,10 +61,10 @@ def choose_competition(submission, competition=None, data=None):
     """
     from pathlib import Path
 
-    from kit.competition import Competition, load_competition
+    from kit.competition.folder import Competition, load_competition
     from kit.errors import UserError
     from kit.paths import COMPETITION_NAME
-    from kit.scoring import read_manifest
+    from kit.scoring.scorer import read_manifest
 
     manifest = read_manifest(submission) or {}
     named = manifest.get("competition")
@@ -102,7 +102,7 @@ def choose_participant(result, participant=None):
     """
     from pathlib import Path
 
-    from kit.leaderboard import default_participant, sanitize_participant
+    from kit.board.leaderboard import default_participant, sanitize_participant
 
     if participant is not None:
         return participant, None
@@ -132,7 +132,7 @@ def record_once(result, participant=None, leaderboard=None):
     --------
     >>> path, earlier = record_once(result, participant="ann")  # doctest: +SKIP
     """
-    from kit.leaderboard import record_result
+    from kit.board.leaderboard import record_result
 
     return record_result(result, participant=participant, leaderboard=leaderboard, once=True)
 
@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from kit.scoring import Scorer
+    from kit.scoring.scorer import Scorer
 
     competition, note = choose_competition(args.submission, args.competition, data=args.data)
     if note:
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     result = Scorer(competition).score(args.submission)
     for warning in result.warnings:
         print(f"kit score: warning: {warning}", file=sys.stderr)
-    from kit.leaderboard import NotRecorded
+    from kit.board.leaderboard import NotRecorded
 
     logged = earlier = refused = None
     if args.log:

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from kit.errors import UserError
-    from kit.metrics import SHOWN_DECIMALS, shown_scores
+    from kit.scoring.metrics import SHOWN_DECIMALS, shown_scores
     from kit.safetext import printable
 
     token = (args.token or os.environ.get(TOKEN_ENV) or "").strip()

@@ -50,7 +50,7 @@ def help_text(parser, model=None):
     True
     """
     import kit.models
-    from kit.training import rung_options
+    from kit.models.training import rung_options
 
     text = parser.format_help()
     if model is None:
@@ -101,7 +101,7 @@ def model_options(extra):
 def run(args):
     import kit.models
     from kit.errors import UserError
-    from kit.training import model_params, train_model
+    from kit.models.training import model_params, train_model
 
     if args.help:
         print(help_text(args.parser, args.model), end="")

@@ -30,7 +30,7 @@ worker expect, and how the bundle meets it:
   it in ``/app/program``) and a ``scoring.py`` that reads ``ref/`` and ``res/`` below the
   input folder and writes ``scores.json``. It runs on the scoring image's Python with
   NumPy alone: :func:`scoring_program_source` inlines the kit's own modules, among them
-  :mod:`kit.submission_format`, the one reader of submissions.
+  :mod:`kit.scoring.reader`, the one reader of submissions.
 
 Zip members have fixed times and order: the same competition and options give the same
 bytes.
@@ -45,8 +45,8 @@ from pathlib import Path
 
 from kit.errors import UserError
 from kit.fileio import atomic_path
-from kit.scoring import PRIVATE, PUBLIC
-from kit.hosting import competition_deadline, parse_end, parse_when
+from kit.competition.folder import PRIVATE, PUBLIC
+from kit.hosting.files import competition_deadline, parse_end, parse_when
 from kit.hosting.codabench_scorer import COMMAND
 
 #: The scoring program's own module: it and every kit module it imports, recursively,
@@ -95,9 +95,9 @@ def export_codabench(competition, out, *, start=None, end=None, title=None, data
     >>> export_codabench("data/practice", "practice-codabench.zip", start="2026-01-05")  # doctest: +SKIP
     PosixPath('practice-codabench.zip')
     """
-    from kit.hosting import public_files
+    from kit.hosting.files import public_files
     from kit.hosting.pages import build_pages, check_title, default_title
-    from kit.competition import as_competition
+    from kit.competition.folder import as_competition
 
     competition = as_competition(competition, data)
     out = Path(out)
@@ -188,8 +188,8 @@ def competition_yaml(competition, title, phase_dates, pages, max_submissions=Non
 def scoring_program_source():
     """The standalone ``scoring.py``: the kit's validation and metric modules, inlined.
 
-    :data:`PROGRAM_MODULE` and the kit modules it imports (``kit.submission_format``,
-    ``kit.metrics``, ``kit.tanimoto_bins``, ``kit.errors``, and what they import) are copied, each
+    :data:`PROGRAM_MODULE` and the kit modules it imports (``kit.scoring.reader``,
+    ``kit.scoring.metrics``, ``kit.data.tanimoto_bins``, ``kit.errors``, and what they import) are copied, each
     after the modules it imports, without their ``from kit... import`` lines. A module that
     imports the kit any other way (``import kit``, an import inside a function, an alias),
     or two modules that define the same name, stop the export: the program would not run,
@@ -285,7 +285,7 @@ def _when(moment):
 
 def _read_solution(competition):
     """Rows ``(id, similarity, Usage)`` as text, in the solution's order, checked like ``kit score``."""
-    from kit.scoring import load_solution_masks
+    from kit.scoring.scorer import load_solution_masks
 
     ids, truth, masks = load_solution_masks(competition)
     if PRIVATE not in masks:

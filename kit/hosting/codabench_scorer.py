@@ -6,8 +6,8 @@ replaced by ``/app/input`` (reference data in ``ref/``, the participant's unzipp
 submission in ``res/``) and ``$output`` by ``/app/output`` (for ``scores.json``). That
 image has NumPy but not the kit, so :func:`kit.hosting.codabench.scoring_program_source`
 writes one ``scoring.py`` holding the kit modules this one imports (:mod:`kit.errors`,
-:mod:`kit.tanimoto_bins`, :mod:`kit.metrics`, :mod:`kit.safetext`,
-:mod:`kit.submission_format`) and this module, with the ``from kit...`` lines dropped: the
+:mod:`kit.data.tanimoto_bins`, :mod:`kit.scoring.metrics`, :mod:`kit.safetext`,
+:mod:`kit.scoring.reader`) and this module, with the ``from kit...`` lines dropped: the
 program reads files with the kit's one reader, and so the same rules, values and messages,
 as ``kit score``, and scores them with the same metric code.
 
@@ -28,11 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from kit.tanimoto_bins import BIN_LABELS
+from kit.data.tanimoto_bins import BIN_LABELS
 from kit.errors import UserError
-from kit.metrics import diagnostics, shown_scores
+from kit.scoring.metrics import diagnostics, shown_scores
 from kit.safetext import printable
-from kit.submission_format import read_submission
+from kit.scoring.reader import read_submission
 
 SOLUTION_NAME = "solution.csv"
 EXPECTED_IDS_NAME = "expected_ids.csv"
@@ -75,7 +75,7 @@ def scores_for(details):
 
     Values that do not exist (a bin without rows, Pearson r of constant predictions) are
     left out: Codabench stores every score as a number. The others are rounded to
-    :data:`~kit.metrics.SHOWN_DECIMALS` places, as ``kit score`` and Kaggle show them.
+    :data:`~kit.scoring.metrics.SHOWN_DECIMALS` places, as ``kit score`` and Kaggle show them.
 
     Examples
     --------

@@ -7,11 +7,11 @@ are written as code spans, so Markdown in them is shown, not interpreted.
 import re
 from collections import Counter
 
-from kit.classroom import DEFAULT_DAILY_LIMIT
+from kit.competition.folder import DEFAULT_DAILY_LIMIT
 from kit.errors import UserError
-from kit.licences import RESTRICTIONS, exclusion_pattern, restrictions
+from kit.data.licences import RESTRICTIONS, exclusion_pattern, restrictions
 from kit.safetext import printable
-from kit.tanimoto_bins import BIN_LABELS
+from kit.data.tanimoto_bins import BIN_LABELS
 
 REFERENCE = (
     "Huber F, van der Burg S, van der Hooft JJJ, Ridder L (2021). MS2DeepScore: a novel deep learning "
@@ -129,7 +129,7 @@ def build_pages(competition, files, title=None):
     competition : Competition
         The competition (its ``competition.json`` supplies sizes, label and limits).
     files : list of (str, Path)
-        The public files (:func:`kit.hosting.public_files`).
+        The public files (:func:`kit.hosting.files.public_files`).
     title : str, optional
         The competition's title on the platform.
     """
@@ -170,7 +170,7 @@ def brief_description():
 def daily_limit(competition):
     """``max_daily_submissions`` from competition.json as a positive int (a host needs one).
 
-    The default is the classroom modes' (:data:`kit.classroom.DEFAULT_DAILY_LIMIT`);
+    The default is the classroom modes' (:data:`kit.competition.folder.DEFAULT_DAILY_LIMIT`);
     "no limit" (0 or null), which a host cannot express, is refused.
     """
     value = competition.metadata.get("max_daily_submissions", DEFAULT_DAILY_LIMIT)

@@ -70,7 +70,7 @@ def described(name):
     constants assigned or imported at the top of a kit module (``binning.BIN_WIDTH``).
     The stand-in has the class's ``__module__``, ``__name__``, docstrings, ``__init__``
     signature and a ``get_params`` giving the defaults, which is all
-    :func:`kit.training.rung_options` reads. Where the source says more than that (a
+    :func:`kit.models.training.rung_options` reads. Where the source says more than that (a
     computed default, an inherited ``__init__``), the class itself is imported.
 
     Examples
@@ -136,7 +136,7 @@ def _value(module, node, depth=0):
 
 
 def _imported(module, alias):
-    """The kit module that ``alias`` names in ``module`` (``from kit import mz_binning as binning``), or None."""
+    """The kit module that ``alias`` names in ``module`` (``from kit.data import binning``), or None."""
     for node in _module_tree(module).body:
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             for item in node.names:

@@ -174,7 +174,7 @@ def training_pairs(spectra, n_pairs, rng, what="training spectra"):
     >>> len(y)                                                                             # doctest: +SKIP
     1000
     """
-    from kit.pairs import PairSampler
+    from kit.data.pairs import PairSampler
 
     idx_a, idx_b, similarity = PairSampler.from_spectra(spectra).sample(n_pairs, rng)
     if len(idx_a) == 0:

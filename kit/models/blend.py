@@ -4,7 +4,7 @@ Kaggle's habit: when two models err in different places, a second-level model th
 reads both beats each. The siamese reads each whole spectrum through one embedding; the
 gbm's pair features compare two spectra peak by peak (matched peaks, neutral losses,
 mass difference). The blend is the gbm rung's ``HistGradientBoostingRegressor`` on its
-pair features (:mod:`kit.features`) plus two columns from a siamese network: its
+pair features (:mod:`kit.models.features`) plus two columns from a siamese network: its
 prediction (``siamese_cosine``: the cosine of the two embeddings, through the siamese's
 head by default; uncalibrated, as the trees calibrate it) and the spread of its Monte
 Carlo dropout predictions (``siamese_spread``), which tells the trees when not to trust
@@ -30,7 +30,7 @@ import time
 import numpy as np
 
 from kit.errors import UserError
-from kit.features import BIN_WIDTH, FEATURE_NAMES, TOLERANCE
+from kit.models.features import BIN_WIDTH, FEATURE_NAMES, TOLERANCE
 from kit.models.base import (
     MANIFEST, SKOPS_FILE, PairModel, check_float, check_int, check_spectra, spectrum_ids, training_pairs,
 )
@@ -336,8 +336,8 @@ def split_by_molecule(spectra, fraction, rng):
     --------
     >>> a, b, keys_a, keys_b = split_by_molecule(train_spectra, 0.3, np.random.default_rng(0))   # doctest: +SKIP
     """
-    from kit.chemistry import molecules_of
-    from kit.pairs import split_molecules
+    from kit.data.chemistry import molecules_of
+    from kit.data.pairs import split_molecules
 
     kept, molecules = molecules_of(spectra)
     held = split_molecules(molecules.keys, fraction, rng, option="holdout_fraction")

@@ -17,7 +17,7 @@ import time
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
-from kit.features import TOLERANCE, modified_cosine_scores
+from kit.models.features import TOLERANCE, modified_cosine_scores
 from kit.models.base import PairModel, check_float, check_int, check_spectra, seeded_rng, training_pairs
 
 #: Widest m/z tolerance (Da) a model may match peaks with; wider matches everything with everything.

@@ -1,6 +1,6 @@
 """The gradient-boosting rung: a HistGradientBoostingRegressor on pair features.
 
-The features (:mod:`kit.features`) are what a chemist would look at first: cosine and
+The features (:mod:`kit.models.features`) are what a chemist would look at first: cosine and
 modified cosine with their matched peaks, shared neutral losses, binned-spectrum cosines,
 the precursor m/z difference, and how busy each spectrum is. Boosted trees learn how to
 weigh them against each other, which a single calibrated score cannot.
@@ -17,7 +17,7 @@ import time
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from kit.features import BIN_WIDTH, FEATURE_NAMES, TOLERANCE, pair_features
+from kit.models.features import BIN_WIDTH, FEATURE_NAMES, TOLERANCE, pair_features
 from kit.errors import UserError
 from kit.models.base import PairModel, check_float, check_int, check_spectra, seeded_rng, training_pairs
 from kit.models.cosine import MAX_TOLERANCE
@@ -96,7 +96,7 @@ class GBMModel(PairModel):
         self.progress = progress
 
     def features(self, spectra, idx_a, idx_b):
-        """The pair features (a DataFrame, columns :data:`kit.features.FEATURE_NAMES`)."""
+        """The pair features (a DataFrame, columns :data:`kit.models.features.FEATURE_NAMES`)."""
         tolerance, bin_width = self._feature_settings()
         return pair_features(spectra, idx_a, idx_b, tolerance=tolerance, bin_width=bin_width,
                              progress=bool(self.progress))

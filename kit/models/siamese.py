@@ -1,6 +1,6 @@
 """The ``siamese`` rung: an MS2DeepScore-style siamese network in Keras 3 (TensorFlow).
 
-Each spectrum is binned (:mod:`kit.mz_binning`), one shared embedding network maps it to a
+Each spectrum is binned (:mod:`kit.data.binning`), one shared embedding network maps it to a
 vector, and the cosine of two vectors predicts the Tanimoto similarity of the two
 molecules (Huber et al. 2021, J Cheminform 13:84). The reference architecture is
 MS2DeepScore v1::
@@ -63,7 +63,7 @@ import_tensorflow()  # first, without TensorFlow's start-up notices
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from kit import mz_binning as binning  # noqa: E402
+from kit.data import binning  # noqa: E402
 from kit.errors import UserError, first_line  # noqa: E402
 from kit.models.base import PairModel, check_spectra, pair_indices  # noqa: E402
 from kit.progress import keras_verbosity  # noqa: E402
@@ -639,7 +639,7 @@ class PairBatches(keras.utils.PyDataset):
     metadata : numpy.ndarray or None
         Metadata inputs of each spectrum.
     batch_size : int
-    sampler : kit.pairs.PairSampler, optional
+    sampler : kit.data.pairs.PairSampler, optional
     n_pairs : int, optional
         Pairs per epoch (with ``sampler``).
     pairs : (idx_a, idx_b, similarity), optional
@@ -822,7 +822,7 @@ class SiameseModel(PairModel):
     validation_fraction : float, default 0.1
         Share of training molecules held out when ``fit`` gets no validation spectra.
     bin_width : float, default 0.1
-        Width of one m/z bin in Da (binning, :mod:`kit.mz_binning`).
+        Width of one m/z bin in Da (binning, :mod:`kit.data.binning`).
     mz_range : tuple of float, default (10.0, 1000.0)
         Lowest and highest m/z binned; peaks outside are dropped.
     intensity_power : float, default 0.5
@@ -850,7 +850,7 @@ class SiameseModel(PairModel):
         cosine of two spectra gains a learned kernel of their mass difference.
     same_molecule_share : float or None, default None
         Share of the top-bin training pairs that are two spectra of one molecule (see
-        :class:`kit.pairs.PairSampler`); ``None`` draws top-bin partners uniformly.
+        :class:`kit.data.pairs.PairSampler`); ``None`` draws top-bin partners uniformly.
         Without a head, 0.9 helps the cosine learn the top bin; with one, the head
         learns it from the masses and uniform partners do better.
     head_units : tuple of int or None, default (32, 32)
@@ -1210,7 +1210,7 @@ class SiameseModel(PairModel):
 
     def _split(self, spectra, validation_spectra, split_seed):
         """Training and validation spectra, each with a pair sampler over its molecules."""
-        from kit.pairs import split_molecules
+        from kit.data.pairs import split_molecules
 
         share = self.same_molecule_share
         if validation_spectra is not None:
@@ -1932,7 +1932,7 @@ def _distinct(idx_a, idx_b):
 
 
 def _molecules(spectra, what):
-    from kit.chemistry import molecules_of
+    from kit.data.chemistry import molecules_of
 
     kept, molecules = molecules_of(spectra)
     if len(kept) != len(spectra):
@@ -1945,7 +1945,7 @@ def _molecules(spectra, what):
 
 def _subset_sampler(spectra, molecules, fps, molecule_mask, same_molecule_share=None):
     """Spectra of the chosen molecules and a pair sampler over them."""
-    from kit.pairs import PairSampler
+    from kit.data.pairs import PairSampler
 
     rows = np.flatnonzero(molecule_mask[molecules.spectrum_molecule])
     local = np.cumsum(molecule_mask) - 1

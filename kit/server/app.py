@@ -15,7 +15,7 @@ nothing; a failure of the server is a 500 that stores no file but counts against
 sender's day (``failed_attempts``). A form without an ``Authorization`` header or token
 cookie must begin with its token, within 64 KiB and a few seconds; uploads open at once
 are capped per participant and, until their token has arrived, per client address. Every
-score a participant sees is rounded to :data:`kit.metrics.SHOWN_DECIMALS` and ranked as
+score a participant sees is rounded to :data:`kit.scoring.metrics.SHOWN_DECIMALS` and ranked as
 shown; the database keeps every digit.
 """
 import hmac
@@ -32,11 +32,11 @@ from datetime import time as day_time
 from pathlib import Path
 from typing import Callable
 
-from kit import deadline as kit_deadline
-from kit.classroom import identical_note
+from kit.competition import deadline as kit_deadline
+from kit.board.inbox import identical_note
 from kit.errors import UserError
-from kit.metrics import SHOWN_DECIMALS, shown_scores
-from kit.server.db import (CLOSED, MAX_FINALS, REVEALED, REVEALED_CLOSED, SCORED, SUBMISSIONS_FOLDER,
+from kit.scoring.metrics import SHOWN_DECIMALS, shown_scores
+from kit.board.store import (CLOSED, MAX_FINALS, REVEALED, REVEALED_CLOSED, SCORED, SUBMISSIONS_FOLDER,
                            TEACHER_CLOSED, Database, LimitReached, SubmissionsClosed, decide_phase,
                            ensure_teacher_token, hash_token, same_token, utc_iso)
 from kit.server.limits import (ANONYMOUS_TIMEOUT, DEFAULT_ANONYMOUS_PER_ADDRESS, DEFAULT_REQUEST_TIMEOUT,
@@ -155,7 +155,7 @@ def current_phase(state, now=None):
 
 
 def parse_deadline(value, tz=None):
-    """A deadline as an aware UTC datetime, or None: :func:`kit.deadline.parse_deadline`.
+    """A deadline as an aware UTC datetime, or None: :func:`kit.competition.deadline.parse_deadline`.
 
     One meaning in every mode: a time without zone is UTC (whatever ``--timezone``, which
     ``tz`` names and which only sets the days of the daily limit), a date alone is 23:59 UTC.
@@ -233,10 +233,10 @@ def create_app(competition, *, data=None, leaderboard=None, timezone_name="UTC",
     >>> client.get("/api/leaderboard").json()["rows"]        # doctest: +SKIP
     []
     """
-    from kit.classroom import daily_limit
-    from kit.leaderboard import open_store
-    from kit.scoring import Scorer
-    from kit.server.standings import Exporter, export
+    from kit.board.inbox import daily_limit
+    from kit.board.leaderboard import open_store
+    from kit.scoring.scorer import Scorer
+    from kit.board.standings import Exporter, export
 
     scorer = Scorer(competition, data=data)
     comp = scorer.competition
@@ -462,7 +462,7 @@ def _build(state):
     async def get_leaderboard():
         current, latest = await run_in_threadpool(_standings, state)
         phase = await run_in_threadpool(current_phase, state)
-        from kit.server.standings import leaderboard_json
+        from kit.board.standings import leaderboard_json
 
         title, subtitle = _headings(current, phase)
         return {**leaderboard_json(current, latest), "state": phase.state, "title": title, "subtitle": subtitle}
@@ -560,7 +560,7 @@ def _build(state):
 
     @app.get("/style.css", include_in_schema=False)
     async def stylesheet():
-        from kit import leaderboard_pages as pages
+        from kit.board import pages
 
         return Response(pages.STYLESHEET, media_type="text/css")
 
@@ -1369,7 +1369,7 @@ IDENTICAL_TO_SENDER = "this file is identical to one another participant submitt
 
 
 def _identical(state, participant, submission_id, attempt):
-    """The note (:func:`kit.classroom.identical_note`) when another participant sent these bytes first, else None.
+    """The note (:func:`kit.board.inbox.identical_note`) when another participant sent these bytes first, else None.
 
     Teammates share their files freely; an earlier file of the store's other writers (the
     inbox, ``kit score``) counts too. Noting is best effort: the submission is stored already.
@@ -1451,7 +1451,7 @@ def _unkeep(state, stored):
 def _record(participant, attempt, stored, result, description):
     import json
 
-    from kit.leaderboard import per_bin_for_log
+    from kit.board.leaderboard import per_bin_for_log
 
     private = result.details.get("Private")
     return {
@@ -1562,7 +1562,7 @@ def _history(state, participant):
 
 def _standings(state):
     """``(standings, latest submission time per participant)`` from the database, kept per version."""
-    from kit.server.standings import latest_times, standings
+    from kit.board.standings import latest_times, standings
 
     version = _board_version(state)
     cached = state.standings
@@ -1584,7 +1584,7 @@ def shown_standings(current):
     What the API, the pages and the plots are made from, so that no digit past the
     shown ones reaches a participant, and two scores that look the same rank by time.
     """
-    from kit.server.standings import rank_standings
+    from kit.board.standings import rank_standings
 
     shown = current.log.copy()
     for column in ("public", "private", "validation"):
@@ -1598,7 +1598,7 @@ def _plot_images(state):
     """``{"history": png bytes, "bins": png bytes}`` for the live page, drawn once per leaderboard version."""
     import base64
 
-    from kit import leaderboard_pages as pages
+    from kit.board import pages
 
     version = _board_version(state)
     if state.plots.get("version") != version:
@@ -1615,7 +1615,7 @@ def _plot_images(state):
 
 def _table(current):
     """``(titles, rows)`` of the live page's table; once revealed, with what each row was ranked on."""
-    from kit import leaderboard_pages as pages
+    from kit.board import pages
 
     titles, rows = pages.table(current)
     if current.private:
@@ -1626,7 +1626,7 @@ def _table(current):
 
 def _headings(current, phase):
     """``(title, subtitle)`` of the live page in the competition's :class:`Phase`."""
-    from kit import leaderboard_pages as pages
+    from kit.board import pages
 
     title, subtitle, _ = pages.headings(current)
     if current.private:

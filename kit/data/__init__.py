@@ -1,0 +1,1 @@
+"""Spectra and molecules: reading, cleaning, simulating and downloading libraries; fingerprints; pairs; m/z binning."""

@@ -1,0 +1,221 @@
+"""Writing a submission: ``submissions/<competition>/<UTC stamp>_<model>.csv`` and its manifest.
+
+The manifest (``.json`` beside the CSV, read by ``kit score``) records what produced the
+predictions: model name and parameters, seed, validation score, training time, kit
+version, git commit and the sha256 of the competition files. Predictions are checked
+before anything is written, and both files are written to a temporary name then renamed.
+"""
+import json
+import platform
+import re
+import subprocess
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from kit._version import __version__
+from kit.errors import SubmissionError
+from kit.fileio import ensure_writable_dir, jsonable, write_text_atomic
+from kit.paths import submissions_dir
+from kit.scoring.reader import MAX_ABS_VALUE, VALUE_RANGE
+
+
+def write_submission(competition, predictions, model=None, *, participant=None, out_dir=None, seed=None,
+                     validation_score=None, fit_seconds=None, data=None, now=None):
+    """Write predictions as a submission file with its manifest.
+
+    Parameters
+    ----------
+    competition : Competition, str or Path
+        The competition (object, folder or name under ``data/``).
+    predictions : array-like or DataFrame
+        One similarity per row of ``competition.test_pairs`` in that order, or a
+        DataFrame with ``id`` and ``similarity`` columns (any order).
+    model : model object, str or None
+        A kit model (its ``name``, ``get_params()``, ``seed``, ``fit_seconds_`` and
+        ``validation_score_`` go into the manifest), or just a name.
+    participant : str, optional
+        Recorded in the manifest; ``kit score`` uses it for the leaderboard.
+    out_dir : str or Path, optional
+        Folder for the files (default ``submissions/<competition>``).
+    seed, validation_score, fit_seconds : optional
+        Override what the model object reports.
+    data : str or Path, optional
+        Folder holding named competitions.
+    now : datetime, optional
+        Time for the file name (default: now, UTC).
+
+    Returns
+    -------
+    Path
+        The CSV file written.
+
+    Raises
+    ------
+    kit.SubmissionError
+        Wrong number of predictions, ids that do not match, NaN or infinite values;
+        nothing is written then.
+
+    Examples
+    --------
+    >>> comp = kit.load_competition("practice")               # doctest: +SKIP
+    >>> path = write_submission(comp, pred, model=model)      # doctest: +SKIP
+    >>> path.name                                             # doctest: +SKIP
+    '20250102T101112Z_gbm.csv'
+    """
+    from kit.competition.folder import as_competition
+
+    comp = as_competition(competition, data)
+    ids = comp.test_pairs["id"].to_numpy(dtype=np.int64)
+    values = _aligned_predictions(predictions, ids)
+    info = describe_model(model)
+    if seed is not None:
+        info["seed"] = seed
+    if validation_score is not None:
+        info["validation_score"] = jsonable(validation_score)
+    if fit_seconds is not None:
+        info["training_seconds"] = float(fit_seconds)
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    folder = ensure_writable_dir(Path(out_dir) if out_dir else submissions_dir() / _slug(comp.name))
+    csv_path = _free_name(folder, f"{now:%Y%m%dT%H%M%SZ}_{_slug(info['model']['name'])}")
+    text = _csv_text(ids, values)
+    import hashlib
+
+    manifest = {
+        "file": csv_path.name,
+        "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        "created": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "competition": comp.name,
+        "competition_files": comp.file_hashes,
+        "rows": int(ids.size),
+        "participant": participant,
+        **info,
+        "kit_version": __version__,
+        "git_commit": git_commit(),
+        "python": platform.python_version(),
+    }
+    # Manifest first: whoever finds the CSV finds its description beside it.
+    write_text_atomic(csv_path.with_suffix(".json"), json.dumps(manifest, indent=2, allow_nan=False) + "\n")
+    write_text_atomic(csv_path, text)
+    return csv_path
+
+
+def _aligned_predictions(predictions, ids):
+    """Predictions as a float array in the order of ``ids``; a SubmissionError when unusable."""
+    n = ids.size
+    if hasattr(predictions, "columns"):
+        if not {"id", "similarity"} <= set(predictions.columns):
+            raise SubmissionError(
+                f"predictions: expected a DataFrame with columns id and similarity, "
+                f"found {', '.join(map(str, predictions.columns))}"
+            )
+        given = predictions["id"].to_numpy()
+        values = _as_floats(predictions["similarity"].to_numpy())
+        if given.size != n or len(set(given.tolist())) != n or set(given.tolist()) != set(ids.tolist()):
+            raise SubmissionError(
+                f"predictions: expected one row per id of test_pairs.csv ({n:,} ids), "
+                f"found {given.size:,} rows with {len(set(given.tolist())):,} distinct ids, not the same set"
+            )
+        position = {int(i): k for k, i in enumerate(given.tolist())}
+        values = values[[position[int(i)] for i in ids]]
+    else:
+        values = _as_floats(predictions)
+        if values.ndim != 1 and values.size == n:
+            values = values.ravel()
+        if values.ndim != 1 or values.size != n:
+            raise SubmissionError(
+                f"predictions: expected {n:,} values (one per row of test_pairs.csv), found shape {values.shape}"
+            )
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        shown = ", ".join(f"row {i} (id {ids[i]}): {values[i]}" for i in bad[:5])
+        raise SubmissionError(f"predictions: expected finite numbers, found {bad.size:,} NaN or infinite: {shown}")
+    # The scorer refuses these (their squared error overflows); refuse them before writing.
+    huge = np.flatnonzero(np.abs(values) > MAX_ABS_VALUE)
+    if huge.size:
+        shown = ", ".join(f"row {i} (id {ids[i]}): {values[i]!r}" for i in huge[:5])
+        raise SubmissionError(
+            f"predictions: expected similarities in {VALUE_RANGE} "
+            f"(Tanimoto lies in [0, 1]), found {huge.size:,} beyond: {shown}"
+        )
+    outside = int(((values < 0) | (values > 1)).sum())
+    if outside:
+        warnings.warn(f"{outside:,} predictions are outside [0, 1]; written as they are", UserWarning, stacklevel=3)
+    return values
+
+
+def _as_floats(values):
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SubmissionError("predictions: expected numbers, found values that are not numeric") from None
+
+
+def _csv_text(ids, values):
+    """The CSV, each value with Python's shortest round-trip repr: no precision lost."""
+    lines = ["id,similarity"]
+    lines += [f"{i},{v!r}" for i, v in zip(ids.tolist(), values.tolist())]
+    return "\n".join(lines) + "\n"
+
+
+def describe_model(model):
+    """The manifest's description of a model object, a name or None.
+
+    Examples
+    --------
+    >>> describe_model("ridge")["model"]
+    {'name': 'ridge', 'class': None, 'params': {}}
+    """
+    if model is None or isinstance(model, str):
+        return {"model": {"name": model or "model", "class": None, "params": {}}, "seed": None,
+                "validation_score": None, "training_seconds": None}
+    try:
+        params = model.get_params() if hasattr(model, "get_params") else {}
+    except Exception:  # noqa: BLE001 - a third-party get_params must not stop the write
+        params = {}
+    params = {str(k): jsonable(v) for k, v in dict(params).items()}
+    cls = type(model)
+    return {
+        "model": {
+            "name": str(getattr(model, "name", None) or cls.__name__),
+            "class": f"{cls.__module__}.{cls.__qualname__}",
+            "params": params,
+        },
+        "seed": jsonable(params.get("seed", getattr(model, "seed", None))),
+        "validation_score": jsonable(getattr(model, "validation_score_", None)),
+        "training_seconds": jsonable(getattr(model, "fit_seconds_", None)),
+    }
+
+
+def git_commit(folder=None):
+    """The commit checked out in ``folder`` (default: the working folder), or None.
+
+    ``+dirty`` is appended when tracked files have uncommitted changes.
+    """
+    folder = str(folder or Path.cwd())
+    try:
+        commit = subprocess.run(["git", "-C", folder, "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", folder, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{commit}+dirty" if dirty else commit or None
+
+
+def _slug(name):
+    """A file-name-safe model name."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", str(name)).strip(".-_")[:40]
+    return slug or "model"
+
+
+def _free_name(folder, stem):
+    """``stem.csv`` in ``folder``, or ``stem-2.csv`` ... when taken within the same second."""
+    for k in range(1, 10_000):
+        candidate = folder / (f"{stem}.csv" if k == 1 else f"{stem}-{k}.csv")
+        if not candidate.exists() and not candidate.with_suffix(".json").exists():
+            return candidate
+    raise SubmissionError(f"{folder}: too many submissions named {stem}*")
+

@@ -1,0 +1,134 @@
+"""Binning spectra into sparse vectors (kit.data.binning)."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from matchms import Spectrum
+
+from kit.data import binning
+from kit.errors import UserError
+
+
+def spectrum(mz, intensities, spectrum_id="S1"):
+    return Spectrum(
+        mz=np.asarray(mz, dtype=float), intensities=np.asarray(intensities, dtype=float),
+        metadata={"spectrum_id": spectrum_id}, metadata_harmonization=False,
+    )
+
+
+def reference_binning(spectra, width=0.1, lo=10.0, hi=1000.0, power=0.5):
+    """Peak-by-peak binning, written for clarity, to check the vectorised one against."""
+    size = binning.n_bins(width, (lo, hi))
+    out = np.zeros((len(spectra), size))
+    for row, s in enumerate(spectra):
+        for mz, inten in zip(s.peaks.mz, s.peaks.intensities):
+            if lo <= mz <= hi and inten > 0:
+                col = min(int(np.floor(round((mz - lo) / width, 9))), size - 1)
+                out[row, col] = max(out[row, col], inten)
+        if out[row].max() > 0:
+            out[row] = (out[row] / out[row].max()) ** power
+    return out
+
+
+@pytest.mark.parametrize(
+    "mz, expected",
+    [(10.0, 0), (10.05, 0), (10.1, 1), (10.3, 3), (100.0, 900), (523.47, 5134), (999.95, 9899), (1000.0, 9899)],
+)
+def test_peak_lands_in_its_bin(mz, expected):
+    matrix = binning.bin_spectra([spectrum([mz], [1.0])])
+    assert matrix.indices.tolist() == [expected]
+
+
+def test_matrix_is_sparse_float32_with_one_row_per_spectrum():
+    spectra = [spectrum([50.0, 60.0], [1.0, 2.0]), spectrum([70.0], [1.0], "S2"), spectrum([80.0], [3.0], "S3")]
+    matrix = binning.bin_spectra(spectra)
+    assert sp.issparse(matrix) and matrix.format == "csr"
+    assert matrix.shape == (3, 9900) and matrix.dtype == np.float32
+    assert matrix.nnz == 4
+
+
+def test_intensities_scaled_to_base_peak_then_square_rooted():
+    matrix = binning.bin_spectra([spectrum([50.0, 60.0, 70.0], [4.0, 1.0, 0.25])])
+    np.testing.assert_allclose(matrix.data, [1.0, 0.5, 0.25])
+
+
+def test_tallest_peak_wins_within_a_bin():
+    matrix = binning.bin_spectra([spectrum([100.01, 100.05, 200.0], [0.36, 0.64, 1.0])])
+    assert matrix.indices.tolist() == [900, 1900]
+    np.testing.assert_allclose(matrix.data, [0.8, 1.0])
+
+
+def test_peaks_outside_the_range_are_dropped_and_do_not_set_the_scale():
+    matrix = binning.bin_spectra([spectrum([5.0, 9.99, 500.0, 1000.01, 1500.0], [9.0, 9.0, 0.25, 9.0, 9.0])])
+    assert matrix.indices.tolist() == [4900]
+    np.testing.assert_allclose(matrix.data, [1.0])
+
+
+@pytest.mark.parametrize(
+    "width, mz_range, power", [(0.1, (10, 1000), 0.5), (1.0, (0, 500), 1.0), (0.25, (50, 300), 0.33)]
+)
+def test_vectorised_binning_matches_peak_by_peak_reference(width, mz_range, power):
+    rng = np.random.default_rng(0)
+    spectra = []
+    for i in range(30):
+        n = int(rng.integers(1, 60))
+        mz = np.sort(rng.uniform(0, 1100, n))
+        # Duplicate some peaks into the same bin on purpose.
+        mz[: n // 4] = np.round(mz[: n // 4], 0)
+        spectra.append(spectrum(np.sort(mz), rng.uniform(0.01, 1.0, n), f"S{i}"))
+    expected = reference_binning(spectra, width, *mz_range, power)
+    got = binning.bin_spectra(spectra, bin_width=width, mz_range=mz_range, intensity_power=power)
+    np.testing.assert_allclose(got.toarray(), expected, rtol=1e-6, atol=1e-7)
+
+
+def test_no_spectra_gives_an_empty_matrix():
+    assert binning.bin_spectra([]).shape == (0, 9900)
+
+
+def test_spectrum_without_peaks_in_range_is_refused_by_name():
+    spectra = [spectrum([50.0], [1.0]), spectrum([1200.0, 2000.0], [1.0, 1.0], "far-out")]
+    matrix = binning.bin_spectra(spectra)
+    assert binning.empty_rows(matrix).tolist() == [1]
+    with pytest.raises(UserError, match="no peak in m/z 10-1000.*'far-out' \\(row 1\\)"):
+        binning.check_nonempty(matrix, spectra)
+
+
+@pytest.mark.parametrize(
+    "width, mz_range, expected",
+    [(0.1, (10, 1000), 9900), (1.0, (0, 100), 100), (0.3, (10, 1000), 3300), (0.07, (10, 1000), 14143)],
+)
+def test_number_of_bins(width, mz_range, expected):
+    assert binning.n_bins(width, mz_range) == expected
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [({"bin_width": 0}, UserError), ({"bin_width": -0.1}, UserError), ({"mz_range": (100, 10)}, UserError),
+     ({"intensity_power": 0}, UserError), ({"bin_width": "wide"}, TypeError), ({"mz_range": 10}, TypeError)],
+)
+def test_bad_settings_are_refused(kwargs, error):
+    with pytest.raises(error):
+        binning.binning_settings(**kwargs)
+
+
+def test_check_binning_accepts_matching_and_refuses_other_widths():
+    binning.check_binning(binning.binning_settings(), 9900)
+    with pytest.raises(UserError, match="give 4,950 bins but its network reads 9,900"):
+        binning.check_binning(binning.binning_settings(bin_width=0.2), 9900)
+    with pytest.raises(UserError, match="unusable binning settings"):
+        binning.check_binning({"bin_width": 0.0, "mz_range": [10, 1000], "intensity_power": 0.5}, 9900)
+
+
+def test_densify_returns_float32_rows_in_order():
+    matrix = binning.bin_spectra([spectrum([50.0], [1.0]), spectrum([60.0], [1.0], "S2")])
+    dense = binning.densify(matrix, [1, 0, 1])
+    assert dense.dtype == np.float32 and dense.shape == (3, 9900)
+    assert dense[0, 500] == dense[2, 500] == dense[1, 400] == 1.0
+
+
+def test_binning_does_not_import_tensorflow():
+    code = "import sys, kit.data.binning; print('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
