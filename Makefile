@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Tests and the demo run on the CPU; quieter TensorFlow logs.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup demo test test-fast bench bench-env clean
+.PHONY: setup demo lint test test-fast bench bench-env clean
 
 setup: $(STAMP)
 
@@ -21,7 +21,13 @@ $(STAMP): requirements.txt pyproject.toml
 demo: setup
 	$(BIN)/kit demo
 
-# The tests, and the examples in the package's docstrings (doctests).
+# ruff (lint and import order) and the stages of the data flow (pyproject.toml's import-linter
+# contract: a lower stage never imports a higher one).
+lint: setup
+	$(BIN)/python -m ruff check kit tests bench
+	$(BIN)/lint-imports
+
+# The lint, the tests, and the examples in the package's docstrings (doctests).
 test: setup
 	$(BIN)/python -m pytest -q --doctest-modules kit tests
 
