@@ -22,7 +22,8 @@ from kit.board.inbox import (
 )
 from kit.cli import main
 from kit.errors import UserError
-from kit.board.leaderboard import LOG_COLUMNS, build_leaderboard, read_log
+from kit.board.leaderboard import build_leaderboard
+from kit.board.logfile import LOG_COLUMNS, read_log
 from kit.board.store import Database
 from kit.scoring.reader import max_bytes_for
 
@@ -677,7 +678,8 @@ class _FakeDatetime:
 
 
 def test_the_final_page_keeps_the_files_the_inbox_refused(tmp_path, comp_dir, inbox):
-    from kit.board.leaderboard import build_leaderboard, read_rejected
+    from kit.board.exports import read_rejected
+    from kit.board.leaderboard import build_leaderboard
 
     drop(comp_dir, inbox, "alice__1.csv", 0.1, 1)
     (inbox / "bob__bad.csv").write_text("id,prediction\n0,0.5\n")
@@ -695,7 +697,7 @@ def test_the_final_page_keeps_the_files_the_inbox_refused(tmp_path, comp_dir, in
 @pytest.mark.parametrize("content", ["", "not json", "{}", '[["a"]]', '[[1, 2]]', '[["a", "b", "c"]]',
                                      '{"rules": {"a": "b"}}', '{"rules": [["a"]]}', '"rules"', "null"])
 def test_a_damaged_rejected_list_reads_as_empty(tmp_path, content):
-    from kit.board.leaderboard import read_rejected, rejected_path
+    from kit.board.exports import read_rejected, rejected_path
 
     log = tmp_path / "practice.csv"
     rejected_path(log).write_text(content)
@@ -918,7 +920,7 @@ def test_a_revoked_participant_is_refused_by_the_inbox(tmp_path, comp_dir, inbox
 
 def test_a_file_kit_score_stores_during_the_poll_is_stored_once(tmp_path, comp_dir, inbox, monkeypatch):
     """`kit score` records the same file after the inbox looked at the store: the store says already scored."""
-    from kit.board.leaderboard import record_result
+    from kit.board.recording import record_result
 
     path = drop(comp_dir, inbox, "alice__a.csv")
     real = classroom.store_entries
@@ -1004,7 +1006,7 @@ def test_a_store_made_before_the_first_inbox_run_never_believes_a_journal(tmp_pa
 
 def test_an_earlier_versions_rejected_list_publishes_no_reason(tmp_path, comp_dir):
     """Written before the lists named rules only: its reasons may quote a file, so the pages leave them out."""
-    from kit.board.leaderboard import read_rejected, rejected_path
+    from kit.board.exports import read_rejected, rejected_path
 
     lb = tmp_path / "lb"
     lb.mkdir()

@@ -10,9 +10,10 @@ from server_builders import START
 
 from kit.errors import UserError
 from kit.board.identity import participant_key
-from kit.board.store import (KEY_VERSION_SETTING, SCHEMA_VERSION, SEEN_IMPORTED, Database, LimitReached,
-                           ParticipantRevoked, SubmissionsClosed, ensure_teacher_token, hash_token, key_version, parse_utc,
-                           read_teacher_token, utc_iso)
+from kit.board.migrations import KEY_VERSION_SETTING, SCHEMA_VERSION, key_version
+from kit.board.phases import SubmissionsClosed, parse_utc, utc_iso
+from kit.board.store import Database, LimitReached, ParticipantRevoked, SEEN_IMPORTED
+from kit.board.tokens import ensure_teacher_token, hash_token, read_teacher_token
 
 
 @pytest.fixture
@@ -234,7 +235,7 @@ def entry(who, when=START, sha="a" * 64, public=0.2):
 
 
 def test_a_version_1_database_is_upgraded_with_its_rows(tmp_path):
-    from kit.board import store as dbmod
+    from kit.board import migrations as dbmod
 
     path = tmp_path / "classroom.sqlite"
     with sqlite3.connect(path) as conn:
@@ -437,7 +438,7 @@ def test_an_automatic_log_import_happens_once_and_never_over_scored_rows(tmp_pat
 
 
 def test_schema_4_upgrades_a_version_3_store_with_its_rows(tmp_path):
-    from kit.board import store as dbmod
+    from kit.board import migrations as dbmod
 
     path = tmp_path / "classroom.sqlite"
     with sqlite3.connect(path) as conn:

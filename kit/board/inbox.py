@@ -61,12 +61,15 @@ from kit.errors import SubmissionError, UserError, first_line
 from kit.board.identity import check_participant_name, participant_key
 from kit.competition.deadline import competition_deadline
 from kit.competition.folder import DEFAULT_DAILY_LIMIT
-from kit.board.leaderboard import (NotRecorded, closed_reason, entries_frame, export_logs, log_path, open_store,
-                            sanitize_participant, store_entries, store_result, write_rejected)
+from kit.board.exports import export_logs, store_entries, write_rejected
+from kit.board.identity import sanitize_participant
+from kit.board.logfile import entries_frame, log_path
+from kit.board.phases import closed_reason
+from kit.board.recording import NotRecorded, open_store, store_result
 from kit.scoring.metrics import shown_scores
 from kit.safetext import one_line, printable
-from kit.board.store import (INBOX, MAX_FINALS, REVEALED_CLOSED, SCORED, SEEN_IMPORTED, SubmissionsClosed,
-                           decide_phase)
+from kit.board.phases import REVEALED_CLOSED, SubmissionsClosed, decide_phase
+from kit.board.store import INBOX, MAX_FINALS, SCORED, SEEN_IMPORTED
 
 SEPARATOR = "__"
 #: ``<participant>__final.txt``: the file names a participant chose as their final submissions.

@@ -11,7 +11,8 @@ import logging
 import threading
 import time
 
-from kit.board.leaderboard import Standings, build_leaderboard, rank_standings, submissions_frame
+from kit.board.leaderboard import Standings, build_leaderboard
+from kit.board.ranking import rank_standings, submissions_frame
 
 log = logging.getLogger("kit.serve")
 

@@ -102,7 +102,7 @@ def choose_participant(result, participant=None):
     """
     from pathlib import Path
 
-    from kit.board.leaderboard import default_participant, sanitize_participant
+    from kit.board.identity import default_participant, sanitize_participant
 
     if participant is not None:
         return participant, None
@@ -132,7 +132,7 @@ def record_once(result, participant=None, leaderboard=None):
     --------
     >>> path, earlier = record_once(result, participant="ann")  # doctest: +SKIP
     """
-    from kit.board.leaderboard import record_result
+    from kit.board.recording import record_result
 
     return record_result(result, participant=participant, leaderboard=leaderboard, once=True)
 
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     result = Scorer(competition).score(args.submission)
     for warning in result.warnings:
         print(f"kit score: warning: {warning}", file=sys.stderr)
-    from kit.board.leaderboard import NotRecorded
+    from kit.board.recording import NotRecorded
 
     logged = earlier = refused = None
     if args.log:
