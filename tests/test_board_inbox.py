@@ -11,9 +11,11 @@ from builders import make_competition, perfect_submission
 from conftest import kit_cli
 
 import kit.board.inbox as classroom
+from kit.board.finals import FINAL_LIST_BYTES, FINAL_RULE
 from kit.board.inbox import (
+    INTERVAL,
+    POLLS,
     FirstSeen,
-    check_interval,
     daily_limit,
     participant_from_filename,
     process_inbox,
@@ -21,6 +23,7 @@ from kit.board.inbox import (
     watch_inbox,
 )
 from kit.cli import main
+from kit.constraints import parse_param
 from kit.errors import UserError
 from kit.board.leaderboard import build_leaderboard
 from kit.board.logfile import LOG_COLUMNS, read_log
@@ -638,9 +641,21 @@ def test_watch_flags_need_an_inbox(tmp_path, comp_dir, inbox, capsys, argv, mess
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("value", ["0.5", 2, 86400])
-def test_check_interval_accepts(value):
-    assert check_interval(value) == float(value)
+@pytest.mark.parametrize("value", ["0.5", 2, 86400, " 1e-3 "])
+def test_interval_accepts(value):
+    assert parse_param(value, "--interval", INTERVAL) == float(value)
+
+
+@pytest.mark.parametrize("interval, polls, error", [
+    (0, 1, UserError), (-1, 1, UserError), (float("nan"), 1, UserError), (float("inf"), 1, UserError),
+    (86400.5, 1, UserError), ("soon", 1, UserError), ("", 1, UserError), (None, 1, TypeError), (True, 1, TypeError),
+    (1, 0, UserError), (1, -3, UserError), (1, 1.5, TypeError), (1, True, TypeError), (1, "3", TypeError),
+])
+def test_watch_inbox_refuses_bad_intervals_and_polls_before_looking(tmp_path, comp_dir, inbox, interval, polls, error):
+    with pytest.raises(error, match="interval|polls"):
+        watch_inbox(comp_dir, inbox, leaderboard=tmp_path / "lb", interval=interval, polls=polls,
+                    sleep=lambda s: None)
+    assert not (tmp_path / "lb").exists()
 
 
 def test_kit_leaderboard_inbox_and_final_ranking(tmp_path, comp_dir, inbox):
@@ -1081,7 +1096,7 @@ def test_a_bad_final_list_is_rejected_whole_and_changes_nothing(tmp_path, comp_d
     report = run(comp_dir, three_files, tmp_path, now=T1 + 2 * HOUR)
     lines = [r for name, r in report.rejected if name == "alice__final.txt"]
     assert len(lines) == 1 and reason in lines[0] and "\x1b" not in lines[0], lines
-    assert dict(report.public)["alice__final.txt"] == classroom.FINAL_RULE  # others never read the names listed
+    assert dict(report.public)["alice__final.txt"] == FINAL_RULE  # others never read the names listed
     assert _finals(comp_dir) == {"alice": ["alice__a.csv"]} and report.finals == []
 
 
@@ -1127,7 +1142,7 @@ def test_final_list_names_follow_the_inbox_identity_rules(tmp_path, comp_dir, th
 
 
 def test_hostile_final_list_files_are_refused_unread(tmp_path, comp_dir, three_files):
-    (three_files / "alice__final.txt").write_bytes(b"alice__c.csv\n" + b" " * classroom.FINAL_LIST_BYTES)
+    (three_files / "alice__final.txt").write_bytes(b"alice__c.csv\n" + b" " * FINAL_LIST_BYTES)
     (tmp_path / "outside.txt").write_text("bob__1.csv\n")
     (three_files / "bob__final.txt").symlink_to(tmp_path / "outside.txt")
     report = run(comp_dir, three_files, tmp_path, now=T1 + HOUR)

@@ -51,6 +51,8 @@ import os
 import re
 import unicodedata
 
+from confusable_homoglyphs import categories, confusables
+
 from kit.errors import UserError
 from kit.safetext import is_default_ignorable, printable
 
@@ -119,8 +121,6 @@ def _invisible(ch):
 
 def _script(ch):
     """Unicode script of one character (``COMMON`` for punctuation and digits 0-9)."""
-    from confusable_homoglyphs import categories
-
     try:
         return categories.alias(ch)
     except Exception:  # the package's data is older than this Python's: unknown script
@@ -243,7 +243,6 @@ def _check_scripts(text):
             )
     if len(scripts) <= 1 or any(set(scripts) <= mix for mix in _ALLOWED_MIXES):
         return
-    from confusable_homoglyphs import confusables
 
     names = " and ".join(s.title() for s in sorted(scripts, key=lambda s: text.index(scripts[s])))
     main = _script(next(ch for ch in text if _script(ch) in scripts))
@@ -265,7 +264,6 @@ def _skeleton_table():
     prototype, and each prototype with the list of its sources. Where two characters
     list only each other the direction is unknown, so both map to the smaller one.
     """
-    from confusable_homoglyphs import confusables
 
     data = confusables.confusables_data
     table = {}
