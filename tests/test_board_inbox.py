@@ -14,7 +14,6 @@ import kit.board.inbox as classroom
 from kit.board.finals import FINAL_LIST_BYTES, FINAL_RULE
 from kit.board.inbox import (
     INTERVAL,
-    POLLS,
     FirstSeen,
     daily_limit,
     participant_from_filename,

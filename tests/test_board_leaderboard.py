@@ -99,7 +99,7 @@ WRITER = """
 import sys, itertools
 sys.path.insert(0, {tests!r})
 from test_board_leaderboard import entry
-from kit.board.leaderboard import append_entry
+from kit.board.logfile import append_entry
 for k in itertools.count():
     append_entry({log!r}, entry("w" + str(k % 7), 0.1 + k * 1e-6, 0.2, minutes=k))
 """
@@ -444,14 +444,15 @@ def test_log_text_cells_are_neutralised_for_spreadsheets_and_read_back(tmp_path,
 
 
 def test_exported_log_is_neutralised_too(tmp_path):
-    from kit.board.logfile import write_log
+    from kit.board.logfile import log_text
 
-    log = write_log(tmp_path / "e.csv", [entry("ann", 0.2, model="=1+1"), entry("bob", 0.3, file="@x")])
+    log = tmp_path / "e.csv"
+    log.write_text(log_text([entry("ann", 0.2, model="=1+1"), entry("bob", 0.3, file="@x")]))
     text = log.read_text()
     assert ",'=1+1," in text and ",'@x," in text
     assert read_log(log)["model"].tolist() == ["=1+1", "gbm"]
     with pytest.raises(kit.UserError, match="finite"):
-        write_log(tmp_path / "f.csv", [entry("ann", math.inf)])
+        log_text([entry("ann", math.inf)])
 
 
 HOSTILE = ["\x1b[2J\x1b[31mred", "evil\u202eVSC.csv", "two\nlines", "nul\x00x", "bell\x07", "<b>x</b>|`y`"]

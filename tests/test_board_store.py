@@ -495,3 +495,67 @@ def test_participants_colliding_under_a_new_key_are_kept_apart_and_said_once(tmp
     db.close()
     Database(path).close()
     assert capsys.readouterr().err == ""  # said once
+
+
+# --- opening a file others hold ----------------------------------------------------------
+
+
+def _hold_read_lock(path, seconds):
+    """Another program reading a rollback-journal file: its SHARED lock blocks the switch to WAL."""
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE IF NOT EXISTS t (x)")
+    other.execute("BEGIN")
+    other.execute("SELECT * FROM t").fetchall()
+    release = threading.Timer(seconds, lambda: (other.execute("COMMIT"), other.close()))
+    release.start()
+    return release
+
+
+def test_a_file_another_program_reads_is_opened_once_it_lets_go(tmp_path):
+    path = tmp_path / "classroom.sqlite"
+    release = _hold_read_lock(path, 0.3)
+    db = Database(path)
+    release.join()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.schema_version == SCHEMA_VERSION
+    db.close()
+
+
+def test_a_file_held_past_the_busy_timeout_is_one_clear_error_not_a_hang(tmp_path, monkeypatch):
+    from kit.board import store
+
+    monkeypatch.setattr(store, "BUSY_TIMEOUT", 0.2)
+    path = tmp_path / "classroom.sqlite"
+    release = _hold_read_lock(path, 3)
+    try:
+        with pytest.raises(UserError, match="not a usable classroom database: .*locked"):
+            Database(path)
+    finally:
+        release.join()
+
+
+@pytest.mark.parametrize("trial", range(3))
+def test_many_openers_of_a_new_file_all_get_a_wal_store(tmp_path, trial):
+    path = tmp_path / "classroom.sqlite"
+    errors, names = [], [f"p{k}" for k in range(8)]
+    barrier = threading.Barrier(len(names))
+
+    def open_and_add(name):
+        try:
+            barrier.wait()
+            database = Database(path)
+            database.add_participant(name, START)
+            database.close()
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_and_add, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors
+    database = Database(path)
+    assert sorted(p["name"] for p in database.participants()) == names
+    database.close()

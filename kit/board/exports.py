@@ -7,12 +7,9 @@
 import json
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
-from kit.board.logfile import log_text, log_path
+from kit.board.logfile import locked_log, log_path, log_text
 from kit.board.store import SCORED
-from kit.errors import UserError
-from kit.fileio import ensure_writable_dir, write_text_atomic
+from kit.fileio import write_text_atomic
 from kit.scoring.metrics import SHOWN_DECIMALS, shown_scores
 
 #: The owner-only export of the store, in ``<competition>/private/``: every score, full precision.
@@ -73,16 +70,12 @@ def export_logs(db, competition, leaderboard=None):
 def export_shown(db, competition, leaderboard=None):
     """:func:`export_logs`, returning ``(log path, the rows as shown, revealed)``."""
     path = log_path(competition.name, leaderboard)
-    ensure_writable_dir(path.parent)
-    try:
-        with FileLock(str(path) + ".lock", timeout=60):
-            entries = store_entries(db)
-            revealed = db.revealed
-            shown = shown_entries(entries, revealed)
-            write_text_atomic(Path(competition.path) / "private" / PRIVATE_EXPORT, log_text(entries), private=True)
-            write_text_atomic(path, log_text(shown, decimals=SHOWN_DECIMALS))
-    except Timeout:
-        raise UserError(f"{path} is locked by another program (lock file {path}.lock): try again") from None
+    with locked_log(path):
+        entries = store_entries(db)
+        revealed = db.revealed
+        shown = shown_entries(entries, revealed)
+        write_text_atomic(Path(competition.path) / "private" / PRIVATE_EXPORT, log_text(entries), private=True)
+        write_text_atomic(path, log_text(shown, decimals=SHOWN_DECIMALS))
     return path, shown, revealed
 
 

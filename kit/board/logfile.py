@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import math
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from filelock import FileLock, Timeout
 from kit.board.identity import canonical_participants, default_participant, participant_key, sanitize_participant
 from kit.competition.folder import PRIVATE, PUBLIC
 from kit.errors import UserError
-from kit.fileio import append_line, ensure_writable_dir, write_text_atomic
+from kit.fileio import append_line, ensure_writable_dir
 from kit.paths import leaderboard_dir
 from kit.safetext import from_spreadsheet_cell, one_line, printable, spreadsheet_cell
 from kit.scoring.metrics import shown_scores
@@ -40,6 +41,8 @@ _NUMERIC = ("public", "private", "validation")
 _TEXT = ("participant", "file", "model")
 #: Longest model or file name kept in the log.
 MAX_TEXT = 120
+#: Seconds a writer waits for the log's lock (another export, a killed writer's lock file) before giving up.
+LOCK_TIMEOUT = 60
 
 
 def log_path(competition, leaderboard=None):
@@ -93,33 +96,34 @@ def append_entry(path, entry):
     """
     path = Path(path)
     line = _log_line(entry)
-    ensure_writable_dir(path.parent)
-    try:
-        with FileLock(str(path) + ".lock", timeout=60):
+    with locked_log(path):
+        try:
             append_line(path, line, header=_csv_line(LOG_COLUMNS))
-    except Timeout:
-        raise UserError(f"{path} is locked by another program (lock file {path}.lock): try again") from None
-    except OSError as exc:
-        raise UserError(f"cannot append to {path}: {exc.strerror or exc}") from None
+        except OSError as exc:
+            raise UserError(f"cannot append to {path}: {exc.strerror or exc}") from None
     return path
 
 
-def write_log(path, entries):
-    """Replace the log with ``entries`` (dicts keyed by :data:`LOG_COLUMNS`) in one rename.
+@contextmanager
+def locked_log(path):
+    """Hold ``<log>.lock``, the lock every writer of the log takes; a UserError after :data:`LOCK_TIMEOUT` s.
 
-    For a log that is an export of another record, such as the classroom server's
-    database: readers see the old log or the new one, never a mix. Holds the same lock as
-    :func:`append_entry`.
+    Examples
+    --------
+    >>> with locked_log("/tmp/kit-doc-lb/x.csv"):   # doctest: +SKIP
+    ...     pass
     """
     path = Path(path)
     ensure_writable_dir(path.parent)
-    text = log_text(entries)
+    lock = FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT)
     try:
-        with FileLock(str(path) + ".lock", timeout=60):
-            write_text_atomic(path, text)
+        lock.acquire()
     except Timeout:
         raise UserError(f"{path} is locked by another program (lock file {path}.lock): try again") from None
-    return path
+    try:
+        yield path
+    finally:
+        lock.release()
 
 
 def logged_entry(log, sha256, participant):
