@@ -17,7 +17,7 @@ PRIVATE_EXPORT = "leaderboard.csv"
 
 
 def store_entries(db):
-    """The store's scored submissions as log rows (dicts of :data:`LOG_COLUMNS`), in order of arrival.
+    """The store's scored submissions as log rows (dicts of :data:`kit.board.logfile.LOG_COLUMNS`), in order of arrival.
 
     Scores are floats at full precision (None when missing), ``per_bin_*`` dicts,
     ``time`` the stored UTC text.

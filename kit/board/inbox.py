@@ -301,7 +301,7 @@ def process_inbox(competition, inbox, *, data=None, leaderboard=None, now=None, 
                     for candidate in candidates:
                         _take_safely(candidate, logged, judge, rules, db, report)
                 for final in lists:
-                    _choose_safely(final, candidates, logged, rules, db, report)
+                    _choose_safely(final, candidates, rules, db, report)
                 export_logs(db, scorer.competition, leaderboard)
             finally:
                 db.close()
@@ -556,8 +556,8 @@ def _read_final_list(entry, info, report):
     return name, participant, len(content), hashlib.sha256(content).hexdigest(), content
 
 
-def _choose_safely(final, candidates, logged, rules, db, report):
-    """:func:`_choose`, with any failure refusing this list (for this poll) instead of ending the run."""
+def _choose_safely(final, candidates, rules, db, report):
+    """:func:`kit.board.finals.choose_finals`; a failure refuses this list (this poll) and the run goes on."""
     try:
         choose_finals(final, candidates, rules, db, report)
     except Exception as exc:  # noqa: BLE001 - the lists after this one are still read

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kit.board import pages
 from kit.board.exports import export_shown, read_rejected
-from kit.board.logfile import skipped_notes, log_path, read_log, shown_frame
+from kit.board.logfile import log_path, read_log, shown_frame, skipped_notes
 from kit.board.ranking import rank_standings, submissions_frame
 from kit.board.recording import has_store, open_store
 from kit.competition.folder import Competition, load_competition
@@ -45,7 +45,8 @@ def build_leaderboard(competition=None, *, data=None, leaderboard=None, private=
     """Rank a competition's submissions, render them, and write the exports and pages.
 
     Where the competition's ``private/`` folder is here, the rows come from its store
-    (:func:`open_store`) and the CSV exports are rewritten first (:func:`export_logs`);
+    (:func:`kit.board.recording.open_store`) and the CSV exports are rewritten first
+    (:func:`kit.board.exports.export_logs`);
     elsewhere the CSV export ``leaderboard/<name>.csv`` is read as it is. Every score
     shown is rounded to :data:`kit.scoring.metrics.SHOWN_DECIMALS`, and ranks use the rounded values.
 
@@ -66,7 +67,7 @@ def build_leaderboard(competition=None, *, data=None, leaderboard=None, private=
         Write ``leaderboard/<name>.md`` and ``.html`` (the HTML embeds its plots).
     rejected : list of (str, str), optional
         Files refused by classroom mode, with the reason, to list on the pages. Default:
-        those the last inbox run refused (:func:`read_rejected`), so the final page keeps them.
+        those the last inbox run refused (:func:`kit.board.exports.read_rejected`), so the final page keeps them.
     store : Database, optional
         The competition's open store (default: opened and closed here).
 

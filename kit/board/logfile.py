@@ -232,7 +232,7 @@ def _parse_line(line):
 
 
 def entries_frame(entries):
-    """Log rows (from :func:`store_entries`) as the frame :func:`read_log` returns.
+    """Log rows (from :func:`kit.board.exports.store_entries`) as the frame :func:`read_log` returns.
 
     Examples
     --------

@@ -25,7 +25,7 @@ def rank(log, metric, private=False):
     Parameters
     ----------
     log : DataFrame
-        From :func:`read_log`.
+        From :func:`kit.board.logfile.read_log`.
     metric : kit.scoring.metrics.Metric
         Knows the direction and the reported decimals; ties compare at those decimals.
     private : bool

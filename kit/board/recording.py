@@ -10,10 +10,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from kit.board.exports import export_logs
-from kit.board.logfile import skipped_notes, log_path, make_entry, read_log
-from kit.board.phases import closed_reason
-from kit.board.phases import SubmissionsClosed
-from kit.board.store import DB_NAME, Database, LOG_IMPORTED, LimitReached, ParticipantRevoked, SCORE
+from kit.board.logfile import log_path, make_entry, read_log, skipped_notes
+from kit.board.phases import SubmissionsClosed, closed_reason
+from kit.board.store import DB_NAME, LOG_IMPORTED, SCORE, Database, LimitReached, ParticipantRevoked
 from kit.competition.deadline import competition_deadline
 from kit.competition.folder import load_competition
 from kit.errors import UserError
@@ -26,7 +25,7 @@ def record_result(result, participant=None, leaderboard=None, time=None, file=No
     ----------
     result : ScoreResult
     participant, time, file
-        As for :func:`make_entry`.
+        As for :func:`kit.board.logfile.make_entry`.
     leaderboard : str or Path, optional
         Folder of the exports (default ``./leaderboard``).
     source : str
@@ -157,7 +156,7 @@ def import_log(db, path, notes=None, explicit=False):
     Automatically (``explicit=False``) only on the upgrade (:meth:`Database.import_entries`);
     ``explicit`` is the teacher's ``kit leaderboard --import-log FILE``: once per file,
     rows the store already holds not stored twice. Damaged lines are skipped as
-    :func:`read_log` skips them, with a line in ``notes``. Imported rows have source ``log``.
+    :func:`kit.board.logfile.read_log` skips them, with a line in ``notes``. Imported rows have source ``log``.
     """
     path = Path(path)
     if explicit and not path.is_file():
