@@ -619,7 +619,13 @@ def test_kit_leaderboard_watch(tmp_path, comp_dir, inbox, capsys):
     (["--interval", "inf"], "--interval"),
     (["--interval", "soon"], "--interval"),
     (["--interval", "1e9"], "--interval"),
+    (["--interval", "1e-400"], "--interval"),        # underflows to 0
+    (["--interval", "-0"], "--interval"),
+    (["--interval", "0x10"], "--interval"),
+    (["--interval", ""], "--interval"),
+    (["--interval", "86400.000001"], "--interval"),
     (["--polls", "0"], "--polls"),
+    (["--polls", "-2"], "--polls"),
 ])
 def test_kit_leaderboard_watch_options_are_checked(tmp_path, comp_dir, inbox, capsys, extra, message):
     argv = ["leaderboard", "--competition", str(comp_dir), "--leaderboard", str(tmp_path / "lb"),
