@@ -510,8 +510,15 @@ def test_daily_limit_setting():
     assert daily_limit({}) == 5
     assert daily_limit({"max_daily_submissions": 3}) == 3
     assert daily_limit({"max_daily_submissions": None}) is None
-    with pytest.raises(UserError):
-        daily_limit({"max_daily_submissions": "many"})
+    assert daily_limit({"max_daily_submissions": 0}) is None
+
+
+@pytest.mark.parametrize("value", ["many", "5", "", 2.5, 5.0, -1, -(10 ** 30), True, False, [5], {"n": 5},
+                                   float("nan"), float("inf")])
+def test_daily_limit_setting_refuses_anything_but_a_whole_number(value):
+    with pytest.raises(UserError, match="competition.json: max_daily_submissions must be an integer >= 0") as caught:
+        daily_limit({"max_daily_submissions": value})
+    assert "\n" not in str(caught.value)
 
 
 # --- timestamps in the log -----------------------------------------------------------

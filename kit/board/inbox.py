@@ -82,6 +82,8 @@ DEFAULT_INTERVAL = 5.0
 INTERVAL = Interval(Real, 0, 86400, closed="right")
 #: How many looks :func:`watch_inbox` takes: a whole number >= 1, or None (until stopped).
 POLLS = OrNone(Interval(Integral, 1, None))
+#: What competition.json's ``max_daily_submissions`` may be: a whole number >= 0 (0 or null: no limit).
+DAILY_LIMIT = OrNone(Interval(Integral, 0, None))
 #: Suffix of the first-seen record beside ``leaderboard/<competition>.csv``.
 SEEN_SUFFIX = ".inbox-seen.jsonl"
 _CHUNK = 1 << 20
@@ -188,11 +190,11 @@ def identical_note(file, participant, other, together=False):
 def daily_limit(metadata):
     """``max_daily_submissions`` from competition.json (default 5); None means no limit."""
     value = metadata.get("max_daily_submissions", DEFAULT_DAILY_LIMIT)
-    if value in (None, 0):
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise UserError(f"competition.json: expected max_daily_submissions to be a whole number, found {value!r}")
-    return value
+    try:
+        value = check_param(value, "competition.json: max_daily_submissions", DAILY_LIMIT)
+    except TypeError as exc:  # a hand-edited file: one line, as for a value out of bounds
+        raise UserError(str(exc)) from None
+    return value or None
 
 
 def seen_path(log):
