@@ -193,7 +193,7 @@ def run_class(url, comp, ladder, tokens, clock, folder, echo=print):
 def reveal(url, comp):
     import httpx
 
-    from kit.board.store import TEACHER_TOKEN_FILE, read_teacher_token
+    from kit.board.tokens import TEACHER_TOKEN_FILE, read_teacher_token
 
     teacher = read_teacher_token(comp.path / "private" / TEACHER_TOKEN_FILE)
     answer = httpx.post(url + "api/reveal", headers={"Authorization": f"Bearer {teacher}"},

@@ -183,7 +183,8 @@ def test_long_names_are_never_cut_into_one_person():
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from kit.board.leaderboard import canonical_participants, logged_entry, sanitize_participant  # noqa: E402
+from kit.board.identity import canonical_participants, sanitize_participant  # noqa: E402
+from kit.board.logfile import logged_entry  # noqa: E402
 
 
 @settings(max_examples=300, deadline=None)

@@ -11,9 +11,10 @@ from builders import make_competition, perfect_submission
 from conftest import kit_cli
 
 import kit.board.inbox as classroom
+from kit.board.finals import FINAL_LIST_BYTES, FINAL_RULE
 from kit.board.inbox import (
+    INTERVAL,
     FirstSeen,
-    check_interval,
     daily_limit,
     participant_from_filename,
     process_inbox,
@@ -21,8 +22,10 @@ from kit.board.inbox import (
     watch_inbox,
 )
 from kit.cli import main
+from kit.constraints import parse_param
 from kit.errors import UserError
-from kit.board.leaderboard import LOG_COLUMNS, build_leaderboard, read_log
+from kit.board.leaderboard import build_leaderboard
+from kit.board.logfile import LOG_COLUMNS, read_log
 from kit.board.store import Database
 from kit.scoring.reader import max_bytes_for
 
@@ -507,8 +510,15 @@ def test_daily_limit_setting():
     assert daily_limit({}) == 5
     assert daily_limit({"max_daily_submissions": 3}) == 3
     assert daily_limit({"max_daily_submissions": None}) is None
-    with pytest.raises(UserError):
-        daily_limit({"max_daily_submissions": "many"})
+    assert daily_limit({"max_daily_submissions": 0}) is None
+
+
+@pytest.mark.parametrize("value", ["many", "5", "", 2.5, 5.0, -1, -(10 ** 30), True, False, [5], {"n": 5},
+                                   float("nan"), float("inf")])
+def test_daily_limit_setting_refuses_anything_but_a_whole_number(value):
+    with pytest.raises(UserError, match="competition.json: max_daily_submissions must be an integer >= 0") as caught:
+        daily_limit({"max_daily_submissions": value})
+    assert "\n" not in str(caught.value)
 
 
 # --- timestamps in the log -----------------------------------------------------------
@@ -616,7 +626,13 @@ def test_kit_leaderboard_watch(tmp_path, comp_dir, inbox, capsys):
     (["--interval", "inf"], "--interval"),
     (["--interval", "soon"], "--interval"),
     (["--interval", "1e9"], "--interval"),
+    (["--interval", "1e-400"], "--interval"),        # underflows to 0
+    (["--interval", "-0"], "--interval"),
+    (["--interval", "0x10"], "--interval"),
+    (["--interval", ""], "--interval"),
+    (["--interval", "86400.000001"], "--interval"),
     (["--polls", "0"], "--polls"),
+    (["--polls", "-2"], "--polls"),
 ])
 def test_kit_leaderboard_watch_options_are_checked(tmp_path, comp_dir, inbox, capsys, extra, message):
     argv = ["leaderboard", "--competition", str(comp_dir), "--leaderboard", str(tmp_path / "lb"),
@@ -637,9 +653,21 @@ def test_watch_flags_need_an_inbox(tmp_path, comp_dir, inbox, capsys, argv, mess
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("value", ["0.5", 2, 86400])
-def test_check_interval_accepts(value):
-    assert check_interval(value) == float(value)
+@pytest.mark.parametrize("value", ["0.5", 2, 86400, " 1e-3 "])
+def test_interval_accepts(value):
+    assert parse_param(value, "--interval", INTERVAL) == float(value)
+
+
+@pytest.mark.parametrize("interval, polls, error", [
+    (0, 1, UserError), (-1, 1, UserError), (float("nan"), 1, UserError), (float("inf"), 1, UserError),
+    (86400.5, 1, UserError), ("soon", 1, UserError), ("", 1, UserError), (None, 1, TypeError), (True, 1, TypeError),
+    (1, 0, UserError), (1, -3, UserError), (1, 1.5, TypeError), (1, True, TypeError), (1, "3", TypeError),
+])
+def test_watch_inbox_refuses_bad_intervals_and_polls_before_looking(tmp_path, comp_dir, inbox, interval, polls, error):
+    with pytest.raises(error, match="interval|polls"):
+        watch_inbox(comp_dir, inbox, leaderboard=tmp_path / "lb", interval=interval, polls=polls,
+                    sleep=lambda s: None)
+    assert not (tmp_path / "lb").exists()
 
 
 def test_kit_leaderboard_inbox_and_final_ranking(tmp_path, comp_dir, inbox):
@@ -677,7 +705,8 @@ class _FakeDatetime:
 
 
 def test_the_final_page_keeps_the_files_the_inbox_refused(tmp_path, comp_dir, inbox):
-    from kit.board.leaderboard import build_leaderboard, read_rejected
+    from kit.board.exports import read_rejected
+    from kit.board.leaderboard import build_leaderboard
 
     drop(comp_dir, inbox, "alice__1.csv", 0.1, 1)
     (inbox / "bob__bad.csv").write_text("id,prediction\n0,0.5\n")
@@ -695,7 +724,7 @@ def test_the_final_page_keeps_the_files_the_inbox_refused(tmp_path, comp_dir, in
 @pytest.mark.parametrize("content", ["", "not json", "{}", '[["a"]]', '[[1, 2]]', '[["a", "b", "c"]]',
                                      '{"rules": {"a": "b"}}', '{"rules": [["a"]]}', '"rules"', "null"])
 def test_a_damaged_rejected_list_reads_as_empty(tmp_path, content):
-    from kit.board.leaderboard import read_rejected, rejected_path
+    from kit.board.exports import read_rejected, rejected_path
 
     log = tmp_path / "practice.csv"
     rejected_path(log).write_text(content)
@@ -918,7 +947,7 @@ def test_a_revoked_participant_is_refused_by_the_inbox(tmp_path, comp_dir, inbox
 
 def test_a_file_kit_score_stores_during_the_poll_is_stored_once(tmp_path, comp_dir, inbox, monkeypatch):
     """`kit score` records the same file after the inbox looked at the store: the store says already scored."""
-    from kit.board.leaderboard import record_result
+    from kit.board.recording import record_result
 
     path = drop(comp_dir, inbox, "alice__a.csv")
     real = classroom.store_entries
@@ -1004,7 +1033,7 @@ def test_a_store_made_before_the_first_inbox_run_never_believes_a_journal(tmp_pa
 
 def test_an_earlier_versions_rejected_list_publishes_no_reason(tmp_path, comp_dir):
     """Written before the lists named rules only: its reasons may quote a file, so the pages leave them out."""
-    from kit.board.leaderboard import read_rejected, rejected_path
+    from kit.board.exports import read_rejected, rejected_path
 
     lb = tmp_path / "lb"
     lb.mkdir()
@@ -1079,7 +1108,7 @@ def test_a_bad_final_list_is_rejected_whole_and_changes_nothing(tmp_path, comp_d
     report = run(comp_dir, three_files, tmp_path, now=T1 + 2 * HOUR)
     lines = [r for name, r in report.rejected if name == "alice__final.txt"]
     assert len(lines) == 1 and reason in lines[0] and "\x1b" not in lines[0], lines
-    assert dict(report.public)["alice__final.txt"] == classroom.FINAL_RULE  # others never read the names listed
+    assert dict(report.public)["alice__final.txt"] == FINAL_RULE  # others never read the names listed
     assert _finals(comp_dir) == {"alice": ["alice__a.csv"]} and report.finals == []
 
 
@@ -1125,7 +1154,7 @@ def test_final_list_names_follow_the_inbox_identity_rules(tmp_path, comp_dir, th
 
 
 def test_hostile_final_list_files_are_refused_unread(tmp_path, comp_dir, three_files):
-    (three_files / "alice__final.txt").write_bytes(b"alice__c.csv\n" + b" " * classroom.FINAL_LIST_BYTES)
+    (three_files / "alice__final.txt").write_bytes(b"alice__c.csv\n" + b" " * FINAL_LIST_BYTES)
     (tmp_path / "outside.txt").write_text("bob__1.csv\n")
     (three_files / "bob__final.txt").symlink_to(tmp_path / "outside.txt")
     report = run(comp_dir, three_files, tmp_path, now=T1 + HOUR)

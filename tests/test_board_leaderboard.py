@@ -16,16 +16,11 @@ from builders import make_competition, perfect_submission
 from conftest import kit_cli, kit_cli_subprocess
 
 import kit
-from kit.board.leaderboard import (
-    LOG_COLUMNS,
-    append_entry,
-    build_leaderboard,
-    make_entry,
-    rank,
-    read_log,
-    record_result,
-    sanitize_participant,
-)
+from kit.board.identity import sanitize_participant
+from kit.board.leaderboard import build_leaderboard
+from kit.board.logfile import LOG_COLUMNS, append_entry, make_entry, read_log
+from kit.board.ranking import rank
+from kit.board.recording import record_result
 from kit.scoring.metrics import get_metric
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -78,7 +73,7 @@ def test_missing_log_reads_as_empty(tmp_path):
 def test_torn_line_at_every_byte_is_skipped_and_next_row_is_intact(tmp_path):
     first, torn, after = entry("ann", 0.2), entry("bob", 0.3), entry("cy", 0.4)
     header = ",".join(LOG_COLUMNS) + "\n"
-    from kit.board.leaderboard import _csv_line
+    from kit.board.logfile import _csv_line
 
     full = _csv_line([first[c] for c in LOG_COLUMNS])
     partial = _csv_line([torn[c] for c in LOG_COLUMNS])
@@ -104,7 +99,7 @@ WRITER = """
 import sys, itertools
 sys.path.insert(0, {tests!r})
 from test_board_leaderboard import entry
-from kit.board.leaderboard import append_entry
+from kit.board.logfile import append_entry
 for k in itertools.count():
     append_entry({log!r}, entry("w" + str(k % 7), 0.1 + k * 1e-6, 0.2, minutes=k))
 """
@@ -393,7 +388,7 @@ def test_non_finite_scores_never_enter_the_log(tmp_path, column, value):
 
 
 def test_make_entry_leaves_a_non_finite_validation_score_empty():
-    from kit.board.leaderboard import _number
+    from kit.board.logfile import _number
 
     assert _number(math.inf) == "" and _number(math.nan) == "" and _number(None) == "" and _number(-0.5) == "-0.5"
 
@@ -404,7 +399,7 @@ def test_make_entry_leaves_a_non_finite_validation_score_empty():
     ("per_bin_private", '{"0.0-0.1": 1e999}'), ("per_bin_public", '{"0.0-0.1": Infinity}'),
 ])
 def test_hand_edited_non_finite_rows_are_skipped_with_a_note(tmp_path, comp_dir, column, value):
-    from kit.board.leaderboard import _csv_line
+    from kit.board.logfile import _csv_line
 
     log = tmp_path / "lb" / "practice.csv"
     append_entry(log, entry("ann", 0.2, private=0.25))
@@ -449,14 +444,15 @@ def test_log_text_cells_are_neutralised_for_spreadsheets_and_read_back(tmp_path,
 
 
 def test_exported_log_is_neutralised_too(tmp_path):
-    from kit.board.leaderboard import write_log
+    from kit.board.logfile import log_text
 
-    log = write_log(tmp_path / "e.csv", [entry("ann", 0.2, model="=1+1"), entry("bob", 0.3, file="@x")])
+    log = tmp_path / "e.csv"
+    log.write_text(log_text([entry("ann", 0.2, model="=1+1"), entry("bob", 0.3, file="@x")]))
     text = log.read_text()
     assert ",'=1+1," in text and ",'@x," in text
     assert read_log(log)["model"].tolist() == ["=1+1", "gbm"]
     with pytest.raises(kit.UserError, match="finite"):
-        write_log(tmp_path / "f.csv", [entry("ann", math.inf)])
+        log_text([entry("ann", math.inf)])
 
 
 HOSTILE = ["\x1b[2J\x1b[31mred", "evil\u202eVSC.csv", "two\nlines", "nul\x00x", "bell\x07", "<b>x</b>|`y`"]
@@ -464,7 +460,7 @@ HOSTILE = ["\x1b[2J\x1b[31mred", "evil\u202eVSC.csv", "two\nlines", "nul\x00x", 
 
 @pytest.mark.parametrize("text", HOSTILE)
 def test_control_characters_never_reach_the_terminal_or_pages(tmp_path, comp_dir, text):
-    from kit.board.leaderboard import _csv_line
+    from kit.board.logfile import _csv_line
 
     log = tmp_path / "lb" / "practice.csv"
     log.parent.mkdir()
@@ -654,7 +650,8 @@ def test_every_order_of_the_three_writers_keeps_every_row(tmp_path, comp_dir, or
 
 
 def test_an_earlier_log_is_imported_once_and_an_exported_one_is_not_doubled(tmp_path, comp_dir):
-    from kit.board.leaderboard import open_store, store_entries
+    from kit.board.exports import store_entries
+    from kit.board.recording import open_store
 
     lb = tmp_path / "lb"
     append_entry(lb / "practice.csv", entry("ann", 0.2, private=0.21))
@@ -674,7 +671,7 @@ def test_an_earlier_log_is_imported_once_and_an_exported_one_is_not_doubled(tmp_
 
 
 def test_hidden_private_scores_are_in_no_file_others_can_read(tmp_path, comp_dir):
-    from kit.board.leaderboard import open_store
+    from kit.board.recording import open_store
 
     lb = _filled(tmp_path, comp_dir)
     build_leaderboard(comp_dir, leaderboard=lb)
@@ -695,7 +692,7 @@ def test_hidden_private_scores_are_in_no_file_others_can_read(tmp_path, comp_dir
 
 
 def test_everything_others_see_is_rounded_and_ranks_use_the_rounded_scores(tmp_path, comp_dir):
-    from kit.board.leaderboard import open_store
+    from kit.board.recording import open_store
 
     comp = kit.load_competition(comp_dir)
     db = open_store(comp, tmp_path / "lb")
@@ -877,7 +874,7 @@ def test_import_log_is_the_teachers_explicit_import_once_per_file(tmp_path, comp
 
 
 def _line(row):
-    from kit.board.leaderboard import _log_line
+    from kit.board.logfile import _log_line
 
     return _log_line(row)
 

@@ -10,9 +10,10 @@ from server_builders import START
 
 from kit.errors import UserError
 from kit.board.identity import participant_key
-from kit.board.store import (KEY_VERSION_SETTING, SCHEMA_VERSION, SEEN_IMPORTED, Database, LimitReached,
-                           ParticipantRevoked, SubmissionsClosed, ensure_teacher_token, hash_token, key_version, parse_utc,
-                           read_teacher_token, utc_iso)
+from kit.board.migrations import KEY_VERSION_SETTING, SCHEMA_VERSION, key_version
+from kit.board.phases import SubmissionsClosed, parse_utc, utc_iso
+from kit.board.store import Database, LimitReached, ParticipantRevoked, SEEN_IMPORTED
+from kit.board.tokens import ensure_teacher_token, hash_token, read_teacher_token
 
 
 @pytest.fixture
@@ -234,7 +235,7 @@ def entry(who, when=START, sha="a" * 64, public=0.2):
 
 
 def test_a_version_1_database_is_upgraded_with_its_rows(tmp_path):
-    from kit.board import store as dbmod
+    from kit.board import migrations as dbmod
 
     path = tmp_path / "classroom.sqlite"
     with sqlite3.connect(path) as conn:
@@ -437,7 +438,7 @@ def test_an_automatic_log_import_happens_once_and_never_over_scored_rows(tmp_pat
 
 
 def test_schema_4_upgrades_a_version_3_store_with_its_rows(tmp_path):
-    from kit.board import store as dbmod
+    from kit.board import migrations as dbmod
 
     path = tmp_path / "classroom.sqlite"
     with sqlite3.connect(path) as conn:
@@ -494,3 +495,67 @@ def test_participants_colliding_under_a_new_key_are_kept_apart_and_said_once(tmp
     db.close()
     Database(path).close()
     assert capsys.readouterr().err == ""  # said once
+
+
+# --- opening a file others hold ----------------------------------------------------------
+
+
+def _hold_read_lock(path, seconds):
+    """Another program reading a rollback-journal file: its SHARED lock blocks the switch to WAL."""
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE IF NOT EXISTS t (x)")
+    other.execute("BEGIN")
+    other.execute("SELECT * FROM t").fetchall()
+    release = threading.Timer(seconds, lambda: (other.execute("COMMIT"), other.close()))
+    release.start()
+    return release
+
+
+def test_a_file_another_program_reads_is_opened_once_it_lets_go(tmp_path):
+    path = tmp_path / "classroom.sqlite"
+    release = _hold_read_lock(path, 0.3)
+    db = Database(path)
+    release.join()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.schema_version == SCHEMA_VERSION
+    db.close()
+
+
+def test_a_file_held_past_the_busy_timeout_is_one_clear_error_not_a_hang(tmp_path, monkeypatch):
+    from kit.board import store
+
+    monkeypatch.setattr(store, "BUSY_TIMEOUT", 0.2)
+    path = tmp_path / "classroom.sqlite"
+    release = _hold_read_lock(path, 3)
+    try:
+        with pytest.raises(UserError, match="not a usable classroom database: .*locked"):
+            Database(path)
+    finally:
+        release.join()
+
+
+@pytest.mark.parametrize("trial", range(3))
+def test_many_openers_of_a_new_file_all_get_a_wal_store(tmp_path, trial):
+    path = tmp_path / "classroom.sqlite"
+    errors, names = [], [f"p{k}" for k in range(8)]
+    barrier = threading.Barrier(len(names))
+
+    def open_and_add(name):
+        try:
+            barrier.wait()
+            database = Database(path)
+            database.add_participant(name, START)
+            database.close()
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_and_add, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors
+    database = Database(path)
+    assert sorted(p["name"] for p in database.participants()) == names
+    database.close()

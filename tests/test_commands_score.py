@@ -9,7 +9,7 @@ from builders import make_competition, perfect_submission
 
 from kit.cli import main
 from kit.commands.score import choose_competition
-from kit.board.leaderboard import read_log
+from kit.board.logfile import read_log
 
 
 @pytest.fixture

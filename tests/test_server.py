@@ -17,7 +17,7 @@ from server_builders import Clock, LiveServer, call_asgi, form_end, form_part  #
 
 from kit.errors import UserError  # noqa: E402
 from kit.server.app import create_app  # noqa: E402
-from kit.board.store import SCHEMA_VERSION  # noqa: E402
+from kit.board.migrations import SCHEMA_VERSION  # noqa: E402
 
 
 @pytest.fixture
@@ -1241,7 +1241,8 @@ def test_a_part_with_huge_headers_is_422(server, part_head):
 def test_a_database_of_the_first_schema_gains_the_failed_attempts_table(tmp_path, clock):
     import sqlite3
 
-    from kit.board.store import _MIGRATIONS, Database, _statements
+    from kit.board.migrations import _MIGRATIONS, _statements
+    from kit.board.store import Database
 
     path = tmp_path / "classroom.sqlite"
     with sqlite3.connect(path) as conn:

@@ -208,7 +208,7 @@ def test_tokens_never_start_with_a_dash(monkeypatch):
     """A token beginning with '-' would be read as an option by `kit submit --token`."""
     import secrets
 
-    from kit.board.store import new_token
+    from kit.board.tokens import new_token
 
     given = iter(["-starts-with-a-dash-aaaaaaaaaaaa", "fine-token-bbbbbbbbbbbbbbbbbbbbbb"])
     monkeypatch.setattr(secrets, "token_urlsafe", lambda n: next(given))

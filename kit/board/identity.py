@@ -46,8 +46,12 @@ Traceback (most recent call last):
 kit.errors.UserError: participant name 'Bоb' mixes Latin and Cyrillic letters (look-alike 'о' U+043E); write it in one script
 """
 import functools
+import hashlib
+import os
 import re
 import unicodedata
+
+from confusable_homoglyphs import categories, confusables
 
 from kit.errors import UserError
 from kit.safetext import is_default_ignorable, printable
@@ -117,8 +121,6 @@ def _invisible(ch):
 
 def _script(ch):
     """Unicode script of one character (``COMMON`` for punctuation and digits 0-9)."""
-    from confusable_homoglyphs import categories
-
     try:
         return categories.alias(ch)
     except Exception:  # the package's data is older than this Python's: unknown script
@@ -241,7 +243,6 @@ def _check_scripts(text):
             )
     if len(scripts) <= 1 or any(set(scripts) <= mix for mix in _ALLOWED_MIXES):
         return
-    from confusable_homoglyphs import confusables
 
     names = " and ".join(s.title() for s in sorted(scripts, key=lambda s: text.index(scripts[s])))
     main = _script(next(ch for ch in text if _script(ch) in scripts))
@@ -263,7 +264,6 @@ def _skeleton_table():
     prototype, and each prototype with the list of its sources. Where two characters
     list only each other the direction is unknown, so both map to the smaller one.
     """
-    from confusable_homoglyphs import confusables
 
     data = confusables.confusables_data
     table = {}
@@ -366,3 +366,81 @@ def participant_key(name):
         if text == before:
             break
     return "_".join(part for part in text.replace("-", " ").replace("_", " ").split())
+
+
+#: Longest participant name kept by :func:`sanitize_participant`.
+MAX_NAME = MAX_NAME_LENGTH
+
+
+def sanitize_participant(name):
+    """A participant name safe in paths, tables, HTML and plot legends.
+
+    For names that cannot be refused (``$USER``, rows of an existing log). The result is
+    always accepted by :func:`kit.board.identity.check_participant_name`, and its
+    :func:`kit.board.identity.participant_key` decides who it is. The name is kept as written
+    where it can be: letters, digits, ``.``, ``_``, ``-`` and spaces stay (any run of
+    white space is one space), characters that render as nothing (zero-width, bidi
+    marks) go, anything else becomes ``_``; leading and trailing
+    punctuation is dropped (no ``..``, no hidden names, no matplotlib-hidden ``_labels``);
+    ``anonymous`` when nothing is left. A name that is still refused (over
+    :data:`MAX_NAME` characters, mixed scripts) is never cut into another person's name:
+    it keeps a readable start and gets 8 characters of its sha256.
+
+    Examples
+    --------
+    >>> sanitize_participant("../../etc/passwd")
+    'etc_passwd'
+    >>> sanitize_participant("<script>alert(1)</script>")
+    'script_alert_1_script'
+    >>> sanitize_participant("José  Pérez")
+    'José Pérez'
+    >>> sanitize_participant("x" * 50)
+    'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx-77cf1206'
+    """
+    name = unicodedata.normalize("NFKC", str(name or ""))
+    kept = []
+    for ch in name:
+        if unicodedata.category(ch)[0] == "M":
+            # A combining mark stays on a letter (Devanagari and Thai vowel signs, accents).
+            if kept and unicodedata.category(kept[-1])[0] in "LM":
+                kept.append(ch)
+        elif is_default_ignorable(ch) or unicodedata.category(ch) == "Cf":
+            continue  # renders as nothing (zero-width space, bidi marks): the name as it is seen
+        elif ch.isspace():
+            kept.append(" ")
+        else:
+            kept.append(ch if ch.isalnum() or ch in "._-" else "_")
+    name = re.sub(r"_+", "_", " ".join("".join(kept).split())).strip("._- ")
+    if not name:
+        return "anonymous"
+    try:
+        return check_participant_name(name)
+    except UserError:
+        pass
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    for start in (name[: MAX_NAME - 9].rstrip("._- "), "".join(ch for ch in name if ch.isascii())[: MAX_NAME - 9]):
+        try:
+            return check_participant_name(f"{start.strip('._- ')}-{digest}".lstrip("-"))
+        except UserError:
+            continue
+    return f"participant-{digest}"
+
+
+def canonical_participants(names):
+    """Each name replaced by the first-written name of the same person.
+
+    Names with one :func:`kit.board.identity.participant_key` (``Bob``, ``BOB``, ``ＢＯＢ``)
+    are one participant in the ranking, shown as they first appear.
+
+    Examples
+    --------
+    >>> canonical_participants(["Bob", "ann", "BOB", "Ann"])
+    ['Bob', 'ann', 'Bob', 'ann']
+    """
+    first = {}
+    return [first.setdefault(participant_key(name), name) for name in names]
+
+
+def default_participant():
+    """``$USER`` (sanitised), else ``you``."""
+    return sanitize_participant(os.environ.get("USER") or os.environ.get("USERNAME") or "you")

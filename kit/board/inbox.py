@@ -47,7 +47,6 @@ who submitted it. Nothing a student controls decides *when* a file was submitted
 """
 import hashlib
 import json
-import math
 import os
 import stat
 import tempfile
@@ -57,27 +56,34 @@ from datetime import date, datetime, timedelta, timezone
 from datetime import time as dt_time
 from pathlib import Path
 
-from kit.errors import SubmissionError, UserError, first_line
-from kit.board.identity import check_participant_name, participant_key
+from filelock import FileLock, Timeout
+
+from kit.board.exports import export_logs, store_entries, write_rejected
+from kit.board.finals import FINAL_LIST, FINAL_LIST_BYTES, FinalList, choose_finals
+from kit.board.identity import check_participant_name, participant_key, sanitize_participant
+from kit.board.logfile import entries_frame, log_path
+from kit.board.phases import REVEALED_CLOSED, closed_reason
+from kit.board.recording import NotRecorded, open_store, store_result
+from kit.board.store import INBOX, MAX_FINALS, SEEN_IMPORTED
 from kit.competition.deadline import competition_deadline
-from kit.competition.folder import DEFAULT_DAILY_LIMIT
-from kit.board.leaderboard import (NotRecorded, closed_reason, entries_frame, export_logs, log_path, open_store,
-                            sanitize_participant, store_entries, store_result, write_rejected)
-from kit.scoring.metrics import shown_scores
+from kit.competition.folder import DEFAULT_DAILY_LIMIT, as_competition
+from kit.constraints import Integral, Interval, OrNone, Real, check_param, parse_param
+from kit.errors import SubmissionError, UserError, first_line
+from kit.fileio import ensure_writable_dir
 from kit.safetext import one_line, printable
-from kit.board.store import (INBOX, MAX_FINALS, REVEALED_CLOSED, SCORED, SEEN_IMPORTED, SubmissionsClosed,
-                           decide_phase)
+from kit.scoring.metrics import shown_scores
+from kit.scoring.reader import max_bytes_for
+from kit.scoring.scorer import Scorer
 
 SEPARATOR = "__"
-#: ``<participant>__final.txt``: the file names a participant chose as their final submissions.
-FINAL_LIST = "final.txt"
-#: The most bytes a final list may have (a few file names, one per line).
-FINAL_LIST_BYTES = 4096
-#: What others read about a refused final list: the rule, not the names it holds.
-FINAL_RULE = (f"final list refused: expected at most {MAX_FINALS} names of this participant's own scored files "
-              "in the inbox, one per line, sent before the deadline")
 #: Seconds between two polls of ``--watch`` by default.
 DEFAULT_INTERVAL = 5.0
+#: What a polling interval may be: seconds > 0, at most a day.
+INTERVAL = Interval(Real, 0, 86400, closed="right")
+#: How many looks :func:`watch_inbox` takes: a whole number >= 1, or None (until stopped).
+POLLS = OrNone(Interval(Integral, 1, None))
+#: What competition.json's ``max_daily_submissions`` may be: a whole number >= 0 (0 or null: no limit).
+DAILY_LIMIT = OrNone(Interval(Integral, 0, None))
 #: Suffix of the first-seen record beside ``leaderboard/<competition>.csv``.
 SEEN_SUFFIX = ".inbox-seen.jsonl"
 _CHUNK = 1 << 20
@@ -184,11 +190,11 @@ def identical_note(file, participant, other, together=False):
 def daily_limit(metadata):
     """``max_daily_submissions`` from competition.json (default 5); None means no limit."""
     value = metadata.get("max_daily_submissions", DEFAULT_DAILY_LIMIT)
-    if value in (None, 0):
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise UserError(f"competition.json: expected max_daily_submissions to be a whole number, found {value!r}")
-    return value
+    try:
+        value = check_param(value, "competition.json: max_daily_submissions", DAILY_LIMIT)
+    except TypeError as exc:  # a hand-edited file: one line, as for a value out of bounds
+        raise UserError(str(exc)) from None
+    return value or None
 
 
 def seen_path(log):
@@ -270,11 +276,6 @@ def process_inbox(competition, inbox, *, data=None, leaderboard=None, now=None, 
     >>> report = process_inbox("practice", "inbox/")   # doctest: +SKIP
     >>> print(report.summary())                        # doctest: +SKIP
     """
-    from filelock import FileLock, Timeout
-
-    from kit.fileio import ensure_writable_dir
-    from kit.scoring.reader import max_bytes_for
-
     inbox = Path(inbox)
     if not inbox.is_dir():
         raise UserError(f"inbox {inbox} not found: expected a folder of <participant>__<anything>.csv files")
@@ -302,7 +303,7 @@ def process_inbox(competition, inbox, *, data=None, leaderboard=None, now=None, 
                     for candidate in candidates:
                         _take_safely(candidate, logged, judge, rules, db, report)
                 for final in lists:
-                    _choose_safely(final, candidates, logged, rules, db, report)
+                    _choose_safely(final, candidates, rules, db, report)
                 export_logs(db, scorer.competition, leaderboard)
             finally:
                 db.close()
@@ -354,8 +355,6 @@ class _Rules:
 
 def _scorer(memo, competition, data):
     """The competition's scorer, built once per watch (its solution is read once)."""
-    from kit.scoring.scorer import Scorer
-
     if "scorer" not in memo:
         memo["scorer"] = Scorer(competition, data=data)
     return memo["scorer"]
@@ -391,7 +390,7 @@ def _candidates(inbox, cap, report, hashes, db, now, lists):
                     name, participant, size, digest, content = final
                     when = db.first_seen(_shown(name), size, digest, now)
                     report.first_seen[name] = when
-                    lists.append(_FinalList(when, name, participant, content))
+                    lists.append(FinalList(when, name, participant, content))
                 continue
             examined = _examine(entry, info, cap, report, hashes)
         except Exception as exc:  # noqa: BLE001 - one file the checks trip over never stops the others
@@ -535,14 +534,6 @@ def _take(candidate, logged, judge, rules, db, report):
     report.scored.append((name, participant, shown_scores(result.public)))
 
 
-@dataclass
-class _FinalList:
-    when: datetime
-    name: str
-    participant: str
-    content: bytes
-
-
 def _is_final_list(name):
     """True for ``<anything>__final.txt`` (any case): a final list, whatever its participant part."""
     head, separator, tail = name.partition(SEPARATOR)
@@ -567,110 +558,12 @@ def _read_final_list(entry, info, report):
     return name, participant, len(content), hashlib.sha256(content).hexdigest(), content
 
 
-def parse_final_list(content):
-    """The file names of a final list: one per line, blank lines and repeats ignored.
-
-    Parameters
-    ----------
-    content : bytes
-        The list file as read (UTF-8 text; a byte-order mark is allowed).
-
-    Returns
-    -------
-    list of str
-        At most :data:`kit.board.store.MAX_FINALS` names; none takes the choice back.
-
-    Raises
-    ------
-    ValueError
-        Not UTF-8 text, or more names than allowed.
-
-    Examples
-    --------
-    >>> parse_final_list(b"ann__v2.csv\\n\\nann__v5.csv\\n")
-    ['ann__v2.csv', 'ann__v5.csv']
-    >>> parse_final_list(b"a.csv\\nb.csv\\nc.csv")
-    Traceback (most recent call last):
-    ...
-    ValueError: expected at most 2 file names, one per line, found 3
-    """
+def _choose_safely(final, candidates, rules, db, report):
+    """:func:`kit.board.finals.choose_finals`; a failure refuses this list (this poll) and the run goes on."""
     try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ValueError("expected UTF-8 text with one file name per line") from None
-    names = list(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
-    if len(names) > MAX_FINALS:
-        raise ValueError(f"expected at most {MAX_FINALS} file names, one per line, found {len(names)}")
-    return names
-
-
-def _choose_safely(final, candidates, logged, rules, db, report):
-    """:func:`_choose`, with any failure refusing this list (for this poll) instead of ending the run."""
-    try:
-        _choose(final, candidates, logged, rules, db, report)
+        choose_finals(final, candidates, rules, db, report)
     except Exception as exc:  # noqa: BLE001 - the lists after this one are still read
         report.reject((final.name, _failure(exc)), NOT_JUDGED)
-
-
-def _choose(final, candidates, logged, rules, db, report):
-    """Record a participant's final list in the store, or reject it whole with one line.
-
-    Each name must be a file of this poll's inbox, of the list's participant, whose
-    content is scored. The list counts from its first-seen time: one first seen at or
-    after the deadline (or once revealed) changes nothing, one honoured earlier stays.
-    """
-    key = participant_key(final.participant)
-    try:
-        names = parse_final_list(final.content)
-    except ValueError as exc:
-        report.reject((final.name, f"final list: {exc}"), FINAL_RULE)
-        return
-    files = {candidate.name: candidate for candidate in candidates}
-    # The participant's scored submissions in the store (inbox-only names have no token row).
-    own = [row for row in db.submissions(status=SCORED) if participant_key(row["participant"]) == key]
-    by_content = {}
-    for row in own:
-        by_content.setdefault(row["sha256"], row["id"])
-    ids = set()
-    for listed in names:
-        shown = one_line(printable(listed), 120)
-        candidate = files.get(listed)
-        if candidate is None:
-            reason = f"{shown} is not a submission file in the inbox"
-        elif participant_key(candidate.participant) != key:
-            reason = f"{shown} is another participant's file; a final list names its participant's own files"
-        elif candidate.digest not in by_content:
-            reason = f"{shown} is not a scored submission (refused, or not judged yet)"
-        else:
-            ids.add(by_content[candidate.digest])
-            continue
-        report.reject((final.name, f"final list: {reason}; nothing changed"), FINAL_RULE)
-        return
-    if not own:  # an empty list of a participant with nothing stored: nothing to choose or take back
-        return
-    owner, ids = own[0], sorted(ids)
-    if sorted(i for chosen in db.finals(owner["participant_id"]).values() for i in chosen) == ids:
-        return  # recorded at an earlier poll (or nothing to take back): the reveal does not undo it
-    closed = rules.closed(key, final.when)
-    if closed is not None:
-        report.reject((final.name, f"final list: {closed}; nothing changed"), FINAL_RULE)
-        return
-
-    def still_open(settings):
-        phase = decide_phase(settings, rules.deadline, final.when)
-        return None if phase.open else phase.reason
-
-    try:
-        db.set_finals(owner["participant_id"], ids, final.when, still_open=still_open)
-    except SubmissionsClosed as exc:
-        report.reject((final.name, f"final list: {closed_reason(exc.reason, rules.deadline)}; nothing changed"),
-                      FINAL_RULE)
-        return
-    except ValueError as exc:
-        report.reject((final.name, f"final list: {exc}; nothing changed"), FINAL_RULE)
-        return
-    # Not a note: notes go on the pages, and a choice is the participant's until the reveal.
-    report.finals.append((final.name, owner["participant"], names))
 
 
 def watch_inbox(competition, inbox, *, data=None, leaderboard=None, interval=DEFAULT_INTERVAL, polls=None,
@@ -700,11 +593,8 @@ def watch_inbox(competition, inbox, *, data=None, leaderboard=None, interval=DEF
     --------
     >>> watch_inbox("practice", "inbox/", interval=2, polls=3, on_poll=print)   # doctest: +SKIP
     """
-    interval = check_interval(interval)
-    if polls is not None and (not isinstance(polls, int) or isinstance(polls, bool) or polls < 1):
-        raise UserError(f"expected the number of polls to be a whole number >= 1, found {polls!r}")
-    from kit.competition.folder import as_competition
-
+    interval = parse_param(interval, "interval", INTERVAL)
+    polls = check_param(polls, "polls", POLLS)
     competition = as_competition(competition, data)
     memo = {}
     done = 0
@@ -721,17 +611,6 @@ def watch_inbox(competition, inbox, *, data=None, leaderboard=None, interval=DEF
     except KeyboardInterrupt:
         pass
     return done
-
-
-def check_interval(value):
-    """A polling interval in seconds: a finite number > 0 (at most a day)."""
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"--interval: expected a number of seconds, found {value!r}") from None
-    if not math.isfinite(seconds) or seconds <= 0 or seconds > 86400:
-        raise UserError(f"--interval: expected seconds between 0 and 86400, found {value!r}")
-    return seconds
 
 
 def _plain_files(inbox, report):

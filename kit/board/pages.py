@@ -12,6 +12,8 @@ import io
 import math
 from datetime import datetime, timezone
 
+import pandas as pd
+
 from kit._version import __version__
 from kit.data.tanimoto_bins import BIN_LABELS
 from kit.scoring.metrics import DIFFERENT_MOLECULE_BIN, SAME_MOLECULE_BIN, bin_tick
@@ -415,7 +417,6 @@ def _time_axis(ax, times):
     if len(times) and times.min() == times.max():
         # One instant: give the axis some width so the point is not on the frame.
         centre = times.min()
-        import pandas as pd
 
         ax.set_xlim(centre - pd.Timedelta(hours=1), centre + pd.Timedelta(hours=1))
     ax.set_xlabel("submission time (UTC)")

@@ -1,9 +1,9 @@
-"""The leaderboard of the classroom database, and its exports (CSV logs, Markdown, HTML).
+"""The live leaderboard of ``kit serve``: the store's standings, their JSON, and the pages exported in the background.
 
-The ranking is :func:`kit.board.leaderboard.rank` over the store's scored submissions (uploads,
+The ranking is :func:`kit.board.ranking.rank` over the store's scored submissions (uploads,
 ``kit score`` and inbox rows alike): each participant's best Public score, ties to the
 earlier time, every score rounded as participants see it. Once revealed it follows
-Kaggle's rule (:func:`rank_standings`): a participant who chose final submissions ranks
+Kaggle's rule (:func:`kit.board.ranking.rank_standings`): a participant who chose final submissions ranks
 on the best Private score among them, one who did not on the Private score of their best
 Public submission.
 """
@@ -11,7 +11,8 @@ import logging
 import threading
 import time
 
-from kit.board.leaderboard import Standings, build_leaderboard, rank_standings, submissions_frame
+from kit.board.leaderboard import Standings, build_leaderboard
+from kit.board.ranking import rank_standings, submissions_frame
 
 log = logging.getLogger("kit.serve")
 

@@ -3,38 +3,35 @@
 ``<competition>/private/classroom.sqlite`` records every scored submission, whoever wrote
 it: ``kit serve`` (DESIGN.md section 8), ``kit score`` and the classroom inbox
 (:mod:`kit.board.inbox`) alike (section 4). ``leaderboard/<name>.csv``, ``.md`` and ``.html``
-are exports of it (:mod:`kit.board.standings`). A participant named by ``kit score`` or an
+are exports of it (:mod:`kit.board.exports`). A participant named by ``kit score`` or an
 inbox file has no token until ``kit participants add`` gives them one.
 This module needs the standard library only (no FastAPI).
 
 - WAL journal and ``synchronous=FULL``: a submission acknowledged with 201 was committed
   and fsynced first, so a killed server (``kill -9``) or a power cut loses none of them.
 - One connection per :class:`Database`, used under a lock: writes are serialised in this
-  process, and ``BEGIN IMMEDIATE`` with a busy timeout serialises them against other
-  processes (``kit participants add`` while the server runs).
-- The schema is versioned with ``PRAGMA user_version``; opening an older file upgrades
-  it step by step, a newer one is refused.
-- Tokens are random (``secrets``); only their sha256 is stored. The teacher token is the
-  one secret kept in clear, in ``private/teacher_token``, readable by its owner only.
+  process, and ``BEGIN IMMEDIATE`` with a busy timeout (:data:`BUSY_TIMEOUT`) serialises
+  them against other processes (``kit participants add`` while the server runs).
+- The schema and its upgrades: :mod:`kit.board.migrations`; whether submissions are open:
+  :mod:`kit.board.phases`; tokens: :mod:`kit.board.tokens` (only their sha256 is stored).
 """
-import functools
-import hashlib
-import hmac
 import json
 import math
-import os
-import secrets
 import sqlite3
 import threading
-import unicodedata
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from kit.board.identity import check_participant_name, participant_key
+from kit.board.migrations import CREATED_SCHEMA, upgrade
+from kit.board.phases import CLOSED, Phase, SubmissionsClosed, decide_phase, parse_utc, utc_iso
+from kit.board.tokens import hash_token, new_token
 from kit.errors import UserError
+from kit.fileio import create_private_file, ensure_writable_dir
 
 DB_NAME = "classroom.sqlite"
-TEACHER_TOKEN_FILE = "teacher_token"
 SUBMISSIONS_FOLDER = "submissions"
 #: Statuses a stored submission can have: scored, or an internal failure while scoring.
 SCORED, ERROR = "scored", "error"
@@ -44,164 +41,16 @@ SERVER, SCORE, INBOX, LOG = "server", "score", "inbox", "log"
 SOURCES = (SERVER, SCORE, INBOX, LOG)
 #: ``submitted_at`` of an imported log row whose time cannot be vouched for: it sorts last.
 UNKNOWN_TIME = "9999-12-31T23:59:59.999999Z"
-#: What a submission refused once the Private ranking is revealed is told (server, inbox, ``kit score``).
-REVEALED_CLOSED = "the final ranking is revealed; submissions are closed"
-#: What a submission refused while the teacher has closed the competition is told.
-TEACHER_CLOSED = "the teacher has closed the competition; submissions are closed"
-#: ``settings`` key of the identity-key version the participants' keys were computed with.
-KEY_VERSION_SETTING = "identity_key_version"
-#: ``settings`` key holding the schema version a store was created with.
-CREATED_SCHEMA = "created_with_schema"
 #: ``settings`` key set once an earlier log (or first-seen journal) was imported, or found unneeded.
 LOG_IMPORTED, SEEN_IMPORTED = "imported_log", "imported_inbox_seen"
-
-# Each entry upgrades the schema from version i to i + 1. Never edit a released step:
-# add a new one, so that every existing database can follow.
-_MIGRATIONS = [
-    """
-    CREATE TABLE participants (
-        id INTEGER PRIMARY KEY,
-        name TEXT NOT NULL,                 -- display form, as first written (NFKC)
-        key TEXT NOT NULL UNIQUE,           -- identity key: same key, same person
-        token_sha256 TEXT NOT NULL UNIQUE,  -- the token itself is never stored
-        created_at TEXT NOT NULL,           -- server UTC time, ISO 8601
-        revoked_at TEXT
-    );
-    CREATE TABLE submissions (
-        id INTEGER PRIMARY KEY,
-        participant_id INTEGER NOT NULL REFERENCES participants(id),
-        submitted_at TEXT NOT NULL,         -- server UTC time the upload arrived
-        sha256 TEXT NOT NULL,
-        stored_path TEXT NOT NULL,          -- relative to the competition's private/ folder
-        file_name TEXT NOT NULL,            -- the uploaded name, cleaned, never used as a path
-        size INTEGER NOT NULL,
-        rows INTEGER,
-        public REAL,
-        private REAL,
-        per_bin_public TEXT,                -- JSON object, bin label -> RMSE
-        per_bin_private TEXT,
-        status TEXT NOT NULL CHECK (status IN ('scored', 'error')),
-        error TEXT,
-        description TEXT NOT NULL DEFAULT ''
-    );
-    CREATE INDEX submissions_by_participant ON submissions (participant_id, submitted_at);
-    CREATE TABLE settings (
-        key TEXT PRIMARY KEY,
-        value TEXT NOT NULL
-    );
-    """,
-    # 2: one store for kit serve, kit score and the inbox.
-    """
-    ALTER TABLE participants ADD COLUMN has_token INTEGER NOT NULL DEFAULT 1;  -- 0: named by kit score or an inbox file
-    ALTER TABLE submissions ADD COLUMN source TEXT NOT NULL DEFAULT 'server';  -- server, score, inbox or log
-    ALTER TABLE submissions ADD COLUMN validation REAL;                        -- from the manifest (kit score)
-    CREATE INDEX submissions_by_content ON submissions (sha256, participant_id);
-    """,
-    # 3: uploads the scorer failed on. Their file is not kept, but each counts against the
-    # day's allowance, so that a file breaking the scorer cannot be sent without end.
-    """
-    CREATE TABLE failed_attempts (
-        id INTEGER PRIMARY KEY,
-        participant_id INTEGER NOT NULL REFERENCES participants(id),
-        attempted_at TEXT NOT NULL,         -- server UTC time the upload arrived
-        sha256 TEXT NOT NULL,
-        file_name TEXT NOT NULL,            -- the uploaded name, cleaned
-        size INTEGER NOT NULL,
-        error TEXT NOT NULL                 -- for the teacher, never shown to the participant
-    );
-    CREATE INDEX failed_attempts_by_participant ON failed_attempts (participant_id, attempted_at);
-    """,
-    # 4: when the classroom inbox first saw each file content, kept in the store (owner
-    # only) rather than beside the public exports, where anyone could backdate a file.
-    """
-    CREATE TABLE inbox_seen (
-        file TEXT NOT NULL,                 -- the inbox file name
-        size INTEGER NOT NULL,
-        sha256 TEXT NOT NULL,
-        first_seen TEXT NOT NULL,           -- UTC time of the first poll that saw it
-        PRIMARY KEY (file, size, sha256)
-    );
-    """,
-    # 5: final submissions (Kaggle's rule): up to 2 scored submissions a participant chose
-    # to be ranked on at the reveal.
-    """
-    CREATE TABLE final_choices (
-        submission_id INTEGER PRIMARY KEY REFERENCES submissions(id),
-        participant_id INTEGER NOT NULL REFERENCES participants(id),
-        chosen_at TEXT NOT NULL             -- server UTC time of the choice
-    );
-    CREATE INDEX final_choices_by_participant ON final_choices (participant_id);
-    """,
-    # 6: teams (Kaggle's rule): members share one daily allowance, one set of final
-    # submissions and one leaderboard row under the team's name.
-    """
-    ALTER TABLE participants ADD COLUMN team TEXT;      -- the team's display name (NULL: on their own)
-    ALTER TABLE participants ADD COLUMN team_key TEXT;  -- its identity key (kit.board.identity.participant_key)
-    CREATE INDEX participants_by_team ON participants (team_key);
-    """,
-]
-SCHEMA_VERSION = len(_MIGRATIONS)
-
+#: Seconds a write waits for another process's transaction (and the set-up of a new file
+#: waits for another opener) before giving up: several writers fsyncing on a loaded
+#: 2-core laptop take seconds, not minutes.
+BUSY_TIMEOUT = 60.0
 
 #: The ids of a participant's team (the participant alone when on their own); takes the id twice.
 _TEAM_OF = ("SELECT id FROM participants WHERE id = ? OR team_key = "
             "(SELECT team_key FROM participants WHERE id = ? AND team_key IS NOT NULL)")
-
-
-#: The states of a competition (:func:`decide_phase`): open, closed (by the deadline or the
-#: teacher) and revealed (closed, and ranked on Private).
-OPEN, CLOSED, REVEALED = "open", "closed", "revealed"
-
-
-@dataclass(frozen=True)
-class Phase:
-    """Where a competition stands: ``state`` is :data:`OPEN`, :data:`CLOSED` or :data:`REVEALED`.
-
-    ``reason`` says why it is not open: ``"deadline"``, ``"closed"`` (by the teacher) or
-    ``"revealed"``; None while open. ``deadline`` is the deadline in force (or None).
-    """
-
-    state: str
-    reason: str = None
-    deadline: datetime = None
-
-    @property
-    def open(self):
-        return self.state == OPEN
-
-
-def decide_phase(settings, deadline, now):
-    """The :class:`Phase` of a competition: the one place that decides whether it is open.
-
-    Parameters
-    ----------
-    settings : dict
-        The store's settings (:meth:`Database.settings`): ``revealed`` and
-        ``closed`` (``"1"`` or ``"0"``), and ``deadline`` (UTC ISO text, or ``""`` for none)
-        once the teacher has set one, which then replaces ``deadline``.
-    deadline : datetime or None
-        The deadline the server started with (``--deadline`` or competition.json).
-    now : datetime
-        The server's clock (aware).
-
-    Examples
-    --------
-    >>> start = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
-    >>> decide_phase({}, start, start).reason, decide_phase({"closed": "1"}, None, start).state
-    ('deadline', 'closed')
-    >>> decide_phase({"deadline": ""}, start, start).state, decide_phase({"revealed": "1"}, None, start).state
-    ('open', 'revealed')
-    """
-    if "deadline" in settings:
-        deadline = parse_utc(settings["deadline"]) if settings["deadline"] else None
-    if settings.get("revealed") == "1":
-        return Phase(REVEALED, "revealed", deadline)
-    if deadline is not None and now >= deadline:
-        return Phase(CLOSED, "deadline", deadline)
-    if settings.get("closed") == "1":
-        return Phase(CLOSED, "closed", deadline)
-    return Phase(OPEN, None, deadline)
-
 
 
 class LimitReached(Exception):
@@ -214,14 +63,6 @@ class ParticipantRevoked(Exception):
 
 #: Most final submissions a participant may choose (Kaggle's rule).
 MAX_FINALS = 2
-
-
-class SubmissionsClosed(Exception):
-    """Submissions are closed: ``reason`` is ``"deadline"``, ``"closed"`` (by the teacher) or ``"revealed"``."""
-
-    def __init__(self, reason):
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -239,121 +80,6 @@ class Participant:
         return self.revoked_at is None
 
 
-def utc_iso(moment):
-    """A UTC time as fixed-width ISO 8601 text (microseconds, ``Z``): sorts as it reads.
-
-    Examples
-    --------
-    >>> utc_iso(datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc))
-    '2026-03-01T12:00:00.000000Z'
-    """
-    if moment.tzinfo is None:
-        raise ValueError(f"expected a time with a time zone, found {moment!r}")
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_utc(text):
-    """The aware UTC datetime of text written by :func:`utc_iso`."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-@functools.lru_cache(maxsize=1)
-def key_version():
-    """A fingerprint of :func:`kit.board.identity.participant_key`: it changes when the keys it gives may change.
-
-    The character table the key folds with (the confusables data of the installed
-    release and the Latin letters read by name), the Unicode version, and the keys of
-    names that exercise the rules (case, width, accents, separators, look-alikes): a new
-    release, table or rule changes it, and the store then recomputes its keys.
-    """
-    from kit.board.identity import _skeleton_table, participant_key
-
-    digest = hashlib.sha256(unicodedata.unidata_version.encode("ascii"))
-    digest.update(repr(sorted(_skeleton_table().items())).encode("utf-8", "surrogatepass"))
-    for name in _KEY_PROBES:
-        digest.update(b"\0" + participant_key(name).encode("utf-8", "surrogatepass"))
-    return digest.hexdigest()[:16]
-
-
-#: Names whose keys show a change of :func:`kit.board.identity.participant_key`'s rules.
-_KEY_PROBES = ("Bob Smith", "bob_smith", "ＢＯＢ-smith", "Zoé  O'Neil", "zoe\u0308", "AIice", "rn m", "ᴋɗø ʙᴏʙ",
-               "ﬁona", "ВОВ", "ΒΟΒ", "Straße", "İstanbul", "देवनागरी", "ไทย", "José Pérez", "a--b__c  d", "Ǆemal")
-
-
-def new_token():
-    """A fresh random token (32 URL-safe characters, 192 bits), never starting with ``-``.
-
-    One in 64 would otherwise begin with a dash, which a command line reads as an option
-    (``kit submit --token -x...`` fails).
-
-    Examples
-    --------
-    >>> len(new_token()), new_token()[0] != "-"
-    (32, True)
-    """
-    while True:
-        token = secrets.token_urlsafe(24)
-        if not token.startswith("-"):
-            return token
-
-
-def hash_token(token):
-    """The sha256 (hex) of a token: what the database keeps instead of the token."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def ensure_teacher_token(private_dir):
-    """The teacher token of a competition, created on first use.
-
-    Parameters
-    ----------
-    private_dir : Path
-        The competition's ``private/`` folder.
-
-    Returns
-    -------
-    (str, bool)
-        The token and whether it was created by this call (then print it once).
-
-    Examples
-    --------
-    >>> token, created = ensure_teacher_token(Path("/tmp/kit-doc-comp/private"))  # doctest: +SKIP
-    """
-    from kit.fileio import ensure_writable_dir
-
-    path = ensure_writable_dir(private_dir) / TEACHER_TOKEN_FILE
-    token = new_token()
-    try:
-        # O_EXCL: two first calls at once cannot both create (and print) a token.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return read_teacher_token(path), False
-    except OSError as exc:
-        raise UserError(f"cannot create {path}: {exc.strerror or exc}") from None
-    try:
-        os.write(fd, (token + "\n").encode("ascii"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return token, True
-
-
-def read_teacher_token(path):
-    """The token kept in ``private/teacher_token``; a :class:`UserError` when unusable."""
-    try:
-        token = Path(path).read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read the teacher token {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    if len(token) < 16 or not token.isprintable() or " " in token:
-        raise UserError(f"{path} does not hold a teacher token: delete it and run `kit participants list` to make a new one")
-    return token
-
-
-def same_token(given, expected_hash):
-    """Constant-time comparison of a presented token with a stored hash."""
-    return hmac.compare_digest(hash_token(given), expected_hash)
-
-
 class Database:
     """The classroom database of one competition.
 
@@ -369,8 +95,6 @@ class Database:
     """
 
     def __init__(self, path):
-        from kit.fileio import create_private_file, ensure_writable_dir
-
         self.path = Path(path)
         ensure_writable_dir(self.path.parent)
         #: True when this call made the file: only then may records of an earlier version
@@ -381,74 +105,45 @@ class Database:
         create_private_file(self.path)
         self._lock = threading.RLock()
         try:
-            self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None,
+                                         check_same_thread=False)
             self._conn.row_factory = sqlite3.Row
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
+            self._set_up(time.monotonic() + BUSY_TIMEOUT)
         except sqlite3.DatabaseError as exc:
             raise UserError(f"{self.path} is not a usable classroom database: {exc}") from None
+
+    def _set_up(self, deadline):
+        """WAL journal, full sync, foreign keys and the schema, retried while other openers hold the file.
+
+        Several processes opening a new file at once (a class running ``kit score`` together)
+        race to switch it to WAL and to create the schema. SQLite answers the loser
+        ``database is locked`` at once where waiting could deadlock (its busy handler is not
+        called then), and a switch it cannot make leaves the old journal mode without an
+        error: both are retried until ``deadline`` (:data:`BUSY_TIMEOUT`).
+        """
+        while True:
+            try:
+                mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if mode.lower() == "wal":
+                    self._conn.execute("PRAGMA synchronous=FULL")
+                    self._conn.execute("PRAGMA foreign_keys=ON")
+                    with self._write() as conn:
+                        upgrade(conn, self.path)
+                    return
+                failure = sqlite3.OperationalError(f"cannot switch to a WAL journal (still {mode})")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                failure = exc
+            if time.monotonic() >= deadline:
+                raise failure
+            time.sleep(0.05)
 
     def close(self):
         with self._lock:
             self._conn.close()
 
     # --- schema ------------------------------------------------------------------------
-
-    def _migrate(self):
-        with self._write() as conn:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise UserError(
-                    f"{self.path} has schema version {version}, newer than this kit's {SCHEMA_VERSION}: "
-                    "upgrade specsim-kit to open it"
-                )
-            for step in range(version, SCHEMA_VERSION):
-                for statement in _statements(_MIGRATIONS[step]):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {step + 1}")
-            if version == 0:
-                conn.execute("INSERT INTO settings (key, value) VALUES (?, ?)", (CREATED_SCHEMA, str(SCHEMA_VERSION)))
-            self._rekey(conn)
-
-    def _rekey(self, conn):
-        """Recompute every participant's key from their stored name when the key function changed.
-
-        Two participants who become one person under the new key are both kept (neither
-        one's submissions move to the other): the later one gets ``<key>#<id>``, which no
-        name can produce, and a line on stderr says so once.
-        """
-        import sys
-
-        from kit.board.identity import participant_key
-
-        version = key_version()
-        row = conn.execute("SELECT value FROM settings WHERE key = ?", (KEY_VERSION_SETTING,)).fetchone()
-        if row is not None and row[0] == version:
-            return
-        owner, changed, collisions = {}, {}, []
-        for person in conn.execute("SELECT id, name, key FROM participants ORDER BY id").fetchall():
-            key = participant_key(person["name"])
-            if key in owner:
-                collisions.append((owner[key], person["name"]))
-                key = f"{key}#{person['id']}"
-            else:
-                owner[key] = person["name"]
-            if key != person["key"]:
-                changed[person["id"]] = key
-        # Two steps, so that keys swapping between participants never trip the UNIQUE index.
-        for pid in changed:
-            conn.execute("UPDATE participants SET key = ? WHERE id = ?", (f"#rekey#{pid}", pid))
-        for pid, key in changed.items():
-            conn.execute("UPDATE participants SET key = ? WHERE id = ?", (key, pid))
-        conn.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = "
-                     "excluded.value", (KEY_VERSION_SETTING, version))
-        if collisions:
-            pairs = "; ".join(f"{a!r} and {b!r}" for a, b in collisions[:5])
-            print(f"kit: warning: {self.path}: participants now compared as the same person were kept apart "
-                  f"({pairs}{'; ...' if len(collisions) > 5 else ''}); files and uploads under either name "
-                  "go to the first", file=sys.stderr)
 
     @property
     def schema_version(self):
@@ -507,8 +202,6 @@ class Database:
         UserError
             A name is refused or collides; nobody is added then.
         """
-        from kit.board.identity import check_participant_name, participant_key
-
         wanted, seen = [], {}
         for name in names:
             display = check_participant_name(name)
@@ -544,8 +237,6 @@ class Database:
 
     def revoke_participant(self, name, now):
         """Revoke a participant's token; return their display name. Submissions stay."""
-        from kit.board.identity import participant_key
-
         key = participant_key(str(name))
         with self._write() as conn:
             row = conn.execute("SELECT name, revoked_at FROM participants WHERE key = ?", (key,)).fetchone()
@@ -823,8 +514,6 @@ class Database:
     @staticmethod
     def _named_participant(conn, name, when):
         """``(id, display name)`` of the participant with ``name``'s key; created without a token when new."""
-        from kit.board.identity import check_participant_name, participant_key
-
         display = check_participant_name(name)
         key = participant_key(display)
         row = conn.execute("SELECT id, name FROM participants WHERE key = ?", (key,)).fetchone()
@@ -995,8 +684,6 @@ class Database:
         >>> db.join_team(["Ada", "Bob"], "Blue Whales")  # doctest: +SKIP
         'Blue Whales'
         """
-        from kit.board.identity import participant_key
-
         with self._write() as conn:
             display, key = self._team_name(conn, team)
             for name in names:
@@ -1021,8 +708,6 @@ class Database:
     @staticmethod
     def _team_name(conn, team):
         """``(display name, key)`` of a team that may be joined (the first spelling is kept)."""
-        from kit.board.identity import check_participant_name, participant_key
-
         display = check_participant_name(team)
         key = participant_key(display)
         taken = conn.execute("SELECT name FROM participants WHERE key = ?", (key,)).fetchone()
@@ -1093,9 +778,3 @@ def _real(value):
     return number if math.isfinite(number) else None
 
 
-def _statements(script):
-    """The statements of a migration script (no semicolons inside them, comments included)."""
-    parts = [part.strip() for part in script.split(";") if part.strip()]
-    if not all(sqlite3.complete_statement(part + ";") for part in parts):
-        raise RuntimeError("a migration statement is incomplete: a ';' inside a comment or string?")
-    return parts

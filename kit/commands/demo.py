@@ -43,7 +43,8 @@ def run_demo(library=None, name=None, seed=0, rungs=LADDER, fresh=False, data=No
     """
     import kit.models
     from kit.competition.folder import load_competition
-    from kit.board.leaderboard import build_leaderboard, record_result
+    from kit.board.leaderboard import build_leaderboard
+    from kit.board.recording import record_result
     from kit.paths import data_dir
     from kit.competition.prepare import competition_name, prepare_competition
     from kit.scoring.scorer import score_submission

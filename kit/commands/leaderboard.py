@@ -1,7 +1,9 @@
 """``kit leaderboard``: the ranking table, its Markdown and HTML pages, and classroom mode."""
 import argparse
+import signal
 
 from kit.errors import UserError
+from kit.safetext import printable
 
 
 def add_parser(subparsers):
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 def _teacher_step(args):
     """--hide-private and --import-log: change the store before anything is shown."""
     from kit.competition.folder import load_competition
-    from kit.board.leaderboard import has_store, import_log, open_store
+    from kit.board.recording import has_store, import_log, open_store
 
     competition = load_competition(args.competition, data=args.data)
     if not has_store(competition):
@@ -98,7 +100,6 @@ def _print_report(report, told):
     ``told`` holds the rejections already printed (a watch prints each once); it is updated.
     Returns the rejections printed now.
     """
-    from kit.safetext import printable
 
     fresh = [(name, reason) for name, reason in report.rejected if (name, reason) not in told]
     told.update(fresh)
@@ -128,15 +129,13 @@ def _show(args, competition, rejected, notes):
 
 def _watch(args):
     """Poll the inbox until Ctrl-C (or SIGTERM); print and re-render only what changed."""
-    import signal
 
-    from kit.board.inbox import DEFAULT_INTERVAL, check_interval, watch_inbox
+    from kit.board.inbox import DEFAULT_INTERVAL, INTERVAL, POLLS, watch_inbox
     from kit.competition.folder import load_competition
-    from kit.errors import UserError
+    from kit.constraints import check_param, parse_param
 
-    interval = check_interval(DEFAULT_INTERVAL if args.interval is None else args.interval)
-    if args.polls is not None and args.polls < 1:
-        raise UserError(f"--polls: expected a whole number >= 1, found {args.polls}")
+    interval = parse_param(DEFAULT_INTERVAL if args.interval is None else args.interval, "--interval", INTERVAL)
+    polls = check_param(args.polls, "--polls", POLLS)
     competition = load_competition(args.competition, data=args.data)
     told, rendered = set(), []
 
@@ -156,7 +155,7 @@ def _watch(args):
         previous = None
     try:
         polls = watch_inbox(competition, args.inbox, data=args.data, leaderboard=args.leaderboard,
-                            interval=interval, polls=args.polls, on_poll=on_poll)
+                            interval=interval, polls=polls, on_poll=on_poll)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
     from kit.competition.folder import load_competition
-    from kit.board.store import DB_NAME, TEACHER_TOKEN_FILE, Database, ensure_teacher_token
+    from kit.board.store import DB_NAME, Database
+    from kit.board.tokens import TEACHER_TOKEN_FILE, ensure_teacher_token
 
     competition = load_competition(args.competition, data=args.data)
     private = competition.path / "private"

@@ -1,5 +1,11 @@
 """``kit score``: validate a submission, score it like the leaderboard, log the result."""
 import argparse
+import json
+import sys
+from pathlib import Path
+
+from kit.errors import UserError
+from kit.safetext import printable
 
 
 def add_parser(subparsers):
@@ -59,10 +65,7 @@ def choose_competition(submission, competition=None, data=None):
     >>> note                                                          # doctest: +SKIP
     "competition 'practice' from x.json"
     """
-    from pathlib import Path
-
     from kit.competition.folder import Competition, load_competition
-    from kit.errors import UserError
     from kit.paths import COMPETITION_NAME
     from kit.scoring.scorer import read_manifest
 
@@ -100,9 +103,7 @@ def choose_participant(result, participant=None):
     >>> choose_participant(SimpleNamespace(manifest={"participant": "zoe", "sha256": "ab"}, sha256="ab", path="x.csv"))
     ('zoe', "participant 'zoe' from x.json (pass --participant to log under another name)")
     """
-    from pathlib import Path
-
-    from kit.board.leaderboard import default_participant, sanitize_participant
+    from kit.board.identity import default_participant, sanitize_participant
 
     if participant is not None:
         return participant, None
@@ -132,15 +133,12 @@ def record_once(result, participant=None, leaderboard=None):
     --------
     >>> path, earlier = record_once(result, participant="ann")  # doctest: +SKIP
     """
-    from kit.board.leaderboard import record_result
+    from kit.board.recording import record_result
 
     return record_result(result, participant=participant, leaderboard=leaderboard, once=True)
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-    import sys
-
     from kit.scoring.scorer import Scorer
 
     competition, note = choose_competition(args.submission, args.competition, data=args.data)
@@ -149,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     result = Scorer(competition).score(args.submission)
     for warning in result.warnings:
         print(f"kit score: warning: {warning}", file=sys.stderr)
-    from kit.board.leaderboard import NotRecorded
+    from kit.board.recording import NotRecorded
 
     logged = earlier = refused = None
     if args.log:
@@ -172,8 +170,6 @@ def run(args: argparse.Namespace) -> int:
     if refused:
         print(f"kit score: {refused}", file=sys.stderr)
     if earlier is not None:
-        from kit.safetext import printable
-
         when = earlier["submitted_at"][:16].replace("T", " ")
         print(f"Already scored for {earlier['participant']} on {when} UTC as {printable(earlier['file_name'])}; "
               "not logged again (see `kit leaderboard`).")

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
     from kit.competition.folder import load_competition
     from kit.server.app import create_app
-    from kit.board.store import TEACHER_TOKEN_FILE, ensure_teacher_token
+    from kit.board.tokens import TEACHER_TOKEN_FILE, ensure_teacher_token
     from kit.server.limits import files_needed, quiet_accept_errors, raise_open_files_limit, uvicorn_config
 
     competition = load_competition(args.competition, data=args.data)

@@ -36,9 +36,9 @@ from kit.competition import deadline as kit_deadline
 from kit.board.inbox import identical_note
 from kit.errors import UserError
 from kit.scoring.metrics import SHOWN_DECIMALS, shown_scores
-from kit.board.store import (CLOSED, MAX_FINALS, REVEALED, REVEALED_CLOSED, SCORED, SUBMISSIONS_FOLDER,
-                           TEACHER_CLOSED, Database, LimitReached, SubmissionsClosed, decide_phase,
-                           ensure_teacher_token, hash_token, same_token, utc_iso)
+from kit.board.phases import CLOSED, REVEALED, REVEALED_CLOSED, TEACHER_CLOSED, SubmissionsClosed, decide_phase, utc_iso
+from kit.board.store import MAX_FINALS, SCORED, SUBMISSIONS_FOLDER, Database, LimitReached
+from kit.board.tokens import ensure_teacher_token, hash_token, same_token
 from kit.server.limits import (ANONYMOUS_TIMEOUT, DEFAULT_ANONYMOUS_PER_ADDRESS, DEFAULT_REQUEST_TIMEOUT,
                                DEFAULT_UPLOADS_PER_TOKEN, HeadLimits, OpenUploads, RequestTimeLimit, TooManyOpen,
                                address_key)
@@ -234,7 +234,7 @@ def create_app(competition, *, data=None, leaderboard=None, timezone_name="UTC",
     []
     """
     from kit.board.inbox import daily_limit
-    from kit.board.leaderboard import open_store
+    from kit.board.recording import open_store
     from kit.scoring.scorer import Scorer
     from kit.board.standings import Exporter, export
 
@@ -1451,7 +1451,7 @@ def _unkeep(state, stored):
 def _record(participant, attempt, stored, result, description):
     import json
 
-    from kit.board.leaderboard import per_bin_for_log
+    from kit.board.logfile import per_bin_for_log
 
     private = result.details.get("Private")
     return {
