@@ -1,8 +1,11 @@
 """``kit serve``: the classroom submission site for one competition."""
 import argparse
+import signal
+import socket
 from numbers import Integral
 
 from kit.constraints import Interval, argparse_type
+from kit.errors import UserError
 from kit.server.limits import (DEFAULT_ANONYMOUS_PER_ADDRESS, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT,
                                DEFAULT_UPLOADS_PER_TOKEN)
 from kit.server.settings import DEFAULT_UPLOAD_TIMEOUT
@@ -53,15 +56,13 @@ def add_parser(subparsers):
 
 
 def run(args: argparse.Namespace) -> int:
-    import signal
-
     import uvicorn
 
+    from kit.board.store import TEACHER_TOKEN_FILE, ensure_teacher_token
     from kit.competition.folder import load_competition
     from kit.server.app import create_app
-    from kit.server.settings import Settings
-    from kit.board.store import TEACHER_TOKEN_FILE, ensure_teacher_token
     from kit.server.limits import files_needed, quiet_accept_errors, raise_open_files_limit, uvicorn_config
+    from kit.server.settings import Settings
 
     competition = load_competition(args.competition, data=args.data)
     token, created = ensure_teacher_token(competition.path / "private")
@@ -110,10 +111,6 @@ def _exit_quietly(signum, frame):
 
 def listen(host, port):
     """A listening TCP socket on ``host:port``; a one-line UserError when that is impossible."""
-    import socket
-
-    from kit.errors import UserError
-
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
     except (socket.gaierror, UnicodeError) as exc:
