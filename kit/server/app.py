@@ -41,13 +41,12 @@ from kit.board.inbox import daily_limit
 from kit.board.leaderboard import open_store
 from kit.board.standings import Exporter, export
 from kit.board.store import SUBMISSIONS_FOLDER, ensure_teacher_token, hash_token
-from kit.constraints import parse_param
 from kit.errors import UserError
 from kit.scoring.scorer import Scorer
 from kit.server.limits import HeadLimits, RequestTimeLimit
 from kit.server.routers import api, pages, teacher
 from kit.server.security import NoTokenInAddress, SecurityHeaders, quiet_polls
-from kit.server.settings import CONSTRAINTS, DEFAULT_MAX_UPLOAD_MB, Settings, parse_deadline
+from kit.server.settings import DEFAULT_MAX_UPLOAD_MB, Settings, check_setting, parse_deadline
 from kit.server.state import PLOT_LOCK, ServerState
 from kit.server.upload import SCORING_SLOTS
 
@@ -105,7 +104,7 @@ def create_app(competition, settings=None, **options):
     teacher_token, _ = ensure_teacher_token(private)
     cap_mb = settings.max_upload_mb
     if cap_mb is None:  # competition.json's, checked as the option would be
-        cap_mb = parse_param(comp.metadata.get("max_upload_mb", DEFAULT_MAX_UPLOAD_MB), *CONSTRAINTS["max_upload_mb"])
+        cap_mb = check_setting("max_upload_mb", comp.metadata.get("max_upload_mb", DEFAULT_MAX_UPLOAD_MB))
     deadline = settings.deadline if settings.deadline is not None else comp.metadata.get("deadline")
     state = ServerState(
         competition=comp,

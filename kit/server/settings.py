@@ -103,12 +103,8 @@ class Settings:
         for name, (shown, constraint) in CONSTRAINTS.items():
             value = getattr(self, name)
             if value is None and name == "max_upload_mb":
-                continue
-            try:
-                checked = parse_param(value, shown, constraint)
-            except TypeError as exc:  # a number of the wrong kind (True, 2.5 uploads): the same one line
-                raise UserError(str(exc)) from None
-            object.__setattr__(self, name, checked)
+                continue  # competition.json's, checked when the app is made
+            object.__setattr__(self, name, check_setting(name, value))
         object.__setattr__(self, "clock", self.clock or _utc_now)
         load_timezone(self.timezone_name)  # refused now, not at the first upload
 
@@ -116,6 +112,25 @@ class Settings:
     def tz(self):
         """The :class:`zoneinfo.ZoneInfo` (or UTC) of :attr:`timezone_name`."""
         return load_timezone(self.timezone_name)
+
+
+def check_setting(name, value):
+    """``value`` (a number, or text as typed) of the setting ``name``, parsed and checked; one UserError line otherwise.
+
+    Examples
+    --------
+    >>> check_setting("upload_timeout", "2.5")
+    2.5
+    >>> check_setting("uploads_per_token", True)
+    Traceback (most recent call last):
+    ...
+    kit.errors.UserError: uploads per token must be an integer >= 1, found bool True
+    """
+    shown, constraint = CONSTRAINTS[name]
+    try:
+        return parse_param(value, shown, constraint)
+    except TypeError as exc:  # a value of the wrong kind (True, 2.5 uploads, None): the same one line
+        raise UserError(str(exc)) from None
 
 
 def load_timezone(name):
