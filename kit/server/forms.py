@@ -54,9 +54,9 @@ def _take_slot(state, held, key):
     except TooManyOpen:
         if kind == "participant":
             raise HTTPException(429, f"too many uploads at once: at most {cap} of yours are taken at a time; "
-                                "wait for one to finish") from None
+                                     "wait for one to finish") from None
         raise HTTPException(429, f"too many forms at once from your network address ({cap} are waiting for "
-                            "their token): try again in a moment") from None
+                                 "their token): try again in a moment") from None
 
 
 async def early_participant(state, request, authorize):
@@ -92,7 +92,6 @@ async def read_form(request, state, held, participant=None, authorize=None, cap=
     ``cap`` is the file's size cap in bytes (default the server's; 0 for a form without
     a file).
     """
-
     cap = state.max_upload_bytes if cap is None else cap
     if participant is not None:
         _take_slot(state, held, ("participant", participant.id))
@@ -126,9 +125,9 @@ async def read_form(request, state, held, participant=None, authorize=None, cap=
     if scope.cancelled_caught:
         if found[0] is None:
             raise HTTPException(408, f"form too slow: its first field, the token, did not arrive within "
-                                f"{min(state.anonymous_timeout, state.upload_timeout):g} s")
+                                     f"{min(state.anonymous_timeout, state.upload_timeout):g} s")
         raise HTTPException(408, f"upload too slow: the form did not arrive within {state.upload_timeout:g} s; "
-                            "try again on a better connection")
+                                 "try again on a better connection")
     return form, found[0]
 
 
@@ -168,7 +167,6 @@ async def small_form(request):
 async def _parse_small_form(request, authorize):
     """A URL-encoded form of a few fields (a browser's form without a file), at most :data:`FORM_OVERHEAD` bytes."""
 
-
     body = await read_body(request, FORM_OVERHEAD)
     try:
         fields = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=8)
@@ -185,7 +183,7 @@ async def _parse_form(request, cap, authorize):
     content_type = request.headers.get("content-type", "")
     if media_type(request) != "multipart/form-data":
         raise HTTPException(415, f"expected a multipart/form-data body with a 'file' field, found "
-                            f"{one_line(content_type, 60) or 'no content type'}")
+                                 f"{one_line(content_type, 60) or 'no content type'}")
     limit = cap + FORM_OVERHEAD
     length = request.headers.get("content-length")
     if length is not None:
@@ -202,7 +200,7 @@ async def _parse_form(request, cap, authorize):
             await pending.pop()(tokens[0])
         elif seen >= FORM_OVERHEAD:
             raise HTTPException(401, f"missing token: the form's first field must be the token, within its first "
-                                f"{FORM_OVERHEAD // 1024} KiB")
+                                     f"{FORM_OVERHEAD // 1024} KiB")
 
     async def limited():
         nonlocal seen

@@ -110,7 +110,6 @@ def _secret_in_query(query):
     >>> _secret_in_query(b"view=projector"), _secret_in_query(b"x=1&Access%5FToken=abc"), _secret_in_query(b"key")
     (False, True, True)
     """
-
     names = [name.strip().lower() for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True)]
     return any("token" in name or name in _SECRET_PARAMETERS for name in names)
 
@@ -206,7 +205,6 @@ def teacher(what):
 
 def new_teacher_session(state):
     """A new teacher session id; only its hash is kept, with its expiry (and expired ones are dropped)."""
-
     now = time.monotonic()
     for key, expiry in list(state.teacher_sessions.items()):
         if expiry <= now:
@@ -218,7 +216,6 @@ def new_teacher_session(state):
 
 def teacher_session(state, request):
     """The request's live teacher session id (from its cookie), or None."""
-
     session = request.cookies.get(TEACHER_COOKIE, "")
     if not session or len(session) > MAX_TOKEN:
         return None
@@ -238,7 +235,6 @@ def same_origin(request):
     host (a browser under this site's ``Referrer-Policy: no-referrer`` sends ``Origin: null``
     with its own forms, and ``Sec-Fetch-Site`` with them too).
     """
-
     site = request.headers.get("sec-fetch-site")
     if site is not None:
         if site.strip().lower() not in ("same-origin", "none"):

@@ -97,7 +97,7 @@ def set_open(state, wanted):
         raise HTTPException(409, "the final ranking is revealed: hide it first ({\"revealed\": false}), then re-open")
     if wanted and phase.reason == "deadline":
         raise HTTPException(409, f"the deadline {utc_iso(phase.deadline)[:19]}Z (UTC) has passed: set a later deadline "
-                            "first (POST /api/deadline), or remove it")
+                                 "first (POST /api/deadline), or remove it")
     state.db.set_settings({"closed": "0" if wanted else "1"})
     return current_phase(state)
 
@@ -210,7 +210,6 @@ def history(state, participant):
 
 def standings_now(state):
     """``(standings, latest submission time per participant)`` from the database, kept per version."""
-
     version = board_version(state)
     cached = state.standings
     if cached is None or cached[0] != version:
@@ -231,7 +230,6 @@ def shown_standings(current):
     What the API, the pages and the plots are made from, so that no digit past the
     shown ones reaches a participant, and two scores that look the same rank by time.
     """
-
     shown = current.log.copy()
     for column in ("public", "private", "validation"):
         shown[column] = shown[column].round(SHOWN_DECIMALS)

@@ -52,7 +52,6 @@ async def check_open(state, now):
     A quick refusal before any work; :func:`accept` checks again in the transaction that
     records the submission.
     """
-
     phase = await run_in_threadpool(current_phase, state, now)
     if not phase.open:
         raise HTTPException(403, closed_message(phase))
@@ -65,7 +64,6 @@ async def check_allowance(state, participant, now):
     Checked before a form is read (a spent allowance costs the server no upload) and again
     when it has arrived.
     """
-
     await check_open(state, now)
     window = state.day_window(now)
     scored, failed = await run_in_threadpool(used_today, state, participant, window)
@@ -78,7 +76,6 @@ async def check_allowance(state, participant, now):
 
 async def choose_finals(state, participant, ids):
     """Record a participant's final submissions; the ``POST /api/final`` answer, or HTTPException 403 / 422."""
-
     now = state.clock()
     await check_open(state, now)
     try:
@@ -92,7 +89,6 @@ async def choose_finals(state, participant, ids):
 
 async def accept(state, participant, upload, description):
     """Score an upload and record it; the 201 body, or an HTTPException."""
-
     if not isinstance(upload, UploadFile):
         raise HTTPException(422, "expected the submission file in the multipart field 'file'")
     if description is not None and not isinstance(description, str):
@@ -184,7 +180,6 @@ async def _count_failure(state, attempt, exc):
     The file is not kept: a file that breaks the scorer is the sender's to fix, and what
     failed is in the log and in ``failed_attempts`` for the teacher.
     """
-
     log.error("internal error while scoring %s from participant %s", attempt["file_name"], attempt["participant_id"],
               exc_info=exc)
     with_error = dict(attempt, error=one_line(f"{type(exc).__name__}: {exc}", 500))
@@ -202,7 +197,6 @@ async def _store(state, participant, staged, attempt, result, description, windo
     here is recorded as a failed attempt, and the stored file removed unless another
     submission holds it.
     """
-
     limit = None if state.limit is None else state.limit - failed
     stored = None
     try:
@@ -236,7 +230,6 @@ def _unkeep(state, stored):
 
 def _record(participant, attempt, stored, result, description):
 
-
     private = result.details.get("Private")
     return {
         "participant_id": participant.id,
@@ -258,7 +251,6 @@ def _record(participant, attempt, stored, result, description):
 
 def _stage(state, upload):
     """Copy an upload to a private temporary file, hashing it; ``(path, sha256, size)``."""
-
     incoming = state.private_dir / SUBMISSIONS_FOLDER / ".incoming"
     incoming.mkdir(parents=True, exist_ok=True)
     path = incoming / f"{uuid.uuid4().hex}.upload"

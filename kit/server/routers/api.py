@@ -80,4 +80,3 @@ async def post_final(request: Request, who=Depends(participant), state: ServerSt
 @router.get("/info", response_model=Info, summary="The competition's rules: metric, limits, deadline")
 def get_info(state: ServerState = Depends(get_state)):
     return info(state)
-

@@ -129,4 +129,3 @@ def teacher_action(state, form):
             raise HTTPException(422, str(exc)) from None
         return f"Revoked {name}'s token; their submissions stay."
     raise HTTPException(422, "unknown action on the teacher page")
-
