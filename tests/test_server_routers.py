@@ -130,3 +130,21 @@ def test_deadline_bodies_are_checked_strictly(server, comp, body):
                            content=body)
     assert response.status_code == 422 and "expected" in response.json()["error"]
     assert "deadline" not in server.state.db.settings()
+
+
+@pytest.mark.parametrize("content_type", [
+    None, "text/plain", "text/json", "application/json-patch+json", "application/x-www-form-urlencoded",
+    "application/json; charset=latin-1", "application/json; charset=utf-8; boundary=x", "multipart/form-data",
+])
+def test_final_takes_only_json(server, content_type):
+    headers = {**auth(server.tokens["Ada"]), **({} if content_type is None else {"Content-Type": content_type})}
+    response = server.post("/api/final", headers=headers, content=b'{"submissions": []}')
+    assert response.status_code == 415 and "application/json" in response.json()["error"]
+
+
+@pytest.mark.parametrize("content_type", [
+    "APPLICATION/JSON", "application/json; charset=UTF-8", "application/json;charset=utf8"])
+def test_final_takes_json_however_its_type_is_spelled(server, content_type):
+    response = server.post("/api/final", headers={**auth(server.tokens["Ada"]), "Content-Type": content_type},
+                           content=b'{"submissions": []}')
+    assert response.status_code == 200 and response.json() == {"participant": "Ada", "submissions": []}
