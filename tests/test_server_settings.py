@@ -62,7 +62,7 @@ def test_create_app_takes_the_settings_and_changes_checked_the_same_way(comp, cl
         create_app(comp, settings, upload_timeout="0")
 
 
-@pytest.mark.parametrize("cap", [0, -1, "big", None, [], True, "nan"])
+@pytest.mark.parametrize("cap", [0, -1, "big", None, [], True, "nan", 1e-9, "Infinity"])
 def test_a_bad_upload_cap_in_competition_json_is_one_line(comp, tmp_path, cap):
     meta_path = comp / "competition.json"
     meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "max_upload_mb": cap}))

@@ -105,6 +105,9 @@ def create_app(competition, settings=None, **options):
     cap_mb = settings.max_upload_mb
     if cap_mb is None:  # competition.json's, checked as the option would be
         cap_mb = check_setting("max_upload_mb", comp.metadata.get("max_upload_mb", DEFAULT_MAX_UPLOAD_MB))
+    cap = int(cap_mb * (1 << 20))
+    if cap < 1:
+        raise UserError(f"upload cap (MB) must be at least one byte, found {cap_mb!r}")
     deadline = settings.deadline if settings.deadline is not None else comp.metadata.get("deadline")
     state = ServerState(
         competition=comp,
@@ -114,7 +117,7 @@ def create_app(competition, settings=None, **options):
         limit=daily_limit(comp.metadata),
         tz=settings.tz,
         deadline=parse_deadline(deadline, settings.tz),
-        max_upload_bytes=max(1, int(cap_mb * (1 << 20))),
+        max_upload_bytes=cap,
         clock=settings.clock,
         leaderboard=settings.leaderboard,
         refresh_ms=max(500, int(settings.refresh_seconds * 1000)),
