@@ -726,7 +726,7 @@ def test_serve_counts_must_be_positive_whole_numbers(capsys, comp, option, value
 
     with pytest.raises(SystemExit) as exit_info:
         main(["serve", "--competition", str(comp), option, value])
-    assert exit_info.value.code == 2 and "positive whole number" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "expected an integer >= 1" in capsys.readouterr().err
 
 
 def test_serve_unknown_competition_and_bad_port(capsys, tmp_path):
@@ -1167,10 +1167,10 @@ def test_every_score_a_participant_sees_has_5_decimals_and_ranks_use_them(server
 
 
 def test_per_bin_scores_on_the_pages_have_5_decimals(server, good):
-    from kit.server.app import _standings
+    from kit.server.state import standings_now
 
     post(server, server.tokens["Ada"], good)
-    current, _ = _standings(server.state)
+    current, _ = standings_now(server.state)
     for bins in current.log["per_bin_public"]:
         assert all(v is None or round(v, 5) == v for v in bins.values())
     assert server.get("/plots/bins.png").status_code == 200
@@ -1211,12 +1211,12 @@ def test_a_competition_asking_for_more_decimals_still_shows_5(tmp_path, good, cl
 
 
 def test_a_failure_while_storing_the_upload_is_500_and_counted(server, good, monkeypatch, comp):
-    import kit.server.app as app_module
+    import kit.server.upload as upload_module
 
     def full_disk(state, upload):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(app_module, "_stage", full_disk)
+    monkeypatch.setattr(upload_module, "_stage", full_disk)
     client = TestClient(server.app, raise_server_exceptions=False)
     response = post(client, server.tokens["Ada"], good)
     assert response.status_code == 500 and "counts against" in response.json()["error"]

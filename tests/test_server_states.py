@@ -367,7 +367,7 @@ def test_teacher_page_refuses_forgery(server, comp, attack):
 def test_terminal_prints_one_line_per_scored_submission_and_no_polls(server, good, caplog):
     import logging
 
-    from kit.server.app import PollFilter
+    from kit.server.security import PollFilter
 
     with caplog.at_level(logging.INFO, logger="uvicorn.error"):
         number = post(server, server.tokens["Ada"], good).json()["id"]
@@ -468,7 +468,7 @@ def test_a_file_identical_to_another_participants_is_noted_in_the_answer_the_pag
     import logging
 
     from kit.board.inbox import identical_note
-    from kit.server.app import IDENTICAL_TO_SENDER
+    from kit.server.upload import IDENTICAL_TO_SENDER
 
     with caplog.at_level(logging.INFO, logger="uvicorn.error"):
         first = post(server, server.tokens["Ada"], good, name="mine.csv")
@@ -509,6 +509,6 @@ def test_teammates_share_files_without_a_note_and_other_writers_count(make_serve
     server.state.db.record({"participant": "Cy", "time": clock.advance(minutes=1),
                             "sha256": hashlib.sha256(other.read_bytes()).hexdigest(), "public": 0.2}, "inbox")
     clock.advance(minutes=1)
-    from kit.server.app import IDENTICAL_TO_SENDER
+    from kit.server.upload import IDENTICAL_TO_SENDER
 
     assert noted(post(server, server.tokens["Ada"], other, name="cy.csv")) == [IDENTICAL_TO_SENDER]

@@ -1,5 +1,11 @@
 """``kit participants``: the classroom server's accounts (names and tokens)."""
 import argparse
+import csv
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from kit.errors import UserError
 
 
 def add_parser(subparsers):
@@ -41,18 +47,14 @@ def add_parser(subparsers):
 
 
 def run(args: argparse.Namespace) -> int:
-    from datetime import datetime, timezone
-
-    from kit.competition.folder import load_competition
     from kit.board.store import DB_NAME, Database
     from kit.board.tokens import TEACHER_TOKEN_FILE, ensure_teacher_token
+    from kit.competition.folder import load_competition
 
     competition = load_competition(args.competition, data=args.data)
     private = competition.path / "private"
     token, created = ensure_teacher_token(private)
     if created:
-        import sys
-
         # On stderr: stdout carries the name,token lines a teacher may redirect to a file.
         print(f"Teacher token (shown once; kept in {private / TEACHER_TOKEN_FILE}): {token}", file=sys.stderr)
     db = Database(private / DB_NAME)
@@ -70,11 +72,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _add(db, args, now):
-    import csv
-    import sys
-
-    from kit.errors import UserError
-
     names = list(args.names)
     if args.file:
         names += read_names(args.file)
@@ -97,10 +94,6 @@ def _add(db, args, now):
 
 def read_names(path):
     """Names from a text file: one a line; blank lines and ``#`` comments skipped."""
-    from pathlib import Path
-
-    from kit.errors import UserError
-
     path = Path(path)
     try:
         data = path.read_bytes()

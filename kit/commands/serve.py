@@ -1,9 +1,17 @@
 """``kit serve``: the classroom submission site for one competition."""
 import argparse
+import signal
+import socket
+from numbers import Integral
 
-from kit.server.app import DEFAULT_UPLOAD_TIMEOUT
+from kit.constraints import Interval, argparse_type
+from kit.errors import UserError
 from kit.server.limits import (DEFAULT_ANONYMOUS_PER_ADDRESS, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT,
                                DEFAULT_UPLOADS_PER_TOKEN)
+from kit.server.settings import DEFAULT_UPLOAD_TIMEOUT
+
+_positive_int = argparse_type(Interval(Integral, 1, None))
+_port = argparse_type(Interval(Integral, 0, 65535))
 
 
 def add_parser(subparsers):
@@ -26,15 +34,15 @@ def add_parser(subparsers):
                    help="time zone whose days the daily limit counts, e.g. Europe/Paris (default: UTC)")
     p.add_argument("--deadline", metavar="ISO", help="close submissions at this time, e.g. 2026-06-30T23:59:00Z "
                    "(default: competition.json's deadline; a time without zone is UTC, a date alone its 23:59 UTC)")
-    p.add_argument("--refresh", type=float, default=10.0, metavar="S",
+    p.add_argument("--refresh", default=10.0, metavar="S",
                    help="seconds between the live leaderboard page's checks for news (default: 10)")
-    p.add_argument("--max-upload-mb", type=float, metavar="N", help="largest accepted file in MB (default: 50)")
+    p.add_argument("--max-upload-mb", metavar="N", help="largest accepted file in MB (default: 50)")
     p.add_argument("--max-connections", type=_positive_int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
                    help="connections open at once; past it the oldest one still sending its request headers is "
                    f"dropped (default: {DEFAULT_MAX_CONNECTIONS})")
-    p.add_argument("--upload-timeout", type=float, default=DEFAULT_UPLOAD_TIMEOUT, metavar="S",
+    p.add_argument("--upload-timeout", default=DEFAULT_UPLOAD_TIMEOUT, metavar="S",
                    help=f"seconds an upload may take to arrive, else 408 (default: {DEFAULT_UPLOAD_TIMEOUT:g})")
-    p.add_argument("--request-timeout", type=float, default=DEFAULT_REQUEST_TIMEOUT, metavar="S",
+    p.add_argument("--request-timeout", default=DEFAULT_REQUEST_TIMEOUT, metavar="S",
                    help=f"seconds any request may take in total (default: {DEFAULT_REQUEST_TIMEOUT:g})")
     p.add_argument("--uploads-per-token", type=_positive_int, default=DEFAULT_UPLOADS_PER_TOKEN, metavar="N",
                    help="uploads one participant may have open at once, else 429 "
@@ -47,42 +55,22 @@ def add_parser(subparsers):
     return p
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, found {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, found {value}")
-    return value
-
-
-def _port(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, found {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, found {value}")
-    return value
-
-
 def run(args: argparse.Namespace) -> int:
-    import signal
-
     import uvicorn
 
+    from kit.board.tokens import TEACHER_TOKEN_FILE, ensure_teacher_token
     from kit.competition.folder import load_competition
     from kit.server.app import create_app
-    from kit.board.tokens import TEACHER_TOKEN_FILE, ensure_teacher_token
     from kit.server.limits import files_needed, quiet_accept_errors, raise_open_files_limit, uvicorn_config
+    from kit.server.settings import Settings
 
     competition = load_competition(args.competition, data=args.data)
     token, created = ensure_teacher_token(competition.path / "private")
-    app = create_app(competition, leaderboard=args.leaderboard, timezone_name=args.timezone,
-                     deadline=args.deadline, max_upload_mb=args.max_upload_mb, refresh_seconds=args.refresh,
-                     upload_timeout=args.upload_timeout, request_timeout=args.request_timeout,
-                     uploads_per_token=args.uploads_per_token, anonymous_per_address=args.anonymous_uploads)
+    settings = Settings(leaderboard=args.leaderboard, timezone_name=args.timezone,
+                        deadline=args.deadline, max_upload_mb=args.max_upload_mb, refresh_seconds=args.refresh,
+                        upload_timeout=args.upload_timeout, request_timeout=args.request_timeout,
+                        uploads_per_token=args.uploads_per_token, anonymous_per_address=args.anonymous_uploads)
+    app = create_app(competition, settings)
     max_connections = args.max_connections
     open_files = raise_open_files_limit()
     if open_files is not None and open_files < files_needed(max_connections):
@@ -123,10 +111,6 @@ def _exit_quietly(signum, frame):
 
 def listen(host, port):
     """A listening TCP socket on ``host:port``; a one-line UserError when that is impossible."""
-    import socket
-
-    from kit.errors import UserError
-
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
     except (socket.gaierror, UnicodeError) as exc:

@@ -1,5 +1,15 @@
 """``kit submit``: send a submission to a classroom server (``kit serve``)."""
 import argparse
+import json
+import os
+import sys
+from numbers import Integral, Real
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from kit.constraints import Interval, argparse_type
+from kit.errors import UserError
+from kit.safetext import printable
 
 #: Environment variable holding the participant token when --token is not given.
 TOKEN_ENV = "KIT_TOKEN"
@@ -19,9 +29,10 @@ def add_parser(subparsers):
     p.add_argument("--server", required=True, metavar="URL", help="the site's address, e.g. http://192.168.1.10:8000")
     p.add_argument("--token", metavar="T", help=f"your participant token (default: ${TOKEN_ENV})")
     p.add_argument("--description", "-m", metavar="TEXT", default="", help="a note shown with the submission (the model, say)")
-    p.add_argument("--timeout", type=float, default=300.0, metavar="S", help="seconds to wait for the score (default: 300)")
+    p.add_argument("--timeout", type=argparse_type(Interval(Real, 0, None, closed="neither")), default=300.0,
+                   metavar="S", help="seconds to wait for the score (default: 300)")
     p.add_argument("--json", action="store_true", help="print the server's JSON answer instead of a sentence")
-    p.add_argument("--final", nargs="*", type=int, metavar="ID",
+    p.add_argument("--final", nargs="*", type=argparse_type(Interval(Integral, 1, None)), metavar="ID",
                    help="instead of uploading, choose up to 2 of your scored submissions (their numbers) as final: "
                    "at the reveal you rank on the best Private score among them; --final alone takes the choice back")
     p.set_defaults(run=run)
@@ -29,14 +40,7 @@ def add_parser(subparsers):
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-    import os
-    import sys
-    from pathlib import Path
-
-    from kit.errors import UserError
     from kit.scoring.metrics import SHOWN_DECIMALS, shown_scores
-    from kit.safetext import printable
 
     token = (args.token or os.environ.get(TOKEN_ENV) or "").strip()
     if not token:
@@ -112,11 +116,6 @@ def site_address(server):
     ...
     kit.errors.UserError: server 'http://10.0.0.5:8000/submit' is the address of a page of the site, not of the site: use --server http://10.0.0.5:8000
     """
-    from urllib.parse import urlsplit
-
-    from kit.errors import UserError
-    from kit.safetext import printable
-
     server = str(server).strip()
     parts = urlsplit(server)
     shown = printable(server, 80)
@@ -151,8 +150,6 @@ def post_submission(server, path, token, description="", timeout=300.0):
     {'id': 3, 'participant': 'Ada', 'public': 0.21345, ...}
     """
     import httpx
-
-    from kit.errors import UserError
 
     endpoint = api_address(server, "/api/submissions")
     try:
@@ -210,9 +207,6 @@ def api_address(server, path):
 
 
 def _unreachable(endpoint, exc):
-    from kit.errors import UserError
-    from kit.safetext import printable
-
     if isinstance(exc, UnicodeEncodeError):
         raise UserError("the token has characters a token never has: copy it again from your teacher") from None
     raise UserError(f"cannot reach {endpoint}: {printable(exc, 200) or type(exc).__name__} "
@@ -221,9 +215,6 @@ def _unreachable(endpoint, exc):
 
 def server_answer(response, endpoint, expected, what):
     """The JSON object of a `kit serve` answer with status ``expected``; a one-line UserError otherwise."""
-    from kit.errors import UserError
-    from kit.safetext import printable
-
     try:
         answer = response.json()
     except ValueError:

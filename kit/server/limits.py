@@ -20,9 +20,13 @@ descriptor and a task for ever, and a few hundred stop the server answering anyo
 - :func:`uvicorn_config` puts them together for ``kit serve`` and the tests.
 """
 import ipaddress
+import json
 import logging
 import time
 from collections import Counter
+from numbers import Integral
+
+from kit.constraints import Interval, check_param
 
 #: Connections open at once (``kit serve --max-connections``).
 DEFAULT_MAX_CONNECTIONS = 200
@@ -144,9 +148,7 @@ class RequestTimeLimit:
         self.seconds = seconds
 
     async def __call__(self, scope, receive, send):
-        import json
-
-        import anyio
+        import anyio  # the server's async library: kept off the path of `kit --help`, which imports this module
 
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
@@ -265,8 +267,6 @@ class HeadLimits:
         self.max_headers = max_headers
 
     async def __call__(self, scope, receive, send):
-        import json
-
         if scope["type"] == "http":
             headers = scope.get("headers", [])
             size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
@@ -370,8 +370,7 @@ def uvicorn_config(app, *, max_connections=DEFAULT_MAX_CONNECTIONS, header_timeo
     """
     import uvicorn
 
-    if isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 1:
-        raise ValueError(f"max_connections: expected a positive whole number, found {max_connections!r}")
+    check_param(max_connections, "max_connections", Interval(Integral, 1, None))
     options.setdefault("server_header", False)
     options.setdefault("timeout_keep_alive", KEEP_ALIVE)
     options.setdefault("backlog", ACCEPT_BATCH)
