@@ -28,7 +28,7 @@ def test_train_help_imports_no_tensorflow():
             "print('HEAVY', heavy)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "siamese options (kit.models.siamese.SiameseModel" in done.stdout
+    assert "siamese options (kit.models.siamese.estimator.SiameseModel" in done.stdout
     assert "HEAVY []" in done.stdout, done.stdout.splitlines()[-1]
     assert "oneDNN" not in done.stderr and "absl" not in done.stderr
 
@@ -74,7 +74,7 @@ def test_defaults_the_source_does_not_give_are_left_to_the_class(source):
 
 def test_a_constant_is_followed_through_kit_imports():
     init = ast.parse("def __init__(self, w=binning.BIN_WIDTH, t=(1, 2)):\n    pass").body[0]
-    assert [p.default for p in kit.models._parameters("kit.models.siamese", init.args)] == [0.1, (1, 2)]
+    assert [p.default for p in kit.models._parameters("kit.models.siamese.estimator", init.args)] == [0.1, (1, 2)]
     init = ast.parse("def __init__(self, r=MZ_RANGE):\n    pass").body[0]  # kit.data.binning imports it
     assert [p.default for p in kit.models._parameters("kit.data.binning", init.args)] == [(10.0, 1000.0)]
 

@@ -10,7 +10,6 @@ Examples
 import ast
 import inspect
 from importlib import import_module
-from importlib.util import find_spec
 from pathlib import Path
 
 from kit.errors import UserError
@@ -20,7 +19,7 @@ REGISTRY = {
     "mean": "kit.models.mean:MeanModel",
     "cosine": "kit.models.cosine:CosineModel",
     "gbm": "kit.models.gbm:GBMModel",
-    "siamese": "kit.models.siamese:SiameseModel",
+    "siamese": "kit.models.siamese.estimator:SiameseModel",
     "blend": "kit.models.blend:BlendModel",
 }
 #: name -> how the rung saves its fitted state (each class's ``save_format``; a test keeps
@@ -95,10 +94,18 @@ class _NotLiteral(Exception):
 
 
 def _module_tree(module):
-    spec = find_spec(module)
-    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
-        raise OSError(f"no source for {module}")
-    return ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    """The parsed source of a kit module, found without importing it or its package.
+
+    ``importlib.util.find_spec("kit.models.siamese.estimator")`` would import the
+    ``kit.models.siamese`` package, which imports TensorFlow.
+    """
+    if not module.startswith("kit."):
+        raise OSError(f"{module} is not a kit module")
+    base = Path(__file__).resolve().parents[1].joinpath(*module.split(".")[1:])
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return ast.parse(path.read_text(encoding="utf-8"))
+    raise OSError(f"no source for {module}")
 
 
 def _class_node(module, cls_name):
