@@ -6,7 +6,6 @@ fitted state ends in ``_``. ``predict(spectra, pairs)`` returns one similarity p
 """
 import json
 import math
-import numbers
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from kit._version import __version__
+from kit.constraints import Integral, Interval, validate_params
 from kit.errors import UserError, first_line
 from kit.fileio import atomic_dir, jsonable
 
@@ -88,71 +88,8 @@ def check_spectra(spectra, what="spectra"):
             )
 
 
-def check_int(value, name, minimum=1, maximum=None):
-    """``value`` as an int >= ``minimum`` (and <= ``maximum``): scikit-learn's ``check_scalar``, no booleans.
-
-    Raises a TypeError for a value that is not an integer (``True`` included) and a
-    :class:`~kit.errors.UserError` (a ValueError) naming the parameter when it is too small.
-
-    Examples
-    --------
-    >>> check_int(20000, "n_pairs")
-    20000
-    >>> check_int(0, "n_pairs")
-    Traceback (most recent call last):
-    ...
-    kit.errors.UserError: n_pairs == 0, must be >= 1.
-    """
-    from sklearn.utils import check_scalar
-
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    try:
-        return int(check_scalar(value, name, numbers.Integral, min_val=minimum, max_val=maximum))
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-
-
-def check_float(value, name, minimum=0.0, inclusive=False, maximum=None):
-    """``value`` as a finite float above ``minimum`` (or at it, when ``inclusive``), at most ``maximum``.
-
-    scikit-learn's ``check_scalar``, plus what it lets through: booleans and NaN or
-    infinite values are refused. TypeError for a value that is not a number,
-    :class:`~kit.errors.UserError` naming the parameter for one out of range.
-
-    Examples
-    --------
-    >>> check_float(0.1, "tolerance")
-    0.1
-    >>> check_float(0.0, "tolerance")
-    Traceback (most recent call last):
-    ...
-    kit.errors.UserError: tolerance == 0.0, must be > 0.0.
-    """
-    from sklearn.utils import check_scalar
-
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    if not np.isfinite(value):
-        raise UserError(f"{name} must be a finite number, got {value}")
-    try:
-        value = check_scalar(float(value), name, numbers.Real, min_val=minimum, max_val=maximum,
-                             include_boundaries=("left" if inclusive else "neither") if maximum is None
-                             else ("both" if inclusive else "right"))
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    return value
-
-
-def seeded_rng(seed):
-    """A numpy generator for a model's ``seed`` parameter (checked).
-
-    Examples
-    --------
-    >>> float(seeded_rng(0).random()) == float(seeded_rng(0).random())
-    True
-    """
-    return np.random.default_rng(check_int(seed, "seed", minimum=0))
+#: What a rung's ``seed`` may be.
+SEED = Interval(Integral, 0, None)
 
 
 def training_pairs(spectra, n_pairs, rng, what="training spectra"):
@@ -197,6 +134,8 @@ class PairModel(BaseEstimator):
     save_format = "skops"
     #: Fitted attributes and the type each must have once loaded (checked on load).
     state_types = {}
+    #: What each parameter may be (:mod:`kit.constraints`), checked at the start of ``fit``.
+    _parameter_constraints = {}
 
     def fit(self, spectra, validation_spectra=None):  # pragma: no cover - interface
         raise NotImplementedError
@@ -238,7 +177,8 @@ class PairModel(BaseEstimator):
         return {
             "model": self.name,
             "kit_version": __version__,
-            "params": {k: jsonable(v) for k, v in self.get_params().items()},
+            # Nested parameters (the blend's siamese__epochs) by name, not the estimator holding them.
+            "params": {k: jsonable(v) for k, v in self.get_params(deep=True).items() if not isinstance(v, BaseEstimator)},
             "fit_seconds": getattr(self, "fit_seconds_", None),
             "validation_score": getattr(self, "validation_score_", None),
             "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -274,8 +214,19 @@ class PairModel(BaseEstimator):
         """Check a saved folder in this process without running any of it: skops rungs load it (checked)."""
         cls._load_state(folder, manifest)
 
+    def _validate_params(self):
+        """The parameters checked against :attr:`_parameter_constraints` (converted); scikit-learn's manner.
+
+        Raises
+        ------
+        TypeError, kit.errors.UserError
+            One line naming the first parameter that is not what the rung declares.
+        """
+        return validate_params(self._parameter_constraints, self.get_params(deep=False))
+
     def check_params(self):
-        """Raise TypeError or ValueError for a parameter ``predict`` cannot use (fit checks the rest)."""
+        """Raise TypeError or ValueError for a parameter the rung cannot use (a loaded model's, say)."""
+        self._validate_params()
 
     def check_loaded_state(self, where):
         """Raise a UserError unless a loaded model has its fitted attributes, of the right types.

@@ -2,6 +2,7 @@
 import os
 
 
+from kit.constraints import Options, check_param
 from kit.errors import UserError, first_line
 
 
@@ -41,8 +42,7 @@ def distribution_strategy(distribute="auto"):
     """
     import tensorflow as tf
 
-    if distribute not in DISTRIBUTE:
-        raise UserError(f"distribute must be one of {', '.join(DISTRIBUTE)}, found {distribute!r}")
+    check_param(distribute, "distribute", Options(*DISTRIBUTE))
     if distribute == "multiworker":
         return _multi_worker_strategy()
     gpus = _gpus()
