@@ -6,18 +6,34 @@ fitted state ends in ``_``. ``predict(spectra, pairs)`` returns one similarity p
 """
 import json
 import math
+import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Self
 
 import numpy as np
+import pandas as pd
+import skops.io as sio
 from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
 
 from kit._version import __version__
 from kit.constraints import Integral, Interval, validate_params
+from kit.data.pairs import PairSampler
 from kit.errors import UserError, first_line
 from kit.fileio import atomic_dir, jsonable
+from kit.models import SAVE_FORMATS, check_name
+from kit.models.untrusted import check_attributes, check_number, file_inside, load_skops
+from kit.safetext import printable
+
+if TYPE_CHECKING:  # matchms for a hint only
+    from matchms import Spectrum  # noqa: F401 - named in Spectra
 
 MANIFEST = "manifest.json"
+#: What ``fit`` and ``predict`` take: a list of matchms spectra.
+Spectra = Sequence["Spectrum"]
 
 
 def spectrum_ids(spectra):
@@ -46,8 +62,6 @@ def pair_indices(spectra, pairs):
     UserError
         When a pair names a spectrum id that is not among ``spectra``.
     """
-    import pandas as pd
-
     if isinstance(pairs, pd.DataFrame):
         missing = {"spectrum_id_a", "spectrum_id_b"} - set(pairs.columns)
         if missing:
@@ -111,8 +125,6 @@ def training_pairs(spectra, n_pairs, rng, what="training spectra"):
     >>> len(y)                                                                             # doctest: +SKIP
     1000
     """
-    from kit.data.pairs import PairSampler
-
     idx_a, idx_b, similarity = PairSampler.from_spectra(spectra).sample(n_pairs, rng)
     if len(idx_a) == 0:
         raise UserError(
@@ -137,22 +149,19 @@ class PairModel(BaseEstimator):
     #: What each parameter may be (:mod:`kit.constraints`), checked at the start of ``fit``.
     _parameter_constraints = {}
 
-    def fit(self, spectra, validation_spectra=None):  # pragma: no cover - interface
+    def fit(self, spectra: Spectra, validation_spectra: Spectra | None = None) -> Self:  # pragma: no cover - interface
         raise NotImplementedError
 
     def _predict_indices(self, spectra, idx_a, idx_b):  # pragma: no cover - interface
         raise NotImplementedError
 
     def _check_fitted(self):
-        from sklearn.exceptions import NotFittedError
-        from sklearn.utils.validation import check_is_fitted
-
         try:
             check_is_fitted(self, "fitted_")
         except NotFittedError:
             raise UserError(f"this {self.name} model is not fitted yet: call fit(train_spectra) before predict") from None
 
-    def predict(self, spectra, pairs):
+    def predict(self, spectra: Spectra, pairs: "pd.DataFrame | np.ndarray") -> np.ndarray:
         """One similarity per pair.
 
         Parameters
@@ -178,13 +187,14 @@ class PairModel(BaseEstimator):
             "model": self.name,
             "kit_version": __version__,
             # Nested parameters (the blend's siamese__epochs) by name, not the estimator holding them.
-            "params": {k: jsonable(v) for k, v in self.get_params(deep=True).items() if not isinstance(v, BaseEstimator)},
+            "params": {k: jsonable(v) for k, v in self.get_params(deep=True).items()
+                       if not isinstance(v, BaseEstimator)},
             "fit_seconds": getattr(self, "fit_seconds_", None),
             "validation_score": getattr(self, "validation_score_", None),
             "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 
-    def save(self, path, extra=None):
+    def save(self, path: str | os.PathLike, extra: dict | None = None) -> Path:
         """Save into the folder ``path`` (written completely or not at all); return it."""
         self._check_fitted()
         path = Path(path)
@@ -197,16 +207,12 @@ class PairModel(BaseEstimator):
 
     def _save_state(self, folder):
         """Write the fitted model with skops (scikit-learn rungs); return manifest additions."""
-        import skops.io as sio
-
         sio.dump(self, folder / SKOPS_FILE)
         return {"format": "skops", "file": SKOPS_FILE}
 
     @classmethod
     def _load_state(cls, folder, manifest):
         """Load the skops file named by the manifest, trusting only the types this rung saves."""
-        from kit.models.untrusted import file_inside, load_skops
-
         return load_skops(file_inside(folder, manifest.get("file", SKOPS_FILE)), cls)
 
     @classmethod
@@ -236,8 +242,6 @@ class PairModel(BaseEstimator):
         :meth:`check_params`, and each rung checks the arrays inside its estimators
         (:mod:`kit.models.untrusted`).
         """
-        from kit.models.untrusted import check_attributes, check_number
-
         if getattr(self, "fitted_", False) is not True:
             raise UserError(f"{where}: the saved {self.name} model is not fitted: expected a model saved after fit")
         for attribute, kind in self.state_types.items():
@@ -309,9 +313,12 @@ def read_manifest(path):
     >>> read_manifest("models/practice/gbm-1")["model"]   # doctest: +SKIP
     'gbm'
     """
-    from kit.models import SAVE_FORMATS, check_name
-    from kit.models.untrusted import check_fields, file_inside, plain_name, read_json_object
-    from kit.safetext import printable
+    from kit.models.untrusted import (
+        check_fields,
+        file_inside,
+        plain_name,
+        read_json_object,
+    )
 
     path = Path(path)
     where = printable(path)

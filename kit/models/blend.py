@@ -26,19 +26,36 @@ array([0.12, 0.93, 0.41])
 """
 import copy
 import time
+from typing import Self
 
 import numpy as np
 import pandas as pd
+import skops.io as sio
 from sklearn.base import clone
 
 from kit.constraints import Integral, Interval, Options, Real
 from kit.data.chemistry import molecules_of
 from kit.data.pairs import split_molecules
 from kit.errors import UserError
+from kit.models.base import (
+    MANIFEST,
+    SKOPS_FILE,
+    PairModel,
+    Spectra,
+    check_spectra,
+    read_manifest,
+    spectrum_ids,
+    training_pairs,
+)
 from kit.models.features import BIN_WIDTH, FEATURE_NAMES, TOLERANCE
-from kit.models.base import MANIFEST, SKOPS_FILE, PairModel, check_spectra, read_manifest, spectrum_ids, training_pairs
 from kit.models.gbm import GBMModel
-from kit.models.untrusted import MAX_MOLECULES, check_array, check_hist_gradient_boosting, file_inside, load_skops
+from kit.models.untrusted import (
+    MAX_MOLECULES,
+    check_array,
+    check_hist_gradient_boosting,
+    file_inside,
+    load_skops,
+)
 from kit.safetext import printable
 
 #: Columns the siamese adds to the gbm's pair features, in this order.
@@ -235,10 +252,11 @@ class BlendModel(GBMModel):
         >>> BlendModel(seed=3).set_params(siamese__epochs=2).siamese_params()["epochs"]   # doctest: +SKIP
         2
         """
-        return self._siamese_template().get_params(deep=False) | {name: getattr(self, name) for name in SET_BY_THE_BLEND}
+        own = {name: getattr(self, name) for name in SET_BY_THE_BLEND}
+        return self._siamese_template().get_params(deep=False) | own
 
     # -- training ------------------------------------------------------------------
-    def fit(self, spectra, validation_spectra=None):
+    def fit(self, spectra: Spectra, validation_spectra: Spectra | None = None) -> Self:
         """Train the siamese on part A's molecules, then the booster on part B's; return self.
 
         Parameters
@@ -291,8 +309,6 @@ class BlendModel(GBMModel):
     # -- persistence ---------------------------------------------------------------
     def _save_state(self, folder):
         """The booster with skops (without the network), the siamese in its own sub-folder."""
-        import skops.io as sio
-
         booster = copy.copy(self)
         # Keras objects have no place in a skops file: the siamese's parameters are in its own manifest.
         del booster.siamese_

@@ -13,13 +13,15 @@ Examples
 array([0.21, 0.63, 0.35])
 """
 import time
+from typing import Self
 
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
-from kit.models.features import TOLERANCE, modified_cosine_scores
 from kit.constraints import Boolean, Integral, Interval, Real, check_param
-from kit.models.base import SEED, PairModel, check_spectra, training_pairs
+from kit.models.base import SEED, PairModel, Spectra, check_spectra, training_pairs
+from kit.models.features import TOLERANCE, modified_cosine_scores
+from kit.models.untrusted import check_isotonic
 
 #: Widest m/z tolerance (Da) a model may match peaks with; wider matches everything with everything.
 MAX_TOLERANCE = 10.0
@@ -74,7 +76,7 @@ class CosineModel(PairModel):
         scores, _ = modified_cosine_scores(spectra, idx_a, idx_b, tolerance, progress=bool(self.progress))
         return scores
 
-    def fit(self, spectra, validation_spectra=None):
+    def fit(self, spectra: Spectra, validation_spectra: Spectra | None = None) -> Self:
         """Fit the calibration on training pairs of ``spectra``; return self."""
         start = time.perf_counter()
         params = self._validate_params()
@@ -89,8 +91,6 @@ class CosineModel(PairModel):
 
     def check_loaded_state(self, where):
         """Also refuse a calibration map that is not bounded and sorted (:func:`~kit.models.untrusted.check_isotonic`)."""
-        from kit.models.untrusted import check_isotonic
-
         super().check_loaded_state(where)
         check_isotonic(self.calibration_, where)
 

@@ -13,15 +13,16 @@ Examples
 array([0.18, 0.71, 0.33])
 """
 import time
+from typing import Self
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from kit.models.features import BIN_WIDTH, FEATURE_NAMES, TOLERANCE, pair_features
-from kit.errors import UserError
 from kit.constraints import Boolean, Integral, Interval, Real
-from kit.models.base import SEED, PairModel, check_spectra, training_pairs
+from kit.errors import UserError
+from kit.models.base import SEED, PairModel, Spectra, check_spectra, training_pairs
 from kit.models.cosine import CosineModel
+from kit.models.features import BIN_WIDTH, FEATURE_NAMES, TOLERANCE, pair_features
 from kit.models.untrusted import MAX_TREE_NODES, MAX_TREES, check_hist_gradient_boosting
 
 #: Narrowest and widest bin (Da) of the binned-spectrum cosines: a bin of 1e-300 Da would
@@ -130,7 +131,7 @@ class GBMModel(PairModel):
             random_state=params["seed"],
         )
 
-    def fit(self, spectra, validation_spectra=None):
+    def fit(self, spectra: Spectra, validation_spectra: Spectra | None = None) -> Self:
         """Fit the boosted trees on features of training pairs of ``spectra``; return self."""
         start = time.perf_counter()
         params = self._validate_params()

@@ -11,12 +11,14 @@ Examples
 array([0.49, 0.49, 0.49])
 """
 import time
+from typing import Self
 
 import numpy as np
 from sklearn.dummy import DummyRegressor
 
 from kit.constraints import Integral, Interval
-from kit.models.base import SEED, PairModel, check_spectra, training_pairs
+from kit.models.base import SEED, PairModel, Spectra, check_spectra, training_pairs
+from kit.models.untrusted import check_dummy_regressor
 
 
 class MeanModel(PairModel):
@@ -50,7 +52,7 @@ class MeanModel(PairModel):
         self.n_pairs = n_pairs
         self.seed = seed
 
-    def fit(self, spectra, validation_spectra=None):
+    def fit(self, spectra: Spectra, validation_spectra: Spectra | None = None) -> Self:
         """Draw training pairs from ``spectra`` and remember their mean Tanimoto; return self.
 
         ``validation_spectra`` is accepted so that every rung has one signature; this rung
@@ -68,8 +70,6 @@ class MeanModel(PairModel):
 
     def check_loaded_state(self, where):
         """Also refuse a regressor that is not one mean of one output (:func:`~kit.models.untrusted.check_dummy_regressor`)."""
-        from kit.models.untrusted import check_dummy_regressor
-
         super().check_loaded_state(where)
         check_dummy_regressor(self.regressor_, where)
 

@@ -68,7 +68,8 @@ def model_params(cls, options, others=()):
         name = _renamed(str(key).replace("-", "_"), defaults)
         if any(k.startswith(f"{name}__") for k in defaults):
             raise UserError(f"option {option_flag(name)} holds a model, which takes no value on the command line: "
-                            f"expected its options as {option_flag(name)}__NAME VALUE; see `kit train {cls.name} --help`")
+                            f"expected its options as {option_flag(name)}__NAME VALUE; "
+                            f"see `kit train {cls.name} --help`")
         if name not in defaults:
             flag = option_flag(name)
             known = sorted({option_flag(k) for k in [*defaults, *others] if not any(
@@ -83,7 +84,7 @@ def model_params(cls, options, others=()):
 
 
 def option_flag(name):
-    """The command-line option of a parameter: ``n_pairs`` -> ``--n-pairs``, ``siamese__epochs`` -> ``--siamese__epochs``.
+    """The command-line option of a parameter: ``n_pairs`` is ``--n-pairs``, ``siamese__epochs`` ``--siamese__epochs``.
 
     Examples
     --------
@@ -296,8 +297,8 @@ def validation_set(spectra, pairs_per_bin, seed):
     import pandas as pd
 
     from kit.data.chemistry import molecules_of
-    from kit.models.base import spectrum_ids
     from kit.data.pairs import balanced_test_pairs
+    from kit.models.base import spectrum_ids
 
     kept, molecules = molecules_of(spectra)
     pairs, similarity, _ = balanced_test_pairs(
@@ -419,8 +420,8 @@ def validation_score(truth, predicted, pair_molecules, bin_shares=None, rounds=B
     >>> round(score["rmse"], 4), score["molecules"], score["rmse_se"] > 0
     (0.0816, 3, True)
     """
-    from kit.scoring.metrics import diagnostics
     from kit.data.tanimoto_bins import BIN_LABELS
+    from kit.scoring.metrics import diagnostics
 
     score = diagnostics(truth, predicted)
     # The molecules the pairs are made of, numbered 0 .. n - 1.

@@ -64,15 +64,32 @@ from kit.thirdparty import import_tensorflow  # noqa: E402
 
 import_tensorflow()  # first, before any module of the package imports Keras, without TensorFlow's start-up notices
 
-from kit.models.siamese.batches import PairBatches, augment_batch, augment_peaks, metadata_features  # noqa: E402
+from kit.models.siamese.batches import (  # noqa: E402
+    PairBatches,
+    augment_batch,
+    augment_peaks,
+    metadata_features,
+)
 from kit.models.siamese.calibration import (  # noqa: E402
-    IDENTITY_CALIBRATION, apply_calibration, fit_calibration, held_out_calibration,
+    IDENTITY_CALIBRATION,
+    apply_calibration,
+    fit_calibration,
+    held_out_calibration,
 )
 from kit.models.siamese.distribute import distribution_strategy  # noqa: E402
 from kit.models.siamese.estimator import SiameseModel  # noqa: E402
-from kit.models.siamese.layers import MonteCarloDropout, PairHead, PrecursorMatch, precursor_periods  # noqa: E402
+from kit.models.siamese.layers import (  # noqa: E402
+    MonteCarloDropout,
+    PairHead,
+    PrecursorMatch,
+    precursor_periods,
+)
 from kit.models.siamese.network import (  # noqa: E402
-    build_embedding_network, build_siamese, head_scores, normalize_rows, score_pairs,
+    build_embedding_network,
+    build_siamese,
+    head_scores,
+    normalize_rows,
+    score_pairs,
 )
 from kit.models.siamese.trainer import LazyAdam, SparsePairTrainer, sparse_product  # noqa: E402
 

@@ -1,12 +1,15 @@
 """Training pairs and batches of the siamese: metadata inputs, augmentation, the Keras batch pipeline, samplers."""
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from kit.data import binning
+from kit.data.chemistry import molecules_of
+from kit.data.pairs import PairSampler
 from kit.errors import UserError
-
 
 # Metadata inputs (``use_metadata=True``): precursor m/z / 1000 and ion mode (+1, -1, 0).
 METADATA_FEATURES = ("precursor_mz/1000", "ionmode")
@@ -169,7 +172,6 @@ class PairBatches(keras.utils.PyDataset):
         if ahead and (self._ahead is None or self._ahead[0] <= self.epoch):
             # The next epoch's pairs are drawn in a thread while this epoch trains
             # (NumPy and TensorFlow both release the GIL in their heavy parts).
-            from concurrent.futures import ThreadPoolExecutor
 
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kit-pairs")
@@ -246,8 +248,6 @@ class PairBatches(keras.utils.PyDataset):
         ``tf.distribute`` strategy: each worker builds the same batches (same seed) and
         keeps its share of each.
         """
-        import tensorflow as tf
-
         def epoch():
             self._draw(ahead=True)
             for index in range(len(self)):
@@ -273,8 +273,6 @@ class PairBatches(keras.utils.PyDataset):
 
 
 def _molecules(spectra, what):
-    from kit.data.chemistry import molecules_of
-
     kept, molecules = molecules_of(spectra)
     if len(kept) != len(spectra):
         raise UserError(
@@ -286,8 +284,6 @@ def _molecules(spectra, what):
 
 def _subset_sampler(spectra, molecules, fps, molecule_mask, same_molecule_share=None):
     """Spectra of the chosen molecules and a pair sampler over them."""
-    from kit.data.pairs import PairSampler
-
     rows = np.flatnonzero(molecule_mask[molecules.spectrum_molecule])
     local = np.cumsum(molecule_mask) - 1
     sampler = PairSampler(local[molecules.spectrum_molecule[rows]], fps[molecule_mask],

@@ -1,8 +1,7 @@
 """The siamese's calibration: an isotonic map from the network's predictions to similarities, held-out checked."""
 
 import numpy as np
-
-
+from sklearn.isotonic import IsotonicRegression
 
 # about 160); a larger fit keeps evenly spaced ones, so the manifest stays small.
 MAX_CALIBRATION_POINTS = 4096
@@ -30,8 +29,6 @@ def fit_calibration(predicted, truth):
     >>> fit_calibration([0.1, 0.5, 0.9, 0.95], [0.0, 0.6, 0.4, 1.0])
     {'x': [0.1, 0.5, 0.9, 0.95], 'y': [0.0, 0.5, 0.5, 1.0]}
     """
-    from sklearn.isotonic import IsotonicRegression
-
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
     iso.fit(np.asarray(predicted, dtype=np.float64), np.asarray(truth, dtype=np.float64))
     x, y = iso.X_thresholds_, iso.y_thresholds_

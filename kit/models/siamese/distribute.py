@@ -1,10 +1,11 @@
 """Distribution strategies (``tf.distribute``) for training the siamese over several devices or workers."""
+import json
 import os
 
+import tensorflow as tf
 
 from kit.constraints import Options, check_param
 from kit.errors import UserError, first_line
-
 
 # Values of SiameseModel(distribute=...).
 DISTRIBUTE = ("auto", "none", "mirrored", "multiworker")
@@ -15,8 +16,6 @@ _MULTI_WORKER = []  # the process's one MultiWorkerMirroredStrategy, once made
 
 
 def _gpus():
-    import tensorflow as tf
-
     return tf.config.list_logical_devices("GPU")
 
 
@@ -40,8 +39,6 @@ def distribution_strategy(distribute="auto"):
     >>> strategy.num_replicas_in_sync, distributed, chief
     (1, False, True)
     """
-    import tensorflow as tf
-
     check_param(distribute, "distribute", Options(*DISTRIBUTE))
     if distribute == "multiworker":
         return _multi_worker_strategy()
@@ -55,8 +52,6 @@ def distribution_strategy(distribute="auto"):
 
 
 def _multi_worker(strategy):
-    import tensorflow as tf
-
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
@@ -70,8 +65,6 @@ def _fit_across_workers(trainer, spec):
     reads the dataset's element spec (the shapes and dtypes it needs) and each step's
     logs get that axis.
     """
-    import tensorflow as tf
-
     build, train_step, test_step = trainer._maybe_symbolic_build, trainer.train_step, trainer.test_step
 
     def from_spec(iterator=None, data_batch=None):
@@ -86,9 +79,7 @@ def _fit_across_workers(trainer, spec):
 
 
 def _multi_worker_strategy():
-    import json
 
-    import tensorflow as tf
 
     text = os.environ.get("TF_CONFIG", "")
     try:

@@ -1,29 +1,66 @@
 """The ``siamese`` rung's estimator, :class:`SiameseModel`: parameters, fit, predict, embeddings."""
 import math
+import os
+import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Self
 
 import keras
 import numpy as np
+import pandas as pd
 
-from kit.constraints import Boolean, Each, Integral, Interval, Options, OrNone, Real, validate_params
+from kit.constraints import (
+    Boolean,
+    Each,
+    Integral,
+    Interval,
+    Options,
+    OrNone,
+    Real,
+    validate_params,
+)
 from kit.data import binning
+from kit.data.pairs import split_molecules
 from kit.errors import UserError
-from kit.models.base import PairModel, check_spectra, pair_indices
-from kit.progress import keras_verbosity
+from kit.models.base import PairModel, Spectra, check_spectra, pair_indices
 from kit.models.siamese.batches import (
-    MAX_PRECURSOR_MZ, METADATA_FEATURES, PairBatches, _molecules, _sampler_of, _subset_sampler, metadata_features,
+    MAX_PRECURSOR_MZ,
+    METADATA_FEATURES,
+    PairBatches,
+    _molecules,
+    _sampler_of,
+    _subset_sampler,
+    metadata_features,
 )
 from kit.models.siamese.calibration import apply_calibration, held_out_calibration
-from kit.models.siamese.distribute import DISTRIBUTE, _fit_across_workers, _gpus, _multi_worker, distribution_strategy
-from kit.models.siamese.layers import MAX_HEAD_LAYERS, MAX_HEAD_UNITS, MAX_PRECURSOR_FEATURES, PairHead, precursor_periods
+from kit.models.siamese.distribute import (
+    DISTRIBUTE,
+    _fit_across_workers,
+    _gpus,
+    _multi_worker,
+    distribution_strategy,
+)
+from kit.models.siamese.layers import (
+    MAX_HEAD_LAYERS,
+    MAX_HEAD_UNITS,
+    MAX_PRECURSOR_FEATURES,
+    PairHead,
+    precursor_periods,
+)
 from kit.models.siamese.network import (
-    _apply_rest, _split_first_dense, build_embedding_network, build_siamese, head_scores, normalize_rows, score_pairs,
+    _apply_rest,
+    _split_first_dense,
+    build_embedding_network,
+    build_siamese,
+    head_scores,
+    normalize_rows,
+    score_pairs,
 )
 from kit.models.siamese.persistence import SiamesePersistence
 from kit.models.siamese.trainer import LazyAdam, SparsePairTrainer
-
+from kit.progress import keras_verbosity
 
 # Limits of the network a siamese may build, in training and on load alike: a forged
 # manifest rebuilds its network from these parameters before any weight is read, so they
@@ -369,7 +406,7 @@ class SiameseModel(SiamesePersistence, PairModel):
         return matrix, metadata
 
     # -- training ------------------------------------------------------------------
-    def fit(self, spectra, validation_spectra=None):
+    def fit(self, spectra: Spectra, validation_spectra: Spectra | None = None) -> Self:
         """Train on spectra with structures; return ``self``.
 
         Parameters
@@ -468,8 +505,6 @@ class SiameseModel(SiamesePersistence, PairModel):
 
     def _split(self, spectra, validation_spectra, split_seed):
         """Training and validation spectra, each with a pair sampler over its molecules."""
-        from kit.data.pairs import split_molecules
-
         share = self.same_molecule_share
         if validation_spectra is not None:
             check_spectra(validation_spectra, "validation spectra")
@@ -580,15 +615,14 @@ class SiameseModel(SiamesePersistence, PairModel):
             return score_pairs(vectors, idx_a, idx_b)
         return head_scores(head, vectors, metadata, idx_a, idx_b)
 
-    def predict(self, spectra, pairs, return_std=False, n_passes=10):
+    def predict(self, spectra: Spectra, pairs: "pd.DataFrame | np.ndarray", return_std: bool = False,
+                n_passes: int = 10) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """One similarity per pair in [0, 1]; with ``return_std``, also its spread.
 
         Parameters
         ----------
-        spectra : list of matchms.Spectrum
-            Spectra the pairs refer to (by ``spectrum_id``).
-        pairs : pandas.DataFrame
-            Columns ``spectrum_id_a`` and ``spectrum_id_b``.
+        spectra, pairs
+            As :meth:`kit.models.base.PairModel.predict`.
         return_std : bool, default False
             Also return the spread of ``n_passes`` Monte Carlo dropout predictions.
         n_passes : int, default 10
@@ -629,15 +663,13 @@ class SiameseModel(SiamesePersistence, PairModel):
         return mean, std
 
     # -- persistence ---------------------------------------------------------------
-    def save(self, path, extra=None):
+    def save(self, path: str | os.PathLike, extra: dict | None = None) -> Path:
         """Save into the folder ``path``; a multi-worker non-chief writes to a temporary folder.
 
         Every worker of ``distribute="multiworker"`` holds the same weights; only the
         chief's copy lands in ``path``, and the others return where theirs went.
         """
         if getattr(self, "is_chief_", True) is False:
-            import tempfile
-
             path = Path(tempfile.mkdtemp(prefix="kit-siamese-worker-")) / Path(path).name
         return super().save(path, extra)
 

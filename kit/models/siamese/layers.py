@@ -3,8 +3,7 @@ import math
 
 import keras
 import numpy as np
-
-
+import tensorflow as tf
 
 # geometrically: the shortest tells apart masses a few hundredths of a Da apart.
 PRECURSOR_PERIODS = (0.05, 1000.0)
@@ -57,8 +56,6 @@ class PrecursorMatch(keras.layers.Layer):
         self.scale = self.add_weight(shape=(len(self.periods),), initializer="ones", name="scale")
 
     def call(self, inputs):
-        import tensorflow as tf
-
         embedding, metadata = inputs
         embedding = tf.math.l2_normalize(tf.cast(embedding, tf.float32), axis=1)
         mz = tf.cast(metadata[:, 0], tf.float32) * 1000.0
@@ -117,8 +114,6 @@ class PairHead(keras.layers.Layer):
             self.biases.append(self.add_weight(shape=(n_out,), name=f"bias{i + 1}", initializer="zeros"))
 
     def call(self, inputs):
-        import tensorflow as tf
-
         a, b = (tf.math.l2_normalize(tf.cast(x, tf.float32), axis=1) for x in inputs[:2])
         cosine = tf.reduce_sum(a * b, axis=1, keepdims=True)
         features = [cosine]

@@ -2,10 +2,14 @@
 
 import keras
 import numpy as np
+from sklearn.preprocessing import normalize
 
 from kit.errors import UserError
-from kit.models.siamese.layers import MonteCarloDropout, PrecursorMatch, precursor_periods
-
+from kit.models.siamese.layers import (
+    MonteCarloDropout,
+    PrecursorMatch,
+    precursor_periods,
+)
 
 # Pairs scored per chunk, small enough that the gathered rows stay in cache (larger chunks
 # run slower, not faster).
@@ -117,6 +121,7 @@ def build_siamese(embedding_network, head=None):
 
     Examples
     --------
+    >>> from kit.models.siamese.layers import PairHead
     >>> siamese = build_siamese(build_embedding_network(100, hidden_units=(8,), embedding_dim=4))
     >>> [t.shape for t in siamese.inputs], siamese.output_shape
     ([(None, 100), (None, 100)], (None, 1))
@@ -168,8 +173,6 @@ def normalize_rows(vectors):
     >>> normalize_rows(np.array([[3.0, 4.0], [0.0, 0.0]], dtype=np.float32)).tolist()
     [[0.6000000238418579, 0.800000011920929], [0.0, 0.0]]
     """
-    from sklearn.preprocessing import normalize
-
     return normalize(vectors, norm="l2")
 
 
@@ -208,6 +211,7 @@ def head_scores(head, vectors, metadata, idx_a, idx_b, chunk=HEAD_CHUNK):
 
     Examples
     --------
+    >>> from kit.models.siamese.layers import PairHead
     >>> head = PairHead([], [4])
     >>> v = np.array([[1.0, 0.0], [0.6, 0.8]], dtype=np.float32)
     >>> [round(float(x), 3) for x in head_scores(head, v, None, np.array([0, 0]), np.array([0, 1]))]

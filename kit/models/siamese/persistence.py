@@ -1,5 +1,6 @@
 """Saving a siamese (manifest and ``model.weights.h5``) and loading one as untrusted input."""
 import math
+import tempfile
 from pathlib import Path
 
 import keras
@@ -10,7 +11,13 @@ from kit.errors import UserError, first_line
 from kit.models.siamese.batches import METADATA_FEATURES
 from kit.models.siamese.calibration import MAX_CALIBRATION_POINTS, _is_number
 from kit.models.siamese.network import build_siamese
-
+from kit.models.untrusted import (
+    check_fields,
+    extract_member,
+    file_inside,
+    weight_shapes,
+)
+from kit.safetext import printable
 
 #: The network's weights, in Keras' HDF5 format: all a saved siamese holds beside its manifest.
 WEIGHTS_FILE = "model.weights.h5"
@@ -56,10 +63,7 @@ class SiamesePersistence:
         network needs (:func:`kit.models.untrusted.weight_shapes`, before a value is
         read). An earlier save's ``model.keras`` gives up its weights file alone.
         """
-        import tempfile
 
-        from kit.models.untrusted import check_fields, file_inside
-        from kit.safetext import printable
 
         where = printable(folder)
         check_fields(manifest, _MANIFEST_FIELDS, where)
@@ -90,8 +94,6 @@ class SiamesePersistence:
     @classmethod
     def _from_manifest(cls, manifest, where):
         """An unfitted model with the manifest's parameters and binning, all checked."""
-        from kit.safetext import printable
-
         names = cls._get_param_names()
         params = {k: v for k, v in (manifest.get("params") or {}).items() if k in names}
         for key in ("hidden_units", "mz_range", "head_units"):
@@ -134,9 +136,6 @@ class SiamesePersistence:
 
         ``shown`` names the file in messages (the ``model.keras`` an extracted file came from).
         """
-        from kit.models.untrusted import weight_shapes
-        from kit.safetext import printable
-
         where = printable(shown)
         retrain = " (saved by an earlier kit? retrain the model)" if legacy else ""
         # Metadata only, before anything is built: what the file declares is bounded by the parameters.
@@ -180,8 +179,6 @@ class SiamesePersistence:
 
 def _legacy_weights(file, target, n_weights):
     """The weights file inside an earlier save's ``model.keras`` (its config is never read), copied to ``target``."""
-    from kit.models.untrusted import extract_member
-
     # float32 weights, and an optimiser's two moments beside them when the network was
     # compiled, plus HDF5's own bookkeeping.
     return extract_member(file, WEIGHTS_FILE, target, 12 * n_weights + (32 << 20),
@@ -204,8 +201,6 @@ _MANIFEST_FIELDS = {
 
 def _checked_calibration(calibration, calibrate, where):
     """A manifest's calibration map (untrusted), checked as :func:`fit_calibration` writes it."""
-    from kit.safetext import printable
-
     if not calibrate:
         if calibration is not None:
             raise UserError(f"{where}: the manifest holds a calibration map but its calibrate parameter is false: "

@@ -1,6 +1,7 @@
 """Sparse training of the siamese: a sparse first-layer product, a Keras model that trains on it, lazy Adam."""
 
 import keras
+import tensorflow as tf
 
 from kit.models.siamese.layers import PrecursorMatch
 from kit.models.siamese.network import _apply_rest, _split_first_dense
@@ -21,8 +22,6 @@ class LazyAdam(keras.optimizers.Adam):
     """
 
     def update_step(self, gradient, variable, learning_rate):
-        import tensorflow as tf
-
         if not isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
@@ -63,8 +62,6 @@ def sparse_product(indices, values, dense_shape, dense):
     ...                tf.constant([[1.0], [3.0]])).numpy().tolist()
     [[6.0]]
     """
-    import tensorflow as tf
-
     matrix = tf.raw_ops.SparseTensorToCSRSparseMatrix(indices=indices, values=values, dense_shape=dense_shape)
 
     @tf.custom_gradient
@@ -124,8 +121,6 @@ class SparsePairTrainer(keras.Model):
         self.head = head
 
     def call(self, inputs, training=False):
-        import tensorflow as tf
-
         row, column, value, n_spectra = inputs
         kernel = self.first.kernel
         bins, position = tf.unique(column)
