@@ -89,7 +89,8 @@ def test_siamese_parameters_pass_through(model):
     # The trees calibrate the siamese's prediction themselves: it reaches them uncalibrated.
     assert params["calibrate"] is False and model.siamese_.calibration_ is None
     assert set(BlendModel().get_params()) >= {"siamese__epochs", "holdout_fraction", "mc_samples", "max_iter", "seed"}
-    assert "siamese" in BlendModel().get_params(deep=False) and "siamese__epochs" not in BlendModel().get_params(deep=False)
+    shallow = BlendModel().get_params(deep=False)
+    assert "siamese" in shallow and "siamese__epochs" not in shallow
 
 
 def test_predictions_in_range_and_symmetric(model, spectra, pairs):
