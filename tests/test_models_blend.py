@@ -251,6 +251,17 @@ def test_a_blend_saved_with_flat_siamese_parameters_still_loads(model, saved, sp
     np.testing.assert_array_equal(loaded.predict(spectra, pairs), model.predict(spectra, pairs))
 
 
+def test_flat_siamese_parameters_beside_the_nested_one_are_refused(saved, tmp_path):
+    import skops.io as sio
+
+    folder = copy_of(saved, tmp_path)
+    booster = sio.load(folder / "model.skops", trusted=sio.get_untrusted_types(file=folder / "model.skops"))
+    booster.siamese_epochs = 2  # an old attribute in a new file: not what either version saves
+    sio.dump(booster, folder / "model.skops")
+    with pytest.raises(UserError, match="attributes the kit never saves"):
+        kit.models.load(folder)
+
+
 def test_a_forged_siamese_parameter_in_the_booster_is_refused(saved, tmp_path):
     import skops.io as sio
 

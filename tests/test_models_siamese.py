@@ -580,6 +580,13 @@ def test_an_unusable_precursor_mz_counts_as_missing(model, cosine_model, spectra
     assert siamese.metadata_features(odd[:1])[0, 0] == 0
 
 
+@pytest.mark.parametrize("n_passes, error", [(1, UserError), (0, UserError), (-3, UserError), (2.5, TypeError),
+                                             (True, TypeError), ("10", TypeError), (None, TypeError)])
+def test_a_spread_needs_two_passes_or_more(model, spectra, n_passes, error):
+    with pytest.raises(error, match="n_passes must be an integer >= 2"):
+        model.predict(spectra, random_pairs(spectra), return_std=True, n_passes=n_passes)
+
+
 @pytest.mark.parametrize(
     "params, error",
     [({"hidden_units": ()}, UserError), ({"hidden_units": (0,)}, UserError), ({"epochs": 0}, UserError),

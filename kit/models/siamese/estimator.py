@@ -19,6 +19,7 @@ from kit.constraints import (
     Options,
     OrNone,
     Real,
+    check_param,
     validate_params,
 )
 from kit.data import binning
@@ -71,6 +72,8 @@ MAX_HIDDEN_LAYERS = 8
 MAX_NETWORK_WEIGHTS = 150_000_000
 #: Most bins a binning may give (0.001 Da over m/z 10-1000 is 990,000).
 MAX_BINS = 1_000_000
+#: What ``predict(..., return_std=True, n_passes=...)`` takes: two passes at least, to measure a spread.
+N_PASSES = Interval(Integral, 2, None)
 # Spectra embedded per forward pass at inference.
 EMBED_BATCH = 1024
 
@@ -643,8 +646,7 @@ class SiameseModel(SiamesePersistence, PairModel):
         """
         if not return_std:
             return super().predict(spectra, pairs)
-        if isinstance(n_passes, bool) or not isinstance(n_passes, (int, np.integer)) or n_passes < 2:
-            raise UserError(f"n_passes must be an int >= 2 to measure a spread, found {n_passes!r}")
+        n_passes = check_param(n_passes, "n_passes", N_PASSES)
         self._check_fitted()
         check_spectra(spectra)
         idx_a, idx_b = pair_indices(spectra, pairs)
