@@ -28,7 +28,7 @@ def test_train_help_imports_no_tensorflow():
             "print('HEAVY', heavy)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "siamese options (kit.models.siamese.SiameseModel" in done.stdout
+    assert "siamese options (kit.models.siamese.estimator.SiameseModel" in done.stdout
     assert "HEAVY []" in done.stdout, done.stdout.splitlines()[-1]
     assert "oneDNN" not in done.stderr and "absl" not in done.stderr
 
@@ -74,7 +74,7 @@ def test_defaults_the_source_does_not_give_are_left_to_the_class(source):
 
 def test_a_constant_is_followed_through_kit_imports():
     init = ast.parse("def __init__(self, w=binning.BIN_WIDTH, t=(1, 2)):\n    pass").body[0]
-    assert [p.default for p in kit.models._parameters("kit.models.siamese", init.args)] == [0.1, (1, 2)]
+    assert [p.default for p in kit.models._parameters("kit.models.siamese.estimator", init.args)] == [0.1, (1, 2)]
     init = ast.parse("def __init__(self, r=MZ_RANGE):\n    pass").body[0]  # kit.data.binning imports it
     assert [p.default for p in kit.models._parameters("kit.data.binning", init.args)] == [(10.0, 1000.0)]
 
@@ -83,3 +83,42 @@ def test_a_rung_the_source_cannot_describe_is_imported(monkeypatch):
     # The stand-in is a shortcut, never a different answer: anything it cannot read comes from the class.
     monkeypatch.setitem(kit.models.REGISTRY, "odd", "kit.errors:UserError")
     assert kit.models.described("odd") is UserError
+
+
+def test_blend_help_offers_the_siamese_options_nested(capsys):
+    assert main(["train", "blend", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--siamese__NAME VALUE" in out and "--siamese-epochs" not in out
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--siamese", "3"], "option --siamese holds a model, which takes no value on the command line"),
+    (["--siamese", "none"], "option --siamese holds a model"),
+    (["--siamese__epoch", "3"], "did you mean --siamese__epochs"),
+    (["--siamese__", "3"], "has no option --siamese__"),
+    (["--siamese__epochs__x", "3"], "has no option --siamese__epochs__x"),
+    (["--siamese__epochs", "three"], "option --siamese__epochs: expected an integer, found 'three'"),
+    (["--siamese__epochs", "0"], "siamese__epochs must be an integer >= 1|epochs must be an integer >= 1"),
+    (["--siamese__seed", "5"], "siamese__seed is set by the blend"),
+    (["--siamese-epochs", "3", "--siamese__epochs", "4"], "option --siamese__epochs is given twice"),
+])
+def test_blend_nested_options_are_checked_before_any_spectrum_is_read(argv, match, capsys, tmp_path):
+    # No such competition: a refusal naming the option comes first.
+    with pytest.warns() if "--siamese-epochs" in argv else _no_warning():
+        assert main(["train", "blend", "--competition", str(tmp_path / "none"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert __import__("re").search(match, err), err
+
+
+def test_the_older_blend_option_spelling_warns_and_names_the_new_one(capsys, tmp_path):
+    with pytest.warns(FutureWarning, match="option --siamese-pairs-per-epoch is deprecated: use "
+                                           "--siamese__pairs-per-epoch"):
+        assert main(["train", "blend", "--competition", str(tmp_path / "none"), "--siamese-pairs-per-epoch", "9"]) == 2
+    assert "none" in capsys.readouterr().err  # it went on to the competition, which is missing
+
+
+def _no_warning():
+    import contextlib
+
+    return contextlib.nullcontext()

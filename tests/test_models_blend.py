@@ -17,10 +17,15 @@ from kit.models.blend import SIAMESE_DIR, SIAMESE_FEATURES, BlendModel, split_by
 
 TINY = dict(
     holdout_fraction=0.4, mc_samples=3, n_pairs=300, max_iter=20,
-    siamese_hidden_units=(32,), siamese_embedding_dim=16, siamese_epochs=2, siamese_batch_size=32,
-    siamese_pairs_per_epoch=256, siamese_validation_pairs=128, siamese_validation_fraction=0.3,
+    siamese__hidden_units=(32,), siamese__embedding_dim=16, siamese__epochs=2, siamese__batch_size=32,
+    siamese__pairs_per_epoch=256, siamese__validation_pairs=128, siamese__validation_fraction=0.3,
     progress=False, verbose=0, seed=0,
 )
+
+
+def tiny(**changes):
+    """A tiny blend: its siamese's parameters are nested (siamese__epochs), so set with set_params."""
+    return BlendModel().set_params(**(TINY | changes))
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +40,7 @@ def pairs(spectra):
 
 @pytest.fixture(scope="module")
 def model(spectra):
-    return BlendModel(**TINY).fit(spectra)
+    return tiny().fit(spectra)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +88,9 @@ def test_siamese_parameters_pass_through(model):
     assert params["seed"] == 0 and params["validation_fraction"] == 0.3
     # The trees calibrate the siamese's prediction themselves: it reaches them uncalibrated.
     assert params["calibrate"] is False and model.siamese_.calibration_ is None
-    assert set(BlendModel().get_params()) >= {"siamese_epochs", "holdout_fraction", "mc_samples", "max_iter", "seed"}
+    assert set(BlendModel().get_params()) >= {"siamese__epochs", "holdout_fraction", "mc_samples", "max_iter", "seed"}
+    shallow = BlendModel().get_params(deep=False)
+    assert "siamese" in shallow and "siamese__epochs" not in shallow
 
 
 def test_predictions_in_range_and_symmetric(model, spectra, pairs):
@@ -99,7 +106,9 @@ def test_save_load_round_trip_gives_identical_predictions(model, saved, spectra,
     np.testing.assert_array_equal(loaded.predict(spectra, pairs), model.predict(spectra, pairs))
     np.testing.assert_array_equal(loaded.siamese_molecules_, model.siamese_molecules_)
     np.testing.assert_array_equal(loaded.booster_molecules_, model.booster_molecules_)
-    assert loaded.get_params() == model.get_params()
+    # The siamese parameter holds an estimator (compared by its parameters, not by identity).
+    assert {k: v for k, v in loaded.get_params().items() if k != "siamese"} == {
+        k: v for k, v in model.get_params().items() if k != "siamese"}
     manifest = json.loads((saved / "manifest.json").read_text())
     assert manifest["model"] == "blend" and manifest["format"] == "skops+keras"
     assert sorted(p.name for p in (saved / SIAMESE_DIR).iterdir()) == ["manifest.json", "model.weights.h5"]
@@ -144,7 +153,7 @@ def test_load_refuses_a_siamese_folder_leading_outside(saved, tmp_path):
 
 
 def test_load_refuses_forged_feature_names(model, tmp_path):
-    forged = BlendModel(**TINY)
+    forged = tiny()
     forged.__dict__.update({k: v for k, v in model.__dict__.items() if k.endswith("_")})
     forged.feature_names_ = list(model.feature_names_[:-2]) + ["siamese_spread", "siamese_cosine"]
     folder = forged.save(tmp_path / "forged")
@@ -161,8 +170,8 @@ def test_predict_before_fit_is_refused(spectra, pairs):
     "params, error, match",
     [
         ({"holdout_fraction": 0.0}, UserError, "holdout_fraction"),
-        ({"holdout_fraction": 1.0}, UserError, "below 1"),
-        ({"holdout_fraction": 1.5}, UserError, "below 1"),
+        ({"holdout_fraction": 1.0}, UserError, r"holdout_fraction must be a number in \(0, 1\)"),
+        ({"holdout_fraction": 1.5}, UserError, r"holdout_fraction must be a number in \(0, 1\)"),
         ({"holdout_fraction": float("nan")}, UserError, "holdout_fraction"),
         ({"holdout_fraction": "0.3"}, TypeError, "holdout_fraction"),
         ({"holdout_fraction": True}, TypeError, "holdout_fraction"),
@@ -183,24 +192,96 @@ def test_bad_parameters_are_refused_before_any_training(spectra, params, error, 
     trained = []
     monkeypatch.setattr(kit.models.siamese.SiameseModel, "fit", lambda *args, **kwargs: trained.append(args))
     with pytest.raises(error, match=match):
-        BlendModel(**(TINY | params)).fit(spectra)
+        tiny(**params).fit(spectra)
     assert trained == []
 
 
 def test_bad_siamese_parameters_are_the_siamese_errors(spectra):
     with pytest.raises(UserError, match="dropout"):
-        BlendModel(**(TINY | {"siamese_dropout": 2.0})).fit(spectra)
+        tiny(siamese__dropout=2.0).fit(spectra)
+
+
+def test_nested_parameters_round_trip_the_scikit_learn_way():
+    from sklearn.base import clone
+
+    from kit.models.siamese import SiameseModel
+
+    blend = BlendModel(seed=4, verbose=0).set_params(siamese__epochs=3, siamese__hidden_units=(16,))
+    assert isinstance(blend.siamese, SiameseModel) and blend.siamese.calibrate is False
+    params = blend.get_params()
+    assert params["siamese__epochs"] == 3 and params["siamese__seed"] == 4 and params["siamese__verbose"] == 0
+    again = BlendModel().set_params(**{k: v for k, v in params.items() if k != "siamese"})
+    assert {k: v for k, v in again.get_params().items() if k != "siamese"} == {
+        k: v for k, v in params.items() if k != "siamese"}
+    copy = clone(blend)
+    assert copy.siamese is not blend.siamese and copy.get_params()["siamese__epochs"] == 3
+    # Setting a nested parameter leaves the default of another blend alone.
+    assert BlendModel().get_params()["siamese__epochs"] == 30
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"siamese__seed": 5}, "siamese__seed is set by the blend"),
+    ({"siamese__verbose": 2}, "siamese__verbose is set by the blend"),
+])
+def test_the_blends_own_settings_are_refused_as_nested_ones(params, match):
+    with pytest.raises(UserError, match=match):
+        BlendModel().set_params(**params)
+
+
+@pytest.mark.parametrize("siamese", ["siamese", 3, {"epochs": 3}, BlendModel()])
+def test_a_siamese_that_is_not_a_siamese_model_is_refused(spectra, siamese):
+    with pytest.raises(TypeError, match="siamese must be None or a kit.models.siamese.SiameseModel"):
+        BlendModel(siamese=siamese).fit(spectra)
+
+
+def test_a_blend_saved_with_flat_siamese_parameters_still_loads(model, saved, spectra, pairs, tmp_path):
+    import skops.io as sio
+
+    from kit.models.blend import LEGACY_SIAMESE_PARAMS
+
+    folder = copy_of(saved, tmp_path)
+    booster = sio.load(folder / "model.skops", trusted=sio.get_untrusted_types(file=folder / "model.skops"))
+    del booster.siamese
+    for name in LEGACY_SIAMESE_PARAMS:  # as blends saved them before the parameters were nested
+        setattr(booster, f"siamese_{name}", getattr(model.siamese_, name))
+    sio.dump(booster, folder / "model.skops")
+    loaded = kit.models.load(folder)
+    assert not any(k.startswith("siamese_") and not k.endswith("_") for k in vars(loaded))
+    assert loaded.get_params()["siamese__epochs"] == 2
+    np.testing.assert_array_equal(loaded.predict(spectra, pairs), model.predict(spectra, pairs))
+
+
+def test_flat_siamese_parameters_beside_the_nested_one_are_refused(saved, tmp_path):
+    import skops.io as sio
+
+    folder = copy_of(saved, tmp_path)
+    booster = sio.load(folder / "model.skops", trusted=sio.get_untrusted_types(file=folder / "model.skops"))
+    booster.siamese_epochs = 2  # an old attribute in a new file: not what either version saves
+    sio.dump(booster, folder / "model.skops")
+    with pytest.raises(UserError, match="attributes the kit never saves"):
+        kit.models.load(folder)
+
+
+def test_a_forged_siamese_parameter_in_the_booster_is_refused(saved, tmp_path):
+    import skops.io as sio
+
+    folder = copy_of(saved, tmp_path)
+    booster = sio.load(folder / "model.skops", trusted=sio.get_untrusted_types(file=folder / "model.skops"))
+    booster.siamese = "elsewhere"
+    sio.dump(booster, folder / "model.skops")
+    with pytest.raises(UserError, match="siamese parameter is a str"):
+        kit.models.load(folder)
 
 
 def test_no_training_spectra_is_refused():
     with pytest.raises(UserError, match="no training spectra"):
-        BlendModel(**TINY).fit([])
+        tiny().fit([])
 
 
 def test_train_help_lists_the_blend_options(capsys):
     assert main(["train", "blend", "--help"]) == 0
     out = capsys.readouterr().out
-    for flag in ("--holdout-fraction", "--mc-samples", "--siamese-epochs", "--max-iter"):
+    for flag in ("--holdout-fraction", "--mc-samples", "--siamese__NAME", "--max-iter"):
         assert flag in out
 
 
@@ -214,13 +295,13 @@ def test_kit_train_and_predict_blend(tmp_path, monkeypatch):
     library = save_spectra(structure_spectra(per_molecule=4), tmp_path / "lib.mgf")
     prepare_competition(library, name="tiny", out=tmp_path / "data", test_fraction=0.25, pairs_per_bin=20, progress=False)
     options = ["--holdout-fraction", "0.4", "--mc-samples", "3", "--n-pairs", "300", "--max-iter", "20",
-               "--siamese-hidden-units", "32", "--siamese-embedding-dim", "16", "--siamese-epochs", "1",
-               "--siamese-pairs-per-epoch", "256", "--siamese-validation-pairs", "64",
+               "--siamese__hidden-units", "32", "--siamese__embedding_dim", "16", "--siamese__epochs", "1",
+               "--siamese__pairs-per-epoch", "256", "--siamese__validation-pairs", "64",
                # kit train holds out its scoring molecules first: the siamese's own share must reach two.
-               "--siamese-validation-fraction", "0.4", "--progress", "false",
+               "--siamese__validation-fraction", "0.4", "--progress", "false",
                "--verbose", "0"]
     assert main(["train", "blend", "--competition", "tiny", *options]) == 0
     (folder,) = (tmp_path / "models" / "tiny").iterdir()
-    assert json.loads((folder / "manifest.json").read_text())["params"]["siamese_epochs"] == 1
+    assert json.loads((folder / "manifest.json").read_text())["params"]["siamese__epochs"] == 1
     submission = predict_competition(folder, "tiny", data=tmp_path / "data", submissions=tmp_path / "subs", echo=lambda *_: None)
     assert submission.is_file()

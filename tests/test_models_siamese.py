@@ -7,6 +7,7 @@ import pytest
 from matchms import Spectrum
 
 import kit.models
+from kit.data import binning
 from kit.errors import UserError
 from kit.models.untrusted import weight_shapes
 
@@ -313,7 +314,7 @@ def test_calibration_is_the_isotonic_fit_kept_only_where_held_out_molecules_gain
     from sklearn.isotonic import IsotonicRegression
 
     _, val_seed, _, calibration_seed = np.random.SeedSequence(TINY["seed"]).spawn(4)
-    kept, sampler = siamese._sampler_of(validation, "validation spectra")
+    kept, sampler = siamese.batches._sampler_of(validation, "validation spectra")
     idx_a, idx_b, truth = sampler.sample(params["validation_pairs"], np.random.default_rng(val_seed))
     assert isinstance(sampler, PairSampler)
     ids = np.array([s.get("spectrum_id") for s in kept])
@@ -386,7 +387,7 @@ def test_fit_calibration_keeps_at_most_its_limit_of_points(monkeypatch):
     # A rising truth: every point is its own step of the map.
     full = siamese.fit_calibration(predicted, predicted)
     assert len(full["x"]) == 500
-    monkeypatch.setattr(siamese, "MAX_CALIBRATION_POINTS", 50)
+    monkeypatch.setattr(siamese.calibration, "MAX_CALIBRATION_POINTS", 50)
     thin = siamese.fit_calibration(predicted, predicted)
     assert len(thin["x"]) == 50 and thin["x"][0] == full["x"][0] and thin["x"][-1] == full["x"][-1]
     assert set(thin["x"]) <= set(full["x"])
@@ -579,9 +580,16 @@ def test_an_unusable_precursor_mz_counts_as_missing(model, cosine_model, spectra
     assert siamese.metadata_features(odd[:1])[0, 0] == 0
 
 
+@pytest.mark.parametrize("n_passes, error", [(1, UserError), (0, UserError), (-3, UserError), (2.5, TypeError),
+                                             (True, TypeError), ("10", TypeError), (None, TypeError)])
+def test_a_spread_needs_two_passes_or_more(model, spectra, n_passes, error):
+    with pytest.raises(error, match="n_passes must be an integer >= 2"):
+        model.predict(spectra, random_pairs(spectra), return_std=True, n_passes=n_passes)
+
+
 @pytest.mark.parametrize(
     "params, error",
-    [({"hidden_units": ()}, TypeError), ({"hidden_units": (0,)}, UserError), ({"epochs": 0}, UserError),
+    [({"hidden_units": ()}, UserError), ({"hidden_units": (0,)}, UserError), ({"epochs": 0}, UserError),
      ({"dropout": 1.5}, UserError), ({"learning_rate": -1}, UserError), ({"bin_width": 0}, UserError),
      ({"batch_size": 2.5}, TypeError), ({"validation_fraction": 0.95}, UserError), ({"lr_patience": -1}, UserError),
      ({"weight_penalty": "none"}, TypeError), ({"sparse_training": "yes"}, TypeError),
@@ -635,7 +643,7 @@ def test_training_pairs_are_redrawn_each_epoch_and_seeded(spectra):
     from kit.data.pairs import PairSampler
 
     sampler = PairSampler.from_spectra(spectra)
-    matrix = siamese.binning.bin_spectra(spectra)
+    matrix = binning.bin_spectra(spectra)
 
     def batches():
         return siamese.PairBatches(matrix, None, 16, sampler=sampler, n_pairs=64, augmentation={}, seed=3)
@@ -709,7 +717,7 @@ def test_a_real_peak_wins_over_noise_in_its_bin():
 def test_sparse_batches_hold_the_dense_batches(spectra, with_metadata, augmentation):
     from kit.data.pairs import PairSampler
 
-    matrix = siamese.binning.bin_spectra(spectra)
+    matrix = binning.bin_spectra(spectra)
     metadata = siamese.metadata_features(spectra) if with_metadata else None
     sampler = PairSampler.from_spectra(spectra)
     kwargs = dict(sampler=sampler, n_pairs=40, augmentation=augmentation, seed=4)
@@ -729,7 +737,7 @@ def test_sparse_batches_hold_the_dense_batches(spectra, with_metadata, augmentat
 def test_sparse_dataset_redraws_pairs_every_pass(spectra):
     from kit.data.pairs import PairSampler
 
-    matrix = siamese.binning.bin_spectra(spectra)
+    matrix = binning.bin_spectra(spectra)
     data = siamese.PairBatches(matrix, None, 16, sampler=PairSampler.from_spectra(spectra), n_pairs=40,
                                augmentation={}, seed=1, sparse=True)
     passes = [[y.numpy() for _, y in data.dataset()] for _ in range(2)]
@@ -746,7 +754,7 @@ def test_sparse_dataset_redraws_pairs_every_pass(spectra):
 
 @pytest.mark.parametrize("with_metadata", [True, False])
 def test_dense_dataset_holds_the_dense_batches(spectra, with_metadata):
-    matrix = siamese.binning.bin_spectra(spectra)
+    matrix = binning.bin_spectra(spectra)
     metadata = siamese.metadata_features(spectra) if with_metadata else None
     rng = np.random.default_rng(0)
     pairs = (rng.integers(0, len(spectra), 40), rng.integers(0, len(spectra), 40), rng.random(40))
@@ -772,7 +780,7 @@ def sparse_setup(spectra):
 
     # The weights (and so the size of rounding differences) must not depend on which tests ran first.
     keras.utils.set_random_seed(0)
-    matrix = siamese.binning.bin_spectra(spectra)
+    matrix = binning.bin_spectra(spectra)
     metadata = siamese.metadata_features(spectra)
     data = siamese.PairBatches(matrix, metadata, 8, sampler=PairSampler.from_spectra(spectra), n_pairs=8,
                                augmentation={}, seed=0, sparse=True)

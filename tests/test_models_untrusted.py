@@ -553,7 +553,7 @@ def test_a_saved_siamese_holds_its_parameters_and_weights_only(siamese_saved):
 def test_forged_parameters_are_refused_before_a_network_is_built(headed_dir, key, value, monkeypatch, capsys):
     # The manifest's parameters build the network: a forged width would allocate gigabytes first.
     built = []
-    monkeypatch.setattr(siamese, "build_embedding_network", lambda *a, **k: built.append(a))
+    monkeypatch.setattr(siamese.estimator, "build_embedding_network", lambda *a, **k: built.append(a))
     manifest = manifest_of(headed_dir)
     manifest["params"][key] = value
     write_manifest(headed_dir, manifest)
@@ -568,7 +568,7 @@ def test_forged_parameters_are_refused_before_a_network_is_built(headed_dir, key
 def test_binning_giving_a_huge_or_no_input_is_refused(siamese_dir, binning, monkeypatch, capsys):
     # The binning fixes the input width: 1e-9 Da bins would be a 10**12-wide first layer.
     built = []
-    monkeypatch.setattr(siamese, "build_embedding_network", lambda *a, **k: built.append(a))
+    monkeypatch.setattr(siamese.estimator, "build_embedding_network", lambda *a, **k: built.append(a))
     manifest = manifest_of(siamese_dir)
     manifest["params"].update(binning)
     manifest["binning"].update(binning)

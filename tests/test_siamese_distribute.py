@@ -105,7 +105,7 @@ def test_two_workers_train_one_model_and_only_the_chief_saves(tmp_path):
 
 @pytest.mark.parametrize("distribute", ["mirror", "", None, 2, "AUTO"])
 def test_unknown_distribute_is_refused_before_training(distribute):
-    with pytest.raises(UserError, match="distribute must be one of auto, none, mirrored, multiworker"):
+    with pytest.raises(UserError, match="distribute must be one of 'auto', 'none', 'mirrored', 'multiworker', found"):
         siamese.SiameseModel(**{**TINY, "distribute": distribute}).fit(make_spectra()[:6])
 
 

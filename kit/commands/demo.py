@@ -18,7 +18,7 @@ LADDER = ("mean", "cosine", "gbm", "siamese", "blend")
 DEMO_PARAMS = {
     "gbm": {"n_pairs": 10000},
     "siamese": {"epochs": 8, "pairs_per_epoch": 20000},
-    "blend": {"n_pairs": 10000, "siamese_epochs": 8, "siamese_pairs_per_epoch": 20000},
+    "blend": {"n_pairs": 10000, "siamese__epochs": 8, "siamese__pairs_per_epoch": 20000},
 }
 
 

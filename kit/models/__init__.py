@@ -9,18 +9,23 @@ Examples
 """
 import ast
 import inspect
+import os
 from importlib import import_module
-from importlib.util import find_spec
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kit.errors import UserError
+
+if TYPE_CHECKING:  # the rungs import scikit-learn, the siamese TensorFlow: not for a name in a hint
+    from kit.models.base import PairModel
+    from kit.models.sandbox import SandboxedModel
 
 # name -> "module:Class"; modules import lazily (the siamese pulls in TensorFlow).
 REGISTRY = {
     "mean": "kit.models.mean:MeanModel",
     "cosine": "kit.models.cosine:CosineModel",
     "gbm": "kit.models.gbm:GBMModel",
-    "siamese": "kit.models.siamese:SiameseModel",
+    "siamese": "kit.models.siamese.estimator:SiameseModel",
     "blend": "kit.models.blend:BlendModel",
 }
 #: name -> how the rung saves its fitted state (each class's ``save_format``; a test keeps
@@ -28,12 +33,12 @@ REGISTRY = {
 SAVE_FORMATS = {"mean": "skops", "cosine": "skops", "gbm": "skops", "siamese": "keras", "blend": "skops+keras"}
 
 
-def available():
+def available() -> list[str]:
     """Names of the registered models, from the simplest rung up."""
     return list(REGISTRY)
 
 
-def get(name):
+def get(name: str) -> type["PairModel"]:
     """The model class registered under ``name``.
 
     Raises
@@ -45,7 +50,7 @@ def get(name):
     return getattr(import_module(module), cls)
 
 
-def check_name(name):
+def check_name(name: str) -> str:
     """``name`` when it is a registered rung; the UserError of :func:`get` otherwise (imports nothing)."""
     _registered(name)
     return name
@@ -95,10 +100,18 @@ class _NotLiteral(Exception):
 
 
 def _module_tree(module):
-    spec = find_spec(module)
-    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
-        raise OSError(f"no source for {module}")
-    return ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    """The parsed source of a kit module, found without importing it or its package.
+
+    ``importlib.util.find_spec("kit.models.siamese.estimator")`` would import the
+    ``kit.models.siamese`` package, which imports TensorFlow.
+    """
+    if not module.startswith("kit."):
+        raise OSError(f"{module} is not a kit module")
+    base = Path(__file__).resolve().parents[1].joinpath(*module.split(".")[1:])
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return ast.parse(path.read_text(encoding="utf-8"))
+    raise OSError(f"no source for {module}")
 
 
 def _class_node(module, cls_name):
@@ -181,7 +194,8 @@ def _stand_in(module, cls_name, doc, init_doc, parameters):
     })
 
 
-def load(path, untrusted=False, memory_limit=None, time_limit=None):
+def load(path: str | os.PathLike, untrusted: bool = False, memory_limit: int | None = None,
+         time_limit: float | None = None) -> "PairModel | SandboxedModel":
     """Load a model saved with ``model.save(path)`` or written by ``kit train``.
 
     A model folder is untrusted input: loading one never runs code from it
@@ -215,7 +229,11 @@ def load(path, untrusted=False, memory_limit=None, time_limit=None):
     ...     predictions = model.predict(test_spectra, test_pairs)
     """
     if untrusted:
-        from kit.models.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIME_LIMIT, SandboxedModel
+        from kit.models.sandbox import (
+            DEFAULT_MEMORY_LIMIT,
+            DEFAULT_TIME_LIMIT,
+            SandboxedModel,
+        )
 
         return SandboxedModel(path, memory_limit=DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit,
                               time_limit=DEFAULT_TIME_LIMIT if time_limit is None else time_limit)
@@ -229,7 +247,7 @@ def load(path, untrusted=False, memory_limit=None, time_limit=None):
     return cls._load_state(path, manifest)
 
 
-def check_folder(path):
+def check_folder(path: str | os.PathLike) -> dict:
     """Check a saved model folder without running any of it; return its manifest.
 
     The manifest, and every file this process can read without building a network

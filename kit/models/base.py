@@ -6,18 +6,34 @@ fitted state ends in ``_``. ``predict(spectra, pairs)`` returns one similarity p
 """
 import json
 import math
-import numbers
+import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Self
 
 import numpy as np
+import pandas as pd
+import skops.io as sio
 from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
 
 from kit._version import __version__
+from kit.constraints import Integral, Interval, validate_params
+from kit.data.pairs import PairSampler
 from kit.errors import UserError, first_line
 from kit.fileio import atomic_dir, jsonable
+from kit.models import SAVE_FORMATS, check_name
+from kit.models.untrusted import check_attributes, check_number, file_inside, load_skops
+from kit.safetext import printable
+
+if TYPE_CHECKING:  # matchms for a hint only
+    from matchms import Spectrum  # noqa: F401 - named in Spectra
 
 MANIFEST = "manifest.json"
+#: What ``fit`` and ``predict`` take: a list of matchms spectra.
+Spectra = Sequence["Spectrum"]
 
 
 def spectrum_ids(spectra):
@@ -46,8 +62,6 @@ def pair_indices(spectra, pairs):
     UserError
         When a pair names a spectrum id that is not among ``spectra``.
     """
-    import pandas as pd
-
     if isinstance(pairs, pd.DataFrame):
         missing = {"spectrum_id_a", "spectrum_id_b"} - set(pairs.columns)
         if missing:
@@ -88,71 +102,8 @@ def check_spectra(spectra, what="spectra"):
             )
 
 
-def check_int(value, name, minimum=1, maximum=None):
-    """``value`` as an int >= ``minimum`` (and <= ``maximum``): scikit-learn's ``check_scalar``, no booleans.
-
-    Raises a TypeError for a value that is not an integer (``True`` included) and a
-    :class:`~kit.errors.UserError` (a ValueError) naming the parameter when it is too small.
-
-    Examples
-    --------
-    >>> check_int(20000, "n_pairs")
-    20000
-    >>> check_int(0, "n_pairs")
-    Traceback (most recent call last):
-    ...
-    kit.errors.UserError: n_pairs == 0, must be >= 1.
-    """
-    from sklearn.utils import check_scalar
-
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    try:
-        return int(check_scalar(value, name, numbers.Integral, min_val=minimum, max_val=maximum))
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-
-
-def check_float(value, name, minimum=0.0, inclusive=False, maximum=None):
-    """``value`` as a finite float above ``minimum`` (or at it, when ``inclusive``), at most ``maximum``.
-
-    scikit-learn's ``check_scalar``, plus what it lets through: booleans and NaN or
-    infinite values are refused. TypeError for a value that is not a number,
-    :class:`~kit.errors.UserError` naming the parameter for one out of range.
-
-    Examples
-    --------
-    >>> check_float(0.1, "tolerance")
-    0.1
-    >>> check_float(0.0, "tolerance")
-    Traceback (most recent call last):
-    ...
-    kit.errors.UserError: tolerance == 0.0, must be > 0.0.
-    """
-    from sklearn.utils import check_scalar
-
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    if not np.isfinite(value):
-        raise UserError(f"{name} must be a finite number, got {value}")
-    try:
-        value = check_scalar(float(value), name, numbers.Real, min_val=minimum, max_val=maximum,
-                             include_boundaries=("left" if inclusive else "neither") if maximum is None
-                             else ("both" if inclusive else "right"))
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    return value
-
-
-def seeded_rng(seed):
-    """A numpy generator for a model's ``seed`` parameter (checked).
-
-    Examples
-    --------
-    >>> float(seeded_rng(0).random()) == float(seeded_rng(0).random())
-    True
-    """
-    return np.random.default_rng(check_int(seed, "seed", minimum=0))
+#: What a rung's ``seed`` may be.
+SEED = Interval(Integral, 0, None)
 
 
 def training_pairs(spectra, n_pairs, rng, what="training spectra"):
@@ -174,8 +125,6 @@ def training_pairs(spectra, n_pairs, rng, what="training spectra"):
     >>> len(y)                                                                             # doctest: +SKIP
     1000
     """
-    from kit.data.pairs import PairSampler
-
     idx_a, idx_b, similarity = PairSampler.from_spectra(spectra).sample(n_pairs, rng)
     if len(idx_a) == 0:
         raise UserError(
@@ -197,23 +146,22 @@ class PairModel(BaseEstimator):
     save_format = "skops"
     #: Fitted attributes and the type each must have once loaded (checked on load).
     state_types = {}
+    #: What each parameter may be (:mod:`kit.constraints`), checked at the start of ``fit``.
+    _parameter_constraints = {}
 
-    def fit(self, spectra, validation_spectra=None):  # pragma: no cover - interface
+    def fit(self, spectra: Spectra, validation_spectra: Spectra | None = None) -> Self:  # pragma: no cover - interface
         raise NotImplementedError
 
     def _predict_indices(self, spectra, idx_a, idx_b):  # pragma: no cover - interface
         raise NotImplementedError
 
     def _check_fitted(self):
-        from sklearn.exceptions import NotFittedError
-        from sklearn.utils.validation import check_is_fitted
-
         try:
             check_is_fitted(self, "fitted_")
         except NotFittedError:
             raise UserError(f"this {self.name} model is not fitted yet: call fit(train_spectra) before predict") from None
 
-    def predict(self, spectra, pairs):
+    def predict(self, spectra: Spectra, pairs: "pd.DataFrame | np.ndarray") -> np.ndarray:
         """One similarity per pair.
 
         Parameters
@@ -238,13 +186,15 @@ class PairModel(BaseEstimator):
         return {
             "model": self.name,
             "kit_version": __version__,
-            "params": {k: jsonable(v) for k, v in self.get_params().items()},
+            # Nested parameters (the blend's siamese__epochs) by name, not the estimator holding them.
+            "params": {k: jsonable(v) for k, v in self.get_params(deep=True).items()
+                       if not isinstance(v, BaseEstimator)},
             "fit_seconds": getattr(self, "fit_seconds_", None),
             "validation_score": getattr(self, "validation_score_", None),
             "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 
-    def save(self, path, extra=None):
+    def save(self, path: str | os.PathLike, extra: dict | None = None) -> Path:
         """Save into the folder ``path`` (written completely or not at all); return it."""
         self._check_fitted()
         path = Path(path)
@@ -257,16 +207,12 @@ class PairModel(BaseEstimator):
 
     def _save_state(self, folder):
         """Write the fitted model with skops (scikit-learn rungs); return manifest additions."""
-        import skops.io as sio
-
         sio.dump(self, folder / SKOPS_FILE)
         return {"format": "skops", "file": SKOPS_FILE}
 
     @classmethod
     def _load_state(cls, folder, manifest):
         """Load the skops file named by the manifest, trusting only the types this rung saves."""
-        from kit.models.untrusted import file_inside, load_skops
-
         return load_skops(file_inside(folder, manifest.get("file", SKOPS_FILE)), cls)
 
     @classmethod
@@ -274,8 +220,19 @@ class PairModel(BaseEstimator):
         """Check a saved folder in this process without running any of it: skops rungs load it (checked)."""
         cls._load_state(folder, manifest)
 
+    def _validate_params(self):
+        """The parameters checked against :attr:`_parameter_constraints` (converted); scikit-learn's manner.
+
+        Raises
+        ------
+        TypeError, kit.errors.UserError
+            One line naming the first parameter that is not what the rung declares.
+        """
+        return validate_params(self._parameter_constraints, self.get_params(deep=False))
+
     def check_params(self):
-        """Raise TypeError or ValueError for a parameter ``predict`` cannot use (fit checks the rest)."""
+        """Raise TypeError or ValueError for a parameter the rung cannot use (a loaded model's, say)."""
+        self._validate_params()
 
     def check_loaded_state(self, where):
         """Raise a UserError unless a loaded model has its fitted attributes, of the right types.
@@ -285,8 +242,6 @@ class PairModel(BaseEstimator):
         :meth:`check_params`, and each rung checks the arrays inside its estimators
         (:mod:`kit.models.untrusted`).
         """
-        from kit.models.untrusted import check_attributes, check_number
-
         if getattr(self, "fitted_", False) is not True:
             raise UserError(f"{where}: the saved {self.name} model is not fitted: expected a model saved after fit")
         for attribute, kind in self.state_types.items():
@@ -358,9 +313,12 @@ def read_manifest(path):
     >>> read_manifest("models/practice/gbm-1")["model"]   # doctest: +SKIP
     'gbm'
     """
-    from kit.models import SAVE_FORMATS, check_name
-    from kit.models.untrusted import check_fields, file_inside, plain_name, read_json_object
-    from kit.safetext import printable
+    from kit.models.untrusted import (
+        check_fields,
+        file_inside,
+        plain_name,
+        read_json_object,
+    )
 
     path = Path(path)
     where = printable(path)

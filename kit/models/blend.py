@@ -20,21 +20,43 @@ part B's molecules only (``holdout_fraction`` of them); ``siamese_molecules_`` a
 Examples
 --------
 >>> from kit.models.blend import BlendModel
->>> model = BlendModel(siamese_epochs=8, seed=0).fit(train_spectra)   # doctest: +SKIP
+>>> model = BlendModel(seed=0).set_params(siamese__epochs=8).fit(train_spectra)   # doctest: +SKIP
 >>> model.predict(test_spectra, test_pairs)[:3]                        # doctest: +SKIP
 array([0.12, 0.93, 0.41])
 """
 import copy
 import time
+from typing import Self
 
 import numpy as np
+import pandas as pd
+import skops.io as sio
+from sklearn.base import clone
 
+from kit.constraints import Integral, Interval, Options, Real
+from kit.data.chemistry import molecules_of
+from kit.data.pairs import split_molecules
 from kit.errors import UserError
-from kit.models.features import BIN_WIDTH, FEATURE_NAMES, TOLERANCE
 from kit.models.base import (
-    MANIFEST, SKOPS_FILE, PairModel, check_float, check_int, check_spectra, spectrum_ids, training_pairs,
+    MANIFEST,
+    SKOPS_FILE,
+    PairModel,
+    Spectra,
+    check_spectra,
+    read_manifest,
+    spectrum_ids,
+    training_pairs,
 )
+from kit.models.features import BIN_WIDTH, FEATURE_NAMES, TOLERANCE
 from kit.models.gbm import GBMModel
+from kit.models.untrusted import (
+    MAX_MOLECULES,
+    check_array,
+    check_hist_gradient_boosting,
+    file_inside,
+    load_skops,
+)
+from kit.safetext import printable
 
 #: Columns the siamese adds to the gbm's pair features, in this order.
 SIAMESE_FEATURES = ["siamese_cosine", "siamese_spread"]
@@ -42,9 +64,12 @@ SIAMESE_FEATURES = ["siamese_cosine", "siamese_spread"]
 MAX_MC_SAMPLES = 1000
 #: Sub-folder of a saved blend holding its siamese (saved like the siamese rung).
 SIAMESE_DIR = "siamese"
-#: Blend parameters handed to the siamese without their prefix.
-SIAMESE_PARAMS = ("hidden_units", "embedding_dim", "dropout", "learning_rate", "epochs", "batch_size",
-                  "pairs_per_epoch", "validation_pairs", "validation_fraction", "patience", "use_metadata")
+#: The siamese parameters earlier blends repeated as ``siamese_<name>`` attributes; a saved
+#: blend of that time still loads (its siamese is read from its own folder).
+LEGACY_SIAMESE_PARAMS = ("hidden_units", "embedding_dim", "dropout", "learning_rate", "epochs", "batch_size",
+                         "pairs_per_epoch", "validation_pairs", "validation_fraction", "patience", "use_metadata")
+#: What the blend sets on its siamese itself: the siamese's own values of these are not used.
+SET_BY_THE_BLEND = ("seed", "verbose")
 
 
 class BlendModel(GBMModel):
@@ -73,22 +98,15 @@ class BlendModel(GBMModel):
     early_stopping : bool, default True
         Stop boosting when the loss on a held-out 10% of the booster's pairs has not
         improved for 20 iterations.
-    siamese_hidden_units : tuple of int, default (500, 500)
-        The siamese's ``hidden_units``.
-    siamese_embedding_dim : int, default 200
-    siamese_dropout : float, default 0.2
-        Also the rate of the Monte Carlo dropout passes.
-    siamese_learning_rate : float, default 0.0028
-    siamese_epochs : int, default 30
-    siamese_batch_size : int, default 512
-    siamese_pairs_per_epoch : int, default 50000
-    siamese_validation_pairs : int, default 5000
-    siamese_validation_fraction : float, default 0.1
-        Share of part A's molecules the siamese holds out for early stopping when
-        ``fit`` gets no validation spectra.
-    siamese_patience : int, default 6
-    siamese_use_metadata : bool, default True
-        See :class:`kit.models.siamese.SiameseModel` for each ``siamese_`` parameter.
+    siamese : SiameseModel or None, default None
+        The siamese trained on part A (a copy of it; its ``seed`` and ``verbose`` are
+        the blend's). None is ``SiameseModel(calibrate=False)``: the booster learns
+        what the siamese's prediction means on held-out molecules, so an isotonic map
+        before it would only flatten stretches of the feature into ties. Its parameters
+        are nested, as scikit-learn's: ``set_params(siamese__epochs=3)``, or
+        ``kit train blend --siamese__epochs 3``; each is an option of ``kit train
+        siamese`` (:class:`kit.models.siamese.SiameseModel`). The dropout rate is also
+        that of the Monte Carlo dropout passes.
     seed : int, default 0
         Seeds the molecule split, the siamese, the booster's pairs and the boosting.
     progress : bool, default True
@@ -111,7 +129,8 @@ class BlendModel(GBMModel):
 
     Examples
     --------
-    >>> model = BlendModel(siamese_epochs=2, n_pairs=2000, progress=False).fit(train_spectra)   # doctest: +SKIP
+    >>> model = BlendModel(n_pairs=2000, progress=False).set_params(siamese__epochs=2)           # doctest: +SKIP
+    >>> model = model.fit(train_spectra)                                                       # doctest: +SKIP
     >>> set(model.siamese_molecules_) & set(model.booster_molecules_)                          # doctest: +SKIP
     set()
     """
@@ -119,6 +138,14 @@ class BlendModel(GBMModel):
     name = "blend"
     save_format = "skops+keras"
     state_types = {**GBMModel.state_types, "siamese_molecules_": np.ndarray, "booster_molecules_": np.ndarray}
+    _parameter_constraints = {
+        **GBMModel._parameter_constraints,
+        # Below 1: the siamese needs molecules too.
+        "holdout_fraction": Interval(Real, 0, 1, closed="neither"),
+        # Each sample is a pass of the network.
+        "mc_samples": Interval(Integral, 2, MAX_MC_SAMPLES),
+        "verbose": Options("auto", 0, 1, 2),
+    }
 
     def __init__(
         self,
@@ -133,17 +160,7 @@ class BlendModel(GBMModel):
         min_samples_leaf=20,
         l2_regularization=0.0,
         early_stopping=True,
-        siamese_hidden_units=(500, 500),
-        siamese_embedding_dim=200,
-        siamese_dropout=0.2,
-        siamese_learning_rate=2.8e-3,
-        siamese_epochs=30,
-        siamese_batch_size=512,
-        siamese_pairs_per_epoch=50000,
-        siamese_validation_pairs=5000,
-        siamese_validation_fraction=0.1,
-        siamese_patience=6,
-        siamese_use_metadata=True,
+        siamese=None,
         seed=0,
         progress=True,
         verbose="auto",
@@ -159,49 +176,87 @@ class BlendModel(GBMModel):
         self.min_samples_leaf = min_samples_leaf
         self.l2_regularization = l2_regularization
         self.early_stopping = early_stopping
-        self.siamese_hidden_units = siamese_hidden_units
-        self.siamese_embedding_dim = siamese_embedding_dim
-        self.siamese_dropout = siamese_dropout
-        self.siamese_learning_rate = siamese_learning_rate
-        self.siamese_epochs = siamese_epochs
-        self.siamese_batch_size = siamese_batch_size
-        self.siamese_pairs_per_epoch = siamese_pairs_per_epoch
-        self.siamese_validation_pairs = siamese_validation_pairs
-        self.siamese_validation_fraction = siamese_validation_fraction
-        self.siamese_patience = siamese_patience
-        self.siamese_use_metadata = siamese_use_metadata
+        self.siamese = siamese
         self.seed = seed
         self.progress = progress
         self.verbose = verbose
 
     # -- settings ------------------------------------------------------------------
-    def _check_own_params(self):
-        """Refuse the blend's own bad parameters before any work; return them checked."""
-        fraction = check_float(self.holdout_fraction, "holdout_fraction")
-        if fraction >= 1.0:
-            raise UserError(f"holdout_fraction must be below 1 (the siamese needs molecules too), got {fraction}")
-        mc_samples = check_int(self.mc_samples, "mc_samples", minimum=2)
-        if mc_samples > MAX_MC_SAMPLES:
-            raise UserError(f"mc_samples must be at most {MAX_MC_SAMPLES:,} (each is a pass of the network), got {mc_samples:,}")
-        check_int(self.seed, "seed", minimum=0)
-        return fraction, mc_samples
+    def _siamese_template(self):
+        """The unfitted siamese the blend trains a copy of: ``siamese``, or the default one."""
+        # Here, not at the top: the siamese imports TensorFlow, which the booster alone never needs.
+        from kit.models.siamese import SiameseModel
 
-    def siamese_params(self):
-        """Parameters of the inner :class:`~kit.models.siamese.SiameseModel` (a dict).
+        if self.siamese is None:
+            return SiameseModel(calibrate=False)
+        if not isinstance(self.siamese, SiameseModel):
+            raise TypeError(f"siamese must be None or a kit.models.siamese.SiameseModel, found "
+                            f"{type(self.siamese).__name__}")
+        return self.siamese
+
+    def get_params(self, deep=True):
+        """The blend's parameters; with ``deep``, also the siamese's as ``siamese__<name>`` (scikit-learn's way).
+
+        ``siamese__seed`` and ``siamese__verbose`` are the blend's own, which its siamese trains with.
 
         Examples
         --------
-        >>> BlendModel(siamese_epochs=3).siamese_params()["epochs"]
+        >>> BlendModel().get_params()["siamese__epochs"]   # doctest: +SKIP
+        30
+        """
+        params = super().get_params(deep=False)
+        if deep:
+            params |= {f"siamese__{k}": v for k, v in self.siamese_params().items()}
+        return params
+
+    def set_params(self, **params):
+        """Set parameters; ``siamese__<name>`` sets the siamese's (made first when ``siamese`` is None).
+
+        ``siamese__seed`` and ``siamese__verbose`` are refused unless they equal the blend's
+        own ``seed`` and ``verbose``, which its siamese trains with.
+
+        Examples
+        --------
+        >>> BlendModel().set_params(siamese__epochs=3).siamese.epochs   # doctest: +SKIP
         3
         """
-        params = {name: getattr(self, f"siamese_{name}") for name in SIAMESE_PARAMS}
-        # The booster learns what the siamese's prediction means on held-out molecules, which
-        # is what the siamese's own calibration does; an isotonic map before it would only
-        # flatten stretches of the feature into ties the trees cannot split.
-        return params | {"seed": self.seed, "verbose": self.verbose, "calibrate": False}
+        nested = {k.removeprefix("siamese__"): params.pop(k) for k in list(params) if k.startswith("siamese__")}
+        super().set_params(**params)
+        for name in SET_BY_THE_BLEND:
+            if name in nested and nested.pop(name) != getattr(self, name):
+                raise UserError(f"siamese__{name} is set by the blend: expected the blend's own {name} "
+                                f"({getattr(self, name)!r}), which it passes to its siamese")
+        if nested:
+            self.siamese = self._siamese_template()
+            self.siamese.set_params(**nested)
+        return self
+
+    def _validate_params(self):
+        """The blend's parameters checked, and the siamese's where one is given (None is the default one)."""
+        params = super()._validate_params()
+        if self.siamese is not None:
+            siamese = self._siamese_template()
+            try:
+                siamese._check_params()
+            except (TypeError, ValueError) as exc:  # UserError is a ValueError
+                # Named as it is set here: "epochs must be ..." is siamese__epochs.
+                nested = str(exc).split(" ", 1)[0] in siamese.get_params(deep=False)
+                raise type(exc)(f"siamese__{exc}" if nested else f"the blend's siamese: {exc}") from None
+        return params
+
+    def siamese_params(self):
+        """Parameters of the inner :class:`~kit.models.siamese.SiameseModel` (a dict), as ``fit`` sets them.
+
+        Examples
+        --------
+        >>> BlendModel(seed=3).set_params(siamese__epochs=2).siamese_params()["epochs"]   # doctest: +SKIP
+        2
+        """
+        own = {name: getattr(self, name) for name in SET_BY_THE_BLEND}
+        return self._siamese_template().get_params(deep=False) | own
 
     # -- training ------------------------------------------------------------------
-    def fit(self, spectra, validation_spectra=None):
+    def fit(self, spectra: Spectra, validation_spectra: Spectra | None = None) -> Self:
         """Train the siamese on part A's molecules, then the booster on part B's; return self.
 
         Parameters
@@ -216,20 +271,19 @@ class BlendModel(GBMModel):
         -------
         self
         """
-        from kit.models.siamese import SiameseModel
-
         start = time.perf_counter()
-        fraction, mc_samples = self._check_own_params()
-        n_pairs = check_int(self.n_pairs, "n_pairs")
-        regressor = self._regressor(int(self.seed))
+        params = self._validate_params()
+        siamese = clone(self._siamese_template()).set_params(**{name: params[name] for name in SET_BY_THE_BLEND})
+        regressor = self._regressor(params)
         check_spectra(spectra, "training spectra")
-        split_seed, pairs_seed = np.random.SeedSequence(int(self.seed)).spawn(2)
-        part_a, part_b, keys_a, keys_b = split_by_molecule(spectra, fraction, np.random.default_rng(split_seed))
-        siamese = SiameseModel(**self.siamese_params()).fit(part_a, validation_spectra=validation_spectra)
+        split_seed, pairs_seed = np.random.SeedSequence(params["seed"]).spawn(2)
+        part_a, part_b, keys_a, keys_b = split_by_molecule(spectra, params["holdout_fraction"],
+                                                           np.random.default_rng(split_seed))
+        siamese.fit(part_a, validation_spectra=validation_spectra)
         idx_a, idx_b, similarity = training_pairs(
-            part_b, n_pairs, np.random.default_rng(pairs_seed), what="spectra held out from the siamese"
+            part_b, params["n_pairs"], np.random.default_rng(pairs_seed), what="spectra held out from the siamese"
         )
-        x = self._blend_features(siamese, part_b, idx_a, idx_b, mc_samples)
+        x = self._blend_features(siamese, part_b, idx_a, idx_b, params["mc_samples"])
         self.regressor_ = regressor.fit(x, similarity)
         self.siamese_ = siamese
         self.feature_names_ = list(x.columns)
@@ -241,8 +295,6 @@ class BlendModel(GBMModel):
 
     def _blend_features(self, siamese, spectra, idx_a, idx_b, mc_samples):
         """The gbm's pair features plus the siamese's cosine and MC-dropout spread."""
-        import pandas as pd
-
         x = self.features(spectra, idx_a, idx_b)
         ids = np.asarray(spectrum_ids(spectra), dtype=object)
         pairs = pd.DataFrame({"spectrum_id_a": ids[np.asarray(idx_a)], "spectrum_id_b": ids[np.asarray(idx_b)]})
@@ -251,17 +303,16 @@ class BlendModel(GBMModel):
         return x
 
     def _predict_indices(self, spectra, idx_a, idx_b):
-        _, mc_samples = self._check_own_params()
-        x = self._blend_features(self.siamese_, spectra, idx_a, idx_b, mc_samples)
+        x = self._blend_features(self.siamese_, spectra, idx_a, idx_b, self._validate_params()["mc_samples"])
         return np.clip(self.regressor_.predict(x[self.feature_names_]), 0.0, 1.0)
 
     # -- persistence ---------------------------------------------------------------
     def _save_state(self, folder):
         """The booster with skops (without the network), the siamese in its own sub-folder."""
-        import skops.io as sio
-
         booster = copy.copy(self)
-        del booster.siamese_  # Keras objects have no place in a skops file
+        # Keras objects have no place in a skops file: the siamese's parameters are in its own manifest.
+        del booster.siamese_
+        booster.siamese = None
         sio.dump(booster, folder / SKOPS_FILE)
         self.siamese_.save(folder / SIAMESE_DIR)
         return {"format": self.save_format, "file": SKOPS_FILE}
@@ -273,6 +324,7 @@ class BlendModel(GBMModel):
 
         model, inner, inner_manifest = cls._load_booster(folder, manifest)
         model.siamese_ = SiameseModel._load_state(inner, inner_manifest)
+        model.siamese = clone(model.siamese_)
         return model
 
     @classmethod
@@ -283,10 +335,6 @@ class BlendModel(GBMModel):
     @classmethod
     def _load_booster(cls, folder, manifest):
         """The blend without its siamese, the siamese's folder and its checked manifest."""
-        from kit.models.base import read_manifest
-        from kit.models.untrusted import file_inside, load_skops
-        from kit.safetext import printable
-
         model = load_skops(file_inside(folder, manifest.get("file", SKOPS_FILE)), cls)
         inner = file_inside(folder, f"{SIAMESE_DIR}/{MANIFEST}", "siamese manifest").parent
         inner_manifest = read_manifest(inner)
@@ -297,14 +345,20 @@ class BlendModel(GBMModel):
             )
         return model, inner, inner_manifest
 
-    def check_params(self):
-        super().check_params()
-        self._check_own_params()
-
     def check_loaded_state(self, where):
-        """Also refuse features the blend does not compute, molecule records of the wrong kind, forged trees."""
-        from kit.models.untrusted import MAX_MOLECULES, check_array, check_hist_gradient_boosting
+        """Also refuse features the blend does not compute, molecule records of the wrong kind, forged trees.
 
+        A blend saved before its siamese's parameters were nested holds them as
+        ``siamese_<name>`` attributes (:data:`LEGACY_SIAMESE_PARAMS`); they are dropped,
+        as the siamese is read from its own folder.
+        """
+        if "siamese" not in vars(self):
+            for name in LEGACY_SIAMESE_PARAMS:
+                vars(self).pop(f"siamese_{name}", None)
+            self.siamese = None
+        if self.siamese is not None:
+            raise UserError(f"{where}: the saved blend's siamese parameter is a {type(self.siamese).__name__}, "
+                            "expected None (its siamese is saved in its own folder)")
         PairModel.check_loaded_state(self, where)
         self.check_feature_names(FEATURE_NAMES + SIAMESE_FEATURES, where)
         if self.feature_names_[-len(SIAMESE_FEATURES):] != SIAMESE_FEATURES:
@@ -336,9 +390,6 @@ def split_by_molecule(spectra, fraction, rng):
     --------
     >>> a, b, keys_a, keys_b = split_by_molecule(train_spectra, 0.3, np.random.default_rng(0))   # doctest: +SKIP
     """
-    from kit.data.chemistry import molecules_of
-    from kit.data.pairs import split_molecules
-
     kept, molecules = molecules_of(spectra)
     held = split_molecules(molecules.keys, fraction, rng, option="holdout_fraction")
     second = held[molecules.spectrum_molecule]

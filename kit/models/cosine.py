@@ -13,12 +13,15 @@ Examples
 array([0.21, 0.63, 0.35])
 """
 import time
+from typing import Self
 
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
+from kit.constraints import Boolean, Integral, Interval, Real, check_param
+from kit.models.base import SEED, PairModel, Spectra, check_spectra, training_pairs
 from kit.models.features import TOLERANCE, modified_cosine_scores
-from kit.models.base import PairModel, check_float, check_int, check_spectra, seeded_rng, training_pairs
+from kit.models.untrusted import check_isotonic
 
 #: Widest m/z tolerance (Da) a model may match peaks with; wider matches everything with everything.
 MAX_TOLERANCE = 10.0
@@ -54,6 +57,12 @@ class CosineModel(PairModel):
 
     name = "cosine"
     state_types = {"calibration_": IsotonicRegression, "n_train_pairs_": int}
+    _parameter_constraints = {
+        "n_pairs": Interval(Integral, 1, None),
+        "tolerance": Interval(Real, 0, MAX_TOLERANCE, closed="right"),
+        "seed": SEED,
+        "progress": Boolean(),
+    }
 
     def __init__(self, n_pairs=20000, tolerance=TOLERANCE, seed=0, progress=True):
         self.n_pairs = n_pairs
@@ -63,18 +72,16 @@ class CosineModel(PairModel):
 
     def scores(self, spectra, idx_a, idx_b):
         """Uncalibrated modified cosine of each pair (positions in ``spectra``)."""
-        tolerance = check_float(self.tolerance, "tolerance", maximum=MAX_TOLERANCE)
+        tolerance = check_param(self.tolerance, "tolerance", self._parameter_constraints["tolerance"])
         scores, _ = modified_cosine_scores(spectra, idx_a, idx_b, tolerance, progress=bool(self.progress))
         return scores
 
-    def fit(self, spectra, validation_spectra=None):
+    def fit(self, spectra: Spectra, validation_spectra: Spectra | None = None) -> Self:
         """Fit the calibration on training pairs of ``spectra``; return self."""
         start = time.perf_counter()
-        n_pairs = check_int(self.n_pairs, "n_pairs")
-        check_float(self.tolerance, "tolerance", maximum=MAX_TOLERANCE)
+        params = self._validate_params()
         check_spectra(spectra, "training spectra")
-        train_rng = seeded_rng(self.seed)
-        idx_a, idx_b, similarity = training_pairs(spectra, n_pairs, train_rng)
+        idx_a, idx_b, similarity = training_pairs(spectra, params["n_pairs"], np.random.default_rng(params["seed"]))
         calibration = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
         self.calibration_ = calibration.fit(self.scores(spectra, idx_a, idx_b), similarity)
         self.n_train_pairs_ = int(len(similarity))
@@ -82,17 +89,8 @@ class CosineModel(PairModel):
         self.fit_seconds_ = time.perf_counter() - start
         return self
 
-    def check_params(self):
-        check_int(self.n_pairs, "n_pairs")
-        check_int(self.seed, "seed", minimum=0)
-        check_float(self.tolerance, "tolerance", maximum=MAX_TOLERANCE)
-        if not isinstance(self.progress, bool):
-            raise TypeError(f"progress must be true or false, got {type(self.progress).__name__}")
-
     def check_loaded_state(self, where):
         """Also refuse a calibration map that is not bounded and sorted (:func:`~kit.models.untrusted.check_isotonic`)."""
-        from kit.models.untrusted import check_isotonic
-
         super().check_loaded_state(where)
         check_isotonic(self.calibration_, where)
 

@@ -13,14 +13,17 @@ Examples
 array([0.18, 0.71, 0.33])
 """
 import time
+from typing import Self
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from kit.models.features import BIN_WIDTH, FEATURE_NAMES, TOLERANCE, pair_features
+from kit.constraints import Boolean, Integral, Interval, Real
 from kit.errors import UserError
-from kit.models.base import PairModel, check_float, check_int, check_spectra, seeded_rng, training_pairs
-from kit.models.cosine import MAX_TOLERANCE
+from kit.models.base import SEED, PairModel, Spectra, check_spectra, training_pairs
+from kit.models.cosine import CosineModel
+from kit.models.features import BIN_WIDTH, FEATURE_NAMES, TOLERANCE, pair_features
+from kit.models.untrusted import MAX_TREE_NODES, MAX_TREES, check_hist_gradient_boosting
 
 #: Narrowest and widest bin (Da) of the binned-spectrum cosines: a bin of 1e-300 Da would
 #: overflow the bin count, one wider than the m/z range puts every peak in one bin.
@@ -68,6 +71,19 @@ class GBMModel(PairModel):
 
     name = "gbm"
     state_types = {"regressor_": HistGradientBoostingRegressor, "feature_names_": list, "n_train_pairs_": int}
+    _parameter_constraints = {
+        "n_pairs": Interval(Integral, 1, None),
+        "tolerance": CosineModel._parameter_constraints["tolerance"],
+        "bin_width": Interval(Real, *BIN_WIDTH_RANGE),
+        "max_iter": Interval(Integral, 1, MAX_TREES),
+        "learning_rate": Interval(Real, 0, None, closed="neither"),
+        "max_leaf_nodes": Interval(Integral, 2, MAX_TREE_NODES // 2),
+        "min_samples_leaf": Interval(Integral, 1, None),
+        "l2_regularization": Interval(Real, 0, None),
+        "early_stopping": Boolean(),
+        "seed": SEED,
+        "progress": Boolean(),
+    }
 
     def __init__(
         self,
@@ -97,39 +113,31 @@ class GBMModel(PairModel):
 
     def features(self, spectra, idx_a, idx_b):
         """The pair features (a DataFrame, columns :data:`kit.models.features.FEATURE_NAMES`)."""
-        tolerance, bin_width = self._feature_settings()
-        return pair_features(spectra, idx_a, idx_b, tolerance=tolerance, bin_width=bin_width,
-                             progress=bool(self.progress))
+        params = self._validate_params()
+        return pair_features(spectra, idx_a, idx_b, tolerance=params["tolerance"], bin_width=params["bin_width"],
+                             progress=params["progress"])
 
-    def _feature_settings(self):
-        """``tolerance`` and ``bin_width``, checked."""
-        return (check_float(self.tolerance, "tolerance", maximum=MAX_TOLERANCE),
-                check_float(self.bin_width, "bin_width", minimum=BIN_WIDTH_RANGE[0], inclusive=True,
-                            maximum=BIN_WIDTH_RANGE[1]))
-
-    def _regressor(self, seed):
-        from kit.models.untrusted import MAX_TREE_NODES, MAX_TREES
-
+    def _regressor(self, params):
+        """The unfitted booster of checked ``params`` (:meth:`_validate_params`)."""
         return HistGradientBoostingRegressor(
-            max_iter=check_int(self.max_iter, "max_iter", maximum=MAX_TREES),
-            learning_rate=check_float(self.learning_rate, "learning_rate"),
-            max_leaf_nodes=check_int(self.max_leaf_nodes, "max_leaf_nodes", minimum=2, maximum=MAX_TREE_NODES // 2),
-            min_samples_leaf=check_int(self.min_samples_leaf, "min_samples_leaf"),
-            l2_regularization=check_float(self.l2_regularization, "l2_regularization", inclusive=True),
-            early_stopping=bool(self.early_stopping),
+            max_iter=params["max_iter"],
+            learning_rate=params["learning_rate"],
+            max_leaf_nodes=params["max_leaf_nodes"],
+            min_samples_leaf=params["min_samples_leaf"],
+            l2_regularization=params["l2_regularization"],
+            early_stopping=params["early_stopping"],
             validation_fraction=0.1,
             n_iter_no_change=20,
-            random_state=seed,
+            random_state=params["seed"],
         )
 
-    def fit(self, spectra, validation_spectra=None):
+    def fit(self, spectra: Spectra, validation_spectra: Spectra | None = None) -> Self:
         """Fit the boosted trees on features of training pairs of ``spectra``; return self."""
         start = time.perf_counter()
-        n_pairs = check_int(self.n_pairs, "n_pairs")
-        train_rng = seeded_rng(self.seed)
-        regressor = self._regressor(int(self.seed))
+        params = self._validate_params()
+        regressor = self._regressor(params)
         check_spectra(spectra, "training spectra")
-        idx_a, idx_b, similarity = training_pairs(spectra, n_pairs, train_rng)
+        idx_a, idx_b, similarity = training_pairs(spectra, params["n_pairs"], np.random.default_rng(params["seed"]))
         x = self.features(spectra, idx_a, idx_b)
         self.regressor_ = regressor.fit(x, similarity)
         self.feature_names_ = list(x.columns)
@@ -138,15 +146,6 @@ class GBMModel(PairModel):
         self.fit_seconds_ = time.perf_counter() - start
         return self
 
-    def check_params(self):
-        check_int(self.n_pairs, "n_pairs")
-        check_int(self.seed, "seed", minimum=0)
-        for name in ("progress", "early_stopping"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name} must be true or false, got {type(getattr(self, name)).__name__}")
-        self._regressor(0)
-        self._feature_settings()
-
     def check_loaded_state(self, where):
         """Also refuse features the kit does not compute and trees a prediction cannot trust.
 
@@ -154,8 +153,6 @@ class GBMModel(PairModel):
         """
         super().check_loaded_state(where)
         self.check_feature_names(FEATURE_NAMES, where)
-        from kit.models.untrusted import check_hist_gradient_boosting
-
         check_hist_gradient_boosting(self.regressor_, self.feature_names_, where)
 
     def check_feature_names(self, known, where):

@@ -11,11 +11,14 @@ Examples
 array([0.49, 0.49, 0.49])
 """
 import time
+from typing import Self
 
 import numpy as np
 from sklearn.dummy import DummyRegressor
 
-from kit.models.base import PairModel, check_int, check_spectra, seeded_rng, training_pairs
+from kit.constraints import Integral, Interval
+from kit.models.base import SEED, PairModel, Spectra, check_spectra, training_pairs
+from kit.models.untrusted import check_dummy_regressor
 
 
 class MeanModel(PairModel):
@@ -43,35 +46,30 @@ class MeanModel(PairModel):
 
     name = "mean"
     state_types = {"regressor_": DummyRegressor, "n_train_pairs_": int}
+    _parameter_constraints = {"n_pairs": Interval(Integral, 1, None), "seed": SEED}
 
     def __init__(self, n_pairs=20000, seed=0):
         self.n_pairs = n_pairs
         self.seed = seed
 
-    def fit(self, spectra, validation_spectra=None):
+    def fit(self, spectra: Spectra, validation_spectra: Spectra | None = None) -> Self:
         """Draw training pairs from ``spectra`` and remember their mean Tanimoto; return self.
 
         ``validation_spectra`` is accepted so that every rung has one signature; this rung
         has nothing to tune on it.
         """
         start = time.perf_counter()
-        n_pairs = check_int(self.n_pairs, "n_pairs")
+        params = self._validate_params()
         check_spectra(spectra, "training spectra")
-        _, _, similarity = training_pairs(spectra, n_pairs, seeded_rng(self.seed))
+        _, _, similarity = training_pairs(spectra, params["n_pairs"], np.random.default_rng(params["seed"]))
         self.regressor_ = DummyRegressor(strategy="mean").fit(np.zeros((len(similarity), 1)), similarity)
         self.n_train_pairs_ = int(len(similarity))
         self.fitted_ = True
         self.fit_seconds_ = time.perf_counter() - start
         return self
 
-    def check_params(self):
-        check_int(self.n_pairs, "n_pairs")
-        check_int(self.seed, "seed", minimum=0)
-
     def check_loaded_state(self, where):
         """Also refuse a regressor that is not one mean of one output (:func:`~kit.models.untrusted.check_dummy_regressor`)."""
-        from kit.models.untrusted import check_dummy_regressor
-
         super().check_loaded_state(where)
         check_dummy_regressor(self.regressor_, where)
 

@@ -373,7 +373,9 @@ def _error_text(exc, where, what):
         text = f"{where}: the model's {what} recursed too deeply: a forged or damaged model"
     else:
         text = f"{where}: the model's {what} failed ({type(exc).__name__}: {first_line(exc)})"
-    if _near_memory_limit():
+    # The loader's "failed to map segment": a shared library (TensorFlow's, 1 GB) that does
+    # not fit the address space left, however far the peak stayed from the limit.
+    if _near_memory_limit() or (isinstance(exc, ImportError) and "failed to map segment" in str(exc)):
         # Libraries turn a failed allocation into errors of their own (Keras: "could not be loaded").
         text += f" (the model's process reached its memory limit of {limit}: raise it with --memory-limit)"
     return text

@@ -13,9 +13,13 @@ and their RMSE is weighted bin by bin to the test pairs' published bin counts
 (``competition.json``), so a bin that is scarce among the test pairs counts as little in
 validation. Its standard error comes from a bootstrap over the validation molecules.
 """
+import inspect
 import json
+import re
 import time
+import warnings
 from dataclasses import dataclass
+from difflib import get_close_matches
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +40,9 @@ def model_params(cls, options, others=()):
 
     Types follow each parameter's default: numbers, booleans, and comma-separated tuples;
     ``none`` where the docstring allows None. An unknown name is refused with the closest
-    known ones.
+    known ones. A nested parameter is named as scikit-learn's ``get_params(deep=True)``
+    names it (``siamese__epochs``); the older spelling ``siamese_epochs`` still works,
+    with a one-line warning naming the new one.
 
     Parameters
     ----------
@@ -56,21 +62,58 @@ def model_params(cls, options, others=()):
     Traceback (most recent call last):
     kit.errors.UserError: model 'mean' has no option --n-pair (did you mean --n-pairs?); see `kit train mean --help`
     """
-    from difflib import get_close_matches
-
-    defaults = cls().get_params()
-    docs = parameter_docs(cls)
+    defaults = cls().get_params()  # deep, as scikit-learn's default: nested names too
     params = {}
     for key, text in options.items():
-        name = str(key).replace("-", "_")
+        name = _renamed(str(key).replace("-", "_"), defaults)
+        if any(k.startswith(f"{name}__") for k in defaults):
+            raise UserError(f"option {option_flag(name)} holds a model, which takes no value on the command line: "
+                            f"expected its options as {option_flag(name)}__NAME VALUE; "
+                            f"see `kit train {cls.name} --help`")
         if name not in defaults:
-            flag = "--" + name.replace("_", "-")
-            known = sorted({"--" + k.replace("_", "-") for k in [*defaults, *others]})
+            flag = option_flag(name)
+            known = sorted({option_flag(k) for k in [*defaults, *others] if not any(
+                d.startswith(f"{k}__") for d in defaults)})
             close = get_close_matches(flag.lower(), known, n=2, cutoff=0.75)
             hint = f" (did you mean {' or '.join(close)}?)" if close else f"; expected one of: {', '.join(known)}"
             raise UserError(f"model {cls.name!r} has no option {flag}{hint}; see `kit train {cls.name} --help`")
-        params[name] = _coerce(text, defaults[name], name, allow_none="None" in docs.get(name, ("", ""))[0])
+        if name in params:
+            raise UserError(f"option {option_flag(name)} is given twice: expected each model option once")
+        params[name] = _coerce(text, defaults[name], name, allow_none=_allows_none(cls, name, defaults[name]))
     return params
+
+
+def option_flag(name):
+    """The command-line option of a parameter: ``n_pairs`` is ``--n-pairs``, ``siamese__epochs`` ``--siamese__epochs``.
+
+    Examples
+    --------
+    >>> option_flag("siamese__hidden_units")
+    '--siamese__hidden-units'
+    """
+    return "--" + "__".join(part.replace("_", "-") for part in name.split("__"))
+
+
+def _renamed(name, defaults):
+    """``name``, or the nested name that an older spelling (``siamese_epochs``) stands for, with a warning."""
+    outer, _, inner = name.partition("_")
+    nested = f"{outer}__{inner}"
+    if name in defaults or not inner or inner.startswith("_") or nested not in defaults:
+        return name
+    # Not warnings.warn: that shows the calling line of source too, and this is one line.
+    warnings.warn_explicit(f"option {option_flag(name)} is deprecated: use {option_flag(nested)}", FutureWarning,
+                           "kit", 0)
+    return nested
+
+
+def _allows_none(cls, name, default):
+    """Whether the docstring of ``cls`` (for ``outer__inner``, of the nested estimator) allows None for ``name``."""
+    outer, _, inner = name.partition("__")
+    if not inner:
+        return "None" in parameter_docs(cls).get(name, ("", ""))[0]
+    # Setting a nested parameter makes the nested estimator where the default is None (the blend's siamese).
+    nested = cls().set_params(**{name: default}).get_params(deep=False)[outer]
+    return _allows_none(type(nested), inner, default)
 
 
 _KINDS = {bool: "true or false", int: "an integer", float: "a number"}
@@ -111,7 +154,7 @@ def _coerce(text, default, name, allow_none=False):
             shown = f"comma-separated {_KINDS.get(kind, kind.__name__).removeprefix('an ').removeprefix('a ')}s"
         else:
             shown = _KINDS.get(kind, "a JSON value" if default is None else kind.__name__)
-        raise UserError(f"option --{name.replace('_', '-')}: expected {shown}, found {text!r}") from None
+        raise UserError(f"option {option_flag(name)}: expected {shown}, found {text!r}") from None
     return text
 
 
@@ -128,8 +171,6 @@ def parameter_docs(cls):
     >>> parameter_docs(MeanModel)["n_pairs"]
     ('int, default 20000', 'Training pairs drawn (bin-balanced, by molecule).')
     """
-    import inspect
-
     init_doc = cls.__init__.__doc__ if "__init__" in vars(cls) else None
     doc = init_doc if init_doc and "Parameters" in init_doc else cls.__doc__
     lines = inspect.cleandoc(doc or "").splitlines()
@@ -159,7 +200,9 @@ def rung_options(cls, skip=()):
     """The options of ``kit train <rung>``: a list of ``(flag, metavar, help)`` in signature order.
 
     Meanings come from :func:`parameter_docs`, defaults from ``cls()``, written the way
-    they are typed on the command line.
+    they are typed on the command line. A parameter that holds another rung (its type a
+    ``...Model``, the blend's ``siamese``) is offered as that rung's options, nested:
+    ``--siamese__NAME VALUE``.
 
     Examples
     --------
@@ -167,8 +210,6 @@ def rung_options(cls, skip=()):
     >>> rung_options(MeanModel, skip=["seed"])
     [('--n-pairs', 'N', 'Training pairs drawn (bin-balanced, by molecule). (default: 20000)')]
     """
-    import inspect
-
     defaults = cls().get_params()
     docs = parameter_docs(cls)
     names = [n for n in inspect.signature(cls.__init__).parameters if n in defaults and n not in skip]
@@ -178,6 +219,9 @@ def rung_options(cls, skip=()):
         kind, meaning = docs.get(name, ("", ""))
         kind = kind.split(", default")[0].strip()
         meaning = _plain(meaning) or name.replace("_", " ")
+        if re.fullmatch(r"\w+Model( or None)?", kind):
+            options.append((f"--{name}__NAME", "VALUE", meaning))
+            continue
         metavar = _metavar(default) + ("|none" if "None" in kind and default is not None else "")
         options.append(("--" + name.replace("_", "-"), metavar, f"{meaning} (default: {_as_typed(default)})"))
     return options
@@ -191,8 +235,6 @@ def _plain(text):
     >>> _plain("see :mod:`kit.binning`; ``None`` keeps it")
     'see kit.binning; None keeps it'
     """
-    import re
-
     return re.sub(r"(?::\w+:)?`+([^`]*)`+", r"\1", text)
 
 
@@ -255,8 +297,8 @@ def validation_set(spectra, pairs_per_bin, seed):
     import pandas as pd
 
     from kit.data.chemistry import molecules_of
-    from kit.models.base import spectrum_ids
     from kit.data.pairs import balanced_test_pairs
+    from kit.models.base import spectrum_ids
 
     kept, molecules = molecules_of(spectra)
     pairs, similarity, _ = balanced_test_pairs(
@@ -378,8 +420,8 @@ def validation_score(truth, predicted, pair_molecules, bin_shares=None, rounds=B
     >>> round(score["rmse"], 4), score["molecules"], score["rmse_se"] > 0
     (0.0816, 3, True)
     """
-    from kit.scoring.metrics import diagnostics
     from kit.data.tanimoto_bins import BIN_LABELS
+    from kit.scoring.metrics import diagnostics
 
     score = diagnostics(truth, predicted)
     # The molecules the pairs are made of, numbered 0 .. n - 1.
@@ -465,15 +507,17 @@ def train_model(
     from kit.competition.folder import load_competition
 
     cls = kit.models.get(name)
+    params = model_params(cls, params or {}) | ({"seed": seed} if "seed" in cls().get_params() else {})
+    # set_params, as nested parameters (the blend's siamese__epochs) are no arguments of __init__.
+    model = cls().set_params(**params)
+    model.check_params()  # every value, before any spectrum is read
     comp = competition if hasattr(competition, "train_spectra") else load_competition(competition, data=data)
-    params = {**model_params(cls, params or {}), "seed": seed} if "seed" in cls().get_params() else model_params(cls, params or {})
     if held_out is None:
         held_out = HeldOut.of(comp.train_spectra, validation_fraction, validation_pairs_per_bin, seed)
     train, val = held_out.train, held_out.validation
     pairs, truth, pair_molecules = held_out.pairs, held_out.truth, held_out.pair_molecules
     echo(f"training {name} on {len(train):,} spectra; {len(val):,} spectra of {len(np.unique(pair_molecules)):,} "
          "other molecules are held out for the validation score only")
-    model = cls(**params)
     start = time.perf_counter()
     # No validation spectra: what the rung holds out for itself comes from `train`.
     model.fit(train)

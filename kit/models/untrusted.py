@@ -24,7 +24,17 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+import h5py
 import numpy as np
+import skops.io as sio
+from sklearn._loss.link import IdentityLink
+from sklearn._loss.loss import HalfSquaredError
+from sklearn.dummy import DummyRegressor
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.ensemble._hist_gradient_boosting.binning import _BinMapper
+from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
+from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+from sklearn.isotonic import IsotonicRegression
 
 from kit.errors import UserError, first_line
 from kit.safetext import printable
@@ -266,8 +276,6 @@ def load_skops(file, cls):
     be a fitted ``cls``. Nothing in the file can run code: skops builds objects from
     audited types only and never unpickles.
     """
-    import skops.io as sio
-
     where = printable(file)
     check_archive(file, f"{cls.name} model (skops)")
     allowed = SKOPS_TYPES.get(cls.name, ())
@@ -350,8 +358,6 @@ def weight_shapes(file, max_elements, what="weights file", unread=(), where=None
     >>> weight_shapes("models/s/model.weights.h5", 5_000_000)["vars/0"]      # doctest: +SKIP
     (9902, 500)
     """
-    import h5py
-
     where = where or printable(file)
     # float32 values (and an optimiser's two moments for each in ``unread``), plus HDF5's bookkeeping.
     most = 4 * max_elements * (3 if unread else 1) + (16 << 20)
@@ -381,8 +387,6 @@ MAX_H5_OBJECTS = 10_000
 
 
 def _walk_h5(group, prefix, shapes, totals, seen, max_elements, unread, where):
-    import h5py
-
     for name in group:
         path = f"{prefix}{name}"
         seen[0] += 1
@@ -536,8 +540,6 @@ def check_tree(nodes, n_features, where):
     ...
     kit.errors.UserError: m: tree node 0's children must come after it and inside the 3 nodes, found left 0, right 2: not a model the kit saved (a forged or damaged file)
     """
-    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
-
     if type(nodes) is not np.ndarray or nodes.dtype != PREDICTOR_RECORD_DTYPE:
         refuse(where, "tree nodes must be scikit-learn's node records",
                f"dtype {getattr(nodes, 'dtype', type(nodes).__name__)}")
@@ -584,12 +586,6 @@ def check_hist_gradient_boosting(regressor, feature_names, where):
     tree (:func:`check_tree`), at most :data:`MAX_TREES` of them; then the parameters.
     The gbm and the blend share it: both store the same tree type.
     """
-    from sklearn._loss.link import IdentityLink
-    from sklearn._loss.loss import HalfSquaredError
-    from sklearn.ensemble import HistGradientBoostingRegressor
-    from sklearn.ensemble._hist_gradient_boosting.binning import _BinMapper
-    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
-
     what = "the saved regressor_"
     if type(regressor) is not HistGradientBoostingRegressor:
         refuse(where, f"{what} must be a HistGradientBoostingRegressor", type(regressor).__name__)
@@ -674,8 +670,6 @@ def check_dummy_regressor(regressor, where):
     ``predict`` fills ``(n_samples, n_outputs_)`` from ``constant_``: a forged
     ``n_outputs_`` of 1e8 would allocate gigabytes per pair.
     """
-    from sklearn.dummy import DummyRegressor
-
     what = "the saved regressor_"
     if type(regressor) is not DummyRegressor:
         refuse(where, f"{what} must be a DummyRegressor", type(regressor).__name__)
@@ -693,8 +687,6 @@ def check_dummy_regressor(regressor, where):
 
 def check_isotonic(calibration, where):
     """Refuse an ``IsotonicRegression`` (the cosine rung's map) that is not a bounded, sorted map to [0, 1]."""
-    from sklearn.isotonic import IsotonicRegression
-
     what = "the saved calibration_"
     if type(calibration) is not IsotonicRegression:
         refuse(where, f"{what} must be an IsotonicRegression", type(calibration).__name__)
