@@ -169,7 +169,10 @@ def _as_floats(values):
 
 def _aligned_values(values, ids, column):
     """A companion file's values: finite floats, one per id; a SubmissionError otherwise."""
-    values = _as_floats(values)
+    try:
+        values = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SubmissionError(f"{column}: expected numbers, found values that are not numeric") from None
     if values.shape != ids.shape or not np.isfinite(values).all():
         raise SubmissionError(f"{column}: expected {ids.size:,} finite numbers (one per row of test_pairs.csv), "
                               f"found shape {values.shape} with {int((~np.isfinite(values)).sum()):,} not finite")
