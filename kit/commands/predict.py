@@ -1,6 +1,6 @@
 """``kit predict MODEL_DIR``: write a submission from a saved model."""
 from kit.constraints import argparse_type
-from kit.models.sandbox import PASSES
+from kit.models.sandbox import PASSES, parse_duration, parse_size
 
 
 def add_parser(subparsers):
@@ -30,7 +30,6 @@ def add_parser(subparsers):
 
 
 def run(args):
-    from kit.models.sandbox import parse_duration, parse_size
     from kit.models.prediction import predict_competition
 
     memory_limit, time_limit = parse_size(args.memory_limit), parse_duration(args.time_limit)
