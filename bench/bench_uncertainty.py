@@ -17,7 +17,8 @@ the table in Markdown.
 Usage::
 
     nice .venv/bin/python bench/bench_uncertainty.py [--library ../shared/data/massbank/massbank_positive.mgf.gz]
-        [--out bench/out/uncertainty] [--epochs N] [--passes 10] [--model DIR] [--plot bench/uncertainty_coverage.png]
+        [--out bench/out/uncertainty] [--epochs N] [--passes 10] [--model DIR] [--data DIR]
+        [--plot bench/uncertainty_coverage.png]
     .venv/bin/python bench/bench_uncertainty.py --table [--out bench/out/uncertainty]
 """
 import argparse
@@ -33,7 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from kit.cli import main as kit  # noqa: E402 - after the path is set
 from kit.competition.folder import PRIVATE, load_competition  # noqa: E402
-from kit.scoring.coverage import COVERAGES, rmse_by_coverage, trivial_uncertainty  # noqa: E402
+from kit.scoring.coverage import COVERAGES, kept_count, rmse_by_coverage, trivial_uncertainty  # noqa: E402
 
 LIBRARY = REPO.parent / "shared" / "data" / "massbank" / "massbank_positive.mgf.gz"
 NAME = "massbank_positive"
@@ -82,7 +83,7 @@ def table(result):
              "|---:|---:|---:|---:|---:|"]
     n = result["private_rows"]
     for k, coverage in enumerate(result["coverages"]):
-        lines.append(f"| {coverage:.0%} | {max(1, int(round(n * coverage))):,} | {result['rmse']['spread'][k]:.4f} | "
+        lines.append(f"| {coverage:.0%} | {kept_count(n, coverage):,} | {result['rmse']['spread'][k]:.4f} | "
                      f"{result['rmse']['trivial'][k]:.4f} | {result['rmse']['random'][k]:.4f} |")
     return "\n".join(lines)
 
@@ -123,6 +124,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, help="most training epochs (default: kit train's)")
     parser.add_argument("--passes", type=int, default=10, help="Monte Carlo dropout passes (default 10)")
     parser.add_argument("--model", type=Path, help="a siamese already trained on the competition: skip training")
+    parser.add_argument("--data", type=Path, help="folder of competitions to reuse (default: OUT/data)")
     parser.add_argument("--plot", type=Path, default=REPO / "bench" / "uncertainty_coverage.png")
     parser.add_argument("--table", action="store_true", help="print the table of an earlier run")
     args = parser.parse_args(argv)
@@ -132,7 +134,7 @@ def main(argv=None):
         print(table(result))
         print(verdict(result))
         return 0
-    data, models, submissions = args.out / "data", args.out / "models", args.out / "submissions"
+    data, models, submissions = args.data or args.out / "data", args.out / "models", args.out / "submissions"
     timings = {}
     start = time.perf_counter()
     if not (data / NAME / "competition.json").exists():
