@@ -3,10 +3,11 @@
 MassBank positive is prepared as ``kit prepare`` does with seed 0, the siamese is
 trained as ``kit train siamese`` trains it (defaults, or fewer ``--epochs`` on a busy
 machine), and ``kit predict --with-std`` writes its predictions and their Monte Carlo
-dropout spread. On the Private rows, the pairs are dropped least certain first and the
-rest scored, at coverage 100%, 90%, ..., 10%, for three orderings:
+dropout spread (``--passes``: one run of ``kit predict --with-std --passes P`` per count, the
+model loaded in its sandbox each time). On the Private rows, the pairs are dropped least
+certain first and the rest scored, at coverage 100%, 90%, ..., 10%, for these orderings:
 
-- ``spread``: the siamese's spread (``<submission>.std.csv``), largest dropped first;
+- ``spread``: the siamese's spread (``<submission>.std.csv``) over P passes, largest first;
 - ``trivial``: ``|prediction - 0.5|``, predictions nearest 0.5 dropped first;
 - ``random``: the mean RMSE of 100 random orderings (seed 0), the floor.
 
@@ -17,7 +18,7 @@ the table in Markdown.
 Usage::
 
     nice .venv/bin/python bench/bench_uncertainty.py [--library ../shared/data/massbank/massbank_positive.mgf.gz]
-        [--out bench/out/uncertainty] [--epochs N] [--passes 10] [--model DIR] [--data DIR]
+        [--out bench/out/uncertainty] [--epochs N] [--passes 10,30,100] [--model DIR] [--data DIR]
         [--plot bench/uncertainty_coverage.png]
     .venv/bin/python bench/bench_uncertainty.py --table [--out bench/out/uncertainty]
 """
@@ -34,6 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from kit.cli import main as kit  # noqa: E402 - after the path is set
 from kit.competition.folder import PRIVATE, load_competition  # noqa: E402
+from kit.models.prediction import STD_SUFFIX, predict_competition  # noqa: E402
 from kit.scoring.coverage import COVERAGES, kept_count, rmse_by_coverage, trivial_uncertainty  # noqa: E402
 
 LIBRARY = REPO.parent / "shared" / "data" / "massbank" / "massbank_positive.mgf.gz"
@@ -56,12 +58,13 @@ def newest(folder, pattern):
     return found[-1]
 
 
-def curves(truth, predicted, spread, seed=0):
-    """RMSE per coverage for the spread, trivial and random orderings."""
+def curves(truth, predicted, spreads, seed=0):
+    """RMSE per coverage for the spread (one per count of passes, ``{passes: spread}``), trivial and random orderings."""
     rng = np.random.default_rng(seed)
     random = np.mean([rmse_by_coverage(truth, predicted, rng.permutation(truth.size)) for _ in range(RANDOM_ORDERINGS)],
                      axis=0)
-    return {"spread": rmse_by_coverage(truth, predicted, spread).tolist(),
+    return {"spread": {str(passes): rmse_by_coverage(truth, predicted, spread).tolist()
+                       for passes, spread in spreads.items()},
             "trivial": rmse_by_coverage(truth, predicted, trivial_uncertainty(predicted)).tolist(),
             "random": random.tolist()}
 
@@ -73,29 +76,37 @@ def private_rows(comp, submission):
     solution = comp.load_solution()
     solution = solution[solution["Usage"] == PRIVATE]
     predicted = pd.read_csv(submission).set_index("id")["similarity"]
-    spread = pd.read_csv(submission.with_suffix(".std.csv")).set_index("id")["std"]
+    spread = pd.read_csv(submission.with_suffix(STD_SUFFIX)).set_index("id")["std"]
     ids = solution["id"].to_numpy()
     return solution["similarity"].to_numpy(float), predicted.loc[ids].to_numpy(float), spread.loc[ids].to_numpy(float)
 
 
 def table(result):
-    lines = ["| coverage | pairs kept | RMSE, spread ordering | RMSE, trivial ordering | RMSE, random ordering |",
-             "|---:|---:|---:|---:|---:|"]
+    spreads = result["rmse"]["spread"]
+    lines = ["| coverage | pairs kept | " + " | ".join(f"RMSE, spread of {p} passes" for p in spreads)
+             + " | RMSE, trivial ordering | RMSE, random ordering |", "|---:|---:|" + "---:|" * (len(spreads) + 2)]
     n = result["private_rows"]
     for k, coverage in enumerate(result["coverages"]):
-        lines.append(f"| {coverage:.0%} | {kept_count(n, coverage):,} | {result['rmse']['spread'][k]:.4f} | "
-                     f"{result['rmse']['trivial'][k]:.4f} | {result['rmse']['random'][k]:.4f} |")
+        cells = [f"{curve[k]:.4f}" for curve in spreads.values()]
+        cells += [f"{result['rmse']['trivial'][k]:.4f}", f"{result['rmse']['random'][k]:.4f}"]
+        lines.append(f"| {coverage:.0%} | {kept_count(n, coverage):,} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def verdict(result):
-    spread, trivial = result["rmse"]["spread"], result["rmse"]["trivial"]
+    """One line per count of passes: is each target met?"""
+    trivial = result["rmse"]["trivial"]
     half = result["coverages"].index(0.5)
-    drop = 1 - spread[half] / spread[0]
-    return (f"at 50% coverage the spread ordering's RMSE is {drop:.1%} below full coverage "
+    lines = []
+    for passes, spread in result["rmse"]["spread"].items():
+        drop = 1 - spread[half] / spread[0]
+        lines.append(
+            f"{passes} passes: at 50% coverage the spread ordering's RMSE is {drop:.1%} below full coverage "
             f"({spread[half]:.4f} against {spread[0]:.4f}; target >= {TARGET_DROP:.0%}: "
-            f"{'met' if drop >= TARGET_DROP else 'NOT met'}) and {'below' if spread[half] < trivial[half] else 'NOT below'}"
-            f" the trivial ordering's {trivial[half]:.4f}")
+            f"{'met' if drop >= TARGET_DROP else 'NOT met'}) and "
+            f"{'below' if spread[half] < trivial[half] else 'NOT below'} the trivial ordering's {trivial[half]:.4f}"
+        )
+    return "\n".join(lines)
 
 
 def plot(result, path):
@@ -106,8 +117,10 @@ def plot(result, path):
 
     fig, ax = plt.subplots(figsize=(6, 4))
     shares = [100 * c for c in result["coverages"]]
-    for key, style in (("spread", "o-"), ("trivial", "s--"), ("random", ":")):
-        ax.plot(shares, result["rmse"][key], style, label=f"{key} ordering")
+    for passes, curve in result["rmse"]["spread"].items():
+        ax.plot(shares, curve, "o-", label=f"spread of {passes} passes")
+    ax.plot(shares, result["rmse"]["trivial"], "s--", label="|prediction - 0.5|")
+    ax.plot(shares, result["rmse"]["random"], ":", label="random (mean of 100)")
     ax.invert_xaxis()
     ax.set_xlabel("coverage: % of Private pairs kept (least certain dropped first)")
     ax.set_ylabel("RMSE")
@@ -122,7 +135,8 @@ def main(argv=None):
     parser.add_argument("--library", type=Path, default=LIBRARY)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "uncertainty")
     parser.add_argument("--epochs", type=int, help="most training epochs (default: kit train's)")
-    parser.add_argument("--passes", type=int, default=10, help="Monte Carlo dropout passes (default 10)")
+    parser.add_argument("--passes", default="10,30,100",
+                        help="Monte Carlo dropout passes, one spread per count (default 10,30,100)")
     parser.add_argument("--model", type=Path, help="a siamese already trained on the competition: skip training")
     parser.add_argument("--data", type=Path, help="folder of competitions to reuse (default: OUT/data)")
     parser.add_argument("--plot", type=Path, default=REPO / "bench" / "uncertainty_coverage.png")
@@ -147,15 +161,20 @@ def main(argv=None):
         run_kit("train", "siamese", "--competition", NAME, "--data", data, "--models", models, "--seed", 0, *epochs)
         timings["train_seconds"] = time.perf_counter() - start
         model = newest(models / NAME, "siamese-*")
-    start = time.perf_counter()
-    run_kit("predict", model, "--data", data, "--submissions", submissions, "--with-std", "--passes", args.passes,
-            "--memory-limit", "6GiB", "--time-limit", "30m")
-    timings["predict_seconds"] = time.perf_counter() - start
-    submission = newest(submissions / NAME, "*_siamese.csv")
-    truth, predicted, spread = private_rows(load_competition(data / NAME), submission)
-    result = {"library": str(args.library), "model": str(model), "submission": str(submission),
-              "epochs": args.epochs, "passes": args.passes, "private_rows": int(truth.size),
-              "coverages": list(COVERAGES), "rmse": curves(truth, predicted, spread), **timings}
+    comp = load_competition(data / NAME)
+    spreads, files = {}, {}
+    for passes in (int(p) for p in args.passes.split(",")):
+        # As `kit predict MODEL --with-std --passes P`, which picks no file name to return.
+        start = time.perf_counter()
+        files[passes] = predict_competition(model, comp.path, submissions=submissions, memory_limit=6 << 30,
+                                            time_limit=1800, with_std=True, n_passes=passes)
+        timings[f"predict_seconds_{passes}_passes"] = time.perf_counter() - start
+        truth, predicted, spreads[passes] = private_rows(comp, files[passes])
+        if files[passes].read_bytes() != next(iter(files.values())).read_bytes():
+            raise SystemExit(f"{files[passes]}: the submission changed with --passes {passes}: it must not")
+    result = {"library": str(args.library), "model": str(model), "submissions": {p: str(f) for p, f in files.items()},
+              "epochs": args.epochs, "private_rows": int(truth.size),
+              "coverages": list(COVERAGES), "rmse": curves(truth, predicted, spreads), **timings}
     args.out.mkdir(parents=True, exist_ok=True)
     result_path.write_text(json.dumps(result, indent=2) + "\n")
     plot(result, args.plot)
