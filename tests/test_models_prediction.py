@@ -220,3 +220,20 @@ def test_a_bad_companion_file_leaves_nothing_written(tiny, tmp_path, std, match)
         write_submission(comp, np.full(n, 0.5), model="siamese", out_dir=tmp_path / "subs",
                          beside={"spread": (STD_SUFFIX, "std", values, {})})
     assert not list((tmp_path / "subs").glob("*"))
+
+
+def test_a_spread_file_never_replaces_a_submission_of_the_same_second(tiny, tmp_path):
+    from datetime import datetime, timezone
+
+    from kit.competition.folder import load_competition
+    from kit.scoring.writer import write_submission
+
+    comp = load_competition(tiny / "data" / "tiny")
+    n, now = len(comp.test_pairs), datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    # A model named "m.std" writes 20260102T030405Z_m.std.csv: where model m's spread would go.
+    other = write_submission(comp, np.full(n, 0.25), model="m.std", out_dir=tmp_path, now=now)
+    before = other.read_bytes()
+    mine = write_submission(comp, np.full(n, 0.5), model="m", out_dir=tmp_path, now=now,
+                            beside={"spread": (STD_SUFFIX, "std", np.full(n, 0.1), {})})
+    assert other.read_bytes() == before and mine.with_suffix(STD_SUFFIX) != other
+    assert mine.with_suffix(STD_SUFFIX).read_text().startswith("id,std\n")

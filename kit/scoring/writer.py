@@ -85,7 +85,8 @@ def write_submission(competition, predictions, model=None, *, participant=None, 
         info["training_seconds"] = float(fit_seconds)
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     folder = ensure_writable_dir(Path(out_dir) if out_dir else submissions_dir() / _slug(comp.name))
-    csv_path = _free_name(folder, f"{now:%Y%m%dT%H%M%SZ}_{_slug(info['model']['name'])}")
+    csv_path = _free_name(folder, f"{now:%Y%m%dT%H%M%SZ}_{_slug(info['model']['name'])}",
+                          [suffix for suffix, *_ in (beside or {}).values()])
     text = _csv_text(ids, values)
     import hashlib
 
@@ -237,11 +238,15 @@ def _slug(name):
     return slug or "model"
 
 
-def _free_name(folder, stem):
-    """``stem.csv`` in ``folder``, or ``stem-2.csv`` ... when taken within the same second."""
+def _free_name(folder, stem, suffixes=()):
+    """``stem.csv`` in ``folder``, or ``stem-2.csv`` ... when it, its manifest or a file beside it is taken.
+
+    Files beside it (``suffixes``) count: another model's name may make a submission of one
+    second named as this one's ``.std.csv``.
+    """
     for k in range(1, 10_000):
         candidate = folder / (f"{stem}.csv" if k == 1 else f"{stem}-{k}.csv")
-        if not candidate.exists() and not candidate.with_suffix(".json").exists():
+        if not any(candidate.with_suffix(suffix).exists() for suffix in (".csv", ".json", *suffixes)):
             return candidate
     raise SubmissionError(f"{folder}: too many submissions named {stem}*")
 
