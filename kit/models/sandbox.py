@@ -14,7 +14,10 @@ process, then loads and runs the model in a child started with multiprocessing's
 
 Spectra and pairs go to the child pickled through a pipe (the child trusts this
 process); predictions come back as raw float64 bytes of the expected length, never
-pickled, and this process checks that they are finite. A child that fails, runs out of
+pickled, and this process checks that they are finite. A model whose ``predict`` takes
+``return_std`` (the siamese's Monte Carlo dropout) says so when it is loaded; only then
+may :meth:`SandboxedModel.predict` ask for a spread, which comes back the same way and
+must also be at least 0. A child that fails, runs out of
 memory or time, or dies from a signal (a segmentation fault, the kernel's OOM killer)
 ends in one :class:`~kit.errors.UserError` line. Nothing is written to disk.
 
@@ -24,6 +27,7 @@ Examples
 >>> with kit.models.load("models/friend-gbm", untrusted=True) as model:   # doctest: +SKIP
 ...     predictions = model.predict(test_spectra, test_pairs)
 """
+import inspect
 import multiprocessing
 import os
 import re
@@ -37,6 +41,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from kit.constraints import Integral, Interval, check_param
 from kit.errors import UserError, first_line
 from kit.safetext import printable
 
@@ -52,6 +57,10 @@ SIAMESE_NEEDS = "2.25 GiB"
 
 # What the child sends back: one tag byte, then the payload.
 _READY, _RESULT, _ERROR = b"L", b"R", b"E"
+# The load's answer of a model that measures its own spread.
+_GIVES_STD = b"std"
+#: Forward passes a spread may take (each is a full prediction of the pairs).
+PASSES = Interval(Integral, 2, 1000)
 _MAX_MESSAGE = 64 << 10
 _UNITS = {"": 1 << 20, "b": 1, "k": 1000, "kb": 1000, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
           "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "t": 10**12, "tb": 10**12, "tib": 1 << 40}
@@ -142,6 +151,8 @@ class SandboxedModel:
             raise UserError(f"time limit {self.time_limit!r}: expected a positive number of seconds")
         self._where = printable(self.path)
         self._process = self._conn = None
+        #: Whether the model measures its own spread (``predict(..., return_std=True)``).
+        self.gives_std = False
         # The cheap checks run here first, so a forged folder is refused without a child.
         self.manifest = check_folder(self.path)
         self.name = self.manifest["model"]
@@ -175,43 +186,64 @@ class SandboxedModel:
         try:
             self._process.start()
             child_conn.close()  # only the child holds its end now: its death reads as end of file here
-            self._receive("load", _READY)
+            self.gives_std = self._receive("load", _READY) == _GIVES_STD
         except BaseException:
             self.close()
             raise
 
-    def predict(self, spectra, pairs):
+    def predict(self, spectra, pairs, return_std=False, n_passes=10):
         """One similarity per pair, predicted in the child (see :meth:`kit.models.base.PairModel.predict`).
+
+        Parameters
+        ----------
+        spectra, pairs
+            As for the model's own ``predict``.
+        return_std : bool, default False
+            Also return the spread (only for a model with :attr:`gives_std`, the siamese).
+        n_passes : int, default 10
+            Forward passes that measure the spread (only with ``return_std``).
 
         Returns
         -------
-        numpy.ndarray of float64, one per row of ``pairs``, all finite.
+        numpy.ndarray of float64, one per row of ``pairs``, all finite; with ``return_std``
+        a pair ``(mean, std)`` as :meth:`kit.models.siamese.SiameseModel.predict` returns.
         """
         from kit.models.base import check_spectra, pair_indices
 
         if self._process is None:
             raise UserError(f"{self._where}: this sandboxed model is closed: load it again")
+        if return_std and not self.gives_std:
+            raise UserError(f"{self._where}: the {self.name} model measures no spread of its predictions")
+        n_passes = check_param(n_passes, "n_passes", PASSES) if return_std else None
         check_spectra(spectra)
         n_pairs = len(pair_indices(spectra, pairs)[0])
+        n_values = 2 * n_pairs if return_std else n_pairs
         try:
             try:
-                self._conn.send((list(spectra), pairs))
+                self._conn.send((list(spectra), pairs, n_passes))
             except OSError:  # the child is gone (a broken pipe)
                 raise UserError(f"{self._where}: {self._death('predict')}") from None
-            payload = self._receive("predict", _RESULT, limit=8 * n_pairs + 1)
+            payload = self._receive("predict", _RESULT, limit=8 * n_values + 1)
         except BaseException:
             self.close()
             raise
-        if len(payload) != 8 * n_pairs:
+        if len(payload) != 8 * n_values:
             self.close()
-            raise UserError(f"{self._where}: the model returned {len(payload) // 8:,} predictions for "
-                            f"{n_pairs:,} pairs")
-        predictions = np.frombuffer(payload, dtype="<f8").astype(float)
-        if not np.isfinite(predictions).all():
-            bad = int(np.flatnonzero(~np.isfinite(predictions))[0])
-            raise UserError(f"{self._where}: the model predicted {predictions[bad]} for pair {bad}: expected finite "
-                            "numbers")
-        return predictions
+            raise UserError(f"{self._where}: the model returned {len(payload) // 8:,} numbers for "
+                            f"{n_pairs:,} pairs (expected {n_values:,})")
+        values = np.frombuffer(payload, dtype="<f8").astype(float)
+        if not np.isfinite(values).all():
+            bad = int(np.flatnonzero(~np.isfinite(values))[0])
+            raise UserError(f"{self._where}: the model predicted {values[bad]} for pair {bad % n_pairs}: expected "
+                            "finite numbers")
+        if not return_std:
+            return values
+        mean, std = values[:n_pairs], values[n_pairs:]
+        if (std < 0).any():
+            bad = int(np.flatnonzero(std < 0)[0])
+            raise UserError(f"{self._where}: the model gave a spread of {std[bad]} for pair {bad}: expected a "
+                            "number >= 0")
+        return mean, std
 
     def _receive(self, what, tag, limit=_MAX_MESSAGE):
         """The payload of the child's next message, which must carry ``tag``; UserError on any failure."""
@@ -332,7 +364,7 @@ def _child_main(conn, path, memory_limit):
         import kit.models
 
         model = kit.models.load(path)
-        conn.send_bytes(_READY)
+        conn.send_bytes(_READY + (_GIVES_STD if gives_std(model) else b""))
         what = "prediction"
         while True:
             try:
@@ -341,9 +373,13 @@ def _child_main(conn, path, memory_limit):
                 break
             if request is None:
                 break
-            spectra, pairs = request
-            conn.send_bytes(_RESULT + np.ascontiguousarray(model.predict(spectra, pairs), dtype="<f8").tobytes())
-            del spectra, pairs, request
+            spectra, pairs, n_passes = request
+            if n_passes is None:
+                values = model.predict(spectra, pairs)
+            else:
+                values = np.concatenate(model.predict(spectra, pairs, return_std=True, n_passes=n_passes))
+            conn.send_bytes(_RESULT + np.ascontiguousarray(values, dtype="<f8").tobytes())
+            del spectra, pairs, request, values
     except BaseException as exc:  # noqa: BLE001 - whatever a hostile model makes fail is the model's fault
         try:
             if isinstance(exc, MemoryError):
@@ -362,6 +398,21 @@ def _child_main(conn, path, memory_limit):
             except BaseException:  # noqa: BLE001
                 pass
         os._exit(0)
+
+
+def gives_std(model):
+    """Whether ``model.predict`` measures a spread (takes ``return_std``, as the siamese does).
+
+    Examples
+    --------
+    >>> from kit.models.mean import MeanModel
+    >>> gives_std(MeanModel())
+    False
+    """
+    try:
+        return "return_std" in inspect.signature(model.predict).parameters
+    except (TypeError, ValueError):  # no signature to read: no spread either
+        return False
 
 
 def _error_text(exc, where, what):

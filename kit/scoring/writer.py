@@ -23,7 +23,7 @@ from kit.scoring.reader import MAX_ABS_VALUE, VALUE_RANGE
 
 
 def write_submission(competition, predictions, model=None, *, participant=None, out_dir=None, seed=None,
-                     validation_score=None, fit_seconds=None, data=None, now=None):
+                     validation_score=None, fit_seconds=None, data=None, now=None, beside=None):
     """Write predictions as a submission file with its manifest.
 
     Parameters
@@ -46,6 +46,12 @@ def write_submission(competition, predictions, model=None, *, participant=None, 
         Folder holding named competitions.
     now : datetime, optional
         Time for the file name (default: now, UTC).
+    beside : dict, optional
+        Files that go with the predictions, ``{key: (suffix, column, values, info)}``:
+        each is ``<stem><suffix>`` with columns ``id`` and ``column`` (one value per row
+        of ``test_pairs.csv``, in its order), described in the manifest under ``key`` by
+        ``info`` plus its file name and sha256. Written after the manifest and before
+        the CSV, so a submission that exists has them beside it.
 
     Returns
     -------
@@ -79,7 +85,8 @@ def write_submission(competition, predictions, model=None, *, participant=None, 
         info["training_seconds"] = float(fit_seconds)
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     folder = ensure_writable_dir(Path(out_dir) if out_dir else submissions_dir() / _slug(comp.name))
-    csv_path = _free_name(folder, f"{now:%Y%m%dT%H%M%SZ}_{_slug(info['model']['name'])}")
+    csv_path = _free_name(folder, f"{now:%Y%m%dT%H%M%SZ}_{_slug(info['model']['name'])}",
+                          [suffix for suffix, *_ in (beside or {}).values()])
     text = _csv_text(ids, values)
     import hashlib
 
@@ -96,8 +103,16 @@ def write_submission(competition, predictions, model=None, *, participant=None, 
         "git_commit": git_commit(),
         "python": platform.python_version(),
     }
+    companions = {}
+    for key, (suffix, column, extra, about) in (beside or {}).items():
+        extra_path = csv_path.with_suffix(suffix)
+        companions[extra_path] = _csv_text(ids, _aligned_values(extra, ids, column), column)
+        manifest[key] = {**jsonable(about), "file": extra_path.name,
+                         "sha256": hashlib.sha256(companions[extra_path].encode("utf-8")).hexdigest()}
     # Manifest first: whoever finds the CSV finds its description beside it.
     write_text_atomic(csv_path.with_suffix(".json"), json.dumps(manifest, indent=2, allow_nan=False) + "\n")
+    for extra_path, extra_text in companions.items():
+        write_text_atomic(extra_path, extra_text)
     write_text_atomic(csv_path, text)
     return csv_path
 
@@ -153,9 +168,21 @@ def _as_floats(values):
         raise SubmissionError("predictions: expected numbers, found values that are not numeric") from None
 
 
-def _csv_text(ids, values):
+def _aligned_values(values, ids, column):
+    """A companion file's values: finite floats, one per id; a SubmissionError otherwise."""
+    try:
+        values = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SubmissionError(f"{column}: expected numbers, found values that are not numeric") from None
+    if values.shape != ids.shape or not np.isfinite(values).all():
+        raise SubmissionError(f"{column}: expected {ids.size:,} finite numbers (one per row of test_pairs.csv), "
+                              f"found shape {values.shape} with {int((~np.isfinite(values)).sum()):,} not finite")
+    return values
+
+
+def _csv_text(ids, values, column="similarity"):
     """The CSV, each value with Python's shortest round-trip repr: no precision lost."""
-    lines = ["id,similarity"]
+    lines = [f"id,{column}"]
     lines += [f"{i},{v!r}" for i, v in zip(ids.tolist(), values.tolist())]
     return "\n".join(lines) + "\n"
 
@@ -211,11 +238,15 @@ def _slug(name):
     return slug or "model"
 
 
-def _free_name(folder, stem):
-    """``stem.csv`` in ``folder``, or ``stem-2.csv`` ... when taken within the same second."""
+def _free_name(folder, stem, suffixes=()):
+    """``stem.csv`` in ``folder``, or ``stem-2.csv`` ... when it, its manifest or a file beside it is taken.
+
+    Files beside it (``suffixes``) count: another model's name may make a submission of one
+    second named as this one's ``.std.csv``.
+    """
     for k in range(1, 10_000):
         candidate = folder / (f"{stem}.csv" if k == 1 else f"{stem}-{k}.csv")
-        if not candidate.exists() and not candidate.with_suffix(".json").exists():
+        if not any(candidate.with_suffix(suffix).exists() for suffix in (".csv", ".json", *suffixes)):
             return candidate
     raise SubmissionError(f"{folder}: too many submissions named {stem}*")
 
