@@ -1,4 +1,5 @@
 """Binning spectra into sparse vectors (kit.data.binning)."""
+import re
 import subprocess
 import sys
 
@@ -104,12 +105,27 @@ def test_number_of_bins(width, mz_range, expected):
 
 
 @pytest.mark.parametrize(
-    "kwargs, error",
-    [({"bin_width": 0}, UserError), ({"bin_width": -0.1}, UserError), ({"mz_range": (100, 10)}, UserError),
-     ({"intensity_power": 0}, UserError), ({"bin_width": "wide"}, TypeError), ({"mz_range": 10}, TypeError)],
+    "kwargs, error, message",
+    [({"bin_width": 0}, UserError, "bin_width must be a number > 0, found 0.0"),
+     ({"bin_width": -0.1}, UserError, "bin_width must be a number > 0"),
+     ({"bin_width": float("nan")}, UserError, "bin_width must be a number > 0, found nan"),
+     ({"bin_width": float("inf")}, UserError, "bin_width must be a number > 0, found inf"),
+     ({"bin_width": True}, TypeError, "bin_width must be a number > 0, found bool True"),
+     ({"bin_width": "wide"}, TypeError, "bin_width must be a number > 0, found str 'wide'"),
+     ({"bin_width": "0.1"}, TypeError, "bin_width must be a number > 0, found str '0.1'"),
+     ({"mz_range": (100, 10)}, UserError, "mz_range must be (low, high) with low < high, found (100, 10)"),
+     ({"mz_range": (10, 10)}, UserError, "mz_range must be (low, high) with low < high"),
+     ({"mz_range": (-5, 10)}, UserError, "each of mz_range must be a number >= 0, found -5.0"),
+     ({"mz_range": (10, float("inf"))}, UserError, "each of mz_range must be a number >= 0, found inf"),
+     ({"mz_range": (10, 100, 1000)}, UserError, "mz_range must be a list of 2 to 2 items, each a number >= 0, found 3 items"),
+     ({"mz_range": 10}, TypeError, "mz_range must be a list of 2 to 2 items"),
+     ({"mz_range": "10-1000"}, TypeError, "mz_range must be a list of 2 to 2 items"),
+     ({"mz_range": (None, 1000)}, TypeError, "each of mz_range must be a number >= 0, found NoneType None"),
+     ({"intensity_power": 0}, UserError, "intensity_power must be a number > 0, found 0.0"),
+     ({"intensity_power": None}, TypeError, "intensity_power must be a number > 0")],
 )
-def test_bad_settings_are_refused(kwargs, error):
-    with pytest.raises(error):
+def test_bad_settings_are_refused(kwargs, error, message):
+    with pytest.raises(error, match=re.escape(message)):
         binning.binning_settings(**kwargs)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from kit.errors import UserError
 from kit.paths import COMPETITION_FILE, competition_dir
+from kit.safetext import from_spreadsheet_cell
 
 TRAIN_FILE = "train.mgf"
 TEST_FILE = "test.mgf"
@@ -110,40 +111,30 @@ class Competition:
     @cached_property
     def train_spectra(self):
         """Training spectra, with structures (a list of matchms Spectrum)."""
-        from kit.data.spectra import load_spectra
-
-        return load_spectra(self.path / TRAIN_FILE, clean=False)
+        return _load_spectra(self.path / TRAIN_FILE)
 
     @cached_property
     def test_spectra(self):
         """Test spectra, structures removed (a list of matchms Spectrum)."""
-        from kit.data.spectra import load_spectra
-
-        return load_spectra(self.path / TEST_FILE, clean=False)
+        return _load_spectra(self.path / TEST_FILE)
 
     @cached_property
     def test_pairs(self):
         """The pairs to predict: a DataFrame with ``id, spectrum_id_a, spectrum_id_b``."""
-        import pandas as pd
-
-        return pd.read_csv(self.path / PAIRS_FILE, dtype={"id": "int64", "spectrum_id_a": str, "spectrum_id_b": str})
+        return _read_csv(self.path / PAIRS_FILE, dtype={"id": "int64", "spectrum_id_a": str, "spectrum_id_b": str})
 
     @cached_property
     def sample_submission(self):
-        import pandas as pd
-
-        return pd.read_csv(self.path / SAMPLE_FILE)
+        return _read_csv(self.path / SAMPLE_FILE)
 
     def load_solution(self):
         """The teacher's answers: ``id, similarity, Usage``; a :class:`UserError` when withheld."""
-        import pandas as pd
-
         if not self.has_solution:
             raise UserError(
                 f"no answers for competition {self.name!r}: expected {self.solution_path} "
                 "(the private/ folder stays with whoever prepared the competition)"
             )
-        return pd.read_csv(self.solution_path, dtype={"id": "int64", "similarity": float, "Usage": str})
+        return _read_csv(self.solution_path, dtype={"id": "int64", "similarity": float, "Usage": str})
 
 
     def load_pair_details(self):
@@ -157,13 +148,11 @@ class Competition:
         UserError
             When the file exists but is damaged.
         """
-        import pandas as pd
-
         path = self.path / PAIR_DETAILS_FILE
         if not path.is_file():
             return None
         try:
-            frame = pd.read_csv(path, dtype={"id": "int64", "same_molecule": "int64"})
+            frame = _read_csv(path, dtype={"id": "int64", "same_molecule": "int64"})
         except (OSError, ValueError, TypeError, OverflowError) as exc:
             raise UserError(f"{path} is not a valid pair details file: {' '.join(str(exc).split())}") from None
         if list(frame.columns) != ["id", "same_molecule"] or not frame["same_molecule"].isin([0, 1]).all():
@@ -175,17 +164,13 @@ class Competition:
 
         A :class:`UserError` when ``private/`` is withheld.
         """
-        import pandas as pd
-
         path = self.path / TEST_IDS_FILE
         if not path.is_file():
             raise UserError(
                 f"no test id map for competition {self.name!r}: expected {path} "
                 "(the private/ folder stays with whoever prepared the competition)"
             )
-        from kit.safetext import from_spreadsheet_cell
-
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame = _read_csv(path, dtype=str, keep_default_na=False)
         frame["source_spectrum_id"] = frame["source_spectrum_id"].map(from_spreadsheet_cell)
         return frame
 
@@ -231,3 +216,17 @@ def as_competition(competition=None, data=None):
     if isinstance(competition, Competition):
         return competition
     return load_competition(competition, data=data)
+
+
+# Every command's parser imports this module (for its constants), and `kit score` reads no
+# spectra: pandas and matchms (through kit.data.spectra) load when a table or spectra are read.
+def _read_csv(path, **options):
+    import pandas as pd
+
+    return pd.read_csv(path, **options)
+
+
+def _load_spectra(path):
+    from kit.data.spectra import load_spectra
+
+    return load_spectra(path, clean=False)

@@ -27,7 +27,7 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from kit.constraints import Options, check_param
+from kit.constraints import Each, Interval, Options, Real, check_param, validate_params
 # The m/z range kept by spectrum cleaning is the range binned: one definition.
 from kit.data.spectra import MZ_RANGE  # noqa: F401 - part of this module's interface
 from kit.errors import UserError
@@ -37,6 +37,11 @@ INTENSITY_POWER = 0.5
 # Decimals kept before flooring, so that 100.0 / 0.1 lands in bin 1000, not 999.
 _DECIMALS = 9
 _MODES = Options("max", "cosine")
+_SETTINGS = {
+    "bin_width": Interval(Real, 0, None, closed="neither"),
+    "mz_range": Each(Interval(Real, 0, None), min_length=2, max_length=2),
+    "intensity_power": Interval(Real, 0, None, closed="neither"),  # 0.5 takes square roots
+}
 
 
 def binning_settings(bin_width=BIN_WIDTH, mz_range=MZ_RANGE, intensity_power=INTENSITY_POWER):
@@ -47,27 +52,18 @@ def binning_settings(bin_width=BIN_WIDTH, mz_range=MZ_RANGE, intensity_power=INT
     TypeError
         When a setting is not a number (or ``mz_range`` not a pair of numbers).
     UserError
-        When ``bin_width`` or ``intensity_power`` is not positive, or the range is empty.
+        When ``bin_width`` or ``intensity_power`` is not a positive finite number, or the
+        range is not ``0 <= low < high``.
 
     Examples
     --------
     >>> binning_settings()
     {'bin_width': 0.1, 'mz_range': [10.0, 1000.0], 'intensity_power': 0.5}
     """
-    try:
-        lo, hi = (float(x) for x in mz_range)
-        width, power = float(bin_width), float(intensity_power)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"binning: expected numbers for bin_width, intensity_power and a pair (low, high) for mz_range; "
-            f"found {bin_width!r}, {intensity_power!r}, {mz_range!r}"
-        ) from None
-    if not (math.isfinite(width) and width > 0):
-        raise UserError(f"bin_width must be a positive number of Da, found {bin_width!r}")
-    if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo < hi):
-        raise UserError(f"mz_range must be (low, high) with 0 <= low < high, found {mz_range!r}")
-    if not (math.isfinite(power) and power > 0):
-        raise UserError(f"intensity_power must be positive (0.5 takes square roots), found {intensity_power!r}")
+    checked = validate_params(_SETTINGS, {"bin_width": bin_width, "mz_range": mz_range, "intensity_power": intensity_power})
+    width, (lo, hi), power = checked["bin_width"], checked["mz_range"], checked["intensity_power"]
+    if not lo < hi:
+        raise UserError(f"mz_range must be (low, high) with low < high, found {mz_range!r}")
     return {"bin_width": width, "mz_range": [lo, hi], "intensity_power": power}
 
 

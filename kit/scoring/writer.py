@@ -5,6 +5,7 @@ predictions: model name and parameters, seed, validation score, training time, k
 version, git commit and the sha256 of the competition files. Predictions are checked
 before anything is written, and both files are written to a temporary name then renamed.
 """
+import hashlib
 import json
 import platform
 import re
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from kit._version import __version__
+from kit.competition.folder import as_competition
 from kit.errors import SubmissionError
 from kit.fileio import ensure_writable_dir, jsonable, write_text_atomic
 from kit.paths import submissions_dir
@@ -65,8 +67,6 @@ def write_submission(competition, predictions, model=None, *, participant=None, 
     >>> path.name                                             # doctest: +SKIP
     '20250102T101112Z_gbm.csv'
     """
-    from kit.competition.folder import as_competition
-
     comp = as_competition(competition, data)
     ids = comp.test_pairs["id"].to_numpy(dtype=np.int64)
     values = _aligned_predictions(predictions, ids)
@@ -81,8 +81,6 @@ def write_submission(competition, predictions, model=None, *, participant=None, 
     folder = ensure_writable_dir(Path(out_dir) if out_dir else submissions_dir() / _slug(comp.name))
     csv_path = _free_name(folder, f"{now:%Y%m%dT%H%M%SZ}_{_slug(info['model']['name'])}")
     text = _csv_text(ids, values)
-    import hashlib
-
     manifest = {
         "file": csv_path.name,
         "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
