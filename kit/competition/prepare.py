@@ -30,7 +30,8 @@ from kit.data.pairs import split_molecules, split_test_pairs
 from kit.paths import COMPETITION_FILE, COMPETITION_NAME, DEFAULT_COMPETITION, data_dir
 from kit.safetext import spreadsheet_cell
 from kit.competition.folder import PRIVATE, PUBLIC
-from kit.data.spectra import check_jobs, save_records
+from kit.data import download, simulate
+from kit.data.spectra import CleaningReport, check_jobs, clean_spectra, default_filters, load_spectra, save_records
 from kit.data.tanimoto_bins import BIN_LABELS, N_BINS
 
 # Fields a test spectrum keeps: measurement conditions a model may use, nothing that names
@@ -160,21 +161,17 @@ def load_library(libraries, ionmode, cache_dir, progress, simulation_seed=0, job
     anyone can rebuild a library from a known seed and look every test spectrum up by its
     peaks: :func:`prepare_competition` derives it from the competition's secret seed.
     """
-    from kit.data.spectra import CleaningReport, clean_spectra, default_filters, load_spectra
-
     if not libraries:
-        from kit.data.simulate import SIMULATED_LIBRARY_DESCRIPTION, simulate_library
-
         report = CleaningReport(source=SIMULATED)
         spectra = clean_spectra(
-            simulate_library(seed=int(simulation_seed), progress=progress), default_filters(ionmode=ionmode),
+            simulate.simulate_library(seed=int(simulation_seed), progress=progress), default_filters(ionmode=ionmode),
             report=report, progress=progress,
         )
         spectra = [LibrarySpectrum.of(s) for s in spectra]
         source = {
             "source": SIMULATED,
             "generator": "kit.data.simulate.simulate_library, seeded from the competition's secret seed",
-            "note": SIMULATED_LIBRARY_DESCRIPTION,
+            "note": simulate.SIMULATED_LIBRARY_DESCRIPTION,
             "simulation_seed": int(simulation_seed),
         }
         return spectra, report, [source]
@@ -184,9 +181,7 @@ def load_library(libraries, ionmode, cache_dir, progress, simulation_seed=0, job
     for library in libraries:
         cached = str(library) == MASSBANK
         if cached:
-            from kit.data.download import fetch_massbank
-
-            library = fetch_massbank(cache_dir, progress=progress)
+            library = download.fetch_massbank(cache_dir, progress=progress)
         before = report.read
         try:
             spectra += load_spectra(
@@ -197,9 +192,7 @@ def load_library(libraries, ionmode, cache_dir, progress, simulation_seed=0, job
         except UserError as exc:
             if not cached:
                 raise
-            from kit.data.download import clear_hint
-
-            raise UserError(f"{exc} ({clear_hint(library)})") from None
+            raise UserError(f"{exc} ({download.clear_hint(library)})") from None
         sources.append({"source": Path(library).name, "sha256": sha256_file(library)})
     if not spectra:
         raise UserError(

@@ -43,11 +43,15 @@ import io
 import zipfile
 from pathlib import Path
 
+import yaml
+
 from kit.errors import UserError
 from kit.fileio import atomic_path
-from kit.competition.folder import PRIVATE, PUBLIC
-from kit.hosting.files import competition_deadline, parse_end, parse_when
-from kit.hosting.codabench_scorer import COMMAND
+from kit.competition.folder import PRIVATE, PUBLIC, as_competition
+from kit.hosting.files import competition_deadline, parse_end, parse_when, public_files
+from kit.hosting.codabench_scorer import COMMAND, leaderboard_columns
+from kit.hosting.pages import brief_description, build_pages, check_title, daily_limit, default_title
+from kit.scoring.scorer import load_solution_masks
 
 #: The scoring program's own module: it and every kit module it imports, recursively,
 #: are inlined (imported modules first) into ``scoring.py``.
@@ -95,10 +99,6 @@ def export_codabench(competition, out, *, start=None, end=None, title=None, data
     >>> export_codabench("data/practice", "practice-codabench.zip", start="2026-01-05")  # doctest: +SKIP
     PosixPath('practice-codabench.zip')
     """
-    from kit.hosting.files import public_files
-    from kit.hosting.pages import build_pages, check_title, default_title
-    from kit.competition.folder import as_competition
-
     competition = as_competition(competition, data)
     out = Path(out)
     if out.suffix.lower() != ".zip":
@@ -133,11 +133,6 @@ def export_codabench(competition, out, *, start=None, end=None, title=None, data
 
 def competition_yaml(competition, title, phase_dates, pages, max_submissions=None):
     """The bundle's ``competition.yaml`` text (``max_submissions`` as in :func:`export_codabench`)."""
-    import yaml
-
-    from kit.hosting.codabench_scorer import leaderboard_columns
-    from kit.hosting.pages import brief_description, daily_limit
-
     (public_start, public_end), final_start = phase_dates
     final_end = final_start + dt.timedelta(minutes=FINAL_PHASE_MINUTES)
     limit = daily_limit(competition)
@@ -285,8 +280,6 @@ def _when(moment):
 
 def _read_solution(competition):
     """Rows ``(id, similarity, Usage)`` as text, in the solution's order, checked like ``kit score``."""
-    from kit.scoring.scorer import load_solution_masks
-
     ids, truth, masks = load_solution_masks(competition)
     if PRIVATE not in masks:
         raise UserError(f"{competition.solution_path}: no Private rows: expected a Public/Private split "
