@@ -13,6 +13,7 @@ ships with the kit: a fixed seed would let anyone rebuild it and look the answer
 import json
 import re
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from kit.errors import UserError
 from kit.fileio import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, atomic_dir, ensure_writable_dir, sha256_file
 from kit.data.licences import check_exclusions, drop_licences
 from kit.data.pairs import split_molecules, split_test_pairs
-from kit.paths import COMPETITION_FILE, COMPETITION_NAME, DEFAULT_COMPETITION, data_dir
+from kit.paths import COMPETITION_FILE, COMPETITION_NAME, DEFAULT_COMPETITION, StrPath, data_dir
 from kit.safetext import spreadsheet_cell
 from kit.competition.folder import PRIVATE, PUBLIC
 from kit.data import download, simulate
@@ -317,20 +318,20 @@ def strip_spectrum(spectrum, spectrum_id, keep):
 
 
 def prepare_competition(
-    library=None,
-    name=None,
-    out=None,
-    seed=0,
-    test_fraction=0.1,
-    pairs_per_bin=1000,
-    public_fraction=0.3,
-    ionmode="both",
-    force=False,
-    progress=True,
-    echo=print,
-    jobs=None,
-    exclude_licences=(),
-):
+    library: StrPath | Iterable[StrPath] | None = None,
+    name: str | None = None,
+    out: StrPath | None = None,
+    seed: int = 0,
+    test_fraction: float = 0.1,
+    pairs_per_bin: int = 1000,
+    public_fraction: float = 0.3,
+    ionmode: str = "both",
+    force: bool = False,
+    progress: bool = True,
+    echo: Callable[[str], object] = print,
+    jobs: int | None = None,
+    exclude_licences: Iterable[str] = (),
+) -> files.Competition:
     """Build a competition folder from a spectral library; return the :class:`Competition`.
 
     Parameters

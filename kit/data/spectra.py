@@ -17,16 +17,19 @@ import sys
 import tempfile
 import zlib
 from collections import Counter, deque
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from kit.constraints import Integral, Interval, check_param
 from kit.errors import UserError, first_line
 from kit.fileio import atomic_path
+from kit.paths import StrPath
 from kit.progress import progress as progress_bar
 from kit.thirdparty import quiet_import
 
@@ -453,9 +456,10 @@ _BUILDERS = {"mgf": _mgf_spectrum, "msp": _msp_spectrum, "mzml": _mzml_spectrum,
 
 
 def load_spectra(
-    path, clean=True, ionmode="both", mz_range=MZ_RANGE, min_peaks=MIN_PEAKS, report=None, progress=False, jobs=1,
-    convert=None,
-):
+    path: StrPath, clean: bool = True, ionmode: str = "both", mz_range: tuple[float, float] = MZ_RANGE,
+    min_peaks: int = MIN_PEAKS, report: CleaningReport | None = None, progress: bool = False, jobs: int | None = 1,
+    convert: Callable[[matchms.Spectrum], Any] | None = None,
+) -> list[matchms.Spectrum]:
     """Load spectra from an MGF, MSP, mzML or JSON file (``.gz`` allowed), cleaned.
 
     Parameters
@@ -484,6 +488,7 @@ def load_spectra(
     Returns
     -------
     list of matchms.Spectrum
+        Or of what ``convert`` returns, when it is given.
 
     Examples
     --------
@@ -738,7 +743,7 @@ class _Pool:
             self.executor.shutdown(wait=True, cancel_futures=True)
 
 
-def save_spectra(spectra, path):
+def save_spectra(spectra: Iterable[matchms.Spectrum], path: StrPath) -> Path:
     """Write spectra to MGF (``.mgf``) atomically: a temporary file, then a rename.
 
     Examples

@@ -14,8 +14,9 @@ import pandas as pd
 
 from kit.data.tanimoto_bins import BIN_LABELS
 from kit.errors import SubmissionError, UserError, first_line
-from kit.competition.folder import PAIR_DETAILS_FILE, PRIVATE, PUBLIC, as_competition
+from kit.competition.folder import PAIR_DETAILS_FILE, PRIVATE, PUBLIC, Competition, as_competition
 from kit.scoring.metrics import Metric, diagnostics, get_metric, molecule_diagnostics, shown_scores
+from kit.paths import StrPath
 from kit.safetext import printable
 from kit.scoring.reader import read_regular_file, read_submission
 
@@ -230,7 +231,9 @@ class Scorer:
         )
 
 
-def score_submission(path, competition=None, *, data=None):
+def score_submission(
+    path: StrPath, competition: Competition | StrPath | None = None, *, data: StrPath | None = None
+) -> ScoreResult:
     """Score a submission file exactly as the leaderboard does.
 
     Scoring writes nothing: :func:`kit.board.leaderboard.record_result` stores a result in

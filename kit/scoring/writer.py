@@ -13,19 +13,26 @@ import subprocess
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
 
 from kit._version import __version__
-from kit.competition.folder import as_competition
+from kit.competition.folder import Competition, as_competition
 from kit.errors import SubmissionError
 from kit.fileio import ensure_writable_dir, jsonable, write_text_atomic
-from kit.paths import submissions_dir
+from kit.paths import StrPath, submissions_dir
 from kit.scoring.reader import MAX_ABS_VALUE, VALUE_RANGE
 
 
-def write_submission(competition, predictions, model=None, *, participant=None, out_dir=None, seed=None,
-                     validation_score=None, fit_seconds=None, data=None, now=None):
+def write_submission(
+    competition: Competition | StrPath, predictions: ArrayLike | pd.DataFrame, model: Any = None, *,
+    participant: str | None = None, out_dir: StrPath | None = None, seed: int | None = None,
+    validation_score: float | dict | None = None, fit_seconds: float | None = None, data: StrPath | None = None,
+    now: datetime | None = None,
+) -> Path:
     """Write predictions as a submission file with its manifest.
 
     Parameters
