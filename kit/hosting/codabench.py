@@ -45,6 +45,7 @@ from pathlib import Path
 
 import yaml
 
+from kit.constraints import Integral, Interval, check_param
 from kit.errors import UserError
 from kit.fileio import atomic_path
 from kit.competition.folder import PRIVATE, PUBLIC, as_competition
@@ -52,6 +53,9 @@ from kit.hosting.files import competition_deadline, parse_end, parse_when, publi
 from kit.hosting.codabench_scorer import COMMAND, leaderboard_columns
 from kit.hosting.pages import brief_description, build_pages, check_title, daily_limit, default_title
 from kit.scoring.scorer import load_solution_masks
+
+#: A cap on submissions in all during the Public phase: Codabench reads 0 as "no cap at all".
+MAX_SUBMISSIONS = Interval(Integral, 1, None)
 
 #: The scoring program's own module: it and every kit module it imports, recursively,
 #: are inlined (imported modules first) into ``scoring.py``.
@@ -138,9 +142,8 @@ def competition_yaml(competition, title, phase_dates, pages, max_submissions=Non
     limit = daily_limit(competition)
     if max_submissions is None:
         max_submissions = limit * submission_days(public_start, public_end)
-    elif isinstance(max_submissions, bool) or not isinstance(max_submissions, int) or max_submissions < 1:
-        # Codabench reads 0 as "no cap at all".
-        raise UserError(f"--max-submissions: expected a whole number >= 1, found {max_submissions!r}")
+    else:
+        max_submissions = check_param(max_submissions, "--max-submissions", MAX_SUBMISSIONS)
     tasks = [
         {"index": i, "name": f"{usage} rows", "description": f"Scores a submission on the {usage} rows of the test pairs.",
          "scoring_program": "scoring_program/", "reference_data": f"{folder}/"}
