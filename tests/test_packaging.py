@@ -114,3 +114,12 @@ def _competition_members():
 @pytest.mark.parametrize("name, function", list(_competition_members()))
 def test_competition_members_annotate_what_they_give(name, function):
     assert "return" in typing.get_type_hints(function, localns={"pd": pd, "Spectrum": matchms.Spectrum}), name
+
+
+# --- one home per job: no module of the lower stages grows past 800 lines --------------------
+
+@pytest.mark.parametrize("folder", ["kit", "kit/data", "kit/competition", "kit/scoring", "kit/hosting"])
+def test_modules_of_the_lower_stages_stay_under_800_lines(folder):
+    long = {path.name: n for path in sorted((ROOT / folder).glob("*.py"))
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > 800}
+    assert not long, long
