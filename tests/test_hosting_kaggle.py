@@ -562,4 +562,3 @@ def test_launch_only_and_print_page_exclude_each_other(capsys):
     with pytest.raises(SystemExit) as info:
         main(["kaggle", "host", "--slug", SLUG, "--launch-only", "--print-page", "data"])
     assert info.value.code == 2 and "not allowed with" in capsys.readouterr().err
-
