@@ -1,4 +1,5 @@
-"""The install contract (TensorFlow comes only from an extra, never from the base dependencies) and the typed public API."""
+"""The install contract (TensorFlow comes only from an extra, never from the base dependencies), the typed
+public API, and modules of a readable length."""
 import functools
 import inspect
 import typing

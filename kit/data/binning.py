@@ -60,7 +60,8 @@ def binning_settings(bin_width=BIN_WIDTH, mz_range=MZ_RANGE, intensity_power=INT
     >>> binning_settings()
     {'bin_width': 0.1, 'mz_range': [10.0, 1000.0], 'intensity_power': 0.5}
     """
-    checked = validate_params(_SETTINGS, {"bin_width": bin_width, "mz_range": mz_range, "intensity_power": intensity_power})
+    settings = {"bin_width": bin_width, "mz_range": mz_range, "intensity_power": intensity_power}
+    checked = validate_params(_SETTINGS, settings)
     width, (lo, hi), power = checked["bin_width"], checked["mz_range"], checked["intensity_power"]
     if not lo < hi:
         raise UserError(f"mz_range must be (low, high) with low < high, found {mz_range!r}")

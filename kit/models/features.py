@@ -174,7 +174,8 @@ def neutral_loss_matrix(
 
 def _cosine_rows(table, n_rows, bin_width, mz_range, intensity_power):
     # Plain flooring (decimals=None) is how these features were trained and measured: rounding
-    # first would move a peak whose quotient is a hair under a bin edge, e.g. (10.7 - 10) / 0.1 = 6.99999..., one bin up.
+    # first would move a peak whose quotient is a hair under a bin edge, e.g. (10.7 - 10) / 0.1 =
+    # 6.99999..., one bin up.
     return binning.bin_table(*table, n_rows, bin_width, mz_range, intensity_power, mode="cosine", decimals=None)
 
 
