@@ -10,7 +10,7 @@ the attacks; only the final scoring reads ``private/``.
     against RDKit's NCI molecules that are not in ``train.mgf``; the closest one within
     the tolerance is taken as the answer.
 (b) Edit-aware lookup: NCI molecules whose mass is the test spectrum's neutral mass
-    less any sum of one or two edit mass shifts (``kit.data.simulate.EDITS``, including the
+    less any sum of one or two edit mass shifts (``kit.data.simulated_molecules.EDITS``, including the
     moves that shift nothing) are candidates, those that need fewest edits first; each
     candidate, and its single and double edits whose mass matches exactly, are
     simulated with the test spectrum's adduct and collision energy and matched by
@@ -28,7 +28,7 @@ are judged on the other pairs.
 
 Usage::
 
-    .venv/bin/python bench/bench_lookup_attack.py [--sample 40] [--edit-rules kit/data/simulate.py]
+    .venv/bin/python bench/bench_lookup_attack.py [--sample 40] [--edit-rules kit/data/simulated_molecules.py]
 
 ``--edit-rules`` names the module that holds the edit rules, so that the attack can be
 run against a kit whose simulator has none (an older commit).
@@ -50,7 +50,7 @@ from rdkit.Chem import Descriptors
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kit.data import simulate  # noqa: E402  (the repository's kit, not an installed one)
+from kit.data import fragmenter, simulate, simulated_molecules  # noqa: E402  (the repository's kit, not an installed one)
 from kit.data.chemistry import fingerprints, tanimoto_rows  # noqa: E402
 
 MASS_TOLERANCE = 0.002  # Da; the precursor m/z is written with five decimals
@@ -70,7 +70,8 @@ def load_edit_rules(path):
 
 def shipped_candidates(train_spectra):
     """NCI molecules (as the kit reads them) that are not in train.mgf: blocks, mols, masses."""
-    usable = simulate.usable_molecules(simulate.read_smiles_records(simulate.nci_smiles_path()))
+    records = simulated_molecules.read_smiles_records(simulated_molecules.nci_smiles_path())
+    usable = simulated_molecules.usable_molecules(records)
     in_train = {s.get("inchikey", "")[:14] for s in train_spectra}
     blocks, mols = [], []
     with rdBase.BlockLogs():
@@ -85,11 +86,11 @@ def shipped_candidates(train_spectra):
 
 
 def neutral_mass(spectrum):
-    return float(spectrum.get("precursor_mz")) - simulate.ADDUCTS[spectrum.get("adduct")][2]
+    return float(spectrum.get("precursor_mz")) - fragmenter.ADDUCTS[spectrum.get("adduct")][2]
 
 
 def formula_mass(text, dropped=0.0):
-    """Mass of a signed formula change as :data:`kit.data.simulate.EDITS` writes it ("+F-H")."""
+    """Mass of a signed formula change as :data:`kit.data.simulated_molecules.EDITS` writes it ("+F-H")."""
     table = Chem.GetPeriodicTable()
     total = 0.0
     for sign, group in re.findall(r"([+-])([A-Za-z0-9]+)", text):
@@ -146,9 +147,9 @@ def simulated_match(mol, spectrum, info_cache, loss_patterns, cosine):
 
     smiles = Chem.MolToSmiles(mol)
     if smiles not in info_cache:
-        info_cache[smiles] = simulate.describe_molecule(mol, loss_patterns)
+        info_cache[smiles] = fragmenter.describe_molecule(mol, loss_patterns)
     energy = float(str(spectrum.get("collision_energy")).split()[0])
-    (mz, intensity), precursor = simulate.simulate_peaks(
+    (mz, intensity), precursor = fragmenter.simulate_peaks(
         info_cache[smiles], spectrum.get("adduct"), energy, np.random.default_rng(0)
     )
     candidate = Spectrum(mz=mz, intensities=intensity, metadata={"precursor_mz": precursor},
@@ -191,7 +192,7 @@ def edit_aware_lookup(test_spectra, mols, masses, rules, sample, rng):
         groups.setdefault(round(neutral_mass(spectrum), 3), []).append(index)
     keys = sorted(groups)
     chosen = [keys[k] for k in rng.choice(len(keys), size=min(sample, len(keys)), replace=False)]
-    loss_patterns, cosine, cache = simulate.compile_loss_patterns(), ModifiedCosineGreedy(tolerance=0.01), {}
+    loss_patterns, cosine, cache = fragmenter.compile_loss_patterns(), ModifiedCosineGreedy(tolerance=0.01), {}
     picks = [None] * len(test_spectra)
     n_simulated = 0
     for key in chosen:
@@ -328,7 +329,7 @@ def markdown_table(rows):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", type=int, default=40, help="test molecules the edit-aware attack tries")
-    parser.add_argument("--edit-rules", default=str(REPO / "kit" / "simulate.py"))
+    parser.add_argument("--edit-rules", default=str(REPO / "kit" / "data" / "simulated_molecules.py"))
     args = parser.parse_args(argv)
     rules = load_edit_rules(args.edit_rules)
     from kit.competition.prepare import prepare_competition

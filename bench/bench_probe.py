@@ -14,7 +14,7 @@ label one submission gives), how often the row's Public/Private membership shows
 many days the daily limit then takes to learn every Public label, and the ceiling of any
 probe (one rounded number tells at most log2 of the values it can take). Private labels
 move no Public score, and the Public and Private rows are drawn from disjoint molecules
-(DESIGN.md section 2), so the Public labels learned say nothing about the Private ones.
+(README, "A competition on disk"), so the Public labels learned say nothing about the Private ones.
 
 Usage::
 

@@ -11,6 +11,7 @@ from importlib import import_module
 
 from kit._version import __version__
 from kit.errors import UserError
+from kit.safetext import printable
 
 COMMANDS = ["prepare", "train", "predict", "score", "leaderboard", "demo", "kaggle", "export", "serve", "participants", "submit", "reveal"]
 
@@ -44,8 +45,6 @@ def main(argv=None):
         return args.run(args) or 0
     except UserError as exc:
         # One line, and nothing a file name or a quoted line could make a terminal run.
-        from kit.safetext import printable
-
         message = printable(" ".join(str(exc).split("\n")).strip())
         print(f"kit {args.command}: error: {message}", file=sys.stderr)
         return 2

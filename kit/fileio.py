@@ -1,10 +1,13 @@
 """Writing files so that a reader never sees half of one: temporary name, then rename."""
 import contextlib
 import hashlib
+import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from kit.errors import UserError
 
@@ -174,10 +177,6 @@ def jsonable(value):
     >>> jsonable({"lr": np.float32(0.5), "score": float("nan"), 3: (1, np.int64(2))})
     {'lr': 0.5, 'score': None, '3': [1, 2]}
     """
-    import math
-
-    import numpy as np
-
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, (int, np.integer)):

@@ -12,6 +12,7 @@ during that one import: anything else printed then (an error, a warning) still r
 standard error.
 """
 import contextlib
+import importlib
 import os
 import sys
 import tempfile
@@ -32,21 +33,31 @@ TENSORFLOW_NOTICES = (
 )
 
 
+def quiet_import(name):
+    """Import module ``name`` without psims's ``hdf5plugin is missing`` warning; return the module.
+
+    matchms and pyteomics' mzML reader import psims; a module that needs them imports
+    them through this at its top, and later imports find psims loaded and warn about nothing.
+
+    Examples
+    --------
+    >>> quiet_import("pyteomics.mzml").__name__
+    'pyteomics.mzml'
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="hdf5plugin is missing")
+        return importlib.import_module(name)
+
+
 def import_matchms():
     """Import matchms without psims's ``hdf5plugin is missing`` warning; return the module.
-
-    Call it before the first ``from matchms import ...`` of a code path; later imports
-    find matchms loaded and warn about nothing.
 
     Examples
     --------
     >>> import_matchms().__name__
     'matchms'
     """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="hdf5plugin is missing")
-        import matchms
-    return matchms
+    return quiet_import("matchms")
 
 
 def import_tensorflow():

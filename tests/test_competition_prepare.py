@@ -243,8 +243,10 @@ def test_invalid_smiles_are_dropped_and_counted(workdir, tmp_path):
         (["--library", "lib.mgf", "--out", "/proc/kit-data"], ["cannot create folder"]),
         (["--library", "lib.mgf", "--name", "../escape"], ["not allowed"]),
         (["--library", "lib.mgf", "--test-fraction", "abc"], ["invalid float value"]),
-        (["--library", "lib.mgf", "--jobs", "0"], ["--jobs must be a positive whole number", "found 0"]),
-        (["--library", "lib.mgf", "--jobs", "two"], ["--jobs", "invalid int value"]),
+        (["--library", "lib.mgf", "--jobs", "0"], ["--jobs", "expected an integer >= 1, found 0"]),
+        (["--library", "lib.mgf", "--jobs", "two"], ["--jobs", "expected an integer >= 1, found 'two'"]),
+        (["--library", "lib.mgf", "--jobs", "1.5"], ["--jobs", "expected an integer >= 1, found '1.5'"]),
+        (["--library", "lib.mgf", "--jobs", "-3"], ["--jobs", "expected an integer >= 1, found -3"]),
     ],
 )
 def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, args, fragments):

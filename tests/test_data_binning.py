@@ -1,4 +1,5 @@
 """Binning spectra into sparse vectors (kit.data.binning)."""
+import re
 import subprocess
 import sys
 
@@ -104,12 +105,28 @@ def test_number_of_bins(width, mz_range, expected):
 
 
 @pytest.mark.parametrize(
-    "kwargs, error",
-    [({"bin_width": 0}, UserError), ({"bin_width": -0.1}, UserError), ({"mz_range": (100, 10)}, UserError),
-     ({"intensity_power": 0}, UserError), ({"bin_width": "wide"}, TypeError), ({"mz_range": 10}, TypeError)],
+    "kwargs, error, message",
+    [({"bin_width": 0}, UserError, "bin_width must be a number > 0, found 0.0"),
+     ({"bin_width": -0.1}, UserError, "bin_width must be a number > 0"),
+     ({"bin_width": float("nan")}, UserError, "bin_width must be a number > 0, found nan"),
+     ({"bin_width": float("inf")}, UserError, "bin_width must be a number > 0, found inf"),
+     ({"bin_width": True}, TypeError, "bin_width must be a number > 0, found bool True"),
+     ({"bin_width": "wide"}, TypeError, "bin_width must be a number > 0, found str 'wide'"),
+     ({"bin_width": "0.1"}, TypeError, "bin_width must be a number > 0, found str '0.1'"),
+     ({"mz_range": (100, 10)}, UserError, "mz_range must be (low, high) with low < high, found (100, 10)"),
+     ({"mz_range": (10, 10)}, UserError, "mz_range must be (low, high) with low < high"),
+     ({"mz_range": (-5, 10)}, UserError, "each of mz_range must be a number >= 0, found -5.0"),
+     ({"mz_range": (10, float("inf"))}, UserError, "each of mz_range must be a number >= 0, found inf"),
+     ({"mz_range": (10, 100, 1000)}, UserError,
+      "mz_range must be a list of 2 to 2 items, each a number >= 0, found 3 items"),
+     ({"mz_range": 10}, TypeError, "mz_range must be a list of 2 to 2 items"),
+     ({"mz_range": "10-1000"}, TypeError, "mz_range must be a list of 2 to 2 items"),
+     ({"mz_range": (None, 1000)}, TypeError, "each of mz_range must be a number >= 0, found NoneType None"),
+     ({"intensity_power": 0}, UserError, "intensity_power must be a number > 0, found 0.0"),
+     ({"intensity_power": None}, TypeError, "intensity_power must be a number > 0")],
 )
-def test_bad_settings_are_refused(kwargs, error):
-    with pytest.raises(error):
+def test_bad_settings_are_refused(kwargs, error, message):
+    with pytest.raises(error, match=re.escape(message)):
         binning.binning_settings(**kwargs)
 
 
@@ -132,3 +149,57 @@ def test_binning_does_not_import_tensorflow():
     code = "import sys, kit.data.binning; print('tensorflow' in sys.modules or 'keras' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --- one binner, two modes: "max" (the siamese's input), "cosine" (the gbm's binned cosines) ---
+
+def reference_cosine_rows(rows, width=1.0, lo=10.0, hi=1000.0, power=0.5):
+    """Summed powered intensities per bin, rows scaled to unit length, written for clarity."""
+    size = binning.n_bins(width, (lo, hi))
+    out = np.zeros((len(rows), size))
+    for row, (mz_row, intensity_row) in enumerate(rows):
+        for mz, inten in zip(mz_row, intensity_row):
+            if lo <= mz <= hi and inten > 0 and np.isfinite(inten):
+                out[row, min(int(np.floor((mz - lo) / width)), size - 1)] += inten**power
+        norm = np.linalg.norm(out[row])
+        out[row] /= norm if norm > 0 else 1.0
+    return out
+
+
+@pytest.mark.parametrize("width, power", [(1.0, 0.5), (0.5, 1.0), (2.0, 0.5)])
+def test_cosine_mode_sums_bins_into_unit_rows(width, power):
+    rng = np.random.default_rng(4)
+    rows = [(np.sort(rng.uniform(0, 1100, 40)), rng.uniform(0, 5, 40)) for _ in range(5)] + [(np.empty(0), np.empty(0))]
+    table = binning.stack_rows([mz for mz, _ in rows], [inten for _, inten in rows])
+    matrix = binning.bin_table(*table, len(rows), width, intensity_power=power, mode="cosine", decimals=None)
+    assert matrix.dtype == np.float64 and matrix.has_sorted_indices
+    np.testing.assert_allclose(matrix.toarray(), reference_cosine_rows(rows, width, power=power), rtol=1e-12)
+    assert np.linalg.norm(matrix.toarray(), axis=1) == pytest.approx([1.0] * 5 + [0.0])
+
+
+def test_max_mode_of_a_peak_table_is_bin_spectra():
+    spectra = [spectrum([12.0, 55.55, 55.56, 900.0], [1.0, 3.0, 2.0, 0.5]), spectrum([20.0], [4.0], "S2")]
+    direct = binning.bin_spectra(spectra)
+    via_table = binning.bin_table(*binning.peak_table(spectra), len(spectra))
+    assert (direct != via_table).nnz == 0 and via_table.dtype == np.float32
+
+
+@pytest.mark.parametrize("intensity", [np.inf, -np.inf, np.nan, 0.0, -1.0])
+@pytest.mark.parametrize("mode", ["max", "cosine"])
+def test_peaks_without_a_positive_finite_intensity_are_dropped(mode, intensity):
+    table = binning.stack_rows([np.array([50.0, 60.0])], [np.array([1.0, intensity])])
+    matrix = binning.bin_table(*table, 1, bin_width=1.0, mode=mode)
+    assert matrix.indices.tolist() == [40] and matrix.data.tolist() == [1.0]
+
+
+@pytest.mark.parametrize(
+    "mz, decimals, expected", [(100.0, 9, 900), (100.0, None, 900), (10.1, None, 0), (10.1, 9, 1), (10.7, None, 6)]
+)
+def test_decimals_choose_whether_the_quotient_is_rounded_before_flooring(mz, decimals, expected):
+    assert binning.bin_of(np.array([mz]), decimals=decimals).tolist() == [expected]
+
+
+@pytest.mark.parametrize("mode", ["sum", "MAX", None, 1])
+def test_unknown_mode_is_refused(mode):
+    with pytest.raises((UserError, TypeError), match="mode must be one of 'max', 'cosine'"):
+        binning.bin_table(*binning.stack_rows([], []), 0, mode=mode)

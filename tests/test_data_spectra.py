@@ -401,9 +401,13 @@ def test_jobs_report_a_record_that_makes_no_spectrum_as_one_process_does(tmp_pat
     assert one.startswith(f"{path}: unreadable json file (ValueError") and two == one
 
 
-@pytest.mark.parametrize("jobs", [0, -1, 1.5, "2", True])
-def test_jobs_must_be_a_positive_whole_number(tmp_path, jobs):
-    with pytest.raises(UserError, match="--jobs must be a positive whole number"):
+@pytest.mark.parametrize(
+    "jobs, error",
+    [(0, UserError), (-1, UserError), (np.int64(0), UserError), (1.5, TypeError), ("2", TypeError), (True, TypeError),
+     (2.0, TypeError), ([2], TypeError), (float("nan"), TypeError)],
+)
+def test_jobs_must_be_a_positive_whole_number(tmp_path, jobs, error):
+    with pytest.raises(error, match=r"^jobs must be an integer >= 1, found "):
         load_spectra(tmp_path / "lib.mgf", jobs=jobs)
 
 

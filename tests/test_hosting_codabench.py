@@ -218,7 +218,7 @@ def test_the_teacher_may_set_the_public_total(comp_dir, tmp_path, value, total, 
                  "--end", "2026-03-01", "--max-submissions", value])
     if total is None:
         assert code == 2 and not out.exists()
-        assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"expected a whole number >= 1, found {value}")
+        assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"--max-submissions must be an integer >= 1, found {value}")
         return
     assert code == 0
     public = sorted(check_v2_bundle(_unzip(out, tmp_path / "u"))["phases"], key=lambda p: p["index"])[0]

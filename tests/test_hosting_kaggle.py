@@ -426,7 +426,7 @@ def test_an_older_kaggle_package_is_named(comp_dir):
     (["--slug", "ok-slug", "--launch"], "--launch-only"),
     (["--slug", "bad\nslug", "--launch"], "lowercase letters"),
     (["--slug", "bad\nslug", "--launch-only"], "lowercase letters"),
-    (["--slug", "ok-slug", "--wait", "-1"], "--wait"),
+    (["--slug", "ok-slug", "--wait", "-1"], "--wait must be an integer >= 0, found -1"),
     (["--slug", "ok-slug", "--launch-only", "--competition", "nowhere"], "nowhere"),
 ])
 def test_bad_host_options_are_one_line_before_connecting(comp_dir, monkeypatch, capsys, argv, words):

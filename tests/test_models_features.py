@@ -6,10 +6,10 @@ from conftest import make_spectrum
 from kit.errors import UserError
 from kit.models.features import (
     FEATURE_NAMES,
-    binned_matrix,
     modified_cosine_scores,
     neutral_loss_matrix,
     pair_features,
+    peak_matrix,
     precursor_mz,
     row_cosines,
     same_value,
@@ -94,10 +94,9 @@ def test_unique_pairs_orders_and_deduplicates():
         unique_pairs([0, 1], [1])
 
 
-def test_binned_matrix_sums_bins_normalises_and_drops_out_of_range():
-    m = binned_matrix(
-        [np.array([5.0, 10.2, 10.8, 12.5, 1200.0]), np.array([20.0])],
-        [np.array([1.0, 1.0, 3.0, 3.0, 1.0]), np.array([0.5])],
+def test_peak_matrix_sums_bins_normalises_and_drops_out_of_range():
+    m = peak_matrix(
+        [spectrum([5.0, 10.2, 10.8, 12.5, 1200.0], [1.0, 1.0, 3.0, 3.0, 1.0]), spectrum([20.0], [0.5])],
         intensity_power=1.0,
     )
     dense = m.toarray()

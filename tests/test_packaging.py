@@ -1,7 +1,15 @@
-"""The install contract: TensorFlow comes only from an extra, never from the base dependencies."""
+"""The install contract (TensorFlow comes only from an extra, never from the base dependencies), the typed
+public API, and modules of a readable length."""
+import functools
+import inspect
+import typing
 from pathlib import Path
 
+import matchms
+import pandas as pd
 import pytest
+
+import kit
 
 tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
 
@@ -78,3 +86,41 @@ def test_the_installed_setuptools_reads_the_project_without_a_warning():
         dist = apply_configuration(Distribution(), ROOT / "pyproject.toml")
     assert [str(w.message) for w in caught] == []
     assert dist.metadata.license_expression == "Apache-2.0"
+
+
+# --- the public API is typed (kit.__init__ names it) ---------------------------------------
+
+@pytest.mark.parametrize(
+    "name", ["load_competition", "load_spectra", "save_spectra", "write_submission", "score_submission",
+             "prepare_competition"],
+)
+def test_public_functions_annotate_every_parameter_and_the_return(name):
+    function = getattr(kit, name)
+    hints = typing.get_type_hints(function)  # also fails when an annotation names nothing importable
+    assert set(inspect.signature(function).parameters) | {"return"} <= set(hints), sorted(hints)
+
+
+def _competition_members():
+    for name, member in vars(kit.Competition).items():
+        if name.startswith("_"):
+            continue
+        if isinstance(member, property):
+            yield name, member.fget
+        elif isinstance(member, functools.cached_property):
+            yield name, member.func
+        elif inspect.isfunction(member):
+            yield name, member
+
+
+@pytest.mark.parametrize("name, function", list(_competition_members()))
+def test_competition_members_annotate_what_they_give(name, function):
+    assert "return" in typing.get_type_hints(function, localns={"pd": pd, "Spectrum": matchms.Spectrum}), name
+
+
+# --- one home per job: no module of the lower stages grows past 800 lines --------------------
+
+@pytest.mark.parametrize("folder", ["kit", "kit/data", "kit/competition", "kit/scoring", "kit/hosting"])
+def test_modules_of_the_lower_stages_stay_under_800_lines(folder):
+    long = {path.name: n for path in sorted((ROOT / folder).glob("*.py"))
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > 800}
+    assert not long, long

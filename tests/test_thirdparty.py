@@ -6,13 +6,26 @@ import warnings
 
 import pytest
 
-from kit.thirdparty import TENSORFLOW_NOTICES, import_matchms, without_lines
+from kit.thirdparty import TENSORFLOW_NOTICES, import_matchms, quiet_import, without_lines
 
 
 def test_import_matchms_leaves_the_warning_filters_as_they_were():
     before = list(warnings.filters)
     assert import_matchms().__name__ == "matchms"
     assert warnings.filters == before
+
+
+@pytest.mark.parametrize("name", ["matchms", "pyteomics.mgf", "pyteomics.mzml"])
+def test_quiet_import_returns_the_module_and_leaves_the_warning_filters_as_they_were(name):
+    before = list(warnings.filters)
+    assert quiet_import(name).__name__ == name
+    assert warnings.filters == before
+
+
+def test_importing_the_spectra_module_does_not_warn_about_hdf5plugin():
+    code = "import warnings; warnings.simplefilter('error'); import kit.data.spectra, kit.data.simulate"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
 
 
 def test_reading_spectra_does_not_warn_about_hdf5plugin(tmp_path):

@@ -1,8 +1,8 @@
 """The store of record of a competition: participants, submissions and settings in one SQLite file.
 
 ``<competition>/private/classroom.sqlite`` records every scored submission, whoever wrote
-it: ``kit serve`` (DESIGN.md section 8), ``kit score`` and the classroom inbox
-(:mod:`kit.board.inbox`) alike (section 4). ``leaderboard/<name>.csv``, ``.md`` and ``.html``
+it: ``kit serve`` (README, "Classroom server API"), ``kit score`` and the classroom inbox
+(:mod:`kit.board.inbox`) alike (README, "Teacher's path"). ``leaderboard/<name>.csv``, ``.md`` and ``.html``
 are exports of it (:mod:`kit.board.exports`). A participant named by ``kit score`` or an
 inbox file has no token until ``kit participants add`` gives them one.
 This module needs the standard library only (no FastAPI).

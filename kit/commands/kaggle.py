@@ -1,6 +1,8 @@
 """``kit kaggle``: download a Kaggle competition, submit to it, read its leaderboard, host one."""
 import argparse
 
+from kit.constraints import Integral, Interval, check_param
+
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
@@ -104,8 +106,7 @@ def run_host(args: argparse.Namespace) -> int:
     if args.launch:
         raise UserError("--launch is a separate step now: host, set the metric and the daily limit on Kaggle's "
                         f"host page, then run kit kaggle host --slug {slug} --launch-only")
-    if args.wait < 0:
-        raise UserError(f"--wait must be a whole number of seconds >= 0, found {args.wait}")
+    check_param(args.wait, "--wait", Interval(Integral, 0, None))
     if args.launch_only and args.dry_run:
         print(f"Dry run: nothing is sent to Kaggle. --launch-only would check, then launch {slug}:")
         for call in kaggle_client.launch_calls(slug):

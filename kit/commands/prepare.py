@@ -1,6 +1,8 @@
 """``kit prepare``: build a competition folder from a spectral library."""
 import argparse
 
+from kit.constraints import Integral, Interval, argparse_type
+
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
@@ -30,7 +32,7 @@ def add_parser(subparsers):
                    metavar="LICENCE",
                    help="leave out the records under this licence, in any spelling or version (e.g. CC-BY-NC-ND "
                    "matches 'CC BY-NC-ND 4.0'); repeatable; recorded in competition.json")
-    p.add_argument("--jobs", type=int, metavar="N",
+    p.add_argument("--jobs", type=argparse_type(Interval(Integral, 1, None), "--jobs"), metavar="N",
                    help="processes that clean the library (default and most: one per CPU); the files are the same for any N")
     p.add_argument("--force", action="store_true", help="replace an existing competition folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -7,13 +7,17 @@ scoring never pays for parsing spectra.
 library's sha256, every hash of a private file and the map from neutral test ids to the
 library's ids live in ``private/``, which stays with whoever prepared the competition.
 """
+from __future__ import annotations
+
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from kit.errors import UserError
-from kit.paths import COMPETITION_FILE, competition_dir
+from kit.paths import COMPETITION_FILE, StrPath, competition_dir
+from kit.safetext import from_spreadsheet_cell
 
 TRAIN_FILE = "train.mgf"
 TEST_FILE = "test.mgf"
@@ -35,6 +39,10 @@ DEFAULT_DAILY_LIMIT = 5
 PUBLIC_FILES = (TRAIN_FILE, TEST_FILE, PAIRS_FILE, SAMPLE_FILE)
 PRIVATE_FILES = (SOLUTION_FILE, TEST_IDS_FILE)
 
+if TYPE_CHECKING:  # for the annotations only: both load on first use (see _read_csv)
+    import pandas as pd
+    from matchms import Spectrum
+
 
 @dataclass
 class Competition:
@@ -49,14 +57,14 @@ class Competition:
     """
 
     path: Path
-    metadata: dict = field(repr=False)
+    metadata: dict[str, Any] = field(repr=False)
 
     @property
-    def name(self):
+    def name(self) -> str:
         return self.metadata["name"]
 
     @property
-    def seed(self):
+    def seed(self) -> int | None:
         """The seed ``kit prepare`` used: from the private manifest, else None.
 
         Competitions prepared before the seed moved to ``private/`` recorded it in
@@ -68,7 +76,7 @@ class Competition:
         return self.metadata.get("seed")
 
     @cached_property
-    def private_manifest(self):
+    def private_manifest(self) -> dict[str, Any]:
         """``private/manifest.json`` (seed, library sha256, hashes of every file), or ``{}`` when withheld."""
         path = self.path / MANIFEST_FILE
         if not path.is_file():
@@ -82,15 +90,15 @@ class Competition:
         return manifest
 
     @property
-    def solution_path(self):
+    def solution_path(self) -> Path:
         return self.path / SOLUTION_FILE
 
     @property
-    def has_solution(self):
+    def has_solution(self) -> bool:
         return self.solution_path.is_file()
 
     @property
-    def file_hashes(self):
+    def file_hashes(self) -> dict[str, str]:
         """sha256 of the public files, as recorded in ``competition.json``.
 
         Hashes of private files are left out even where an older ``competition.json``
@@ -102,51 +110,41 @@ class Competition:
         return {name: digest for name, digest in files.items() if not str(name).startswith(PRIVATE_DIR + "/")}
 
     @property
-    def private_file_hashes(self):
+    def private_file_hashes(self) -> dict[str, str]:
         """sha256 of every file, public and private, from the private manifest (``{}`` when withheld)."""
         files = self.private_manifest.get("files")
         return dict(files) if isinstance(files, dict) else {}
 
     @cached_property
-    def train_spectra(self):
+    def train_spectra(self) -> list[Spectrum]:
         """Training spectra, with structures (a list of matchms Spectrum)."""
-        from kit.data.spectra import load_spectra
-
-        return load_spectra(self.path / TRAIN_FILE, clean=False)
+        return _load_spectra(self.path / TRAIN_FILE)
 
     @cached_property
-    def test_spectra(self):
+    def test_spectra(self) -> list[Spectrum]:
         """Test spectra, structures removed (a list of matchms Spectrum)."""
-        from kit.data.spectra import load_spectra
-
-        return load_spectra(self.path / TEST_FILE, clean=False)
+        return _load_spectra(self.path / TEST_FILE)
 
     @cached_property
-    def test_pairs(self):
+    def test_pairs(self) -> pd.DataFrame:
         """The pairs to predict: a DataFrame with ``id, spectrum_id_a, spectrum_id_b``."""
-        import pandas as pd
-
-        return pd.read_csv(self.path / PAIRS_FILE, dtype={"id": "int64", "spectrum_id_a": str, "spectrum_id_b": str})
+        return _read_csv(self.path / PAIRS_FILE, dtype={"id": "int64", "spectrum_id_a": str, "spectrum_id_b": str})
 
     @cached_property
-    def sample_submission(self):
-        import pandas as pd
+    def sample_submission(self) -> pd.DataFrame:
+        return _read_csv(self.path / SAMPLE_FILE)
 
-        return pd.read_csv(self.path / SAMPLE_FILE)
-
-    def load_solution(self):
+    def load_solution(self) -> pd.DataFrame:
         """The teacher's answers: ``id, similarity, Usage``; a :class:`UserError` when withheld."""
-        import pandas as pd
-
         if not self.has_solution:
             raise UserError(
                 f"no answers for competition {self.name!r}: expected {self.solution_path} "
                 "(the private/ folder stays with whoever prepared the competition)"
             )
-        return pd.read_csv(self.solution_path, dtype={"id": "int64", "similarity": float, "Usage": str})
+        return _read_csv(self.solution_path, dtype={"id": "int64", "similarity": float, "Usage": str})
 
 
-    def load_pair_details(self):
+    def load_pair_details(self) -> pd.DataFrame | None:
         """``id, same_molecule`` of each test pair, or None when the competition has no such file.
 
         Competitions prepared before the file existed (or whose ``private/`` is withheld)
@@ -157,40 +155,34 @@ class Competition:
         UserError
             When the file exists but is damaged.
         """
-        import pandas as pd
-
         path = self.path / PAIR_DETAILS_FILE
         if not path.is_file():
             return None
         try:
-            frame = pd.read_csv(path, dtype={"id": "int64", "same_molecule": "int64"})
+            frame = _read_csv(path, dtype={"id": "int64", "same_molecule": "int64"})
         except (OSError, ValueError, TypeError, OverflowError) as exc:
             raise UserError(f"{path} is not a valid pair details file: {' '.join(str(exc).split())}") from None
         if list(frame.columns) != ["id", "same_molecule"] or not frame["same_molecule"].isin([0, 1]).all():
             raise UserError(f"{path}: expected columns id,same_molecule with values 0 or 1; the file is damaged")
         return frame
 
-    def load_test_ids(self):
+    def load_test_ids(self) -> pd.DataFrame:
         """The teacher's map from neutral test ids to the library's: ``spectrum_id, source_spectrum_id``.
 
         A :class:`UserError` when ``private/`` is withheld.
         """
-        import pandas as pd
-
         path = self.path / TEST_IDS_FILE
         if not path.is_file():
             raise UserError(
                 f"no test id map for competition {self.name!r}: expected {path} "
                 "(the private/ folder stays with whoever prepared the competition)"
             )
-        from kit.safetext import from_spreadsheet_cell
-
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame = _read_csv(path, dtype=str, keep_default_na=False)
         frame["source_spectrum_id"] = frame["source_spectrum_id"].map(from_spreadsheet_cell)
         return frame
 
 
-def load_competition(path=None, data=None):
+def load_competition(path: StrPath | None = None, data: StrPath | None = None) -> Competition:
     """Open a prepared competition by folder or by name under ``data/``.
 
     Parameters
@@ -217,7 +209,7 @@ def load_competition(path=None, data=None):
     return Competition(path=folder, metadata=metadata)
 
 
-def as_competition(competition=None, data=None):
+def as_competition(competition: Competition | StrPath | None = None, data: StrPath | None = None) -> Competition:
     """A :class:`Competition`: returned as is, or opened by :func:`load_competition`.
 
     For functions that take a competition object, folder or name alike.
@@ -231,3 +223,17 @@ def as_competition(competition=None, data=None):
     if isinstance(competition, Competition):
         return competition
     return load_competition(competition, data=data)
+
+
+# Every command's parser imports this module (for its constants), and `kit score` reads no
+# spectra: pandas and matchms (through kit.data.spectra) load when a table or spectra are read.
+def _read_csv(path: Path, **options: Any) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.read_csv(path, **options)
+
+
+def _load_spectra(path: Path) -> list[Spectrum]:
+    from kit.data.spectra import load_spectra
+
+    return load_spectra(path, clean=False)

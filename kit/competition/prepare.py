@@ -13,6 +13,7 @@ ships with the kit: a fixed seed would let anyone rebuild it and look the answer
 import json
 import re
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +28,11 @@ from kit.errors import UserError
 from kit.fileio import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, atomic_dir, ensure_writable_dir, sha256_file
 from kit.data.licences import check_exclusions, drop_licences
 from kit.data.pairs import split_molecules, split_test_pairs
-from kit.paths import COMPETITION_FILE, COMPETITION_NAME, DEFAULT_COMPETITION, data_dir
+from kit.paths import COMPETITION_FILE, COMPETITION_NAME, DEFAULT_COMPETITION, StrPath, data_dir
 from kit.safetext import spreadsheet_cell
 from kit.competition.folder import PRIVATE, PUBLIC
-from kit.data.spectra import check_jobs, save_records
+from kit.data import download, simulate
+from kit.data.spectra import CleaningReport, check_jobs, clean_spectra, default_filters, load_spectra, save_records
 from kit.data.tanimoto_bins import BIN_LABELS, N_BINS
 
 # Fields a test spectrum keeps: measurement conditions a model may use, nothing that names
@@ -160,21 +162,17 @@ def load_library(libraries, ionmode, cache_dir, progress, simulation_seed=0, job
     anyone can rebuild a library from a known seed and look every test spectrum up by its
     peaks: :func:`prepare_competition` derives it from the competition's secret seed.
     """
-    from kit.data.spectra import CleaningReport, clean_spectra, default_filters, load_spectra
-
     if not libraries:
-        from kit.data.simulate import SIMULATED_LIBRARY_DESCRIPTION, simulate_library
-
         report = CleaningReport(source=SIMULATED)
         spectra = clean_spectra(
-            simulate_library(seed=int(simulation_seed), progress=progress), default_filters(ionmode=ionmode),
+            simulate.simulate_library(seed=int(simulation_seed), progress=progress), default_filters(ionmode=ionmode),
             report=report, progress=progress,
         )
         spectra = [LibrarySpectrum.of(s) for s in spectra]
         source = {
             "source": SIMULATED,
             "generator": "kit.data.simulate.simulate_library, seeded from the competition's secret seed",
-            "note": SIMULATED_LIBRARY_DESCRIPTION,
+            "note": simulate.SIMULATED_LIBRARY_DESCRIPTION,
             "simulation_seed": int(simulation_seed),
         }
         return spectra, report, [source]
@@ -184,9 +182,7 @@ def load_library(libraries, ionmode, cache_dir, progress, simulation_seed=0, job
     for library in libraries:
         cached = str(library) == MASSBANK
         if cached:
-            from kit.data.download import fetch_massbank
-
-            library = fetch_massbank(cache_dir, progress=progress)
+            library = download.fetch_massbank(cache_dir, progress=progress)
         before = report.read
         try:
             spectra += load_spectra(
@@ -197,9 +193,7 @@ def load_library(libraries, ionmode, cache_dir, progress, simulation_seed=0, job
         except UserError as exc:
             if not cached:
                 raise
-            from kit.data.download import clear_hint
-
-            raise UserError(f"{exc} ({clear_hint(library)})") from None
+            raise UserError(f"{exc} ({download.clear_hint(library)})") from None
         sources.append({"source": Path(library).name, "sha256": sha256_file(library)})
     if not spectra:
         raise UserError(
@@ -324,20 +318,20 @@ def strip_spectrum(spectrum, spectrum_id, keep):
 
 
 def prepare_competition(
-    library=None,
-    name=None,
-    out=None,
-    seed=0,
-    test_fraction=0.1,
-    pairs_per_bin=1000,
-    public_fraction=0.3,
-    ionmode="both",
-    force=False,
-    progress=True,
-    echo=print,
-    jobs=None,
-    exclude_licences=(),
-):
+    library: StrPath | Iterable[StrPath] | None = None,
+    name: str | None = None,
+    out: StrPath | None = None,
+    seed: int = 0,
+    test_fraction: float = 0.1,
+    pairs_per_bin: int = 1000,
+    public_fraction: float = 0.3,
+    ionmode: str = "both",
+    force: bool = False,
+    progress: bool = True,
+    echo: Callable[[str], object] = print,
+    jobs: int | None = None,
+    exclude_licences: Iterable[str] = (),
+) -> files.Competition:
     """Build a competition folder from a spectral library; return the :class:`Competition`.
 
     Parameters

@@ -1,5 +1,10 @@
 """Spectra as fixed-length vectors: peaks binned on an m/z grid, one sparse row per spectrum.
 
+The kit's one m/z binner, in two modes: ``"max"`` (below) feeds the siamese rung, and
+``"cosine"`` (summed intensities, rows of unit length, so that row-wise dot products are
+cosines) the binned peak and neutral-loss cosines of the gradient-boosting features
+(:mod:`kit.models.features`).
+
 The siamese rung (README, "The baseline ladder") reads spectra the way MS2DeepScore v1 does: bins
 of 0.1 Da over m/z 10-1000 (9,900 bins), each bin holding the largest peak that falls in
 it, intensities scaled to a maximum of 1 per spectrum and raised to the power 0.5.
@@ -22,14 +27,21 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from kit.errors import UserError
+from kit.constraints import Each, Interval, Options, Real, check_param, validate_params
 # The m/z range kept by spectrum cleaning is the range binned: one definition.
 from kit.data.spectra import MZ_RANGE  # noqa: F401 - part of this module's interface
+from kit.errors import UserError
 
 BIN_WIDTH = 0.1
 INTENSITY_POWER = 0.5
 # Decimals kept before flooring, so that 100.0 / 0.1 lands in bin 1000, not 999.
 _DECIMALS = 9
+_MODES = Options("max", "cosine")
+_SETTINGS = {
+    "bin_width": Interval(Real, 0, None, closed="neither"),
+    "mz_range": Each(Interval(Real, 0, None), min_length=2, max_length=2),
+    "intensity_power": Interval(Real, 0, None, closed="neither"),  # 0.5 takes square roots
+}
 
 
 def binning_settings(bin_width=BIN_WIDTH, mz_range=MZ_RANGE, intensity_power=INTENSITY_POWER):
@@ -40,27 +52,19 @@ def binning_settings(bin_width=BIN_WIDTH, mz_range=MZ_RANGE, intensity_power=INT
     TypeError
         When a setting is not a number (or ``mz_range`` not a pair of numbers).
     UserError
-        When ``bin_width`` or ``intensity_power`` is not positive, or the range is empty.
+        When ``bin_width`` or ``intensity_power`` is not a positive finite number, or the
+        range is not ``0 <= low < high``.
 
     Examples
     --------
     >>> binning_settings()
     {'bin_width': 0.1, 'mz_range': [10.0, 1000.0], 'intensity_power': 0.5}
     """
-    try:
-        lo, hi = (float(x) for x in mz_range)
-        width, power = float(bin_width), float(intensity_power)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"binning: expected numbers for bin_width, intensity_power and a pair (low, high) for mz_range; "
-            f"found {bin_width!r}, {intensity_power!r}, {mz_range!r}"
-        ) from None
-    if not (math.isfinite(width) and width > 0):
-        raise UserError(f"bin_width must be a positive number of Da, found {bin_width!r}")
-    if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo < hi):
-        raise UserError(f"mz_range must be (low, high) with 0 <= low < high, found {mz_range!r}")
-    if not (math.isfinite(power) and power > 0):
-        raise UserError(f"intensity_power must be positive (0.5 takes square roots), found {intensity_power!r}")
+    settings = {"bin_width": bin_width, "mz_range": mz_range, "intensity_power": intensity_power}
+    checked = validate_params(_SETTINGS, settings)
+    width, (lo, hi), power = checked["bin_width"], checked["mz_range"], checked["intensity_power"]
+    if not lo < hi:
+        raise UserError(f"mz_range must be (low, high) with low < high, found {mz_range!r}")
     return {"bin_width": width, "mz_range": [lo, hi], "intensity_power": power}
 
 
@@ -76,16 +80,46 @@ def n_bins(bin_width=BIN_WIDTH, mz_range=MZ_RANGE):
     return int(math.ceil(round((hi - lo) / bin_width, _DECIMALS)))
 
 
-def bin_of(mz, bin_width=BIN_WIDTH, mz_min=MZ_RANGE[0]):
+def bin_of(mz, bin_width=BIN_WIDTH, mz_min=MZ_RANGE[0], decimals=_DECIMALS):
     """Bin index of each m/z: bin ``k`` holds ``[mz_min + k*w, mz_min + (k+1)*w)``.
+
+    ``decimals=None`` floors the quotient as it is, without rounding it first (how the
+    gradient-boosting features have always binned; see :func:`bin_table`).
 
     Examples
     --------
     >>> bin_of(np.array([10.0, 10.09, 10.1, 100.0])).tolist()
     [0, 0, 1, 900]
+    >>> bin_of(np.array([10.1, 10.7]), decimals=None).tolist()   # (10.7 - 10) / 0.1 is 6.99999...
+    [0, 6]
     """
-    scaled = np.round((np.asarray(mz, dtype=np.float64) - mz_min) / bin_width, _DECIMALS)
+    scaled = (np.asarray(mz, dtype=np.float64) - mz_min) / bin_width
+    if decimals is not None:
+        scaled = np.round(scaled, decimals)
     return np.floor(scaled).astype(np.int64)
+
+
+def stack_rows(mz_rows, intensity_rows):
+    """Positions and intensities of several rows, concatenated: ``(row, mz, intensity)`` arrays.
+
+    Parameters
+    ----------
+    mz_rows, intensity_rows : sequence of numpy.ndarray
+        One array per row: a spectrum's peaks, or its neutral losses.
+
+    Examples
+    --------
+    >>> rows, mz, inten = stack_rows([np.array([50.0, 60.0]), np.array([70.0])], [np.ones(2), np.ones(1)])
+    >>> rows.tolist(), mz.tolist()
+    ([0, 0, 1], [50.0, 60.0, 70.0])
+    """
+    counts = np.fromiter((len(m) for m in mz_rows), dtype=np.int64, count=len(mz_rows))
+    rows = np.repeat(np.arange(len(mz_rows), dtype=np.int64), counts)
+    if not len(mz_rows):
+        return rows, np.empty(0), np.empty(0)
+    mz = np.concatenate(mz_rows).astype(np.float64, copy=False)
+    intensity = np.concatenate(intensity_rows).astype(np.float64, copy=False)
+    return rows, mz, intensity
 
 
 def peak_table(spectra):
@@ -100,13 +134,7 @@ def peak_table(spectra):
     ([0, 0], [50.0, 60.0])
     """
     peaks = [s.peaks for s in spectra]
-    counts = np.fromiter((len(p.mz) for p in peaks), dtype=np.int64, count=len(peaks))
-    rows = np.repeat(np.arange(len(peaks), dtype=np.int64), counts)
-    if not len(peaks):
-        return rows, np.empty(0), np.empty(0)
-    mz = np.concatenate([p.mz for p in peaks]).astype(np.float64, copy=False)
-    intensity = np.concatenate([p.intensities for p in peaks]).astype(np.float64, copy=False)
-    return rows, mz, intensity
+    return stack_rows([p.mz for p in peaks], [p.intensities for p in peaks])
 
 
 def max_per_cell(rows, cols, values):
@@ -156,22 +184,71 @@ def bin_spectra(spectra, bin_width=BIN_WIDTH, mz_range=MZ_RANGE, intensity_power
     >>> m.indices.tolist(), m.data.tolist()
     ([40, 50], [0.5, 1.0])
     """
+    return bin_table(*peak_table(spectra), len(spectra), bin_width, mz_range, intensity_power)
+
+
+def bin_table(rows, mz, intensity, n_rows, bin_width=BIN_WIDTH, mz_range=MZ_RANGE, intensity_power=INTENSITY_POWER,
+              *, mode="max", decimals=_DECIMALS):
+    """Bin a table of peaks (:func:`stack_rows`, :func:`peak_table`) into ``n_rows`` sparse rows.
+
+    Peaks outside ``mz_range`` (both ends included, the top in the last bin) and peaks
+    without a positive, finite intensity are dropped. Then, by ``mode``:
+
+    ``"max"``
+        a bin keeps its tallest peak; each row is divided by its tallest peak, then raised
+        to ``intensity_power`` (``float32``; MS2DeepScore's input, :func:`bin_spectra`);
+    ``"cosine"``
+        intensities are raised to ``intensity_power`` and a bin holds their sum; each row
+        is scaled to unit length (``float64``), so row-wise dot products are cosines.
+
+    Parameters
+    ----------
+    rows, mz, intensity : numpy.ndarray
+        Row index, position and intensity of each peak.
+    n_rows : int
+    bin_width : float, default 0.1
+    mz_range : (float, float), default (10, 1000)
+    intensity_power : float, default 0.5
+    mode : {"max", "cosine"}, default "max"
+    decimals : int or None, default 9
+        Passed to :func:`bin_of`.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix of shape ``(n_rows, n_bins(bin_width, mz_range))``, indices sorted
+
+    Examples
+    --------
+    >>> table = stack_rows([np.array([10.2, 10.7, 12.0])], [np.array([1.0, 1.0, 4.0])])
+    >>> m = bin_table(*table, 1, bin_width=1.0, intensity_power=1.0, mode="cosine")
+    >>> m.toarray()[0, :3].round(3).tolist()
+    [0.447, 0.0, 0.894]
+    >>> bin_table(*table, 1, bin_width=1.0, intensity_power=1.0).toarray()[0, :3].tolist()
+    [0.25, 0.0, 1.0]
+    """
+    check_param(mode, "mode", _MODES)
     settings = binning_settings(bin_width, mz_range, intensity_power)
     width, (lo, hi), power = settings["bin_width"], settings["mz_range"], settings["intensity_power"]
     size = n_bins(width, (lo, hi))
-    rows, mz, intensity = peak_table(spectra)
     keep = (mz >= lo) & (mz <= hi) & (intensity > 0) & np.isfinite(intensity)
     rows, mz, intensity = rows[keep], mz[keep], intensity[keep]
     # m/z exactly at the top of the range belongs to the last bin.
-    cols = np.minimum(bin_of(mz, width, lo), size - 1)
+    cols = np.minimum(bin_of(mz, width, lo, decimals), size - 1)
+    if mode == "cosine":
+        matrix = sp.csr_matrix((np.power(intensity, power), (rows, cols)), shape=(n_rows, size))
+        matrix.sum_duplicates()
+        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+        matrix = (sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ matrix).tocsr()
+        matrix.sort_indices()
+        return matrix
     rows, cols, values = max_per_cell(rows, cols, intensity)
-    indptr = np.zeros(len(spectra) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=len(spectra)), out=indptr[1:])
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
     if len(values):
         top = np.maximum.reduceat(values, indptr[:-1][np.diff(indptr) > 0])
         values = values / np.repeat(top, np.diff(indptr)[np.diff(indptr) > 0])
     values = np.power(values, power).astype(np.float32)
-    return sp.csr_matrix((values, cols.astype(np.int32), indptr), shape=(len(spectra), size))
+    return sp.csr_matrix((values, cols.astype(np.int32), indptr), shape=(n_rows, size))
 
 
 def empty_rows(matrix):

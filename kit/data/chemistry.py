@@ -7,12 +7,16 @@ representative SMILES. Molecule identity is the first block of the InChIKey.
 Fingerprints are kept as a dense 0/1 ``uint8`` matrix so that intersections of whole
 blocks of molecules are one matrix product; nothing here builds a spectra x spectra matrix.
 """
+import os
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
+from rdkit import Chem, DataStructs, RDLogger
+from rdkit.Chem import rdFingerprintGenerator
 
 from kit.errors import UserError
+from kit.progress import progress as progress_bar
 
 FP_SIZE = 2048
 MAX_PATH = 7
@@ -28,8 +32,7 @@ BLOCK_ROWS = 2048
 
 
 def _rdkit():
-    from rdkit import Chem, RDLogger
-
+    # RDKit's parse warnings would flood the terminal for a library with odd SMILES.
     RDLogger.DisableLog("rdApp.*")
     return Chem
 
@@ -40,8 +43,6 @@ def _undefined(value):
 
 def fingerprint_generator():
     """The label's fingerprint generator (RDKit path fingerprint, maxPath 7, 2048 bits)."""
-    from rdkit.Chem import rdFingerprintGenerator
-
     return rdFingerprintGenerator.GetRDKitFPGenerator(maxPath=MAX_PATH, fpSize=FP_SIZE)
 
 
@@ -58,10 +59,6 @@ def fingerprints(smiles):
     >>> fingerprints(["CCO", "c1ccccc1"]).shape
     (2, 2048)
     """
-    import os
-
-    from rdkit import DataStructs
-
     chem = _rdkit()
     mols = []
     for row, text in enumerate(smiles):
@@ -228,8 +225,6 @@ def structure_keys(spectra, report=None, progress=False):
     keys, smiles : list of str
         Molecule key and SMILES of each kept spectrum.
     """
-    from kit.progress import progress as progress_bar
-
     chem = _rdkit()
     parsed = {}  # SMILES -> derived InChIKey block, or None when it does not parse
     kept, keys, smiles_out = [], [], []

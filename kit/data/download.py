@@ -12,6 +12,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tqdm import tqdm
+
+from kit.data.spectra import count_records, read_spectra
 from kit.errors import UserError
 from kit.fileio import atomic_path
 
@@ -50,8 +53,6 @@ def check_library(path, fmt, full=True):
     --------
     >>> check_library("data/cache/MassBank_NISTformat.msp", "msp")   # doctest: +SKIP
     """
-    from kit.data.spectra import count_records, read_spectra
-
     path = Path(path)
     with open(path, "rb") as handle:
         head = handle.read(1024)
@@ -88,8 +89,6 @@ def _socket_of(response):
 
 def _copy(url, response, out, *, timeout, end, deadline, max_bytes, progress, name):
     """Copy the body to ``out`` within ``end`` (a monotonic time); return the bytes copied."""
-    from tqdm import tqdm
-
     total = _content_length(response)
     if total is not None and total > max_bytes:
         raise UserError(f"could not download {url}: the server announces {total:,} bytes, more than the {max_bytes:,} allowed")

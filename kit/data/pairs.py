@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kit.data.tanimoto_bins import N_BINS
-from kit.data.chemistry import bins_from_counts, tanimoto_counts, tanimoto_rows
+from kit.data.chemistry import bins_from_counts, molecules_of, tanimoto_counts, tanimoto_rows
 from kit.errors import UserError
 
 # Rows of molecules compared at once when enumerating molecule pairs.
@@ -540,8 +540,6 @@ class PairSampler:
     @classmethod
     def from_spectra(cls, spectra, **kwargs):
         """A sampler over spectra that carry structures (SMILES, InChIKey)."""
-        from kit.data.chemistry import molecules_of
-
         kept, molecules = molecules_of(spectra)
         if len(kept) != len(spectra):
             raise UserError(

@@ -2,24 +2,46 @@
 
 Formats: MGF, MSP, mzML and JSON, each plain or gzip-compressed (``.gz``).
 """
+import ast
 import gzip
 import inspect
+import itertools
+import json
 import logging
+import multiprocessing
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import zlib
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from kit.constraints import Integral, Interval, check_param
 from kit.errors import UserError, first_line
 from kit.fileio import atomic_path
-from kit.thirdparty import import_matchms
+from kit.paths import StrPath
+from kit.progress import progress as progress_bar
+from kit.thirdparty import quiet_import
+
+# matchms, and pyteomics' mzML reader, import psims, which warns about an optional codec
+# the kit never uses: kit.thirdparty imports them with that one warning silenced. matchms
+# brings its filtering, importing and exporting modules with it.
+matchms = quiet_import("matchms")
+mgf = quiet_import("pyteomics.mgf")
+mzml = quiet_import("pyteomics.mzml")
+# matchms.importing names functions after these modules, which hide them as attributes.
+matchms_msp = quiet_import("matchms.importing.load_from_msp")
+matchms_json = quiet_import("matchms.importing.load_from_json")
 
 FORMATS = ("mgf", "msp", "mzml", "json")
 MZ_RANGE = (10.0, 1000.0)
@@ -70,24 +92,21 @@ def default_filters(mz_range=MZ_RANGE, min_peaks=MIN_PEAKS, ionmode="both"):
     >>> [name for name, _ in default_filters()][:3]
     ['make_charge_int', 'add_compound_name', 'interpret_pepmass']
     """
-    import_matchms()
-    from matchms import filtering as mf
-
     steps = [
-        mf.make_charge_int,
-        mf.add_compound_name,
-        mf.interpret_pepmass,
-        mf.add_precursor_mz,
+        matchms.filtering.make_charge_int,
+        matchms.filtering.add_compound_name,
+        matchms.filtering.interpret_pepmass,
+        matchms.filtering.add_precursor_mz,
         require_finite_values,
-        mf.derive_ionmode,
-        mf.harmonize_undefined_inchikey,
-        mf.harmonize_undefined_inchi,
-        mf.harmonize_undefined_smiles,
-        mf.require_precursor_mz,
-        (mf.require_correct_ionmode, {"ion_mode_to_keep": ionmode}),
-        mf.normalize_intensities,
-        (mf.select_by_mz, {"mz_from": float(mz_range[0]), "mz_to": float(mz_range[1])}),
-        (mf.require_minimum_number_of_peaks, {"n_required": int(min_peaks)}),
+        matchms.filtering.derive_ionmode,
+        matchms.filtering.harmonize_undefined_inchikey,
+        matchms.filtering.harmonize_undefined_inchi,
+        matchms.filtering.harmonize_undefined_smiles,
+        matchms.filtering.require_precursor_mz,
+        (matchms.filtering.require_correct_ionmode, {"ion_mode_to_keep": ionmode}),
+        matchms.filtering.normalize_intensities,
+        (matchms.filtering.select_by_mz, {"mz_from": float(mz_range[0]), "mz_to": float(mz_range[1])}),
+        (matchms.filtering.require_minimum_number_of_peaks, {"n_required": int(min_peaks)}),
     ]
     named = []
     for step in steps:
@@ -188,8 +207,6 @@ def clean_spectra(spectra, filters=None, report=None, progress=False):
     >>> len(clean_spectra([s]))
     1
     """
-    from kit.progress import progress as progress_bar
-
     filters = default_filters() if filters is None else filters
     report = report if report is not None else CleaningReport(source="spectra")
     kept = []
@@ -319,10 +336,8 @@ def _kept(mz, intensities, report):
 
 
 def _mgf_records(source):
-    import_matchms()
-    from pyteomics.mgf import MGF
 
-    with MGF(source, convert_arrays=1, encoding="utf-8") as reader:
+    with mgf.MGF(source, convert_arrays=1, encoding="utf-8") as reader:
         for number, record in enumerate(reader, 1):
             if record is None:  # pyteomics' answer to a record that never reaches END IONS
                 raise ValueError(f"record {number:,} has no END IONS line (is the file cut short?)")
@@ -330,10 +345,9 @@ def _mgf_records(source):
 
 
 def _mgf_spectrum(record, report, spectrum_type="pyteomics"):
-    from matchms.importing.parsing_utils import parse_spectrum_dict
 
     if _kept(record["m/z array"], record["intensity array"], report):
-        return parse_spectrum_dict(spectrum=record, metadata_harmonization=True, spectrum_type=spectrum_type)
+        return matchms.importing.parsing_utils.parse_spectrum_dict(spectrum=record, metadata_harmonization=True, spectrum_type=spectrum_type)
     return None
 
 
@@ -349,19 +363,16 @@ def _parse_msp(source):
     and ends a file silently in the middle of a record; here each of those is either
     kept for cleaning to judge or refused with the line where it happened.
     """
-    import_matchms()
-    from matchms.importing.load_from_msp import contains_metadata, get_peak_comment, parse_metadata
-
     params, masses, intensities, comments, expected = {}, [], [], {}, None
     with open(source, encoding="utf-8", errors="replace") as handle:
         for number, line in enumerate(handle, 1):
             text = line.rstrip()
             if not text:
                 continue
-            if expected is None or contains_metadata(text):
-                if not contains_metadata(text):
+            if expected is None or matchms_msp.contains_metadata(text):
+                if not matchms_msp.contains_metadata(text):
                     raise ValueError(f"line {number:,}: a peak line before 'Num Peaks:' ({text[:60]!r})")
-                parse_metadata(text, params)
+                matchms_msp.parse_metadata(text, params)
                 if "num peaks" in params and expected is None:
                     try:
                         expected = int(params["num peaks"])
@@ -371,7 +382,7 @@ def _parse_msp(source):
                         yield {"params": params, "m/z array": np.array([]), "intensity array": np.array([]), "peak comments": {}}
                         params, expected = {}, None
                 continue
-            comment, values = get_peak_comment(text)
+            comment, values = matchms_msp.get_peak_comment(text)
             tokens = _PEAK_NUMBER.findall(values)
             if not tokens or len(tokens) % 2:
                 raise ValueError(f"line {number:,}: expected 'm/z intensity' pairs, found {text[:60]!r}")
@@ -394,29 +405,25 @@ def _msp_spectrum(record, report):
 
 
 def _mzml_records(source):
-    import_matchms()
-    from pyteomics.mzml import read
 
-    with read(source, dtype=dict) as reader:
+    with mzml.read(source, dtype=dict) as reader:
         for record in reader:
             if record.get("ms level") == 2:
                 yield record
 
 
 def _mzml_spectrum(record, report):
-    from matchms import Spectrum
-    from matchms.importing.parsing_utils import parse_mzml_mzxml_metadata, sort_by_mz
 
     mz = np.asarray(record["m/z array"], dtype=float)
     intensities = np.asarray(record["intensity array"], dtype=float)
     if not _kept(mz, intensities, report):
         return None
-    mz, intensities = sort_by_mz(mz=mz, intensities=intensities)
-    return Spectrum(mz=mz, intensities=intensities, metadata=parse_mzml_mzxml_metadata(record))
+    mz, intensities = matchms.importing.parsing_utils.sort_by_mz(mz=mz, intensities=intensities)
+    metadata = matchms.importing.parsing_utils.parse_mzml_mzxml_metadata(record)
+    return matchms.Spectrum(mz=mz, intensities=intensities, metadata=metadata)
 
 
 def _json_records(source):
-    import json
 
     with open(source, "rb") as handle:
         records = json.load(handle)
@@ -429,10 +436,7 @@ def _json_records(source):
 
 
 def _json_spectrum(record, report):
-    import ast
 
-    import_matchms()
-    from matchms.importing.load_from_json import as_spectrum
 
     peaks = record.get("peaks_json")
     peaks = ast.literal_eval(peaks) if isinstance(peaks, str) else peaks
@@ -442,7 +446,7 @@ def _json_spectrum(record, report):
             raise ValueError(f"found peaks of shape {array.shape}, not [m/z, intensity] pairs")
         if not _kept(array[:, 0], array[:, 1], report):
             return None
-    return as_spectrum(record)
+    return matchms_json.as_spectrum(record)
 
 
 # Reading is two steps, so that the second can run in worker processes: a format's records
@@ -452,9 +456,10 @@ _BUILDERS = {"mgf": _mgf_spectrum, "msp": _msp_spectrum, "mzml": _mzml_spectrum,
 
 
 def load_spectra(
-    path, clean=True, ionmode="both", mz_range=MZ_RANGE, min_peaks=MIN_PEAKS, report=None, progress=False, jobs=1,
-    convert=None,
-):
+    path: StrPath, clean: bool = True, ionmode: str = "both", mz_range: tuple[float, float] = MZ_RANGE,
+    min_peaks: int = MIN_PEAKS, report: CleaningReport | None = None, progress: bool = False, jobs: int | None = 1,
+    convert: Callable[[matchms.Spectrum], Any] | None = None,
+) -> list[matchms.Spectrum]:
     """Load spectra from an MGF, MSP, mzML or JSON file (``.gz`` allowed), cleaned.
 
     Parameters
@@ -483,6 +488,7 @@ def load_spectra(
     Returns
     -------
     list of matchms.Spectrum
+        Or of what ``convert`` returns, when it is given.
 
     Examples
     --------
@@ -542,8 +548,6 @@ def mgf_record(metadata, mz, intensities):
     END IONS
     <BLANKLINE>
     """
-    from pyteomics import mgf
-
     # pyteomics' defaults for key order and value formatters (what mgf.write uses unless told otherwise).
     order, formatters, plain = mgf._default_key_order, mgf._default_value_formatters, mgf._default_repr
     lines = ["BEGIN IONS\n"]
@@ -565,8 +569,19 @@ def mgf_record(metadata, mz, intensities):
 CHUNK_RECORDS = 2000
 
 
+#: What ``jobs`` may be (``None`` aside): the same check for the API and ``kit prepare --jobs``.
+JOBS = Interval(Integral, 1, None)
+
+
 def check_jobs(jobs):
     """``jobs`` as a whole number of processes (``None``: one per CPU this process may use).
+
+    Raises
+    ------
+    TypeError
+        When ``jobs`` is not an integer (``True`` and ``1.5`` are not).
+    kit.errors.UserError
+        When it is below 1.
 
     Examples
     --------
@@ -575,17 +590,12 @@ def check_jobs(jobs):
     """
     if jobs is None:
         return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
-        raise UserError(f"--jobs must be a positive whole number, found {jobs!r}")
-    return int(jobs)
+    return check_param(jobs, "jobs", JOBS)
 
 
 def _load_in_pool(path, filter_options, report, jobs, progress, convert):
     """:func:`load_spectra` with the records made into spectra and cleaned by ``jobs`` processes, in order."""
-    import itertools
-    from concurrent.futures.process import BrokenProcessPool
 
-    from kit.progress import progress as progress_bar
 
     # Each worker is a copy of this process: more of them than CPUs clean no faster and could exhaust the machine.
     jobs = min(jobs, check_jobs(None))
@@ -611,7 +621,6 @@ def _load_in_pool(path, filter_options, report, jobs, progress, convert):
 
 def _clean_in_pool(chunks, workers, path, fmt, filter_options, convert, report, bar):
     """The kept spectra of ``chunks`` cleaned by ``workers`` processes, and the reading error that ended them."""
-    from collections import deque
 
     jobs = max(workers, 1)
     kept, pending, read_error = [], deque(), None
@@ -701,7 +710,6 @@ def _worker_filters(mz_range, min_peaks, ionmode):
 
 def _ignore_interrupts():
     """In a worker: Ctrl-C is for the main process, which stops the pool (no traceback from each worker)."""
-    import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
@@ -713,16 +721,12 @@ class _Pool:
     imported, and a script that calls :func:`load_spectra` at its top level (without a
     ``__main__`` guard) is not run again in each of them, as a fresh interpreter would.
     """
-
     def __init__(self, workers):
         self.workers = workers
         self.executor = None
 
     def __enter__(self):
         if self.workers:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
             context = multiprocessing.get_context("fork") if sys.platform.startswith("linux") else None
             self.executor = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_ignore_interrupts)
         return self
@@ -730,8 +734,6 @@ class _Pool:
     def submit(self, func, *args):
         if self.executor is not None:
             return self.executor.submit(func, *args)
-        from concurrent.futures import Future
-
         future = Future()
         future.set_result(func(*args))
         return future
@@ -741,23 +743,20 @@ class _Pool:
             self.executor.shutdown(wait=True, cancel_futures=True)
 
 
-def save_spectra(spectra, path):
+def save_spectra(spectra: Iterable[matchms.Spectrum], path: StrPath) -> Path:
     """Write spectra to MGF (``.mgf``) atomically: a temporary file, then a rename.
 
     Examples
     --------
     >>> save_spectra([], "/tmp/kit-doc-example/empty.mgf")   # doctest: +SKIP
     """
-    import_matchms()
-    from matchms.exporting import save_as_mgf
-
     path = Path(path)
     if spectrum_format(path) != "mgf" or path.name.lower().endswith(".gz"):
         raise UserError(f"{path}: expected a .mgf file name to write")
     with atomic_path(path, suffix=".mgf") as tmp:
         # save_as_mgf appends to an existing file; the temporary file must start empty.
         os.unlink(tmp)
-        save_as_mgf(list(spectra), str(tmp))
+        matchms.exporting.save_as_mgf(list(spectra), str(tmp))
         if not tmp.exists():
             tmp.touch()
     return path

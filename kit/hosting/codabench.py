@@ -43,11 +43,19 @@ import io
 import zipfile
 from pathlib import Path
 
+import yaml
+
+from kit.constraints import Integral, Interval, check_param
 from kit.errors import UserError
 from kit.fileio import atomic_path
-from kit.competition.folder import PRIVATE, PUBLIC
-from kit.hosting.files import competition_deadline, parse_end, parse_when
-from kit.hosting.codabench_scorer import COMMAND
+from kit.competition.folder import PRIVATE, PUBLIC, as_competition
+from kit.hosting.files import competition_deadline, parse_end, parse_when, public_files
+from kit.hosting.codabench_scorer import COMMAND, leaderboard_columns
+from kit.hosting.pages import brief_description, build_pages, check_title, daily_limit, default_title
+from kit.scoring.scorer import load_solution_masks
+
+#: A cap on submissions in all during the Public phase: Codabench reads 0 as "no cap at all".
+MAX_SUBMISSIONS = Interval(Integral, 1, None)
 
 #: The scoring program's own module: it and every kit module it imports, recursively,
 #: are inlined (imported modules first) into ``scoring.py``.
@@ -95,10 +103,6 @@ def export_codabench(competition, out, *, start=None, end=None, title=None, data
     >>> export_codabench("data/practice", "practice-codabench.zip", start="2026-01-05")  # doctest: +SKIP
     PosixPath('practice-codabench.zip')
     """
-    from kit.hosting.files import public_files
-    from kit.hosting.pages import build_pages, check_title, default_title
-    from kit.competition.folder import as_competition
-
     competition = as_competition(competition, data)
     out = Path(out)
     if out.suffix.lower() != ".zip":
@@ -133,19 +137,13 @@ def export_codabench(competition, out, *, start=None, end=None, title=None, data
 
 def competition_yaml(competition, title, phase_dates, pages, max_submissions=None):
     """The bundle's ``competition.yaml`` text (``max_submissions`` as in :func:`export_codabench`)."""
-    import yaml
-
-    from kit.hosting.codabench_scorer import leaderboard_columns
-    from kit.hosting.pages import brief_description, daily_limit
-
     (public_start, public_end), final_start = phase_dates
     final_end = final_start + dt.timedelta(minutes=FINAL_PHASE_MINUTES)
     limit = daily_limit(competition)
     if max_submissions is None:
         max_submissions = limit * submission_days(public_start, public_end)
-    elif isinstance(max_submissions, bool) or not isinstance(max_submissions, int) or max_submissions < 1:
-        # Codabench reads 0 as "no cap at all".
-        raise UserError(f"--max-submissions: expected a whole number >= 1, found {max_submissions!r}")
+    else:
+        max_submissions = check_param(max_submissions, "--max-submissions", MAX_SUBMISSIONS)
     tasks = [
         {"index": i, "name": f"{usage} rows", "description": f"Scores a submission on the {usage} rows of the test pairs.",
          "scoring_program": "scoring_program/", "reference_data": f"{folder}/"}
@@ -285,8 +283,6 @@ def _when(moment):
 
 def _read_solution(competition):
     """Rows ``(id, similarity, Usage)`` as text, in the solution's order, checked like ``kit score``."""
-    from kit.scoring.scorer import load_solution_masks
-
     ids, truth, masks = load_solution_masks(competition)
     if PRIVATE not in masks:
         raise UserError(f"{competition.solution_path}: no Private rows: expected a Public/Private split "

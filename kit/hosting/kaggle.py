@@ -23,8 +23,17 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kit._version import __version__
+from kit.competition.folder import PRIVATE, PUBLIC, SAMPLE_FILE, as_competition
 from kit.errors import UserError
+from kit.fileio import ensure_writable_dir
+from kit.hosting.files import competition_deadline, public_files
+from kit.hosting.pages import (brief_description, build_pages, check_title, daily_limit, default_title,
+                               hosted_licences, licence_warning)
 from kit.safetext import printable
+from kit.scoring.metrics import shown_scores
+from kit.scoring.reader import read_submission
+from kit.scoring.scorer import load_solution_masks, score_submission
 
 #: Rows per leaderboard request (KaggleApi's own default), and the most requests one read makes.
 LEADERBOARD_PAGE_SIZE = 20
@@ -98,8 +107,6 @@ def download(competition, path=None, *, api=None, unzip=True):
     Path
         The folder holding the files.
     """
-    from kit.fileio import ensure_writable_dir
-
     api = api or connect()  # first: without credentials, nothing is created
     folder = ensure_writable_dir(Path(path) if path else Path.cwd() / "data" / competition)
     with _kaggle_errors(f"download {competition}", competition):
@@ -136,12 +143,8 @@ def submit(file, message, competition, *, api=None, local_competition=None, data
     kit.SubmissionError
         The file is invalid; nothing is sent.
     """
-    from kit.scoring.reader import read_submission
-
     expected = None
     if local_competition is not None:
-        from kit.competition.folder import as_competition
-
         expected = as_competition(local_competition, data).test_pairs["id"].to_numpy()
     submission = read_submission(file, expected_ids=expected)
     if not str(message or "").strip():
@@ -298,12 +301,6 @@ def host_plan(competition, slug, *, title=None, privacy=DEFAULT_PRIVACY, data=No
     >>> [call.method for call in plan.calls][:2]                # doctest: +SKIP
     ['competition_initialize', 'competition_create_new']
     """
-    from kit import __version__
-    from kit.hosting.files import competition_deadline, public_files
-    from kit.hosting.pages import (brief_description, build_pages, check_title, daily_limit, default_title,
-                                   hosted_licences, licence_warning)
-    from kit.competition.folder import as_competition
-
     slug = check_slug(slug)
     if privacy not in PRIVACY:
         raise UserError(f"--privacy {printable(privacy, 40)!r}: expected one of {', '.join(PRIVACY)}")
@@ -355,9 +352,6 @@ def host_plan(competition, slug, *, title=None, privacy=DEFAULT_PRIVACY, data=No
 
 def solution_rows(competition):
     """``{"public": n, "private": m}``: the solution's rows of each Usage; a UserError without Private rows."""
-    from kit.competition.folder import PRIVATE, PUBLIC
-    from kit.scoring.scorer import load_solution_masks
-
     masks = load_solution_masks(competition)[2]
     if PRIVATE not in masks:
         raise UserError(f"{competition.solution_path}: no Private rows: expected a Public/Private split")
@@ -370,10 +364,6 @@ def sample_score(competition):
     A sandbox submission of that file on Kaggle must get this score: any other means
     another metric or another column was chosen on the host page, which the API cannot see.
     """
-    from kit.competition.folder import SAMPLE_FILE
-    from kit.scoring.metrics import shown_scores
-    from kit.scoring.scorer import score_submission
-
     path = competition.path / SAMPLE_FILE
     return shown_scores(score_submission(path, competition).public) if path.is_file() else None
 
@@ -494,8 +484,6 @@ def launch(slug, *, competition=None, data=None, api=None, echo=print, today=Non
     UserError
         One line listing every check that failed; nothing is launched then.
     """
-    from kit.competition.folder import as_competition
-
     slug = check_slug(slug)
     rows = None if competition is None else solution_rows(as_competition(competition, data))
     api = api or connect()

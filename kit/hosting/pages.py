@@ -8,10 +8,15 @@ import re
 from collections import Counter
 
 from kit.competition.folder import DEFAULT_DAILY_LIMIT
+from kit.constraints import Integral, Interval, check_param
 from kit.errors import UserError
 from kit.data.licences import RESTRICTIONS, exclusion_pattern, restrictions
+from kit.paths import COMPETITION_FILE
 from kit.safetext import printable
 from kit.data.tanimoto_bins import BIN_LABELS
+
+#: What a host needs of ``max_daily_submissions``: "no limit" (0 or null) is not one it can express.
+DAILY_LIMIT = Interval(Integral, 1, None)
 
 REFERENCE = (
     "Huber F, van der Burg S, van der Hooft JJJ, Ridder L (2021). MS2DeepScore: a novel deep learning "
@@ -174,12 +179,10 @@ def daily_limit(competition):
     "no limit" (0 or null), which a host cannot express, is refused.
     """
     value = competition.metadata.get("max_daily_submissions", DEFAULT_DAILY_LIMIT)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UserError(
-            f"{competition.path / 'competition.json'}: max_daily_submissions must be a whole number >= 1, "
-            f"found {value!r}"
-        )
-    return value
+    try:
+        return check_param(value, f"{competition.path / COMPETITION_FILE}: max_daily_submissions", DAILY_LIMIT)
+    except TypeError as exc:  # a file's value of the wrong type is the file's fault, not a caller's
+        raise UserError(str(exc)) from None
 
 
 def _overview(meta, title):

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kit.errors import UserError
+from kit.data import binning
 from kit.data.spectra import MZ_RANGE
+from kit.errors import UserError
 
 TOLERANCE = 0.1
 BIN_WIDTH = 1.0
@@ -130,54 +131,12 @@ def metadata_codes(spectra, key):
     return out
 
 
-def binned_matrix(mz_rows, intensity_rows, bin_width=BIN_WIDTH, mz_range=MZ_RANGE, intensity_power=INTENSITY_POWER):
-    """Sparse matrix of binned peaks, one L2-normalised row per spectrum.
-
-    Peaks falling in one bin add up; peaks outside ``mz_range`` are left out. Row-wise
-    dot products of the result are cosine similarities.
-
-    Parameters
-    ----------
-    mz_rows, intensity_rows : list of numpy.ndarray
-        Positions and intensities of each spectrum's peaks (or neutral losses).
-    bin_width : float
-    mz_range : (float, float)
-    intensity_power : float
-        Intensities are raised to this power before binning.
-
-    Returns
-    -------
-    scipy.sparse.csr_matrix of shape ``(len(mz_rows), n_bins)``
-
-    Examples
-    --------
-    >>> m = binned_matrix([np.array([10.2, 10.7, 12.0])], [np.array([1.0, 1.0, 4.0])], intensity_power=1.0)
-    >>> m.toarray()[0, :3].round(3).tolist()
-    [0.447, 0.0, 0.894]
-    """
-    from scipy import sparse
-
-    low, high = float(mz_range[0]), float(mz_range[1])
-    n_bins = int(np.ceil((high - low) / bin_width))
-    lengths = np.array([len(m) for m in mz_rows], dtype=np.int64)
-    mz = np.concatenate(mz_rows) if len(mz_rows) else np.empty(0)
-    weight = np.concatenate(intensity_rows) if len(intensity_rows) else np.empty(0)
-    rows = np.repeat(np.arange(len(mz_rows)), lengths)
-    cols = np.floor((mz - low) / bin_width).astype(np.int64)
-    keep = (mz >= low) & (mz <= high) & (weight > 0)
-    cols = np.minimum(cols, n_bins - 1)
-    matrix = sparse.csr_matrix(
-        (np.power(weight[keep], intensity_power), (rows[keep], cols[keep])), shape=(len(mz_rows), n_bins)
-    )
-    matrix.sum_duplicates()
-    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-    matrix = (sparse.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ matrix).tocsr()
-    matrix.sort_indices()
-    return matrix
-
-
 def peak_matrix(spectra, bin_width=BIN_WIDTH, mz_range=MZ_RANGE, intensity_power=INTENSITY_POWER):
-    """Binned peaks of each spectrum (see :func:`binned_matrix`).
+    """Binned peaks of each spectrum, one row of unit length each (dot products are cosines).
+
+    Peaks falling in one bin add up (after ``intensity_power``); peaks outside ``mz_range``
+    are left out. The kit's binner does the work (:func:`kit.data.binning.bin_table`,
+    mode ``"cosine"``).
 
     Examples
     --------
@@ -185,9 +144,7 @@ def peak_matrix(spectra, bin_width=BIN_WIDTH, mz_range=MZ_RANGE, intensity_power
     >>> peak_matrix([Spectrum(np.array([50.0, 60.0]), np.array([1.0, 1.0]), metadata_harmonization=False)]).nnz
     2
     """
-    return binned_matrix(
-        [s.peaks.mz for s in spectra], [s.peaks.intensities for s in spectra], bin_width, mz_range, intensity_power
-    )
+    return _cosine_rows(binning.peak_table(spectra), len(spectra), bin_width, mz_range, intensity_power)
 
 
 def neutral_loss_matrix(
@@ -212,7 +169,14 @@ def neutral_loss_matrix(
         below = mz < precursor - 0.5 * bin_width
         losses.append(precursor - mz[below])
         weights.append(intensity[below])
-    return binned_matrix(losses, weights, bin_width, mz_range, intensity_power)
+    return _cosine_rows(binning.stack_rows(losses, weights), len(spectra), bin_width, mz_range, intensity_power)
+
+
+def _cosine_rows(table, n_rows, bin_width, mz_range, intensity_power):
+    # Plain flooring (decimals=None) is how these features were trained and measured: rounding
+    # first would move a peak whose quotient is a hair under a bin edge, e.g. (10.7 - 10) / 0.1 =
+    # 6.99999..., one bin up.
+    return binning.bin_table(*table, n_rows, bin_width, mz_range, intensity_power, mode="cosine", decimals=None)
 
 
 @dataclass

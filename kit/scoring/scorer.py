@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from kit.data.tanimoto_bins import BIN_LABELS
 from kit.errors import SubmissionError, UserError, first_line
-from kit.competition.folder import PRIVATE, PUBLIC
+from kit.competition.folder import PAIR_DETAILS_FILE, PRIVATE, PUBLIC, Competition, as_competition
 from kit.scoring.metrics import Metric, diagnostics, get_metric, molecule_diagnostics, shown_scores
+from kit.paths import StrPath
 from kit.safetext import printable
 from kit.scoring.reader import read_regular_file, read_submission
 
@@ -178,8 +180,6 @@ class Scorer:
     """
 
     def __init__(self, competition, data=None):
-        from kit.competition.folder import as_competition
-
         self.competition = as_competition(competition, data)
         self.metric = get_metric(self.competition.metadata.get("metric", "rmse"))
         self.ids, self.truth, self.usage = load_solution_masks(self.competition)
@@ -231,7 +231,9 @@ class Scorer:
         )
 
 
-def score_submission(path, competition=None, *, data=None):
+def score_submission(
+    path: StrPath, competition: Competition | StrPath | None = None, *, data: StrPath | None = None
+) -> ScoreResult:
     """Score a submission file exactly as the leaderboard does.
 
     Scoring writes nothing: :func:`kit.board.leaderboard.record_result` stores a result in
@@ -360,8 +362,6 @@ def _validation_value(score):
 
 def load_solution_masks(competition):
     """Solution ids, truths and a boolean mask per Usage; a :class:`UserError` if unusable."""
-    import pandas as pd
-
     if not competition.has_solution:
         competition.load_solution()  # raises the explanatory UserError
     path = competition.solution_path
@@ -400,15 +400,11 @@ def _load_same_molecule(competition, ids):
     then leaves the same-molecule diagnostic out. A file that does not cover exactly
     the solution's ids is damaged: a :class:`UserError`.
     """
-    import pandas as pd
-
     frame = competition.load_pair_details()
     if frame is None:
         return None
     flags = pd.Series(frame["same_molecule"].to_numpy(dtype=bool), index=frame["id"].to_numpy())
     if len(flags) != ids.size or not flags.index.is_unique or not flags.index.isin(ids).all():
-        from kit.competition.folder import PAIR_DETAILS_FILE
-
         raise UserError(
             f"{competition.path / PAIR_DETAILS_FILE}: expected one row per id of the solution file; the file is damaged"
         )
@@ -419,8 +415,6 @@ def _unique(ids):
     """True when no id repeats; instant for the usual sorted ids."""
     if ids.size < 2 or bool((ids[1:] > ids[:-1]).all()):
         return True
-    import pandas as pd
-
     return bool(pd.Index(ids).is_unique)
 
 

@@ -5,6 +5,7 @@ predictions: model name and parameters, seed, validation score, training time, k
 version, git commit and the sha256 of the competition files. Predictions are checked
 before anything is written, and both files are written to a temporary name then renamed.
 """
+import hashlib
 import json
 import platform
 import re
@@ -12,18 +13,26 @@ import subprocess
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
 
 from kit._version import __version__
+from kit.competition.folder import Competition, as_competition
 from kit.errors import SubmissionError
 from kit.fileio import ensure_writable_dir, jsonable, write_text_atomic
-from kit.paths import submissions_dir
+from kit.paths import StrPath, submissions_dir
 from kit.scoring.reader import MAX_ABS_VALUE, VALUE_RANGE
 
 
-def write_submission(competition, predictions, model=None, *, participant=None, out_dir=None, seed=None,
-                     validation_score=None, fit_seconds=None, data=None, now=None, beside=None):
+def write_submission(
+    competition: Competition | StrPath, predictions: ArrayLike | pd.DataFrame, model: Any = None, *,
+    participant: str | None = None, out_dir: StrPath | None = None, seed: int | None = None,
+    validation_score: float | dict | None = None, fit_seconds: float | None = None, data: StrPath | None = None,
+    now: datetime | None = None, beside: dict | None = None,
+) -> Path:
     """Write predictions as a submission file with its manifest.
 
     Parameters
@@ -71,8 +80,6 @@ def write_submission(competition, predictions, model=None, *, participant=None, 
     >>> path.name                                             # doctest: +SKIP
     '20250102T101112Z_gbm.csv'
     """
-    from kit.competition.folder import as_competition
-
     comp = as_competition(competition, data)
     ids = comp.test_pairs["id"].to_numpy(dtype=np.int64)
     values = _aligned_predictions(predictions, ids)
@@ -88,8 +95,6 @@ def write_submission(competition, predictions, model=None, *, participant=None, 
     csv_path = _free_name(folder, f"{now:%Y%m%dT%H%M%SZ}_{_slug(info['model']['name'])}",
                           [suffix for suffix, *_ in (beside or {}).values()])
     text = _csv_text(ids, values)
-    import hashlib
-
     manifest = {
         "file": csv_path.name,
         "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
