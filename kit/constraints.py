@@ -17,6 +17,7 @@ kit.errors.UserError: epochs must be an integer >= 1, found 0
 """
 import argparse
 import math
+import re
 from numbers import Integral, Real
 
 import numpy as np
@@ -25,6 +26,12 @@ from kit.errors import UserError
 
 __all__ = ["Integral", "Real", "Interval", "Options", "Each", "OrNone", "Boolean",
            "check_param", "validate_params", "parse_param", "argparse_type"]
+
+# Numbers as people type them in ASCII: Python's int() and float() would also take "1_000" and
+# digits of other scripts ("٣"), which no other reader of the same option (a shell script, a
+# spreadsheet) would see as that number.
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+_REAL_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
 
 _CLOSED = {"both": ("[", "]"), "left": ("[", ")"), "right": ("(", "]"), "neither": ("(", ")")}
 
@@ -84,9 +91,9 @@ class Interval:
     def parse(self, text):
         """The number a piece of text spells (ValueError when it spells none)."""
         text = str(text).strip()
-        if self.kind is Integral:
-            return int(text)
-        return float(text)
+        if not (_INTEGER_TEXT if self.kind is Integral else _REAL_TEXT).fullmatch(text):
+            raise ValueError(text)
+        return int(text) if self.kind is Integral else float(text)
 
 
 class Options:

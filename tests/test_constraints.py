@@ -50,13 +50,13 @@ def test_text_is_parsed_then_checked(text, expected):
     assert parse_param(text, "--jobs", POSITIVE_INT) == expected
 
 
-@pytest.mark.parametrize("text", ["0", "-1", "1.5", "", "1e3", "nan", "abc", "True"])
+@pytest.mark.parametrize("text", ["0", "-1", "1.5", "", "1e3", "nan", "abc", "True", "1_0", "\u0663", "\uff13", "0x10", "3\x00"])
 def test_bad_text_is_one_user_error(text):
     with pytest.raises(UserError, match="^--jobs must be an integer >= 1, found"):
         parse_param(text, "--jobs", POSITIVE_INT)
 
 
-@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "0", "1e999"])
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "0", "1e999", "1_0.5", "\u0663.5", "0x1p3", "1e", "."])
 def test_seconds_must_be_finite_and_positive(text):
     with pytest.raises(UserError):
         parse_param(text, "--timeout", Interval(Real, 0, None, closed="neither"))
@@ -74,3 +74,9 @@ def test_argparse_type_gives_argparse_its_own_error():
 def test_a_wrong_declaration_fails_at_once(kind, closed):
     with pytest.raises((TypeError, ValueError)):
         Interval(kind, 0, 1, closed=closed)
+
+
+@pytest.mark.parametrize("text, expected", [("+3", 3), ("2.5", 2.5), (".5", 0.5), ("5.", 5.0), ("1e-3", 0.001), ("1E2", 100.0)])
+def test_ascii_numbers_as_people_type_them(text, expected):
+    kind = Integral if isinstance(expected, int) else Real
+    assert parse_param(text, "--x", Interval(kind, None, None)) == expected
