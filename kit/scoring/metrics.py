@@ -348,3 +348,32 @@ def molecule_diagnostics(y_true, y_pred, same_molecule):
         "different_molecule_rows": int((~same).sum()),
         "top_bin_split": {SAME_MOLECULE_BIN: rmse(top & same), DIFFERENT_MOLECULE_BIN: rmse(top & ~same)},
     }
+
+
+def per_group_rmse(y_true, y_pred, groups, labels):
+    """RMSE of the rows of each group, in the order of ``labels`` (None for a group without rows).
+
+    The breakdowns of competitions whose pairs are of several kinds: ion-mode pair types
+    (``per_pair_type_rmse``) and novelty bands (``per_novelty_band_rmse``).
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of float
+    groups : array-like of str
+        The group of each row.
+    labels : sequence of str
+        Every group, in the order shown.
+
+    Examples
+    --------
+    >>> per_group_rmse([0.2, 0.4, 1.0], [0.3, 0.4, 1.0], ["cross", "cross", "positive-positive"],
+    ...                ["positive-positive", "negative-negative", "cross"])
+    {'positive-positive': 0.0, 'negative-negative': None, 'cross': 0.07071067811865474}
+    """
+    y_true, y_pred = _pair(y_true, y_pred)
+    groups = np.asarray(groups, dtype=object).ravel()
+    if groups.shape != y_true.shape:
+        raise ValueError(f"expected one group per row, found {groups.size} groups for {y_true.size} rows")
+    squared = (y_true - y_pred) ** 2
+    return {label: _plain(np.sqrt(squared[groups == label].mean())) if (groups == label).any() else None
+            for label in labels}
