@@ -32,7 +32,7 @@ from pathlib import Path
 from kit.competition.deadline import competition_deadline
 from kit.errors import UserError
 from kit.board.identity import MAX_NAME_LENGTH
-from kit.scoring.metrics import SHOWN_DECIMALS, shown_scores
+from kit.scoring.metrics import SHOWN_DECIMALS, breakdown_cells, shown_scores
 from kit.paths import leaderboard_dir
 from kit.safetext import from_spreadsheet_cell, is_default_ignorable, one_line, printable, spreadsheet_cell
 from kit.competition.folder import PRIVATE, PUBLIC
@@ -1049,7 +1049,8 @@ def _finite_scores(row):
 
 
 def per_bin_for_log(details):
-    """Per-bin RMSE for the log, with the top bin's same- and different-molecule halves when scored.
+    """Per-bin RMSE for the log, with the top bin's same- and different-molecule halves when scored,
+    and the RMSE per pair type and novelty band where the competition has them (:func:`breakdown_cells`).
 
     Examples
     --------
@@ -1058,4 +1059,5 @@ def per_bin_for_log(details):
     >>> per_bin_for_log({"per_bin_rmse": {"0.0-0.1": 0.2}})
     {'0.0-0.1': 0.2}
     """
-    return {} if not details else {**details["per_bin_rmse"], **details.get("top_bin_split", {})}
+    return {} if not details else {**details["per_bin_rmse"], **details.get("top_bin_split", {}),
+                                   **breakdown_cells(details)}

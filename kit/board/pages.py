@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 from kit._version import __version__
 from kit.data.tanimoto_bins import BIN_LABELS
-from kit.scoring.metrics import DIFFERENT_MOLECULE_BIN, SAME_MOLECULE_BIN, bin_tick
+from kit.scoring.metrics import BREAKDOWN_LABELS, DIFFERENT_MOLECULE_BIN, SAME_MOLECULE_BIN, bin_tick
 from kit.safetext import printable
 from kit.competition.folder import PRIVATE, PUBLIC
 
@@ -356,6 +356,9 @@ def _bins_plot(standings):
     # Where the scorer knew which pairs are of one molecule, the top bin is drawn as its two halves.
     split = any(SAME_MOLECULE_BIN in bins for bins in shown)
     labels = BIN_LABELS[:-1] + [SAME_MOLECULE_BIN, DIFFERENT_MOLECULE_BIN] if split else BIN_LABELS
+    # Competitions of pair types or a novelty split: their RMSEs to the right of the bins.
+    extra = [label for label in BREAKDOWN_LABELS if any(label in bins for bins in shown)]
+    labels = labels + extra
     x = list(range(len(labels)))
     # The participants past the coloured ones first, thin and grey, under the coloured lines.
     items = sorted(ranking.itertuples(index=False), key=lambda item: item.participant in colours)
@@ -370,8 +373,10 @@ def _bins_plot(standings):
                 label=f"{_short(item.participant)} ({score})")
     ax.set_xticks(x)
     ax.set_xticklabels([bin_tick(label) for label in labels], rotation=0, fontsize=8.5)
-    if split:
+    if split or extra:
         fig.subplots_adjust(bottom=0.2)  # room for the three-line ticks of the top bin's halves
+    if extra:
+        ax.axvline(len(labels) - len(extra) - 0.5, color=GREY, linewidth=1, linestyle=":")
     ax.set_xlabel("true Tanimoto similarity bin")
     ax.set_ylabel(f"RMSE on {usage} rows")
     ax.set_ylim(bottom=0)
@@ -382,6 +387,11 @@ def _bins_plot(standings):
         caption += (
             " The top bin is split: pairs of two spectra of one molecule (which share their precursor m/z) "
             "and pairs of different molecules."
+        )
+    if extra:
+        caption += (
+            " Right of the dotted line: RMSE on each kind of pair over all bins (ion-mode pair types; novelty bands, "
+            "by the highest Tanimoto of the pair's less familiar molecule to any training molecule)."
         )
     return "Per-bin RMSE", caption, _png(fig)
 

@@ -70,7 +70,7 @@ def butina_clusters(fps, similarity):
     --------
     >>> from kit.data.chemistry import fingerprints
     >>> butina_clusters(fingerprints(["CCO", "OCC", "CCCO", "c1ccccc1"]), 0.7).tolist()
-    [0, 0, 1, 2]
+    [0, 0, 2, 1]
     """
     indptr, indices = neighbours(fps, similarity)
     n = len(indptr) - 1
