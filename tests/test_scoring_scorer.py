@@ -489,3 +489,21 @@ def test_damaged_tags_are_one_line(tmp_path, header, row, fragment, capsys):
     assert main(["score", str(tmp_path / "p.csv"), "--competition", str(folder)]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and fragment in err, err
+
+
+def test_log_and_page_carry_the_breakdowns_beside_the_bins(tmp_path):
+    from kit.board import pages as leaderboard_pages
+    from kit.board.leaderboard import build_leaderboard
+
+    folder = make_competition(tmp_path, n_pairs=120)
+    _tag_pairs(folder, read_solution(folder)[0], {"pair_type": TYPES, "novelty_band": BANDS})
+    perfect_submission(folder, tmp_path / "p.csv", noise=0.05)
+    lb = tmp_path / "lb"
+    assert main(["score", str(tmp_path / "p.csv"), "--competition", str(folder), "--leaderboard", str(lb),
+                 "--participant", "ada"]) == 0
+    row = read_log(lb / "practice.csv").iloc[0]
+    assert {"cross", "positive-positive", "novelty 0.0-0.4", "novelty 0.8-1.0"} <= set(row["per_bin_public"])
+    assert all(v is None or v == round(v, 5) for v in row["per_bin_public"].values())
+    standings = build_leaderboard(folder, leaderboard=lb)
+    assert "Per-bin RMSE" in [title for title, _, _ in leaderboard_pages.plot_images(standings)]
+    assert "Right of the dotted line: RMSE on each kind of pair" in standings.html_path.read_text()

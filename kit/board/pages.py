@@ -356,9 +356,10 @@ def _bins_plot(standings):
     # Where the scorer knew which pairs are of one molecule, the top bin is drawn as its two halves.
     split = any(SAME_MOLECULE_BIN in bins for bins in shown)
     labels = BIN_LABELS[:-1] + [SAME_MOLECULE_BIN, DIFFERENT_MOLECULE_BIN] if split else BIN_LABELS
-    # Competitions of pair types or a novelty split: their RMSEs to the right of the bins.
+    # Competitions of pair types or a novelty split: their RMSEs to the right of the bins, after an
+    # empty place (None) that breaks each line there.
     extra = [label for label in BREAKDOWN_LABELS if any(label in bins for bins in shown)]
-    labels = labels + extra
+    labels = labels + ([None] + extra if extra else [])
     x = list(range(len(labels)))
     # The participants past the coloured ones first, thin and grey, under the coloured lines.
     items = sorted(ranking.itertuples(index=False), key=lambda item: item.participant in colours)
@@ -372,11 +373,12 @@ def _bins_plot(standings):
         ax.plot(x, y, marker="o", markersize=4, linewidth=1.8, color=colours[item.participant], zorder=3,
                 label=f"{_short(item.participant)} ({score})")
     ax.set_xticks(x)
-    ax.set_xticklabels([bin_tick(label) for label in labels], rotation=0, fontsize=8.5)
+    ax.set_xticklabels([bin_tick(label) if label else "" for label in labels], rotation=0,
+                       fontsize=7.5 if extra else 8.5)
     if split or extra:
         fig.subplots_adjust(bottom=0.2)  # room for the three-line ticks of the top bin's halves
     if extra:
-        ax.axvline(len(labels) - len(extra) - 0.5, color=GREY, linewidth=1, linestyle=":")
+        ax.axvline(labels.index(None), color=GREY, linewidth=1, linestyle=":")
     ax.set_xlabel("true Tanimoto similarity bin")
     ax.set_ylabel(f"RMSE on {usage} rows")
     ax.set_ylim(bottom=0)
