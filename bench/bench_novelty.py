@@ -11,7 +11,8 @@ fitted on its training spectra with default options and seed, predicts the test 
 is scored as ``kit score`` scores (Public and Private RMSE; Private RMSE per novelty band
 for the novelty split). With ``--negative``, one more run prepares a competition of both
 ion modes and ``--pair-types same,cross`` and prints its rows per pair type and bin and the
-cross-mode share. Prints Markdown tables; the competitions go to ``--out``.
+cross-mode share. Prints Markdown tables; the competitions go to ``--out`` (``--reuse`` takes
+those an earlier run left there, e.g. to add ``--rungs siamese``).
 """
 import argparse
 import sys
@@ -24,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_prepare import DEFAULT_LIBRARY  # noqa: E402
 
 import kit.models  # noqa: E402
+from kit.competition.folder import load_competition  # noqa: E402
 from kit.competition.prepare import prepare_competition  # noqa: E402
 from kit.data.tanimoto_bins import BIN_LABELS  # noqa: E402
 from kit.scoring.scorer import score_submission  # noqa: E402
@@ -53,6 +55,7 @@ def main():
     parser.add_argument("--seed", default=0, type=int)
     parser.add_argument("--rungs", default="mean,cosine,gbm")
     parser.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="bench-novelty-")))
+    parser.add_argument("--reuse", action="store_true", help="use the competitions an earlier run left in --out")
     args = parser.parse_args()
     if not args.library.is_file():
         sys.exit(f"library not found: {args.library}")
@@ -60,8 +63,12 @@ def main():
     results, bands = {}, {}
     for split, options in SPLITS.items():
         start = time.perf_counter()
-        comp = prepare_competition(args.library, name=f"novelty-bench-{split}", out=args.out, seed=args.seed,
-                                   force=True, progress=False, echo=lambda *_: None, **options)
+        name = f"novelty-bench-{split}"
+        if args.reuse and (args.out / name / "competition.json").is_file():
+            comp = load_competition(args.out / name)  # same library, options and seed: the same files
+        else:
+            comp = prepare_competition(args.library, name=name, out=args.out, seed=args.seed, force=True,
+                                       progress=False, echo=lambda *_: None, **options)
         print(f"{split}: prepared in {time.perf_counter() - start:.0f} s; split {comp.metadata['split']}")
         if "novelty" in comp.metadata:
             bands = comp.metadata["novelty"]
