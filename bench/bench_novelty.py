@@ -22,14 +22,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_prepare import DEFAULT_LIBRARY  # noqa: E402
+from bench_prepare import DEFAULT_LIBRARY
 
-import kit.models  # noqa: E402
-from kit.competition.folder import load_competition  # noqa: E402
-from kit.competition.prepare import prepare_competition  # noqa: E402
-from kit.data.tanimoto_bins import BIN_LABELS  # noqa: E402
-from kit.scoring.scorer import score_submission  # noqa: E402
-from kit.scoring.writer import write_submission  # noqa: E402
+import kit.models
+from kit.competition.folder import load_competition
+from kit.competition.prepare import prepare_competition
+from kit.data.tanimoto_bins import BIN_LABELS
+from kit.scoring.scorer import score_submission
+from kit.scoring.writer import write_submission
 
 SPLITS = {"random": {}, "novelty": {"split": "novelty"}}
 

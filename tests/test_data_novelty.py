@@ -5,7 +5,14 @@ from rdkit import DataStructs
 from rdkit.ML.Cluster import Butina
 
 from kit.data.chemistry import fingerprints
-from kit.data.novelty import BAND_LABELS, butina_clusters, max_similarity, neighbours, novelty_bands, novelty_split
+from kit.data.novelty import (
+    BAND_LABELS,
+    butina_clusters,
+    max_similarity,
+    neighbours,
+    novelty_bands,
+    novelty_split,
+)
 from kit.errors import UserError
 
 # Analogue series and lone molecules: clusters of several sizes.

@@ -154,7 +154,7 @@ def novelty_split(fps, test_fraction, rng, cluster_similarity=CLUSTER_SIMILARITY
     """
     fps = np.asarray(fps)
     n = len(fps)
-    target = int(round(float(test_fraction) * n))
+    target = round(float(test_fraction) * n)
     cluster = butina_clusters(fps, cluster_similarity)
     sure = max_similarity(fps, fps, exclude=(cluster, cluster)) < novelty_threshold
     sizes = np.bincount(cluster)

@@ -10,7 +10,13 @@ import numpy as np
 
 from kit.constraints import Each, Options, parse_param
 from kit.data.chemistry import bins_from_counts, tanimoto_counts
-from kit.data.pairs import BLOCK, _positions_in_bin, _trim, balanced_test_pairs, sample_spectrum_pairs
+from kit.data.pairs import (
+    BLOCK,
+    _positions_in_bin,
+    _trim,
+    balanced_test_pairs,
+    sample_spectrum_pairs,
+)
 from kit.data.tanimoto_bins import N_BINS
 from kit.errors import UserError
 
