@@ -15,8 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kit.data.novelty import BAND_LABELS
-from kit.data.pair_types import PAIR_TYPES
+from kit.data.pair_tags import BAND_LABELS, PAIR_TYPES
 from kit.errors import UserError
 from kit.paths import COMPETITION_FILE, StrPath, competition_dir
 from kit.safetext import from_spreadsheet_cell

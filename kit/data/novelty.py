@@ -12,13 +12,10 @@ time and only the pairs above a threshold are kept (a sparse neighbour list).
 import numpy as np
 
 from kit.data.chemistry import tanimoto_counts
+from kit.data.pair_tags import BAND_EDGES, BAND_LABELS
 from kit.data.pairs import BLOCK
 from kit.errors import UserError
 
-#: Lower edges of the novelty bands (the last band is closed at 1).
-BAND_EDGES = (0.0, 0.4, 0.6, 0.8)
-#: Band labels, as in ``private/pair_details.csv`` and ``kit score --json``.
-BAND_LABELS = tuple(f"{lo:.1f}-{hi:.1f}" for lo, hi in zip(BAND_EDGES, BAND_EDGES[1:] + (1.0,)))
 #: Defaults of ``kit prepare --split novelty``.
 CLUSTER_SIMILARITY = 0.7
 NOVELTY_THRESHOLD = 0.6

@@ -17,12 +17,10 @@ from kit.data.pairs import (
     balanced_test_pairs,
     sample_spectrum_pairs,
 )
+from kit.data.pair_tags import CROSS, NEGATIVE, PAIR_TYPES, POSITIVE
 from kit.data.tanimoto_bins import N_BINS
 from kit.errors import UserError
 
-POSITIVE, NEGATIVE, CROSS = "positive-positive", "negative-negative", "cross"
-#: Every pair type, in the order of their cells.
-PAIR_TYPES = (POSITIVE, NEGATIVE, CROSS)
 #: The words of ``kit prepare --pair-types`` and the pair types each asks for.
 PAIR_TYPE_WORDS = {"same": (POSITIVE, NEGATIVE), "cross": (CROSS,)}
 #: The least share of cross-mode rows when same-mode rows are asked for too.

@@ -14,8 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from kit.data.novelty import BAND_LABELS
-from kit.data.pair_types import PAIR_TYPES
+from kit.data.pair_tags import BAND_LABELS, PAIR_TYPES
 from kit.data.tanimoto_bins import BIN_LABELS, N_BINS, bin_index
 from kit.errors import UserError
 

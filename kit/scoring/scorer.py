@@ -15,8 +15,7 @@ import pandas as pd
 from kit.data.tanimoto_bins import BIN_LABELS
 from kit.errors import SubmissionError, UserError, first_line
 from kit.competition.folder import PAIR_DETAILS_FILE, PRIVATE, PUBLIC, Competition, as_competition
-from kit.data.novelty import BAND_LABELS
-from kit.data.pair_types import PAIR_TYPES
+from kit.data.pair_tags import BAND_LABELS, PAIR_TYPES
 from kit.scoring.metrics import Metric, diagnostics, get_metric, molecule_diagnostics, per_group_rmse, shown_scores
 from kit.paths import StrPath
 from kit.safetext import printable
