@@ -265,7 +265,8 @@ def private_rmse(comp, predictions, rows=None):
     mask = np.zeros(len(solution), dtype=bool)
     mask[rows] = True
     mask &= (solution["Usage"] == "Private").to_numpy()
-    return float(np.sqrt(np.mean((np.asarray(predictions)[mask] - solution["similarity"].to_numpy()[mask]) ** 2))), int(mask.sum())
+    errors = np.asarray(predictions)[mask] - solution["similarity"].to_numpy()[mask]
+    return float(np.sqrt(np.mean(errors**2))), int(mask.sum())
 
 
 def train_gbm(comp):
@@ -357,16 +358,21 @@ def main(argv=None):
         baseline = np.where(same_mass(comp), 1.0, gbm)
         rows = [
             {"attack": "gbm rung alone", "Private RMSE": f"{private_rmse(comp, gbm):.5f}"},
-            {"attack": "gbm, pairs of one neutral mass set to 1 (no lookup)",
-             "Private RMSE": f"{private_rmse(comp, baseline):.5f}"},
+            {
+                "attack": "gbm, pairs of one neutral mass set to 1 (no lookup)",
+                "Private RMSE": f"{private_rmse(comp, baseline):.5f}",
+            },
             report(comp, "(a) plain m/z lookup", plain, truth, baseline),
-            report(comp, "(control) a random shipped molecule within 5 Da, for the spectra (a) answers",
-                   control, truth, baseline),
+            report(
+                comp, "(control) a random shipped molecule within 5 Da, for the spectra (a) answers", control, truth, baseline
+            ),
             report(comp, f"(b) edit-aware lookup, {n_molecules} test molecules", edited, truth, baseline),
         ]
-    print(f"kit prepare (seed not shown) {prepare_seconds:.1f} s; {len(mols):,} shipped molecules not in "
-          f"train.mgf; lookup {plain_seconds:.1f} s; edit-aware lookup {edit_seconds:.1f} s "
-          f"({n_simulated:,} candidates simulated); gbm {gbm_seconds:.1f} s")
+    print(
+        f"kit prepare (seed not shown) {prepare_seconds:.1f} s; {len(mols):,} shipped molecules not in "
+        f"train.mgf; lookup {plain_seconds:.1f} s; edit-aware lookup {edit_seconds:.1f} s "
+        f"({n_simulated:,} candidates simulated); gbm {gbm_seconds:.1f} s"
+    )
     print(markdown_table(rows))
 
 

@@ -114,7 +114,9 @@ def main():
     if not args.library.is_file():
         sys.exit(f"library not found: {args.library}")
     wall, peak, summary = time_prepare(args.library)
-    n, t_rdkit, t_rdkit_values, t_sampled, t_bins, t_values, identical, same_bins = time_tanimoto(representative_smiles(args.library))
+    n, t_rdkit, t_rdkit_values, t_sampled, t_bins, t_values, identical, same_bins = time_tanimoto(
+        representative_smiles(args.library)
+    )
     print(f"`kit prepare --library {args.library.name}`: {wall:.1f} s wall, peak RSS {peak:.2f} GiB")
     print(f"  ({summary})")
     print()
@@ -122,12 +124,18 @@ def main():
     print()
     print("| step | RDKit `BulkTanimotoSimilarity` loop | kit | speed-up | same result |")
     print("|---|---|---|---|---|")
-    print(f"| 1,000 molecule pairs drawn per Tanimoto bin (what `kit prepare` does) | {t_rdkit:.2f} s (all values, then bins) "
-          f"| {t_sampled:.2f} s (`molecule_pairs_by_bin(limit=1000)`) | {t_rdkit / t_sampled:.1f}x | drawn from the same bins |")
-    print(f"| every pair listed in its Tanimoto bin | {t_rdkit:.2f} s | {t_bins:.2f} s "
-          f"(`molecule_pairs_by_bin`) | {t_rdkit / t_bins:.1f}x | {same_bins} |")
-    print(f"| Tanimoto values | {t_rdkit_values:.2f} s | {t_values:.2f} s (`tanimoto_matrix`, full square) "
-          f"| {t_rdkit_values / t_values:.1f}x | {identical} (bit-identical) |")
+    print(
+        f"| 1,000 molecule pairs drawn per Tanimoto bin (what `kit prepare` does) | {t_rdkit:.2f} s (all values, then bins) "
+        f"| {t_sampled:.2f} s (`molecule_pairs_by_bin(limit=1000)`) | {t_rdkit / t_sampled:.1f}x | drawn from the same bins |"
+    )
+    print(
+        f"| every pair listed in its Tanimoto bin | {t_rdkit:.2f} s | {t_bins:.2f} s "
+        f"(`molecule_pairs_by_bin`) | {t_rdkit / t_bins:.1f}x | {same_bins} |"
+    )
+    print(
+        f"| Tanimoto values | {t_rdkit_values:.2f} s | {t_values:.2f} s (`tanimoto_matrix`, full square) "
+        f"| {t_rdkit_values / t_values:.1f}x | {identical} (bit-identical) |"
+    )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kit.competition.folder import DEFAULT_DAILY_LIMIT  # noqa: E402
-from kit.scoring.metrics import SHOWN_DECIMALS, root_mean_squared_error, shown_scores  # noqa: E402
 from kit.data.tanimoto_bins import BIN_LABELS  # noqa: E402
+from kit.scoring.metrics import SHOWN_DECIMALS, root_mean_squared_error, shown_scores  # noqa: E402
 
 
 def practice_like_solution(rows_per_bin=1000, public_fraction=0.3, seed=0):
@@ -72,7 +72,7 @@ def probe(truth, public, base, rounded, change=1.0):
     low, high = np.zeros(truth.size), np.ones(truth.size)
     seen = np.zeros(truth.size, dtype=bool)
     where = np.flatnonzero(public)
-    for k, row in enumerate(range(truth.size)):
+    for row in range(truth.size):
         c = change if abs(base[row] - change) > 0.25 else 1.0 - change
         if public[row]:
             j = np.searchsorted(where, row)

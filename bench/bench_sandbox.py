@@ -104,10 +104,10 @@ def main():
         # The three ways alternate, best of --repeats each: load on a shared machine comes and goes.
         cold, boxed, warm = [], [], []
         for _ in range(args.repeats):
-            cold.append(timed(lambda: _fresh_process(in_process, folder, test, pairs))[0])
-            seconds, got = timed(lambda: sandboxed(folder, test, pairs))
+            cold.append(timed(lambda folder=folder: _fresh_process(in_process, folder, test, pairs))[0])
+            seconds, got = timed(lambda folder=folder: sandboxed(folder, test, pairs))
             boxed.append(seconds)
-            seconds, expected = timed(lambda: in_process(folder, test, pairs))
+            seconds, expected = timed(lambda folder=folder: in_process(folder, test, pairs))
             warm.append(seconds)
         print(f"| {name} | {min(cold):.2f} s | {min(boxed):.2f} s | {min(warm):.2f} s | {min(boxed) / min(cold):.2f}x | "
               f"{np.allclose(got, expected, atol=1e-6)} |")

@@ -33,10 +33,9 @@ def main(argv=None):
 
     import kit
     from builders import make_competition
-    from server_builders import LiveServer, hold_slow_forms, let_go, timed_page_loads
-
     from kit.server.app import create_app
     from kit.server.limits import DEFAULT_MAX_CONNECTIONS, raise_open_files_limit
+    from server_builders import LiveServer, hold_slow_forms, let_go, timed_page_loads
 
     raise_open_files_limit()
     print(f"kit from {Path(kit.__file__).parent}; {DEFAULT_MAX_CONNECTIONS} connections allowed; slow forms "

@@ -93,8 +93,8 @@ def parse_variant(text):
 
 def load_split(competition, seed, pairs_per_bin):
     """Training and held-out spectra, the held-out pairs, their truth and same-molecule flags."""
-    from kit.data.chemistry import molecules_of
     from kit.competition.folder import load_competition
+    from kit.data.chemistry import molecules_of
     from kit.models.training import VALIDATION_FRACTION, split_for_validation, validation_pairs
 
     comp = load_competition(competition)
@@ -115,9 +115,9 @@ def run_variant(name, options, about, train, val, pairs, truth, same, seed, own_
     step of its fit; otherwise it watches the scored molecules, as ``kit train`` does.
     """
     import kit.models
-    from kit.scoring.metrics import diagnostics, molecule_diagnostics
     from kit.models.siamese import SiameseModel
     from kit.models.training import model_params
+    from kit.scoring.metrics import diagnostics, molecule_diagnostics
 
     if name == REFERENCE:
         model = kit.models.get(REFERENCE)(seed=seed)
@@ -134,12 +134,22 @@ def run_variant(name, options, about, train, val, pairs, truth, same, seed, own_
     scores = diagnostics(truth, predicted)
     split = molecule_diagnostics(truth, predicted, same)
     return {
-        "variant": name, "about": about, "params": {k: _plain(v) for k, v in options.items()},
-        "val_rmse": scores["rmse"], "val_binned_rmse": scores["binned_rmse"], "per_bin": scores["per_bin_rmse"],
-        "same_molecule_rmse": split["same_molecule_rmse"], "different_molecule_rmse": split["different_molecule_rmse"],
-        "epochs": len(getattr(model, "history_", {}).get("loss", [])), "best_epoch": getattr(model, "best_epoch_", 0),
-        "train_s": round(wall, 1), "train_cpu_s": round(cpu, 1), "embed_spectra_per_s": round(len(val) / embed_s) if name != REFERENCE else None,
-        "load": round(os.getloadavg()[0], 1), "pairs": int(len(pairs)), "seed": seed,
+        "variant": name,
+        "about": about,
+        "params": {k: _plain(v) for k, v in options.items()},
+        "val_rmse": scores["rmse"],
+        "val_binned_rmse": scores["binned_rmse"],
+        "per_bin": scores["per_bin_rmse"],
+        "same_molecule_rmse": split["same_molecule_rmse"],
+        "different_molecule_rmse": split["different_molecule_rmse"],
+        "epochs": len(getattr(model, "history_", {}).get("loss", [])),
+        "best_epoch": getattr(model, "best_epoch_", 0),
+        "train_s": round(wall, 1),
+        "train_cpu_s": round(cpu, 1),
+        "embed_spectra_per_s": round(len(val) / embed_s) if name != REFERENCE else None,
+        "load": round(os.getloadavg()[0], 1),
+        "pairs": int(len(pairs)),
+        "seed": seed,
         "validation": "own" if own_validation else "scored",
     }
 
@@ -154,8 +164,10 @@ def markdown(rows):
     Embedding speed stays in the JSON rows: a few thousand held-out spectra, timed once
     on a shared machine, say little (``bench/peers.py`` times it properly).
     """
-    head = ("| variant | change | val RMSE | vs base | binned | 0.9-1.0 | same mol. | diff. mol. | bins above gbm | "
-            "epochs | train s (CPU s) |")
+    head = (
+        "| variant | change | val RMSE | vs base | binned | 0.9-1.0 | same mol. | diff. mol. | bins above gbm | "
+        "epochs | train s (CPU s) |"
+    )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     base = next((r["val_rmse"] for r in rows if r["variant"] == "base"), None)
     reference = next((r["per_bin"] for r in rows if r["variant"] == REFERENCE), None)
@@ -188,9 +200,12 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON lines, one per finished variant")
     parser.add_argument("--pairs-per-bin", type=int, default=500, help="held-out pairs per Tanimoto bin")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--own-validation", action="store_true",
-                        help="each model holds out its own validation molecules from the training spectra "
-                             "(early stopping and calibration never see the scored ones)")
+    parser.add_argument(
+        "--own-validation",
+        action="store_true",
+        help="each model holds out its own validation molecules from the training spectra "
+        "(early stopping and calibration never see the scored ones)",
+    )
     parser.add_argument("--markdown", action="store_true", help="print the table of --out and stop")
     args = parser.parse_args(argv)
     if args.markdown:
@@ -201,16 +216,21 @@ def main(argv=None):
         parser.error("--competition is required")
     variants = [parse_variant(v) for v in args.variants.split(",") if v]
     comp, train, val, pairs, truth, same = load_split(args.competition, args.seed, args.pairs_per_bin)
-    print(f"{comp.name}: {len(train):,} training spectra, {len(val):,} held out, {len(pairs):,} held-out pairs "
-          f"({int(same.sum()):,} of one molecule)", flush=True)
+    print(
+        f"{comp.name}: {len(train):,} training spectra, {len(val):,} held out, {len(pairs):,} held-out pairs "
+        f"({int(same.sum()):,} of one molecule)",
+        flush=True,
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for name, options, about in variants:
         row = run_variant(name, options, about, train, val, pairs, truth, same, args.seed, args.own_validation)
         with open(args.out, "a") as fh:
             fh.write(json.dumps(row) + "\n")
-        print(f"{name}: val RMSE {row['val_rmse']:.4f} (top bin {row['per_bin']['0.9-1.0']:.3f}, same molecule "
-              f"{row['same_molecule_rmse']:.3f}), {row['best_epoch']}/{row['epochs']} epochs, {row['train_s']:.0f} s",
-              flush=True)
+        print(
+            f"{name}: val RMSE {row['val_rmse']:.4f} (top bin {row['per_bin']['0.9-1.0']:.3f}, same molecule "
+            f"{row['same_molecule_rmse']:.3f}), {row['best_epoch']}/{row['epochs']} epochs, {row['train_s']:.0f} s",
+            flush=True,
+        )
     return 0
 
 

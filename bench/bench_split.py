@@ -25,7 +25,11 @@ from bench_prepare import DEFAULT_LIBRARY, library_molecules  # noqa: E402
 
 from kit.data.chemistry import fingerprints, group_indices  # noqa: E402
 from kit.data.pairs import (  # noqa: E402
-    balanced_test_pairs, identity_groups, private_rows_known_from_public, split_molecules, split_test_pairs,
+    balanced_test_pairs,
+    identity_groups,
+    private_rows_known_from_public,
+    split_molecules,
+    split_test_pairs,
 )
 
 

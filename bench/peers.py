@@ -318,8 +318,9 @@ def versions(*names):
 # -- workers (run inside the environment a row needs) -------------------------------------
 def worker_matchms(name, competition, out_dir):
     """Raw matchms scores of the test pairs as a submission, with inference timings."""
-    import kit
     from matchms.similarity import CosineGreedy, ModifiedCosineGreedy
+
+    import kit
 
     comp = kit.load_competition(competition)
     similarity = (CosineGreedy if name == "matchms-cosine" else ModifiedCosineGreedy)(tolerance=TOLERANCE)
@@ -1016,15 +1017,24 @@ def render_markdown(rows, meta, plot_name):
         train = "-" if r.train_seconds is None else ("0 (none)" if r.train_seconds == 0 else f"{r.train_seconds:,.0f}")
         cpu = "-" if r.train_cpu_seconds is None else f"{r.train_cpu_seconds:,.0f}"
         busy = _num(cores_busy(r), 2)
-        out.append(f"| {r.label} | {train} | {cpu} | {busy} | {_num(t.get('predict_seconds'), 2)} | {_count(t.get('spectra_per_s'))} | "
-                   f"{_count(t.get('pairs_per_s'))} | {_count(t.get('embed_spectra_per_s'))} | "
-                   f"{_count(t.get('score_pairs_per_s'))} | {_num(r.peak_train_gib, 2)} | "
-                   f"{_num(r.peak_predict_gib, 2)} | {load} |")
+        out.append(
+            f"| {r.label} | {train} | {cpu} | {busy} | {_num(t.get('predict_seconds'), 2)} | {_count(t.get('spectra_per_s'))} | "
+            f"{_count(t.get('pairs_per_s'))} | {_count(t.get('embed_spectra_per_s'))} | "
+            f"{_count(t.get('score_pairs_per_s'))} | {_num(r.peak_train_gib, 2)} | "
+            f"{_num(r.peak_predict_gib, 2)} | {load} |"
+        )
     scored = [r for r in rows if r.per_bin]
     if scored:
         labels = list(scored[0].per_bin)
-        out += ["", "## Private RMSE per Tanimoto bin", "", f"![Private RMSE per bin]({plot_name})", "",
-                "| row | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+        out += [
+            "",
+            "## Private RMSE per Tanimoto bin",
+            "",
+            f"![Private RMSE per bin]({plot_name})",
+            "",
+            "| row | " + " | ".join(labels) + " |",
+            "|---|" + "---|" * len(labels),
+        ]
         for r in scored:
             out.append(f"| {r.label} | " + " | ".join(_num(r.per_bin.get(b), 3) for b in labels) + " |")
     out += ["", "## Rows", ""]
@@ -1056,10 +1066,12 @@ def _row_note(row):
             f"{d.get('val_spectra_per_inchikey')} per validation molecule: ms2deepscore's val_spectra_per_inchikey); "
             f"best epoch {d.get('best_epoch')} (validation RMSE {_num(d.get('best_val_rmse'))}) restored from its "
             f"checkpoint. Test cosines clipped to [0, 1] as the siamese rung does: {d.get('clipped_to_unit_interval')} "
-            f"of {(row.timing or {}).get('n_pairs', 0):,} pairs were outside.")
+            f"of {(row.timing or {}).get('n_pairs', 0):,} pairs were outside."
+        )
     elif row.name == "siamese" and row.status == "ok":
-        notes.append(f" Parameters: {json.dumps(d.get('params'))}; {d.get('epochs_run')} epochs, best epoch "
-                     f"{d.get('best_epoch')}.")
+        notes.append(
+            f" Parameters: {json.dumps(d.get('params'))}; {d.get('epochs_run')} epochs, best epoch {d.get('best_epoch')}."
+        )
     elif row.name == "blend" and row.status == "ok":
         notes.append(f" Parameters: {json.dumps(d.get('params'))}.")
     validation = d.get("validation")
@@ -1119,8 +1131,9 @@ def write_results(rows, meta, results, plot, work):
     tmp = results.with_name(results.name + ".tmp")
     tmp.write_text(render_markdown(rows, meta, plot_name), encoding="utf-8")
     os.replace(tmp, results)
-    (Path(work) / "results.json").write_text(json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=2,
-                                                        default=_plain))
+    (Path(work) / "results.json").write_text(
+        json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=2, default=_plain)
+    )
 
 
 def competition_summary(folder, how):
@@ -1129,17 +1142,26 @@ def competition_summary(folder, how):
     meta = load_competition(folder).metadata
     split = meta.get("split", {})
     pairs = meta.get("pairs", {})
-    return {"name": meta.get("name", Path(folder).name), "how": how, "train_spectra": split.get("train_spectra", 0),
-            "test_spectra": split.get("test_spectra", 0), "train_molecules": split.get("train_molecules", 0),
-            "test_molecules": split.get("test_molecules", 0), "pairs": pairs.get("total", 0),
-            "public_rows": meta.get("public_rows", 0), "private_rows": meta.get("private_rows", 0)}
+    return {
+        "name": meta.get("name", Path(folder).name),
+        "how": how,
+        "train_spectra": split.get("train_spectra", 0),
+        "test_spectra": split.get("test_spectra", 0),
+        "train_molecules": split.get("train_molecules", 0),
+        "test_molecules": split.get("test_molecules", 0),
+        "pairs": pairs.get("total", 0),
+        "public_rows": meta.get("public_rows", 0),
+        "private_rows": meta.get("private_rows", 0),
+    }
 
 
 def machine():
     import kit
 
-    return (f"{os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}, "
-            f"specsim-kit {kit.__version__}, 1-minute load average {os.getloadavg()[0]:.1f} at the start")
+    return (
+        f"{os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}, "
+        f"specsim-kit {kit.__version__}, 1-minute load average {os.getloadavg()[0]:.1f} at the start"
+    )
 
 
 def overrides(items):
@@ -1188,21 +1210,47 @@ def main(argv=None):
     parser.add_argument("--competition", type=Path, help="an existing competition folder (default: prepare --library)")
     parser.add_argument("--rows", default=",".join(DEFAULT_ROWS), help=f"comma-separated, from: {', '.join(ROWS)}")
     parser.add_argument("--work", type=Path, default=REPO / "bench" / "out" / "peers")
-    parser.add_argument("--set", nargs="*", default=[], metavar="ROW.OPTION=VALUE",
-                        help="kit train options (siamese.epochs=30) or ms2deepscore settings (ms2deepscore.batch_size=8)")
-    parser.add_argument("--ms2deepscore-budget", type=float, metavar="SECONDS",
-                        help="ms2deepscore's training time (default: the siamese row's, else 600)")
-    parser.add_argument("--kit-python", type=Path, default=default_python(KIT_VENV) or Path(sys.executable),
-                        help="interpreter of the kit's environment (default .venv/bin/python)")
-    parser.add_argument("--bench-python", type=Path, default=default_python(BENCH_VENV) or BENCH_VENV / "bin" / "python",
-                        help="interpreter of the peers' environment (default .venv-bench/bin/python)")
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="ROW.OPTION=VALUE",
+        help="kit train options (siamese.epochs=30) or ms2deepscore settings (ms2deepscore.batch_size=8)",
+    )
+    parser.add_argument(
+        "--ms2deepscore-budget",
+        type=float,
+        metavar="SECONDS",
+        help="ms2deepscore's training time (default: the siamese row's, else 600)",
+    )
+    parser.add_argument(
+        "--kit-python",
+        type=Path,
+        default=default_python(KIT_VENV) or Path(sys.executable),
+        help="interpreter of the kit's environment (default .venv/bin/python)",
+    )
+    parser.add_argument(
+        "--bench-python",
+        type=Path,
+        default=default_python(BENCH_VENV) or BENCH_VENV / "bin" / "python",
+        help="interpreter of the peers' environment (default .venv-bench/bin/python)",
+    )
     parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--timing-rounds", type=int, default=2, metavar="N",
-                        help="after all rows, time the embedding models N more times, interleaved (default 2)")
+    parser.add_argument(
+        "--timing-rounds",
+        type=int,
+        default=2,
+        metavar="N",
+        help="after all rows, time the embedding models N more times, interleaved (default 2)",
+    )
     parser.add_argument("--results", type=Path, default=REPO / "bench" / "RESULTS.md")
     parser.add_argument("--plot", type=Path, default=REPO / "bench" / "results_per_bin.png")
-    parser.add_argument("--render", type=Path, metavar="RESULTS_JSON",
-                        help="only write --results and --plot again from the results.json of an earlier run")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="only write --results and --plot again from the results.json of an earlier run",
+    )
     args = parser.parse_args(argv)
     if args.render:
         saved = json.loads(args.render.read_text())
@@ -1221,8 +1269,15 @@ def main(argv=None):
     else:
         competition, how = prepare(args.library, work, args.kit_python, work / "prepare.log")
         how = f"`{how}`, default options"
-    harness = Harness(competition, work, args.kit_python, args.bench_python, overrides=overrides(args.set),
-                      ms2deepscore_budget=args.ms2deepscore_budget, seed=args.seed)
+    harness = Harness(
+        competition,
+        work,
+        args.kit_python,
+        args.bench_python,
+        overrides=overrides(args.set),
+        ms2deepscore_budget=args.ms2deepscore_budget,
+        seed=args.seed,
+    )
     meta = {
         "command": shown([Path(sys.executable), Path(__file__).resolve(), *argv]),
         "competition": competition_summary(competition, how),
@@ -1244,11 +1299,15 @@ def main(argv=None):
         row = harness.run(name)
         state = f"Private {row.private:.5f}" if row.status == "ok" and row.private is not None else f"{row.status}: {row.message}"
         print(f"[{time.strftime('%H:%M:%S')}] {name}: {state}", file=sys.stderr, flush=True)
-        meta["status"] = (f"Unfinished: {len(rows)} rows planned, {done} done"
-                          + ("; interleaved inference timings still to come." if done == len(rows) else "."))
+        meta["status"] = f"Unfinished: {len(rows)} rows planned, {done} done" + (
+            "; interleaved inference timings still to come." if done == len(rows) else "."
+        )
         write_results(harness.rows, meta, args.results, args.plot, work)
-    print(f"[{time.strftime('%H:%M:%S')}] timing the embedding models again, {args.timing_rounds} interleaved "
-          "round(s) ...", file=sys.stderr, flush=True)
+    print(
+        f"[{time.strftime('%H:%M:%S')}] timing the embedding models again, {args.timing_rounds} interleaved round(s) ...",
+        file=sys.stderr,
+        flush=True,
+    )
     harness.retime(args.timing_rounds)
     meta["timing_rounds"] = args.timing_rounds
     meta["status"] = ""

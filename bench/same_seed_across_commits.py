@@ -32,10 +32,9 @@ SIAMESE = dict(hidden_units=(32,), embedding_dim=16, epochs=3, batch_size=32, pa
 def fit_all(out):
     """Fit every rung with the kit on ``sys.path``; save the predictions to ``out`` (npz)."""
     sys.path.insert(0, str(ROOT / "tests"))
+    import kit.models
     from conftest import structure_spectra
     from model_builders import all_pairs
-
-    import kit.models
 
     spectra = structure_spectra()
     pairs = all_pairs(spectra, limit=200)

@@ -266,11 +266,11 @@ def small_png(png):
 
 def make(out=OUT, reveal_final=False, echo=print):
     """Run the class and write ``out`` and ``out.sha256``; return the PNG's size in bytes."""
-    from kit.competition.folder import load_competition
-    from kit.fileio import atomic_path, write_text_atomic
-    from kit.competition.prepare import prepare_competition
-    from kit.server.app import create_app
     from kit.board.store import DB_NAME, Database
+    from kit.competition.folder import load_competition
+    from kit.competition.prepare import prepare_competition
+    from kit.fileio import atomic_path, write_text_atomic
+    from kit.server.app import create_app
 
     find_browser()
     with tempfile.TemporaryDirectory(prefix="kit-screenshot-") as tmp:

@@ -13,7 +13,8 @@ from kit._version import __version__
 from kit.errors import UserError
 from kit.safetext import printable
 
-COMMANDS = ["prepare", "train", "predict", "score", "leaderboard", "demo", "kaggle", "export", "serve", "participants", "submit", "reveal"]
+COMMANDS = ["prepare", "train", "predict", "score", "leaderboard", "demo", "kaggle", "export", "serve", "participants",
+            "submit", "reveal"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -2,12 +2,11 @@
 import os
 import re
 from pathlib import Path
-from typing import Union
 
 from kit.errors import UserError
 
 #: What the public API accepts as a file or folder name.
-StrPath = Union[str, os.PathLike]
+StrPath = str | os.PathLike
 
 DEFAULT_COMPETITION = "practice"
 #: What a competition may be called: a folder name that is safe everywhere it appears.

@@ -1,5 +1,5 @@
 """Builders for the model tests: a small simulated library split by molecule, pair tables."""
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -19,7 +19,7 @@ def all_pairs(spectra, limit=None):
     return pairs_frame(spectra, i, j)
 
 
-@lru_cache(maxsize=None)
+@cache
 def simulated_split(n_molecules=60, seed=0, test_fraction=0.3):
     """Cleaned simulated spectra split by molecule: ``(train, test)`` tuples.
 

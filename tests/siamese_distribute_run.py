@@ -24,9 +24,8 @@ def main(mode, out):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * N_LOGICAL_CPUS)
     sys.path.insert(0, str(Path(__file__).parent))
-    from test_models_siamese import TINY, make_spectra, random_pairs
-
     from kit.models.siamese import SiameseModel
+    from test_models_siamese import TINY, make_spectra, random_pairs
 
     spectra = make_spectra()
     model = SiameseModel(**{**TINY, "epochs": 1, "distribute": mode}).fit(spectra)

@@ -9,7 +9,6 @@ import pytest
 from conftest import load_bench_script, structure_spectra
 
 
-
 @pytest.fixture(scope="module")
 def bench():
     return load_bench_script("bench_scale")
@@ -33,7 +32,10 @@ def test_same_seed_same_bytes_other_seed_other_peaks(bench, source, tmp_path):
     second, _ = build(bench, source, tmp_path / "b")
     other, _ = build(bench, source, tmp_path / "c", seed=1)
     assert count == 18
-    digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()
+
+    def digest(path):
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
     assert digest(first) == digest(second)
     assert gzip.decompress(first.read_bytes()) != gzip.decompress(other.read_bytes())
 

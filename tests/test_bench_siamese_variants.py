@@ -2,6 +2,7 @@
 import json
 
 import pytest
+
 from conftest import load_bench_script
 
 pytest.importorskip("kit.models.siamese")
@@ -37,7 +38,6 @@ def test_unknown_variant_is_refused(bench):
 
 def test_every_named_variant_has_valid_siamese_parameters(bench):
     from kit.models.siamese import SiameseModel
-
     from kit.models.training import model_params
 
     for name in bench.VARIANTS:

@@ -1,6 +1,7 @@
 """bench/bench_uncertainty.py: the three orderings, the table and the verdict on the targets."""
 import numpy as np
 import pytest
+
 from conftest import load_bench_script
 
 

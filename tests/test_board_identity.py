@@ -4,8 +4,8 @@ import doctest
 import pytest
 
 import kit.board.identity
-from kit.errors import UserError
 from kit.board.identity import MAX_NAME_LENGTH, check_participant_name, participant_key
+from kit.errors import UserError
 
 
 def test_doctests():

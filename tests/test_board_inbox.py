@@ -7,10 +7,10 @@ import shutil
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from builders import make_competition, perfect_submission
-from conftest import kit_cli
 
 import kit.board.inbox as classroom
+from builders import make_competition, perfect_submission
+from conftest import kit_cli
 from kit.board.finals import FINAL_LIST_BYTES, FINAL_RULE
 from kit.board.inbox import (
     INTERVAL,
@@ -21,12 +21,12 @@ from kit.board.inbox import (
     seen_path,
     watch_inbox,
 )
-from kit.cli import main
-from kit.constraints import parse_param
-from kit.errors import UserError
 from kit.board.leaderboard import build_leaderboard
 from kit.board.logfile import LOG_COLUMNS, read_log
 from kit.board.store import Database
+from kit.cli import main
+from kit.constraints import parse_param
+from kit.errors import UserError
 from kit.scoring.reader import max_bytes_for
 
 T1 = datetime(2025, 3, 3, 9, 0, tzinfo=timezone.utc)

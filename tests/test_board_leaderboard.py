@@ -12,10 +12,10 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pandas as pd
 import pytest
-from builders import make_competition, perfect_submission
-from conftest import kit_cli, kit_cli_subprocess
 
 import kit
+from builders import make_competition, perfect_submission
+from conftest import kit_cli, kit_cli_subprocess
 from kit.board.identity import sanitize_participant
 from kit.board.leaderboard import build_leaderboard
 from kit.board.logfile import LOG_COLUMNS, append_entry, make_entry, read_log
@@ -435,7 +435,7 @@ def test_log_text_cells_are_neutralised_for_spreadsheets_and_read_back(tmp_path,
         cells = list(csv_module.DictReader(handle))[0]
     safe = spreadsheet_cell(printable(text))
     assert cells["model"] == safe and cells["file"] == safe
-    assert not safe.lstrip(" ")[:1] in set("=+-@\t\r") or safe.startswith("'")
+    assert safe.lstrip(" ")[:1] not in set("=+-@\t\r") or safe.startswith("'")
     assert cells["validation"] == "-0.25" and cells["public"] == "0.2"
     frame = read_log(log)
     shown = printable(text)  # a tab or CR is kept as a visible escape

@@ -6,14 +6,13 @@ from datetime import timedelta
 
 import pytest
 
-from server_builders import START
-
-from kit.errors import UserError
 from kit.board.identity import participant_key
 from kit.board.migrations import KEY_VERSION_SETTING, SCHEMA_VERSION, key_version
 from kit.board.phases import SubmissionsClosed, parse_utc, utc_iso
-from kit.board.store import Database, LimitReached, ParticipantRevoked, SEEN_IMPORTED
+from kit.board.store import SEEN_IMPORTED, Database, LimitReached, ParticipantRevoked
 from kit.board.tokens import ensure_teacher_token, hash_token, read_teacher_token
+from kit.errors import UserError
+from server_builders import START
 
 
 @pytest.fixture

@@ -2,13 +2,13 @@ import subprocess
 import sys
 
 import pytest
-from conftest import kit_cli, structure_spectra
 
 import kit.commands.demo
+from conftest import kit_cli, structure_spectra
 from kit.cli import main
 from kit.commands.demo import LADDER, best_on_validation, check_rungs, validation_report
-from kit.errors import UserError
 from kit.data.spectra import save_spectra
+from kit.errors import UserError
 
 
 def test_check_rungs():

@@ -2,9 +2,9 @@
 import json
 
 import pytest
-from conftest import structure_spectra
 
 import kit.competition.prepare
+from conftest import structure_spectra
 from kit.cli import main
 
 
@@ -67,8 +67,24 @@ def _licensed_library(path):
 def test_prepare_excludes_licences_and_records_what_it_dropped(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     licences = _licensed_library(tmp_path / "lib.mgf")
-    argv = ["prepare", "--library", "lib.mgf", "--data", "comps", "--pairs-per-bin", "5", "--quiet",
-            "--test-fraction", "0.3", "--exclude-licence", "CC BY-NC-ND", "--exclude-licence", "cc-by-nc-nd", "--exclude-license", "CC-BY-NC"]
+    argv = [
+        "prepare",
+        "--library",
+        "lib.mgf",
+        "--data",
+        "comps",
+        "--pairs-per-bin",
+        "5",
+        "--quiet",
+        "--test-fraction",
+        "0.3",
+        "--exclude-licence",
+        "CC BY-NC-ND",
+        "--exclude-licence",
+        "cc-by-nc-nd",
+        "--exclude-license",
+        "CC-BY-NC",
+    ]
     assert main(argv) == 0
     nd = sum(name in {"CC BY-NC-ND", "cc-by-nc-nd 4.0", "CC BY NC ND", "CC-BY-ND-NC 3.0"} for name in licences)
     nc = licences.count("CC BY-NC")

@@ -5,11 +5,11 @@ import os
 import time
 
 import pytest
-from builders import make_competition, perfect_submission
 
+from builders import make_competition, perfect_submission
+from kit.board.logfile import read_log
 from kit.cli import main
 from kit.commands.score import choose_competition
-from kit.board.logfile import read_log
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@ import datetime as dt
 import json
 
 import pytest
-from builders import make_competition
 
-from kit.competition.folder import load_competition
+from builders import make_competition
 from kit.competition.deadline import competition_deadline, parse_deadline, parse_instant
+from kit.competition.folder import load_competition
 from kit.errors import UserError
 from kit.hosting.files import competition_deadline as hosted_deadline
 from kit.server.app import create_app

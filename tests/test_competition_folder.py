@@ -2,8 +2,8 @@
 import json
 
 import pytest
-from builders import make_competition
 
+from builders import make_competition
 from kit.competition.folder import MANIFEST_FILE, TEST_IDS_FILE, load_competition
 from kit.errors import UserError
 
@@ -48,13 +48,19 @@ def test_file_hashes_of_an_odd_competition_json_are_empty(folder, files):
     assert load_competition(folder).file_hashes == {}
 
 
-@pytest.mark.parametrize("content, fragment", [("{broken", "not a readable private manifest"), ("[1, 2]", "expected a JSON object"),
-                                               (b"\xff\xfe", "not a readable private manifest")])
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        ("{broken", "not a readable private manifest"),
+        ("[1, 2]", "expected a JSON object"),
+        (b"\xff\xfe", "not a readable private manifest"),
+    ],
+)
 def test_a_damaged_private_manifest_is_a_user_error(folder, content, fragment):
     path = folder / MANIFEST_FILE
     path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
     with pytest.raises(UserError, match=fragment):
-        load_competition(folder).seed
+        _ = load_competition(folder).seed  # the property reads the manifest
 
 
 def test_the_test_id_map_is_private(folder):

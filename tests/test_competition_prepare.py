@@ -8,13 +8,13 @@ import threading
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SMILES, TWINS, kit_cli, kit_cli_subprocess, massbank_file, structure_spectra
 
+from conftest import SMILES, TWINS, kit_cli, kit_cli_subprocess, massbank_file, structure_spectra
 from kit.competition.folder import load_competition
-from kit.errors import UserError
-from kit.data.pairs import private_rows_known_from_public
 from kit.competition.prepare import prepare_competition
+from kit.data.pairs import private_rows_known_from_public
 from kit.data.spectra import save_spectra
+from kit.errors import UserError
 
 STRUCTURE_KEYS = ("SMILES=", "INCHI=", "INCHIKEY=", "FORMULA=", "NAME=", "COMPOUND_NAME=", "TITLE=")
 
@@ -57,7 +57,9 @@ def test_prepare_writes_the_contract(workdir, library):
     assert (solution.id == pairs.id).all() and len(pairs) == meta["pairs"]["total"] == sum(meta["pairs"]["per_bin"])
     assert max(meta["pairs"]["per_bin"]) <= 5
     assert abs((solution.Usage == "Public").mean() - 0.3) <= 0.03
-    assert meta["public_rows"] == (solution.Usage == "Public").sum() and meta["private_rows"] == (solution.Usage == "Private").sum()
+    assert (
+        meta["public_rows"] == (solution.Usage == "Public").sum() and meta["private_rows"] == (solution.Usage == "Private").sum()
+    )
     test_ids = {s.get("spectrum_id") for s in comp.test_spectra}
     assert set(pairs.spectrum_id_a) | set(pairs.spectrum_id_b) <= test_ids
     text = (folder / "test.mgf").read_text()
@@ -71,7 +73,9 @@ def _all_files(folder):
 def test_prepare_is_byte_identical_for_a_seed_and_differs_for_another(workdir, library):
     contents = []
     for out, seed in (("a", 3), ("b", 3), ("c", 4)):
-        comp = prepare_competition(library, name="same", out=workdir / out, seed=seed, test_fraction=0.25, pairs_per_bin=5, progress=False)
+        comp = prepare_competition(
+            library, name="same", out=workdir / out, seed=seed, test_fraction=0.25, pairs_per_bin=5, progress=False
+        )
         contents.append(_all_files(comp.path))
     assert "private/test_ids.csv" in contents[0] and "private/manifest.json" in contents[0]
     assert contents[0] == contents[1]
@@ -83,13 +87,17 @@ def _save_through_spectra(records, path):
     """The writer ``kit prepare`` used before :func:`kit.data.spectra.save_records`: a matchms Spectrum per record."""
     from matchms import Spectrum
 
-    return save_spectra([Spectrum(mz, intensities, metadata, metadata_harmonization=False)
-                         for metadata, mz, intensities in records], path)
+    return save_spectra(
+        [Spectrum(mz, intensities, metadata, metadata_harmonization=False) for metadata, mz, intensities in records], path
+    )
 
 
 @pytest.mark.parametrize("library_name", ["lib.mgf", "lib.mgf.gz"])
 def test_prepare_writes_the_same_files_for_any_jobs_and_as_through_matchms_spectra(
-    workdir, library, monkeypatch, library_name,
+    workdir,
+    library,
+    monkeypatch,
+    library_name,
 ):
     import kit.competition.prepare
     import kit.data.spectra
@@ -148,19 +156,31 @@ def test_test_ids_are_neutral_shuffled_and_mapped_in_private(handed_out):
 def test_no_public_file_names_a_test_record_the_seed_or_the_library_hash(handed_out, licensed):
     library = licensed
     comp, _, id_map = handed_out
-    secrets = [*id_map.source_spectrum_id, str(SECRET_SEED), hashlib.sha256(library.read_bytes()).hexdigest(), str(library.parent)]
+    secrets = [
+        *id_map.source_spectrum_id,
+        str(SECRET_SEED),
+        hashlib.sha256(library.read_bytes()).hexdigest(),
+        str(library.parent),
+    ]
     secrets += list(comp.private_file_hashes.values())
     public = {name: data.decode() for name, data in _all_files(comp.path).items() if not name.startswith("private/")}
     assert sorted(public) == ["competition.json", "sample_submission.csv", "test.mgf", "test_pairs.csv", "train.mgf"]
     for name, text in public.items():
-        found = [secret for secret in secrets if secret in text and not (name == "competition.json" and secret in comp.file_hashes.values())]
+        found = [
+            secret
+            for secret in secrets
+            if secret in text and not (name == "competition.json" and secret in comp.file_hashes.values())
+        ]
         assert not found, f"{name} reveals {found}"
     assert "LICENSE=" not in public["test.mgf"] and "LICENSE=" in public["train.mgf"]
     meta = json.loads(public["competition.json"])
     assert "seed" not in meta and "sha256" not in json.dumps(meta["library"])
     assert meta["library"]["licenses"] == {"CC BY 4.0": 40, "CC BY-NC": 20}
     private = json.loads((comp.path / "private" / "manifest.json").read_text())
-    assert private["seed"] == SECRET_SEED and private["library"]["sources"][0]["sha256"] == hashlib.sha256(library.read_bytes()).hexdigest()
+    assert (
+        private["seed"] == SECRET_SEED
+        and private["library"]["sources"][0]["sha256"] == hashlib.sha256(library.read_bytes()).hexdigest()
+    )
 
 
 def test_the_handed_out_folder_cannot_rebuild_the_answers(handed_out, licensed, workdir):
@@ -183,8 +203,9 @@ def test_library_ids_shaped_like_test_ids_or_repeated_stay_apart(workdir, tmp_pa
     spectra = structure_spectra(per_molecule=3)
     for k, s in enumerate(spectra):
         s.set("spectrum_id", f"test_{k + 1:06d}" if k % 2 else "same")
-    comp = prepare_competition(save_spectra(spectra, tmp_path / "tricky.mgf"), name="tricky", test_fraction=0.25, pairs_per_bin=5,
-                               progress=False)
+    comp = prepare_competition(
+        save_spectra(spectra, tmp_path / "tricky.mgf"), name="tricky", test_fraction=0.25, pairs_per_bin=5, progress=False
+    )
     train_ids = [s.get("spectrum_id") for s in comp.train_spectra]
     test_ids = [s.get("spectrum_id") for s in comp.test_spectra]
     assert len(set(train_ids)) == len(train_ids) and not set(train_ids) & set(test_ids)
@@ -202,7 +223,7 @@ def test_competition_from_an_older_kit_keeps_working(workdir, library):
     assert old.seed == 5 and "private/solution.csv" not in old.file_hashes and old.private_file_hashes == {}
     (comp.path / "private" / "manifest.json").write_text("{broken")
     with pytest.raises(UserError, match="private manifest"):
-        load_competition(comp.path).seed
+        _ = load_competition(comp.path).seed  # the property reads the manifest
 
 
 def test_existing_folder_needs_force(workdir, library):
@@ -291,19 +312,30 @@ BROKEN_LIBRARIES = {
         (["--library", "noise.mgf.gz"], ["noise.mgf.gz: no spectra found"]),
         (["--library", "utf16.mgf"], ["utf16.mgf: unreadable mgf file", "UnicodeDecodeError"]),
         (["--library", "cut.msp.gz"], ["cut.msp.gz: corrupt gzip file"]),
-        (["--public-fraction", "0.00001"], ["--public-fraction 1e-05 leaves no Public row among at most 10,000 test pairs",
-                                            "between 0.0001 and 0.9999 for 10,000 pairs"]),
+        (
+            ["--public-fraction", "0.00001"],
+            [
+                "--public-fraction 1e-05 leaves no Public row among at most 10,000 test pairs",
+                "between 0.0001 and 0.9999 for 10,000 pairs",
+            ],
+        ),
         (["--public-fraction", "0.99999"], ["leaves no Private row among at most 10,000"]),
-        (["--public-fraction", "0.01", "--pairs-per-bin", "2"], ["leaves no Public row among at most 20 test pairs",
-                                                                 "between 0.05 and 0.95"]),
+        (
+            ["--public-fraction", "0.01", "--pairs-per-bin", "2"],
+            ["leaves no Public row among at most 20 test pairs", "between 0.05 and 0.95"],
+        ),
         (["--public-fraction", "nan"], ["--public-fraction must be between 0 and 1", "found nan"]),
         (["--public-fraction", "inf"], ["--public-fraction must be between 0 and 1"]),
         (["--test-fraction", "nan"], ["--test-fraction must be between 0 and 1"]),
         # Known only once the test molecules are grouped: 5 test molecules, and none or all Public.
-        (["--library", "lib.mgf", "--test-fraction", "0.25", "--pairs-per-bin", "2", "--public-fraction", "0.04"],
-         ["found 5 test molecules", "--public-fraction 0.04 leaves the Public group empty"]),
-        (["--library", "lib.mgf", "--test-fraction", "0.25", "--public-fraction", "0.95"],
-         ["found 5 test molecules", "--public-fraction 0.95 leaves the Private group empty"]),
+        (
+            ["--library", "lib.mgf", "--test-fraction", "0.25", "--pairs-per-bin", "2", "--public-fraction", "0.04"],
+            ["found 5 test molecules", "--public-fraction 0.04 leaves the Public group empty"],
+        ),
+        (
+            ["--library", "lib.mgf", "--test-fraction", "0.25", "--public-fraction", "0.95"],
+            ["found 5 test molecules", "--public-fraction 0.95 leaves the Private group empty"],
+        ),
     ],
 )
 def test_broken_libraries_and_public_fractions_are_one_line_exit_2(workdir, library, capsys, args, fragments):
@@ -347,7 +379,19 @@ def test_broken_values_never_reach_the_competition_files(workdir, tmp_path):
 
 def test_cli_prepare_and_load(tmp_path, library):
     # The command's one run in a child process (the installed entry point); the rest run in-process.
-    proc = kit_cli_subprocess("prepare", "--library", library, "--name", "cli", "--test-fraction", "0.25", "--pairs-per-bin", "3", "--quiet", cwd=tmp_path)
+    proc = kit_cli_subprocess(
+        "prepare",
+        "--library",
+        library,
+        "--name",
+        "cli",
+        "--test-fraction",
+        "0.25",
+        "--pairs-per-bin",
+        "3",
+        "--quiet",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "wrote" in proc.stdout and "pairs per Tanimoto bin" in proc.stdout
     assert "no molecule on both sides" in proc.stdout and "% Public)" in proc.stdout
@@ -379,7 +423,9 @@ def test_massbank_download_from_a_local_server(tmp_path, library):
     thread.start()
     try:
         env = {"SPECSIM_MASSBANK_URL": f"http://127.0.0.1:{server.server_port}/MassBank_NISTformat.msp"}
-        proc = kit_cli("prepare", "--library", "massbank", "--test-fraction", "0.25", "--pairs-per-bin", "3", cwd=tmp_path, env=env)
+        proc = kit_cli(
+            "prepare", "--library", "massbank", "--test-fraction", "0.25", "--pairs-per-bin", "3", cwd=tmp_path, env=env
+        )
     finally:
         server.shutdown()
     assert proc.returncode == 0, proc.stderr
@@ -396,7 +442,9 @@ def _rdkit_label(smiles_a, smiles_b):
     from rdkit.Chem import rdFingerprintGenerator
 
     gen = rdFingerprintGenerator.GetRDKitFPGenerator(maxPath=7, fpSize=2048)
-    return DataStructs.TanimotoSimilarity(gen.GetFingerprint(Chem.MolFromSmiles(smiles_a)), gen.GetFingerprint(Chem.MolFromSmiles(smiles_b)))
+    return DataStructs.TanimotoSimilarity(
+        gen.GetFingerprint(Chem.MolFromSmiles(smiles_a)), gen.GetFingerprint(Chem.MolFromSmiles(smiles_b))
+    )
 
 
 @pytest.mark.slow
@@ -405,7 +453,9 @@ def test_massbank_negative_competition_contract(tmp_path):
     """The whole contract of a competition folder (README, "A competition on disk") on real data, checked independently."""
     source = massbank_file("negative")
     for name in ("one", "two"):
-        proc = kit_cli("prepare", "--library", source, "--name", name, "--seed", "7", "--pairs-per-bin", "300", "--quiet", cwd=tmp_path)
+        proc = kit_cli(
+            "prepare", "--library", source, "--name", name, "--seed", "7", "--pairs-per-bin", "300", "--quiet", cwd=tmp_path
+        )
         assert proc.returncode == 0, proc.stderr
     one, two = tmp_path / "data" / "one", tmp_path / "data" / "two"
     for f in ("train.mgf", "test.mgf", "test_pairs.csv", "sample_submission.csv", "private/solution.csv", "private/test_ids.csv"):
@@ -470,8 +520,9 @@ def test_test_id_map_is_safe_to_open_in_a_spreadsheet(workdir, tmp_path, prefix)
     spectra = structure_spectra(per_molecule=3)
     for k, s in enumerate(spectra):
         s.set("spectrum_id", f"{prefix}HYPERLINK(x{k})")
-    comp = prepare_competition(save_spectra(spectra, tmp_path / "formulas.mgf"), name="formulas", test_fraction=0.25,
-                               pairs_per_bin=5, progress=False)
+    comp = prepare_competition(
+        save_spectra(spectra, tmp_path / "formulas.mgf"), name="formulas", test_fraction=0.25, pairs_per_bin=5, progress=False
+    )
     raw = (comp.path / "private" / "test_ids.csv").read_text(encoding="utf-8").splitlines()[1:]
     assert raw and all(line.split(",", 1)[1].startswith("'" + prefix) for line in raw)
     assert all(s.startswith(prefix + "HYPERLINK(") for s in comp.load_test_ids().source_spectrum_id)
@@ -521,8 +572,10 @@ def test_simulated_library_cannot_be_rebuilt_from_the_kit(workdir, simulated_see
 
 
 def test_simulated_competition_is_byte_identical_for_a_seed(workdir, simulated_seeds):
-    runs = [prepare_competition(None, name="sim", out=workdir / out, seed=seed, test_fraction=0.25, pairs_per_bin=5, progress=False)
-            for out, seed in (("a", 5), ("b", 5), ("c", 6))]
+    runs = [
+        prepare_competition(None, name="sim", out=workdir / out, seed=seed, test_fraction=0.25, pairs_per_bin=5, progress=False)
+        for out, seed in (("a", 5), ("b", 5), ("c", 6))
+    ]
     assert simulated_seeds[0] == simulated_seeds[1] != simulated_seeds[2]
     first, second, other = (_all_files(comp.path) for comp in runs)
     assert first == second
@@ -541,8 +594,9 @@ def test_seed_streams_of_earlier_versions_are_kept(workdir, library):
 def test_default_seed_is_warned_about(workdir, library, seed, warned):
     lines = []
     prepare_competition(library, name="warn", seed=seed, test_fraction=0.25, pairs_per_bin=5, progress=False, echo=lines.append)
-    expected = ("note: seed 0 is the default: anyone can rebuild this competition's answers; "
-                "use a secret --seed for a graded challenge")
+    expected = (
+        "note: seed 0 is the default: anyone can rebuild this competition's answers; use a secret --seed for a graded challenge"
+    )
     assert (expected in lines) is warned
     assert not any("MassBank" in line for line in lines)
 
@@ -680,18 +734,22 @@ def _modes_and_molecules(comp):
     sources = comp.load_test_ids().set_index("spectrum_id").source_spectrum_id
     ids = {test_id: tuple(int(x) for x in source[1:].split("-")) for test_id, source in sources.items()}
     per_mode = 2
-    return ({t: "negative" if k >= per_mode else "positive" for t, (_, k) in ids.items()},
-            {t: m for t, (m, _) in ids.items()})
+    return ({t: "negative" if k >= per_mode else "positive" for t, (_, k) in ids.items()}, {t: m for t, (m, _) in ids.items()})
 
 
-@pytest.mark.parametrize("words, types", [
-    ("same,cross", ["positive-positive", "negative-negative", "cross"]), ("cross", ["cross"]),
-    ("same", ["positive-positive", "negative-negative"]),
-])
+@pytest.mark.parametrize(
+    "words, types",
+    [
+        ("same,cross", ["positive-positive", "negative-negative", "cross"]),
+        ("cross", ["cross"]),
+        ("same", ["positive-positive", "negative-negative"]),
+    ],
+)
 def test_pair_types_competition_contract(workdir, tmp_path, words, types):
     library = both_modes_library(tmp_path / "both.mgf", SMILES + TWINS)
-    comp = prepare_competition(library, name="modes", seed=5, test_fraction=0.5, pairs_per_bin=6,
-                               pair_types=words, progress=False)
+    comp = prepare_competition(
+        library, name="modes", seed=5, test_fraction=0.5, pairs_per_bin=6, pair_types=words, progress=False
+    )
     details = pd.read_csv(comp.path / "private" / "pair_details.csv")
     assert list(details.columns) == ["id", "same_molecule", "pair_type"]
     assert sorted(details.pair_type.unique()) == sorted(types)
@@ -702,8 +760,10 @@ def test_pair_types_competition_contract(workdir, tmp_path, words, types):
         assert row.pair_type == ("cross" if a != b else f"{a}-{a}")
         assert row.same_molecule == (molecule[row.spectrum_id_a] == molecule[row.spectrum_id_b])
     public = (pairs.Usage == "Public").to_numpy()
-    sides = [{molecule[s] for s in pairs.loc[usage, ["spectrum_id_a", "spectrum_id_b"]].to_numpy().ravel()}
-             for usage in (public, ~public)]
+    sides = [
+        {molecule[s] for s in pairs.loc[usage, ["spectrum_id_a", "spectrum_id_b"]].to_numpy().ravel()}
+        for usage in (public, ~public)
+    ]
     assert not sides[0] & sides[1], "a molecule is on both sides, in one mode or the other"
     if "cross" in types and len(types) > 1:
         for usage in (public, ~public):
@@ -719,8 +779,9 @@ def test_pair_types_competition_contract(workdir, tmp_path, words, types):
 
 def test_cross_pairs_of_a_molecule_measured_in_both_modes_fill_the_top_bin(workdir, tmp_path):
     library = both_modes_library(tmp_path / "both.mgf", SMILES)
-    comp = prepare_competition(library, name="modes", seed=1, test_fraction=0.5, pairs_per_bin=10,
-                               pair_types="cross", progress=False)
+    comp = prepare_competition(
+        library, name="modes", seed=1, test_fraction=0.5, pairs_per_bin=10, pair_types="cross", progress=False
+    )
     details = pd.read_csv(comp.path / "private" / "pair_details.csv")
     top = comp.load_solution().similarity.to_numpy() == 1.0
     assert (details.same_molecule.to_numpy()[top] == 1).any()
@@ -735,11 +796,20 @@ def test_few_cross_mode_pairs_leave_out_same_mode_rows_with_a_note(workdir, tmp_
 
     # A small library gives about a third cross-mode rows by itself: ask for more, so that rows must go.
     monkeypatch.setattr(module, "keep_cross_share", functools.partial(keep_cross_share, share=0.45))
-    library = both_modes_library(tmp_path / "both.mgf", SMILES + TWINS, positive=4, negative=1,
-                                 negative_molecules=range(0, 31, 3))
+    library = both_modes_library(
+        tmp_path / "both.mgf", SMILES + TWINS, positive=4, negative=1, negative_molecules=range(0, 31, 3)
+    )
     notes = []
-    comp = prepare_competition(library, name="modes", seed=2, test_fraction=0.6, pairs_per_bin=30,
-                               pair_types="same,cross", progress=False, echo=notes.append)
+    comp = prepare_competition(
+        library,
+        name="modes",
+        seed=2,
+        test_fraction=0.6,
+        pairs_per_bin=30,
+        pair_types="same,cross",
+        progress=False,
+        echo=notes.append,
+    )
     details = pd.read_csv(comp.path / "private" / "pair_details.csv").merge(comp.load_solution(), on="id")
     for usage in ("Public", "Private"):
         assert (details.pair_type[details.Usage == usage] == "cross").mean() >= 0.45
@@ -749,19 +819,32 @@ def test_few_cross_mode_pairs_leave_out_same_mode_rows_with_a_note(workdir, tmp_
 def test_a_group_without_cross_mode_pairs_is_one_line(workdir, tmp_path):
     library = both_modes_library(tmp_path / "both.mgf", SMILES + TWINS, negative_molecules={0})
     with pytest.raises(UserError, match="group's test molecules give no cross-mode pair"):
-        prepare_competition(library, name="modes", seed=0, test_fraction=0.5, pairs_per_bin=5, pair_types="cross",
-                            progress=False)
+        prepare_competition(library, name="modes", seed=0, test_fraction=0.5, pairs_per_bin=5, pair_types="cross", progress=False)
 
 
 def test_new_kinds_are_byte_identical_for_a_seed(workdir, tmp_path):
     library = both_modes_library(tmp_path / "both.mgf", SMILES + TWINS)
     digests = []
     for out in ("one", "two"):
-        comp = prepare_competition(library, name="both", out=tmp_path / out, seed=4, test_fraction=0.4,
-                                   pairs_per_bin=5, pair_types="same,cross", split="novelty", novel_share=0.2,
-                                   progress=False)
-        digests.append({p.relative_to(comp.path).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-                        for p in sorted(comp.path.rglob("*")) if p.is_file()})
+        comp = prepare_competition(
+            library,
+            name="both",
+            out=tmp_path / out,
+            seed=4,
+            test_fraction=0.4,
+            pairs_per_bin=5,
+            pair_types="same,cross",
+            split="novelty",
+            novel_share=0.2,
+            progress=False,
+        )
+        digests.append(
+            {
+                p.relative_to(comp.path).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(comp.path.rglob("*"))
+                if p.is_file()
+            }
+        )
     assert digests[0] == digests[1]
 
 
@@ -770,11 +853,24 @@ def test_novelty_competition_records_its_split_and_tags_each_pair(workdir, tmp_p
     from kit.data.novelty import max_similarity, novelty_bands
 
     library = save_spectra(structure_spectra(SMILES + TWINS, per_molecule=2), tmp_path / "lib.mgf")
-    comp = prepare_competition(library, name="novel", seed=3, test_fraction=0.3, pairs_per_bin=5, split="novelty",
-                               novelty_threshold=0.5, novel_share=0.4, progress=False)
+    comp = prepare_competition(
+        library,
+        name="novel",
+        seed=3,
+        test_fraction=0.3,
+        pairs_per_bin=5,
+        split="novelty",
+        novelty_threshold=0.5,
+        novel_share=0.4,
+        progress=False,
+    )
     options = comp.metadata["options"]
-    assert (options["split"], options["cluster_similarity"], options["novelty_threshold"], options["novel_share"]) \
-        == ("novelty", 0.7, 0.5, 0.4)
+    assert (options["split"], options["cluster_similarity"], options["novelty_threshold"], options["novel_share"]) == (
+        "novelty",
+        0.7,
+        0.5,
+        0.4,
+    )
     details = pd.read_csv(comp.path / "private" / "pair_details.csv")
     assert list(details.columns) == ["id", "same_molecule", "novelty_band"]
     smiles_of = {}
@@ -798,33 +894,36 @@ def test_default_competition_records_no_new_kind(workdir, library):
     assert not {"pair_types", "novelty"} & set(comp.metadata)
 
 
-@pytest.mark.parametrize("args, fragments", [
-    (["--pair-types", "cross"], ["--pair-types cross needs spectra of both ion modes", "no negative-mode"]),
-    (["--pair-types", "same,cross", "--ionmode", "positive"], ["no negative-mode"]),
-    (["--pair-types", "mixed"], ["each of --pair-types must be one of 'same', 'cross', found 'mixed'"]),
-    (["--pair-types", "same,same"], ["--pair-types must name each pair type once, found 'same' twice"]),
-    (["--pair-types", ""], ["found ''"]),
-    (["--pair-types", "same,,cross"], ["found ''"]),
-    (["--pair-types", "SAME"], ["found 'SAME'"]),
-    (["--pair-types", "cross;same"], ["found 'cross;same'"]),
-    (["--split", "clusters"], ["--split must be one of 'random', 'novelty', found 'clusters'"]),
-    (["--split", "Novelty"], ["found 'Novelty'"]),
-    (["--novelty-threshold", "0.5"], ["--novelty-threshold applies to --split novelty only"]),
-    (["--novel-share", "0.5", "--split", "random"], ["--novel-share applies to --split novelty only"]),
-    (["--split", "novelty", "--novelty-threshold", "0"], ["--novelty-threshold must be a number in (0, 1), found 0.0"]),
-    (["--split", "novelty", "--novelty-threshold", "1"], ["--novelty-threshold must be a number in (0, 1)"]),
-    (["--split", "novelty", "--novelty-threshold", "1.5"], ["found 1.5"]),
-    (["--split", "novelty", "--novelty-threshold", "-0.1"], ["found -0.1"]),
-    (["--split", "novelty", "--novelty-threshold", "nan"], ["--novelty-threshold must be", "found nan"]),
-    (["--split", "novelty", "--novelty-threshold", "inf"], ["--novelty-threshold must be"]),
-    (["--split", "novelty", "--novelty-threshold", "high"], ["found 'high'"]),
-    (["--split", "novelty", "--novel-share", "0"], ["--novel-share must be a number in (0, 1], found 0.0"]),
-    (["--split", "novelty", "--novel-share", "1.01"], ["--novel-share must be a number in (0, 1]"]),
-    (["--split", "novelty", "--cluster-similarity", "1"], ["--cluster-similarity must be a number in (0, 1)"]),
-    (["--split", "novelty", "--cluster-similarity", "0x1"], ["found '0x1'"]),
-    (["--split", "novelty", "--novel-share", "1", "--novelty-threshold", "0.01"], ["no novelty split with --novel-share 1"]),
-    (["--split", "novelty", "--test-fraction", "0.01"], ["too few molecules for a novelty split"]),
-])
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--pair-types", "cross"], ["--pair-types cross needs spectra of both ion modes", "no negative-mode"]),
+        (["--pair-types", "same,cross", "--ionmode", "positive"], ["no negative-mode"]),
+        (["--pair-types", "mixed"], ["each of --pair-types must be one of 'same', 'cross', found 'mixed'"]),
+        (["--pair-types", "same,same"], ["--pair-types must name each pair type once, found 'same' twice"]),
+        (["--pair-types", ""], ["found ''"]),
+        (["--pair-types", "same,,cross"], ["found ''"]),
+        (["--pair-types", "SAME"], ["found 'SAME'"]),
+        (["--pair-types", "cross;same"], ["found 'cross;same'"]),
+        (["--split", "clusters"], ["--split must be one of 'random', 'novelty', found 'clusters'"]),
+        (["--split", "Novelty"], ["found 'Novelty'"]),
+        (["--novelty-threshold", "0.5"], ["--novelty-threshold applies to --split novelty only"]),
+        (["--novel-share", "0.5", "--split", "random"], ["--novel-share applies to --split novelty only"]),
+        (["--split", "novelty", "--novelty-threshold", "0"], ["--novelty-threshold must be a number in (0, 1), found 0.0"]),
+        (["--split", "novelty", "--novelty-threshold", "1"], ["--novelty-threshold must be a number in (0, 1)"]),
+        (["--split", "novelty", "--novelty-threshold", "1.5"], ["found 1.5"]),
+        (["--split", "novelty", "--novelty-threshold", "-0.1"], ["found -0.1"]),
+        (["--split", "novelty", "--novelty-threshold", "nan"], ["--novelty-threshold must be", "found nan"]),
+        (["--split", "novelty", "--novelty-threshold", "inf"], ["--novelty-threshold must be"]),
+        (["--split", "novelty", "--novelty-threshold", "high"], ["found 'high'"]),
+        (["--split", "novelty", "--novel-share", "0"], ["--novel-share must be a number in (0, 1], found 0.0"]),
+        (["--split", "novelty", "--novel-share", "1.01"], ["--novel-share must be a number in (0, 1]"]),
+        (["--split", "novelty", "--cluster-similarity", "1"], ["--cluster-similarity must be a number in (0, 1)"]),
+        (["--split", "novelty", "--cluster-similarity", "0x1"], ["found '0x1'"]),
+        (["--split", "novelty", "--novel-share", "1", "--novelty-threshold", "0.01"], ["no novelty split with --novel-share 1"]),
+        (["--split", "novelty", "--test-fraction", "0.01"], ["too few molecules for a novelty split"]),
+    ],
+)
 def test_bad_new_kinds_are_one_line_exit_2_nothing_written(workdir, library, args, fragments):
     proc = kit_cli("prepare", "--library", library, *args, "--quiet", cwd=workdir)
     assert_user_error(proc, *fragments)
@@ -834,9 +933,25 @@ def test_bad_new_kinds_are_one_line_exit_2_nothing_written(workdir, library, arg
 
 def test_pair_types_and_novelty_through_the_cli(workdir, tmp_path):
     library = both_modes_library(tmp_path / "both.mgf", SMILES + TWINS)
-    proc = kit_cli("prepare", "--library", library, "--name", "both", "--pair-types", "same,cross", "--split",
-                   "novelty", "--novel-share", "0.3", "--test-fraction", "0.4", "--pairs-per-bin", "5", "--quiet",
-                   cwd=workdir)
+    proc = kit_cli(
+        "prepare",
+        "--library",
+        library,
+        "--name",
+        "both",
+        "--pair-types",
+        "same,cross",
+        "--split",
+        "novelty",
+        "--novel-share",
+        "0.3",
+        "--test-fraction",
+        "0.4",
+        "--pairs-per-bin",
+        "5",
+        "--quiet",
+        cwd=workdir,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "pairs per type: positive-positive" in proc.stdout and "by maximum Tanimoto to training" in proc.stdout
     details = pd.read_csv(workdir / "data" / "both" / "private" / "pair_details.csv")

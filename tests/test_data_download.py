@@ -4,8 +4,8 @@ import threading
 import time
 
 import pytest
-from conftest import structure_spectra
 
+from conftest import structure_spectra
 from kit.data.download import check_library, clear_hint, download, fetch_massbank
 from kit.errors import UserError
 

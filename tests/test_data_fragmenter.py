@@ -7,6 +7,7 @@ from rdkit.Chem import Descriptors
 
 from kit.data import fragmenter
 
+
 def test_same_substructure_same_peak_across_molecules():
     # Ethyl and propyl benzoate share the benzoyl ion, freed by the same cut.
     patterns = fragmenter.compile_loss_patterns()

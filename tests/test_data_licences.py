@@ -1,9 +1,8 @@
 """kit.data.licences: one spelling for a licence, exact matching with versions, restrictions."""
 import pytest
 
+from kit.data.licences import check_exclusions, drop_licences, exclusion_pattern, licence_matches, normalise_licence, restrictions
 from kit.errors import UserError
-from kit.data.licences import (check_exclusions, drop_licences, exclusion_pattern, licence_matches, normalise_licence,
-                          restrictions)
 
 
 @pytest.mark.parametrize("written", [

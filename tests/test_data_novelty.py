@@ -1,18 +1,18 @@
 import numpy as np
 import pytest
-from conftest import SMILES, TWINS
 from rdkit import DataStructs
 from rdkit.ML.Cluster import Butina
 
+from conftest import SMILES, TWINS
 from kit.data.chemistry import fingerprints
 from kit.data.novelty import (
-    BAND_LABELS,
     butina_clusters,
     max_similarity,
     neighbours,
     novelty_bands,
     novelty_split,
 )
+from kit.data.pair_tags import BAND_LABELS
 from kit.errors import UserError
 
 # Analogue series and lone molecules: clusters of several sizes.

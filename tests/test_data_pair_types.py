@@ -1,10 +1,18 @@
 import numpy as np
 import pytest
-from conftest import SMILES
 
+from conftest import SMILES
 from kit.data.chemistry import fingerprints, tanimoto_rows
-from kit.data.pair_types import (CROSS, NEGATIVE, POSITIVE, cross_molecule_pairs, keep_cross_share, pair_types_of,
-                                 parse_pair_types, typed_cells)
+from kit.data.pair_types import (
+    CROSS,
+    NEGATIVE,
+    POSITIVE,
+    cross_molecule_pairs,
+    keep_cross_share,
+    pair_types_of,
+    parse_pair_types,
+    typed_cells,
+)
 from kit.data.pairs import _spectrum_molecules, split_test_pairs
 from kit.data.tanimoto_bins import N_BINS, bin_index
 from kit.errors import UserError
@@ -56,8 +64,9 @@ def test_cross_molecule_pairs_keep_at_most_the_limit_per_bin():
     assert max(len(p) for p in by_bin) == 3
 
 
-def _both_modes(n_molecules=len(SMILES), per_mode=2, negative_molecules=None):
+def _both_modes(n_molecules=None, per_mode=2, negative_molecules=None):
     """Spectrum indices of each molecule and whether each spectrum is positive: ``per_mode`` of each mode."""
+    n_molecules = len(SMILES) if n_molecules is None else n_molecules
     negative_molecules = range(n_molecules) if negative_molecules is None else negative_molecules
     spectra_of, positive = [], []
     for m in range(n_molecules):

@@ -9,6 +9,7 @@ from rdkit.Chem import Descriptors, rdFingerprintGenerator
 
 from kit.data import simulated_molecules
 
+
 def _atom_counts(mol):
     counts = collections.Counter(atom.GetSymbol() for atom in mol.GetAtoms())
     counts["H"] = sum(atom.GetTotalNumHs() for atom in mol.GetAtoms())
@@ -90,7 +91,7 @@ def test_every_molecule_carries_at_least_three_edits():
     records = simulated_molecules.read_smiles_records(simulated_molecules.nci_smiles_path())[:300]
     usable = simulated_molecules.usable_molecules(records)
     generator = rdFingerprintGenerator.GetRDKitFPGenerator(maxPath=7, fpSize=2048)
-    for line_index, variant, mol, _ in simulated_molecules.choose_molecules(usable, 30, seed=5):
+    for line_index, _variant, mol, _ in simulated_molecules.choose_molecules(usable, 30, seed=5):
         parent = {line: m for line, _, m in usable}[line_index]
         # Three edits move the heavy-atom count or the label's fingerprint well away.
         similarity = DataStructs.TanimotoSimilarity(generator.GetFingerprint(parent), generator.GetFingerprint(mol))

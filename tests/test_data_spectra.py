@@ -3,10 +3,10 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import make_spectrum, structure_spectra
 
-from kit.errors import UserError
+from conftest import make_spectrum, structure_spectra
 from kit.data.spectra import CleaningReport, clean_spectra, load_spectra, save_spectra, spectrum_format
+from kit.errors import UserError
 
 
 def write_library(path, spectra):
@@ -41,7 +41,9 @@ def write_mzml(path, spectra):
                     )
 
 
-@pytest.mark.parametrize("name", ["lib.mgf", "lib.mgf.gz", "lib.msp", "lib.msp.gz", "lib.json", "lib.json.gz", "lib.mzML", "lib.mzml.gz"])
+@pytest.mark.parametrize(
+    "name", ["lib.mgf", "lib.mgf.gz", "lib.msp", "lib.msp.gz", "lib.json", "lib.json.gz", "lib.mzML", "lib.mzml.gz"]
+)
 def test_every_format_loads_plain_and_gzip(tmp_path, name):
     spectra = structure_spectra(per_molecule=1)[:6]
     path = write_library(tmp_path / name, spectra)
@@ -183,8 +185,12 @@ def test_an_empty_file_reads_as_no_spectra(tmp_path, name):
 
 
 BROKEN_VALUES = {
-    "NaN m/z": ("nan", "1"), "infinite m/z": ("inf", "1"), "negative infinite m/z": ("-inf", "1"),
-    "NaN intensity": ("60", "nan"), "infinite intensity": ("60", "inf"), "negative intensity": ("60", "-2"),
+    "NaN m/z": ("nan", "1"),
+    "infinite m/z": ("inf", "1"),
+    "negative infinite m/z": ("-inf", "1"),
+    "NaN intensity": ("60", "nan"),
+    "infinite intensity": ("60", "inf"),
+    "negative intensity": ("60", "-2"),
 }
 
 
@@ -222,7 +228,9 @@ def test_broken_values_are_dropped_and_counted_in_every_format(tmp_path, name, v
         mz[-1] = placeholder
     elif where == "intensity":
         intensities[2] = placeholder
-    spectra[1] = make_spectrum(mz, intensities, **{**broken.metadata, **({"precursor_mz": placeholder} if where == "precursor" else {})})
+    spectra[1] = make_spectrum(
+        mz, intensities, **{**broken.metadata, **({"precursor_mz": placeholder} if where == "precursor" else {})}
+    )
     plain = write_library(tmp_path / name.removesuffix(".gz"), spectra)
     text = plain.read_text()
     assert str(placeholder) in text
@@ -309,7 +317,7 @@ def mixed_library_records(n=40):
     for i in range(n):
         kind = i % 5
         if kind == 1:
-            records.append(mgf_record(spectrum_id=f"few{i}", peaks="50 1\n60 2\n"))          # too few peaks
+            records.append(mgf_record(spectrum_id=f"few{i}", peaks="50 1\n60 2\n"))  # too few peaks
         elif kind == 2:
             records.append(mgf_record(spectrum_id=f"nan{i}", peaks="50 1\nnan 2\n" + GOOD_PEAKS))  # broken peaks
         elif kind == 3 and i % 3:
@@ -359,7 +367,9 @@ def test_a_file_of_one_chunk_is_cleaned_without_workers(tmp_path, monkeypatch):
 
     path = tmp_path / "lib.mgf"
     path.write_text("".join(mixed_library_records(6)))
-    monkeypatch.setattr(kit.data.spectra._Pool, "__enter__", lambda self: pytest.fail("a pool for one chunk") if self.workers else self)
+    monkeypatch.setattr(
+        kit.data.spectra._Pool, "__enter__", lambda self: pytest.fail("a pool for one chunk") if self.workers else self
+    )
     assert loaded(path, 4) == loaded(path, 1)
 
 
@@ -391,8 +401,7 @@ def test_jobs_report_a_record_that_makes_no_spectrum_as_one_process_does(tmp_pat
 
     _, bad = BAD_FILES[case]
     spectra = structure_spectra(per_molecule=1)[:8]
-    records = [{**s.metadata_dict(), "peaks_json": np.column_stack([s.peaks.mz, s.peaks.intensities]).tolist()}
-               for s in spectra]
+    records = [{**s.metadata_dict(), "peaks_json": np.column_stack([s.peaks.mz, s.peaks.intensities]).tolist()} for s in spectra]
     records.insert(6, json.loads(bad)[0])
     records.insert(7, 42)  # a list item no reader takes: one process never gets this far
     path = tmp_path / "lib.json"
@@ -403,8 +412,17 @@ def test_jobs_report_a_record_that_makes_no_spectrum_as_one_process_does(tmp_pat
 
 @pytest.mark.parametrize(
     "jobs, error",
-    [(0, UserError), (-1, UserError), (np.int64(0), UserError), (1.5, TypeError), ("2", TypeError), (True, TypeError),
-     (2.0, TypeError), ([2], TypeError), (float("nan"), TypeError)],
+    [
+        (0, UserError),
+        (-1, UserError),
+        (np.int64(0), UserError),
+        (1.5, TypeError),
+        ("2", TypeError),
+        (True, TypeError),
+        (2.0, TypeError),
+        ([2], TypeError),
+        (float("nan"), TypeError),
+    ],
 )
 def test_jobs_must_be_a_positive_whole_number(tmp_path, jobs, error):
     with pytest.raises(error, match=r"^jobs must be an integer >= 1, found "):
@@ -436,8 +454,17 @@ WRITE_CASES = {
         make_spectrum([1e-05, 123456.789, 1e16], [1.0, 0.1, 1 / 3], charge=0, compound_name="é ü ∑", spectrum_id="c"),
     ],
     "values of every type": lambda: [
-        make_spectrum([10.0, 20.0], [2.0, 4.0], spectrum_id="d", precursor_mz=np.float64(100.1), ms_level=2,
-                      collision_energy="", retention_time=12.5, flag=True, ratio=np.float32(0.1)),
+        make_spectrum(
+            [10.0, 20.0],
+            [2.0, 4.0],
+            spectrum_id="d",
+            precursor_mz=np.float64(100.1),
+            ms_level=2,
+            collision_energy="",
+            retention_time=12.5,
+            flag=True,
+            ratio=np.float32(0.1),
+        ),
     ],
 }
 
@@ -453,9 +480,11 @@ def test_save_records_writes_what_save_spectra_writes(tmp_path, case):
 
 
 def test_save_records_writes_other_peak_types_as_pyteomics_does(tmp_path):
-    from kit.data.spectra import mgf_record
-    from pyteomics import mgf
     import io
+
+    from pyteomics import mgf
+
+    from kit.data.spectra import mgf_record
 
     mz, intensities = np.array([50.1, 60.2], dtype=np.float32), np.array([1, 3])
     out = io.StringIO()

@@ -13,18 +13,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from builders import make_competition, perfect_submission, rehash
-from test_scoring_scorer import BAD, _valid_lines
 
-from kit.scoring import reader as submission_format
+from builders import make_competition, perfect_submission, rehash
 from kit.cli import main
 from kit.competition.folder import load_competition
 from kit.errors import SubmissionError, UserError
 from kit.hosting import codabench_scorer
-from kit.hosting.files import parse_when, public_files
 from kit.hosting.codabench import MAX_KEY, export_codabench, scoring_program_source
+from kit.hosting.files import parse_when, public_files
+from kit.scoring import reader as submission_format
 from kit.scoring.metrics import shown_scores
 from kit.scoring.scorer import Scorer
+from test_scoring_scorer import BAD, _valid_lines
 
 # Leaderboard.SUBMISSION_RULES in Codabench's src/apps/leaderboards/models.py
 SUBMISSION_RULES = {"Add", "Add_And_Delete", "Add_And_Delete_Multiple", "Force_Last", "Force_Latest_Multiple",
@@ -218,7 +218,8 @@ def test_the_teacher_may_set_the_public_total(comp_dir, tmp_path, value, total, 
                  "--end", "2026-03-01", "--max-submissions", value])
     if total is None:
         assert code == 2 and not out.exists()
-        assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"--max-submissions must be an integer >= 1, found {value}")
+        last_line = capsys.readouterr().err.strip().splitlines()[-1]
+        assert last_line.endswith(f"--max-submissions must be an integer >= 1, found {value}")
         return
     assert code == 0
     public = sorted(check_v2_bundle(_unzip(out, tmp_path / "u"))["phases"], key=lambda p: p["index"])[0]
@@ -279,8 +280,9 @@ def test_pages_say_what_participants_need(bundle):
 
 
 def test_same_competition_same_bytes(comp_dir, tmp_path, bundle):
-    again = export_codabench(comp_dir, tmp_path / "again.zip", start="2026-01-05", end="2026-03-01",
-                             title="Spectral similarity (class)")
+    again = export_codabench(
+        comp_dir, tmp_path / "again.zip", start="2026-01-05", end="2026-03-01", title="Spectral similarity (class)"
+    )
     assert again.read_bytes() == bundle[0].read_bytes()
 
 
@@ -301,7 +303,7 @@ def test_program_is_the_kits_own_modules_without_kit_imports():
     assert "csv" not in {n.split(".")[0] for n in _imports_of(submission_format)}  # one parser: its own
     for module in (submission_format, codabench_scorer):
         body = Path(module.__file__).read_text()
-        assert "\n".join(l for l in body.splitlines() if not l.startswith("from kit")) in source
+        assert "\n".join(line for line in body.splitlines() if not line.startswith("from kit")) in source
 
 
 def _imports_of(module):
@@ -334,8 +336,13 @@ def _run_program(bundle_folder, cases, pandas=False):
     runner = bundle_folder.parent / "runner.py"
     runner.write_text(RUNNER)
     program = bundle_folder / "scoring_program"
-    done = subprocess.run([sys.executable, "-I", str(runner), "with-pandas" if pandas else "no-pandas",
-                           *map(str, cases)], cwd=program, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-I", str(runner), "with-pandas" if pandas else "no-pandas", *map(str, cases)],
+        cwd=program,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     # With pandas loaded first, NumPy is already there: the program loads nothing more.
@@ -346,8 +353,10 @@ def _run_program(bundle_folder, cases, pandas=False):
 @pytest.mark.parametrize("pandas", [False, True], ids=["numpy-only", "pandas-present"])
 def test_program_scores_like_kit_score_on_public_and_private_rows(bundle, comp_dir, tmp_path, pandas):
     submission = perfect_submission(comp_dir, tmp_path / "s.csv", noise=0.2, seed=5)
-    cases = [_layout(tmp_path / usage, bundle[1] / "reference_data" / usage, submission.read_bytes())
-             for usage in ("public", "private")]
+    cases = [
+        _layout(tmp_path / usage, bundle[1] / "reference_data" / usage, submission.read_bytes())
+        for usage in ("public", "private")
+    ]
     results = _run_program(bundle[1], cases, pandas=pandas)
     result = Scorer(comp_dir).score(submission)
     for case, usage in zip(cases, ("Public", "Private")):
@@ -397,8 +406,16 @@ def _awkward_numbers(n, seed=11):
     texts = []
     for k in range(n):
         x = float(rng.random())
-        texts.append([repr(x), f"{x:.25f}", f"{x:.17e}", f"{x * 1000:.20f}e-3", f"0.{rng.integers(10**17, 10**18)}",
-                      f"{rng.integers(1, 10**9)}e-9"][k % 6])
+        texts.append(
+            [
+                repr(x),
+                f"{x:.25f}",
+                f"{x:.17e}",
+                f"{x * 1000:.20f}e-3",
+                f"0.{rng.integers(10**17, 10**18)}",
+                f"{rng.integers(1, 10**9)}e-9",
+            ][k % 6]
+        )
     return texts
 
 
@@ -422,13 +439,16 @@ def test_program_refuses_every_bad_file_with_kit_scores_message(bundle, comp_dir
         assert not (Path(case) / "output" / "scores.json").exists(), name
 
 
-@pytest.mark.parametrize("extra, words", [
-    ({}, "no CSV file in the submission"),
-    ({"a.csv": b"id,similarity\n", "b/c.csv": b"id,similarity\n"}, "2 CSV files in the submission"),
-    ({"notes.txt": b"hello"}, "found 1 other file"),
-    ({"/".join("d" * 40) + "/s.csv": b"id,similarity\n"}, "nested more than 16 deep"),
-    ({f"f{k}.txt": b"" for k in range(1001)}, "more than 1000 files"),
-])
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        ({}, "no CSV file in the submission"),
+        ({"a.csv": b"id,similarity\n", "b/c.csv": b"id,similarity\n"}, "2 CSV files in the submission"),
+        ({"notes.txt": b"hello"}, "found 1 other file"),
+        ({"/".join("d" * 40) + "/s.csv": b"id,similarity\n"}, "nested more than 16 deep"),
+        ({f"f{k}.txt": b"" for k in range(1001)}, "more than 1000 files"),
+    ],
+)
 def test_program_needs_exactly_one_csv(bundle, tmp_path, extra, words, capsys):
     case = _layout(tmp_path / "case", bundle[1] / "reference_data" / "public", extra=extra)
     assert codabench_scorer.main([str(case / "input"), str(case / "output")]) == 2
@@ -438,9 +458,11 @@ def test_program_needs_exactly_one_csv(bundle, tmp_path, extra, words, capsys):
 
 def test_program_finds_the_csv_in_a_subfolder_and_ignores_archive_clutter(bundle, comp_dir, tmp_path, capsys):
     data = perfect_submission(comp_dir, tmp_path / "s.csv").read_bytes()
-    case = _layout(tmp_path / "case", bundle[1] / "reference_data" / "private",
-                   extra={"predictions/final.csv": data, "__MACOSX/predictions/._final.csv": b"\x00",
-                          ".hidden.csv": b"x"})
+    case = _layout(
+        tmp_path / "case",
+        bundle[1] / "reference_data" / "private",
+        extra={"predictions/final.csv": data, "__MACOSX/predictions/._final.csv": b"\x00", ".hidden.csv": b"x"},
+    )
     assert codabench_scorer.main([str(case / "input"), str(case / "output")]) == 0
     assert json.loads((case / "output" / "scores.json").read_text())["rmse"] == 0.0
     assert capsys.readouterr().out.startswith("Private RMSE 0.00000")
@@ -450,7 +472,7 @@ def _zip_link_extracted(res, target):
     """A zip member stored as a symbolic link, unpacked the way the worker unpacks (ZipFile.extractall)."""
     archive = res.parent / "with-link.zip"
     info = zipfile.ZipInfo("submission.csv")
-    info.external_attr = (0o120777 << 16)  # S_IFLNK: a link, as `zip --symlinks` stores it
+    info.external_attr = 0o120777 << 16  # S_IFLNK: a link, as `zip --symlinks` stores it
     with zipfile.ZipFile(archive, "w") as bundle_zip:
         bundle_zip.writestr(info, str(target))
     with zipfile.ZipFile(archive) as unpacked:
@@ -458,17 +480,19 @@ def _zip_link_extracted(res, target):
     archive.unlink()
 
 
-@pytest.mark.parametrize("attack, words", [
-    ("link to the solution", "submission.csv in the submission is a link"),
-    ("link to the reference folder", "ref in the submission is a link"),
-    ("link beside a valid file", "notes.txt in the submission is a link"),
-    ("link in a subfolder", "preds/submission.csv in the submission is a link"),
-    ("hard link to the solution", "is a hard link"),
-    ("named pipe", "submission.csv in the submission is not a regular file"),
-    ("link stored in the zip", "wrong header"),
-])
-def test_program_refuses_links_and_special_files_and_never_quotes_another_file(bundle, comp_dir, tmp_path,
-                                                                                attack, words, capsys):
+@pytest.mark.parametrize(
+    "attack, words",
+    [
+        ("link to the solution", "submission.csv in the submission is a link"),
+        ("link to the reference folder", "ref in the submission is a link"),
+        ("link beside a valid file", "notes.txt in the submission is a link"),
+        ("link in a subfolder", "preds/submission.csv in the submission is a link"),
+        ("hard link to the solution", "is a hard link"),
+        ("named pipe", "submission.csv in the submission is not a regular file"),
+        ("link stored in the zip", "wrong header"),
+    ],
+)
+def test_program_refuses_links_and_special_files_and_never_quotes_another_file(bundle, comp_dir, tmp_path, attack, words, capsys):
     case = _layout(tmp_path / "case", bundle[1] / "reference_data" / "public")
     res, ref = case / "input" / "res", case / "input" / "ref"
     solution = ref / "solution.csv"
@@ -501,8 +525,9 @@ def test_program_refuses_links_and_special_files_and_never_quotes_another_file(b
 
 @pytest.mark.parametrize("damage", ["no expected ids", "mixed usage", "unknown id", "text truth"])
 def test_damaged_reference_data_is_one_line(bundle, comp_dir, tmp_path, damage, capsys):
-    case = _layout(tmp_path / "case", bundle[1] / "reference_data" / "public",
-                   perfect_submission(comp_dir, tmp_path / "s.csv").read_bytes())
+    case = _layout(
+        tmp_path / "case", bundle[1] / "reference_data" / "public", perfect_submission(comp_dir, tmp_path / "s.csv").read_bytes()
+    )
     ref = case / "input" / "ref"
     rows = (ref / "solution.csv").read_text().splitlines()
     if damage == "no expected ids":
@@ -546,14 +571,17 @@ def test_deadline_from_competition_json_ends_the_public_phase(comp_dir, tmp_path
     assert spec["phases"][0]["end"] == "2026-06-30 12:00" and spec["phases"][1]["start"] == "2026-06-30 12:01"
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["--start", "2026-05-01", "--end", "2026-04-01"], "before it starts"),
-    (["--start", "2026-05-01", "--end", "2026-05-01T00:00"], "before it starts"),
-    (["--start", "May 1st"], "expected a UTC date"),
-    (["--end", "2026-13-01"], "expected a UTC date"),
-    (["--title", " "], "1 to 100 characters"),
-    (["--title", "x" * 101], "1 to 100 characters"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--start", "2026-05-01", "--end", "2026-04-01"], "before it starts"),
+        (["--start", "2026-05-01", "--end", "2026-05-01T00:00"], "before it starts"),
+        (["--start", "May 1st"], "expected a UTC date"),
+        (["--end", "2026-13-01"], "expected a UTC date"),
+        (["--title", " "], "1 to 100 characters"),
+        (["--title", "x" * 101], "1 to 100 characters"),
+    ],
+)
 def test_bad_options_are_one_line(comp_dir, tmp_path, argv, words, capsys):
     out = tmp_path / "b.zip"
     assert main(["export", "codabench", "--competition", str(comp_dir), "--out", str(out), *argv]) == 2
@@ -574,10 +602,19 @@ def test_without_the_answers_nothing_is_written(comp_dir, tmp_path):
     assert not (tmp_path / "b.zip").exists()
 
 
-@pytest.mark.parametrize("extra", [
-    "leaderboard/practice.csv", "leaderboard/.practice.lock", ".lock", "notes.txt", "sample_submission (1).csv",
-    "submissions/practice/a.csv", "answers.csv -> private/solution.csv", "copy -> private",
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "leaderboard/practice.csv",
+        "leaderboard/.practice.lock",
+        ".lock",
+        "notes.txt",
+        "sample_submission (1).csv",
+        "submissions/practice/a.csv",
+        "answers.csv -> private/solution.csv",
+        "copy -> private",
+    ],
+)
 def test_only_the_files_kit_prepare_lists_are_published(comp_dir, tmp_path, extra):
     copy = _copy_competition(comp_dir, tmp_path / "c")
     name, _, target = extra.partition(" -> ")
@@ -587,8 +624,12 @@ def test_only_the_files_kit_prepare_lists_are_published(comp_dir, tmp_path, extr
     else:
         (copy / name).write_text("id,similarity,Private\n0,0.5,0.12345\n")
     # An older competition.json also lists private/ files: never published.
-    listed = sorted(["competition.json", *(n for n in json.loads((copy / "competition.json").read_text())["files"]
-                                           if not n.startswith("private/"))])
+    listed = sorted(
+        [
+            "competition.json",
+            *(n for n in json.loads((copy / "competition.json").read_text())["files"] if not n.startswith("private/")),
+        ]
+    )
     assert [n for n, _ in public_files(load_competition(copy))] == listed
     export_codabench(copy, tmp_path / "b.zip", start="2026-01-05", end="2026-03-01")
     with zipfile.ZipFile(tmp_path / "b.zip") as archive:
@@ -621,13 +662,23 @@ def _break_listed_file(copy, kind):
     meta_path.write_text(json.dumps(meta))
 
 
-@pytest.mark.parametrize("kind, words", [
-    ("missing", "is missing"), ("changed", "differs from what kit prepare wrote"), ("a link", "symbolic link"),
-    ("a folder", "not a regular file"), ("a pipe", "not a regular file"), ("a linked folder", "symbolic link"),
-    ("./private/solution.csv", "not in private/"), ("../c/private/solution.csv", "inside the competition folder"),
-    ("/etc/passwd", "inside the competition folder"), ("c\\..\\private\\solution.csv", "inside the competition"),
-    ("data/../private/solution.csv", "inside the competition folder"), (".hidden", "inside the competition folder"),
-])
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("missing", "is missing"),
+        ("changed", "differs from what kit prepare wrote"),
+        ("a link", "symbolic link"),
+        ("a folder", "not a regular file"),
+        ("a pipe", "not a regular file"),
+        ("a linked folder", "symbolic link"),
+        ("./private/solution.csv", "not in private/"),
+        ("../c/private/solution.csv", "inside the competition folder"),
+        ("/etc/passwd", "inside the competition folder"),
+        ("c\\..\\private\\solution.csv", "inside the competition"),
+        ("data/../private/solution.csv", "inside the competition folder"),
+        (".hidden", "inside the competition folder"),
+    ],
+)
 def test_a_listed_public_file_that_is_not_what_kit_prepare_wrote_stops_the_export(comp_dir, tmp_path, kind, words):
     copy = _copy_competition(comp_dir, tmp_path / "c")
     _break_listed_file(copy, kind)
@@ -674,11 +725,14 @@ def _solution(comp_dir):
     return frame["id"].to_numpy(), frame["similarity"].to_numpy(), frame["Usage"].to_numpy()
 
 
-@pytest.mark.parametrize("source, licence_line, words", [
-    ("simulated", "LICENSE=CC0", "not measurements"),
-    ("massbank_positive.mgf.gz", "LICENSE=CC BY", "MassBank"),
-    ("my_library.msp", "", "no licence field"),
-])
+@pytest.mark.parametrize(
+    "source, licence_line, words",
+    [
+        ("simulated", "LICENSE=CC0", "not measurements"),
+        ("massbank_positive.mgf.gz", "LICENSE=CC BY", "MassBank"),
+        ("my_library.msp", "", "no licence field"),
+    ],
+)
 def test_terms_name_where_the_spectra_come_from(comp_dir, tmp_path, source, licence_line, words):
     from kit.hosting.pages import build_pages
 

@@ -4,13 +4,13 @@ import json
 from collections import Counter
 
 import pytest
-from builders import make_competition, rehash
 
+from builders import make_competition, rehash
 from kit.competition.folder import load_competition
+from kit.data.licences import drop_licences
 from kit.errors import UserError
 from kit.hosting.files import competition_deadline, parse_end, parse_when
 from kit.hosting.pages import hosted_licences, licence_warning
-from kit.data.licences import drop_licences
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -30,22 +30,42 @@ def test_parse_when_converts_offsets_to_utc(text, expected):
     assert parse_when(text, "--start") == expected
 
 
-@pytest.mark.parametrize("text", [
-    "2026-13-01", "2026-01-05T25:00", "2026-01-05T10:30+24:00", "2026-01-05T10:30+02:60", "2026-01-05+02:00",
-    "2026-01-05T10:30+02:00:00", "9999-12-31T23:59-02:00", "2027-01-31T23:59:00.000+00:00Z", "0001-01-01T00:30+01:00", "tomorrow", "",
-    "2026-01-05T10:30\x1b[2J", 20260105, None, True, ["2026-01-05"],
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-13-01",
+        "2026-01-05T25:00",
+        "2026-01-05T10:30+24:00",
+        "2026-01-05T10:30+02:60",
+        "2026-01-05+02:00",
+        "2026-01-05T10:30+02:00:00",
+        "9999-12-31T23:59-02:00",
+        "2027-01-31T23:59:00.000+00:00Z",
+        "0001-01-01T00:30+01:00",
+        "tomorrow",
+        "",
+        "2026-01-05T10:30\x1b[2J",
+        20260105,
+        None,
+        True,
+        ["2026-01-05"],
+    ],
+)
 def test_bad_dates_are_one_line(text):
     with pytest.raises(UserError, match="competition.json deadline") as info:
         parse_end(text, "competition.json deadline")
     assert "\n" not in str(info.value) and "\x1b" not in str(info.value)
 
 
-@pytest.mark.parametrize("deadline, expected", [
-    (None, None), ("", None),
-    ("2027-01-31", dt.datetime(2027, 1, 31, 23, 59)),
-    ("2027-02-01T01:59:00+02:00", dt.datetime(2027, 1, 31, 23, 59)),
-])
+@pytest.mark.parametrize(
+    "deadline, expected",
+    [
+        (None, None),
+        ("", None),
+        ("2027-01-31", dt.datetime(2027, 1, 31, 23, 59)),
+        ("2027-02-01T01:59:00+02:00", dt.datetime(2027, 1, 31, 23, 59)),
+    ],
+)
 def test_competition_deadline(tmp_path, deadline, expected):
     folder = make_competition(tmp_path)
     meta = json.loads((folder / "competition.json").read_text())
@@ -80,9 +100,18 @@ def test_licence_warning_counts_each_restriction_and_names_the_licences():
 
 def test_licence_warning_names_every_restricted_licence_with_the_option_that_drops_it():
     # As in MassBank: the hint named only the no-derivatives licence, the largest ones stayed in.
-    counts = Counter({"CC BY": 60_000, "CC BY-NC-SA": 15_000, "CC BY-NC-SA 4.0": 130, "CC BY-NC": 4_269,
-                      "CC BY-NC-ND": 132, "Copyright (c) 2020 all rights reserved": 7, "CC BY-SA": 9,
-                      "Attribution-NoDerivatives 4.0 International": 3})
+    counts = Counter(
+        {
+            "CC BY": 60_000,
+            "CC BY-NC-SA": 15_000,
+            "CC BY-NC-SA 4.0": 130,
+            "CC BY-NC": 4_269,
+            "CC BY-NC-ND": 132,
+            "Copyright (c) 2020 all rights reserved": 7,
+            "CC BY-SA": 9,
+            "Attribution-NoDerivatives 4.0 International": 3,
+        }
+    )
     warning = licence_warning(counts)
     assert "(CC-BY-NC-SA: 15,130, CC-BY-NC: 4,269, CC-BY-NC-ND: 132, ALL-RIGHTS-RESERVED: 7, CC-BY-ND: 3)" in warning
     assert "135 no derivatives, 19,531 non-commercial use only, 7 no redistribution" in warning
@@ -106,18 +135,24 @@ def test_hosted_licences_prefer_the_recorded_counts_over_the_files(tmp_path):
 
     assert hosted_licences(comp, public_files(comp)) == Counter({"CC BY": 1})
     meta = json.loads((folder / "competition.json").read_text())
-    for recorded, expected in [({"CC BY": 4, "unknown": 2}, Counter({"CC BY": 4})),
-                               ({"CC BY": "4"}, Counter({"CC BY": 1})), ("junk", Counter({"CC BY": 1}))]:
+    for recorded, expected in [
+        ({"CC BY": 4, "unknown": 2}, Counter({"CC BY": 4})),
+        ({"CC BY": "4"}, Counter({"CC BY": 1})),
+        ("junk", Counter({"CC BY": 1})),
+    ]:
         (folder / "competition.json").write_text(json.dumps(dict(meta, library={"licenses": recorded})))
         comp = load_competition(folder)
         assert hosted_licences(comp, public_files(comp)) == expected
 
 
-@pytest.mark.parametrize("files, words", [
-    ({"metadata": "x"}, "found 0 other file(s)"),  # the compute worker's own file is not the participant's
-    ({"metadata": "x", "notes.txt": "y"}, "found 1 other file(s)"),
-    ({"sub/metadata": "x"}, "found 1 other file(s)"),  # a participant's file of that name still counts
-])
+@pytest.mark.parametrize(
+    "files, words",
+    [
+        ({"metadata": "x"}, "found 0 other file(s)"),  # the compute worker's own file is not the participant's
+        ({"metadata": "x", "notes.txt": "y"}, "found 1 other file(s)"),
+        ({"sub/metadata": "x"}, "found 1 other file(s)"),  # a participant's file of that name still counts
+    ],
+)
 def test_the_no_csv_message_counts_only_the_participants_files(tmp_path, files, words):
     from kit.hosting.codabench_scorer import find_submission
 
@@ -129,10 +164,15 @@ def test_the_no_csv_message_counts_only_the_participants_files(tmp_path, files, 
     assert words in str(info.value)
 
 
-@pytest.mark.parametrize("line, licence", [
-    ("LICENSE=" + " " * 200_000 + "x", "x"), ("LICENSE=CC BY" + " \t" * 100_000, "CC BY"),
-    ("licence=CC BY-NC\r", "CC BY-NC"), ("LICENSE=" + " " * 200_000, "(empty)"),
-])
+@pytest.mark.parametrize(
+    "line, licence",
+    [
+        ("LICENSE=" + " " * 200_000 + "x", "x"),
+        ("LICENSE=CC BY" + " \t" * 100_000, "CC BY"),
+        ("licence=CC BY-NC\r", "CC BY-NC"),
+        ("LICENSE=" + " " * 200_000, "(empty)"),
+    ],
+)
 def test_licence_lines_are_read_in_linear_time(tmp_path, line, licence):
     import time
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 import requests
+
 from builders import make_competition, perfect_submission
 from conftest import kit_cli
-
-from kit.hosting import kaggle as kaggle_client
 from kit.cli import main
 from kit.errors import SubmissionError, UserError
+from kit.hosting import kaggle as kaggle_client
 
 pytest.importorskip("kagglesdk")
 
@@ -541,7 +541,10 @@ def test_launch_only_launches_without_a_deadline(kaggle, tmp_path, monkeypatch):
 def test_the_recorder_answers_what_kaggle_api_expects():
     """The fields the recorder answers with exist in the installed kagglesdk (a rename fails here)."""
     from kagglesdk.competitions.types.competition_api_service import (
-        ApiCompetitionSolutionStatus, ApiGetLeaderboardResponse, ApiListCompetitionPagesResponse)
+        ApiCompetitionSolutionStatus,
+        ApiGetLeaderboardResponse,
+        ApiListCompetitionPagesResponse,
+    )
 
     status = ApiCompetitionSolutionStatus.from_dict(ready_status(requiredMetricColumns=[{"name": "Expected"}]))
     assert status.ready and status.solution_info.private_rows == 21 and status.required_metric_columns[0].name

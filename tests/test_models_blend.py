@@ -5,12 +5,12 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import structure_spectra
-from model_builders import all_pairs
 
 import kit.models
+from conftest import structure_spectra
 from kit.cli import main
 from kit.errors import UserError
+from model_builders import all_pairs
 
 pytest.importorskip("kit.models.siamese")
 from kit.models.blend import SIAMESE_DIR, SIAMESE_FEATURES, BlendModel, split_by_molecule  # noqa: E402

@@ -1148,8 +1148,8 @@ def _fitted_blend_booster():
     import pandas as pd
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    from kit.models.features import FEATURE_NAMES
     from kit.models.blend import SIAMESE_FEATURES, BlendModel
+    from kit.models.features import FEATURE_NAMES
 
     names = FEATURE_NAMES + SIAMESE_FEATURES
     rng = np.random.default_rng(0)

@@ -6,9 +6,8 @@ import os
 import pytest
 
 from builders import make_competition
-
-from kit.cli import main
 from kit.board.store import Database
+from kit.cli import main
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import load_bench_script, structure_spectra
 
+from conftest import load_bench_script, structure_spectra
 from kit.competition.prepare import prepare_competition
 from kit.data.spectra import save_spectra
 

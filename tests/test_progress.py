@@ -58,9 +58,8 @@ def test_keras_verbosity_reads_stdout_by_default(monkeypatch):
 @pytest.mark.slow
 def test_siamese_fit_prints_one_line_per_epoch_outside_a_terminal(capfd):
     pytest.importorskip("tensorflow")
-    from model_builders import simulated_split
-
     from kit.models.siamese import SiameseModel
+    from model_builders import simulated_split
 
     train, _ = simulated_split(n_molecules=40)
     epochs = 3

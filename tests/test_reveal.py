@@ -4,11 +4,10 @@ import pytest
 pytest.importorskip("uvicorn")
 
 from builders import make_competition  # noqa: E402
-from server_builders import LiveServer  # noqa: E402
-
+from kit.board.store import DB_NAME, Database  # noqa: E402
 from kit.cli import main  # noqa: E402
 from kit.server.app import create_app  # noqa: E402
-from kit.board.store import DB_NAME, Database  # noqa: E402
+from server_builders import LiveServer  # noqa: E402
 
 
 def reveal(capsys, *argv):

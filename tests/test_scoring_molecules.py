@@ -5,9 +5,9 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+
 from builders import make_competition, read_solution, write_submission_file
 from conftest import structure_spectra
-
 from kit.cli import main
 from kit.errors import UserError
 from kit.scoring.metrics import DIFFERENT_MOLECULE_BIN, SAME_MOLECULE_BIN, molecule_diagnostics

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kit.scoring import reader as submission_format
 from kit.errors import SubmissionError
+from kit.scoring import reader as submission_format
 from kit.scoring.reader import MAX_ABS_VALUE, read_submission
 
 IDS = [0, 1, 2]

@@ -8,19 +8,19 @@ import sys
 
 import numpy as np
 import pytest
-from builders import make_competition, perfect_submission, read_solution, write_submission_file
-from conftest import kit_cli, kit_cli_subprocess
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import root_mean_squared_error
 
 import kit
-from kit.cli import main
-from kit.errors import SubmissionError
+from builders import make_competition, perfect_submission, read_solution, write_submission_file
+from conftest import kit_cli, kit_cli_subprocess
 from kit.board.leaderboard import read_log
-from kit.scoring.scorer import score_submission
-from kit.scoring.reader import read_submission
+from kit.cli import main
 from kit.data.tanimoto_bins import BIN_LABELS
+from kit.errors import SubmissionError
+from kit.scoring.reader import read_submission
+from kit.scoring.scorer import score_submission
 
 N = 50
 
@@ -122,14 +122,14 @@ BAD = {
     "empty": (lambda ls: b"", "is empty"),
     "header only": (lambda ls: b"id,similarity\n", "no rows"),
     "wrong columns": (lambda ls: _text(["id,prediction"] + ls[1:]), "wrong header"),
-    "extra column": (lambda ls: _text(["id,similarity,x"] + [l + ",1" for l in ls[1:]]), "extra column"),
-    "saved index": (lambda ls: _text([",id,similarity"] + [f"{k},{l}" for k, l in enumerate(ls[1:])]), "index"),
+    "extra column": (lambda ls: _text(["id,similarity,x"] + [line + ",1" for line in ls[1:]]), "extra column"),
+    "saved index": (lambda ls: _text([",id,similarity"] + [f"{k},{line}" for k, line in enumerate(ls[1:])]), "index"),
     "no header": (lambda ls: _text(ls[1:]), "no header"),
     "BOM": (lambda ls: b"\xef\xbb\xbf" + _text(ls), "byte-order mark"),
     "UTF-16": (lambda ls: "\n".join(ls).encode("utf-16"), "byte-order mark"),
-    "semicolons": (lambda ls: _text([l.replace(",", ";") for l in ls]), "';' as the separator"),
+    "semicolons": (lambda ls: _text([line.replace(",", ";") for line in ls]), "';' as the separator"),
     "decimal comma": (lambda ls: _text(ls[:3] + [ls[3].replace(".", ",")] + ls[4:]), "line 4: 3 fields"),
-    "float ids": (lambda ls: _text([ls[0]] + [l.replace(",", ".0,", 1) for l in ls[1:]]), "line 2: id '0.0'"),
+    "float ids": (lambda ls: _text([ls[0]] + [line.replace(",", ".0,", 1) for line in ls[1:]]), "line 2: id '0.0'"),
     "exponent id": (lambda ls: _text(ls[:5] + ["1e1,0.5"] + ls[5:10] + ls[11:]), "line 6: id '1e1'"),
     "duplicate id": (lambda ls: _text(ls[:-1] + [ls[1]]), "duplicate ids: expected each id once"),
     "unknown id": (lambda ls: _text(ls[:-1] + ["999999,0.5"]), "unknown ids"),
@@ -148,7 +148,10 @@ BAD = {
     # quotes lines, which once meant reading them again with csv (a traceback).
     "huge field, repeated id": (lambda ls: _text([ls[0], ls[1] + " " * 131_073] + ls[2:] + [ls[2]]), "id 1 on lines 3 and 52"),
     "unit separator": (lambda ls: _text(ls[:2] + ["1,0.5\x1f"] + ls[3:]), "control character 0x1f on line 3"),
-    "other digits": (lambda ls: _text(ls[:2] + ["1,\u0661\u066b\u0665"] + ls[3:]), "line 3: '\u0661\u066b\u0665' is not a number"),
+    "other digits": (
+        lambda ls: _text(ls[:2] + ["1,\u0661\u066b\u0665"] + ls[3:]),
+        "line 3: '\u0661\u066b\u0665' is not a number",
+    ),
     "underscore": (lambda ls: _text(ls[:2] + ["1,1_0"] + ls[3:]), "line 3: '1_0' is not a number"),
     "hexadecimal": (lambda ls: _text(ls[:2] + ["1,0x1p-3"] + ls[3:]), "line 3: '0x1p-3' is not a number"),
     "overflow": (lambda ls: _text(ls[:2] + ["1,1e999"] + ls[3:]), "line 3: '1e999' overflows"),
@@ -258,11 +261,11 @@ def test_fuzz_mutated_valid_files(tmp_path, comp_dir, solution, mutations):
     for kind, at, chunk in mutations:
         at %= max(len(data), 1)
         if kind == "replace":
-            data[at: at + len(chunk)] = chunk
+            data[at : at + len(chunk)] = chunk
         elif kind == "insert":
             data[at:at] = chunk
         elif kind == "delete":
-            del data[at: at + len(chunk)]
+            del data[at : at + len(chunk)]
         elif kind == "truncate":
             del data[at:]
         else:
@@ -335,8 +338,14 @@ def test_scoring_does_not_import_heavy_packages(tmp_path, comp_dir):
         "heavy = [m for m in ('tensorflow', 'keras', 'kaggle', 'matchms', 'rdkit', 'torch', 'sklearn') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
     assert done.returncode == 0, done.stderr
     assert "HEAVY []" in done.stdout
 
@@ -383,12 +392,15 @@ def test_report_shows_control_characters_in_the_file_name_as_escapes(tmp_path, c
     assert "\x1b" not in report and "\u202e" not in report and "\\x1b[2J\\u202e" in report
 
 
-@pytest.mark.parametrize("low, high, shown", [
-    (-1.23456789e-05, 1.0, "(min -0.00001, max 1.00000)"),
-    (0.0, 1.000004999, "(min 0.00000, max 1.00000)"),
-    (-0.5, 1.23456789, "(min -0.50000, max 1.23457)"),
-    (-1e6, 1e6, "(min -1000000.00000, max 1000000.00000)"),
-])
+@pytest.mark.parametrize(
+    "low, high, shown",
+    [
+        (-1.23456789e-05, 1.0, "(min -0.00001, max 1.00000)"),
+        (0.0, 1.000004999, "(min 0.00000, max 1.00000)"),
+        (-0.5, 1.23456789, "(min -0.50000, max 1.23457)"),
+        (-1e6, 1e6, "(min -1000000.00000, max 1000000.00000)"),
+    ],
+)
 def test_the_range_warning_shows_values_to_five_decimals(tmp_path, comp_dir, solution, capsys, low, high, shown):
     ids, truth, _ = solution
     values = [float(v) for v in truth]
@@ -418,8 +430,7 @@ BANDS = ["0.0-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0"]
 def _tag_pairs(folder, ids, columns, seed=0):
     """Write private/pair_details.csv with ``columns`` (name -> values to draw from) for every solution id."""
     rng = np.random.default_rng(seed)
-    tags = {name: np.array(values, dtype=object)[rng.integers(0, len(values), len(ids))]
-            for name, values in columns.items()}
+    tags = {name: np.array(values, dtype=object)[rng.integers(0, len(values), len(ids))] for name, values in columns.items()}
     lines = ["id,same_molecule" + "".join(f",{name}" for name in columns)]
     for row, i in enumerate(ids):
         lines.append(f"{i},0" + "".join(f",{tags[name][row]}" for name in columns))
@@ -427,8 +438,10 @@ def _tag_pairs(folder, ids, columns, seed=0):
     return tags
 
 
-@pytest.mark.parametrize("columns", [{"pair_type": TYPES}, {"novelty_band": BANDS},
-                                     {"pair_type": TYPES, "novelty_band": BANDS}, {"pair_type": ["cross"]}])
+@pytest.mark.parametrize(
+    "columns",
+    [{"pair_type": TYPES}, {"novelty_band": BANDS}, {"pair_type": TYPES, "novelty_band": BANDS}, {"pair_type": ["cross"]}],
+)
 def test_breakdowns_are_the_rmse_of_each_kind_of_pair(tmp_path, columns):
     folder = make_competition(tmp_path, n_pairs=200)
     ids, truth, usages = read_solution(folder)
@@ -470,21 +483,25 @@ def test_kit_score_json_and_report_show_the_breakdowns(tmp_path, capsys):
     assert "Public, RMSE per pair type: positive-positive" in report and "RMSE per novelty band" in report
 
 
-@pytest.mark.parametrize("header, row, fragment", [
-    ("id,same_molecule,pair_type", "{i},0,mixed", "found 'pair_type'"),
-    ("id,same_molecule,pair_type", "{i},0,Cross", "found 'pair_type'"),
-    ("id,same_molecule,pair_type", "{i},0,", "found 'pair_type'"),
-    ("id,same_molecule,novelty_band", "{i},0,0.0-0.1", "found 'novelty_band'"),
-    ("id,same_molecule,novelty_band", "{i},0,0.4", "found 'novelty_band'"),
-    ("id,same_molecule,novelty_band", "{i},0,=HYPERLINK(\"x\")", "found 'novelty_band'"),
-    ("id,same_molecule,usage", "{i},0,Public", "found 'usage'"),
-    ("id,same_molecule,pair_type,pair_type", "{i},0,cross,cross", "found 'pair_type"),
-    ("id,pair_type,same_molecule", "{i},cross,0", "expected columns id,same_molecule"),
-])
+@pytest.mark.parametrize(
+    "header, row, fragment",
+    [
+        ("id,same_molecule,pair_type", "{i},0,mixed", "found 'pair_type'"),
+        ("id,same_molecule,pair_type", "{i},0,Cross", "found 'pair_type'"),
+        ("id,same_molecule,pair_type", "{i},0,", "found 'pair_type'"),
+        ("id,same_molecule,novelty_band", "{i},0,0.0-0.1", "found 'novelty_band'"),
+        ("id,same_molecule,novelty_band", "{i},0,0.4", "found 'novelty_band'"),
+        ("id,same_molecule,novelty_band", '{i},0,=HYPERLINK("x")', "found 'novelty_band'"),
+        ("id,same_molecule,usage", "{i},0,Public", "found 'usage'"),
+        ("id,same_molecule,pair_type,pair_type", "{i},0,cross,cross", "found 'pair_type"),
+        ("id,pair_type,same_molecule", "{i},cross,0", "expected columns id,same_molecule"),
+    ],
+)
 def test_damaged_tags_are_one_line(tmp_path, header, row, fragment, capsys):
     folder = make_competition(tmp_path, n_pairs=30)
     (folder / "private" / "pair_details.csv").write_text(
-        header + "\n" + "".join(row.format(i=i) + "\n" for i in read_solution(folder)[0]))
+        header + "\n" + "".join(row.format(i=i) + "\n" for i in read_solution(folder)[0])
+    )
     perfect_submission(folder, tmp_path / "p.csv")
     assert main(["score", str(tmp_path / "p.csv"), "--competition", str(folder)]) == 2
     err = capsys.readouterr().err
@@ -499,8 +516,10 @@ def test_log_and_page_carry_the_breakdowns_beside_the_bins(tmp_path):
     _tag_pairs(folder, read_solution(folder)[0], {"pair_type": TYPES, "novelty_band": BANDS})
     perfect_submission(folder, tmp_path / "p.csv", noise=0.05)
     lb = tmp_path / "lb"
-    assert main(["score", str(tmp_path / "p.csv"), "--competition", str(folder), "--leaderboard", str(lb),
-                 "--participant", "ada"]) == 0
+    assert (
+        main(["score", str(tmp_path / "p.csv"), "--competition", str(folder), "--leaderboard", str(lb), "--participant", "ada"])
+        == 0
+    )
     row = read_log(lb / "practice.csv").iloc[0]
     assert {"cross", "positive-positive", "novelty 0.0-0.4", "novelty 0.8-1.0"} <= set(row["per_bin_public"])
     assert all(v is None or v == round(v, 5) for v in row["per_bin_public"].values())

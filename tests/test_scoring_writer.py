@@ -5,9 +5,9 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from builders import make_competition, read_solution
 
 import kit
+from builders import make_competition, read_solution
 from kit.scoring.writer import describe_model, git_commit
 
 

@@ -13,11 +13,10 @@ warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testcli
 from fastapi.testclient import TestClient  # noqa: E402
 
 from builders import make_competition, perfect_submission, read_solution, write_submission_file  # noqa: E402
-from server_builders import Clock, LiveServer, call_asgi, form_end, form_part  # noqa: E402
-
+from kit.board.migrations import SCHEMA_VERSION  # noqa: E402
 from kit.errors import UserError  # noqa: E402
 from kit.server.app import create_app  # noqa: E402
-from kit.board.migrations import SCHEMA_VERSION  # noqa: E402
+from server_builders import Clock, LiveServer, call_asgi, form_end, form_part  # noqa: E402
 
 
 @pytest.fixture
@@ -252,7 +251,7 @@ def test_body_that_is_not_multipart_is_415(server, kwargs):
     (b"id,similarity\n0,0.5\n", "missing"),
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", ""),
     (b"id,similarity\n" + b"0,nan\n", ""),
-    ("id,similarity\n0,=cmd|' /C calc'!A0\n".encode(), ""),
+    (b"id,similarity\n0,=cmd|' /C calc'!A0\n", ""),
 ])
 def test_invalid_file_is_422_with_the_scorers_message_and_not_recorded(server, content, expected, comp):
     response = post(server, server.tokens["Ada"], content=content, name="mine.csv")
@@ -634,8 +633,8 @@ def test_a_restart_loses_nothing(comp, tmp_path, good, clock):
 
 
 def test_exports_the_log_and_pages_for_kit_leaderboard(server, good, tmp_path, comp, capsys, clock):
-    from kit.cli import main
     from kit.board.leaderboard import read_log
+    from kit.cli import main
 
     post(server, server.tokens["Ada"], good, description="=HYPERLINK(\"http://x\")")
     clock.advance(seconds=1)

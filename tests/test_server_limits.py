@@ -9,10 +9,18 @@ import pytest
 
 pytest.importorskip("uvicorn")
 
+from kit.server.limits import (  # noqa: E402
+    DEFAULT_MAX_CONNECTIONS,
+    HeadLimits,
+    OncePerInterval,
+    OpenUploads,
+    RequestTimeLimit,
+    TooManyOpen,
+    address_key,
+    raise_open_files_limit,
+    uvicorn_config,
+)
 from server_builders import LiveServer, hold_slow_forms, let_go, timed_page_loads  # noqa: E402
-
-from kit.server.limits import (DEFAULT_MAX_CONNECTIONS, HeadLimits, OncePerInterval, OpenUploads,  # noqa: E402
-                               RequestTimeLimit, TooManyOpen, address_key, raise_open_files_limit, uvicorn_config)
 
 
 async def info_app(scope, receive, send):
@@ -33,7 +41,7 @@ def closed_within(sock, seconds):
         try:
             if sock.recv(1024) == b"":
                 return True
-        except socket.timeout:
+        except TimeoutError:
             continue
         except OSError:
             return True
@@ -158,7 +166,6 @@ def test_max_connections_must_be_a_positive_whole_number(value):
 def live_app(tmp_path):
     """``kit serve``'s app on a tiny competition, served on 127.0.0.1 with its default limits."""
     from builders import make_competition
-
     from kit.server.app import create_app
 
     def serve(**options):

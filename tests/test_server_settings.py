@@ -6,11 +6,10 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from test_server import clock, comp  # noqa: E402,F401
-
 from kit.errors import UserError  # noqa: E402
 from kit.server.app import create_app  # noqa: E402
 from kit.server.settings import CONSTRAINTS, Settings  # noqa: E402
+from test_server import clock, comp  # noqa: E402,F401
 
 SECONDS = ["refresh_seconds", "upload_timeout", "request_timeout", "anonymous_timeout"]
 COUNTS = ["uploads_per_token", "anonymous_per_address"]

@@ -4,10 +4,9 @@ import pytest
 pytest.importorskip("fastapi")
 
 from builders import perfect_submission  # noqa: E402
+from kit.board.phases import CLOSED, OPEN, REVEALED, decide_phase  # noqa: E402
 from server_builders import START  # noqa: E402
 from test_server import auth, clock, comp, good, make_server, post, server, teacher_of  # noqa: E402,F401
-
-from kit.board.phases import CLOSED, OPEN, REVEALED, decide_phase  # noqa: E402
 
 
 def send(server, comp, path, body, token=None, content_type="application/json"):

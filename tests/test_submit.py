@@ -9,11 +9,10 @@ pytest.importorskip("uvicorn")
 warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
 
 from builders import make_competition, perfect_submission  # noqa: E402
-from server_builders import LiveServer  # noqa: E402
-
 from kit.cli import main  # noqa: E402
 from kit.commands.serve import listen  # noqa: E402
 from kit.server.app import create_app  # noqa: E402
+from server_builders import LiveServer  # noqa: E402
 
 
 @pytest.fixture(scope="module")

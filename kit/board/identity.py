@@ -164,7 +164,8 @@ def check_participant_name(name):
     >>> check_participant_name("x" * 41)
     Traceback (most recent call last):
     ...
-    kit.errors.UserError: participant name 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' has 41 characters; at most 40 are allowed (it is refused, not shortened)
+    kit.errors.UserError: participant name 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' has 41 characters; at most
+    40 are allowed (it is refused, not shortened)
     """
     if not isinstance(name, str):
         raise UserError(f"participant name must be text, found {type(name).__name__}")

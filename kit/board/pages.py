@@ -15,10 +15,10 @@ from datetime import datetime, timezone
 import pandas as pd
 
 from kit._version import __version__
-from kit.data.tanimoto_bins import BIN_LABELS
-from kit.scoring.metrics import BREAKDOWN_LABELS, DIFFERENT_MOLECULE_BIN, SAME_MOLECULE_BIN, bin_tick
-from kit.safetext import printable
 from kit.competition.folder import PRIVATE, PUBLIC
+from kit.data.tanimoto_bins import BIN_LABELS
+from kit.safetext import printable
+from kit.scoring.metrics import BREAKDOWN_LABELS, DIFFERENT_MOLECULE_BIN, SAME_MOLECULE_BIN, bin_tick
 
 #: Participants drawn in colour on the plots; the rest are grey.
 MAX_PLOTTED = 10

@@ -35,8 +35,8 @@ def run(args: argparse.Namespace) -> int:
     import zipfile
 
     from kit.competition.folder import as_competition
-    from kit.hosting.files import public_files
     from kit.hosting.codabench import export_codabench
+    from kit.hosting.files import public_files
     from kit.hosting.pages import hosted_licences, licence_warning
 
     path = export_codabench(args.competition, args.out, start=args.start, end=args.end, title=args.title,

@@ -99,8 +99,8 @@ def run_leaderboard(args: argparse.Namespace) -> int:
 
 
 def run_host(args: argparse.Namespace) -> int:
-    from kit.hosting import kaggle as kaggle_client
     from kit.errors import UserError
+    from kit.hosting import kaggle as kaggle_client
 
     slug = kaggle_client.check_slug(args.slug)
     if args.launch:

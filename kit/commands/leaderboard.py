@@ -71,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _teacher_step(args):
     """--hide-private and --import-log: change the store before anything is shown."""
-    from kit.competition.folder import load_competition
     from kit.board.recording import has_store, import_log, open_store
+    from kit.competition.folder import load_competition
 
     competition = load_competition(args.competition, data=args.data)
     if not has_store(competition):

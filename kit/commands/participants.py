@@ -21,7 +21,8 @@ def add_parser(subparsers):
     sub.required = True
 
     def common(parser):
-        parser.add_argument("--competition", metavar="NAME|DIR", help="competition name under --data, or its folder (default: practice)")
+        parser.add_argument("--competition", metavar="NAME|DIR",
+                            help="competition name under --data, or its folder (default: practice)")
         parser.add_argument("--data", metavar="DIR", help="folder holding competitions (default: ./data)")
 
     a = sub.add_parser("add", help="register participants and print their tokens",

@@ -23,9 +23,11 @@ def add_parser(subparsers):
     p.add_argument("--seed", type=int, default=0,
                    help="random seed (default 0); for a graded challenge pick a large secret one: "
                    "it is kept in private/manifest.json only")
-    p.add_argument("--test-fraction", type=float, default=0.1, metavar="F", help="share of molecules in the test set (default 0.1)")
+    p.add_argument("--test-fraction", type=float, default=0.1, metavar="F",
+                   help="share of molecules in the test set (default 0.1)")
     p.add_argument("--pairs-per-bin", type=int, default=1000, metavar="K", help="test pairs per Tanimoto bin (default 1000)")
-    p.add_argument("--public-fraction", type=float, default=0.3, metavar="P", help="share of Public rows, within 0.03 (default 0.3); Public and Private pairs come from separate "
+    p.add_argument("--public-fraction", type=float, default=0.3, metavar="P",
+                   help="share of Public rows, within 0.03 (default 0.3); Public and Private pairs come from separate "
                    "groups of test molecules")
     p.add_argument("--ionmode", choices=["positive", "negative", "both"], default="both", help="ion mode to keep (default both)")
     p.add_argument("--pair-types", metavar="TYPES",

@@ -21,9 +21,9 @@ def add_parser(subparsers):
 
 
 def run(args: argparse.Namespace) -> int:
-    from kit.competition.folder import load_competition
     from kit.board.store import DB_NAME, Database
     from kit.board.tokens import TEACHER_TOKEN_FILE, read_teacher_token
+    from kit.competition.folder import load_competition
 
     competition = load_competition(args.competition, data=args.data)
     private = competition.path / "private"

@@ -6,8 +6,12 @@ from numbers import Integral
 
 from kit.constraints import Interval, argparse_type
 from kit.errors import UserError
-from kit.server.limits import (DEFAULT_ANONYMOUS_PER_ADDRESS, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT,
-                               DEFAULT_UPLOADS_PER_TOKEN)
+from kit.server.limits import (
+    DEFAULT_ANONYMOUS_PER_ADDRESS,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_UPLOADS_PER_TOKEN,
+)
 from kit.server.settings import DEFAULT_UPLOAD_TIMEOUT
 
 _positive_int = argparse_type(Interval(Integral, 1, None))

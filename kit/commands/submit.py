@@ -114,7 +114,8 @@ def site_address(server):
     >>> site_address("http://10.0.0.5:8000/submit")
     Traceback (most recent call last):
     ...
-    kit.errors.UserError: server 'http://10.0.0.5:8000/submit' is the address of a page of the site, not of the site: use --server http://10.0.0.5:8000
+    kit.errors.UserError: server 'http://10.0.0.5:8000/submit' is the address of a page of the site, not of the
+    site: use --server http://10.0.0.5:8000
     """
     server = str(server).strip()
     parts = urlsplit(server)

@@ -20,24 +20,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kit.competition import folder as files
 from kit._version import __version__
-from kit.data.chemistry import FP_SIZE, LABEL_DEFINITION, MAX_PATH, fingerprints, group_indices, molecules_of
-from kit.competition.folder import DEFAULT_DAILY_LIMIT
-from kit.errors import UserError
-from kit.fileio import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, atomic_dir, ensure_writable_dir, sha256_file
-from kit.data.licences import check_exclusions, drop_licences
+from kit.competition import folder as files
+from kit.competition.folder import DEFAULT_DAILY_LIMIT, PRIVATE, PUBLIC
 from kit.constraints import Interval, Options, Real, check_param
-from kit.data.novelty import (BAND_LABELS, CLUSTER_SIMILARITY, NOVEL_SHARE, NOVELTY_THRESHOLD, novelty_bands,
-                              novelty_split)
-from kit.data.pair_types import CROSS, keep_cross_share, pair_types_of, parse_pair_types, typed_cells
-from kit.data.pairs import split_molecules, split_test_pairs
-from kit.paths import COMPETITION_FILE, COMPETITION_NAME, DEFAULT_COMPETITION, StrPath, data_dir
-from kit.safetext import spreadsheet_cell
-from kit.competition.folder import PRIVATE, PUBLIC
 from kit.data import download, simulate
+from kit.data.chemistry import FP_SIZE, LABEL_DEFINITION, MAX_PATH, fingerprints, group_indices, molecules_of
+from kit.data.licences import check_exclusions, drop_licences
+from kit.data.novelty import CLUSTER_SIMILARITY, NOVEL_SHARE, NOVELTY_THRESHOLD, novelty_bands, novelty_split
+from kit.data.pair_tags import BAND_LABELS, CROSS
+from kit.data.pair_types import keep_cross_share, pair_types_of, parse_pair_types, typed_cells
+from kit.data.pairs import split_molecules, split_test_pairs
 from kit.data.spectra import CleaningReport, check_jobs, clean_spectra, default_filters, load_spectra, save_records
 from kit.data.tanimoto_bins import BIN_LABELS, N_BINS
+from kit.errors import UserError
+from kit.fileio import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, atomic_dir, ensure_writable_dir, sha256_file
+from kit.paths import COMPETITION_FILE, COMPETITION_NAME, DEFAULT_COMPETITION, StrPath, data_dir
+from kit.safetext import spreadsheet_cell
 
 # Fields a test spectrum keeps: measurement conditions a model may use, nothing that names
 # or draws the molecule. The licence stays with the training spectra and is counted in
@@ -158,7 +157,8 @@ def check_public_rows(n_rows, public_fraction, at_most=False):
     >>> check_public_rows(10, 0.01)
     Traceback (most recent call last):
     ...
-    kit.errors.UserError: --public-fraction 0.01 leaves no Public row among 10 test pairs: expected a fraction between 0.1 and 0.9 for 10 pairs (or more pairs: raise --pairs-per-bin)
+    kit.errors.UserError: --public-fraction 0.01 leaves no Public row among 10 test pairs: expected a fraction
+    between 0.1 and 0.9 for 10 pairs (or more pairs: raise --pairs-per-bin)
     """
     count = f"{'at most ' if at_most else ''}{n_rows:,} test pairs"
     if n_rows < 2:
@@ -172,7 +172,8 @@ def check_public_rows(n_rows, public_fraction, at_most=False):
     missing = "Public" if n_public == 0 else "Private"
     raise UserError(
         f"--public-fraction {public_fraction:g} leaves no {missing} row among {count}: expected a fraction "
-        f"between {1 / n_rows:.3g} and {1 - 1 / n_rows:.{len(str(n_rows))}g} for {n_rows:,} pairs (or more pairs: raise --pairs-per-bin)"
+        f"between {1 / n_rows:.3g} and {1 - 1 / n_rows:.{len(str(n_rows))}g} for {n_rows:,} pairs "
+        "(or more pairs: raise --pairs-per-bin)"
     )
 
 

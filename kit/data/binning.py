@@ -28,6 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from kit.constraints import Each, Interval, Options, Real, check_param, validate_params
+
 # The m/z range kept by spectrum cleaning is the range binned: one definition.
 from kit.data.spectra import MZ_RANGE  # noqa: F401 - part of this module's interface
 from kit.errors import UserError
@@ -302,7 +303,8 @@ def check_binning(settings, input_dim, where="model"):
     >>> check_binning(binning_settings(bin_width=0.2), 9900)
     Traceback (most recent call last):
     ...
-    kit.errors.UserError: model: binning settings (bin width 0.2 Da over m/z 10-1000) give 4,950 bins but its network reads 9,900; expected the settings it was trained with
+    kit.errors.UserError: model: binning settings (bin width 0.2 Da over m/z 10-1000) give 4,950 bins but its
+    network reads 9,900; expected the settings it was trained with
     """
     try:
         checked = binning_settings(**settings)

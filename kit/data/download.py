@@ -177,7 +177,9 @@ def download(url, target, progress=True, timeout=TIMEOUT, deadline=DEADLINE, fmt
                     check_library(tmp, fmt, full=True)
                 except UserError as exc:
                     detail = str(exc).removeprefix(f"{tmp}: ")
-                    raise UserError(f"could not download {url}: what arrived is not usable ({detail}); nothing was cached") from None
+                    raise UserError(
+                        f"could not download {url}: what arrived is not usable ({detail}); nothing was cached"
+                    ) from None
     except UserError:
         raise
     except urllib.error.HTTPError as exc:

@@ -12,7 +12,7 @@ time and only the pairs above a threshold are kept (a sparse neighbour list).
 import numpy as np
 
 from kit.data.chemistry import tanimoto_counts
-from kit.data.pair_tags import BAND_EDGES, BAND_LABELS
+from kit.data.pair_tags import BAND_EDGES
 from kit.data.pairs import BLOCK
 from kit.errors import UserError
 
@@ -46,7 +46,7 @@ def neighbours(fps, similarity):
     """
     fps = np.asarray(fps)
     counts, found = [], []
-    for start, sim in _similarity_blocks(fps, fps):
+    for _start, sim in _similarity_blocks(fps, fps):
         # As RDKit's Butina: a neighbour is within distance 1 - similarity.
         rows, cols = np.nonzero(1.0 - sim <= 1.0 - similarity)
         counts.append(np.bincount(rows, minlength=len(sim)))

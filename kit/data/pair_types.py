@@ -10,6 +10,7 @@ import numpy as np
 
 from kit.constraints import Each, Options, parse_param
 from kit.data.chemistry import bins_from_counts, tanimoto_counts
+from kit.data.pair_tags import CROSS, NEGATIVE, POSITIVE
 from kit.data.pairs import (
     BLOCK,
     _positions_in_bin,
@@ -17,7 +18,6 @@ from kit.data.pairs import (
     balanced_test_pairs,
     sample_spectrum_pairs,
 )
-from kit.data.pair_tags import CROSS, NEGATIVE, PAIR_TYPES, POSITIVE
 from kit.data.tanimoto_bins import N_BINS
 from kit.errors import UserError
 

@@ -347,7 +347,9 @@ def _mgf_records(source):
 def _mgf_spectrum(record, report, spectrum_type="pyteomics"):
 
     if _kept(record["m/z array"], record["intensity array"], report):
-        return matchms.importing.parsing_utils.parse_spectrum_dict(spectrum=record, metadata_harmonization=True, spectrum_type=spectrum_type)
+        return matchms.importing.parsing_utils.parse_spectrum_dict(
+            spectrum=record, metadata_harmonization=True, spectrum_type=spectrum_type
+        )
     return None
 
 
@@ -543,8 +545,8 @@ def mgf_record(metadata, mz, intensities):
     BEGIN IONS
     CHARGE=1+
     SPECTRUM_ID=s1
-    50.0 1.0 
-    61.5 0.25 
+    50.0 1.0
+    61.5 0.25
     END IONS
     <BLANKLINE>
     """

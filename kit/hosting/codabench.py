@@ -45,12 +45,12 @@ from pathlib import Path
 
 import yaml
 
+from kit.competition.folder import PRIVATE, PUBLIC, as_competition
 from kit.constraints import Integral, Interval, check_param
 from kit.errors import UserError
 from kit.fileio import atomic_path
-from kit.competition.folder import PRIVATE, PUBLIC, as_competition
-from kit.hosting.files import competition_deadline, parse_end, parse_when, public_files
 from kit.hosting.codabench_scorer import COMMAND, leaderboard_columns
+from kit.hosting.files import competition_deadline, parse_end, parse_when, public_files
 from kit.hosting.pages import brief_description, build_pages, check_title, daily_limit, default_title
 from kit.scoring.scorer import load_solution_masks
 

@@ -30,8 +30,8 @@ import numpy as np
 
 from kit.data.tanimoto_bins import BIN_LABELS
 from kit.errors import UserError
-from kit.scoring.metrics import diagnostics, shown_scores
 from kit.safetext import printable
+from kit.scoring.metrics import diagnostics, shown_scores
 from kit.scoring.reader import read_submission
 
 SOLUTION_NAME = "solution.csv"

@@ -28,8 +28,15 @@ from kit.competition.folder import PRIVATE, PUBLIC, SAMPLE_FILE, as_competition
 from kit.errors import UserError
 from kit.fileio import ensure_writable_dir
 from kit.hosting.files import competition_deadline, public_files
-from kit.hosting.pages import (brief_description, build_pages, check_title, daily_limit, default_title,
-                               hosted_licences, licence_warning)
+from kit.hosting.pages import (
+    brief_description,
+    build_pages,
+    check_title,
+    daily_limit,
+    default_title,
+    hosted_licences,
+    licence_warning,
+)
 from kit.safetext import printable
 from kit.scoring.metrics import shown_scores
 from kit.scoring.reader import read_submission

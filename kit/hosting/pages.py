@@ -9,11 +9,11 @@ from collections import Counter
 
 from kit.competition.folder import DEFAULT_DAILY_LIMIT
 from kit.constraints import Integral, Interval, check_param
-from kit.errors import UserError
 from kit.data.licences import RESTRICTIONS, exclusion_pattern, restrictions
+from kit.data.tanimoto_bins import BIN_LABELS
+from kit.errors import UserError
 from kit.paths import COMPETITION_FILE
 from kit.safetext import printable
-from kit.data.tanimoto_bins import BIN_LABELS
 
 #: What a host needs of ``max_daily_submissions``: "no limit" (0 or null) is not one it can express.
 DAILY_LIMIT = Interval(Integral, 1, None)
@@ -104,7 +104,9 @@ def licence_warning(counts):
     --------
     >>> from collections import Counter
     >>> print(licence_warning(Counter({"CC BY": 9, "CC BY-NC-ND": 2, "CC BY-NC 4.0": 3, "cc by-nc": 1})))
-    warning: the competition hands out records whose licence restricts sharing them: 2 no derivatives, 6 non-commercial use only (CC-BY-NC: 4, CC-BY-NC-ND: 2); check that hosting them is allowed, or rebuild the competition without them: kit prepare ... --exclude-licence CC-BY-NC --exclude-licence CC-BY-NC-ND
+    warning: the competition hands out records whose licence restricts sharing them: 2 no derivatives, 6
+    non-commercial use only (CC-BY-NC: 4, CC-BY-NC-ND: 2); check that hosting them is allowed, or rebuild the
+    competition without them: kit prepare ... --exclude-licence CC-BY-NC --exclude-licence CC-BY-NC-ND
     >>> licence_warning(Counter({"CC BY": 9})) is None
     True
     """

@@ -357,7 +357,7 @@ def _child_main(conn, path, memory_limit):
     where, what = printable(path), "load"
     # Made before the limit applies: an error built under it may not find the memory.
     out_of_memory = {step: _ERROR + (f"{where}: the model's {step} needed more than its memory limit of "
-                                     f"{describe_size(memory_limit)} (raise it with --memory-limit)").encode("utf-8")
+                                     f"{describe_size(memory_limit)} (raise it with --memory-limit)").encode()
                      for step in ("load", "prediction")}
     try:
         limit_this_process(memory_limit)

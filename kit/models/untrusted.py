@@ -538,7 +538,8 @@ def check_tree(nodes, n_features, where):
     >>> check_tree(nodes, 4, "m")
     Traceback (most recent call last):
     ...
-    kit.errors.UserError: m: tree node 0's children must come after it and inside the 3 nodes, found left 0, right 2: not a model the kit saved (a forged or damaged file)
+    kit.errors.UserError: m: tree node 0's children must come after it and inside the 3 nodes, found left 0, right
+    2: not a model the kit saved (a forged or damaged file)
     """
     if type(nodes) is not np.ndarray or nodes.dtype != PREDICTOR_RECORD_DTYPE:
         refuse(where, "tree nodes must be scikit-learn's node records",

@@ -9,8 +9,8 @@ more than scoring a million rows. The tests check that :func:`root_mean_squared_
 equals :func:`sklearn.metrics.root_mean_squared_error` to 1e-12.
 """
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

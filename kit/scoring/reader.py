@@ -46,8 +46,8 @@ from pathlib import Path
 import numpy as np
 
 from kit.errors import SubmissionError
-from kit.scoring.metrics import SHOWN_DECIMALS
 from kit.safetext import printable
+from kit.scoring.metrics import SHOWN_DECIMALS
 
 HEADER = ("id", "similarity")
 #: How many offending lines a message quotes.
@@ -668,7 +668,8 @@ def _range_warnings(values):
         return []
     return [
         f"{count:,} similarit{'y is' if count == 1 else 'ies are'} outside [0, 1] "
-        f"(min {values.min():.{SHOWN_DECIMALS}f}, max {values.max():.{SHOWN_DECIMALS}f}); scored as written, but Tanimoto lies in [0, 1]"
+        f"(min {values.min():.{SHOWN_DECIMALS}f}, max {values.max():.{SHOWN_DECIMALS}f}); "
+        "scored as written, but Tanimoto lies in [0, 1]"
     ]
 
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kit.data.tanimoto_bins import BIN_LABELS
-from kit.errors import SubmissionError, UserError, first_line
 from kit.competition.folder import PAIR_DETAILS_FILE, PRIVATE, PUBLIC, Competition, as_competition
 from kit.data.pair_tags import BAND_LABELS, PAIR_TYPES
-from kit.scoring.metrics import Metric, diagnostics, get_metric, molecule_diagnostics, per_group_rmse, shown_scores
+from kit.data.tanimoto_bins import BIN_LABELS
+from kit.errors import SubmissionError, UserError, first_line
 from kit.paths import StrPath
 from kit.safetext import printable
+from kit.scoring.metrics import Metric, diagnostics, get_metric, molecule_diagnostics, per_group_rmse, shown_scores
 from kit.scoring.reader import read_regular_file, read_submission
 
 #: Breakdowns of competitions whose pairs are tagged in ``private/pair_details.csv``:

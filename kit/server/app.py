@@ -67,7 +67,8 @@ def swagger_ui_assets():
     """
     spec = find_spec("swagger_ui")
     if spec is None or not spec.submodule_search_locations:
-        raise UserError("the swagger-ui-py package is missing: expected it installed with specsim-kit (pip install -r requirements.txt)")
+        raise UserError("the swagger-ui-py package is missing: expected it installed with specsim-kit "
+                        "(pip install -r requirements.txt)")
     return Path(next(iter(spec.submodule_search_locations))) / "static"
 
 

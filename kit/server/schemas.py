@@ -5,7 +5,7 @@ keys; :func:`kit.server.forms.json_body` reads the raw body under its own limits
 ``application/json`` only, unique keys, no NaN) before the model checks it. Response
 models leave out what is not set (``private`` before the reveal, ``error`` on a scored row).
 """
-from typing import Annotated, Optional
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,8 +32,8 @@ class DeadlineRequest(BaseModel):
     """``{"deadline": "2026-06-30T23:59:00Z"}`` sets the deadline (no zone: UTC; a date alone: 23:59 UTC); null removes it."""
 
     model_config = _STRICT
-    deadline: Optional[Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\x20-\x7e]+$",
-                                            json_schema_extra={"format": "date-time"})]]
+    deadline: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\x20-\x7e]+$",
+                                   json_schema_extra={"format": "date-time"})] | None
 
 
 class FinalRequest(BaseModel):
@@ -60,7 +60,7 @@ class OpenAnswer(BaseModel):
 
 
 class DeadlineAnswer(BaseModel):
-    deadline: Optional[str]
+    deadline: str | None
     state: str
 
 
@@ -77,9 +77,9 @@ class Info(BaseModel):
     direction: str
     decimals: int
     rows: int
-    max_daily_submissions: Optional[int]
+    max_daily_submissions: int | None
     timezone: str
-    deadline: Optional[str]
+    deadline: str | None
     max_upload_bytes: int
     state: str
     max_final_submissions: int
@@ -88,14 +88,14 @@ class Info(BaseModel):
 class LeaderboardRow(BaseModel):
     rank: int
     participant: str
-    public: Optional[float]
+    public: float | None
     entries: int
-    model: Optional[str]
-    best_submitted_at: Optional[str]
-    last_submitted_at: Optional[str]
-    private: Optional[float] = None
-    public_rank: Optional[int] = None
-    basis: Optional[str] = None
+    model: str | None
+    best_submitted_at: str | None
+    last_submitted_at: str | None
+    private: float | None = None
+    public_rank: int | None = None
+    basis: str | None = None
 
 
 class Leaderboard(BaseModel):
@@ -117,10 +117,10 @@ class SubmissionResult(BaseModel):
 
     id: int
     participant: str
-    public: Optional[float]
+    public: float | None
     submitted_at: str
-    remaining_today: Optional[int]
-    daily_limit: Optional[int]
+    remaining_today: int | None
+    daily_limit: int | None
     sha256: str
     file: str
     rows: int
@@ -128,28 +128,28 @@ class SubmissionResult(BaseModel):
 
 
 class HistoryRow(BaseModel):
-    id: Optional[int]
+    id: int | None
     submitted_at: str
     file: str
     sha256: str
-    description: Optional[str]
+    description: str | None
     status: str
-    public: Optional[float]
-    rows: Optional[int]
+    public: float | None
+    rows: int | None
     by: str
     final: bool
-    error: Optional[str] = None
-    private: Optional[float] = None
+    error: str | None = None
+    private: float | None = None
 
 
 class History(BaseModel):
     """Your (or your team's) submissions and failed attempts, in order of arrival."""
 
     participant: str
-    team: Optional[str]
+    team: str | None
     revealed: bool
     state: str
-    remaining_today: Optional[int]
+    remaining_today: int | None
     finals: list[int]
     submissions: list[HistoryRow]
 

@@ -1,8 +1,8 @@
 """The classroom server's settings: one frozen, validated object that ``kit serve`` builds once."""
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from numbers import Integral, Real
-from typing import Callable, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kit.competition import deadline as kit_deadline
@@ -88,7 +88,7 @@ class Settings:
     leaderboard: object = None
     timezone_name: str = "UTC"
     deadline: object = None
-    max_upload_mb: Optional[float] = None
+    max_upload_mb: float | None = None
     clock: Callable = field(default=_utc_now, compare=False)
     export_interval: float = 2.0
     refresh_seconds: float = 10.0
@@ -99,7 +99,7 @@ class Settings:
     anonymous_timeout: float = ANONYMOUS_TIMEOUT
 
     def __post_init__(self):
-        for name, (shown, constraint) in CONSTRAINTS.items():
+        for name in CONSTRAINTS:
             value = getattr(self, name)
             if value is None and name == "max_upload_mb":
                 continue  # competition.json's, checked when the app is made

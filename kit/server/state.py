@@ -5,10 +5,10 @@ ranked as shown; the database keeps every digit. These functions block (SQLite, 
 routes call them from plain ``def`` handlers or through a worker thread.
 """
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from datetime import time as day_time
-from typing import Callable
 
 from fastapi import HTTPException, Request
 
