@@ -9,7 +9,7 @@ from kit.errors import UserError
 
 
 def test_doctests():
-    failures, tests = doctest.testmod(kit.board.identity, optionflags=doctest.ELLIPSIS)
+    failures, tests = doctest.testmod(kit.board.identity, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert tests > 0 and failures == 0
 
 
