@@ -466,6 +466,7 @@ class SiameseModel(SiamesePersistence, PairModel):
         train_data = PairBatches(
             train_x, train_meta, global_batch, sampler=train_sampler, n_pairs=int(self.pairs_per_epoch),
             augmentation=self._augmentation(), seed=int(train_seed.generate_state(1)[0]), sparse=sparse,
+            epochs=int(self.epochs),
         )
         val_data = PairBatches(val_x, val_meta, max(global_batch, 512), pairs=val_pairs, sparse=sparse)
         # The tf.data pipeline's pairs are already shuffled (and a tf.data dataset cannot be).
