@@ -573,7 +573,10 @@ class PairSampler:
             # Each row's molecules grouped by bin (in index order), and where each bin starts:
             # a uniform partner in bin b is one random position inside b's run.
             order = np.argsort(bins, axis=1, kind="stable")
-            counts = np.stack([np.count_nonzero(bins == b, axis=1) for b in range(-1, self.n_bins)], axis=1)
+            # Molecules per (row, bin) in one pass: column 0 counts the -1 of lonely anchors.
+            width = self.n_bins + 1
+            cells = bins + np.arange(1, len(anchors) * width + 1, width, dtype=np.intp)[:, None]
+            counts = np.bincount(cells.ravel(), minlength=len(anchors) * width).reshape(len(anchors), width)
             starts = np.cumsum(counts, axis=1) - counts
             for b in np.flatnonzero(left):
                 has = np.flatnonzero(counts[:, b + 1])[: left[b]]
