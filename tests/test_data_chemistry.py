@@ -8,6 +8,7 @@ from kit.data.chemistry import (
     fingerprints,
     group_molecules,
     inchikey14,
+    molecule_cache,
     molecules_of,
     tanimoto_counts,
     tanimoto_matrix,
@@ -96,3 +97,57 @@ def test_fingerprints_in_threads_are_rdkits_one_by_one():
     one_by_one = np.array([fingerprint_generator().GetFingerprintAsNumPy(Chem.MolFromSmiles(s)) for s in smiles])
     np.testing.assert_array_equal(fingerprints(smiles), one_by_one.astype(np.uint8))
     assert fingerprints([]).shape == (0, 2048)
+
+
+def test_the_molecule_cache_computes_each_smiles_once_and_gives_the_same_fingerprints():
+    plain = fingerprints(SMILES)
+    with molecule_cache() as cache:
+        first = fingerprints(SMILES[:3])
+        again = fingerprints(SMILES[::-1])
+        assert cache.computed["fingerprints"] == len(set(SMILES))
+        fingerprints(SMILES)
+        assert cache.computed["fingerprints"] == len(set(SMILES))
+    np.testing.assert_array_equal(first, plain[:3])
+    np.testing.assert_array_equal(again, plain[::-1])
+    assert again.dtype == plain.dtype and fingerprints([]).shape == (0, 2048)
+
+
+def test_the_molecule_cache_derives_each_inchikey_once():
+    spectra = [make_spectrum([100.0], [1.0], smiles=s) for s in SMILES * 2]
+    plain_kept, plain = molecules_of(spectra)
+    with molecule_cache() as cache:
+        kept, molecules = molecules_of(spectra)
+        derived = cache.computed["inchikeys"]
+        assert derived == len(set(SMILES))
+        molecules_of(spectra[: len(SMILES)])
+        assert cache.computed["inchikeys"] == derived
+    assert kept == plain_kept and list(molecules.keys) == list(plain.keys)
+
+
+def test_the_molecule_cache_lives_for_its_block_and_an_inner_block_shares_it():
+    with molecule_cache() as outer:
+        fingerprints(SMILES[:2])
+        with molecule_cache() as inner:
+            assert inner is outer
+            fingerprints(SMILES[:2])
+        assert outer.computed["fingerprints"] == 2
+    with molecule_cache() as fresh:
+        assert fresh is not outer and not fresh.fingerprints and not fresh.computed
+
+
+@pytest.mark.parametrize("smiles, row", [
+    (["CCO", "not a smiles"], 1),
+    (["not a smiles"], 0),
+    (["CCO", "CCO", "C1CC", "CCO"], 2),
+    (["CCO", "C(C", "C(C"], 1),
+])
+def test_a_bad_smiles_is_named_with_its_row_with_or_without_the_cache(smiles, row):
+    with pytest.raises(UserError) as plain:
+        fingerprints(smiles)
+    with molecule_cache() as cache:
+        fingerprints(["CCO"])
+        for _ in range(2):  # a refused SMILES is not kept: refused again
+            with pytest.raises(UserError) as cached:
+                fingerprints(smiles)
+            assert str(cached.value) == str(plain.value) and f"(row {row})" in str(plain.value)
+        assert set(cache.fingerprints) == {"CCO"}

@@ -280,3 +280,16 @@ def test_rows_drawn_over_all_test_molecules_would_leak():
     public[rng.permutation(len(pairs))[: round(0.3 * len(pairs))]] = True
     identity = identity_groups(fps)[np.repeat(np.arange(len(smiles)), 3)]
     assert len(private_rows_known_from_public(pairs, labels.tolist(), public, identity)) > 0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sampled_labels_are_the_tanimoto_of_the_two_molecules(fps, seed):
+    from kit.data.chemistry import tanimoto_rows
+
+    sampler = PairSampler(np.repeat(np.arange(len(fps)), 2), fps)
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(0, len(fps), 500), rng.integers(0, len(fps), 500)
+    np.testing.assert_array_equal(sampler.tanimoto(a, b), tanimoto_rows(fps[a], fps[b]))
+    spec_a, spec_b, similarity = sampler.sample(300, rng)
+    mol_a, mol_b = sampler.spectrum_molecule[spec_a], sampler.spectrum_molecule[spec_b]
+    np.testing.assert_array_equal(similarity, tanimoto_matrix(fps)[mol_a, mol_b])

@@ -752,6 +752,31 @@ def test_sparse_dataset_redraws_pairs_every_pass(spectra):
     np.testing.assert_array_equal(np.concatenate(passes[1]), plain.similarity.astype(np.float32))
 
 
+class CountingSampler:
+    """A pair sampler that counts its draws."""
+
+    def __init__(self, sampler):
+        self.sampler, self.draws = sampler, 0
+
+    def sample(self, n_pairs, rng):
+        self.draws += 1
+        return self.sampler.sample(n_pairs, rng)
+
+
+@pytest.mark.parametrize("epochs, draws", [(1, 1), (2, 2), (3, 3)])
+def test_no_pairs_are_drawn_ahead_past_the_last_epoch(spectra, epochs, draws):
+    from kit.data.pairs import PairSampler
+
+    sampler = CountingSampler(PairSampler.from_spectra(spectra))
+    data = siamese.PairBatches(binning.bin_spectra(spectra), None, 16, sampler=sampler, n_pairs=40,
+                               augmentation={}, seed=1, sparse=True, epochs=epochs)
+    for _ in range(epochs):
+        list(data.dataset())
+    data.close()
+    # One draw per epoch trained, none for an epoch after the last.
+    assert sampler.draws == draws
+
+
 @pytest.mark.parametrize("with_metadata", [True, False])
 def test_dense_dataset_holds_the_dense_batches(spectra, with_metadata):
     matrix = binning.bin_spectra(spectra)

@@ -80,6 +80,31 @@ def test_train_model_saves_a_loadable_model_with_its_validation_score(tiny, monk
     np.testing.assert_array_equal(loaded.predict(comp.test_spectra, comp.test_pairs), model.predict(comp.test_spectra, comp.test_pairs))
 
 
+def test_rungs_of_one_command_share_their_molecules_work(tiny, monkeypatch):
+    """As in `kit demo`: the second rung computes no InChIKey and no fingerprint again."""
+    from kit.data import chemistry
+
+    monkeypatch.chdir(tiny)
+    fingerprinted = []
+    plain = chemistry._fingerprints
+    monkeypatch.setattr(chemistry, "_fingerprints", lambda smiles, rows=None: fingerprinted.extend(smiles) or
+                        plain(smiles, rows))
+    params = {"n_pairs": "300", "max_iter": "20", "progress": "false"}
+    comp = kit.load_competition("tiny")
+    with chemistry.molecule_cache() as cache:
+        held_out = HeldOut.of(comp.train_spectra, seed=0)
+        first, _ = train_model("gbm", comp, seed=0, params=params, echo=lambda *_: None, held_out=held_out)
+        computed = dict(cache.computed)
+        assert computed["fingerprints"] > 0 and computed["inchikeys"] > 0
+        second, _ = train_model("gbm", comp, seed=0, params=params, echo=lambda *_: None, held_out=held_out)
+        assert dict(cache.computed) == computed
+    assert len(fingerprinted) == len(set(fingerprinted)) == computed["fingerprints"]
+    # Same seed, same model: the cache changes nothing but the time.
+    assert first.validation_score_["rmse"] == second.validation_score_["rmse"]
+    fresh, _ = train_model("gbm", comp, seed=0, params=params, echo=lambda *_: None)
+    assert fresh.validation_score_["rmse"] == first.validation_score_["rmse"]
+
+
 @pytest.mark.slow
 def test_cli_train_predict_score_end_to_end(tiny):
     # The train and predict commands' one run each in a child process (the installed entry point).

@@ -47,6 +47,7 @@ def run_demo(library=None, name=None, seed=0, rungs=LADDER, fresh=False, data=No
     from kit.board.recording import record_result
     from kit.paths import data_dir
     from kit.competition.prepare import competition_name, prepare_competition
+    from kit.data.chemistry import molecule_cache
     from kit.scoring.scorer import score_submission
     from kit.scoring.writer import write_submission
     from kit.models.training import HeldOut, train_model
@@ -63,24 +64,27 @@ def run_demo(library=None, name=None, seed=0, rungs=LADDER, fresh=False, data=No
     else:
         comp = prepare_competition(library=libraries or None, name=name, out=data, seed=seed, force=fresh, echo=echo)
     rows = []
-    # Every rung is scored on the same held-out molecules and pairs: split and draw them once.
-    held_out = HeldOut.of(comp.train_spectra, seed=seed)
-    for step, model in enumerate(rungs, 1):
-        echo(f"== 2/4 train {model} ({step}/{len(rungs)})")
-        fitted, folder = train_model(model, comp, seed=seed, params=DEMO_PARAMS.get(model), echo=echo,
-                                     held_out=held_out)
-        echo(f"== 3/4 predict and score {model}")
-        # The model was trained in this process, so it is trusted: it predicts here, with no
-        # child process to start (kit predict runs a folder from elsewhere in one).
-        echo(f"predicting {len(comp.test_pairs):,} pairs of {comp.name} with {folder}")
-        path = write_submission(comp, fitted.predict(comp.test_spectra, comp.test_pairs), model=fitted)
-        echo(f"wrote {path}")
-        result = score_submission(path, comp)
-        record_result(result, participant=f"demo-{model}")
-        echo(f"{model}: Public RMSE {result.metric.format(result.public)}")
-        score = fitted.validation_score_
-        rows.append({"rung": model, "validation": score["rmse"], "se": score.get("rmse_se"),
-                     "public": result.public, "private": result.private})
+    # Per-molecule work (InChIKeys, fingerprints) is done once for every rung, then kept
+    # until the demo ends; the cache closes with it.
+    with molecule_cache():
+        # Every rung is scored on the same held-out molecules and pairs: split and draw them once.
+        held_out = HeldOut.of(comp.train_spectra, seed=seed)
+        for step, model in enumerate(rungs, 1):
+            echo(f"== 2/4 train {model} ({step}/{len(rungs)})")
+            fitted, folder = train_model(model, comp, seed=seed, params=DEMO_PARAMS.get(model), echo=echo,
+                                         held_out=held_out)
+            echo(f"== 3/4 predict and score {model}")
+            # The model was trained in this process, so it is trusted: it predicts here, with no
+            # child process to start (kit predict runs a folder from elsewhere in one).
+            echo(f"predicting {len(comp.test_pairs):,} pairs of {comp.name} with {folder}")
+            path = write_submission(comp, fitted.predict(comp.test_spectra, comp.test_pairs), model=fitted)
+            echo(f"wrote {path}")
+            result = score_submission(path, comp)
+            record_result(result, participant=f"demo-{model}")
+            echo(f"{model}: Public RMSE {result.metric.format(result.public)}")
+            score = fitted.validation_score_
+            rows.append({"rung": model, "validation": score["rmse"], "se": score.get("rmse_se"),
+                         "public": result.public, "private": result.private})
     echo("== 4/4 leaderboard")
     standings = build_leaderboard(comp)
     echo(standings.text)

@@ -7,9 +7,11 @@ representative SMILES. Molecule identity is the first block of the InChIKey.
 Fingerprints are kept as a dense 0/1 ``uint8`` matrix so that intersections of whole
 blocks of molecules are one matrix product; nothing here builds a spectra x spectra matrix.
 """
+import contextlib
+import contextvars
 import os
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from rdkit import Chem, DataStructs, RDLogger
@@ -29,6 +31,49 @@ LABEL_DEFINITION = (
 )
 # Rows of molecules per block when a Tanimoto matrix is built piecewise (bounds memory).
 BLOCK_ROWS = 2048
+
+
+@dataclass
+class MoleculeCache:
+    """Per-SMILES work kept for one command: derived InChIKey blocks and fingerprints.
+
+    Both are functions of the SMILES text alone, so a cache can only return what the
+    work itself would; it lives while :func:`molecule_cache` is open (one ``kit demo`` or
+    ``kit train``), so nothing outlives the command. ``computed`` counts the work done
+    (``inchikeys``, ``fingerprints``: SMILES parsed for each), not the work saved.
+    """
+
+    inchikeys: dict = field(default_factory=dict)
+    fingerprints: dict = field(default_factory=dict)
+    computed: Counter = field(default_factory=Counter)
+
+
+_ACTIVE_CACHE = contextvars.ContextVar("kit_molecule_cache", default=None)
+
+
+@contextlib.contextmanager
+def molecule_cache():
+    """Keep InChIKeys and fingerprints computed inside the block for the rest of it.
+
+    Inside a block already open, the open cache is used (and stays open).
+
+    Examples
+    --------
+    >>> with molecule_cache() as cache:
+    ...     first, again = fingerprints(["CCO", "c1ccccc1"]), fingerprints(["c1ccccc1", "CCO"])
+    >>> bool((first[::-1] == again).all()), cache.computed["fingerprints"]
+    (True, 2)
+    """
+    open_cache = _ACTIVE_CACHE.get()
+    if open_cache is not None:
+        yield open_cache
+        return
+    cache = MoleculeCache()
+    token = _ACTIVE_CACHE.set(cache)
+    try:
+        yield cache
+    finally:
+        _ACTIVE_CACHE.reset(token)
 
 
 def _rdkit():
@@ -59,9 +104,30 @@ def fingerprints(smiles):
     >>> fingerprints(["CCO", "c1ccccc1"]).shape
     (2, 2048)
     """
+    cache = _ACTIVE_CACHE.get()
+    if cache is None:
+        return _fingerprints(list(smiles))
+    smiles = list(smiles)
+    first_row = {}
+    for row, text in enumerate(smiles):
+        if text not in cache.fingerprints:
+            first_row.setdefault(text, row)
+    if first_row:
+        new = _fingerprints(list(first_row), rows=list(first_row.values()))
+        cache.computed["fingerprints"] += len(first_row)
+        # Kept packed (256 bytes a molecule): a MassBank's molecules take a few MB.
+        cache.fingerprints.update(zip(first_row, np.packbits(new, axis=1)))
+    if not smiles:
+        return np.zeros((0, FP_SIZE), dtype=np.uint8)
+    packed = np.stack([cache.fingerprints[text] for text in smiles])
+    return np.unpackbits(packed, axis=1, count=FP_SIZE)
+
+
+def _fingerprints(smiles, rows=None):
+    """The fingerprints of ``smiles`` (a list); ``rows`` numbers them in messages (default 0, 1, ...)."""
     chem = _rdkit()
     mols = []
-    for row, text in enumerate(smiles):
+    for row, text in zip(range(len(smiles)) if rows is None else rows, smiles):
         mol = chem.MolFromSmiles(text)
         if mol is None:
             raise UserError(f"SMILES {text!r} (row {row}) does not parse: expected a valid SMILES")
@@ -226,7 +292,10 @@ def structure_keys(spectra, report=None, progress=False):
         Molecule key and SMILES of each kept spectrum.
     """
     chem = _rdkit()
-    parsed = {}  # SMILES -> derived InChIKey block, or None when it does not parse
+    cache = _ACTIVE_CACHE.get()
+    # SMILES -> derived InChIKey block, or None when it does not parse; the command's
+    # cache where one is open, so each SMILES is parsed once per command.
+    parsed = {} if cache is None else cache.inchikeys
     kept, keys, smiles_out = [], [], []
     for index, spectrum in enumerate(progress_bar(spectra, desc="structures", unit=" spectra", disable=not progress)):
         smiles = spectrum.get("smiles")
@@ -237,6 +306,8 @@ def structure_keys(spectra, report=None, progress=False):
         if smiles not in parsed:
             mol = chem.MolFromSmiles(smiles)
             parsed[smiles] = None if mol is None else (inchikey14(chem.MolToInchiKey(mol)) or "")
+            if cache is not None:
+                cache.computed["inchikeys"] += 1
         derived = parsed[smiles]
         if derived is None:
             _count(report, "SMILES that RDKit cannot parse")

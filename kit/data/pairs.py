@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kit.data.tanimoto_bins import N_BINS
-from kit.data.chemistry import bins_from_counts, molecules_of, tanimoto_counts, tanimoto_rows
+from kit.data.chemistry import bins_from_counts, molecules_of, tanimoto_counts, tanimoto_from_counts, tanimoto_rows
 from kit.errors import UserError
 
 # Rows of molecules compared at once when enumerating molecule pairs.
@@ -564,6 +564,10 @@ class PairSampler:
         self._offsets = np.searchsorted(self.spectrum_molecule[order], np.arange(n_mol + 1))
         self._sizes = np.diff(self._offsets)
         self._bins = None
+        # The labels of sampled pairs come from these: 256 bytes a molecule instead of 2,048
+        # (8 bits to a byte), so a batch's intersections are a few popcounts, not int32 products.
+        self._packed = np.packbits(self.fps != 0, axis=1)
+        self._ones = np.bitwise_count(self._packed).sum(axis=1, dtype=np.int64)
         if len(self.spectrum_molecule) and (self.spectrum_molecule.max() >= n_mol or self.spectrum_molecule.min() < 0):
             raise ValueError("spectrum_molecule names a molecule without a fingerprint")
 
@@ -599,7 +603,10 @@ class PairSampler:
             # Each row's molecules grouped by bin (in index order), and where each bin starts:
             # a uniform partner in bin b is one random position inside b's run.
             order = np.argsort(bins, axis=1, kind="stable")
-            counts = np.stack([np.count_nonzero(bins == b, axis=1) for b in range(-1, self.n_bins)], axis=1)
+            # Molecules per (row, bin) in one pass: column 0 counts the -1 of lonely anchors.
+            width = self.n_bins + 1
+            cells = bins + np.arange(1, len(anchors) * width + 1, width, dtype=np.intp)[:, None]
+            counts = np.bincount(cells.ravel(), minlength=len(anchors) * width).reshape(len(anchors), width)
             starts = np.cumsum(counts, axis=1) - counts
             for b in np.flatnonzero(left):
                 has = np.flatnonzero(counts[:, b + 1])[: left[b]]
@@ -674,4 +681,17 @@ class PairSampler:
         mol_a, mol_b = self.molecule_pairs(int(n_pairs), rng)
         spec_a = self.spectrum_of(mol_a, rng)
         spec_b = self.spectrum_of(mol_b, rng, avoid=spec_a)
-        return spec_a, spec_b, tanimoto_rows(self.fps[mol_a], self.fps[mol_b])
+        return spec_a, spec_b, self.tanimoto(mol_a, mol_b)
+
+    def tanimoto(self, mol_a, mol_b):
+        """Tanimoto of each pair of molecules (float64, as :func:`kit.data.chemistry.tanimoto_rows`).
+
+        Examples
+        --------
+        >>> from kit.data.chemistry import fingerprints
+        >>> sampler = PairSampler(np.array([0, 1]), fingerprints(["CCO", "CCCO"]))
+        >>> sampler.tanimoto(np.array([0, 0]), np.array([0, 1]))[0]
+        np.float64(1.0)
+        """
+        inter = np.bitwise_count(self._packed[mol_a] & self._packed[mol_b]).sum(axis=1, dtype=np.int64)
+        return tanimoto_from_counts(inter, self._ones[mol_a] + self._ones[mol_b] - inter)

@@ -505,6 +505,7 @@ def train_model(
     """
     import kit.models
     from kit.competition.folder import load_competition
+    from kit.data.chemistry import molecule_cache
 
     cls = kit.models.get(name)
     params = model_params(cls, params or {}) | ({"seed": seed} if "seed" in cls().get_params() else {})
@@ -512,15 +513,19 @@ def train_model(
     model = cls().set_params(**params)
     model.check_params()  # every value, before any spectrum is read
     comp = competition if hasattr(competition, "train_spectra") else load_competition(competition, data=data)
-    if held_out is None:
-        held_out = HeldOut.of(comp.train_spectra, validation_fraction, validation_pairs_per_bin, seed)
-    train, val = held_out.train, held_out.validation
-    pairs, truth, pair_molecules = held_out.pairs, held_out.truth, held_out.pair_molecules
-    echo(f"training {name} on {len(train):,} spectra; {len(val):,} spectra of {len(np.unique(pair_molecules)):,} "
-         "other molecules are held out for the validation score only")
-    start = time.perf_counter()
-    # No validation spectra: what the rung holds out for itself comes from `train`.
-    model.fit(train)
+    # The split, the rung's own split and the blend's two inner rungs all need the same
+    # molecules' InChIKeys and fingerprints: one cache computes each once (inside `kit demo`,
+    # the demo's cache, for every rung).
+    with molecule_cache():
+        if held_out is None:
+            held_out = HeldOut.of(comp.train_spectra, validation_fraction, validation_pairs_per_bin, seed)
+        train, val = held_out.train, held_out.validation
+        pairs, truth, pair_molecules = held_out.pairs, held_out.truth, held_out.pair_molecules
+        echo(f"training {name} on {len(train):,} spectra; {len(val):,} spectra of "
+             f"{len(np.unique(pair_molecules)):,} other molecules are held out for the validation score only")
+        start = time.perf_counter()
+        # No validation spectra: what the rung holds out for itself comes from `train`.
+        model.fit(train)
     model.fit_seconds_ = round(time.perf_counter() - start, 3)
     model.validation_score_ = validation_score(truth, model.predict(val, pairs), pair_molecules,
                                                competition_bin_shares(comp), seed=seed)

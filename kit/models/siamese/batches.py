@@ -136,6 +136,9 @@ class PairBatches(keras.utils.PyDataset):
     augmentation : dict, optional
         Keyword arguments of :func:`augment_peaks`; ``None`` turns augmentation off.
     seed : int
+    epochs : int, optional
+        Epochs the fit will run at most (with ``sampler``): no pairs are drawn ahead for
+        an epoch after the last, whose draw would only take CPU from the last epoch's steps.
     sparse : bool, default False
         Give each batch as sparse entries ``(row, column, value, n_spectra)`` instead of
         dense arrays: rows ``0..n-1`` are the spectra a, rows ``n..2n-1`` the spectra b,
@@ -144,11 +147,12 @@ class PairBatches(keras.utils.PyDataset):
     """
 
     def __init__(self, matrix, metadata, batch_size, sampler=None, n_pairs=None, pairs=None, augmentation=None,
-                 seed=0, sparse=False):
+                 seed=0, sparse=False, epochs=None):
         super().__init__()
         self.matrix, self.metadata, self.batch_size = matrix, metadata, int(batch_size)
         self.sampler, self.n_pairs, self.augmentation, self.seed = sampler, n_pairs, augmentation, int(seed)
         self.sparse = bool(sparse)
+        self.epochs = None if epochs is None else int(epochs)
         self.epoch = 0
         self._drawn_for = None
         self._ahead = None  # (epoch, future) of pairs drawn in the background
@@ -169,7 +173,8 @@ class PairBatches(keras.utils.PyDataset):
             self._drawn_for = self.epoch
         # Also when this epoch's pairs were drawn already (the first epoch's, at __init__):
         # else the second epoch would wait for its pairs.
-        if ahead and (self._ahead is None or self._ahead[0] <= self.epoch):
+        last = self.epochs is not None and self.epoch + 1 >= self.epochs
+        if ahead and not last and (self._ahead is None or self._ahead[0] <= self.epoch):
             # The next epoch's pairs are drawn in a thread while this epoch trains
             # (NumPy and TensorFlow both release the GIL in their heavy parts).
 

@@ -463,9 +463,13 @@ class SiameseModel(SiamesePersistence, PairModel):
                 metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
                 jit_compile=False,
             )
+            # Adam's moments made here take milliseconds; made by the first step, inside
+            # the trace of the training function, they took half a second.
+            trainer.optimizer.build(trainer.trainable_variables)
         train_data = PairBatches(
             train_x, train_meta, global_batch, sampler=train_sampler, n_pairs=int(self.pairs_per_epoch),
             augmentation=self._augmentation(), seed=int(train_seed.generate_state(1)[0]), sparse=sparse,
+            epochs=int(self.epochs),
         )
         val_data = PairBatches(val_x, val_meta, max(global_batch, 512), pairs=val_pairs, sparse=sparse)
         # The tf.data pipeline's pairs are already shuffled (and a tf.data dataset cannot be).
