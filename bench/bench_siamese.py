@@ -29,8 +29,8 @@ Usage::
     python bench/bench_siamese.py --small-fit [--competition practice] [--pairs 25600] [--repeats 3]
     python bench/bench_siamese.py --profile [--competition massbank_positive]
 """
-import contextlib
 import argparse
+import contextlib
 import json
 import time
 
@@ -117,12 +117,11 @@ def train_benchmark(args):
     """The kit's default fit and plain Keras v1, same pairs budget; pairs/s and validation RMSE."""
     import os
 
-    from kit.models.base import spectrum_ids
-
-    from kit.data import binning
     from kit.competition.folder import load_competition
-    from kit.models.siamese import PairBatches, SiameseModel
+    from kit.data import binning
     from kit.data.pairs import PairSampler
+    from kit.models.base import spectrum_ids
+    from kit.models.siamese import PairBatches, SiameseModel
 
     comp = load_competition(args.competition)
     train, val = split_by_molecule(comp.train_spectra, 0.1, args.seed)
@@ -153,17 +152,27 @@ def train_benchmark(args):
     ids = np.array(spectrum_ids(val), dtype=object)
     kit_pred = model.predict(val, np.column_stack([ids[a], ids[b]]))
     kit_rmse = float(np.sqrt(np.mean((kit_pred - y) ** 2)))
-    print(f"kit default fit: {model.fit_seconds_:.0f} s ({kit_cpu:.0f} CPU s), {n_pairs / model.fit_seconds_:.0f} pairs/s, validation RMSE "
-          f"{kit_rmse:.4f} (kept epoch {model.best_epoch_})", flush=True)
+    print(
+        f"kit default fit: {model.fit_seconds_:.0f} s ({kit_cpu:.0f} CPU s), "
+        f"{n_pairs / model.fit_seconds_:.0f} pairs/s, validation RMSE "
+        f"{kit_rmse:.4f} (kept epoch {model.best_epoch_})",
+        flush=True,
+    )
     result = {
-        "train_spectra": len(train), "validation_spectra": len(val), "pairs": n_pairs,
-        "v1_seconds": round(v1_seconds, 1), "v1_pairs_per_second": round(n_pairs / v1_seconds),
+        "train_spectra": len(train),
+        "validation_spectra": len(val),
+        "pairs": n_pairs,
+        "v1_seconds": round(v1_seconds, 1),
+        "v1_pairs_per_second": round(n_pairs / v1_seconds),
         "v1_val_rmse": round(v1_rmse, 4),
-        "kit_seconds": round(model.fit_seconds_, 1), "kit_pairs_per_second": round(n_pairs / model.fit_seconds_),
+        "kit_seconds": round(model.fit_seconds_, 1),
+        "kit_pairs_per_second": round(n_pairs / model.fit_seconds_),
         "kit_val_rmse": round(kit_rmse, 4),
-        "v1_cpu_seconds": round(v1_cpu, 1), "kit_cpu_seconds": round(kit_cpu, 1),
+        "v1_cpu_seconds": round(v1_cpu, 1),
+        "kit_cpu_seconds": round(kit_cpu, 1),
         # Wall time is the target; CPU time is steadier when other jobs share the machine.
-        "ratio": round(v1_seconds / model.fit_seconds_, 2), "cpu_ratio": round(v1_cpu / kit_cpu, 2),
+        "ratio": round(v1_seconds / model.fit_seconds_, 2),
+        "cpu_ratio": round(v1_cpu / kit_cpu, 2),
         "target_ratio": 4.0,
         "load_average": round(os.getloadavg()[0], 1),
     }
@@ -192,8 +201,15 @@ def small_fit_benchmark(args):
         held = HeldOut.of(comp.train_spectra, seed=args.seed)
         matrix = binning.bin_spectra(held.train)
         _, siamese = v1_siamese(matrix.shape[1], args.seed)
-        data = PairBatches(matrix, None, 64, sampler=PairSampler.from_spectra(held.train), n_pairs=n_pairs,
-                           augmentation=SiameseModel()._augmentation(), seed=args.seed)
+        data = PairBatches(
+            matrix,
+            None,
+            64,
+            sampler=PairSampler.from_spectra(held.train),
+            n_pairs=n_pairs,
+            augmentation=SiameseModel()._augmentation(),
+            seed=args.seed,
+        )
         started, cpu = time.perf_counter(), time.process_time()
         siamese.fit(data, epochs=1, verbose=0)
         v1 = (time.perf_counter() - started, time.process_time() - cpu)
@@ -205,16 +221,30 @@ def small_fit_benchmark(args):
             started, cpu = time.perf_counter(), time.process_time()
             model.fit(held.train)
             kit = (time.perf_counter() - started, time.process_time() - cpu)
-        row = {"repeat": repeat, "v1_seconds": round(v1[0], 2), "v1_cpu_seconds": round(v1[1], 2),
-               "kit_seconds": round(kit[0], 2), "kit_cpu_seconds": round(kit[1], 2),
-               "v1_pairs_per_second": round(n_pairs / v1[0]), "kit_pairs_per_second": round(n_pairs / kit[0]),
-               "ratio": round(v1[0] / kit[0], 2), "cpu_ratio": round(v1[1] / kit[1], 2),
-               "kit_best_val_rmse": round(model.best_val_rmse_, 5), "load_average": round(os.getloadavg()[0], 1)}
+        row = {
+            "repeat": repeat,
+            "v1_seconds": round(v1[0], 2),
+            "v1_cpu_seconds": round(v1[1], 2),
+            "kit_seconds": round(kit[0], 2),
+            "kit_cpu_seconds": round(kit[1], 2),
+            "v1_pairs_per_second": round(n_pairs / v1[0]),
+            "kit_pairs_per_second": round(n_pairs / kit[0]),
+            "ratio": round(v1[0] / kit[0], 2),
+            "cpu_ratio": round(v1[1] / kit[1], 2),
+            "kit_best_val_rmse": round(model.best_val_rmse_, 5),
+            "load_average": round(os.getloadavg()[0], 1),
+        }
         print(json.dumps(row), flush=True)
         rows.append(row)
     best = {key: max(row[key] for row in rows) for key in ("ratio", "cpu_ratio")}
-    result = {"pairs": n_pairs, "repeats": rows, "best_ratio": best["ratio"], "best_cpu_ratio": best["cpu_ratio"],
-              "median_ratio": float(np.median([row["ratio"] for row in rows])), "target_ratio": 3.5}
+    result = {
+        "pairs": n_pairs,
+        "repeats": rows,
+        "best_ratio": best["ratio"],
+        "best_cpu_ratio": best["cpu_ratio"],
+        "median_ratio": float(np.median([row["ratio"] for row in rows])),
+        "target_ratio": 3.5,
+    }
     print(json.dumps({k: v for k, v in result.items() if k != "repeats"}, indent=2))
     return result
 
@@ -281,10 +311,10 @@ def profile_step(args):
 
     import tensorflow as tf
 
-    from kit.data import binning
     from kit.competition.folder import load_competition
-    from kit.models.siamese import LazyAdam, PairBatches, SiameseModel, SparsePairTrainer, metadata_features
+    from kit.data import binning
     from kit.data.pairs import PairSampler
+    from kit.models.siamese import LazyAdam, PairBatches, SiameseModel, SparsePairTrainer, metadata_features
 
     spectra = load_competition(args.competition).train_spectra
     sampler = PairSampler.from_spectra(spectra)
@@ -304,15 +334,19 @@ def profile_step(args):
     penalties = [layer.kernel_regularizer for layer in network.layers if getattr(layer, "kernel_regularizer", None)]
     kernels = [layer.kernel for layer in network.layers if getattr(layer, "kernel_regularizer", None)]
     result["v1 (dense, L1L2, Adam)"] = step_parts(
-        siamese, siamese.optimizer, [tf.constant(xa), tf.constant(xb)], tf.constant(y),
+        siamese,
+        siamese.optimizer,
+        [tf.constant(xa), tf.constant(xb)],
+        tf.constant(y),
         lambda: tf.add_n([p(k) for p, k in zip(penalties, kernels)]),
     )
 
     model = SiameseModel()
     for batch in (64, model.batch_size):
-        sparse = PairBatches(matrix, metadata, batch, sampler=sampler, n_pairs=10 * batch, augmentation=augmentation,
-                             seed=0, sparse=True)
-        result[f"batch preparation, sparse kit ({batch} pairs)"] = round(best_ms(lambda: sparse[0]), 2)
+        sparse = PairBatches(
+            matrix, metadata, batch, sampler=sampler, n_pairs=10 * batch, augmentation=augmentation, seed=0, sparse=True
+        )
+        result[f"batch preparation, sparse kit ({batch} pairs)"] = round(best_ms(lambda sparse=sparse: sparse[0]), 2)
         net = model._new_network(matrix.shape[1], penalize_first=False)
         trainer = SparsePairTrainer(net, model.weight_penalty, model._new_head())
         trainer.compile(optimizer=LazyAdam(model.learning_rate), loss="mse", jit_compile=False)
@@ -322,7 +356,8 @@ def profile_step(args):
         trainer.optimizer.build(trainer.trainable_variables)
         # The penalties the last call added (the gathered rows of the first kernel, dense2's kernel).
         result[f"kit, {batch} pairs (sparse first layer, lazy Adam, penalty on rows gathered)"] = step_parts(
-            trainer, trainer.optimizer, inputs, tf.constant(y), lambda: tf.add_n(trainer.losses))
+            trainer, trainer.optimizer, inputs, tf.constant(y), lambda trainer=trainer: tf.add_n(trainer.losses)
+        )
     print(json.dumps(result, indent=2))
     return result
 
@@ -330,8 +365,9 @@ def profile_step(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", action="store_true", help="training: the kit's default fit against plain Keras v1")
-    parser.add_argument("--small-fit", action="store_true",
-                        help="a whole small kit fit (set-up included) against v1's steps, alternately")
+    parser.add_argument(
+        "--small-fit", action="store_true", help="a whole small kit fit (set-up included) against v1's steps, alternately"
+    )
     parser.add_argument("--pairs", type=int, default=25_600, help="training pairs of --small-fit")
     parser.add_argument("--profile", action="store_true", help="milliseconds per part of a training step")
     parser.add_argument("--competition", default="massbank_positive", help="prepared competition (name or folder)")

@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
-from conftest import SMILES, make_spectrum
 
-from kit.data.tanimoto_bins import bin_index
+from conftest import SMILES, make_spectrum
 from kit.data.chemistry import (
     bins_from_counts,
     fingerprints,
@@ -14,8 +13,9 @@ from kit.data.chemistry import (
     tanimoto_matrix,
     tanimoto_rows,
 )
-from kit.errors import UserError
 from kit.data.spectra import CleaningReport
+from kit.data.tanimoto_bins import bin_index
+from kit.errors import UserError
 
 
 def rdkit_tanimoto(smiles):

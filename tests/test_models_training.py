@@ -2,17 +2,29 @@ import json
 
 import numpy as np
 import pytest
-from conftest import kit_cli, kit_cli_subprocess, structure_spectra
 
 import kit.models
+from conftest import kit_cli, kit_cli_subprocess, structure_spectra
+from kit.cli import main
 from kit.commands.train import model_options
 from kit.data.tanimoto_bins import BIN_LABELS
 from kit.errors import UserError
 from kit.models.gbm import GBMModel
-from kit.cli import main
-from kit.models.training import (HeldOut, bootstrap_molecules, competition_bin_shares, describe_score, model_params,
-                          parameter_docs, plot_history, rung_options, split_for_validation, train_model,
-                          validation_score, validation_set, weighted_rmse)
+from kit.models.training import (
+    HeldOut,
+    bootstrap_molecules,
+    competition_bin_shares,
+    describe_score,
+    model_params,
+    parameter_docs,
+    plot_history,
+    rung_options,
+    split_for_validation,
+    train_model,
+    validation_score,
+    validation_set,
+    weighted_rmse,
+)
 
 
 @pytest.mark.parametrize(
@@ -70,14 +82,18 @@ def test_validation_split_is_by_molecule_and_seeded():
 @pytest.mark.slow
 def test_train_model_saves_a_loadable_model_with_its_validation_score(tiny, monkeypatch):
     monkeypatch.chdir(tiny)
-    model, folder = train_model("gbm", "tiny", seed=0, params={"n_pairs": "300", "max_iter": "20", "progress": "false"}, echo=lambda *_: None)
+    model, folder = train_model(
+        "gbm", "tiny", seed=0, params={"n_pairs": "300", "max_iter": "20", "progress": "false"}, echo=lambda *_: None
+    )
     manifest = json.loads((folder / "manifest.json").read_text())
     assert folder.parent == tiny / "models" / "tiny" and folder.name.startswith("gbm-")
     assert manifest["competition"] == "tiny" and manifest["params"]["n_pairs"] == 300
     assert 0 < manifest["validation_score"]["rmse"] < 1 and manifest["validation_score"]["rows"] > 0
     loaded = kit.models.load(folder)
     comp = kit.load_competition("tiny")
-    np.testing.assert_array_equal(loaded.predict(comp.test_spectra, comp.test_pairs), model.predict(comp.test_spectra, comp.test_pairs))
+    np.testing.assert_array_equal(
+        loaded.predict(comp.test_spectra, comp.test_pairs), model.predict(comp.test_spectra, comp.test_pairs)
+    )
 
 
 def test_rungs_of_one_command_share_their_molecules_work(tiny, monkeypatch):
@@ -87,8 +103,7 @@ def test_rungs_of_one_command_share_their_molecules_work(tiny, monkeypatch):
     monkeypatch.chdir(tiny)
     fingerprinted = []
     plain = chemistry._fingerprints
-    monkeypatch.setattr(chemistry, "_fingerprints", lambda smiles, rows=None: fingerprinted.extend(smiles) or
-                        plain(smiles, rows))
+    monkeypatch.setattr(chemistry, "_fingerprints", lambda smiles, rows=None: fingerprinted.extend(smiles) or plain(smiles, rows))
     params = {"n_pairs": "300", "max_iter": "20", "progress": "false"}
     comp = kit.load_competition("tiny")
     with chemistry.molecule_cache() as cache:
@@ -209,8 +224,7 @@ class _Documented:
 
     name = "documented"
 
-    def __init__(self, size=3, ratio=0.5, scale=1.0, undocumented_type=True, patience=2, layers=(4, 2), seed=0,
-                 mode="auto"):
+    def __init__(self, size=3, ratio=0.5, scale=1.0, undocumented_type=True, patience=2, layers=(4, 2), seed=0, mode="auto"):
         self.size, self.ratio, self.scale, self.undocumented_type = size, ratio, scale, undocumented_type
         self.patience, self.layers, self.seed, self.mode = patience, layers, seed, mode
 
@@ -250,7 +264,14 @@ def test_parameter_docs_of_an_undocumented_class_is_empty():
 def test_rung_options_in_signature_order_with_typed_defaults():
     options = rung_options(_Documented, skip=["seed"])
     assert [flag for flag, _, _ in options] == [
-        "--size", "--ratio", "--scale", "--undocumented-type", "--patience", "--layers", "--mode"]
+        "--size",
+        "--ratio",
+        "--scale",
+        "--undocumented-type",
+        "--patience",
+        "--layers",
+        "--mode",
+    ]
     by_flag = {flag: (metavar, text) for flag, metavar, text in options}
     assert by_flag["--size"] == ("N", "How many. Two lines of meaning. (default: 3)")
     assert by_flag["--scale"] == ("X", "Shared by ratio and scale. (default: 1.0)")
@@ -328,8 +349,9 @@ def test_train_model_names_its_two_validation_scores_apart(tiny, monkeypatch):
     _, folder = train_model("mean", "tiny", seed=0, params={"n_pairs": "200"}, echo=lines.append)
     text = "\n".join(lines)
     assert "mean: held-out validation RMSE 0." in text
-    assert ("mean: early-stopping pairs RMSE 0.25000 (Keras's val_rmse on the rung's own early-stopping molecules, "
-            "epoch 2 kept)") in text
+    assert (
+        "mean: early-stopping pairs RMSE 0.25000 (Keras's val_rmse on the rung's own early-stopping molecules, epoch 2 kept)"
+    ) in text
     assert f"training curve: {folder / 'training_curve.png'}" in text and (folder / "training_curve.png").is_file()
 
 
@@ -367,7 +389,8 @@ def test_weighted_rmse_weighs_each_bin_by_its_share_and_drops_empty_bins():
     doubled[:10] = 2
     repeated = np.concatenate([np.arange(truth.size), np.arange(10)])
     assert weighted_rmse(truth, predicted, None, doubled[None])[0] == pytest.approx(
-        weighted_rmse(truth[repeated], predicted[repeated]))
+        weighted_rmse(truth[repeated], predicted[repeated])
+    )
 
 
 def test_bootstrap_resamples_molecules_and_weighs_each_pair_by_its_two_molecules():
@@ -392,15 +415,34 @@ def test_validation_score_reports_its_bootstrap_error_seeded():
     assert "+- " in describe_score("gbm", score) and "of 60 molecules" in describe_score("gbm", score)
 
 
-@pytest.mark.parametrize("metadata", [
-    {}, {"pairs": None}, {"pairs": {}}, {"pairs": {"per_bin": None}}, {"pairs": {"per_bin": [1] * 9}},
-    {"pairs": {"per_bin": [1] * 11}}, {"pairs": {"per_bin": [[1] * 10]}}, {"pairs": {"per_bin": [0] * 10}},
-    {"pairs": {"per_bin": [-1] + [1] * 9}}, {"pairs": {"per_bin": [float("nan")] + [1] * 9}},
-    {"pairs": {"per_bin": [float("inf")] + [1] * 9}}, {"pairs": {"per_bin": ["x"] * 10}},
-    {"pairs": {"per_bin": "1111111111"}}, {"pairs": {"per_bin": {"a": 1}}}, {"pairs": {"per_bin": [{}] * 10}},
-    {"pairs": {"per_bin": [1e308] * 10}}, {"pairs": [1] * 10}, {"pairs": "per_bin"}, None, [],
-    {"pairs": {"per_bin": [True] * 10}}, {"pairs": {"per_bin": ["1"] * 10}}, {"pairs": {"per_bin": [None] * 10}},
-])
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {},
+        {"pairs": None},
+        {"pairs": {}},
+        {"pairs": {"per_bin": None}},
+        {"pairs": {"per_bin": [1] * 9}},
+        {"pairs": {"per_bin": [1] * 11}},
+        {"pairs": {"per_bin": [[1] * 10]}},
+        {"pairs": {"per_bin": [0] * 10}},
+        {"pairs": {"per_bin": [-1] + [1] * 9}},
+        {"pairs": {"per_bin": [float("nan")] + [1] * 9}},
+        {"pairs": {"per_bin": [float("inf")] + [1] * 9}},
+        {"pairs": {"per_bin": ["x"] * 10}},
+        {"pairs": {"per_bin": "1111111111"}},
+        {"pairs": {"per_bin": {"a": 1}}},
+        {"pairs": {"per_bin": [{}] * 10}},
+        {"pairs": {"per_bin": [1e308] * 10}},
+        {"pairs": [1] * 10},
+        {"pairs": "per_bin"},
+        None,
+        [],
+        {"pairs": {"per_bin": [True] * 10}},
+        {"pairs": {"per_bin": ["1"] * 10}},
+        {"pairs": {"per_bin": [None] * 10}},
+    ],
+)
 def test_competition_bin_shares_refuse_what_is_not_ten_counts(metadata):
     from types import SimpleNamespace
 

@@ -8,7 +8,6 @@ import time
 
 from kit.errors import UserError
 
-
 LADDER = ("mean", "cosine", "gbm", "siamese", "blend")
 # The siamese's defaults are sized for MassBank; the demo keeps its training to about half a
 # minute on a laptop. On the practice competition (2 quiet cores, held-out molecules):
@@ -42,15 +41,15 @@ def run_demo(library=None, name=None, seed=0, rungs=LADDER, fresh=False, data=No
     >>> standings = run_demo(rungs=("mean", "gbm"))   # doctest: +SKIP
     """
     import kit.models
-    from kit.competition.folder import load_competition
     from kit.board.leaderboard import build_leaderboard
     from kit.board.recording import record_result
-    from kit.paths import data_dir
+    from kit.competition.folder import load_competition
     from kit.competition.prepare import competition_name, prepare_competition
     from kit.data.chemistry import molecule_cache
+    from kit.models.training import HeldOut, train_model
+    from kit.paths import data_dir
     from kit.scoring.scorer import score_submission
     from kit.scoring.writer import write_submission
-    from kit.models.training import HeldOut, train_model
 
     for model in rungs:
         kit.models.get(model)  # unknown names fail before any work
@@ -179,7 +178,8 @@ def add_parser(subparsers):
         description="Prepare a competition (default: the simulated practice library), train mean, cosine, "
         "gbm, siamese and blend, write and score a submission for each, and print the leaderboard.",
     )
-    p.add_argument("--library", nargs="+", metavar="PATH|massbank", help="spectra files or 'massbank' (default: simulated practice library)")
+    p.add_argument("--library", nargs="+", metavar="PATH|massbank",
+                   help="spectra files or 'massbank' (default: simulated practice library)")
     p.add_argument("--name", help="competition name")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--rungs", metavar="R1,R2", help="comma-separated rungs to train (default: mean,cosine,gbm,siamese,blend)")

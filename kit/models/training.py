@@ -556,7 +556,8 @@ def describe_score(name, score):
     --------
     >>> describe_score("gbm", {"rmse": 0.18, "rmse_se": 0.004, "binned_rmse": 0.2, "rows": 4000,
     ...                        "molecules": 360, "bin_weights": {"0.0-0.1": 0.1}})
-    'gbm: held-out validation RMSE 0.18000 +- 0.00400 (binned 0.20000) on 4,000 pairs of 360 molecules, bins weighted as the test pairs'
+    'gbm: held-out validation RMSE 0.18000 +- 0.00400 (binned 0.20000) on 4,000 pairs of 360 molecules,
+    bins weighted as the test pairs'
     """
     se = score.get("rmse_se")
     error = f" +- {se:.5f}" if se is not None else ""
