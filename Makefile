@@ -28,7 +28,7 @@ lint: setup
 	$(BIN)/lint-imports
 
 # The lint, the tests, and the examples in the package's docstrings (doctests).
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest -q --doctest-modules kit tests
 
 test-fast: setup
