@@ -652,3 +652,192 @@ def test_no_private_label_follows_from_public_ones(workdir, tmp_path, seed):
     usage = comp.private_manifest["usage"]
     assert np.add(usage["public_per_bin"], usage["private_per_bin"]).tolist() == comp.metadata["pairs"]["per_bin"]
     assert sum(usage["public_per_bin"]) == public.sum()
+
+
+# --- competitions of ion-mode pair types and of a novelty split ----------------------------------
+
+
+def both_modes_library(path, smiles=SMILES, positive=2, negative=2, negative_molecules=None):
+    """A library of ``positive`` positive spectra per molecule and ``negative`` negative ones for the
+    molecules in ``negative_molecules`` (default all); ids ``T<molecule>-<k>``, negative for k >= positive."""
+    spectra = structure_spectra(smiles, per_molecule=positive + negative)
+    kept = []
+    for s in spectra:
+        m, k = (int(x) for x in s.get("spectrum_id")[1:].split("-"))
+        if k >= positive:
+            if negative_molecules is not None and m not in negative_molecules:
+                continue
+            s.set("ionmode", "negative")
+            s.set("adduct", "[M-H]-")
+            s.set("charge", -1)
+            s.set("precursor_mz", s.get("precursor_mz") - 2 * 1.007276)
+        kept.append(s)
+    return save_spectra(kept, path)
+
+
+def _modes_and_molecules(comp):
+    """Ion mode and molecule of each test id, from the teacher's map back to the library ids."""
+    sources = comp.load_test_ids().set_index("spectrum_id").source_spectrum_id
+    ids = {test_id: tuple(int(x) for x in source[1:].split("-")) for test_id, source in sources.items()}
+    per_mode = 2
+    return ({t: "negative" if k >= per_mode else "positive" for t, (_, k) in ids.items()},
+            {t: m for t, (m, _) in ids.items()})
+
+
+@pytest.mark.parametrize("words, types", [
+    ("same,cross", ["positive-positive", "negative-negative", "cross"]), ("cross", ["cross"]),
+    ("same", ["positive-positive", "negative-negative"]),
+])
+def test_pair_types_competition_contract(workdir, tmp_path, words, types):
+    library = both_modes_library(tmp_path / "both.mgf", SMILES + TWINS)
+    comp = prepare_competition(library, name="modes", seed=5, test_fraction=0.5, pairs_per_bin=6,
+                               pair_types=words, progress=False)
+    details = pd.read_csv(comp.path / "private" / "pair_details.csv")
+    assert list(details.columns) == ["id", "same_molecule", "pair_type"]
+    assert sorted(details.pair_type.unique()) == sorted(types)
+    mode, molecule = _modes_and_molecules(comp)
+    pairs = comp.test_pairs.merge(details, on="id").merge(comp.load_solution(), on="id")
+    for row in pairs.itertuples():
+        a, b = mode[row.spectrum_id_a], mode[row.spectrum_id_b]
+        assert row.pair_type == ("cross" if a != b else f"{a}-{a}")
+        assert row.same_molecule == (molecule[row.spectrum_id_a] == molecule[row.spectrum_id_b])
+    public = (pairs.Usage == "Public").to_numpy()
+    sides = [{molecule[s] for s in pairs.loc[usage, ["spectrum_id_a", "spectrum_id_b"]].to_numpy().ravel()}
+             for usage in (public, ~public)]
+    assert not sides[0] & sides[1], "a molecule is on both sides, in one mode or the other"
+    if "cross" in types and len(types) > 1:
+        for usage in (public, ~public):
+            assert (pairs.pair_type[usage] == "cross").mean() >= 0.25
+    meta = comp.metadata
+    assert meta["options"]["pair_types"] == words.split(",")
+    assert meta["pair_types"]["types"] == types
+    assert {t: sum(v) for t, v in meta["pair_types"]["per_bin"].items()} == details.pair_type.value_counts().to_dict()
+    assert all(max(v) <= 6 for v in meta["pair_types"]["per_bin"].values())
+    assert np.sum(list(meta["pair_types"]["per_bin"].values()), axis=0).tolist() == meta["pairs"]["per_bin"]
+    assert "split" not in meta["options"]
+
+
+def test_cross_pairs_of_a_molecule_measured_in_both_modes_fill_the_top_bin(workdir, tmp_path):
+    library = both_modes_library(tmp_path / "both.mgf", SMILES)
+    comp = prepare_competition(library, name="modes", seed=1, test_fraction=0.5, pairs_per_bin=10,
+                               pair_types="cross", progress=False)
+    details = pd.read_csv(comp.path / "private" / "pair_details.csv")
+    top = comp.load_solution().similarity.to_numpy() == 1.0
+    assert (details.same_molecule.to_numpy()[top] == 1).any()
+    assert comp.metadata["pair_types"]["per_bin"]["cross"][-1] > 0
+
+
+def test_few_cross_mode_pairs_leave_out_same_mode_rows_with_a_note(workdir, tmp_path, monkeypatch):
+    import functools
+
+    from kit.competition import prepare as module
+    from kit.data.pair_types import keep_cross_share
+
+    # A small library gives about a third cross-mode rows by itself: ask for more, so that rows must go.
+    monkeypatch.setattr(module, "keep_cross_share", functools.partial(keep_cross_share, share=0.45))
+    library = both_modes_library(tmp_path / "both.mgf", SMILES + TWINS, positive=4, negative=1,
+                                 negative_molecules=range(0, 31, 3))
+    notes = []
+    comp = prepare_competition(library, name="modes", seed=2, test_fraction=0.6, pairs_per_bin=30,
+                               pair_types="same,cross", progress=False, echo=notes.append)
+    details = pd.read_csv(comp.path / "private" / "pair_details.csv").merge(comp.load_solution(), on="id")
+    for usage in ("Public", "Private"):
+        assert (details.pair_type[details.Usage == usage] == "cross").mean() >= 0.45
+    assert any("same-mode pairs left out so that cross-mode pairs are at least a quarter" in n for n in notes)
+
+
+def test_a_group_without_cross_mode_pairs_is_one_line(workdir, tmp_path):
+    library = both_modes_library(tmp_path / "both.mgf", SMILES + TWINS, negative_molecules={0})
+    with pytest.raises(UserError, match="group's test molecules give no cross-mode pair"):
+        prepare_competition(library, name="modes", seed=0, test_fraction=0.5, pairs_per_bin=5, pair_types="cross",
+                            progress=False)
+
+
+def test_new_kinds_are_byte_identical_for_a_seed(workdir, tmp_path):
+    library = both_modes_library(tmp_path / "both.mgf", SMILES + TWINS)
+    digests = []
+    for out in ("one", "two"):
+        comp = prepare_competition(library, name="both", out=tmp_path / out, seed=4, test_fraction=0.4,
+                                   pairs_per_bin=5, pair_types="same,cross", split="novelty", novel_share=0.2,
+                                   progress=False)
+        digests.append({p.relative_to(comp.path).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                        for p in sorted(comp.path.rglob("*")) if p.is_file()})
+    assert digests[0] == digests[1]
+
+
+def test_novelty_competition_records_its_split_and_tags_each_pair(workdir, tmp_path):
+    from kit.data.chemistry import fingerprints
+    from kit.data.novelty import max_similarity, novelty_bands
+
+    library = save_spectra(structure_spectra(SMILES + TWINS, per_molecule=2), tmp_path / "lib.mgf")
+    comp = prepare_competition(library, name="novel", seed=3, test_fraction=0.3, pairs_per_bin=5, split="novelty",
+                               novelty_threshold=0.5, novel_share=0.4, progress=False)
+    options = comp.metadata["options"]
+    assert (options["split"], options["cluster_similarity"], options["novelty_threshold"], options["novel_share"]) \
+        == ("novelty", 0.7, 0.5, 0.4)
+    details = pd.read_csv(comp.path / "private" / "pair_details.csv")
+    assert list(details.columns) == ["id", "same_molecule", "novelty_band"]
+    smiles_of = {}
+    for test_id, source in comp.load_test_ids().set_index("spectrum_id").source_spectrum_id.items():
+        smiles_of[test_id] = (SMILES + TWINS)[int(source[1:4])]
+    test_smiles = sorted(set(smiles_of.values()))
+    train = sorted(set(SMILES + TWINS) - set(test_smiles))
+    familiar = dict(zip(test_smiles, max_similarity(fingerprints(test_smiles), fingerprints(train))))
+    assert np.mean([familiar[s] < 0.5 for s in test_smiles]) >= 0.4
+    pairs = comp.test_pairs.merge(details, on="id")
+    least = [min(familiar[smiles_of[a]], familiar[smiles_of[b]]) for a, b in zip(pairs.spectrum_id_a, pairs.spectrum_id_b)]
+    labels = np.array(["0.0-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0"])[novelty_bands(least)]
+    assert pairs.novelty_band.tolist() == labels.tolist()
+    assert comp.metadata["novelty"]["rows"] == {k: int((labels == k).sum()) for k in ["0.0-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0"]}
+
+
+def test_default_competition_records_no_new_kind(workdir, library):
+    comp = prepare_competition(library, name="plain", pairs_per_bin=5, progress=False)
+    assert pd.read_csv(comp.path / "private" / "pair_details.csv").columns.tolist() == ["id", "same_molecule"]
+    assert not {"split", "pair_types", "novelty_threshold"} & set(comp.metadata["options"])
+    assert not {"pair_types", "novelty"} & set(comp.metadata)
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--pair-types", "cross"], ["--pair-types cross needs spectra of both ion modes", "no negative-mode"]),
+    (["--pair-types", "same,cross", "--ionmode", "positive"], ["no negative-mode"]),
+    (["--pair-types", "mixed"], ["each of --pair-types must be one of 'same', 'cross', found 'mixed'"]),
+    (["--pair-types", "same,same"], ["--pair-types must name each pair type once, found 'same' twice"]),
+    (["--pair-types", ""], ["found ''"]),
+    (["--pair-types", "same,,cross"], ["found ''"]),
+    (["--pair-types", "SAME"], ["found 'SAME'"]),
+    (["--pair-types", "cross;same"], ["found 'cross;same'"]),
+    (["--split", "clusters"], ["--split must be one of 'random', 'novelty', found 'clusters'"]),
+    (["--split", "Novelty"], ["found 'Novelty'"]),
+    (["--novelty-threshold", "0.5"], ["--novelty-threshold applies to --split novelty only"]),
+    (["--novel-share", "0.5", "--split", "random"], ["--novel-share applies to --split novelty only"]),
+    (["--split", "novelty", "--novelty-threshold", "0"], ["--novelty-threshold must be a number in (0, 1), found 0.0"]),
+    (["--split", "novelty", "--novelty-threshold", "1"], ["--novelty-threshold must be a number in (0, 1)"]),
+    (["--split", "novelty", "--novelty-threshold", "1.5"], ["found 1.5"]),
+    (["--split", "novelty", "--novelty-threshold", "-0.1"], ["found -0.1"]),
+    (["--split", "novelty", "--novelty-threshold", "nan"], ["--novelty-threshold must be", "found nan"]),
+    (["--split", "novelty", "--novelty-threshold", "inf"], ["--novelty-threshold must be"]),
+    (["--split", "novelty", "--novelty-threshold", "high"], ["found 'high'"]),
+    (["--split", "novelty", "--novel-share", "0"], ["--novel-share must be a number in (0, 1], found 0.0"]),
+    (["--split", "novelty", "--novel-share", "1.01"], ["--novel-share must be a number in (0, 1]"]),
+    (["--split", "novelty", "--cluster-similarity", "1"], ["--cluster-similarity must be a number in (0, 1)"]),
+    (["--split", "novelty", "--cluster-similarity", "0x1"], ["found '0x1'"]),
+    (["--split", "novelty", "--novel-share", "1", "--novelty-threshold", "0.01"], ["no novelty split with --novel-share 1"]),
+    (["--split", "novelty", "--test-fraction", "0.01"], ["too few molecules for a novelty split"]),
+])
+def test_bad_new_kinds_are_one_line_exit_2_nothing_written(workdir, library, args, fragments):
+    proc = kit_cli("prepare", "--library", library, *args, "--quiet", cwd=workdir)
+    assert_user_error(proc, *fragments)
+    data = workdir / "data"
+    assert not data.exists() or not any(p.name != "cache" for p in data.iterdir())
+
+
+def test_pair_types_and_novelty_through_the_cli(workdir, tmp_path):
+    library = both_modes_library(tmp_path / "both.mgf", SMILES + TWINS)
+    proc = kit_cli("prepare", "--library", library, "--name", "both", "--pair-types", "same,cross", "--split",
+                   "novelty", "--novel-share", "0.3", "--test-fraction", "0.4", "--pairs-per-bin", "5", "--quiet",
+                   cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert "pairs per type: positive-positive" in proc.stdout and "by maximum Tanimoto to training" in proc.stdout
+    details = pd.read_csv(workdir / "data" / "both" / "private" / "pair_details.csv")
+    assert list(details.columns) == ["id", "same_molecule", "pair_type", "novelty_band"]

@@ -407,3 +407,103 @@ def test_pearson_r_is_shown_to_five_decimals_as_in_json(tmp_path, comp_dir, caps
     pearson = json.loads(capsys.readouterr().out)["pearson"]
     assert main(["score", str(path), "--competition", str(comp_dir), "--no-log"]) == 0
     assert f"Pearson r {pearson:.5f}" in capsys.readouterr().out
+
+
+# --- breakdowns of competitions whose pairs are tagged by ion-mode type or novelty band ------------
+
+TYPES = ["positive-positive", "negative-negative", "cross"]
+BANDS = ["0.0-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0"]
+
+
+def _tag_pairs(folder, ids, columns, seed=0):
+    """Write private/pair_details.csv with ``columns`` (name -> values to draw from) for every solution id."""
+    rng = np.random.default_rng(seed)
+    tags = {name: np.array(values, dtype=object)[rng.integers(0, len(values), len(ids))]
+            for name, values in columns.items()}
+    lines = ["id,same_molecule" + "".join(f",{name}" for name in columns)]
+    for row, i in enumerate(ids):
+        lines.append(f"{i},0" + "".join(f",{tags[name][row]}" for name in columns))
+    (folder / "private" / "pair_details.csv").write_text("\n".join(lines) + "\n")
+    return tags
+
+
+@pytest.mark.parametrize("columns", [{"pair_type": TYPES}, {"novelty_band": BANDS},
+                                     {"pair_type": TYPES, "novelty_band": BANDS}, {"pair_type": ["cross"]}])
+def test_breakdowns_are_the_rmse_of_each_kind_of_pair(tmp_path, columns):
+    folder = make_competition(tmp_path, n_pairs=200)
+    ids, truth, usages = read_solution(folder)
+    tags = _tag_pairs(folder, ids, columns)
+    guess = np.clip(truth + np.random.default_rng(1).normal(0, 0.1, len(ids)), 0, 1)
+    write_submission_file(tmp_path / "s.csv", ids, guess.tolist())
+    result = score_submission(tmp_path / "s.csv", folder)
+    keys = {"pair_type": ("per_pair_type_rmse", TYPES), "novelty_band": ("per_novelty_band_rmse", BANDS)}
+    for column, (key, labels) in keys.items():
+        for usage in ("Public", "Private"):
+            if column not in columns:
+                assert key not in result.details[usage]
+                continue
+            found = result.details[usage][key]
+            assert list(found) == labels
+            mask = np.asarray(usages) == usage
+            for label in labels:
+                rows = mask & (tags[column] == label)
+                expected = root_mean_squared_error(truth[rows], guess[rows]) if rows.any() else None
+                assert found[label] == (pytest.approx(expected) if expected is not None else None)
+        shown = result.to_dict()
+        if column in columns:
+            assert shown[key] == {k: None if v is None else round(v, 5) for k, v in result.details["Public"][key].items()}
+            assert result.to_dict(private=True)["private_diagnostics"][key] == result.details["Private"][key]
+        else:
+            assert key not in shown
+
+
+def test_kit_score_json_and_report_show_the_breakdowns(tmp_path, capsys):
+    folder = make_competition(tmp_path, n_pairs=120)
+    _tag_pairs(folder, read_solution(folder)[0], {"pair_type": TYPES, "novelty_band": BANDS})
+    perfect_submission(folder, tmp_path / "p.csv", noise=0.05)
+    assert main(["score", str(tmp_path / "p.csv"), "--competition", str(folder), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert list(out["per_pair_type_rmse"]) == TYPES and list(out["per_novelty_band_rmse"]) == BANDS
+    assert all(v is None or v == round(v, 5) for v in out["per_pair_type_rmse"].values())
+    assert main(["score", str(tmp_path / "p.csv"), "--competition", str(folder)]) == 0
+    report = capsys.readouterr().out
+    assert "Public, RMSE per pair type: positive-positive" in report and "RMSE per novelty band" in report
+
+
+@pytest.mark.parametrize("header, row, fragment", [
+    ("id,same_molecule,pair_type", "{i},0,mixed", "found 'pair_type'"),
+    ("id,same_molecule,pair_type", "{i},0,Cross", "found 'pair_type'"),
+    ("id,same_molecule,pair_type", "{i},0,", "found 'pair_type'"),
+    ("id,same_molecule,novelty_band", "{i},0,0.0-0.1", "found 'novelty_band'"),
+    ("id,same_molecule,novelty_band", "{i},0,0.4", "found 'novelty_band'"),
+    ("id,same_molecule,novelty_band", "{i},0,=HYPERLINK(\"x\")", "found 'novelty_band'"),
+    ("id,same_molecule,usage", "{i},0,Public", "found 'usage'"),
+    ("id,same_molecule,pair_type,pair_type", "{i},0,cross,cross", "found 'pair_type"),
+    ("id,pair_type,same_molecule", "{i},cross,0", "expected columns id,same_molecule"),
+])
+def test_damaged_tags_are_one_line(tmp_path, header, row, fragment, capsys):
+    folder = make_competition(tmp_path, n_pairs=30)
+    (folder / "private" / "pair_details.csv").write_text(
+        header + "\n" + "".join(row.format(i=i) + "\n" for i in read_solution(folder)[0]))
+    perfect_submission(folder, tmp_path / "p.csv")
+    assert main(["score", str(tmp_path / "p.csv"), "--competition", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and fragment in err, err
+
+
+def test_log_and_page_carry_the_breakdowns_beside_the_bins(tmp_path):
+    from kit.board import pages as leaderboard_pages
+    from kit.board.leaderboard import build_leaderboard
+
+    folder = make_competition(tmp_path, n_pairs=120)
+    _tag_pairs(folder, read_solution(folder)[0], {"pair_type": TYPES, "novelty_band": BANDS})
+    perfect_submission(folder, tmp_path / "p.csv", noise=0.05)
+    lb = tmp_path / "lb"
+    assert main(["score", str(tmp_path / "p.csv"), "--competition", str(folder), "--leaderboard", str(lb),
+                 "--participant", "ada"]) == 0
+    row = read_log(lb / "practice.csv").iloc[0]
+    assert {"cross", "positive-positive", "novelty 0.0-0.4", "novelty 0.8-1.0"} <= set(row["per_bin_public"])
+    assert all(v is None or v == round(v, 5) for v in row["per_bin_public"].values())
+    standings = build_leaderboard(folder, leaderboard=lb)
+    assert "Per-bin RMSE" in [title for title, _, _ in leaderboard_pages.plot_images(standings)]
+    assert "Right of the dotted line: RMSE on each kind of pair" in standings.html_path.read_text()

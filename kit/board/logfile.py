@@ -21,7 +21,7 @@ from kit.errors import UserError
 from kit.fileio import append_line, ensure_writable_dir
 from kit.paths import leaderboard_dir
 from kit.safetext import from_spreadsheet_cell, one_line, printable, spreadsheet_cell
-from kit.scoring.metrics import shown_scores
+from kit.scoring.metrics import breakdown_cells, shown_scores
 
 LOG_COLUMNS = [
     "time",
@@ -382,7 +382,8 @@ def _finite_scores(row):
 
 
 def per_bin_for_log(details):
-    """Per-bin RMSE for the log, with the top bin's same- and different-molecule halves when scored.
+    """Per-bin RMSE for the log, with the top bin's same- and different-molecule halves when scored,
+    and the RMSE per pair type and novelty band where the competition has them (:func:`breakdown_cells`).
 
     Examples
     --------
@@ -391,4 +392,5 @@ def per_bin_for_log(details):
     >>> per_bin_for_log({"per_bin_rmse": {"0.0-0.1": 0.2}})
     {'0.0-0.1': 0.2}
     """
-    return {} if not details else {**details["per_bin_rmse"], **details.get("top_bin_split", {})}
+    return {} if not details else {**details["per_bin_rmse"], **details.get("top_bin_split", {}),
+                                   **breakdown_cells(details)}

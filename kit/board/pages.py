@@ -16,7 +16,7 @@ import pandas as pd
 
 from kit._version import __version__
 from kit.data.tanimoto_bins import BIN_LABELS
-from kit.scoring.metrics import DIFFERENT_MOLECULE_BIN, SAME_MOLECULE_BIN, bin_tick
+from kit.scoring.metrics import BREAKDOWN_LABELS, DIFFERENT_MOLECULE_BIN, SAME_MOLECULE_BIN, bin_tick
 from kit.safetext import printable
 from kit.competition.folder import PRIVATE, PUBLIC
 
@@ -358,6 +358,10 @@ def _bins_plot(standings):
     # Where the scorer knew which pairs are of one molecule, the top bin is drawn as its two halves.
     split = any(SAME_MOLECULE_BIN in bins for bins in shown)
     labels = BIN_LABELS[:-1] + [SAME_MOLECULE_BIN, DIFFERENT_MOLECULE_BIN] if split else BIN_LABELS
+    # Competitions of pair types or a novelty split: their RMSEs to the right of the bins, after an
+    # empty place (None) that breaks each line there.
+    extra = [label for label in BREAKDOWN_LABELS if any(label in bins for bins in shown)]
+    labels = labels + ([None] + extra if extra else [])
     x = list(range(len(labels)))
     # The participants past the coloured ones first, thin and grey, under the coloured lines.
     items = sorted(ranking.itertuples(index=False), key=lambda item: item.participant in colours)
@@ -371,9 +375,12 @@ def _bins_plot(standings):
         ax.plot(x, y, marker="o", markersize=4, linewidth=1.8, color=colours[item.participant], zorder=3,
                 label=f"{_short(item.participant)} ({score})")
     ax.set_xticks(x)
-    ax.set_xticklabels([bin_tick(label) for label in labels], rotation=0, fontsize=8.5)
-    if split:
+    ax.set_xticklabels([bin_tick(label) if label else "" for label in labels], rotation=0,
+                       fontsize=7.5 if extra else 8.5)
+    if split or extra:
         fig.subplots_adjust(bottom=0.2)  # room for the three-line ticks of the top bin's halves
+    if extra:
+        ax.axvline(labels.index(None), color=GREY, linewidth=1, linestyle=":")
     ax.set_xlabel("true Tanimoto similarity bin")
     ax.set_ylabel(f"RMSE on {usage} rows")
     ax.set_ylim(bottom=0)
@@ -384,6 +391,11 @@ def _bins_plot(standings):
         caption += (
             " The top bin is split: pairs of two spectra of one molecule (which share their precursor m/z) "
             "and pairs of different molecules."
+        )
+    if extra:
+        caption += (
+            " Right of the dotted line: RMSE on each kind of pair over all bins (ion-mode pair types; novelty bands, "
+            "by the highest Tanimoto of the pair's less familiar molecule to any training molecule)."
         )
     return "Per-bin RMSE", caption, _png(fig)
 

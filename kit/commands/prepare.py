@@ -28,6 +28,19 @@ def add_parser(subparsers):
     p.add_argument("--public-fraction", type=float, default=0.3, metavar="P", help="share of Public rows, within 0.03 (default 0.3); Public and Private pairs come from separate "
                    "groups of test molecules")
     p.add_argument("--ionmode", choices=["positive", "negative", "both"], default="both", help="ion mode to keep (default both)")
+    p.add_argument("--pair-types", metavar="TYPES",
+                   help="test pairs by ion mode: 'same' (positive-positive and negative-negative), 'cross' "
+                   "(a positive and a negative spectrum) or 'same,cross'; each type balanced over the bins, cross "
+                   "at least a quarter of the rows (default: any two test spectra); use with --ionmode both")
+    p.add_argument("--split", default="random", metavar="random|novelty",
+                   help="'random' test molecules (default) or 'novelty': whole clusters of similar molecules, a "
+                   "share of them unlike every training molecule")
+    p.add_argument("--cluster-similarity", metavar="T",
+                   help="--split novelty: Tanimoto within which molecules cluster together (Butina; default 0.7)")
+    p.add_argument("--novelty-threshold", metavar="T",
+                   help="--split novelty: a test molecule is novel below this maximum Tanimoto to training (default 0.6)")
+    p.add_argument("--novel-share", metavar="S",
+                   help="--split novelty: least share of novel test molecules (default 0.5)")
     p.add_argument("--exclude-licence", "--exclude-license", dest="exclude_licence", action="append", default=[],
                    metavar="LICENCE",
                    help="leave out the records under this licence, in any spelling or version (e.g. CC-BY-NC-ND "
@@ -40,7 +53,8 @@ def add_parser(subparsers):
 
 
 def run(args):
-    from kit.competition.prepare import prepare_competition
+    from kit.competition.prepare import NOVELTY_CONSTRAINTS, prepare_competition
+    from kit.constraints import parse_param
 
     prepare_competition(
         library=args.library,
@@ -55,5 +69,10 @@ def run(args):
         progress=not args.quiet,
         jobs=args.jobs,
         exclude_licences=args.exclude_licence,
+        pair_types=args.pair_types,
+        split=args.split,
+        **{name: None if getattr(args, name) is None else parse_param(getattr(args, name), option, constraint)
+           for option, constraint in NOVELTY_CONSTRAINTS.items()
+           for name in [option[2:].replace("-", "_")]},
     )
     return 0

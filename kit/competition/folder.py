@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kit.data.tanimoto_bins import BAND_LABELS, PAIR_TYPES
 from kit.errors import UserError
 from kit.paths import COMPETITION_FILE, StrPath, competition_dir
 from kit.safetext import from_spreadsheet_cell
@@ -145,7 +146,8 @@ class Competition:
 
 
     def load_pair_details(self) -> pd.DataFrame | None:
-        """``id, same_molecule`` of each test pair, or None when the competition has no such file.
+        """``id, same_molecule`` of each test pair (and ``pair_type``, ``novelty_band`` where the
+        competition has them), or None when the competition has no such file.
 
         Competitions prepared before the file existed (or whose ``private/`` is withheld)
         have none; scoring then leaves the same-molecule diagnostic out.
@@ -162,8 +164,15 @@ class Competition:
             frame = _read_csv(path, dtype={"id": "int64", "same_molecule": "int64"})
         except (OSError, ValueError, TypeError, OverflowError) as exc:
             raise UserError(f"{path} is not a valid pair details file: {' '.join(str(exc).split())}") from None
-        if list(frame.columns) != ["id", "same_molecule"] or not frame["same_molecule"].isin([0, 1]).all():
+        if list(frame.columns[:2]) != ["id", "same_molecule"] or not frame["same_molecule"].isin([0, 1]).all():
             raise UserError(f"{path}: expected columns id,same_molecule with values 0 or 1; the file is damaged")
+        # Competitions of pair types or a novelty split tag each pair (kit.data.pair_types, kit.data.novelty).
+        allowed = {"pair_type": PAIR_TYPES, "novelty_band": BAND_LABELS}
+        for column in frame.columns[2:]:
+            if column not in allowed or frame.columns.tolist().count(column) > 1 \
+                    or not frame[column].isin(allowed[column]).all():
+                raise UserError(f"{path}: expected optional columns pair_type ({', '.join(PAIR_TYPES)}) and "
+                                f"novelty_band ({', '.join(BAND_LABELS)}), found {column!r}; the file is damaged")
         return frame
 
     def load_test_ids(self) -> pd.DataFrame:

@@ -27,6 +27,10 @@ from kit.competition.folder import DEFAULT_DAILY_LIMIT
 from kit.errors import UserError
 from kit.fileio import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, atomic_dir, ensure_writable_dir, sha256_file
 from kit.data.licences import check_exclusions, drop_licences
+from kit.constraints import Interval, Options, Real, check_param
+from kit.data.novelty import (BAND_LABELS, CLUSTER_SIMILARITY, NOVEL_SHARE, NOVELTY_THRESHOLD, novelty_bands,
+                              novelty_split)
+from kit.data.pair_types import CROSS, keep_cross_share, pair_types_of, parse_pair_types, typed_cells
 from kit.data.pairs import split_molecules, split_test_pairs
 from kit.paths import COMPETITION_FILE, COMPETITION_NAME, DEFAULT_COMPETITION, StrPath, data_dir
 from kit.safetext import spreadsheet_cell
@@ -46,6 +50,13 @@ STRUCTURE_FIELDS = ("compound_name", "smiles", "inchi", "inchikey", "formula")
 TRAIN_FIELDS = PUBLIC_FIELDS + ("license",) + STRUCTURE_FIELDS
 TEST_ID_PREFIX = "test_"
 IONMODES = ("both", "positive", "negative")
+SPLITS = ("random", "novelty")
+#: The settings of ``--split novelty``, each a Tanimoto or a share strictly between 0 and 1 (1 for the share).
+NOVELTY_CONSTRAINTS = {
+    "--cluster-similarity": Interval(Real, 0, 1, closed="neither"),
+    "--novelty-threshold": Interval(Real, 0, 1, closed="neither"),
+    "--novel-share": Interval(Real, 0, 1, closed="right"),
+}
 MAX_DAILY_SUBMISSIONS = DEFAULT_DAILY_LIMIT
 SIMULATED = "simulated"
 MASSBANK = "massbank"
@@ -77,6 +88,39 @@ def check_options(test_fraction, pairs_per_bin, public_fraction, ionmode, seed):
     if _int("--seed", seed) < 0:
         raise UserError(f"--seed must be a non-negative whole number, found {seed}")
     check_public_rows(int(pairs_per_bin) * N_BINS, float(public_fraction), at_most=True)
+
+
+def check_novelty(split, cluster_similarity=None, novelty_threshold=None, novel_share=None):
+    """The settings of a novelty split (a dict with defaults filled in), or None for a random split.
+
+    Raises
+    ------
+    kit.errors.UserError
+        For an unknown split, a setting out of range, or a setting given with ``--split random``.
+
+    Examples
+    --------
+    >>> check_novelty("novelty", novel_share=0.8)
+    {'cluster_similarity': 0.7, 'novelty_threshold': 0.6, 'novel_share': 0.8}
+    >>> check_novelty("random") is None
+    True
+    """
+    check_param(split, "--split", Options(*SPLITS))
+    given = dict(zip(NOVELTY_CONSTRAINTS, (cluster_similarity, novelty_threshold, novel_share)))
+    if split == "random":
+        named = [option for option, value in given.items() if value is not None]
+        if named:
+            raise UserError(f"{named[0]} applies to --split novelty only, found it with --split random")
+        return None
+    defaults = dict(zip(NOVELTY_CONSTRAINTS, (CLUSTER_SIMILARITY, NOVELTY_THRESHOLD, NOVEL_SHARE)))
+    settings = {}
+    for option, constraint in NOVELTY_CONSTRAINTS.items():
+        value = defaults[option] if given[option] is None else given[option]
+        try:
+            settings[option[2:].replace("-", "_")] = check_param(value, option, constraint)
+        except TypeError as exc:
+            raise UserError(str(exc)) from None
+    return settings
 
 
 def _float(option, value):
@@ -331,6 +375,11 @@ def prepare_competition(
     echo: Callable[[str], object] = print,
     jobs: int | None = None,
     exclude_licences: Iterable[str] = (),
+    pair_types: str | Iterable[str] | None = None,
+    split: str = "random",
+    cluster_similarity: float | None = None,
+    novelty_threshold: float | None = None,
+    novel_share: float | None = None,
 ) -> files.Competition:
     """Build a competition folder from a spectral library; return the :class:`Competition`.
 
@@ -351,6 +400,17 @@ def prepare_competition(
     exclude_licences : list of str, optional
         Leave out the records under these licences (:func:`drop_licences`); recorded in
         competition.json's ``options`` with the count each one dropped.
+    pair_types : str or list, optional
+        ``"same"``, ``"cross"`` or both (``"same,cross"``): test pairs of each ion-mode pair
+        type (positive-positive and negative-negative; cross-mode), each balanced over the
+        bins, cross-mode rows at least a quarter (:mod:`kit.data.pair_types`). Default: pairs of
+        any two test spectra, as before the option.
+    split : {"random", "novelty"}
+        ``"novelty"`` makes the test molecules whole clusters of similar molecules, a
+        ``novel_share`` of them below ``novelty_threshold`` Tanimoto to every training
+        molecule (:func:`kit.data.novelty.novelty_split`, Butina clusters at ``cluster_similarity``).
+    cluster_similarity, novelty_threshold, novel_share : float, optional
+        Settings of ``split="novelty"`` (defaults 0.7, 0.6 and 0.5); refused with ``"random"``.
 
     Examples
     --------
@@ -358,6 +418,8 @@ def prepare_competition(
     >>> comp.test_pairs.shape                                  # doctest: +SKIP
     """
     check_options(test_fraction, pairs_per_bin, public_fraction, ionmode, seed)
+    words = None if pair_types is None else parse_pair_types(pair_types)
+    novelty = check_novelty(split, cluster_similarity, novelty_threshold, novel_share)
     jobs = check_jobs(jobs)
     exclusions = check_exclusions(exclude_licences)
     libraries = [] if library is None else [library] if isinstance(library, (str, Path)) else list(library)
@@ -374,13 +436,20 @@ def prepare_competition(
                         "with records under other licences")
     spectra, molecules = molecules_of(spectra, report=report, progress=progress)
     report.kept = len(spectra)
-    split = _split(molecules, test_fraction, streams.split)
-    pairs = _test_pairs(molecules, split, pairs_per_bin, public_fraction, streams, progress, echo)
+    types = None if words is None else _pair_types(words, spectra)
+    split = _split(molecules, test_fraction, streams.split, novelty)
+    pairs = _test_pairs(molecules, split, pairs_per_bin, public_fraction, streams, progress, echo,
+                        _ionmodes(spectra, split) if types else None, types)
     test_ids = _TestIds.draw(len(split.test_idx), streams.order)
     options = {
         "test_fraction": float(test_fraction), "pairs_per_bin": int(pairs_per_bin),
         "public_fraction": float(public_fraction), "ionmode": ionmode,
     }
+    # Only a new kind of competition records the new options: a default one stays byte-identical.
+    if words is not None:
+        options["pair_types"] = list(words)
+    if novelty is not None:
+        options |= {"split": "novelty", **novelty}
     meta = _metadata(name, options, sources, report, spectra, split, pairs, test_ids)
     if exclusions:  # with what each one dropped, so that the run can be repeated and checked
         meta["options"]["exclude_licences"] = exclusions
@@ -423,17 +492,40 @@ class _Split:
     train_idx: np.ndarray
     test_mols: np.ndarray
     test_spectrum_mol: np.ndarray
+    #: A novelty split's maximum Tanimoto of each test molecule to the training ones; None for a random split.
+    familiarity: np.ndarray = None
 
 
-def _split(molecules, test_fraction, rng):
-    """Split by molecule: every spectrum of a molecule on the same side."""
-    is_test_molecule = split_molecules(molecules.keys, float(test_fraction), rng, option="--test-fraction")
+def _split(molecules, test_fraction, rng, novelty=None):
+    """Split by molecule: every spectrum of a molecule on the same side (whole clusters for a novelty split)."""
+    familiarity = None
+    if novelty is None:
+        is_test_molecule = split_molecules(molecules.keys, float(test_fraction), rng, option="--test-fraction")
+    else:
+        # Molecules in the order of their keys, so the split does not depend on the library's order.
+        order = np.argsort(np.asarray(molecules.keys, dtype=str), kind="stable")
+        is_test_sorted, familiar_sorted = novelty_split(molecules.fingerprints()[order], float(test_fraction), rng,
+                                                        **novelty)
+        is_test_molecule, familiarity = np.empty_like(is_test_sorted), np.empty_like(familiar_sorted)
+        is_test_molecule[order], familiarity[order] = is_test_sorted, familiar_sorted
     is_test = is_test_molecule[molecules.spectrum_molecule]
     test_idx, train_idx = np.flatnonzero(is_test), np.flatnonzero(~is_test)
     test_mols = np.flatnonzero(is_test_molecule)
     local = np.full(len(molecules), -1)
     local[test_mols] = np.arange(len(test_mols))
-    return _Split(is_test_molecule, test_idx, train_idx, test_mols, local[molecules.spectrum_molecule[test_idx]])
+    return _Split(is_test_molecule, test_idx, train_idx, test_mols, local[molecules.spectrum_molecule[test_idx]],
+                  None if familiarity is None else familiarity[test_mols])
+
+
+def _pair_types(words, spectra):
+    """The pair types of ``words`` that the kept spectra's ion modes allow (a UserError for cross without both)."""
+    modes = {s.get("ionmode") for s in spectra}
+    return pair_types_of(words, "positive" in modes, "negative" in modes)
+
+
+def _ionmodes(spectra, split):
+    """Whether each test spectrum (by its position in the test set) is of positive mode."""
+    return np.array([spectra[i].get("ionmode") == "positive" for i in split.test_idx], dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -450,17 +542,25 @@ class _Pairs:
     usage: np.ndarray
     public_molecules: np.ndarray
     public_per_bin: np.ndarray
+    #: Pair type of each row (names of :data:`kit.data.pair_types.PAIR_TYPES`) and rows per type and bin, or None.
+    pair_type: np.ndarray = None
+    per_type_bin: dict = None
 
 
-def _test_pairs(molecules, split, pairs_per_bin, public_fraction, streams, progress, echo):
-    """Pairs of test spectra balanced over the Tanimoto bins, drawn within a Public and a
-    Private group of test molecules, shuffled, each pair's order a coin flip."""
+def _test_pairs(molecules, split, pairs_per_bin, public_fraction, streams, progress, echo, is_positive=None,
+                types=None):
+    """Pairs of test spectra balanced over the Tanimoto bins (and pair types, when given), drawn
+    within a Public and a Private group of test molecules, shuffled, each pair's order a coin flip."""
     if progress:
         echo(f"{len(molecules):,} molecules; fingerprints and test pairs of the {len(split.test_mols):,} "
              "test molecules, in a Public and a Private group")
     fps = fingerprints([molecules.smiles[m] for m in split.test_mols])
     spectra_of = group_indices(split.test_spectrum_mol, len(split.test_mols))
-    drawn = split_test_pairs(fps, spectra_of, int(pairs_per_bin), float(public_fraction), streams.pairs, streams.usage)
+    balance = None if types is None else keep_cross_share(types)
+    drawn = split_test_pairs(fps, spectra_of, int(pairs_per_bin), float(public_fraction), streams.pairs, streams.usage,
+                             draw=None if types is None else typed_cells(types, is_positive), balance=balance)
+    if types is not None:
+        _check_cross_rows(types, drawn, balance, echo)
     for usage, rows, group in ((PUBLIC, drawn.public_per_bin, drawn.public_molecules),
                                (PRIVATE, drawn.private_per_bin, ~drawn.public_molecules)):
         if not rows.sum():
@@ -474,7 +574,29 @@ def _test_pairs(molecules, split, pairs_per_bin, public_fraction, streams, progr
     swap = streams.pairs.random(len(pairs)) < 0.5
     pairs[swap] = pairs[swap][:, ::-1]
     usage = np.where(is_public, PUBLIC, PRIVATE).astype(object)
-    return _Pairs(pairs, similarity, drawn.per_bin, usage, drawn.public_molecules, drawn.public_per_bin)
+    pair_type = per_type_bin = None
+    if types is not None:
+        pair_type = np.array(types, dtype=object)[drawn.cell[order] // N_BINS]
+        cells = (drawn.public_per_cell + drawn.private_per_cell).reshape(len(types), N_BINS)
+        per_type_bin = {t: [int(x) for x in row] for t, row in zip(types, cells)}
+    return _Pairs(pairs, similarity, drawn.per_bin, usage, drawn.public_molecules, drawn.public_per_bin, pair_type,
+                  per_type_bin)
+
+
+def _check_cross_rows(types, drawn, balance, echo):
+    """Refuse a Usage without a cross-mode row; say how many same-mode rows made room for a quarter cross-mode."""
+    if CROSS not in types:
+        return
+    start = types.index(CROSS) * N_BINS
+    for usage, cells in ((PUBLIC, drawn.public_per_cell), (PRIVATE, drawn.private_per_cell)):
+        if not cells[start : start + N_BINS].sum():
+            raise UserError(
+                f"the {usage} group's test molecules give no cross-mode pair: expected molecules measured in "
+                "positive and in negative mode on each side (raise --test-fraction, or add negative spectra)"
+            )
+    if balance.left_out and len(types) > 1:
+        echo(f"note: {balance.left_out:,} same-mode pairs left out so that cross-mode pairs are at least a quarter "
+             f"of each Usage's rows (the library has few cross-mode pairs in some bins)")
 
 
 @dataclass(frozen=True)
@@ -530,7 +652,32 @@ def _metadata(name, options, sources, report, spectra, split, pairs, test_ids):
         "public_rows": int((pairs.usage == PUBLIC).sum()),
         "private_rows": int((pairs.usage == PRIVATE).sum()),
         "max_daily_submissions": MAX_DAILY_SUBMISSIONS,
-    }
+    } | _new_kinds(split, pairs)
+
+
+def _new_kinds(split, pairs):
+    """What competition.json adds for pair types and a novelty split (nothing for a default competition)."""
+    out = {}
+    if pairs.pair_type is not None:
+        out["pair_types"] = {"types": list(pairs.per_type_bin), "per_bin": pairs.per_type_bin,
+                             "rows": {t: int((pairs.pair_type == t).sum()) for t in pairs.per_type_bin}}
+    if split.familiarity is not None:
+        band = _novelty_band(split, pairs)
+        out["novelty"] = {
+            "bands": list(BAND_LABELS),
+            "band_of_a_pair": "maximum Tanimoto to the training molecules of the pair's less familiar molecule",
+            "rows": {label: int((band == label).sum()) for label in BAND_LABELS},
+            "test_molecules_per_band": {label: int(k) for label, k in zip(
+                BAND_LABELS, np.bincount(novelty_bands(split.familiarity), minlength=len(BAND_LABELS)))},
+        }
+    return out
+
+
+def _novelty_band(split, pairs):
+    """Novelty band label of each test pair (its less familiar molecule's)."""
+    mol = split.test_spectrum_mol[pairs.pairs]
+    least = np.minimum(split.familiarity[mol[:, 0]], split.familiarity[mol[:, 1]])
+    return np.array(BAND_LABELS, dtype=object)[novelty_bands(least)]
 
 
 def _write_competition(tmp, spectra, ids, split, pairs, test_ids, meta):
@@ -557,7 +704,12 @@ def _write_competition(tmp, spectra, ids, split, pairs, test_ids, meta):
     # reports them apart. Private, and beside solution.csv, whose columns stay those Codabench reads.
     mol = split.test_spectrum_mol
     same = mol[pairs.pairs[:, 0]] == mol[pairs.pairs[:, 1]]
-    _csv(tmp / files.PAIR_DETAILS_FILE, {"id": rows, "same_molecule": same.astype(np.int64)})
+    details = {"id": rows, "same_molecule": same.astype(np.int64)}
+    if pairs.pair_type is not None:
+        details["pair_type"] = pairs.pair_type
+    if split.familiarity is not None:
+        details["novelty_band"] = _novelty_band(split, pairs)
+    _csv(tmp / files.PAIR_DETAILS_FILE, details)
     meta["files"] = {f: sha256_file(tmp / f) for f in files.PUBLIC_FILES}
     (tmp / COMPETITION_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
@@ -598,6 +750,13 @@ def _tell(echo, report, target, split, pairs, seed, libraries):
         f"{len(pairs.pairs):,} test pairs"
     )
     echo("pairs per Tanimoto bin: " + ", ".join(f"{label} {n}" for label, n in zip(BIN_LABELS, pairs.per_bin)))
+    if pairs.pair_type is not None:
+        echo("pairs per type: " + ", ".join(f"{t} {int((pairs.pair_type == t).sum()):,} "
+                                            f"({(pairs.pair_type == t).mean():.1%})" for t in pairs.per_type_bin))
+    if split.familiarity is not None:
+        bands = np.bincount(novelty_bands(split.familiarity), minlength=len(BAND_LABELS))
+        echo("test molecules by maximum Tanimoto to training: "
+             + ", ".join(f"{label} {int(k):,}" for label, k in zip(BAND_LABELS, bands)))
     n_public = int((pairs.usage == PUBLIC).sum())
     echo(
         f"Public / Private: {n_public:,} / {len(pairs.usage) - n_public:,} rows "

@@ -92,17 +92,21 @@ def molecule_pairs_by_bin(fps, n_bins=N_BINS, limit=None, rng=None):
     condensed = condensed_bins(fps, n_bins)
     out = []
     for b in range(n_bins):
-        selves = n if b == n_bins - 1 else 0
-        hits = condensed == b
-        count = int(np.count_nonzero(hits)) + selves
-        if limit is None or count <= 20 * limit:
-            index = np.concatenate([np.flatnonzero(hits), len(condensed) + np.arange(selves)])
-            if limit is not None and count > limit:
-                index = rng.choice(index, size=limit, replace=False)
-        else:
-            index = _sample_where(condensed, b, selves, limit, count, rng)
+        index = _positions_in_bin(condensed, b, n if b == n_bins - 1 else 0, limit, rng)
         out.append(_pairs_of(index, condensed, n))
     return out
+
+
+def _positions_in_bin(flat, b, selves, limit, rng):
+    """Positions of ``flat`` in bin ``b`` (``selves`` more past its end), at most ``limit`` at random."""
+    hits = flat == b
+    count = int(np.count_nonzero(hits)) + selves
+    if limit is None or count <= 20 * limit:
+        index = np.concatenate([np.flatnonzero(hits), len(flat) + np.arange(selves)])
+        if limit is not None and count > limit:
+            index = rng.choice(index, size=limit, replace=False)
+        return index
+    return _sample_where(flat, b, selves, limit, count, rng)
 
 
 def _sample_where(condensed, b, selves, k, count, rng):
@@ -333,7 +337,8 @@ def _trim(counts, remove):
         counts[int(np.argmax(counts))] -= 1
 
 
-def split_test_pairs(fps, spectra_of, pairs_per_bin, public_fraction, rng, group_rng, n_bins=N_BINS):
+def split_test_pairs(fps, spectra_of, pairs_per_bin, public_fraction, rng, group_rng, n_bins=N_BINS, draw=None,
+                     balance=None):
     """Balanced test pairs in two independent groups: Public and Private.
 
     The molecules are split into a Public and a Private group (:func:`public_molecules`,
@@ -341,10 +346,21 @@ def split_test_pairs(fps, spectra_of, pairs_per_bin, public_fraction, rng, group
     molecule is on both sides and no Private label follows from Public ones. Rows per bin
     and Usage come from :func:`share_rows`.
 
+    Parameters
+    ----------
+    draw : callable, optional
+        ``draw(fps, spectra_of, pairs_per_bin, rng, n_bins)`` of one group's molecules: a list of
+        spectrum-pair arrays, one per cell (a bin, or a bin of one pair type:
+        :func:`kit.data.pair_types.typed_cells`), each with up to ``pairs_per_bin`` rows.
+        Default: one cell per bin, any two spectra (:func:`balanced_test_pairs`).
+    balance : callable, optional
+        ``balance(public, private)``: rows per cell of each Usage, adjusted in place after
+        :func:`share_rows` (e.g. a least share of cross-mode rows).
+
     Returns
     -------
     GroupedPairs
-        Public rows first, each Usage in bin order.
+        Public rows first, each Usage in cell order.
 
     Examples
     --------
@@ -359,18 +375,27 @@ def split_test_pairs(fps, spectra_of, pairs_per_bin, public_fraction, rng, group
     mask = public_molecules(fps, public_fraction, group_rng)
     drawn = []
     for members in (np.flatnonzero(mask), np.flatnonzero(~mask)):
-        pairs, _, per_bin = balanced_test_pairs(fps[members], [spectra_of[m] for m in members], pairs_per_bin, rng,
-                                                n_bins)
+        if draw is None:
+            pairs, _, per_bin = balanced_test_pairs(fps[members], [spectra_of[m] for m in members], pairs_per_bin,
+                                                    rng, n_bins)
+            bounds = np.concatenate([[0], np.cumsum(per_bin)])
+            cells = [pairs[bounds[b]:bounds[b + 1]] for b in range(n_bins)]
+        else:
+            cells = draw(fps[members], [spectra_of[m] for m in members], pairs_per_bin, rng, n_bins)
         # A bin with every pair listed comes in a fixed order: shuffle it so any prefix is a random subset.
-        bounds = np.concatenate([[0], np.cumsum(per_bin)])
-        drawn.append([pairs[bounds[b]:bounds[b + 1]][rng.permutation(per_bin[b])] for b in range(n_bins)])
+        drawn.append([cell[rng.permutation(len(cell))] for cell in cells])
     public, private = share_rows([len(p) for p in drawn[0]], [len(p) for p in drawn[1]], pairs_per_bin,
                                  public_fraction)
+    if balance is not None:
+        balance(public, private)
     parts = [p[:k] for p, k in zip(drawn[0], public)] + [p[:k] for p, k in zip(drawn[1], private)]
     pairs = np.concatenate(parts).astype(np.int64).reshape(-1, 2)
     mols = _spectrum_molecules(spectra_of)[pairs]
     is_public = np.repeat([True, False], [public.sum(), private.sum()])
-    return GroupedPairs(pairs, tanimoto_rows(fps[mols[:, 0]], fps[mols[:, 1]]), is_public, public, private, mask)
+    cell = np.repeat(np.tile(np.arange(len(public)), 2), np.concatenate([public, private]))
+    return GroupedPairs(pairs, tanimoto_rows(fps[mols[:, 0]], fps[mols[:, 1]]), is_public,
+                        public.reshape(-1, n_bins).sum(axis=0), private.reshape(-1, n_bins).sum(axis=0), mask,
+                        cell, public, private)
 
 
 @dataclass(frozen=True)
@@ -384,6 +409,8 @@ class GroupedPairs:
     is_public : (n,) bool array, the Usage of each row
     public_per_bin, private_per_bin : int arrays, rows of each Usage per bin
     public_molecules : bool array, the Public group's molecules
+    cell : (n,) int array, the cell each row was drawn in (its bin, or ``type * n_bins + bin``)
+    public_per_cell, private_per_cell : int arrays, rows of each Usage per cell
     """
 
     pairs: np.ndarray
@@ -392,6 +419,9 @@ class GroupedPairs:
     public_per_bin: np.ndarray
     private_per_bin: np.ndarray
     public_molecules: np.ndarray
+    cell: np.ndarray = None
+    public_per_cell: np.ndarray = None
+    private_per_cell: np.ndarray = None
 
     @property
     def per_bin(self):

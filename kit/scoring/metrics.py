@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from kit.data.tanimoto_bins import BIN_LABELS, N_BINS, bin_index
+from kit.data.tanimoto_bins import BAND_LABELS, BIN_LABELS, N_BINS, PAIR_TYPES, bin_index
 from kit.errors import UserError
 
 MINIMIZE = "minimize"
@@ -293,13 +293,20 @@ DIFFERENT_MOLECULE_BIN = f"{BIN_LABELS[-1]} different molecules"
 
 
 def bin_tick(label):
-    r"""A tick label for a bin of a plot, narrow enough for ten bins: the top bin's halves on three lines.
+    r"""A tick label for a bin of a plot, narrow enough for ten bins: the top bin's halves on three lines
+    (pair types and novelty bands, shown beside the bins, likewise short).
 
     Examples
     --------
     >>> bin_tick(SAME_MOLECULE_BIN), bin_tick("0.2-0.3")
     ('0.9-1.0\nsame\nmolecule', '0.2-0.3')
+    >>> bin_tick("positive-positive"), bin_tick("novelty 0.0-0.4")
+    ('pos-\npos', 'novelty\n0.0-\n0.4')
     """
+    if label.startswith(NOVELTY_PREFIX):
+        return "novelty\n" + label.removeprefix(NOVELTY_PREFIX).replace("-", "-\n")
+    if label in PAIR_TYPES:
+        return {"positive-positive": "pos-\npos", "negative-negative": "neg-\nneg"}.get(label, label)
     return label.replace(" ", "\n") if label in (SAME_MOLECULE_BIN, DIFFERENT_MOLECULE_BIN) else label
 
 
@@ -348,3 +355,53 @@ def molecule_diagnostics(y_true, y_pred, same_molecule):
         "different_molecule_rows": int((~same).sum()),
         "top_bin_split": {SAME_MOLECULE_BIN: rmse(top & same), DIFFERENT_MOLECULE_BIN: rmse(top & ~same)},
     }
+
+
+def per_group_rmse(y_true, y_pred, groups, labels):
+    """RMSE of the rows of each group, in the order of ``labels`` (None for a group without rows).
+
+    The breakdowns of competitions whose pairs are of several kinds: ion-mode pair types
+    (``per_pair_type_rmse``) and novelty bands (``per_novelty_band_rmse``).
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of float
+    groups : array-like of str
+        The group of each row.
+    labels : sequence of str
+        Every group, in the order shown.
+
+    Examples
+    --------
+    >>> per_group_rmse([0.2, 0.4, 1.0], [0.3, 0.4, 1.0], ["cross", "cross", "positive-positive"],
+    ...                ["positive-positive", "negative-negative", "cross"])
+    {'positive-positive': 0.0, 'negative-negative': None, 'cross': 0.07071067811865474}
+    """
+    y_true, y_pred = _pair(y_true, y_pred)
+    groups = np.asarray(groups, dtype=object).ravel()
+    if groups.shape != y_true.shape:
+        raise ValueError(f"expected one group per row, found {groups.size} groups for {y_true.size} rows")
+    squared = (y_true - y_pred) ** 2
+    return {label: _plain(np.sqrt(squared[groups == label].mean())) if (groups == label).any() else None
+            for label in labels}
+
+
+#: Prefix of the novelty bands among the per-bin numbers of the log and the pages, which
+#: would otherwise read like Tanimoto bins.
+NOVELTY_PREFIX = "novelty "
+#: Every breakdown label of :func:`breakdown_cells`, in the order shown.
+BREAKDOWN_LABELS = list(PAIR_TYPES) + [NOVELTY_PREFIX + label for label in BAND_LABELS]
+
+
+def breakdown_cells(details):
+    """The pair-type and novelty-band RMSEs of one Usage's diagnostics as one flat dict, shown beside the bins.
+
+    Examples
+    --------
+    >>> breakdown_cells({"per_pair_type_rmse": {"cross": 0.2}, "per_novelty_band_rmse": {"0.0-0.4": 0.3}})
+    {'cross': 0.2, 'novelty 0.0-0.4': 0.3}
+    >>> breakdown_cells({})
+    {}
+    """
+    return {**details.get("per_pair_type_rmse", {}),
+            **{NOVELTY_PREFIX + label: value for label, value in details.get("per_novelty_band_rmse", {}).items()}}

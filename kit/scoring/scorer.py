@@ -12,14 +12,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kit.data.tanimoto_bins import BIN_LABELS
+from kit.data.tanimoto_bins import BAND_LABELS, BIN_LABELS, PAIR_TYPES
 from kit.errors import SubmissionError, UserError, first_line
 from kit.competition.folder import PAIR_DETAILS_FILE, PRIVATE, PUBLIC, Competition, as_competition
-from kit.scoring.metrics import Metric, diagnostics, get_metric, molecule_diagnostics, shown_scores
+from kit.scoring.metrics import Metric, diagnostics, get_metric, molecule_diagnostics, per_group_rmse, shown_scores
 from kit.paths import StrPath
 from kit.safetext import printable
 from kit.scoring.reader import read_regular_file, read_submission
 
+#: Breakdowns of competitions whose pairs are tagged in ``private/pair_details.csv``:
+#: diagnostic key -> (column, its values in the order shown).
+BREAKDOWNS = {"per_pair_type_rmse": ("pair_type", PAIR_TYPES), "per_novelty_band_rmse": ("novelty_band", BAND_LABELS)}
 #: A manifest (``kit predict`` writes a few hundred bytes) larger than this is ignored.
 MAX_MANIFEST_BYTES = 256 << 10
 
@@ -48,7 +51,8 @@ class ScoreResult:
         (rmse, binned_rmse, per_bin_rmse, bin_rows, mae, pearson, rows); where the
         competition records which pairs are of one molecule (``private/pair_details.csv``),
         also those of :func:`kit.scoring.metrics.molecule_diagnostics` (same_molecule_rmse,
-        different_molecule_rmse, their rows, top_bin_split).
+        different_molecule_rmse, their rows, top_bin_split); where it tags pairs by ion-mode
+        type or novelty band, ``per_pair_type_rmse`` and ``per_novelty_band_rmse`` (:data:`BREAKDOWNS`).
     warnings : list of str
         Problems that did not stop scoring (values outside [0, 1]).
     model, validation : str, float or None
@@ -119,6 +123,7 @@ class ScoreResult:
         if "same_molecule_rmse" in public:
             for key in ("same_molecule_rmse", "different_molecule_rmse", "same_molecule_rows", "different_molecule_rows"):
                 out[key] = public[key]
+        out |= {key: public[key] for key in BREAKDOWNS if key in public}
         if private:
             out["private"] = self.private
             out["private_diagnostics"] = {k: v for k, v in self.details.get(PRIVATE, {}).items() if k != "bin_rows"}
@@ -150,6 +155,11 @@ class ScoreResult:
                     f"({d['same_molecule_rows']:,} rows)   different-molecule RMSE "
                     f"{_fmt(d['different_molecule_rmse'])} ({d['different_molecule_rows']:,} rows)"
                 )
+            for key in BREAKDOWNS:
+                if key in d:
+                    what = "pair type" if key == "per_pair_type_rmse" else "novelty band (max. Tanimoto to training)"
+                    lines.append(f"  {usage}, RMSE per {what}: "
+                                 + "   ".join(f"{label} {_fmt(value)}" for label, value in d[key].items()))
         lines.append("  per-bin RMSE (bins of the true similarity):")
         header = "    bin     " + "".join(f"{u + ' (rows)':>19}" for u in usages)
         lines.append(header)
@@ -183,7 +193,7 @@ class Scorer:
         self.competition = as_competition(competition, data)
         self.metric = get_metric(self.competition.metadata.get("metric", "rmse"))
         self.ids, self.truth, self.usage = load_solution_masks(self.competition)
-        self.same_molecule = _load_same_molecule(self.competition, self.ids)
+        self.same_molecule, self.groups = _load_pair_details(self.competition, self.ids)
 
     @property
     def expected_rows(self):
@@ -210,6 +220,9 @@ class Scorer:
             details[usage] = diagnostics(truth, guess)
             if self.same_molecule is not None:
                 details[usage] |= molecule_diagnostics(truth, guess, self.same_molecule[mask])
+            for key, (column, labels) in BREAKDOWNS.items():
+                if column in self.groups:
+                    details[usage][key] = per_group_rmse(truth, guess, self.groups[column][mask], labels)
             # The diagnostics already hold the RMSE; other metrics are computed here.
             scores[usage] = details[usage]["rmse"] if self.metric.name == "rmse" else self.metric(truth, guess)
         _check_finite_scores(submission.path, scores)
@@ -393,22 +406,25 @@ def load_solution_masks(competition):
     return ids, truth, masks
 
 
-def _load_same_molecule(competition, ids):
-    """Whether each solution row is a pair of one molecule (bool array), or None.
+def _load_pair_details(competition, ids):
+    """Whether each solution row is a pair of one molecule (bool array, or None), and the row's
+    tags by column (``pair_type``, ``novelty_band``: object arrays) where the file has them.
 
-    None for competitions prepared before ``private/pair_details.csv`` existed: scoring
-    then leaves the same-molecule diagnostic out. A file that does not cover exactly
-    the solution's ids is damaged: a :class:`UserError`.
+    None and no tags for competitions prepared before ``private/pair_details.csv`` existed:
+    scoring then leaves those diagnostics out. A file that does not cover exactly the
+    solution's ids is damaged: a :class:`UserError`.
     """
     frame = competition.load_pair_details()
     if frame is None:
-        return None
-    flags = pd.Series(frame["same_molecule"].to_numpy(dtype=bool), index=frame["id"].to_numpy())
-    if len(flags) != ids.size or not flags.index.is_unique or not flags.index.isin(ids).all():
+        return None, {}
+    index = pd.Index(frame["id"].to_numpy())
+    if len(index) != ids.size or not index.is_unique or not index.isin(ids).all():
         raise UserError(
             f"{competition.path / PAIR_DETAILS_FILE}: expected one row per id of the solution file; the file is damaged"
         )
-    return flags.reindex(ids).to_numpy()
+    frame = frame.set_index(index).reindex(ids)
+    groups = {column: frame[column].to_numpy(dtype=object) for column in frame.columns[2:]}
+    return frame["same_molecule"].to_numpy(dtype=bool), groups
 
 
 def _unique(ids):
