@@ -49,6 +49,12 @@ FEATURE_NAMES = [
 #: that each spectrum's adduct gives, and a binned cosine of the peaks as neutral fragments
 #: (a positive fragment carries a proton, a negative one has lost one: 2 Da apart).
 CROSS_MODE_FEATURE_NAMES = ["neutral_mass_diff", "neutral_mass_rel_diff", "neutral_fragment_cosine"]
+#: Other spellings of common adducts (as in MassBank) and the name matchms's table knows them by.
+ADDUCT_ALIASES = {
+    "[M+HCOO]-": "[M+FA-H]-", "[M+HCOOH-H]-": "[M+FA-H]-", "[M+HCO2]-": "[M+FA-H]-",
+    "[M+CH3COOH-H]-": "[M+CH3COO]-", "[M+Hac-H]-": "[M+CH3COO]-", "[M+OAc]-": "[M+CH3COO]-",
+    "[M+H-H2O]+": "[M-H2O+H]+",
+}
 #: Mass (Da) of a proton, the charge carrier of most fragments in either mode.
 PROTON_MASS = 1.007276
 #: Charge of each ion mode's usual fragment ions (what :func:`neutral_fragments` takes off).
@@ -157,6 +163,20 @@ def ion_modes(spectra):
 
 
 @cache
+def adduct_name(spectrum):
+    """The spectrum's adduct as matchms's table of known adducts spells it ('' when missing).
+
+    Examples
+    --------
+    >>> from matchms import Spectrum
+    >>> adduct_name(Spectrum(np.array([50.0]), np.array([1.0]), {"adduct": " [M+HCOO]-"}, metadata_harmonization=False))
+    '[M+FA-H]-'
+    """
+    name = str(spectrum.get("adduct") or "").strip()
+    return ADDUCT_ALIASES.get(name, name)
+
+
+@cache
 def _known_adducts():
     """``adduct -> (ion mode sign, mass_multiplier, correction_mass)`` of matchms's table of known adducts."""
     table = load_known_adducts()
@@ -193,7 +213,7 @@ def neutral_masses(spectra, precursors=None):
     known, signs = _known_adducts(), ion_modes(spectra)
     out = precursors - signs * PROTON_MASS
     for row, spectrum in enumerate(spectra):
-        adduct = known.get(str(spectrum.get("adduct") or "").strip())
+        adduct = known.get(adduct_name(spectrum))
         # An adduct of the other polarity than the spectrum's ion mode is a label error: not trusted.
         if adduct is not None and adduct[0] == signs[row] != 0 and adduct[1] > 0:
             out[row] = (precursors[row] - adduct[2]) / adduct[1]
