@@ -3,12 +3,13 @@
 Usage::
 
     nice .venv/bin/python bench/bench_modes.py [--out bench/out/modes] [--seed 0] [--epochs 30]
-        [--rungs gbm,siamese,siamese-positive] [--threads 2]
+        [--rungs gbm,siamese,siamese-positive,siamese-plain] [--threads 2]
 
 Prepares (or, with ``--reuse``, takes) ``kit prepare --library massbank_positive massbank_negative
 --ionmode both --pair-types same,cross --seed 0``, then in one process fits with default options
 and the seed: the gbm and a siamese on all training spectra (both ion modes; each turns on its
-cross-mode inputs by itself) and a siamese on the positive training spectra only. Prints the
+cross-mode inputs by itself) and a siamese on the positive training spectra only (and, with
+``siamese-plain`` in ``--rungs``, a siamese on both modes without the adduct inputs). Prints the
 Private RMSE of each per pair type (the positive-only siamese on positive-positive pairs only)
 and each fit's seconds, as a Markdown table, and whether the targets of the ladder across modes
 are met.
@@ -42,9 +43,9 @@ def private_rows(comp):
     return rows[rows.Usage == "Private"].reset_index(drop=True)
 
 
-def fit_predict(name, train, test, pairs, seed, epochs):
-    """``(fit seconds, predictions)`` of one rung with its default options and the seed."""
-    options = {"seed": seed} if name == "gbm" else {"seed": seed, "epochs": epochs}
+def fit_predict(name, train, test, pairs, seed, epochs, **options):
+    """``(fit seconds, predictions)`` of one rung with its default options (but ``options``) and the seed."""
+    options = {"seed": seed, **options} if name == "gbm" else {"seed": seed, "epochs": epochs, **options}
     model = kit.models.get(name)(**options)
     start = time.perf_counter()
     model.fit(train)
@@ -80,7 +81,10 @@ def main():
             seconds, predicted = fit_predict("siamese", positive, test, kept, args.seed, args.epochs)
             results[rung] = (seconds, {POSITIVE: rmse(kept.similarity.to_numpy(), predicted)})
             continue
-        seconds, predicted = fit_predict(rung, train, test, rows, args.seed, args.epochs)
+        # siamese-plain: both modes without the adduct inputs (precursor m/z and ion mode only).
+        options = {"use_adducts": False} if rung == "siamese-plain" else {}
+        seconds, predicted = fit_predict(rung.removesuffix("-plain"), train, test, rows, args.seed, args.epochs,
+                                         **options)
         truth = rows.similarity.to_numpy()
         results[rung] = (seconds, {t: rmse(truth[mask], predicted[mask])
                                    for t in PAIR_TYPES if (mask := (rows.pair_type == t).to_numpy()).any()})
