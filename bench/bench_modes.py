@@ -24,8 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_prepare import DEFAULT_LIBRARY
 
-import numpy as np
-
 import kit.models
 from kit.competition.folder import load_competition
 from kit.competition.prepare import prepare_competition

@@ -1,9 +1,9 @@
 """Pair features of the gradient-boosting rung (kit.models.features)."""
 import numpy as np
 import pytest
+from conftest import make_spectrum, structure_spectra
 
 import kit.models
-from conftest import make_spectrum, structure_spectra
 from kit.errors import UserError
 from kit.models.features import (
     CROSS_MODE_FEATURE_NAMES,
@@ -12,8 +12,8 @@ from kit.models.features import (
     ion_modes,
     modified_cosine_scores,
     neutral_fragments,
-    neutral_masses,
     neutral_loss_matrix,
+    neutral_masses,
     pair_features,
     peak_matrix,
     precursor_mz,

@@ -13,7 +13,7 @@ import numpy as np
 
 from kit.data.chemistry import tanimoto_counts
 from kit.data.pairs import BLOCK
-from kit.data.tanimoto_bins import BAND_EDGES, BAND_LABELS
+from kit.data.tanimoto_bins import BAND_EDGES, BAND_LABELS  # noqa: F401 (BAND_LABELS re-exported)
 from kit.errors import UserError
 
 #: Defaults of ``kit prepare --split novelty``.

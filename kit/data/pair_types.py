@@ -17,7 +17,7 @@ from kit.data.pairs import (
     balanced_test_pairs,
     sample_spectrum_pairs,
 )
-from kit.data.tanimoto_bins import CROSS, N_BINS, NEGATIVE, PAIR_TYPES, POSITIVE
+from kit.data.tanimoto_bins import CROSS, N_BINS, NEGATIVE, PAIR_TYPES, POSITIVE  # noqa: F401 (PAIR_TYPES re-exported)
 from kit.errors import UserError
 
 #: The words of ``kit prepare --pair-types`` and the pair types each asks for.

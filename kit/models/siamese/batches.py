@@ -12,7 +12,6 @@ from kit.data.pairs import PairSampler
 from kit.errors import UserError
 from kit.models.features import adduct_name, neutral_masses
 
-
 # Metadata inputs (``use_metadata=True``): precursor m/z / 1000 and ion mode (+1, -1, 0).
 METADATA_FEATURES = ("precursor_mz/1000", "ionmode")
 #: Adducts of the adduct inputs, as matchms spells them (:func:`kit.models.features.adduct_name`):

@@ -278,8 +278,8 @@ class SiameseModel(SiamesePersistence, PairModel):
                  validation_fraction=0.1,
                  bin_width=binning.BIN_WIDTH, mz_range=binning.MZ_RANGE, intensity_power=binning.INTENSITY_POWER,
                  augment_removal_max=0.3, augment_removal_intensity=0.2, augment_intensity=0.4, augment_noise_max=10,
-                 augment_noise_intensity=0.01, use_metadata=True, use_adducts=None, precursor_encoding=16, same_molecule_share=None,
-                 head_units=(32, 32), calibrate=True, batchnorm_momentum=0.9, sparse_training=True,
+                 augment_noise_intensity=0.01, use_metadata=True, use_adducts=None, precursor_encoding=16,
+                 same_molecule_share=None, head_units=(32, 32), calibrate=True, batchnorm_momentum=0.9, sparse_training=True,
                  distribute="auto", mixed_precision=False, seed=0, verbose="auto"):
         self.hidden_units = hidden_units
         self.embedding_dim = embedding_dim
