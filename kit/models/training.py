@@ -510,7 +510,10 @@ def train_model(
     params = model_params(cls, params or {}) | ({"seed": seed} if "seed" in cls().get_params() else {})
     # set_params, as nested parameters (the blend's siamese__epochs) are no arguments of __init__.
     model = cls().set_params(**params)
-    model.check_params()  # every value, before any spectrum is read
+    try:
+        model.check_params()  # every value, before any spectrum is read
+    except TypeError as exc:  # a value of the wrong kind, e.g. JSON typed for an option whose default is None
+        raise UserError(str(exc)) from None
     comp = competition if hasattr(competition, "train_spectra") else load_competition(competition, data=data)
     if held_out is None:
         held_out = HeldOut.of(comp.train_spectra, validation_fraction, validation_pairs_per_bin, seed)
