@@ -122,3 +122,17 @@ def _no_warning():
     import contextlib
 
     return contextlib.nullcontext()
+
+
+@pytest.mark.parametrize("argv", [
+    ["gbm", "--cross-mode", "maybe"], ["gbm", "--cross-mode", "2"], ["gbm", "--cross-mode", ""],
+    ["siamese", "--use-adducts", "yes please"], ["siamese", "--use-adducts", "1e400"],
+    ["siamese", "--use-adducts", "[M+H]+"], ["gbm", "--cross-mode", "0"],
+    ["siamese", "--same-molecule-share", "[1]"],  # the same class: any option whose default is None
+])
+def test_options_whose_default_is_none_refuse_a_wrong_kind_of_value(argv, capsys, tmp_path):
+    assert main(["train", argv[0], "--competition", str(tmp_path / "none"), *argv[1:]]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert __import__("re").search(r"(cross.mode|use.adducts|same.molecule.share)\b.*(expected a JSON value|must be)",
+                                   err), err

@@ -1,13 +1,19 @@
 """Pair features of the gradient-boosting rung (kit.models.features)."""
 import numpy as np
 import pytest
+from conftest import make_spectrum, structure_spectra
 
-from conftest import make_spectrum
+import kit.models
 from kit.errors import UserError
 from kit.models.features import (
+    CROSS_MODE_FEATURE_NAMES,
     FEATURE_NAMES,
+    PROTON_MASS,
+    ion_modes,
     modified_cosine_scores,
+    neutral_fragments,
     neutral_loss_matrix,
+    neutral_masses,
     pair_features,
     peak_matrix,
     precursor_mz,
@@ -144,3 +150,75 @@ def test_modified_cosine_scores_are_symmetric(spectra):
     backward, _ = modified_cosine_scores(spectra, b, a)
     assert np.array_equal(forward, backward)
     assert ((forward >= 0) & (forward <= 1 + 1e-9)).all() and (matches >= 0).all()
+
+
+# --- across ion modes -------------------------------------------------------------------
+
+
+def negative_twin(s, k=0):
+    """The [M-H]- spectrum of ``s``'s molecule: every peak and the precursor two protons lighter."""
+    return make_spectrum(s.peaks.mz - 2 * PROTON_MASS, s.peaks.intensities,
+                         **{**s.metadata, "spectrum_id": f"N{k}", "ionmode": "negative", "adduct": "[M-H]-",
+                            "precursor_mz": s.get("precursor_mz") - 2 * PROTON_MASS})
+
+
+def both_modes():
+    positive = structure_spectra(per_molecule=2)
+    return positive + [negative_twin(s, k) for k, s in enumerate(positive)]
+
+
+def test_cross_mode_features_see_one_molecule_in_both_modes():
+    base = [41.0265, 67.0421, 95.0734, 121.0527, 149.0841]
+    pos = spectrum(base, precursor=181.0707, ionmode="positive", adduct="[M+H]+")
+    neg = negative_twin(pos)
+    plain = pair_features([pos, neg], [0], [1])
+    assert list(plain.columns) == FEATURE_NAMES
+    x = pair_features([pos, neg], [0], [1], cross_mode=True)
+    assert list(x.columns) == FEATURE_NAMES + CROSS_MODE_FEATURE_NAMES
+    # 2 Da apart as ions, one molecule as neutral masses and fragments.
+    assert x.loc[0, "precursor_mz_diff"] == pytest.approx(2 * PROTON_MASS)
+    assert x.loc[0, "neutral_mass_diff"] == pytest.approx(0, abs=1e-9)
+    assert x.loc[0, "neutral_fragment_cosine"] == pytest.approx(1.0)
+    assert x.loc[0, "binned_cosine"] < 0.5
+    swapped = pair_features([pos, neg], [1], [0], cross_mode=True)
+    np.testing.assert_array_equal(swapped.to_numpy(), x.to_numpy())
+
+
+@pytest.mark.parametrize("metadata, expected", [
+    ({"ionmode": "positive", "adduct": "[M+Na]+"}, 300.0 - 22.989218),
+    ({"ionmode": "negative", "adduct": "[M+Cl]-"}, 300.0 - 34.969402),
+    ({"ionmode": "negative", "adduct": "[M+CH3COOH-H]-"}, 300.0 - 59.013853),   # MassBank's spelling
+    ({"ionmode": "positive", "adduct": "[M-H]-"}, 300.0 - PROTON_MASS),          # wrong polarity: mode wins
+    ({"ionmode": "negative", "adduct": "[M+Xe]-"}, 300.0 + PROTON_MASS),         # unknown: a lost proton
+    ({"ionmode": "POSITIVE", "adduct": ["[M+H]+"]}, 300.0 - PROTON_MASS),        # not a string
+    ({"ionmode": 1, "adduct": "[M+H]+"}, 300.0),                                # no ion mode: m/z kept
+    ({"ionmode": "positive", "adduct": "[M+2H]2+"}, 2 * (300.0 - PROTON_MASS)),
+])
+def test_neutral_masses_of_odd_spectra(metadata, expected):
+    assert neutral_masses([spectrum([50.0], **metadata)])[0] == pytest.approx(expected, abs=1e-5)
+
+
+def test_ion_modes_and_neutral_fragments_of_unknown_modes():
+    odd = [spectrum([50.0, 80.0], ionmode=mode) for mode in ("n/a", None, "both", "positive")]
+    assert ion_modes(odd).tolist() == [0.0, 0.0, 0.0, 1.0]
+    fragments = neutral_fragments(odd)
+    assert fragments.shape[0] == 4 and np.allclose(np.asarray(fragments.multiply(fragments).sum(axis=1)).ravel(), 1)
+
+
+def test_gbm_turns_cross_mode_features_on_for_both_modes_only(tmp_path):
+    small = {"n_pairs": 400, "max_iter": 20, "progress": False, "seed": 0}
+    positive = structure_spectra(per_molecule=2)
+    single = kit.models.get("gbm")(**small).fit(positive)
+    assert single.feature_names_ == FEATURE_NAMES
+    forced_off = kit.models.get("gbm")(**small, cross_mode=False).fit(positive)
+    ids = [s.get("spectrum_id") for s in positive]
+    pairs = np.array([[ids[0], ids[3]], [ids[1], ids[5]], [ids[2], ids[2]]])
+    np.testing.assert_array_equal(single.predict(positive, pairs), forced_off.predict(positive, pairs))
+    library = both_modes()
+    both = kit.models.get("gbm")(**small).fit(library)
+    assert both.feature_names_ == FEATURE_NAMES + CROSS_MODE_FEATURE_NAMES
+    cross = np.array([[s.get("spectrum_id"), f"N{k}"] for k, s in enumerate(positive)])
+    predicted = both.predict(library, cross)
+    assert np.isfinite(predicted).all() and ((predicted >= 0) & (predicted <= 1)).all()
+    loaded = kit.models.load(both.save(tmp_path / "gbm"))
+    np.testing.assert_array_equal(loaded.predict(library, cross), predicted)

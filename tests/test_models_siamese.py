@@ -926,3 +926,125 @@ def test_mixed_precision_network_keeps_the_cosine_in_float32():
     assert network.get_layer("dense1").compute_dtype == "float16"
     pair = siamese.build_siamese(network)
     assert pair.get_layer("cosine").compute_dtype == "float32" and pair.output.dtype == "float32"
+
+
+# --- across ion modes -------------------------------------------------------------------
+
+PROTON = 1.007276
+
+
+def make_both_modes(per_molecule=2):
+    """The tiny library in both ion modes: each molecule's spectra as [M+H]+ and as [M-H]-.
+
+    A negative spectrum's peaks are its positive twin's less two protons (fragments that lost,
+    rather than gained, one), its precursor the neutral mass less a proton.
+    """
+    spectra = []
+    for s in make_spectra(per_molecule=per_molecule):
+        spectra.append(s.clone().set("adduct", "[M+H]+"))
+        mz = s.peaks.mz - 2 * PROTON
+        keep = mz > 12
+        twin = Spectrum(mz=mz[keep], intensities=s.peaks.intensities[keep], metadata_harmonization=False,
+                        metadata={**s.metadata, "spectrum_id": "N" + s.get("spectrum_id"), "ionmode": "negative",
+                                  "adduct": "[M-H]-", "precursor_mz": s.get("precursor_mz") - 2 * PROTON})
+        spectra.append(twin)
+    return spectra
+
+
+@pytest.fixture(scope="module")
+def both_modes():
+    return make_both_modes()
+
+
+@pytest.fixture(scope="module")
+def both_model(both_modes):
+    return SiameseModel(**TINY).fit(both_modes)
+
+
+def _cross_pairs(spectra):
+    """Each positive spectrum against its negative twin: pairs of one molecule across modes."""
+    positive = [s.get("spectrum_id") for s in spectra if s.get("ionmode") == "positive"]
+    return pd.DataFrame({"spectrum_id_a": positive, "spectrum_id_b": ["N" + i for i in positive]})
+
+
+def test_a_both_modes_library_turns_the_adduct_inputs_on_and_predicts_cross_pairs(both_model, both_modes, tmp_path):
+    assert both_model.metadata_features_ == list(siamese.ADDUCT_FEATURES)
+    pairs = _cross_pairs(both_modes)
+    predicted = both_model.predict(both_modes, pairs)
+    assert predicted.shape == (len(pairs),) and np.isfinite(predicted).all()
+    assert ((predicted >= 0) & (predicted <= 1)).all()
+    # The network reads the wider input; saved and loaded, it predicts the same.
+    assert both_model.embedding_network_.inputs[1].shape[-1] == len(siamese.ADDUCT_FEATURES)
+    loaded = kit.models.load(both_model.save(tmp_path / "both"))
+    assert loaded.metadata_features_ == both_model.metadata_features_
+    np.testing.assert_array_equal(loaded.predict(both_modes, pairs), predicted)
+
+
+def test_the_adduct_inputs_change_nothing_for_a_positive_only_library(model, spectra):
+    with_adducts = [s.clone().set("adduct", "[M+H]+") for s in spectra]
+    plain = SiameseModel(**TINY, use_adducts=False).fit(spectra)
+    auto = SiameseModel(**TINY).fit(with_adducts)
+    pairs = random_pairs(spectra)
+    assert model.metadata_features_ == auto.metadata_features_ == list(siamese.METADATA_FEATURES)
+    np.testing.assert_array_equal(auto.predict(with_adducts, pairs), plain.predict(spectra, pairs))
+    np.testing.assert_array_equal(model.predict(spectra, pairs), plain.predict(spectra, pairs))
+
+
+def test_adduct_inputs_can_be_forced_on_one_mode_and_off_on_both(spectra, both_modes):
+    assert SiameseModel(**{**TINY, "epochs": 1}, use_adducts=True).fit(spectra).metadata_features_ == list(
+        siamese.ADDUCT_FEATURES)
+    off = SiameseModel(**{**TINY, "epochs": 1}, use_adducts=False).fit(both_modes)
+    assert off.metadata_features_ == list(siamese.METADATA_FEATURES)
+    assert SiameseModel(**{**TINY, "epochs": 1, "use_metadata": False}).fit(both_modes).metadata_features_ == []
+
+
+def test_a_model_saved_before_adduct_inputs_loads_with_the_plain_metadata(model, spectra, tmp_path):
+    path = model.save(tmp_path / "old")
+    manifest = json.loads((path / "manifest.json").read_text())
+    del manifest["params"]["use_adducts"]
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    loaded = kit.models.load(path)
+    assert loaded.metadata_features_ == list(siamese.METADATA_FEATURES)
+    pairs = random_pairs(spectra)
+    np.testing.assert_array_equal(loaded.predict(spectra, pairs), model.predict(spectra, pairs))
+
+
+@pytest.mark.parametrize("names", [
+    ["neutral_mass/1000", "ionmode"],                                   # the adduct columns cut off
+    list(siamese.ADDUCT_FEATURES)[:-1] + ["adduct=[M+Xe]+"],            # an adduct the kit does not encode
+    list(siamese.ADDUCT_FEATURES) + ["adduct=[M+H]+"],                  # one more column than the network
+])
+def test_load_refuses_adduct_inputs_the_kit_does_not_build(both_model, tmp_path, names):
+    path = both_model.save(tmp_path / "siamese")
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["metadata_features"] = names
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="metadata_features"):
+        kit.models.load(path)
+
+
+def _one(precursor=300.0, **metadata):
+    return Spectrum(np.array([50.0]), np.array([1.0]), metadata={"precursor_mz": precursor, **metadata},
+                    metadata_harmonization=False)
+
+
+@pytest.mark.parametrize("spectrum, mass, onehot", [
+    (_one(ionmode="positive", adduct="[M+H]+"), 300.0 - PROTON, "[M+H]+"),
+    (_one(ionmode="negative", adduct="[M-H]-"), 300.0 + PROTON, "[M-H]-"),
+    (_one(ionmode="negative", adduct="[M+HCOO]-"), 300.0 - 44.998201, "[M+FA-H]-"),  # MassBank's spelling
+    (_one(ionmode="positive", adduct="[M+2H]2+"), 2 * (300.0 - PROTON), None),       # not a common adduct
+    (_one(ionmode="negative", adduct="[M+H]+"), 300.0 + PROTON, "[M+H]+"),           # wrong polarity: mode wins
+    (_one(ionmode="positive", adduct=None), 300.0 - PROTON, None),
+    (_one(ionmode="positive", adduct=42), 300.0 - PROTON, None),
+    (_one(ionmode="positive", adduct="[M+H]+\n' OR 1=1"), 300.0 - PROTON, None),
+    (_one(adduct="[M+H]+"), 300.0, "[M+H]+"),                                         # no ion mode: m/z kept
+    (_one(precursor=10.0, ionmode="positive", adduct="[M+3Na]3+"), 0.0, None),        # below zero: missing
+    (_one(precursor=float("nan"), ionmode="positive", adduct="[M+H]+"), 0.0, "[M+H]+"),
+    (_one(precursor=1e300, ionmode="positive", adduct="[M+H]+"), 0.0, "[M+H]+"),
+    (_one(precursor="abc", ionmode="negative", adduct="[M-H]-"), 0.0, "[M-H]-"),
+])
+def test_adduct_inputs_of_odd_spectra(spectrum, mass, onehot):
+    row = siamese.metadata_features([spectrum], adducts=True)[0]
+    assert row[0] == pytest.approx(mass / 1000, abs=1e-6) and np.isfinite(row).all()
+    hot = [name for name, value in zip(siamese.ADDUCT_FEATURES[2:], row[2:]) if value]
+    assert hot == ([] if onehot is None else [f"adduct={onehot}"])

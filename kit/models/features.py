@@ -20,8 +20,10 @@ True
 1.0
 """
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
+from matchms.filtering.filter_utils.load_known_adducts import load_known_adducts
 
 from kit.data import binning
 from kit.data.spectra import MZ_RANGE
@@ -42,6 +44,21 @@ FEATURE_NAMES = [
     "n_peaks_min", "n_peaks_max", "entropy_min", "entropy_max",
     "same_ionmode", "same_adduct",
 ]
+#: Features that do not assume one polarity, added to :data:`FEATURE_NAMES` when the training
+#: spectra have both ion modes (``pair_features(..., cross_mode=True)``): the neutral masses
+#: that each spectrum's adduct gives, and a binned cosine of the peaks as neutral fragments
+#: (a positive fragment carries a proton, a negative one has lost one: 2 Da apart).
+CROSS_MODE_FEATURE_NAMES = ["neutral_mass_diff", "neutral_mass_rel_diff", "neutral_fragment_cosine"]
+#: Other spellings of common adducts (as in MassBank) and the name matchms's table knows them by.
+ADDUCT_ALIASES = {
+    "[M+HCOO]-": "[M+FA-H]-", "[M+HCOOH-H]-": "[M+FA-H]-", "[M+HCO2]-": "[M+FA-H]-",
+    "[M+CH3COOH-H]-": "[M+CH3COO]-", "[M+Hac-H]-": "[M+CH3COO]-", "[M+OAc]-": "[M+CH3COO]-",
+    "[M+H-H2O]+": "[M-H2O+H]+",
+}
+#: Mass (Da) of a proton, the charge carrier of most fragments in either mode.
+PROTON_MASS = 1.007276
+#: Charge of each ion mode's usual fragment ions (what :func:`neutral_fragments` takes off).
+MODE_SIGNS = {"positive": 1.0, "negative": -1.0}
 
 
 # -- per spectrum -------------------------------------------------------------------
@@ -129,6 +146,95 @@ def metadata_codes(spectra, key):
             continue
         out[row] = codes.setdefault(str(value).strip(), len(codes))
     return out
+
+
+def ion_modes(spectra):
+    """Sign of each spectrum's ion mode: +1 positive, -1 negative, 0 missing or unknown.
+
+    Examples
+    --------
+    >>> from matchms import Spectrum
+    >>> s = [Spectrum(np.array([50.0]), np.array([1.0]), metadata={"ionmode": m}, metadata_harmonization=False)
+    ...      for m in ("positive", "Negative", "n/a")]
+    >>> ion_modes(s).tolist()
+    [1.0, -1.0, 0.0]
+    """
+    return np.array([MODE_SIGNS.get(str(s.get("ionmode") or "").strip().lower(), 0.0) for s in spectra])
+
+
+@cache
+def adduct_name(spectrum):
+    """The spectrum's adduct as matchms's table of known adducts spells it ('' when missing).
+
+    Examples
+    --------
+    >>> from matchms import Spectrum
+    >>> adduct_name(Spectrum(np.array([50.0]), np.array([1.0]), {"adduct": " [M+HCOO]-"}, metadata_harmonization=False))
+    '[M+FA-H]-'
+    """
+    name = str(spectrum.get("adduct") or "").strip()
+    return ADDUCT_ALIASES.get(name, name)
+
+
+@cache
+def _known_adducts():
+    """``adduct -> (ion mode sign, mass_multiplier, correction_mass)`` of matchms's table of known adducts."""
+    table = load_known_adducts()
+    signs = table["ionmode"].map(MODE_SIGNS).fillna(0.0).astype(float)
+    return dict(zip(table["adduct"], zip(signs, table["mass_multiplier"].astype(float),
+                                         table["correction_mass"].astype(float))))
+
+
+def neutral_masses(spectra, precursors=None):
+    """Neutral (parent) mass of each spectrum from its precursor m/z and adduct (Da).
+
+    ``(precursor_mz - correction) / multiplier`` with matchms's table of known adducts; an
+    adduct the table does not know counts as a singly protonated (positive) or deprotonated
+    (negative) ion, and a spectrum without an ion mode keeps its precursor m/z. Either way a
+    positive and a negative spectrum of one molecule get about the same mass.
+
+    Parameters
+    ----------
+    spectra : list of matchms.Spectrum
+    precursors : numpy.ndarray, optional
+        Their precursor m/z (:func:`precursor_mz`), when already read.
+
+    Examples
+    --------
+    >>> from matchms import Spectrum
+    >>> def s(mz, adduct, mode):
+    ...     return Spectrum(np.array([50.0]), np.array([1.0]), metadata_harmonization=False,
+    ...                     metadata={"precursor_mz": mz, "adduct": adduct, "ionmode": mode})
+    >>> neutral_masses([s(181.0707, "[M+H]+", "positive"), s(179.0561, "[M-H]-", "negative"),
+    ...                 s(203.0526, "[M+Na]+", "positive"), s(179.0561, "odd", "negative")]).round(3).tolist()
+    [180.063, 180.063, 180.063, 180.063]
+    """
+    precursors = precursor_mz(spectra) if precursors is None else precursors
+    known, signs = _known_adducts(), ion_modes(spectra)
+    out = precursors - signs * PROTON_MASS
+    for row, spectrum in enumerate(spectra):
+        adduct = known.get(adduct_name(spectrum))
+        # An adduct of the other polarity than the spectrum's ion mode is a label error: not trusted.
+        if adduct is not None and adduct[0] == signs[row] != 0 and adduct[1] > 0:
+            out[row] = (precursors[row] - adduct[2]) / adduct[1]
+    return out
+
+
+def neutral_fragments(spectra, bin_width=BIN_WIDTH, mz_range=MZ_RANGE, intensity_power=INTENSITY_POWER):
+    """Binned peaks shifted to neutral fragment masses (a proton off positive peaks, on negative ones).
+
+    Examples
+    --------
+    >>> from matchms import Spectrum
+    >>> pos = Spectrum(np.array([58.0651, 86.0964]), np.array([1.0, 0.5]), metadata={"ionmode": "positive"})
+    >>> neg = Spectrum(np.array([56.0505, 84.0818]), np.array([1.0, 0.5]), metadata={"ionmode": "negative"})
+    >>> m = neutral_fragments([pos, neg])
+    >>> round(float(m[0].multiply(m[1]).sum()), 6)
+    1.0
+    """
+    shifts = ion_modes(spectra) * PROTON_MASS
+    table = ([s.peaks.mz - shift for s, shift in zip(spectra, shifts)], [s.peaks.intensities for s in spectra])
+    return _cosine_rows(binning.stack_rows(*table), len(spectra), bin_width, mz_range, intensity_power)
 
 
 def peak_matrix(spectra, bin_width=BIN_WIDTH, mz_range=MZ_RANGE, intensity_power=INTENSITY_POWER):
@@ -346,8 +452,8 @@ def same_value(codes, idx_a, idx_b):
     return np.where((a < 0) | (b < 0), np.nan, (a == b).astype(float))
 
 
-def pair_features(spectra, idx_a, idx_b, tolerance=TOLERANCE, bin_width=BIN_WIDTH, progress=False):
-    """The features of :data:`FEATURE_NAMES` for each pair of spectra.
+def pair_features(spectra, idx_a, idx_b, tolerance=TOLERANCE, bin_width=BIN_WIDTH, progress=False, cross_mode=False):
+    """The features of :data:`FEATURE_NAMES` (and :data:`CROSS_MODE_FEATURE_NAMES`) for each pair of spectra.
 
     Parameters
     ----------
@@ -361,11 +467,15 @@ def pair_features(spectra, idx_a, idx_b, tolerance=TOLERANCE, bin_width=BIN_WIDT
         Bin width of the binned cosines (Da).
     progress : bool
         Show progress bars for the matchms scores.
+    cross_mode : bool
+        Also the features of :data:`CROSS_MODE_FEATURE_NAMES`, which compare a positive and
+        a negative spectrum as neutral molecules.
 
     Returns
     -------
     pandas.DataFrame
-        One row per pair, columns :data:`FEATURE_NAMES`; the same for ``(a, b)`` and ``(b, a)``.
+        One row per pair, columns :data:`FEATURE_NAMES` (then :data:`CROSS_MODE_FEATURE_NAMES`);
+        the same for ``(a, b)`` and ``(b, a)``.
 
     Raises
     ------
@@ -406,5 +516,12 @@ def pair_features(spectra, idx_a, idx_b, tolerance=TOLERANCE, bin_width=BIN_WIDT
     columns["entropy_min"], columns["entropy_max"] = symmetric(summary.entropy, a, b)
     columns["same_ionmode"] = same_value(summary.ionmode, a, b)
     columns["same_adduct"] = same_value(summary.adduct, a, b)
-    table = pd.DataFrame({name: columns[name] for name in FEATURE_NAMES})
+    names = list(FEATURE_NAMES)
+    if cross_mode:
+        m_min, m_max = symmetric(neutral_masses(spectra, summary.precursor_mz), a, b)
+        columns["neutral_mass_diff"] = m_max - m_min
+        columns["neutral_mass_rel_diff"] = (m_max - m_min) / np.maximum(np.abs(m_max), 1.0)
+        columns["neutral_fragment_cosine"] = row_cosines(neutral_fragments(spectra, bin_width), a, b)
+        names += CROSS_MODE_FEATURE_NAMES
+    table = pd.DataFrame({name: columns[name] for name in names})
     return table.iloc[inverse].reset_index(drop=True)

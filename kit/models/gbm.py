@@ -18,11 +18,11 @@ from typing import Self
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from kit.constraints import Boolean, Integral, Interval, Real
+from kit.constraints import Boolean, Integral, Interval, OrNone, Real
 from kit.errors import UserError
 from kit.models.base import SEED, PairModel, Spectra, check_spectra, training_pairs
 from kit.models.cosine import CosineModel
-from kit.models.features import BIN_WIDTH, FEATURE_NAMES, TOLERANCE, pair_features
+from kit.models.features import BIN_WIDTH, CROSS_MODE_FEATURE_NAMES, FEATURE_NAMES, TOLERANCE, ion_modes, pair_features
 from kit.models.untrusted import MAX_TREE_NODES, MAX_TREES, check_hist_gradient_boosting
 
 #: Narrowest and widest bin (Da) of the binned-spectrum cosines: a bin of 1e-300 Da would
@@ -50,6 +50,11 @@ class GBMModel(PairModel):
     early_stopping : bool, default True
         Stop when the loss on a held-out 10% of the training pairs has not improved
         for 20 iterations.
+    cross_mode : bool or None, default None
+        Also learn from the features that compare a positive and a negative spectrum as
+        neutral molecules (:data:`kit.models.features.CROSS_MODE_FEATURE_NAMES`). ``None``:
+        when the training spectra have both ion modes, so a single-mode competition keeps
+        the features (and predictions) it always had.
     seed : int, default 0
         Seeds the pair sampling and the boosting.
     progress : bool, default True
@@ -81,6 +86,7 @@ class GBMModel(PairModel):
         "min_samples_leaf": Interval(Integral, 1, None),
         "l2_regularization": Interval(Real, 0, None),
         "early_stopping": Boolean(),
+        "cross_mode": OrNone(Boolean()),
         "seed": SEED,
         "progress": Boolean(),
     }
@@ -96,6 +102,7 @@ class GBMModel(PairModel):
         min_samples_leaf=20,
         l2_regularization=0.0,
         early_stopping=True,
+        cross_mode=None,
         seed=0,
         progress=True,
     ):
@@ -108,14 +115,18 @@ class GBMModel(PairModel):
         self.min_samples_leaf = min_samples_leaf
         self.l2_regularization = l2_regularization
         self.early_stopping = early_stopping
+        self.cross_mode = cross_mode
         self.seed = seed
         self.progress = progress
 
-    def features(self, spectra, idx_a, idx_b):
-        """The pair features (a DataFrame, columns :data:`kit.models.features.FEATURE_NAMES`)."""
+    def features(self, spectra, idx_a, idx_b, cross_mode=None):
+        """The pair features (a DataFrame, columns :data:`kit.models.features.FEATURE_NAMES`, then the
+        cross-mode ones where ``cross_mode``; by default as the fitted model uses them)."""
         params = self._validate_params()
+        if cross_mode is None:
+            cross_mode = any(name in CROSS_MODE_FEATURE_NAMES for name in getattr(self, "feature_names_", ()))
         return pair_features(spectra, idx_a, idx_b, tolerance=params["tolerance"], bin_width=params["bin_width"],
-                             progress=params["progress"])
+                             progress=params["progress"], cross_mode=cross_mode)
 
     def _regressor(self, params):
         """The unfitted booster of checked ``params`` (:meth:`_validate_params`)."""
@@ -138,7 +149,10 @@ class GBMModel(PairModel):
         regressor = self._regressor(params)
         check_spectra(spectra, "training spectra")
         idx_a, idx_b, similarity = training_pairs(spectra, params["n_pairs"], np.random.default_rng(params["seed"]))
-        x = self.features(spectra, idx_a, idx_b)
+        cross_mode = params["cross_mode"]
+        if cross_mode is None:
+            cross_mode = bool({1.0, -1.0} <= set(ion_modes(spectra).tolist()))
+        x = self.features(spectra, idx_a, idx_b, cross_mode=cross_mode)
         self.regressor_ = regressor.fit(x, similarity)
         self.feature_names_ = list(x.columns)
         self.n_train_pairs_ = int(len(similarity))
@@ -152,7 +166,7 @@ class GBMModel(PairModel):
         The trees are checked by :func:`kit.models.untrusted.check_hist_gradient_boosting`.
         """
         super().check_loaded_state(where)
-        self.check_feature_names(FEATURE_NAMES, where)
+        self.check_feature_names(FEATURE_NAMES + CROSS_MODE_FEATURE_NAMES, where)
         check_hist_gradient_boosting(self.regressor_, self.feature_names_, where)
 
     def check_feature_names(self, known, where):

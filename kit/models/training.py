@@ -511,7 +511,10 @@ def train_model(
     params = model_params(cls, params or {}) | ({"seed": seed} if "seed" in cls().get_params() else {})
     # set_params, as nested parameters (the blend's siamese__epochs) are no arguments of __init__.
     model = cls().set_params(**params)
-    model.check_params()  # every value, before any spectrum is read
+    try:
+        model.check_params()  # every value, before any spectrum is read
+    except TypeError as exc:  # a value of the wrong kind, e.g. JSON typed for an option whose default is None
+        raise UserError(str(exc)) from None
     comp = competition if hasattr(competition, "train_spectra") else load_competition(competition, data=data)
     # The split, the rung's own split and the blend's two inner rungs all need the same
     # molecules' InChIKeys and fingerprints: one cache computes each once (inside `kit demo`,

@@ -65,6 +65,8 @@ from kit.thirdparty import import_tensorflow  # noqa: E402
 import_tensorflow()  # first, before any module of the package imports Keras, without TensorFlow's start-up notices
 
 from kit.models.siamese.batches import (  # noqa: E402
+    ADDUCT_FEATURES,
+    METADATA_FEATURES,
     PairBatches,
     augment_batch,
     augment_peaks,
@@ -96,6 +98,7 @@ from kit.models.siamese.trainer import LazyAdam, SparsePairTrainer, sparse_produ
 __all__ = [
     "SiameseModel", "build_embedding_network", "build_siamese", "MonteCarloDropout", "PrecursorMatch", "PairHead",
     "precursor_periods", "LazyAdam", "SparsePairTrainer", "sparse_product", "PairBatches", "metadata_features",
+    "METADATA_FEATURES", "ADDUCT_FEATURES",
     "augment_peaks", "augment_batch", "fit_calibration", "held_out_calibration", "apply_calibration",
     "IDENTITY_CALIBRATION", "distribution_strategy", "normalize_rows", "score_pairs", "head_scores",
 ]

@@ -10,20 +10,31 @@ from kit.data import binning
 from kit.data.chemistry import molecules_of
 from kit.data.pairs import PairSampler
 from kit.errors import UserError
+from kit.models.features import adduct_name, neutral_masses
 
 # Metadata inputs (``use_metadata=True``): precursor m/z / 1000 and ion mode (+1, -1, 0).
 METADATA_FEATURES = ("precursor_mz/1000", "ionmode")
+#: Adducts of the adduct inputs, as matchms spells them (:func:`kit.models.features.adduct_name`):
+#: the commonest of MassBank, most spectra of each mode. Another adduct gets all zeros.
+COMMON_ADDUCTS = ("[M+H]+", "[M]+", "[M+Na]+", "[M+NH4]+", "[M-H2O+H]+",
+                  "[M-H]-", "[M+FA-H]-", "[M+CH3COO]-", "[M-2H]-", "[M+Cl]-")
+#: Metadata inputs with the adducts (``use_adducts``): the neutral mass the adduct gives in
+#: place of the precursor m/z (so the head compares molecules, not ions, across modes), the
+#: ion mode, and a one-hot of :data:`COMMON_ADDUCTS`.
+ADDUCT_FEATURES = ("neutral_mass/1000", "ionmode", *(f"adduct={name}" for name in COMMON_ADDUCTS))
 # Largest precursor m/z read (far above any small molecule); a larger one counts as missing,
 # as it would overflow the network's float32 inputs (1e300 gave infinite embeddings).
 MAX_PRECURSOR_MZ = 100_000.0
 # Periods (Da) of the precursor m/z's Fourier features (``precursor_encoding``), spaced
 
 
-def metadata_features(spectra):
+def metadata_features(spectra, adducts=False):
     """Metadata inputs of each spectrum: precursor m/z / 1000 and ion mode (+1, -1, 0).
 
     Missing values give 0, and so do precursor m/z that are not numbers in
-    ``(0, MAX_PRECURSOR_MZ]``.
+    ``(0, MAX_PRECURSOR_MZ]``. With ``adducts``, the columns of :data:`ADDUCT_FEATURES`:
+    the neutral mass from the adduct (:func:`kit.models.features.neutral_masses`) in place of
+    the precursor m/z, then the ion mode and a one-hot of the adduct.
 
     Examples
     --------
@@ -32,15 +43,30 @@ def metadata_features(spectra):
     ...              metadata_harmonization=False)
     >>> metadata_features([s]).tolist()
     [[0.25, -1.0]]
+    >>> s = s.set("adduct", "[M-H]-")
+    >>> [round(float(v), 5) for v in metadata_features([s], adducts=True)[0, [0, 1, 7]]]
+    [0.25101, -1.0, 1.0]
     """
-    out = np.zeros((len(spectra), len(METADATA_FEATURES)), dtype=np.float32)
+    names = ADDUCT_FEATURES if adducts else METADATA_FEATURES
+    out = np.zeros((len(spectra), len(names)), dtype=np.float32)
+    masses = np.zeros(len(spectra))
     for row, spectrum in enumerate(spectra):
         try:
             mz = float(spectrum.get("precursor_mz") or 0.0)
         except (TypeError, ValueError):
             mz = 0.0
-        out[row, 0] = mz / 1000.0 if 0 < mz <= MAX_PRECURSOR_MZ else 0.0
+        masses[row] = mz if 0 < mz <= MAX_PRECURSOR_MZ else 0.0
         out[row, 1] = {"positive": 1.0, "negative": -1.0}.get(str(spectrum.get("ionmode") or "").lower(), 0.0)
+    if adducts:
+        usable = np.flatnonzero(masses > 0)
+        masses[usable] = neutral_masses([spectra[i] for i in usable], masses[usable])
+        # A mass that an odd adduct would make zero or negative counts as missing, as above.
+        masses = np.where(masses > 0, masses, 0.0)
+        column = {name: 2 + k for k, name in enumerate(COMMON_ADDUCTS)}
+        for row, spectrum in enumerate(spectra):
+            if adduct_name(spectrum) in column:
+                out[row, column[adduct_name(spectrum)]] = 1.0
+    out[:, 0] = masses / 1000.0
     return out
 
 

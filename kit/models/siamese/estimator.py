@@ -26,7 +26,9 @@ from kit.data import binning
 from kit.data.pairs import split_molecules
 from kit.errors import UserError
 from kit.models.base import PairModel, Spectra, check_spectra, pair_indices
+from kit.models.features import ion_modes
 from kit.models.siamese.batches import (
+    ADDUCT_FEATURES,
     MAX_PRECURSOR_MZ,
     METADATA_FEATURES,
     PairBatches,
@@ -133,6 +135,13 @@ class SiameseModel(SiamesePersistence, PairModel):
     use_metadata : bool, default True
         Also feed precursor m/z and ion mode to the embedding network (as ms2deepscore
         2.x does); ``False`` reads peaks only, as MS2DeepScore v1.
+    use_adducts : bool or None, default None
+        With ``use_metadata``, also feed each spectrum's adduct (a one-hot of the common
+        ones) and, in place of its precursor m/z, the neutral mass the adduct gives
+        (:data:`~kit.models.siamese.batches.ADDUCT_FEATURES`), so that a positive and a
+        negative spectrum of one molecule have equal masses. ``None``: when the training
+        spectra have both ion modes; a single-mode library keeps the inputs (and
+        predictions) it always had.
     precursor_encoding : int, default 16
         With ``use_metadata``, how many Fourier features of the precursor m/z (a sine and
         a cosine per period, an even number up to 256; 0 for none) tell two spectra's
@@ -219,6 +228,8 @@ class SiameseModel(SiamesePersistence, PairModel):
         (:func:`held_out_calibration`).
     n_replicas_ : int
         Replicas that trained together (1 without a strategy).
+    metadata_features_ : list of str
+        The metadata inputs the network reads (empty without ``use_metadata``).
 
     Examples
     --------
@@ -249,6 +260,7 @@ class SiameseModel(SiamesePersistence, PairModel):
         "augment_noise_max": Interval(Integral, 0, None),
         "augment_noise_intensity": Interval(Real, 0, 1),
         "use_metadata": Boolean(),
+        "use_adducts": OrNone(Boolean()),
         "precursor_encoding": Interval(Integral, 0, MAX_PRECURSOR_FEATURES),
         "same_molecule_share": OrNone(Interval(Real, 0, 1)),
         "head_units": OrNone(Each(Interval(Integral, 1, MAX_HEAD_UNITS), 0, MAX_HEAD_LAYERS)),
@@ -266,8 +278,8 @@ class SiameseModel(SiamesePersistence, PairModel):
                  validation_fraction=0.1,
                  bin_width=binning.BIN_WIDTH, mz_range=binning.MZ_RANGE, intensity_power=binning.INTENSITY_POWER,
                  augment_removal_max=0.3, augment_removal_intensity=0.2, augment_intensity=0.4, augment_noise_max=10,
-                 augment_noise_intensity=0.01, use_metadata=True, precursor_encoding=16, same_molecule_share=None,
-                 head_units=(32, 32), calibrate=True, batchnorm_momentum=0.9, sparse_training=True,
+                 augment_noise_intensity=0.01, use_metadata=True, use_adducts=None, precursor_encoding=16,
+                 same_molecule_share=None, head_units=(32, 32), calibrate=True, batchnorm_momentum=0.9, sparse_training=True,
                  distribute="auto", mixed_precision=False, seed=0, verbose="auto"):
         self.hidden_units = hidden_units
         self.embedding_dim = embedding_dim
@@ -290,6 +302,7 @@ class SiameseModel(SiamesePersistence, PairModel):
         self.augment_noise_max = augment_noise_max
         self.augment_noise_intensity = augment_noise_intensity
         self.use_metadata = use_metadata
+        self.use_adducts = use_adducts
         self.precursor_encoding = precursor_encoding
         self.same_molecule_share = same_molecule_share
         self.head_units = head_units
@@ -388,7 +401,20 @@ class SiameseModel(SiamesePersistence, PairModel):
                         dtype="float32")
 
     def _metadata_names(self):
-        return list(METADATA_FEATURES) if self.use_metadata else []
+        """The metadata inputs: those chosen at fit (or load) time, else those the parameters ask for."""
+        if not self.use_metadata:
+            return []
+        chosen = getattr(self, "metadata_features_", None)
+        if chosen is not None:
+            return list(chosen)
+        return list(ADDUCT_FEATURES if self.use_adducts else METADATA_FEATURES)
+
+    def _choose_metadata(self, spectra):
+        """Set :attr:`metadata_features_` for training on ``spectra`` (``use_adducts=None``: both ion modes?)."""
+        adducts = self.use_adducts
+        if adducts is None:
+            adducts = {1.0, -1.0} <= set(ion_modes(spectra).tolist())
+        self.metadata_features_ = list(ADDUCT_FEATURES if adducts else METADATA_FEATURES) if self.use_metadata else []
 
     # -- features ------------------------------------------------------------------
     def _features(self, spectra):
@@ -398,7 +424,7 @@ class SiameseModel(SiamesePersistence, PairModel):
         binning.check_nonempty(matrix, spectra, settings)
         if not self.use_metadata:
             return matrix, None
-        metadata = metadata_features(spectra)
+        metadata = metadata_features(spectra, adducts=self._metadata_names() == list(ADDUCT_FEATURES))
         missing = int((metadata[:, 0] == 0).sum())
         if missing:
             warnings.warn(
@@ -426,6 +452,7 @@ class SiameseModel(SiamesePersistence, PairModel):
         """
         self._check_params()
         check_spectra(spectra, "training spectra")
+        self._choose_metadata(spectra)
         started = time.perf_counter()
         # First, before other TensorFlow work: a multi-worker strategy needs it so.
         strategy, distributed, chief = distribution_strategy(self.distribute)

@@ -8,7 +8,7 @@ import numpy as np
 
 from kit.data import binning
 from kit.errors import UserError, first_line
-from kit.models.siamese.batches import METADATA_FEATURES
+from kit.models.siamese.batches import ADDUCT_FEATURES, METADATA_FEATURES
 from kit.models.siamese.calibration import MAX_CALIBRATION_POINTS, _is_number
 from kit.models.siamese.network import build_siamese
 from kit.models.untrusted import (
@@ -104,11 +104,13 @@ class SiamesePersistence:
         params.setdefault("calibrate", False)
         model = cls(**params)
         metadata = manifest.get("metadata_features") or []
-        expected = list(METADATA_FEATURES)
-        if metadata not in ([], expected):
-            raise UserError(f"{where}: manifest metadata_features must be [] or {expected}, "
+        expected = [list(METADATA_FEATURES), list(ADDUCT_FEATURES)]
+        if metadata not in ([], *expected):
+            raise UserError(f"{where}: manifest metadata_features must be [], {expected[0]} or {expected[1]}, "
                             f"found {printable(repr(metadata), 80)}")
         model.use_metadata = bool(metadata)
+        # Models saved before adduct inputs existed read the plain metadata.
+        model.metadata_features_ = list(metadata)
         history = manifest.get("history") or {}
         if not all(isinstance(v, list) and all(x is None or _is_number(x) for x in v) for v in history.values()):
             raise UserError(f"{where}: manifest history must map each metric to a list of numbers")
