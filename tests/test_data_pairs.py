@@ -1,14 +1,22 @@
 import numpy as np
 import pytest
-from conftest import SMILES, TWINS
 
-from kit.data.tanimoto_bins import N_BINS, bin_index
+from conftest import SMILES, TWINS
 from kit.data.chemistry import fingerprints, tanimoto_matrix
-from kit.errors import UserError
 from kit.data.pairs import (
-    PairSampler, balanced_test_pairs, identity_groups, molecule_pairs_by_bin, public_molecules, sample_spectrum_pairs,
-    private_rows_known_from_public, share_rows, split_molecules, split_test_pairs,
+    PairSampler,
+    balanced_test_pairs,
+    identity_groups,
+    molecule_pairs_by_bin,
+    private_rows_known_from_public,
+    public_molecules,
+    sample_spectrum_pairs,
+    share_rows,
+    split_molecules,
+    split_test_pairs,
 )
+from kit.data.tanimoto_bins import N_BINS, bin_index
+from kit.errors import UserError
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
 """Pair features of the gradient-boosting rung (kit.models.features)."""
 import numpy as np
 import pytest
-from conftest import make_spectrum, structure_spectra
 
 import kit.models
+from conftest import make_spectrum, structure_spectra
 from kit.errors import UserError
 from kit.models.features import (
     CROSS_MODE_FEATURE_NAMES,

@@ -35,12 +35,12 @@ def make_spectra(smiles=SMILES, per_molecule=3, seed=0, prefix="T"):
 
     rng = np.random.default_rng(seed)
     spectra = []
-    for m, smi in enumerate(smiles):
+    for smi in smiles:
         mol = Chem.MolFromSmiles(smi)
         precursor = ExactMolWt(mol) + 1.00728
         fragments = np.sort(rng.uniform(15, precursor, 12))
         weights = rng.uniform(0.05, 1.0, 12)
-        for k in range(per_molecule):
+        for _ in range(per_molecule):
             keep = rng.random(12) < 0.8
             mz = np.append(fragments[keep] + rng.normal(0, 0.002, keep.sum()), precursor)
             intensity = np.append(weights[keep] * rng.uniform(0.7, 1.3, keep.sum()), 1.0)
@@ -310,8 +310,9 @@ def test_calibration_is_the_isotonic_fit_kept_only_where_held_out_molecules_gain
     for w_raw, w_cal in zip(raw.embedding_network_.get_weights(), calibrated.embedding_network_.get_weights()):
         np.testing.assert_array_equal(w_raw, w_cal)
     # The validation pairs the fit drew, and the held-out check on them.
-    from kit.data.pairs import PairSampler
     from sklearn.isotonic import IsotonicRegression
+
+    from kit.data.pairs import PairSampler
 
     _, val_seed, _, calibration_seed = np.random.SeedSequence(TINY["seed"]).spawn(4)
     kept, sampler = siamese.batches._sampler_of(validation, "validation spectra")
@@ -797,11 +798,10 @@ def test_dense_dataset_holds_the_dense_batches(spectra, with_metadata):
 @pytest.fixture(scope="module")
 def sparse_setup(spectra):
     """A tiny network, its sparse trainer and dense siamese, and one sparse batch of real spectra."""
+    import keras
     import tensorflow as tf
 
     from kit.data.pairs import PairSampler
-
-    import keras
 
     # The weights (and so the size of rounding differences) must not depend on which tests ran first.
     keras.utils.set_random_seed(0)

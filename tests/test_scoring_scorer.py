@@ -15,7 +15,7 @@ from sklearn.metrics import root_mean_squared_error
 import kit
 from builders import make_competition, perfect_submission, read_solution, write_submission_file
 from conftest import kit_cli, kit_cli_subprocess
-from kit.board.leaderboard import read_log
+from kit.board.logfile import read_log
 from kit.cli import main
 from kit.data.tanimoto_bins import BIN_LABELS
 from kit.errors import SubmissionError

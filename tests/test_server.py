@@ -633,7 +633,7 @@ def test_a_restart_loses_nothing(comp, tmp_path, good, clock):
 
 
 def test_exports_the_log_and_pages_for_kit_leaderboard(server, good, tmp_path, comp, capsys, clock):
-    from kit.board.leaderboard import read_log
+    from kit.board.logfile import read_log
     from kit.cli import main
 
     post(server, server.tokens["Ada"], good, description="=HYPERLINK(\"http://x\")")

@@ -80,7 +80,7 @@ class _Snapshot:
 def submissions_frame(db, revealed=False):
     """The store's scored submissions as participants may see them, as a leaderboard log frame.
 
-    The frame has the columns of :func:`kit.board.leaderboard.read_log`, in order of arrival,
+    The frame has the columns of :func:`kit.board.logfile.read_log`, in order of arrival,
     plus ``id`` (the submission's) and ``final`` (chosen as a final submission); scores
     are rounded, Private ones left out unless ``revealed``. A team member's rows are
     under the team's name: a team has one row on the leaderboard.

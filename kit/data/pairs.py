@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kit.data.tanimoto_bins import N_BINS
 from kit.data.chemistry import bins_from_counts, molecules_of, tanimoto_counts, tanimoto_from_counts, tanimoto_rows
+from kit.data.tanimoto_bins import N_BINS
 from kit.errors import UserError
 
 # Rows of molecules compared at once when enumerating molecule pairs.

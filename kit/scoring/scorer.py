@@ -250,7 +250,7 @@ def score_submission(
 ) -> ScoreResult:
     """Score a submission file exactly as the leaderboard does.
 
-    Scoring writes nothing: :func:`kit.board.leaderboard.record_result` stores a result in
+    Scoring writes nothing: :func:`kit.board.recording.record_result` stores a result in
     the competition's store and rewrites the leaderboard log (``kit score`` and the
     classroom inbox do).
 
@@ -279,7 +279,7 @@ def score_submission(
     >>> result = score_submission("submissions/practice/x.csv", "practice")  # doctest: +SKIP
     >>> round(result.public, 5)                                               # doctest: +SKIP
     0.21345
-    >>> from kit.board.leaderboard import record_result                             # doctest: +SKIP
+    >>> from kit.board.recording import record_result                          # doctest: +SKIP
     >>> record_result(result, participant="ann")                              # doctest: +SKIP
     """
     return Scorer(competition, data=data).score(path)

@@ -38,7 +38,7 @@ from starlette.requests import ClientDisconnect
 
 from kit._version import __version__
 from kit.board.inbox import daily_limit
-from kit.board.leaderboard import open_store
+from kit.board.recording import open_store
 from kit.board.standings import Exporter, export
 from kit.board.store import SUBMISSIONS_FOLDER, hash_token
 from kit.board.tokens import ensure_teacher_token
