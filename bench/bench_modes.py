@@ -79,8 +79,9 @@ def main():
             seconds, predicted = fit_predict("siamese", positive, test, kept, args.seed, args.epochs)
             results[rung] = (seconds, {POSITIVE: rmse(kept.similarity.to_numpy(), predicted)})
             continue
+        # As `kit train` sets them on a competition of cross-mode pairs (cross_mode_switches);
         # siamese-plain: both modes without the adduct inputs (precursor m/z and ion mode only).
-        options = {"use_adducts": False} if rung == "siamese-plain" else {}
+        options = {"gbm": {"cross_mode": True}, "siamese": {"use_adducts": True}}.get(rung, {"use_adducts": False})
         seconds, predicted = fit_predict(rung.removesuffix("-plain"), train, test, rows, args.seed, args.epochs,
                                          **options)
         truth = rows.similarity.to_numpy()

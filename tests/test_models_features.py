@@ -205,7 +205,7 @@ def test_ion_modes_and_neutral_fragments_of_unknown_modes():
     assert fragments.shape[0] == 4 and np.allclose(np.asarray(fragments.multiply(fragments).sum(axis=1)).ravel(), 1)
 
 
-def test_gbm_turns_cross_mode_features_on_for_both_modes_only(tmp_path):
+def test_gbm_reads_cross_mode_features_only_when_asked(tmp_path):
     small = {"n_pairs": 400, "max_iter": 20, "progress": False, "seed": 0}
     positive = structure_spectra(per_molecule=2)
     single = kit.models.get("gbm")(**small).fit(positive)
@@ -215,7 +215,8 @@ def test_gbm_turns_cross_mode_features_on_for_both_modes_only(tmp_path):
     pairs = np.array([[ids[0], ids[3]], [ids[1], ids[5]], [ids[2], ids[2]]])
     np.testing.assert_array_equal(single.predict(positive, pairs), forced_off.predict(positive, pairs))
     library = both_modes()
-    both = kit.models.get("gbm")(**small).fit(library)
+    assert kit.models.get("gbm")(**small).fit(library).feature_names_ == FEATURE_NAMES  # None is off
+    both = kit.models.get("gbm")(**small, cross_mode=True).fit(library)
     assert both.feature_names_ == FEATURE_NAMES + CROSS_MODE_FEATURE_NAMES
     cross = np.array([[s.get("spectrum_id"), f"N{k}"] for k, s in enumerate(positive)])
     predicted = both.predict(library, cross)

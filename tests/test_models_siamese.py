@@ -958,7 +958,7 @@ def both_modes():
 
 @pytest.fixture(scope="module")
 def both_model(both_modes):
-    return SiameseModel(**TINY).fit(both_modes)
+    return SiameseModel(**TINY, use_adducts=True).fit(both_modes)
 
 
 def _cross_pairs(spectra):
@@ -967,7 +967,7 @@ def _cross_pairs(spectra):
     return pd.DataFrame({"spectrum_id_a": positive, "spectrum_id_b": ["N" + i for i in positive]})
 
 
-def test_a_both_modes_library_turns_the_adduct_inputs_on_and_predicts_cross_pairs(both_model, both_modes, tmp_path):
+def test_a_both_modes_library_with_the_adduct_inputs_predicts_cross_pairs(both_model, both_modes, tmp_path):
     assert both_model.metadata_features_ == list(siamese.ADDUCT_FEATURES)
     pairs = _cross_pairs(both_modes)
     predicted = both_model.predict(both_modes, pairs)
@@ -995,6 +995,9 @@ def test_adduct_inputs_can_be_forced_on_one_mode_and_off_on_both(spectra, both_m
         siamese.ADDUCT_FEATURES)
     off = SiameseModel(**{**TINY, "epochs": 1}, use_adducts=False).fit(both_modes)
     assert off.metadata_features_ == list(siamese.METADATA_FEATURES)
+    # None is off: a library of both modes (the practice one) keeps its inputs unless kit train is told otherwise.
+    default = SiameseModel(**{**TINY, "epochs": 1}).fit(both_modes)
+    assert default.metadata_features_ == list(siamese.METADATA_FEATURES)
     assert SiameseModel(**{**TINY, "epochs": 1, "use_metadata": False}).fit(both_modes).metadata_features_ == []
 
 

@@ -1,4 +1,5 @@
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from kit.models.training import (
     HeldOut,
     bootstrap_molecules,
     competition_bin_shares,
+    cross_mode_switches,
     describe_score,
     model_params,
     parameter_docs,
@@ -506,3 +508,20 @@ def test_a_split_made_once_scores_as_the_split_made_by_train_model(tiny, monkeyp
     alone, _ = train_model("mean", comp, seed=1, **quiet)
     shared, _ = train_model("mean", comp, seed=1, held_out=HeldOut.of(comp.train_spectra, seed=1), **quiet)
     assert shared.validation_score_ == alone.validation_score_
+
+
+@pytest.mark.parametrize("pair_types, expected", [
+    (["positive-positive", "negative-negative", "cross"], {"cross_mode": True}),
+    (["cross"], {"cross_mode": True}),
+    (["positive-positive"], {}),
+    (None, {}),
+])
+def test_only_a_competition_of_cross_mode_pairs_switches_the_rungs_to_cross_mode(pair_types, expected):
+    from kit.models.siamese import SiameseModel
+
+    options = {} if pair_types is None else {"pair_types": pair_types}
+    comp = SimpleNamespace(metadata={"options": options})
+    assert cross_mode_switches(GBMModel(), comp) == expected
+    assert cross_mode_switches(SiameseModel(), comp) == ({"use_adducts": True} if expected else {})
+    # What the learner set stays as set.
+    assert cross_mode_switches(GBMModel(cross_mode=False), comp) == {}

@@ -44,8 +44,8 @@ FEATURE_NAMES = [
     "n_peaks_min", "n_peaks_max", "entropy_min", "entropy_max",
     "same_ionmode", "same_adduct",
 ]
-#: Features that do not assume one polarity, added to :data:`FEATURE_NAMES` when the training
-#: spectra have both ion modes (``pair_features(..., cross_mode=True)``): the neutral masses
+#: Features that do not assume one polarity, added to :data:`FEATURE_NAMES` for a competition
+#: of cross-mode pairs (``pair_features(..., cross_mode=True)``): the neutral masses
 #: that each spectrum's adduct gives, and a binned cosine of the peaks as neutral fragments
 #: (a positive fragment carries a proton, a negative one has lost one: 2 Da apart).
 CROSS_MODE_FEATURE_NAMES = ["neutral_mass_diff", "neutral_mass_rel_diff", "neutral_fragment_cosine"]

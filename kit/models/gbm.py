@@ -22,7 +22,7 @@ from kit.constraints import Boolean, Integral, Interval, OrNone, Real
 from kit.errors import UserError
 from kit.models.base import SEED, PairModel, Spectra, check_spectra, training_pairs
 from kit.models.cosine import CosineModel
-from kit.models.features import BIN_WIDTH, CROSS_MODE_FEATURE_NAMES, FEATURE_NAMES, TOLERANCE, ion_modes, pair_features
+from kit.models.features import BIN_WIDTH, CROSS_MODE_FEATURE_NAMES, FEATURE_NAMES, TOLERANCE, pair_features
 from kit.models.untrusted import MAX_TREE_NODES, MAX_TREES, check_hist_gradient_boosting
 
 #: Narrowest and widest bin (Da) of the binned-spectrum cosines: a bin of 1e-300 Da would
@@ -53,8 +53,9 @@ class GBMModel(PairModel):
     cross_mode : bool or None, default None
         Also learn from the features that compare a positive and a negative spectrum as
         neutral molecules (:data:`kit.models.features.CROSS_MODE_FEATURE_NAMES`). ``None``:
-        when the training spectra have both ion modes, so a single-mode competition keeps
-        the features (and predictions) it always had.
+        off, except that ``kit train`` turns it on for a competition of cross-mode pairs
+        (``--pair-types`` with ``cross``), so every other competition keeps the features
+        (and predictions) it always had.
     seed : int, default 0
         Seeds the pair sampling and the boosting.
     progress : bool, default True
@@ -149,9 +150,7 @@ class GBMModel(PairModel):
         regressor = self._regressor(params)
         check_spectra(spectra, "training spectra")
         idx_a, idx_b, similarity = training_pairs(spectra, params["n_pairs"], np.random.default_rng(params["seed"]))
-        cross_mode = params["cross_mode"]
-        if cross_mode is None:
-            cross_mode = bool({1.0, -1.0} <= set(ion_modes(spectra).tolist()))
+        cross_mode = bool(params["cross_mode"])  # None: off, unless the competition's pairs cross modes (kit train)
         x = self.features(spectra, idx_a, idx_b, cross_mode=cross_mode)
         self.regressor_ = regressor.fit(x, similarity)
         self.feature_names_ = list(x.columns)

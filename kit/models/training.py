@@ -469,6 +469,36 @@ class HeldOut:
         return cls(train, validation, *validation_set(validation, pairs_per_bin, seed))
 
 
+#: The parameters that make a rung read ion mode and adduct (the gbm's features, the siamese's
+#: inputs, the blend's siamese): off by default, on for a competition of cross-mode pairs.
+CROSS_MODE_SWITCHES = ("cross_mode", "use_adducts", "siamese__use_adducts")
+
+
+def cross_mode_switches(model, competition):
+    """The switches to turn on for ``model`` on ``competition``: those left at ``None`` when its pairs cross ion modes.
+
+    A competition prepared with ``--pair-types`` holding ``cross`` (competition.json's
+    ``options.pair_types``) asks the rungs to compare spectra across modes; any other
+    competition, the practice one included even where its library has both modes, keeps the
+    features and inputs the rungs always had.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> from kit.models.gbm import GBMModel
+    >>> cross = SimpleNamespace(metadata={"options": {"pair_types": ["positive-positive", "cross"]}})
+    >>> cross_mode_switches(GBMModel(), cross), cross_mode_switches(GBMModel(cross_mode=False), cross)
+    ({'cross_mode': True}, {})
+    >>> cross_mode_switches(GBMModel(), SimpleNamespace(metadata={"options": {}}))
+    {}
+    """
+    types = (getattr(competition, "metadata", None) or {}).get("options", {}).get("pair_types") or ()
+    if "cross" not in types:
+        return {}
+    params = model.get_params(deep=True)
+    return {name: True for name in CROSS_MODE_SWITCHES if name in params and params[name] is None}
+
+
 def train_model(
     name,
     competition=None,
@@ -516,6 +546,7 @@ def train_model(
     except TypeError as exc:  # a value of the wrong kind, e.g. JSON typed for an option whose default is None
         raise UserError(str(exc)) from None
     comp = competition if hasattr(competition, "train_spectra") else load_competition(competition, data=data)
+    model.set_params(**cross_mode_switches(model, comp))
     # The split, the rung's own split and the blend's two inner rungs all need the same
     # molecules' InChIKeys and fingerprints: one cache computes each once (inside `kit demo`,
     # the demo's cache, for every rung).

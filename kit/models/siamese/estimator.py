@@ -26,7 +26,6 @@ from kit.data import binning
 from kit.data.pairs import split_molecules
 from kit.errors import UserError
 from kit.models.base import PairModel, Spectra, check_spectra, pair_indices
-from kit.models.features import ion_modes
 from kit.models.siamese.batches import (
     ADDUCT_FEATURES,
     MAX_PRECURSOR_MZ,
@@ -139,9 +138,10 @@ class SiameseModel(SiamesePersistence, PairModel):
         With ``use_metadata``, also feed each spectrum's adduct (a one-hot of the common
         ones) and, in place of its precursor m/z, the neutral mass the adduct gives
         (:data:`~kit.models.siamese.batches.ADDUCT_FEATURES`), so that a positive and a
-        negative spectrum of one molecule have equal masses. ``None``: when the training
-        spectra have both ion modes; a single-mode library keeps the inputs (and
-        predictions) it always had.
+        negative spectrum of one molecule have equal masses. ``None``: off, except that
+        ``kit train`` turns it on for a competition of cross-mode pairs (``--pair-types``
+        with ``cross``), so every other competition keeps the inputs (and predictions) it
+        always had.
     precursor_encoding : int, default 16
         With ``use_metadata``, how many Fourier features of the precursor m/z (a sine and
         a cosine per period, an even number up to 256; 0 for none) tell two spectra's
@@ -411,9 +411,7 @@ class SiameseModel(SiamesePersistence, PairModel):
 
     def _choose_metadata(self, spectra):
         """Set :attr:`metadata_features_` for training on ``spectra`` (``use_adducts=None``: both ion modes?)."""
-        adducts = self.use_adducts
-        if adducts is None:
-            adducts = {1.0, -1.0} <= set(ion_modes(spectra).tolist())
+        adducts = bool(self.use_adducts)  # None: off, unless the competition's pairs cross modes (kit train)
         self.metadata_features_ = list(ADDUCT_FEATURES if adducts else METADATA_FEATURES) if self.use_metadata else []
 
     # -- features ------------------------------------------------------------------
